@@ -1,0 +1,94 @@
+# tandem - GNU make build. `make` builds build/tandem, `make test` runs every
+# test, `make run` starts the local deployment, `make bench` the benchmarks.
+# SAN=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer.
+
+PKGS      := libevent libevent_openssl libevent_pthreads openssl sqlite3 jansson libargon2 inih
+DEPS_OK   := $(shell scripts/deps.sh deps/debian.txt >&2 && echo ok)
+ifneq ($(DEPS_OK),ok)
+$(error missing Debian packages, see above)
+endif
+
+CC        ?= cc
+PYTHON    := /usr/bin/python3
+VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
+
+CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+               -Wno-unused-parameter -g -Isrc $(shell pkg-config --cflags $(PKGS)) \
+               -DTANDEM_VERSION='"$(VERSION)"'
+LDLIBS    := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+
+ifeq ($(SAN),1)
+BUILD     := build-san
+CFLAGS    := $(CFLAGS_BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS   := -fsanitize=address,undefined
+else
+BUILD     := build
+CFLAGS    := $(CFLAGS_BASE) -O2
+LDFLAGS   :=
+endif
+
+LIB_SRC   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ  := $(BUILD)/obj/src/cli/main.o
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
+
+.PHONY: all test unit functional run bench fuzz fuzz-run clean san-test
+all: $(BUILD)/tandem
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libtandem.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/tandem: $(MAIN_OBJ) $(BUILD)/libtandem.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtandem.a tests/unit/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libtandem.a $(LDLIBS)
+
+unit: $(UNIT_BIN)
+	@pass=0; fail=0; for t in $(UNIT_BIN); do \
+		if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "unit binary failed: $$t"; fi; \
+	done; echo "unit binaries: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+
+functional: $(BUILD)/tandem
+	TANDEM_BIN=$(CURDIR)/$(BUILD)/tandem $(PYTHON) -m pytest -q tests/functional $(PYTEST_ARGS)
+
+# Every test: C unit tests, then the functional suite against the real binary.
+test: unit functional
+
+run: $(BUILD)/tandem
+	$(BUILD)/tandem up --data $(or $(DATA),run)
+
+# Fuzz targets (clang + libFuzzer). fuzz-run runs each for FUZZ_SECONDS.
+FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c $< -o $@
+build-fuzz/libtandem.a: $(FUZZ_LIB_OBJ)
+	ar rcs $@ $^
+build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/libtandem.a
+	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< build-fuzz/libtandem.a $(LDLIBS)
+fuzz: $(FUZZ_BIN)
+FUZZ_SECONDS ?= 30
+fuzz-run: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do name=$$(basename $$f); mkdir -p build-fuzz/corpus/$$name; \
+		echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build-fuzz/corpus/$$name fuzz/corpus/$$name 2>&1 | tail -n 2 || exit 1; \
+	done
+
+bench: $(BUILD)/tandem
+	@scripts/deps.sh deps/bench.txt
+	$(PYTHON) bench/run.py --tandem $(BUILD)/tandem $(BENCH_ARGS)
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -1,0 +1,13 @@
+/* cli.h - the subcommands of the tandem binary (one file each). */
+#ifndef TANDEM_CLI_H
+#define TANDEM_CLI_H
+
+int cmd_up(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+
+/* Print "tandem: <message>" on stderr; returns 1 (the exit code). */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Does argv[i] ask for help? */
+int cli_is_help(const char *arg);
+
+#endif

@@ -1,0 +1,229 @@
+/*
+ * main.c - the tandem binary: one program, many subcommands.
+ *
+ *   tandem up        start the whole local deployment (children on loopback)
+ *   tandem init      create config, secrets and certificates, start nothing
+ *   tandem region    run one region node
+ *   tandem certs     create the development CA and certificates
+ *   tandem config check FILE
+ *   tandem version | help
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/certs.h"
+#include "core/config.h"
+#include "region/region.h"
+
+#ifndef TANDEM_VERSION
+#define TANDEM_VERSION "0.1.0"
+#endif
+
+int cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("tandem: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int cli_is_help(const char *arg)
+{
+	return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+static const char usage_main[] =
+	"usage: tandem <command> [options]\n"
+	"\n"
+	"commands:\n"
+	"  up [--data DIR] [--port-base N] [--config FILE] [--print-config]\n"
+	"                      start the local deployment (creates what it needs)\n"
+	"  init [--data DIR] [--port-base N]\n"
+	"                      create config, secrets and certificates only\n"
+	"  region --config FILE --region NAME\n"
+	"                      run one region node\n"
+	"  certs --config FILE create the development CA and certificates\n"
+	"  config check FILE   validate a config file\n"
+	"  version             print the version\n"
+	"  help [COMMAND]      this text, or a command's\n"
+	"\n"
+	"Every command takes --help.\n";
+
+static const char usage_region[] =
+	"usage: tandem region --config FILE --region NAME\n"
+	"\n"
+	"Run the region node NAME of the deployment described by FILE: the HTTPS\n"
+	"mobile API on its api_listen address, with its database in its data_dir.\n"
+	"SIGTERM or SIGINT stop it gracefully (requests in flight are finished).\n";
+
+static const char usage_certs[] =
+	"usage: tandem certs --config FILE\n"
+	"\n"
+	"Create, in the config's certs_dir, a development CA (ca.pem, ca.key) and a\n"
+	"certificate per region (NAME.pem, NAME.key), with the OpenSSL API. Files that\n"
+	"exist and are valid are kept. Keys are mode 0600. Real deployments point\n"
+	"the config at their own PEM files instead.\n";
+
+static const char usage_config[] =
+	"usage: tandem config check FILE\n"
+	"\n"
+	"Validate FILE. Problems are printed as FILE:LINE: message; the exit code\n"
+	"is 0 when the file is valid, 1 otherwise.\n";
+
+static int load_config(const char *path, config *cfg)
+{
+	char err[4096];
+	if (config_load(path, cfg, err, sizeof err) != 0) {
+		fputs(err, stderr);
+		if (err[0] && err[strlen(err) - 1] != '\n')
+			fputc('\n', stderr);
+		return -1;
+	}
+	return 0;
+}
+
+/* Find "--name VALUE" in argv; NULL if absent. *bad set when the value is missing. */
+static const char *option(int argc, char **argv, const char *name, int *bad)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], name) == 0) {
+			if (i + 1 >= argc) {
+				*bad = 1;
+				return NULL;
+			}
+			return argv[i + 1];
+		}
+	}
+	return NULL;
+}
+
+static int check_options(int argc, char **argv, const char *const *known, const char *usage)
+{
+	for (int i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		int ok = 0;
+		for (int k = 0; known[k]; k++)
+			if (strcmp(argv[i], known[k]) == 0)
+				ok = 1;
+		if (!ok)
+			return cli_fail("unknown option '%s' (see %s --help)", argv[i], argv[0]);
+		i++; /* skip the value */
+	}
+	return -1; /* go on */
+}
+
+static int cmd_region(int argc, char **argv)
+{
+	static const char *const known[] = {"--config", "--region", NULL};
+	int rc = check_options(argc, argv, known, usage_region);
+	if (rc >= 0)
+		return rc;
+	int bad = 0;
+	const char *path = option(argc, argv, "--config", &bad);
+	const char *name = option(argc, argv, "--region", &bad);
+	if (!path || !name || bad)
+		return cli_fail("region needs --config FILE and --region NAME");
+	static config cfg;
+	if (load_config(path, &cfg) != 0)
+		return 1;
+	if (!config_region_find(&cfg, name))
+		return cli_fail("%s: no [region %s] section", path, name);
+	int ready_fd = -1;
+	const char *fd_env = getenv("TANDEM_READY_FD");
+	if (fd_env)
+		ready_fd = atoi(fd_env);
+	return region_main(&cfg, name, ready_fd);
+}
+
+static int cmd_certs(int argc, char **argv)
+{
+	static const char *const known[] = {"--config", NULL};
+	int rc = check_options(argc, argv, known, usage_certs);
+	if (rc >= 0)
+		return rc;
+	int bad = 0;
+	const char *path = option(argc, argv, "--config", &bad);
+	if (!path || bad)
+		return cli_fail("certs needs --config FILE");
+	static config cfg;
+	if (load_config(path, &cfg) != 0)
+		return 1;
+	const char *names[CONFIG_MAX_REGIONS];
+	for (int i = 0; i < cfg.region_count; i++)
+		names[i] = cfg.regions[i].name;
+	char err[1024];
+	if (certs_ensure(cfg.certs_dir, names, (size_t)cfg.region_count, err, sizeof err) != 0)
+		return cli_fail("%s", err);
+	printf("certificates ready in %s\n", cfg.certs_dir);
+	return 0;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+	if (argc >= 2 && cli_is_help(argv[1])) {
+		fputs(usage_config, stdout);
+		return 0;
+	}
+	if (argc < 2 || strcmp(argv[1], "check") != 0)
+		return cli_fail("usage: tandem config check FILE");
+	if (argc >= 3 && cli_is_help(argv[2])) {
+		fputs(usage_config, stdout);
+		return 0;
+	}
+	if (argc != 3)
+		return cli_fail("usage: tandem config check FILE");
+	static config cfg;
+	if (load_config(argv[2], &cfg) != 0)
+		return 1;
+	printf("%s: ok (%d region%s)\n", argv[2], cfg.region_count, cfg.region_count == 1 ? "" : "s");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_main, stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	static char *help_argv[3]; /* `tandem help X` runs `X --help` */
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("tandem %s\n", TANDEM_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "help") == 0 || cli_is_help(cmd)) {
+		if (argc >= 3) {
+			help_argv[0] = argv[2];
+			help_argv[1] = "--help";
+			argv = help_argv;
+			argc = 2;
+			cmd = argv[0];
+		} else {
+			fputs(usage_main, stdout);
+			return 0;
+		}
+	} else {
+		argv++;
+		argc--;
+	}
+	if (strcmp(cmd, "up") == 0)
+		return cmd_up(argc, argv);
+	if (strcmp(cmd, "init") == 0)
+		return cmd_init(argc, argv);
+	if (strcmp(cmd, "region") == 0)
+		return cmd_region(argc, argv);
+	if (strcmp(cmd, "certs") == 0)
+		return cmd_certs(argc, argv);
+	if (strcmp(cmd, "config") == 0)
+		return cmd_config(argc, argv);
+	return cli_fail("unknown command '%s' (see tandem help)", cmd);
+}

@@ -1,0 +1,358 @@
+/*
+ * config.c - load and validate the deployment's INI file; see config.h.
+ *
+ * libinih calls us once per name=value; to give line numbers for our own
+ * semantic errors we feed it through ini_parse_stream() with a reader that
+ * counts lines, so `line` is always the line being handled.
+ */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/util.h"
+
+typedef struct config_reader {
+	FILE *file;
+	int line;
+	config *c;
+	buf *errors;
+	int error_count;
+	char dir[CONFIG_PATH_MAX]; /* directory of the config file */
+	const char *path;
+	config_region *region;     /* current [region X] section */
+	char section[64];
+	/* where each required key was seen, to report missing ones */
+} config_reader;
+
+static void config_error(config_reader *r, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void config_error(config_reader *r, int line, const char *fmt, ...)
+{
+	va_list ap;
+	r->error_count++;
+	if (r->error_count > 20)
+		return;
+	buf_printf(r->errors, "%s:%d: ", r->path, line);
+	va_start(ap, fmt);
+	buf_vprintf(r->errors, fmt, ap);
+	va_end(ap);
+	buf_addc(r->errors, '\n');
+}
+
+static char *config_read_line(char *str, int num, void *stream)
+{
+	config_reader *r = stream;
+	char *s = fgets(str, num, r->file);
+	if (s)
+		r->line++;
+	return s;
+}
+
+void config_defaults(config *c)
+{
+	memset(c, 0, sizeof *c);
+	snprintf(c->name, sizeof c->name, "local");
+	snprintf(c->log_level, sizeof c->log_level, "info");
+	c->limits = (config_limits){
+		.max_header_bytes = 16384,
+		.max_headers = 100,
+		.max_body_bytes = 1048576,
+		.header_timeout_ms = 10000,
+		.idle_timeout_ms = 60000,
+		.max_connections = 10000,
+		.shutdown_timeout_ms = 10000,
+		.write_batch_max = 512,
+		.write_queue_max = 10000,
+	};
+	c->auth = (config_auth){
+		.access_token_ttl_s = 900,
+		.refresh_token_ttl_s = 30 * 86400,
+		.argon2_t_cost = 2,
+		.argon2_m_cost_kib = 19456,
+		.argon2_parallelism = 1,
+		.login_max_failures_account = 5,
+		.login_max_failures_address = 20,
+		.login_window_s = 900,
+		.idempotency_ttl_s = 86400,
+		.hash_threads = 2,
+	};
+}
+
+/* Resolve value against the config's directory into out. */
+static int config_path(config_reader *r, const char *value, char *out)
+{
+	int n;
+	if (value[0] == '/' || r->dir[0] == '\0')
+		n = snprintf(out, CONFIG_PATH_MAX, "%s", value);
+	else
+		n = snprintf(out, CONFIG_PATH_MAX, "%s/%s", r->dir, value);
+	if (n >= CONFIG_PATH_MAX) {
+		config_error(r, r->line, "path too long (at most %d bytes)", CONFIG_PATH_MAX - 1);
+		return ERR_CONFIG;
+	}
+	return 0;
+}
+
+static int config_int(config_reader *r, const char *name, const char *value, long long min,
+		      long long max, long long *out)
+{
+	if (util_parse_int(value, min, max, out) != 0) {
+		config_error(r, r->line, "%s must be an integer from %lld to %lld, not '%s'", name,
+			     min, max, value);
+		return ERR_CONFIG;
+	}
+	return 0;
+}
+
+static int config_string(config_reader *r, const char *name, const char *value, char *out,
+			 size_t cap)
+{
+	if (strlen(value) >= cap) {
+		config_error(r, r->line, "%s is too long (at most %zu bytes)", name, cap - 1);
+		return ERR_CONFIG;
+	}
+	snprintf(out, cap, "%s", value);
+	return 0;
+}
+
+#define INT_KEY(key, field, min, max)                                               \
+	if (strcmp(name, key) == 0) {                                               \
+		long long v;                                                        \
+		if (config_int(r, key, value, min, max, &v) == 0)                   \
+			field = v;                                                  \
+		return 1;                                                           \
+	}
+
+static int config_handle_limits(config_reader *r, const char *name, const char *value)
+{
+	config_limits *l = &r->c->limits;
+	INT_KEY("max_header_bytes", l->max_header_bytes, 1024, 1048576);
+	INT_KEY("max_headers", l->max_headers, 8, 10000);
+	INT_KEY("max_body_bytes", l->max_body_bytes, 1024, 1073741824);
+	INT_KEY("header_timeout_ms", l->header_timeout_ms, 100, 3600000);
+	INT_KEY("idle_timeout_ms", l->idle_timeout_ms, 100, 86400000);
+	INT_KEY("max_connections", l->max_connections, 1, 1000000);
+	INT_KEY("shutdown_timeout_ms", l->shutdown_timeout_ms, 0, 600000);
+	INT_KEY("write_batch_max", l->write_batch_max, 1, 100000);
+	INT_KEY("write_queue_max", l->write_queue_max, 1, 10000000);
+	config_error(r, r->line, "unknown key '%s' in [limits]", name);
+	return 1;
+}
+
+static int config_handle_auth(config_reader *r, const char *name, const char *value)
+{
+	config_auth *a = &r->c->auth;
+	INT_KEY("access_token_ttl", a->access_token_ttl_s, 10, 86400);
+	INT_KEY("refresh_token_ttl", a->refresh_token_ttl_s, 60, 365 * 86400);
+	INT_KEY("argon2_t_cost", a->argon2_t_cost, 1, 100);
+	INT_KEY("argon2_m_cost_kib", a->argon2_m_cost_kib, 8, 4194304);
+	INT_KEY("argon2_parallelism", a->argon2_parallelism, 1, 64);
+	INT_KEY("login_max_failures_account", a->login_max_failures_account, 1, 1000000);
+	INT_KEY("login_max_failures_address", a->login_max_failures_address, 1, 1000000);
+	INT_KEY("login_window", a->login_window_s, 1, 86400);
+	INT_KEY("idempotency_ttl", a->idempotency_ttl_s, 86400, 365 * 86400);
+	INT_KEY("hash_threads", a->hash_threads, 1, 64);
+	config_error(r, r->line, "unknown key '%s' in [auth]", name);
+	return 1;
+}
+
+static int config_handle_deployment(config_reader *r, const char *name, const char *value)
+{
+	config *c = r->c;
+	if (strcmp(name, "name") == 0)
+		config_string(r, name, value, c->name, sizeof c->name);
+	else if (strcmp(name, "data_dir") == 0)
+		config_path(r, value, c->data_dir);
+	else if (strcmp(name, "secrets_file") == 0)
+		config_path(r, value, c->secrets_file);
+	else if (strcmp(name, "ca_file") == 0)
+		config_path(r, value, c->ca_file);
+	else if (strcmp(name, "certs_dir") == 0)
+		config_path(r, value, c->certs_dir);
+	else if (strcmp(name, "log_level") == 0) {
+		if (strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn") &&
+		    strcmp(value, "error"))
+			config_error(r, r->line, "log_level must be debug, info, warn or error, not '%s'",
+				     value);
+		else
+			config_string(r, name, value, c->log_level, sizeof c->log_level);
+	} else
+		config_error(r, r->line, "unknown key '%s' in [deployment]", name);
+	return 1;
+}
+
+static int config_handle_region(config_reader *r, const char *name, const char *value)
+{
+	config_region *g = r->region;
+	if (strcmp(name, "api_listen") == 0) {
+		char host[64];
+		int port;
+		if (util_split_hostport(value, host, sizeof host, &port) != 0)
+			config_error(r, r->line, "api_listen must be HOST:PORT, not '%s'", value);
+		else
+			config_string(r, name, value, g->api_listen, sizeof g->api_listen);
+	} else if (strcmp(name, "data_dir") == 0)
+		config_path(r, value, g->data_dir);
+	else if (strcmp(name, "tls_cert") == 0)
+		config_path(r, value, g->tls_cert);
+	else if (strcmp(name, "tls_key") == 0)
+		config_path(r, value, g->tls_key);
+	else if (strcmp(name, "role") == 0) {
+		if (strcmp(value, "primary") && strcmp(value, "secondary"))
+			config_error(r, r->line, "role must be primary or secondary, not '%s'", value);
+		else
+			config_string(r, name, value, g->role, sizeof g->role);
+	} else
+		config_error(r, r->line, "unknown key '%s' in [region %s]", name, g->name);
+	return 1;
+}
+
+static int config_valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 31 || !islower((unsigned char)s[0]))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '-')
+			return 0;
+	return 1;
+}
+
+static int config_handler(void *user, const char *section, const char *name, const char *value)
+{
+	config_reader *r = user;
+	if (strcmp(section, r->section) != 0) {
+		snprintf(r->section, sizeof r->section, "%s", section);
+		r->region = NULL;
+		if (strncmp(section, "region ", 7) == 0) {
+			const char *rname = section + 7;
+			if (!config_valid_name(rname)) {
+				config_error(r, r->line,
+					     "region name '%s' must match [a-z][a-z0-9-]{0,30}", rname);
+			} else if (config_region_find(r->c, rname)) {
+				config_error(r, r->line, "region '%s' is defined twice", rname);
+			} else if (r->c->region_count == CONFIG_MAX_REGIONS) {
+				config_error(r, r->line, "too many regions (at most %d)", CONFIG_MAX_REGIONS);
+			} else {
+				r->region = &r->c->regions[r->c->region_count++];
+				snprintf(r->region->name, sizeof r->region->name, "%s", rname);
+				r->region->line = r->line;
+			}
+		}
+	}
+	if (name == NULL) /* an empty section (INI_CALL_HANDLER_ON_NEW_SECTION) */
+		return 1;
+	if (strcmp(section, "deployment") == 0)
+		return config_handle_deployment(r, name, value);
+	if (strcmp(section, "limits") == 0)
+		return config_handle_limits(r, name, value);
+	if (strcmp(section, "auth") == 0)
+		return config_handle_auth(r, name, value);
+	if (strncmp(section, "region ", 7) == 0) {
+		if (r->region)
+			return config_handle_region(r, name, value);
+		return 1; /* bad section already reported */
+	}
+	if (section[0] == '\0')
+		config_error(r, r->line, "key '%s' outside of any section", name);
+	else
+		config_error(r, r->line, "unknown section [%s]", section);
+	return 1;
+}
+
+/* Checks across keys, after the whole file is read. */
+static void config_validate(config_reader *r)
+{
+	config *c = r->c;
+	int primaries = 0;
+	if (c->region_count == 0)
+		config_error(r, r->line, "no [region NAME] section: at least one region is needed");
+	for (int i = 0; i < c->region_count; i++) {
+		config_region *g = &c->regions[i];
+		if (!g->api_listen[0])
+			config_error(r, g->line, "[region %s] needs api_listen", g->name);
+		if (!g->tls_cert[0] || !g->tls_key[0])
+			config_error(r, g->line, "[region %s] needs tls_cert and tls_key", g->name);
+		if (!g->data_dir[0]) {
+			if (c->data_dir[0])
+				snprintf(g->data_dir, sizeof g->data_dir, "%.*s/%s",
+					 (int)(sizeof g->data_dir - 40), c->data_dir, g->name);
+			else
+				config_error(r, g->line, "[region %s] needs data_dir (or set it in [deployment])",
+					     g->name);
+		}
+		if (!g->role[0])
+			snprintf(g->role, sizeof g->role, "%s", i == 0 ? "primary" : "secondary");
+		if (strcmp(g->role, "primary") == 0)
+			primaries++;
+		for (int j = 0; j < i; j++)
+			if (g->api_listen[0] && strcmp(g->api_listen, c->regions[j].api_listen) == 0)
+				config_error(r, g->line, "[region %s] api_listen %s is already used by region %s",
+					     g->name, g->api_listen, c->regions[j].name);
+	}
+	if (c->region_count > 0 && primaries != 1)
+		config_error(r, c->regions[0].line, "exactly one region must have role = primary (found %d)",
+			     primaries);
+	if (!c->secrets_file[0])
+		config_error(r, 1, "[deployment] needs secrets_file");
+	if (!c->ca_file[0])
+		config_error(r, 1, "[deployment] needs ca_file");
+	if (!c->certs_dir[0] && c->ca_file[0]) {
+		/* default: the directory holding the CA */
+		snprintf(c->certs_dir, sizeof c->certs_dir, "%s", c->ca_file);
+		char *slash = strrchr(c->certs_dir, '/');
+		if (slash)
+			*slash = '\0';
+		else
+			snprintf(c->certs_dir, sizeof c->certs_dir, ".");
+	}
+}
+
+int config_load(const char *path, config *c, char *errbuf, size_t errcap)
+{
+	config_defaults(c);
+	snprintf(c->path, sizeof c->path, "%s", path);
+	buf errors;
+	buf_init(&errors, 8192);
+	config_reader r = {.c = c, .errors = &errors, .path = path};
+	const char *slash = strrchr(path, '/');
+	if (slash)
+		snprintf(r.dir, sizeof r.dir, "%.*s", (int)(slash - path), path);
+	r.file = fopen(path, "r");
+	if (!r.file) {
+		snprintf(errbuf, errcap, "%s: cannot open: %s", path, strerror(errno));
+		buf_free(&errors);
+		return ERR_IO;
+	}
+	int rc = ini_parse_stream(config_read_line, &r, config_handler, &r);
+	fclose(r.file);
+	if (rc > 0)
+		config_error(&r, rc, "syntax error (expected [section] or name = value)");
+	else if (rc < 0)
+		config_error(&r, 0, "cannot parse (out of memory)");
+	else
+		config_validate(&r);
+	if (r.error_count > 20)
+		buf_printf(&errors, "%s: (%d more errors)\n", path, r.error_count - 20);
+	snprintf(errbuf, errcap, "%s", errors.data ? errors.data : "");
+	buf_free(&errors);
+	return r.error_count ? ERR_CONFIG : 0;
+}
+
+const config_region *config_region_find(const config *c, const char *name)
+{
+	for (int i = 0; i < c->region_count; i++)
+		if (strcmp(c->regions[i].name, name) == 0)
+			return &c->regions[i];
+	return NULL;
+}

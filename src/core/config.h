@@ -1,0 +1,83 @@
+/*
+ * config.h - the deployment's configuration: one INI file (read with libinih)
+ * that describes every region and component, so the same file is given to
+ * every process of the deployment.
+ *
+ *   [deployment]   name, data_dir, secrets_file, ca_file, log_level
+ *   [limits]       HTTP and storage hard limits
+ *   [auth]         token lifetimes, argon2id parameters, login throttling
+ *   [region NAME]  api_listen, data_dir, tls_cert, tls_key, role
+ *
+ * Relative paths are resolved against the directory of the config file.
+ * Every error is reported as "FILE:LINE: message".
+ */
+#ifndef TANDEM_CONFIG_H
+#define TANDEM_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_REGIONS 8
+#define CONFIG_PATH_MAX 512
+
+typedef struct config_region {
+	char name[32];
+	char api_listen[128]; /* host:port */
+	char data_dir[CONFIG_PATH_MAX];
+	char tls_cert[CONFIG_PATH_MAX];
+	char tls_key[CONFIG_PATH_MAX];
+	char role[16];        /* initial role: "primary" or "secondary" */
+	int line;             /* where the section starts, for messages */
+} config_region;
+
+typedef struct config_limits {
+	size_t max_header_bytes;  /* 431 beyond */
+	size_t max_headers;       /* 431 beyond */
+	size_t max_body_bytes;    /* JSON bodies; 413 beyond */
+	int header_timeout_ms;    /* from the first byte of a request to the end of its head */
+	int idle_timeout_ms;      /* keep-alive connection without a request */
+	int max_connections;
+	int shutdown_timeout_ms;  /* graceful shutdown bound */
+	int write_batch_max;      /* most writes in one group commit */
+	int write_queue_max;      /* most writes waiting; 503 beyond */
+} config_limits;
+
+typedef struct config_auth {
+	int access_token_ttl_s;
+	int refresh_token_ttl_s;
+	uint32_t argon2_t_cost;
+	uint32_t argon2_m_cost_kib;
+	uint32_t argon2_parallelism;
+	int login_max_failures_account; /* per account in window */
+	int login_max_failures_address; /* per client address in window */
+	int login_window_s;
+	int idempotency_ttl_s;         /* at least 24 h */
+	int hash_threads;              /* threads hashing passwords */
+} config_auth;
+
+typedef struct config {
+	char path[CONFIG_PATH_MAX]; /* the file it was read from */
+	char name[64];
+	char data_dir[CONFIG_PATH_MAX];
+	char secrets_file[CONFIG_PATH_MAX];
+	char ca_file[CONFIG_PATH_MAX];
+	char certs_dir[CONFIG_PATH_MAX]; /* where `tandem certs` writes */
+	char log_level[16];
+	config_limits limits;
+	config_auth auth;
+	config_region regions[CONFIG_MAX_REGIONS];
+	int region_count;
+} config;
+
+/* Defaults for everything (no regions). */
+void config_defaults(config *c);
+/*
+ * Load and validate FILE. Returns 0, or ERR_CONFIG with every problem written
+ * to errbuf as "FILE:LINE: message" lines (the first ones, up to errcap), or
+ * ERR_IO when the file cannot be read. *c is fully written either way.
+ */
+int config_load(const char *path, config *c, char *errbuf, size_t errcap);
+/* The region with this name, or NULL. */
+const config_region *config_region_find(const config *c, const char *name);
+
+#endif

@@ -1,0 +1,87 @@
+/* log.c - JSON-lines logger; see log.h. One write(2) per line, so lines from
+ * several threads or processes never interleave. */
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/util.h"
+
+static char log_component[64] = "tandem";
+static log_level log_min = LOG_INFO;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void log_setup(const char *component, log_level min)
+{
+	snprintf(log_component, sizeof log_component, "%s", component);
+	log_min = min;
+}
+
+int log_level_parse(const char *s)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcasecmp(s, level_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static void log_begin(buf *b, const char *level)
+{
+	char ts[32];
+	util_iso8601(util_now_ms(), ts);
+	buf_printf(b, "{\"time\":\"%s\",\"level\":\"%s\",\"component\":\"", ts, level);
+	buf_add_json_escaped(b, log_component, strlen(log_component));
+	buf_adds(b, "\"");
+}
+
+static void log_end(buf *b)
+{
+	if (buf_adds(b, "}\n") != 0) { /* truncated: still end the line */
+		b->len = b->max > 2 ? b->max - 2 : 0;
+		buf_adds(b, "}\n");
+	}
+	ssize_t unused = write(STDERR_FILENO, b->data, b->len);
+	(void)unused; /* nowhere left to report a failed log write */
+	buf_free(b);
+}
+
+void log_msg(log_level level, const char *fmt, ...)
+{
+	if (level < log_min)
+		return;
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	buf b;
+	buf_init(&b, 4096);
+	log_begin(&b, level_names[level]);
+	buf_adds(&b, ",\"msg\":\"");
+	buf_add_json_escaped(&b, text, strlen(text));
+	buf_adds(&b, "\"");
+	log_end(&b);
+}
+
+void log_request(const char *method, const char *route, int status, int64_t duration_us,
+		 const char *request_id)
+{
+	if (LOG_INFO < log_min)
+		return;
+	buf b;
+	buf_init(&b, 2048);
+	log_begin(&b, "info");
+	buf_adds(&b, ",\"msg\":\"request\",\"method\":\"");
+	buf_add_json_escaped(&b, method, strlen(method));
+	buf_adds(&b, "\",\"route\":\"");
+	buf_add_json_escaped(&b, route, strlen(route));
+	buf_printf(&b, "\",\"status\":%d,\"duration_ms\":%.3f,\"request_id\":\"", status,
+		   (double)duration_us / 1000.0);
+	buf_add_json_escaped(&b, request_id, strlen(request_id));
+	buf_adds(&b, "\"");
+	log_end(&b);
+}

@@ -1,0 +1,45 @@
+/*
+ * secrets.h - the deployment's secrets file (INI, mode 0600, shared by every
+ * region so that tokens issued in one are accepted in the other).
+ *
+ *   [tokens]
+ *   signing_key_id = k1            ; kid of the key that signs new tokens
+ *   key.k1 = <base64url, >= 32 bytes>
+ *   key.k0 = <...>                 ; older keys: still verify, never sign
+ *   [crypto]
+ *   response_key = <base64url, 32 bytes>  ; seals stored auth responses
+ *
+ * The file is refused when group or others may read it.
+ */
+#ifndef TANDEM_SECRETS_H
+#define TANDEM_SECRETS_H
+
+#include <stddef.h>
+
+#define SECRETS_MAX_KEYS 8
+#define SECRETS_KEY_MAX 64
+
+typedef struct secrets_key {
+	char id[32];
+	unsigned char key[SECRETS_KEY_MAX];
+	size_t len;
+} secrets_key;
+
+typedef struct secrets {
+	secrets_key keys[SECRETS_MAX_KEYS];
+	int key_count;
+	int signing;                      /* index into keys */
+	unsigned char response_key[32];
+} secrets;
+
+/* Load and check; 0, or ERR_CONFIG/ERR_IO with "FILE:LINE: message" in err. */
+int secrets_load(const char *path, secrets *s, char *err, size_t errcap);
+/* Create a new secrets file with fresh random keys (mode 0600) unless one
+ * exists; 0 or ERR_IO (errno kept). */
+int secrets_create(const char *path);
+/* The key with this id, or NULL. */
+const secrets_key *secrets_find(const secrets *s, const char *id);
+/* Wipe from memory. */
+void secrets_clear(secrets *s);
+
+#endif

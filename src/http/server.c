@@ -1,0 +1,756 @@
+/*
+ * server.c - HTTP/1.1 server over libevent bufferevents; see server.h.
+ *
+ * Connection states:
+ *
+ *   accept --> HEAD --(head parsed)--> BODY --(body complete)--> HANDLING
+ *               ^                                                    |
+ *               |                                         http_respond*()
+ *               |                                                    v
+ *               +------(keep-alive, next request)-------------- WRITING
+ *                                                                    |
+ *                                                (close after answer)|
+ *                                                                    v
+ *                                                                 CLOSING --> freed
+ *
+ * Timers: one per connection. HEAD: header_timeout from the first byte of
+ * the request (from accept for the first one, so it covers the TLS
+ * handshake); idle_timeout when no byte of a next request has come. BODY:
+ * idle_timeout of inactivity. HANDLING: none (the handler owns the time).
+ * WRITING/CLOSING: the bufferevent's write timeout (slow readers).
+ *
+ * Invariants: reading is disabled in HANDLING, WRITING and CLOSING, so a
+ * pipelining client is held back by TCP flow control; a connection whose
+ * peer vanished while HANDLING stays allocated (conn->bev == NULL) until the
+ * handler answers, then is freed.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#define HTTP_CONN_MAGIC 0x48434f4eu /* "HCON" */
+#define HTTP_OUTPUT_HIGH (256 * 1024) /* pause pipelining above this much unsent output */
+/* Lingering close after an error answer: a client still sending its body
+ * would get a reset instead of our answer if we closed at once (RFC 9112
+ * 9.6). We read and discard for a while, bounded in time and bytes. */
+#define HTTP_LINGER_MS 2000
+#define HTTP_LINGER_MAX_BYTES (64 * 1024 * 1024)
+
+typedef enum conn_state {
+	CONN_HEAD,
+	CONN_BODY,
+	CONN_HANDLING,
+	CONN_WRITING,
+	CONN_CLOSING,
+} conn_state;
+
+struct http_request {
+	struct http_conn *conn;
+	buf response_head;      /* header lines added by the handler */
+	void *data;
+	bool responded;
+	bool chunked_response;  /* streaming with chunked encoding */
+	bool close_after;       /* close the connection after this answer */
+	bool head_method;
+};
+
+typedef struct http_conn {
+	unsigned magic;
+	http_server *srv;
+	struct bufferevent *bev; /* NULL once the peer is gone */
+	struct event *timer;
+	http_parser *parser;
+	conn_state state;
+	http_request req;
+	char peer[INET6_ADDRSTRLEN];
+	bool request_started;    /* header timer armed for the current request */
+	bool in_on_head;         /* the on_head handler is running */
+	bool linger;             /* CLOSING: read and discard until the peer stops sending */
+	size_t discarded;
+	struct http_conn *prev, *next;
+} http_conn;
+
+struct http_server {
+	struct event_base *base;
+	http_server_config cfg;
+	char *common_headers;
+	http_handlers handlers;
+	struct evconnlistener *listeners[4];
+	int listener_count;
+	bool listening_paused;
+	int port;
+	http_conn *conns;
+	int conn_count;
+	bool shutting_down;
+	void (*shutdown_done)(void *);
+	void *shutdown_arg;
+	char date[64];          /* cached Date header value */
+	time_t date_second;
+};
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_process(http_conn *c);
+
+const char *http_status_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 422: return "Unprocessable Content";
+	case 428: return "Precondition Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "";
+	}
+}
+
+static const char *server_date(http_server *srv)
+{
+	time_t now = time(NULL);
+	if (now != srv->date_second) {
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(srv->date, sizeof srv->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		srv->date_second = now;
+	}
+	return srv->date;
+}
+
+static void timer_arm(http_conn *c, int ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(c->timer, &tv);
+}
+
+static void server_maybe_resume_accept(http_server *srv)
+{
+	if (srv->listening_paused && !srv->shutting_down &&
+	    srv->conn_count < srv->cfg.max_connections) {
+		for (int i = 0; i < srv->listener_count; i++)
+			evconnlistener_enable(srv->listeners[i]);
+		srv->listening_paused = false;
+	}
+}
+
+static void server_check_shutdown_done(http_server *srv)
+{
+	if (srv->shutting_down && srv->conn_count == 0 && srv->shutdown_done) {
+		void (*done)(void *) = srv->shutdown_done;
+		srv->shutdown_done = NULL;
+		done(srv->shutdown_arg);
+	}
+}
+
+/* Release the socket side of a connection (peer gone or we are done). */
+static void conn_drop_socket(http_conn *c)
+{
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+}
+
+/* Free the connection entirely. Called only when no handler holds it. */
+static void conn_free(http_conn *c)
+{
+	http_server *srv = c->srv;
+	conn_drop_socket(c);
+	if (c->timer)
+		event_free(c->timer);
+	http_parser_free(&c->parser);
+	buf_free(&c->req.response_head);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->magic = 0;
+	free(c);
+	srv->conn_count--;
+	server_maybe_resume_accept(srv);
+	server_check_shutdown_done(srv);
+}
+
+/* Close now, unless a handler still owns the request: then only drop the
+ * socket, and free when it answers. */
+static void conn_close(http_conn *c)
+{
+	if (c->state == CONN_HANDLING) {
+		conn_drop_socket(c);
+		evtimer_del(c->timer);
+		return;
+	}
+	conn_free(c);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	http_conn *c = arg;
+	log_debug("closing connection from %s: timeout in state %d", c->peer, c->state);
+	conn_close(c);
+}
+
+/* Write a complete response made by the server itself (parse errors etc.),
+ * then close. */
+static void conn_error_response(http_conn *c, int status, const char *code, const char *message)
+{
+	http_server *srv = c->srv;
+	char rid[33];
+	unsigned char raw[16];
+	util_random(raw, sizeof raw);
+	util_hex(raw, sizeof raw, rid);
+	buf body;
+	buf_init(&body, 1024);
+	buf_printf(&body, "{\"error\":{\"code\":\"%s\",\"message\":\"", code);
+	buf_add_json_escaped(&body, message, strlen(message));
+	buf_adds(&body, "\"}}");
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out,
+			    "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
+			    "Content-Length: %zu\r\nConnection: close\r\nX-Request-Id: %s\r\n%s\r\n",
+			    status, http_status_reason(status), server_date(srv), body.len, rid,
+			    srv->common_headers ? srv->common_headers : "");
+	evbuffer_add(out, body.data, body.len);
+	buf_free(&body);
+	log_request("-", "(protocol error)", status, 0, rid);
+	c->state = CONN_CLOSING;
+	c->linger = true;
+	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	timer_arm(c, HTTP_LINGER_MS);
+}
+
+static const char *parse_error_code(int status)
+{
+	switch (status) {
+	case 413: return "payload_too_large";
+	case 431: return "headers_too_large";
+	case 501: return "not_implemented";
+	case 505: return "http_version_not_supported";
+	default: return "bad_request";
+	}
+}
+
+/* The head is complete: give the handler its look, answer 100-continue. */
+static void conn_on_head(http_conn *c)
+{
+	http_server *srv = c->srv;
+	const http_message *m = http_parser_message(c->parser);
+	http_request *req = &c->req;
+	buf_reset(&req->response_head);
+	req->data = NULL;
+	req->responded = false;
+	req->chunked_response = false;
+	req->close_after = !m->keep_alive || srv->shutting_down;
+	req->head_method = strcmp(m->method, "HEAD") == 0;
+	c->state = CONN_BODY;
+	evtimer_del(c->timer);
+	if (srv->handlers.on_head) {
+		/* the handler may answer now; the body is then never read */
+		c->state = CONN_HANDLING;
+		c->in_on_head = true;
+		srv->handlers.on_head(req, srv->handlers.arg);
+		c->in_on_head = false;
+		if (req->responded)
+			return;
+		c->state = CONN_BODY;
+	}
+	timer_arm(c, srv->cfg.idle_timeout_ms);
+	if (m->expect_continue && m->version_minor == 1) {
+		/* A body the parser will refuse (too large) gets its 413 without
+		 * the 100: an empty feed makes it check the announced length. */
+		size_t none = 0;
+		if (http_parser_feed(c->parser, "", 0, &none) >= 0)
+			evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n",
+				     25);
+	}
+}
+
+/* Feed buffered input to the parser until a request is complete, more bytes
+ * are needed, or an error. */
+static void conn_process(http_conn *c)
+{
+	http_server *srv = c->srv;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	while (c->state == CONN_HEAD || c->state == CONN_BODY) {
+		struct evbuffer_iovec v = {NULL, 0};
+		evbuffer_peek(in, -1, NULL, &v, 1);
+		if (v.iov_len == 0 && c->state == CONN_HEAD)
+			break;
+		if (c->state == CONN_HEAD && !c->request_started) {
+			c->request_started = true;
+			timer_arm(c, srv->cfg.header_timeout_ms);
+		}
+		size_t used = 0;
+		int rc = http_parser_feed(c->parser, v.iov_base, v.iov_len, &used);
+		if (used)
+			evbuffer_drain(in, used);
+		if (rc < 0) {
+			int status = http_parser_error_status(c->parser);
+			conn_error_response(c, status, parse_error_code(status),
+					    http_parser_error(c->parser));
+			return;
+		}
+		if (rc == HTTP_PARSE_HEAD) {
+			conn_on_head(c);
+			if (c->req.responded) /* answered in on_head, body unread */
+				return;
+			if (c->state != CONN_BODY)
+				return;
+			continue;
+		}
+		if (rc == HTTP_PARSE_DONE) {
+			c->state = CONN_HANDLING;
+			evtimer_del(c->timer);
+			bufferevent_disable(c->bev, EV_READ);
+			srv->handlers.on_request(&c->req, srv->handlers.arg);
+			return;
+		}
+		if (c->state == CONN_BODY)
+			timer_arm(c, srv->cfg.idle_timeout_ms); /* inactivity restarts */
+		if (used < v.iov_len || evbuffer_get_length(in) == 0)
+			break;
+	}
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	http_conn *c = arg;
+	if (c->state == CONN_HEAD || c->state == CONN_BODY) {
+		conn_process(c);
+	} else if (c->state == CONN_CLOSING && c->linger) {
+		struct evbuffer *in = bufferevent_get_input(bev);
+		c->discarded += evbuffer_get_length(in);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		if (c->discarded > HTTP_LINGER_MAX_BYTES)
+			conn_free(c);
+	}
+}
+
+/* The answer is queued: go on with the next request or close. */
+static void conn_after_response(http_conn *c)
+{
+	http_server *srv = c->srv;
+	if (!c->bev) { /* peer went away while we were handling */
+		conn_free(c);
+		return;
+	}
+	if (c->req.close_after || srv->shutting_down) {
+		c->state = CONN_CLOSING;
+		bufferevent_enable(c->bev, EV_WRITE);
+		/* conn_write_cb closes once the output is flushed */
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			conn_free(c);
+		return;
+	}
+	c->state = CONN_WRITING;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) < HTTP_OUTPUT_HIGH) {
+		/* small answer: start on the next pipelined request right away;
+		 * deferred, so pipelines do not recurse through the handler */
+		c->state = CONN_HEAD;
+		http_parser_reset(c->parser);
+		c->request_started = false;
+		timer_arm(c, srv->cfg.idle_timeout_ms);
+		bufferevent_enable(c->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+			bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+	}
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	http_conn *c = arg;
+	if (c->state == CONN_CLOSING) {
+		if (!c->linger) /* lingering ends with the peer's close or the timer */
+			conn_free(c);
+	} else if (c->state == CONN_WRITING) {
+		c->state = CONN_HEAD;
+		http_parser_reset(c->parser);
+		c->request_started = false;
+		timer_arm(c, c->srv->cfg.idle_timeout_ms);
+		bufferevent_enable(c->bev, EV_READ);
+		conn_process(c);
+	}
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	http_conn *c = arg;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e;
+		char reason[160] = "";
+		while ((e = bufferevent_get_openssl_error(bev)) != 0)
+			ERR_error_string_n(e, reason, sizeof reason);
+		log_debug("connection from %s failed: %s", c->peer,
+			  reason[0] ? reason : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	}
+	if ((what & BEV_EVENT_EOF) && c->state == CONN_BODY) {
+		/* peer closed mid-body: nothing to answer */
+	}
+	conn_close(c);
+}
+
+static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			     int salen, void *arg)
+{
+	http_server *srv = arg;
+	http_conn *c = calloc(1, sizeof *c);
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->magic = HTTP_CONN_MAGIC;
+	c->srv = srv;
+	c->req.conn = c;
+	buf_init(&c->req.response_head, srv->cfg.limits.max_header_bytes);
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof c->peer);
+	c->parser = http_parser_new(HTTP_REQUEST, &srv->cfg.limits);
+	c->timer = evtimer_new(srv->base, conn_timer_cb, c);
+	if (srv->cfg.ssl_ctx) {
+		SSL *ssl = SSL_new(srv->cfg.ssl_ctx);
+		if (ssl)
+			c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
+								BUFFEREVENT_SSL_ACCEPTING,
+								BEV_OPT_CLOSE_ON_FREE);
+		if (!c->bev)
+			SSL_free(ssl);
+		else
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else {
+		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	/* link first so conn_free can unlink */
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->conn_count++;
+	if (!c->bev || !c->parser || !c->timer) {
+		if (!c->bev)
+			evutil_closesocket(fd);
+		log_error("cannot set up a connection: out of memory");
+		conn_free(c);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	struct timeval wt = {srv->cfg.idle_timeout_ms / 1000, (srv->cfg.idle_timeout_ms % 1000) * 1000};
+	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->state = CONN_HEAD;
+	c->request_started = true; /* handshake + first head share the header timeout */
+	timer_arm(c, srv->cfg.header_timeout_ms);
+	if (srv->conn_count >= srv->cfg.max_connections) {
+		for (int i = 0; i < srv->listener_count; i++)
+			evconnlistener_disable(srv->listeners[i]);
+		srv->listening_paused = true;
+	}
+}
+
+static void server_accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	log_warn("accept failed: %s", evutil_socket_error_to_string(err));
+}
+
+http_server *http_server_new(struct event_base *base, const http_server_config *cfg,
+			     const http_handlers *handlers)
+{
+	http_server *srv = calloc(1, sizeof *srv);
+	if (!srv)
+		return NULL;
+	srv->base = base;
+	srv->cfg = *cfg;
+	srv->handlers = *handlers;
+	if (cfg->common_headers) {
+		srv->common_headers = strdup(cfg->common_headers);
+		if (!srv->common_headers) {
+			free(srv);
+			return NULL;
+		}
+	}
+	srv->cfg.common_headers = srv->common_headers;
+	return srv;
+}
+
+int http_server_listen(http_server *srv, const char *hostport)
+{
+	char host[64];
+	int port;
+	if (srv->listener_count == (int)(sizeof srv->listeners / sizeof srv->listeners[0]))
+		return ERR_LIMIT;
+	if (strcmp(hostport + strlen(hostport) - 2, ":0") == 0) {
+		/* port 0: let the kernel choose */
+		snprintf(host, sizeof host, "%.*s", (int)(strlen(hostport) - 2), hostport);
+		port = 0;
+	} else if (util_split_hostport(hostport, host, sizeof host, &port) != 0) {
+		return ERR_INVAL;
+	}
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof ss);
+	socklen_t sslen;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		sslen = sizeof *sin;
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		sslen = sizeof *sin6;
+	} else {
+		return ERR_INVAL;
+	}
+	struct evconnlistener *l = evconnlistener_new_bind(
+		srv->base, server_accept_cb, srv,
+		LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+		(struct sockaddr *)&ss, (int)sslen);
+	if (!l)
+		return ERR_IO;
+	evconnlistener_set_error_cb(l, server_accept_error_cb);
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof bound;
+	if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &blen) == 0)
+		srv->port = ntohs(bound.ss_family == AF_INET
+					  ? ((struct sockaddr_in *)&bound)->sin_port
+					  : ((struct sockaddr_in6 *)&bound)->sin6_port);
+	srv->listeners[srv->listener_count++] = l;
+	return 0;
+}
+
+int http_server_port(const http_server *srv)
+{
+	return srv->port;
+}
+
+int http_server_connections(const http_server *srv)
+{
+	return srv->conn_count;
+}
+
+void http_server_shutdown(http_server *srv, void (*done)(void *arg), void *arg)
+{
+	srv->shutting_down = true;
+	srv->shutdown_done = done;
+	srv->shutdown_arg = arg;
+	for (int i = 0; i < srv->listener_count; i++)
+		evconnlistener_free(srv->listeners[i]);
+	srv->listener_count = 0;
+	http_conn *c = srv->conns;
+	while (c) {
+		http_conn *next = c->next;
+		/* idle keep-alive connections (no byte of a request yet) go now */
+		if (c->state == CONN_HEAD && !http_parser_started(c->parser))
+			conn_free(c);
+		else
+			c->req.close_after = true;
+		c = next;
+	}
+	server_check_shutdown_done(srv);
+}
+
+void http_server_free(http_server **psrv)
+{
+	http_server *srv = *psrv;
+	if (!srv)
+		return;
+	srv->shutdown_done = NULL;
+	for (int i = 0; i < srv->listener_count; i++)
+		evconnlistener_free(srv->listeners[i]);
+	srv->listener_count = 0;
+	while (srv->conns) {
+		srv->conns->state = CONN_CLOSING; /* handlers are gone too */
+		conn_free(srv->conns);
+	}
+	free(srv->common_headers);
+	free(srv);
+	*psrv = NULL;
+}
+
+/* --- request side --- */
+
+const http_message *http_request_message(const http_request *req)
+{
+	return http_parser_message(req->conn->parser);
+}
+
+const char *http_request_body(const http_request *req, size_t *len)
+{
+	return http_parser_body(req->conn->parser, len);
+}
+
+const char *http_request_peer(const http_request *req)
+{
+	return req->conn->peer;
+}
+
+void http_request_set_body_limit(http_request *req, size_t max)
+{
+	http_parser_set_body_limit(req->conn->parser, max);
+}
+
+void http_request_set_data(http_request *req, void *data)
+{
+	req->data = data;
+}
+
+void *http_request_data(const http_request *req)
+{
+	return req->data;
+}
+
+int http_response_header(http_request *req, const char *name, const char *value)
+{
+	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
+		return ERR_INVAL;
+	size_t mark = req->response_head.len;
+	int rc = buf_printf(&req->response_head, "%s: %s\r\n", name, value);
+	if (rc) {
+		req->response_head.len = mark;
+		if (req->response_head.data)
+			req->response_head.data[mark] = '\0';
+	}
+	return rc;
+}
+
+/* Write the status line and headers to the output. */
+static void respond_head(http_request *req, int status, const char *framing)
+{
+	http_conn *c = req->conn;
+	http_server *srv = c->srv;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (srv->shutting_down)
+		req->close_after = true;
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s", status,
+			    http_status_reason(status), server_date(srv), framing,
+			    req->close_after ? "Connection: close\r\n" : "");
+	const http_message *m = http_parser_message(c->parser);
+	if (!req->close_after && m && m->version_minor == 0)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	if (req->response_head.len)
+		evbuffer_add(out, req->response_head.data, req->response_head.len);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+void http_respond(http_request *req, int status, const char *body, size_t len)
+{
+	http_conn *c = req->conn;
+	if (req->responded) {
+		log_error("BUG: second answer to one request ignored");
+		return;
+	}
+	req->responded = true;
+	if (c->state != CONN_HANDLING) {
+		log_error("BUG: answer outside of a request ignored");
+		return;
+	}
+	if (c->bev) {
+		/* answered from on_head: the body was not read, so the connection
+		 * cannot be reused */
+		if (c->in_on_head)
+			req->close_after = true;
+		char framing[64];
+		bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+		if (no_body)
+			framing[0] = '\0';
+		else
+			snprintf(framing, sizeof framing, "Content-Length: %zu\r\n", len);
+		respond_head(req, status, framing);
+		if (!no_body && !req->head_method && len)
+			evbuffer_add(bufferevent_get_output(c->bev), body, len);
+	}
+	conn_after_response(c);
+}
+
+void http_respond_start(http_request *req, int status)
+{
+	http_conn *c = req->conn;
+	const http_message *m = http_parser_message(c->parser);
+	req->chunked_response = m->version_minor >= 1;
+	if (!req->chunked_response)
+		req->close_after = true;
+	if (c->bev)
+		respond_head(req, status, req->chunked_response ? "Transfer-Encoding: chunked\r\n" : "");
+}
+
+void http_respond_chunk(http_request *req, const char *data, size_t len)
+{
+	http_conn *c = req->conn;
+	if (!c->bev || len == 0 || req->head_method)
+		return;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (req->chunked_response)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, data, len);
+	if (req->chunked_response)
+		evbuffer_add(out, "\r\n", 2);
+}
+
+void http_respond_end(http_request *req)
+{
+	http_conn *c = req->conn;
+	if (req->responded)
+		return;
+	req->responded = true;
+	if (c->bev && req->chunked_response && !req->head_method)
+		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+	conn_after_response(c);
+}

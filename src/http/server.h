@@ -1,0 +1,91 @@
+/*
+ * server.h - the HTTP/1.1 server every component uses (API, S3, edge, link):
+ * libevent bufferevents, optional TLS (OpenSSL), the strict parser of
+ * parser.h, keep-alive, pipelining, chunked bodies both ways,
+ * Expect: 100-continue, hard limits and timeouts, graceful shutdown.
+ *
+ * One request per connection is handled at a time; pipelined requests wait
+ * in the input buffer (reading pauses while a request is being handled, so a
+ * client cannot make us buffer without bound). Handlers may answer at once or
+ * later (after a database commit, say): the request stays valid until
+ * answered, even if the client has gone away meanwhile.
+ */
+#ifndef TANDEM_HTTP_SERVER_H
+#define TANDEM_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "http/parser.h"
+
+typedef struct http_server http_server;
+typedef struct http_request http_request;
+
+typedef struct http_server_config {
+	http_limits limits;       /* max_body_bytes is the default body limit */
+	int header_timeout_ms;    /* TLS handshake + request head, from its first byte */
+	int idle_timeout_ms;      /* keep-alive wait, body inactivity, slow readers */
+	int max_connections;      /* beyond: new connections wait in the backlog */
+	SSL_CTX *ssl_ctx;         /* NULL: plain HTTP (tests, loopback only) */
+	/* Header lines added to responses the server makes itself (parse errors),
+	 * e.g. "X-Tandem-Region: eu\r\n"; may be NULL. */
+	const char *common_headers;
+} http_server_config;
+
+typedef struct http_handlers {
+	/* Optional. The head is complete, the body not read yet: may change the
+	 * body limit, or answer at once (the body is then not read, and the
+	 * connection is closed after the answer). */
+	void (*on_head)(http_request *req, void *arg);
+	/* The whole request is here. Must lead to exactly one http_respond*(). */
+	void (*on_request)(http_request *req, void *arg);
+	void *arg;
+} http_handlers;
+
+/* New server on base; NULL on allocation failure. The config is copied
+ * (common_headers too). */
+http_server *http_server_new(struct event_base *base, const http_server_config *cfg,
+			     const http_handlers *handlers);
+/* Listen on "host:port" (port 0 picks one; see http_server_port). 0, or
+ * ERR_IO with errno set, ERR_INVAL for a bad address. */
+int http_server_listen(http_server *srv, const char *hostport);
+int http_server_port(const http_server *srv);
+/* Stop accepting; close idle connections; let requests in flight finish
+ * (their connection closes after the answer). done() runs once no connection
+ * is left (possibly before this returns). */
+void http_server_shutdown(http_server *srv, void (*done)(void *arg), void *arg);
+/* Close everything at once and free; no-op on NULL; resets *srv. */
+void http_server_free(http_server **srv);
+/* Open connections and requests being handled, for metrics. */
+int http_server_connections(const http_server *srv);
+
+/* --- the request being handled --- */
+const http_message *http_request_message(const http_request *req);
+const char *http_request_body(const http_request *req, size_t *len);
+/* Client address as text ("127.0.0.1"). */
+const char *http_request_peer(const http_request *req);
+/* Only in on_head: change this request's body limit. */
+void http_request_set_body_limit(http_request *req, size_t max);
+/* Opaque pointer for the handler's own per-request state. */
+void http_request_set_data(http_request *req, void *data);
+void *http_request_data(const http_request *req);
+
+/* Add a response header (before responding). 0, or ERR_LIMIT when the
+ * response head passes max_header_bytes, ERR_INVAL for CR/LF in them. */
+int http_response_header(http_request *req, const char *name, const char *value);
+/* Answer with a complete body (copied; NULL/0 for none). Adds Date,
+ * Content-Length, Connection. The request is finished. */
+void http_respond(http_request *req, int status, const char *body, size_t len);
+/* Streaming answer: Transfer-Encoding: chunked (HTTP/1.1 clients; for 1.0
+ * the body is sent until close). End with http_respond_end(). */
+void http_respond_start(http_request *req, int status);
+void http_respond_chunk(http_request *req, const char *data, size_t len);
+void http_respond_end(http_request *req);
+
+/* Reason phrase for a status code ("Not Found"); "" if unknown. */
+const char *http_status_reason(int status);
+
+#endif

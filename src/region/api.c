@@ -1,0 +1,496 @@
+/*
+ * api.c - the region's HTTP front: routes a request to its handler, owns the
+ * per-request call object, and writes every answer with the headers each
+ * one carries (X-Tandem-Region, X-Request-Id, Cache-Control), an error body
+ * of the one shape {"error": {"code", "message"}}, one access-log line and
+ * the metrics.
+ *
+ * A call lives from api_on_request() to api_finish(). Reads are answered on
+ * the loop thread; writes go to the writer thread (api_submit_write) and are
+ * answered from the completion, once durable.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "region/internal.h"
+
+typedef void (*api_handler)(api_call *call);
+
+typedef struct api_method {
+	const char *method;
+	api_handler handler;
+} api_method;
+
+typedef struct api_route {
+	const char *pattern;     /* segments; "{...}" matches any one segment */
+	api_method methods[5];
+	const char *allow;       /* the Allow header for 405 */
+} api_route;
+
+static void api_healthz(api_call *call);
+static void api_readyz(api_call *call);
+static void api_metrics(api_call *call);
+
+static const api_route api_routes[] = {
+	{"/healthz", {{"GET", api_healthz}}, "GET, HEAD"},
+	{"/readyz", {{"GET", api_readyz}}, "GET, HEAD"},
+	{"/metrics", {{"GET", api_metrics}}, "GET, HEAD"},
+	{"/v1/auth/signup", {{"POST", auth_signup}}, "POST"},
+	{"/v1/auth/login", {{"POST", auth_login}}, "POST"},
+	{"/v1/auth/refresh", {{"POST", auth_refresh}}, "POST"},
+	{"/v1/auth/logout", {{"POST", auth_logout}}, "POST"},
+	{"/v1/me", {{"GET", auth_me}}, "GET, HEAD"},
+	{"/v1/collections/{collection}/records",
+	 {{"GET", records_list}, {"POST", records_create}},
+	 "GET, HEAD, POST"},
+	{"/v1/collections/{collection}/records/{id}",
+	 {{"GET", records_get}, {"PUT", records_update}, {"PATCH", records_update},
+	  {"DELETE", records_delete}},
+	 "GET, HEAD, PUT, PATCH, DELETE"},
+};
+#define API_ROUTE_COUNT ((int)(sizeof api_routes / sizeof api_routes[0]))
+
+const char *api_route_pattern(int index);
+int api_route_count(void);
+
+const char *api_route_pattern(int index)
+{
+	return index >= 0 && index < API_ROUTE_COUNT ? api_routes[index].pattern : "(unmatched)";
+}
+
+int api_route_count(void)
+{
+	return API_ROUTE_COUNT;
+}
+
+void api_json_string(buf *b, const char *s)
+{
+	buf_addc(b, '"');
+	buf_add_json_escaped(b, s, strlen(s));
+	buf_addc(b, '"');
+}
+
+void api_header(api_call *call, const char *name, const char *value)
+{
+	buf_printf(&call->headers, "%s: %s\r\n", name, value);
+}
+
+void api_error(api_call *call, int status, const char *code, const char *fmt, ...)
+{
+	char message[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof message, fmt, ap);
+	va_end(ap);
+	call->status = status;
+	buf_reset(&call->body);
+	buf_printf(&call->body, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+	api_json_string(&call->body, message);
+	buf_adds(&call->body, "}}");
+}
+
+static void api_call_free(api_call *call)
+{
+	buf_free(&call->body);
+	buf_free(&call->headers);
+	if (call->json)
+		json_decref(call->json);
+	free(call->data_text);
+	/* the password may sit in the call: wipe before freeing */
+	explicit_bzero(call->password, sizeof call->password);
+	explicit_bzero(call->refresh_token, sizeof call->refresh_token);
+	free(call);
+}
+
+void api_finish(api_call *call)
+{
+	http_request *req = call->req;
+	region *rg = call->rg;
+	if (call->status == 0) { /* cannot happen: every path sets a status */
+		log_error("BUG: no status for %s", call->route);
+		api_error(call, 500, "internal_error", "internal error");
+	}
+	/* stored header lines ("Name: value\r\n") */
+	const char *p = call->headers.data;
+	const char *end = p ? p + call->headers.len : NULL;
+	while (p && p < end) {
+		const char *eol = strstr(p, "\r\n");
+		const char *colon = memchr(p, ':', (size_t)(eol - p));
+		if (!eol || !colon)
+			break;
+		char name[128], value[1024];
+		snprintf(name, sizeof name, "%.*s", (int)(colon - p), p);
+		snprintf(value, sizeof value, "%.*s", (int)(eol - colon - 2), colon + 2);
+		http_response_header(req, name, value);
+		p = eol + 2;
+	}
+	if (call->replayed)
+		http_response_header(req, "Idempotent-Replayed", "true");
+	http_response_header(req, "X-Tandem-Region", rg->self->name);
+	http_response_header(req, "X-Request-Id", call->request_id);
+	if (call->body.len) {
+		if (call->route_index != 2) /* /metrics sets its own type */
+			http_response_header(req, "Content-Type", "application/json");
+	}
+	if (call->route_index > 2)
+		http_response_header(req, "Cache-Control", "no-store");
+	int64_t duration = util_mono_us() - call->start_us;
+	/* log first: answering may reset the parser that holds the method */
+	log_request(call->msg->method, call->route, call->status, duration, call->request_id);
+	http_respond(req, call->status, call->body.data, call->body.len);
+	metrics_request(rg->metrics, call->route_index, call->status, duration);
+	api_call_free(call);
+}
+
+/* --- writes --- */
+
+static int api_write_exec(db_conn *db, void *arg)
+{
+	api_call *call = arg;
+	int rc = idempotency_check(db, call);
+	if (rc != 0)
+		return rc < 0 ? rc : 0; /* answered from the stored response, or 422 */
+	rc = call->write(db, call);
+	if (rc == 0 && call->has_idem && call->status >= 200 && call->status < 300) {
+		rc = idempotency_store(db, call);
+		if (rc < 0)
+			api_error(call, 500, "internal_error", "cannot record the idempotency key");
+	}
+	if (rc < 0 && call->status < 400)
+		api_error(call, 500, "internal_error", "the write failed");
+	return rc;
+}
+
+static void api_write_done(void *arg, int rc)
+{
+	api_call *call = arg;
+	if (rc == ERR_IO) { /* the batch did not reach the disk */
+		buf_reset(&call->headers);
+		call->replayed = false;
+		api_error(call, 503, "storage_unavailable",
+			  "the write could not be made durable; nothing was saved, retry");
+		api_header(call, "Retry-After", "1");
+	}
+	if (call->replayed)
+		metrics_idempotent_replay(call->rg->metrics);
+	api_finish(call);
+}
+
+void api_submit_write(api_call *call)
+{
+	int rc = committer_submit(call->rg->writer, api_write_exec, api_write_done, call);
+	if (rc != 0) {
+		api_error(call, 503, "overloaded", "too many writes waiting; retry shortly");
+		api_header(call, "Retry-After", "1");
+		api_finish(call);
+	}
+}
+
+/* --- request helpers --- */
+
+bool api_request_header(api_call *call, const char *name, char *out, size_t cap)
+{
+	size_t len;
+	const char *v = http_message_field(call->msg, name, &len);
+	if (!v)
+		return false;
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(out, v, len);
+	out[len] = '\0';
+	return true;
+}
+
+bool api_parse_json_object(api_call *call, bool merge_patch_ok)
+{
+	char type[128];
+	if (!api_request_header(call, "Content-Type", type, sizeof type)) {
+		api_error(call, 415, "unsupported_media_type",
+			  "Content-Type must be application/json");
+		return false;
+	}
+	char *semi = strchr(type, ';');
+	if (semi)
+		*semi = '\0';
+	for (char *e = type + strlen(type); e > type && (e[-1] == ' ' || e[-1] == '\t');)
+		*--e = '\0';
+	bool ok = strcasecmp(type, "application/json") == 0 ||
+		  (merge_patch_ok && strcasecmp(type, "application/merge-patch+json") == 0);
+	if (!ok) {
+		api_error(call, 415, "unsupported_media_type", "Content-Type must be %s, not %s",
+			  merge_patch_ok ? "application/json or application/merge-patch+json"
+					 : "application/json",
+			  type);
+		return false;
+	}
+	size_t len;
+	const char *body = http_request_body(call->req, &len);
+	json_error_t jerr;
+	call->json = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!call->json) {
+		api_error(call, 400, "malformed_json", "malformed JSON at line %d, column %d: %s",
+			  jerr.line, jerr.column, jerr.text);
+		return false;
+	}
+	if (!json_is_object(call->json)) {
+		api_error(call, 400, "not_an_object", "the body must be a JSON object");
+		return false;
+	}
+	return true;
+}
+
+bool api_authenticate(api_call *call)
+{
+	region *rg = call->rg;
+	char auth[1200];
+	if (!api_request_header(call, "Authorization", auth, sizeof auth)) {
+		api_header(call, "WWW-Authenticate", "Bearer");
+		api_error(call, 401, "missing_token", "an access token is required (Authorization: Bearer ...)");
+		return false;
+	}
+	if (strncasecmp(auth, "Bearer ", 7) != 0) {
+		api_header(call, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		api_error(call, 401, "invalid_token", "the Authorization header must be Bearer <token>");
+		return false;
+	}
+	const char *tok = auth + 7;
+	while (*tok == ' ')
+		tok++;
+	token_claims claims;
+	int v = token_verify(&rg->secrets, tok, strlen(tok), call->now_ms / 1000, &claims);
+	if (v == TOKEN_EXPIRED) {
+		api_header(call, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		api_error(call, 401, "token_expired", "the access token has expired; refresh it");
+		return false;
+	}
+	if (v != TOKEN_OK) {
+		api_header(call, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		api_error(call, 401, "invalid_token", "the access token is not valid");
+		return false;
+	}
+	sqlite3_stmt *st = db_stmt(rg->reader, "SELECT revoked_at FROM sessions WHERE id = ?1 AND user_id = ?2");
+	if (!st) {
+		api_error(call, 500, "internal_error", "cannot check the session");
+		return false;
+	}
+	sqlite3_bind_text(st, 1, claims.session_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, claims.user_id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	bool revoked = rc != SQLITE_ROW || sqlite3_column_type(st, 0) != SQLITE_NULL;
+	sqlite3_reset(st);
+	if (revoked) {
+		api_header(call, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		api_error(call, 401, "token_revoked", "the session of this token has ended; log in again");
+		return false;
+	}
+	snprintf(call->user_id, sizeof call->user_id, "%s", claims.user_id);
+	snprintf(call->session_id, sizeof call->session_id, "%s", claims.session_id);
+	call->authenticated = true;
+	return true;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decode [s, s+len) ('+' is a space in query strings). NULL if bad. */
+static char *url_decode(const char *s, size_t len)
+{
+	char *out = malloc(len + 1);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '%') {
+			if (i + 2 >= len) {
+				free(out);
+				return NULL;
+			}
+			int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
+			if (h < 0 || l < 0) {
+				free(out);
+				return NULL;
+			}
+			out[o++] = (char)(h * 16 + l);
+			i += 2;
+		} else if (s[i] == '+') {
+			out[o++] = ' ';
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	if (strlen(out) != o) { /* an encoded NUL */
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+char *api_query_param(api_call *call, const char *name, bool *bad)
+{
+	*bad = false;
+	const char *q = call->query;
+	size_t nlen = strlen(name);
+	while (q && *q) {
+		const char *amp = strchr(q, '&');
+		size_t plen = amp ? (size_t)(amp - q) : strlen(q);
+		const char *eq = memchr(q, '=', plen);
+		size_t klen = eq ? (size_t)(eq - q) : plen;
+		if (klen == nlen && memcmp(q, name, nlen) == 0) {
+			const char *v = eq ? eq + 1 : q + plen;
+			char *out = url_decode(v, plen - (size_t)(v - q));
+			if (!out)
+				*bad = true;
+			return out;
+		}
+		q = amp ? amp + 1 : NULL;
+	}
+	return NULL;
+}
+
+/* --- small routes --- */
+
+static void api_healthz(api_call *call)
+{
+	call->status = 200;
+	buf_adds(&call->body, "{\"status\":\"ok\"}");
+	api_finish(call);
+}
+
+static void api_readyz(api_call *call)
+{
+	region *rg = call->rg;
+	call->status = rg->shutting_down ? 503 : 200;
+	buf_printf(&call->body, "{\"status\":\"%s\",\"region\":", rg->shutting_down ? "stopping" : "ready");
+	api_json_string(&call->body, rg->self->name);
+	buf_adds(&call->body, ",\"role\":");
+	api_json_string(&call->body, rg->self->role);
+	buf_printf(&call->body, ",\"schema_version\":%d}", db_schema_version(rg->reader));
+	api_finish(call);
+}
+
+static void api_metrics(api_call *call)
+{
+	call->status = 200;
+	metrics_render(call->rg, &call->body);
+	http_response_header(call->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	api_finish(call);
+}
+
+/* --- routing --- */
+
+/* Does the path (segments) match the pattern? */
+static bool api_route_match(const api_route *r, const api_call *call)
+{
+	const char *p = r->pattern;
+	int i = 0;
+	while (*p) {
+		if (*p != '/' || i >= call->segment_count)
+			return false;
+		p++;
+		const char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (p[0] != '{' && (len != call->segment_lens[i] || memcmp(p, call->segments[i], len) != 0))
+			return false;
+		p += len;
+		i++;
+	}
+	return i == call->segment_count;
+}
+
+static bool api_valid_request_id(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("-_.:", s[i]))
+			return false;
+	return true;
+}
+
+void api_on_request(http_request *req, void *arg)
+{
+	region *rg = arg;
+	api_call *call = calloc(1, sizeof *call);
+	if (!call) {
+		http_respond(req, 503, NULL, 0);
+		return;
+	}
+	call->rg = rg;
+	call->req = req;
+	call->msg = http_request_message(req);
+	call->start_us = util_mono_us();
+	call->now_ms = util_now_ms();
+	call->route = "(unmatched)";
+	call->route_index = -1;
+	buf_init(&call->body, 64 * 1024 * 1024);
+	buf_init(&call->headers, 8192);
+	if (!api_request_header(call, "X-Request-Id", call->request_id, sizeof call->request_id) ||
+	    !api_valid_request_id(call->request_id)) {
+		unsigned char raw[16];
+		util_random(raw, sizeof raw);
+		util_hex(raw, sizeof raw, call->request_id);
+	}
+
+	/* target: origin-form, or absolute-form (path after the authority) */
+	const char *t = call->msg->target;
+	if (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0) {
+		t = strchr(strstr(t, "//") + 2, '/');
+		if (!t)
+			t = "/";
+	}
+	const char *q = strchr(t, '?');
+	call->query = q ? q + 1 : NULL;
+	size_t plen = q ? (size_t)(q - t) : strlen(t);
+	/* split the path into segments */
+	const char *p = t, *pend = t + plen;
+	while (p < pend && *p == '/') {
+		p++;
+		const char *slash = memchr(p, '/', (size_t)(pend - p));
+		const char *seg_end = slash ? slash : pend;
+		if (call->segment_count == API_PATH_SEGMENTS) {
+			call->segment_count++; /* too deep: matches nothing */
+			break;
+		}
+		call->segments[call->segment_count] = p;
+		call->segment_lens[call->segment_count] = (size_t)(seg_end - p);
+		call->segment_count++;
+		p = seg_end;
+	}
+	const char *method = call->msg->method;
+	bool head = strcmp(method, "HEAD") == 0;
+	for (int i = 0; i < API_ROUTE_COUNT && call->segment_count <= API_PATH_SEGMENTS; i++) {
+		const api_route *r = &api_routes[i];
+		if (!api_route_match(r, call))
+			continue;
+		call->route = r->pattern;
+		call->route_index = i;
+		for (int m = 0; m < 5 && r->methods[m].method; m++) {
+			if (strcmp(r->methods[m].method, method) == 0 ||
+			    (head && strcmp(r->methods[m].method, "GET") == 0)) {
+				r->methods[m].handler(call);
+				return;
+			}
+		}
+		api_header(call, "Allow", r->allow);
+		api_error(call, 405, "method_not_allowed", "%s is not allowed here; allowed: %s",
+			  method, r->allow);
+		api_finish(call);
+		return;
+	}
+	api_error(call, 404, "not_found", "no such route");
+	api_finish(call);
+}

@@ -1,0 +1,235 @@
+/*
+ * node.c - the region node process: set up from the config, serve, and stop
+ * gracefully.
+ *
+ * Start: secrets -> database (open, migrate) -> writer thread -> hashing
+ * pool -> TLS -> listen -> "ready". SIGTERM/SIGINT: stop accepting, let the
+ * requests in flight finish (their writes are committed and answered), then
+ * drain the writer and exit 0. A second signal, or shutdown_timeout_ms,
+ * ends the process at once; nothing acknowledged is lost either way, since
+ * an answer is only sent after its commit is on disk.
+ */
+#include <argon2.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/tls.h"
+#include "core/util.h"
+#include "region/internal.h"
+#include "region/region.h"
+
+static void node_stop_loop(void *arg)
+{
+	region *rg = arg;
+	event_base_loopexit(rg->base, NULL);
+}
+
+static void node_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	region *rg = arg;
+	log_warn("shutdown timeout: closing the remaining connections");
+	event_base_loopexit(rg->base, NULL);
+}
+
+static void node_signal(evutil_socket_t sig, short what, void *arg)
+{
+	region *rg = arg;
+	if (rg->shutting_down) {
+		log_warn("second signal: stopping now");
+		event_base_loopexit(rg->base, NULL);
+		return;
+	}
+	rg->shutting_down = true;
+	log_info("signal %d: graceful shutdown (finishing requests in flight)", (int)sig);
+	int ms = rg->cfg->limits.shutdown_timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(rg->shutdown_timer, &tv);
+	http_server_shutdown(rg->server, node_stop_loop, rg);
+}
+
+static int purge_write(db_conn *db, void *arg)
+{
+	region *rg = arg;
+	return idempotency_purge(db, util_now_ms() - (int64_t)rg->cfg->auth.idempotency_ttl_s * 1000);
+}
+
+static void purge_done(void *arg, int rc)
+{
+	if (rc != 0)
+		log_warn("idempotency key purge failed: %s", err_str(rc));
+}
+
+static void node_purge(evutil_socket_t fd, short what, void *arg)
+{
+	region *rg = arg;
+	committer_submit(rg->writer, purge_write, purge_done, rg);
+}
+
+static int node_fail(const char *fmt, const char *detail)
+{
+	fprintf(stderr, "tandem region: ");
+	fprintf(stderr, fmt, detail);
+	fprintf(stderr, "\n");
+	return 1;
+}
+
+int region_main(const config *cfg, const char *name, int ready_fd)
+{
+	region rg_storage;
+	region *rg = &rg_storage;
+	memset(rg, 0, sizeof *rg);
+	char err[1024];
+	int status = 1;
+	SSL_CTX *ssl = NULL;
+	char component[64];
+
+	rg->cfg = cfg;
+	rg->self = config_region_find(cfg, name);
+	if (!rg->self)
+		return node_fail("no region '%s' in the config", name);
+	snprintf(component, sizeof component, "region:%s", name);
+	int level = log_level_parse(cfg->log_level);
+	log_setup(component, level < 0 ? LOG_INFO : (log_level)level);
+	signal(SIGPIPE, SIG_IGN);
+	json_object_seed(0); /* before any thread uses jansson */
+
+	if (secrets_load(cfg->secrets_file, &rg->secrets, err, sizeof err) != 0)
+		return node_fail("%s", err);
+	if (util_mkdirs(rg->self->data_dir, 0700) != 0) {
+		snprintf(err, sizeof err, "%s: cannot create data directory: %s", rg->self->data_dir,
+			 strerror(errno));
+		node_fail("%s", err);
+		goto out;
+	}
+	char db_path[CONFIG_PATH_MAX + 16];
+	snprintf(db_path, sizeof db_path, "%s/tandem.db", rg->self->data_dir);
+
+	if (evthread_use_pthreads() != 0) {
+		node_fail("%s", "libevent has no thread support");
+		goto out;
+	}
+	rg->base = event_base_new();
+	if (!rg->base) {
+		node_fail("%s", "cannot create the event loop");
+		goto out;
+	}
+	db_conn *wdb = db_open(db_path, false, err, sizeof err);
+	if (!wdb) {
+		node_fail("%s", err);
+		goto out;
+	}
+	if (db_migrate(wdb, err, sizeof err) != 0) {
+		db_close(&wdb);
+		node_fail("%s", err);
+		goto out;
+	}
+	rg->writer = committer_new(rg->base, wdb, cfg->limits.write_batch_max, cfg->limits.write_queue_max);
+	if (!rg->writer) {
+		db_close(&wdb);
+		node_fail("%s", "cannot start the writer thread");
+		goto out;
+	}
+	rg->reader = db_open(db_path, true, err, sizeof err);
+	if (!rg->reader) {
+		node_fail("%s", err);
+		goto out;
+	}
+	rg->hashers = workers_new(rg->base, cfg->auth.hash_threads, 1024);
+	rg->login_limit = ratelimit_new(65536);
+	rg->metrics = metrics_new();
+	if (!rg->hashers || !rg->login_limit || !rg->metrics) {
+		node_fail("%s", "out of memory");
+		goto out;
+	}
+	/* the dummy hash that unknown emails are verified against */
+	{
+		unsigned char salt[16], pw[16];
+		util_random(salt, sizeof salt);
+		util_random(pw, sizeof pw);
+		if (argon2id_hash_encoded(cfg->auth.argon2_t_cost, cfg->auth.argon2_m_cost_kib,
+					  cfg->auth.argon2_parallelism, pw, sizeof pw, salt, sizeof salt,
+					  32, rg->dummy_hash, sizeof rg->dummy_hash) != ARGON2_OK) {
+			node_fail("%s", "argon2id does not work with the configured parameters");
+			goto out;
+		}
+	}
+
+	ssl = tls_server_new(rg->self->tls_cert, rg->self->tls_key, NULL, err, sizeof err);
+	if (!ssl) {
+		node_fail("%s", err);
+		goto out;
+	}
+	char common[128];
+	snprintf(common, sizeof common, "X-Tandem-Region: %s\r\n", name);
+	http_server_config scfg = {
+		.limits = {.max_header_bytes = cfg->limits.max_header_bytes,
+			   .max_headers = cfg->limits.max_headers,
+			   .max_body_bytes = cfg->limits.max_body_bytes},
+		.header_timeout_ms = cfg->limits.header_timeout_ms,
+		.idle_timeout_ms = cfg->limits.idle_timeout_ms,
+		.max_connections = cfg->limits.max_connections,
+		.ssl_ctx = ssl,
+		.common_headers = common,
+	};
+	http_handlers handlers = {.on_request = api_on_request, .arg = rg};
+	rg->server = http_server_new(rg->base, &scfg, &handlers);
+	if (!rg->server) {
+		node_fail("%s", "out of memory");
+		goto out;
+	}
+	if (http_server_listen(rg->server, rg->self->api_listen) != 0) {
+		snprintf(err, sizeof err, "cannot listen on %s: %s", rg->self->api_listen, strerror(errno));
+		node_fail("%s", err);
+		goto out;
+	}
+	rg->sigterm = evsignal_new(rg->base, SIGTERM, node_signal, rg);
+	rg->sigint = evsignal_new(rg->base, SIGINT, node_signal, rg);
+	rg->shutdown_timer = evtimer_new(rg->base, node_shutdown_timeout, rg);
+	rg->purge_timer = event_new(rg->base, -1, EV_PERSIST, node_purge, rg);
+	struct timeval purge_every = {600, 0};
+	evsignal_add(rg->sigterm, NULL);
+	evsignal_add(rg->sigint, NULL);
+	evtimer_add(rg->purge_timer, &purge_every);
+
+	log_info("serving https://%s (role %s, schema %d, pid %d)", rg->self->api_listen, rg->self->role,
+		 db_schema_version(rg->reader), (int)getpid());
+	if (ready_fd >= 0) {
+		ssize_t unused = write(ready_fd, "ready\n", 6);
+		(void)unused; /* the parent notices a missing line by itself */
+		close(ready_fd);
+	}
+	event_base_dispatch(rg->base);
+	status = 0;
+	log_info("stopped");
+out:
+	/* order: hashing jobs may still submit writes, and write completions
+	 * answer requests, so the pool goes first, then the writer (which
+	 * commits and answers everything queued), and the server last */
+	workers_free(&rg->hashers);
+	committer_free(&rg->writer);
+	http_server_free(&rg->server);
+	db_close(&rg->reader);
+	if (rg->sigterm)
+		event_free(rg->sigterm);
+	if (rg->sigint)
+		event_free(rg->sigint);
+	if (rg->shutdown_timer)
+		event_free(rg->shutdown_timer);
+	if (rg->purge_timer)
+		event_free(rg->purge_timer);
+	ratelimit_free(&rg->login_limit);
+	metrics_free(&rg->metrics);
+	SSL_CTX_free(ssl);
+	if (rg->base)
+		event_base_free(rg->base);
+	secrets_clear(&rg->secrets);
+	return status;
+}

@@ -1,0 +1,472 @@
+/*
+ * records.c - the records API: JSON objects in named collections, owned by
+ * the user who created them and visible to no one else (another user's
+ * record is "not found", never "forbidden": its existence is not revealed).
+ *
+ * Each record has a version, starting at 1 and bumped by every change; the
+ * ETag is the version, so If-Match / If-None-Match give optimistic
+ * concurrency and cheap revalidation. Reads run on the event loop's
+ * read-only connection; writes on the writer thread (read-check-write in
+ * one transaction, so If-Match is checked against the row being changed).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "region/internal.h"
+#include "region/query.h"
+
+#define LIST_DEFAULT_LIMIT 50
+#define LIST_MAX_LIMIT 1000
+
+#define RECORD_COLUMNS "id, owner, collection, version, created_at, updated_at, data"
+
+/* Validate the {collection} segment into call->collection; 400 otherwise. */
+static bool read_collection(api_call *call)
+{
+	const char *s = call->segments[2];
+	size_t n = call->segment_lens[2];
+	bool ok = n >= 1 && n <= 64 && s[0] >= 'a' && s[0] <= 'z';
+	for (size_t i = 1; ok && i < n; i++)
+		ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_';
+	if (!ok) {
+		api_error(call, 400, "invalid_collection",
+			  "collection names match ^[a-z][a-z0-9_]{0,63}$");
+		return false;
+	}
+	memcpy(call->collection, s, n);
+	call->collection[n] = '\0';
+	return true;
+}
+
+/* The {id} segment; ids that cannot exist are simply not found. */
+static bool read_record_id(api_call *call)
+{
+	const char *s = call->segments[4];
+	size_t n = call->segment_lens[4];
+	bool ok = n >= 1 && n < sizeof call->record_id;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)s[i]) != 0;
+	if (!ok) {
+		api_error(call, 404, "record_not_found", "no such record");
+		return false;
+	}
+	memcpy(call->record_id, s, n);
+	call->record_id[n] = '\0';
+	return true;
+}
+
+/* Authenticate and read the path; answers and returns false on failure. */
+static bool records_begin(api_call *call, bool with_id)
+{
+	if (!api_authenticate(call) || !read_collection(call) || (with_id && !read_record_id(call))) {
+		api_finish(call);
+		return false;
+	}
+	return true;
+}
+
+/* Append the record on the statement's current row (RECORD_COLUMNS order). */
+static void record_json(buf *b, sqlite3_stmt *st)
+{
+	buf_adds(b, "{\"id\":");
+	api_json_string(b, (const char *)sqlite3_column_text(st, 0));
+	buf_adds(b, ",\"collection\":");
+	api_json_string(b, (const char *)sqlite3_column_text(st, 2));
+	buf_adds(b, ",\"owner\":");
+	api_json_string(b, (const char *)sqlite3_column_text(st, 1));
+	buf_printf(b, ",\"version\":%lld,\"created_at\":", (long long)sqlite3_column_int64(st, 3));
+	api_json_string(b, (const char *)sqlite3_column_text(st, 4));
+	buf_adds(b, ",\"updated_at\":");
+	api_json_string(b, (const char *)sqlite3_column_text(st, 5));
+	buf_adds(b, ",\"data\":");
+	buf_add(b, sqlite3_column_text(st, 6), (size_t)sqlite3_column_bytes(st, 6));
+	buf_adds(b, "}");
+}
+
+static void etag_of(long long version, char out[32])
+{
+	snprintf(out, 32, "\"%lld\"", version);
+}
+
+/* Does an If-Match / If-None-Match list match this ETag? Weak comparison
+ * (W/ prefixes ignored), "*" matches any existing record. */
+static bool etag_list_matches(const char *list, const char *etag)
+{
+	const char *p = list;
+	size_t elen = strlen(etag);
+	while (*p) {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (!*p)
+			break;
+		if (*p == '*')
+			return true;
+		if (p[0] == 'W' && p[1] == '/')
+			p += 2;
+		const char *end = p;
+		if (*end == '"') {
+			end = strchr(end + 1, '"');
+			end = end ? end + 1 : p + strlen(p);
+		} else {
+			while (*end && *end != ',')
+				end++;
+		}
+		if ((size_t)(end - p) == elen && memcmp(p, etag, elen) == 0)
+			return true;
+		p = end;
+	}
+	return false;
+}
+
+/* Read the row just written back into the answer (writer thread). */
+static int answer_with_record(db_conn *db, api_call *call, int status)
+{
+	sqlite3_stmt *st = db_stmt(db, "SELECT " RECORD_COLUMNS " FROM records WHERE id = ?1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, call->record_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return ERR_DB;
+	}
+	char etag[32];
+	etag_of(sqlite3_column_int64(st, 3), etag);
+	buf_reset(&call->body);
+	record_json(&call->body, st);
+	sqlite3_reset(st);
+	api_header(call, "ETag", etag);
+	call->status = status;
+	return 0;
+}
+
+/* --- create --- */
+
+static int create_write(db_conn *db, api_call *call)
+{
+	char now_iso[32];
+	util_new_id(call->record_id);
+	util_iso8601(call->now_ms, now_iso);
+	sqlite3_stmt *st = db_stmt(db, "INSERT INTO records (" RECORD_COLUMNS ") VALUES (?1,?2,?3,1,?4,?4,?5)");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, call->record_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, call->user_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, call->collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, now_iso, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, call->data_text, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	char location[160];
+	snprintf(location, sizeof location, "/v1/collections/%s/records/%s", call->collection,
+		 call->record_id);
+	api_header(call, "Location", location);
+	return answer_with_record(db, call, 201);
+}
+
+void records_create(api_call *call)
+{
+	if (!records_begin(call, false))
+		return;
+	if (!api_parse_json_object(call, false)) {
+		api_finish(call);
+		return;
+	}
+	if (!idempotency_prepare(call, false))
+		return;
+	call->data_text = json_dumps(call->json, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (!call->data_text) {
+		api_error(call, 500, "internal_error", "cannot encode the record");
+		api_finish(call);
+		return;
+	}
+	call->write = create_write;
+	api_submit_write(call);
+}
+
+/* --- get --- */
+
+void records_get(api_call *call)
+{
+	if (!records_begin(call, true))
+		return;
+	sqlite3_stmt *st = db_stmt(call->rg->reader, "SELECT " RECORD_COLUMNS " FROM records "
+						     "WHERE id = ?1 AND owner = ?2 AND collection = ?3");
+	if (!st) {
+		api_error(call, 500, "internal_error", "cannot read the record");
+		api_finish(call);
+		return;
+	}
+	sqlite3_bind_text(st, 1, call->record_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, call->user_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, call->collection, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		api_error(call, 404, "record_not_found", "no such record");
+	} else {
+		char etag[32], inm[512];
+		etag_of(sqlite3_column_int64(st, 3), etag);
+		api_header(call, "ETag", etag);
+		if (api_request_header(call, "If-None-Match", inm, sizeof inm) &&
+		    etag_list_matches(inm, etag)) {
+			call->status = 304;
+		} else {
+			call->status = 200;
+			record_json(&call->body, st);
+		}
+	}
+	sqlite3_reset(st);
+	api_finish(call);
+}
+
+/* --- update (PUT replaces data, PATCH merges, RFC 7396) --- */
+
+/* RFC 7396 MergePatch(target, patch): returns the new value (a new
+ * reference); target may be NULL. NULL on allocation failure. */
+static json_t *merge_patch(json_t *target, json_t *patch)
+{
+	if (!json_is_object(patch))
+		return json_deep_copy(patch);
+	json_t *result = json_is_object(target) ? json_deep_copy(target) : json_object();
+	if (!result)
+		return NULL;
+	const char *key;
+	json_t *value;
+	json_object_foreach(patch, key, value) {
+		if (json_is_null(value)) {
+			json_object_del(result, key);
+		} else {
+			json_t *merged = merge_patch(json_object_get(result, key), value);
+			if (!merged || json_object_set_new(result, key, merged) != 0) {
+				json_decref(result);
+				return NULL;
+			}
+		}
+	}
+	return result;
+}
+
+static int update_write(db_conn *db, api_call *call)
+{
+	sqlite3_stmt *st = db_stmt(db, "SELECT version, data FROM records "
+				       "WHERE id = ?1 AND owner = ?2 AND collection = ?3");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, call->record_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, call->user_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, call->collection, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		api_error(call, 404, "record_not_found", "no such record");
+		return ERR_NOTFOUND;
+	}
+	long long version = sqlite3_column_int64(st, 0);
+	char etag[32];
+	etag_of(version, etag);
+	if (call->if_match[0] && !etag_list_matches(call->if_match, etag)) {
+		sqlite3_reset(st);
+		api_header(call, "ETag", etag);
+		api_error(call, 412, "precondition_failed",
+			  "the record has changed (current ETag %s); fetch it and retry", etag);
+		return ERR_CONFLICT;
+	}
+	if (call->patch) {
+		json_t *current = json_loadb((const char *)sqlite3_column_text(st, 1),
+					     (size_t)sqlite3_column_bytes(st, 1), 0, NULL);
+		json_t *merged = merge_patch(current, call->json);
+		json_decref(current);
+		free(call->data_text);
+		call->data_text = merged ? json_dumps(merged, JSON_COMPACT) : NULL;
+		json_decref(merged);
+	} else {
+		call->data_text = json_dumps(call->json, JSON_COMPACT);
+	}
+	sqlite3_reset(st);
+	if (!call->data_text)
+		return ERR_NOMEM;
+	char now_iso[32];
+	util_iso8601(call->now_ms, now_iso);
+	st = db_stmt(db, "UPDATE records SET data = ?2, version = version + 1, updated_at = ?3 WHERE id = ?1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, call->record_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, call->data_text, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, now_iso, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	return answer_with_record(db, call, 200);
+}
+
+void records_update(api_call *call)
+{
+	if (!records_begin(call, true))
+		return;
+	call->patch = strcmp(call->msg->method, "PATCH") == 0;
+	if (!api_parse_json_object(call, call->patch)) {
+		api_finish(call);
+		return;
+	}
+	api_request_header(call, "If-Match", call->if_match, sizeof call->if_match);
+	if (!idempotency_prepare(call, false))
+		return;
+	call->write = update_write;
+	api_submit_write(call);
+}
+
+/* --- delete --- */
+
+static int delete_write(db_conn *db, api_call *call)
+{
+	sqlite3_stmt *st = db_stmt(db, "SELECT version FROM records "
+				       "WHERE id = ?1 AND owner = ?2 AND collection = ?3");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, call->record_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, call->user_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, call->collection, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	long long version = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW) {
+		api_error(call, 404, "record_not_found", "no such record");
+		return ERR_NOTFOUND;
+	}
+	char etag[32];
+	etag_of(version, etag);
+	if (call->if_match[0] && !etag_list_matches(call->if_match, etag)) {
+		api_header(call, "ETag", etag);
+		api_error(call, 412, "precondition_failed",
+			  "the record has changed (current ETag %s); fetch it and retry", etag);
+		return ERR_CONFLICT;
+	}
+	st = db_stmt(db, "DELETE FROM records WHERE id = ?1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, call->record_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	call->status = 204;
+	return 0;
+}
+
+void records_delete(api_call *call)
+{
+	if (!records_begin(call, true))
+		return;
+	api_request_header(call, "If-Match", call->if_match, sizeof call->if_match);
+	if (!idempotency_prepare(call, false))
+		return;
+	call->write = delete_write;
+	api_submit_write(call);
+}
+
+/* --- list --- */
+
+void records_list(api_call *call)
+{
+	if (!records_begin(call, false))
+		return;
+	bool bad_f = false, bad_s = false, bad_c = false, bad_l = false;
+	char *filter = api_query_param(call, "filter", &bad_f);
+	char *sort = api_query_param(call, "sort", &bad_s);
+	char *cursor = api_query_param(call, "cursor", &bad_c);
+	char *limit_text = api_query_param(call, "limit", &bad_l);
+	list_query *q = NULL;
+	char *sql = NULL;
+	sqlite3_stmt *st = NULL;
+	long long limit = LIST_DEFAULT_LIMIT;
+	if (bad_f || bad_s || bad_c || bad_l) {
+		api_error(call, 400, "invalid_query", "a query parameter is not valid percent-encoding");
+		goto done;
+	}
+	if (limit_text && util_parse_int(limit_text, 1, LIST_MAX_LIMIT, &limit) != 0) {
+		api_error(call, 400, "invalid_limit", "limit must be an integer from 1 to %d",
+			  LIST_MAX_LIMIT);
+		goto done;
+	}
+	query_error qerr;
+	memset(&qerr, 0, sizeof qerr);
+	int rc = list_query_compile(filter, sort, cursor, &q, &qerr);
+	if (rc != 0) {
+		char code[32];
+		snprintf(code, sizeof code, "invalid_%s", qerr.param ? qerr.param : "filter");
+		if (qerr.pos > 0)
+			api_error(call, 400, code, "%s at position %d: %s", qerr.param, qerr.pos, qerr.message);
+		else
+			api_error(call, 400, code, "%s: %s", qerr.param, qerr.message);
+		if (qerr.pos > 0) {
+			/* machine-readable position next to the message */
+			call->body.len -= 2;
+			buf_printf(&call->body, ",\"parameter\":\"%s\",\"position\":%d}}", qerr.param, qerr.pos);
+		}
+		goto done;
+	}
+	const char *keys = list_query_keys(q);
+	sql = sqlite3_mprintf("SELECT " RECORD_COLUMNS "%s%s FROM records WHERE owner = ?1 AND "
+			      "collection = ?2 AND (%s) %s LIMIT %lld",
+			      keys[0] ? ", " : "", keys, list_query_where(q), list_query_order(q),
+			      limit + 1);
+	if (!sql || sqlite3_prepare_v2(db_handle(call->rg->reader), sql, -1, &st, NULL) != SQLITE_OK) {
+		log_error("cannot prepare a list query: %s", sqlite3_errmsg(db_handle(call->rg->reader)));
+		api_error(call, 500, "internal_error", "cannot run the query");
+		goto done;
+	}
+	sqlite3_bind_text(st, 1, call->user_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, call->collection, -1, SQLITE_STATIC);
+	if (list_query_bind(q, st, 3) < 0) {
+		api_error(call, 500, "internal_error", "cannot bind the query");
+		goto done;
+	}
+	buf_adds(&call->body, "{\"items\":[");
+	char *next = NULL;
+	long long n = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == limit) { /* one more exists: the page ends at the previous row */
+			break;
+		}
+		if (n > 0)
+			buf_addc(&call->body, ',');
+		record_json(&call->body, st);
+		n++;
+		if (n == limit) {
+			if (list_query_cursor(q, st, 7, 0, &next) != 0)
+				next = NULL;
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		free(next);
+		buf_reset(&call->body);
+		api_error(call, 500, "internal_error", "the query failed");
+		goto done;
+	}
+	if (rc != SQLITE_ROW) { /* no row beyond this page */
+		free(next);
+		next = NULL;
+	}
+	buf_adds(&call->body, "],\"next_cursor\":");
+	if (next)
+		api_json_string(&call->body, next);
+	else
+		buf_adds(&call->body, "null");
+	buf_adds(&call->body, "}");
+	free(next);
+	call->status = 200;
+done:
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	list_query_free(&q);
+	free(filter);
+	free(sort);
+	free(cursor);
+	free(limit_text);
+	api_finish(call);
+}

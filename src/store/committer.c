@@ -1,0 +1,188 @@
+/* committer.c - the writer thread and its group commit; see committer.h. */
+#include "store/committer.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/workers.h"
+
+typedef struct commit_job {
+	commit_exec_fn exec;
+	commit_done_fn done;
+	void *arg;
+	int rc;
+	struct commit_job *next;
+} commit_job;
+
+struct committer {
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	commit_job *head, *tail;
+	int queued, queue_max, batch_max;
+	bool stopping;
+	db_conn *db;
+	loop_queue *completions;
+	committer_stats stats;
+};
+
+static void committer_deliver(void *arg)
+{
+	commit_job *j = arg;
+	j->done(j->arg, j->rc);
+	free(j);
+}
+
+/* Run one batch: jobs[0..n) in one transaction. */
+static void committer_run_batch(committer *c, commit_job *batch)
+{
+	int rc = db_exec(c->db, "BEGIN IMMEDIATE");
+	if (rc == 0) {
+		for (commit_job *j = batch; j; j = j->next) {
+			if (db_exec(c->db, "SAVEPOINT job") != 0) {
+				j->rc = ERR_DB;
+				continue;
+			}
+			j->rc = j->exec(c->db, j->arg);
+			if (j->rc < 0)
+				db_exec(c->db, "ROLLBACK TO job");
+			db_exec(c->db, "RELEASE job");
+		}
+		int64_t t0 = util_mono_us();
+		rc = db_exec(c->db, "COMMIT");
+		int64_t t1 = util_mono_us();
+		pthread_mutex_lock(&c->lock);
+		c->stats.commit_us_total += (uint64_t)(t1 - t0);
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (rc != 0) {
+		/* nothing of this batch is on disk: no job may be acknowledged */
+		sqlite3_exec(db_handle(c->db), "ROLLBACK", NULL, NULL, NULL);
+		log_error("group commit failed; %s", "every write of the batch is answered with an error");
+		for (commit_job *j = batch; j; j = j->next)
+			j->rc = ERR_IO;
+	}
+	int n = 0;
+	for (commit_job *j = batch; j;) {
+		commit_job *next = j->next;
+		n++;
+		if (loop_queue_post(c->completions, committer_deliver, j) != 0) {
+			log_error("cannot deliver a write completion: out of memory");
+			abort(); /* losing an answer silently is worse */
+		}
+		j = next;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->stats.batches++;
+	c->stats.writes += (uint64_t)n;
+	if (rc != 0)
+		c->stats.failed_batches++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *committer_main(void *arg)
+{
+	committer *c = arg;
+	for (;;) {
+		pthread_mutex_lock(&c->lock);
+		while (!c->head && !c->stopping)
+			pthread_cond_wait(&c->wake, &c->lock);
+		if (!c->head) {
+			pthread_mutex_unlock(&c->lock);
+			return NULL;
+		}
+		/* take up to batch_max jobs */
+		commit_job *batch = c->head, *last = c->head;
+		int n = 1;
+		while (last->next && n < c->batch_max) {
+			last = last->next;
+			n++;
+		}
+		c->head = last->next;
+		if (!c->head)
+			c->tail = NULL;
+		last->next = NULL;
+		c->queued -= n;
+		pthread_mutex_unlock(&c->lock);
+		committer_run_batch(c, batch);
+	}
+}
+
+committer *committer_new(struct event_base *base, db_conn *db, int batch_max, int queue_max)
+{
+	committer *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->wake, NULL);
+	c->batch_max = batch_max;
+	c->queue_max = queue_max;
+	c->db = db;
+	c->completions = loop_queue_new(base);
+	if (!c->completions)
+		goto fail;
+	if (pthread_create(&c->thread, NULL, committer_main, c) != 0)
+		goto fail;
+	c->thread_started = true;
+	return c;
+fail:
+	c->db = NULL; /* caller keeps it */
+	committer_free(&c);
+	return NULL;
+}
+
+int committer_submit(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg)
+{
+	commit_job *j = malloc(sizeof *j);
+	if (!j)
+		return ERR_NOMEM;
+	*j = (commit_job){exec, done, arg, 0, NULL};
+	pthread_mutex_lock(&c->lock);
+	if (c->stopping || c->queued >= c->queue_max) {
+		pthread_mutex_unlock(&c->lock);
+		free(j);
+		return ERR_AGAIN;
+	}
+	if (c->tail)
+		c->tail->next = j;
+	else
+		c->head = j;
+	c->tail = j;
+	c->queued++;
+	pthread_cond_signal(&c->wake);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+void committer_get_stats(committer *c, committer_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->stats;
+	out->queued = c->queued;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void committer_free(committer **pc)
+{
+	committer *c = *pc;
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stopping = true;
+	pthread_cond_broadcast(&c->wake);
+	pthread_mutex_unlock(&c->lock);
+	if (c->thread_started)
+		pthread_join(c->thread, NULL);
+	if (c->completions)
+		loop_queue_free(&c->completions); /* runs pending completions */
+	db_close(&c->db);
+	pthread_cond_destroy(&c->wake);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	*pc = NULL;
+}

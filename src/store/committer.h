@@ -1,0 +1,58 @@
+/*
+ * committer.h - group commit: every write of a region goes through one
+ * writer thread that runs all waiting writes in one transaction and makes
+ * them durable with one fsync.
+ *
+ * A write is a function run on the writer thread inside the batch
+ * transaction, in a savepoint of its own, so one failing write rolls back
+ * only itself. The completion runs on the event loop thread after the batch
+ * is committed and on disk: that is the moment a write may be acknowledged.
+ *
+ *   loop thread                 writer thread
+ *   submit(job) --queue--> [wait for jobs] -> BEGIN
+ *                           for each: SAVEPOINT; exec(); RELEASE | ROLLBACK TO
+ *                           COMMIT (fsync of the WAL)
+ *   done(job, rc) <--loop queue--
+ *
+ * Batches form by themselves: while one commit is being fsync'd, new jobs
+ * queue up and become the next batch. No timer delays a lone write.
+ */
+#ifndef TANDEM_STORE_COMMITTER_H
+#define TANDEM_STORE_COMMITTER_H
+
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "store/db.h"
+
+typedef struct committer committer;
+
+/* Runs on the writer thread inside the batch; returns 0 to keep its changes,
+ * a negative ERR_* to roll them back (that value reaches done()). */
+typedef int (*commit_exec_fn)(db_conn *db, void *arg);
+/* Runs on the loop thread once the batch is durable (rc from exec), or with
+ * ERR_IO / ERR_DB when the batch could not be committed (nothing of it was
+ * kept). Always called exactly once per accepted job. */
+typedef void (*commit_done_fn)(void *arg, int rc);
+
+typedef struct committer_stats {
+	uint64_t batches;
+	uint64_t writes;
+	uint64_t failed_batches;
+	uint64_t commit_us_total; /* time in COMMIT (fsync) */
+	int queued;
+} committer_stats;
+
+/* Start the writer thread on the given (writable, migrated) connection,
+ * which it then owns. NULL on failure. */
+committer *committer_new(struct event_base *base, db_conn *db, int batch_max, int queue_max);
+/* Queue a write. 0, or ERR_AGAIN when the queue is full or stopping (nothing
+ * queued; done() will not run), ERR_NOMEM. */
+int committer_submit(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg);
+void committer_get_stats(committer *c, committer_stats *out);
+/* Commit everything queued, stop the thread, deliver completions, close the
+ * connection, free; no-op on NULL; resets *c. */
+void committer_free(committer **c);
+
+#endif

@@ -1,0 +1,224 @@
+"""Functional tests: start the real `tandem` binary and talk to it with real
+clients (python-requests over TLS, raw sockets with ssl, curl).
+
+Fixtures:
+  region      a fresh region node (own data dir and ports) per test module
+  fresh_region  a fresh region node per test (for tests that kill or stop it)
+  user, other_user  signed-up accounts on `region`
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+TANDEM = os.environ.get("TANDEM_BIN") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "tandem")
+TANDEM = os.path.abspath(TANDEM)
+
+_next_port = [20000 + (os.getpid() * 7) % 30000]
+
+
+def free_port_base(count=4):
+    """A base port such that base..base+count-1 are free on 127.0.0.1."""
+    while True:
+        base = _next_port[0]
+        _next_port[0] += count + 1
+        if _next_port[0] > 60000:
+            _next_port[0] = 20000
+        ok = True
+        for p in range(base, base + count):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return base
+
+
+def run(*args, check=True, **kw):
+    """Run the tandem binary; returns CompletedProcess (text)."""
+    return subprocess.run([TANDEM, *args], capture_output=True, text=True,
+                          check=check, timeout=60, **kw)
+
+
+class Region:
+    """One region node of a local deployment made with `tandem init`."""
+
+    def __init__(self, data_dir, name="eu", edit_config=None):
+        self.data = str(data_dir)
+        self.name = name
+        self.port = free_port_base()
+        run("init", "--data", self.data, "--port-base", str(self.port))
+        self.config = os.path.join(self.data, "tandem.ini")
+        if edit_config:
+            with open(self.config) as f:
+                text = f.read()
+            with open(self.config, "w") as f:
+                f.write(edit_config(text))
+        self.ca = os.path.join(self.data, "certs", "ca.pem")
+        self.url = "https://127.0.0.1:%d" % self.port
+        self.proc = None
+        self.log_path = os.path.join(self.data, "region-%s.log" % name)
+
+    def start(self, timeout=20):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [TANDEM, "region", "--config", self.config, "--region", self.name],
+            stdout=log, stderr=log)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("region exited: " + self.log())
+            try:
+                r = requests.get(self.url + "/healthz", verify=self.ca, timeout=1)
+                if r.status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("region did not become healthy: " + self.log())
+
+    def log(self):
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def session(self):
+        s = requests.Session()
+        s.verify = self.ca
+        s.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+        return s
+
+    def get(self, path, token=None, **kw):
+        return request(self, "GET", path, token, **kw)
+
+    def post(self, path, token=None, **kw):
+        return request(self, "POST", path, token, **kw)
+
+
+def request(region, method, path, token=None, headers=None, **kw):
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = "Bearer " + token
+    kw.setdefault("timeout", 30)
+    return requests.request(method, region.url + path, headers=h,
+                            verify=region.ca, **kw)
+
+
+def new_email():
+    return "user-%s@example.com" % uuid.uuid4().hex[:12]
+
+
+def signup(region, email=None, password="correct horse battery"):
+    email = email or new_email()
+    r = region.post("/v1/auth/signup", json={"email": email, "password": password})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    body["email"] = email
+    body["password"] = password
+    return body
+
+
+def error_code(response):
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]["code"]
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    r = Region(tmp_path_factory.mktemp("region"))
+    r.start()
+    yield r
+    code = r.stop()
+    assert code == 0, "region did not stop cleanly (%s): %s" % (code, r.log()[-2000:])
+
+
+@pytest.fixture
+def fresh_region(tmp_path):
+    r = Region(tmp_path)
+    r.start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def user(region):
+    return signup(region)
+
+
+@pytest.fixture
+def other_user(region):
+    return signup(region)
+
+
+def tls_connect(region, timeout=10):
+    """A raw TLS socket to the region (for protocol-level tests)."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=region.ca)
+    raw = socket.create_connection(("127.0.0.1", region.port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def read_response(sock, buffer=b""):
+    """Read one HTTP/1.1 response (Content-Length framed) from sock.
+    Returns (status, headers dict lowercased, body bytes, leftover bytes)."""
+    data = buffer
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed before a response head: %r" % data)
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise EOFError("connection closed in a body")
+        rest += chunk
+    return status, headers, rest[:length], rest[length:]
+
+
+def is_closed(sock, timeout=5.0):
+    """True when the peer closed the connection within timeout."""
+    import ssl
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, ssl.SSLError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
