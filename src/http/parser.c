@@ -323,7 +323,7 @@ static int body_append(http_parser *p, const char *data, size_t len)
 	int rc = buf_add(&p->body, data, len);
 	if (rc == ERR_NOMEM)
 		return fail(p, ERR_NOMEM, 500, "out of memory");
-	if (rc < 0)
+	if (rc < 0) /* defensive: body_room() already said it fits */
 		return fail(p, ERR_LIMIT, 413, "content too large");
 	return 0;
 }

@@ -439,7 +439,7 @@ static void test_chunked_extensions_and_trailers(void)
 
 	/* Whitespace (BWS) around every part of an extension. */
 	p = parse_request("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-			  "2 \t ;\t a ;b = \"x\" \t; c\t=\td;e=f\r\nab\r\n1;g=\"\"\r\nc\r\n0\r\n\r\n");
+			  "2 \t ;\t a  ;b = \"x\";c \t; d\t=\te;f=g\r\nab\r\n1;g=\"\"\r\nc\r\n0\r\n\r\n");
 	CHECK_EQ_STR(http_parser_body(p, &body_len), "abc");
 	http_parser_free(&p);
 
@@ -487,6 +487,8 @@ static void test_chunk_errors(void)
 	REQUEST_400(CHUNKED_HEAD "5;a=\"\\\x01\"\r\n", "invalid chunk extension");
 	REQUEST_400(CHUNKED_HEAD "5;a=\"x\"\x01\r\n", "invalid chunk extension");
 	REQUEST_400(CHUNKED_HEAD "5;a=@\r\n", "invalid chunk extension");
+	REQUEST_400(CHUNKED_HEAD "5;a@\r\n", "invalid chunk extension");
+	REQUEST_400(CHUNKED_HEAD "5;a=b@\r\n", "invalid chunk extension");
 	REQUEST_400(CHUNKED_HEAD "5;a=\"\x7f\"\r\n", "invalid chunk extension");
 
 	/* A chunk line over 4 KiB. */
@@ -792,6 +794,14 @@ static void test_header_limits(void)
 	limits = limits_default;
 	limits.max_headers = 2;
 	CHECK(fails_with_len(HTTP_REQUEST, &limits, chunked, strlen(chunked), ERR_LIMIT, 431,
+			     "too many header fields"));
+	const char *two_trailers = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+				   "0\r\nT: 1\r\nU: 2\r\n\r\n";
+	limits.max_headers = 4;
+	p = parse_message(HTTP_REQUEST, &limits, two_trailers);
+	http_parser_free(&p);
+	limits.max_headers = 3;
+	CHECK(fails_with_len(HTTP_REQUEST, &limits, two_trailers, strlen(two_trailers), ERR_LIMIT, 431,
 			     "too many header fields"));
 }
 

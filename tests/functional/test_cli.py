@@ -1,0 +1,192 @@
+"""The command line (issue 2, section 3): version, help, config check,
+certs, init, up (endpoints.json, side-by-side deployments, clean stop),
+region; every user error is a non-zero exit with a one-line reason."""
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+
+import requests
+
+from conftest import TANDEM, free_port_base, run, signup
+
+
+def test_version_and_help():
+    r = run("version")
+    assert r.stdout.startswith("tandem ") and r.returncode == 0
+    r = run("help")
+    for cmd in ["up", "init", "region", "certs", "config check", "version"]:
+        assert cmd in r.stdout
+    for cmd in [["up"], ["init"], ["region"], ["certs"], ["config"]]:
+        r = run(*cmd, "--help")
+        assert r.returncode == 0 and r.stdout.startswith("usage: tandem " + cmd[0]), cmd
+    r = run("help", "region")
+    assert r.stdout.startswith("usage: tandem region")
+
+
+def test_unknown_command_and_options_fail_with_one_line():
+    for args in [["frobnicate"], ["up", "--bogus", "1"], ["region"], ["certs"],
+                 ["config", "check"], ["up", "--port-base", "99"]]:
+        r = run(*args, check=False)
+        assert r.returncode != 0, args
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("tandem: "), (args, r.stderr)
+
+
+def test_config_check_reports_file_and_line(tmp_path):
+    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    cfg = tmp_path / "tandem.ini"
+    r = run("config", "check", str(cfg))
+    assert r.returncode == 0 and "ok" in r.stdout
+    lines = cfg.read_text().splitlines()
+    # break three things: an unknown key, a bad integer, a bad role
+    lines.insert(lines.index("[limits]") + 1, "max_header_bytez = 5")
+    i = [n for n, line in enumerate(lines) if line.startswith("max_connections")][0]
+    lines[i] = "max_connections = lots"
+    j = lines.index("role = primary")
+    lines[j] = "role = leader"
+    cfg.write_text("\n".join(lines) + "\n")
+    r = run("config", "check", str(cfg), check=False)
+    assert r.returncode == 1
+    out = r.stderr.strip().splitlines()
+    text = cfg.read_text().splitlines()
+    expected = {
+        text.index("max_header_bytez = 5") + 1: "unknown key 'max_header_bytez'",
+        text.index("max_connections = lots") + 1: "max_connections must be an integer",
+        text.index("role = leader") + 1: "role must be primary or secondary",
+    }
+    for line_no, fragment in expected.items():
+        prefix = "%s:%d: " % (cfg, line_no)
+        assert any(o.startswith(prefix) and fragment in o for o in out), (prefix, fragment, out)
+
+
+def test_config_check_syntax_error_and_missing_file(tmp_path):
+    cfg = tmp_path / "bad.ini"
+    cfg.write_text("[deployment]\nname = x\nthis line has no equals sign\n")
+    r = run("config", "check", str(cfg), check=False)
+    assert r.returncode == 1
+    assert "%s:3: syntax error" % cfg in r.stderr
+    r = run("config", "check", str(tmp_path / "nope.ini"), check=False)
+    assert r.returncode == 1 and "cannot open" in r.stderr
+    cfg.write_text("[deployment]\nsecrets_file = s\nca_file = c\n")
+    r = run("config", "check", str(cfg), check=False)
+    assert r.returncode == 1 and "at least one region" in r.stderr
+
+
+def test_certs_are_created_idempotently_with_private_keys(tmp_path):
+    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    certs = tmp_path / "certs"
+    for key in ["ca.key", "eu.key"]:
+        assert stat.S_IMODE(os.stat(certs / key).st_mode) == 0o600
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in certs.iterdir()}
+    r = run("certs", "--config", str(tmp_path / "tandem.ini"))
+    assert r.returncode == 0
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in certs.iterdir()}
+    assert before == after
+    (certs / "eu.pem").unlink()
+    run("certs", "--config", str(tmp_path / "tandem.ini"))
+    assert (certs / "eu.pem").exists()
+    assert (certs / "ca.pem").read_bytes() == before["ca.pem"][0]
+    # the new certificate verifies against the same CA (curl does the check)
+    assert stat.S_IMODE(os.stat(tmp_path / "secrets.ini").st_mode) == 0o600
+
+
+def test_region_refuses_readable_secrets(tmp_path):
+    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    os.chmod(tmp_path / "secrets.ini", 0o644)
+    r = run("region", "--config", str(tmp_path / "tandem.ini"), "--region", "eu", check=False)
+    assert r.returncode != 0
+    assert "secrets.ini:1: secrets file may be read by others" in r.stderr
+    r = run("region", "--config", str(tmp_path / "tandem.ini"), "--region", "mars", check=False)
+    assert r.returncode != 0 and "no [region mars]" in r.stderr
+
+
+def test_up_print_config_uses_port_base(tmp_path):
+    r = run("up", "--data", str(tmp_path / "d"), "--port-base", "12345", "--print-config")
+    assert "api_listen = 127.0.0.1:12345" in r.stdout
+    assert not (tmp_path / "d").exists(), "--print-config must not create anything"
+
+
+def start_up(data, port_base):
+    proc = subprocess.Popen([TANDEM, "up", "--data", str(data), "--port-base", str(port_base)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    endpoints = os.path.join(str(data), "endpoints.json")
+    deadline = time.time() + 30
+    while time.time() < deadline and not os.path.exists(endpoints):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    with open(endpoints) as f:
+        return proc, json.load(f)
+
+
+def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
+    base1, base2 = free_port_base(), free_port_base()
+    p1, e1 = start_up(tmp_path / "one", base1)
+    p2, e2 = start_up(tmp_path / "two", base2)
+    try:
+        for e, base, d in [(e1, base1, "one"), (e2, base2, "two")]:
+            assert set(e) == {"ca", "config", "regions"}
+            assert e["ca"] == str(tmp_path / d / "certs" / "ca.pem")
+            assert e["config"] == str(tmp_path / d / "tandem.ini")
+            eu = e["regions"]["eu"]
+            assert eu["api"] == "https://127.0.0.1:%d" % base
+            os.kill(eu["pid"], 0)  # the pid is a live process
+            r = requests.get(eu["api"] + "/readyz", verify=e["ca"])
+            assert r.json()["region"] == "eu" and r.json()["role"] == "primary"
+        # the same client works against the first deployment's API (curl)
+        out = subprocess.run(["curl", "-sS", "--cacert", e1["ca"], e1["regions"]["eu"]["api"] + "/healthz"],
+                             capture_output=True, text=True, check=True).stdout
+        assert json.loads(out) == {"status": "ok"}
+    finally:
+        pids = [e1["regions"]["eu"]["pid"], e2["regions"]["eu"]["pid"]]
+        p1.send_signal(signal.SIGINT)
+        p2.send_signal(signal.SIGTERM)
+        assert p1.wait(timeout=30) == 0
+        assert p2.wait(timeout=30) == 0
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        assert not alive, "region %d survived `tandem up` stopping" % pid
+    assert not (tmp_path / "one" / "endpoints.json").exists()
+
+
+def test_up_reports_a_dead_region_and_keeps_running(tmp_path):
+    proc, e = start_up(tmp_path, free_port_base())
+    try:
+        os.kill(e["regions"]["eu"]["pid"], signal.SIGKILL)
+        time.sleep(0.5)
+        assert proc.poll() is None, "tandem up exited when a region died"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    err = proc.stderr.read()
+    assert "region eu (pid %d) was killed by signal 9; not restarting it" % e["regions"]["eu"]["pid"] in err
+
+
+def test_up_data_survives_restart(tmp_path):
+    base = free_port_base()
+    proc, e = start_up(tmp_path, base)
+    try:
+        class R:
+            url = e["regions"]["eu"]["api"]
+            ca = e["ca"]
+
+            def post(self, path, token=None, **kw):
+                return requests.post(self.url + path, verify=self.ca, **kw)
+        u = signup(R())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    proc, e = start_up(tmp_path, base)
+    try:
+        r = requests.post(e["regions"]["eu"]["api"] + "/v1/auth/login", verify=e["ca"],
+                          json={"email": u["email"], "password": u["password"]})
+        assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
