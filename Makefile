@@ -13,8 +13,7 @@ PYTHON    := /usr/bin/python3
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 
 CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-               -Wno-unused-parameter -g -Isrc $(shell pkg-config --cflags $(PKGS)) \
-               -DTANDEM_VERSION='"$(VERSION)"'
+               -Wno-unused-parameter -g -Isrc $(shell pkg-config --cflags $(PKGS))
 LDLIBS    := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
 ifeq ($(SAN),1)
@@ -41,6 +40,9 @@ all: $(BUILD)/tandem
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# only main.c knows the version, so a new commit does not rebuild everything
+$(MAIN_OBJ): CFLAGS += -DTANDEM_VERSION='"$(VERSION)"'
 
 $(BUILD)/libtandem.a: $(LIB_OBJ)
 	ar rcs $@ $^

@@ -284,10 +284,12 @@ static void config_validate(config_reader *r)
 		if (!g->tls_cert[0] || !g->tls_key[0])
 			config_error(r, g->line, "[region %s] needs tls_cert and tls_key", g->name);
 		if (!g->data_dir[0]) {
-			if (c->data_dir[0])
-				snprintf(g->data_dir, sizeof g->data_dir, "%.*s/%s",
-					 (int)(sizeof g->data_dir - 40), c->data_dir, g->name);
-			else
+			if (c->data_dir[0]) {
+				char dir[CONFIG_PATH_MAX]; /* g lives inside c: no overlapping snprintf */
+				snprintf(dir, sizeof dir, "%.*s/%s", (int)(sizeof dir - 40), c->data_dir,
+					 g->name);
+				memcpy(g->data_dir, dir, sizeof dir);
+			} else
 				config_error(r, g->line, "[region %s] needs data_dir (or set it in [deployment])",
 					     g->name);
 		}

@@ -13,28 +13,34 @@
  * Design
  * ------
  *
- *            feed: complete line          feed: empty line after the start line
- *          +---------------------+       +-------------------------------------+
- *          |                     v       |                                     v
- *       +--------+  (copy into head buffer, parse line)            +------------+
- * new ->|  HEAD  |------------------------------------------------>| BODY_START |
- * reset |        |           returns HTTP_PARSE_HEAD               +------------+
- *       +--------+                                                       |
- *                                next feed: start_body() checks the body limit
- *                                and picks the framing
- *          +-------------------+--------------------+----------------+
- *          v                   v                    v                v
- *   BODY_LENGTH        CHUNK_SIZE ... (chunk    BODY_UNTIL_CLOSE    (no body)
- *   (remaining bytes)   line states) <-+        (until finish())     |
- *          |                 |          |             |              |
- *          |           CHUNK_DATA -> DATA_CR -> DATA_LF              |
- *          |                 | last chunk                            |
- *          |           TRAILER_* (field lines, discarded)            |
- *          v                 v                        v              v
- *          +-------------> DONE <---------------------+--------------+
+ *   new/reset
+ *      |
+ *      v
+ *   +------+   feed_head(): copy bytes, parse    +------------+
+ *   | HEAD |------------------------------------>| BODY_START |
+ *   +------+   each completed line; the empty    +------------+
+ *              line ends the head (the feed            |
+ *              returns HTTP_PARSE_HEAD)                |
+ *                                                      |
+ *      next feed (or finish): start_body() checks a known Content-Length
+ *      against the body limit and picks the framing
+ *        +-------------------+-------------------------+------------+
+ *        | Content-Length    | chunked                 | until close| no body
+ *        v                   v                         v            |
+ *   BODY_LENGTH   +----> CHUNK_SIZE, CHUNK_EXT_*,  BODY_UNTIL_CLOSE |
+ *        |        |      CHUNK_LINE_LF                 |            |
+ *        |        |        | size > 0      | size 0    | finish()   |
+ *        |        |        v               v           |            |
+ *        |        |    CHUNK_DATA      TRAILER_*       |            |
+ *        |        |        |               |           |            |
+ *        |        +--- CHUNK_DATA_CR/LF    |           |            |
+ *        v                                 v           v            v
+ *        +-------------------------------> DONE <------+------------+
  *
- *   Any state --(invalid input, limit, allocation failure)--> ERROR (sticky)
- *   DONE and ERROR are left only through http_parser_reset().
+ *   Any state --(bad input, limit, allocation failure)--> ERROR, sticky.
+ *   DONE and ERROR are left only through http_parser_reset(). The body states
+ *   are driven by feed_body(), chunk lines by chunk_line_byte(), trailers by
+ *   trailer_byte().
  *
  * Invariants:
  *  - The head buffer holds exactly the head bytes consumed so far (leading
@@ -46,9 +52,24 @@
  *  - Lines are parsed only when complete (their LF has arrived); the bytes of
  *    a partial line are kept at [line_start, head_len). Limits are checked as
  *    bytes arrive, not when the line or the head ends.
+ *  - The outcome (message, body, error status and text) does not depend on
+ *    how the input is split into feeds; the unit tests and the fuzz target
+ *    compare one-shot, byte-by-byte and random splits. That is why, for
+ *    instance, a field line past max_headers is refused on its first byte,
+ *    before the byte limit is looked at.
  *  - Trailer fields and chunk lines are validated byte by byte and not stored;
- *    trailer bytes count against max_header_bytes together with the head.
+ *    trailer bytes and fields count against max_header_bytes and max_headers
+ *    together with the head's.
  *  - A feed never consumes a byte past the end of the current message.
+ *
+ * Choices where RFC 9112 leaves room: up to LEADING_EMPTY_LINES_MAX empty
+ * lines before a request line are skipped (none before a status line); the
+ * only leniency is a status line without the SP before an empty reason; a
+ * well-formed version other than 1.0/1.1 is 505, even HTTP/1.2; a chunk-size
+ * line (extensions included) may be CHUNK_LINE_MAX bytes; Expect:
+ * 100-continue is ignored in HTTP/1.0 (RFC 9110 section 10.1.1); a response
+ * framed by Transfer-Encoding reports content_length -1 and, if it also had
+ * Content-Length or is HTTP/1.0, keep_alive false (RFC 9112 section 6.3).
  */
 #include "http/parser.h"
 
@@ -1074,9 +1095,9 @@ http_parser *http_parser_new(http_kind kind, const http_limits *limits)
 	return p;
 }
 
-void http_parser_free(http_parser **pp)
+void http_parser_free(http_parser **parser)
 {
-	http_parser *p = *pp;
+	http_parser *p = *parser;
 	if (!p)
 		return;
 	assert(p->magic == HTTP_PARSER_MAGIC);
@@ -1085,7 +1106,7 @@ void http_parser_free(http_parser **pp)
 	buf_free(&p->body);
 	p->magic = 0;
 	free(p);
-	*pp = NULL;
+	*parser = NULL;
 }
 
 /* Forget the message and any error. Buffers that grew past their usual size

@@ -1,0 +1,514 @@
+"""Accounts and sessions against the real region node: signup, login (with
+throttling), refresh (rotation and reuse detection), logout, /v1/me, the
+headers every answer carries, and Idempotency-Key on the auth calls.
+
+Failed logins count against the client address (127.0.0.1) in the
+module-scoped region: tests here keep that total well under the default limit
+of 20, and the per-address test runs on its own region.
+"""
+import base64
+import json
+import re
+import time
+
+import pytest
+
+from conftest import Region, error_code, new_email, request, signup
+
+PASSWORD = "correct horse battery"
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+# --- helpers ---------------------------------------------------------------
+
+def login(region, email, password=PASSWORD, headers=None):
+    return region.post("/v1/auth/login", json={"email": email, "password": password},
+                       headers=headers)
+
+
+def refresh(region, token, headers=None):
+    return region.post("/v1/auth/refresh", json={"refresh_token": token}, headers=headers)
+
+
+def logout(region, access, headers=None):
+    return request(region, "POST", "/v1/auth/logout", access, headers=headers)
+
+
+def me(region, access, headers=None):
+    return region.get("/v1/me", access, headers=headers)
+
+
+def assert_common_headers(r):
+    assert r.headers.get("X-Tandem-Region") == "eu", r.headers
+    assert r.headers.get("X-Request-Id"), r.headers
+
+
+def assert_token_answer(r, status, email):
+    """The shared signup/login/refresh answer; returns the body."""
+    assert r.status_code == status, r.text
+    assert_common_headers(r)
+    assert r.headers["Content-Type"].startswith("application/json")
+    body = r.json()
+    assert set(body) == {"user", "access_token", "refresh_token", "token_type", "expires_in"}, body
+    assert set(body["user"]) == {"id", "email", "created_at"}, body
+    assert isinstance(body["user"]["id"], str) and body["user"]["id"]
+    assert body["user"]["email"] == email.lower()
+    assert ISO.match(body["user"]["created_at"]), body["user"]["created_at"]
+    assert isinstance(body["access_token"], str) and len(body["access_token"]) > 20
+    assert isinstance(body["refresh_token"], str) and len(body["refresh_token"]) > 20
+    assert body["access_token"] != body["refresh_token"]
+    assert body["token_type"] == "Bearer"
+    assert isinstance(body["expires_in"], int) and body["expires_in"] > 0
+    return body
+
+
+def assert_401(r, code):
+    assert r.status_code == 401, r.text
+    assert error_code(r) == code, r.text
+    assert r.headers.get("WWW-Authenticate", "").startswith("Bearer"), r.headers
+    assert_common_headers(r)
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+# --- headers ---------------------------------------------------------------
+
+def test_request_id_is_echoed_when_valid(region):
+    for rid in ["abc", "A-b_c.d:e", "0", "x" * 64, "req-2024-01-01T00:00:00.123"]:
+        r = region.get("/healthz", headers={"X-Request-Id": rid})
+        assert r.status_code == 200
+        assert r.headers["X-Request-Id"] == rid
+        assert r.headers["X-Tandem-Region"] == "eu"
+    # also on errors and on API routes
+    r = region.get("/v1/me", headers={"X-Request-Id": "my-id-1"})
+    assert r.status_code == 401
+    assert r.headers["X-Request-Id"] == "my-id-1"
+    r = region.post("/v1/auth/signup", json={}, headers={"X-Request-Id": "my-id-2"})
+    assert r.status_code == 400
+    assert r.headers["X-Request-Id"] == "my-id-2"
+
+
+def test_request_id_is_generated_when_missing_or_invalid(region):
+    seen = set()
+    for rid in [None, "", "x" * 65, "has space", "semi;colon", "slash/x", "ä-umlaut", "q\"uote"]:
+        headers = {} if rid is None else {"X-Request-Id": rid.encode("utf-8")}
+        r = region.get("/healthz", headers=headers)
+        assert r.status_code == 200
+        got = r.headers["X-Request-Id"]
+        assert got and got != rid
+        assert re.match(r"^[A-Za-z0-9\-_.:]{1,64}$", got), got
+        seen.add(got)
+    assert len(seen) == 8  # a new id each time
+
+
+# --- signup ----------------------------------------------------------------
+
+def test_signup_returns_201_with_user_and_tokens(region):
+    email = new_email()
+    r = region.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
+    body = assert_token_answer(r, 201, email)
+    assert body["expires_in"] == 900  # the default access_token_ttl
+    # the access token works right away and names this user
+    m = me(region, body["access_token"])
+    assert m.status_code == 200, m.text
+    assert m.json() == body["user"]
+
+
+def test_signup_lowercases_email_and_taken_is_case_insensitive(region):
+    local = "Mixed.Case-%s" % new_email().split("@")[0]
+    email = local + "@Example.COM"
+    r = region.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
+    body = assert_token_answer(r, 201, email)
+    assert body["user"]["email"] == email.lower()
+    for variant in [email, email.lower(), email.upper()]:
+        r = region.post("/v1/auth/signup", json={"email": variant, "password": "another password"})
+        assert r.status_code == 409, (variant, r.text)
+        assert error_code(r) == "email_taken"
+        assert_common_headers(r)
+    # login accepts any case of the address
+    r = login(region, email.upper())
+    assert assert_token_answer(r, 200, email)["user"]["id"] == body["user"]["id"]
+
+
+def test_signup_rejects_invalid_email(region):
+    for bad in ["plainaddress", "@example.com", "user@", "user@@example.com",
+                "us er@example.com", "user@exa mple.com", "a@b@example.com"]:
+        r = region.post("/v1/auth/signup", json={"email": bad, "password": PASSWORD})
+        assert r.status_code == 400, (bad, r.text)
+        assert error_code(r) == "invalid_email", bad
+        assert_common_headers(r)
+
+
+def test_signup_rejects_short_password(region):
+    email = new_email()
+    for bad in ["", "a", "1234567", "sevench", "\u00e9" * 7, "\u6f22" * 7]:
+        r = region.post("/v1/auth/signup", json={"email": email, "password": bad})
+        assert r.status_code == 400, (bad, r.text)
+        assert error_code(r) == "password_too_short", bad
+    # nothing was created: the address is still free, and 8 characters is enough
+    # (characters, not bytes: 8 two-byte characters)
+    r = region.post("/v1/auth/signup", json={"email": email, "password": "\u00e9" * 8})
+    assert_token_answer(r, 201, email)
+    r = region.post("/v1/auth/signup", json={"email": new_email(), "password": "12345678"})
+    assert r.status_code == 201, r.text
+
+
+def test_signup_missing_fields_is_invalid_request(region):
+    email = new_email()
+    for body in [{}, {"email": email}, {"password": PASSWORD}, {"mail": email, "pass": PASSWORD}]:
+        r = region.post("/v1/auth/signup", json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert error_code(r) == "invalid_request", body
+    r = region.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 201, r.text
+
+
+# --- login -----------------------------------------------------------------
+
+def test_login_returns_200_and_a_new_session(region, user):
+    r = login(region, user["email"])
+    body = assert_token_answer(r, 200, user["email"])
+    assert body["user"] == user["user"]
+    assert body["access_token"] != user["access_token"]
+    assert body["refresh_token"] != user["refresh_token"]
+    # both sessions work
+    assert me(region, body["access_token"]).json()["id"] == user["user"]["id"]
+    assert me(region, user["access_token"]).json()["id"] == user["user"]["id"]
+
+
+def test_login_failure_is_identical_for_unknown_email_and_wrong_password(region, user):
+    wrong = login(region, user["email"], "wrong password!")
+    unknown = login(region, new_email(), PASSWORD)
+    for r in (wrong, unknown):
+        assert r.status_code == 401, r.text
+        assert error_code(r) == "invalid_credentials"
+        assert_common_headers(r)
+    assert wrong.json()["error"]["message"] == unknown.json()["error"]["message"]
+    assert "access_token" not in wrong.text
+
+
+def test_login_missing_fields_is_invalid_request(region):
+    for body in [{}, {"email": new_email()}, {"password": PASSWORD}]:
+        r = region.post("/v1/auth/login", json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert error_code(r) == "invalid_request"
+
+
+def test_login_locks_the_account_after_5_failures(region):
+    victim = signup(region)
+    bystander = signup(region)
+    for i in range(5):
+        r = login(region, victim["email"], "wrong password %d" % i)
+        assert r.status_code == 401, (i, r.text)
+        assert error_code(r) == "invalid_credentials"
+    # 6th attempt: throttled, even with the right password, in any case of the email
+    for email, password in [(victim["email"], PASSWORD), (victim["email"].upper(), PASSWORD),
+                            (victim["email"], "still wrong")]:
+        r = login(region, email, password)
+        assert r.status_code == 429, r.text
+        assert error_code(r) == "too_many_attempts"
+        retry = r.headers.get("Retry-After")
+        assert retry is not None and retry.isdigit(), r.headers
+        assert 1 <= int(retry) <= 900
+        assert_common_headers(r)
+        assert "access_token" not in r.text
+    # the lock is per account: another account from the same address is fine
+    r = login(region, bystander["email"])
+    assert_token_answer(r, 200, bystander["email"])
+    # existing sessions of the locked account are not affected
+    assert me(region, victim["access_token"]).status_code == 200
+
+
+def test_login_throttles_the_client_address_after_20_failures(fresh_region):
+    good = signup(fresh_region)
+    # 20 failures spread over accounts (4 each: no account reaches its limit)
+    emails = [new_email() for _ in range(5)]
+    for i in range(20):
+        r = login(fresh_region, emails[i % 5], "wrong password")
+        assert r.status_code == 401, (i, r.text)
+        assert error_code(r) == "invalid_credentials"
+    # 21st attempt from this address: 429 even for a good account and password
+    r = login(fresh_region, good["email"])
+    assert r.status_code == 429, r.text
+    assert error_code(r) == "too_many_attempts"
+    assert 1 <= int(r.headers["Retry-After"]) <= 900
+    r = login(fresh_region, new_email(), "wrong password")
+    assert r.status_code == 429
+    # signup and tokens are not login: still served
+    assert me(fresh_region, good["access_token"]).status_code == 200
+    assert refresh(fresh_region, good["refresh_token"]).status_code == 200
+
+
+def test_login_limits_and_window_follow_the_config(tmp_path):
+    def edit(text):
+        text = text.replace("login_max_failures_account = 5", "login_max_failures_account = 2")
+        text = text.replace("login_max_failures_address = 20", "login_max_failures_address = 4")
+        return text.replace("login_window = 900", "login_window = 2")
+    rg = Region(tmp_path, edit_config=edit)
+    rg.start()
+    try:
+        a = signup(rg)
+        b = signup(rg)
+        for _ in range(2):
+            assert login(rg, a["email"], "wrong password").status_code == 401
+        r = login(rg, a["email"])
+        assert r.status_code == 429, r.text
+        assert error_code(r) == "too_many_attempts"
+        assert 1 <= int(r.headers["Retry-After"]) <= 2
+        # the address has 2 failures; 2 more (on b) reach its limit of 4
+        for _ in range(2):
+            assert login(rg, b["email"], "wrong password").status_code == 401
+        r = login(rg, b["email"])
+        assert r.status_code == 429, r.text
+        assert error_code(r) == "too_many_attempts"
+        # after the window, both work again
+        time.sleep(2.2)
+        assert_token_answer(login(rg, a["email"]), 200, a["email"])
+        assert_token_answer(login(rg, b["email"]), 200, b["email"])
+    finally:
+        rg.stop()
+
+
+# --- refresh ---------------------------------------------------------------
+
+def test_refresh_rotates_the_pair(region, user):
+    r = refresh(region, user["refresh_token"])
+    body = assert_token_answer(r, 200, user["email"])
+    assert body["user"] == user["user"]
+    assert body["refresh_token"] != user["refresh_token"]
+    # the new access token works, and the old one still works until it expires
+    assert me(region, body["access_token"]).status_code == 200
+    assert me(region, user["access_token"]).status_code == 200
+    # the new refresh token rotates again
+    r2 = refresh(region, body["refresh_token"])
+    body2 = assert_token_answer(r2, 200, user["email"])
+    assert body2["refresh_token"] not in (body["refresh_token"], user["refresh_token"])
+    assert me(region, body2["access_token"]).status_code == 200
+
+
+def test_refresh_token_reuse_revokes_the_whole_session(region):
+    u = signup(region)
+    other = login(region, u["email"]).json()  # another session of the same user
+    p1 = refresh(region, u["refresh_token"]).json()
+    p2 = refresh(region, p1["refresh_token"]).json()
+    assert me(region, p2["access_token"]).status_code == 200
+    # the first refresh token again: reuse
+    r = refresh(region, u["refresh_token"])
+    assert r.status_code == 401, r.text
+    assert error_code(r) == "refresh_token_reused"
+    assert_common_headers(r)
+    # the whole session is gone: newest access and refresh tokens, and older ones
+    assert_401(me(region, p2["access_token"]), "token_revoked")
+    assert_401(me(region, p1["access_token"]), "token_revoked")
+    assert_401(me(region, u["access_token"]), "token_revoked")
+    r = refresh(region, p2["refresh_token"])
+    assert r.status_code == 401, r.text
+    assert error_code(r) == "token_revoked"
+    # the other session of the same user is untouched
+    assert me(region, other["access_token"]).status_code == 200
+    r = refresh(region, other["refresh_token"])
+    assert_token_answer(r, 200, u["email"])
+
+
+def test_refresh_with_an_unknown_token_is_401(region, user):
+    for token in ["x" * 43, "not-a-token", user["access_token"][:60]]:
+        r = refresh(region, token)
+        assert r.status_code == 401, (token, r.text)
+        assert error_code(r) == "invalid_refresh_token"
+        assert_common_headers(r)
+    # the user's session is not affected
+    assert me(region, user["access_token"]).status_code == 200
+
+
+def test_refresh_without_a_token_is_400(region):
+    for body in [{}, {"token": "abc"}]:
+        r = region.post("/v1/auth/refresh", json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert error_code(r) == "invalid_request"
+
+
+# --- logout ----------------------------------------------------------------
+
+def test_logout_ends_only_that_session(region):
+    u = signup(region)
+    other = login(region, u["email"]).json()
+    r = logout(region, u["access_token"])
+    assert r.status_code == 204, r.text
+    assert r.content == b""
+    assert_common_headers(r)
+    assert_401(me(region, u["access_token"]), "token_revoked")
+    r = refresh(region, u["refresh_token"])
+    assert r.status_code == 401, r.text
+    assert error_code(r) in ("token_revoked", "invalid_refresh_token", "refresh_token_reused")
+    # a second logout with the revoked token is refused too
+    assert_401(logout(region, u["access_token"]), "token_revoked")
+    # the other session still works, including refresh
+    assert me(region, other["access_token"]).status_code == 200
+    assert_token_answer(refresh(region, other["refresh_token"]), 200, u["email"])
+
+
+def test_logout_requires_a_token(region):
+    assert_401(logout(region, None), "missing_token")
+    assert_401(logout(region, "garbage"), "invalid_token")
+
+
+# --- /v1/me ----------------------------------------------------------------
+
+def test_me_returns_the_user(region, user):
+    r = me(region, user["access_token"])
+    assert r.status_code == 200, r.text
+    assert_common_headers(r)
+    assert r.headers["Content-Type"].startswith("application/json")
+    body = r.json()
+    assert body == {"id": user["user"]["id"], "email": user["email"],
+                    "created_at": user["user"]["created_at"]}
+
+
+def test_me_head_returns_headers_without_body(region, user):
+    r = request(region, "HEAD", "/v1/me", user["access_token"])
+    assert r.status_code == 200
+    assert r.content == b""
+    assert_common_headers(r)
+    r = request(region, "HEAD", "/v1/me")
+    assert r.status_code == 401
+    assert r.content == b""
+    assert r.headers.get("WWW-Authenticate", "").startswith("Bearer")
+
+
+def test_me_without_a_token_is_missing_token(region):
+    assert_401(me(region, None), "missing_token")
+
+
+def test_me_with_garbage_or_forged_tokens_is_invalid_token(region, user, other_user):
+    token = user["access_token"]
+    header, payload, sig = token.split(".")
+    claims = json.loads(b64url_decode(payload))
+    assert claims["sub"] == user["user"]["id"]
+    # another user's id in the payload, with this token's signature
+    forged_claims = dict(claims, sub=other_user["user"]["id"])
+    forged_sub = ".".join([header, b64url(json.dumps(forged_claims).encode()), sig])
+    # a later expiry with the old signature
+    later = dict(claims, exp=claims["exp"] + 100000)
+    forged_exp = ".".join([header, b64url(json.dumps(later).encode()), sig])
+    # the signature altered (a middle character, so the decoded bytes change)
+    mid = len(sig) // 2
+    flipped = sig[:mid] + ("A" if sig[mid] != "A" else "B") + sig[mid + 1:]
+    forged_sig = ".".join([header, payload, flipped])
+    # alg none, no signature
+    none_header = b64url(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    alg_none = ".".join([none_header, payload, ""])
+    # another user's signature on this payload
+    other_sig = other_user["access_token"].split(".")[2]
+    swapped = ".".join([header, payload, other_sig])
+    for bad in [forged_sub, forged_exp, forged_sig, alg_none, swapped, "garbage",
+                "a.b.c", token[:-5], token + "x", user["refresh_token"]]:
+        assert_401(me(region, bad), "invalid_token")
+    # not a Bearer credential at all
+    r = region.get("/v1/me", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert_401(r, "invalid_token")
+    # the genuine token still works
+    assert me(region, token).json()["id"] == user["user"]["id"]
+
+
+def test_expired_access_token_is_token_expired(tmp_path):
+    rg = Region(tmp_path, edit_config=lambda text: text.replace(
+        "access_token_ttl = 900", "access_token_ttl = 10"))
+    rg.start()
+    try:
+        u = signup(rg)
+        assert u["expires_in"] == 10
+        assert me(rg, u["access_token"]).status_code == 200
+        time.sleep(11)
+        assert_401(me(rg, u["access_token"]), "token_expired")
+        assert_401(logout(rg, u["access_token"]), "token_expired")
+        # the refresh token still gives a working pair
+        r = refresh(rg, u["refresh_token"])
+        body = assert_token_answer(r, 200, u["email"])
+        assert body["expires_in"] == 10
+        assert me(rg, body["access_token"]).status_code == 200
+    finally:
+        rg.stop()
+
+
+# --- Idempotency-Key on the auth calls -------------------------------------
+
+def test_signup_with_idempotency_key_replays_the_first_answer(region):
+    email = new_email()
+    key = {"Idempotency-Key": "signup-" + email}
+    first = region.post("/v1/auth/signup", json={"email": email, "password": PASSWORD}, headers=key)
+    body = assert_token_answer(first, 201, email)
+    assert "Idempotent-Replayed" not in first.headers
+    again = region.post("/v1/auth/signup", json={"email": email, "password": PASSWORD}, headers=key)
+    assert again.status_code == 201, again.text
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == body
+    assert again.content == first.content
+    # the same key with another body: 422
+    r = region.post("/v1/auth/signup", json={"email": new_email(), "password": PASSWORD}, headers=key)
+    assert r.status_code == 422, r.text
+    assert error_code(r) == "idempotency_key_reused"
+    # without the key, the address is taken (one account was made)
+    r = region.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 409
+    assert error_code(r) == "email_taken"
+
+
+def test_login_with_idempotency_key_replays_the_same_tokens(region, user):
+    key = {"Idempotency-Key": "login-" + user["email"]}
+    first = login(region, user["email"], headers=key)
+    body = assert_token_answer(first, 200, user["email"])
+    again = login(region, user["email"], headers=key)
+    assert again.status_code == 200
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == body
+    assert body["access_token"] != user["access_token"]
+    assert me(region, body["access_token"]).status_code == 200
+    # another password with the same key is another request
+    r = login(region, user["email"], "wrong password", headers=key)
+    assert r.status_code in (401, 422), r.text
+    assert "access_token" not in r.text
+
+
+def test_refresh_retried_with_the_same_key_replays_instead_of_revoking(region):
+    u = signup(region)
+    key = {"Idempotency-Key": "refresh-retry-1-" + u["user"]["id"]}
+    first = refresh(region, u["refresh_token"], headers=key)
+    pair = assert_token_answer(first, 200, u["email"])
+    assert "Idempotent-Replayed" not in first.headers
+    # the mobile retry: same key, same body (the answer above was "lost")
+    again = refresh(region, u["refresh_token"], headers=key)
+    assert again.status_code == 200, again.text
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == pair
+    # the session is alive: the pair works
+    assert me(region, pair["access_token"]).status_code == 200
+    nxt = refresh(region, pair["refresh_token"])
+    pair2 = assert_token_answer(nxt, 200, u["email"])
+    assert me(region, pair2["access_token"]).status_code == 200
+    # the same used token WITHOUT a key is reuse: 401 and the session ends
+    r = refresh(region, u["refresh_token"])
+    assert r.status_code == 401
+    assert error_code(r) == "refresh_token_reused"
+    assert_401(me(region, pair2["access_token"]), "token_revoked")
+    r = refresh(region, pair2["refresh_token"])
+    assert r.status_code == 401
+    assert error_code(r) == "token_revoked"
+
+
+def test_logout_with_idempotency_key_replays(region):
+    u = signup(region)
+    key = {"Idempotency-Key": "logout-" + u["user"]["id"]}
+    first = logout(region, u["access_token"], headers=key)
+    assert first.status_code == 204, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    again = logout(region, u["access_token"], headers=key)
+    assert again.status_code == 204, again.text
+    assert again.content == b""
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert_401(me(region, u["access_token"]), "token_revoked")
