@@ -453,10 +453,13 @@ def test_signup_with_idempotency_key_replays_the_first_answer(region):
     r = region.post("/v1/auth/signup", json={"email": new_email(), "password": PASSWORD}, headers=key)
     assert r.status_code == 422, r.text
     assert error_code(r) == "idempotency_key_reused"
-    # without the key, the address is taken (one account was made)
-    r = region.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
-    assert r.status_code == 409
-    assert error_code(r) == "email_taken"
+    # without the key, or with another key, the address is taken (one account was made)
+    for h in [None, {"Idempotency-Key": "another-" + email}]:
+        r = region.post("/v1/auth/signup", json={"email": email, "password": PASSWORD}, headers=h)
+        assert r.status_code == 409, r.text
+        assert error_code(r) == "email_taken"
+        assert "Idempotent-Replayed" not in r.headers
+    assert_token_answer(login(region, email), 200, email)["user"] == body["user"]
 
 
 def test_login_with_idempotency_key_replays_the_same_tokens(region, user):

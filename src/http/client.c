@@ -1,0 +1,356 @@
+/*
+ * client.c - HTTP/1.1 client connection; see client.h.
+ *
+ * States of the connection:
+ *
+ *   CLOSED --request queued--> CONNECTING --connected--> SENDING
+ *   SENDING --(Expect: wait for 100)--> AWAIT_CONTINUE --100--> (body sent) --> READING
+ *   SENDING --(head + body written)--> READING --response complete--> IDLE | CLOSED
+ *   any --error/timeout--> CLOSED (the request in flight fails; the queue goes on
+ *                                  with a new connection)
+ *
+ * Invariant: at most one request is in flight; its callback runs exactly
+ * once. A request that was sent on a reused keep-alive connection which the
+ * server had already closed is not retried automatically (the server may
+ * have executed it); callers retry with an Idempotency-Key.
+ */
+#include "http/client.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/log.h"
+
+typedef struct client_req {
+	char *head;          /* the serialized head */
+	size_t head_len;
+	char *body;
+	size_t body_len;
+	int flags;
+	bool no_body_answer; /* HEAD */
+	http_client_cb cb;
+	void *arg;
+	struct client_req *next;
+} client_req;
+
+typedef enum { CLIENT_CLOSED, CLIENT_CONNECTING, CLIENT_AWAIT_CONTINUE, CLIENT_READING, CLIENT_IDLE } client_state;
+
+struct http_client {
+	struct event_base *base;
+	SSL_CTX *ssl_ctx;
+	char host[256];
+	char sni[256];
+	int port;
+	http_limits limits;
+	int timeout_ms;
+	struct bufferevent *bev;
+	struct event *timer;
+	http_parser *parser;
+	client_state state;
+	client_req *queue, *queue_tail; /* queue head is the request in flight */
+	bool in_flight;
+};
+
+static void client_start_next(http_client *c);
+
+static void client_close_connection(http_client *c)
+{
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	c->state = CLIENT_CLOSED;
+}
+
+static void client_req_free(client_req *r)
+{
+	free(r->head);
+	free(r->body);
+	free(r);
+}
+
+/* Finish the request in flight with rc (and the answer when rc == 0). */
+static void client_complete(http_client *c, int rc)
+{
+	client_req *r = c->queue;
+	if (!r || !c->in_flight)
+		return;
+	c->queue = r->next;
+	if (!c->queue)
+		c->queue_tail = NULL;
+	c->in_flight = false;
+	evtimer_del(c->timer);
+	if (rc == 0) {
+		size_t len;
+		const char *body = http_parser_body(c->parser, &len);
+		r->cb(0, http_parser_message(c->parser), body, len, r->arg);
+	} else {
+		r->cb(rc, NULL, NULL, 0, r->arg);
+	}
+	client_req_free(r);
+}
+
+static void client_fail(http_client *c, int rc)
+{
+	client_close_connection(c);
+	client_complete(c, rc);
+	client_start_next(c);
+}
+
+static void client_send_body(http_client *c, client_req *r)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (r->flags & HTTP_CLIENT_CHUNKED) {
+		if (r->body_len) {
+			evbuffer_add_printf(out, "%zx\r\n", r->body_len);
+			evbuffer_add(out, r->body, r->body_len);
+			evbuffer_add(out, "\r\n", 2);
+		}
+		evbuffer_add(out, "0\r\n\r\n", 5);
+	} else if (r->body_len) {
+		evbuffer_add(out, r->body, r->body_len);
+	}
+}
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+	http_client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	while (c->in_flight) {
+		struct evbuffer_iovec v = {NULL, 0};
+		evbuffer_peek(in, -1, NULL, &v, 1);
+		size_t used = 0;
+		int rc = http_parser_feed(c->parser, v.iov_base, v.iov_len, &used);
+		evbuffer_drain(in, used);
+		if (rc < 0) {
+			client_fail(c, rc);
+			return;
+		}
+		if (rc == HTTP_PARSE_HEAD) {
+			if (c->queue->no_body_answer)
+				http_parser_set_no_body(c->parser);
+			continue;
+		}
+		if (rc == HTTP_PARSE_DONE) {
+			const http_message *m = http_parser_message(c->parser);
+			if (m->status >= 100 && m->status < 200) {
+				/* interim answer: 100 Continue releases the body */
+				if (m->status == 100 && c->state == CLIENT_AWAIT_CONTINUE) {
+					client_send_body(c, c->queue);
+					c->state = CLIENT_READING;
+				}
+				http_parser_reset(c->parser);
+				continue;
+			}
+			bool keep = m->keep_alive;
+			if (c->state == CLIENT_AWAIT_CONTINUE)
+				keep = false; /* answered without reading our body */
+			client_complete(c, 0);
+			http_parser_reset(c->parser);
+			if (keep) {
+				c->state = CLIENT_IDLE;
+			} else {
+				client_close_connection(c);
+			}
+			client_start_next(c);
+			return;
+		}
+		if (used == 0 || evbuffer_get_length(in) == 0)
+			break;
+	}
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	http_client *c = arg;
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if ((what & BEV_EVENT_EOF) && c->in_flight) {
+		int rc = http_parser_finish(c->parser);
+		if (rc == HTTP_PARSE_DONE) { /* body delimited by close */
+			client_complete(c, 0);
+			client_close_connection(c);
+			client_start_next(c);
+			return;
+		}
+	}
+	int rc = ERR_IO;
+	unsigned long e = bufferevent_get_openssl_error(bev);
+	if (e) {
+		char reason[160];
+		ERR_error_string_n(e, reason, sizeof reason);
+		log_debug("client %s:%d: TLS error: %s", c->host, c->port, reason);
+		rc = ERR_TLS;
+		while (bufferevent_get_openssl_error(bev))
+			;
+	}
+	if (c->in_flight)
+		client_fail(c, rc);
+	else
+		client_close_connection(c); /* idle connection closed by the server */
+}
+
+static void client_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	http_client *c = arg;
+	client_fail(c, ERR_AGAIN);
+}
+
+static int client_connect(http_client *c)
+{
+	if (c->ssl_ctx) {
+		SSL *ssl = SSL_new(c->ssl_ctx);
+		if (!ssl)
+			return ERR_TLS;
+		SSL_set_tlsext_host_name(ssl, c->sni);
+		/* verify the peer's name: IP SAN for addresses, DNS otherwise */
+		X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+		if (X509_VERIFY_PARAM_set1_ip_asc(param, c->sni) != 1)
+			SSL_set1_host(ssl, c->sni);
+		c->bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+							BEV_OPT_CLOSE_ON_FREE);
+		if (!c->bev) {
+			SSL_free(ssl);
+			return ERR_NOMEM;
+		}
+		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else {
+		c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+		if (!c->bev)
+			return ERR_NOMEM;
+	}
+	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect_hostname(c->bev, NULL, AF_UNSPEC, c->host, c->port) != 0) {
+		client_close_connection(c);
+		return ERR_IO;
+	}
+	c->state = CLIENT_CONNECTING;
+	return 0;
+}
+
+static void client_start_next(http_client *c)
+{
+	while (c->queue && !c->in_flight) {
+		client_req *r = c->queue;
+		if (!c->bev) {
+			int rc = client_connect(c);
+			if (rc != 0) {
+				c->in_flight = true;
+				client_complete(c, rc);
+				continue;
+			}
+		}
+		c->in_flight = true;
+		http_parser_reset(c->parser);
+		struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+		evtimer_add(c->timer, &tv);
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		evbuffer_add(out, r->head, r->head_len);
+		if (r->flags & HTTP_CLIENT_EXPECT_CONTINUE) {
+			c->state = CLIENT_AWAIT_CONTINUE;
+		} else {
+			client_send_body(c, r);
+			c->state = CLIENT_READING;
+		}
+	}
+}
+
+http_client *http_client_new(struct event_base *base, SSL_CTX *ssl_ctx, const char *host, int port,
+			     const char *sni, const http_limits *limits, int timeout_ms)
+{
+	http_client *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->base = base;
+	c->ssl_ctx = ssl_ctx;
+	snprintf(c->host, sizeof c->host, "%s", host);
+	snprintf(c->sni, sizeof c->sni, "%s", sni ? sni : host);
+	c->port = port;
+	c->limits = *limits;
+	c->timeout_ms = timeout_ms;
+	c->parser = http_parser_new(HTTP_RESPONSE, limits);
+	c->timer = evtimer_new(base, client_timeout_cb, c);
+	if (!c->parser || !c->timer) {
+		http_client_free(&c);
+		return NULL;
+	}
+	return c;
+}
+
+int http_client_request(http_client *c, const char *method, const char *target, const char *headers,
+			const char *body, size_t len, int flags, http_client_cb cb, void *arg)
+{
+	if (strpbrk(method, " \r\n") || strpbrk(target, " \r\n") || !*target)
+		return ERR_INVAL;
+	client_req *r = calloc(1, sizeof *r);
+	if (!r)
+		return ERR_NOMEM;
+	buf head;
+	buf_init(&head, 1 << 20);
+	int rc = buf_printf(&head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s", method, target, c->sni,
+			    c->port, headers ? headers : "");
+	if (rc == 0 && (flags & HTTP_CLIENT_CHUNKED))
+		rc = buf_adds(&head, "Transfer-Encoding: chunked\r\n");
+	else if (rc == 0 && (len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+			     strcmp(method, "PATCH") == 0))
+		rc = buf_printf(&head, "Content-Length: %zu\r\n", len);
+	if (rc == 0 && (flags & HTTP_CLIENT_EXPECT_CONTINUE))
+		rc = buf_adds(&head, "Expect: 100-continue\r\n");
+	if (rc == 0)
+		rc = buf_adds(&head, "\r\n");
+	if (rc == 0 && len) {
+		r->body = malloc(len);
+		if (!r->body)
+			rc = ERR_NOMEM;
+		else
+			memcpy(r->body, body, len);
+	}
+	if (rc != 0) {
+		buf_free(&head);
+		client_req_free(r);
+		return rc;
+	}
+	r->head = buf_take(&head, &r->head_len);
+	r->body_len = len;
+	r->flags = flags;
+	r->no_body_answer = strcmp(method, "HEAD") == 0;
+	r->cb = cb;
+	r->arg = arg;
+	if (c->queue_tail)
+		c->queue_tail->next = r;
+	else
+		c->queue = r;
+	c->queue_tail = r;
+	client_start_next(c);
+	return 0;
+}
+
+void http_client_free(http_client **pc)
+{
+	http_client *c = *pc;
+	if (!c)
+		return;
+	client_close_connection(c);
+	if (c->in_flight)
+		client_complete(c, ERR_IO);
+	while (c->queue) {
+		c->in_flight = true;
+		client_complete(c, ERR_IO);
+	}
+	if (c->timer)
+		event_free(c->timer);
+	http_parser_free(&c->parser);
+	free(c);
+	*pc = NULL;
+}

@@ -1,0 +1,53 @@
+/*
+ * client.h - the HTTP/1.1 client side of the HTTP layer: one keep-alive
+ * connection to one origin (host:port), TLS (verified, with SNI) or plain,
+ * the same strict parser as the server (in response mode). Used by the
+ * replication link and write forwarding (regions talk to each other over
+ * it), the edge, the drill and the tests.
+ *
+ * Requests are queued and sent one at a time in order; the connection is
+ * opened on first use and reopened when the server closed it between
+ * requests. A request body can go out as-is (Content-Length), chunked, or
+ * after an `Expect: 100-continue`.
+ */
+#ifndef TANDEM_HTTP_CLIENT_H
+#define TANDEM_HTTP_CLIENT_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "http/parser.h"
+
+typedef struct http_client http_client;
+
+enum {
+	HTTP_CLIENT_CHUNKED = 1,         /* send the body with Transfer-Encoding: chunked */
+	HTTP_CLIENT_EXPECT_CONTINUE = 2, /* send Expect: 100-continue, body after the 100 */
+};
+
+/*
+ * Called once per request on the loop thread. rc 0: resp/body are the
+ * answer (valid only during the call). rc < 0: ERR_IO (connection failed or
+ * closed mid-answer), ERR_TLS (handshake or verification), ERR_AGAIN
+ * (timeout), ERR_PARSE/ERR_LIMIT (bad answer); resp is NULL.
+ */
+typedef void (*http_client_cb)(int rc, const http_message *resp, const char *body, size_t len,
+			       void *arg);
+
+/* A client for host:port. ssl_ctx NULL: plain HTTP. sni: the name to send
+ * and verify (NULL: host). timeout_ms bounds each request. NULL on failure. */
+http_client *http_client_new(struct event_base *base, SSL_CTX *ssl_ctx, const char *host, int port,
+			     const char *sni, const http_limits *limits, int timeout_ms);
+/*
+ * Queue a request. headers: extra header lines ("Name: value\r\n"...) or
+ * NULL; Host, Content-Length / Transfer-Encoding are added. The body is
+ * copied. 0, or ERR_NOMEM / ERR_INVAL (cb not called).
+ */
+int http_client_request(http_client *c, const char *method, const char *target, const char *headers,
+			const char *body, size_t len, int flags, http_client_cb cb, void *arg);
+/* Close; queued requests get ERR_IO. No-op on NULL; resets *c. */
+void http_client_free(http_client **c);
+
+#endif
