@@ -1,0 +1,92 @@
+/* test_util.c - base64url, identifiers, host:port, integers, buf limits. */
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/util.h"
+#include "test.h"
+
+static void test_b64url(void)
+{
+	const char *in[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+	const char *want[] = {"", "Zg", "Zm8", "Zm9v", "Zm9vYg", "Zm9vYmE", "Zm9vYmFy"};
+	for (int i = 0; i < 7; i++) {
+		char out[16], back[16];
+		util_b64url_encode(in[i], strlen(in[i]), out);
+		CHECK_EQ_STR(out, want[i]);
+		long n = util_b64url_decode(out, strlen(out), back, sizeof back);
+		CHECK_EQ_INT(n, (long)strlen(in[i]));
+		back[n] = '\0';
+		CHECK_EQ_STR(back, in[i]);
+	}
+	unsigned char bytes[] = {0xfb, 0xff};
+	char out[8];
+	util_b64url_encode(bytes, 2, out);
+	CHECK_EQ_STR(out, "-_8");
+	char buf4[4];
+	CHECK_EQ_INT(util_b64url_decode("Zm9v+", 5, buf4, 4), -1);  /* '+' is not base64url */
+	CHECK_EQ_INT(util_b64url_decode("Z", 1, buf4, 4), -1);      /* impossible length */
+	CHECK_EQ_INT(util_b64url_decode("Zh", 2, buf4, 4), -1);     /* non-canonical bits */
+	CHECK_EQ_INT(util_b64url_decode("Zm9vYmFy", 8, buf4, 4), -1); /* too small */
+}
+
+static void test_ids_sort_by_time(void)
+{
+	char a[27], b[27];
+	util_new_id(a);
+	CHECK_EQ_INT(strlen(a), 26);
+	struct timespec ts = {0, 2000000};
+	nanosleep(&ts, NULL);
+	util_new_id(b);
+	CHECK(strcmp(a, b) < 0);
+	for (int i = 0; i < 26; i++)
+		CHECK(strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", a[i]) != NULL);
+}
+
+static void test_hostport_and_int(void)
+{
+	char host[64];
+	int port;
+	CHECK_EQ_INT(util_split_hostport("127.0.0.1:8443", host, sizeof host, &port), 0);
+	CHECK_EQ_STR(host, "127.0.0.1");
+	CHECK_EQ_INT(port, 8443);
+	CHECK_EQ_INT(util_split_hostport("[::1]:80", host, sizeof host, &port), 0);
+	CHECK_EQ_STR(host, "::1");
+	CHECK_EQ_INT(util_split_hostport("host", host, sizeof host, &port), ERR_INVAL);
+	CHECK_EQ_INT(util_split_hostport("h:0", host, sizeof host, &port), ERR_INVAL);
+	CHECK_EQ_INT(util_split_hostport("h:70000", host, sizeof host, &port), ERR_INVAL);
+	long long v;
+	CHECK_EQ_INT(util_parse_int("42", 1, 100, &v), 0);
+	CHECK_EQ_INT(v, 42);
+	CHECK_EQ_INT(util_parse_int("4x", 1, 100, &v), ERR_INVAL);
+	CHECK_EQ_INT(util_parse_int("101", 1, 100, &v), ERR_INVAL);
+	CHECK_EQ_INT(util_parse_int("", 1, 100, &v), ERR_INVAL);
+}
+
+static void test_buf_limits(void)
+{
+	buf b;
+	buf_init(&b, 8);
+	CHECK_EQ_INT(buf_adds(&b, "12345678"), 0);
+	CHECK_EQ_INT(buf_adds(&b, "9"), ERR_LIMIT);
+	CHECK_EQ_STR(b.data, "12345678"); /* unaltered */
+	buf_reset(&b);
+	CHECK_EQ_INT(buf_printf(&b, "%d", 123456789), ERR_LIMIT);
+	CHECK_EQ_INT(b.len, 0);
+	CHECK_EQ_INT(buf_add_json_escaped(&b, "a\"\n", 3), 0);
+	CHECK_EQ_STR(b.data, "a\\\"\\u000a");
+	buf_free(&b);
+	CHECK(b.data == NULL);
+	CHECK_EQ_STR(err_str(ERR_LIMIT), "limit exceeded");
+	CHECK_EQ_STR(err_str(-999), "unknown error");
+}
+
+int main(void)
+{
+	RUN(test_b64url);
+	RUN(test_ids_sort_by_time);
+	RUN(test_hostport_and_int);
+	RUN(test_buf_limits);
+	return TEST_SUMMARY();
+}
