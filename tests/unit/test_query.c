@@ -653,7 +653,8 @@ static void test_sort_orders(void)
 /* ---- cursor paging ------------------------------------------------------ */
 
 /* Page through filter/sort with limit rows a page; the ids of all pages go
- * space-separated into out. Returns the number of pages, or -1 (printed). */
+ * space-separated into out. Returns the number of pages, or -1 (printed) on
+ * an error or when paging does not end. */
 static int page_all(sqlite3 *db, const char *filter, const char *sort, int limit, char *out,
                     size_t n)
 {
@@ -674,7 +675,11 @@ static int page_all(sqlite3 *db, const char *filter, const char *sort, int limit
 		}
 		if (rows == 0)
 			break;
-		pages++;
+		if (++pages > 200) { /* a cursor that does not move on */
+			fprintf(stderr, "sort [%s]: more than 200 pages\n", sort);
+			free(cursor);
+			return -1;
+		}
 		size_t used = strlen(out);
 		snprintf(out + used, n - used, "%s%s", used ? " " : "", page);
 		if (rows < limit)

@@ -74,6 +74,11 @@ static void test_buf_limits(void)
 	buf_reset(&b);
 	CHECK_EQ_INT(buf_printf(&b, "%d", 123456789), ERR_LIMIT);
 	CHECK_EQ_INT(b.len, 0);
+	/* escaped, this is 9 bytes: over the limit, and the buffer is unaltered */
+	CHECK_EQ_INT(buf_add_json_escaped(&b, "a\"\n", 3), ERR_LIMIT);
+	CHECK_EQ_INT(b.len, 0);
+	buf_free(&b);
+	buf_init(&b, 64);
 	CHECK_EQ_INT(buf_add_json_escaped(&b, "a\"\n", 3), 0);
 	CHECK_EQ_STR(b.data, "a\\\"\\u000a");
 	buf_free(&b);
