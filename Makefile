@@ -83,7 +83,10 @@ FUZZ_SECONDS ?= 30
 fuzz-run: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do name=$$(basename $$f); mkdir -p build-fuzz/corpus/$$name; \
 		echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build-fuzz/corpus/$$name fuzz/corpus/$$name 2>&1 | tail -n 2 || exit 1; \
+		seeds=$$( [ -d fuzz/corpus/$$name ] && echo fuzz/corpus/$$name ); \
+		$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus/$$name $$seeds > build-fuzz/$$name.log 2>&1 \
+			|| { tail -n 40 build-fuzz/$$name.log; echo "fuzz: $$name FAILED"; exit 1; }; \
+		tail -n 1 build-fuzz/$$name.log; \
 	done
 
 bench: $(BUILD)/tandem

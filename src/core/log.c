@@ -13,12 +13,18 @@
 
 static char log_component[64] = "tandem";
 static log_level log_min = LOG_INFO;
+static char log_region[32] = "";
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_setup(const char *component, log_level min)
 {
 	snprintf(log_component, sizeof log_component, "%s", component);
 	log_min = min;
+}
+
+void log_set_region(const char *region)
+{
+	snprintf(log_region, sizeof log_region, "%s", region);
 }
 
 int log_level_parse(const char *s)
@@ -75,7 +81,9 @@ void log_request(const char *method, const char *route, int status, int64_t dura
 	buf b;
 	buf_init(&b, 2048);
 	log_begin(&b, "info");
-	buf_adds(&b, ",\"msg\":\"request\",\"method\":\"");
+	buf_adds(&b, ",\"msg\":\"request\",\"region\":\"");
+	buf_add_json_escaped(&b, log_region, strlen(log_region));
+	buf_adds(&b, "\",\"method\":\"");
 	buf_add_json_escaped(&b, method, strlen(method));
 	buf_adds(&b, "\",\"route\":\"");
 	buf_add_json_escaped(&b, route, strlen(route));

@@ -15,6 +15,8 @@ typedef enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 } log_le
 
 /* Set the component name (copied) and the minimum level. */
 void log_setup(const char *component, log_level min);
+/* The region this process serves (copied); request lines carry it. */
+void log_set_region(const char *region);
 /* Parse "debug"|"info"|"warn"|"error"; -1 if unknown. */
 int log_level_parse(const char *s);
 void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -246,7 +246,19 @@ bool api_parse_json_object(api_call *call, bool merge_patch_ok)
 	return true;
 }
 
+static bool api_authenticate_mode(api_call *call, bool allow_revoked);
+
 bool api_authenticate(api_call *call)
+{
+	return api_authenticate_mode(call, false);
+}
+
+bool api_authenticate_allow_revoked(api_call *call)
+{
+	return api_authenticate_mode(call, true);
+}
+
+static bool api_authenticate_mode(api_call *call, bool allow_revoked)
 {
 	region *rg = call->rg;
 	char auth[1200];
@@ -285,7 +297,9 @@ bool api_authenticate(api_call *call)
 	int rc = sqlite3_step(st);
 	bool revoked = rc != SQLITE_ROW || sqlite3_column_type(st, 0) != SQLITE_NULL;
 	sqlite3_reset(st);
-	if (revoked) {
+	if (revoked && allow_revoked && rc == SQLITE_ROW) {
+		call->session_revoked = true;
+	} else if (revoked) {
 		api_header(call, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
 		api_error(call, 401, "token_revoked", "the session of this token has ended; log in again");
 		return false;

@@ -467,18 +467,32 @@ static int logout_write(db_conn *db, api_call *call)
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return ERR_DB;
+	if (sqlite3_changes(db_handle(db)) == 0) {
+		/* already ended, and not a retry of the logout that ended it */
+		api_header(call, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		api_error(call, 401, "token_revoked", "the session of this token has ended; log in again");
+		return 0;
+	}
 	call->status = 204;
 	return 0;
 }
 
 void auth_logout(api_call *call)
 {
-	if (!api_authenticate(call)) {
+	/* a revoked session is let through so that a retried logout with its
+	 * Idempotency-Key replays the first 204; without a key it is a 401 */
+	if (!api_authenticate_allow_revoked(call)) {
 		api_finish(call);
 		return;
 	}
 	if (!idempotency_prepare(call, false))
 		return;
+	if (call->session_revoked && !call->has_idem) {
+		api_header(call, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		api_error(call, 401, "token_revoked", "the session of this token has ended; log in again");
+		api_finish(call);
+		return;
+	}
 	call->write = logout_write;
 	api_submit_write(call);
 }

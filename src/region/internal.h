@@ -72,6 +72,7 @@ struct api_call {
 	char user_id[API_ID_MAX];
 	char session_id[API_ID_MAX];
 	bool authenticated;
+	bool session_revoked;
 	/* idempotency */
 	char idem_key[256];
 	bool has_idem;
@@ -112,6 +113,9 @@ void api_submit_write(api_call *call);
 bool api_parse_json_object(api_call *call, bool merge_patch_ok);
 /* Require a valid access token; on failure answers 401 and returns false. */
 bool api_authenticate(api_call *call);
+/* The same, but a token whose session is revoked is accepted with
+ * call->session_revoked set (for idempotent retries of logout). */
+bool api_authenticate_allow_revoked(api_call *call);
 /* Value of a request header as a NUL-terminated copy (truncated to cap). */
 bool api_request_header(api_call *call, const char *name, char *out, size_t cap);
 /* Decoded value of a query parameter; NULL if absent. malloc'd. */

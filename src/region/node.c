@@ -98,6 +98,7 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	snprintf(component, sizeof component, "region:%s", name);
 	int level = log_level_parse(cfg->log_level);
 	log_setup(component, level < 0 ? LOG_INFO : (log_level)level);
+	log_set_region(name);
 	signal(SIGPIPE, SIG_IGN);
 	json_object_seed(0); /* before any thread uses jansson */
 
