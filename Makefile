@@ -13,7 +13,10 @@ PYTHON    := /usr/bin/python3
 VERSION   := $(shell git describe --always --dirty 2>/dev/null || echo 0.1.0)
 
 CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-               -Wno-unused-parameter -g -Isrc $(shell pkg-config --cflags $(PKGS))
+               -Wno-unused-parameter -g -Isrc $(shell pkg-config --cflags $(PKGS)) \
+               -DSQLITE_ENABLE_SESSION -DSQLITE_ENABLE_PREUPDATE_HOOK
+# (Debian's SQLite is built with the session extension; sqlite3.h declares
+#  its API only under those two macros.)
 LDLIBS    := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
 ifeq ($(SAN),1)

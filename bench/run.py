@@ -249,6 +249,22 @@ class Region:
                 conn.close()
 
 
+def write_metrics(region):
+    """The group-commit counters of /metrics: batches, writes, seconds in COMMIT."""
+    status, body = region.request("GET", "/metrics")
+    out = {}
+    if status != 200:
+        return out
+    text = body.decode() if isinstance(body, bytes) else json.dumps(body)
+    names = {"tandem_write_batches_total": "batches", "tandem_writes_total": "writes",
+             "tandem_commit_seconds_total": "commit_s"}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in names:
+            out[names[name]] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def list_path():
     q = urllib.parse.urlencode({"filter": LIST_FILTER, "limit": str(LIST_LIMIT)},
                                quote_via=urllib.parse.quote)
@@ -374,6 +390,53 @@ def start_nginx(workdir, name, region, workers):
     fail("nginx did not answer")
 
 
+def system_cpu_ticks():
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:9]]
+    idle = vals[3] + vals[4]  # idle + iowait
+    total = sum(vals)
+    return total - idle, total
+
+
+def children_cpu_seconds():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+class CpuMeter:
+    """Where the CPU went during one measurement, in cores busy on average:
+    the server under test, the load generator (wrk, or the SQLite baseline),
+    and everything else on the machine (the noise)."""
+
+    def __init__(self, server=None):
+        self.server = server
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.srv0 = self.server.cpu_seconds() if self.server else 0.0
+        self.cli0 = children_cpu_seconds()
+        self.sys0 = system_cpu_ticks()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.monotonic() - self.t0
+        srv = (self.server.cpu_seconds() - self.srv0) if self.server else None
+        cli = children_cpu_seconds() - self.cli0
+        busy1, total1 = system_cpu_ticks()
+        ncpu = os.cpu_count() or 1
+        dt = total1 - self.sys0[1]
+        busy = (busy1 - self.sys0[0]) / dt * ncpu if dt > 0 else None
+        w = self.wall if self.wall > 0 else 1.0
+        self.result = {
+            "server_cpu": None if srv is None else srv / w,
+            "client_cpu": cli / w,
+            "machine_busy": busy,
+            "other_cpu": None if busy is None else max(0.0, busy - (srv or 0.0) / w - cli / w),
+        }
+        return False
+
+
 def run_wrk(url, duration, threads, connections, env_extra, log_path, server):
     env = dict(os.environ)
     env.pop("BENCH_TOKEN", None)
@@ -382,11 +445,8 @@ def run_wrk(url, duration, threads, connections, env_extra, log_path, server):
     env.update(env_extra)
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
             "-s", os.path.join(BENCH_DIR, "wrk.lua"), url]
-    cpu0 = server.cpu_seconds()
-    t0 = time.monotonic()
-    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=duration + 120)
-    wall = time.monotonic() - t0
-    cpu1 = server.cpu_seconds()
+    with CpuMeter(server) as cpu:
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=duration + 120)
     with open(log_path, "a") as f:
         f.write(f"$ {' '.join(argv)}\n{r.stdout}{r.stderr}\n")
     if r.returncode != 0:
@@ -404,7 +464,7 @@ def run_wrk(url, duration, threads, connections, env_extra, log_path, server):
         "requests": res["requests"],
         "errors": res["errors"],
         "error_count": errors,
-        "server_cpu": (cpu1 - cpu0) / wall if wall > 0 else None,  # cores busy, on average
+        **cpu.result,
         "raw": res,
     }
 
@@ -427,8 +487,9 @@ def build_sqlite_baseline():
 def run_sqlite(binary, workdir, duration, log_path):
     db = os.path.join(workdir, "sqlite-baseline", "insert.db")
     os.makedirs(os.path.dirname(db), exist_ok=True)
-    r = subprocess.run([binary, db, str(duration)], capture_output=True, text=True,
-                       timeout=duration + 120)
+    with CpuMeter(None) as cpu:
+        r = subprocess.run([binary, db, str(duration)], capture_output=True, text=True,
+                           timeout=duration + 120)
     with open(log_path, "a") as f:
         f.write(f"$ {binary} {db} {duration}\n{r.stdout}{r.stderr}\n")
     if r.returncode != 0:
@@ -440,7 +501,7 @@ def run_sqlite(binary, workdir, duration, log_path):
         "p99_ms": res["p99_us"] / 1000.0,
         "requests": res["transactions"],
         "error_count": 0,
-        "server_cpu": None,
+        **cpu.result,
         "raw": res,
     }
 
@@ -518,6 +579,14 @@ def measure_memory(region, n, settle):
     }
 
 
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[:3]
+    except OSError:
+        return None
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -560,8 +629,8 @@ def main():
     ap = argparse.ArgumentParser(description="tandem benchmarks (make bench)")
     ap.add_argument("--tandem", default=os.path.join(ROOT, "build", "tandem"),
                     help="the tandem binary (default build/tandem)")
-    ap.add_argument("--duration", type=int, default=10, help="seconds per measurement (10)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds of every measurement (3)")
+    ap.add_argument("--duration", type=int, help="seconds per measurement (10; --quick: 3)")
+    ap.add_argument("--rounds", type=int, help="rounds of every measurement (3; --quick: 1)")
     ap.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     ap.add_argument("--idle-connections", type=int, default=1000,
@@ -569,12 +638,16 @@ def main():
     ap.add_argument("--no-nginx-auto", action="store_true",
                     help="skip (d'), nginx with worker_processes auto (informational)")
     ap.add_argument("--quick", action="store_true",
-                    help="smoke run: 3 s, 1 round, no (d')")
+                    help="smoke run: 3 s, 1 round, no (d'), unless given")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--out", default=os.path.join(OUT_DIR, "results.json"))
     args = ap.parse_args()
+    if args.duration is None:
+        args.duration = 3 if args.quick else 10
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
     if args.quick:
-        args.duration, args.rounds, args.no_nginx_auto = 3, 1, True
+        args.no_nginx_auto = True
     if args.duration < 1 or args.rounds < 1:
         fail("--duration and --rounds must be >= 1")
     tandem = os.path.abspath(args.tandem)
@@ -599,6 +672,7 @@ def main():
 
     try:
         versions = tool_versions(tandem)
+        load_start = loadavg()
         log(f"tandem bench: {args.rounds} round(s) of {args.duration}s, wrk -t{args.threads} "
             f"-c{args.connections}, {versions['cpus']} CPUs ({versions['cpu']})")
         log(f"work dir: {os.path.relpath(workdir, ROOT)}")
@@ -645,10 +719,17 @@ def main():
                                 args.duration, args.threads, args.connections, auth, wrk_log,
                                 region.server)
                 elif key == "b":
+                    m0 = write_metrics(region)
                     r = run_wrk(region.url(f"/v1/collections/{POST_COLLECTION}/records"),
                                 args.duration, args.threads, args.connections,
                                 {**auth, "BENCH_METHOD": "POST", "BENCH_BODY": POST_BODY},
                                 wrk_log, region.server)
+                    m1 = write_metrics(region)
+                    if all(k in m0 and k in m1 for k in ("batches", "writes", "commit_s")):
+                        nb = m1["batches"] - m0["batches"]
+                        if nb > 0:
+                            r["writes_per_batch"] = (m1["writes"] - m0["writes"]) / nb
+                            r["commit_ms_per_batch"] = (m1["commit_s"] - m0["commit_s"]) * 1000 / nb
                 elif key == "c":
                     r = run_wrk(region.url(list_path()), args.duration, args.threads,
                                 args.connections, auth, wrk_log, region.server)
@@ -663,7 +744,12 @@ def main():
                 if not region.server.alive():
                     fail(f"the region died during {label}:\n{region.server.tail()}")
                 res[key] = r
-                cpu = "" if r["server_cpu"] is None else f"  server CPU {r['server_cpu']:.2f} cores"
+                cpu = ("" if r["server_cpu"] is None else f"  server {r['server_cpu']:.2f}") + \
+                    f"  client {r['client_cpu']:.2f}" + \
+                    ("" if r["other_cpu"] is None else f"  other {r['other_cpu']:.2f} cores")
+                if "writes_per_batch" in r:
+                    cpu += (f"  ({r['writes_per_batch']:.1f} writes/commit, "
+                            f"{r['commit_ms_per_batch']:.2f} ms/COMMIT)")
                 err = f"  ERRORS {r['errors']}" if r["error_count"] else ""
                 log(f"  round {rnd}  {label:<38} {fmt_rps(r['rps']):>9} req/s  "
                     f"p50 {fmt_ms(r['p50_ms']):>9}  p99 {fmt_ms(r['p99_ms']):>9}{cpu}{err}")
@@ -675,6 +761,7 @@ def main():
         mem_loaded = measure_memory(region, args.idle_connections, settle=2.0)
         log(f"  RSS {mem_loaded['rss_before_mb']} MB idle -> {mem_loaded['rss_mb']} MB with "
             f"{mem_loaded['server_sockets_added']} connections open")
+        load_end = loadavg()
         db_path = os.path.join(region.dir, "data")
         db_bytes = sum(os.path.getsize(os.path.join(dp, f))
                        for dp, _, fs in os.walk(db_path) for f in fs)
@@ -695,12 +782,21 @@ def main():
             "p50_ms": median([r["p50_ms"] for r in runs]),
             "p99_ms": median([r["p99_ms"] for r in runs]),
             "server_cpu": median([r["server_cpu"] for r in runs]),
+            "client_cpu": median([r["client_cpu"] for r in runs]),
+            "other_cpu": median([r["other_cpu"] for r in runs]),
             "errors": sum(r["error_count"] for r in runs),
             "rounds_rps": [round(r["rps"], 1) for r in runs],
         }
+        if any("writes_per_batch" in r for r in runs):
+            med[key]["writes_per_batch"] = median([r.get("writes_per_batch") for r in runs])
+            med[key]["commit_ms_per_batch"] = median([r.get("commit_ms_per_batch") for r in runs])
     ratio_ad = med["a"]["rps"] / med["d"]["rps"]
     ratio_be = med["b"]["rps"] / med["e"]["rps"]
     total_errors = sum(m["errors"] for m in med.values())
+    # the same ratios within each round (neighbours in time): shows the spread
+    round_ratios = [{"a_over_d": r["a"]["rps"] / r["d"]["rps"] if r["d"]["rps"] else None,
+                     "b_over_e": r["b"]["rps"] / r["e"]["rps"] if r["e"]["rps"] else None}
+                    for r in rounds]
 
     def verdict(ok):
         return "PASS" if ok else "MISS"
@@ -721,19 +817,31 @@ def main():
     print()
     print(f"medians of {args.rounds} round(s), {args.duration}s each, wrk -t{args.threads} "
           f"-c{args.connections} over HTTPS keep-alive")
-    print(f"{'workload':<40} {'req/s':>10} {'p50':>10} {'p99':>10} {'srv CPU':>8}  per-round req/s")
+    print(f"{'workload':<40} {'req/s':>10} {'p50':>10} {'p99':>10}  "
+          f"{'CPU: srv':>8} {'client':>6} {'other':>6}  per-round req/s")
     for key, label in WORKLOADS:
         if key not in med:
             continue
         m = med[key]
-        cpu = "-" if m["server_cpu"] is None else f"{m['server_cpu']:.2f}"
+
+        def c(v):
+            return "-" if v is None else f"{v:.2f}"
         print(f"{label:<40} {fmt_rps(m['rps']):>10} {fmt_ms(m['p50_ms']):>10} "
-              f"{fmt_ms(m['p99_ms']):>10} {cpu:>8}  "
-              + ", ".join(fmt_rps(x) for x in m["rounds_rps"]))
+              f"{fmt_ms(m['p99_ms']):>10}  {c(m['server_cpu']):>8} {c(m['client_cpu']):>6} "
+              f"{c(m['other_cpu']):>6}  " + ", ".join(fmt_rps(x) for x in m["rounds_rps"]))
+    print("(CPU: cores busy on average during the measurement: the server under test, the "
+          "load generator, and everything else on the machine)")
+    if "writes_per_batch" in med.get("b", {}):
+        print(f"(b) group commit: {med['b']['writes_per_batch']:.1f} writes per transaction, "
+              f"{med['b']['commit_ms_per_batch']:.2f} ms per COMMIT (median of rounds)")
     print()
     print(f"{'check':<40} {'value':>10} {'target':>10}  result")
     for name, value, target, result in checks:
         print(f"{name:<40} {value:>10} {target:>10}  {result}")
+    print("per-round ratios: (a)/(d) " +
+          ", ".join("-" if r["a_over_d"] is None else f"{r['a_over_d']:.2f}" for r in round_ratios)
+          + "; (b)/(e) " +
+          ", ".join("-" if r["b_over_e"] is None else f"{r['b_over_e']:.2f}" for r in round_ratios))
     print(f"(fresh region: {mem_fresh['rss_before_mb']} MB before the connections, "
           f"{mem_fresh['per_connection_kb']} KB per connection; loaded region: "
           f"{mem_loaded['rss_before_mb']} MB before)")
@@ -757,6 +865,8 @@ def main():
         "labels": dict(WORKLOADS),
         "medians": med,
         "ratios": {"a_over_d": ratio_ad, "b_over_e": ratio_be},
+        "round_ratios": round_ratios,
+        "loadavg": {"start": load_start, "end": load_end},
         "targets": {"a_over_d": TARGET_GET_VS_NGINX, "b_over_e": TARGET_POST_VS_SQLITE,
                     "rss_mb": TARGET_RSS_MB},
         "checks": [dict(zip(("check", "value", "target", "result"), c)) for c in checks],

@@ -86,6 +86,21 @@ void config_defaults(config *c)
 		.idempotency_ttl_s = 86400,
 		.hash_threads = 2,
 	};
+	c->replication = (config_replication){
+		.read_consistency = "session",
+		.write_durability = "local",
+		.rpo_budget_ms = 10000,
+		.backpressure_wait_ms = 2000,
+		.min_lsn_wait_ms = 5000,
+		.global_ack_wait_ms = 5000,
+		.heartbeat_ms = 250,
+		.reconnect_min_ms = 100,
+		.reconnect_max_ms = 2000,
+		.log_max_bytes = 256LL * 1024 * 1024,
+		.log_max_age_s = 3600,
+		.link_delay_ms = 0,
+		.forward_timeout_ms = 10000,
+	};
 }
 
 /* Resolve value against the config's directory into out. */
@@ -166,6 +181,39 @@ static int config_handle_auth(config_reader *r, const char *name, const char *va
 	return 1;
 }
 
+static int config_handle_replication(config_reader *r, const char *name, const char *value)
+{
+	config_replication *p = &r->c->replication;
+	if (strcmp(name, "read_consistency") == 0) {
+		if (strcmp(value, "eventual") && strcmp(value, "session") && strcmp(value, "global"))
+			config_error(r, r->line, "read_consistency must be eventual, session or global, not '%s'",
+				     value);
+		else
+			config_string(r, name, value, p->read_consistency, sizeof p->read_consistency);
+		return 1;
+	}
+	if (strcmp(name, "write_durability") == 0) {
+		if (strcmp(value, "local") && strcmp(value, "global"))
+			config_error(r, r->line, "write_durability must be local or global, not '%s'", value);
+		else
+			config_string(r, name, value, p->write_durability, sizeof p->write_durability);
+		return 1;
+	}
+	INT_KEY("rpo_budget_ms", p->rpo_budget_ms, 100, 30000);
+	INT_KEY("backpressure_wait_ms", p->backpressure_wait_ms, 0, 60000);
+	INT_KEY("min_lsn_wait_ms", p->min_lsn_wait_ms, 0, 60000);
+	INT_KEY("global_ack_wait_ms", p->global_ack_wait_ms, 10, 60000);
+	INT_KEY("heartbeat_ms", p->heartbeat_ms, 10, 10000);
+	INT_KEY("reconnect_min_ms", p->reconnect_min_ms, 10, 60000);
+	INT_KEY("reconnect_max_ms", p->reconnect_max_ms, 10, 600000);
+	INT_KEY("log_max_bytes", p->log_max_bytes, 1024, 1LL << 40);
+	INT_KEY("log_max_age", p->log_max_age_s, 1, 30 * 86400);
+	INT_KEY("link_delay_ms", p->link_delay_ms, 0, 10000);
+	INT_KEY("forward_timeout_ms", p->forward_timeout_ms, 100, 600000);
+	config_error(r, r->line, "unknown key '%s' in [replication]", name);
+	return 1;
+}
+
 static int config_handle_deployment(config_reader *r, const char *name, const char *value)
 {
 	config *c = r->c;
@@ -201,6 +249,13 @@ static int config_handle_region(config_reader *r, const char *name, const char *
 			config_error(r, r->line, "api_listen must be HOST:PORT, not '%s'", value);
 		else
 			config_string(r, name, value, g->api_listen, sizeof g->api_listen);
+	} else if (strcmp(name, "link_listen") == 0) {
+		char host[64];
+		int port;
+		if (util_split_hostport(value, host, sizeof host, &port) != 0)
+			config_error(r, r->line, "link_listen must be HOST:PORT, not '%s'", value);
+		else
+			config_string(r, name, value, g->link_listen, sizeof g->link_listen);
 	} else if (strcmp(name, "data_dir") == 0)
 		config_path(r, value, g->data_dir);
 	else if (strcmp(name, "tls_cert") == 0)
@@ -258,6 +313,8 @@ static int config_handler(void *user, const char *section, const char *name, con
 		return config_handle_limits(r, name, value);
 	if (strcmp(section, "auth") == 0)
 		return config_handle_auth(r, name, value);
+	if (strcmp(section, "replication") == 0)
+		return config_handle_replication(r, name, value);
 	if (strncmp(section, "region ", 7) == 0) {
 		if (r->region)
 			return config_handle_region(r, name, value);
@@ -302,6 +359,15 @@ static void config_validate(config_reader *r)
 				config_error(r, g->line, "[region %s] api_listen %s is already used by region %s",
 					     g->name, g->api_listen, c->regions[j].name);
 	}
+	if (c->region_count > 1) {
+		for (int i = 0; i < c->region_count; i++)
+			if (!c->regions[i].link_listen[0])
+				config_error(r, c->regions[i].line,
+					     "[region %s] needs link_listen: with several regions they talk over a link",
+					     c->regions[i].name);
+	}
+	if (c->replication.reconnect_max_ms < c->replication.reconnect_min_ms)
+		config_error(r, r->line, "reconnect_max_ms must be at least reconnect_min_ms");
 	if (c->region_count > 0 && primaries != 1)
 		config_error(r, c->regions[0].line, "exactly one region must have role = primary (found %d)",
 			     primaries);

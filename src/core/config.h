@@ -27,8 +27,25 @@ typedef struct config_region {
 	char tls_cert[CONFIG_PATH_MAX];
 	char tls_key[CONFIG_PATH_MAX];
 	char role[16];        /* initial role: "primary" or "secondary" */
+	char link_listen[128];/* host:port of the inter-region link (mutual TLS); "" = none */
 	int line;             /* where the section starts, for messages */
 } config_region;
+
+/* Cross-region replication (see docs/REPLICATION.md). */
+typedef struct config_replication {
+	char read_consistency[16];  /* default: eventual | session | global */
+	char write_durability[16];  /* default: local | global */
+	int rpo_budget_ms;          /* lag above which the primary slows writes (<= 30 s) */
+	int backpressure_wait_ms;   /* how long a write waits for the lag to drop, then 503 */
+	int min_lsn_wait_ms;        /* bound for reads waiting on a position */
+	int global_ack_wait_ms;     /* bound for global durability */
+	int heartbeat_ms;
+	int reconnect_min_ms, reconnect_max_ms;
+	int64_t log_max_bytes;      /* trim bound of the replication log */
+	int log_max_age_s;
+	int link_delay_ms;          /* artificial one-way delay on the link (tests, benchmarks) */
+	int forward_timeout_ms;
+} config_replication;
 
 typedef struct config_limits {
 	size_t max_header_bytes;  /* 431 beyond */
@@ -65,6 +82,7 @@ typedef struct config {
 	char log_level[16];
 	config_limits limits;
 	config_auth auth;
+	config_replication replication;
 	config_region regions[CONFIG_MAX_REGIONS];
 	int region_count;
 } config;

@@ -156,6 +156,8 @@ struct http_parser {
 
 	/* Body. */
 	buf body;                 /* decoded body; body.max is the current body limit */
+	http_body_sink sink;      /* when set, decoded bytes go here instead of body */
+	void *sink_arg;
 	uint64_t remaining;       /* Content-Length or chunk-data bytes still to come */
 	unsigned chunk_digits;
 	size_t chunk_line_bytes;
@@ -337,6 +339,11 @@ static size_t body_room(const http_parser *p)
  * allocation failure; the body is unaltered on failure. */
 static int body_append(http_parser *p, const char *data, size_t len)
 {
+	if (p->sink) { /* streaming: no buffering, no size limit */
+		if (len)
+			p->sink(p->sink_arg, data, len);
+		return 0;
+	}
 	if (len > body_room(p))
 		return fail(p, ERR_LIMIT, 413, "content too large");
 	if (len == 0)
@@ -1129,6 +1136,8 @@ void http_parser_reset(http_parser *p)
 	else
 		buf_reset(&p->body);
 	p->body.max = p->limits.max_body_bytes;
+	p->sink = NULL;
+	p->sink_arg = NULL;
 
 	p->state = STATE_HEAD;
 	p->head_len = 0;
@@ -1230,6 +1239,14 @@ void http_parser_set_body_limit(http_parser *p, size_t max_body_bytes)
 {
 	assert(p->magic == HTTP_PARSER_MAGIC);
 	p->body.max = max_body_bytes;
+}
+
+void http_parser_set_body_sink(http_parser *p, http_body_sink sink, void *arg)
+{
+	assert(p->magic == HTTP_PARSER_MAGIC);
+	p->sink = sink;
+	p->sink_arg = arg;
+	p->body.max = SIZE_MAX / 2; /* the sink bounds what it keeps */
 }
 
 void http_parser_set_no_body(http_parser *p)

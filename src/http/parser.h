@@ -102,6 +102,13 @@ const char *http_parser_body(const http_parser *p, size_t *len);
 /* True once any byte of the current message has been consumed. */
 bool http_parser_started(const http_parser *p);
 
+/* Streaming: for the current message (call after HTTP_PARSE_HEAD), decoded
+ * body bytes are handed to sink as they arrive instead of being collected
+ * (http_parser_body() stays empty, and the body limit no longer applies: the
+ * sink bounds what it keeps). Used for long-lived streams (replication). */
+typedef void (*http_body_sink)(void *arg, const char *data, size_t len);
+void http_parser_set_body_sink(http_parser *p, http_body_sink sink, void *arg);
+
 /* Change the body limit for the current message (call after HTTP_PARSE_HEAD). */
 void http_parser_set_body_limit(http_parser *p, size_t max_body_bytes);
 /* The response has no body whatever its fields say (answer to HEAD, or 1xx/204/304

@@ -168,9 +168,10 @@ static int api_write_exec(db_conn *db, void *arg)
 	return rc;
 }
 
-static void api_write_done(void *arg, int rc)
+static void api_write_done(void *arg, int rc, uint64_t seq)
 {
 	api_call *call = arg;
+	call->seq = seq;
 	if (rc == ERR_IO) { /* the batch did not reach the disk */
 		buf_reset(&call->headers);
 		call->replayed = false;

@@ -84,6 +84,7 @@ struct api_call {
 	buf body;
 	buf headers;                   /* "Name: value\r\n" lines */
 	bool replayed;
+	uint64_t seq;                  /* position of the committed write (0: none) */
 	/* handler state */
 	api_write_fn write;
 	json_t *json;                  /* parsed request body */

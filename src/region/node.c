@@ -61,7 +61,7 @@ static int purge_write(db_conn *db, void *arg)
 	return idempotency_purge(db, util_now_ms() - (int64_t)rg->cfg->auth.idempotency_ttl_s * 1000);
 }
 
-static void purge_done(void *arg, int rc)
+static void purge_done(void *arg, int rc, uint64_t seq)
 {
 	if (rc != 0)
 		log_warn("idempotency key purge failed: %s", err_str(rc));
@@ -127,7 +127,7 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
-	if (db_migrate(wdb, err, sizeof err) != 0) {
+	if (db_migrate(wdb, NULL, NULL, err, sizeof err) != 0) {
 		db_close(&wdb);
 		node_fail("%s", err);
 		goto out;

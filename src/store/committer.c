@@ -15,6 +15,7 @@ typedef struct commit_job {
 	commit_done_fn done;
 	void *arg;
 	int rc;
+	uint64_t seq;
 	struct commit_job *next;
 } commit_job;
 
@@ -29,12 +30,31 @@ struct committer {
 	db_conn *db;
 	loop_queue *completions;
 	committer_stats stats;
+	committer_hooks hooks;
 };
+
+typedef struct batch_done {
+	committer *c;
+	uint64_t seq;
+} batch_done;
+
+static void committer_deliver_batch(void *arg)
+{
+	batch_done *b = arg;
+	if (b->c->hooks.batch_committed)
+		b->c->hooks.batch_committed(b->c->hooks.arg, b->seq);
+	free(b);
+}
+
+void committer_set_hooks(committer *c, const committer_hooks *hooks)
+{
+	c->hooks = *hooks;
+}
 
 static void committer_deliver(void *arg)
 {
 	commit_job *j = arg;
-	j->done(j->arg, j->rc);
+	j->done(j->arg, j->rc, j->seq);
 	free(j);
 }
 
@@ -42,7 +62,10 @@ static void committer_deliver(void *arg)
 static void committer_run_batch(committer *c, commit_job *batch)
 {
 	int rc = db_exec(c->db, "BEGIN IMMEDIATE");
+	uint64_t seq = 0;
 	if (rc == 0) {
+		if (c->hooks.batch_begin)
+			c->hooks.batch_begin(c->db, c->hooks.arg);
 		for (commit_job *j = batch; j; j = j->next) {
 			if (db_exec(c->db, "SAVEPOINT job") != 0) {
 				j->rc = ERR_DB;
@@ -53,8 +76,11 @@ static void committer_run_batch(committer *c, commit_job *batch)
 				db_exec(c->db, "ROLLBACK TO job");
 			db_exec(c->db, "RELEASE job");
 		}
+		if (c->hooks.batch_end)
+			rc = c->hooks.batch_end(c->db, c->hooks.arg, &seq);
 		int64_t t0 = util_mono_us();
-		rc = db_exec(c->db, "COMMIT");
+		if (rc == 0)
+			rc = db_exec(c->db, "COMMIT");
 		int64_t t1 = util_mono_us();
 		pthread_mutex_lock(&c->lock);
 		c->stats.commit_us_total += (uint64_t)(t1 - t0);
@@ -66,10 +92,23 @@ static void committer_run_batch(committer *c, commit_job *batch)
 		log_error("group commit failed; %s", "every write of the batch is answered with an error");
 		for (commit_job *j = batch; j; j = j->next)
 			j->rc = ERR_IO;
+		seq = 0;
+	}
+	if (c->hooks.batch_committed) {
+		batch_done *b = malloc(sizeof *b);
+		if (b) {
+			b->c = c;
+			b->seq = seq;
+		}
+		if (!b || loop_queue_post(c->completions, committer_deliver_batch, b) != 0) {
+			log_error("cannot deliver a batch notification: out of memory");
+			abort(); /* answers could otherwise overtake what replication knows */
+		}
 	}
 	int n = 0;
 	for (commit_job *j = batch; j;) {
 		commit_job *next = j->next;
+		j->seq = seq;
 		n++;
 		if (loop_queue_post(c->completions, committer_deliver, j) != 0) {
 			log_error("cannot deliver a write completion: out of memory");
@@ -141,7 +180,7 @@ int committer_submit(committer *c, commit_exec_fn exec, commit_done_fn done, voi
 	commit_job *j = malloc(sizeof *j);
 	if (!j)
 		return ERR_NOMEM;
-	*j = (commit_job){exec, done, arg, 0, NULL};
+	*j = (commit_job){exec, done, arg, 0, 0, NULL};
 	pthread_mutex_lock(&c->lock);
 	if (c->stopping || c->queued >= c->queue_max) {
 		pthread_mutex_unlock(&c->lock);

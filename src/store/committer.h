@@ -33,8 +33,25 @@ typedef struct committer committer;
 typedef int (*commit_exec_fn)(db_conn *db, void *arg);
 /* Runs on the loop thread once the batch is durable (rc from exec), or with
  * ERR_IO / ERR_DB when the batch could not be committed (nothing of it was
- * kept). Always called exactly once per accepted job. */
-typedef void (*commit_done_fn)(void *arg, int rc);
+ * kept). Always called exactly once per accepted job. seq: the position of
+ * the batch (see committer_hooks), 0 when there is none. */
+typedef void (*commit_done_fn)(void *arg, int rc, uint64_t seq);
+
+/*
+ * Hooks around each batch (replication capture, see replication/capture.h):
+ * batch_begin and batch_end run on the writer thread inside the batch
+ * transaction (after BEGIN, before COMMIT); batch_end may write rows and
+ * returns the batch's position in *seq (0: it changed nothing), or a
+ * negative ERR_* to fail the whole batch. batch_committed runs on the loop
+ * thread once the batch is durable, before the completions of its jobs;
+ * seq is also handed to every done().
+ */
+typedef struct committer_hooks {
+	void (*batch_begin)(db_conn *db, void *arg);
+	int (*batch_end)(db_conn *db, void *arg, uint64_t *seq);
+	void (*batch_committed)(void *arg, uint64_t seq);
+	void *arg;
+} committer_hooks;
 
 typedef struct committer_stats {
 	uint64_t batches;
@@ -47,6 +64,8 @@ typedef struct committer_stats {
 /* Start the writer thread on the given (writable, migrated) connection,
  * which it then owns. NULL on failure. */
 committer *committer_new(struct event_base *base, db_conn *db, int batch_max, int queue_max);
+/* Install hooks; call before the first submit. */
+void committer_set_hooks(committer *c, const committer_hooks *hooks);
 /* Queue a write. 0, or ERR_AGAIN when the queue is full or stopping (nothing
  * queued; done() will not run), ERR_NOMEM. */
 int committer_submit(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg);

@@ -92,7 +92,8 @@ int db_schema_version(db_conn *c)
 	return v;
 }
 
-int db_migrate(db_conn *c, char *err, size_t errcap)
+int db_migrate(db_conn *c, int (*on_migration)(db_conn *db, int version, const char *sql, void *arg),
+	       void *arg, char *err, size_t errcap)
 {
 	char *msg = NULL;
 	if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
@@ -114,6 +115,10 @@ int db_migrate(db_conn *c, char *err, size_t errcap)
 		snprintf(bump, sizeof bump, "PRAGMA user_version=%d", v + 1);
 		if (sqlite3_exec(c->db, bump, NULL, NULL, &msg) != SQLITE_OK)
 			goto fail;
+		if (on_migration && on_migration(c, v + 1, schema_migrations[v], arg) != 0) {
+			msg = sqlite3_mprintf("cannot log migration %d for replication", v + 1);
+			goto fail;
+		}
 		log_info("database schema migrated to version %d", v + 1);
 	}
 	if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK)
@@ -124,6 +129,37 @@ fail:
 	sqlite3_free(msg);
 	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
 	return ERR_DB;
+}
+
+int db_apply_migration(db_conn *c, int version, const char *sql, size_t len)
+{
+	int current = db_schema_version(c);
+	if (current < 0)
+		return ERR_DB;
+	if (current >= version)
+		return 0; /* already applied */
+	if (current != version - 1) {
+		log_error("schema migration %d received at version %d", version, current);
+		return ERR_CONFLICT;
+	}
+	char *text = sqlite3_mprintf("%.*s", (int)len, sql);
+	if (!text)
+		return ERR_NOMEM;
+	char *msg = NULL;
+	int rc = sqlite3_exec(c->db, text, NULL, NULL, &msg);
+	sqlite3_free(text);
+	if (rc == SQLITE_OK) {
+		char bump[64];
+		snprintf(bump, sizeof bump, "PRAGMA user_version=%d", version);
+		rc = sqlite3_exec(c->db, bump, NULL, NULL, &msg);
+	}
+	if (rc != SQLITE_OK) {
+		log_error("cannot apply schema migration %d: %s", version, msg ? msg : "?");
+		sqlite3_free(msg);
+		return ERR_DB;
+	}
+	log_info("database schema migrated to version %d (from the primary)", version);
+	return 0;
 }
 
 sqlite3_stmt *db_stmt(db_conn *c, const char *sql)

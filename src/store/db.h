@@ -25,9 +25,16 @@ db_conn *db_open(const char *path, bool readonly, char *err, size_t errcap);
 void db_close(db_conn **c);
 sqlite3 *db_handle(db_conn *c);
 
-/* Apply pending schema migrations in one transaction. 0, or ERR_DB with the
- * reason in err (database unaltered). */
-int db_migrate(db_conn *c, char *err, size_t errcap);
+/* Apply pending schema migrations in one transaction. on_migration (may be
+ * NULL) runs after each one inside that transaction (replication logs them
+ * there). 0, or ERR_DB with the reason in err (database unaltered). */
+int db_migrate(db_conn *c, int (*on_migration)(db_conn *db, int version, const char *sql, void *arg),
+	       void *arg, char *err, size_t errcap);
+/* Apply one migration received from the primary (a secondary's schema comes
+ * from the replication stream): runs sql and sets the version, when the
+ * database is at version - 1; a no-op when it is already there. Call inside
+ * a transaction. 0 or ERR_DB / ERR_CONFLICT (a gap in versions). */
+int db_apply_migration(db_conn *c, int version, const char *sql, size_t len);
 /* The schema version the database is at, and the one this binary knows. */
 int db_schema_version(db_conn *c);
 int db_schema_latest(void);

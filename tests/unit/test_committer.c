@@ -51,7 +51,7 @@ static int count_value(int v)
 	return n;
 }
 
-static void on_done(void *arg, int rc)
+static void on_done(void *arg, int rc, uint64_t seq)
 {
 	job *j = arg;
 	j->done_calls++;

@@ -828,7 +828,7 @@ static void paging_with_inserts(const char *sort)
 	             ORIGINAL + (int)ninserted);
 	char order[MAX_ROWS][8];
 	size_t norder = 0;
-	for (char *w = strtok(full, " "); w; w = strtok(NULL, " "))
+	for (char *w = strtok(full, " "); w && norder < MAX_ROWS; w = strtok(NULL, " "))
 		snprintf(order[norder++], sizeof order[0], "%s", w);
 	size_t pos_seen[MAX_ROWS];
 	for (size_t i = 0; i < nseen; i++) {

@@ -1,0 +1,53 @@
+/*
+ * capture.h - change capture on the primary: every committed write batch
+ * becomes one entry of the replication log, written in the same transaction
+ * as the data (so an entry exists if and only if its changes do).
+ *
+ * The replication tables live beside the data in each region's database:
+ *
+ *   repl_state(id=1, role, epoch, last_seq, applied_seq, applied_epoch)
+ *   repl_log(seq PRIMARY KEY, epoch, kind, committed_at, payload)
+ *
+ * Capture uses SQLite's session extension: a session attached to every
+ * table but the repl_ ones for the length of a batch; its changeset holds
+ * the net effect of the batch (rolled-back savepoints leave nothing, since a
+ * changeset is the difference between the recorded original rows and the
+ * current ones). Schema migrations are logged as entries of their own (kind
+ * 2, the SQL), since changesets carry no DDL.
+ */
+#ifndef TANDEM_REPLICATION_CAPTURE_H
+#define TANDEM_REPLICATION_CAPTURE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/committer.h"
+#include "store/db.h"
+
+typedef struct capture capture;
+
+enum { LOG_CHANGESET = 1, LOG_SCHEMA = 2 };
+
+/* Create the replication tables if missing, with the initial role and
+ * epoch 1. 0 or ERR_DB (reason in err). */
+int capture_bootstrap(db_conn *db, const char *initial_role, char *err, size_t errcap);
+/* Read the region's role (out: "primary"/"secondary"), epoch and positions. */
+int capture_read_state(db_conn *db, char role[16], uint64_t *epoch, uint64_t *last_seq,
+		       uint64_t *applied_seq);
+
+capture *capture_new(void);
+void capture_free(capture **c);
+/* Capture on or off (only a primary captures). Thread-safe. */
+void capture_set_enabled(capture *c, bool on);
+/* Hooks for the committer; committed(seq, when) is called on the loop thread
+ * for each batch that produced an entry. */
+committer_hooks capture_hooks(capture *c, void (*committed)(void *arg, uint64_t seq), void *arg);
+/* Writer thread, inside a batch: the position this batch will have if it
+ * changes anything, and the epoch. */
+uint64_t capture_pending_seq(const capture *c);
+uint64_t capture_epoch(const capture *c);
+/* Log a schema migration (writer connection, inside the migration's
+ * transaction): matches db_migrate's on_migration callback. */
+int capture_log_schema(db_conn *db, int version, const char *sql, void *arg);
+
+#endif
