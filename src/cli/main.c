@@ -66,7 +66,8 @@ static const char usage_certs[] =
 	"usage: tandem certs --config FILE\n"
 	"\n"
 	"Create, in the config's certs_dir, a development CA (ca.pem, ca.key) and a\n"
-	"certificate per region (NAME.pem, NAME.key), with the OpenSSL API. Files that\n"
+	"certificate per region (NAME.pem, NAME.key) and one for the command line\n"
+	"(admin.pem, admin.key), with the OpenSSL API. Files that\n"
 	"exist and are valid are kept. Keys are mode 0600. Real deployments point\n"
 	"the config at their own PEM files instead.\n";
 
@@ -157,11 +158,12 @@ static int cmd_certs(int argc, char **argv)
 	static config cfg;
 	if (load_config(path, &cfg) != 0)
 		return 1;
-	const char *names[CONFIG_MAX_REGIONS];
+	const char *names[CONFIG_MAX_REGIONS + 1];
 	for (int i = 0; i < cfg.region_count; i++)
 		names[i] = cfg.regions[i].name;
+	names[cfg.region_count] = "admin"; /* the command line's client certificate */
 	char err[1024];
-	if (certs_ensure(cfg.certs_dir, names, (size_t)cfg.region_count, err, sizeof err) != 0)
+	if (certs_ensure(cfg.certs_dir, names, (size_t)cfg.region_count + 1, err, sizeof err) != 0)
 		return cli_fail("%s", err);
 	printf("certificates ready in %s\n", cfg.certs_dir);
 	return 0;

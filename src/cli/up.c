@@ -149,12 +149,38 @@ static void generated_config(buf *b, int port_base)
 		   "idempotency_ttl = 86400\n"
 		   "hash_threads = 2\n"
 		   "\n"
+		   "[replication]\n"
+		   "; defaults per request (X-Tandem-Consistency, X-Tandem-Durability override them)\n"
+		   "read_consistency = session\n"
+		   "write_durability = local\n"
+		   "; the primary slows writes down while the secondary lags more than this (<= 30 s)\n"
+		   "rpo_budget_ms = 10000\n"
+		   "backpressure_wait_ms = 2000\n"
+		   "min_lsn_wait_ms = 5000\n"
+		   "global_ack_wait_ms = 5000\n"
+		   "heartbeat_ms = 250\n"
+		   "reconnect_min_ms = 100\n"
+		   "reconnect_max_ms = 2000\n"
+		   "log_max_bytes = 268435456\n"
+		   "log_max_age = 3600\n"
+		   "; artificial one-way delay on the link, for tests and benchmarks only\n"
+		   "link_delay_ms = 0\n"
+		   "\n"
+		   "; roles are the initial ones: afterwards they live in each region's state\n"
 		   "[region eu]\n"
 		   "role = primary\n"
 		   "api_listen = 127.0.0.1:%d\n"
+		   "link_listen = 127.0.0.1:%d\n"
 		   "tls_cert = certs/eu.pem\n"
-		   "tls_key = certs/eu.key\n",
-		   port_base);
+		   "tls_key = certs/eu.key\n"
+		   "\n"
+		   "[region us]\n"
+		   "role = secondary\n"
+		   "api_listen = 127.0.0.1:%d\n"
+		   "link_listen = 127.0.0.1:%d\n"
+		   "tls_cert = certs/us.pem\n"
+		   "tls_key = certs/us.key\n",
+		   port_base, port_base + 2, port_base + 1, port_base + 3);
 }
 
 /* Create what is missing under o->data. 0, or 1 after printing why. */
@@ -185,10 +211,11 @@ static int ensure_deployment(const up_options *o, config *cfg)
 			return cli_fail("%s: cannot create: %s", cfg->secrets_file, strerror(errno));
 		fprintf(stderr, "tandem: created %s (mode 0600)\n", cfg->secrets_file);
 	}
-	const char *names[CONFIG_MAX_REGIONS];
+	const char *names[CONFIG_MAX_REGIONS + 1];
 	for (int i = 0; i < cfg->region_count; i++)
 		names[i] = cfg->regions[i].name;
-	if (certs_ensure(cfg->certs_dir, names, (size_t)cfg->region_count, err, sizeof err) != 0)
+	names[cfg->region_count] = "admin"; /* the command line's client certificate */
+	if (certs_ensure(cfg->certs_dir, names, (size_t)cfg->region_count + 1, err, sizeof err) != 0)
 		return cli_fail("%s", err);
 	return 0;
 }

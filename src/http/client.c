@@ -39,6 +39,7 @@ typedef struct client_req {
 	int flags;
 	bool no_body_answer; /* HEAD */
 	http_client_cb cb;
+	http_client_data_cb on_data; /* streaming */
 	void *arg;
 	struct client_req *next;
 } client_req;
@@ -122,6 +123,18 @@ static void client_send_body(http_client *c, client_req *r)
 	}
 }
 
+/* Streaming body bytes: to the request's on_data; activity restarts the
+ * timeout. */
+static void client_sink(void *arg, const char *data, size_t len)
+{
+	http_client *c = arg;
+	client_req *r = c->queue;
+	struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+	evtimer_add(c->timer, &tv);
+	if (r && r->on_data)
+		r->on_data(r->arg, data, len);
+}
+
 static void client_read_cb(struct bufferevent *bev, void *arg)
 {
 	http_client *c = arg;
@@ -137,8 +150,11 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		}
 		if (rc == HTTP_PARSE_HEAD) {
+			const http_message *m = http_parser_message(c->parser);
 			if (c->queue->no_body_answer)
 				http_parser_set_no_body(c->parser);
+			if (c->queue->on_data && m->status >= 200 && m->status < 300)
+				http_parser_set_body_sink(c->parser, client_sink, c);
 			continue;
 		}
 		if (rc == HTTP_PARSE_DONE) {
@@ -288,8 +304,9 @@ http_client *http_client_new(struct event_base *base, SSL_CTX *ssl_ctx, const ch
 	return c;
 }
 
-int http_client_request(http_client *c, const char *method, const char *target, const char *headers,
-			const char *body, size_t len, int flags, http_client_cb cb, void *arg)
+static int client_enqueue(http_client *c, const char *method, const char *target, const char *headers,
+			  const char *body, size_t len, int flags, http_client_cb cb,
+			  http_client_data_cb on_data, void *arg)
 {
 	if (strpbrk(method, " \r\n") || strpbrk(target, " \r\n") || !*target)
 		return ERR_INVAL;
@@ -326,6 +343,7 @@ int http_client_request(http_client *c, const char *method, const char *target, 
 	r->flags = flags;
 	r->no_body_answer = strcmp(method, "HEAD") == 0;
 	r->cb = cb;
+	r->on_data = on_data;
 	r->arg = arg;
 	if (c->queue_tail)
 		c->queue_tail->next = r;
@@ -334,6 +352,18 @@ int http_client_request(http_client *c, const char *method, const char *target, 
 	c->queue_tail = r;
 	client_start_next(c);
 	return 0;
+}
+
+int http_client_request(http_client *c, const char *method, const char *target, const char *headers,
+			const char *body, size_t len, int flags, http_client_cb cb, void *arg)
+{
+	return client_enqueue(c, method, target, headers, body, len, flags, cb, NULL, arg);
+}
+
+int http_client_stream(http_client *c, const char *method, const char *target, const char *headers,
+		       http_client_data_cb on_data, http_client_cb cb, void *arg)
+{
+	return client_enqueue(c, method, target, headers, NULL, 0, 0, cb, on_data, arg);
 }
 
 void http_client_free(http_client **pc)

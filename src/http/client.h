@@ -47,6 +47,16 @@ http_client *http_client_new(struct event_base *base, SSL_CTX *ssl_ctx, const ch
  */
 int http_client_request(http_client *c, const char *method, const char *target, const char *headers,
 			const char *body, size_t len, int flags, http_client_cb cb, void *arg);
+/*
+ * A streaming request (a long-lived answer such as the replication stream):
+ * when the answer is 2xx, its body bytes go to on_data as they arrive (the
+ * timeout then bounds inactivity, not the whole answer) and cb runs when it
+ * ends (rc 0, empty body) or fails. A non-2xx answer is collected and given
+ * to cb as usual.
+ */
+typedef void (*http_client_data_cb)(void *arg, const char *data, size_t len);
+int http_client_stream(http_client *c, const char *method, const char *target, const char *headers,
+		       http_client_data_cb on_data, http_client_cb cb, void *arg);
 /* Close; queued requests get ERR_IO. No-op on NULL; resets *c. */
 void http_client_free(http_client **c);
 

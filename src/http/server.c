@@ -42,6 +42,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -83,6 +84,8 @@ typedef struct http_conn {
 	conn_state state;
 	http_request req;
 	char peer[INET6_ADDRSTRLEN];
+	char peer_name[72];      /* CN of the verified client certificate */
+	bool peer_name_known;
 	bool request_started;    /* header timer armed for the current request */
 	bool in_on_head;         /* the on_head handler is running */
 	bool linger;             /* CLOSING: read and discard until the peer stops sending */
@@ -640,6 +643,34 @@ const char *http_request_body(const http_request *req, size_t *len)
 const char *http_request_peer(const http_request *req)
 {
 	return req->conn->peer;
+}
+
+const char *http_request_peer_name(http_request *req)
+{
+	http_conn *c = req->conn;
+	if (!c->peer_name_known && c->bev && c->srv->cfg.ssl_ctx) {
+		c->peer_name_known = true;
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+		/* only a certificate that passed verification counts */
+		if (cert && SSL_get_verify_result(ssl) == X509_V_OK) {
+			X509_NAME *subject = X509_get_subject_name(cert);
+			if (X509_NAME_get_text_by_NID(subject, NID_commonName, c->peer_name,
+						      sizeof c->peer_name) <= 0)
+				c->peer_name[0] = '\0';
+		}
+	}
+	return c->peer_name[0] ? c->peer_name : NULL;
+}
+
+bool http_request_is_closed(const http_request *req)
+{
+	return req->conn->bev == NULL;
+}
+
+size_t http_request_output_pending(const http_request *req)
+{
+	return req->conn->bev ? evbuffer_get_length(bufferevent_get_output(req->conn->bev)) : 0;
 }
 
 void http_request_set_body_limit(http_request *req, size_t max)

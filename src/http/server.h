@@ -67,6 +67,13 @@ const http_message *http_request_message(const http_request *req);
 const char *http_request_body(const http_request *req, size_t *len);
 /* Client address as text ("127.0.0.1"). */
 const char *http_request_peer(const http_request *req);
+/* With mutual TLS: the common name of the client's verified certificate;
+ * NULL without a client certificate. */
+const char *http_request_peer_name(http_request *req);
+/* The client is gone (the answer, if any, will be discarded). */
+bool http_request_is_closed(const http_request *req);
+/* Bytes of the answer queued but not yet sent (streaming flow control). */
+size_t http_request_output_pending(const http_request *req);
 /* Only in on_head: change this request's body limit. */
 void http_request_set_body_limit(http_request *req, size_t max);
 /* Opaque pointer for the handler's own per-request state. */

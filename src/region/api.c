@@ -158,6 +158,15 @@ static int api_write_exec(db_conn *db, void *arg)
 	if (rc != 0)
 		return rc < 0 ? rc : 0; /* answered from the stored response, or 422 */
 	rc = call->write(db, call);
+	if (rc == 0 && call->status >= 200 && call->status < 300 && call->rg->capture &&
+	    capture_pending_seq(call->rg->capture)) {
+		/* the position this batch gets; in the stored answer too, so a
+		 * replay can wait for the same write's replication */
+		char lsn[48];
+		snprintf(lsn, sizeof lsn, "%llu/%llu", (unsigned long long)capture_epoch(call->rg->capture),
+			 (unsigned long long)capture_pending_seq(call->rg->capture));
+		api_header(call, "X-Tandem-LSN", lsn);
+	}
 	if (rc == 0 && call->has_idem && call->status >= 200 && call->status < 300) {
 		rc = idempotency_store(db, call);
 		if (rc < 0)
@@ -166,6 +175,25 @@ static int api_write_exec(db_conn *db, void *arg)
 	if (rc < 0 && call->status < 400)
 		api_error(call, 500, "internal_error", "the write failed");
 	return rc;
+}
+
+static void api_global_acked(void *arg, bool ok)
+{
+	api_call *call = arg;
+	if (!ok) {
+		/* durable here, not confirmed there: say so, keep the position */
+		char lsn[48];
+		const char *h = call->headers.data ? strstr(call->headers.data, "X-Tandem-LSN: ") : NULL;
+		snprintf(lsn, sizeof lsn, "%.*s", h ? (int)strcspn(h + 14, "\r") : 0, h ? h + 14 : "");
+		buf_reset(&call->headers);
+		call->replayed = false;
+		api_header(call, "X-Tandem-LSN", lsn);
+		api_header(call, "Retry-After", "1");
+		api_error(call, 503, "replication_timeout",
+			  "the write is durable in this region but the other region did not confirm it in time; "
+			  "retry with the same Idempotency-Key to get the result once it does");
+	}
+	api_finish(call);
 }
 
 static void api_write_done(void *arg, int rc, uint64_t seq)
@@ -181,10 +209,26 @@ static void api_write_done(void *arg, int rc, uint64_t seq)
 	}
 	if (call->replayed)
 		metrics_idempotent_replay(call->rg->metrics);
+	if (call->durability_global && call->status >= 200 && call->status < 300) {
+		/* RPO 0 for this write: answer only once the other region has it */
+		uint64_t lsn = seq;
+		const char *h = call->headers.data ? strstr(call->headers.data, "X-Tandem-LSN: ") : NULL;
+		if (h) {
+			char text[48];
+			snprintf(text, sizeof text, "%.*s", (int)strcspn(h + 14, "\r"), h + 14);
+			repl_parse_lsn(text, &lsn);
+		}
+		if (lsn) {
+			call->seq = lsn;
+			repl_wait_acked(call->rg->repl, lsn, call->rg->cfg->replication.global_ack_wait_ms,
+					api_global_acked, call);
+			return;
+		}
+	}
 	api_finish(call);
 }
 
-void api_submit_write(api_call *call)
+static void api_submit_now(api_call *call)
 {
 	int rc = committer_submit(call->rg->writer, api_write_exec, api_write_done, call);
 	if (rc != 0) {
@@ -192,6 +236,26 @@ void api_submit_write(api_call *call)
 		api_header(call, "Retry-After", "1");
 		api_finish(call);
 	}
+}
+
+static void api_lag_ok(void *arg, bool ok)
+{
+	api_call *call = arg;
+	if (!ok) {
+		api_header(call, "Retry-After", "1");
+		api_error(call, 503, "replication_lag",
+			  "the other region lags behind more than the RPO budget; retry shortly");
+		api_finish(call);
+		return;
+	}
+	api_submit_now(call);
+}
+
+void api_submit_write(api_call *call)
+{
+	/* backpressure: while the secondary is connected but further behind
+	 * than the RPO budget, new writes wait (bounded) for it to catch up */
+	repl_wait_lag(call->rg->repl, call->rg->cfg->replication.backpressure_wait_ms, api_lag_ok, call);
 }
 
 /* --- request helpers --- */
@@ -390,8 +454,9 @@ static void api_readyz(api_call *call)
 	call->status = rg->shutting_down ? 503 : 200;
 	buf_printf(&call->body, "{\"status\":\"%s\",\"region\":", rg->shutting_down ? "stopping" : "ready");
 	api_json_string(&call->body, rg->self->name);
-	buf_adds(&call->body, ",\"role\":");
-	api_json_string(&call->body, rg->self->role);
+	buf_printf(&call->body, ",\"role\":\"%s\",\"epoch\":%llu,\"position\":%llu",
+		   repl_is_primary(rg->repl) ? "primary" : "secondary",
+		   (unsigned long long)repl_epoch(rg->repl), (unsigned long long)repl_position(rg->repl));
 	buf_printf(&call->body, ",\"schema_version\":%d}", db_schema_version(rg->reader));
 	api_finish(call);
 }
@@ -400,6 +465,7 @@ static void api_metrics(api_call *call)
 {
 	call->status = 200;
 	metrics_render(call->rg, &call->body);
+	repl_metrics(call->rg->repl, &call->body);
 	http_response_header(call->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	api_finish(call);
 }
@@ -436,9 +502,164 @@ static bool api_valid_request_id(const char *s)
 	return true;
 }
 
+/* --- forwarding and read consistency --- */
+
+static bool api_is_write(const char *method)
+{
+	return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0 ||
+	       strcmp(method, "DELETE") == 0;
+}
+
+typedef struct api_pending {
+	api_call *call;
+	api_handler handler;
+} api_pending;
+
+static void api_forward_applied(void *arg, bool ok)
+{
+	api_call *call = arg;
+	if (!ok)
+		log_warn("forwarded write %s not applied here within the wait; answering anyway",
+			 call->request_id);
+	api_finish(call);
+}
+
+static void api_forward_answer(void *arg, int rc, int status, const char *headers, size_t headers_len,
+			       const char *body, size_t body_len)
+{
+	api_call *call = arg;
+	if (rc != 0) {
+		api_header(call, "Retry-After", "1");
+		api_error(call, 503, "primary_unavailable",
+			  "the primary region cannot be reached to take this write; retry shortly "
+			  "(with the same Idempotency-Key)");
+		api_finish(call);
+		return;
+	}
+	call->status = status;
+	buf_reset(&call->body);
+	buf_add(&call->body, body, body_len);
+	buf_add(&call->headers, headers, headers_len);
+	/* session consistency: the client's next read here sees this write */
+	uint64_t lsn = 0;
+	const char *h = strcasestr(call->headers.data ? call->headers.data : "", "X-Tandem-LSN: ");
+	if (h) {
+		char text[48];
+		snprintf(text, sizeof text, "%.*s", (int)strcspn(h + 14, "\r"), h + 14);
+		repl_parse_lsn(text, &lsn);
+	}
+	if (lsn) {
+		repl_wait_position(call->rg->repl, lsn, call->rg->cfg->replication.min_lsn_wait_ms,
+				   api_forward_applied, call);
+		return;
+	}
+	api_finish(call);
+}
+
+static void api_consistent(void *arg, bool ok)
+{
+	api_pending *p = arg;
+	api_call *call = p->call;
+	api_handler handler = p->handler;
+	free(p);
+	if (!ok) {
+		api_header(call, "Retry-After", "1");
+		api_error(call, 503, "not_caught_up",
+			  "this region has not caught up with the requested position in time; retry shortly");
+		api_finish(call);
+		return;
+	}
+	handler(call);
+}
+
+/* Run the handler, after what consistency and the region's role ask for. */
+static void api_dispatch(api_call *call, api_handler handler)
+{
+	region *rg = call->rg;
+	const char *method = call->msg->method;
+	bool v1 = strncmp(call->route, "/v1/", 4) == 0;
+	char value[64];
+	call->durability_global = strcmp(rg->cfg->replication.write_durability, "global") == 0;
+	if (api_request_header(call, "X-Tandem-Durability", value, sizeof value)) {
+		if (strcmp(value, "global") == 0)
+			call->durability_global = true;
+		else if (strcmp(value, "local") == 0)
+			call->durability_global = false;
+		else {
+			api_error(call, 400, "invalid_durability", "X-Tandem-Durability must be local or global");
+			api_finish(call);
+			return;
+		}
+	}
+	if (v1 && api_is_write(method)) {
+		if (!repl_is_primary(rg->repl)) {
+			if (call->via_link) { /* never forward twice */
+				api_header(call, "Retry-After", "1");
+				api_error(call, 503, "not_primary", "this region is not the primary");
+				api_finish(call);
+				return;
+			}
+			repl_forward(rg->repl, call->req, call->request_id, api_forward_answer, call);
+			return;
+		}
+		handler(call);
+		return;
+	}
+	if (!v1) {
+		handler(call);
+		return;
+	}
+	/* reads: Min-LSN, then the consistency mode */
+	uint64_t min_seq = 0;
+	if (api_request_header(call, "X-Tandem-Min-LSN", value, sizeof value) &&
+	    repl_parse_lsn(value, &min_seq) != 0) {
+		api_error(call, 400, "invalid_lsn", "X-Tandem-Min-LSN must be a position (EPOCH/SEQ)");
+		api_finish(call);
+		return;
+	}
+	const char *mode = rg->cfg->replication.read_consistency;
+	if (api_request_header(call, "X-Tandem-Consistency", value, sizeof value)) {
+		if (strcmp(value, "eventual") && strcmp(value, "session") && strcmp(value, "global")) {
+			api_error(call, 400, "invalid_consistency",
+				  "X-Tandem-Consistency must be eventual, session or global");
+			api_finish(call);
+			return;
+		}
+		mode = strcmp(value, "global") == 0 ? "global" : "local";
+	}
+	int wait = rg->cfg->replication.min_lsn_wait_ms;
+	if (min_seq == 0 && strcmp(mode, "global") != 0) {
+		handler(call);
+		return;
+	}
+	api_pending *p = malloc(sizeof *p);
+	if (!p) {
+		api_error(call, 503, "overloaded", "out of memory");
+		api_finish(call);
+		return;
+	}
+	p->call = call;
+	p->handler = handler;
+	if (min_seq)
+		repl_wait_position(rg->repl, min_seq, wait, api_consistent, p);
+	else
+		repl_wait_global(rg->repl, wait, api_consistent, p);
+}
+
+static void api_route_request(http_request *req, region *rg, bool via_link);
+
 void api_on_request(http_request *req, void *arg)
 {
-	region *rg = arg;
+	api_route_request(req, arg, false);
+}
+
+void api_on_link_request(http_request *req, void *arg)
+{
+	api_route_request(req, arg, true);
+}
+
+static void api_route_request(http_request *req, region *rg, bool via_link)
+{
 	api_call *call = calloc(1, sizeof *call);
 	if (!call) {
 		http_respond(req, 503, NULL, 0);
@@ -446,7 +667,11 @@ void api_on_request(http_request *req, void *arg)
 	}
 	call->rg = rg;
 	call->req = req;
+	call->via_link = via_link;
 	call->msg = http_request_message(req);
+	snprintf(call->client_addr, sizeof call->client_addr, "%s", http_request_peer(req));
+	if (via_link) /* the region that forwarded it knows the client */
+		api_request_header(call, "X-Forwarded-For", call->client_addr, sizeof call->client_addr);
 	call->start_us = util_mono_us();
 	call->now_ms = util_now_ms();
 	call->route = "(unmatched)";
@@ -496,7 +721,7 @@ void api_on_request(http_request *req, void *arg)
 		for (int m = 0; m < 5 && r->methods[m].method; m++) {
 			if (strcmp(r->methods[m].method, method) == 0 ||
 			    (head && strcmp(r->methods[m].method, "GET") == 0)) {
-				r->methods[m].handler(call);
+				api_dispatch(call, r->methods[m].handler);
 				return;
 			}
 		}

@@ -293,7 +293,7 @@ static void verify_done(void *arg)
 	const config_auth *a = &rg->cfg->auth;
 	char account_key[300], address_key[80];
 	snprintf(account_key, sizeof account_key, "a:%s", call->email);
-	snprintf(address_key, sizeof address_key, "i:%s", http_request_peer(call->req));
+	snprintf(address_key, sizeof address_key, "i:%s", call->client_addr);
 	if (!call->verified || !call->user_id[0]) {
 		int64_t now = util_now_ms();
 		ratelimit_fail(rg->login_limit, account_key, a->login_window_s, now);
@@ -318,7 +318,7 @@ void auth_login(api_call *call)
 	}
 	char account_key[300], address_key[80];
 	snprintf(account_key, sizeof account_key, "a:%s", call->email);
-	snprintf(address_key, sizeof address_key, "i:%s", http_request_peer(call->req));
+	snprintf(address_key, sizeof address_key, "i:%s", call->client_addr);
 	int wait_account = ratelimit_blocked(rg->login_limit, account_key,
 					     a->login_max_failures_account, a->login_window_s, call->now_ms);
 	int wait_address = ratelimit_blocked(rg->login_limit, address_key,

@@ -24,6 +24,7 @@
 #include "core/workers.h"
 #include "http/server.h"
 #include "region/tokens.h"
+#include "replication/replication.h"
 #include "store/committer.h"
 #include "store/db.h"
 
@@ -41,6 +42,9 @@ typedef struct region {
 	workers *hashers;      /* argon2id */
 	ratelimit *login_limit;
 	metrics *metrics;
+	capture *capture;
+	repl *repl;
+	SSL_CTX *link_server_ctx, *link_client_ctx;
 	struct event *sigterm, *sigint, *purge_timer, *shutdown_timer;
 	bool shutting_down;
 	char dummy_hash[160];  /* verified against for unknown emails (timing) */
@@ -72,6 +76,9 @@ struct api_call {
 	char user_id[API_ID_MAX];
 	char session_id[API_ID_MAX];
 	bool authenticated;
+	bool via_link;                 /* forwarded by the other region */
+	char client_addr[64];          /* the client's address (X-Forwarded-For over the link) */
+	bool durability_global;
 	bool session_revoked;
 	/* idempotency */
 	char idem_key[256];
@@ -103,6 +110,8 @@ struct api_call {
 
 /* api.c */
 void api_on_request(http_request *req, void *arg);
+/* The same, for API calls forwarded by the other region over the link. */
+void api_on_link_request(http_request *req, void *arg);
 void api_error(api_call *call, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void api_header(api_call *call, const char *name, const char *value);

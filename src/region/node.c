@@ -49,6 +49,8 @@ static void node_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	rg->shutting_down = true;
 	log_info("signal %d: graceful shutdown (finishing requests in flight)", (int)sig);
+	if (rg->repl)
+		repl_shutdown(rg->repl);
 	int ms = rg->cfg->limits.shutdown_timeout_ms;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_add(rg->shutdown_timer, &tv);
@@ -70,7 +72,17 @@ static void purge_done(void *arg, int rc, uint64_t seq)
 static void node_purge(evutil_socket_t fd, short what, void *arg)
 {
 	region *rg = arg;
+	if (!repl_is_primary(rg->repl))
+		return; /* the primary's deletions replicate here */
 	committer_submit(rg->writer, purge_write, purge_done, rg);
+}
+
+/* A batch with this position is durable (loop thread). */
+static void node_committed(void *arg, uint64_t seq)
+{
+	region *rg = arg;
+	if (rg->repl)
+		repl_on_committed(rg->repl, seq);
 }
 
 static int node_fail(const char *fmt, const char *detail)
@@ -127,17 +139,33 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
-	if (db_migrate(wdb, NULL, NULL, err, sizeof err) != 0) {
+	/* replication state first: the role lives in the database (it changes
+	 * at failover), the config only gives the initial one */
+	char role[16] = "";
+	if (capture_bootstrap(wdb, rg->self->role, err, sizeof err) != 0 ||
+	    capture_read_state(wdb, role, NULL, NULL, NULL) != 0) {
+		db_close(&wdb);
+		node_fail("%s", err[0] ? err : "cannot read the replication state");
+		goto out;
+	}
+	/* only the primary migrates; a secondary receives each migration
+	 * through the replication log, in order with the data */
+	if (strcmp(role, "primary") == 0 &&
+	    db_migrate(wdb, capture_log_schema, NULL, err, sizeof err) != 0) {
 		db_close(&wdb);
 		node_fail("%s", err);
 		goto out;
 	}
+	rg->capture = capture_new();
 	rg->writer = committer_new(rg->base, wdb, cfg->limits.write_batch_max, cfg->limits.write_queue_max);
-	if (!rg->writer) {
-		db_close(&wdb);
+	if (!rg->writer || !rg->capture) {
+		if (!rg->writer)
+			db_close(&wdb);
 		node_fail("%s", "cannot start the writer thread");
 		goto out;
 	}
+	committer_hooks hooks = capture_hooks(rg->capture, node_committed, rg);
+	committer_set_hooks(rg->writer, &hooks);
 	rg->reader = db_open(db_path, true, err, sizeof err);
 	if (!rg->reader) {
 		node_fail("%s", err);
@@ -168,6 +196,42 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
+	if (rg->self->link_listen[0]) {
+		/* the link: mutual TLS with the deployment's CA, both ways */
+		rg->link_server_ctx = tls_server_new(rg->self->tls_cert, rg->self->tls_key, cfg->ca_file,
+						     err, sizeof err);
+		if (rg->link_server_ctx)
+			rg->link_client_ctx = tls_client_new(cfg->ca_file, rg->self->tls_cert,
+							     rg->self->tls_key, err, sizeof err);
+		if (!rg->link_server_ctx || !rg->link_client_ctx) {
+			node_fail("%s", err);
+			goto out;
+		}
+	}
+	const config_region *peer = NULL;
+	for (int i = 0; i < cfg->region_count; i++)
+		if (&cfg->regions[i] != rg->self) {
+			peer = &cfg->regions[i];
+			break;
+		}
+	repl_env env = {
+		.base = rg->base,
+		.cfg = cfg,
+		.self = rg->self,
+		.peer = peer,
+		.reader = rg->reader,
+		.writer = rg->writer,
+		.capture = rg->capture,
+		.link_server_ctx = rg->link_server_ctx,
+		.link_client_ctx = rg->link_client_ctx,
+		.api_request = api_on_link_request,
+		.api_arg = rg,
+	};
+	rg->repl = repl_new(&env, err, sizeof err);
+	if (!rg->repl) {
+		node_fail("%s", err);
+		goto out;
+	}
 	char common[128];
 	snprintf(common, sizeof common, "X-Tandem-Region: %s\r\n", name);
 	http_server_config scfg = {
@@ -191,6 +255,10 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
+	if (repl_start(rg->repl, err, sizeof err) != 0) {
+		node_fail("%s", err);
+		goto out;
+	}
 	rg->sigterm = evsignal_new(rg->base, SIGTERM, node_signal, rg);
 	rg->sigint = evsignal_new(rg->base, SIGINT, node_signal, rg);
 	rg->shutdown_timer = evtimer_new(rg->base, node_shutdown_timeout, rg);
@@ -200,7 +268,9 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	evsignal_add(rg->sigint, NULL);
 	evtimer_add(rg->purge_timer, &purge_every);
 
-	log_info("serving https://%s (role %s, schema %d, pid %d)", rg->self->api_listen, rg->self->role,
+	log_info("serving https://%s (role %s, epoch %llu, position %llu, schema %d, pid %d)",
+		 rg->self->api_listen, repl_is_primary(rg->repl) ? "primary" : "secondary",
+		 (unsigned long long)repl_epoch(rg->repl), (unsigned long long)repl_position(rg->repl),
 		 db_schema_version(rg->reader), (int)getpid());
 	if (ready_fd >= 0) {
 		ssize_t unused = write(ready_fd, "ready\n", 6);
@@ -214,10 +284,16 @@ out:
 	/* order: hashing jobs may still submit writes, and write completions
 	 * answer requests, so the pool goes first, then the writer (which
 	 * commits and answers everything queued), and the server last */
+	if (rg->repl)
+		repl_shutdown(rg->repl);
 	workers_free(&rg->hashers);
 	committer_free(&rg->writer);
+	repl_free(&rg->repl);
 	http_server_free(&rg->server);
 	db_close(&rg->reader);
+	capture_free(&rg->capture);
+	SSL_CTX_free(rg->link_server_ctx);
+	SSL_CTX_free(rg->link_client_ctx);
 	if (rg->sigterm)
 		event_free(rg->sigterm);
 	if (rg->sigint)

@@ -734,8 +734,10 @@ fail:
  * On failure fills p->err and returns the error. */
 static int parse_comparison(filter_parser *p)
 {
-	size_t field_off = p->off, field_end, op_off, value_off;
-	query_op op;
+	/* initialised only for gcc -O2, which cannot see that parse_op() and
+	 * parse_value() set them whenever they return 0 */
+	size_t field_off = p->off, field_end = 0, op_off, value_off = 0;
+	query_op op = OP_EQ;
 	query_value v;
 	int rc;
 	if (++p->comparisons > QUERY_MAX_COMPARISONS)
@@ -862,8 +864,8 @@ static void sort_fingerprint(list_query *q)
 	snprintf(q->fingerprint, sizeof q->fingerprint, "%016" PRIx64, h);
 }
 
-/* Parse sort (NULL or empty: by id) into q->terms, ending with id, and set
- * q->fingerprint. Entries may have blanks around them. On failure fills *err
+/* Parse sort (NULL, empty or blank: by id) into q->terms, ending with id,
+ * and set q->fingerprint. Entries may have blanks around them. On failure fills *err
  * and returns ERR_PARSE or ERR_LIMIT. */
 static int parse_sort(list_query *q, const char *sort, query_error *err)
 {
@@ -880,6 +882,11 @@ static int parse_sort(list_query *q, const char *sort, query_error *err)
 	if (len > QUERY_MAX_SORT)
 		return query_fail(err, ERR_LIMIT, "sort", sort, QUERY_MAX_SORT,
 		                  "sort is longer than %d bytes", QUERY_MAX_SORT);
+	while (i < len && is_space(sort[i]))
+		i++;
+	if (i == len) /* blank, like an absent sort (as for the filter) */
+		len = 0;
+	i = 0;
 	while (len > 0) {
 		size_t end = i, a, b, path_end;
 		while (end < len && sort[end] != ',')

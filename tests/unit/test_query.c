@@ -56,6 +56,19 @@ static void db_insert(sqlite3 *db, const char *id, const char *created_at, const
 	sqlite3_finalize(st);
 }
 
+/* Append word to the space-separated list in out (of size n), truncated
+ * to fit. */
+static void append_word(char *out, size_t n, const char *word)
+{
+	size_t used = strlen(out), len = strlen(word);
+	if (used && used + 1 < n)
+		out[used++] = ' ';
+	if (len > n - 1 - used)
+		len = n - 1 - used;
+	memcpy(out + used, word, len);
+	out[used + len] = '\0';
+}
+
 /*
  * Run one page: the compiled filter/sort/cursor over the records of owner
  * "u", at most limit rows (-1: all), the way the list handler does it. The
@@ -96,9 +109,7 @@ static int run_page(sqlite3 *db, const char *filter, const char *sort, const cha
 	}
 	sqlite3_bind_int(st, index, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		size_t used = strlen(out);
-		snprintf(out + used, n - used, "%s%s", used ? " " : "",
-		         (const char *)sqlite3_column_text(st, 0));
+		append_word(out, n, (const char *)sqlite3_column_text(st, 0));
 		rows++;
 		if (next) {
 			free(*next);
@@ -240,7 +251,11 @@ static void test_empty_query(void)
 	list_query *q = NULL;
 	list_query_free(&q);
 
-	/* a blank filter is no filter; err may be NULL */
+	/* a blank filter or sort is none; err may be NULL */
+	CHECK_EQ_INT(list_query_compile(" ", " \t", NULL, &q, NULL), 0);
+	CHECK_EQ_STR(list_query_where(q), "1");
+	CHECK_EQ_STR(list_query_order(q), "ORDER BY id ASC");
+	list_query_free(&q);
 	CHECK_EQ_INT(list_query_compile(" \t\n", "-priority, created_at", NULL, &q, NULL), 0);
 	CHECK_EQ_STR(list_query_where(q), "1");
 	CHECK_EQ_STR(list_query_order(q),
@@ -505,6 +520,16 @@ static void test_filter_errors(void)
 	CHECK(filter_fails("a = 1 && \x01", 10,
 	                   "expected a field name or '(', found control character 0x01"));
 	CHECK(filter_fails("a = 1 && \xff", 10, "expected a field name or '(', found byte 0xFF"));
+	CHECK(filter_fails("a = 1 b.c = 2", 7,
+	                   "expected '&&', '||' or the end of the filter, found 'b.c'"));
+	CHECK(filter_fails("a = 1 abcdefghijklmnopqrstuvwxyz0123", 7,
+	                   "expected '&&', '||' or the end of the filter, "
+	                   "found 'abcdefghijklmnopqrstuvwx...'"));
+	CHECK(filter_fails("a = 1 \xc3", 7,
+	                   "expected '&&', '||' or the end of the filter, found byte 0xC3"));
+	CHECK(filter_fails("a = 123456789012345678901234567890x", 5,
+	                   "invalid number '123456789012345678901234...'"));
+	CHECK(filter_fails("a = 'x\\\t'", 7, "invalid escape in string (only \\' and \\\\)"));
 	/* positions count characters, not bytes: 'é' is one character */
 	CHECK(filter_fails("a = '\xc3\xa9' && b", 13, "unexpected end of filter, expected an operator"));
 	CHECK(filter_fails("a = '\xe2\x82\xac\xf0\x9f\x98\x80' b", 10,
@@ -680,8 +705,7 @@ static int page_all(sqlite3 *db, const char *filter, const char *sort, int limit
 			free(cursor);
 			return -1;
 		}
-		size_t used = strlen(out);
-		snprintf(out + used, n - used, "%s%s", used ? " " : "", page);
+		append_word(out, n, page);
 		if (rows < limit)
 			break;
 	}
@@ -694,7 +718,7 @@ static int page_all(sqlite3 *db, const char *filter, const char *sort, int limit
 static sqlite3 *paging_db(void)
 {
 	sqlite3 *db = db_open();
-	char id[16], created[32], data[128];
+	char id[24], created[48], data[160];
 	for (int i = 0; i < 100; i++) {
 		snprintf(id, sizeof id, "r%03d", (i * 37) % 100); /* not in insertion order */
 		snprintf(created, sizeof created, "2026-01-01T00:%02d:00.000Z", i / 2);
@@ -782,7 +806,7 @@ static void paging_with_inserts(const char *sort)
 {
 	enum { ORIGINAL = 100, MAX_ROWS = 200 };
 	static char full[MAX_ROWS * 6], page[256];
-	char seen[MAX_ROWS][8], inserted[MAX_ROWS][8], after_row[MAX_ROWS][8];
+	char seen[MAX_ROWS][24], inserted[MAX_ROWS][24], after_row[MAX_ROWS][24];
 	size_t nseen = 0, ninserted = 0;
 	char *cursor = NULL, *next = NULL;
 	uint32_t rng = 42;
@@ -804,7 +828,7 @@ static void paging_with_inserts(const char *sort)
 		if (rows < 7)
 			break;
 		for (int k = 0; k < 3 && ninserted < MAX_ROWS - ORIGINAL; k++) {
-			char data[96], created[32];
+			char data[160], created[48];
 			int r = (int)(lcg(&rng) % 8);
 			snprintf(inserted[ninserted], sizeof inserted[0], "n%03zu", ninserted);
 			snprintf(created, sizeof created, "2026-01-01T00:%02d:30.000Z",
@@ -826,7 +850,7 @@ static void paging_with_inserts(const char *sort)
 	/* the final order of everything; positions in it are stable */
 	CHECK_EQ_INT(run_page(db, NULL, sort, NULL, -1, full, sizeof full, NULL, NULL),
 	             ORIGINAL + (int)ninserted);
-	char order[MAX_ROWS][8];
+	char order[MAX_ROWS][24];
 	size_t norder = 0;
 	for (char *w = strtok(full, " "); w && norder < MAX_ROWS; w = strtok(NULL, " "))
 		snprintf(order[norder++], sizeof order[0], "%s", w);

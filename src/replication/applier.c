@@ -1,0 +1,504 @@
+/*
+ * applier.c - the secondary's side of replication: stream the primary's
+ * log, apply each entry, acknowledge, reconnect; and forward writes.
+ *
+ *   DOWN --connect--> STREAMING --stream ends / error--> DOWN (backoff, doubling
+ *    ^                    |                                   from reconnect_min_ms
+ *    +--------------------+                                   to reconnect_max_ms)
+ *
+ * Each changeset or schema entry becomes one job for the writer thread,
+ * which applies it and records applied_seq in the same transaction (group
+ * commit batches several entries into one fsync). A job applies only the
+ * entry that directly follows the database's applied_seq, so a crash, a
+ * reconnect or a duplicate can neither skip nor repeat an entry; after a
+ * restart the stream resumes from applied_seq + 1.
+ *
+ * Conflicts cannot happen on a faithful replica; if one does (someone wrote
+ * to the secondary's database by hand, say), the entry is refused, logged,
+ * and streaming stops until an operator acts, rather than diverge silently.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "replication/internal.h"
+
+typedef struct apply_job {
+	repl *r;
+	int type;
+	uint64_t epoch;
+	uint64_t seq;
+	int64_t time_ms;
+	unsigned char *payload;
+	uint32_t length;
+} apply_job;
+
+static void applier_connect(repl *r);
+
+/* Drop the stream and connect again soon (deferred: callers may be inside
+ * the stream client's own callbacks). */
+static void applier_restart(repl *r)
+{
+	if (r->stopping || !r->reconnect)
+		return;
+	struct timeval now = {0, 0};
+	evtimer_add(r->reconnect, &now);
+}
+
+int64_t applier_lag_ms(repl *r)
+{
+	if (r->unapplied)
+		return util_now_ms() - r->unapplied->time_ms;
+	if (!r->streaming && r->link_down_since_ms && r->primary_seq > r->position)
+		return util_now_ms() - r->link_down_since_ms;
+	return 0;
+}
+
+static int apply_conflict(void *arg, int reason, sqlite3_changeset_iter *it)
+{
+	int *conflicts = arg;
+	(*conflicts)++;
+	return SQLITE_CHANGESET_ABORT;
+}
+
+/* Writer thread: apply one entry and move applied_seq, or refuse. */
+static int apply_exec(db_conn *db, void *arg)
+{
+	apply_job *j = arg;
+	uint64_t applied = 0;
+	if (capture_read_state(db, NULL, NULL, NULL, &applied) != 0)
+		return ERR_DB;
+	if (j->seq <= applied)
+		return ERR_EXISTS; /* a duplicate: already there */
+	if (j->seq != applied + 1)
+		return ERR_CONFLICT; /* a gap: never apply out of order */
+	if (j->type == FRAME_CHANGESET) {
+		int conflicts = 0;
+		int rc = sqlite3changeset_apply(db_handle(db), (int)j->length, j->payload, NULL,
+						apply_conflict, &conflicts);
+		if (rc != SQLITE_OK || conflicts) {
+			log_error("replication: entry %llu does not apply (%s, %d conflicts)",
+				  (unsigned long long)j->seq, sqlite3_errstr(rc), conflicts);
+			return ERR_CONFLICT;
+		}
+	} else {
+		int version = (int)((uint32_t)j->payload[0] << 24 | (uint32_t)j->payload[1] << 16 |
+				    (uint32_t)j->payload[2] << 8 | j->payload[3]);
+		int rc = db_apply_migration(db, version, (const char *)j->payload + 4, j->length - 4);
+		if (rc != 0)
+			return rc;
+	}
+	sqlite3_stmt *st = db_stmt(db, "UPDATE repl_state SET applied_seq = ?1, applied_epoch = ?2, "
+				       "last_seq = max(last_seq, ?1), epoch = max(epoch, ?2) WHERE id = 1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)j->seq);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->epoch);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
+static void ack_done(int rc, const http_message *resp, const char *body, size_t len, void *arg);
+
+static void applier_send_ack(repl *r)
+{
+	if (r->ack_in_flight || r->position <= r->ack_sent || r->stopping)
+		return;
+	char body[64];
+	int n = snprintf(body, sizeof body, "{\"seq\":%llu}", (unsigned long long)r->position);
+	r->ack_in_flight = true;
+	r->ack_sent = r->position;
+	if (http_client_request(r->control_client, "POST", "/internal/v1/replication/ack",
+				"Content-Type: application/json\r\n", body, (size_t)n, 0, ack_done, r) != 0)
+		r->ack_in_flight = false;
+}
+
+static void ack_done(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	repl *r = arg;
+	r->ack_in_flight = false;
+	if (rc != 0 || resp->status != 200)
+		r->ack_sent = 0; /* say it again next time */
+	applier_send_ack(r);
+}
+
+static void apply_done(void *arg, int rc, uint64_t seq)
+{
+	apply_job *j = arg;
+	repl *r = j->r;
+	r->pending_applies--;
+	/* this entry is no longer waiting to be applied */
+	if (r->unapplied && r->unapplied->seq <= j->seq) {
+		pending_frame *f = r->unapplied;
+		r->unapplied = f->next;
+		if (!r->unapplied)
+			r->unapplied_tail = NULL;
+		free(f);
+	}
+	if (rc == 0) {
+		r->position = j->seq;
+		r->applied_entries++;
+		if (j->epoch > r->epoch)
+			r->epoch = j->epoch;
+		waitlist_advance(&r->position_waiters, r->position);
+		applier_send_ack(r);
+	} else if (rc != ERR_EXISTS && !r->apply_failed) {
+		r->apply_failed = true;
+		log_error("replication: applying entry %llu failed (%s); restarting the stream",
+			  (unsigned long long)j->seq, err_str(rc));
+		applier_restart(r);
+	}
+	free(j->payload);
+	free(j);
+}
+
+/* Decode what arrived; hand complete entries to the writer. */
+static void applier_data(void *arg, const char *data, size_t len)
+{
+	repl *r = arg;
+	r->last_contact_ms = util_now_ms();
+	if (r->apply_failed)
+		return; /* the stream is being restarted */
+	if (buf_add(&r->frames, data, len) != 0) {
+		log_error("replication: frame buffer overflow; reconnecting");
+		buf_reset(&r->frames);
+		return;
+	}
+	size_t off = 0;
+	for (;;) {
+		frame f;
+		size_t used;
+		int rc = frame_decode((const unsigned char *)r->frames.data + off, r->frames.len - off, &f, &used);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			log_error("replication: malformed frame from the primary (%s); reconnecting", err_str(rc));
+			buf_reset(&r->frames);
+			r->apply_failed = true;
+			applier_restart(r);
+			return;
+		}
+		off += used;
+		if (f.type == FRAME_HEARTBEAT) {
+			if (f.seq > r->primary_seq)
+				r->primary_seq = f.seq;
+			r->primary_time_ms = f.time_ms;
+			if (f.epoch > r->epoch)
+				r->epoch = f.epoch;
+			continue;
+		}
+		if (f.seq <= r->received_seq)
+			continue; /* already have it */
+		apply_job *j = calloc(1, sizeof *j);
+		pending_frame *pf = calloc(1, sizeof *pf);
+		unsigned char *copy = malloc(f.length ? f.length : 1);
+		if (!j || !pf || !copy) {
+			free(j);
+			free(pf);
+			free(copy);
+			log_error("replication: out of memory; reconnecting");
+			r->apply_failed = true;
+			applier_restart(r);
+			break;
+		}
+		memcpy(copy, f.payload, f.length);
+		*j = (apply_job){r, f.type, f.epoch, f.seq, f.time_ms, copy, f.length};
+		pf->seq = f.seq;
+		pf->time_ms = f.time_ms;
+		if (committer_submit(r->env.writer, apply_exec, apply_done, j) != 0) {
+			free(copy);
+			free(j);
+			free(pf);
+			log_error("replication: the writer queue is full; reconnecting");
+			r->apply_failed = true;
+			applier_restart(r);
+			break;
+		}
+		if (r->unapplied_tail)
+			r->unapplied_tail->next = pf;
+		else
+			r->unapplied = pf;
+		r->unapplied_tail = pf;
+		r->pending_applies++;
+		r->received_seq = f.seq;
+		if (f.seq > r->primary_seq)
+			r->primary_seq = f.seq;
+	}
+	/* keep the undecoded tail */
+	if (off) {
+		memmove(r->frames.data, r->frames.data + off, r->frames.len - off);
+		r->frames.len -= off;
+		r->frames.data[r->frames.len] = '\0';
+	}
+}
+
+static void applier_schedule(repl *r)
+{
+	if (r->stopping)
+		return;
+	struct timeval tv = {r->backoff_ms / 1000, (r->backoff_ms % 1000) * 1000};
+	evtimer_add(r->reconnect, &tv);
+	int max = r->env.cfg->replication.reconnect_max_ms;
+	r->backoff_ms = r->backoff_ms * 2 > max ? max : r->backoff_ms * 2;
+}
+
+static void applier_stream_done(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	repl *r = arg;
+	bool replaced = r->replacing_stream;
+	if (r->streaming) {
+		r->streaming = false;
+		r->link_down_since_ms = util_now_ms();
+		log_warn("replication link to %s is down (%s)", r->env.peer->name,
+			 rc ? err_str(rc) : "stream ended");
+	}
+	if (rc == 0 && resp && resp->status != 200) {
+		log_warn("replication: the primary answered %d: %.*s", resp->status, (int)(len > 200 ? 200 : len), body);
+		if (resp->status == 410)
+			snprintf(r->snapshot_state, sizeof r->snapshot_state, "required");
+	}
+	if (!replaced)
+		applier_schedule(r);
+}
+
+static void applier_stream_head(repl *r)
+{
+	if (!r->streaming) {
+		r->streaming = true;
+		r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
+		log_info("replication link to %s is up (from %llu)", r->env.peer->name,
+			 (unsigned long long)(r->received_seq + 1));
+	}
+}
+
+static void applier_on_data(void *arg, const char *data, size_t len)
+{
+	repl *r = arg;
+	applier_stream_head(r);
+	applier_data(r, data, len);
+}
+
+static void applier_connect(repl *r)
+{
+	if (r->stopping)
+		return;
+	if (r->pending_applies > 0) { /* let the writer settle first */
+		struct timeval tv = {0, 20000};
+		evtimer_add(r->reconnect, &tv);
+		return;
+	}
+	if (r->apply_failed) {
+		/* resume after the last entry that is really there */
+		r->received_seq = r->position;
+		r->apply_failed = false;
+	}
+	buf_reset(&r->frames);
+	r->replacing_stream = true; /* its end callback must not schedule again */
+	http_client_free(&r->stream_client);
+	r->replacing_stream = false;
+	const config_replication *p = &r->env.cfg->replication;
+	char host[64];
+	int port;
+	util_split_hostport(r->env.peer->link_listen, host, sizeof host, &port);
+	http_limits limits = {16384, 100, 1 << 20};
+	/* inactivity bound: several heartbeats missed means the link is gone */
+	int timeout = p->heartbeat_ms * 8 < 2000 ? 2000 : p->heartbeat_ms * 8;
+	r->stream_client = http_client_new(r->env.base, r->env.link_client_ctx, host, port,
+					   r->env.peer->name, &limits, timeout);
+	char target[96];
+	snprintf(target, sizeof target, "/internal/v1/replication/stream?from=%llu",
+		 (unsigned long long)(r->received_seq + 1));
+	if (!r->stream_client ||
+	    http_client_stream(r->stream_client, "GET", target, NULL, applier_on_data, applier_stream_done, r) != 0)
+		applier_schedule(r);
+}
+
+static void applier_reconnect_cb(evutil_socket_t fd, short what, void *arg)
+{
+	applier_connect(arg);
+}
+
+int applier_start(repl *r)
+{
+	char host[64];
+	int port;
+	if (util_split_hostport(r->env.peer->link_listen, host, sizeof host, &port) != 0)
+		return ERR_CONFIG;
+	http_limits limits = {16384, 100, 64 * 1024 * 1024};
+	r->control_client = http_client_new(r->env.base, r->env.link_client_ctx, host, port,
+					    r->env.peer->name, &limits, 5000);
+	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++)
+		r->fwd[i].client = http_client_new(r->env.base, r->env.link_client_ctx, host, port,
+						   r->env.peer->name, &limits,
+						   r->env.cfg->replication.forward_timeout_ms);
+	r->reconnect = evtimer_new(r->env.base, applier_reconnect_cb, r);
+	if (!r->control_client || !r->reconnect)
+		return ERR_NOMEM;
+	r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
+	r->link_down_since_ms = util_now_ms();
+	applier_connect(r);
+	return 0;
+}
+
+void applier_stop(repl *r)
+{
+	if (r->reconnect) {
+		event_free(r->reconnect);
+		r->reconnect = NULL;
+	}
+	r->replacing_stream = true;
+	http_client_free(&r->stream_client);
+	http_client_free(&r->control_client);
+	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++)
+		http_client_free(&r->fwd[i].client);
+	while (r->unapplied) {
+		pending_frame *f = r->unapplied;
+		r->unapplied = f->next;
+		free(f);
+	}
+	r->unapplied_tail = NULL;
+}
+
+/* --- waiting for the primary's position (global reads) --- */
+
+typedef struct global_wait {
+	repl *r;
+	int timeout_ms;
+	repl_wait_cb cb;
+	void *arg;
+} global_wait;
+
+static void position_answer(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	global_wait *g = arg;
+	uint64_t seq = 0;
+	bool ok = rc == 0 && resp->status == 200;
+	if (ok) {
+		const char *p = strstr(body, "\"position\":");
+		ok = p && repl_parse_lsn(p + 11, &seq) == 0;
+		if (!ok && p) { /* the number ends at '}' */
+			char num[24];
+			snprintf(num, sizeof num, "%.*s", (int)strcspn(p + 11, "},"), p + 11);
+			ok = repl_parse_lsn(num, &seq) == 0;
+		}
+	}
+	if (!ok)
+		g->cb(g->arg, false);
+	else
+		repl_wait_position(g->r, seq, g->timeout_ms, g->cb, g->arg);
+	free(g);
+}
+
+void repl_wait_global(repl *r, int timeout_ms, repl_wait_cb cb, void *arg)
+{
+	if (r->primary) {
+		cb(arg, true);
+		return;
+	}
+	global_wait *g = malloc(sizeof *g);
+	if (!g || !r->control_client) {
+		free(g);
+		cb(arg, false);
+		return;
+	}
+	*g = (global_wait){r, timeout_ms, cb, arg};
+	if (http_client_request(r->control_client, "GET", "/internal/v1/position", NULL, NULL, 0, 0,
+				position_answer, g) != 0) {
+		free(g);
+		cb(arg, false);
+	}
+}
+
+/* --- forwarding writes --- */
+
+typedef struct forward {
+	repl *r;
+	fwd_client *via;
+	int64_t start_us;
+	repl_forward_cb cb;
+	void *arg;
+} forward;
+
+static bool hop_by_hop(const char *name, size_t len)
+{
+	static const char *const names[] = {"connection", "keep-alive", "te", "trailer", "transfer-encoding",
+					    "upgrade", "host", "content-length", "expect", "date",
+					    "proxy-connection", "x-forwarded-for"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
+			return true;
+	return false;
+}
+
+static void forward_answer(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	forward *f = arg;
+	repl *r = f->r;
+	f->via->in_flight--;
+	r->forward_seconds_total += (double)(util_mono_us() - f->start_us) / 1e6;
+	if (rc != 0) {
+		r->forward_failed++;
+		f->cb(f->arg, rc, 0, NULL, 0, NULL, 0);
+		free(f);
+		return;
+	}
+	buf headers;
+	buf_init(&headers, 64 * 1024);
+	for (size_t i = 0; i < resp->field_count; i++) {
+		const http_field *h = &resp->fields[i];
+		/* the answering region adds its own of these */
+		if (hop_by_hop(h->name, h->name_len) ||
+		    (h->name_len == 15 && strncasecmp(h->name, "x-tandem-region", 15) == 0) ||
+		    (h->name_len == 12 && strncasecmp(h->name, "x-request-id", 12) == 0) ||
+		    (h->name_len == 12 && strncasecmp(h->name, "content-type", 12) == 0) ||
+		    (h->name_len == 13 && strncasecmp(h->name, "cache-control", 13) == 0))
+			continue;
+		buf_printf(&headers, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len, h->value);
+	}
+	f->cb(f->arg, 0, resp->status, headers.data ? headers.data : "", headers.len, body, len);
+	buf_free(&headers);
+	free(f);
+}
+
+void repl_forward(repl *r, http_request *req, const char *request_id, repl_forward_cb cb, void *arg)
+{
+	const http_message *m = http_request_message(req);
+	/* the least busy connection to the primary */
+	fwd_client *via = NULL;
+	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++)
+		if (r->fwd[i].client && (!via || r->fwd[i].in_flight < via->in_flight))
+			via = &r->fwd[i];
+	forward *f = calloc(1, sizeof *f);
+	if (!via || !f) {
+		free(f);
+		cb(arg, ERR_AGAIN, 0, NULL, 0, NULL, 0);
+		return;
+	}
+	buf headers;
+	buf_init(&headers, 64 * 1024);
+	for (size_t i = 0; i < m->field_count; i++) {
+		const http_field *h = &m->fields[i];
+		if (hop_by_hop(h->name, h->name_len) ||
+		    (h->name_len == 12 && strncasecmp(h->name, "x-request-id", 12) == 0))
+			continue;
+		buf_printf(&headers, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len, h->value);
+	}
+	buf_printf(&headers, "X-Request-Id: %s\r\nX-Forwarded-For: %s\r\n", request_id, http_request_peer(req));
+	size_t blen;
+	const char *body = http_request_body(req, &blen);
+	*f = (forward){r, via, util_mono_us(), cb, arg};
+	r->forwarded++;
+	via->in_flight++;
+	if (http_client_request(via->client, m->method, m->target, headers.data, body, blen, 0,
+				forward_answer, f) != 0) {
+		via->in_flight--;
+		r->forward_failed++;
+		free(f);
+		cb(arg, ERR_NOMEM, 0, NULL, 0, NULL, 0);
+	}
+	buf_free(&headers);
+}

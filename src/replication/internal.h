@@ -1,0 +1,121 @@
+/*
+ * internal.h - what the replication files share.
+ *
+ *   repl.c     lifecycle, state, waits, the link server and its routes, status
+ *   stream.c   primary: stream subscribers, acks, lag, log trimming
+ *   applier.c  secondary: consume the stream, apply, acknowledge, reconnect;
+ *              forward writes to the primary
+ *   frame.c    the wire format; capture.c the log capture
+ */
+#ifndef TANDEM_REPLICATION_INTERNAL_H
+#define TANDEM_REPLICATION_INTERNAL_H
+
+#include "http/client.h"
+#include "replication/frame.h"
+#include "replication/replication.h"
+
+#define REPL_FORWARD_CLIENTS 16
+
+typedef struct waiter {
+	uint64_t seq;
+	repl_wait_cb cb;
+	void *arg;
+	struct event *timer;
+	struct repl *r;
+	struct waiter **list;
+	struct waiter *next;
+} waiter;
+
+typedef struct subscriber {
+	http_request *req;
+	uint64_t next_seq;       /* next log entry to send */
+	char peer[72];
+	struct subscriber *next;
+} subscriber;
+
+typedef struct pending_frame {
+	uint64_t seq;
+	int64_t time_ms;
+	struct pending_frame *next;
+} pending_frame;
+
+typedef struct fwd_client {
+	http_client *client;
+	int in_flight;
+} fwd_client;
+
+struct repl {
+	repl_env env;
+	http_server *link;
+	bool primary;
+	bool stopping;
+	uint64_t epoch;
+	uint64_t position;          /* committed (primary) or applied (secondary) */
+	waiter *position_waiters;
+
+	/* primary */
+	subscriber *subs;
+	uint64_t acked_seq;
+	int64_t acked_at_ms;
+	int64_t degraded_since_ms;  /* secondary not streaming since; 0 = fine */
+	waiter *ack_waiters;
+	waiter *lag_waiters;
+	struct event *heartbeat;
+	struct event *trim_timer;
+	bool trim_running;
+	uint64_t trimmed_through;
+
+	/* secondary */
+	http_client *stream_client;
+	http_client *control_client; /* acks, position queries */
+	fwd_client fwd[REPL_FORWARD_CLIENTS];
+	buf frames;                  /* undecoded stream bytes */
+	bool streaming;
+	bool apply_failed;
+	bool replacing_stream;       /* freeing the stream client on purpose */
+	uint64_t received_seq;       /* last entry handed to the writer */
+	int pending_applies;
+	pending_frame *unapplied, *unapplied_tail; /* received, not yet applied */
+	uint64_t primary_seq;        /* from heartbeats */
+	int64_t primary_time_ms;
+	int64_t link_down_since_ms;
+	int64_t last_contact_ms;
+	struct event *reconnect;
+	int backoff_ms;
+	bool ack_in_flight;
+	uint64_t ack_sent;
+	char snapshot_state[32];
+
+	/* metrics */
+	uint64_t applied_entries;
+	uint64_t forwarded, forward_failed;
+	double forward_seconds_total;
+	uint64_t backpressure_waits, backpressure_rejects;
+	uint64_t global_timeouts;
+};
+
+/* waits (repl.c) */
+void waitlist_add(repl *r, waiter **list, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
+/* Fire every waiter with seq <= reached (ok = true). */
+void waitlist_advance(waiter **list, uint64_t reached);
+/* Fire every waiter (ok = false): shutdown. */
+void waitlist_fail_all(waiter **list);
+
+/* stream.c (primary) */
+void stream_handle(repl *r, http_request *req, const char *peer);
+void stream_handle_ack(repl *r, http_request *req, const char *peer);
+void stream_on_committed(repl *r);
+int stream_start(repl *r);
+void stream_stop(repl *r);
+/* Lag of the secondary behind the primary, in ms (0 when caught up). */
+int64_t stream_lag_ms(repl *r);
+
+/* applier.c (secondary) */
+int applier_start(repl *r);
+void applier_stop(repl *r);
+int64_t applier_lag_ms(repl *r);
+
+/* Send a small JSON answer on the link. */
+void repl_answer(http_request *req, int status, const char *code, const char *json_or_message);
+
+#endif

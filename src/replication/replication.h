@@ -1,0 +1,95 @@
+/*
+ * replication.h - cross-region replication, write forwarding and read
+ * consistency (see docs/REPLICATION.md for the design and its invariants).
+ *
+ * One `repl` per region process. It owns the inter-region link: a mutually
+ * authenticated TLS server on link_listen (peers must present a certificate
+ * from the deployment's CA whose name is a region of the config, or
+ * "admin" for the command line), and, on a secondary, the client side that
+ * streams the primary's log, applies it and acknowledges it.
+ *
+ *   primary                                   secondary
+ *   write batch -> repl_log (same txn)        GET /internal/v1/replication/stream?from=N
+ *   stream frames (chunked, heartbeats) ----> decode -> apply job (writer thread,
+ *                                             changeset + applied_seq, one txn)
+ *   acked_seq <--- POST .../ack {"seq"} ----- after each durable apply
+ *   API writes <-- forwarded over the link --- a client write at the secondary
+ */
+#ifndef TANDEM_REPLICATION_H
+#define TANDEM_REPLICATION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "http/server.h"
+#include "replication/capture.h"
+#include "store/committer.h"
+#include "store/db.h"
+
+typedef struct repl repl;
+
+typedef struct repl_env {
+	struct event_base *base;
+	const config *cfg;
+	const config_region *self;
+	const config_region *peer;  /* the other region; NULL when alone */
+	db_conn *reader;            /* loop thread's read-only connection */
+	committer *writer;
+	capture *capture;
+	SSL_CTX *link_server_ctx;   /* mTLS: requires client certificates */
+	SSL_CTX *link_client_ctx;   /* presents this region's certificate */
+	/* API requests arriving over the link (forwarded writes) go here */
+	void (*api_request)(http_request *req, void *arg);
+	void *api_arg;
+} repl_env;
+
+/* Set up from the database state. NULL with a reason in err. */
+repl *repl_new(const repl_env *env, char *err, size_t errcap);
+/* Listen on the link, start streaming (secondary). 0 or ERR_* with err. */
+int repl_start(repl *r, char *err, size_t errcap);
+/* Stop the link (graceful: streams end, waiters are answered). */
+void repl_shutdown(repl *r);
+void repl_free(repl **r);
+
+bool repl_is_primary(const repl *r);
+uint64_t repl_epoch(const repl *r);
+/* The last position this region has: committed (primary) or applied. */
+uint64_t repl_position(const repl *r);
+
+/* The primary committed a batch with this position (capture hook). */
+void repl_on_committed(repl *r, uint64_t seq);
+
+/* Callbacks of the waits below: ok is true when the condition was reached,
+ * false on timeout (or shutdown). */
+typedef void (*repl_wait_cb)(void *arg, bool ok);
+/* Wait until this region has position seq (committed or applied). */
+void repl_wait_position(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
+/* Primary: wait until the secondary has acknowledged seq (durably applied). */
+void repl_wait_acked(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
+/* Primary: wait while the secondary is connected and lags more than the RPO
+ * budget (backpressure). Calls cb at once when there is nothing to wait for. */
+void repl_wait_lag(repl *r, int timeout_ms, repl_wait_cb cb, void *arg);
+/* Secondary: ask the primary for its position, then wait until applied. */
+void repl_wait_global(repl *r, int timeout_ms, repl_wait_cb cb, void *arg);
+
+/*
+ * Secondary: forward a request to the primary. cb gets the primary's
+ * answer (rc 0) or an error (rc < 0: the primary could not be reached).
+ */
+typedef void (*repl_forward_cb)(void *arg, int rc, int status, const char *headers,
+				size_t headers_len, const char *body, size_t body_len);
+void repl_forward(repl *r, http_request *req, const char *request_id, repl_forward_cb cb, void *arg);
+
+/* Parse "EPOCH/SEQ" or "SEQ"; 0 or ERR_INVAL. */
+int repl_parse_lsn(const char *s, uint64_t *seq);
+/* Status JSON (for /internal/v1/status and `tandem status`). */
+void repl_status_json(repl *r, buf *out);
+/* Prometheus lines. */
+void repl_metrics(repl *r, buf *out);
+
+#endif

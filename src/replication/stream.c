@@ -1,0 +1,331 @@
+/*
+ * stream.c - the primary's side of replication: stream the log to the
+ * secondary, take its acknowledgements, measure its lag, trim the log.
+ *
+ * A subscriber is one long chunked answer to GET .../stream?from=SEQ. The
+ * pump sends log entries from next_seq on, in order, while less than
+ * STREAM_OUTPUT_MAX bytes wait in the connection's output (so a slow link
+ * holds back reading from the log, not memory); it runs after every commit
+ * and on the heartbeat timer, which also sends a heartbeat frame carrying
+ * the primary's position and clock.
+ *
+ * Invariants: entries go out in seq order without gaps (the log is read by
+ * seq >= next_seq, and next_seq moves past exactly what was sent); an entry
+ * is deleted from the log only once acknowledged (or past the size/age
+ * bound, after which the secondary needs a snapshot and is told so: 410).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "replication/internal.h"
+
+#define STREAM_OUTPUT_MAX (4u * 1024 * 1024)
+#define STREAM_BATCH_ROWS 256
+
+static void stream_end(repl *r, subscriber *s)
+{
+	subscriber **pp = &r->subs;
+	while (*pp && *pp != s)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = s->next;
+	http_respond_end(s->req);
+	log_info("replication stream to %s ended", s->peer);
+	free(s);
+	if (!r->subs && !r->degraded_since_ms && r->env.peer) {
+		r->degraded_since_ms = util_now_ms();
+		log_warn("degraded: region %s is not replicating (since now)", r->env.peer->name);
+	}
+}
+
+/* Send what the subscriber has not seen, within the output bound. */
+static void stream_pump(repl *r, subscriber *s)
+{
+	buf out;
+	buf_init(&out, STREAM_OUTPUT_MAX + FRAME_MAX_PAYLOAD + FRAME_HEADER_BYTES);
+	while (s->next_seq <= r->position && http_request_output_pending(s->req) < STREAM_OUTPUT_MAX) {
+		sqlite3_stmt *st = db_stmt(r->env.reader, "SELECT seq, epoch, kind, committed_at, payload "
+							  "FROM repl_log WHERE seq >= ?1 ORDER BY seq LIMIT 256");
+		if (!st)
+			break;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)s->next_seq);
+		int sent = 0;
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+			if (seq != s->next_seq) {
+				/* a gap: trimmed under us; the secondary must resync */
+				log_warn("replication: entry %llu is gone from the log; the stream to %s ends",
+					 (unsigned long long)s->next_seq, s->peer);
+				sqlite3_reset(st);
+				buf_free(&out);
+				stream_end(r, s);
+				return;
+			}
+			int kind = sqlite3_column_int(st, 2);
+			int rc = frame_encode(&out, kind == LOG_SCHEMA ? FRAME_SCHEMA : FRAME_CHANGESET,
+					      (uint64_t)sqlite3_column_int64(st, 1), seq,
+					      sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
+					      (uint32_t)sqlite3_column_bytes(st, 4));
+			if (rc != 0)
+				break;
+			s->next_seq = seq + 1;
+			sent++;
+			if (out.len >= STREAM_OUTPUT_MAX)
+				break;
+		}
+		sqlite3_reset(st);
+		if (out.len) {
+			http_respond_chunk(s->req, out.data, out.len);
+			buf_reset(&out);
+		}
+		if (sent == 0)
+			break;
+	}
+	buf_free(&out);
+}
+
+void stream_on_committed(repl *r)
+{
+	subscriber *s = r->subs;
+	while (s) {
+		subscriber *next = s->next;
+		if (http_request_is_closed(s->req))
+			stream_end(r, s);
+		else
+			stream_pump(r, s);
+		s = next;
+	}
+}
+
+static void stream_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+	repl *r = arg;
+	int64_t now = util_now_ms();
+	subscriber *s = r->subs;
+	while (s) {
+		subscriber *next = s->next;
+		if (http_request_is_closed(s->req)) {
+			stream_end(r, s);
+		} else {
+			stream_pump(r, s);
+			buf hb;
+			buf_init(&hb, 64);
+			frame_encode(&hb, FRAME_HEARTBEAT, r->epoch, r->position, now, NULL, 0);
+			http_respond_chunk(s->req, hb.data, hb.len);
+			buf_free(&hb);
+		}
+		s = next;
+	}
+	/* the lag may have dropped below the budget without a new ack */
+	if (stream_lag_ms(r) <= r->env.cfg->replication.rpo_budget_ms)
+		waitlist_advance(&r->lag_waiters, UINT64_MAX);
+}
+
+void stream_handle(repl *r, http_request *req, const char *peer)
+{
+	if (!r->primary) {
+		repl_answer(req, 409, "not_primary", "this region is not the primary");
+		return;
+	}
+	const char *t = http_request_message(req)->target;
+	const char *from = strstr(t, "from=");
+	long long v;
+	char num[24] = "";
+	if (from)
+		snprintf(num, sizeof num, "%.*s", (int)strcspn(from + 5, "&"), from + 5);
+	if (!from || util_parse_int(num, 1, INT64_MAX, &v) != 0) {
+		repl_answer(req, 400, "bad_request", "from must be a position >= 1");
+		return;
+	}
+	uint64_t from_seq = (uint64_t)v;
+	if (from_seq > r->position + 1) {
+		/* the peer has entries we never wrote: histories diverged */
+		log_error("replication: %s asks from %llu but the log ends at %llu", peer,
+			  (unsigned long long)from_seq, (unsigned long long)r->position);
+		repl_answer(req, 409, "diverged", "the secondary is ahead of the primary");
+		return;
+	}
+	if (from_seq <= r->position) {
+		sqlite3_stmt *st = db_stmt(r->env.reader, "SELECT min(seq) FROM repl_log");
+		uint64_t oldest = 0;
+		if (st && sqlite3_step(st) == SQLITE_ROW)
+			oldest = (uint64_t)sqlite3_column_int64(st, 0);
+		if (st)
+			sqlite3_reset(st);
+		if (oldest == 0 || from_seq < oldest) {
+			repl_answer(req, 410, "snapshot_required",
+				    "the log no longer holds that position; catch up from a snapshot");
+			return;
+		}
+	}
+	subscriber *s = calloc(1, sizeof *s);
+	if (!s) {
+		repl_answer(req, 503, "overloaded", "out of memory");
+		return;
+	}
+	/* one stream per secondary: a reconnecting peer replaces its old one */
+	for (subscriber *o = r->subs; o; o = o->next)
+		if (strcmp(o->peer, peer) == 0) {
+			stream_end(r, o);
+			break;
+		}
+	s->req = req;
+	s->next_seq = from_seq;
+	snprintf(s->peer, sizeof s->peer, "%s", peer);
+	s->next = r->subs;
+	r->subs = s;
+	if (r->degraded_since_ms) {
+		log_info("region %s is replicating again (degraded for %.1f s)", peer,
+			 (double)(util_now_ms() - r->degraded_since_ms) / 1000.0);
+		r->degraded_since_ms = 0;
+	}
+	/* what the peer has applied is what it asks after */
+	if (from_seq - 1 > r->acked_seq) {
+		r->acked_seq = from_seq - 1;
+		waitlist_advance(&r->ack_waiters, r->acked_seq);
+	}
+	log_info("replication stream to %s from %llu", peer, (unsigned long long)from_seq);
+	http_response_header(req, "Content-Type", "application/x-tandem-replication");
+	http_respond_start(req, 200);
+	stream_pump(r, s);
+}
+
+/* Delete acknowledged entries, and entries past the size/age bound. */
+typedef struct trim_job {
+	repl *r;
+	uint64_t through;
+	int64_t min_time_ms;
+	int64_t max_bytes;
+} trim_job;
+
+static int trim_exec(db_conn *db, void *arg)
+{
+	trim_job *t = arg;
+	sqlite3_stmt *st = db_stmt(db, "DELETE FROM repl_log WHERE seq <= ?1 OR committed_at < ?2");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)t->through);
+	sqlite3_bind_int64(st, 2, t->min_time_ms);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	/* size bound: keep the newest entries that fit */
+	st = db_stmt(db, "DELETE FROM repl_log WHERE seq < (SELECT coalesce(min(seq), 0) FROM "
+			 "(SELECT seq, sum(length(payload)) OVER (ORDER BY seq DESC) AS total FROM repl_log) "
+			 "WHERE total <= ?1)");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, t->max_bytes);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
+static void trim_done(void *arg, int rc, uint64_t seq)
+{
+	trim_job *t = arg;
+	t->r->trim_running = false;
+	if (rc == 0)
+		t->r->trimmed_through = t->through;
+	free(t);
+}
+
+static void stream_trim(evutil_socket_t fd, short what, void *arg)
+{
+	repl *r = arg;
+	if (r->trim_running || !r->primary)
+		return;
+	trim_job *t = calloc(1, sizeof *t);
+	if (!t)
+		return;
+	t->r = r;
+	/* with no secondary configured there is nobody to wait for */
+	t->through = r->env.peer ? r->acked_seq : r->position;
+	t->min_time_ms = util_now_ms() - (int64_t)r->env.cfg->replication.log_max_age_s * 1000;
+	t->max_bytes = r->env.cfg->replication.log_max_bytes;
+	r->trim_running = true;
+	if (committer_submit(r->env.writer, trim_exec, trim_done, t) != 0) {
+		r->trim_running = false;
+		free(t);
+	}
+}
+
+void stream_handle_ack(repl *r, http_request *req, const char *peer)
+{
+	size_t len;
+	const char *body = http_request_body(req, &len);
+	json_t *j = json_loadb(body, len, 0, NULL);
+	json_t *seq = json_object_get(j, "seq");
+	if (!json_is_integer(seq) || json_integer_value(seq) < 0) {
+		json_decref(j);
+		repl_answer(req, 400, "bad_request", "body must be {\"seq\": N}");
+		return;
+	}
+	uint64_t acked = (uint64_t)json_integer_value(seq);
+	json_decref(j);
+	if (acked > r->position) {
+		repl_answer(req, 409, "diverged", "acknowledged a position the primary never had");
+		return;
+	}
+	if (acked > r->acked_seq) {
+		r->acked_seq = acked;
+		r->acked_at_ms = util_now_ms();
+		waitlist_advance(&r->ack_waiters, acked);
+		if (stream_lag_ms(r) <= r->env.cfg->replication.rpo_budget_ms)
+			waitlist_advance(&r->lag_waiters, UINT64_MAX);
+	}
+	repl_answer(req, 200, NULL, "{\"ok\":true}");
+}
+
+int64_t stream_lag_ms(repl *r)
+{
+	if (!r->env.peer || r->acked_seq >= r->position)
+		return 0;
+	sqlite3_stmt *st = db_stmt(r->env.reader, "SELECT committed_at FROM repl_log WHERE seq > ?1 "
+						  "ORDER BY seq LIMIT 1");
+	if (!st)
+		return 0;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)r->acked_seq);
+	int64_t lag = 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		lag = util_now_ms() - sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return lag > 0 ? lag : 0;
+}
+
+int stream_start(repl *r)
+{
+	int hb = r->env.cfg->replication.heartbeat_ms;
+	struct timeval tv = {hb / 1000, (hb % 1000) * 1000};
+	r->heartbeat = event_new(r->env.base, -1, EV_PERSIST, stream_heartbeat, r);
+	r->trim_timer = event_new(r->env.base, -1, EV_PERSIST, stream_trim, r);
+	if (!r->heartbeat || !r->trim_timer)
+		return ERR_NOMEM;
+	evtimer_add(r->heartbeat, &tv);
+	struct timeval one = {1, 0};
+	evtimer_add(r->trim_timer, &one);
+	if (r->env.peer)
+		r->degraded_since_ms = util_now_ms(); /* until the secondary streams */
+	return 0;
+}
+
+void stream_stop(repl *r)
+{
+	while (r->subs)
+		stream_end(r, r->subs);
+	if (r->heartbeat) {
+		event_free(r->heartbeat);
+		r->heartbeat = NULL;
+	}
+	if (r->trim_timer) {
+		event_free(r->trim_timer);
+		r->trim_timer = NULL;
+	}
+}
