@@ -49,6 +49,10 @@ static const char usage_main[] =
 	"  region --config FILE --region NAME\n"
 	"                      run one region node\n"
 	"  certs --config FILE create the development CA and certificates\n"
+	"  status --config FILE [--json]\n"
+	"                      roles, positions, lag and link state of every region\n"
+	"  verify --config FILE\n"
+	"                      compare both regions' data at the same position\n"
 	"  config check FILE   validate a config file\n"
 	"  version             print the version\n"
 	"  help [COMMAND]      this text, or a command's\n"
@@ -225,6 +229,10 @@ int main(int argc, char **argv)
 		return cmd_region(argc, argv);
 	if (strcmp(cmd, "certs") == 0)
 		return cmd_certs(argc, argv);
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(argc, argv);
+	if (strcmp(cmd, "verify") == 0)
+		return cmd_verify(argc, argv);
 	if (strcmp(cmd, "config") == 0)
 		return cmd_config(argc, argv);
 	return cli_fail("unknown command '%s' (see tandem help)", cmd);

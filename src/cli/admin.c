@@ -1,0 +1,275 @@
+/*
+ * admin.c - `tandem status` and `tandem verify`: the operator's view of a
+ * running deployment, over each region's link with the deployment's
+ * "admin" client certificate (mutual TLS, read-only routes).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/tls.h"
+#include "core/util.h"
+#include "http/client.h"
+
+static const char usage_status[] =
+	"usage: tandem status --config FILE [--json]\n"
+	"\n"
+	"Show, for each region: role, epoch, last and applied position, lag in\n"
+	"positions and seconds, link state, and whether the deployment is degraded.\n"
+	"Unreachable regions are shown as such.\n";
+
+static const char usage_verify[] =
+	"usage: tandem verify --config FILE\n"
+	"\n"
+	"Compare the data of both regions at the same position (a SHA-256 digest\n"
+	"per table). Exit 0 when identical, 1 when they differ, 2 when no common\n"
+	"position could be reached (a region down, or writes too busy to catch).\n";
+
+typedef struct admin_call {
+	struct event_base *base;
+	int done;
+	int rc;
+	int status;
+	json_t *json;
+} admin_call;
+
+static void admin_answer(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	admin_call *a = arg;
+	a->done = 1;
+	a->rc = rc;
+	if (rc == 0) {
+		a->status = resp->status;
+		a->json = json_loadb(body, len, 0, NULL);
+	}
+	event_base_loopbreak(a->base);
+}
+
+typedef struct admin {
+	struct event_base *base;
+	SSL_CTX *ctx;
+	const config *cfg;
+} admin;
+
+/* GET target from region r; returns the parsed JSON (caller decrefs) or NULL
+ * with a reason in err. */
+static json_t *admin_get(admin *ad, const config_region *r, const char *target, int timeout_ms,
+			 char *err, size_t errcap)
+{
+	char host[64];
+	int port;
+	if (!r->link_listen[0] || util_split_hostport(r->link_listen, host, sizeof host, &port) != 0) {
+		snprintf(err, errcap, "no link_listen");
+		return NULL;
+	}
+	http_limits limits = {16384, 100, 16 << 20};
+	http_client *c = http_client_new(ad->base, ad->ctx, host, port, r->name, &limits, timeout_ms);
+	admin_call a = {.base = ad->base};
+	if (!c || http_client_request(c, "GET", target, NULL, NULL, 0, 0, admin_answer, &a) != 0) {
+		http_client_free(&c);
+		snprintf(err, errcap, "out of memory");
+		return NULL;
+	}
+	while (!a.done)
+		event_base_dispatch(ad->base);
+	http_client_free(&c);
+	if (a.rc != 0) {
+		snprintf(err, errcap, "unreachable (%s)", err_str(a.rc));
+		json_decref(a.json);
+		return NULL;
+	}
+	if (a.status != 200 || !a.json) {
+		snprintf(err, errcap, "answered %d", a.status);
+		json_decref(a.json);
+		return NULL;
+	}
+	return a.json;
+}
+
+static int admin_open(int argc, char **argv, const char *usage, config *cfg, admin *ad, int *json_out)
+{
+	const char *path = NULL;
+	*json_out = 0;
+	for (int i = 1; i < argc; i++) {
+		if (cli_is_help(argv[i])) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (strcmp(argv[i], "--json") == 0 && json_out)
+			*json_out = 1;
+		else
+			return cli_fail("unknown option '%s' (see tandem %s --help)", argv[i], argv[0]);
+	}
+	if (!path)
+		return cli_fail("%s needs --config FILE", argv[0]);
+	char err[4096];
+	if (config_load(path, cfg, err, sizeof err) != 0) {
+		fputs(err, stderr);
+		return 1;
+	}
+	char cert[CONFIG_PATH_MAX + 16], key[CONFIG_PATH_MAX + 16];
+	snprintf(cert, sizeof cert, "%s/admin.pem", cfg->certs_dir);
+	snprintf(key, sizeof key, "%s/admin.key", cfg->certs_dir);
+	ad->ctx = tls_client_new(cfg->ca_file, cert, key, err, sizeof err);
+	if (!ad->ctx)
+		return cli_fail("%s (run tandem certs --config %s)", err, path);
+	ad->base = event_base_new();
+	ad->cfg = cfg;
+	return -1;
+}
+
+static void admin_close(admin *ad)
+{
+	SSL_CTX_free(ad->ctx);
+	if (ad->base)
+		event_base_free(ad->base);
+}
+
+static long long jint(json_t *o, const char *path1, const char *path2)
+{
+	json_t *v = json_object_get(o, path1);
+	if (path2)
+		v = json_object_get(v, path2);
+	return json_integer_value(v);
+}
+
+int cmd_status(int argc, char **argv)
+{
+	static config cfg;
+	admin ad = {0};
+	int as_json;
+	int rc = admin_open(argc, argv, usage_status, &cfg, &ad, &as_json);
+	if (rc >= 0)
+		return rc;
+	json_t *all = json_object();
+	for (int i = 0; i < cfg.region_count; i++) {
+		char err[256];
+		json_t *s = admin_get(&ad, &cfg.regions[i], "/internal/v1/status", 3000, err, sizeof err);
+		if (!s) {
+			s = json_pack("{s:s, s:s}", "region", cfg.regions[i].name, "error", err);
+		}
+		json_object_set_new(all, cfg.regions[i].name, s);
+	}
+	if (as_json) {
+		json_t *top = json_pack("{s:o}", "regions", all);
+		char *text = json_dumps(top, JSON_INDENT(2) | JSON_SORT_KEYS);
+		printf("%s\n", text);
+		free(text);
+		json_decref(top);
+	} else {
+		printf("%-8s %-10s %6s %10s %10s %9s %9s %-6s %s\n", "region", "role", "epoch", "last",
+		       "applied", "lag(pos)", "lag(s)", "link", "degraded");
+		const char *key;
+		json_t *s;
+		json_object_foreach(all, key, s) {
+			const char *error = json_string_value(json_object_get(s, "error"));
+			if (error) {
+				printf("%-8s %s\n", key, error);
+				continue;
+			}
+			json_t *lag = json_object_get(s, "lag");
+			const char *since = json_string_value(json_object_get(s, "degraded_since"));
+			printf("%-8s %-10s %6lld %10lld %10lld %9lld %9.3f %-6s %s%s\n", key,
+			       json_string_value(json_object_get(s, "role")), jint(s, "epoch", NULL),
+			       jint(s, "last_seq", NULL), jint(s, "applied_seq", NULL),
+			       jint(lag, "positions", NULL), json_number_value(json_object_get(lag, "seconds")),
+			       json_string_value(json_object_get(json_object_get(s, "link"), "state")),
+			       json_is_true(json_object_get(s, "degraded")) ? "yes" : "no",
+			       since ? " (since " : "");
+			if (since)
+				printf("%s)\n", since);
+		}
+		json_decref(all);
+	}
+	admin_close(&ad);
+	return 0;
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	static config cfg;
+	admin ad = {0};
+	int unused;
+	int rc = admin_open(argc, argv, usage_verify, &cfg, &ad, &unused);
+	if (rc >= 0)
+		return rc;
+	if (cfg.region_count != 2) {
+		admin_close(&ad);
+		return cli_fail("verify compares two regions; %s has %d", cfg.path, cfg.region_count);
+	}
+	/* the primary first: its digest names the position to compare at */
+	int primary = -1;
+	char err[256];
+	for (int i = 0; i < 2; i++) {
+		json_t *p = admin_get(&ad, &cfg.regions[i], "/internal/v1/position", 3000, err, sizeof err);
+		if (!p) {
+			fprintf(stderr, "tandem: region %s: %s\n", cfg.regions[i].name, err);
+			admin_close(&ad);
+			return 2;
+		}
+		if (strcmp(json_string_value(json_object_get(p, "role")), "primary") == 0)
+			primary = i;
+		json_decref(p);
+	}
+	if (primary < 0) {
+		admin_close(&ad);
+		fprintf(stderr, "tandem: no region is primary\n");
+		return 2;
+	}
+	const config_region *pr = &cfg.regions[primary], *sr = &cfg.regions[1 - primary];
+	for (int attempt = 0; attempt < 20; attempt++) {
+		json_t *a = admin_get(&ad, pr, "/internal/v1/verify", 10000, err, sizeof err);
+		if (!a) {
+			fprintf(stderr, "tandem: region %s: %s\n", pr->name, err);
+			admin_close(&ad);
+			return 2;
+		}
+		long long pos = jint(a, "position", NULL);
+		char target[64];
+		snprintf(target, sizeof target, "/internal/v1/verify?at=%lld", pos);
+		json_t *b = admin_get(&ad, sr, target, 10000, err, sizeof err);
+		if (!b) {
+			json_decref(a);
+			fprintf(stderr, "tandem: region %s: %s\n", sr->name, err);
+			admin_close(&ad);
+			return 2;
+		}
+		long long bpos = jint(b, "position", NULL);
+		if (bpos != pos) { /* the primary moved on; try again at a newer position */
+			json_decref(a);
+			json_decref(b);
+			continue;
+		}
+		printf("position %lld: %s (primary) vs %s\n", pos, pr->name, sr->name);
+		int same = 1;
+		const char *table;
+		json_t *ta;
+		json_object_foreach(json_object_get(a, "tables"), table, ta) {
+			json_t *tb = json_object_get(json_object_get(b, "tables"), table);
+			const char *da = json_string_value(json_object_get(ta, "sha256"));
+			const char *db = json_string_value(json_object_get(tb, "sha256"));
+			int eq = da && db && strcmp(da, db) == 0;
+			same &= eq;
+			printf("  %-16s %8lld rows  %8lld rows  %s\n", table, jint(ta, "rows", NULL),
+			       jint(tb, "rows", NULL), eq ? "identical" : "DIFFERENT");
+		}
+		json_decref(a);
+		json_decref(b);
+		admin_close(&ad);
+		printf("%s\n", same ? "identical" : "the regions DIFFER");
+		return same ? 0 : 1;
+	}
+	admin_close(&ad);
+	fprintf(stderr, "tandem: could not catch both regions at the same position (writes too busy)\n");
+	return 2;
+}
