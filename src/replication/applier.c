@@ -38,6 +38,34 @@ typedef struct apply_job {
 
 static void applier_connect(repl *r);
 
+typedef struct delayed {
+	void (*fn)(void *);
+	void *arg;
+} delayed;
+
+static void link_delay_fire(evutil_socket_t fd, short what, void *arg)
+{
+	delayed *d = arg;
+	d->fn(d->arg);
+	free(d);
+}
+
+void link_delay(repl *r, void (*fn)(void *), void *arg)
+{
+	delayed *d = r->delay_tv ? malloc(sizeof *d) : NULL;
+	if (!d) {
+		fn(arg);
+		return;
+	}
+	d->fn = fn;
+	d->arg = arg;
+	/* a common timeout keeps equal delays in FIFO order */
+	if (event_base_once(r->env.base, -1, EV_TIMEOUT, link_delay_fire, d, r->delay_tv) != 0) {
+		free(d);
+		fn(arg);
+	}
+}
+
 /* Drop the stream and connect again soon (deferred: callers may be inside
  * the stream client's own callbacks). */
 static void applier_restart(repl *r)
@@ -104,17 +132,24 @@ static int apply_exec(db_conn *db, void *arg)
 
 static void ack_done(int rc, const http_message *resp, const char *body, size_t len, void *arg);
 
+static void applier_ack_out(void *arg)
+{
+	repl *r = arg;
+	char body[64];
+	int n = snprintf(body, sizeof body, "{\"seq\":%llu}", (unsigned long long)r->ack_sent);
+	if (r->stopping || !r->control_client ||
+	    http_client_request(r->control_client, "POST", "/internal/v1/replication/ack",
+				"Content-Type: application/json\r\n", body, (size_t)n, 0, ack_done, r) != 0)
+		r->ack_in_flight = false;
+}
+
 static void applier_send_ack(repl *r)
 {
 	if (r->ack_in_flight || r->position <= r->ack_sent || r->stopping)
 		return;
-	char body[64];
-	int n = snprintf(body, sizeof body, "{\"seq\":%llu}", (unsigned long long)r->position);
 	r->ack_in_flight = true;
 	r->ack_sent = r->position;
-	if (http_client_request(r->control_client, "POST", "/internal/v1/replication/ack",
-				"Content-Type: application/json\r\n", body, (size_t)n, 0, ack_done, r) != 0)
-		r->ack_in_flight = false;
+	link_delay(r, applier_ack_out, r);
 }
 
 static void ack_done(int rc, const http_message *resp, const char *body, size_t len, void *arg)
@@ -275,11 +310,38 @@ static void applier_stream_head(repl *r)
 	}
 }
 
+typedef struct delayed_data {
+	repl *r;
+	uint64_t generation;
+	size_t len;
+	char bytes[];
+} delayed_data;
+
+static void applier_delayed_data(void *arg)
+{
+	delayed_data *d = arg;
+	/* bytes of a stream that was replaced meanwhile are stale */
+	if (d->generation == d->r->stream_generation && !d->r->stopping)
+		applier_data(d->r, d->bytes, d->len);
+	free(d);
+}
+
 static void applier_on_data(void *arg, const char *data, size_t len)
 {
 	repl *r = arg;
 	applier_stream_head(r);
-	applier_data(r, data, len);
+	if (!r->delay_tv) {
+		applier_data(r, data, len);
+		return;
+	}
+	delayed_data *d = malloc(sizeof *d + len);
+	if (!d)
+		return;
+	d->r = r;
+	d->generation = r->stream_generation;
+	d->len = len;
+	memcpy(d->bytes, data, len);
+	link_delay(r, applier_delayed_data, d);
 }
 
 static void applier_connect(repl *r)
@@ -297,6 +359,7 @@ static void applier_connect(repl *r)
 		r->apply_failed = false;
 	}
 	buf_reset(&r->frames);
+	r->stream_generation++;
 	r->replacing_stream = true; /* its end callback must not schedule again */
 	http_client_free(&r->stream_client);
 	r->replacing_stream = false;
@@ -434,7 +497,64 @@ static bool hop_by_hop(const char *name, size_t len)
 	return false;
 }
 
+static void forward_answer_now(int rc, const http_message *resp, const char *body, size_t len, void *arg);
+
+typedef struct delayed_answer {
+	forward *f;
+	int rc;
+	int status;
+	buf headers;
+	buf body;
+} delayed_answer;
+
+static void forward_answer_delayed(void *arg)
+{
+	delayed_answer *d = arg;
+	forward *f = d->f;
+	repl *r = f->r;
+	f->via->in_flight--;
+	r->forward_seconds_total += (double)(util_mono_us() - f->start_us) / 1e6;
+	if (d->rc != 0)
+		r->forward_failed++;
+	f->cb(f->arg, d->rc, d->status, d->headers.data ? d->headers.data : "", d->headers.len,
+	      d->body.data ? d->body.data : "", d->body.len);
+	buf_free(&d->headers);
+	buf_free(&d->body);
+	free(d);
+	free(f);
+}
+
+static bool forward_keep_header(const http_field *h);
+
+/* With a link delay: copy the answer and hand it over after the delay. */
 static void forward_answer(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	forward *f = arg;
+	if (!f->r->delay_tv) {
+		forward_answer_now(rc, resp, body, len, arg);
+		return;
+	}
+	delayed_answer *d = calloc(1, sizeof *d);
+	if (!d) {
+		forward_answer_now(ERR_NOMEM, NULL, NULL, 0, arg);
+		return;
+	}
+	d->f = f;
+	d->rc = rc;
+	buf_init(&d->headers, 64 * 1024);
+	buf_init(&d->body, 64 * 1024 * 1024);
+	if (rc == 0) {
+		d->status = resp->status;
+		for (size_t i = 0; i < resp->field_count; i++)
+			if (forward_keep_header(&resp->fields[i]))
+				buf_printf(&d->headers, "%.*s: %.*s\r\n", (int)resp->fields[i].name_len,
+					   resp->fields[i].name, (int)resp->fields[i].value_len, resp->fields[i].value);
+		buf_add(&d->body, body, len);
+	}
+	link_delay(f->r, forward_answer_delayed, d);
+}
+
+static void forward_answer_now(int rc, const http_message *resp, const char *body, size_t len, void *arg)
 {
 	forward *f = arg;
 	repl *r = f->r;
@@ -450,18 +570,45 @@ static void forward_answer(int rc, const http_message *resp, const char *body, s
 	buf_init(&headers, 64 * 1024);
 	for (size_t i = 0; i < resp->field_count; i++) {
 		const http_field *h = &resp->fields[i];
-		/* the answering region adds its own of these */
-		if (hop_by_hop(h->name, h->name_len) ||
-		    (h->name_len == 15 && strncasecmp(h->name, "x-tandem-region", 15) == 0) ||
-		    (h->name_len == 12 && strncasecmp(h->name, "x-request-id", 12) == 0) ||
-		    (h->name_len == 12 && strncasecmp(h->name, "content-type", 12) == 0) ||
-		    (h->name_len == 13 && strncasecmp(h->name, "cache-control", 13) == 0))
-			continue;
-		buf_printf(&headers, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len, h->value);
+		if (forward_keep_header(h))
+			buf_printf(&headers, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len,
+				   h->value);
 	}
 	f->cb(f->arg, 0, resp->status, headers.data ? headers.data : "", headers.len, body, len);
 	buf_free(&headers);
 	free(f);
+}
+
+/* Headers of the primary's answer that go back to the client: the
+ * answering region adds its own region, request id, type and caching. */
+static bool forward_keep_header(const http_field *h)
+{
+	return !(hop_by_hop(h->name, h->name_len) ||
+		 (h->name_len == 15 && strncasecmp(h->name, "x-tandem-region", 15) == 0) ||
+		 (h->name_len == 12 && strncasecmp(h->name, "x-request-id", 12) == 0) ||
+		 (h->name_len == 12 && strncasecmp(h->name, "content-type", 12) == 0) ||
+		 (h->name_len == 13 && strncasecmp(h->name, "cache-control", 13) == 0));
+}
+
+typedef struct forward_out {
+	forward *f;
+	char *method, *target, *headers, *body;
+	size_t body_len;
+} forward_out;
+
+static void forward_send(void *arg)
+{
+	forward_out *o = arg;
+	forward *f = o->f;
+	if (f->r->stopping || !f->via->client ||
+	    http_client_request(f->via->client, o->method, o->target, o->headers, o->body, o->body_len, 0,
+				forward_answer, f) != 0)
+		forward_answer(ERR_IO, NULL, NULL, 0, f);
+	free(o->method);
+	free(o->target);
+	free(o->headers);
+	free(o->body);
+	free(o);
 }
 
 void repl_forward(repl *r, http_request *req, const char *request_id, repl_forward_cb cb, void *arg)
@@ -493,12 +640,28 @@ void repl_forward(repl *r, http_request *req, const char *request_id, repl_forwa
 	*f = (forward){r, via, util_mono_us(), cb, arg};
 	r->forwarded++;
 	via->in_flight++;
-	if (http_client_request(via->client, m->method, m->target, headers.data, body, blen, 0,
-				forward_answer, f) != 0) {
-		via->in_flight--;
-		r->forward_failed++;
-		free(f);
-		cb(arg, ERR_NOMEM, 0, NULL, 0, NULL, 0);
+	forward_out *o = calloc(1, sizeof *o);
+	if (o) {
+		o->f = f;
+		o->method = strdup(m->method);
+		o->target = strdup(m->target);
+		o->headers = buf_take(&headers, NULL);
+		o->body = malloc(blen ? blen : 1);
+		o->body_len = blen;
 	}
-	buf_free(&headers);
+	if (!o || !o->method || !o->target || !o->body) {
+		if (o) {
+			free(o->method);
+			free(o->target);
+			free(o->headers);
+			free(o->body);
+			free(o);
+		}
+		buf_free(&headers);
+		forward_answer_now(ERR_NOMEM, NULL, NULL, 0, f);
+		return;
+	}
+	if (blen)
+		memcpy(o->body, body, blen);
+	link_delay(r, forward_send, o);
 }

@@ -73,6 +73,7 @@ struct repl {
 	bool streaming;
 	bool apply_failed;
 	bool replacing_stream;       /* freeing the stream client on purpose */
+	uint64_t stream_generation;  /* bumped at every new stream */
 	uint64_t received_seq;       /* last entry handed to the writer */
 	int pending_applies;
 	pending_frame *unapplied, *unapplied_tail; /* received, not yet applied */
@@ -85,6 +86,7 @@ struct repl {
 	bool ack_in_flight;
 	uint64_t ack_sent;
 	char snapshot_state[32];
+	const struct timeval *delay_tv; /* artificial link delay (common timeout), or NULL */
 
 	/* metrics */
 	uint64_t applied_entries;
@@ -111,6 +113,10 @@ void stream_stop(repl *r);
 int64_t stream_lag_ms(repl *r);
 
 /* applier.c (secondary) */
+/* Run fn(arg) after the artificial one-way link delay (at once without one),
+ * in order. Every byte of the link passes through here on the secondary,
+ * which opens every link connection, so both directions are delayed. */
+void link_delay(repl *r, void (*fn)(void *), void *arg);
 int applier_start(repl *r);
 void applier_stop(repl *r);
 int64_t applier_lag_ms(repl *r);

@@ -481,6 +481,12 @@ repl *repl_new(const repl_env *env, char *err, size_t errcap)
 	r->received_seq = applied;
 	r->acked_seq = 0;
 	capture_set_enabled(env->capture, r->primary);
+	int delay = env->cfg->replication.link_delay_ms;
+	if (delay > 0) {
+		struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
+		r->delay_tv = event_base_init_common_timeout(env->base, &tv);
+		log_warn("artificial link delay of %d ms (for tests and benchmarks only)", delay);
+	}
 	return r;
 }
 
