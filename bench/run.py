@@ -742,7 +742,8 @@ def main():
                 else:
                     r = run_sqlite(sqlite_bin, workdir, args.duration, wrk_log)
                 if not region.server.alive():
-                    fail(f"the region died during {label}:\n{region.server.tail()}")
+                    fail(f"the region exited (status {region.server.proc.returncode}) during "
+                         f"{label}; the end of its log:\n{region.server.tail()}")
                 res[key] = r
                 cpu = ("" if r["server_cpu"] is None else f"  server {r['server_cpu']:.2f}") + \
                     f"  client {r['client_cpu']:.2f}" + \

@@ -220,6 +220,7 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		.self = rg->self,
 		.peer = peer,
 		.reader = rg->reader,
+		.db_path = db_path,
 		.writer = rg->writer,
 		.capture = rg->capture,
 		.link_server_ctx = rg->link_server_ctx,

@@ -344,9 +344,14 @@ static void applier_on_data(void *arg, const char *data, size_t len)
 	link_delay(r, applier_delayed_data, d);
 }
 
+void applier_resume(repl *r)
+{
+	applier_restart(r);
+}
+
 static void applier_connect(repl *r)
 {
-	if (r->stopping)
+	if (r->stopping || r->snapshot_fetch)
 		return;
 	if (r->pending_applies > 0) { /* let the writer settle first */
 		struct timeval tv = {0, 20000};
@@ -357,6 +362,16 @@ static void applier_connect(repl *r)
 		/* resume after the last entry that is really there */
 		r->received_seq = r->position;
 		r->apply_failed = false;
+	}
+	if (strcmp(r->snapshot_state, "required") == 0) {
+		/* the primary's log no longer reaches back to us */
+		r->replacing_stream = true;
+		http_client_free(&r->stream_client);
+		r->replacing_stream = false;
+		if (snapshot_fetch(r) == 0)
+			return;
+		applier_schedule(r);
+		return;
 	}
 	buf_reset(&r->frames);
 	r->stream_generation++;

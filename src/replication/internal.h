@@ -86,6 +86,7 @@ struct repl {
 	bool ack_in_flight;
 	uint64_t ack_sent;
 	char snapshot_state[32];
+	void *snapshot_fetch;           /* the fetch in progress, or NULL */
 	const struct timeval *delay_tv; /* artificial link delay (common timeout), or NULL */
 
 	/* metrics */
@@ -120,6 +121,13 @@ void link_delay(repl *r, void (*fn)(void *), void *arg);
 int applier_start(repl *r);
 void applier_stop(repl *r);
 int64_t applier_lag_ms(repl *r);
+
+/* snapshot.c */
+void snapshot_serve(repl *r, http_request *req);
+/* Fetch the primary's snapshot and restore it; applier_resume() follows. */
+int snapshot_fetch(repl *r);
+/* applier.c: go on streaming after a snapshot (or its failure). */
+void applier_resume(repl *r);
 
 /* Send a small JSON answer on the link. */
 void repl_answer(http_request *req, int status, const char *code, const char *json_or_message);

@@ -412,6 +412,15 @@ static void link_on_request(http_request *req, void *arg)
 		stream_handle(r, req, peer);
 		return;
 	}
+	if (strcmp(t, "/internal/v1/replication/snapshot") == 0 && strcmp(m->method, "GET") == 0) {
+		if (!region_peer || !r->primary) {
+			repl_answer(req, region_peer ? 409 : 403, region_peer ? "not_primary" : "forbidden",
+				    "snapshots come from the primary, to regions");
+			return;
+		}
+		snapshot_serve(r, req);
+		return;
+	}
 	if (strcmp(t, "/internal/v1/replication/ack") == 0 && strcmp(m->method, "POST") == 0) {
 		if (!region_peer) {
 			repl_answer(req, 403, "forbidden", "only regions acknowledge");

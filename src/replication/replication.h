@@ -39,6 +39,7 @@ typedef struct repl_env {
 	const config_region *self;
 	const config_region *peer;  /* the other region; NULL when alone */
 	db_conn *reader;            /* loop thread's read-only connection */
+	const char *db_path;        /* the database file (snapshots) */
 	committer *writer;
 	capture *capture;
 	SSL_CTX *link_server_ctx;   /* mTLS: requires client certificates */

@@ -16,6 +16,7 @@ typedef struct commit_job {
 	void *arg;
 	int rc;
 	uint64_t seq;
+	bool exclusive;       /* runs alone, outside any transaction */
 	struct commit_job *next;
 } commit_job;
 
@@ -135,10 +136,10 @@ static void *committer_main(void *arg)
 			pthread_mutex_unlock(&c->lock);
 			return NULL;
 		}
-		/* take up to batch_max jobs */
+		/* take up to batch_max jobs; an exclusive job goes alone */
 		commit_job *batch = c->head, *last = c->head;
 		int n = 1;
-		while (last->next && n < c->batch_max) {
+		while (!batch->exclusive && last->next && !last->next->exclusive && n < c->batch_max) {
 			last = last->next;
 			n++;
 		}
@@ -148,6 +149,13 @@ static void *committer_main(void *arg)
 		last->next = NULL;
 		c->queued -= n;
 		pthread_mutex_unlock(&c->lock);
+		if (batch->exclusive) {
+			batch->rc = batch->exec(c->db, batch->arg);
+			batch->seq = 0;
+			if (loop_queue_post(c->completions, committer_deliver, batch) != 0)
+				abort(); /* never lose an answer */
+			continue;
+		}
 		committer_run_batch(c, batch);
 	}
 }
@@ -175,12 +183,13 @@ fail:
 	return NULL;
 }
 
-int committer_submit(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg)
+static int committer_queue(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg,
+			   bool exclusive)
 {
 	commit_job *j = malloc(sizeof *j);
 	if (!j)
 		return ERR_NOMEM;
-	*j = (commit_job){exec, done, arg, 0, 0, NULL};
+	*j = (commit_job){exec, done, arg, 0, 0, exclusive, NULL};
 	pthread_mutex_lock(&c->lock);
 	if (c->stopping || c->queued >= c->queue_max) {
 		pthread_mutex_unlock(&c->lock);
@@ -196,6 +205,16 @@ int committer_submit(committer *c, commit_exec_fn exec, commit_done_fn done, voi
 	pthread_cond_signal(&c->wake);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
+}
+
+int committer_submit(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg)
+{
+	return committer_queue(c, exec, done, arg, false);
+}
+
+int committer_submit_exclusive(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg)
+{
+	return committer_queue(c, exec, done, arg, true);
 }
 
 void committer_get_stats(committer *c, committer_stats *out)

@@ -69,6 +69,10 @@ void committer_set_hooks(committer *c, const committer_hooks *hooks);
 /* Queue a write. 0, or ERR_AGAIN when the queue is full or stopping (nothing
  * queued; done() will not run), ERR_NOMEM. */
 int committer_submit(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg);
+/* Queue a job that runs alone, outside any transaction and without the
+ * hooks (restoring a snapshot with the backup API needs that), in order
+ * with the other jobs. Same return values. */
+int committer_submit_exclusive(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg);
 void committer_get_stats(committer *c, committer_stats *out);
 /* Commit everything queued, stop the thread, deliver completions, close the
  * connection, free; no-op on NULL; resets *c. */

@@ -1,0 +1,249 @@
+/*
+ * snapshot.c - catching up from a copy of the primary when its log no
+ * longer holds what the secondary needs (a long outage, past the log's
+ * size/age bound).
+ *
+ *   secondary                                    primary
+ *   stream?from=N  ---------------------------->  410 snapshot_required
+ *   GET /internal/v1/replication/snapshot ------>  VACUUM INTO a temporary file
+ *   <--- the file, streamed to disk (fsync) ----   (one read transaction: the data
+ *                                                  and repl_state.last_seq agree)
+ *   restore (writer thread, alone): backup API copies the file over the live
+ *   database in one transaction; then role = secondary, applied_seq = the
+ *   snapshot's last_seq, the copied log is dropped
+ *   stream?from=last_seq+1 -------------------->  the usual stream again
+ *
+ * A crash at any point leaves either the old database or the restored one
+ * (the backup commits atomically), and the stream resumes from whatever
+ * applied_seq the database holds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "replication/internal.h"
+
+#define SNAPSHOT_PIECE (1024 * 1024)
+
+/* --- primary --- */
+
+void snapshot_serve(repl *r, http_request *req)
+{
+	char tmp[CONFIG_PATH_MAX + 64];
+	snprintf(tmp, sizeof tmp, "%s/snapshot-out-%d.db", r->env.self->data_dir, (int)getpid());
+	unlink(tmp);
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(r->env.db_path, &db, SQLITE_OPEN_READWRITE, NULL);
+	char *sql = sqlite3_mprintf("VACUUM INTO %Q", tmp);
+	char *msg = NULL;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	sqlite3_free(sql);
+	sqlite3_close_v2(db);
+	if (rc != SQLITE_OK) {
+		log_error("snapshot: VACUUM INTO failed: %s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		unlink(tmp);
+		repl_answer(req, 500, "internal_error", "cannot make a snapshot");
+		return;
+	}
+	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		repl_answer(req, 500, "internal_error", "cannot read the snapshot");
+		return;
+	}
+	unlink(tmp); /* the open descriptor keeps it readable */
+	http_response_header(req, "Content-Type", "application/vnd.sqlite3");
+	http_respond_start(req, 200);
+	char *piece = malloc(SNAPSHOT_PIECE);
+	ssize_t n;
+	size_t total = 0;
+	while (piece && (n = read(fd, piece, SNAPSHOT_PIECE)) > 0) {
+		http_respond_chunk(req, piece, (size_t)n);
+		total += (size_t)n;
+	}
+	free(piece);
+	close(fd);
+	http_respond_end(req);
+	log_info("snapshot of %zu bytes sent", total);
+}
+
+/* --- secondary --- */
+
+typedef struct restore_job {
+	repl *r;
+	char path[CONFIG_PATH_MAX + 64];
+	uint64_t seq;
+	uint64_t epoch;
+	char error[200];
+} restore_job;
+
+/* Writer thread, alone, outside any transaction. */
+static int restore_exec(db_conn *dst, void *arg)
+{
+	restore_job *j = arg;
+	sqlite3 *src = NULL;
+	int rc = sqlite3_open_v2(j->path, &src, SQLITE_OPEN_READONLY, NULL);
+	sqlite3_stmt *st = NULL;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(src, "SELECT last_seq, epoch FROM repl_state WHERE id = 1", -1, &st, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		j->seq = (uint64_t)sqlite3_column_int64(st, 0);
+		j->epoch = (uint64_t)sqlite3_column_int64(st, 1);
+	} else {
+		snprintf(j->error, sizeof j->error, "the snapshot has no replication state");
+		rc = SQLITE_CORRUPT;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK) {
+		sqlite3_backup *b = sqlite3_backup_init(db_handle(dst), "main", src, "main");
+		if (!b) {
+			rc = sqlite3_errcode(db_handle(dst));
+		} else {
+			rc = sqlite3_backup_step(b, -1);
+			int fin = sqlite3_backup_finish(b);
+			rc = rc == SQLITE_DONE ? fin : rc;
+		}
+		if (rc != SQLITE_OK)
+			snprintf(j->error, sizeof j->error, "backup failed: %s", sqlite3_errmsg(db_handle(dst)));
+	}
+	sqlite3_close_v2(src);
+	if (rc != SQLITE_OK)
+		return ERR_DB;
+	/* what was the primary's is now a secondary that applied it all */
+	char *fix = sqlite3_mprintf("BEGIN IMMEDIATE; UPDATE repl_state SET role = 'secondary', "
+				    "applied_seq = last_seq, applied_epoch = epoch WHERE id = 1; "
+				    "DELETE FROM repl_log; COMMIT;");
+	rc = db_exec(dst, fix);
+	sqlite3_free(fix);
+	if (rc != 0) {
+		db_exec(dst, "ROLLBACK");
+		snprintf(j->error, sizeof j->error, "cannot mark the restored database as a secondary");
+	}
+	return rc;
+}
+
+static void restore_done(void *arg, int rc, uint64_t unused)
+{
+	restore_job *j = arg;
+	repl *r = j->r;
+	unlink(j->path);
+	r->pending_applies--;
+	if (rc == 0) {
+		log_info("snapshot restored: this region is at position %llu (epoch %llu)",
+			 (unsigned long long)j->seq, (unsigned long long)j->epoch);
+		r->position = j->seq;
+		r->received_seq = j->seq;
+		if (j->seq > r->primary_seq)
+			r->primary_seq = j->seq;
+		if (j->epoch > r->epoch)
+			r->epoch = j->epoch;
+		r->snapshot_state[0] = '\0';
+		waitlist_advance(&r->position_waiters, r->position);
+	} else {
+		log_error("snapshot restore failed: %s", j->error[0] ? j->error : err_str(rc));
+		snprintf(r->snapshot_state, sizeof r->snapshot_state, "required");
+	}
+	free(j);
+	applier_resume(r);
+}
+
+typedef struct fetch {
+	repl *r;
+	http_client *client;
+	int fd;
+	char path[CONFIG_PATH_MAX + 64];
+	size_t bytes;
+	bool failed;
+} fetch;
+
+static void fetch_data(void *arg, const char *data, size_t len)
+{
+	fetch *f = arg;
+	while (!f->failed && len > 0) {
+		ssize_t n = write(f->fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error("snapshot: cannot write %s: %s", f->path, strerror(errno));
+			f->failed = true;
+			break;
+		}
+		data += n;
+		len -= (size_t)n;
+		f->bytes += (size_t)n;
+	}
+}
+
+static void fetch_free(evutil_socket_t fd, short what, void *arg)
+{
+	fetch *f = arg;
+	http_client_free(&f->client);
+	free(f);
+}
+
+static void fetch_done(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	fetch *f = arg;
+	repl *r = f->r;
+	bool ok = rc == 0 && resp->status == 200 && !f->failed && f->bytes > 0 && fsync(f->fd) == 0;
+	close(f->fd);
+	restore_job *j = ok ? calloc(1, sizeof *j) : NULL;
+	if (j) {
+		j->r = r;
+		snprintf(j->path, sizeof j->path, "%s", f->path);
+		log_info("snapshot of %zu bytes received; restoring", f->bytes);
+		r->pending_applies++;
+		if (committer_submit_exclusive(r->env.writer, restore_exec, restore_done, j) != 0) {
+			r->pending_applies--;
+			free(j);
+			j = NULL;
+		}
+	}
+	if (!j) {
+		log_error("snapshot fetch failed (%s, status %d)", rc ? err_str(rc) : "ok",
+			  rc == 0 ? resp->status : 0);
+		unlink(f->path);
+		applier_resume(r);
+	}
+	r->snapshot_fetch = NULL;
+	/* the client cannot be freed from inside its own callback: next turn */
+	struct timeval now = {0, 0};
+	if (event_base_once(r->env.base, -1, EV_TIMEOUT, fetch_free, f, &now) != 0)
+		log_error("snapshot: cannot schedule a cleanup (a connection leaks)");
+}
+
+int snapshot_fetch(repl *r)
+{
+	fetch *f = calloc(1, sizeof *f);
+	if (!f)
+		return ERR_NOMEM;
+	f->r = r;
+	snprintf(f->path, sizeof f->path, "%s/snapshot-in.db", r->env.self->data_dir);
+	f->fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char host[64];
+	int port;
+	util_split_hostport(r->env.peer->link_listen, host, sizeof host, &port);
+	http_limits limits = {16384, 100, 1 << 20};
+	f->client = http_client_new(r->env.base, r->env.link_client_ctx, host, port, r->env.peer->name,
+				    &limits, 30000);
+	if (f->fd < 0 || !f->client ||
+	    http_client_stream(f->client, "GET", "/internal/v1/replication/snapshot", NULL, fetch_data,
+			       fetch_done, f) != 0) {
+		if (f->fd >= 0)
+			close(f->fd);
+		http_client_free(&f->client);
+		free(f);
+		return ERR_IO;
+	}
+	r->snapshot_fetch = f;
+	snprintf(r->snapshot_state, sizeof r->snapshot_state, "fetching");
+	log_info("catching up from a snapshot of the primary");
+	return 0;
+}
