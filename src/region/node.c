@@ -49,8 +49,8 @@ static void node_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	rg->shutting_down = true;
 	log_info("signal %d: graceful shutdown (finishing requests in flight)", (int)sig);
-	if (rg->repl)
-		repl_shutdown(rg->repl);
+	/* replication goes on until the API has drained: forwarded writes in
+	 * flight still need the link */
 	int ms = rg->cfg->limits.shutdown_timeout_ms;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_add(rg->shutdown_timer, &tv);

@@ -38,32 +38,87 @@ typedef struct apply_job {
 
 static void applier_connect(repl *r);
 
+/* The delay line: a FIFO (every item waits the same delay, so arrival
+ * order is due order) drained by one timer. */
 typedef struct delayed {
+	int64_t due_us;
 	void (*fn)(void *);
 	void *arg;
+	struct delayed *next;
 } delayed;
+
+static void link_delay_arm(repl *r)
+{
+	if (!r->delay_head)
+		return;
+	int64_t wait = r->delay_head->due_us - util_mono_us();
+	if (wait < 0)
+		wait = 0;
+	struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
+	evtimer_add(r->delay_timer, &tv);
+}
 
 static void link_delay_fire(evutil_socket_t fd, short what, void *arg)
 {
-	delayed *d = arg;
-	d->fn(d->arg);
-	free(d);
+	repl *r = arg;
+	int64_t now = util_mono_us();
+	while (r->delay_head && r->delay_head->due_us <= now) {
+		delayed *d = r->delay_head;
+		r->delay_head = d->next;
+		if (!r->delay_head)
+			r->delay_tail = NULL;
+		d->fn(d->arg);
+		free(d);
+	}
+	link_delay_arm(r);
 }
 
 void link_delay(repl *r, void (*fn)(void *), void *arg)
 {
-	delayed *d = r->delay_tv ? malloc(sizeof *d) : NULL;
+	delayed *d = r->delay_ms > 0 && !r->stopping && r->delay_timer ? malloc(sizeof *d) : NULL;
 	if (!d) {
 		fn(arg);
 		return;
 	}
+	d->due_us = util_mono_us() + (int64_t)r->delay_ms * 1000;
 	d->fn = fn;
 	d->arg = arg;
-	/* a common timeout keeps equal delays in FIFO order */
-	if (event_base_once(r->env.base, -1, EV_TIMEOUT, link_delay_fire, d, r->delay_tv) != 0) {
+	d->next = NULL;
+	bool was_empty = r->delay_head == NULL;
+	if (r->delay_tail)
+		r->delay_tail->next = d;
+	else
+		r->delay_head = d;
+	r->delay_tail = d;
+	if (was_empty)
+		link_delay_arm(r);
+}
+
+/* Shutdown: everything in the line happens now (the callbacks see
+ * r->stopping and wind down). */
+void link_delay_flush(repl *r)
+{
+	while (r->delay_head) {
+		delayed *d = r->delay_head;
+		r->delay_head = d->next;
+		if (!r->delay_head)
+			r->delay_tail = NULL;
+		d->fn(d->arg);
 		free(d);
-		fn(arg);
 	}
+	if (r->delay_timer) {
+		event_free(r->delay_timer);
+		r->delay_timer = NULL;
+	}
+}
+
+int link_delay_init(repl *r, int delay_ms)
+{
+	r->delay_ms = delay_ms;
+	if (delay_ms <= 0)
+		return 0;
+	r->delay_timer = evtimer_new(r->env.base, link_delay_fire, r);
+	return r->delay_timer ? 0 : ERR_NOMEM;
 }
 
 /* Drop the stream and connect again soon (deferred: callers may be inside
@@ -330,7 +385,7 @@ static void applier_on_data(void *arg, const char *data, size_t len)
 {
 	repl *r = arg;
 	applier_stream_head(r);
-	if (!r->delay_tv) {
+	if (r->delay_ms <= 0) {
 		applier_data(r, data, len);
 		return;
 	}
@@ -545,7 +600,7 @@ static bool forward_keep_header(const http_field *h);
 static void forward_answer(int rc, const http_message *resp, const char *body, size_t len, void *arg)
 {
 	forward *f = arg;
-	if (!f->r->delay_tv) {
+	if (f->r->delay_ms <= 0 || f->r->stopping) {
 		forward_answer_now(rc, resp, body, len, arg);
 		return;
 	}

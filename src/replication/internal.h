@@ -87,7 +87,9 @@ struct repl {
 	uint64_t ack_sent;
 	char snapshot_state[32];
 	void *snapshot_fetch;           /* the fetch in progress, or NULL */
-	const struct timeval *delay_tv; /* artificial link delay (common timeout), or NULL */
+	int delay_ms;                   /* artificial link delay (tests, benchmarks) */
+	struct event *delay_timer;
+	struct delayed *delay_head, *delay_tail;
 
 	/* metrics */
 	uint64_t applied_entries;
@@ -118,6 +120,8 @@ int64_t stream_lag_ms(repl *r);
  * in order. Every byte of the link passes through here on the secondary,
  * which opens every link connection, so both directions are delayed. */
 void link_delay(repl *r, void (*fn)(void *), void *arg);
+int link_delay_init(repl *r, int delay_ms);
+void link_delay_flush(repl *r);
 int applier_start(repl *r);
 void applier_stop(repl *r);
 int64_t applier_lag_ms(repl *r);

@@ -491,11 +491,13 @@ repl *repl_new(const repl_env *env, char *err, size_t errcap)
 	r->acked_seq = 0;
 	capture_set_enabled(env->capture, r->primary);
 	int delay = env->cfg->replication.link_delay_ms;
-	if (delay > 0) {
-		struct timeval tv = {delay / 1000, (delay % 1000) * 1000};
-		r->delay_tv = event_base_init_common_timeout(env->base, &tv);
-		log_warn("artificial link delay of %d ms (for tests and benchmarks only)", delay);
+	if (link_delay_init(r, delay) != 0) {
+		snprintf(err, errcap, "out of memory");
+		free(r);
+		return NULL;
 	}
+	if (delay > 0)
+		log_warn("artificial link delay of %d ms each way (for tests and benchmarks only)", delay);
 	return r;
 }
 
@@ -534,6 +536,7 @@ static void repl_link_closed(void *arg)
 void repl_shutdown(repl *r)
 {
 	r->stopping = true;
+	link_delay_flush(r);
 	stream_stop(r);
 	applier_stop(r);
 	waitlist_fail_all(&r->position_waiters);
