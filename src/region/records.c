@@ -437,9 +437,13 @@ void records_list(api_call *call)
 			buf_addc(&call->body, ',');
 		record_json(&call->body, st);
 		n++;
-		if (n == limit) {
-			if (list_query_cursor(q, st, 7, 0, &next) != 0)
-				next = NULL;
+		if (n == limit && list_query_cursor(q, st, 7, 0, &next) != 0) {
+			/* never a silent null: that would look like the end of the list */
+			buf_reset(&call->body);
+			api_error(call, 500, "cursor_unavailable",
+				  "cannot page after this record (its sort values are too large for a cursor); "
+				  "use a larger limit or another sort");
+			goto done;
 		}
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {

@@ -492,7 +492,8 @@ static void test_filter_errors(void)
 	CHECK(filter_fails("a = TRUE", 5,
 	                   "unknown value 'TRUE' (strings are written in single quotes)"));
 	CHECK(filter_fails("a = \"x\"", 5,
-	                   "expected a value after '=', found '\"' (strings are written in single quotes)"));
+	                   "expected a value after '=', found '\"' "
+	                   "(strings are written in single quotes)"));
 	CHECK(filter_fails("a = = 1", 5, "expected a value after '=', found '='"));
 	CHECK(filter_fails("a != .5", 6, "expected a value after '!=', found '.'"));
 	CHECK(filter_fails("a = 01", 5, "invalid number '01'"));
@@ -552,6 +553,11 @@ static void test_sort_errors(void)
 	CHECK(sort_fails("a.b,c.", 7, "expected a name after '.'"));
 	CHECK(sort_fails("a,-a", 3, "sort key 'a' appears twice"));
 	CHECK(sort_fails("x, id, -id", 8, "sort key 'id' appears twice"));
+	CHECK(sort_fails("abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz,"
+	                 "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz",
+	                 80,
+	                 "sort key 'abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl...' "
+	                 "appears twice"));
 	CHECK(sort_fails("a,b,\xc3\xa9", 5, "expected a field name, found U+00E9"));
 }
 
@@ -612,8 +618,8 @@ static void test_limits(void)
 	strcat(s, " = 1");
 	CHECK(fails(s, NULL, NULL, ERR_LIMIT, "filter", 10,
 	            "field path is longer than 256 characters"));
-	CHECK_EQ_INT(list_query_compile("a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p = 1", "-a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p",
-	                                NULL, &q, NULL),
+	CHECK_EQ_INT(list_query_compile("a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p = 1",
+	                                "-a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p", NULL, &q, NULL),
 	             0);
 	list_query_free(&q);
 	CHECK(fails("x = 1 && a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q = 1", NULL, NULL, ERR_LIMIT, "filter",

@@ -1,0 +1,283 @@
+"""A local two-region deployment (eu primary, us secondary) made of REAL
+`tandem region` processes, for the replication tests.
+
+    pair = TwoRegions(tmp_dir, replication={"min_lsn_wait_ms": 1000})
+    pair.start()                    # eu, then us; waits for /healthz
+    pair.eu.post(path, token, json=...)
+    pair.us.get(path, token, headers={"X-Tandem-Min-LSN": lsn})
+    pair.status(); pair.verify(); pair.wait_synced()
+    pair.stop_all()                 # SIGTERM, then SIGKILL; returns exit codes
+
+`tandem init --data DIR --port-base P` lays out the deployment: eu's API on
+P, us's on P+1, their links on P+2 and P+3, one CA in DIR/certs.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import requests
+
+from conftest import TANDEM, free_port_base, run
+
+LSN = re.compile(r"^(\d+)/(\d+)$")
+
+
+def lsn_seq(lsn):
+    """The SEQ of an "EPOCH/SEQ" position."""
+    m = LSN.match(lsn or "")
+    assert m, "not a position: %r" % (lsn,)
+    return int(m.group(2))
+
+
+def set_replication(text, settings):
+    """The config text with [replication] keys set (replaced or added)."""
+    for key, value in settings.items():
+        line = "%s = %s" % (key, value)
+        pattern = re.compile(r"^%s\s*=.*$" % re.escape(key), re.M)
+        # only inside the [replication] section
+        start = text.index("[replication]")
+        end = text.find("\n[", start + 1)
+        end = len(text) if end < 0 else end
+        section = text[start:end]
+        if pattern.search(section):
+            section = pattern.sub(line, section, count=1)
+        else:
+            section = section.replace("[replication]\n", "[replication]\n" + line + "\n", 1)
+        text = text[:start] + section + text[end:]
+    return text
+
+
+class RegionProc:
+    """One region process of a TwoRegions deployment."""
+
+    def __init__(self, deployment, name, port, link_port):
+        self.deployment = deployment
+        self.name = name
+        self.port = port
+        self.link_port = link_port
+        self.url = "https://127.0.0.1:%d" % port
+        self.ca = deployment.ca
+        self.log_path = os.path.join(deployment.dir, "region-%s.log" % name)
+        self.proc = None
+        self.exit_codes = []  # of every stop (None for kill -9)
+        self._local = threading.local()
+
+    # --- process ---
+
+    def start(self, timeout=20):
+        assert not self.running(), "%s is already running" % self.name
+        log = open(self.log_path, "ab")
+        log.write(("--- start %s at %.3f ---\n" % (self.name, time.time())).encode())
+        log.flush()
+        self.proc = subprocess.Popen(
+            [TANDEM, "region", "--config", self.deployment.config, "--region", self.name],
+            stdout=log, stderr=log)
+        log.close()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("region %s exited (%s): %s" % (
+                    self.name, self.proc.returncode, self.log()[-3000:]))
+            try:
+                r = requests.get(self.url + "/healthz", verify=self.ca, timeout=1)
+                if r.status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("region %s did not become healthy: %s" % (self.name, self.log()[-3000:]))
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Stop (SIGTERM by default; SIGKILL if it does not exit in time).
+        Returns the exit code."""
+        if not self.running():
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            code = "did not exit within %s s after signal %s" % (timeout, sig)
+        self.exit_codes.append(code)
+        self.drop_sessions()
+        return code
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.exit_codes.append(None)
+        self.drop_sessions()
+
+    def log(self):
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    # --- HTTP (one keep-alive session per thread) ---
+
+    def session(self):
+        s = requests.Session()
+        s.verify = self.ca
+        s.trust_env = False  # REQUESTS_CA_BUNDLE / proxies would interfere
+        return s
+
+    def _session(self):
+        s = getattr(self._local, "s", None)
+        if s is None:
+            s = self._local.s = self.session()
+        return s
+
+    def drop_sessions(self):
+        self._local = threading.local()
+
+    def request(self, method, path, token=None, headers=None, timeout=15, **kw):
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        try:
+            return self._session().request(method, self.url + path, headers=h,
+                                           timeout=timeout, **kw)
+        except requests.ConnectionError:
+            # a pooled connection to a process that was restarted: drop it
+            self._local.s = None
+            raise
+
+    def get(self, path, token=None, **kw):
+        return self.request("GET", path, token, **kw)
+
+    def post(self, path, token=None, **kw):
+        return self.request("POST", path, token, **kw)
+
+    def readyz(self):
+        r = self.get("/readyz", timeout=5)
+        assert r.status_code == 200, (self.name, r.status_code, r.text)
+        return r.json()
+
+    def position(self):
+        return self.readyz()["position"]
+
+    def metrics(self):
+        """{name{labels}: value} of the Prometheus text at /metrics."""
+        r = self.get("/metrics", timeout=5)
+        assert r.status_code == 200, r.text
+        out = {}
+        for line in r.text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+        return out
+
+    def metric(self, name):
+        """The value of name{region="<this region>"}."""
+        key = '%s{region="%s"}' % (name, self.name)
+        values = self.metrics()
+        assert key in values, "%s missing from /metrics of %s" % (key, self.name)
+        return values[key]
+
+    def wait_position(self, seq, timeout=10):
+        deadline = time.time() + timeout
+        while True:
+            pos = self.position()
+            if pos >= seq:
+                return pos
+            if time.time() > deadline:
+                raise AssertionError("%s stayed at position %d < %d for %s s\n%s" % (
+                    self.name, pos, seq, timeout, self.log()[-3000:]))
+            time.sleep(0.05)
+
+
+class TwoRegions:
+    """eu (primary) and us (secondary) of one `tandem init` deployment."""
+
+    def __init__(self, directory, replication=None):
+        self.dir = str(directory)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port_base = free_port_base(count=4)
+        run("init", "--data", self.dir, "--port-base", str(self.port_base))
+        self.config = os.path.join(self.dir, "tandem.ini")
+        self.ca = os.path.join(self.dir, "certs", "ca.pem")
+        self.certs = os.path.join(self.dir, "certs")
+        if replication:
+            with open(self.config) as f:
+                text = f.read()
+            with open(self.config, "w") as f:
+                f.write(set_replication(text, replication))
+        p = self.port_base
+        self.eu = RegionProc(self, "eu", p, p + 2)
+        self.us = RegionProc(self, "us", p + 1, p + 3)
+
+    @property
+    def regions(self):
+        return [self.eu, self.us]
+
+    def start(self):
+        self.eu.start()
+        self.us.start()
+        self.wait_synced()
+        return self
+
+    def stop_all(self):
+        """Stop every running process (us first). {name: [exit codes]}."""
+        for r in (self.us, self.eu):
+            try:
+                r.stop()
+            except Exception:  # never leave a process behind
+                if r.proc and r.proc.poll() is None:
+                    r.proc.kill()
+                    r.proc.wait()
+        return {r.name: list(r.exit_codes) for r in self.regions}
+
+    def logs(self, tail=4000):
+        return "\n".join("== %s ==\n%s" % (r.name, r.log()[-tail:]) for r in self.regions)
+
+    # --- command line ---
+
+    def status(self):
+        p = subprocess.run([TANDEM, "status", "--config", self.config, "--json"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+        return json.loads(p.stdout)["regions"]
+
+    def verify(self):
+        return subprocess.run([TANDEM, "verify", "--config", self.config],
+                              capture_output=True, text=True, timeout=120)
+
+    # --- waiting ---
+
+    def wait_synced(self, timeout=15):
+        """Until us has applied everything eu has committed (and eu stays
+        there for the check). Returns the position."""
+        deadline = time.time() + timeout
+        while True:
+            eu = self.eu.position()
+            us = self.us.position()
+            if us == eu and self.eu.position() == eu:
+                return eu
+            if time.time() > deadline:
+                raise AssertionError("us did not catch up: eu at %d, us at %d\n%s" % (
+                    eu, us, self.logs()))
+            time.sleep(0.05)
+
+    def wait_quiet(self, timeout=10):
+        """Until `tandem status` shows no lag on either side; the status."""
+        deadline = time.time() + timeout
+        while True:
+            st = self.status()
+            eu, us = st["eu"], st["us"]
+            if ("error" not in eu and "error" not in us and eu["lag"]["positions"] == 0
+                    and us["lag"]["positions"] == 0 and eu["last_seq"] == us["applied_seq"]):
+                return st
+            if time.time() > deadline:
+                raise AssertionError("no quiet status within %s s: %s" % (timeout, st))
+            time.sleep(0.1)
