@@ -9,10 +9,12 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "replication/frame.h"
 
 struct capture {
 	atomic_bool enabled;
 	sqlite3_session *session; /* during a batch (writer thread) */
+	bool batch_capturing;     /* capture was on when this batch began */
 	uint64_t epoch;
 	uint64_t pending_seq;
 	void (*committed)(void *arg, uint64_t seq);
@@ -116,7 +118,9 @@ static int capture_table_filter(void *arg, const char *table)
 static void capture_batch_begin(db_conn *db, void *arg)
 {
 	capture *c = arg;
-	if (!atomic_load(&c->enabled))
+	c->batch_capturing = atomic_load(&c->enabled);
+	c->pending_seq = 0;
+	if (!c->batch_capturing)
 		return;
 	uint64_t last = 0;
 	if (capture_read_state(db, NULL, &c->epoch, &last, NULL) != 0) {
@@ -169,8 +173,9 @@ static int capture_batch_end(db_conn *db, void *arg, uint64_t *seq)
 	*seq = 0;
 	if (!c->session) {
 		/* a primary that cannot capture must not commit: the write would
-		 * never reach the other region */
-		return atomic_load(&c->enabled) ? ERR_DB : 0;
+		 * never reach the other region (whether capture is on is decided
+		 * once per batch, at its beginning) */
+		return c->batch_capturing ? ERR_DB : 0;
 	}
 	int n = 0;
 	void *changes = NULL;
@@ -180,6 +185,15 @@ static int capture_batch_end(db_conn *db, void *arg, uint64_t *seq)
 	if (rc != SQLITE_OK) {
 		log_error("capture: cannot build the changeset: %s", sqlite3_errstr(rc));
 		return ERR_DB;
+	}
+	if ((size_t)n > FRAME_MAX_PAYLOAD) {
+		/* it could never be streamed: refuse the batch rather than stall
+		 * replication (cannot happen within the configured body limits
+		 * unless hundreds of maximal writes share one batch) */
+		log_error("capture: a batch's changes (%d bytes) exceed the replication frame limit; "
+			  "the batch is refused", n);
+		sqlite3_free(changes);
+		return ERR_LIMIT;
 	}
 	if (n > 0) {
 		rc = capture_append(db, c->pending_seq, c->epoch, LOG_CHANGESET, changes, n);
@@ -206,6 +220,8 @@ committer_hooks capture_hooks(capture *c, void (*committed)(void *arg, uint64_t 
 
 int capture_log_schema(db_conn *db, int version, const char *sql, void *arg)
 {
+	if (!sql || !*sql)
+		return ERR_INVAL; /* a schema entry always carries its SQL */
 	uint64_t epoch = 1, last = 0;
 	if (capture_read_state(db, NULL, &epoch, &last, NULL) != 0)
 		return ERR_DB;

@@ -39,8 +39,10 @@ capture *capture_new(void);
 void capture_free(capture **c);
 /* Capture on or off (only a primary captures). Thread-safe. */
 void capture_set_enabled(capture *c, bool on);
-/* Hooks for the committer; committed(seq, when) is called on the loop thread
- * for each batch that produced an entry. */
+/* Hooks for the committer; committed(arg, seq) is called on the loop thread
+ * for each batch that produced an entry. Whether a batch is captured is
+ * decided when it begins. A batch whose changes exceed FRAME_MAX_PAYLOAD is
+ * refused (ERR_LIMIT): it could never be streamed. */
 committer_hooks capture_hooks(capture *c, void (*committed)(void *arg, uint64_t seq), void *arg);
 /* Writer thread, inside a batch: the position this batch will have if it
  * changes anything, and the epoch. */

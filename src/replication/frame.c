@@ -24,7 +24,8 @@ static uint64_t get_u64(const unsigned char *p)
 int frame_encode(buf *out, int type, uint64_t epoch, uint64_t seq, int64_t time_ms,
 		 const void *payload, uint32_t length)
 {
-	if (type < FRAME_CHANGESET || type > FRAME_HEARTBEAT || length > FRAME_MAX_PAYLOAD)
+	if (type < FRAME_CHANGESET || type > FRAME_HEARTBEAT || length > FRAME_MAX_PAYLOAD ||
+	    (type == FRAME_HEARTBEAT && length != 0) || (type == FRAME_SCHEMA && length < 5))
 		return ERR_INVAL;
 	unsigned char h[FRAME_HEADER_BYTES];
 	h[0] = 'T';

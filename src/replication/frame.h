@@ -29,7 +29,7 @@
 #include "core/buf.h"
 
 #define FRAME_HEADER_BYTES 32
-#define FRAME_MAX_PAYLOAD (64u * 1024 * 1024)
+#define FRAME_MAX_PAYLOAD (256u * 1024 * 1024)
 
 enum { FRAME_CHANGESET = 1, FRAME_SCHEMA = 2, FRAME_HEARTBEAT = 3 };
 
@@ -42,7 +42,10 @@ typedef struct frame {
 	uint32_t length;
 } frame;
 
-/* Append one frame to out; 0 or ERR_LIMIT/ERR_NOMEM/ERR_INVAL (out unaltered). */
+/* Append one frame to out; 0, or ERR_INVAL for a frame the decoder would
+ * refuse (unknown type, payload over FRAME_MAX_PAYLOAD, a heartbeat with a
+ * payload, a schema frame under 5 bytes), ERR_LIMIT past out's maximum,
+ * ERR_NOMEM; out is unaltered on failure. */
 int frame_encode(buf *out, int type, uint64_t epoch, uint64_t seq, int64_t time_ms,
 		 const void *payload, uint32_t length);
 /*

@@ -477,7 +477,7 @@ repl *repl_new(const repl_env *env, char *err, size_t errcap)
 		return NULL;
 	}
 	r->env = *env;
-	buf_init(&r->frames, FRAME_MAX_PAYLOAD + FRAME_HEADER_BYTES + 1);
+	buf_init(&r->frames, (size_t)FRAME_MAX_PAYLOAD + FRAME_HEADER_BYTES + 1);
 	char role[16];
 	uint64_t last = 0, applied = 0;
 	if (capture_read_state(env->reader, role, &r->epoch, &last, &applied) != 0) {

@@ -72,8 +72,15 @@ static void stream_pump(repl *r, subscriber *s)
 					      (uint64_t)sqlite3_column_int64(st, 1), seq,
 					      sqlite3_column_int64(st, 3), sqlite3_column_blob(st, 4),
 					      (uint32_t)sqlite3_column_bytes(st, 4));
-			if (rc != 0)
-				break;
+			if (rc != 0) {
+				/* cannot happen: capture refuses what could not be framed */
+				log_error("replication: entry %llu cannot be framed (%s); the stream to %s ends",
+					  (unsigned long long)seq, err_str(rc), s->peer);
+				sqlite3_reset(st);
+				buf_free(&out);
+				stream_end(r, s);
+				return;
+			}
 			s->next_seq = seq + 1;
 			sent++;
 			if (out.len >= STREAM_OUTPUT_MAX)
