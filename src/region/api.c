@@ -611,12 +611,27 @@ static void api_dispatch(api_call *call, api_handler handler)
 	}
 	/* reads: Min-LSN, then the consistency mode */
 	uint64_t min_seq = 0;
+	/* a token from a session this region has not applied yet (it was just
+	 * created in the other region): wait for that position, so a client can
+	 * move between regions at any moment */
+	char auth[1200];
+	if (api_request_header(call, "Authorization", auth, sizeof auth) &&
+	    strncasecmp(auth, "Bearer ", 7) == 0) {
+		token_claims claims;
+		const char *tok = auth + 7;
+		if (token_verify(&rg->secrets, tok, strlen(tok), call->now_ms / 1000, &claims) == TOKEN_OK &&
+		    claims.seq > repl_position(rg->repl))
+			min_seq = claims.seq;
+	}
+	uint64_t asked = 0;
 	if (api_request_header(call, "X-Tandem-Min-LSN", value, sizeof value) &&
-	    repl_parse_lsn(value, &min_seq) != 0) {
+	    repl_parse_lsn(value, &asked) != 0) {
 		api_error(call, 400, "invalid_lsn", "X-Tandem-Min-LSN must be a position (EPOCH/SEQ)");
 		api_finish(call);
 		return;
 	}
+	if (asked > min_seq)
+		min_seq = asked;
 	const char *mode = rg->cfg->replication.read_consistency;
 	if (api_request_header(call, "X-Tandem-Consistency", value, sizeof value)) {
 		if (strcmp(value, "eventual") && strcmp(value, "session") && strcmp(value, "global")) {

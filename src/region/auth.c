@@ -100,7 +100,9 @@ static int auth_answer(api_call *call, const char *user_id, const char *email,
 {
 	const config_auth *a = &call->rg->cfg->auth;
 	token_claims claims = {.issued_at = call->now_ms / 1000,
-			       .expires_at = call->now_ms / 1000 + a->access_token_ttl_s};
+			       .expires_at = call->now_ms / 1000 + a->access_token_ttl_s,
+			       /* the position of this very batch (writer thread) */
+			       .seq = call->rg->capture ? capture_pending_seq(call->rg->capture) : 0};
 	snprintf(claims.user_id, sizeof claims.user_id, "%s", user_id);
 	snprintf(claims.session_id, sizeof claims.session_id, "%s", session_id);
 	char *access = NULL;

@@ -16,11 +16,13 @@
 int token_sign(const secrets *s, const token_claims *c, char **out)
 {
 	const secrets_key *k = &s->keys[s->signing];
-	char header[128], payload[256];
+	char header[128], payload[320];
 	int hl = snprintf(header, sizeof header, "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", k->id);
 	int pl = snprintf(payload, sizeof payload,
-			  "{\"iss\":\"tandem\",\"sub\":\"%s\",\"sid\":\"%s\",\"iat\":%lld,\"exp\":%lld}",
-			  c->user_id, c->session_id, (long long)c->issued_at, (long long)c->expires_at);
+			  "{\"iss\":\"tandem\",\"sub\":\"%s\",\"sid\":\"%s\",\"iat\":%lld,\"exp\":%lld,"
+			  "\"lsn\":%llu}",
+			  c->user_id, c->session_id, (long long)c->issued_at, (long long)c->expires_at,
+			  (unsigned long long)c->seq);
 	if (hl >= (int)sizeof header || pl >= (int)sizeof payload)
 		return ERR_INVAL;
 	char *t = malloc(TOKEN_MAX);
@@ -86,6 +88,8 @@ int token_verify(const secrets *s, const char *token, size_t len, int64_t now_s,
 	} else {
 		c->expires_at = json_integer_value(exp);
 		c->issued_at = json_integer_value(iat);
+		json_int_t lsn = json_integer_value(json_object_get(p, "lsn"));
+		c->seq = lsn > 0 ? (uint64_t)lsn : 0;
 		if (now_s >= c->expires_at)
 			rc = TOKEN_EXPIRED;
 	}

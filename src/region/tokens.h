@@ -3,7 +3,7 @@
  * key from the secrets file, so every region verifies every region's tokens.
  *
  *   header  {"alg":"HS256","typ":"JWT","kid":"<key id>"}
- *   payload {"iss":"tandem","sub":"<user id>","sid":"<session id>","iat":s,"exp":s}
+ *   payload {"iss":"tandem","sub":"<user id>","sid":"<session id>","iat":s,"exp":s,"lsn":n}
  *
  * A valid signature and exp are necessary, not sufficient: the caller also
  * checks that the session is not revoked (logout, refresh-token reuse).
@@ -24,6 +24,8 @@ typedef struct token_claims {
 	char session_id[TOKEN_ID_MAX];
 	int64_t issued_at;  /* seconds */
 	int64_t expires_at; /* seconds */
+	uint64_t seq;       /* position of the write that created the session (0: unknown);
+			     * a region that has not applied it yet waits for it */
 } token_claims;
 
 enum { TOKEN_OK = 0, TOKEN_MALFORMED = 1, TOKEN_BAD_SIGNATURE = 2, TOKEN_EXPIRED = 3 };
