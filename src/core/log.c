@@ -44,6 +44,28 @@ static void log_begin(buf *b, const char *level)
 	buf_adds(b, "\"");
 }
 
+static buf request_lines; /* loop thread only */
+#define REQUEST_LINES_FLUSH (32 * 1024)
+
+static void log_write_all(const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(STDERR_FILENO, data, len);
+		if (n <= 0)
+			return; /* nowhere left to report a failed log write */
+		data += n;
+		len -= (size_t)n;
+	}
+}
+
+void log_flush(void)
+{
+	if (request_lines.len) {
+		log_write_all(request_lines.data, request_lines.len);
+		buf_reset(&request_lines);
+	}
+}
+
 static void log_end(buf *b)
 {
 	if (buf_adds(b, "}\n") != 0) { /* truncated: still end the line */
@@ -90,6 +112,14 @@ void log_request(const char *method, const char *route, int status, int64_t dura
 	buf_printf(&b, "\",\"status\":%d,\"duration_ms\":%.3f,\"request_id\":\"", status,
 		   (double)duration_us / 1000.0);
 	buf_add_json_escaped(&b, request_id, strlen(request_id));
-	buf_adds(&b, "\"");
-	log_end(&b);
+	buf_adds(&b, "\"}\n");
+	if (request_lines.max == 0)
+		buf_init(&request_lines, 4 * REQUEST_LINES_FLUSH);
+	if (buf_add(&request_lines, b.data, b.len) != 0) {
+		log_flush();
+		log_write_all(b.data, b.len);
+	}
+	buf_free(&b);
+	if (request_lines.len >= REQUEST_LINES_FLUSH)
+		log_flush();
 }

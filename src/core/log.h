@@ -26,8 +26,12 @@ void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
-/* The access log line of one request (see the API docs for its fields). */
+/* The access log line of one request (see the API docs for its fields).
+ * Request lines are buffered (one thread only: the event loop) and written
+ * when 32 KiB accumulate or at log_flush(), which the region calls every
+ * 100 ms and at exit: one write(2) for many requests, not one each. */
 void log_request(const char *method, const char *route, int status, int64_t duration_us,
 		 const char *request_id);
+void log_flush(void);
 
 #endif

@@ -56,6 +56,9 @@
  * 9.6). We read and discard for a while, bounded in time and bytes. */
 #define HTTP_LINGER_MS 2000
 #define HTTP_LINGER_MAX_BYTES (64 * 1024 * 1024)
+/* Unparsed input a connection may hold (pipelined requests waiting while
+ * one is handled); past it libevent stops reading the socket. */
+#define HTTP_PIPELINE_MAX (256 * 1024)
 
 typedef enum conn_state {
 	CONN_HEAD,
@@ -356,7 +359,9 @@ static void conn_process(http_conn *c)
 		if (rc == HTTP_PARSE_DONE) {
 			c->state = CONN_HANDLING;
 			evtimer_del(c->timer);
-			bufferevent_disable(c->bev, EV_READ);
+			/* reading stays enabled (toggling costs two epoll_ctl per
+			 * request); the read high-watermark holds back a client
+			 * that pipelines more than HTTP_PIPELINE_MAX meanwhile */
 			srv->handlers.on_request(&c->req, srv->handlers.arg);
 			return;
 		}
@@ -405,7 +410,6 @@ static void conn_after_response(http_conn *c)
 		http_parser_reset(c->parser);
 		c->request_started = false;
 		timer_arm(c, srv->cfg.idle_timeout_ms);
-		bufferevent_enable(c->bev, EV_READ);
 		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 			bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
 	}
@@ -422,7 +426,6 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 		http_parser_reset(c->parser);
 		c->request_started = false;
 		timer_arm(c, c->srv->cfg.idle_timeout_ms);
-		bufferevent_enable(c->bev, EV_READ);
 		conn_process(c);
 	}
 }
@@ -496,6 +499,7 @@ static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
 	struct timeval wt = {srv->cfg.idle_timeout_ms / 1000, (srv->cfg.idle_timeout_ms % 1000) * 1000};
 	bufferevent_set_timeouts(c->bev, NULL, &wt);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, HTTP_PIPELINE_MAX);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->state = CONN_HEAD;
 	c->request_started = true; /* handshake + first head share the header timeout */
@@ -700,6 +704,11 @@ int http_response_header(http_request *req, const char *name, const char *value)
 			req->response_head.data[mark] = '\0';
 	}
 	return rc;
+}
+
+int http_response_header_lines(http_request *req, const char *lines, size_t len)
+{
+	return buf_add(&req->response_head, lines, len);
 }
 
 /* Write the status line and headers to the output. */

@@ -83,6 +83,9 @@ void *http_request_data(const http_request *req);
 /* Add a response header (before responding). 0, or ERR_LIMIT when the
  * response head passes max_header_bytes, ERR_INVAL for CR/LF in them. */
 int http_response_header(http_request *req, const char *name, const char *value);
+/* Add preformatted header lines ("Name: value\r\n"...), built by the
+ * caller from validated parts. 0 or ERR_LIMIT. */
+int http_response_header_lines(http_request *req, const char *lines, size_t len);
 /* Answer with a complete body (copied; NULL/0 for none). Adds Date,
  * Content-Length, Connection. The request is finished. */
 void http_respond(http_request *req, int status, const char *body, size_t len);

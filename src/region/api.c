@@ -117,30 +117,28 @@ void api_finish(api_call *call)
 		log_error("BUG: no status for %s", call->route);
 		api_error(call, 500, "internal_error", "internal error");
 	}
-	/* stored header lines ("Name: value\r\n") */
-	const char *p = call->headers.data;
-	const char *end = p ? p + call->headers.len : NULL;
-	while (p && p < end) {
-		const char *eol = strstr(p, "\r\n");
-		const char *colon = memchr(p, ':', (size_t)(eol - p));
-		if (!eol || !colon)
-			break;
-		char name[128], value[1024];
-		snprintf(name, sizeof name, "%.*s", (int)(colon - p), p);
-		snprintf(value, sizeof value, "%.*s", (int)(eol - colon - 2), colon + 2);
-		http_response_header(req, name, value);
-		p = eol + 2;
+	if (call->read_txn) {
+		sqlite3_stmt *st = db_stmt(rg->reader, "COMMIT");
+		if (st) {
+			sqlite3_step(st);
+			sqlite3_reset(st);
+		}
+		call->read_txn = false;
 	}
+	/* our own header lines ("Name: value\r\n"), made from validated parts
+	 * (or read back from a stored answer that we made) */
+	if (call->headers.len)
+		http_response_header_lines(req, call->headers.data, call->headers.len);
+	buf *h = &call->headers;
+	buf_reset(h);
 	if (call->replayed)
-		http_response_header(req, "Idempotent-Replayed", "true");
-	http_response_header(req, "X-Tandem-Region", rg->self->name);
-	http_response_header(req, "X-Request-Id", call->request_id);
-	if (call->body.len) {
-		if (call->route_index != 2) /* /metrics sets its own type */
-			http_response_header(req, "Content-Type", "application/json");
-	}
+		buf_adds(h, "Idempotent-Replayed: true\r\n");
+	buf_printf(h, "X-Tandem-Region: %s\r\nX-Request-Id: %s\r\n", rg->self->name, call->request_id);
+	if (call->body.len && call->route_index != 2) /* /metrics sets its own type */
+		buf_adds(h, "Content-Type: application/json\r\n");
 	if (call->route_index > 2)
-		http_response_header(req, "Cache-Control", "no-store");
+		buf_adds(h, "Cache-Control: no-store\r\n");
+	http_response_header_lines(req, h->data, h->len);
 	int64_t duration = util_mono_us() - call->start_us;
 	/* log first: answering may reset the parser that holds the method */
 	log_request(call->msg->method, call->route, call->status, duration, call->request_id);
@@ -259,6 +257,15 @@ void api_submit_write(api_call *call)
 }
 
 /* --- request helpers --- */
+
+void api_read_begin(api_call *call)
+{
+	sqlite3_stmt *st = db_stmt(call->rg->reader, "BEGIN");
+	if (st && sqlite3_step(st) == SQLITE_DONE)
+		call->read_txn = true;
+	if (st)
+		sqlite3_reset(st);
+}
 
 bool api_request_header(api_call *call, const char *name, char *out, size_t cap)
 {

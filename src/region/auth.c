@@ -501,6 +501,7 @@ void auth_logout(api_call *call)
 
 void auth_me(api_call *call)
 {
+	api_read_begin(call);
 	if (!api_authenticate(call)) {
 		api_finish(call);
 		return;

@@ -45,7 +45,7 @@ typedef struct region {
 	capture *capture;
 	repl *repl;
 	SSL_CTX *link_server_ctx, *link_client_ctx;
-	struct event *sigterm, *sigint, *purge_timer, *shutdown_timer;
+	struct event *sigterm, *sigint, *purge_timer, *shutdown_timer, *log_timer;
 	bool shutting_down;
 	char dummy_hash[160];  /* verified against for unknown emails (timing) */
 } region;
@@ -80,6 +80,7 @@ struct api_call {
 	char client_addr[64];          /* the client's address (X-Forwarded-For over the link) */
 	bool durability_global;
 	bool session_revoked;
+	bool read_txn;                 /* a read transaction is open on the reader */
 	/* idempotency */
 	char idem_key[256];
 	bool has_idem;
@@ -126,6 +127,9 @@ bool api_authenticate(api_call *call);
 /* The same, but a token whose session is revoked is accepted with
  * call->session_revoked set (for idempotent retries of logout). */
 bool api_authenticate_allow_revoked(api_call *call);
+/* One read transaction for all the reads of a synchronous read handler
+ * (token check and data see one snapshot, for one lock); api_finish ends it. */
+void api_read_begin(api_call *call);
 /* Value of a request header as a NUL-terminated copy (truncated to cap). */
 bool api_request_header(api_call *call, const char *name, char *out, size_t cap);
 /* Decoded value of a query parameter; NULL if absent. malloc'd. */

@@ -194,6 +194,7 @@ void records_create(api_call *call)
 
 void records_get(api_call *call)
 {
+	api_read_begin(call);
 	if (!records_begin(call, true))
 		return;
 	sqlite3_stmt *st = db_stmt(call->rg->reader, "SELECT " RECORD_COLUMNS " FROM records "
@@ -373,6 +374,7 @@ void records_delete(api_call *call)
 
 void records_list(api_call *call)
 {
+	api_read_begin(call);
 	if (!records_begin(call, false))
 		return;
 	bool bad_f = false, bad_s = false, bad_c = false, bad_l = false;
