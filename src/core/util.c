@@ -84,6 +84,25 @@ void util_new_id(char out[27])
 	out[n] = '\0';
 }
 
+void util_request_id(char out[33])
+{
+	static unsigned char prefix[8];
+	static uint64_t counter;
+	static bool ready;
+	if (!ready) {
+		util_random(prefix, sizeof prefix);
+		ready = true;
+	}
+	unsigned char raw[16];
+	memcpy(raw, prefix, 8);
+	uint64_t n = ++counter;
+	for (int i = 15; i >= 8; i--) {
+		raw[i] = (unsigned char)(n & 0xff);
+		n >>= 8;
+	}
+	util_hex(raw, sizeof raw, out);
+}
+
 size_t util_b64url_encode(const void *in, size_t len, char *out)
 {
 	static const char tbl[] =

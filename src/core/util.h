@@ -22,6 +22,11 @@ void util_random(void *out, size_t len);
  * + 80 random bits, like ULID), NUL-terminated. Sorts by creation time. */
 void util_new_id(char out[27]);
 
+/* A request identifier (32 hex chars): a random per-process prefix and a
+ * counter. Unique without a CSPRNG call per request (ids are not secrets).
+ * Not thread-safe: the event loop's. */
+void util_request_id(char out[33]);
+
 /* base64url without padding. Encode: out must hold 4*ceil(len/3)+1 bytes.
  * Decode: returns decoded length, or -1 on invalid input or when out
  * (capacity outcap) is too small. */

@@ -111,6 +111,7 @@ struct http_server {
 	void (*shutdown_done)(void *);
 	void *shutdown_arg;
 	char date[64];          /* cached Date header value */
+	buf scratch;            /* where answers are assembled (loop thread) */
 	time_t date_second;
 };
 
@@ -253,9 +254,7 @@ static void conn_error_response(http_conn *c, int status, const char *code, cons
 {
 	http_server *srv = c->srv;
 	char rid[33];
-	unsigned char raw[16];
-	util_random(raw, sizeof raw);
-	util_hex(raw, sizeof raw, rid);
+	util_request_id(rid);
 	buf body;
 	buf_init(&body, 1024);
 	buf_printf(&body, "{\"error\":{\"code\":\"%s\",\"message\":\"", code);
@@ -534,6 +533,7 @@ http_server *http_server_new(struct event_base *base, const http_server_config *
 		}
 	}
 	srv->cfg.common_headers = srv->common_headers;
+	buf_init(&srv->scratch, 64 * 1024 * 1024);
 	return srv;
 }
 
@@ -628,6 +628,7 @@ void http_server_free(http_server **psrv)
 		conn_free(srv->conns);
 	}
 	free(srv->common_headers);
+	buf_free(&srv->scratch);
 	free(srv);
 	*psrv = NULL;
 }
@@ -711,23 +712,41 @@ int http_response_header_lines(http_request *req, const char *lines, size_t len)
 	return buf_add(&req->response_head, lines, len);
 }
 
-/* Write the status line and headers to the output. */
-static void respond_head(http_request *req, int status, const char *framing)
+/* Write the status line, the headers and (when given) the body to the
+ * output in one piece: one evbuffer_add, so TLS makes one record of it. */
+static void respond_head(http_request *req, int status, const char *framing, const char *body,
+			 size_t len)
 {
 	http_conn *c = req->conn;
 	http_server *srv = c->srv;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	if (srv->shutting_down)
 		req->close_after = true;
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s", status,
-			    http_status_reason(status), server_date(srv), framing,
-			    req->close_after ? "Connection: close\r\n" : "");
+	buf *b = &srv->scratch;
+	buf_reset(b);
+	char line[96];
+	int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: ", status, http_status_reason(status));
+	buf_add(b, line, (size_t)n);
+	buf_adds(b, server_date(srv));
+	buf_add(b, "\r\n", 2);
+	buf_adds(b, framing);
+	if (req->close_after)
+		buf_add(b, "Connection: close\r\n", 19);
 	const http_message *m = http_parser_message(c->parser);
 	if (!req->close_after && m && m->version_minor == 0)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+		buf_add(b, "Connection: keep-alive\r\n", 24);
 	if (req->response_head.len)
-		evbuffer_add(out, req->response_head.data, req->response_head.len);
-	evbuffer_add(out, "\r\n", 2);
+		buf_add(b, req->response_head.data, req->response_head.len);
+	buf_add(b, "\r\n", 2);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (len && buf_add(b, body, len) != 0) {
+		/* larger than the scratch bound: two pieces then */
+		evbuffer_add(out, b->data, b->len);
+		evbuffer_add(out, body, len);
+	} else {
+		evbuffer_add(out, b->data, b->len);
+	}
+	if (b->cap > 256 * 1024) /* do not keep a huge scratch around */
+		buf_free(b);
 }
 
 void http_respond(http_request *req, int status, const char *body, size_t len)
@@ -753,9 +772,8 @@ void http_respond(http_request *req, int status, const char *body, size_t len)
 			framing[0] = '\0';
 		else
 			snprintf(framing, sizeof framing, "Content-Length: %zu\r\n", len);
-		respond_head(req, status, framing);
-		if (!no_body && !req->head_method && len)
-			evbuffer_add(bufferevent_get_output(c->bev), body, len);
+		respond_head(req, status, framing, !no_body && !req->head_method ? body : NULL,
+			     !no_body && !req->head_method ? len : 0);
 	}
 	conn_after_response(c);
 }
@@ -768,7 +786,7 @@ void http_respond_start(http_request *req, int status)
 	if (!req->chunked_response)
 		req->close_after = true;
 	if (c->bev)
-		respond_head(req, status, req->chunked_response ? "Transfer-Encoding: chunked\r\n" : "");
+		respond_head(req, status, req->chunked_response ? "Transfer-Encoding: chunked\r\n" : "", NULL, 0);
 }
 
 void http_respond_chunk(http_request *req, const char *data, size_t len)

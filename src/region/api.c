@@ -348,7 +348,7 @@ static bool api_authenticate_mode(api_call *call, bool allow_revoked)
 	while (*tok == ' ')
 		tok++;
 	token_claims claims;
-	int v = token_verify(&rg->secrets, tok, strlen(tok), call->now_ms / 1000, &claims);
+	int v = token_verify_cached(&rg->secrets, tok, strlen(tok), call->now_ms / 1000, &claims);
 	if (v == TOKEN_EXPIRED) {
 		api_header(call, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
 		api_error(call, 401, "token_expired", "the access token has expired; refresh it");
@@ -626,7 +626,7 @@ static void api_dispatch(api_call *call, api_handler handler)
 	    strncasecmp(auth, "Bearer ", 7) == 0) {
 		token_claims claims;
 		const char *tok = auth + 7;
-		if (token_verify(&rg->secrets, tok, strlen(tok), call->now_ms / 1000, &claims) == TOKEN_OK &&
+		if (token_verify_cached(&rg->secrets, tok, strlen(tok), call->now_ms / 1000, &claims) == TOKEN_OK &&
 		    claims.seq > repl_position(rg->repl))
 			min_seq = claims.seq;
 	}
@@ -701,11 +701,8 @@ static void api_route_request(http_request *req, region *rg, bool via_link)
 	buf_init(&call->body, 64 * 1024 * 1024);
 	buf_init(&call->headers, 8192);
 	if (!api_request_header(call, "X-Request-Id", call->request_id, sizeof call->request_id) ||
-	    !api_valid_request_id(call->request_id)) {
-		unsigned char raw[16];
-		util_random(raw, sizeof raw);
-		util_hex(raw, sizeof raw, call->request_id);
-	}
+	    !api_valid_request_id(call->request_id))
+		util_request_id(call->request_id);
 
 	/* target: origin-form, or absolute-form (path after the authority) */
 	const char *t = call->msg->target;

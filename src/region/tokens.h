@@ -34,6 +34,11 @@ enum { TOKEN_OK = 0, TOKEN_MALFORMED = 1, TOKEN_BAD_SIGNATURE = 2, TOKEN_EXPIRED
 int token_sign(const secrets *s, const token_claims *c, char **out);
 /* Verify at time now_s: TOKEN_OK with *c filled, or a TOKEN_* reason. */
 int token_verify(const secrets *s, const char *token, size_t len, int64_t now_s, token_claims *c);
+/* The same, remembering recently verified tokens (a token is immutable, so
+ * its signature check and decoding need not be repeated on every request;
+ * expiry is still checked each time). Event-loop thread only. */
+int token_verify_cached(const secrets *s, const char *token, size_t len, int64_t now_s,
+			token_claims *c);
 /* A new refresh token (43 chars of base64url, 256 bits) and its hash. */
 void token_new_refresh(char out[44], unsigned char hash[32]);
 
