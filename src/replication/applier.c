@@ -232,6 +232,7 @@ static void apply_done(void *arg, int rc, uint64_t seq)
 	if (rc == 0) {
 		r->position = j->seq;
 		r->applied_entries++;
+		r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
 		if (j->epoch > r->epoch)
 			r->epoch = j->epoch;
 		waitlist_advance(&r->position_waiters, r->position);
@@ -274,6 +275,8 @@ static void applier_data(void *arg, const char *data, size_t len)
 		}
 		off += used;
 		if (f.type == FRAME_HEARTBEAT) {
+			if (!r->apply_failed)
+				r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
 			if (f.seq > r->primary_seq)
 				r->primary_seq = f.seq;
 			r->primary_time_ms = f.time_ms;
@@ -359,7 +362,9 @@ static void applier_stream_head(repl *r)
 {
 	if (!r->streaming) {
 		r->streaming = true;
-		r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
+		/* the backoff is reset by progress (an applied entry or a
+		 * heartbeat), not by connecting: a stream that connects and then
+		 * fails at once must not reconnect in a tight loop */
 		log_info("replication link to %s is up (from %llu)", r->env.peer->name,
 			 (unsigned long long)(r->received_seq + 1));
 	}
