@@ -251,8 +251,11 @@ class Region:
 
 def write_metrics(region):
     """The group-commit counters of /metrics: batches, writes, seconds in COMMIT."""
-    status, body = region.request("GET", "/metrics")
     out = {}
+    try:
+        status, body = region.request("GET", "/metrics")
+    except OSError:
+        return out  # the caller notices a dead region
     if status != 200:
         return out
     text = body.decode() if isinstance(body, bytes) else json.dumps(body)
@@ -665,6 +668,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="work-", dir=OUT_DIR)  # on the same disk as build/
     wrk_log = os.path.join(workdir, "wrk.log")
     servers = []
+    finished = False
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
@@ -766,11 +770,14 @@ def main():
         db_path = os.path.join(region.dir, "data")
         db_bytes = sum(os.path.getsize(os.path.join(dp, f))
                        for dp, _, fs in os.walk(db_path) for f in fs)
+        finished = True
     except KeyboardInterrupt:
         fail("interrupted")
     finally:
         for s in reversed(servers):
             s.stop()
+        if not finished:
+            print(f"bench: logs and data kept in {os.path.relpath(workdir, ROOT)}", file=sys.stderr)
 
     # --- report ---
     med = {}
