@@ -69,7 +69,7 @@ functional: $(BUILD)/tandem
 test: unit functional
 
 run: $(BUILD)/tandem
-	$(BUILD)/tandem up --data $(or $(DATA),run)
+	$(BUILD)/tandem up --data $(or $(DATA),tandem-data)
 
 # Fuzz targets (clang + libFuzzer). fuzz-run runs each for FUZZ_SECONDS.
 FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -fsanitize=fuzzer-no-link,address,undefined
