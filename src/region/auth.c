@@ -125,6 +125,26 @@ static int auth_answer(api_call *call, const char *user_id, const char *email,
 	return 0;
 }
 
+/* A new refresh token for the session: only its hash is stored; the token
+ * goes to out (43 chars). Writer thread. 0 or ERR_DB. */
+static int refresh_token_issue(db_conn *db, const char *session_id, int64_t now_ms,
+			       int64_t expires_ms, char out[44])
+{
+	unsigned char hash[32];
+	token_new_refresh(out, hash);
+	sqlite3_stmt *st = db_stmt(db, "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) "
+				       "VALUES (?1, ?2, ?3, ?4)");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now_ms);
+	sqlite3_bind_int64(st, 4, expires_ms);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
 int auth_issue_session(db_conn *db, api_call *call, const char *user_id, const char *email,
 		       const char *created_at, int status)
 {
@@ -149,21 +169,8 @@ int auth_issue_session(db_conn *db, api_call *call, const char *user_id, const c
 		return ERR_DB;
 
 	char refresh[44];
-	unsigned char hash[32];
-	token_new_refresh(refresh, hash);
-	st = db_stmt(db, "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) "
-			 "VALUES (?1, ?2, ?3, ?4)");
-	if (!st)
+	if (refresh_token_issue(db, session_id, call->now_ms, refresh_expires, refresh) != 0)
 		return ERR_DB;
-	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, call->now_ms);
-	sqlite3_bind_int64(st, 4, refresh_expires);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return ERR_DB;
-
 	rc = auth_answer(call, user_id, email, created_at, session_id, refresh, status);
 	explicit_bzero(refresh, sizeof refresh);
 	return rc;
@@ -417,19 +424,7 @@ static int refresh_write(db_conn *db, api_call *call)
 		return ERR_DB;
 	/* the new pair continues the same session */
 	char refresh[44];
-	unsigned char new_hash[32];
-	token_new_refresh(refresh, new_hash);
-	st = db_stmt(db, "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at) "
-			 "VALUES (?1, ?2, ?3, ?4)");
-	if (!st)
-		return ERR_DB;
-	sqlite3_bind_blob(st, 1, new_hash, 32, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, session_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 3, call->now_ms);
-	sqlite3_bind_int64(st, 4, expires);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
+	if (refresh_token_issue(db, session_id, call->now_ms, expires, refresh) != 0)
 		return ERR_DB;
 	rc = auth_answer(call, user_id, email, created_at, session_id, refresh, 200);
 	explicit_bzero(refresh, sizeof refresh);
