@@ -92,9 +92,13 @@ fuzz-run: $(FUZZ_BIN)
 		tail -n 1 build-fuzz/$$name.log; \
 	done
 
+# BENCH_ARGS go to both scripts (--quick, --duration, --rounds, --keep; the
+# replication bench ignores run.py's other options); REPL_BENCH_ARGS go to
+# bench/replication.py only (e.g. --rates 1000, --no-pg).
 bench: $(BUILD)/tandem
 	@scripts/deps.sh deps/bench.txt
 	$(PYTHON) bench/run.py --tandem $(BUILD)/tandem $(BENCH_ARGS)
+	$(PYTHON) bench/replication.py --tandem $(BUILD)/tandem $(BENCH_ARGS) $(REPL_BENCH_ARGS)
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -146,6 +146,10 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	struct event_config *ecfg = event_config_new();
 	if (ecfg)
 		event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	/* the artificial link delay needs timers more precise than libevent's
+	 * default coarse clock (4 ms steps here) */
+	if (ecfg && cfg->replication.link_delay_ms > 0)
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
 	rg->base = ecfg ? event_base_new_with_config(ecfg) : NULL;
 	event_config_free(ecfg);
 	if (!rg->base) {
