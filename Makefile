@@ -1,5 +1,6 @@
 # tandem - GNU make build. `make` builds build/tandem, `make test` runs every
-# test, `make run` starts the local deployment, `make bench` the benchmarks.
+# test, `make run` starts the local deployment, `make bench` the benchmarks,
+# `make model-check` model-checks the failover protocol (docs/FAILOVER.md).
 # SAN=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer.
 
 PKGS      := libevent libevent_openssl libevent_pthreads openssl sqlite3 jansson libargon2 inih
@@ -37,7 +38,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
-.PHONY: all test unit functional run bench fuzz fuzz-run clean san-test
+.PHONY: all test unit functional run bench fuzz fuzz-run clean san-test model-check
 all: $(BUILD)/tandem
 
 $(BUILD)/obj/%.o: %.c
@@ -99,6 +100,12 @@ bench: $(BUILD)/tandem
 	@scripts/deps.sh deps/bench.txt
 	$(PYTHON) bench/run.py --tandem $(BUILD)/tandem $(BENCH_ARGS)
 	$(PYTHON) bench/replication.py --tandem $(BUILD)/tandem $(BENCH_ARGS) $(REPL_BENCH_ARGS)
+
+# The failover protocol's model check (docs/FAILOVER.md): SPIN, exhaustive,
+# a few minutes on 2 cores. Not part of `make test`.
+model-check:
+	@scripts/deps.sh deps/model.txt
+	model/check.sh
 
 clean:
 	rm -rf build build-san build-fuzz
