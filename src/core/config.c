@@ -101,6 +101,7 @@ void config_defaults(config *c)
 		.link_delay_ms = 0,
 		.forward_timeout_ms = 10000,
 	};
+	c->drill = (config_drill){.rpo_budget_s = 30, .rto_budget_s = 60};
 }
 
 /* Resolve value against the config's directory into out. */
@@ -214,6 +215,15 @@ static int config_handle_replication(config_reader *r, const char *name, const c
 	return 1;
 }
 
+static int config_handle_drill(config_reader *r, const char *name, const char *value)
+{
+	config_drill *d = &r->c->drill;
+	INT_KEY("rpo_budget_s", d->rpo_budget_s, 0, 86400);
+	INT_KEY("rto_budget_s", d->rto_budget_s, 1, 86400);
+	config_error(r, r->line, "unknown key '%s' in [drill]", name);
+	return 1;
+}
+
 static int config_handle_deployment(config_reader *r, const char *name, const char *value)
 {
 	config *c = r->c;
@@ -315,6 +325,8 @@ static int config_handler(void *user, const char *section, const char *name, con
 		return config_handle_auth(r, name, value);
 	if (strcmp(section, "replication") == 0)
 		return config_handle_replication(r, name, value);
+	if (strcmp(section, "drill") == 0)
+		return config_handle_drill(r, name, value);
 	if (strncmp(section, "region ", 7) == 0) {
 		if (r->region)
 			return config_handle_region(r, name, value);

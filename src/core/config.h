@@ -7,6 +7,7 @@
  *   [limits]       HTTP and storage hard limits
  *   [auth]         token lifetimes, argon2id parameters, login throttling
  *   [region NAME]  api_listen, data_dir, tls_cert, tls_key, role
+ *   [drill]        rpo_budget_s, rto_budget_s (`tandem drill` fails beyond them)
  *
  * Relative paths are resolved against the directory of the config file.
  * Every error is reported as "FILE:LINE: message".
@@ -72,6 +73,12 @@ typedef struct config_auth {
 	int hash_threads;              /* threads hashing passwords */
 } config_auth;
 
+/* Budgets of the DR drill (`tandem drill`, docs/DRILL.md). */
+typedef struct config_drill {
+	int rpo_budget_s; /* acknowledged writes lost may cover at most this span */
+	int rto_budget_s; /* writes must succeed again within this time of the fault */
+} config_drill;
+
 typedef struct config {
 	char path[CONFIG_PATH_MAX]; /* the file it was read from */
 	char name[64];
@@ -83,6 +90,7 @@ typedef struct config {
 	config_limits limits;
 	config_auth auth;
 	config_replication replication;
+	config_drill drill;
 	config_region regions[CONFIG_MAX_REGIONS];
 	int region_count;
 } config;
