@@ -6,6 +6,7 @@
  *   tandem region    run one region node
  *   tandem certs     create the development CA and certificates
  *   tandem config check FILE
+ *   tandem drill     the DR drill (src/drill/)
  *   tandem version | help
  */
 #include <stdarg.h>
@@ -53,6 +54,8 @@ static const char usage_main[] =
 	"                      roles, positions, lag and link state of every region\n"
 	"  verify --config FILE\n"
 	"                      compare both regions' data at the same position\n"
+	"  drill --scenario NAME [--rate N] [--duration S] [--report DIR] [--json]\n"
+	"                      DR drill: fault, heal, check RPO/RTO (docs/DRILL.md)\n"
 	"  config check FILE   validate a config file\n"
 	"  version             print the version\n"
 	"  help [COMMAND]      this text, or a command's\n"
@@ -235,5 +238,7 @@ int main(int argc, char **argv)
 		return cmd_verify(argc, argv);
 	if (strcmp(cmd, "config") == 0)
 		return cmd_config(argc, argv);
+	if (strcmp(cmd, "drill") == 0)
+		return cmd_drill(argc, argv);
 	return cli_fail("unknown command '%s' (see tandem help)", cmd);
 }

@@ -1,0 +1,1063 @@
+/*
+ * drill.c - the drill's script (docs/DRILL.md):
+ *
+ *   network      as root: a private network namespace, one loopback address
+ *                per component, partitions with nftables; else the fault switch
+ *   deployment   a fresh one (`tandem init` into DATA, addresses rewritten in
+ *                namespace mode), or the one of --config
+ *   start        witness, then the regions; each one's log in REPORT/logs/
+ *   warm-up      both regions serve, one primary; a user per region
+ *   workload     from t = 0 to the duration, on its own thread
+ *   fault        at fault_at (a third of the run by default)
+ *   heal         at heal_at (two thirds)
+ *   stop         the workload drains (unacknowledged writes retried, bounded)
+ *   converge     both regions at the same position (bounded), `tandem verify`
+ *   collect      the final primary's records, the quarantine files, the logs
+ *   check        RPO, RTO, duplicates, two primaries, documented errors
+ *   report       text (or --json), report.json, timeline.svg; exit 0 / 1
+ *
+ * While the workload runs, this thread polls every region's status twice a
+ * second (roles as seen from outside, for the report) and watches its
+ * children; the logs stay the evidence for "never two primaries".
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/tls.h"
+#include "core/util.h"
+#include "drill/internal.h"
+
+#define STATUS_POLL_MS 500
+#define PROGRESS_MS 5000
+#define DRAIN_MS 10000
+#define CONVERGE_TIMEOUT_MS 60000
+#define MARKER_FILE ".tandem-drill"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+void drill_options_defaults(drill_options *o)
+{
+	memset(o, 0, sizeof *o);
+	o->rate = 500;
+	o->read_rate = -1;
+	o->duration_s = 30;
+	o->fault_at_s = -1;
+	o->heal_at_s = -1;
+	o->global_percent = 20;
+	snprintf(o->report_dir, sizeof o->report_dir, "drill-report");
+	o->net = DRILL_NET_AUTO;
+}
+
+void run_event(drill_run_state *s, const char *kind, const char *component, const char *fmt, ...)
+{
+	if (s->nevents == s->capevents) {
+		size_t cap = s->capevents ? s->capevents * 2 : 64;
+		drill_event *e = realloc(s->events, cap * sizeof *e);
+		if (!e)
+			return;
+		s->events = e;
+		s->capevents = cap;
+	}
+	drill_event *e = &s->events[s->nevents++];
+	memset(e, 0, sizeof *e);
+	e->t_ms = util_now_ms();
+	snprintf(e->kind, sizeof e->kind, "%s", kind);
+	snprintf(e->component, sizeof e->component, "%s", component);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->text, sizeof e->text, fmt, ap);
+	va_end(ap);
+	if (!s->opt->quiet)
+		fprintf(stderr, "drill: %6.1f s  %-10s %s\n", s->t0_ms ? run_t(s, e->t_ms) : 0.0, kind,
+			e->text);
+}
+
+double run_t(const drill_run_state *s, int64_t ms)
+{
+	return (double)(ms - s->t0_ms) / 1000.0;
+}
+
+static void say(const drill_run_state *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const drill_run_state *s, const char *fmt, ...)
+{
+	if (s->opt->quiet)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("drill: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static const char *str_or(const char *s, const char *otherwise)
+{
+	return s ? s : otherwise;
+}
+
+/* ---- the deployment ---- */
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* A fresh data directory: created, or emptied when an earlier drill made it. */
+static int fresh_dir(const char *dir, char *err, size_t errcap)
+{
+	char marker[PATH_MAX];
+	snprintf(marker, sizeof marker, "%.*s/" MARKER_FILE, PATH_MAX - 32, dir);
+	DIR *d = opendir(dir);
+	if (d) {
+		int empty = 1;
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				empty = 0;
+		closedir(d);
+		if (!empty) {
+			if (access(marker, F_OK) != 0) {
+				snprintf(err, errcap,
+					 "%s exists and was not made by tandem drill; choose another --data", dir);
+				return -1;
+			}
+			if (nftw(dir, remove_entry, 32, FTW_DEPTH | FTW_PHYS) != 0) {
+				snprintf(err, errcap, "cannot empty %s: %s", dir, strerror(errno));
+				return -1;
+			}
+		}
+	}
+	if (util_mkdirs(dir, 0700) != 0) {
+		snprintf(err, errcap, "cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (util_write_file(marker, "tandem drill deployment: emptied by the next drill\n", 51, 0644) !=
+	    0) {
+		snprintf(err, errcap, "cannot write %s: %s", marker, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int port_free(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+	close(fd);
+	return ok;
+}
+
+/* A port base in 20000-28990 with base..base+9 free. */
+static int pick_port_base(void)
+{
+	for (int attempt = 0; attempt < 200; attempt++) {
+		uint32_t r;
+		util_random(&r, sizeof r);
+		int base = 20000 + (int)(r % 899) * 10;
+		int ok = 1;
+		for (int p = base; p < base + 10 && ok; p++)
+			ok = port_free(p);
+		if (ok)
+			return base;
+	}
+	return 20000;
+}
+
+/* The address a component gets in namespace mode. */
+static const char *netns_address(const char *component)
+{
+	if (strcmp(component, "eu") == 0)
+		return "127.0.0.2";
+	if (strcmp(component, "us") == 0)
+		return "127.0.0.3";
+	if (strcmp(component, "witness") == 0)
+		return "127.0.0.4";
+	return NULL;
+}
+
+/*
+ * Rewrite the listen addresses of the config text in place: in [region X]
+ * api_listen and link_listen, in [witness] listen, the host becomes the
+ * component's own loopback address (ports kept). 0 or -1.
+ */
+static int rewrite_addresses(const char *path, char *err, size_t errcap)
+{
+	size_t len;
+	char *text = util_read_file(path, 1 << 20, &len);
+	if (!text) {
+		snprintf(err, errcap, "cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf out;
+	buf_init(&out, 2 << 20);
+	char section[64] = "";
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *p = line + strspn(line, " \t");
+		if (*p == '[') {
+			snprintf(section, sizeof section, "%.*s", (int)strcspn(p + 1, "]"), p + 1);
+			buf_printf(&out, "%s\n", line);
+			continue;
+		}
+		const char *component = NULL;
+		if (strncmp(section, "region ", 7) == 0 &&
+		    (strncmp(p, "api_listen", 10) == 0 || strncmp(p, "link_listen", 11) == 0))
+			component = section + 7;
+		else if (strcmp(section, "witness") == 0 && strncmp(p, "listen", 6) == 0)
+			component = "witness";
+		const char *addr = component ? netns_address(component) : NULL;
+		const char *eq = strchr(p, '=');
+		const char *colon = eq ? strrchr(eq, ':') : NULL;
+		if (addr && eq && colon) {
+			buf_printf(&out, "%.*s= %s%s\n", (int)(eq - line), line, addr, colon);
+			continue;
+		}
+		if (component && !addr) {
+			snprintf(err, errcap, "no namespace address for component '%s'", component);
+			free(text);
+			buf_free(&out);
+			return -1;
+		}
+		buf_printf(&out, "%s\n", line);
+	}
+	free(text);
+	int rc = util_write_file(path, out.data, out.len, 0644);
+	buf_free(&out);
+	if (rc != 0) {
+		snprintf(err, errcap, "cannot write %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The witness of the config: its [witness] section's listen address and
+ * data_dir (DATA/witness by default). Read from the file's text so the
+ * drill works with configs from before and after the witness existed.
+ * 1 when there is one, 0 when not.
+ */
+static int find_witness(const config *cfg, char *listen, size_t lcap, char *data_dir, size_t dcap)
+{
+	size_t len;
+	char *text = util_read_file(cfg->path, 1 << 20, &len);
+	if (!text)
+		return 0;
+	int in = 0, found = 0;
+	listen[0] = '\0';
+	snprintf(data_dir, dcap, "%.*s/witness", (int)(dcap - 16), cfg->data_dir);
+	char *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		const char *p = line + strspn(line, " \t");
+		if (*p == '[') {
+			in = strncmp(p, "[witness]", 9) == 0;
+			found |= in;
+			continue;
+		}
+		if (!in)
+			continue;
+		char key[64], value[512];
+		if (sscanf(p, "%63[a-z_] = %511s", key, value) != 2)
+			continue;
+		if (strcmp(key, "listen") == 0)
+			snprintf(listen, lcap, "%.*s", (int)lcap - 1, value);
+		else if (strcmp(key, "data_dir") == 0) {
+			if (value[0] == '/')
+				snprintf(data_dir, dcap, "%s", value);
+			else {
+				char dir[CONFIG_PATH_MAX];
+				snprintf(dir, sizeof dir, "%s", cfg->path);
+				char *slash = strrchr(dir, '/');
+				if (slash)
+					*slash = '\0';
+				else
+					snprintf(dir, sizeof dir, ".");
+				snprintf(data_dir, dcap, "%.*s/%.*s", (int)(dcap / 2), dir, (int)(dcap / 2 - 2), value);
+			}
+		}
+	}
+	free(text);
+	return found && listen[0];
+}
+
+static int absolute(const char *in, char *out, size_t cap)
+{
+	if (in[0] == '/') {
+		snprintf(out, cap, "%s", in);
+		return 0;
+	}
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof cwd))
+		return -1;
+	if (snprintf(out, cap, "%s/%s", cwd, in) >= (int)cap)
+		return -1;
+	return 0;
+}
+
+static int prepare_deployment(drill_run_state *s, char *err, size_t errcap)
+{
+	const drill_options *o = s->opt;
+	if (o->config_path[0]) {
+		if (absolute(o->config_path, s->config_path, sizeof s->config_path) != 0) {
+			snprintf(err, errcap, "--config path too long");
+			return -1;
+		}
+		say(s, "using the deployment of %s", s->config_path);
+		return 0;
+	}
+	char data[PATH_MAX];
+	if (o->data_dir[0])
+		snprintf(data, sizeof data, "%s", o->data_dir);
+	else
+		snprintf(data, sizeof data, "%.*s/deployment", PATH_MAX - 16, o->report_dir);
+	char abs[PATH_MAX];
+	if (absolute(data, abs, sizeof abs) != 0) {
+		snprintf(err, errcap, "--data path too long");
+		return -1;
+	}
+	if (fresh_dir(abs, err, errcap) != 0)
+		return -1;
+	int base = o->port_base ? o->port_base : pick_port_base();
+	char port[16];
+	snprintf(port, sizeof port, "%d", base);
+	char *argv[] = {s->self, "init", "--data", abs, "--port-base", port, NULL};
+	char log[PATH_MAX];
+	snprintf(log, sizeof log, "%.*s/init.log", PATH_MAX - 16, s->logs_dir);
+	buf out;
+	buf_init(&out, 16384);
+	int rc = command_run(argv, NULL, &out, log, 120000);
+	if (rc != 0) {
+		snprintf(err, errcap, "tandem init failed (exit %d): %.300s", rc, out.data ? out.data : "");
+		buf_free(&out);
+		return -1;
+	}
+	buf_free(&out);
+	snprintf(s->config_path, sizeof s->config_path, "%.*s/tandem.ini", PATH_MAX - 16, abs);
+	if (s->netns && rewrite_addresses(s->config_path, err, errcap) != 0)
+		return -1;
+	say(s, "fresh deployment in %s (port base %d%s)", abs, base,
+	    s->netns ? "; eu 127.0.0.2, us 127.0.0.3, witness 127.0.0.4 in a private network namespace"
+		     : "");
+	return 0;
+}
+
+/* Components from the config: the two regions, then the witness if any. */
+static int setup_components(drill_run_state *s, char *err, size_t errcap)
+{
+	config *cfg = &s->cfg;
+	if (cfg->region_count != DRILL_REGIONS) {
+		snprintf(err, errcap, "the drill needs exactly %d regions; %s has %d", DRILL_REGIONS,
+			 s->config_path, cfg->region_count);
+		return -1;
+	}
+	s->ncomps = 0;
+	s->witness = -1;
+	/* the initial primary first: it is region 0 of the workload's output */
+	for (int k = 0; k < DRILL_REGIONS; k++) {
+		const config_region *r = &cfg->regions[k];
+		drill_component *c = &s->comps[s->ncomps];
+		memset(c, 0, sizeof *c);
+		snprintf(c->name, sizeof c->name, "%s", r->name);
+		snprintf(c->api, sizeof c->api, "%s", r->api_listen);
+		snprintf(c->link, sizeof c->link, "%s", r->link_listen);
+		snprintf(c->data_dir, sizeof c->data_dir, "%s", r->data_dir);
+		s->region_comp[k] = s->ncomps++;
+	}
+	char listen[128], wdir[CONFIG_PATH_MAX];
+	if (find_witness(cfg, listen, sizeof listen, wdir, sizeof wdir)) {
+		drill_component *c = &s->comps[s->ncomps];
+		memset(c, 0, sizeof *c);
+		snprintf(c->name, sizeof c->name, "witness");
+		c->is_witness = 1;
+		snprintf(c->link, sizeof c->link, "%s", listen);
+		snprintf(c->data_dir, sizeof c->data_dir, "%s", wdir);
+		s->witness = s->ncomps++;
+	}
+	for (int i = 0; i < s->ncomps; i++) {
+		drill_component *c = &s->comps[i];
+		snprintf(c->log_path, sizeof c->log_path, "%.*s/%s.log", PATH_MAX - 64, s->logs_dir, c->name);
+		unlink(c->log_path); /* this run's log only */
+	}
+	/* nftables needs one address per component */
+	if (s->netns) {
+		char hosts[DRILL_MAX_COMPONENTS][64];
+		for (int i = 0; i < s->ncomps; i++) {
+			int port;
+			util_split_hostport(s->comps[i].link, hosts[i], sizeof hosts[i], &port);
+			for (int j = 0; j < i; j++)
+				if (strcmp(hosts[i], hosts[j]) == 0) {
+					snprintf(err, errcap,
+						 "%s and %s share the address %s: nftables partitions need one "
+						 "address per component (or use --net switch)",
+						 s->comps[i].name, s->comps[j].name, hosts[i]);
+					return -1;
+				}
+		}
+	}
+	return 0;
+}
+
+/* ---- observing the deployment ---- */
+
+typedef struct region_view {
+	int reachable;
+	char role[16];
+	long long epoch, last_seq, applied_seq;
+} region_view;
+
+static void view_region(drill_run_state *s, int k, region_view *v)
+{
+	drill_component *c = &s->comps[s->region_comp[k]];
+	memset(v, 0, sizeof *v);
+	drill_reply r;
+	drill_call(s->base, s->admin_ctx, c->link, c->name, "GET", "/internal/v1/status", NULL, NULL,
+		   1500, &r);
+	if (r.rc == 0 && r.status == 200 && r.json) {
+		v->reachable = 1;
+		snprintf(v->role, sizeof v->role, "%s",
+			 str_or(json_string_value(json_object_get(r.json, "role")), "?"));
+		v->epoch = json_integer_value(json_object_get(r.json, "epoch"));
+		v->last_seq = json_integer_value(json_object_get(r.json, "last_seq"));
+		v->applied_seq = json_integer_value(json_object_get(r.json, "applied_seq"));
+	}
+	reply_free(&r);
+}
+
+static region_view last_view[DRILL_REGIONS];
+static int have_view;
+
+/* Poll every region; record role changes as events. Returns the index of
+ * the primary (by status), -1 when none or several. */
+static int observe(drill_run_state *s)
+{
+	int primary = -1, primaries = 0;
+	for (int k = 0; k < DRILL_REGIONS; k++) {
+		region_view v;
+		drill_component *c = &s->comps[s->region_comp[k]];
+		if (c->alive)
+			view_region(s, k, &v);
+		else
+			memset(&v, 0, sizeof v);
+		region_view *old = &last_view[k];
+		if (!have_view || v.reachable != old->reachable || strcmp(v.role, old->role) != 0 ||
+		    v.epoch != old->epoch) {
+			if (v.reachable)
+				run_event(s, "role", c->name, "%s: %s, epoch %lld (status)", c->name, v.role,
+					  v.epoch);
+			else
+				run_event(s, "role", c->name, "%s: unreachable (status)", c->name);
+		}
+		*old = v;
+		if (v.reachable && strcmp(v.role, "primary") == 0) {
+			primary = k;
+			primaries++;
+		}
+	}
+	have_view = 1;
+	return primaries == 1 ? primary : -1;
+}
+
+static void watch_children(drill_run_state *s)
+{
+	for (int i = 0; i < s->ncomps; i++) {
+		drill_component *c = &s->comps[i];
+		if (c->alive && component_reap(c)) {
+			int st = c->last_status;
+			run_event(s, "note", c->name, "%s (pid %d) died on its own: %s %d", c->name, (int)c->pid,
+				  WIFSIGNALED(st) ? "signal" : "exit status",
+				  WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+		}
+	}
+}
+
+/* Sleep until wall time t_ms, observing. -1 when interrupted. */
+static int wait_until(drill_run_state *s, int64_t t_ms)
+{
+	static int64_t next_poll, next_progress;
+	while (!interrupted) {
+		int64_t now = util_now_ms();
+		if (now >= t_ms)
+			return 0;
+		if (now >= next_poll) {
+			observe(s);
+			watch_children(s);
+			next_poll = now + STATUS_POLL_MS;
+		}
+		if (s->wl && now >= next_progress && !s->opt->quiet) {
+			long acked, errors, pending;
+			workload_progress(s->wl, &acked, &errors, &pending);
+			fprintf(stderr, "drill: %6.1f s  progress   %ld acknowledged, %ld failed attempts, %ld pending;",
+				run_t(s, now), acked, errors, pending);
+			for (int k = 0; k < DRILL_REGIONS; k++)
+				fprintf(stderr, " %s %s", s->comps[s->region_comp[k]].name,
+					last_view[k].reachable ? last_view[k].role : "down");
+			fputc('\n', stderr);
+			next_progress = now + PROGRESS_MS;
+		}
+		int64_t step = t_ms - util_now_ms();
+		if (step > 100)
+			step = 100;
+		if (step > 0)
+			usleep((useconds_t)step * 1000);
+	}
+	return -1;
+}
+
+/* Both regions serve, one is primary, the secondary has caught up. */
+static int wait_converged(drill_run_state *s, int timeout_ms, int64_t *position)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+	int stable = 0;
+	while (!interrupted && util_now_ms() < deadline) {
+		region_view v[DRILL_REGIONS];
+		int primaries = 0, p = -1;
+		for (int k = 0; k < DRILL_REGIONS; k++) {
+			view_region(s, k, &v[k]);
+			if (v[k].reachable && strcmp(v[k].role, "primary") == 0) {
+				primaries++;
+				p = k;
+			}
+		}
+		int ok = primaries == 1 && v[1 - p].reachable && strcmp(v[1 - p].role, "secondary") == 0 &&
+			 v[1 - p].applied_seq == v[p].last_seq;
+		if (ok && ++stable >= 2) {
+			*position = v[p].last_seq;
+			snprintf(s->final_primary, sizeof s->final_primary, "%s",
+				 s->comps[s->region_comp[p]].name);
+			return 0;
+		}
+		if (!ok)
+			stable = 0;
+		usleep(250000);
+	}
+	return -1;
+}
+
+/* ---- sign-up ---- */
+
+static int sign_up(drill_run_state *s, int k, workload_region *wr, char *err, size_t errcap)
+{
+	drill_component *c = &s->comps[s->region_comp[k]];
+	char password[33], email[128], body[512];
+	unsigned char raw[16];
+	util_random(raw, sizeof raw);
+	util_hex(raw, sizeof raw, password);
+	util_random(raw, 4);
+	char tag[9];
+	util_hex(raw, 4, tag);
+	snprintf(email, sizeof email, "drill-%s-%s@example.com", tag, c->name);
+	snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"%s\"}", email, password);
+	char headers[128];
+	snprintf(headers, sizeof headers, "Content-Type: application/json\r\nIdempotency-Key: signup-%s-%s\r\n",
+		 tag, c->name);
+	for (int attempt = 0; attempt < 40 && !interrupted; attempt++) {
+		drill_reply r;
+		drill_call(s->base, s->api_ctx, c->api, c->name, "POST", "/v1/auth/signup", headers, body,
+			   15000, &r);
+		if (r.rc == 0 && r.status == 201 && r.json) {
+			const char *token = json_string_value(json_object_get(r.json, "access_token"));
+			const char *uid = json_string_value(
+				json_object_get(json_object_get(r.json, "user"), "id"));
+			snprintf(wr->token, sizeof wr->token, "%s", token ? token : "");
+			snprintf(wr->user_id, sizeof wr->user_id, "%s", uid ? uid : "");
+			reply_free(&r);
+			return token ? 0 : -1;
+		}
+		snprintf(err, errcap, "sign-up in %s: %s %d", c->name, r.rc ? "error" : "status",
+			 r.rc ? r.rc : r.status);
+		reply_free(&r);
+		usleep(250000);
+	}
+	return -1;
+}
+
+/* ---- collecting the results ---- */
+
+static void url_escape(const char *in, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+	for (; *in && n + 4 < cap; in++) {
+		unsigned char ch = (unsigned char)*in;
+		if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		    ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+			out[n++] = (char)ch;
+		} else {
+			out[n++] = '%';
+			out[n++] = hex[ch >> 4];
+			out[n++] = hex[ch & 15];
+		}
+	}
+	out[n] = '\0';
+}
+
+/* Every record of the drill's collections, from the final primary:
+ * s->final_records = marker -> [ids]. 0 or -1 (reason in readback_error). */
+static int read_back(drill_run_state *s)
+{
+	const workload_config *wc = workload_config_of(s->wl);
+	int p = -1;
+	for (int k = 0; k < DRILL_REGIONS; k++)
+		if (strcmp(s->comps[s->region_comp[k]].name, s->final_primary) == 0)
+			p = k;
+	if (p < 0) {
+		snprintf(s->readback_error, sizeof s->readback_error, "no primary to read from");
+		return -1;
+	}
+	drill_component *c = &s->comps[s->region_comp[p]];
+	s->final_records = json_object();
+	for (int k = 0; k < DRILL_REGIONS; k++) {
+		const workload_region *wr = &wc->regions[k];
+		char cursor[1024] = "";
+		char headers[1300];
+		snprintf(headers, sizeof headers, "Authorization: Bearer %s\r\nX-Tandem-Consistency: global\r\n",
+			 wr->token);
+		for (int page = 0; page < 100000; page++) {
+			char target[1400], esc[1100];
+			url_escape(cursor, esc, sizeof esc);
+			snprintf(target, sizeof target, "/v1/collections/%s/records?limit=1000%s%s",
+				 wr->collection, cursor[0] ? "&cursor=" : "", esc);
+			drill_reply r;
+			drill_call(s->base, s->api_ctx, c->api, c->name, "GET", target, headers, NULL, 30000, &r);
+			if (r.rc != 0 || r.status != 200 || !r.json) {
+				snprintf(s->readback_error, sizeof s->readback_error,
+					 "listing %s in %s: %s %d", wr->collection, c->name,
+					 r.rc ? "error" : "status", r.rc ? r.rc : r.status);
+				reply_free(&r);
+				return -1;
+			}
+			size_t i;
+			json_t *item;
+			json_array_foreach(json_object_get(r.json, "items"), i, item) {
+				const char *marker =
+					json_string_value(json_object_get(json_object_get(item, "data"), "m"));
+				const char *id = json_string_value(json_object_get(item, "id"));
+				if (!marker || !id)
+					continue;
+				json_t *ids = json_object_get(s->final_records, marker);
+				if (!ids) {
+					ids = json_array();
+					json_object_set_new(s->final_records, marker, ids);
+				}
+				json_array_append_new(ids, json_string(id));
+			}
+			const char *next = json_string_value(json_object_get(r.json, "next_cursor"));
+			if (!next || !next[0]) {
+				reply_free(&r);
+				break;
+			}
+			snprintf(cursor, sizeof cursor, "%s", next);
+			reply_free(&r);
+		}
+	}
+	return 0;
+}
+
+/* The drill's marker of a quarantined row, if it is one of ours. */
+static const char *row_marker(json_t *row, json_t **parsed)
+{
+	*parsed = NULL;
+	json_t *data = json_object_get(row, "data");
+	if (json_is_string(data)) {
+		*parsed = json_loads(json_string_value(data), 0, NULL);
+		data = *parsed;
+	}
+	return json_string_value(json_object_get(data, "m"));
+}
+
+/* Quarantine files: sizes before the run, so only this run's lines count. */
+static json_t *quarantine_sizes(drill_run_state *s)
+{
+	json_t *sizes = json_object();
+	for (int k = 0; k < DRILL_REGIONS; k++) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%.*s/quarantine", PATH_MAX - 16,
+			 s->comps[s->region_comp[k]].data_dir);
+		DIR *d = opendir(dir);
+		if (!d)
+			continue;
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			size_t n = strlen(e->d_name);
+			if (n < 7 || strcmp(e->d_name + n - 6, ".jsonl") != 0)
+				continue;
+			char path[PATH_MAX * 2];
+			snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+			struct stat st;
+			if (stat(path, &st) == 0)
+				json_object_set_new(sizes, path, json_integer(st.st_size));
+		}
+		closedir(d);
+	}
+	return sizes;
+}
+
+static void scan_quarantine(drill_run_state *s, json_t *before)
+{
+	s->quarantine = json_object();
+	s->quarantine_files = json_array();
+	json_t *now = quarantine_sizes(s);
+	const char *path;
+	json_t *size;
+	json_object_foreach(now, path, size) {
+		long long skip = json_integer_value(json_object_get(before, path));
+		if (json_integer_value(size) <= skip)
+			continue;
+		size_t len;
+		char *text = util_read_file(path, 1u << 30, &len);
+		if (!text)
+			continue;
+		json_array_append_new(s->quarantine_files, json_string(path));
+		char *save = NULL;
+		for (char *line = strtok_r(text + skip, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+			json_t *j = json_loads(line, 0, NULL);
+			if (!j)
+				continue;
+			s->quarantine_lines++;
+			size_t i;
+			json_t *ch;
+			json_array_foreach(json_object_get(j, "changes"), i, ch) {
+				if (strcmp(str_or(json_string_value(json_object_get(ch, "table")), ""), "records") != 0)
+					continue;
+				json_t *after = json_object_get(ch, "after");
+				json_t *parsed;
+				const char *marker = row_marker(after, &parsed);
+				if (marker)
+					json_object_set_new(
+						s->quarantine, marker,
+						json_pack("{s:s?, s:I, s:I, s:s, s:s?}", "id",
+							  json_string_value(json_object_get(after, "id")), "epoch",
+							  json_integer_value(json_object_get(j, "epoch")), "position",
+							  json_integer_value(json_object_get(j, "position")), "file",
+							  path, "time", json_string_value(json_object_get(j, "time"))));
+				json_decref(parsed);
+			}
+			json_decref(j);
+		}
+		free(text);
+	}
+	json_decref(now);
+}
+
+static void run_verify(drill_run_state *s)
+{
+	char log[PATH_MAX];
+	snprintf(log, sizeof log, "%.*s/verify.log", PATH_MAX - 16, s->logs_dir);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		buf out;
+		buf_init(&out, sizeof s->verify_output - 1);
+		char *argv[] = {s->self, "verify", "--config", s->config_path, NULL};
+		s->verify_code = command_run(argv, NULL, &out, log, 60000);
+		snprintf(s->verify_output, sizeof s->verify_output, "%s", out.data ? out.data : "");
+		buf_free(&out);
+		if (s->verify_code != 2) /* 2: no common position yet; try again */
+			return;
+		sleep(1);
+	}
+}
+
+/* ---- the run ---- */
+
+static void stop_all(drill_run_state *s)
+{
+	/* regions first (they log their last writes_off), the witness last */
+	for (int i = 0; i < s->ncomps; i++) {
+		drill_component *c = &s->comps[i];
+		if (c->is_witness || !c->alive)
+			continue;
+		int st = component_stop(c, 20000);
+		run_event(s, "stop", c->name, "%s stopped at the end (%s %d)", c->name,
+			  WIFSIGNALED(st) ? "signal" : "exit status",
+			  WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+	}
+	for (int i = 0; i < s->ncomps; i++) {
+		drill_component *c = &s->comps[i];
+		if (!c->alive)
+			continue;
+		int st = component_stop(c, 20000);
+		run_event(s, "stop", c->name, "%s stopped at the end (%s %d)", c->name,
+			  WIFSIGNALED(st) ? "signal" : "exit status",
+			  WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+	}
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* Choose how partitions are made; enter the namespace when it is nftables. */
+static int choose_network(drill_run_state *s, char *err, size_t errcap)
+{
+	const drill_options *o = s->opt;
+	if (o->net == DRILL_NET_SWITCH) {
+		snprintf(s->net_method, sizeof s->net_method, "fault-switch");
+		snprintf(s->net_note, sizeof s->net_note, "asked for (--net switch)");
+		return 0;
+	}
+	char reason[300] = "";
+	if (geteuid() != 0) {
+		snprintf(reason, sizeof reason, "not root: nftables and network namespaces need root");
+	} else if (o->config_path[0] && o->net == DRILL_NET_AUTO) {
+		snprintf(reason, sizeof reason,
+			 "--config given: its addresses are used as they are (--net nftables to insist)");
+	} else {
+		buf out;
+		buf_init(&out, 1024);
+		char *argv[] = {"nft", "--version", NULL};
+		int rc = command_run(argv, NULL, &out, NULL, 10000);
+		buf_free(&out);
+		if (rc != 0)
+			snprintf(reason, sizeof reason, "nft is not installed (Debian package nftables)");
+		else if (fault_enter_netns(reason, sizeof reason) == 0) {
+			s->netns = 1;
+			snprintf(s->net_method, sizeof s->net_method, "nftables");
+			snprintf(s->net_note, sizeof s->net_note,
+				 "root: a private network namespace, one loopback address per component");
+			return 0;
+		}
+	}
+	if (o->net == DRILL_NET_NFTABLES) {
+		snprintf(err, errcap, "--net nftables: %s", reason);
+		return -1;
+	}
+	snprintf(s->net_method, sizeof s->net_method, "fault-switch");
+	snprintf(s->net_note, sizeof s->net_note, "%s", reason);
+	return 0;
+}
+
+static int run(drill_run_state *s)
+{
+	const drill_options *o = s->opt;
+	char err[16384] = "";
+	json_t *q_before = NULL;
+
+	if (util_mkdirs(o->report_dir, 0755) != 0 || util_mkdirs(s->logs_dir, 0755) != 0) {
+		fprintf(stderr, "tandem: cannot create %s: %s\n", s->logs_dir, strerror(errno));
+		return 1;
+	}
+	if (component_self(s->self, sizeof s->self) != 0) {
+		fprintf(stderr, "tandem: cannot find this executable\n");
+		return 1;
+	}
+	if (choose_network(s, err, sizeof err) != 0)
+		goto fail;
+	say(s, "scenario %s: %s", s->sc->name, s->sc->summary);
+	say(s, "partitions: %s (%s)", s->net_method, s->net_note);
+	if (prepare_deployment(s, err, sizeof err) != 0)
+		goto fail;
+	if (config_load(s->config_path, &s->cfg, err, sizeof err) != 0)
+		goto fail;
+	if (setup_components(s, err, sizeof err) != 0)
+		goto fail;
+	char cert[CONFIG_PATH_MAX + 16], key[CONFIG_PATH_MAX + 16];
+	snprintf(cert, sizeof cert, "%s/admin.pem", s->cfg.certs_dir);
+	snprintf(key, sizeof key, "%s/admin.key", s->cfg.certs_dir);
+	s->admin_ctx = tls_client_new(s->cfg.ca_file, cert, key, err, sizeof err);
+	if (!s->admin_ctx)
+		goto fail;
+	s->api_ctx = tls_client_new(s->cfg.ca_file, NULL, NULL, err, sizeof err);
+	if (!s->api_ctx)
+		goto fail;
+	q_before = quarantine_sizes(s);
+
+	/* start: the witness first, then the regions in config order */
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < s->ncomps; i++) {
+			drill_component *c = &s->comps[i];
+			if (c->is_witness != (pass == 0))
+				continue;
+			if (component_start(c, s->config_path, DRILL_READY_TIMEOUT_MS, err, sizeof err) != 0)
+				goto fail;
+			say(s, "%s ready (pid %d, log %s)", c->name, (int)c->pid, c->log_path);
+		}
+	if (s->witness < 0)
+		say(s, "no [witness] in the config: running without one");
+	int64_t dummy;
+	if (wait_converged(s, 30000, &dummy) != 0) {
+		snprintf(err, sizeof err, "the regions did not settle into one primary and one caught-up "
+					  "secondary within 30 s (see %s)", s->logs_dir);
+		goto fail;
+	}
+
+	/* the workload */
+	workload_config wc;
+	memset(&wc, 0, sizeof wc);
+	unsigned char raw[4];
+	util_random(raw, sizeof raw);
+	util_hex(raw, sizeof raw, wc.run_id);
+	for (int k = 0; k < DRILL_REGIONS; k++) {
+		drill_component *c = &s->comps[s->region_comp[k]];
+		snprintf(wc.regions[k].name, sizeof wc.regions[k].name, "%s", c->name);
+		snprintf(wc.regions[k].api, sizeof wc.regions[k].api, "%s", c->api);
+		snprintf(wc.regions[k].collection, sizeof wc.regions[k].collection, "drill_%s_%s", wc.run_id,
+			 c->name);
+		for (char *p = wc.regions[k].collection; *p; p++)
+			if (*p == '-')
+				*p = '_';
+		if (sign_up(s, k, &wc.regions[k], err, sizeof err) != 0)
+			goto fail;
+	}
+	wc.api_ctx = s->api_ctx;
+	wc.rate = o->rate;
+	wc.read_rate = o->read_rate >= 0 ? o->read_rate : (o->rate / 10 > 2 ? o->rate / 10 : 2);
+	wc.duration_s = o->duration_s;
+	wc.global_percent = o->global_percent;
+	wc.pool_max = 128;
+	s->wl = workload_new(&wc, err, sizeof err);
+	if (!s->wl)
+		goto fail;
+	if (workload_start(s->wl) != 0) {
+		snprintf(err, sizeof err, "cannot start the workload thread");
+		goto fail;
+	}
+	s->t0_ms = workload_start_ms(s->wl);
+	say(s, "workload: %d writes/s over both regions (%d%% global), %d reads/s per region, %d s",
+	    o->rate, o->global_percent, wc.read_rate, o->duration_s);
+	run_event(s, "note", "drill", "workload started (run %s)", wc.run_id);
+
+	double fault_at = o->fault_at_s >= 0 ? o->fault_at_s : o->duration_s / 3.0;
+	double heal_at = o->heal_at_s >= 0 ? o->heal_at_s : 2.0 * o->duration_s / 3.0;
+	if (wait_until(s, s->t0_ms + (int64_t)(fault_at * 1000)) != 0)
+		goto interrupted;
+	int p = observe(s);
+	if (p < 0) /* no clear primary seen: the config's */
+		for (int k = 0; k < DRILL_REGIONS; k++)
+			if (strcmp(s->cfg.regions[k].role, "primary") == 0)
+				p = k;
+	snprintf(s->primary_at_fault, sizeof s->primary_at_fault, "%s",
+		 s->comps[s->region_comp[p < 0 ? 0 : p]].name);
+	s->fault_ms = util_now_ms();
+	if (fault_inject(s) != 0) {
+		s->fault_failed = 1;
+		run_event(s, "note", s->fault_target[0] ? s->fault_target : "drill", "fault failed: %s",
+			  s->fault_detail);
+	}
+	if (wait_until(s, s->t0_ms + (int64_t)(heal_at * 1000)) != 0)
+		goto interrupted;
+	s->heal_ms = util_now_ms();
+	if (fault_heal(s) != 0)
+		run_event(s, "note", "drill", "heal failed: %s", s->heal_detail);
+	if (wait_until(s, s->t0_ms + (int64_t)o->duration_s * 1000) != 0)
+		goto interrupted;
+	s->end_ms = util_now_ms();
+	say(s, "workload ends; retrying unacknowledged writes for up to %d s", DRAIN_MS / 1000);
+	workload_stop(s->wl, DRAIN_MS);
+	run_event(s, "note", "drill", "workload stopped");
+
+	/* converge, verify, collect */
+	int64_t t = util_now_ms();
+	s->converged = wait_converged(s, CONVERGE_TIMEOUT_MS, &s->final_position) == 0;
+	s->converge_s = (double)(util_now_ms() - t) / 1000.0;
+	if (interrupted)
+		goto interrupted;
+	if (s->converged) {
+		say(s, "converged after %.1f s at position %lld, primary %s", s->converge_s,
+		    (long long)s->final_position, s->final_primary);
+		run_verify(s);
+		say(s, "tandem verify: exit %d", s->verify_code);
+		if (read_back(s) != 0)
+			say(s, "reading the final data failed: %s", s->readback_error);
+	} else {
+		snprintf(s->readback_error, sizeof s->readback_error,
+			 "the regions did not converge within %d s", CONVERGE_TIMEOUT_MS / 1000);
+		say(s, "%s", s->readback_error);
+	}
+	scan_quarantine(s, q_before);
+	json_decref(q_before);
+	q_before = NULL;
+	stop_all(s);
+	fault_cleanup(s);
+	check_parse_logs(s);
+	check_all(s);
+	if (report_write_files(s, err, sizeof err) != 0)
+		fprintf(stderr, "tandem: %s\n", err);
+	if (o->json) {
+		char *text = json_dumps(s->report, JSON_INDENT(2) | JSON_SORT_KEYS);
+		if (text)
+			printf("%s\n", text);
+		free(text);
+	} else {
+		report_print_text(s, stdout);
+	}
+	fflush(stdout);
+	return s->exit_code;
+
+interrupted:
+	fprintf(stderr, "tandem: drill interrupted (signal %d); stopping everything\n", (int)interrupted);
+	if (s->wl)
+		workload_stop(s->wl, 0);
+	json_decref(q_before);
+	stop_all(s);
+	fault_cleanup(s);
+	return 1;
+fail:
+	fprintf(stderr, "tandem: drill: %s\n", err);
+	if (s->wl)
+		workload_stop(s->wl, 0);
+	json_decref(q_before);
+	stop_all(s);
+	fault_cleanup(s);
+	return 1;
+}
+
+int drill_run(const drill_options *o)
+{
+	drill_run_state *s = calloc(1, sizeof *s);
+	if (!s) {
+		fprintf(stderr, "tandem: out of memory\n");
+		return 1;
+	}
+	s->opt = o;
+	s->sc = scenario_find(o->scenario);
+	snprintf(s->logs_dir, sizeof s->logs_dir, "%.*s/logs", PATH_MAX - 16, o->report_dir);
+	raise_fd_limit();
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	s->base = event_base_new();
+	int code = s->base ? run(s) : 1;
+	workload_free(&s->wl);
+	SSL_CTX_free(s->admin_ctx);
+	SSL_CTX_free(s->api_ctx);
+	if (s->base)
+		event_base_free(s->base);
+	json_decref(s->final_records);
+	json_decref(s->quarantine);
+	json_decref(s->quarantine_files);
+	json_decref(s->role_events);
+	json_decref(s->report);
+	free(s->intervals);
+	free(s->events);
+	free(s);
+	return code;
+}

@@ -1,0 +1,248 @@
+/*
+ * report.c - the drill's readable report and report.json, both from the one
+ * JSON object check.c built (so they never disagree); timeline.c draws the
+ * picture.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "drill/internal.h"
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	return v ? v : "";
+}
+
+static long long num(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+/* "1.234 s" or "none" (never recovered / not measured). */
+static const char *secs(json_t *v, char *out, size_t cap)
+{
+	if (json_is_number(v))
+		snprintf(out, cap, "%.3f s", json_number_value(v));
+	else
+		snprintf(out, cap, "none");
+	return out;
+}
+
+static void print_counts(FILE *f, json_t *m)
+{
+	const char *k;
+	json_t *v;
+	int first = 1;
+	json_object_foreach(m, k, v) {
+		fprintf(f, "%s%s %lld", first ? "" : ", ", k, (long long)json_integer_value(v));
+		first = 0;
+	}
+	if (first)
+		fprintf(f, "none");
+}
+
+void report_print_text(const drill_run_state *s, FILE *f)
+{
+	json_t *r = s->report;
+	json_t *wl = json_object_get(r, "workload"), *rpo = json_object_get(r, "rpo"),
+	       *rto = json_object_get(r, "rto"), *fault = json_object_get(r, "fault");
+	char a[32], b[32];
+	int failed_checks = 0;
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(r, "checks"), i, c)
+		failed_checks += strcmp(str(c, "status"), "fail") == 0;
+
+	fprintf(f, "\ntandem drill: %s - %s\n\n", str(r, "scenario"), str(r, "summary"));
+	fprintf(f, "  result      %s (exit %lld)", json_is_true(json_object_get(r, "ok")) ? "PASS" : "FAIL",
+		num(r, "exit_code"));
+	if (failed_checks)
+		fprintf(f, "; %d check%s failed", failed_checks, failed_checks > 1 ? "s" : "");
+	if (!json_is_true(json_object_get(rpo, "ok")))
+		fprintf(f, "; RPO not within budget");
+	if (!json_is_true(json_object_get(rto, "ok")))
+		fprintf(f, "; RTO not within budget");
+	if (num(r, "targets_missed"))
+		fprintf(f, "; %lld target%s missed%s", num(r, "targets_missed"),
+			num(r, "targets_missed") > 1 ? "s" : "",
+			json_is_true(json_object_get(r, "strict")) ? "" : " (not failing: no --strict)");
+	fputc('\n', f);
+	json_t *dep = json_object_get(r, "deployment");
+	fprintf(f, "  deployment  %s\n", str(dep, "config"));
+	fprintf(f, "  partitions  %s (%s)\n", str(dep, "partition_method"), str(dep, "partition_method_note"));
+	fprintf(f, "  workload    %lld writes/s over both regions (%lld%% global), %lld reads/s per region, "
+		   "%lld s; run %s\n",
+		num(wl, "rate"), num(wl, "global_percent"), num(wl, "read_rate_per_region"),
+		num(wl, "duration_s"), str(r, "run_id"));
+	fprintf(f, "  fault       at %s: %s [method: %s]\n", secs(json_object_get(fault, "at_s"), a, sizeof a),
+		str(fault, "detail"), str(fault, "method"));
+	fprintf(f, "  heal        at %s: %s\n", secs(json_object_get(fault, "healed_s"), b, sizeof b),
+		str(fault, "heal"));
+
+	json_t *lat = json_object_get(wl, "latency_ms"), *reads = json_object_get(wl, "reads");
+	fprintf(f, "\n  writes      %lld scheduled, %lld acknowledged (%lld global), %lld refused, "
+		   "%lld unacknowledged at the end\n",
+		num(wl, "writes_scheduled"), num(wl, "acknowledged"), num(wl, "acknowledged_global"),
+		num(wl, "failed"), num(wl, "unacknowledged"));
+	fprintf(f, "              %lld attempts, %lld writes retried, %lld answers replayed; "
+		   "latency from schedule p50 %lld ms, p99 %lld ms, max %lld ms\n",
+		num(wl, "attempts"), num(wl, "retried"), num(wl, "replayed"), num(lat, "p50"),
+		num(lat, "p99"), num(lat, "max"));
+	fprintf(f, "  reads       %lld served, %lld of them not found, %lld failed\n", num(reads, "ok") + num(reads, "missing"),
+		num(reads, "missing"), num(reads, "failed"));
+
+	fprintf(f, "\n  RPO         %s: ", json_is_true(json_object_get(rpo, "ok")) ? "ok" : "NOT OK");
+	if (json_is_true(json_object_get(rpo, "final_data_read")))
+		fprintf(f, "of %lld acknowledged writes, %lld are in the final data, %lld only in quarantine "
+			   "(lost by the new primary; %lld global), %lld missing\n"
+			   "              lost writes cover %s (budget %lld s)%s%s%s%s\n",
+			num(rpo, "acknowledged"), num(rpo, "in_final_data"), num(rpo, "only_in_quarantine"),
+			num(rpo, "lost_global"), num(rpo, "missing"),
+			secs(json_object_get(rpo, "lost_span_s"), a, sizeof a), num(rpo, "budget_s"),
+			num(rpo, "only_in_quarantine") ? ", acknowledged " : "", str(rpo, "lost_first"),
+			num(rpo, "only_in_quarantine") ? " to " : "", str(rpo, "lost_last"));
+	else
+		fprintf(f, "the final data could not be read: %s\n", str(rpo, "error"));
+	fprintf(f, "              %lld quarantined transactions in %zu file(s); %lld unacknowledged writes "
+		   "were executed anyway\n",
+		num(rpo, "quarantined_transactions"), json_array_size(json_object_get(rpo, "quarantine_files")),
+		num(rpo, "executed_unacknowledged"));
+	fprintf(f, "  RTO         %s: writes back after %s (budget %lld s), reads after %s\n",
+		json_is_true(json_object_get(rto, "ok")) ? "ok" : "NOT OK",
+		secs(json_object_get(rto, "writes_s"), a, sizeof a), num(rto, "budget_s"),
+		secs(json_object_get(rto, "reads_s"), b, sizeof b));
+	const char *name;
+	json_t *reg;
+	json_object_foreach(json_object_get(rto, "regions"), name, reg) {
+		fprintf(f, "              %-8s writes %s, reads %s (failed attempts after the fault: %lld writes, "
+			   "%lld reads)\n",
+			name, secs(json_object_get(reg, "writes_s"), a, sizeof a),
+			secs(json_object_get(reg, "reads_s"), b, sizeof b), num(reg, "write_failures_after_fault"),
+			num(reg, "read_failures_after_fault"));
+	}
+
+	fprintf(f, "\n  checks\n");
+	json_array_foreach(json_object_get(r, "checks"), i, c)
+		fprintf(f, "    %-7s %-46s %s\n", strcmp(str(c, "status"), "pass") == 0 ? "pass"
+					     : strcmp(str(c, "status"), "fail") == 0 ? "FAIL"
+										  : "skipped",
+			str(c, "name"), str(c, "detail"));
+	if (json_array_size(json_object_get(r, "targets"))) {
+		fprintf(f, "  targets of the scenario (set at 500 writes/s)\n");
+		json_array_foreach(json_object_get(r, "targets"), i, c) {
+			json_t *v = json_object_get(c, "value");
+			char value[32];
+			if (json_is_integer(v))
+				snprintf(value, sizeof value, "%lld", (long long)json_integer_value(v));
+			else if (json_is_number(v))
+				snprintf(value, sizeof value, "%.3f", json_number_value(v));
+			else
+				snprintf(value, sizeof value, "none");
+			fprintf(f, "    %-7s %-46s %s\n", json_is_true(json_object_get(c, "met")) ? "met" : "MISSED",
+				str(c, "name"), value);
+		}
+	}
+
+	fprintf(f, "\n  errors      ");
+	int first = 1;
+	json_object_foreach(json_object_get(r, "errors"), name, reg) {
+		fprintf(f, "%s%s writes: ", first ? "" : "\n              ", name);
+		print_counts(f, json_object_get(reg, "writes"));
+		fprintf(f, "; reads: ");
+		print_counts(f, json_object_get(reg, "reads"));
+		first = 0;
+	}
+	fputc('\n', f);
+	if (json_object_size(json_object_get(r, "undocumented_errors"))) {
+		fprintf(f, "  undocumented errors: ");
+		print_counts(f, json_object_get(r, "undocumented_errors"));
+		fputc('\n', f);
+	}
+	json_t *prim = json_object_get(r, "primaries");
+	fprintf(f, "  primaries   ");
+	if (!json_array_size(json_object_get(prim, "intervals")))
+		fprintf(f, "%s", str(prim, "evidence"));
+	json_array_foreach(json_object_get(prim, "intervals"), i, c)
+		fprintf(f, "%s%s epoch %lld from %.1f s to %.1f s (%s)", i ? "\n              " : "",
+			str(c, "region"), num(c, "epoch"), json_number_value(json_object_get(c, "from_s")),
+			json_number_value(json_object_get(c, "to_s")), str(c, "end"));
+	fputc('\n', f);
+	json_array_foreach(json_object_get(prim, "overlaps"), i, c)
+		fprintf(f, "  TWO PRIMARIES: %s and %s from %s for %.3f s\n", str(c, "a"), str(c, "b"),
+			str(c, "from"), json_number_value(json_object_get(c, "seconds")));
+	json_t *lost = json_object_get(rpo, "lost_examples");
+	if (json_array_size(lost)) {
+		fprintf(f, "  lost (in quarantine only), first ones:\n");
+		json_array_foreach(lost, i, c) {
+			if (i >= 5)
+				break;
+			fprintf(f, "              %s %s %s acknowledged %s (%s)\n", str(c, "region"),
+				str(c, "marker"), str(c, "lsn"), str(c, "acknowledged"), str(c, "durability"));
+		}
+	}
+	json_t *miss = json_object_get(rpo, "missing_examples");
+	if (json_array_size(miss)) {
+		fprintf(f, "  MISSING (acknowledged, in neither the data nor quarantine), first ones:\n");
+		json_array_foreach(miss, i, c) {
+			if (i >= 5)
+				break;
+			fprintf(f, "              %s %s %s acknowledged %s (%s)\n", str(c, "region"),
+				str(c, "marker"), str(c, "lsn"), str(c, "acknowledged"), str(c, "durability"));
+		}
+	}
+	fprintf(f, "\n  events\n");
+	json_array_foreach(json_object_get(r, "events"), i, c) {
+		if (strcmp(str(c, "kind"), "role") == 0 || strcmp(str(c, "kind"), "stop") == 0)
+			continue; /* in report.json; the list stays short */
+		fprintf(f, "    %7.1f s  %-10s %s\n", json_number_value(json_object_get(c, "t_s")), str(c, "kind"),
+			str(c, "text"));
+	}
+	json_array_foreach(json_object_get(r, "role_events"), i, c) {
+		if (strcmp(str(c, "event"), "role") == 0)
+			fprintf(f, "    %7.1f s  %-10s %s becomes %s (epoch %lld, from its log)\n",
+				json_number_value(json_object_get(c, "t_s")), "role", str(c, "region"),
+				str(c, "role"), num(c, "epoch"));
+		else
+			fprintf(f, "    %7.1f s  %-10s %s quarantined %lld transaction(s) into %s\n",
+				json_number_value(json_object_get(c, "t_s")), "quarantine", str(c, "region"),
+				num(c, "count"), str(c, "file"));
+	}
+	json_t *files = json_object_get(r, "files");
+	fprintf(f, "\n  files       %s\n              %s\n              %s/\n\n", str(files, "report"),
+		str(files, "timeline"), str(files, "logs"));
+}
+
+int report_write_files(drill_run_state *s, char *err, size_t errcap)
+{
+	char json_path[PATH_MAX], svg_path[PATH_MAX], dir[PATH_MAX];
+	if (!realpath(s->opt->report_dir, dir))
+		snprintf(dir, sizeof dir, "%s", s->opt->report_dir);
+	snprintf(json_path, sizeof json_path, "%.*s/report.json", PATH_MAX - 32, dir);
+	snprintf(svg_path, sizeof svg_path, "%.*s/timeline.svg", PATH_MAX - 32, dir);
+	char logs[PATH_MAX];
+	snprintf(logs, sizeof logs, "%.*s/logs", PATH_MAX - 32, dir);
+	json_object_set_new(s->report, "files",
+			    json_pack("{s:s, s:s, s:s}", "report", json_path, "timeline", svg_path, "logs", logs));
+	char *text = json_dumps(s->report, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (!text) {
+		snprintf(err, errcap, "cannot format report.json");
+		return -1;
+	}
+	size_t len = strlen(text);
+	int rc = util_write_file(json_path, text, len, 0644);
+	free(text);
+	if (rc != 0) {
+		snprintf(err, errcap, "%s: %s", json_path, strerror(errno));
+		return -1;
+	}
+	if (timeline_write_svg(s, svg_path) != 0) {
+		snprintf(err, errcap, "%s: %s", svg_path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
