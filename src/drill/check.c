@@ -486,6 +486,12 @@ void check_all(drill_run_state *s)
 
 	/* the checks */
 	add_check(checks, &failed, "fault injected", !s->fault_failed, "%s", s->fault_detail);
+	if (s->sc->kind == SC_PARTITION && s->nft_counted)
+		add_check(checks, &failed, "partition took effect", s->nft_dropped > 0,
+			  "the drop rules matched %ld packets%s", s->nft_dropped,
+			  s->nft_dropped ? ""
+					 : ": the components' link traffic does not come from their own "
+					   "addresses (outgoing connections must bind to link_listen's host)");
 	if (s->converged)
 		add_check(checks, &failed, "regions converged", 1, "same position %lld after %.1f s, primary %s",
 			  (long long)s->final_position, s->converge_s, s->final_primary);

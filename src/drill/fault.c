@@ -149,8 +149,8 @@ static int partition_nft(drill_run_state *s, const char *a, char others[][64], i
 	buf_adds(&rules, "table inet " NFT_TABLE " {\n  chain output {\n"
 			 "    type filter hook output priority 0; policy accept;\n");
 	for (int i = 0; i < n; i++) {
-		buf_printf(&rules, "    ip saddr %s ip daddr %s drop\n", a, others[i]);
-		buf_printf(&rules, "    ip saddr %s ip daddr %s drop\n", others[i], a);
+		buf_printf(&rules, "    ip saddr %s ip daddr %s counter drop\n", a, others[i]);
+		buf_printf(&rules, "    ip saddr %s ip daddr %s counter drop\n", others[i], a);
 	}
 	buf_adds(&rules, "  }\n}\n");
 	int rc = nft_apply(s, rules.data, "partition");
@@ -160,7 +160,10 @@ static int partition_nft(drill_run_state *s, const char *a, char others[][64], i
 	return rc;
 }
 
-static int switch_set(drill_run_state *s, const char *region, const char *const *peers, int n)
+/* Set region's fault switch to isolate peers (none: heal). 0, or -1 with
+ * the reason in detail. */
+static int switch_set(drill_run_state *s, const char *region, const char *const *peers, int n,
+		      char *detail, size_t cap)
 {
 	drill_component *c = comp_by_name(s, region);
 	buf body;
@@ -174,8 +177,7 @@ static int switch_set(drill_run_state *s, const char *region, const char *const 
 		   "Content-Type: application/json\r\n", body.data, 5000, &r);
 	int ok = r.rc == 0 && r.status == 200;
 	if (!ok)
-		snprintf(s->fault_detail, sizeof s->fault_detail,
-			 "fault switch of %s: %s %d (POST /internal/v1/admin/fault %s)", region,
+		snprintf(detail, cap, "fault switch of %s: %s %d (POST /internal/v1/admin/fault %s)", region,
 			 r.rc ? "unreachable" : "answered", r.rc ? r.rc : r.status, body.data);
 	reply_free(&r);
 	buf_free(&body);
@@ -216,13 +218,14 @@ static int partition(drill_run_state *s)
 	}
 	/* the fault switch: the victim drops the cut peers, each cut region drops the victim */
 	s->switch_active = 1;
-	if (switch_set(s, victim_names[0], cut_names, nc) != 0)
+	if (switch_set(s, victim_names[0], cut_names, nc, s->fault_detail, sizeof s->fault_detail) != 0)
 		return -1;
 	for (int i = 0; i < nc; i++) {
 		drill_component *c = comp_by_name(s, cut_names[i]);
 		if (c->is_witness)
 			continue; /* the witness has no switch; the victim drops its traffic */
-		if (switch_set(s, cut_names[i], victim_names, 1) != 0)
+		if (switch_set(s, cut_names[i], victim_names, 1, s->fault_detail,
+			       sizeof s->fault_detail) != 0)
 			return -1;
 	}
 	run_event(s, "fault", victim_names[0], "partition %s (fault switch)", desc);
@@ -238,6 +241,15 @@ static int heal_partition(drill_run_state *s, char *detail, size_t cap)
 		buf_init(&out, 4096);
 		char log[PATH_MAX];
 		snprintf(log, sizeof log, "%.*s/nft.log", PATH_MAX - 16, s->logs_dir);
+		/* first the counters: a partition that dropped nothing did not happen */
+		char *list[] = {"nft", "list", "table", "inet", NFT_TABLE, NULL};
+		if (command_run(list, NULL, &out, log, 10000) == 0 && out.data) {
+			s->nft_dropped = 0;
+			for (const char *p = strstr(out.data, "packets "); p; p = strstr(p + 8, "packets "))
+				s->nft_dropped += strtol(p + 8, NULL, 10);
+			s->nft_counted = 1;
+		}
+		buf_reset(&out);
 		char *argv[] = {"nft", "delete", "table", "inet", NFT_TABLE, NULL};
 		int code = command_run(argv, NULL, &out, log, 10000);
 		if (code != 0) {
@@ -245,7 +257,8 @@ static int heal_partition(drill_run_state *s, char *detail, size_t cap)
 			rc = -1;
 		} else {
 			s->nft_active = 0;
-			snprintf(detail, cap, "nftables drop rules deleted");
+			snprintf(detail, cap, "nftables drop rules deleted (they dropped %ld packets)",
+				 s->nft_dropped);
 		}
 		buf_free(&out);
 	}
@@ -254,10 +267,8 @@ static int heal_partition(drill_run_state *s, char *detail, size_t cap)
 			const char *name = s->comps[s->region_comp[k]].name;
 			if (!s->comps[s->region_comp[k]].alive)
 				continue;
-			if (switch_set(s, name, NULL, 0) != 0) {
-				snprintf(detail, cap, "%s", s->fault_detail);
+			if (switch_set(s, name, NULL, 0, detail, cap) != 0)
 				rc = -1;
-			}
 		}
 		if (rc == 0) {
 			s->switch_active = 0;

@@ -239,6 +239,8 @@ typedef struct drill_run_state {
 	int nft_active;           /* the drop rules are in place */
 	int switch_active;        /* some region's fault switch isolates peers */
 	char partition_desc[128]; /* which traffic is dropped */
+	long nft_dropped;         /* packets the drop rules matched, read at the heal */
+	int nft_counted;          /* nft_dropped is known */
 	drill_event *events;
 	size_t nevents, capevents;
 	/* after the run */
