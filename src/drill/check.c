@@ -505,7 +505,7 @@ void check_all(drill_run_state *s)
 		while (n > 0 && copy[n - 1] == '\n')
 			copy[--n] = '\0';
 		char *nl = strrchr(copy, '\n');
-		snprintf(verdict, sizeof verdict, "%s", nl ? nl + 1 : copy);
+		snprintf(verdict, sizeof verdict, "%.199s", nl ? nl + 1 : copy);
 	}
 	add_check(checks, &failed, "regions identical (tandem verify)", s->verify_code == 0, "exit %d: %s",
 		  s->verify_code, verdict);

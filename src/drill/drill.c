@@ -397,7 +397,9 @@ static int setup_components(drill_run_state *s, char *err, size_t errcap)
 	}
 	for (int i = 0; i < s->ncomps; i++) {
 		drill_component *c = &s->comps[i];
-		snprintf(c->log_path, sizeof c->log_path, "%.*s/%s.log", PATH_MAX - 64, s->logs_dir, c->name);
+		char path[PATH_MAX]; /* c lives inside s: no overlapping snprintf */
+		snprintf(path, sizeof path, "%.*s/%s.log", PATH_MAX - 64, s->logs_dir, c->name);
+		memcpy(c->log_path, path, sizeof path);
 		unlink(c->log_path); /* this run's log only */
 	}
 	/* nftables needs one address per component */
@@ -848,7 +850,7 @@ static int choose_network(drill_run_state *s, char *err, size_t errcap)
 		return -1;
 	}
 	snprintf(s->net_method, sizeof s->net_method, "fault-switch");
-	snprintf(s->net_note, sizeof s->net_note, "%s", reason);
+	snprintf(s->net_note, sizeof s->net_note, "%.255s", reason);
 	return 0;
 }
 
