@@ -1,0 +1,171 @@
+"""`tandem drill`: every scenario against a real local deployment, at a small
+rate and a short duration (CI), plus its command line, its report files and
+its budgets. Each drill starts its own deployment (own data, own ports; as
+root in its own network namespace), so these tests need no fixture.
+
+The drills here run at 50 writes/s; the scenarios that need a failover get
+enough time after the fault for one (5.5 s worst case, docs/FAILOVER.md)
+before the heal.
+"""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import TANDEM, free_port_base, run
+
+SMALL = ["--rate", "50", "--quiet"]
+SHORT = ["--duration", "12"]                                     # fault 4 s, heal 8 s
+FAILOVER = ["--duration", "20", "--fault-at", "5", "--heal-at", "14"]
+
+SCENARIOS = {
+    "crash-primary": FAILOVER,
+    "crash-secondary": SHORT,
+    "crash-witness": SHORT,
+    "partition-primary": FAILOVER,
+    "partition-link": SHORT,
+    "switchover": SHORT,
+}
+
+
+def drill(tmp_path, scenario, *extra, timeout=240):
+    """Run a drill; returns (CompletedProcess, report dir)."""
+    report = tmp_path / "report"
+    p = subprocess.run([TANDEM, "drill", "--scenario", scenario, "--report", str(report), *extra],
+                       capture_output=True, text=True, timeout=timeout)
+    return p, report
+
+
+def load_report(report):
+    with open(report / "report.json") as f:
+        return json.load(f)
+
+
+def explain(p, report):
+    """What to print when a drill failed: its report, its stderr."""
+    return "exit %d\n%s\n%s" % (p.returncode, p.stdout[-6000:], p.stderr[-3000:])
+
+
+def assert_report_files(report):
+    svg = (report / "timeline.svg").read_text()
+    assert svg.startswith("<?xml") and "<svg" in svg and svg.rstrip().endswith("</svg>")
+    assert "<rect" in svg
+    logs = report / "logs"
+    assert (logs / "eu.log").stat().st_size > 0 and (logs / "us.log").stat().st_size > 0
+    # the regions' logs are JSON lines (the drill adds its own notes, also JSON)
+    with open(logs / "eu.log") as f:
+        for line in f:
+            json.loads(line)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_scenario_passes_at_a_small_rate(tmp_path, scenario):
+    p, report = drill(tmp_path, scenario, *SMALL, *SCENARIOS[scenario])
+    assert p.returncode == 0, explain(p, report)
+    r = load_report(report)
+    assert r["scenario"] == scenario and r["ok"] is True and r["exit_code"] == 0
+    for c in r["checks"]:
+        assert c["status"] in ("pass", "skipped"), c
+    assert not [c for c in r["checks"] if c["status"] == "skipped"], "a check could not be made"
+    w = r["workload"]
+    assert w["rate"] == 50 and w["acknowledged"] > 0.8 * w["writes_scheduled"]
+    rpo = r["rpo"]
+    assert rpo["final_data_read"] and rpo["missing"] == 0 and rpo["lost_global"] == 0
+    assert rpo["duplicates"] == 0
+    assert rpo["in_final_data"] + rpo["only_in_quarantine"] == rpo["acknowledged"]
+    assert rpo["lost_span_s"] <= rpo["budget_s"]
+    assert r["rto"]["writes_s"] is not None and r["rto"]["writes_s"] <= r["rto"]["budget_s"]
+    assert set(r["rto"]["regions"]) == {"eu", "us"}
+    assert r["primaries"]["overlaps"] == []
+    assert r["verify"]["exit_code"] == 0 and r["convergence"]["ok"]
+    assert r["fault"]["ok"] and r["fault"]["at_s"] is not None
+    # which fault method was used, in the JSON and the text
+    assert r["fault"]["partition_method"] in ("nftables", "fault-switch")
+    assert r["deployment"]["partition_method"] == r["fault"]["partition_method"]
+    assert "partitions  " + r["fault"]["partition_method"] in p.stdout
+    if scenario.startswith("partition"):
+        assert r["fault"]["method"] == r["fault"]["partition_method"]
+    assert len(r["per_second"]["eu"]["writes_ok"]) >= 10
+    assert_report_files(report)
+
+
+def test_restart_of_every_component_during_a_drill(tmp_path):
+    """restart-all stops and starts every component (witness, secondary,
+    primary) while the workload runs; everything acknowledged survives."""
+    p, report = drill(tmp_path, "restart-all", *SMALL, "--duration", "14")
+    assert p.returncode == 0, explain(p, report)
+    r = load_report(report)
+    restarted = {e["component"] for e in r["events"] if e["kind"] == "start"}
+    assert {"eu", "us"} <= restarted
+    for name, c in r["deployment"]["components"].items():
+        assert c["starts"] == 2, (name, c)
+    assert r["rpo"]["missing"] == 0
+
+
+def test_json_output_and_fault_switch(tmp_path):
+    """--net switch uses the regions' fault switch even as root; --json prints
+    report.json on stdout."""
+    p, report = drill(tmp_path, "partition-link", *SMALL, *SHORT, "--net", "switch", "--json")
+    assert p.returncode == 0, explain(p, report)
+    printed = json.loads(p.stdout)
+    assert printed == load_report(report)
+    assert printed["fault"]["method"] == "fault-switch"
+    assert printed["deployment"]["network_namespace"] is False
+
+
+def test_over_budget_exits_1(tmp_path):
+    """With rto_budget_s = 1 in [drill] of an existing deployment (--config),
+    a primary crash cannot come back in time: exit 1, RTO not ok."""
+    data = tmp_path / "deployment"
+    run("init", "--data", str(data), "--port-base", str(free_port_base(6)))
+    config = data / "tandem.ini"
+    with open(config, "a") as f:
+        f.write("\n[drill]\nrpo_budget_s = 30\nrto_budget_s = 1\n")
+    assert run("config", "check", str(config)).returncode == 0
+    p, report = drill(tmp_path, "crash-primary", *SMALL, "--duration", "12", "--config", str(config))
+    assert p.returncode == 1, explain(p, report)
+    r = load_report(report)
+    assert r["ok"] is False and r["rto"]["ok"] is False and r["rto"]["budget_s"] == 1
+    assert "RTO not within budget" in p.stdout
+    assert r["deployment"]["config"] == str(config)
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["--scenario", "meteor-strike"], "unknown scenario 'meteor-strike'"),
+    (["--scenario", "crash-primary", "--rate", "0"], "--rate must be"),
+    (["--scenario", "crash-primary", "--rate", "fast"], "--rate must be"),
+    (["--scenario", "crash-primary", "--duration", "2"], "--duration must be"),
+    (["--scenario", "crash-primary", "--net", "carrier-pigeon"], "--net must be"),
+    (["--scenario", "crash-primary", "--fault-at", "20", "--duration", "12"], "fault time"),
+    (["--rate", "50"], "--scenario NAME is required"),
+    (["--scenario"], "--scenario needs a value"),
+    (["--scenario", "crash-primary", "--frobnicate"], "unknown option '--frobnicate'"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, args, reason):
+    p = subprocess.run([TANDEM, "drill", "--report", str(tmp_path / "r"), *args],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and reason in lines[0], p.stderr
+    assert not (tmp_path / "r").exists()  # nothing was started
+
+
+def test_help(tmp_path):
+    p = subprocess.run([TANDEM, "drill", "--help"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0
+    for name in [*SCENARIOS, "restart-all"]:
+        assert name in p.stdout
+    p = subprocess.run([TANDEM, "help", "drill"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "--scenario NAME" in p.stdout
+    assert "drill" in run("help").stdout
+
+
+def test_refuses_a_data_dir_it_did_not_make(tmp_path):
+    data = tmp_path / "precious"
+    data.mkdir()
+    (data / "notes.txt").write_text("keep me")
+    p, report = drill(tmp_path, "crash-secondary", *SMALL, *SHORT, "--data", str(data))
+    assert p.returncode == 1
+    assert "not made by tandem drill" in p.stderr
+    assert (data / "notes.txt").read_text() == "keep me"
