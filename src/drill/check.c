@@ -124,7 +124,7 @@ void check_parse_logs(drill_run_state *s)
 					}
 					items = m;
 				}
-				items[n++] = (log_item){t, ev[7] == 'n' ? 0 : 1, epoch, ""};
+				items[n++] = (log_item){t, strcmp(ev, "writes_on") == 0 ? 0 : 1, epoch, ""};
 			} else if (strcmp(ev, "role") == 0 || strcmp(ev, "quarantine") == 0) {
 				json_t *e = json_pack("{s:o, s:f, s:s, s:s}", "time", iso(t), "t_s",
 						      run_t(s, t), "region", c->name, "event", ev);
@@ -181,6 +181,27 @@ void check_parse_logs(drill_run_state *s)
 			add_interval(s, c->name, epoch, from, now, "running");
 		free(items);
 	}
+}
+
+/* Append {a, b, from, seconds} to out for every pair of intervals of two
+ * different regions that overlap (touching ends do not); returns how many. */
+static size_t find_overlaps(const primary_interval *iv, size_t n, json_t *out)
+{
+	size_t found = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++) {
+			if (strcmp(iv[i].region, iv[j].region) == 0)
+				continue;
+			if (iv[i].from_ms < iv[j].to_ms && iv[j].from_ms < iv[i].to_ms) {
+				int64_t a = iv[i].from_ms > iv[j].from_ms ? iv[i].from_ms : iv[j].from_ms;
+				int64_t b = iv[i].to_ms < iv[j].to_ms ? iv[i].to_ms : iv[j].to_ms;
+				json_array_append_new(out, json_pack("{s:s, s:s, s:o, s:f}", "a", iv[i].region,
+								     "b", iv[j].region, "from", iso(a),
+								     "seconds", (double)(b - a) / 1000.0));
+				found++;
+			}
+		}
+	return found;
 }
 
 /* ---- per-region numbers ---- */
@@ -459,20 +480,8 @@ void check_all(drill_run_state *s)
 						"epoch", (json_int_t)iv->epoch, "from", iso(iv->from_ms), "to",
 						iso(iv->to_ms), "from_s", run_t(s, iv->from_ms), "to_s",
 						run_t(s, iv->to_ms), "end", iv->end));
-		for (size_t j = i + 1; j < s->nintervals; j++) {
-			const primary_interval *jv = &s->intervals[j];
-			if (strcmp(iv->region, jv->region) == 0)
-				continue;
-			if (iv->from_ms < jv->to_ms && jv->from_ms < iv->to_ms) {
-				int64_t a = iv->from_ms > jv->from_ms ? iv->from_ms : jv->from_ms;
-				int64_t b = iv->to_ms < jv->to_ms ? iv->to_ms : jv->to_ms;
-				json_array_append_new(overlaps,
-						      json_pack("{s:s, s:s, s:o, s:f}", "a", iv->region, "b",
-								jv->region, "from", iso(a), "seconds",
-								(double)(b - a) / 1000.0));
-			}
-		}
 	}
+	find_overlaps(s->intervals, s->nintervals, overlaps);
 	json_t *primaries = json_pack("{s:o, s:o, s:i, s:s}", "intervals", intervals, "overlaps", overlaps,
 				      "log_events", s->log_events_seen, "evidence",
 				      s->log_events_seen ? "writes_on/writes_off events in the regions' logs"

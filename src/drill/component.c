@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -128,6 +129,7 @@ int component_start(drill_component *c, const char *config_path, int timeout_ms,
 		snprintf(err, errcap, "%s: cannot prepare its start: %s", c->name, strerror(errno));
 		goto fail;
 	}
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		snprintf(err, errcap, "fork: %s", strerror(errno));
@@ -135,6 +137,12 @@ int component_start(drill_component *c, const char *config_path, int timeout_ms,
 	}
 	if (pid == 0) {
 		setpgid(0, 0);
+		/* a drill that dies (even by kill -9) takes its deployment with it:
+		 * an orphaned drill deployment serves nobody. (Set by the main
+		 * thread's fork, which lives as long as the drill.) */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
 		dup2(nullfd, 0);
 		dup2(logfd, 1);
 		dup2(logfd, 2);
