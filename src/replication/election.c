@@ -802,12 +802,7 @@ static void admin_fault(repl *r, http_request *req, json_t *o)
 	log_warn("fault switch: %s", n ? b.data : "healed");
 	if (r->env.peer && election_isolated(r, r->env.peer->name)) {
 		/* cut what is open: the stream, both ways */
-		for (subscriber *s = r->subs; s; s = s->next)
-			if (strcmp(s->peer, r->env.peer->name) == 0) {
-				http_request_abort(s->req);
-				break;
-			}
-		stream_on_committed(r); /* ends closed subscribers */
+		stream_drop(r, r->env.peer->name);
 		if (!r->primary && r->reconnect && r->stream_client) {
 			r->replacing_stream = true;
 			http_client_free(&r->stream_client);

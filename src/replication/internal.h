@@ -147,6 +147,7 @@ void waitlist_fail_all(waiter **list);
 void stream_handle(repl *r, http_request *req, const char *peer);
 void stream_handle_ack(repl *r, http_request *req, const char *peer);
 void stream_on_committed(repl *r);
+void stream_drop(repl *r, const char *peer);
 int stream_start(repl *r);
 void stream_stop(repl *r);
 /* Lag of the secondary behind the primary, in ms (0 when caught up). */
@@ -199,6 +200,12 @@ void history_add(repl *r, uint64_t epoch, uint64_t first_seq);
 /* Epoch of position seq in this region's log (0 for seq 0). */
 uint64_t history_epoch_at(const repl *r, uint64_t seq);
 void history_json(repl *r, buf *out);
+/* The divergence point D of two logs, each given by its history (epochs
+ * and their first positions, ascending) and its last position: the last
+ * position, at most both ends, up to which both give the same epoch
+ * everywhere. */
+uint64_t history_divergence(const uint64_t *ea, const uint64_t *fa, int na, uint64_t last_a,
+			    const uint64_t *eb, const uint64_t *fb, int nb, uint64_t last_b);
 /* Secondary: find the divergence point with the primary, quarantine what
  * must go, then call done(r, ok). */
 void rejoin_start(repl *r, void (*done)(repl *r, bool ok));

@@ -92,7 +92,7 @@ void history_json(repl *r, buf *out)
 }
 
 /* The divergence point of two logs given by their histories and ends. */
-static uint64_t history_divergence(const uint64_t *ea, const uint64_t *fa, int na, uint64_t last_a,
+uint64_t history_divergence(const uint64_t *ea, const uint64_t *fa, int na, uint64_t last_a,
 			    const uint64_t *eb, const uint64_t *fb, int nb, uint64_t last_b)
 {
 	uint64_t limit = last_a < last_b ? last_a : last_b;

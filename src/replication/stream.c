@@ -44,6 +44,27 @@ static void stream_end(repl *r, subscriber *s)
 	}
 }
 
+/* Cut the stream of a peer at once, unanswered (fault switch). */
+void stream_drop(repl *r, const char *peer)
+{
+	subscriber **pp = &r->subs;
+	while (*pp) {
+		subscriber *s = *pp;
+		if (strcmp(s->peer, peer) != 0) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		http_request_abort(s->req);
+		log_info("replication stream to %s cut", s->peer);
+		free(s);
+	}
+	if (!r->subs && !r->degraded_since_ms && r->env.peer) {
+		r->degraded_since_ms = util_now_ms();
+		log_warn("degraded: region %s is not replicating (since now)", r->env.peer->name);
+	}
+}
+
 /* Send what the subscriber has not seen, within the output bound. */
 static void stream_pump(repl *r, subscriber *s)
 {
