@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "cli/admin.h"
 #include "cli/cli.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -53,11 +54,38 @@ static void admin_answer(int rc, const http_message *resp, const char *body, siz
 	event_base_loopbreak(a->base);
 }
 
-typedef struct admin {
-	struct event_base *base;
-	SSL_CTX *ctx;
-	const config *cfg;
-} admin;
+json_t *admin_request(admin *ad, const char *hostport, const char *name, const char *method,
+		      const char *target, const char *body, int timeout_ms, int *status, char *err, size_t errcap)
+{
+	char host[64];
+	int port;
+	*status = 0;
+	if (!hostport[0] || util_split_hostport(hostport, host, sizeof host, &port) != 0) {
+		snprintf(err, errcap, "no address");
+		return NULL;
+	}
+	http_limits limits = {16384, 100, 16 << 20};
+	http_client *c = http_client_new(ad->base, ad->ctx, host, port, name, &limits, timeout_ms);
+	admin_call a = {.base = ad->base};
+	if (!c || http_client_request(c, method, target, body ? "Content-Type: application/json\r\n" : NULL, body,
+				      body ? strlen(body) : 0, 0, admin_answer, &a) != 0) {
+		http_client_free(&c);
+		snprintf(err, errcap, "out of memory");
+		return NULL;
+	}
+	while (!a.done)
+		event_base_dispatch(ad->base);
+	http_client_free(&c);
+	if (a.rc != 0) {
+		snprintf(err, errcap, "unreachable (%s)", err_str(a.rc));
+		json_decref(a.json);
+		return NULL;
+	}
+	*status = a.status;
+	if (!a.json)
+		snprintf(err, errcap, "answered %d without JSON", a.status);
+	return a.json;
+}
 
 /* GET target from region r; returns the parsed JSON (caller decrefs) or NULL
  * with a reason in err. */
@@ -94,10 +122,11 @@ static json_t *admin_get(admin *ad, const config_region *r, const char *target, 
 	return a.json;
 }
 
-static int admin_open(int argc, char **argv, const char *usage, config *cfg, admin *ad, int *json_out)
+int admin_open(int argc, char **argv, const char *usage, config *cfg, admin *ad, int *json_out)
 {
 	const char *path = NULL;
-	*json_out = 0;
+	if (json_out)
+		*json_out = 0;
 	for (int i = 1; i < argc; i++) {
 		if (cli_is_help(argv[i])) {
 			fputs(usage, stdout);
@@ -107,6 +136,8 @@ static int admin_open(int argc, char **argv, const char *usage, config *cfg, adm
 			path = argv[++i];
 		else if (strcmp(argv[i], "--json") == 0 && json_out)
 			*json_out = 1;
+		else if (ad->extra_opts && ad->extra_opts(ad, argc, argv, &i) == 0)
+			continue;
 		else
 			return cli_fail("unknown option '%s' (see tandem %s --help)", argv[i], argv[0]);
 	}
@@ -128,7 +159,7 @@ static int admin_open(int argc, char **argv, const char *usage, config *cfg, adm
 	return -1;
 }
 
-static void admin_close(admin *ad)
+void admin_close(admin *ad)
 {
 	SSL_CTX_free(ad->ctx);
 	if (ad->base)

@@ -6,6 +6,9 @@ int cmd_up(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_switchover(int argc, char **argv);
+int cmd_failover(int argc, char **argv);
+int cmd_quarantine(int argc, char **argv);
 int cmd_drill(int argc, char **argv);
 
 /* Print "tandem: <message>" on stderr; returns 1 (the exit code). */

@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "core/certs.h"
 #include "core/config.h"
+#include "failover/witness.h"
 #include "region/region.h"
 
 #ifndef TANDEM_VERSION
@@ -49,7 +50,15 @@ static const char usage_main[] =
 	"                      create config, secrets and certificates only\n"
 	"  region --config FILE --region NAME\n"
 	"                      run one region node\n"
+	"  witness --config FILE\n"
+	"                      run the witness (the third voter)\n"
 	"  certs --config FILE create the development CA and certificates\n"
+	"  switchover --config FILE --to REGION\n"
+	"                      planned move of the primary (RPO 0)\n"
+	"  failover --config FILE --to REGION [--force]\n"
+	"                      operator-forced failover to REGION\n"
+	"  quarantine list|show --config FILE [FILE]\n"
+	"                      writes taken back from a rejoining old primary\n"
 	"  status --config FILE [--json]\n"
 	"                      roles, positions, lag and link state of every region\n"
 	"  verify --config FILE\n"
@@ -68,6 +77,14 @@ static const char usage_region[] =
 	"Run the region node NAME of the deployment described by FILE: the HTTPS\n"
 	"mobile API on its api_listen address, with its database in its data_dir.\n"
 	"SIGTERM or SIGINT stop it gracefully (requests in flight are finished).\n";
+
+static const char usage_witness[] =
+	"usage: tandem witness --config FILE\n"
+	"\n"
+	"Run the witness of the deployment described by FILE (its [witness]\n"
+	"section): the third voter of the failover protocol, meant to run in a\n"
+	"third location. It holds no data, only its votes (DATA/voter.json).\n"
+	"SIGTERM or SIGINT stop it.\n";
 
 static const char usage_certs[] =
 	"usage: tandem certs --config FILE\n"
@@ -152,6 +169,28 @@ static int cmd_region(int argc, char **argv)
 	return region_main(&cfg, name, ready_fd);
 }
 
+static int cmd_witness(int argc, char **argv)
+{
+	static const char *const known[] = {"--config", NULL};
+	int rc = check_options(argc, argv, known, usage_witness);
+	if (rc >= 0)
+		return rc;
+	int bad = 0;
+	const char *path = option(argc, argv, "--config", &bad);
+	if (!path || bad)
+		return cli_fail("witness needs --config FILE");
+	static config cfg;
+	if (load_config(path, &cfg) != 0)
+		return 1;
+	if (!cfg.witness.listen[0])
+		return cli_fail("%s: no [witness] section with listen = HOST:PORT", path);
+	int ready_fd = -1;
+	const char *fd_env = getenv("TANDEM_READY_FD");
+	if (fd_env)
+		ready_fd = atoi(fd_env);
+	return witness_main(&cfg, ready_fd);
+}
+
 static int cmd_certs(int argc, char **argv)
 {
 	static const char *const known[] = {"--config", NULL};
@@ -165,12 +204,15 @@ static int cmd_certs(int argc, char **argv)
 	static config cfg;
 	if (load_config(path, &cfg) != 0)
 		return 1;
-	const char *names[CONFIG_MAX_REGIONS + 1];
+	const char *names[CONFIG_MAX_REGIONS + 2];
 	for (int i = 0; i < cfg.region_count; i++)
 		names[i] = cfg.regions[i].name;
 	names[cfg.region_count] = "admin"; /* the command line's client certificate */
+	size_t count = (size_t)cfg.region_count + 1;
+	if (cfg.witness.listen[0])
+		names[count++] = "witness";
 	char err[1024];
-	if (certs_ensure(cfg.certs_dir, names, (size_t)cfg.region_count + 1, err, sizeof err) != 0)
+	if (certs_ensure(cfg.certs_dir, names, count, err, sizeof err) != 0)
 		return cli_fail("%s", err);
 	printf("certificates ready in %s\n", cfg.certs_dir);
 	return 0;
@@ -230,6 +272,14 @@ int main(int argc, char **argv)
 		return cmd_init(argc, argv);
 	if (strcmp(cmd, "region") == 0)
 		return cmd_region(argc, argv);
+	if (strcmp(cmd, "witness") == 0)
+		return cmd_witness(argc, argv);
+	if (strcmp(cmd, "switchover") == 0)
+		return cmd_switchover(argc, argv);
+	if (strcmp(cmd, "failover") == 0)
+		return cmd_failover(argc, argv);
+	if (strcmp(cmd, "quarantine") == 0)
+		return cmd_quarantine(argc, argv);
 	if (strcmp(cmd, "certs") == 0)
 		return cmd_certs(argc, argv);
 	if (strcmp(cmd, "status") == 0)

@@ -166,6 +166,27 @@ static void generated_config(buf *b, int port_base)
 		   "; artificial one-way delay on the link, for tests and benchmarks only\n"
 		   "link_delay_ms = 0\n"
 		   "\n"
+		   "[failover]\n"
+		   "; leases and elections (docs/FAILOVER.md); tandem config check refuses unsafe timings\n"
+		   "lease_ms = 4000\n"
+		   "renew_ms = 1000\n"
+		   "election_timeout_ms = 3000\n"
+		   "max_drift_ppm = 10000\n"
+		   "lease_margin_ms = 200\n"
+		   "grant_margin_ms = 200\n"
+		   "vote_retry_ms = 250\n"
+		   "switchover_timeout_ms = 5000\n"
+		   "\n"
+		   "[drill]\n"
+		   "rpo_budget_s = 30\n"
+		   "rto_budget_s = 60\n"
+		   "\n"
+		   "; the third voter, meant for a third location\n"
+		   "[witness]\n"
+		   "listen = 127.0.0.1:%d\n"
+		   "tls_cert = certs/witness.pem\n"
+		   "tls_key = certs/witness.key\n"
+		   "\n"
 		   "; roles are the initial ones: afterwards they live in each region's state\n"
 		   "[region eu]\n"
 		   "role = primary\n"
@@ -180,7 +201,7 @@ static void generated_config(buf *b, int port_base)
 		   "link_listen = 127.0.0.1:%d\n"
 		   "tls_cert = certs/us.pem\n"
 		   "tls_key = certs/us.key\n",
-		   port_base, port_base + 2, port_base + 1, port_base + 3);
+		   port_base + 4, port_base, port_base + 2, port_base + 1, port_base + 3);
 }
 
 /* Create what is missing under o->data. 0, or 1 after printing why. */
@@ -211,11 +232,14 @@ static int ensure_deployment(const up_options *o, config *cfg)
 			return cli_fail("%s: cannot create: %s", cfg->secrets_file, strerror(errno));
 		fprintf(stderr, "tandem: created %s (mode 0600)\n", cfg->secrets_file);
 	}
-	const char *names[CONFIG_MAX_REGIONS + 1];
+	const char *names[CONFIG_MAX_REGIONS + 2];
 	for (int i = 0; i < cfg->region_count; i++)
 		names[i] = cfg->regions[i].name;
 	names[cfg->region_count] = "admin"; /* the command line's client certificate */
-	if (certs_ensure(cfg->certs_dir, names, (size_t)cfg->region_count + 1, err, sizeof err) != 0)
+	size_t count = (size_t)cfg->region_count + 1;
+	if (cfg->witness.listen[0])
+		names[count++] = "witness";
+	if (certs_ensure(cfg->certs_dir, names, count, err, sizeof err) != 0)
 		return cli_fail("%s", err);
 	return 0;
 }
@@ -248,7 +272,8 @@ static void on_stop_signal(int sig)
 	stop_requested = sig;
 }
 
-/* Start `tandem region` for region r; wait for its "ready" line. */
+/* Start `tandem region` for region name (NULL: `tandem witness`); wait
+ * for its "ready" line. */
 static int start_region(const config *cfg, const char *name, child *c)
 {
 	int fds[2];
@@ -268,11 +293,14 @@ static int start_region(const config *cfg, const char *name, child *c)
 		if (n <= 0)
 			_exit(127);
 		self[n] = '\0';
-		execl(self, "tandem", "region", "--config", cfg->path, "--region", name, (char *)NULL);
+		if (name)
+			execl(self, "tandem", "region", "--config", cfg->path, "--region", name, (char *)NULL);
+		else
+			execl(self, "tandem", "witness", "--config", cfg->path, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[1]);
-	snprintf(c->name, sizeof c->name, "%s", name);
+	snprintf(c->name, sizeof c->name, "%s", name ? name : "witness");
 	c->pid = pid;
 	c->alive = 1;
 	struct pollfd p = {.fd = fds[0], .events = POLLIN};
@@ -286,7 +314,8 @@ static int start_region(const config *cfg, const char *name, child *c)
 		int status;
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			c->alive = 0;
-		return cli_fail("region %s did not start (see its error above)", name);
+		return cli_fail("%s %s did not start (see its error above)", name ? "region" : "the",
+				name ? name : "witness");
 	}
 	return 0;
 }
@@ -300,12 +329,20 @@ static int write_endpoints(const up_options *o, const config *cfg, const child *
 	buf_adds(&b, "\",\n  \"config\": \"");
 	buf_add_json_escaped(&b, cfg->path, strlen(cfg->path));
 	buf_adds(&b, "\",\n  \"regions\": {");
+	int shown = 0;
 	for (int i = 0; i < n; i++) {
 		const config_region *r = config_region_find(cfg, children[i].name);
-		buf_printf(&b, "%s\n    \"%s\": {\"api\": \"https://%s\", \"pid\": %d}", i ? "," : "",
-			   r->name, r->api_listen, (int)children[i].pid);
+		if (!r)
+			continue;
+		buf_printf(&b, "%s\n    \"%s\": {\"api\": \"https://%s\", \"link\": \"%s\", \"pid\": %d}",
+			   shown++ ? "," : "", r->name, r->api_listen, r->link_listen, (int)children[i].pid);
 	}
-	buf_adds(&b, "\n  }\n}\n");
+	buf_adds(&b, "\n  }");
+	for (int i = 0; i < n; i++)
+		if (strcmp(children[i].name, "witness") == 0)
+			buf_printf(&b, ",\n  \"witness\": {\"addr\": \"%s\", \"pid\": %d}", cfg->witness.listen,
+				   (int)children[i].pid);
+	buf_adds(&b, "\n}\n");
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%.*s/endpoints.json", PATH_MAX - 32, o->data);
 	int rc = util_write_file(path, b.data, b.len, 0644);
@@ -377,9 +414,17 @@ int cmd_up(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	child children[CONFIG_MAX_REGIONS];
+	child children[CONFIG_MAX_REGIONS + 1];
 	memset(children, 0, sizeof children);
 	int n = 0;
+	if (cfg.witness.listen[0]) { /* first: the regions' first lease needs a majority */
+		if (start_region(&cfg, NULL, &children[n]) != 0) {
+			n++;
+			stop_children(children, n);
+			return 1;
+		}
+		n++;
+	}
 	for (int i = 0; i < cfg.region_count; i++) {
 		if (start_region(&cfg, cfg.regions[i].name, &children[n]) != 0) {
 			n++;
@@ -393,9 +438,14 @@ int cmd_up(int argc, char **argv)
 		return 1;
 	}
 	printf("tandem is up (%s)\n", o.data);
-	for (int i = 0; i < n; i++)
-		printf("  region %-4s https://%s  (pid %d)\n", children[i].name,
-		       config_region_find(&cfg, children[i].name)->api_listen, (int)children[i].pid);
+	for (int i = 0; i < n; i++) {
+		const config_region *r = config_region_find(&cfg, children[i].name);
+		if (r)
+			printf("  region %-4s https://%s  (pid %d)\n", children[i].name, r->api_listen,
+			       (int)children[i].pid);
+		else
+			printf("  witness     %s  (pid %d)\n", cfg.witness.listen, (int)children[i].pid);
+	}
 	printf("  CA          %s\n  endpoints   %s/endpoints.json\nCtrl-C stops everything.\n",
 	       cfg.ca_file, o.data);
 	fflush(stdout);
@@ -417,10 +467,12 @@ int cmd_up(int argc, char **argv)
 				continue;
 			children[i].alive = 0;
 			if (WIFSIGNALED(status))
-				fprintf(stderr, "tandem: region %s (pid %d) was killed by signal %d; not restarting it\n",
+				fprintf(stderr, "tandem: %s%s (pid %d) was killed by signal %d; not restarting it\n",
+					strcmp(children[i].name, "witness") ? "region " : "",
 					children[i].name, (int)pid, WTERMSIG(status));
 			else
-				fprintf(stderr, "tandem: region %s (pid %d) exited with status %d; not restarting it\n",
+				fprintf(stderr, "tandem: %s%s (pid %d) exited with status %d; not restarting it\n",
+					strcmp(children[i].name, "witness") ? "region " : "",
 					children[i].name, (int)pid, WEXITSTATUS(status));
 		}
 	}

@@ -101,6 +101,16 @@ void config_defaults(config *c)
 		.link_delay_ms = 0,
 		.forward_timeout_ms = 10000,
 	};
+	c->failover = (config_failover){
+		.lease_ms = 4000,
+		.renew_ms = 1000,
+		.election_timeout_ms = 3000,
+		.max_drift_ppm = 10000,
+		.lease_margin_ms = 200,
+		.grant_margin_ms = 200,
+		.vote_retry_ms = 250,
+		.switchover_timeout_ms = 5000,
+	};
 	c->drill = (config_drill){.rpo_budget_s = 30, .rto_budget_s = 60};
 }
 
@@ -215,12 +225,52 @@ static int config_handle_replication(config_reader *r, const char *name, const c
 	return 1;
 }
 
+static int config_handle_failover(config_reader *r, const char *name, const char *value)
+{
+	config_failover *f = &r->c->failover;
+	if (!f->line)
+		f->line = r->line;
+	INT_KEY("lease_ms", f->lease_ms, 100, 600000);
+	INT_KEY("renew_ms", f->renew_ms, 10, 600000);
+	INT_KEY("election_timeout_ms", f->election_timeout_ms, 20, 600000);
+	INT_KEY("max_drift_ppm", f->max_drift_ppm, 0, 100000);
+	INT_KEY("lease_margin_ms", f->lease_margin_ms, 0, 60000);
+	INT_KEY("grant_margin_ms", f->grant_margin_ms, 0, 60000);
+	INT_KEY("vote_retry_ms", f->vote_retry_ms, 10, 60000);
+	INT_KEY("switchover_timeout_ms", f->switchover_timeout_ms, 100, 600000);
+	config_error(r, r->line, "unknown key '%s' in [failover]", name);
+	return 1;
+}
+
 static int config_handle_drill(config_reader *r, const char *name, const char *value)
 {
 	config_drill *d = &r->c->drill;
 	INT_KEY("rpo_budget_s", d->rpo_budget_s, 0, 86400);
 	INT_KEY("rto_budget_s", d->rto_budget_s, 1, 86400);
 	config_error(r, r->line, "unknown key '%s' in [drill]", name);
+	return 1;
+}
+
+static int config_handle_witness(config_reader *r, const char *name, const char *value)
+{
+	config_witness *w = &r->c->witness;
+	if (!w->line)
+		w->line = r->line;
+	if (strcmp(name, "listen") == 0) {
+		char host[64];
+		int port;
+		if (util_split_hostport(value, host, sizeof host, &port) != 0)
+			config_error(r, r->line, "listen must be HOST:PORT, not '%s'", value);
+		else
+			config_string(r, name, value, w->listen, sizeof w->listen);
+	} else if (strcmp(name, "data_dir") == 0)
+		config_path(r, value, w->data_dir);
+	else if (strcmp(name, "tls_cert") == 0)
+		config_path(r, value, w->tls_cert);
+	else if (strcmp(name, "tls_key") == 0)
+		config_path(r, value, w->tls_key);
+	else
+		config_error(r, r->line, "unknown key '%s' in [witness]", name);
 	return 1;
 }
 
@@ -325,6 +375,10 @@ static int config_handler(void *user, const char *section, const char *name, con
 		return config_handle_auth(r, name, value);
 	if (strcmp(section, "replication") == 0)
 		return config_handle_replication(r, name, value);
+	if (strcmp(section, "witness") == 0)
+		return config_handle_witness(r, name, value);
+	if (strcmp(section, "failover") == 0)
+		return config_handle_failover(r, name, value);
 	if (strcmp(section, "drill") == 0)
 		return config_handle_drill(r, name, value);
 	if (strncmp(section, "region ", 7) == 0) {
@@ -337,6 +391,48 @@ static int config_handler(void *user, const char *section, const char *name, con
 	else
 		config_error(r, r->line, "unknown section [%s]", section);
 	return 1;
+}
+
+/*
+ * The failover timings must keep the lease shorter than the grants it rests
+ * on, in real time, whichever clocks drift (docs/FAILOVER.md, "The drift
+ * inequality"):  (L(1-rho) - m_p)/(1-rho)  <  (L + m_v)/(1+rho).
+ */
+static void config_validate_failover(config_reader *r)
+{
+	config *c = r->c;
+	config_failover *f = &c->failover;
+	int line = f->line ? f->line : r->line;
+	double rho = f->max_drift_ppm / 1e6;
+	double lease_hi = (f->lease_ms * (1 - rho) - f->lease_margin_ms) / (1 - rho);
+	double grant_lo = (f->lease_ms + f->grant_margin_ms) / (1 + rho);
+	if (f->lease_ms * (1 - rho) - f->lease_margin_ms <= f->renew_ms)
+		config_error(r, line, "[failover] lease_ms minus its margins (%.0f ms) must exceed renew_ms (%d)",
+			     f->lease_ms * (1 - rho) - f->lease_margin_ms, f->renew_ms);
+	if (!(lease_hi < grant_lo))
+		config_error(r, line,
+			     "[failover] unsafe timings: a lease may last %.1f ms but a grant may stop binding "
+			     "after %.1f ms; raise grant_margin_ms or lease_margin_ms, or lower max_drift_ppm",
+			     lease_hi, grant_lo);
+	if (f->election_timeout_ms < 2 * f->renew_ms)
+		config_error(r, line, "[failover] election_timeout_ms must be at least twice renew_ms");
+	if (f->election_timeout_ms > f->lease_ms + f->grant_margin_ms)
+		config_error(r, line, "[failover] election_timeout_ms must not exceed lease_ms + grant_margin_ms "
+				      "(it would only delay failovers)");
+	config_witness *w = &c->witness;
+	if (w->listen[0]) {
+		if (!w->data_dir[0] && c->data_dir[0])
+			snprintf(w->data_dir, sizeof w->data_dir, "%.*s/witness", CONFIG_PATH_MAX - 16, c->data_dir);
+		if (!w->data_dir[0])
+			config_error(r, w->line, "[witness] needs data_dir (or set it in [deployment])");
+		if (!w->tls_cert[0] || !w->tls_key[0])
+			config_error(r, w->line, "[witness] needs tls_cert and tls_key");
+		for (int i = 0; i < c->region_count; i++)
+			if (strcmp(w->listen, c->regions[i].link_listen) == 0 ||
+			    strcmp(w->listen, c->regions[i].api_listen) == 0)
+				config_error(r, w->line, "[witness] listen %s is already used by region %s", w->listen,
+					     c->regions[i].name);
+	}
 }
 
 /* Checks across keys, after the whole file is read. */
@@ -383,6 +479,7 @@ static void config_validate(config_reader *r)
 	if (c->region_count > 0 && primaries != 1)
 		config_error(r, c->regions[0].line, "exactly one region must have role = primary (found %d)",
 			     primaries);
+	config_validate_failover(r);
 	if (!c->secrets_file[0])
 		config_error(r, 1, "[deployment] needs secrets_file");
 	if (!c->ca_file[0])

@@ -6,8 +6,11 @@
  *   [deployment]   name, data_dir, secrets_file, ca_file, log_level
  *   [limits]       HTTP and storage hard limits
  *   [auth]         token lifetimes, argon2id parameters, login throttling
- *   [region NAME]  api_listen, data_dir, tls_cert, tls_key, role
- *   [drill]        rpo_budget_s, rto_budget_s (`tandem drill` fails beyond them)
+ *   [region NAME]  api_listen, data_dir, tls_cert, tls_key, role, link_listen
+ *   [replication]  cross-region replication
+ *   [witness]      listen, data_dir, tls_cert, tls_key (the third voter)
+ *   [failover]     lease and election timings
+ *   [drill]        RPO and RTO budgets of `tandem drill`
  *
  * Relative paths are resolved against the directory of the config file.
  * Every error is reported as "FILE:LINE: message".
@@ -48,6 +51,34 @@ typedef struct config_replication {
 	int forward_timeout_ms;
 } config_replication;
 
+/* The witness: the third voter, in a third location (docs/FAILOVER.md). */
+typedef struct config_witness {
+	char listen[128];           /* host:port (mutual TLS); "" = no witness */
+	char data_dir[CONFIG_PATH_MAX];
+	char tls_cert[CONFIG_PATH_MAX];
+	char tls_key[CONFIG_PATH_MAX];
+	int line;
+} config_witness;
+
+/* Leases and elections (docs/FAILOVER.md, "Parameters"). */
+typedef struct config_failover {
+	int lease_ms;               /* L: how long a grant lasts on the voter's clock */
+	int renew_ms;               /* the primary renews this often */
+	int election_timeout_ms;    /* no primary for this long: stand for election */
+	int max_drift_ppm;          /* rho: bound on every clock's rate error */
+	int lease_margin_ms;        /* m_p, primary side */
+	int grant_margin_ms;        /* m_v, voter side */
+	int vote_retry_ms;
+	int switchover_timeout_ms;  /* planned switchover: bound on the catch-up */
+	int line;
+} config_failover;
+
+/* The DR drill's budgets. */
+typedef struct config_drill {
+	int rpo_budget_s;
+	int rto_budget_s;
+} config_drill;
+
 typedef struct config_limits {
 	size_t max_header_bytes;  /* 431 beyond */
 	size_t max_headers;       /* 431 beyond */
@@ -73,12 +104,6 @@ typedef struct config_auth {
 	int hash_threads;              /* threads hashing passwords */
 } config_auth;
 
-/* Budgets of the DR drill (`tandem drill`, docs/DRILL.md). */
-typedef struct config_drill {
-	int rpo_budget_s; /* acknowledged writes lost may cover at most this span */
-	int rto_budget_s; /* writes must succeed again within this time of the fault */
-} config_drill;
-
 typedef struct config {
 	char path[CONFIG_PATH_MAX]; /* the file it was read from */
 	char name[64];
@@ -90,6 +115,8 @@ typedef struct config {
 	config_limits limits;
 	config_auth auth;
 	config_replication replication;
+	config_witness witness;
+	config_failover failover;
 	config_drill drill;
 	config_region regions[CONFIG_MAX_REGIONS];
 	int region_count;

@@ -95,6 +95,34 @@ void log_msg(log_level level, const char *fmt, ...)
 	log_end(&b);
 }
 
+void log_event(const char *event, const char *fields, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	buf b;
+	buf_init(&b, 4096);
+	log_begin(&b, "info");
+	buf_adds(&b, ",\"msg\":\"");
+	buf_add_json_escaped(&b, text, strlen(text));
+	buf_adds(&b, "\",\"event\":\"");
+	buf_add_json_escaped(&b, event, strlen(event));
+	buf_adds(&b, "\"");
+	if (log_region[0]) {
+		buf_adds(&b, ",\"region\":\"");
+		buf_add_json_escaped(&b, log_region, strlen(log_region));
+		buf_adds(&b, "\"");
+	}
+	if (fields && *fields) {
+		buf_addc(&b, ',');
+		buf_adds(&b, fields);
+	}
+	log_flush(); /* keep request lines before it in order */
+	log_end(&b);
+}
+
 void log_request(const char *method, const char *route, int status, int64_t duration_us,
 		 const char *request_id)
 {

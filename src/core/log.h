@@ -26,6 +26,12 @@ void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 
+/* An event line for machines (drills, alerts): "event" and the region,
+ * plus fields, a preformatted JSON fragment ("\"epoch\":3") from
+ * trusted values; always written, at level info. */
+void log_event(const char *event, const char *fields, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* The access log line of one request (see the API docs for its fields).
  * Request lines are buffered (one thread only: the event loop) and written
  * when 32 KiB accumulate or at log_flush(), which the region calls every

@@ -293,6 +293,21 @@ int util_write_file(const char *path, const void *data, size_t len, unsigned mod
 	fd = -1;
 	if (rename(tmp, path) != 0)
 		goto fail;
+	/* the rename itself must survive a crash: fsync the directory */
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		dir[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		snprintf(dir, sizeof dir, ".");
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
 	return 0;
 fail:;
 	int saved = errno;

@@ -21,6 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -60,6 +64,7 @@ struct http_client {
 	client_state state;
 	client_req *queue, *queue_tail; /* queue head is the request in flight */
 	bool in_flight;
+	char source[64];                /* local address to bind, or "" */
 };
 
 static void client_start_next(http_client *c);
@@ -222,6 +227,40 @@ static void client_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	client_fail(c, ERR_AGAIN);
 }
 
+void http_client_set_source(http_client *c, const char *addr)
+{
+	snprintf(c->source, sizeof c->source, "%s", addr ? addr : "");
+}
+
+/* Connect from c->source (numeric addresses only: the link's are). */
+static int client_connect_from(http_client *c)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+	struct addrinfo *to = NULL, *from = NULL;
+	char port[16];
+	snprintf(port, sizeof port, "%d", c->port);
+	int rc = ERR_IO;
+	if (getaddrinfo(c->host, port, &hints, &to) != 0 || getaddrinfo(c->source, "0", &hints, &from) != 0)
+		goto done;
+	evutil_socket_t fd = socket(to->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto done;
+	if (from->ai_family != to->ai_family || bind(fd, from->ai_addr, from->ai_addrlen) != 0 ||
+	    bufferevent_setfd(c->bev, fd) != 0) {
+		close(fd);
+		goto done;
+	}
+	if (bufferevent_socket_connect(c->bev, to->ai_addr, (int)to->ai_addrlen) == 0)
+		rc = 0;
+done:
+	if (to)
+		freeaddrinfo(to);
+	if (from)
+		freeaddrinfo(from);
+	return rc;
+}
+
 static int client_connect(http_client *c)
 {
 	if (c->ssl_ctx) {
@@ -247,6 +286,14 @@ static int client_connect(http_client *c)
 	}
 	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (c->source[0]) {
+		if (client_connect_from(c) != 0) {
+			client_close_connection(c);
+			return ERR_IO;
+		}
+		c->state = CLIENT_CONNECTING;
+		return 0;
+	}
 	if (bufferevent_socket_connect_hostname(c->bev, NULL, AF_UNSPEC, c->host, c->port) != 0) {
 		client_close_connection(c);
 		return ERR_IO;

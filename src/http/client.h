@@ -57,6 +57,9 @@ int http_client_request(http_client *c, const char *method, const char *target, 
 typedef void (*http_client_data_cb)(void *arg, const char *data, size_t len);
 int http_client_stream(http_client *c, const char *method, const char *target, const char *headers,
 		       http_client_data_cb on_data, http_client_cb cb, void *arg);
+/* Bind the connection's local address to addr (a numeric IP) before
+ * connecting, so that network rules can tell components apart. */
+void http_client_set_source(http_client *c, const char *addr);
 /* Close; queued requests get ERR_IO. No-op on NULL; resets *c. */
 void http_client_free(http_client **c);
 

@@ -802,6 +802,16 @@ void http_respond_chunk(http_request *req, const char *data, size_t len)
 		evbuffer_add(out, "\r\n", 2);
 }
 
+void http_request_abort(http_request *req)
+{
+	http_conn *c = req->conn;
+	if (req->responded)
+		return;
+	req->responded = true;
+	conn_drop_socket(c);
+	conn_after_response(c);
+}
+
 void http_respond_end(http_request *req)
 {
 	http_conn *c = req->conn;

@@ -95,6 +95,9 @@ void http_respond_start(http_request *req, int status);
 void http_respond_chunk(http_request *req, const char *data, size_t len);
 void http_respond_end(http_request *req);
 
+/* Drop the connection without an answer (fault injection: a partition). */
+void http_request_abort(http_request *req);
+
 /* Reason phrase for a status code ("Not Found"); "" if unknown. */
 const char *http_status_reason(int status);
 

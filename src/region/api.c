@@ -198,6 +198,23 @@ static void api_write_done(void *arg, int rc, uint64_t seq)
 {
 	api_call *call = arg;
 	call->seq = seq;
+	if (call->write_counted) {
+		call->write_counted = false;
+		repl_write_finished(call->rg->repl);
+	}
+	if (rc == 0 && call->status >= 200 && call->status < 300 && !repl_lease_valid(call->rg->repl)) {
+		/* committed as the lease ended: not acknowledged. If the next
+		 * primary lacks it, it goes to this region's quarantine when it
+		 * rejoins; a retry with the same key lands exactly once */
+		buf_reset(&call->headers);
+		call->replayed = false;
+		api_header(call, "Retry-After", "1");
+		api_error(call, 503, "no_lease",
+			  "this region lost its lease while the write committed; it is not acknowledged: retry "
+			  "with the same Idempotency-Key");
+		api_finish(call);
+		return;
+	}
 	if (rc == ERR_IO) { /* the batch did not reach the disk */
 		buf_reset(&call->headers);
 		call->replayed = false;
@@ -229,6 +246,10 @@ static void api_write_done(void *arg, int rc, uint64_t seq)
 static void api_submit_now(api_call *call)
 {
 	int rc = committer_submit(call->rg->writer, api_write_exec, api_write_done, call);
+	if (rc == 0) {
+		call->write_counted = true;
+		repl_write_started(call->rg->repl);
+	}
 	if (rc != 0) {
 		api_error(call, 503, "overloaded", "too many writes waiting; retry shortly");
 		api_header(call, "Retry-After", "1");
@@ -535,6 +556,19 @@ static void api_forward_answer(void *arg, int rc, int status, const char *header
 			       const char *body, size_t body_len)
 {
 	api_call *call = arg;
+	if (rc == 0 && status == 409 && !call->forward_retried && strstr(headers, "X-Tandem-Epoch: ") &&
+	    memmem(body, body_len, "stale_epoch", 11)) {
+		/* we were behind on epochs: learn and forward once more */
+		const char *h = strstr(headers, "X-Tandem-Epoch: ");
+		char text[24];
+		long long e = 0;
+		snprintf(text, sizeof text, "%.*s", (int)strcspn(h + 16, "\r"), h + 16);
+		if (util_parse_int(text, 0, INT64_MAX, &e) == 0)
+			repl_learn_epoch(call->rg->repl, (uint64_t)e);
+		call->forward_retried = true;
+		repl_forward(call->rg->repl, call->req, call->request_id, api_forward_answer, call);
+		return;
+	}
 	if (rc != 0) {
 		api_header(call, "Retry-After", "1");
 		api_error(call, 503, "primary_unavailable",
@@ -599,6 +633,20 @@ static void api_dispatch(api_call *call, api_handler handler)
 		}
 	}
 	if (v1 && api_is_write(method)) {
+		if (call->via_link && api_request_header(call, "X-Tandem-Epoch", value, sizeof value)) {
+			/* fencing: a forward from an older epoch is refused, one from a
+			 * newer epoch deposes us */
+			long long e = 0;
+			util_parse_int(value, 0, INT64_MAX, &e);
+			if (!repl_forwarded_epoch_ok(rg->repl, (uint64_t)e)) {
+				char json[160];
+				snprintf(json, sizeof json, "%llu", (unsigned long long)repl_promised_epoch(rg->repl));
+				api_header(call, "X-Tandem-Epoch", json);
+				api_error(call, 409, "stale_epoch", "the forwarding region knows an older epoch");
+				api_finish(call);
+				return;
+			}
+		}
 		if (!repl_is_primary(rg->repl)) {
 			if (call->via_link) { /* never forward twice */
 				api_header(call, "Retry-After", "1");
@@ -607,6 +655,13 @@ static void api_dispatch(api_call *call, api_handler handler)
 				return;
 			}
 			repl_forward(rg->repl, call->req, call->request_id, api_forward_answer, call);
+			return;
+		}
+		const char *code, *message;
+		if (repl_write_gate(rg->repl, &code, &message) != 0) {
+			api_header(call, "Retry-After", "1");
+			api_error(call, 503, code, "%s", message);
+			api_finish(call);
 			return;
 		}
 		handler(call);

@@ -77,6 +77,8 @@ struct api_call {
 	char session_id[API_ID_MAX];
 	bool authenticated;
 	bool via_link;                 /* forwarded by the other region */
+	bool forward_retried;          /* re-forwarded once after a stale epoch */
+	bool write_counted;            /* counted in the writes in flight */
 	char client_addr[64];          /* the client's address (X-Forwarded-For over the link) */
 	bool durability_global;
 	bool session_revoked;

@@ -298,6 +298,14 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		 rg->self->api_listen, repl_is_primary(rg->repl) ? "primary" : "secondary",
 		 (unsigned long long)repl_epoch(rg->repl), (unsigned long long)repl_position(rg->repl),
 		 db_schema_version(rg->reader), (int)getpid());
+	/* a primary is ready once it may take writes: its first lease round
+	 * (bounded: without a majority it serves reads and says so) */
+	int64_t lease_deadline = util_mono_us() + 2000000;
+	while (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl) && util_mono_us() < lease_deadline)
+		event_base_loop(rg->base, EVLOOP_ONCE);
+	if (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl))
+		log_warn("no lease yet (the witness and the other region are unreachable): writes are refused "
+			 "until a majority answers");
 	if (ready_fd >= 0) {
 		ssize_t unused = write(ready_fd, "ready\n", 6);
 		(void)unused; /* the parent notices a missing line by itself */

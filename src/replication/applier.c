@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -174,8 +176,19 @@ static int apply_exec(db_conn *db, void *arg)
 		if (rc != 0)
 			return rc;
 	}
-	sqlite3_stmt *st = db_stmt(db, "UPDATE repl_state SET applied_seq = ?1, applied_epoch = ?2, "
-				       "last_seq = max(last_seq, ?1), epoch = max(epoch, ?2) WHERE id = 1");
+	/* the first entry of a newer epoch starts a row of the history */
+	sqlite3_stmt *st = db_stmt(db, "INSERT INTO repl_epochs (epoch, first_seq) SELECT ?1, ?2 "
+				       "WHERE ?1 > (SELECT coalesce(max(epoch), 0) FROM repl_epochs)");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)j->epoch);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)j->seq);
+	int hrc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (hrc != SQLITE_DONE)
+		return ERR_DB;
+	st = db_stmt(db, "UPDATE repl_state SET applied_seq = ?1, applied_epoch = ?2, "
+			 "last_seq = ?1, epoch = max(epoch, ?2) WHERE id = 1");
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)j->seq);
@@ -190,11 +203,16 @@ static void ack_done(int rc, const http_message *resp, const char *body, size_t 
 static void applier_ack_out(void *arg)
 {
 	repl *r = arg;
-	char body[64];
-	int n = snprintf(body, sizeof body, "{\"seq\":%llu}", (unsigned long long)r->ack_sent);
-	if (r->stopping || !r->control_client ||
-	    http_client_request(r->control_client, "POST", "/internal/v1/replication/ack",
-				"Content-Type: application/json\r\n", body, (size_t)n, 0, ack_done, r) != 0)
+	char body[96], headers[96];
+	/* the ack names the entry (seq and its epoch): the primary counts it
+	 * only if its own entry there is the same */
+	int n = snprintf(body, sizeof body, "{\"seq\":%llu,\"epoch\":%llu}", (unsigned long long)r->ack_sent,
+			 (unsigned long long)history_epoch_at(r, r->ack_sent));
+	snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Tandem-Epoch: %llu\r\n",
+		 (unsigned long long)voter_promised(r->voter));
+	if (r->stopping || !r->control_client || election_isolated(r, r->env.peer->name) ||
+	    http_client_request(r->control_client, "POST", "/internal/v1/replication/ack", headers, body,
+				(size_t)n, 0, ack_done, r) != 0)
 		r->ack_in_flight = false;
 }
 
@@ -232,6 +250,8 @@ static void apply_done(void *arg, int rc, uint64_t seq)
 	if (rc == 0) {
 		r->position = j->seq;
 		r->applied_entries++;
+		if (r->hist_n == 0 || j->epoch > r->hist_epoch[r->hist_n - 1])
+			history_add(r, j->epoch, j->seq);
 		r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
 		if (j->epoch > r->epoch)
 			r->epoch = j->epoch;
@@ -274,7 +294,18 @@ static void applier_data(void *arg, const char *data, size_t len)
 			return;
 		}
 		off += used;
+		if (f.type == FRAME_HEARTBEAT && f.epoch < voter_promised(r->voter)) {
+			/* a deposed primary still streaming: refuse it */
+			log_warn("replication: the stream comes from epoch %llu but epoch %llu exists; dropping it",
+				 (unsigned long long)f.epoch, (unsigned long long)voter_promised(r->voter));
+			buf_reset(&r->frames);
+			r->apply_failed = true;
+			r->synced = false;
+			applier_restart(r);
+			return;
+		}
 		if (f.type == FRAME_HEARTBEAT) {
+			election_contact(r, f.epoch);
 			if (!r->apply_failed)
 				r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
 			if (f.seq > r->primary_seq)
@@ -284,6 +315,7 @@ static void applier_data(void *arg, const char *data, size_t len)
 				r->epoch = f.epoch;
 			continue;
 		}
+		r->contact_mono = voter_clock_ms();
 		if (f.seq <= r->received_seq)
 			continue; /* already have it */
 		apply_job *j = calloc(1, sizeof *j);
@@ -353,6 +385,15 @@ static void applier_stream_done(int rc, const http_message *resp, const char *bo
 		log_warn("replication: the primary answered %d: %.*s", resp->status, (int)(len > 200 ? 200 : len), body);
 		if (resp->status == 410)
 			snprintf(r->snapshot_state, sizeof r->snapshot_state, "required");
+		if (resp->status == 409) {
+			/* diverged, stale epoch or not the primary: look again first */
+			r->synced = false;
+			json_t *o = json_loadb(body, len, 0, NULL);
+			json_t *p = json_object_get(o, "promised_epoch");
+			if (json_is_integer(p) && json_integer_value(p) > 0)
+				election_learn(r, (uint64_t)json_integer_value(p));
+			json_decref(o);
+		}
 	}
 	if (!replaced)
 		applier_schedule(r);
@@ -409,10 +450,29 @@ void applier_resume(repl *r)
 	applier_restart(r);
 }
 
+static void rejoin_done(repl *r, bool ok)
+{
+	r->rejoining = false;
+	if (r->stopping || r->primary || !r->reconnect)
+		return;
+	if (ok) {
+		r->synced = true;
+		r->received_seq = r->position;
+		struct timeval now = {0, 0};
+		evtimer_add(r->reconnect, &now);
+	} else {
+		applier_schedule(r);
+	}
+}
+
 static void applier_connect(repl *r)
 {
-	if (r->stopping || r->snapshot_fetch)
+	if (r->stopping || r->snapshot_fetch || r->rejoining || r->primary)
 		return;
+	if (election_isolated(r, r->env.peer->name)) { /* fault switch: as if unreachable */
+		applier_schedule(r);
+		return;
+	}
 	if (r->pending_applies > 0) { /* let the writer settle first */
 		struct timeval tv = {0, 20000};
 		evtimer_add(r->reconnect, &tv);
@@ -422,6 +482,15 @@ static void applier_connect(repl *r)
 		/* resume after the last entry that is really there */
 		r->received_seq = r->position;
 		r->apply_failed = false;
+	}
+	if (!r->synced && strcmp(r->snapshot_state, "required") != 0) {
+		/* first, where do our histories part? (rejoin.c) */
+		r->replacing_stream = true;
+		http_client_free(&r->stream_client);
+		r->replacing_stream = false;
+		r->rejoining = true;
+		rejoin_start(r, rejoin_done);
+		return;
 	}
 	if (strcmp(r->snapshot_state, "required") == 0) {
 		/* the primary's log no longer reaches back to us */
@@ -439,19 +508,15 @@ static void applier_connect(repl *r)
 	http_client_free(&r->stream_client);
 	r->replacing_stream = false;
 	const config_replication *p = &r->env.cfg->replication;
-	char host[64];
-	int port;
-	util_split_hostport(r->env.peer->link_listen, host, sizeof host, &port);
-	http_limits limits = {16384, 100, 1 << 20};
 	/* inactivity bound: several heartbeats missed means the link is gone */
 	int timeout = p->heartbeat_ms * 8 < 2000 ? 2000 : p->heartbeat_ms * 8;
-	r->stream_client = http_client_new(r->env.base, r->env.link_client_ctx, host, port,
-					   r->env.peer->name, &limits, timeout);
-	char target[96];
-	snprintf(target, sizeof target, "/internal/v1/replication/stream?from=%llu",
-		 (unsigned long long)(r->received_seq + 1));
+	r->stream_client = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, timeout, 1 << 20);
+	char target[128], headers[64];
+	snprintf(target, sizeof target, "/internal/v1/replication/stream?from=%llu&prev_epoch=%llu",
+		 (unsigned long long)(r->received_seq + 1), (unsigned long long)history_epoch_at(r, r->received_seq));
+	snprintf(headers, sizeof headers, "X-Tandem-Epoch: %llu\r\n", (unsigned long long)voter_promised(r->voter));
 	if (!r->stream_client ||
-	    http_client_stream(r->stream_client, "GET", target, NULL, applier_on_data, applier_stream_done, r) != 0)
+	    http_client_stream(r->stream_client, "GET", target, headers, applier_on_data, applier_stream_done, r) != 0)
 		applier_schedule(r);
 }
 
@@ -462,17 +527,20 @@ static void applier_reconnect_cb(evutil_socket_t fd, short what, void *arg)
 
 int applier_start(repl *r)
 {
-	char host[64];
-	int port;
-	if (util_split_hostport(r->env.peer->link_listen, host, sizeof host, &port) != 0)
-		return ERR_CONFIG;
-	http_limits limits = {16384, 100, 64 * 1024 * 1024};
-	r->control_client = http_client_new(r->env.base, r->env.link_client_ctx, host, port,
-					    r->env.peer->name, &limits, 5000);
-	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++)
-		r->fwd[i].client = http_client_new(r->env.base, r->env.link_client_ctx, host, port,
-						   r->env.peer->name, &limits,
-						   r->env.cfg->replication.forward_timeout_ms);
+	if (r->reconnect) /* already running */
+		return 0;
+	r->control_client = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, 5000, 64 * 1024 * 1024);
+	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++) {
+		r->fwd[i].client = link_client_new(r, r->env.peer->link_listen, r->env.peer->name,
+						   r->env.cfg->replication.forward_timeout_ms, 64 * 1024 * 1024);
+		r->fwd[i].in_flight = 0;
+	}
+	r->streaming = false;
+	r->apply_failed = false;
+	r->ack_in_flight = false;
+	r->ack_sent = 0;
+	r->received_seq = r->position;
+	buf_reset(&r->frames);
 	r->reconnect = evtimer_new(r->env.base, applier_reconnect_cb, r);
 	if (!r->control_client || !r->reconnect)
 		return ERR_NOMEM;
@@ -490,6 +558,9 @@ void applier_stop(repl *r)
 	}
 	r->replacing_stream = true;
 	http_client_free(&r->stream_client);
+	r->replacing_stream = false;
+	r->streaming = false;
+	r->rejoining = false;
 	http_client_free(&r->control_client);
 	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++)
 		http_client_free(&r->fwd[i].client);
@@ -691,7 +762,7 @@ void repl_forward(repl *r, http_request *req, const char *request_id, repl_forwa
 	const http_message *m = http_request_message(req);
 	/* the least busy connection to the primary */
 	fwd_client *via = NULL;
-	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++)
+	for (int i = 0; i < REPL_FORWARD_CLIENTS && !election_isolated(r, r->env.peer->name); i++)
 		if (r->fwd[i].client && (!via || r->fwd[i].in_flight < via->in_flight))
 			via = &r->fwd[i];
 	forward *f = calloc(1, sizeof *f);
@@ -705,11 +776,13 @@ void repl_forward(repl *r, http_request *req, const char *request_id, repl_forwa
 	for (size_t i = 0; i < m->field_count; i++) {
 		const http_field *h = &m->fields[i];
 		if (hop_by_hop(h->name, h->name_len) ||
-		    (h->name_len == 12 && strncasecmp(h->name, "x-request-id", 12) == 0))
+		    (h->name_len == 12 && strncasecmp(h->name, "x-request-id", 12) == 0) ||
+		    (h->name_len == 14 && strncasecmp(h->name, "x-tandem-epoch", 14) == 0))
 			continue;
 		buf_printf(&headers, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len, h->value);
 	}
-	buf_printf(&headers, "X-Request-Id: %s\r\nX-Forwarded-For: %s\r\n", request_id, http_request_peer(req));
+	buf_printf(&headers, "X-Request-Id: %s\r\nX-Forwarded-For: %s\r\nX-Tandem-Epoch: %llu\r\n", request_id,
+		   http_request_peer(req), (unsigned long long)voter_promised(r->voter));
 	size_t blen;
 	const char *body = http_request_body(req, &blen);
 	*f = (forward){r, via, util_mono_us(), cb, arg};

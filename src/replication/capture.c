@@ -34,7 +34,11 @@ static const char bootstrap_sql[] =
 	"  epoch INTEGER NOT NULL,"
 	"  kind INTEGER NOT NULL,"
 	"  committed_at INTEGER NOT NULL,"
-	"  payload BLOB NOT NULL);";
+	"  payload BLOB NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS repl_epochs ("
+	"  epoch INTEGER PRIMARY KEY,"
+	"  first_seq INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO repl_epochs VALUES (1, 1);";
 
 int capture_bootstrap(db_conn *db, const char *initial_role, char *err, size_t errcap)
 {
@@ -158,10 +162,12 @@ static int capture_append(db_conn *db, uint64_t seq, uint64_t epoch, int kind, c
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return ERR_DB;
-	st = db_stmt(db, "UPDATE repl_state SET last_seq = ?1 WHERE id = 1");
+	/* the primary's data is at its log's end: both positions move */
+	st = db_stmt(db, "UPDATE repl_state SET last_seq = ?1, applied_seq = ?1, applied_epoch = ?2 WHERE id = 1");
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)epoch);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : ERR_DB;

@@ -10,6 +10,7 @@
 #ifndef TANDEM_REPLICATION_INTERNAL_H
 #define TANDEM_REPLICATION_INTERNAL_H
 
+#include "failover/voter.h"
 #include "http/client.h"
 #include "replication/frame.h"
 #include "replication/replication.h"
@@ -91,6 +92,42 @@ struct repl {
 	struct event *delay_timer;
 	struct delayed *delay_head, *delay_tail;
 
+	/* failover (election.c): leases, elections, role changes */
+	voter *voter;
+	char boot_id[33];
+	const char *witness_addr;       /* "" = no witness */
+	char source_host[64];           /* bind outgoing link connections here, or "" */
+	http_client *to_peer, *to_witness; /* lease requests and votes */
+	bool peer_busy, witness_busy;   /* a request in flight on each */
+	struct event *tick;             /* every 100 ms */
+	struct event *lease_timer;      /* fires when the lease ends */
+	int64_t lease_until;            /* voter_clock_ms; writes only before it */
+	bool writes_on;                 /* as last logged */
+	int64_t next_renew;
+	uint64_t round;                 /* lease rounds and elections, to drop stale replies */
+	int64_t contact_mono;           /* last message from a valid primary (voter clock) */
+	int standing;                   /* 0 no, 1 pre-vote, 2 draining, 3 voting */
+	bool stand_force, stand_now;    /* forced failover; skip the pre-vote */
+	uint64_t stand_epoch;
+	int64_t next_stand;
+	int stand_yes, stand_replies;
+	bool role_change_pending;       /* a role write is in the writer queue */
+	bool switching;                 /* planned switchover: writes refused */
+	int64_t switch_deadline;
+	char switch_to[32];
+	http_request *admin_req;        /* a switchover or failover waiting for its outcome */
+	int writes_in_flight;           /* API writes between submit and answer */
+	char isolated[4][32];           /* fault switch: peers cut off */
+	int nisolated;
+	uint64_t elections_won, step_downs, leases_lost;
+
+	/* epoch history (rejoin.c) */
+	uint64_t hist_epoch[256], hist_first[256];
+	int hist_n;
+	bool synced;                    /* secondary: checked against the current primary */
+	bool rejoining;
+	uint64_t quarantined_total;
+
 	/* metrics */
 	uint64_t applied_entries;
 	uint64_t forwarded, forward_failed;
@@ -110,6 +147,7 @@ void waitlist_fail_all(waiter **list);
 void stream_handle(repl *r, http_request *req, const char *peer);
 void stream_handle_ack(repl *r, http_request *req, const char *peer);
 void stream_on_committed(repl *r);
+void stream_drop(repl *r, const char *peer);
 int stream_start(repl *r);
 void stream_stop(repl *r);
 /* Lag of the secondary behind the primary, in ms (0 when caught up). */
@@ -132,6 +170,45 @@ void snapshot_serve(repl *r, http_request *req);
 int snapshot_fetch(repl *r);
 /* applier.c: go on streaming after a snapshot (or its failure). */
 void applier_resume(repl *r);
+
+/* stream.c: fencing by epoch on link messages */
+uint64_t link_request_epoch(http_request *req);
+bool link_epoch_check(repl *r, http_request *req);
+
+/* election.c */
+int election_init(repl *r, char *err, size_t errcap);
+int election_start(repl *r);
+void election_stop(repl *r);
+void election_free(repl *r);
+/* A message from the primary of this epoch (or newer) arrived. */
+void election_contact(repl *r, uint64_t epoch);
+/* A higher epoch is known: raise it; a primary steps down. */
+void election_learn(repl *r, uint64_t epoch);
+bool election_isolated(const repl *r, const char *peer);
+/* Link routes (peer = the verified certificate name). */
+void election_handle_lease(repl *r, http_request *req, const char *peer);
+void election_handle_vote(repl *r, http_request *req, const char *peer);
+void election_handle_handover(repl *r, http_request *req, const char *peer);
+void election_handle_admin(repl *r, http_request *req, const char *peer);
+void election_status_json(repl *r, buf *out);
+/* A new link client to host:port named sni, bound to our source address. */
+http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body);
+
+/* rejoin.c: the epoch history and the rejoin of a diverged region */
+int history_load(repl *r);
+void history_add(repl *r, uint64_t epoch, uint64_t first_seq);
+/* Epoch of position seq in this region's log (0 for seq 0). */
+uint64_t history_epoch_at(const repl *r, uint64_t seq);
+void history_json(repl *r, buf *out);
+/* The divergence point D of two logs, each given by its history (epochs
+ * and their first positions, ascending) and its last position: the last
+ * position, at most both ends, up to which both give the same epoch
+ * everywhere. */
+uint64_t history_divergence(const uint64_t *ea, const uint64_t *fa, int na, uint64_t last_a,
+			    const uint64_t *eb, const uint64_t *fb, int nb, uint64_t last_b);
+/* Secondary: find the divergence point with the primary, quarantine what
+ * must go, then call done(r, ok). */
+void rejoin_start(repl *r, void (*done)(repl *r, bool ok));
 
 /* Send a small JSON answer on the link. */
 void repl_answer(http_request *req, int status, const char *code, const char *json_or_message);

@@ -237,6 +237,7 @@ void repl_status_json(repl *r, buf *out)
 		}
 		buf_printf(out, "},\"degraded\":%s,", r->streaming ? "false" : "true");
 	}
+	election_status_json(r, out);
 	buf_printf(out, "\"time_ms\":%lld}", (long long)now);
 }
 
@@ -395,7 +396,44 @@ static void link_on_request(http_request *req, void *arg)
 		repl_answer(req, 403, "forbidden", "unknown peer");
 		return;
 	}
+	if (region_peer && election_isolated(r, peer)) {
+		http_request_abort(req); /* fault switch: as if the network dropped it */
+		return;
+	}
 	const char *t = m->target;
+	if (strcmp(t, "/internal/v1/lease") == 0 || strcmp(t, "/internal/v1/vote") == 0 ||
+	    strcmp(t, "/internal/v1/handover") == 0) {
+		if (!region_peer || strcmp(m->method, "POST") != 0) {
+			repl_answer(req, region_peer ? 405 : 403, region_peer ? "method_not_allowed" : "forbidden",
+				    "voter messages are POSTs between regions");
+			return;
+		}
+		if (t[13] == 'l')
+			election_handle_lease(r, req, peer);
+		else if (t[13] == 'v')
+			election_handle_vote(r, req, peer);
+		else
+			election_handle_handover(r, req, peer);
+		return;
+	}
+	if (strncmp(t, "/internal/v1/admin/", 19) == 0) {
+		if (!admin) {
+			repl_answer(req, 403, "forbidden", "admin actions need the admin certificate");
+			return;
+		}
+		election_handle_admin(r, req, peer);
+		return;
+	}
+	if (strcmp(t, "/internal/v1/replication/history") == 0 && strcmp(m->method, "GET") == 0) {
+		if (!link_epoch_check(r, req))
+			return;
+		buf b;
+		buf_init(&b, 1 << 16);
+		history_json(r, &b);
+		repl_answer(req, 200, NULL, b.data);
+		buf_free(&b);
+		return;
+	}
 	if (strncmp(t, "/v1/", 4) == 0) {
 		if (!region_peer) {
 			repl_answer(req, 403, "forbidden", "only regions forward API calls");
@@ -487,7 +525,14 @@ repl *repl_new(const repl_env *env, char *err, size_t errcap)
 	}
 	r->primary = strcmp(role, "primary") == 0;
 	r->position = r->primary ? last : applied;
-	r->received_seq = applied;
+	r->received_seq = r->position;
+	if (election_init(r, err, errcap) != 0 || history_load(r) != 0) {
+		if (!err[0])
+			snprintf(err, errcap, "cannot read the epoch history");
+		voter_free(&r->voter);
+		free(r);
+		return NULL;
+	}
 	r->acked_seq = 0;
 	capture_set_enabled(env->capture, r->primary);
 	int delay = env->cfg->replication.link_delay_ms;
@@ -520,13 +565,16 @@ int repl_start(repl *r, char *err, size_t errcap)
 			return ERR_IO;
 		}
 	}
-	if (r->primary)
-		return stream_start(r);
-	if (!r->env.peer) {
+	if (!r->primary && !r->env.peer) {
 		snprintf(err, errcap, "a secondary needs a primary to replicate from");
 		return ERR_CONFIG;
 	}
-	return applier_start(r);
+	int rc = r->primary ? stream_start(r) : applier_start(r);
+	if (rc == 0)
+		rc = election_start(r);
+	if (rc != 0)
+		snprintf(err, errcap, "cannot start replication: %s", err_str(rc));
+	return rc;
 }
 
 static void repl_link_closed(void *arg)
@@ -536,6 +584,7 @@ static void repl_link_closed(void *arg)
 void repl_shutdown(repl *r)
 {
 	r->stopping = true;
+	election_stop(r);
 	link_delay_flush(r);
 	stream_stop(r);
 	applier_stop(r);
@@ -554,6 +603,7 @@ void repl_free(repl **pr)
 	if (!r->stopping)
 		repl_shutdown(r);
 	http_server_free(&r->link);
+	election_free(r);
 	buf_free(&r->frames);
 	free(r);
 	*pr = NULL;

@@ -86,6 +86,23 @@ typedef void (*repl_forward_cb)(void *arg, int rc, int status, const char *heade
 				size_t headers_len, const char *body, size_t body_len);
 void repl_forward(repl *r, http_request *req, const char *request_id, repl_forward_cb cb, void *arg);
 
+/*
+ * Failover (election.c). May this primary take a write now? 0, or ERR_AGAIN
+ * with an API error code (no_lease, switchover_in_progress) and message.
+ */
+int repl_write_gate(repl *r, const char **code, const char **message);
+/* Does this region hold a valid lease (always true without a witness)? */
+bool repl_lease_valid(repl *r);
+/* API writes between submission and answer (a switchover waits for them). */
+void repl_write_started(repl *r);
+void repl_write_finished(repl *r);
+/* The highest epoch this region knows of. */
+uint64_t repl_promised_epoch(const repl *r);
+/* A forwarded write carries epoch e: learn a newer one (a primary steps
+ * down); false when e is older than an epoch we know (refuse it). */
+bool repl_forwarded_epoch_ok(repl *r, uint64_t e);
+void repl_learn_epoch(repl *r, uint64_t e);
+
 /* Parse "EPOCH/SEQ" or "SEQ"; 0 or ERR_INVAL. */
 int repl_parse_lsn(const char *s, uint64_t *seq);
 /* Status JSON (for /internal/v1/status and `tandem status`). */

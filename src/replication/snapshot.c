@@ -145,6 +145,8 @@ static void restore_done(void *arg, int rc, uint64_t unused)
 		if (j->epoch > r->epoch)
 			r->epoch = j->epoch;
 		r->snapshot_state[0] = '\0';
+		history_load(r); /* the primary's history came with its data */
+		r->synced = true;
 		waitlist_advance(&r->position_waiters, r->position);
 	} else {
 		log_error("snapshot restore failed: %s", j->error[0] ? j->error : err_str(rc));
@@ -227,12 +229,7 @@ int snapshot_fetch(repl *r)
 	f->r = r;
 	snprintf(f->path, sizeof f->path, "%s/snapshot-in.db", r->env.self->data_dir);
 	f->fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	char host[64];
-	int port;
-	util_split_hostport(r->env.peer->link_listen, host, sizeof host, &port);
-	http_limits limits = {16384, 100, 1 << 20};
-	f->client = http_client_new(r->env.base, r->env.link_client_ctx, host, port, r->env.peer->name,
-				    &limits, 30000);
+	f->client = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, 30000, 1 << 20);
 	if (f->fd < 0 || !f->client ||
 	    http_client_stream(f->client, "GET", "/internal/v1/replication/snapshot", NULL, fetch_data,
 			       fetch_done, f) != 0) {

@@ -44,6 +44,27 @@ static void stream_end(repl *r, subscriber *s)
 	}
 }
 
+/* Cut the stream of a peer at once, unanswered (fault switch). */
+void stream_drop(repl *r, const char *peer)
+{
+	subscriber **pp = &r->subs;
+	while (*pp) {
+		subscriber *s = *pp;
+		if (strcmp(s->peer, peer) != 0) {
+			pp = &s->next;
+			continue;
+		}
+		*pp = s->next;
+		http_request_abort(s->req);
+		log_info("replication stream to %s cut", s->peer);
+		free(s);
+	}
+	if (!r->subs && !r->degraded_since_ms && r->env.peer) {
+		r->degraded_since_ms = util_now_ms();
+		log_warn("degraded: region %s is not replicating (since now)", r->env.peer->name);
+	}
+}
+
 /* Send what the subscriber has not seen, within the output bound. */
 static void stream_pump(repl *r, subscriber *s)
 {
@@ -134,8 +155,49 @@ static void stream_heartbeat(evutil_socket_t fd, short what, void *arg)
 		waitlist_advance(&r->lag_waiters, UINT64_MAX);
 }
 
+/* The epoch a link message carries (X-Tandem-Epoch), 0 if none. */
+uint64_t link_request_epoch(http_request *req)
+{
+	const http_message *m = http_request_message(req);
+	for (size_t i = 0; i < m->field_count; i++)
+		if (m->fields[i].name_len == 14 && strncasecmp(m->fields[i].name, "x-tandem-epoch", 14) == 0) {
+			char v[24];
+			long long e;
+			snprintf(v, sizeof v, "%.*s", (int)m->fields[i].value_len, m->fields[i].value);
+			if (util_parse_int(v, 0, INT64_MAX, &e) == 0)
+				return (uint64_t)e;
+		}
+	return 0;
+}
+
+/* Fencing by epoch: a message from an older epoch is refused (409
+ * stale_epoch with ours); one from a newer epoch deposes us. True when the
+ * message may go on. */
+bool link_epoch_check(repl *r, http_request *req)
+{
+	uint64_t e = link_request_epoch(req);
+	if (e > r->epoch) {
+		election_learn(r, e);
+		return true;
+	}
+	if (e && e < voter_promised(r->voter)) {
+		char json[200];
+		snprintf(json, sizeof json,
+			 "{\"error\":{\"code\":\"stale_epoch\",\"message\":\"epoch %llu is over: epoch %llu exists\"},"
+			 "\"promised_epoch\":%llu}",
+			 (unsigned long long)e, (unsigned long long)voter_promised(r->voter),
+			 (unsigned long long)voter_promised(r->voter));
+		http_response_header(req, "Content-Type", "application/json");
+		http_respond(req, 409, json, strlen(json));
+		return false;
+	}
+	return true;
+}
+
 void stream_handle(repl *r, http_request *req, const char *peer)
 {
+	if (!link_epoch_check(r, req))
+		return;
 	if (!r->primary) {
 		repl_answer(req, 409, "not_primary", "this region is not the primary");
 		return;
@@ -151,6 +213,24 @@ void stream_handle(repl *r, http_request *req, const char *peer)
 		return;
 	}
 	uint64_t from_seq = (uint64_t)v;
+	const char *pe = strstr(t, "prev_epoch=");
+	if (pe && from_seq > 1) {
+		/* the entry before what it asks for must be ours too */
+		char ptext[24];
+		long long prev;
+		snprintf(ptext, sizeof ptext, "%.*s", (int)strcspn(pe + 11, "&"), pe + 11);
+		if (util_parse_int(ptext, 0, INT64_MAX, &prev) != 0) {
+			repl_answer(req, 400, "bad_request", "prev_epoch must be an epoch");
+			return;
+		}
+		if (from_seq - 1 <= r->position && history_epoch_at(r, from_seq - 1) != (uint64_t)prev) {
+			log_warn("replication: %s's entry %llu is from epoch %lld, ours from epoch %llu: it must rejoin",
+				 peer, (unsigned long long)(from_seq - 1), prev,
+				 (unsigned long long)history_epoch_at(r, from_seq - 1));
+			repl_answer(req, 409, "diverged", "the histories part before that position: rejoin first");
+			return;
+		}
+	}
 	if (from_seq > r->position + 1) {
 		/* the peer has entries we never wrote: histories diverged */
 		log_error("replication: %s asks from %llu but the log ends at %llu", peer,
@@ -165,7 +245,15 @@ void stream_handle(repl *r, http_request *req, const char *peer)
 			oldest = (uint64_t)sqlite3_column_int64(st, 0);
 		if (st)
 			sqlite3_reset(st);
-		if (oldest == 0 || from_seq < oldest) {
+		/* and no gap from there on (a log of an older era was dropped) */
+		bool present = false;
+		sqlite3_stmt *one = db_stmt(r->env.reader, "SELECT 1 FROM repl_log WHERE seq = ?1");
+		if (one) {
+			sqlite3_bind_int64(one, 1, (sqlite3_int64)from_seq);
+			present = sqlite3_step(one) == SQLITE_ROW;
+			sqlite3_reset(one);
+		}
+		if (oldest == 0 || from_seq < oldest || !present) {
 			repl_answer(req, 410, "snapshot_required",
 				    "the log no longer holds that position; catch up from a snapshot");
 			return;
@@ -266,6 +354,12 @@ static void stream_trim(evutil_socket_t fd, short what, void *arg)
 
 void stream_handle_ack(repl *r, http_request *req, const char *peer)
 {
+	if (!link_epoch_check(r, req))
+		return;
+	if (!r->primary) {
+		repl_answer(req, 409, "not_primary", "this region is not the primary");
+		return;
+	}
 	size_t len;
 	const char *body = http_request_body(req, &len);
 	json_t *j = json_loadb(body, len, 0, NULL);
@@ -276,9 +370,16 @@ void stream_handle_ack(repl *r, http_request *req, const char *peer)
 		return;
 	}
 	uint64_t acked = (uint64_t)json_integer_value(seq);
+	json_t *ep = json_object_get(j, "epoch");
+	int64_t entry_epoch = json_is_integer(ep) ? (int64_t)json_integer_value(ep) : -1;
 	json_decref(j);
 	if (acked > r->position) {
 		repl_answer(req, 409, "diverged", "acknowledged a position the primary never had");
+		return;
+	}
+	if (entry_epoch >= 0 && acked > 0 && (uint64_t)entry_epoch != history_epoch_at(r, acked)) {
+		/* not the same entry: it does not count */
+		repl_answer(req, 409, "diverged", "the acknowledged entry is not the primary's");
 		return;
 	}
 	if (acked > r->acked_seq) {
@@ -309,6 +410,8 @@ int64_t stream_lag_ms(repl *r)
 
 int stream_start(repl *r)
 {
+	if (r->heartbeat) /* already running */
+		return 0;
 	int hb = r->env.cfg->replication.heartbeat_ms;
 	struct timeval tv = {hb / 1000, (hb % 1000) * 1000};
 	r->heartbeat = event_new(r->env.base, -1, EV_PERSIST, stream_heartbeat, r);

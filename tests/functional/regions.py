@@ -64,6 +64,7 @@ class RegionProc:
         self.log_path = os.path.join(deployment.dir, "region-%s.log" % name)
         self.proc = None
         self.exit_codes = []  # of every stop (None for kill -9)
+        self.killed_at = []   # time.time() of every kill -9
         self._local = threading.local()
 
     # --- process ---
@@ -113,6 +114,7 @@ class RegionProc:
     def kill9(self):
         self.proc.kill()
         self.proc.wait()
+        self.killed_at.append(time.time())
         self.exit_codes.append(None)
         self.drop_sessions()
 
@@ -197,31 +199,94 @@ class RegionProc:
             time.sleep(0.05)
 
 
-class TwoRegions:
-    """eu (primary) and us (secondary) of one `tandem init` deployment."""
+def set_section(text, section, settings):
+    """The config text with keys of [section] set (replaced or added)."""
+    for key, value in settings.items():
+        line = "%s = %s" % (key, value)
+        pattern = re.compile(r"^%s\s*=.*$" % re.escape(key), re.M)
+        start = text.index("[%s]" % section)
+        end = text.find("\n[", start + 1)
+        end = len(text) if end < 0 else end
+        part = text[start:end]
+        if pattern.search(part):
+            part = pattern.sub(line, part, count=1)
+        else:
+            part = part.replace("[%s]\n" % section, "[%s]\n%s\n" % (section, line), 1)
+        text = text[:start] + part + text[end:]
+    return text
 
-    def __init__(self, directory, replication=None):
+
+def drop_section(text, section):
+    start = text.index("[%s]" % section)
+    end = text.find("\n[", start + 1)
+    return text[:start] + (text[end + 1:] if end >= 0 else "")
+
+
+class WitnessProc(RegionProc):
+    """The witness process (`tandem witness`): the third voter."""
+
+    def __init__(self, deployment, port):
+        RegionProc.__init__(self, deployment, "witness", port, port)
+        self.addr = "127.0.0.1:%d" % port
+
+    def start(self, timeout=20):
+        assert not self.running(), "the witness is already running"
+        log = open(self.log_path, "ab")
+        log.write(("--- start witness at %.3f ---\n" % time.time()).encode())
+        log.flush()
+        r, w = os.pipe()
+        env = dict(os.environ, TANDEM_READY_FD=str(w))
+        self.proc = subprocess.Popen([TANDEM, "witness", "--config", self.deployment.config],
+                                     stdout=log, stderr=log, pass_fds=(w,), env=env)
+        log.close()
+        os.close(w)
+        import select
+        ready, _, _ = select.select([r], [], [], timeout)
+        line = os.read(r, 16) if ready else b""
+        os.close(r)
+        if not line.startswith(b"ready"):
+            raise RuntimeError("the witness did not start: %s" % self.log()[-3000:])
+        return self
+
+
+class TwoRegions:
+    """eu (primary) and us (secondary) of one `tandem init` deployment.
+
+    witness=False (the default for the replication tests) removes the
+    [witness] section: two voters, no automatic failover, fixed roles.
+    witness=True starts the witness too (failover on); failover={...} sets
+    [failover] keys."""
+
+    def __init__(self, directory, replication=None, witness=False, failover=None):
         self.dir = str(directory)
         os.makedirs(self.dir, exist_ok=True)
-        self.port_base = free_port_base(count=4)
+        self.port_base = free_port_base(count=5)
         run("init", "--data", self.dir, "--port-base", str(self.port_base))
         self.config = os.path.join(self.dir, "tandem.ini")
         self.ca = os.path.join(self.dir, "certs", "ca.pem")
         self.certs = os.path.join(self.dir, "certs")
+        with open(self.config) as f:
+            text = f.read()
         if replication:
-            with open(self.config) as f:
-                text = f.read()
-            with open(self.config, "w") as f:
-                f.write(set_replication(text, replication))
+            text = set_replication(text, replication)
+        if failover:
+            text = set_section(text, "failover", failover)
+        if not witness:
+            text = drop_section(text, "witness")
+        with open(self.config, "w") as f:
+            f.write(text)
         p = self.port_base
         self.eu = RegionProc(self, "eu", p, p + 2)
         self.us = RegionProc(self, "us", p + 1, p + 3)
+        self.witness = WitnessProc(self, p + 4) if witness else None
 
     @property
     def regions(self):
         return [self.eu, self.us]
 
     def start(self):
+        if self.witness:
+            self.witness.start()
         self.eu.start()
         self.us.start()
         self.wait_synced()
@@ -229,14 +294,14 @@ class TwoRegions:
 
     def stop_all(self):
         """Stop every running process (us first). {name: [exit codes]}."""
-        for r in (self.us, self.eu):
+        for r in (self.us, self.eu) + ((self.witness,) if self.witness else ()):
             try:
                 r.stop()
             except Exception:  # never leave a process behind
                 if r.proc and r.proc.poll() is None:
                     r.proc.kill()
                     r.proc.wait()
-        return {r.name: list(r.exit_codes) for r in self.regions}
+        return {r.name: list(r.exit_codes) for r in self.regions + ([self.witness] if self.witness else [])}
 
     def logs(self, tail=4000):
         return "\n".join("== %s ==\n%s" % (r.name, r.log()[-tail:]) for r in self.regions)
@@ -281,3 +346,144 @@ class TwoRegions:
             if time.time() > deadline:
                 raise AssertionError("no quiet status within %s s: %s" % (timeout, st))
             time.sleep(0.1)
+
+
+# --- failover helpers (tests/functional/test_failover.py) --------------------
+
+def log_events(path, event=None):
+    """The JSON lines of a log file that carry an "event" (or that event),
+    in file order; each with "_t" = its time as a Unix timestamp."""
+    import datetime
+    out = []
+    try:
+        with open(path, "r", errors="replace") as f:
+            lines = f.readlines()
+    except OSError:
+        return out
+    for line in lines:
+        if '"event"' not in line:
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if "event" not in obj or (event and obj["event"] != event):
+            continue
+        t = obj.get("time", "")
+        try:
+            obj["_t"] = datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+        except ValueError:
+            obj["_t"] = None
+        out.append(obj)
+    return out
+
+
+def writes_intervals(region, now=None):
+    """[(on, off)] times during which `region` accepted writes, from the
+    writes_on / writes_off events of its log. An interval still open when
+    the process was killed (kill -9 logs nothing) ends at the kill; one
+    still open now ends now."""
+    timeline = [(e["_t"] or 0, e["event"]) for e in log_events(region.log_path)
+                if e["event"] in ("writes_on", "writes_off")]
+    timeline += [(k, "kill") for k in region.killed_at]
+    timeline.sort(key=lambda x: x[0])
+    spans, on = [], None
+    for t, what in timeline:
+        if what == "writes_on" and on is None:
+            on = t
+        elif what in ("writes_off", "kill") and on is not None:
+            spans.append((on, t))
+            on = None
+    if on is not None:
+        spans.append((on, now or time.time()))
+    return spans
+
+
+class Link:
+    """Requests on the link ports, with a certificate of the deployment's CA
+    (eu, us, witness or admin). Every call opens a new connection."""
+
+    def __init__(self, deployment):
+        self.d = deployment
+
+    def cert(self, name):
+        return (os.path.join(self.d.certs, name + ".pem"), os.path.join(self.d.certs, name + ".key"))
+
+    def port(self, target):
+        if target == "witness":
+            return self.d.witness.port
+        return getattr(self.d, target).link_port
+
+    def request(self, target, method, path, as_, json_body=None, data=None, headers=None, timeout=10):
+        with requests.Session() as s:
+            s.trust_env = False
+            return s.request(method, "https://127.0.0.1:%d%s" % (self.port(target), path),
+                             json=json_body, data=data, headers=headers or {}, verify=self.d.ca,
+                             cert=self.cert(as_), timeout=timeout)
+
+    def post(self, target, path, as_, body=None, **kw):
+        return self.request(target, "POST", path, as_, json_body=body, **kw)
+
+    def get(self, target, path, as_, **kw):
+        return self.request(target, "GET", path, as_, **kw)
+
+    def fault(self, region, isolate):
+        """The fault switch: `region` drops all link traffic with `isolate`."""
+        r = self.post(region, "/internal/v1/admin/fault", "admin", {"isolate": list(isolate)})
+        assert r.status_code == 200, (region, r.status_code, r.text)
+        assert r.json() == {"isolated": list(isolate)}, r.text
+        return r.json()
+
+    def status(self, target, timeout=5):
+        r = self.get(target, "/internal/v1/status", "admin", timeout=timeout)
+        assert r.status_code == 200, (target, r.status_code, r.text)
+        return r.json()
+
+
+def region_status(region, timeout=3):
+    """GET /internal/v1/status of one region (admin certificate); None if
+    it does not answer."""
+    try:
+        return Link(region.deployment).status(region.name, timeout=timeout)
+    except requests.RequestException:
+        return None
+
+
+def wait_for(predicate, timeout, interval=0.05, what="condition"):
+    """Poll predicate until it returns something true; its value."""
+    deadline = time.time() + timeout
+    last = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.time() > deadline:
+            raise AssertionError("%s not reached within %s s (last: %r)" % (what, timeout, last))
+        time.sleep(interval)
+
+
+def wait_writable(region, timeout=10, epoch=None):
+    """Until `region` is primary with a valid lease (and of `epoch`, if
+    given). Its status."""
+    def ok():
+        st = region_status(region)
+        if st and st["role"] == "primary" and st["lease"]["valid"] and (epoch is None or st["epoch"] == epoch):
+            return st
+        return None
+    return wait_for(ok, timeout, what="%s primary with a lease%s" % (
+        region.name, "" if epoch is None else " in epoch %d" % epoch))
+
+
+def wait_follower(primary, secondary, timeout=20):
+    """Until `secondary` is a secondary that has applied everything
+    `primary` (a primary) has committed, with the link up. Its position."""
+    def ok():
+        p, s = region_status(primary), region_status(secondary)
+        if not p or not s or p["role"] != "primary" or s["role"] != "secondary":
+            return None
+        if s["epoch"] != p["epoch"] or s["applied_seq"] != p["last_seq"] or s["link"]["state"] != "up":
+            return None
+        again = region_status(primary)
+        return (p["last_seq"],) if again and again["last_seq"] == p["last_seq"] else None
+    return wait_for(ok, timeout, interval=0.1, what="%s following %s" % (secondary.name, primary.name))[0]

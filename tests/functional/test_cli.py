@@ -122,12 +122,14 @@ def start_up(data, port_base):
 
 
 def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
-    base1, base2 = free_port_base(), free_port_base()
+    base1, base2 = free_port_base(count=5), free_port_base(count=5)
     p1, e1 = start_up(tmp_path / "one", base1)
     p2, e2 = start_up(tmp_path / "two", base2)
     try:
         for e, base, d in [(e1, base1, "one"), (e2, base2, "two")]:
-            assert set(e) == {"ca", "config", "regions"}
+            assert set(e) == {"ca", "config", "regions", "witness"}
+            assert e["witness"]["addr"] == "127.0.0.1:%d" % (base + 4)
+            os.kill(e["witness"]["pid"], 0)  # the witness runs too
             assert e["ca"] == str(tmp_path / d / "certs" / "ca.pem")
             assert e["config"] == str(tmp_path / d / "tandem.ini")
             eu = e["regions"]["eu"]
@@ -156,7 +158,7 @@ def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
 
 
 def test_up_reports_a_dead_region_and_keeps_running(tmp_path):
-    proc, e = start_up(tmp_path, free_port_base())
+    proc, e = start_up(tmp_path, free_port_base(count=5))
     try:
         os.kill(e["regions"]["eu"]["pid"], signal.SIGKILL)
         time.sleep(0.5)
@@ -169,7 +171,7 @@ def test_up_reports_a_dead_region_and_keeps_running(tmp_path):
 
 
 def test_up_data_survives_restart(tmp_path):
-    base = free_port_base()
+    base = free_port_base(count=5)
     proc, e = start_up(tmp_path, base)
     try:
         class R:

@@ -1,0 +1,18 @@
+/*
+ * witness.h - the witness: the third voter, meant for a third location.
+ * It holds no data: only its voter state (DIR/voter.json). It answers lease
+ * requests and votes from the regions over HTTPS with mutual TLS (its own
+ * certificate name is "witness"; peers must be regions of the deployment,
+ * or "admin" for status):
+ *
+ *   POST /internal/v1/lease   POST /internal/v1/vote   GET /internal/v1/status
+ */
+#ifndef TANDEM_FAILOVER_WITNESS_H
+#define TANDEM_FAILOVER_WITNESS_H
+
+#include "core/config.h"
+
+/* Run until SIGTERM/SIGINT; ready_fd as region_main. Exit code. */
+int witness_main(const config *cfg, int ready_fd);
+
+#endif

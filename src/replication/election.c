@@ -1,0 +1,997 @@
+/*
+ * election.c - who may accept writes: leases, elections, role changes,
+ * planned switchover, forced failover, and the fault switch. The protocol
+ * and its proof are in docs/FAILOVER.md; the rules themselves are in
+ * failover/voter.c, shared with the witness.
+ *
+ *   primary:   every renew_ms: own grant (voter rule), then LeaseRequest to
+ *              the peer region and the witness; a grant from either makes a
+ *              majority; the lease runs until t_send + L(1-rho) - m_p on the
+ *              voter clock. Writes only while it runs (repl_write_gate).
+ *   secondary: no message from a valid primary for election_timeout_ms:
+ *              pre-vote (nothing changes anywhere unless a majority would
+ *              vote), drain the applier, own vote, Vote to the others; one
+ *              grant makes it primary of the new epoch.
+ *
+ * Without a [witness] in the config there are two voters only: no
+ * automatic failover, the primary keeps its role and needs no lease (the
+ * v1 behaviour), and switchover/failover are refused.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "failover/ballot.h"
+#include "replication/internal.h"
+
+#define TICK_MS 50
+
+static void stand(repl *r);
+static void lease_renew(repl *r);
+static void step_down(repl *r, uint64_t epoch, const char *why, bool handover);
+
+static bool failover_enabled(const repl *r)
+{
+	return r->env.peer && r->witness_addr[0];
+}
+
+static const char *self_name(const repl *r)
+{
+	return r->env.self->name;
+}
+
+bool election_isolated(const repl *r, const char *peer)
+{
+	for (int i = 0; peer && i < r->nisolated; i++)
+		if (strcmp(r->isolated[i], peer) == 0)
+			return true;
+	return false;
+}
+
+http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body)
+{
+	char host[64];
+	int port;
+	if (util_split_hostport(hostport, host, sizeof host, &port) != 0)
+		return NULL;
+	http_limits limits = {16384, 100, max_body};
+	http_client *c = http_client_new(r->env.base, r->env.link_client_ctx, host, port, sni, &limits, timeout_ms);
+	if (c && r->source_host[0])
+		http_client_set_source(c, r->source_host);
+	return c;
+}
+
+/* --- the lease and what is logged of it --- */
+
+static bool lease_valid(const repl *r)
+{
+	if (!r->primary)
+		return false;
+	if (!failover_enabled(r))
+		return true;
+	return voter_clock_ms() < r->lease_until;
+}
+
+static void writes_log(repl *r)
+{
+	bool on = lease_valid(r) && !r->switching && !r->role_change_pending;
+	if (on == r->writes_on)
+		return;
+	r->writes_on = on;
+	char f[64];
+	snprintf(f, sizeof f, "\"epoch\":%llu", (unsigned long long)r->epoch);
+	if (on)
+		log_event("writes_on", f, "accepting writes: primary of epoch %llu with a lease",
+			  (unsigned long long)r->epoch);
+	else
+		log_event("writes_off", f, "not accepting writes (epoch %llu%s)", (unsigned long long)r->epoch,
+			  r->switching ? ", switchover" : r->primary ? ", no lease" : ", secondary");
+}
+
+static void role_log(repl *r, const char *why)
+{
+	char f[96];
+	snprintf(f, sizeof f, "\"role\":\"%s\",\"epoch\":%llu,\"position\":%llu",
+		 r->primary ? "primary" : "secondary", (unsigned long long)r->epoch,
+		 (unsigned long long)r->position);
+	log_event("role", f, "%s of epoch %llu: %s", r->primary ? "primary" : "secondary",
+		  (unsigned long long)r->epoch, why);
+}
+
+static void lease_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	repl *r = arg;
+	int64_t left = r->lease_until - voter_clock_ms();
+	if (r->primary && left >= 0) { /* fired early (timer clock): once more */
+		struct timeval tv = {0, (suseconds_t)(left + 1) * 1000};
+		evtimer_add(r->lease_timer, &tv);
+		return;
+	}
+	if (r->writes_on && !lease_valid(r)) {
+		r->leases_lost++;
+		log_warn("lease expired without renewal: writes refused until it is renewed");
+	}
+	writes_log(r);
+}
+
+int repl_write_gate(repl *r, const char **code, const char **message)
+{
+	if (r->switching || r->role_change_pending) {
+		*code = "switchover_in_progress";
+		*message = "the primary is moving to the other region; retry shortly";
+		return ERR_AGAIN;
+	}
+	if (!lease_valid(r)) {
+		*code = "no_lease";
+		*message = "this region cannot confirm it is still the primary (no lease from a majority); "
+			   "retry shortly";
+		return ERR_AGAIN;
+	}
+	return 0;
+}
+
+bool repl_lease_valid(repl *r)
+{
+	return lease_valid(r);
+}
+
+uint64_t repl_promised_epoch(const repl *r)
+{
+	uint64_t p = voter_promised(r->voter);
+	return p > r->epoch ? p : r->epoch;
+}
+
+bool repl_forwarded_epoch_ok(repl *r, uint64_t e)
+{
+	if (e > r->epoch)
+		election_learn(r, e);
+	return e == 0 || e >= voter_promised(r->voter);
+}
+
+void repl_learn_epoch(repl *r, uint64_t e)
+{
+	election_learn(r, e);
+}
+
+void repl_write_started(repl *r)
+{
+	r->writes_in_flight++;
+}
+
+void repl_write_finished(repl *r)
+{
+	if (r->writes_in_flight > 0)
+		r->writes_in_flight--;
+}
+
+/* --- messages to the other voters --- */
+
+typedef struct round_ctx {
+	repl *r;
+	int kind;           /* BALLOT_LEASE or BALLOT_VOTE (pre or not) */
+	bool pre;
+	uint64_t round;
+	uint64_t epoch;
+	int64_t t_send;
+	int yes;            /* own included */
+	int pending;
+	int64_t retry_after;/* the longest remaining binding time among refusals */
+	char refusal[160];
+} round_ctx;
+
+typedef struct msg_ctx {
+	round_ctx *rc;
+	bool witness;
+} msg_ctx;
+
+static void round_finished(round_ctx *c);
+
+static void msg_reply(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	msg_ctx *m = arg;
+	round_ctx *c = m->rc;
+	repl *r = c->r;
+	if (m->witness)
+		r->witness_busy = false;
+	else
+		r->peer_busy = false;
+	bool granted = false;
+	uint64_t promised = 0;
+	int64_t remaining = 0;
+	char reason[32] = "";
+	if (rc == 0 && !r->stopping &&
+	    ballot_parse_answer(body, len, &granted, &promised, &remaining, reason, sizeof reason) == 0) {
+		if (granted) {
+			c->yes++;
+		} else {
+			if (remaining > c->retry_after)
+				c->retry_after = remaining;
+			snprintf(c->refusal, sizeof c->refusal, "%s refused: %s", m->witness ? "witness" : r->env.peer->name,
+				 reason);
+		}
+		if (promised > voter_promised(r->voter) || promised > r->epoch)
+			election_learn(r, promised);
+	} else if (rc != 0) {
+		snprintf(c->refusal, sizeof c->refusal, "%s unreachable", m->witness ? "witness" : r->env.peer->name);
+	}
+	free(m);
+	if (c->kind == BALLOT_LEASE && c->yes >= 2 && !r->stopping && r->primary && r->epoch == c->epoch) {
+		const config_failover *f = &r->env.cfg->failover;
+		int64_t until = c->t_send + (int64_t)((double)f->lease_ms * (1e6 - f->max_drift_ppm) / 1e6) -
+				f->lease_margin_ms;
+		if (until > r->lease_until) {
+			r->lease_until = until;
+			int64_t wait = until - voter_clock_ms() + 1;
+			if (wait > 0) {
+				struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+				evtimer_add(r->lease_timer, &tv);
+			}
+			writes_log(r);
+		}
+	}
+	if (--c->pending == 0) {
+		round_finished(c);
+		free(c);
+	}
+}
+
+static void send_ballot(repl *r, round_ctx *c, bool to_witness, const char *path, const char *body)
+{
+	http_client *cl = to_witness ? r->to_witness : r->to_peer;
+	bool *busy = to_witness ? &r->witness_busy : &r->peer_busy;
+	const char *name = to_witness ? "witness" : r->env.peer->name;
+	if (!cl || *busy || election_isolated(r, name))
+		return;
+	msg_ctx *m = calloc(1, sizeof *m);
+	if (!m)
+		return;
+	m->rc = c;
+	m->witness = to_witness;
+	char headers[64];
+	snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Tandem-Epoch: %llu\r\n",
+		 (unsigned long long)voter_promised(r->voter));
+	if (http_client_request(cl, "POST", path, headers, body, strlen(body), 0, msg_reply, m) != 0) {
+		free(m);
+		return;
+	}
+	*busy = true;
+	c->pending++;
+}
+
+/* Send to both other voters; a round with nobody to ask finishes at once. */
+static void send_round(repl *r, round_ctx *c, const char *path, const char *body)
+{
+	c->pending = 1; /* held while sending */
+	send_ballot(r, c, false, path, body);
+	send_ballot(r, c, true, path, body);
+	if (--c->pending == 0) {
+		round_finished(c);
+		free(c);
+	}
+}
+
+static void lease_renew(repl *r)
+{
+	r->next_renew = voter_clock_ms() + r->env.cfg->failover.renew_ms;
+	voter_answer a;
+	/* own grant first, under the same rule as any voter */
+	if (voter_lease(r->voter, r->epoch, self_name(r), &a) != 0 || !a.granted) {
+		if (a.promised_epoch > r->epoch) {
+			step_down(r, a.promised_epoch, "a newer epoch is known", false);
+		} else if (a.reason && strcmp(a.reason, "lease_held") == 0) {
+			log_warn("cannot renew: this region's own grant to %s still binds for %lld ms", a.holder,
+				 (long long)a.remaining_ms);
+		}
+		return;
+	}
+	round_ctx *c = calloc(1, sizeof *c);
+	if (!c)
+		return;
+	*c = (round_ctx){.r = r, .kind = BALLOT_LEASE, .round = ++r->round, .epoch = r->epoch,
+			 .t_send = voter_clock_ms(), .yes = 1};
+	char body[160];
+	snprintf(body, sizeof body, "{\"epoch\":%llu,\"holder\":\"%s\",\"boot_id\":\"%s\"}",
+		 (unsigned long long)r->epoch, self_name(r), r->boot_id);
+	send_round(r, c, "/internal/v1/lease", body);
+}
+
+/* --- role changes --- */
+
+typedef struct role_job {
+	repl *r;
+	uint64_t epoch;
+	uint64_t start;     /* promote: the position S the epoch starts after */
+	bool promote;
+	bool handover;      /* demote for a switchover: hand over afterwards */
+	char why[96];
+} role_job;
+
+static int role_exec(db_conn *db, void *arg)
+{
+	role_job *j = arg;
+	uint64_t applied = 0;
+	if (capture_read_state(db, NULL, NULL, NULL, &applied) != 0)
+		return ERR_DB;
+	if (j->promote) {
+		j->start = applied;
+		sqlite3_stmt *st = db_stmt(db, "UPDATE repl_state SET role = 'primary', epoch = ?1, last_seq = ?2, "
+					       "applied_seq = ?2 WHERE id = 1");
+		if (!st)
+			return ERR_DB;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)j->epoch);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)applied);
+		int rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return ERR_DB;
+		st = db_stmt(db, "INSERT OR REPLACE INTO repl_epochs (epoch, first_seq) VALUES (?1, ?2)");
+		if (!st)
+			return ERR_DB;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)j->epoch);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)(applied + 1));
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return ERR_DB;
+		/* entries up to S are from an older era of this log: a peer that
+		 * needs them takes a snapshot (no gaps in what we stream) */
+		st = db_stmt(db, "DELETE FROM repl_log WHERE seq <= ?1");
+		if (!st)
+			return ERR_DB;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)applied);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		return rc == SQLITE_DONE ? 0 : ERR_DB;
+	}
+	sqlite3_stmt *st = db_stmt(db, "UPDATE repl_state SET role = 'secondary', epoch = max(epoch, ?1) WHERE id = 1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)j->epoch);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
+static void admin_answer(repl *r, int status, const char *json)
+{
+	if (!r->admin_req)
+		return;
+	http_request *req = r->admin_req;
+	r->admin_req = NULL;
+	http_response_header(req, "Content-Type", "application/json");
+	http_respond(req, status, json, strlen(json));
+}
+
+static void admin_error(repl *r, int status, const char *code, const char *message)
+{
+	json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	admin_answer(r, status, text ? text : "{}");
+	free(text);
+}
+
+static void send_handover(repl *r);
+
+static void role_done(void *arg, int rc, uint64_t seq)
+{
+	role_job *j = arg;
+	repl *r = j->r;
+	r->role_change_pending = false;
+	if (r->stopping) {
+		free(j);
+		return;
+	}
+	if (rc != 0) {
+		/* the state could not be written: stay as we are, safely */
+		log_error("cannot record the role change (%s): %s", err_str(rc), j->why);
+		if (j->promote) {
+			r->standing = 0;
+			r->next_stand = voter_clock_ms() + r->env.cfg->failover.vote_retry_ms;
+			applier_start(r);
+			admin_error(r, 500, "internal_error", "the new role could not be recorded");
+		}
+		free(j);
+		return;
+	}
+	if (j->promote) {
+		r->primary = true;
+		r->epoch = j->epoch;
+		r->position = j->start;
+		r->received_seq = j->start;
+		r->acked_seq = 0;
+		r->standing = 0;
+		r->stand_force = r->stand_now = false;
+		r->elections_won++;
+		history_add(r, j->epoch, j->start + 1);
+		capture_set_enabled(r->env.capture, true);
+		stream_start(r);
+		role_log(r, j->why);
+		lease_renew(r);
+		char json[160];
+		snprintf(json, sizeof json, "{\"region\":\"%s\",\"role\":\"primary\",\"epoch\":%llu,\"position\":%llu}",
+			 self_name(r), (unsigned long long)r->epoch, (unsigned long long)r->position);
+		admin_answer(r, 200, json);
+	} else {
+		role_log(r, j->why);
+		r->synced = false;
+		r->contact_mono = voter_clock_ms(); /* give the new primary its time */
+		applier_start(r);
+		if (j->handover)
+			send_handover(r);
+	}
+	writes_log(r);
+	free(j);
+}
+
+static void role_submit(repl *r, role_job *j)
+{
+	r->role_change_pending = true;
+	writes_log(r);
+	if (committer_submit(r->env.writer, role_exec, role_done, j) != 0)
+		role_done(j, ERR_AGAIN, 0);
+}
+
+static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
+{
+	if (epoch > voter_promised(r->voter))
+		voter_learn(r->voter, epoch);
+	if (epoch > r->epoch && !r->primary)
+		r->epoch = epoch;
+	if (!r->primary)
+		return;
+	log_warn("stepping down as primary of epoch %llu: %s", (unsigned long long)r->epoch, why);
+	r->primary = false;
+	r->lease_until = 0;
+	r->switching = false;
+	r->step_downs++;
+	capture_set_enabled(r->env.capture, false);
+	stream_stop(r);
+	/* global writes waiting for the ack cannot be confirmed by us any more */
+	waitlist_fail_all(&r->ack_waiters);
+	waitlist_fail_all(&r->lag_waiters);
+	if (epoch > r->epoch)
+		r->epoch = epoch;
+	role_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return;
+	*j = (role_job){.r = r, .epoch = r->epoch, .promote = false, .handover = handover};
+	snprintf(j->why, sizeof j->why, "%s", why);
+	role_submit(r, j);
+}
+
+void election_learn(repl *r, uint64_t epoch)
+{
+	if (epoch > voter_promised(r->voter))
+		voter_learn(r->voter, epoch);
+	if (epoch <= r->epoch)
+		return;
+	if (r->primary) {
+		step_down(r, epoch, "a newer epoch exists", false);
+		return;
+	}
+	r->epoch = epoch;
+	/* a new primary: check where our histories part before following it */
+	r->synced = false;
+}
+
+void election_contact(repl *r, uint64_t epoch)
+{
+	if (epoch < voter_promised(r->voter))
+		return; /* a deposed primary does not count */
+	if (epoch > r->epoch)
+		election_learn(r, epoch);
+	r->contact_mono = voter_clock_ms();
+}
+
+/* --- standing for election --- */
+
+static void stand_abort(repl *r, const char *why)
+{
+	bool was_draining = r->standing >= 2;
+	r->standing = 0;
+	int64_t wait = r->env.cfg->failover.vote_retry_ms;
+	r->next_stand = voter_clock_ms() + wait;
+	if (was_draining && !r->primary)
+		applier_start(r);
+	if (r->admin_req) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "the election was lost: %s", why);
+		admin_error(r, 409, "election_failed", msg);
+	}
+	r->stand_force = r->stand_now = false;
+	log_info("election for epoch %llu not won: %s", (unsigned long long)r->stand_epoch, why);
+}
+
+static void cast_votes(repl *r)
+{
+	voter_answer a;
+	if (voter_vote(r->voter, r->stand_epoch, self_name(r), false, false, r->stand_force, &a) != 0 || !a.granted) {
+		if (a.promised_epoch >= r->stand_epoch)
+			r->stand_epoch = a.promised_epoch + 1;
+		stand_abort(r, a.reason ? a.reason : "own vote refused");
+		return;
+	}
+	r->standing = 3;
+	round_ctx *c = calloc(1, sizeof *c);
+	if (!c) {
+		stand_abort(r, "out of memory");
+		return;
+	}
+	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .round = ++r->round, .epoch = r->stand_epoch, .yes = 1};
+	char body[256];
+	snprintf(body, sizeof body,
+		 "{\"epoch\":%llu,\"candidate\":\"%s\",\"last_epoch\":%llu,\"last_seq\":%llu,\"pre\":false,"
+		 "\"force\":%s}",
+		 (unsigned long long)r->stand_epoch, self_name(r),
+		 (unsigned long long)history_epoch_at(r, r->position), (unsigned long long)r->position,
+		 r->stand_force ? "true" : "false");
+	log_info("standing for election in epoch %llu at position %llu%s", (unsigned long long)r->stand_epoch,
+		 (unsigned long long)r->position, r->stand_force ? " (forced)" : "");
+	send_round(r, c, "/internal/v1/vote", body);
+}
+
+static void begin_drain(repl *r)
+{
+	r->standing = 2;
+	applier_stop(r); /* what is in the writer queue still lands; tick waits for it */
+}
+
+static void round_finished(round_ctx *c)
+{
+	repl *r = c->r;
+	if (r->stopping || c->kind == BALLOT_LEASE)
+		return;
+	if (c->round != r->round || r->primary)
+		return;
+	if (c->pre) {
+		if (r->standing != 1)
+			return;
+		if (c->yes >= 2) {
+			begin_drain(r);
+		} else {
+			r->standing = 0;
+			int64_t wait = c->retry_after > r->env.cfg->failover.vote_retry_ms
+					       ? c->retry_after : r->env.cfg->failover.vote_retry_ms;
+			r->next_stand = voter_clock_ms() + wait;
+		}
+		return;
+	}
+	if (r->standing != 3)
+		return;
+	if (c->yes >= 2) {
+		role_job *j = calloc(1, sizeof *j);
+		if (!j) {
+			stand_abort(r, "out of memory");
+			return;
+		}
+		*j = (role_job){.r = r, .epoch = c->epoch, .promote = true};
+		snprintf(j->why, sizeof j->why, "elected with %d of 3 votes%s", c->yes,
+			 r->stand_force ? " (forced failover)" : "");
+		role_submit(r, j);
+	} else {
+		stand_abort(r, c->refusal[0] ? c->refusal : "no majority");
+	}
+}
+
+static void stand(repl *r)
+{
+	if (r->primary || r->standing || r->stopping || !failover_enabled(r) || r->role_change_pending)
+		return;
+	int64_t now = voter_clock_ms();
+	uint64_t base = voter_promised(r->voter) > r->epoch ? voter_promised(r->voter) : r->epoch;
+	r->stand_epoch = base + 1;
+	char holder[32];
+	int64_t left = 0;
+	if (!r->stand_force && voter_binds_other(r->voter, self_name(r), &left, holder)) {
+		/* our own grant to the primary still binds: wait it out */
+		r->next_stand = now + left + 1;
+		if (r->admin_req) {
+			char msg[200];
+			snprintf(msg, sizeof msg,
+				 "%s holds a lease: this region's grant to it binds for %lld ms more; "
+				 "use --force to override (writes it accepts meanwhile may be lost)",
+				 holder, (long long)left);
+			admin_error(r, 409, "lease_held", msg);
+			r->stand_now = false;
+		}
+		return;
+	}
+	if (r->stand_now) {
+		begin_drain(r);
+		return;
+	}
+	r->standing = 1;
+	round_ctx *c = calloc(1, sizeof *c);
+	if (!c) {
+		r->standing = 0;
+		return;
+	}
+	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .pre = true, .round = ++r->round, .epoch = r->stand_epoch,
+			 .yes = 1};
+	char body[256];
+	snprintf(body, sizeof body,
+		 "{\"epoch\":%llu,\"candidate\":\"%s\",\"last_epoch\":%llu,\"last_seq\":%llu,\"pre\":true,"
+		 "\"force\":false}",
+		 (unsigned long long)r->stand_epoch, self_name(r),
+		 (unsigned long long)history_epoch_at(r, r->position), (unsigned long long)r->position);
+	send_round(r, c, "/internal/v1/vote", body);
+}
+
+/* --- switchover --- */
+
+typedef struct handover_ctx {
+	repl *r;
+} handover_ctx;
+
+static void handover_reply(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	repl *r = arg;
+	r->peer_busy = false;
+	if (rc != 0 || resp->status != 200)
+		log_warn("the handover to %s got no answer; it will win an election anyway once our grants expire",
+			 r->env.peer->name);
+}
+
+static void send_handover(repl *r)
+{
+	/* our own grant goes first: the target needs our vote */
+	voter_drop_grant(r->voter);
+	char body[128];
+	snprintf(body, sizeof body, "{\"epoch\":%llu,\"from\":\"%s\"}", (unsigned long long)r->epoch, self_name(r));
+	char headers[96];
+	snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Tandem-Epoch: %llu\r\n",
+		 (unsigned long long)r->epoch);
+	/* the handover may wait behind a lease request in flight: fine */
+	if (r->to_peer && http_client_request(r->to_peer, "POST", "/internal/v1/handover", headers, body,
+					      strlen(body), 0, handover_reply, r) == 0)
+		r->peer_busy = true;
+	char json[192];
+	snprintf(json, sizeof json,
+		 "{\"from\":\"%s\",\"to\":\"%s\",\"epoch\":%llu,\"position\":%llu,\"state\":\"handed_over\"}",
+		 self_name(r), r->switch_to, (unsigned long long)r->epoch, (unsigned long long)r->position);
+	admin_answer(r, 200, json);
+}
+
+static void switchover_check(repl *r, int64_t now)
+{
+	if (!r->switching)
+		return;
+	if (r->writes_in_flight == 0 && r->acked_seq >= r->position && r->subs) {
+		char why[96];
+		snprintf(why, sizeof why, "planned switchover to %s at position %llu", r->switch_to,
+			 (unsigned long long)r->position);
+		r->switching = false;
+		step_down(r, r->epoch, why, true);
+		return;
+	}
+	if (now > r->switch_deadline) {
+		r->switching = false;
+		writes_log(r);
+		char msg[200];
+		snprintf(msg, sizeof msg,
+			 "%s did not catch up within %d ms (acked %llu of %llu); the switchover is abandoned, "
+			 "writes resumed here",
+			 r->switch_to, r->env.cfg->failover.switchover_timeout_ms, (unsigned long long)r->acked_seq,
+			 (unsigned long long)r->position);
+		log_warn("%s", msg);
+		admin_error(r, 504, "switchover_timeout", msg);
+	}
+}
+
+/* --- the tick --- */
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	repl *r = arg;
+	if (r->stopping || !failover_enabled(r))
+		return;
+	int64_t now = voter_clock_ms();
+	if (r->primary) {
+		if (now >= r->next_renew && !r->role_change_pending)
+			lease_renew(r);
+		switchover_check(r, now);
+		return;
+	}
+	if (r->standing == 2) {
+		if (r->pending_applies == 0 && !r->role_change_pending)
+			cast_votes(r);
+		return;
+	}
+	if (r->standing || r->role_change_pending || now < r->next_stand)
+		return;
+	if (now - r->contact_mono >= r->env.cfg->failover.election_timeout_ms)
+		stand(r);
+}
+
+/* --- link routes --- */
+
+void election_handle_lease(repl *r, http_request *req, const char *peer)
+{
+	size_t len;
+	const char *body = http_request_body(req, &len);
+	ballot b;
+	char err[160];
+	if (ballot_parse(BALLOT_LEASE, body, len, peer, &b, err, sizeof err) != 0) {
+		ballot_error(req, 400, "bad_request", err);
+		return;
+	}
+	voter_answer a;
+	voter_lease(r->voter, b.epoch, b.who, &a);
+	if (a.granted)
+		election_contact(r, b.epoch);
+	ballot_answer(req, &a, b.boot_id);
+}
+
+void election_handle_vote(repl *r, http_request *req, const char *peer)
+{
+	size_t len;
+	const char *body = http_request_body(req, &len);
+	ballot b;
+	char err[160];
+	if (ballot_parse(BALLOT_VOTE, body, len, peer, &b, err, sizeof err) != 0) {
+		ballot_error(req, 400, "bad_request", err);
+		return;
+	}
+	uint64_t my_epoch = history_epoch_at(r, r->position);
+	bool behind = b.last_epoch < my_epoch || (b.last_epoch == my_epoch && b.last_seq < r->position);
+	voter_answer a;
+	voter_vote(r->voter, b.epoch, b.who, behind, b.pre, b.force, &a);
+	if (!b.pre)
+		log_info("%s %s a vote in epoch %llu%s%s", a.granted ? "gave" : "refused", b.who,
+			 (unsigned long long)b.epoch, a.granted ? "" : ": ", a.granted ? "" : a.reason);
+	if (a.granted && !b.pre)
+		election_learn(r, b.epoch);
+	ballot_answer(req, &a, b.boot_id);
+}
+
+void election_handle_handover(repl *r, http_request *req, const char *peer)
+{
+	size_t len;
+	const char *body = http_request_body(req, &len);
+	ballot b;
+	char err[160];
+	if (ballot_parse(BALLOT_HANDOVER, body, len, peer, &b, err, sizeof err) != 0) {
+		ballot_error(req, 400, "bad_request", err);
+		return;
+	}
+	voter_handover(r->voter, b.epoch, b.who);
+	if (!r->primary && !r->standing) {
+		log_info("handover from %s (epoch %llu): standing for election now", b.who, (unsigned long long)b.epoch);
+		r->stand_now = true;
+		r->next_stand = 0;
+		stand(r);
+	}
+	repl_answer(req, 200, NULL, "{\"ok\":true}");
+}
+
+static void admin_fault(repl *r, http_request *req, json_t *o)
+{
+	json_t *list = json_object_get(o, "isolate");
+	if (!json_is_array(list) || json_array_size(list) > 3) {
+		repl_answer(req, 400, "bad_request", "body must be {\"isolate\": [peer names]}");
+		return;
+	}
+	int n = 0;
+	char names[4][32];
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v) {
+		const char *s = json_string_value(v);
+		if (!s || (strcmp(s, "witness") != 0 && !config_region_find(r->env.cfg, s)) ||
+		    strcmp(s, self_name(r)) == 0) {
+			repl_answer(req, 400, "bad_request", "isolate names the other region and/or witness");
+			return;
+		}
+		snprintf(names[n++], 32, "%s", s);
+	}
+	memcpy(r->isolated, names, sizeof names);
+	r->nisolated = n;
+	buf b;
+	buf_init(&b, 512);
+	buf_adds(&b, "{\"isolated\":[");
+	for (int k = 0; k < n; k++)
+		buf_printf(&b, "%s\"%s\"", k ? "," : "", names[k]);
+	buf_adds(&b, "]}");
+	log_warn("fault switch: %s", n ? b.data : "healed");
+	if (r->env.peer && election_isolated(r, r->env.peer->name)) {
+		/* cut what is open: the stream, both ways */
+		stream_drop(r, r->env.peer->name);
+		if (!r->primary && r->reconnect && r->stream_client) {
+			r->replacing_stream = true;
+			http_client_free(&r->stream_client);
+			r->replacing_stream = false;
+			r->streaming = false;
+			r->link_down_since_ms = util_now_ms();
+			struct timeval tv = {0, 200000};
+			evtimer_add(r->reconnect, &tv);
+		}
+	}
+	repl_answer(req, 200, NULL, b.data);
+	buf_free(&b);
+}
+
+void election_handle_admin(repl *r, http_request *req, const char *peer)
+{
+	const http_message *m = http_request_message(req);
+	if (strcmp(m->method, "POST") != 0) {
+		repl_answer(req, 405, "method_not_allowed", "admin actions are POST");
+		return;
+	}
+	size_t len;
+	const char *body = http_request_body(req, &len);
+	json_t *o = json_loadb(body, len, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		repl_answer(req, 400, "bad_request", "the body must be a JSON object");
+		return;
+	}
+	const char *t = m->target;
+	if (strcmp(t, "/internal/v1/admin/fault") == 0) {
+		admin_fault(r, req, o);
+		json_decref(o);
+		return;
+	}
+	if (!failover_enabled(r)) {
+		json_decref(o);
+		repl_answer(req, 409, "no_witness",
+			    "switchover and failover need two regions and a [witness] in the config");
+		return;
+	}
+	if (r->admin_req || r->switching || r->standing) {
+		json_decref(o);
+		repl_answer(req, 409, "busy", "a switchover or election is already in progress here");
+		return;
+	}
+	if (strcmp(t, "/internal/v1/admin/switchover") == 0) {
+		const char *to = json_string_value(json_object_get(o, "to"));
+		if (!to || strcmp(to, r->env.peer->name) != 0) {
+			json_decref(o);
+			repl_answer(req, 400, "bad_request", "to must name the other region");
+			return;
+		}
+		if (!r->primary || !lease_valid(r)) {
+			json_decref(o);
+			repl_answer(req, 409, "not_primary", "ask the primary (holding a lease) to hand over");
+			return;
+		}
+		if (!r->subs) {
+			json_decref(o);
+			repl_answer(req, 409, "target_not_streaming",
+				    "the target is not replicating from this region: it could not catch up");
+			return;
+		}
+		snprintf(r->switch_to, sizeof r->switch_to, "%s", to);
+		r->switching = true;
+		r->switch_deadline = voter_clock_ms() + r->env.cfg->failover.switchover_timeout_ms;
+		r->admin_req = req;
+		log_info("switchover to %s: writes paused until it has everything (position %llu)", to,
+			 (unsigned long long)r->position);
+		writes_log(r);
+		switchover_check(r, voter_clock_ms());
+		json_decref(o);
+		return;
+	}
+	if (strcmp(t, "/internal/v1/admin/failover") == 0) {
+		bool force = json_is_true(json_object_get(o, "force"));
+		json_decref(o);
+		if (r->primary) {
+			repl_answer(req, 409, "already_primary", "this region is already the primary");
+			return;
+		}
+		if (force)
+			log_warn("forced failover requested: grants to %s are dropped; writes it accepted "
+				 "after position %llu may be quarantined when it rejoins",
+				 r->env.peer->name, (unsigned long long)r->position);
+		r->admin_req = req;
+		r->stand_force = force;
+		r->stand_now = true;
+		r->next_stand = 0;
+		stand(r);
+		return;
+	}
+	json_decref(o);
+	repl_answer(req, 404, "not_found", "no such admin action");
+}
+
+void election_status_json(repl *r, buf *out)
+{
+	int64_t now = voter_clock_ms();
+	char vs[512];
+	voter_status(r->voter, vs, sizeof vs);
+	int64_t left = r->primary ? (failover_enabled(r) ? r->lease_until - now : 1) : 0;
+	buf_printf(out,
+		   "\"failover\":{\"enabled\":%s,\"witness\":\"%s\",%s,\"standing\":%s,\"switching\":%s,"
+		   "\"elections_won\":%llu,\"step_downs\":%llu},"
+		   "\"lease\":{\"valid\":%s,\"remaining_ms\":%lld},\"isolated\":[",
+		   failover_enabled(r) ? "true" : "false", r->witness_addr, vs, r->standing ? "true" : "false",
+		   r->switching ? "true" : "false", (unsigned long long)r->elections_won,
+		   (unsigned long long)r->step_downs, lease_valid(r) ? "true" : "false",
+		   (long long)(lease_valid(r) && failover_enabled(r) ? left : 0));
+	for (int i = 0; i < r->nisolated; i++)
+		buf_printf(out, "%s\"%s\"", i ? "," : "", r->isolated[i]);
+	buf_printf(out, "],\"quarantined_transactions\":%llu,", (unsigned long long)r->quarantined_total);
+}
+
+/* --- lifecycle --- */
+
+int election_init(repl *r, char *err, size_t errcap)
+{
+	char path[CONFIG_PATH_MAX + 16];
+	snprintf(path, sizeof path, "%s/voter.json", r->env.self->data_dir);
+	r->voter = voter_open(path, &r->env.cfg->failover, err, errcap);
+	if (!r->voter)
+		return ERR_IO;
+	unsigned char id[16];
+	util_random(id, sizeof id);
+	util_hex(id, sizeof id, r->boot_id);
+	r->witness_addr = r->env.cfg->witness.listen;
+	/* bind outgoing link connections to our own link address, when it is
+	 * a specific one: network rules can then tell the components apart */
+	char host[64];
+	int port;
+	unsigned char a[16];
+	if (util_split_hostport(r->env.self->link_listen, host, sizeof host, &port) == 0 &&
+	    (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1) &&
+	    strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
+		snprintf(r->source_host, sizeof r->source_host, "%s", host);
+	if (voter_promised(r->voter) > r->epoch)
+		r->epoch = voter_promised(r->voter);
+	return 0;
+}
+
+int election_start(repl *r)
+{
+	r->contact_mono = voter_clock_ms();
+	r->tick = event_new(r->env.base, -1, EV_PERSIST, tick_cb, r);
+	r->lease_timer = evtimer_new(r->env.base, lease_timer_cb, r);
+	if (!r->tick || !r->lease_timer)
+		return ERR_NOMEM;
+	if (failover_enabled(r)) {
+		int timeout = r->env.cfg->failover.renew_ms;
+		r->to_peer = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, timeout, 65536);
+		r->to_witness = link_client_new(r, r->witness_addr, "witness", timeout, 65536);
+		if (!r->to_peer || !r->to_witness)
+			return ERR_NOMEM;
+		struct timeval tv = {0, TICK_MS * 1000};
+		evtimer_add(r->tick, &tv);
+		if (r->primary)
+			lease_renew(r);
+	}
+	writes_log(r);
+	return 0;
+}
+
+void election_stop(repl *r)
+{
+	if (r->tick)
+		event_del(r->tick);
+	if (r->lease_timer)
+		event_del(r->lease_timer);
+	http_client_free(&r->to_peer);
+	http_client_free(&r->to_witness);
+	if (r->admin_req)
+		admin_error(r, 503, "shutting_down", "the region is stopping");
+	if (r->writes_on) {
+		char f[64];
+		snprintf(f, sizeof f, "\"epoch\":%llu", (unsigned long long)r->epoch);
+		r->writes_on = false;
+		log_event("writes_off", f, "not accepting writes (stopping)");
+	}
+}
+
+void election_free(repl *r)
+{
+	if (r->tick)
+		event_free(r->tick);
+	if (r->lease_timer)
+		event_free(r->lease_timer);
+	r->tick = r->lease_timer = NULL;
+	voter_free(&r->voter);
+}

@@ -1,0 +1,535 @@
+/*
+ * rejoin.c - the epoch history of this region's log, and the rejoin of a
+ * region whose history parted from the primary's (docs/FAILOVER.md,
+ * "Rejoin"):
+ *
+ *   1. GET /internal/v1/replication/history from the primary; the
+ *      divergence point D is the last position up to which both histories
+ *      give the same epoch everywhere (at most both last positions);
+ *   2. our entries above D, newest first, in one transaction: the rows they
+ *      touched are read (after), the inverse changeset applied, the rows
+ *      read again (before); the quarantine file REGION-eOLD-to-eNEW.jsonl
+ *      (one JSON line per transaction, in position order) is written and
+ *      fsynced; then the entries above D are deleted, the applied position
+ *      set to D, the history cut; COMMIT. A crash before the COMMIT leaves
+ *      nothing reverted and the same file rewritten next time;
+ *   3. the stream resumes from D + 1 with prev_epoch = our epoch at D;
+ *   4. an entry above D that is gone (trimmed) or a migration (no inverse):
+ *      the whole database is copied to the quarantine folder and a snapshot
+ *      of the primary replaces it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "replication/internal.h"
+
+/* --- the history --- */
+
+int history_load(repl *r)
+{
+	sqlite3_stmt *st = db_stmt(r->env.reader, "SELECT epoch, first_seq FROM repl_epochs ORDER BY epoch");
+	if (!st)
+		return ERR_DB;
+	r->hist_n = 0;
+	while (sqlite3_step(st) == SQLITE_ROW && r->hist_n < 256) {
+		r->hist_epoch[r->hist_n] = (uint64_t)sqlite3_column_int64(st, 0);
+		r->hist_first[r->hist_n] = (uint64_t)sqlite3_column_int64(st, 1);
+		r->hist_n++;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+void history_add(repl *r, uint64_t epoch, uint64_t first_seq)
+{
+	if (r->hist_n > 0 && r->hist_epoch[r->hist_n - 1] >= epoch) {
+		if (r->hist_epoch[r->hist_n - 1] == epoch)
+			r->hist_first[r->hist_n - 1] = first_seq;
+		return;
+	}
+	if (r->hist_n == 256) { /* keep the newest: drop the oldest */
+		memmove(r->hist_epoch, r->hist_epoch + 1, 255 * sizeof r->hist_epoch[0]);
+		memmove(r->hist_first, r->hist_first + 1, 255 * sizeof r->hist_first[0]);
+		r->hist_n--;
+	}
+	r->hist_epoch[r->hist_n] = epoch;
+	r->hist_first[r->hist_n] = first_seq;
+	r->hist_n++;
+}
+
+static uint64_t epoch_at(const uint64_t *ep, const uint64_t *first, int n, uint64_t seq)
+{
+	if (seq == 0)
+		return 0;
+	uint64_t e = 0;
+	for (int i = 0; i < n; i++)
+		if (first[i] <= seq)
+			e = ep[i];
+	return e;
+}
+
+uint64_t history_epoch_at(const repl *r, uint64_t seq)
+{
+	return epoch_at(r->hist_epoch, r->hist_first, r->hist_n, seq);
+}
+
+void history_json(repl *r, buf *out)
+{
+	buf_printf(out, "{\"region\":\"%s\",\"role\":\"%s\",\"epoch\":%llu,\"last_seq\":%llu,\"history\":[",
+		   r->env.self->name, r->primary ? "primary" : "secondary", (unsigned long long)r->epoch,
+		   (unsigned long long)r->position);
+	for (int i = 0; i < r->hist_n; i++)
+		buf_printf(out, "%s[%llu,%llu]", i ? "," : "", (unsigned long long)r->hist_epoch[i],
+			   (unsigned long long)r->hist_first[i]);
+	buf_adds(out, "]}");
+}
+
+/* The divergence point of two logs given by their histories and ends. */
+uint64_t history_divergence(const uint64_t *ea, const uint64_t *fa, int na, uint64_t last_a,
+			    const uint64_t *eb, const uint64_t *fb, int nb, uint64_t last_b)
+{
+	uint64_t limit = last_a < last_b ? last_a : last_b;
+	uint64_t d = limit;
+	/* both are step functions changing only at first_seq points: compare
+	 * at position 1 and at every such point up to the limit */
+	if (limit >= 1 && epoch_at(ea, fa, na, 1) != epoch_at(eb, fb, nb, 1))
+		return 0;
+	for (int side = 0; side < 2; side++) {
+		const uint64_t *f = side ? fb : fa;
+		int n = side ? nb : na;
+		for (int i = 0; i < n; i++) {
+			uint64_t k = f[i];
+			if (k < 1 || k > limit)
+				continue;
+			if (epoch_at(ea, fa, na, k) != epoch_at(eb, fb, nb, k) && k - 1 < d)
+				d = k - 1;
+		}
+	}
+	return d;
+}
+
+/* --- reverting into the quarantine --- */
+
+typedef struct revert_job {
+	repl *r;
+	uint64_t from_last;      /* our last position */
+	uint64_t d;              /* the divergence point */
+	uint64_t new_epoch;      /* the primary's */
+	uint64_t epoch_at_d;
+	char path[CONFIG_PATH_MAX + 96];
+	int count;
+	bool need_snapshot;
+	char error[200];
+	void (*done)(repl *r, bool ok);
+} revert_job;
+
+static json_t *value_json(sqlite3_value *v)
+{
+	switch (sqlite3_value_type(v)) {
+	case SQLITE_INTEGER:
+		return json_integer(sqlite3_value_int64(v));
+	case SQLITE_FLOAT:
+		return json_real(sqlite3_value_double(v));
+	case SQLITE_TEXT:
+		return json_stringn((const char *)sqlite3_value_text(v), (size_t)sqlite3_value_bytes(v));
+	case SQLITE_BLOB: {
+		size_t n = (size_t)sqlite3_value_bytes(v);
+		char *hex = malloc(2 * n + 1);
+		if (!hex)
+			return json_null();
+		util_hex(sqlite3_value_blob(v), n, hex);
+		json_t *o = json_pack("{s:s}", "hex", hex);
+		free(hex);
+		return o;
+	}
+	default:
+		return json_null();
+	}
+}
+
+/* The whole current row of table with the primary key values pk (from a
+ * changeset), as a JSON object; JSON null when there is none. */
+static json_t *read_row(db_conn *db, const char *table, int ncol, const unsigned char *pkflags,
+			sqlite3_value **pk)
+{
+	sqlite3 *h = db_handle(db);
+	char *cols_sql = sqlite3_mprintf("SELECT name FROM pragma_table_info(%Q) ORDER BY cid", table);
+	sqlite3_stmt *cs = NULL;
+	buf where;
+	buf_init(&where, 4096);
+	char names[64][64];
+	int n = 0;
+	if (sqlite3_prepare_v2(h, cols_sql, -1, &cs, NULL) == SQLITE_OK)
+		while (sqlite3_step(cs) == SQLITE_ROW && n < 64)
+			snprintf(names[n++], 64, "%s", sqlite3_column_text(cs, 0));
+	sqlite3_finalize(cs);
+	sqlite3_free(cols_sql);
+	int bound = 0;
+	for (int i = 0; i < ncol && i < n; i++)
+		if (pkflags[i]) {
+			char *w = sqlite3_mprintf("%s\"%w\" IS ?%d", bound ? " AND " : "", names[i], bound + 1);
+			buf_adds(&where, w);
+			sqlite3_free(w);
+			bound++;
+		}
+	json_t *row = json_null();
+	char *sql = bound ? sqlite3_mprintf("SELECT * FROM \"%w\" WHERE %s", table, where.data) : NULL;
+	sqlite3_stmt *st = NULL;
+	if (sql && sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+		int b = 0;
+		for (int i = 0; i < ncol; i++)
+			if (pkflags[i])
+				sqlite3_bind_value(st, ++b, pk[i]);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			json_decref(row);
+			row = json_object();
+			for (int c = 0; c < sqlite3_column_count(st); c++)
+				json_object_set_new(row, sqlite3_column_name(st, c), value_json(sqlite3_column_value(st, c)));
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	buf_free(&where);
+	return row;
+}
+
+typedef struct touched {
+	char table[64];
+	int ncol;
+	unsigned char pkflags[64];
+	sqlite3_value *pk[64]; /* duplicated values */
+} touched;
+
+static int abort_on_conflict(void *arg, int reason, sqlite3_changeset_iter *it)
+{
+	(*(int *)arg)++;
+	return SQLITE_CHANGESET_ABORT;
+}
+
+/* Revert one entry: the JSON line of it in *line. 0, ERR_CONFLICT. */
+static int revert_entry(db_conn *db, uint64_t seq, uint64_t epoch, int64_t time_ms, const void *payload,
+			int len, json_t **line)
+{
+	sqlite3_changeset_iter *it = NULL;
+	touched *t = NULL;
+	int nt = 0, cap = 0;
+	int rc = 0;
+	if (sqlite3changeset_start(&it, len, (void *)payload) != SQLITE_OK)
+		return ERR_CONFLICT;
+	while (sqlite3changeset_next(it) == SQLITE_ROW) {
+		const char *table;
+		int ncol, op, indirect;
+		unsigned char *pkf;
+		int npk;
+		sqlite3changeset_op(it, &table, &ncol, &op, &indirect);
+		sqlite3changeset_pk(it, &pkf, &npk);
+		if (nt == cap) {
+			cap = cap ? cap * 2 : 16;
+			touched *nt2 = realloc(t, (size_t)cap * sizeof *t);
+			if (!nt2) {
+				rc = ERR_NOMEM;
+				break;
+			}
+			t = nt2;
+		}
+		touched *x = &t[nt];
+		memset(x, 0, sizeof *x);
+		snprintf(x->table, sizeof x->table, "%s", table);
+		x->ncol = ncol < 64 ? ncol : 64;
+		for (int i = 0; i < x->ncol; i++) {
+			x->pkflags[i] = pkf[i];
+			if (!pkf[i])
+				continue;
+			sqlite3_value *v = NULL;
+			if (op == SQLITE_INSERT)
+				sqlite3changeset_new(it, i, &v);
+			else
+				sqlite3changeset_old(it, i, &v);
+			x->pk[i] = v ? sqlite3_value_dup(v) : NULL;
+		}
+		nt++;
+	}
+	sqlite3changeset_finalize(it);
+	json_t *changes = json_array();
+	json_t **after = calloc((size_t)(nt ? nt : 1), sizeof *after);
+	if (rc == 0 && after) {
+		for (int i = 0; i < nt; i++)
+			after[i] = read_row(db, t[i].table, t[i].ncol, t[i].pkflags, t[i].pk);
+		int n2 = 0;
+		void *inv = NULL;
+		int conflicts = 0;
+		if (sqlite3changeset_invert(len, payload, &n2, &inv) != SQLITE_OK ||
+		    sqlite3changeset_apply(db_handle(db), n2, inv, NULL, abort_on_conflict, &conflicts) != SQLITE_OK ||
+		    conflicts)
+			rc = ERR_CONFLICT;
+		sqlite3_free(inv);
+		for (int i = 0; i < nt && rc == 0; i++) {
+			json_t *before = read_row(db, t[i].table, t[i].ncol, t[i].pkflags, t[i].pk);
+			json_array_append_new(changes, json_pack("{s:s,s:o,s:o}", "table", t[i].table, "before", before,
+								 "after", after[i]));
+			after[i] = NULL;
+		}
+	} else if (rc == 0) {
+		rc = ERR_NOMEM;
+	}
+	for (int i = 0; i < nt; i++) {
+		if (after)
+			json_decref(after[i]);
+		for (int c = 0; c < t[i].ncol; c++)
+			sqlite3_value_free(t[i].pk[c]);
+	}
+	free(after);
+	free(t);
+	if (rc != 0) {
+		json_decref(changes);
+		return rc;
+	}
+	char iso[32];
+	util_iso8601(time_ms, iso);
+	*line = json_pack("{s:I,s:I,s:s,s:o}", "epoch", (json_int_t)epoch, "position", (json_int_t)seq, "time",
+			  iso, "changes", changes);
+	return *line ? 0 : ERR_NOMEM;
+}
+
+static int exec_int(db_conn *db, const char *sql, uint64_t a, uint64_t b)
+{
+	sqlite3_stmt *st = db_stmt(db, sql);
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)a);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)b);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
+/* Writer thread, inside a batch transaction (its savepoint is rolled back
+ * on failure: nothing is reverted then). */
+static int revert_exec(db_conn *db, void *arg)
+{
+	revert_job *j = arg;
+	uint64_t n = j->from_last - j->d;
+	json_t **lines = calloc((size_t)n, sizeof *lines);
+	if (!lines)
+		return ERR_NOMEM;
+	int rc = 0;
+	uint64_t old_epoch = 0;
+	for (uint64_t seq = j->from_last; seq > j->d && rc == 0; seq--) {
+		sqlite3_stmt *st = db_stmt(db, "SELECT epoch, kind, committed_at, payload FROM repl_log WHERE seq = ?1");
+		if (!st) {
+			rc = ERR_DB;
+			break;
+		}
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+		if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 1) != LOG_CHANGESET) {
+			sqlite3_reset(st);
+			snprintf(j->error, sizeof j->error, "entry %llu is %s", (unsigned long long)seq,
+				 "gone from the log or a migration");
+			j->need_snapshot = true;
+			rc = ERR_NOTFOUND;
+			break;
+		}
+		uint64_t e = (uint64_t)sqlite3_column_int64(st, 0);
+		if (e > old_epoch)
+			old_epoch = e;
+		int64_t t = sqlite3_column_int64(st, 2);
+		int len = sqlite3_column_bytes(st, 3);
+		void *copy = malloc(len ? (size_t)len : 1);
+		if (!copy) {
+			sqlite3_reset(st);
+			rc = ERR_NOMEM;
+			break;
+		}
+		memcpy(copy, sqlite3_column_blob(st, 3), (size_t)len);
+		sqlite3_reset(st);
+		rc = revert_entry(db, seq, e, t, copy, len, &lines[seq - j->d - 1]);
+		free(copy);
+		if (rc == ERR_CONFLICT) {
+			snprintf(j->error, sizeof j->error, "entry %llu does not revert cleanly", (unsigned long long)seq);
+			j->need_snapshot = true;
+		}
+	}
+	if (rc == 0) {
+		buf out;
+		buf_init(&out, (size_t)1 << 30);
+		for (uint64_t i = 0; i < n && rc == 0; i++) {
+			char *text = json_dumps(lines[i], JSON_COMPACT);
+			if (!text || buf_adds(&out, text) != 0 || buf_addc(&out, '\n') != 0)
+				rc = ERR_NOMEM;
+			free(text);
+		}
+		char dir[CONFIG_PATH_MAX + 16];
+		snprintf(dir, sizeof dir, "%s/quarantine", j->r->env.self->data_dir);
+		snprintf(j->path, sizeof j->path, "%s/%s-e%llu-to-e%llu.jsonl", dir, j->r->env.self->name,
+			 (unsigned long long)old_epoch, (unsigned long long)j->new_epoch);
+		if (rc == 0 && (util_mkdirs(dir, 0700) != 0 || util_write_file(j->path, out.data, out.len, 0600) != 0)) {
+			snprintf(j->error, sizeof j->error, "cannot write the quarantine file: %s", strerror(errno));
+			rc = ERR_IO;
+		}
+		buf_free(&out);
+	}
+	for (uint64_t i = 0; i < n; i++)
+		json_decref(lines[i]);
+	free(lines);
+	if (rc != 0)
+		return rc;
+	/* the file is durable: now the log and the state follow */
+	if (exec_int(db, "DELETE FROM repl_log WHERE seq > ?1", j->d, 0) != 0 ||
+	    exec_int(db, "UPDATE repl_state SET last_seq = ?1, applied_seq = ?1, applied_epoch = ?2 WHERE id = 1",
+		     j->d, j->epoch_at_d) != 0 ||
+	    exec_int(db, "DELETE FROM repl_epochs WHERE first_seq > ?1 AND epoch <> (SELECT max(epoch) FROM "
+			 "repl_epochs WHERE first_seq <= ?1)", j->d, 0) != 0)
+		return ERR_DB;
+	j->count = (int)n;
+	return 0;
+}
+
+static void revert_done(void *arg, int rc, uint64_t unused)
+{
+	revert_job *j = arg;
+	repl *r = j->r;
+	r->pending_applies--;
+	if (rc == 0) {
+		r->position = j->d;
+		r->received_seq = j->d;
+		r->quarantined_total += (uint64_t)j->count;
+		history_load(r);
+		char f[CONFIG_PATH_MAX + 160];
+		snprintf(f, sizeof f, "\"count\":%d,\"file\":\"%s\",\"from\":%llu,\"to\":%llu,\"epoch\":%llu", j->count,
+			 j->path, (unsigned long long)j->d + 1, (unsigned long long)j->from_last,
+			 (unsigned long long)j->new_epoch);
+		log_event("quarantine", f,
+			  "rejoin: %d transactions (positions %llu..%llu) never reached the primary; "
+			  "reverted and written to the quarantine",
+			  j->count, (unsigned long long)j->d + 1, (unsigned long long)j->from_last);
+		j->done(r, true);
+	} else if (j->need_snapshot) {
+		/* keep everything we have, then take the primary's copy */
+		char path[CONFIG_PATH_MAX + 96];
+		snprintf(path, sizeof path, "%s/quarantine", r->env.self->data_dir);
+		util_mkdirs(path, 0700);
+		snprintf(path, sizeof path, "%s/quarantine/%s-e%llu-at-%llu.db", r->env.self->data_dir,
+			 r->env.self->name, (unsigned long long)r->epoch, (unsigned long long)j->from_last);
+		char *sql = sqlite3_mprintf("VACUUM INTO %Q", path);
+		int vrc = sqlite3_exec(db_handle(r->env.reader), sql, NULL, NULL, NULL);
+		sqlite3_free(sql);
+		char f[CONFIG_PATH_MAX + 160];
+		snprintf(f, sizeof f, "\"count\":%llu,\"file\":\"%s\",\"snapshot\":true",
+			 (unsigned long long)(j->from_last - j->d), path);
+		if (vrc != SQLITE_OK) {
+			log_error("rejoin: cannot copy the database to %s; staying out of the stream", path);
+			j->done(r, false);
+		} else {
+			log_event("quarantine", f,
+				  "rejoin: %s; the whole database was copied to the quarantine and a snapshot of "
+				  "the primary replaces it",
+				  j->error);
+			r->quarantined_total += j->from_last - j->d;
+			snprintf(r->snapshot_state, sizeof r->snapshot_state, "required");
+			j->done(r, true);
+		}
+	} else {
+		log_error("rejoin: cannot revert (%s): %s", err_str(rc), j->error);
+		j->done(r, false);
+	}
+	free(j);
+}
+
+/* --- the rejoin --- */
+
+typedef struct rejoin_ctx {
+	repl *r;
+	void (*done)(repl *r, bool ok);
+} rejoin_ctx;
+
+static void history_answer(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	rejoin_ctx *c = arg;
+	repl *r = c->r;
+	void (*done)(repl *, bool) = c->done;
+	free(c);
+	if (r->stopping) {
+		done(r, false);
+		return;
+	}
+	if (rc != 0 || resp->status != 200) {
+		done(r, false);
+		return;
+	}
+	json_t *o = json_loadb(body, len, 0, NULL);
+	json_t *h = json_object_get(o, "history");
+	json_t *ep = json_object_get(o, "epoch"), *last = json_object_get(o, "last_seq");
+	const char *role = json_string_value(json_object_get(o, "role"));
+	if (!json_is_array(h) || !json_is_integer(ep) || !json_is_integer(last) || !role ||
+	    strcmp(role, "primary") != 0 || json_array_size(h) > 256) {
+		json_decref(o);
+		done(r, false);
+		return;
+	}
+	uint64_t pe[256], pf[256];
+	int pn = 0;
+	size_t i;
+	json_t *row;
+	json_array_foreach(h, i, row) {
+		pe[pn] = (uint64_t)json_integer_value(json_array_get(row, 0));
+		pf[pn] = (uint64_t)json_integer_value(json_array_get(row, 1));
+		pn++;
+	}
+	uint64_t their_epoch = (uint64_t)json_integer_value(ep);
+	uint64_t their_last = (uint64_t)json_integer_value(last);
+	json_decref(o);
+	if (their_epoch < voter_promised(r->voter)) {
+		done(r, false); /* a deposed primary: not ours to follow */
+		return;
+	}
+	election_learn(r, their_epoch);
+	uint64_t d = history_divergence(r->hist_epoch, r->hist_first, r->hist_n, r->position, pe, pf, pn, their_last);
+	if (d >= r->position) {
+		done(r, true);
+		return;
+	}
+	revert_job *j = calloc(1, sizeof *j);
+	if (!j) {
+		done(r, false);
+		return;
+	}
+	*j = (revert_job){.r = r, .from_last = r->position, .d = d, .new_epoch = their_epoch,
+			  .epoch_at_d = history_epoch_at(r, d), .done = done};
+	log_warn("rejoin: this region's log parted from the primary's (epoch %llu) after position %llu; "
+		 "reverting positions %llu..%llu into the quarantine",
+		 (unsigned long long)their_epoch, (unsigned long long)d, (unsigned long long)d + 1,
+		 (unsigned long long)r->position);
+	r->pending_applies++;
+	if (committer_submit(r->env.writer, revert_exec, revert_done, j) != 0) {
+		r->pending_applies--;
+		free(j);
+		done(r, false);
+	}
+}
+
+void rejoin_start(repl *r, void (*done)(repl *r, bool ok))
+{
+	rejoin_ctx *c = calloc(1, sizeof *c);
+	char headers[64];
+	snprintf(headers, sizeof headers, "X-Tandem-Epoch: %llu\r\n", (unsigned long long)voter_promised(r->voter));
+	if (!c) {
+		done(r, false);
+		return;
+	}
+	c->r = r;
+	c->done = done;
+	if (!r->control_client ||
+	    http_client_request(r->control_client, "GET", "/internal/v1/replication/history", headers, NULL, 0, 0,
+				history_answer, c) != 0) {
+		free(c);
+		done(r, false);
+	}
+}
