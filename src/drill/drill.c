@@ -253,55 +253,6 @@ static int rewrite_addresses(const char *path, char *err, size_t errcap)
 	return 0;
 }
 
-/*
- * The witness of the config: its [witness] section's listen address and
- * data_dir (DATA/witness by default). Read from the file's text so the
- * drill works with configs from before and after the witness existed.
- * 1 when there is one, 0 when not.
- */
-static int find_witness(const config *cfg, char *listen, size_t lcap, char *data_dir, size_t dcap)
-{
-	size_t len;
-	char *text = util_read_file(cfg->path, 1 << 20, &len);
-	if (!text)
-		return 0;
-	int in = 0, found = 0;
-	listen[0] = '\0';
-	snprintf(data_dir, dcap, "%.*s/witness", (int)(dcap - 16), cfg->data_dir);
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		const char *p = line + strspn(line, " \t");
-		if (*p == '[') {
-			in = strncmp(p, "[witness]", 9) == 0;
-			found |= in;
-			continue;
-		}
-		if (!in)
-			continue;
-		char key[64], value[512];
-		if (sscanf(p, "%63[a-z_] = %511s", key, value) != 2)
-			continue;
-		if (strcmp(key, "listen") == 0)
-			snprintf(listen, lcap, "%.*s", (int)lcap - 1, value);
-		else if (strcmp(key, "data_dir") == 0) {
-			if (value[0] == '/')
-				snprintf(data_dir, dcap, "%s", value);
-			else {
-				char dir[CONFIG_PATH_MAX];
-				snprintf(dir, sizeof dir, "%s", cfg->path);
-				char *slash = strrchr(dir, '/');
-				if (slash)
-					*slash = '\0';
-				else
-					snprintf(dir, sizeof dir, ".");
-				snprintf(data_dir, dcap, "%.*s/%.*s", (int)(dcap / 2), dir, (int)(dcap / 2 - 2), value);
-			}
-		}
-	}
-	free(text);
-	return found && listen[0];
-}
-
 static int absolute(const char *in, char *out, size_t cap)
 {
 	if (in[0] == '/') {
@@ -385,14 +336,13 @@ static int setup_components(drill_run_state *s, char *err, size_t errcap)
 		snprintf(c->data_dir, sizeof c->data_dir, "%s", r->data_dir);
 		s->region_comp[k] = s->ncomps++;
 	}
-	char listen[128], wdir[CONFIG_PATH_MAX];
-	if (find_witness(cfg, listen, sizeof listen, wdir, sizeof wdir)) {
+	if (cfg->witness.listen[0]) {
 		drill_component *c = &s->comps[s->ncomps];
 		memset(c, 0, sizeof *c);
 		snprintf(c->name, sizeof c->name, "witness");
 		c->is_witness = 1;
-		snprintf(c->link, sizeof c->link, "%s", listen);
-		snprintf(c->data_dir, sizeof c->data_dir, "%s", wdir);
+		snprintf(c->link, sizeof c->link, "%s", cfg->witness.listen);
+		snprintf(c->data_dir, sizeof c->data_dir, "%s", cfg->witness.data_dir);
 		s->witness = s->ncomps++;
 	}
 	for (int i = 0; i < s->ncomps; i++) {
