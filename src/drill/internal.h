@@ -149,6 +149,7 @@ typedef struct drill_op {
 	uint8_t kind;         /* op_kind */
 	uint8_t ok;           /* 2xx (reads: 200 or 404) */
 	uint8_t missing;      /* read: 404 of an acknowledged record */
+	uint8_t global;       /* write with X-Tandem-Durability: global */
 	int16_t status;       /* 0: no answer */
 	char cls[40];         /* error class: "connection", "timeout", "503:no_lease", ... */
 } drill_op;

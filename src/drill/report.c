@@ -112,18 +112,22 @@ void report_print_text(const drill_run_state *s, FILE *f)
 		   "were executed anyway\n",
 		num(rpo, "quarantined_transactions"), json_array_size(json_object_get(rpo, "quarantine_files")),
 		num(rpo, "executed_unacknowledged"));
-	fprintf(f, "  RTO         %s: writes back after %s (budget %lld s), reads after %s\n",
+	char g[32];
+	fprintf(f, "  RTO         %s: writes back after %s (budget %lld s); global writes after %s; reads after %s\n",
 		json_is_true(json_object_get(rto, "ok")) ? "ok" : "NOT OK",
 		secs(json_object_get(rto, "writes_s"), a, sizeof a), num(rto, "budget_s"),
+		secs(json_object_get(rto, "global_writes_s"), g, sizeof g),
 		secs(json_object_get(rto, "reads_s"), b, sizeof b));
 	const char *name;
 	json_t *reg;
 	json_object_foreach(json_object_get(rto, "regions"), name, reg) {
-		fprintf(f, "              %-8s writes %s, reads %s (failed attempts after the fault: %lld writes, "
-			   "%lld reads)\n",
-			name, secs(json_object_get(reg, "writes_s"), a, sizeof a),
-			secs(json_object_get(reg, "reads_s"), b, sizeof b), num(reg, "write_failures_after_fault"),
-			num(reg, "read_failures_after_fault"));
+		char c1[32], c2[32], c3[32];
+		fprintf(f, "              %-8s writes %s, global %s, reads %s (failed attempts after the fault: "
+			   "%lld local, %lld global, %lld reads)\n",
+			name, secs(json_object_get(reg, "writes_s"), c1, sizeof c1),
+			secs(json_object_get(reg, "global_writes_s"), c2, sizeof c2),
+			secs(json_object_get(reg, "reads_s"), c3, sizeof c3), num(reg, "write_failures_after_fault"),
+			num(reg, "global_write_failures_after_fault"), num(reg, "read_failures_after_fault"));
 	}
 
 	fprintf(f, "\n  checks\n");

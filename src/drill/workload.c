@@ -289,6 +289,7 @@ static void write_answer(int rc, const http_message *resp, const char *body, siz
 		op->write_index = c->write_index;
 		op->region = (uint8_t)r->index;
 		op->kind = OP_WRITE;
+		op->global = wr->global;
 		op->status = (int16_t)(rc == 0 ? resp->status : 0);
 	}
 	if (rc == 0 && resp->status >= 200 && resp->status < 300) {

@@ -60,19 +60,28 @@ static void test_recovery(void)
 		op(2000, 2100, 1, 0),   /* and never comes back */
 	};
 	size_t n = sizeof ops / sizeof ops[0];
-	recovery r = compute_recovery(ops, n, 0, OP_WRITE, 1000);
+	recovery r = compute_recovery(ops, n, 0, OP_WRITE, -1, 1000);
 	CHECK(r.recovered);
 	CHECK_EQ_INT(r.failures, 2);
 	CHECK_EQ_INT(r.last_fail_send, 1400);
 	CHECK_EQ_INT(r.recovery_ms, 1510); /* not 9000: send times, not answer times */
 	CHECK(r.rto_s > 0.509 && r.rto_s < 0.511);
-	r = compute_recovery(ops, n, 1, OP_WRITE, 1000);
+	r = compute_recovery(ops, n, 1, OP_WRITE, -1, 1000);
 	CHECK(!r.recovered);
 	CHECK_EQ_INT(r.failures, 2);
-	r = compute_recovery(ops, n, 0, OP_READ, 1000); /* no reads: nothing failed */
+	r = compute_recovery(ops, n, 0, OP_READ, -1, 1000); /* no reads: nothing failed */
 	CHECK(r.recovered);
 	CHECK_EQ_INT(r.failures, 0);
 	CHECK(r.rto_s == 0);
+	/* durability apart: the hanging attempt was a global write; the local
+	 * writes are back after the first failure's recovery */
+	ops[3].global = 1;
+	r = compute_recovery(ops, n, 0, OP_WRITE, 0, 1000);
+	CHECK(r.recovered);
+	CHECK_EQ_INT(r.failures, 1);
+	CHECK_EQ_INT(r.recovery_ms, 1320);
+	r = compute_recovery(ops, n, 0, OP_WRITE, 1, 1000);
+	CHECK(!r.recovered); /* no global write succeeded after it */
 }
 
 static void write_log(const char *path, const char *text)
