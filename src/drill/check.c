@@ -551,10 +551,15 @@ void check_all(drill_run_state *s)
 	else
 		add_check(checks, &failed, "every acknowledged write kept or quarantined", 0,
 			  "final data not read: %s", s->readback_error);
-	add_check(checks, &failed, "no global write lost", have_final && lost_global == 0,
-		  "%ld global acknowledged, %ld lost", acked_global, lost_global);
-	add_check(checks, &failed, "no duplicate from a retry", have_final && duplicates == 0,
-		  "%ld markers more than once among the final records", duplicates);
+	if (have_final) {
+		add_check(checks, &failed, "no global write lost", lost_global == 0,
+			  "%ld global acknowledged, %ld lost", acked_global, lost_global);
+		add_check(checks, &failed, "no duplicate from a retry", duplicates == 0,
+			  "%ld markers more than once among the final records", duplicates);
+	} else {
+		add_check(checks, &failed, "no global write lost", 0, "final data not read");
+		add_check(checks, &failed, "no duplicate from a retry", 0, "final data not read");
+	}
 	if (s->log_events_seen)
 		add_check(checks, &failed, "never two primaries", json_array_size(overlaps) == 0,
 			  "%zu write intervals from the logs, %zu overlaps", json_array_size(intervals),

@@ -36,6 +36,8 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "core/err.h"
 #include "core/tls.h"
 #include "core/util.h"
@@ -653,7 +655,9 @@ static json_t *quarantine_sizes(drill_run_state *s)
 		struct dirent *e;
 		while ((e = readdir(d))) {
 			size_t n = strlen(e->d_name);
-			if (n < 7 || strcmp(e->d_name + n - 6, ".jsonl") != 0)
+			int jsonl = n > 6 && strcmp(e->d_name + n - 6, ".jsonl") == 0;
+			int db = n > 3 && strcmp(e->d_name + n - 3, ".db") == 0;
+			if (!jsonl && !db)
 				continue;
 			char path[PATH_MAX * 2];
 			snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
@@ -666,6 +670,42 @@ static json_t *quarantine_sizes(drill_run_state *s)
 	return sizes;
 }
 
+/*
+ * A whole-database copy in the quarantine (the rejoin's fallback when a
+ * transaction cannot be reverted alone): the drill's records in it count as
+ * quarantined (the final data is looked at first, so records the new
+ * primary kept are not counted lost).
+ */
+static void scan_quarantine_copy(drill_run_state *s, const char *path)
+{
+	const workload_config *wc = workload_config_of(s->wl);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT id, data FROM records WHERE collection IN (?1, ?2)", -1, &st,
+			       NULL) != SQLITE_OK) {
+		run_event(s, "note", "drill", "cannot read the quarantine copy %.300s: %s", path,
+			  db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return;
+	}
+	sqlite3_bind_text(st, 1, wc->regions[0].collection, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, wc->regions[1].collection, -1, SQLITE_STATIC);
+	json_array_append_new(s->quarantine_files, json_string(path));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		const char *data = (const char *)sqlite3_column_text(st, 1);
+		json_t *j = data ? json_loads(data, 0, NULL) : NULL;
+		const char *marker = json_string_value(json_object_get(j, "m"));
+		if (marker && !json_object_get(s->quarantine, marker))
+			json_object_set_new(s->quarantine, marker,
+					    json_pack("{s:s?, s:s}", "id", id, "file", path));
+		json_decref(j);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
 static void scan_quarantine(drill_run_state *s, json_t *before)
 {
 	s->quarantine = json_object();
@@ -675,6 +715,12 @@ static void scan_quarantine(drill_run_state *s, json_t *before)
 	json_t *size;
 	json_object_foreach(now, path, size) {
 		long long skip = json_integer_value(json_object_get(before, path));
+		size_t plen = strlen(path);
+		if (plen > 3 && strcmp(path + plen - 3, ".db") == 0) {
+			if (!json_object_get(before, path)) /* a copy from before the run is not ours */
+				scan_quarantine_copy(s, path);
+			continue;
+		}
 		if (json_integer_value(size) <= skip)
 			continue;
 		size_t len;

@@ -109,7 +109,9 @@ static void vline(const svg *g, double t, int y0, int y1, const char *color, con
 	fprintf(g->f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"%s\" stroke-width=\"1.5\"%s%s%s/>\n",
 		x, y0, x, y1, color, dash ? " stroke-dasharray=\"" : "", dash ? dash : "", dash ? "\"" : "");
 	if (label) {
-		fprintf(g->f, "<text x=\"%.1f\" y=\"%d\" font-size=\"10\" fill=\"%s\">", x + 3, label_y, color);
+		int right = x > W - RIGHT - 120; /* near the right edge: the label goes left */
+		fprintf(g->f, "<text x=\"%.1f\" y=\"%d\" font-size=\"10\" fill=\"%s\"%s>", right ? x - 3 : x + 3,
+			label_y, color, right ? " text-anchor=\"end\"" : "");
 		text_escaped(g->f, label);
 		fputs("</text>\n", g->f);
 	}
@@ -244,13 +246,16 @@ int timeline_write_svg(const drill_run_state *s, const char *path)
 	size_t i;
 	json_t *ev;
 	json_array_foreach(json_object_get(r, "role_events"), i, ev) {
-		if (strcmp(json_string_value(json_object_get(ev, "event")) ? json_string_value(json_object_get(ev, "event")) : "", "role") != 0)
-			continue;
+		const char *kind = json_string_value(json_object_get(ev, "event"));
+		const char *region = json_string_value(json_object_get(ev, "region"));
+		const char *role = json_string_value(json_object_get(ev, "role"));
 		char label[64];
-		snprintf(label, sizeof label, "%s %s e%lld",
-			 json_string_value(json_object_get(ev, "region")),
-			 json_string_value(json_object_get(ev, "role")) ? json_string_value(json_object_get(ev, "role")) : "?",
-			 (long long)json_integer_value(json_object_get(ev, "epoch")));
+		if (kind && strcmp(kind, "quarantine") == 0)
+			snprintf(label, sizeof label, "%s quarantined %lld", region ? region : "?",
+				 (long long)json_integer_value(json_object_get(ev, "count")));
+		else
+			snprintf(label, sizeof label, "%s %s e%lld", region ? region : "?", role ? role : "?",
+				 (long long)json_integer_value(json_object_get(ev, "epoch")));
 		vline(&g, json_number_value(json_object_get(ev, "t_s")), TOP, bottom, "#6a1b9a", "1,3", label,
 		      bottom + 36 + 10 * (int)(i % 2));
 	}
