@@ -46,6 +46,17 @@ static void print_counts(FILE *f, json_t *m)
 		fprintf(f, "none");
 }
 
+typedef struct event_line {
+	double t;
+	char text[600];
+} event_line;
+
+static int event_line_cmp(const void *a, const void *b)
+{
+	const event_line *x = a, *y = b;
+	return x->t < y->t ? -1 : x->t > y->t;
+}
+
 void report_print_text(const drill_run_state *s, FILE *f)
 {
 	json_t *r = s->report;
@@ -199,23 +210,36 @@ void report_print_text(const drill_run_state *s, FILE *f)
 				str(c, "marker"), str(c, "lsn"), str(c, "acknowledged"), str(c, "durability"));
 		}
 	}
+	/* the drill's events and the logs' role and quarantine events, in time order */
 	fprintf(f, "\n  events\n");
+	size_t n = json_array_size(json_object_get(r, "events")) + json_array_size(json_object_get(r, "role_events"));
+	event_line *lines = calloc(n ? n : 1, sizeof *lines);
+	size_t k = 0;
 	json_array_foreach(json_object_get(r, "events"), i, c) {
-		if (strcmp(str(c, "kind"), "role") == 0 || strcmp(str(c, "kind"), "stop") == 0)
-			continue; /* in report.json; the list stays short */
-		fprintf(f, "    %7.1f s  %-10s %s\n", json_number_value(json_object_get(c, "t_s")), str(c, "kind"),
-			str(c, "text"));
+		if (!lines || strcmp(str(c, "kind"), "role") == 0 || strcmp(str(c, "kind"), "stop") == 0)
+			continue; /* status polls and stops: in report.json; the list stays short */
+		lines[k].t = json_number_value(json_object_get(c, "t_s"));
+		snprintf(lines[k].text, sizeof lines[k].text, "%-10s %s", str(c, "kind"), str(c, "text"));
+		k++;
 	}
 	json_array_foreach(json_object_get(r, "role_events"), i, c) {
+		if (!lines)
+			break;
+		lines[k].t = json_number_value(json_object_get(c, "t_s"));
 		if (strcmp(str(c, "event"), "role") == 0)
-			fprintf(f, "    %7.1f s  %-10s %s becomes %s (epoch %lld, from its log)\n",
-				json_number_value(json_object_get(c, "t_s")), "role", str(c, "region"),
-				str(c, "role"), num(c, "epoch"));
+			snprintf(lines[k].text, sizeof lines[k].text, "%-10s %s becomes %s (epoch %lld, from its log)",
+				 "role", str(c, "region"), str(c, "role"), num(c, "epoch"));
 		else
-			fprintf(f, "    %7.1f s  %-10s %s quarantined %lld transaction(s) into %s\n",
-				json_number_value(json_object_get(c, "t_s")), "quarantine", str(c, "region"),
-				num(c, "count"), str(c, "file"));
+			snprintf(lines[k].text, sizeof lines[k].text,
+				 "%-10s %s quarantined %lld transaction(s) into %s", "quarantine", str(c, "region"),
+				 num(c, "count"), str(c, "file"));
+		k++;
 	}
+	if (lines)
+		qsort(lines, k, sizeof *lines, event_line_cmp);
+	for (size_t j = 0; j < k; j++)
+		fprintf(f, "    %7.1f s  %s\n", lines[j].t, lines[j].text);
+	free(lines);
 	json_t *files = json_object_get(r, "files");
 	fprintf(f, "\n  files       %s\n              %s\n              %s/\n\n", str(files, "report"),
 		str(files, "timeline"), str(files, "logs"));
