@@ -375,12 +375,6 @@ static int setup_components(drill_run_state *s, char *err, size_t errcap)
 
 /* ---- observing the deployment ---- */
 
-typedef struct region_view {
-	int reachable;
-	char role[16];
-	long long epoch, last_seq, applied_seq;
-} region_view;
-
 static void view_region(drill_run_state *s, int k, region_view *v)
 {
 	drill_component *c = &s->comps[s->region_comp[k]];
@@ -399,9 +393,6 @@ static void view_region(drill_run_state *s, int k, region_view *v)
 	reply_free(&r);
 }
 
-static region_view last_view[DRILL_REGIONS];
-static int have_view;
-
 /* Poll every region; record role changes as events. Returns the index of
  * the primary (by status), -1 when none or several. */
 static int observe(drill_run_state *s)
@@ -414,8 +405,8 @@ static int observe(drill_run_state *s)
 			view_region(s, k, &v);
 		else
 			memset(&v, 0, sizeof v);
-		region_view *old = &last_view[k];
-		if (!have_view || v.reachable != old->reachable || strcmp(v.role, old->role) != 0 ||
+		region_view *old = &s->last_view[k];
+		if (!s->have_view || v.reachable != old->reachable || strcmp(v.role, old->role) != 0 ||
 		    v.epoch != old->epoch) {
 			if (v.reachable)
 				run_event(s, "role", c->name, "%s: %s, epoch %lld (status)", c->name, v.role,
@@ -429,7 +420,7 @@ static int observe(drill_run_state *s)
 			primaries++;
 		}
 	}
-	have_view = 1;
+	s->have_view = 1;
 	return primaries == 1 ? primary : -1;
 }
 
@@ -449,26 +440,25 @@ static void watch_children(drill_run_state *s)
 /* Sleep until wall time t_ms, observing. -1 when interrupted. */
 static int wait_until(drill_run_state *s, int64_t t_ms)
 {
-	static int64_t next_poll, next_progress;
 	while (!interrupted) {
 		int64_t now = util_now_ms();
 		if (now >= t_ms)
 			return 0;
-		if (now >= next_poll) {
+		if (now >= s->next_poll_ms) {
 			observe(s);
 			watch_children(s);
-			next_poll = now + STATUS_POLL_MS;
+			s->next_poll_ms = now + STATUS_POLL_MS;
 		}
-		if (s->wl && now >= next_progress && !s->opt->quiet) {
+		if (s->wl && now >= s->next_progress_ms && !s->opt->quiet) {
 			long acked, errors, pending;
 			workload_progress(s->wl, &acked, &errors, &pending);
 			fprintf(stderr, "drill: %6.1f s  progress   %ld acknowledged, %ld failed attempts, %ld pending;",
 				run_t(s, now), acked, errors, pending);
 			for (int k = 0; k < DRILL_REGIONS; k++)
 				fprintf(stderr, " %s %s", s->comps[s->region_comp[k]].name,
-					last_view[k].reachable ? last_view[k].role : "down");
+					s->last_view[k].reachable ? s->last_view[k].role : "down");
 			fputc('\n', stderr);
-			next_progress = now + PROGRESS_MS;
+			s->next_progress_ms = now + PROGRESS_MS;
 		}
 		int64_t step = t_ms - util_now_ms();
 		if (step > 100)

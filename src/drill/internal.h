@@ -212,6 +212,13 @@ typedef struct primary_interval {
 	char end[16];             /* "writes_off", "killed", "stopped", "running" */
 } primary_interval;
 
+/* A region as its status endpoint shows it. */
+typedef struct region_view {
+	int reachable;
+	char role[16];
+	long long epoch, last_seq, applied_seq;
+} region_view;
+
 typedef struct drill_run_state {
 	const drill_options *opt;
 	const drill_scenario *sc;
@@ -231,6 +238,9 @@ typedef struct drill_run_state {
 	struct event_base *base;
 	workload *wl;
 	int64_t t0_ms;            /* schedule time 0 */
+	region_view last_view[DRILL_REGIONS]; /* last status poll */
+	int have_view;
+	int64_t next_poll_ms, next_progress_ms;
 	int64_t fault_ms, heal_ms, end_ms;
 	char primary_at_fault[32];
 	char fault_target[32];

@@ -29,6 +29,7 @@
  * touches the workload only through the atomic phase and counters, and
  * reads the results after workload_stop() joined the thread.
  */
+#include <assert.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -593,6 +594,7 @@ fail:
 
 int workload_start(workload *w)
 {
+	assert(w->magic == WORKLOAD_MAGIC);
 	w->start_us = util_mono_us();
 	w->start_ms = util_now_ms();
 	struct timeval tv = {0, TICK_US};
@@ -617,6 +619,7 @@ void workload_progress(const workload *w, long *acked, long *errors, long *pendi
 
 void workload_stop(workload *w, int drain_ms)
 {
+	assert(w->magic == WORKLOAD_MAGIC);
 	if (!w->thread_started)
 		return;
 	atomic_store(&w->drain_ms, drain_ms);

@@ -16,8 +16,8 @@ import pytest
 from conftest import TANDEM, free_port_base, run
 
 SMALL = ["--rate", "50", "--quiet"]
-SHORT = ["--duration", "12"]                                     # fault 4 s, heal 8 s
-FAILOVER = ["--duration", "20", "--fault-at", "5", "--heal-at", "14"]
+SHORT = ["--duration", "10"]                                     # fault 3.3 s, heal 6.7 s
+FAILOVER = ["--duration", "16", "--fault-at", "4", "--heal-at", "12"]
 
 SCENARIOS = {
     "crash-primary": FAILOVER,
@@ -93,7 +93,7 @@ def test_scenario_passes_at_a_small_rate(tmp_path, scenario):
 def test_restart_of_every_component_during_a_drill(tmp_path):
     """restart-all stops and starts every component (witness, secondary,
     primary) while the workload runs; everything acknowledged survives."""
-    p, report = drill(tmp_path, "restart-all", *SMALL, "--duration", "14")
+    p, report = drill(tmp_path, "restart-all", *SMALL, "--duration", "12")
     assert p.returncode == 0, explain(p, report)
     r = load_report(report)
     restarted = {e["component"] for e in r["events"] if e["kind"] == "start"}
@@ -123,7 +123,7 @@ def test_over_budget_exits_1(tmp_path):
     with open(config, "a") as f:
         f.write("\n[drill]\nrpo_budget_s = 30\nrto_budget_s = 1\n")
     assert run("config", "check", str(config)).returncode == 0
-    p, report = drill(tmp_path, "crash-primary", *SMALL, "--duration", "12", "--config", str(config))
+    p, report = drill(tmp_path, "crash-primary", *SMALL, "--duration", "10", "--config", str(config))
     assert p.returncode == 1, explain(p, report)
     r = load_report(report)
     assert r["ok"] is False and r["rto"]["ok"] is False and r["rto"]["budget_s"] == 1
