@@ -225,12 +225,25 @@ static void applier_send_ack(repl *r)
 	link_delay(r, applier_ack_out, r);
 }
 
-static void ack_done(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+static void ack_retry(evutil_socket_t fd, short what, void *arg)
 {
 	repl *r = arg;
 	r->ack_in_flight = false;
-	if (rc != 0 || resp->status != 200)
-		r->ack_sent = 0; /* say it again next time */
+	applier_send_ack(r);
+}
+
+static void ack_done(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	repl *r = arg;
+	if (rc != 0 || resp->status != 200) {
+		/* say it again, after a pause: a link that fails at once (a
+		 * refused or locally dropped connection) must not spin */
+		r->ack_sent = 0;
+		struct timeval tv = {0, 200000};
+		if (!r->stopping && event_base_once(r->env.base, -1, EV_TIMEOUT, ack_retry, r, &tv) == 0)
+			return; /* still "in flight" until the retry */
+	}
+	r->ack_in_flight = false;
 	applier_send_ack(r);
 }
 
