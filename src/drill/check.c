@@ -542,8 +542,12 @@ void check_all(drill_run_state *s)
 		char *nl = strrchr(copy, '\n');
 		snprintf(verdict, sizeof verdict, "%.199s", nl ? nl + 1 : copy);
 	}
-	add_check(checks, &failed, "regions identical (tandem verify)", s->verify_code == 0, "exit %d: %s",
-		  s->verify_code, verdict);
+	if (s->verify_code < 0)
+		add_check(checks, &failed, "regions identical (tandem verify)", 0,
+			  "not run: the regions did not converge");
+	else
+		add_check(checks, &failed, "regions identical (tandem verify)", s->verify_code == 0,
+			  "exit %d: %s", s->verify_code, verdict);
 	if (have_final)
 		add_check(checks, &failed, "every acknowledged write kept or quarantined", missing == 0,
 			  "%ld acknowledged: %ld in the final data, %ld only in quarantine, %ld missing", acked,

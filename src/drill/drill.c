@@ -1024,6 +1024,7 @@ int drill_run(const drill_options *o)
 	}
 	s->opt = o;
 	s->sc = scenario_find(o->scenario);
+	s->verify_code = -1; /* not run */
 	snprintf(s->logs_dir, sizeof s->logs_dir, "%.*s/logs", PATH_MAX - 16, o->report_dir);
 	raise_fd_limit();
 	struct sigaction sa;
