@@ -160,16 +160,26 @@ static int fresh_dir(const char *dir, char *err, size_t errcap)
 	return 0;
 }
 
-static int port_free(int port)
+/* Can a listener bind host:port? (IPv4 host; 0 also when the host is not
+ * an address of this machine.) */
+static int addr_free(const char *host, int port)
 {
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
+		return 1; /* not an IPv4 literal: let the component say what is wrong */
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as the components do */
+	int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0 || errno != EADDRINUSE;
 	close(fd);
 	return ok;
+}
+
+static int port_free(int port)
+{
+	return addr_free("127.0.0.1", port);
 }
 
 /* A port base in 20000-28990 with base..base+9 free. */
@@ -873,6 +883,24 @@ static int run(drill_run_state *s)
 	s->api_ctx = tls_client_new(s->cfg.ca_file, NULL, NULL, err, sizeof err);
 	if (!s->api_ctx)
 		goto fail;
+	/* the drill starts every component itself (to kill it, to read its log):
+	 * a deployment already running cannot be drilled */
+	for (int i = 0; i < s->ncomps; i++) {
+		const char *addrs[2] = {s->comps[i].api, s->comps[i].link};
+		for (int k = 0; k < 2; k++) {
+			char host[64];
+			int port;
+			if (!addrs[k][0] || util_split_hostport(addrs[k], host, sizeof host, &port) != 0)
+				continue;
+			if (!addr_free(host, port)) {
+				snprintf(err, sizeof err,
+					 "%s's address %s is in use: is this deployment running? The drill starts "
+					 "its components itself; stop it first",
+					 s->comps[i].name, addrs[k]);
+				goto fail;
+			}
+		}
+	}
 	q_before = quarantine_sizes(s);
 
 	/* start: the witness first, then the regions in config order */

@@ -169,3 +169,23 @@ def test_refuses_a_data_dir_it_did_not_make(tmp_path):
     assert p.returncode == 1
     assert "not made by tandem drill" in p.stderr
     assert (data / "notes.txt").read_text() == "keep me"
+
+
+def test_refuses_a_running_deployment(tmp_path):
+    """The drill starts the components itself (to kill them, to read their
+    logs): with --config of a deployment that `tandem up` runs, it says so."""
+    data = tmp_path / "up"
+    up = subprocess.Popen([TANDEM, "up", "--data", str(data), "--port-base", str(free_port_base(6))],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        while "tandem is up" not in line:
+            line = up.stdout.readline()
+            assert line, "tandem up did not start"
+        p, report = drill(tmp_path, "crash-secondary", *SMALL, *SHORT,
+                          "--config", str(data / "tandem.ini"))
+        assert p.returncode == 1
+        assert "is in use: is this deployment running?" in p.stderr
+    finally:
+        up.terminate()
+        up.wait(timeout=30)
