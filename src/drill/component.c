@@ -33,10 +33,13 @@ extern char **environ;
 
 int component_self(char *out, size_t cap)
 {
-	ssize_t n = readlink("/proc/self/exe", out, cap - 1);
-	if (n <= 0)
+	/* not the path it points to: a binary rebuilt during the drill leaves
+	 * that path to a new file (and this process's to "... (deleted)");
+	 * /proc/self/exe is, in every child before its exec, exactly the binary
+	 * running the drill */
+	if (access("/proc/self/exe", X_OK) != 0)
 		return -1;
-	out[n] = '\0';
+	snprintf(out, cap, "/proc/self/exe");
 	return 0;
 }
 
@@ -196,11 +199,18 @@ int component_start(drill_component *c, const char *config_path, int timeout_ms,
 	fds[0] = -1;
 	if (strncmp(line, "ready", 5) == 0)
 		return 0;
-	char last[300];
-	component_stop(c, 2000);
+	char last[300], how[64];
+	if (component_reap(c)) {
+		int st = c->last_status;
+		snprintf(how, sizeof how, "exited (%s %d) before it was ready",
+			 WIFSIGNALED(st) ? "signal" : "status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+	} else {
+		snprintf(how, sizeof how, "was not ready within %d ms", timeout_ms);
+		component_stop(c, 2000);
+	}
 	last_line(c->log_path, last, sizeof last);
-	snprintf(err, errcap, "%s did not start within %d ms (its log %s ends with: %s)", c->name,
-		 timeout_ms, c->log_path, last[0] ? last : "nothing");
+	snprintf(err, errcap, "%s %s (its log %s ends with: %s)", c->name, how, c->log_path,
+		 last[0] ? last : "nothing");
 	return -1;
 fail:
 	free(env);
@@ -342,7 +352,8 @@ int command_run(char *const argv[], const char *input, buf *out, const char *log
 		char head[1024];
 		int n = snprintf(head, sizeof head, "$");
 		for (int i = 0; argv[i] && n < (int)sizeof head - 2; i++)
-			n += snprintf(head + n, sizeof head - (size_t)n, " %s", argv[i]);
+			n += snprintf(head + n, sizeof head - (size_t)n, " %s",
+				      i == 0 && strcmp(argv[0], "/proc/self/exe") == 0 ? "tandem" : argv[i]);
 		if (n > (int)sizeof head - 2)
 			n = (int)sizeof head - 2;
 		head[n++] = '\n';

@@ -17,6 +17,7 @@
  * a cut-off primary is seen refusing (or quarantining) writes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,20 +33,46 @@
 
 int fault_enter_netns(char *err, size_t errcap)
 {
+	/* keep the way back: when the namespace turns out unusable (no nft
+	 * support in the kernel, a container without it), the drill returns to
+	 * the original one and uses the fault switch */
+	int orig = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (orig < 0) {
+		snprintf(err, errcap, "cannot open /proc/self/ns/net: %s", strerror(errno));
+		return -1;
+	}
 	if (unshare(CLONE_NEWNET) != 0) {
 		snprintf(err, errcap, "cannot create a network namespace: %s", strerror(errno));
+		close(orig);
 		return -1;
 	}
 	buf out;
 	buf_init(&out, 4096);
-	char *argv[] = {"ip", "link", "set", "lo", "up", NULL};
-	int rc = command_run(argv, NULL, &out, NULL, 10000);
-	if (rc != 0) {
-		snprintf(err, errcap, "ip link set lo up: exit %d: %s", rc, out.data ? out.data : "");
-		buf_free(&out);
-		return -1;
+	char *up[] = {"ip", "link", "set", "lo", "up", NULL};
+	char *probe[] = {"nft", "add", "table", "inet", NFT_TABLE, NULL};
+	char *unprobe[] = {"nft", "delete", "table", "inet", NFT_TABLE, NULL};
+	int rc = command_run(up, NULL, &out, NULL, 10000);
+	if (rc != 0)
+		snprintf(err, errcap, "ip link set lo up: exit %d: %.200s", rc, out.data ? out.data : "");
+	if (rc == 0) {
+		rc = command_run(probe, NULL, &out, NULL, 10000);
+		if (rc != 0)
+			snprintf(err, errcap, "nftables unusable in a network namespace: exit %d: %.200s", rc,
+				 out.data ? out.data : "");
+		else
+			rc = command_run(unprobe, NULL, &out, NULL, 10000);
 	}
 	buf_free(&out);
+	if (rc != 0) {
+		if (setns(orig, CLONE_NEWNET) != 0) { /* cannot happen: we came from there */
+			fprintf(stderr, "tandem: cannot return to the original network namespace: %s\n",
+				strerror(errno));
+			abort();
+		}
+		close(orig);
+		return -1;
+	}
+	close(orig);
 	return 0;
 }
 
