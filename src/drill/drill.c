@@ -945,7 +945,11 @@ static int run(drill_run_state *s)
 	wc.read_rate = o->read_rate >= 0 ? o->read_rate : (o->rate / 10 > 2 ? o->rate / 10 : 2);
 	wc.duration_s = o->duration_s;
 	wc.global_percent = o->global_percent;
-	wc.pool_max = 128;
+	/* connections per region: enough that `global` writes waiting out their
+	 * confirmation (up to global_ack_wait_ms while the other region is
+	 * down: rate/2 * share * 5 s in flight) never hold local writes back;
+	 * a region serves max_connections (10,000 by default) */
+	wc.pool_max = o->rate < 256 ? 256 : o->rate > 2048 ? 2048 : o->rate;
 	s->wl = workload_new(&wc, err, sizeof err);
 	if (!s->wl)
 		goto fail;
