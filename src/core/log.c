@@ -95,7 +95,7 @@ void log_msg(log_level level, const char *fmt, ...)
 	log_end(&b);
 }
 
-void log_event(const char *event, const char *fields, const char *fmt, ...)
+void log_event(log_level level, const char *event, const char *fields, const char *fmt, ...)
 {
 	char text[1024];
 	va_list ap;
@@ -104,7 +104,7 @@ void log_event(const char *event, const char *fields, const char *fmt, ...)
 	va_end(ap);
 	buf b;
 	buf_init(&b, 4096);
-	log_begin(&b, "info");
+	log_begin(&b, level_names[level]);
 	buf_adds(&b, ",\"msg\":\"");
 	buf_add_json_escaped(&b, text, strlen(text));
 	buf_adds(&b, "\",\"event\":\"");

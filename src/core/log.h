@@ -28,9 +28,9 @@ void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf
 
 /* An event line for machines (drills, alerts): "event" and the region,
  * plus fields, a preformatted JSON fragment ("\"epoch\":3") from
- * trusted values; always written, at level info. */
-void log_event(const char *event, const char *fields, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+ * trusted values; always written, whatever the minimum level. */
+void log_event(log_level level, const char *event, const char *fields, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* The access log line of one request (see the API docs for its fields).
  * Request lines are buffered (one thread only: the event loop) and written

@@ -225,7 +225,8 @@ int voter_handover(voter *v, uint64_t epoch, const char *from)
 	 * epoch's lease relies on (docs/FAILOVER.md, change 5) */
 	if (v->promised_epoch > epoch || strcmp(v->holder, from) != 0)
 		return 0;
-	return voter_drop_grant(v);
+	int rc = voter_drop_grant(v);
+	return rc == 0 ? 1 : rc;
 }
 
 int voter_drop_grant(voter *v)

@@ -57,7 +57,7 @@ int voter_vote(voter *v, uint64_t epoch, const char *candidate, bool behind, boo
 /* Raise promised_epoch to epoch (learned from a message). */
 int voter_learn(voter *v, uint64_t epoch);
 /* Handover(epoch) from `from`: drop a grant to it unless a newer epoch is
- * known. */
+ * known. 1 when a grant was released, 0 when not, ERR_IO. */
 int voter_handover(voter *v, uint64_t epoch, const char *from);
 /* Drop this voter's grant (a primary stepping down in a switchover). */
 int voter_drop_grant(voter *v);

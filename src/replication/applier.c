@@ -209,7 +209,7 @@ static void applier_ack_out(void *arg)
 	int n = snprintf(body, sizeof body, "{\"seq\":%llu,\"epoch\":%llu}", (unsigned long long)r->ack_sent,
 			 (unsigned long long)history_epoch_at(r, r->ack_sent));
 	snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Tandem-Epoch: %llu\r\n",
-		 (unsigned long long)voter_promised(r->voter));
+		 (unsigned long long)r->epoch);
 	if (r->stopping || !r->control_client || election_isolated(r, r->env.peer->name) ||
 	    http_client_request(r->control_client, "POST", "/internal/v1/replication/ack", headers, body,
 				(size_t)n, 0, ack_done, r) != 0)
@@ -307,10 +307,10 @@ static void applier_data(void *arg, const char *data, size_t len)
 			return;
 		}
 		off += used;
-		if (f.type == FRAME_HEARTBEAT && f.epoch < voter_promised(r->voter)) {
+		if (f.type == FRAME_HEARTBEAT && f.epoch < r->epoch) {
 			/* a deposed primary still streaming: refuse it */
 			log_warn("replication: the stream comes from epoch %llu but epoch %llu exists; dropping it",
-				 (unsigned long long)f.epoch, (unsigned long long)voter_promised(r->voter));
+				 (unsigned long long)f.epoch, (unsigned long long)r->epoch);
 			buf_reset(&r->frames);
 			r->apply_failed = true;
 			r->synced = false;
@@ -527,7 +527,7 @@ static void applier_connect(repl *r)
 	char target[128], headers[64];
 	snprintf(target, sizeof target, "/internal/v1/replication/stream?from=%llu&prev_epoch=%llu",
 		 (unsigned long long)(r->received_seq + 1), (unsigned long long)history_epoch_at(r, r->received_seq));
-	snprintf(headers, sizeof headers, "X-Tandem-Epoch: %llu\r\n", (unsigned long long)voter_promised(r->voter));
+	snprintf(headers, sizeof headers, "X-Tandem-Epoch: %llu\r\n", (unsigned long long)r->epoch);
 	if (!r->stream_client ||
 	    http_client_stream(r->stream_client, "GET", target, headers, applier_on_data, applier_stream_done, r) != 0)
 		applier_schedule(r);
@@ -569,14 +569,23 @@ void applier_stop(repl *r)
 		event_free(r->reconnect);
 		r->reconnect = NULL;
 	}
+	/* detach each client before freeing it: the callbacks of what was
+	 * queued run during the free and must not queue anything on it */
 	r->replacing_stream = true;
-	http_client_free(&r->stream_client);
+	http_client *c = r->stream_client;
+	r->stream_client = NULL;
+	http_client_free(&c);
 	r->replacing_stream = false;
 	r->streaming = false;
 	r->rejoining = false;
-	http_client_free(&r->control_client);
-	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++)
-		http_client_free(&r->fwd[i].client);
+	c = r->control_client;
+	r->control_client = NULL;
+	http_client_free(&c);
+	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++) {
+		c = r->fwd[i].client;
+		r->fwd[i].client = NULL;
+		http_client_free(&c);
+	}
 	while (r->unapplied) {
 		pending_frame *f = r->unapplied;
 		r->unapplied = f->next;
@@ -795,7 +804,7 @@ void repl_forward(repl *r, http_request *req, const char *request_id, repl_forwa
 		buf_printf(&headers, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len, h->value);
 	}
 	buf_printf(&headers, "X-Request-Id: %s\r\nX-Forwarded-For: %s\r\nX-Tandem-Epoch: %llu\r\n", request_id,
-		   http_request_peer(req), (unsigned long long)voter_promised(r->voter));
+		   http_request_peer(req), (unsigned long long)r->epoch);
 	size_t blen;
 	const char *body = http_request_body(req, &blen);
 	*f = (forward){r, via, util_mono_us(), cb, arg};

@@ -87,10 +87,10 @@ static void writes_log(repl *r)
 	char f[64];
 	snprintf(f, sizeof f, "\"epoch\":%llu", (unsigned long long)r->epoch);
 	if (on)
-		log_event("writes_on", f, "accepting writes: primary of epoch %llu with a lease",
+		log_event(LOG_INFO, "writes_on", f, "accepting writes: primary of epoch %llu with a lease",
 			  (unsigned long long)r->epoch);
 	else
-		log_event("writes_off", f, "not accepting writes (epoch %llu%s)", (unsigned long long)r->epoch,
+		log_event(LOG_INFO, "writes_off", f, "not accepting writes (epoch %llu%s)", (unsigned long long)r->epoch,
 			  r->switching ? ", switchover" : r->primary ? ", no lease" : ", secondary");
 }
 
@@ -100,7 +100,7 @@ static void role_log(repl *r, const char *why)
 	snprintf(f, sizeof f, "\"role\":\"%s\",\"epoch\":%llu,\"position\":%llu",
 		 r->primary ? "primary" : "secondary", (unsigned long long)r->epoch,
 		 (unsigned long long)r->position);
-	log_event("role", f, "%s of epoch %llu: %s", r->primary ? "primary" : "secondary",
+	log_event(LOG_INFO, "role", f, "%s of epoch %llu: %s", r->primary ? "primary" : "secondary",
 		  (unsigned long long)r->epoch, why);
 }
 
@@ -122,7 +122,7 @@ static void lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 int repl_write_gate(repl *r, const char **code, const char **message)
 {
-	if (r->switching || r->role_change_pending) {
+	if (r->switching) {
 		*code = "switchover_in_progress";
 		*message = "the primary is moving to the other region; retry shortly";
 		return ERR_AGAIN;
@@ -151,7 +151,9 @@ bool repl_forwarded_epoch_ok(repl *r, uint64_t e)
 {
 	if (e > r->epoch)
 		election_learn(r, e);
-	return e == 0 || e >= voter_promised(r->voter);
+	/* only a primary refuses: a candidate answers not_primary anyway, and
+	 * its mere promise must not spread (it would block its own votes) */
+	return e == 0 || !r->primary || e >= r->epoch;
 }
 
 void repl_learn_epoch(repl *r, uint64_t e)
@@ -215,8 +217,12 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 			snprintf(c->refusal, sizeof c->refusal, "%s refused: %s", m->witness ? "witness" : r->env.peer->name,
 				 reason);
 		}
-		if (promised > voter_promised(r->voter) || promised > r->epoch)
-			election_learn(r, promised);
+		/* a refusal teaches a promise, not a primary: our next candidacy
+		 * goes above it; a primary whose renewal meets it steps down */
+		if (promised > voter_promised(r->voter))
+			voter_learn(r->voter, promised);
+		if (!granted && r->primary && promised > r->epoch)
+			step_down(r, promised, "a voter promised a newer epoch", false);
 	} else if (rc != 0) {
 		snprintf(c->refusal, sizeof c->refusal, "%s unreachable", m->witness ? "witness" : r->env.peer->name);
 	}
@@ -255,7 +261,7 @@ static void send_ballot(repl *r, round_ctx *c, bool to_witness, const char *path
 	m->witness = to_witness;
 	char headers[64];
 	snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Tandem-Epoch: %llu\r\n",
-		 (unsigned long long)voter_promised(r->voter));
+		 (unsigned long long)r->epoch);
 	if (http_client_request(cl, "POST", path, headers, body, strlen(body), 0, msg_reply, m) != 0) {
 		free(m);
 		return;
@@ -442,8 +448,6 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 {
 	if (epoch > voter_promised(r->voter))
 		voter_learn(r->voter, epoch);
-	if (epoch > r->epoch && !r->primary)
-		r->epoch = epoch;
 	if (!r->primary)
 		return;
 	log_warn("stepping down as primary of epoch %llu: %s", (unsigned long long)r->epoch, why);
@@ -456,8 +460,8 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 	/* global writes waiting for the ack cannot be confirmed by us any more */
 	waitlist_fail_all(&r->ack_waiters);
 	waitlist_fail_all(&r->lag_waiters);
-	if (epoch > r->epoch)
-		r->epoch = epoch;
+	/* r->epoch stays ours until the new primary's own epoch is learned
+	 * (from it: history, heartbeats, lease requests) */
 	role_job *j = calloc(1, sizeof *j);
 	if (!j)
 		return;
@@ -483,7 +487,7 @@ void election_learn(repl *r, uint64_t epoch)
 
 void election_contact(repl *r, uint64_t epoch)
 {
-	if (epoch < voter_promised(r->voter))
+	if (epoch < r->epoch)
 		return; /* a deposed primary does not count */
 	if (epoch > r->epoch)
 		election_learn(r, epoch);
@@ -557,6 +561,17 @@ static void round_finished(round_ctx *c)
 			begin_drain(r);
 		} else {
 			r->standing = 0;
+			r->stand_now = false;
+			if (r->admin_req) {
+				char msg[512];
+				snprintf(msg, sizeof msg,
+					 "no majority would vote for %s now (%s%s%lld ms); nothing was changed; "
+					 "--force overrides a lease (writes the primary accepts meanwhile may be lost)",
+					 self_name(r), c->refusal[0] ? c->refusal : "no answer",
+					 c->retry_after > 0 ? ", a lease binds for " : ", retry in ",
+					 (long long)(c->retry_after > 0 ? c->retry_after : r->env.cfg->failover.vote_retry_ms));
+				admin_error(r, 409, c->retry_after > 0 ? "lease_held" : "election_failed", msg);
+			}
 			int64_t wait = c->retry_after > r->env.cfg->failover.vote_retry_ms
 					       ? c->retry_after : r->env.cfg->failover.vote_retry_ms;
 			r->next_stand = voter_clock_ms() + wait;
@@ -603,7 +618,8 @@ static void stand(repl *r)
 		}
 		return;
 	}
-	if (r->stand_now) {
+	if (r->stand_force) {
+		/* forced: the voters' grants bind, a pre-vote would be refused */
 		begin_drain(r);
 		return;
 	}
@@ -722,6 +738,9 @@ void election_handle_lease(repl *r, http_request *req, const char *peer)
 		ballot_error(req, 400, "bad_request", err);
 		return;
 	}
+	/* only an elected primary asks for a lease: its epoch exists */
+	if (b.epoch > r->epoch)
+		election_learn(r, b.epoch);
 	voter_answer a;
 	voter_lease(r->voter, b.epoch, b.who, &a);
 	if (a.granted)
@@ -746,8 +765,14 @@ void election_handle_vote(repl *r, http_request *req, const char *peer)
 	if (!b.pre)
 		log_info("%s %s a vote in epoch %llu%s%s", a.granted ? "gave" : "refused", b.who,
 			 (unsigned long long)b.epoch, a.granted ? "" : ": ", a.granted ? "" : a.reason);
-	if (a.granted && !b.pre)
-		election_learn(r, b.epoch);
+	if (!b.pre && r->primary && b.epoch > r->epoch && (a.granted || b.force)) {
+		/* we voted for another primary, or the operator forces one:
+		 * stop writing now, before it can be elected (its election
+		 * waits for our answer) */
+		if (b.force && !a.granted)
+			voter_learn(r->voter, b.epoch);
+		step_down(r, b.epoch, b.force ? "an operator forces a failover" : "voted for a new primary", false);
+	}
 	ballot_answer(req, &a, b.boot_id);
 }
 
@@ -761,14 +786,23 @@ void election_handle_handover(repl *r, http_request *req, const char *peer)
 		ballot_error(req, 400, "bad_request", err);
 		return;
 	}
-	voter_handover(r->voter, b.epoch, b.who);
-	if (!r->primary && !r->standing) {
+	if (b.epoch < r->epoch) {
+		char json[200];
+		snprintf(json, sizeof json,
+			 "{\"error\":{\"code\":\"stale_epoch\",\"message\":\"epoch %llu is over: epoch %llu exists\"},"
+			 "\"promised_epoch\":%llu}",
+			 (unsigned long long)b.epoch, (unsigned long long)r->epoch, (unsigned long long)r->epoch);
+		http_response_header(req, "Content-Type", "application/json");
+		http_respond(req, 409, json, strlen(json));
+		return;
+	}
+	bool released = voter_handover(r->voter, b.epoch, b.who) == 1;
+	if (released && !r->primary && !r->standing) {
 		log_info("handover from %s (epoch %llu): standing for election now", b.who, (unsigned long long)b.epoch);
-		r->stand_now = true;
 		r->next_stand = 0;
 		stand(r);
 	}
-	repl_answer(req, 200, NULL, "{\"ok\":true}");
+	repl_answer(req, 200, NULL, released ? "{\"ok\":true,\"released\":true}" : "{\"ok\":true,\"released\":false}");
 }
 
 static void admin_fault(repl *r, http_request *req, json_t *o)
@@ -941,8 +975,6 @@ int election_init(repl *r, char *err, size_t errcap)
 	    (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1) &&
 	    strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
 		snprintf(r->source_host, sizeof r->source_host, "%s", host);
-	if (voter_promised(r->voter) > r->epoch)
-		r->epoch = voter_promised(r->voter);
 	return 0;
 }
 
@@ -982,7 +1014,7 @@ void election_stop(repl *r)
 		char f[64];
 		snprintf(f, sizeof f, "\"epoch\":%llu", (unsigned long long)r->epoch);
 		r->writes_on = false;
-		log_event("writes_off", f, "not accepting writes (stopping)");
+		log_event(LOG_INFO, "writes_off", f, "not accepting writes (stopping)");
 	}
 }
 

@@ -406,7 +406,7 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 		snprintf(f, sizeof f, "\"count\":%d,\"file\":\"%s\",\"from\":%llu,\"to\":%llu,\"epoch\":%llu", j->count,
 			 j->path, (unsigned long long)j->d + 1, (unsigned long long)j->from_last,
 			 (unsigned long long)j->new_epoch);
-		log_event("quarantine", f,
+		log_event(LOG_WARN, "quarantine", f,
 			  "rejoin: %d transactions (positions %llu..%llu) never reached the primary; "
 			  "reverted and written to the quarantine",
 			  j->count, (unsigned long long)j->d + 1, (unsigned long long)j->from_last);
@@ -428,7 +428,7 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 			log_error("rejoin: cannot copy the database to %s; staying out of the stream", path);
 			j->done(r, false);
 		} else {
-			log_event("quarantine", f,
+			log_event(LOG_WARN, "quarantine", f,
 				  "rejoin: %s; the whole database was copied to the quarantine and a snapshot of "
 				  "the primary replaces it",
 				  j->error);
@@ -486,7 +486,7 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 	uint64_t their_epoch = (uint64_t)json_integer_value(ep);
 	uint64_t their_last = (uint64_t)json_integer_value(last);
 	json_decref(o);
-	if (their_epoch < voter_promised(r->voter)) {
+	if (their_epoch < r->epoch) {
 		done(r, false); /* a deposed primary: not ours to follow */
 		return;
 	}
@@ -519,7 +519,7 @@ void rejoin_start(repl *r, void (*done)(repl *r, bool ok))
 {
 	rejoin_ctx *c = calloc(1, sizeof *c);
 	char headers[64];
-	snprintf(headers, sizeof headers, "X-Tandem-Epoch: %llu\r\n", (unsigned long long)voter_promised(r->voter));
+	snprintf(headers, sizeof headers, "X-Tandem-Epoch: %llu\r\n", (unsigned long long)r->epoch);
 	if (!c) {
 		done(r, false);
 		return;

@@ -180,13 +180,12 @@ bool link_epoch_check(repl *r, http_request *req)
 		election_learn(r, e);
 		return true;
 	}
-	if (e && e < voter_promised(r->voter)) {
+	if (e && e < r->epoch) {
 		char json[200];
 		snprintf(json, sizeof json,
 			 "{\"error\":{\"code\":\"stale_epoch\",\"message\":\"epoch %llu is over: epoch %llu exists\"},"
 			 "\"promised_epoch\":%llu}",
-			 (unsigned long long)e, (unsigned long long)voter_promised(r->voter),
-			 (unsigned long long)voter_promised(r->voter));
+			 (unsigned long long)e, (unsigned long long)r->epoch, (unsigned long long)r->epoch);
 		http_response_header(req, "Content-Type", "application/json");
 		http_respond(req, 409, json, strlen(json));
 		return false;

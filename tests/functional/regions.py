@@ -292,11 +292,11 @@ class TwoRegions:
         self.wait_synced()
         return self
 
-    def stop_all(self):
+    def stop_all(self, timeout=20):
         """Stop every running process (us first). {name: [exit codes]}."""
         for r in (self.us, self.eu) + ((self.witness,) if self.witness else ()):
             try:
-                r.stop()
+                r.stop(timeout=timeout)
             except Exception:  # never leave a process behind
                 if r.proc and r.proc.poll() is None:
                     r.proc.kill()
@@ -450,8 +450,9 @@ def region_status(region, timeout=3):
         return None
 
 
-def wait_for(predicate, timeout, interval=0.05, what="condition"):
-    """Poll predicate until it returns something true; its value."""
+def wait_for(predicate, timeout, interval=0.05, what="condition", detail=None):
+    """Poll predicate until it returns something true; its value. On
+    timeout, AssertionError naming `what`, plus detail() if given."""
     deadline = time.time() + timeout
     last = None
     while True:
@@ -459,8 +460,33 @@ def wait_for(predicate, timeout, interval=0.05, what="condition"):
         if last:
             return last
         if time.time() > deadline:
-            raise AssertionError("%s not reached within %s s (last: %r)" % (what, timeout, last))
+            raise AssertionError("%s not reached within %s s (last: %r)%s" % (
+                what, timeout, last, ("\n" + detail()) if detail else ""))
         time.sleep(interval)
+
+
+def diagnose(deployment, tail=15):
+    """What each process of a deployment looks like right now: does it
+    answer, its status, the end of its log without request lines."""
+    out = []
+    for r in deployment.regions + ([deployment.witness] if deployment.witness else []):
+        alive = r.running()
+        answers = False
+        if alive:
+            try:
+                answers = requests.get(r.url + "/healthz", verify=r.ca, timeout=2).status_code == 200 \
+                    if r.name != "witness" else True
+            except requests.RequestException:
+                answers = False
+        st = None
+        if alive and r.name != "witness":
+            st = region_status(r, timeout=2)
+        lines = [x for x in r.log().splitlines() if '"msg":"request"' not in x][-tail:]
+        out.append("== %s: %s, %s\n   status: %s\n   %s" % (
+            r.name, "running" if alive else "not running",
+            "answers" if answers else "DOES NOT ANSWER", json.dumps(st)[:1500] if st else st,
+            "\n   ".join(x[:400] for x in lines)))
+    return "\n".join(out)
 
 
 def wait_writable(region, timeout=10, epoch=None):
@@ -472,7 +498,8 @@ def wait_writable(region, timeout=10, epoch=None):
             return st
         return None
     return wait_for(ok, timeout, what="%s primary with a lease%s" % (
-        region.name, "" if epoch is None else " in epoch %d" % epoch))
+        region.name, "" if epoch is None else " in epoch %d" % epoch),
+        detail=lambda: diagnose(region.deployment))
 
 
 def wait_follower(primary, secondary, timeout=20):
@@ -486,4 +513,5 @@ def wait_follower(primary, secondary, timeout=20):
             return None
         again = region_status(primary)
         return (p["last_seq"],) if again and again["last_seq"] == p["last_seq"] else None
-    return wait_for(ok, timeout, interval=0.1, what="%s following %s" % (secondary.name, primary.name))[0]
+    return wait_for(ok, timeout, interval=0.1, what="%s following %s" % (secondary.name, primary.name),
+                    detail=lambda: diagnose(primary.deployment))[0]
