@@ -850,39 +850,26 @@ static int choose_network(drill_run_state *s, char *err, size_t errcap)
 	return 0;
 }
 
-static int run(drill_run_state *s)
+/* Network, deployment, config, components started and settled. 0, or -1
+ * with the reason in err (whatever started is stopped by the caller). */
+static int setup(drill_run_state *s, char *err, size_t errcap)
 {
-	const drill_options *o = s->opt;
-	char err[16384] = "";
-	json_t *q_before = NULL;
-
-	if (util_mkdirs(o->report_dir, 0755) != 0 || util_mkdirs(s->logs_dir, 0755) != 0) {
-		fprintf(stderr, "tandem: cannot create %s: %s\n", s->logs_dir, strerror(errno));
-		return 1;
-	}
-	if (component_self(s->self, sizeof s->self) != 0) {
-		fprintf(stderr, "tandem: cannot find this executable\n");
-		return 1;
-	}
-	if (choose_network(s, err, sizeof err) != 0)
-		goto fail;
+	if (choose_network(s, err, errcap) != 0)
+		return -1;
 	say(s, "scenario %s: %s", s->sc->name, s->sc->summary);
 	say(s, "partitions: %s (%s)", s->net_method, s->net_note);
-	if (prepare_deployment(s, err, sizeof err) != 0)
-		goto fail;
-	if (config_load(s->config_path, &s->cfg, err, sizeof err) != 0)
-		goto fail;
-	if (setup_components(s, err, sizeof err) != 0)
-		goto fail;
+	if (prepare_deployment(s, err, errcap) != 0 || config_load(s->config_path, &s->cfg, err, errcap) != 0 ||
+	    setup_components(s, err, errcap) != 0)
+		return -1;
 	char cert[CONFIG_PATH_MAX + 16], key[CONFIG_PATH_MAX + 16];
 	snprintf(cert, sizeof cert, "%s/admin.pem", s->cfg.certs_dir);
 	snprintf(key, sizeof key, "%s/admin.key", s->cfg.certs_dir);
-	s->admin_ctx = tls_client_new(s->cfg.ca_file, cert, key, err, sizeof err);
+	s->admin_ctx = tls_client_new(s->cfg.ca_file, cert, key, err, errcap);
 	if (!s->admin_ctx)
-		goto fail;
-	s->api_ctx = tls_client_new(s->cfg.ca_file, NULL, NULL, err, sizeof err);
+		return -1;
+	s->api_ctx = tls_client_new(s->cfg.ca_file, NULL, NULL, err, errcap);
 	if (!s->api_ctx)
-		goto fail;
+		return -1;
 	/* the drill starts every component itself (to kill it, to read its log):
 	 * a deployment already running cannot be drilled */
 	for (int i = 0; i < s->ncomps; i++) {
@@ -893,36 +880,41 @@ static int run(drill_run_state *s)
 			if (!addrs[k][0] || util_split_hostport(addrs[k], host, sizeof host, &port) != 0)
 				continue;
 			if (!addr_free(host, port)) {
-				snprintf(err, sizeof err,
+				snprintf(err, errcap,
 					 "%s's address %s is in use: is this deployment running? The drill starts "
 					 "its components itself; stop it first",
 					 s->comps[i].name, addrs[k]);
-				goto fail;
+				return -1;
 			}
 		}
 	}
-	q_before = quarantine_sizes(s);
-
-	/* start: the witness first, then the regions in config order */
+	s->quarantine_before = quarantine_sizes(s);
+	/* the witness first, then the regions in config order */
 	for (int pass = 0; pass < 2; pass++)
 		for (int i = 0; i < s->ncomps; i++) {
 			drill_component *c = &s->comps[i];
 			if (c->is_witness != (pass == 0))
 				continue;
-			if (component_start(c, s->config_path, DRILL_READY_TIMEOUT_MS, err, sizeof err) != 0)
-				goto fail;
+			if (component_start(c, s->config_path, DRILL_READY_TIMEOUT_MS, err, errcap) != 0)
+				return -1;
 			say(s, "%s ready (pid %d, log %s)", c->name, (int)c->pid, c->log_path);
 		}
 	if (s->witness < 0)
 		say(s, "no [witness] in the config: running without one");
-	int64_t dummy;
-	if (wait_converged(s, 30000, &dummy) != 0) {
-		snprintf(err, sizeof err, "the regions did not settle into one primary and one caught-up "
-					  "secondary within 30 s (see %s)", s->logs_dir);
-		goto fail;
+	int64_t position;
+	if (wait_converged(s, 30000, &position) != 0) {
+		snprintf(err, errcap, "the regions did not settle into one primary and one caught-up "
+				      "secondary within 30 s (see %s)", s->logs_dir);
+		return -1;
 	}
+	return 0;
+}
 
-	/* the workload */
+/* A user per region, then the workload's thread: schedule time 0 is now.
+ * 0 or -1 with the reason in err. */
+static int start_workload(drill_run_state *s, char *err, size_t errcap)
+{
+	const drill_options *o = s->opt;
 	workload_config wc;
 	memset(&wc, 0, sizeof wc);
 	unsigned char raw[4];
@@ -937,8 +929,8 @@ static int run(drill_run_state *s)
 		for (char *p = wc.regions[k].collection; *p; p++)
 			if (*p == '-')
 				*p = '_';
-		if (sign_up(s, k, &wc.regions[k], err, sizeof err) != 0)
-			goto fail;
+		if (sign_up(s, k, &wc.regions[k], err, errcap) != 0)
+			return -1;
 	}
 	wc.api_ctx = s->api_ctx;
 	wc.rate = o->rate;
@@ -950,22 +942,28 @@ static int run(drill_run_state *s)
 	 * down: rate/2 * share * 5 s in flight) never hold local writes back;
 	 * a region serves max_connections (10,000 by default) */
 	wc.pool_max = o->rate < 256 ? 256 : o->rate > 2048 ? 2048 : o->rate;
-	s->wl = workload_new(&wc, err, sizeof err);
+	s->wl = workload_new(&wc, err, errcap);
 	if (!s->wl)
-		goto fail;
+		return -1;
 	if (workload_start(s->wl) != 0) {
-		snprintf(err, sizeof err, "cannot start the workload thread");
-		goto fail;
+		snprintf(err, errcap, "cannot start the workload thread");
+		return -1;
 	}
 	s->t0_ms = workload_start_ms(s->wl);
 	say(s, "workload: %d writes/s over both regions (%d%% global), %d reads/s per region, %d s",
 	    o->rate, o->global_percent, wc.read_rate, o->duration_s);
 	run_event(s, "note", "drill", "workload started (run %s)", wc.run_id);
+	return 0;
+}
 
+/* Fault, heal, the end of the schedule, the drain. -1 when interrupted. */
+static int play_scenario(drill_run_state *s)
+{
+	const drill_options *o = s->opt;
 	double fault_at = o->fault_at_s >= 0 ? o->fault_at_s : o->duration_s / 3.0;
 	double heal_at = o->heal_at_s >= 0 ? o->heal_at_s : 2.0 * o->duration_s / 3.0;
 	if (wait_until(s, s->t0_ms + (int64_t)(fault_at * 1000)) != 0)
-		goto interrupted;
+		return -1;
 	int p = observe(s);
 	if (p < 0) /* no clear primary seen: the config's */
 		for (int k = 0; k < DRILL_REGIONS; k++)
@@ -980,23 +978,27 @@ static int run(drill_run_state *s)
 			  s->fault_detail);
 	}
 	if (wait_until(s, s->t0_ms + (int64_t)(heal_at * 1000)) != 0)
-		goto interrupted;
+		return -1;
 	s->heal_ms = util_now_ms();
 	if (fault_heal(s) != 0)
 		run_event(s, "note", "drill", "heal failed: %s", s->heal_detail);
 	if (wait_until(s, s->t0_ms + (int64_t)o->duration_s * 1000) != 0)
-		goto interrupted;
+		return -1;
 	s->end_ms = util_now_ms();
 	say(s, "workload ends; retrying unacknowledged writes for up to %d s", DRAIN_MS / 1000);
 	workload_stop(s->wl, DRAIN_MS);
 	run_event(s, "note", "drill", "workload stopped");
+	return 0;
+}
 
-	/* converge, verify, collect */
+/* Convergence, verify, the final data, the quarantine. -1 when interrupted. */
+static int collect(drill_run_state *s)
+{
 	int64_t t = util_now_ms();
 	s->converged = wait_converged(s, CONVERGE_TIMEOUT_MS, &s->final_position) == 0;
 	s->converge_s = (double)(util_now_ms() - t) / 1000.0;
 	if (interrupted)
-		goto interrupted;
+		return -1;
 	if (s->converged) {
 		say(s, "converged after %.1f s at position %lld, primary %s", s->converge_s,
 		    (long long)s->final_position, s->final_primary);
@@ -1009,16 +1011,42 @@ static int run(drill_run_state *s)
 			 "the regions did not converge within %d s", CONVERGE_TIMEOUT_MS / 1000);
 		say(s, "%s", s->readback_error);
 	}
-	scan_quarantine(s, q_before);
-	json_decref(q_before);
-	q_before = NULL;
+	scan_quarantine(s, s->quarantine_before);
+	return 0;
+}
+
+static int run(drill_run_state *s)
+{
+	char err[16384] = "";
+	if (util_mkdirs(s->opt->report_dir, 0755) != 0 || util_mkdirs(s->logs_dir, 0755) != 0) {
+		fprintf(stderr, "tandem: cannot create %s: %s\n", s->logs_dir, strerror(errno));
+		return 1;
+	}
+	if (component_self(s->self, sizeof s->self) != 0) {
+		fprintf(stderr, "tandem: cannot find this executable\n");
+		return 1;
+	}
+	int rc = setup(s, err, sizeof err);
+	if (rc == 0)
+		rc = start_workload(s, err, sizeof err);
+	if (rc != 0)
+		fprintf(stderr, "tandem: drill: %s\n", err);
+	else if (play_scenario(s) != 0 || collect(s) != 0)
+		rc = -1;
+	if (rc != 0 && interrupted)
+		fprintf(stderr, "tandem: drill interrupted (signal %d); stopping everything\n",
+			(int)interrupted);
+	if (rc != 0 && s->wl)
+		workload_stop(s->wl, 0);
+	fault_cleanup(s); /* a fault still in place (an interrupted run) slows the stops */
 	stop_all(s);
-	fault_cleanup(s);
+	if (rc != 0)
+		return 1;
 	check_parse_logs(s);
 	check_all(s);
 	if (report_write_files(s, err, sizeof err) != 0)
 		fprintf(stderr, "tandem: %s\n", err);
-	if (o->json) {
+	if (s->opt->json) {
 		char *text = json_dumps(s->report, JSON_INDENT(2) | JSON_SORT_KEYS);
 		if (text)
 			printf("%s\n", text);
@@ -1028,23 +1056,6 @@ static int run(drill_run_state *s)
 	}
 	fflush(stdout);
 	return s->exit_code;
-
-interrupted:
-	fprintf(stderr, "tandem: drill interrupted (signal %d); stopping everything\n", (int)interrupted);
-	if (s->wl)
-		workload_stop(s->wl, 0);
-	json_decref(q_before);
-	stop_all(s);
-	fault_cleanup(s);
-	return 1;
-fail:
-	fprintf(stderr, "tandem: drill: %s\n", err);
-	if (s->wl)
-		workload_stop(s->wl, 0);
-	json_decref(q_before);
-	stop_all(s);
-	fault_cleanup(s);
-	return 1;
 }
 
 int drill_run(const drill_options *o)
@@ -1073,6 +1084,7 @@ int drill_run(const drill_options *o)
 	if (s->base)
 		event_base_free(s->base);
 	json_decref(s->final_records);
+	json_decref(s->quarantine_before);
 	json_decref(s->quarantine);
 	json_decref(s->quarantine_files);
 	json_decref(s->role_events);

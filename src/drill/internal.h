@@ -262,6 +262,7 @@ typedef struct drill_run_state {
 	int verify_code;
 	char verify_output[4096];
 	json_t *final_records;    /* marker -> array of ids (final primary) */
+	json_t *quarantine_before; /* quarantine file -> size before the run */
 	json_t *quarantine;       /* marker -> {"id","epoch","position","file"} */
 	json_t *quarantine_files; /* array of paths */
 	long quarantine_lines;
