@@ -595,6 +595,13 @@ void check_all(drill_run_state *s)
 	if (sc->kind == SC_CRASH && sc->target == SC_PRIMARY)
 		add_target(targets, &missed, "no global write lost", have_final && lost_global == 0,
 			   json_integer(lost_global), 0);
+	if (sc->kind == SC_PARTITION && sc->target == SC_PRIMARY) {
+		add_target(targets, &missed, "never two primaries",
+			   s->log_events_seen > 0 && json_array_size(overlaps) == 0,
+			   json_integer((json_int_t)json_array_size(overlaps)), 0);
+		add_target(targets, &missed, "every write the new primary lacks is in quarantine",
+			   have_final && missing == 0, json_integer(missing), 0);
+	}
 	if (sc->errors_primary)
 		add_target(targets, &missed, "no write errors beyond the documented ones", undocumented == 0,
 			   json_integer(undocumented), 0);
