@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -416,11 +418,22 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 		char path[CONFIG_PATH_MAX + 96];
 		snprintf(path, sizeof path, "%s/quarantine", r->env.self->data_dir);
 		util_mkdirs(path, 0700);
-		snprintf(path, sizeof path, "%s/quarantine/%s-e%llu-at-%llu.db", r->env.self->data_dir,
-			 r->env.self->name, (unsigned long long)r->epoch, (unsigned long long)j->from_last);
+		snprintf(path, sizeof path, "%s/quarantine/%s-to-e%llu-at-%llu.db", r->env.self->data_dir,
+			 r->env.self->name, (unsigned long long)j->new_epoch, (unsigned long long)j->from_last);
+		/* on a connection of its own: the loop's reader may have
+		 * statements in progress, and VACUUM refuses to run then */
+		unlink(path);
+		sqlite3 *copy = NULL;
+		int vrc = sqlite3_open_v2(r->env.db_path, &copy, SQLITE_OPEN_READWRITE, NULL);
 		char *sql = sqlite3_mprintf("VACUUM INTO %Q", path);
-		int vrc = sqlite3_exec(db_handle(r->env.reader), sql, NULL, NULL, NULL);
+		if (vrc == SQLITE_OK)
+			vrc = sqlite3_exec(copy, sql, NULL, NULL, NULL);
+		if (vrc != SQLITE_OK)
+			log_error("rejoin: VACUUM INTO failed: %s", copy ? sqlite3_errmsg(copy) : sqlite3_errstr(vrc));
 		sqlite3_free(sql);
+		sqlite3_close_v2(copy);
+		if (vrc == SQLITE_OK)
+			chmod(path, 0600); /* personal data, like the database itself */
 		char f[CONFIG_PATH_MAX + 160];
 		snprintf(f, sizeof f, "\"count\":%llu,\"file\":\"%s\",\"snapshot\":true",
 			 (unsigned long long)(j->from_last - j->d), path);
