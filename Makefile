@@ -38,7 +38,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
-.PHONY: all test unit functional run bench fuzz fuzz-run clean san-test model-check
+.PHONY: all test unit functional run bench fuzz fuzz-run clean san-test model-check bench-drill
 all: $(BUILD)/tandem
 
 $(BUILD)/obj/%.o: %.c
@@ -100,6 +100,11 @@ bench: $(BUILD)/tandem
 	@scripts/deps.sh deps/bench.txt
 	$(PYTHON) bench/run.py --tandem $(BUILD)/tandem $(BENCH_ARGS)
 	$(PYTHON) bench/replication.py --tandem $(BUILD)/tandem $(BENCH_ARGS) $(REPL_BENCH_ARGS)
+
+# The DR drill's figures (docs/BENCHMARKS.md, "DR drill"): every scenario,
+# 3 rounds at 500 writes/s; DRILL_ARGS go to bench/drill.py.
+bench-drill: $(BUILD)/tandem
+	$(PYTHON) bench/drill.py --tandem $(BUILD)/tandem $(DRILL_ARGS)
 
 # The failover protocol's model check (docs/FAILOVER.md): SPIN, exhaustive,
 # a few minutes on 2 cores. Not part of `make test`.

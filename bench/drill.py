@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""Run every DR drill scenario (or those named) ROUNDS times at the issue's
+rate and print the medians: the figures of docs/BENCHMARKS.md, "DR drill".
+
+    /usr/bin/python3 bench/drill.py [--tandem build/tandem] [--rounds 3]
+        [--rate 500] [--duration 30] [--out build/bench/drill.json] [SCENARIO...]
+
+Each run is `tandem drill --scenario S --rate R --duration D --strict --json
+--report DIR`; its report.json is kept under build/bench/drill/S-N/. A run
+that exits non-zero is shown as such (and the script exits 1 at the end).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+SCENARIOS = ["crash-primary", "crash-secondary", "crash-witness", "partition-primary", "partition-link",
+             "switchover"]
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, unit=" s"):
+    return "-" if v is None else ("%.2f%s" % (v, unit) if isinstance(v, float) else "%s" % v)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tandem", default="build/tandem")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rate", type=int, default=500)
+    ap.add_argument("--duration", type=int, default=30)
+    ap.add_argument("--out", default="build/bench/drill.json")
+    ap.add_argument("scenarios", nargs="*", default=SCENARIOS)
+    a = ap.parse_args()
+    for s in a.scenarios:
+        if s not in SCENARIOS + ["restart-all"]:
+            ap.error("unknown scenario %r" % s)
+    base = os.path.join(os.path.dirname(a.out) or ".", "drill")
+    results, failed = {}, 0
+    for s in a.scenarios:
+        runs = []
+        for n in range(1, a.rounds + 1):
+            report = os.path.join(base, "%s-%d" % (s, n))
+            subprocess.run(["rm", "-rf", report], check=True)
+            p = subprocess.run([a.tandem, "drill", "--scenario", s, "--rate", str(a.rate), "--duration",
+                                str(a.duration), "--strict", "--json", "--report", report, "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                with open(os.path.join(report, "report.json")) as f:
+                    r = json.load(f)
+            except OSError:
+                r = {}
+            rpo, rto = r.get("rpo", {}), r.get("rto", {})
+            run = {"exit": p.returncode, "acknowledged": rpo.get("acknowledged"),
+                   "lost": rpo.get("only_in_quarantine"), "lost_global": rpo.get("lost_global"),
+                   "lost_span_s": rpo.get("lost_span_s"), "missing": rpo.get("missing"),
+                   "write_rto_s": rto.get("writes_s"), "global_rto_s": rto.get("global_writes_s"),
+                   "read_rto_s": rto.get("reads_s"), "method": (r.get("fault") or {}).get("method")}
+            if p.returncode != 0:
+                failed += 1
+                run["stderr"] = p.stderr[-500:]
+            runs.append(run)
+            print("%-18s round %d: exit %d, write RTO %s, lost %s (%s)" % (
+                s, n, p.returncode, fmt(run["write_rto_s"]), run["lost"], fmt(run["lost_span_s"])),
+                file=sys.stderr, flush=True)
+        results[s] = runs
+    os.makedirs(os.path.dirname(a.out) or ".", exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump({"rate": a.rate, "duration": a.duration, "rounds": a.rounds, "results": results}, f, indent=1)
+    print("scenario            runs ok  write RTO  global RTO  read RTO  lost (span)         lost global  missing")
+    for s, runs in results.items():
+        ok = sum(1 for r in runs if r["exit"] == 0)
+        print("%-18s  %d/%d     %-9s  %-10s  %-8s  %-19s %-12s %s" % (
+            s, ok, len(runs), fmt(median([r["write_rto_s"] for r in runs])),
+            fmt(median([r["global_rto_s"] for r in runs])), fmt(median([r["read_rto_s"] for r in runs])),
+            "%s (%s)" % (fmt(median([r["lost"] for r in runs]), ""), fmt(median([r["lost_span_s"] for r in runs]))),
+            fmt(max([r["lost_global"] or 0 for r in runs]), ""), fmt(max([r["missing"] or 0 for r in runs]), "")))
+    print("medians of %d rounds at %d writes/s for %d s each; %s" % (a.rounds, a.rate, a.duration, a.out))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
