@@ -302,7 +302,7 @@ int cmd_quarantine(int argc, char **argv)
 		fputs(err, stderr);
 		return 1;
 	}
-	int total = 0;
+	int total = 0, copies = 0;
 	for (int i = 0; i < cfg.region_count; i++) {
 		char dir[CONFIG_PATH_MAX + 16];
 		snprintf(dir, sizeof dir, "%s/quarantine", cfg.regions[i].data_dir);
@@ -344,12 +344,13 @@ int cmd_quarantine(int argc, char **argv)
 				total += n;
 			} else {
 				printf("%-6s %-40s database copy (snapshot fallback)\n", cfg.regions[i].name, e->d_name);
+				copies++;
 			}
 		}
 		closedir(d);
 	}
 	if (name)
 		return cli_fail("no quarantine file named '%s' (see tandem quarantine list --config %s)", name, path);
-	printf("%d quarantined transactions\n", total);
+	printf("%d quarantined transactions in JSON lines files, %d whole-database copies\n", total, copies);
 	return 0;
 }

@@ -433,10 +433,12 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 		sqlite3_free(sql);
 		sqlite3_close_v2(copy);
 		if (vrc == SQLITE_OK)
-			chmod(path, 0600); /* personal data, like the database itself */
+			chmod(path, 0600); /* personal data (the folder is 0700 too) */
 		char f[CONFIG_PATH_MAX + 160];
-		snprintf(f, sizeof f, "\"count\":%llu,\"file\":\"%s\",\"snapshot\":true",
-			 (unsigned long long)(j->from_last - j->d), path);
+		snprintf(f, sizeof f,
+			 "\"count\":%llu,\"file\":\"%s\",\"from\":%llu,\"to\":%llu,\"epoch\":%llu,\"snapshot\":true",
+			 (unsigned long long)(j->from_last - j->d), path, (unsigned long long)j->d + 1,
+			 (unsigned long long)j->from_last, (unsigned long long)j->new_epoch);
 		if (vrc != SQLITE_OK) {
 			log_error("rejoin: cannot copy the database to %s; staying out of the stream", path);
 			j->done(r, false);

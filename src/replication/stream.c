@@ -310,9 +310,10 @@ static int trim_exec(db_conn *db, void *arg)
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return ERR_DB;
-	/* size bound: keep the newest entries that fit */
-	st = db_stmt(db, "DELETE FROM repl_log WHERE seq < (SELECT coalesce(min(seq), 0) FROM "
-			 "(SELECT seq, sum(length(payload)) OVER (ORDER BY seq DESC) AS total FROM repl_log) "
+	/* size bound: keep the newest entries that fit (at least the newest
+	 * one, even when it alone is larger) */
+	st = db_stmt(db, "DELETE FROM repl_log WHERE seq < (SELECT coalesce(min(seq), (SELECT max(seq) FROM repl_log)) "
+			 "FROM (SELECT seq, sum(length(payload)) OVER (ORDER BY seq DESC) AS total FROM repl_log) "
 			 "WHERE total <= ?1)");
 	if (!st)
 		return ERR_DB;

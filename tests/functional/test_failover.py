@@ -6,7 +6,8 @@ regions.TwoRegions(witness=True).
   2. losing the witness, or the secondary, changes nothing for writes
   3. a primary cut off from both voters stops taking writes (no_lease) and
      the other region takes over, never both at once
-  4. rejoin after divergent writes: reverted into the quarantine
+  4. rejoin after divergent writes: reverted into the quarantine; when they
+     were trimmed from the log, the whole database is copied there instead
   5. messages from an older epoch are refused (stale_epoch), bad ballots 400
   6. `tandem failover`: refused while the primary holds its lease, --force
   7. `tandem switchover`: RPO 0, short write outage, and back
@@ -23,6 +24,7 @@ import datetime
 import json
 import os
 import re
+import sqlite3
 import stat
 import threading
 import time
@@ -671,6 +673,142 @@ def test_rejoin_quarantines_the_writes_the_new_primary_never_got(make_pair):
     assert_no_overlap(p)
     # docs/FAILOVER.md: "The quarantine is reported (log at `warn`, ...)"
     assert ev[0]["level"] == "warn", ("the quarantine event is not logged at warn", ev[0])
+
+
+def repl_log_span(path):
+    """(min seq, max seq, total payload bytes) of the replication log in the
+    database at `path`, read on a short read-only connection of its own."""
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
+    try:
+        return con.execute("SELECT min(seq), max(seq), coalesce(sum(length(payload)), 0) FROM repl_log").fetchone()
+    finally:
+        con.close()
+
+
+def test_rejoin_with_a_trimmed_log_copies_the_database_and_takes_a_snapshot(make_pair):
+    """docs/FAILOVER.md, Rejoin 4 (fallback): the entries eu must take back
+    were trimmed from its log (log_max_bytes = 1024), so they cannot be
+    reverted one by one: the whole database goes to
+    DATA/eu/quarantine/eu-to-e2-at-P.db (0600) and eu takes a snapshot of us."""
+    p = make_pair(replication={"log_max_bytes": 1024})
+    eu, us = p.eu, p.us
+    link = Link(p)
+    tok = signup(eu)["access_token"]
+    run_id = uuid.uuid4().hex[:12]
+    # one entry: a few hundred bytes, under log_max_bytes (the size trim
+    # keeps the newest entries that fit: a newest entry bigger than the bound
+    # alone would stop it from trimming anything)
+    pad = "p" * 200
+    pre = {}
+    for i in range(3):
+        key = "%s-pre%d" % (run_id, i)
+        pre[key] = create(eu, tok, "trim", {"run": run_id, "key": key, "pad": pad}).json()
+    wait_follower(eu, us)
+    steady(p)
+
+    # cut off: eu acknowledges writes until its lease runs out
+    t0 = time.time()
+    link.fault("eu", ["us", "witness"])
+    acked, first_seq, n = {}, None, 0
+    while True:
+        n += 1
+        key = "%s-cut%d" % (run_id, n)
+        body = {"run": run_id, "key": key, "pad": pad}
+        r = eu.post(records_path("trim"), tok, json=body, timeout=8)
+        if r.status_code != 201:
+            break
+        acked[key] = r.json()
+        if first_seq is None:
+            first_seq = lsn_seq(r.headers["X-Tandem-LSN"])
+            assert epoch_of(r.headers["X-Tandem-LSN"]) == 1, r.headers
+        assert time.time() - t0 < 8.0, "eu still accepts writes %.1f s after the cut" % (time.time() - t0)
+        time.sleep(0.05)
+    assert r.status_code == 503 and error_code(r) == "no_lease", (r.status_code, r.text)
+    assert len(acked) >= 10, ("too few writes acknowledged during the cut to outgrow the log", len(acked))
+    st_eu = region_status(eu)
+    assert st_eu["role"] == "primary" and st_eu["epoch"] == 1, st_eu  # cut off, it knows of no epoch 2
+    eu_last = st_eu["last_seq"]
+
+    # eu is still primary (without a lease): its trim timer (every second)
+    # drops the oldest of these entries from its log, past log_max_bytes
+    eu_db = os.path.join(p.dir, "data", "eu", "tandem.db")
+
+    def trimmed():
+        low, high, size = repl_log_span(eu_db)
+        return low is not None and low > first_seq and size <= 1024 and (low, high, size)
+    low, high, _ = wait_for(trimmed, 6, interval=0.2, what="the partition's first entries trimmed from eu's log",
+                            detail=lambda: "log span %r, first cut position %d, eu last %d" % (
+                                repl_log_span(eu_db), first_seq, eu_last))
+    assert high == eu_last, (low, high, eu_last)
+
+    # us takes over and takes writes of its own
+    wait_writable(us, timeout=10, epoch=2)
+    mine = {}
+    for i in range(2):
+        key = "%s-us%d" % (run_id, i)
+        mine[key] = create(us, tok, "trim", {"run": run_id, "key": key}).json()
+    start = [e for e in log_events(us.log_path, "role") if e.get("role") == "primary"][-1]["position"]
+    assert start < first_seq, (start, first_seq)
+
+    # heal: eu learns epoch 2, steps down, cannot revert, copies, resyncs
+    link.fault("eu", [])
+    pos = wait_follower(us, eu, timeout=30)
+    st = p.status()
+    assert st["eu"]["role"] == "secondary" and st["eu"]["epoch"] == 2, st["eu"]
+    assert st["us"]["role"] == "primary" and st["us"]["epoch"] == 2, st["us"]
+    assert st["eu"]["failover"]["step_downs"] == 1, st["eu"]
+    assert st["eu"]["applied_seq"] == st["us"]["last_seq"] == pos, (pos, st)
+    assert eu.position() == us.position() == pos
+    assert_verify_identical(p)
+    assert "snapshot restored" in eu.log(), "eu did not take a snapshot of us\n%s" % diagnose(p)
+
+    # the quarantine: one database copy, private, nothing else
+    qdir = os.path.join(p.dir, "data", "eu", "quarantine")
+    name = "eu-to-e2-at-%d.db" % eu_last
+    path = os.path.join(qdir, name)
+    assert sorted(os.listdir(qdir)) == [name], (name, os.listdir(qdir))
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, oct(os.stat(path).st_mode)
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        rows = {rid: (owner, json.loads(data)) for rid, owner, data in
+                con.execute("SELECT id, owner, data FROM records WHERE collection = 'trim'")}
+        copy_state = con.execute("SELECT epoch, last_seq FROM repl_state WHERE id = 1").fetchone()
+    finally:
+        con.close()
+    for key, rec in list(pre.items()) + list(acked.items()):
+        assert rec["id"] in rows, (key, rec["id"], "not in the database copy")
+        assert rows[rec["id"]] == (rec["owner"], rec["data"]), (key, rows[rec["id"]], rec)
+    assert not set(rows) & {rec["id"] for rec in mine.values()}, "us's writes in eu's copy"
+    assert copy_state == (1, eu_last), copy_state  # eu's data as it was when it rejoined
+
+    # the partition's writes are gone in both regions, the rest is there
+    want = {x["id"]: x for x in list(pre.values()) + list(mine.values())}
+    for region in (eu, us):
+        for key, rec in acked.items():
+            g = region.get(records_path("trim", rec["id"]), tok)
+            assert g.status_code == 404, (region.name, key, g.status_code, g.text)
+        got = {x["id"]: x for x in list_all(region, tok, "trim")}
+        assert got == want, (region.name, sorted(set(got) ^ set(want)))
+
+    # the log event, the status
+    ev = log_events(eu.log_path, "quarantine")
+    assert len(ev) == 1, ev
+    ev = ev[0]
+    assert ev["level"] == "warn" and ev.get("snapshot") is True, ev
+    assert ev["file"] == path or ev["file"].endswith("/quarantine/" + name), (ev, path)
+    assert ev["count"] == eu_last - start, (ev, eu_last, start)
+    assert st["eu"]["quarantined_transactions"] == ev["count"], st["eu"]
+    assert st["us"]["quarantined_transactions"] == 0, st["us"]
+
+    # the command line
+    out = cli("quarantine", "list", "--config", p.config)
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    assert re.search(r"^eu\s+%s\s+database copy\b" % re.escape(name), out.stdout, re.M), out.stdout
+    out = cli("quarantine", "show", "--config", p.config, name)
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    assert name in out.stdout and "copy of eu's whole database" in out.stdout, out.stdout
+    assert_no_overlap(p)
 
 
 # --- 5. stale epochs are fenced, bad ballots refused ----------------------------
