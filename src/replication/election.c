@@ -185,6 +185,8 @@ typedef struct round_ctx {
 	int pending;
 	int64_t retry_after;/* the longest remaining binding time among refusals */
 	char refusal[160];
+	bool force;         /* a forced vote waits for every answer */
+	bool decided;       /* round_finished ran already */
 } round_ctx;
 
 typedef struct msg_ctx {
@@ -241,8 +243,17 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 			writes_log(r);
 		}
 	}
-	if (--c->pending == 0) {
+	/* a majority decides at once: an unreachable voter must not hold the
+	 * election for its whole timeout. A forced vote waits for every
+	 * answer, so that an old primary still reachable stops writing (it
+	 * steps down when the forced vote reaches it) before we start */
+	if (c->kind == BALLOT_VOTE && !c->decided && c->yes >= 2 && !c->force) {
+		c->decided = true;
 		round_finished(c);
+	}
+	if (--c->pending == 0) {
+		if (!c->decided)
+			round_finished(c);
 		free(c);
 	}
 }
@@ -277,7 +288,8 @@ static void send_round(repl *r, round_ctx *c, const char *path, const char *body
 	send_ballot(r, c, false, path, body);
 	send_ballot(r, c, true, path, body);
 	if (--c->pending == 0) {
-		round_finished(c);
+		if (!c->decided)
+			round_finished(c);
 		free(c);
 	}
 }
@@ -528,7 +540,8 @@ static void cast_votes(repl *r)
 		stand_abort(r, "out of memory");
 		return;
 	}
-	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .round = ++r->round, .epoch = r->stand_epoch, .yes = 1};
+	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .round = ++r->round, .epoch = r->stand_epoch, .yes = 1,
+			 .force = r->stand_force};
 	char body[256];
 	snprintf(body, sizeof body,
 		 "{\"epoch\":%llu,\"candidate\":\"%s\",\"last_epoch\":%llu,\"last_seq\":%llu,\"pre\":false,"
