@@ -92,34 +92,18 @@ json_t *admin_request(admin *ad, const char *hostport, const char *name, const c
 static json_t *admin_get(admin *ad, const config_region *r, const char *target, int timeout_ms,
 			 char *err, size_t errcap)
 {
-	char host[64];
-	int port;
-	if (!r->link_listen[0] || util_split_hostport(r->link_listen, host, sizeof host, &port) != 0) {
+	if (!r->link_listen[0]) {
 		snprintf(err, errcap, "no link_listen");
 		return NULL;
 	}
-	http_limits limits = {16384, 100, 16 << 20};
-	http_client *c = http_client_new(ad->base, ad->ctx, host, port, r->name, &limits, timeout_ms);
-	admin_call a = {.base = ad->base};
-	if (!c || http_client_request(c, "GET", target, NULL, NULL, 0, 0, admin_answer, &a) != 0) {
-		http_client_free(&c);
-		snprintf(err, errcap, "out of memory");
+	int status;
+	json_t *j = admin_request(ad, r->link_listen, r->name, "GET", target, NULL, timeout_ms, &status, err, errcap);
+	if (status && (status != 200 || !j)) {
+		snprintf(err, errcap, "answered %d", status);
+		json_decref(j);
 		return NULL;
 	}
-	while (!a.done)
-		event_base_dispatch(ad->base);
-	http_client_free(&c);
-	if (a.rc != 0) {
-		snprintf(err, errcap, "unreachable (%s)", err_str(a.rc));
-		json_decref(a.json);
-		return NULL;
-	}
-	if (a.status != 200 || !a.json) {
-		snprintf(err, errcap, "answered %d", a.status);
-		json_decref(a.json);
-		return NULL;
-	}
-	return a.json;
+	return j;
 }
 
 int admin_open(int argc, char **argv, const char *usage, config *cfg, admin *ad, int *json_out)

@@ -77,37 +77,38 @@ static void log_end(buf *b)
 	buf_free(b);
 }
 
+/* A line up to its formatted "msg" field (the caller ends it). */
+static void log_begin_msg(buf *b, log_level level, const char *fmt, va_list ap)
+{
+	char text[1024];
+	vsnprintf(text, sizeof text, fmt, ap);
+	buf_init(b, 4096);
+	log_begin(b, level_names[level]);
+	buf_adds(b, ",\"msg\":\"");
+	buf_add_json_escaped(b, text, strlen(text));
+	buf_adds(b, "\"");
+}
+
 void log_msg(log_level level, const char *fmt, ...)
 {
 	if (level < log_min)
 		return;
-	char text[1024];
+	buf b;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
+	log_begin_msg(&b, level, fmt, ap);
 	va_end(ap);
-	buf b;
-	buf_init(&b, 4096);
-	log_begin(&b, level_names[level]);
-	buf_adds(&b, ",\"msg\":\"");
-	buf_add_json_escaped(&b, text, strlen(text));
-	buf_adds(&b, "\"");
 	log_end(&b);
 }
 
 void log_event(log_level level, const char *event, const char *fields, const char *fmt, ...)
 {
-	char text[1024];
+	buf b;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
+	log_begin_msg(&b, level, fmt, ap);
 	va_end(ap);
-	buf b;
-	buf_init(&b, 4096);
-	log_begin(&b, level_names[level]);
-	buf_adds(&b, ",\"msg\":\"");
-	buf_add_json_escaped(&b, text, strlen(text));
-	buf_adds(&b, "\",\"event\":\"");
+	buf_adds(&b, ",\"event\":\"");
 	buf_add_json_escaped(&b, event, strlen(event));
 	buf_adds(&b, "\"");
 	if (log_region[0]) {

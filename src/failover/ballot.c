@@ -58,6 +58,17 @@ int ballot_parse(int kind, const char *body, size_t len, const char *peer, ballo
 	return rc;
 }
 
+int ballot_read(http_request *req, int kind, const char *peer, ballot *b)
+{
+	size_t len;
+	const char *body = http_request_body(req, &len);
+	char err[160];
+	if (ballot_parse(kind, body, len, peer, b, err, sizeof err) == 0)
+		return 0;
+	ballot_error(req, 400, "bad_request", err);
+	return ERR_INVAL;
+}
+
 void ballot_error(http_request *req, int status, const char *code, const char *message)
 {
 	json_t *o = json_pack("{s:b,s:{s:s,s:s}}", "granted", 0, "error", "code", code, "message", message);

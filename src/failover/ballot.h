@@ -35,6 +35,9 @@ enum { BALLOT_LEASE, BALLOT_VOTE, BALLOT_HANDOVER };
  * must be the one named in it. 0, or ERR_INVAL with a message in err. */
 int ballot_parse(int kind, const char *body, size_t len, const char *peer, ballot *b, char *err,
 		 size_t errcap);
+/* Parse the request's body as a ballot of this kind from peer; on failure
+ * the request is answered 400 bad_request and ERR_INVAL returned. */
+int ballot_read(http_request *req, int kind, const char *peer, ballot *b);
 /* Answer a ballot with the voter's answer. */
 void ballot_answer(http_request *req, const voter_answer *a, const char *boot_id);
 /* Send a JSON error answer. */

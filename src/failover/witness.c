@@ -44,9 +44,6 @@ static void witness_on_request(http_request *req, void *arg)
 		ballot_error(req, 403, "forbidden", "unknown peer");
 		return;
 	}
-	size_t len;
-	const char *body = http_request_body(req, &len);
-	char err[160];
 	ballot b;
 	voter_answer a;
 	if (strcmp(m->target, "/internal/v1/status") == 0 && strcmp(m->method, "GET") == 0) {
@@ -67,10 +64,8 @@ static void witness_on_request(http_request *req, void *arg)
 		return;
 	}
 	if (strcmp(m->target, "/internal/v1/lease") == 0 && strcmp(m->method, "POST") == 0) {
-		if (ballot_parse(BALLOT_LEASE, body, len, peer, &b, err, sizeof err) != 0) {
-			ballot_error(req, 400, "bad_request", err);
+		if (ballot_read(req, BALLOT_LEASE, peer, &b) != 0)
 			return;
-		}
 		uint64_t before = voter_promised(w->voter);
 		voter_lease(w->voter, b.epoch, b.who, &a);
 		if (a.granted) {
@@ -84,10 +79,8 @@ static void witness_on_request(http_request *req, void *arg)
 		return;
 	}
 	if (strcmp(m->target, "/internal/v1/vote") == 0 && strcmp(m->method, "POST") == 0) {
-		if (ballot_parse(BALLOT_VOTE, body, len, peer, &b, err, sizeof err) != 0) {
-			ballot_error(req, 400, "bad_request", err);
+		if (ballot_read(req, BALLOT_VOTE, peer, &b) != 0)
 			return;
-		}
 		/* the witness holds no data: it never finds a candidate behind */
 		voter_vote(w->voter, b.epoch, b.who, false, b.pre, b.force, &a);
 		if (!b.pre) {

@@ -338,42 +338,19 @@ static int role_exec(db_conn *db, void *arg)
 		return ERR_DB;
 	if (j->promote) {
 		j->start = applied;
-		sqlite3_stmt *st = db_stmt(db, "UPDATE repl_state SET role = 'primary', epoch = ?1, last_seq = ?2, "
-					       "applied_seq = ?2 WHERE id = 1");
-		if (!st)
-			return ERR_DB;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)j->epoch);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)applied);
-		int rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
-			return ERR_DB;
-		st = db_stmt(db, "INSERT OR REPLACE INTO repl_epochs (epoch, first_seq) VALUES (?1, ?2)");
-		if (!st)
-			return ERR_DB;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)j->epoch);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)(applied + 1));
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
-			return ERR_DB;
+		int64_t e = (int64_t)j->epoch, at = (int64_t)applied;
 		/* entries up to S are from an older era of this log: a peer that
 		 * needs them takes a snapshot (no gaps in what we stream) */
-		st = db_stmt(db, "DELETE FROM repl_log WHERE seq <= ?1");
-		if (!st)
+		if (db_exec_int(db, "UPDATE repl_state SET role = 'primary', epoch = ?1, last_seq = ?2, "
+				    "applied_seq = ?2 WHERE id = 1", e, at) != 0 ||
+		    db_exec_int(db, "INSERT OR REPLACE INTO repl_epochs (epoch, first_seq) VALUES (?1, ?2)", e,
+				at + 1) != 0 ||
+		    db_exec_int(db, "DELETE FROM repl_log WHERE seq <= ?1", at, 0) != 0)
 			return ERR_DB;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)applied);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		return rc == SQLITE_DONE ? 0 : ERR_DB;
+		return 0;
 	}
-	sqlite3_stmt *st = db_stmt(db, "UPDATE repl_state SET role = 'secondary', epoch = max(epoch, ?1) WHERE id = 1");
-	if (!st)
-		return ERR_DB;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)j->epoch);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : ERR_DB;
+	return db_exec_int(db, "UPDATE repl_state SET role = 'secondary', epoch = max(epoch, ?1) WHERE id = 1",
+			   (int64_t)j->epoch, 0);
 }
 
 static void admin_answer(repl *r, int status, const char *json)
@@ -743,14 +720,9 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 void election_handle_lease(repl *r, http_request *req, const char *peer)
 {
-	size_t len;
-	const char *body = http_request_body(req, &len);
 	ballot b;
-	char err[160];
-	if (ballot_parse(BALLOT_LEASE, body, len, peer, &b, err, sizeof err) != 0) {
-		ballot_error(req, 400, "bad_request", err);
+	if (ballot_read(req, BALLOT_LEASE, peer, &b) != 0)
 		return;
-	}
 	/* only an elected primary asks for a lease: its epoch exists */
 	if (b.epoch > r->epoch)
 		election_learn(r, b.epoch);
@@ -763,14 +735,9 @@ void election_handle_lease(repl *r, http_request *req, const char *peer)
 
 void election_handle_vote(repl *r, http_request *req, const char *peer)
 {
-	size_t len;
-	const char *body = http_request_body(req, &len);
 	ballot b;
-	char err[160];
-	if (ballot_parse(BALLOT_VOTE, body, len, peer, &b, err, sizeof err) != 0) {
-		ballot_error(req, 400, "bad_request", err);
+	if (ballot_read(req, BALLOT_VOTE, peer, &b) != 0)
 		return;
-	}
 	uint64_t my_epoch = history_epoch_at(r, r->position);
 	bool behind = b.last_epoch < my_epoch || (b.last_epoch == my_epoch && b.last_seq < r->position);
 	voter_answer a;
@@ -791,22 +758,11 @@ void election_handle_vote(repl *r, http_request *req, const char *peer)
 
 void election_handle_handover(repl *r, http_request *req, const char *peer)
 {
-	size_t len;
-	const char *body = http_request_body(req, &len);
 	ballot b;
-	char err[160];
-	if (ballot_parse(BALLOT_HANDOVER, body, len, peer, &b, err, sizeof err) != 0) {
-		ballot_error(req, 400, "bad_request", err);
+	if (ballot_read(req, BALLOT_HANDOVER, peer, &b) != 0)
 		return;
-	}
 	if (b.epoch < r->epoch) {
-		char json[200];
-		snprintf(json, sizeof json,
-			 "{\"error\":{\"code\":\"stale_epoch\",\"message\":\"epoch %llu is over: epoch %llu exists\"},"
-			 "\"promised_epoch\":%llu}",
-			 (unsigned long long)b.epoch, (unsigned long long)r->epoch, (unsigned long long)r->epoch);
-		http_response_header(req, "Content-Type", "application/json");
-		http_respond(req, 409, json, strlen(json));
+		link_refuse_stale(r, req, b.epoch);
 		return;
 	}
 	bool released = voter_handover(r->voter, b.epoch, b.who) == 1;

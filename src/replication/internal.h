@@ -174,6 +174,8 @@ void applier_resume(repl *r);
 /* stream.c: fencing by epoch on link messages */
 uint64_t link_request_epoch(http_request *req);
 bool link_epoch_check(repl *r, http_request *req);
+/* Answer 409 stale_epoch to a message of epoch e (older than ours). */
+void link_refuse_stale(repl *r, http_request *req, uint64_t e);
 
 /* election.c */
 int election_init(repl *r, char *err, size_t errcap);

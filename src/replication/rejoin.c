@@ -300,19 +300,6 @@ static int revert_entry(db_conn *db, uint64_t seq, uint64_t epoch, int64_t time_
 	return *line ? 0 : ERR_NOMEM;
 }
 
-static int exec_int(db_conn *db, const char *sql, uint64_t a, uint64_t b)
-{
-	sqlite3_stmt *st = db_stmt(db, sql);
-	if (!st)
-		return ERR_DB;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)a);
-	if (sqlite3_bind_parameter_count(st) >= 2)
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)b);
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : ERR_DB;
-}
-
 /* Writer thread, inside a batch transaction (its savepoint is rolled back
  * on failure: nothing is reverted then). */
 static int revert_exec(db_conn *db, void *arg)
@@ -384,11 +371,11 @@ static int revert_exec(db_conn *db, void *arg)
 	if (rc != 0)
 		return rc;
 	/* the file is durable: now the log and the state follow */
-	if (exec_int(db, "DELETE FROM repl_log WHERE seq > ?1", j->d, 0) != 0 ||
-	    exec_int(db, "UPDATE repl_state SET last_seq = ?1, applied_seq = ?1, applied_epoch = ?2 WHERE id = 1",
-		     j->d, j->epoch_at_d) != 0 ||
-	    exec_int(db, "DELETE FROM repl_epochs WHERE first_seq > ?1 AND epoch <> (SELECT max(epoch) FROM "
-			 "repl_epochs WHERE first_seq <= ?1)", j->d, 0) != 0)
+	if (db_exec_int(db, "DELETE FROM repl_log WHERE seq > ?1", (int64_t)j->d, 0) != 0 ||
+	    db_exec_int(db, "UPDATE repl_state SET last_seq = ?1, applied_seq = ?1, applied_epoch = ?2 WHERE id = 1",
+			(int64_t)j->d, (int64_t)j->epoch_at_d) != 0 ||
+	    db_exec_int(db, "DELETE FROM repl_epochs WHERE first_seq > ?1 AND epoch <> (SELECT max(epoch) FROM "
+			    "repl_epochs WHERE first_seq <= ?1)", (int64_t)j->d, 0) != 0)
 		return ERR_DB;
 	j->count = (int)n;
 	return 0;

@@ -28,6 +28,15 @@
 #define STREAM_OUTPUT_MAX (4u * 1024 * 1024)
 #define STREAM_BATCH_ROWS 256
 
+/* No stream left: the deployment is degraded from now on. */
+static void stream_check_degraded(repl *r)
+{
+	if (!r->subs && !r->degraded_since_ms && r->env.peer) {
+		r->degraded_since_ms = util_now_ms();
+		log_warn("degraded: region %s is not replicating (since now)", r->env.peer->name);
+	}
+}
+
 static void stream_end(repl *r, subscriber *s)
 {
 	subscriber **pp = &r->subs;
@@ -38,10 +47,7 @@ static void stream_end(repl *r, subscriber *s)
 	http_respond_end(s->req);
 	log_info("replication stream to %s ended", s->peer);
 	free(s);
-	if (!r->subs && !r->degraded_since_ms && r->env.peer) {
-		r->degraded_since_ms = util_now_ms();
-		log_warn("degraded: region %s is not replicating (since now)", r->env.peer->name);
-	}
+	stream_check_degraded(r);
 }
 
 /* Cut the stream of a peer at once, unanswered (fault switch). */
@@ -59,10 +65,7 @@ void stream_drop(repl *r, const char *peer)
 		log_info("replication stream to %s cut", s->peer);
 		free(s);
 	}
-	if (!r->subs && !r->degraded_since_ms && r->env.peer) {
-		r->degraded_since_ms = util_now_ms();
-		log_warn("degraded: region %s is not replicating (since now)", r->env.peer->name);
-	}
+	stream_check_degraded(r);
 }
 
 /* Send what the subscriber has not seen, within the output bound. */
@@ -181,16 +184,21 @@ bool link_epoch_check(repl *r, http_request *req)
 		return true;
 	}
 	if (e && e < r->epoch) {
-		char json[200];
-		snprintf(json, sizeof json,
-			 "{\"error\":{\"code\":\"stale_epoch\",\"message\":\"epoch %llu is over: epoch %llu exists\"},"
-			 "\"promised_epoch\":%llu}",
-			 (unsigned long long)e, (unsigned long long)r->epoch, (unsigned long long)r->epoch);
-		http_response_header(req, "Content-Type", "application/json");
-		http_respond(req, 409, json, strlen(json));
+		link_refuse_stale(r, req, e);
 		return false;
 	}
 	return true;
+}
+
+void link_refuse_stale(repl *r, http_request *req, uint64_t e)
+{
+	char json[200];
+	snprintf(json, sizeof json,
+		 "{\"error\":{\"code\":\"stale_epoch\",\"message\":\"epoch %llu is over: epoch %llu exists\"},"
+		 "\"promised_epoch\":%llu}",
+		 (unsigned long long)e, (unsigned long long)r->epoch, (unsigned long long)r->epoch);
+	http_response_header(req, "Content-Type", "application/json");
+	http_respond(req, 409, json, strlen(json));
 }
 
 void stream_handle(repl *r, http_request *req, const char *peer)

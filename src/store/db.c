@@ -191,6 +191,19 @@ sqlite3_stmt *db_stmt(db_conn *c, const char *sql)
 	return st;
 }
 
+int db_exec_int(db_conn *c, const char *sql, int64_t a, int64_t b)
+{
+	sqlite3_stmt *st = db_stmt(c, sql);
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, a);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, b);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
 int db_exec(db_conn *c, const char *sql)
 {
 	char *msg = NULL;

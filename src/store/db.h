@@ -11,6 +11,7 @@
 #define TANDEM_STORE_DB_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include <sqlite3.h>
@@ -47,5 +48,8 @@ int db_schema_latest(void);
 sqlite3_stmt *db_stmt(db_conn *c, const char *sql);
 /* Run SQL without results; 0 or ERR_DB (logged with context). */
 int db_exec(db_conn *c, const char *sql);
+/* Run one cached statement without results, binding ?1 = a and, when it
+ * has a second parameter, ?2 = b. 0 or ERR_DB. */
+int db_exec_int(db_conn *c, const char *sql, int64_t a, int64_t b);
 
 #endif

@@ -21,7 +21,7 @@ import time
 
 import requests
 
-from conftest import TANDEM, free_port_base, run
+from conftest import TANDEM, free_port_base, new_email, run
 
 LSN = re.compile(r"^(\d+)/(\d+)$")
 
@@ -31,6 +31,55 @@ def lsn_seq(lsn):
     m = LSN.match(lsn or "")
     assert m, "not a position: %r" % (lsn,)
     return int(m.group(2))
+
+
+# --- API helpers shared by the two-region test files ---
+
+EVENTUAL = {"X-Tandem-Consistency": "eventual"}
+
+
+def records_path(collection, rid=None):
+    p = "/v1/collections/%s/records" % collection
+    return p + "/" + rid if rid else p
+
+
+def signup(region):
+    """A new account at region; its answer plus "email" and "lsn"."""
+    email = new_email()
+    r = region.post("/v1/auth/signup", json={"email": email, "password": "correct horse battery"})
+    assert r.status_code == 201, (region.name, r.status_code, r.text)
+    assert LSN.match(r.headers.get("X-Tandem-LSN", "")), dict(r.headers)
+    body = r.json()
+    body["email"] = email
+    body["lsn"] = r.headers["X-Tandem-LSN"]
+    return body
+
+
+def create(region, token, collection, data, headers=None):
+    """POST a record; asserts 201 and a position; returns the response."""
+    r = region.post(records_path(collection), token, json=data, headers=headers)
+    assert r.status_code == 201, (region.name, r.status_code, r.text)
+    assert LSN.match(r.headers.get("X-Tandem-LSN", "")), dict(r.headers)
+    return r
+
+
+def list_all(region, token, collection, filter_=None, headers=None):
+    """Every record of the collection (following cursors)."""
+    items, cursor = [], None
+    for _ in range(1000):
+        params = {"limit": 1000}
+        if filter_:
+            params["filter"] = filter_
+        if cursor:
+            params["cursor"] = cursor
+        r = region.get(records_path(collection), token, params=params, headers=headers)
+        assert r.status_code == 200, (region.name, r.status_code, r.text)
+        body = r.json()
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if not cursor:
+            return items
+    raise AssertionError("too many pages")
 
 
 def set_replication(text, settings):

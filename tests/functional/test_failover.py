@@ -33,9 +33,10 @@ import uuid
 import pytest
 import requests
 
-from conftest import TANDEM, free_port_base, new_email, run
-from regions import (Link, TwoRegions, diagnose, drop_section, log_events, lsn_seq, region_status,
-                     set_section, wait_follower, wait_for, wait_writable, writes_intervals)
+from conftest import TANDEM, free_port_base, run
+from regions import (EVENTUAL, Link, TwoRegions, create, diagnose, drop_section, list_all, log_events, lsn_seq,
+                     records_path, region_status, set_section, signup, wait_follower, wait_for, wait_writable,
+                     writes_intervals)
 
 LSN_RE = re.compile(r"^(\d+)/(\d+)$")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -44,11 +45,6 @@ OUTAGE_CODES = {"primary_unavailable", "no_lease", "not_primary", "switchover_in
 
 
 # --- helpers -----------------------------------------------------------------
-
-def records_path(collection, rid=None):
-    p = "/v1/collections/%s/records" % collection
-    return p + "/" + rid if rid else p
-
 
 def error_code(response):
     try:
@@ -66,44 +62,10 @@ def epoch_of(lsn):
     return int(m.group(1))
 
 
-def signup(region):
-    r = region.post("/v1/auth/signup", json={"email": new_email(), "password": "correct horse battery"})
-    assert r.status_code == 201, (region.name, r.status_code, r.text)
-    body = r.json()
-    body["lsn"] = r.headers["X-Tandem-LSN"]
-    return body
-
-
-def create(region, token, collection, data, headers=None):
-    r = region.post(records_path(collection), token, json=data, headers=headers)
-    assert r.status_code == 201, (region.name, r.status_code, r.text)
-    assert LSN_RE.match(r.headers.get("X-Tandem-LSN", "")), dict(r.headers)
-    return r
-
-
-def list_all(region, token, collection, filter_=None):
-    items, cursor = [], None
-    for _ in range(1000):
-        params = {"limit": 1000}
-        if filter_:
-            params["filter"] = filter_
-        if cursor:
-            params["cursor"] = cursor
-        r = region.get(records_path(collection), token, params=params,
-                       headers={"X-Tandem-Consistency": "eventual"})
-        assert r.status_code == 200, (region.name, r.status_code, r.text)
-        body = r.json()
-        items += body["items"]
-        cursor = body["next_cursor"]
-        if not cursor:
-            return items
-    raise AssertionError("too many pages")
-
-
 def by_key(region, token, collection, run_id):
     """{data.key: [records]} of one run."""
     out = {}
-    for rec in list_all(region, token, collection, filter_="run = '%s'" % run_id):
+    for rec in list_all(region, token, collection, filter_="run = '%s'" % run_id, headers=EVENTUAL):
         out.setdefault(rec["data"]["key"], []).append(rec)
     return out
 
@@ -452,7 +414,7 @@ def test_losing_the_witness_or_the_secondary_changes_nothing(make_pair):
     wait_follower(eu, us)
     assert_verify_identical(p)
     for region in (eu, us):
-        got = {r["id"]: r for r in list_all(region, tok, "keep")}
+        got = {r["id"]: r for r in list_all(region, tok, "keep", headers=EVENTUAL)}
         assert set(got) == {r["id"] for r in acked.values()}, (region.name, len(got), len(acked))
     # no election happened at all
     for region in (eu, us):
@@ -665,7 +627,7 @@ def test_rejoin_quarantines_the_writes_the_new_primary_never_got(make_pair):
         for key, rec in acked.items():
             g = region.get(records_path("div", rec["id"]), tok)
             assert g.status_code == 404, (region.name, key, g.status_code, g.text)
-        got = {x["id"]: x for x in list_all(region, tok, "div")}
+        got = {x["id"]: x for x in list_all(region, tok, "div", headers=EVENTUAL)}
         want = {x["id"]: x for x in list(pre.values()) + list(mine.values())}
         assert got == want, (region.name, sorted(set(got) ^ set(want)))
     assert st_us["role"] == "primary"
@@ -788,7 +750,7 @@ def test_rejoin_with_a_trimmed_log_copies_the_database_and_takes_a_snapshot(make
         for key, rec in acked.items():
             g = region.get(records_path("trim", rec["id"]), tok)
             assert g.status_code == 404, (region.name, key, g.status_code, g.text)
-        got = {x["id"]: x for x in list_all(region, tok, "trim")}
+        got = {x["id"]: x for x in list_all(region, tok, "trim", headers=EVENTUAL)}
         assert got == want, (region.name, sorted(set(got) ^ set(want)))
 
     # the log event, the status
@@ -858,7 +820,7 @@ def test_messages_from_an_old_epoch_and_bad_ballots_are_refused(make_pair):
     r = link.post("us", records_path("e2"), "eu", {"stale": True},
                   headers=dict(e1, Authorization="Bearer " + tok))
     assert r.status_code == 409 and error_code(r) == "stale_epoch", r.text
-    assert not [x for x in list_all(us, tok, "e2") if x["data"].get("stale")]
+    assert not [x for x in list_all(us, tok, "e2", headers=EVENTUAL) if x["data"].get("stale")]
     # the same ack from the current epoch is accepted (the control)
     r = link.post("us", "/internal/v1/replication/ack", "eu", {"seq": pos, "epoch": 2},
                   headers={"X-Tandem-Epoch": "2"})

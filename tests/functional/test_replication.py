@@ -19,57 +19,14 @@ import uuid
 import pytest
 import requests
 
-from conftest import error_code, new_email, read_response, run
-from regions import TwoRegions, lsn_seq
+from conftest import error_code, read_response, run
+from regions import TwoRegions, create, list_all, lsn_seq, records_path, signup
 
 LSN_RE = re.compile(r"^\d+/\d+$")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
 # --- helpers -----------------------------------------------------------------
-
-def records_path(collection, rid=None):
-    p = "/v1/collections/%s/records" % collection
-    return p + "/" + rid if rid else p
-
-
-def signup(region):
-    email = new_email()
-    r = region.post("/v1/auth/signup", json={"email": email, "password": "correct horse battery"})
-    assert r.status_code == 201, r.text
-    assert LSN_RE.match(r.headers.get("X-Tandem-LSN", "")), dict(r.headers)
-    body = r.json()
-    body["email"] = email
-    body["lsn"] = r.headers["X-Tandem-LSN"]
-    return body
-
-
-def create(region, token, collection, data, headers=None):
-    """POST a record; asserts 201 and a position; returns the response."""
-    r = region.post(records_path(collection), token, json=data, headers=headers)
-    assert r.status_code == 201, (region.name, r.status_code, r.text)
-    assert LSN_RE.match(r.headers.get("X-Tandem-LSN", "")), dict(r.headers)
-    return r
-
-
-def list_all(region, token, collection, filter_=None, headers=None):
-    """Every record of the collection (following cursors)."""
-    items, cursor = [], None
-    for _ in range(1000):
-        params = {"limit": 1000}
-        if filter_:
-            params["filter"] = filter_
-        if cursor:
-            params["cursor"] = cursor
-        r = region.get(records_path(collection), token, params=params, headers=headers)
-        assert r.status_code == 200, (region.name, r.status_code, r.text)
-        body = r.json()
-        items += body["items"]
-        cursor = body["next_cursor"]
-        if not cursor:
-            return items
-    raise AssertionError("too many pages")
-
 
 def wait_until(predicate, timeout=10, interval=0.05, what="condition"):
     deadline = time.time() + timeout
