@@ -136,6 +136,17 @@ static void generated_config(buf *b, int port_base)
 		   "shutdown_timeout_ms = 10000\n"
 		   "write_batch_max = 512\n"
 		   "write_queue_max = 10000\n"
+		   "; bounded work and memory (docs/SECURITY.md)\n"
+		   "query_timeout_ms = 2000\n"
+		   "query_max_scan_rows = 200000\n"
+		   "page_max_bytes = 4194304\n"
+		   "query_threads = 2\n"
+		   "max_unsent_bytes = 8388608\n"
+		   "write_timeout_ms = 10000\n"
+		   "max_buffered_bytes = 134217728\n"
+		   "body_timeout_ms = 30000\n"
+		   "max_connections_per_address = 256\n"
+		   "max_url_bytes = 8192\n"
 		   "\n"
 		   "[auth]\n"
 		   "access_token_ttl = 900\n"
@@ -148,6 +159,16 @@ static void generated_config(buf *b, int port_base)
 		   "login_window = 900\n"
 		   "idempotency_ttl = 86400\n"
 		   "hash_threads = 2\n"
+		   "signup_max_per_address = 10\n"
+		   "signup_window = 3600\n"
+		   "login_max_in_flight_account = 2\n"
+		   "login_max_in_flight_address = 8\n"
+		   "; a secondary cut off from the primary this long refuses tokens (0: never)\n"
+		   "auth_max_staleness_s = 30\n"
+		   "\n"
+		   "[api]\n"
+		   "; origins allowed to call the API from a browser (\"*\": any, for development)\n"
+		   "cors_origins =\n"
 		   "\n"
 		   "[replication]\n"
 		   "; defaults per request (X-Tandem-Consistency, X-Tandem-Durability override them)\n"
@@ -192,6 +213,7 @@ static void generated_config(buf *b, int port_base)
 		   "role = primary\n"
 		   "api_listen = 127.0.0.1:%d\n"
 		   "link_listen = 127.0.0.1:%d\n"
+		   "metrics_listen = 127.0.0.1:%d\n"
 		   "tls_cert = certs/eu.pem\n"
 		   "tls_key = certs/eu.key\n"
 		   "\n"
@@ -199,9 +221,11 @@ static void generated_config(buf *b, int port_base)
 		   "role = secondary\n"
 		   "api_listen = 127.0.0.1:%d\n"
 		   "link_listen = 127.0.0.1:%d\n"
+		   "metrics_listen = 127.0.0.1:%d\n"
 		   "tls_cert = certs/us.pem\n"
 		   "tls_key = certs/us.key\n",
-		   port_base + 4, port_base, port_base + 2, port_base + 1, port_base + 3);
+		   port_base + 4, port_base, port_base + 2, port_base + 5, port_base + 1, port_base + 3,
+		   port_base + 6);
 }
 
 /* Create what is missing under o->data. 0, or 1 after printing why. */

@@ -73,6 +73,16 @@ void config_defaults(config *c)
 		.shutdown_timeout_ms = 10000,
 		.write_batch_max = 512,
 		.write_queue_max = 10000,
+		.query_timeout_ms = 2000,
+		.query_max_scan_rows = 200000,
+		.page_max_bytes = 4 * 1024 * 1024,
+		.query_threads = 2,
+		.max_unsent_bytes = 8 * 1024 * 1024,
+		.write_timeout_ms = 10000,
+		.max_buffered_bytes = 128 * 1024 * 1024,
+		.body_timeout_ms = 30000,
+		.max_connections_per_address = 256,
+		.max_url_bytes = 8192,
 	};
 	c->auth = (config_auth){
 		.access_token_ttl_s = 900,
@@ -85,6 +95,11 @@ void config_defaults(config *c)
 		.login_window_s = 900,
 		.idempotency_ttl_s = 86400,
 		.hash_threads = 2,
+		.signup_max_per_address = 10,
+		.signup_window_s = 3600,
+		.login_max_in_flight_account = 2,
+		.login_max_in_flight_address = 8,
+		.auth_max_staleness_s = 30,
 	};
 	c->replication = (config_replication){
 		.read_consistency = "session",
@@ -171,6 +186,16 @@ static int config_handle_limits(config_reader *r, const char *name, const char *
 	INT_KEY("shutdown_timeout_ms", l->shutdown_timeout_ms, 0, 600000);
 	INT_KEY("write_batch_max", l->write_batch_max, 1, 100000);
 	INT_KEY("write_queue_max", l->write_queue_max, 1, 10000000);
+	INT_KEY("query_timeout_ms", l->query_timeout_ms, 10, 600000);
+	INT_KEY("query_max_scan_rows", l->query_max_scan_rows, 100, 1000000000);
+	INT_KEY("page_max_bytes", l->page_max_bytes, 65536, 256 * 1024 * 1024);
+	INT_KEY("query_threads", l->query_threads, 1, 64);
+	INT_KEY("max_unsent_bytes", l->max_unsent_bytes, 65536, 1073741824);
+	INT_KEY("write_timeout_ms", l->write_timeout_ms, 100, 3600000);
+	INT_KEY("max_buffered_bytes", l->max_buffered_bytes, 1048576, 1LL << 40);
+	INT_KEY("body_timeout_ms", l->body_timeout_ms, 100, 3600000);
+	INT_KEY("max_connections_per_address", l->max_connections_per_address, 1, 1000000);
+	INT_KEY("max_url_bytes", l->max_url_bytes, 256, 1048576);
 	config_error(r, r->line, "unknown key '%s' in [limits]", name);
 	return 1;
 }
@@ -188,7 +213,39 @@ static int config_handle_auth(config_reader *r, const char *name, const char *va
 	INT_KEY("login_window", a->login_window_s, 1, 86400);
 	INT_KEY("idempotency_ttl", a->idempotency_ttl_s, 86400, 365 * 86400);
 	INT_KEY("hash_threads", a->hash_threads, 1, 64);
+	INT_KEY("signup_max_per_address", a->signup_max_per_address, 1, 1000000);
+	INT_KEY("signup_window", a->signup_window_s, 1, 86400);
+	INT_KEY("login_max_in_flight_account", a->login_max_in_flight_account, 1, 1000);
+	INT_KEY("login_max_in_flight_address", a->login_max_in_flight_address, 1, 100000);
+	INT_KEY("auth_max_staleness_s", a->auth_max_staleness_s, 0, 86400);
 	config_error(r, r->line, "unknown key '%s' in [auth]", name);
+	return 1;
+}
+
+static int config_handle_api(config_reader *r, const char *name, const char *value)
+{
+	config_api *a = &r->c->api;
+	if (strcmp(name, "cors_origins") == 0) {
+		/* "*", or origins "scheme://host[:port]" separated by commas or spaces */
+		bool ok = true;
+		if (strcmp(value, "*") != 0) {
+			char copy[sizeof a->cors_origins];
+			snprintf(copy, sizeof copy, "%s", value);
+			char *save = NULL;
+			for (char *o = strtok_r(copy, ", \t", &save); o; o = strtok_r(NULL, ", \t", &save)) {
+				if ((strncmp(o, "https://", 8) != 0 && strncmp(o, "http://", 7) != 0) ||
+				    strchr(strstr(o, "//") + 2, '/') || strlen(strstr(o, "//") + 2) == 0) {
+					config_error(r, r->line,
+						     "cors_origins: '%s' is not an origin (scheme://host[:port], no path)", o);
+					ok = false;
+				}
+			}
+		}
+		if (ok)
+			config_string(r, name, value, a->cors_origins, sizeof a->cors_origins);
+		return 1;
+	}
+	config_error(r, r->line, "unknown key '%s' in [api]", name);
 	return 1;
 }
 
@@ -287,7 +344,16 @@ static int config_handle_deployment(config_reader *r, const char *name, const ch
 		config_path(r, value, c->ca_file);
 	else if (strcmp(name, "certs_dir") == 0)
 		config_path(r, value, c->certs_dir);
-	else if (strcmp(name, "log_level") == 0) {
+	else if (strcmp(name, "user") == 0) {
+		bool ok = value[0] != '\0';
+		for (const char *p = value; *p; p++)
+			if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.')
+				ok = false;
+		if (!ok)
+			config_error(r, r->line, "user must be a user name ([A-Za-z0-9_.-]+), not '%s'", value);
+		else if (config_string(r, name, value, c->user, sizeof c->user) == 0)
+			c->user_given = 1;
+	} else if (strcmp(name, "log_level") == 0) {
 		if (strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn") &&
 		    strcmp(value, "error"))
 			config_error(r, r->line, "log_level must be debug, info, warn or error, not '%s'",
@@ -316,6 +382,13 @@ static int config_handle_region(config_reader *r, const char *name, const char *
 			config_error(r, r->line, "link_listen must be HOST:PORT, not '%s'", value);
 		else
 			config_string(r, name, value, g->link_listen, sizeof g->link_listen);
+	} else if (strcmp(name, "metrics_listen") == 0) {
+		char host[64];
+		int port;
+		if (util_split_hostport(value, host, sizeof host, &port) != 0)
+			config_error(r, r->line, "metrics_listen must be HOST:PORT, not '%s'", value);
+		else
+			config_string(r, name, value, g->metrics_listen, sizeof g->metrics_listen);
 	} else if (strcmp(name, "data_dir") == 0)
 		config_path(r, value, g->data_dir);
 	else if (strcmp(name, "tls_cert") == 0)
@@ -373,6 +446,8 @@ static int config_handler(void *user, const char *section, const char *name, con
 		return config_handle_limits(r, name, value);
 	if (strcmp(section, "auth") == 0)
 		return config_handle_auth(r, name, value);
+	if (strcmp(section, "api") == 0)
+		return config_handle_api(r, name, value);
 	if (strcmp(section, "replication") == 0)
 		return config_handle_replication(r, name, value);
 	if (strcmp(section, "witness") == 0)

@@ -5,7 +5,8 @@
  *
  *   [deployment]   name, data_dir, secrets_file, ca_file, log_level
  *   [limits]       HTTP and storage hard limits
- *   [auth]         token lifetimes, argon2id parameters, login throttling
+ *   [auth]         token lifetimes, argon2id parameters, login and signup throttling
+ *   [api]          CORS origins
  *   [region NAME]  api_listen, data_dir, tls_cert, tls_key, role, link_listen
  *   [replication]  cross-region replication
  *   [witness]      listen, data_dir, tls_cert, tls_key (the third voter)
@@ -32,6 +33,7 @@ typedef struct config_region {
 	char tls_key[CONFIG_PATH_MAX];
 	char role[16];        /* initial role: "primary" or "secondary" */
 	char link_listen[128];/* host:port of the inter-region link (mutual TLS); "" = none */
+	char metrics_listen[128]; /* host:port of /metrics (plain HTTP, loopback by default); "" = none */
 	int line;             /* where the section starts, for messages */
 } config_region;
 
@@ -89,6 +91,18 @@ typedef struct config_limits {
 	int shutdown_timeout_ms;  /* graceful shutdown bound */
 	int write_batch_max;      /* most writes in one group commit */
 	int write_queue_max;      /* most writes waiting; 503 beyond */
+	/* bounded work per request (docs/SECURITY.md) */
+	int query_timeout_ms;     /* deadline of one list query; 400 query_too_expensive beyond */
+	int64_t query_max_scan_rows; /* rows one list query may examine; 400 beyond */
+	size_t page_max_bytes;    /* a list page ends here too (next_cursor) */
+	int query_threads;        /* reader threads running list queries */
+	/* bounded memory per connection and in total */
+	size_t max_unsent_bytes;  /* unsent answer bytes per connection */
+	int write_timeout_ms;     /* a connection over max_unsent_bytes that reads nothing for this long is closed */
+	size_t max_buffered_bytes; /* unsent output + request bodies of all connections; 503 overloaded beyond */
+	int body_timeout_ms;      /* a request body must be complete within this */
+	int max_connections_per_address; /* per client address (IPv6: per /64) */
+	size_t max_url_bytes;     /* request target; 414 beyond */
 } config_limits;
 
 typedef struct config_auth {
@@ -102,7 +116,18 @@ typedef struct config_auth {
 	int login_window_s;
 	int idempotency_ttl_s;         /* at least 24 h */
 	int hash_threads;              /* threads hashing passwords */
+	int signup_max_per_address;    /* signups per client address in signup_window_s */
+	int signup_window_s;
+	int login_max_in_flight_account; /* login attempts being hashed at once, per account */
+	int login_max_in_flight_address; /* ... per client address */
+	int auth_max_staleness_s;      /* a secondary that has not heard from the primary for this long
+					* refuses token-authenticated requests (503 region_isolated); 0: off */
 } config_auth;
+
+/* What web and mobile clients need of the API ([api]). */
+typedef struct config_api {
+	char cors_origins[1024];       /* "" (no CORS), "*", or origins separated by commas/spaces */
+} config_api;
 
 typedef struct config {
 	char path[CONFIG_PATH_MAX]; /* the file it was read from */
@@ -112,7 +137,10 @@ typedef struct config {
 	char ca_file[CONFIG_PATH_MAX];
 	char certs_dir[CONFIG_PATH_MAX]; /* where `tandem certs` writes */
 	char log_level[16];
+	char user[32];              /* drop to this user after binding (started as root); "" = stay */
+	int user_given;             /* user set in the file (else: "tandem" when that user exists) */
 	config_limits limits;
+	config_api api;
 	config_auth auth;
 	config_replication replication;
 	config_witness witness;
