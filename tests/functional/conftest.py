@@ -24,7 +24,7 @@ TANDEM = os.path.abspath(TANDEM)
 _next_port = [20000 + (os.getpid() * 7) % 30000]
 
 
-def free_port_base(count=4):
+def free_port_base(count=8):
     """A base port such that base..base+count-1 are free on 127.0.0.1."""
     while True:
         base = _next_port[0]

@@ -122,7 +122,7 @@ def start_up(data, port_base):
 
 
 def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
-    base1, base2 = free_port_base(count=5), free_port_base(count=5)
+    base1, base2 = free_port_base(count=8), free_port_base(count=8)
     p1, e1 = start_up(tmp_path / "one", base1)
     p2, e2 = start_up(tmp_path / "two", base2)
     try:
@@ -158,7 +158,7 @@ def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
 
 
 def test_up_reports_a_dead_region_and_keeps_running(tmp_path):
-    proc, e = start_up(tmp_path, free_port_base(count=5))
+    proc, e = start_up(tmp_path, free_port_base(count=8))
     try:
         os.kill(e["regions"]["eu"]["pid"], signal.SIGKILL)
         time.sleep(0.5)
@@ -171,7 +171,7 @@ def test_up_reports_a_dead_region_and_keeps_running(tmp_path):
 
 
 def test_up_data_survives_restart(tmp_path):
-    base = free_port_base(count=5)
+    base = free_port_base(count=8)
     proc, e = start_up(tmp_path, base)
     try:
         class R:
