@@ -63,8 +63,11 @@ unit: $(UNIT_BIN)
 		if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "unit binary failed: $$t"; fi; \
 	done; echo "unit binaries: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
+# Functional tests run in parallel (pytest-xdist): every test has its own
+# ports and directories. FUNCTIONAL_JOBS=1 runs them one after the other.
+FUNCTIONAL_JOBS ?= 4
 functional: $(BUILD)/tandem
-	TANDEM_BIN=$(CURDIR)/$(BUILD)/tandem $(PYTHON) -m pytest -q tests/functional $(PYTEST_ARGS)
+	TANDEM_BIN=$(CURDIR)/$(BUILD)/tandem $(PYTHON) -m pytest -q -n $(FUNCTIONAL_JOBS) tests/functional $(PYTEST_ARGS)
 
 # Every test: C unit tests, then the functional suite against the real binary.
 test: unit functional
