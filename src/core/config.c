@@ -166,6 +166,17 @@ static int config_string(config_reader *r, const char *name, const char *value, 
 	return 0;
 }
 
+/* A "HOST:PORT" value into out; an error naming the key otherwise. */
+static void config_hostport(config_reader *r, const char *name, const char *value, char *out, size_t cap)
+{
+	char host[64];
+	int port;
+	if (util_split_hostport(value, host, sizeof host, &port) != 0)
+		config_error(r, r->line, "%s must be HOST:PORT, not '%s'", name, value);
+	else
+		config_string(r, name, value, out, cap);
+}
+
 #define INT_KEY(key, field, min, max)                                               \
 	if (strcmp(name, key) == 0) {                                               \
 		long long v;                                                        \
@@ -313,14 +324,9 @@ static int config_handle_witness(config_reader *r, const char *name, const char 
 	config_witness *w = &r->c->witness;
 	if (!w->line)
 		w->line = r->line;
-	if (strcmp(name, "listen") == 0) {
-		char host[64];
-		int port;
-		if (util_split_hostport(value, host, sizeof host, &port) != 0)
-			config_error(r, r->line, "listen must be HOST:PORT, not '%s'", value);
-		else
-			config_string(r, name, value, w->listen, sizeof w->listen);
-	} else if (strcmp(name, "data_dir") == 0)
+	if (strcmp(name, "listen") == 0)
+		config_hostport(r, name, value, w->listen, sizeof w->listen);
+	else if (strcmp(name, "data_dir") == 0)
 		config_path(r, value, w->data_dir);
 	else if (strcmp(name, "tls_cert") == 0)
 		config_path(r, value, w->tls_cert);
@@ -368,28 +374,13 @@ static int config_handle_deployment(config_reader *r, const char *name, const ch
 static int config_handle_region(config_reader *r, const char *name, const char *value)
 {
 	config_region *g = r->region;
-	if (strcmp(name, "api_listen") == 0) {
-		char host[64];
-		int port;
-		if (util_split_hostport(value, host, sizeof host, &port) != 0)
-			config_error(r, r->line, "api_listen must be HOST:PORT, not '%s'", value);
-		else
-			config_string(r, name, value, g->api_listen, sizeof g->api_listen);
-	} else if (strcmp(name, "link_listen") == 0) {
-		char host[64];
-		int port;
-		if (util_split_hostport(value, host, sizeof host, &port) != 0)
-			config_error(r, r->line, "link_listen must be HOST:PORT, not '%s'", value);
-		else
-			config_string(r, name, value, g->link_listen, sizeof g->link_listen);
-	} else if (strcmp(name, "metrics_listen") == 0) {
-		char host[64];
-		int port;
-		if (util_split_hostport(value, host, sizeof host, &port) != 0)
-			config_error(r, r->line, "metrics_listen must be HOST:PORT, not '%s'", value);
-		else
-			config_string(r, name, value, g->metrics_listen, sizeof g->metrics_listen);
-	} else if (strcmp(name, "data_dir") == 0)
+	if (strcmp(name, "api_listen") == 0)
+		config_hostport(r, name, value, g->api_listen, sizeof g->api_listen);
+	else if (strcmp(name, "link_listen") == 0)
+		config_hostport(r, name, value, g->link_listen, sizeof g->link_listen);
+	else if (strcmp(name, "metrics_listen") == 0)
+		config_hostport(r, name, value, g->metrics_listen, sizeof g->metrics_listen);
+	else if (strcmp(name, "data_dir") == 0)
 		config_path(r, value, g->data_dir);
 	else if (strcmp(name, "tls_cert") == 0)
 		config_path(r, value, g->tls_cert);
