@@ -21,7 +21,16 @@ TANDEM = os.environ.get("TANDEM_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "tandem")
 TANDEM = os.path.abspath(TANDEM)
 
-_next_port = [20000 + (os.getpid() * 7) % 30000]
+# Each pytest-xdist worker (gw0, gw1, ...) hands out ports from its own slice
+# of 20000-59999: blocks of different workers must never overlap (a check
+# that a port is free does not reserve it).
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_worker_index = int(_worker[2:]) if _worker[2:].isdigit() else 0
+_slices = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+_slice_size = 40000 // _slices
+_slice_lo = 20000 + (_worker_index % _slices) * _slice_size
+_slice_hi = _slice_lo + _slice_size
+_next_port = [_slice_lo + (os.getpid() * 7) % max(1, _slice_size - 100)]
 
 
 def free_port_base(count=8):
@@ -29,8 +38,9 @@ def free_port_base(count=8):
     while True:
         base = _next_port[0]
         _next_port[0] += count + 1
-        if _next_port[0] > 60000:
-            _next_port[0] = 20000
+        if _next_port[0] + count >= _slice_hi:
+            _next_port[0] = _slice_lo
+            continue
         ok = True
         for p in range(base, base + count):
             s = socket.socket()
