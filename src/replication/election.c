@@ -13,6 +13,14 @@
  *              vote), drain the applier, own vote, Vote to the others; one
  *              grant makes it primary of the new epoch.
  *
+ *   isolation: a primary that has heard from no other voter (a lease
+ *              answer from the peer or the witness, a stream ack from the
+ *              secondary) for isolation_ms refuses writes (no_quorum) long
+ *              before its lease runs out; when nothing else is heard it
+ *              sends its lease round early, every isolation_ms / 2, as a
+ *              probe. The gate only ever withholds acknowledgements: the
+ *              lease alone carries the safety argument.
+ *
  * Without a [witness] in the config there are two voters only: no
  * automatic failover, the primary keeps its role and needs no lease (the
  * v1 behaviour), and switchover/failover are refused.
@@ -78,9 +86,25 @@ static bool lease_valid(const repl *r)
 	return voter_clock_ms() < r->lease_until;
 }
 
+/* Has this primary heard from another voter within isolation_ms? Always
+ * true without failover (no other voter exists) or with the gate off. */
+static bool quorum_heard(const repl *r, int64_t now)
+{
+	int iso = r->env.cfg->failover.isolation_ms;
+	if (!failover_enabled(r) || iso <= 0)
+		return true;
+	return now - r->heard_mono <= iso;
+}
+
+void election_heard(repl *r)
+{
+	r->heard_mono = voter_clock_ms();
+}
+
 static void writes_log(repl *r)
 {
-	bool on = lease_valid(r) && !r->switching && !r->role_change_pending;
+	bool quorum = quorum_heard(r, voter_clock_ms());
+	bool on = lease_valid(r) && quorum && !r->switching && !r->role_change_pending;
 	if (on == r->writes_on)
 		return;
 	r->writes_on = on;
@@ -91,7 +115,11 @@ static void writes_log(repl *r)
 			  (unsigned long long)r->epoch);
 	else
 		log_event(LOG_INFO, "writes_off", f, "not accepting writes (epoch %llu%s)", (unsigned long long)r->epoch,
-			  r->switching ? ", switchover" : r->primary ? ", no lease" : ", secondary");
+			  r->switching ? ", switchover"
+			  : !r->primary ? ", secondary"
+			  : !lease_valid(r) ? ", no lease"
+			  : !quorum ? ", no other voter heard from: isolated"
+			  : ", role change");
 }
 
 static void role_log(repl *r, const char *why)
@@ -109,7 +137,7 @@ static void lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 	repl *r = arg;
 	int64_t left = r->lease_until - voter_clock_ms();
 	if (r->primary && left >= 0) { /* fired early (timer clock): once more */
-		struct timeval tv = {0, (suseconds_t)(left + 1) * 1000};
+		struct timeval tv = util_timeval_ms(left + 1);
 		evtimer_add(r->lease_timer, &tv);
 		return;
 	}
@@ -120,9 +148,10 @@ static void lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 	writes_log(r);
 }
 
-int repl_write_gate(repl *r, const char **code, const char **message)
+/* The write gate; count: a refusal for no_quorum is counted (metrics). */
+static int write_gate(repl *r, bool after_commit, bool count, const char **code, const char **message)
 {
-	if (r->switching) {
+	if (!after_commit && r->switching) {
 		*code = "switchover_in_progress";
 		*message = "the primary is moving to the other region; retry shortly";
 		return ERR_AGAIN;
@@ -133,7 +162,30 @@ int repl_write_gate(repl *r, const char **code, const char **message)
 			   "retry shortly";
 		return ERR_AGAIN;
 	}
+	if (!quorum_heard(r, voter_clock_ms())) {
+		if (count)
+			r->no_quorum_refusals++;
+		*code = "no_quorum";
+		*message = "this region has heard from neither the other region nor the witness lately: it may "
+			   "be cut off, and a write it took might be lost; retry shortly";
+		return ERR_AGAIN;
+	}
 	return 0;
+}
+
+int repl_write_gate(repl *r, const char **code, const char **message)
+{
+	return write_gate(r, false, true, code, message);
+}
+
+int repl_write_gate_peek(repl *r, const char **code, const char **message)
+{
+	return write_gate(r, false, false, code, message);
+}
+
+int repl_ack_gate(repl *r, const char **code, const char **message)
+{
+	return write_gate(r, true, true, code, message);
 }
 
 bool repl_lease_valid(repl *r)
@@ -211,6 +263,9 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 	char reason[32] = "";
 	if (rc == 0 && !r->stopping &&
 	    ballot_parse_answer(body, len, &granted, &promised, &remaining, reason, sizeof reason) == 0) {
+		/* an answer, grant or refusal: that voter and this region can
+		 * talk (the isolation gate) */
+		election_heard(r);
 		if (granted) {
 			c->yes++;
 		} else {
@@ -237,7 +292,7 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 			r->lease_until = until;
 			int64_t wait = until - voter_clock_ms() + 1;
 			if (wait > 0) {
-				struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+				struct timeval tv = util_timeval_ms(wait);
 				evtimer_add(r->lease_timer, &tv);
 			}
 			writes_log(r);
@@ -296,7 +351,8 @@ static void send_round(repl *r, round_ctx *c, const char *path, const char *body
 
 static void lease_renew(repl *r)
 {
-	r->next_renew = voter_clock_ms() + r->env.cfg->failover.renew_ms;
+	r->last_renew = voter_clock_ms();
+	r->next_renew = r->last_renew + r->env.cfg->failover.renew_ms;
 	voter_answer a;
 	/* own grant first, under the same rule as any voter */
 	if (voter_lease(r->voter, r->epoch, self_name(r), &a) != 0 || !a.granted) {
@@ -404,6 +460,7 @@ static void role_done(void *arg, int rc, uint64_t seq)
 		r->standing = 0;
 		r->stand_force = r->stand_now = false;
 		r->elections_won++;
+		r->heard_mono = voter_clock_ms(); /* a majority just voted for us */
 		history_add(r, j->epoch, j->start + 1);
 		capture_set_enabled(r->env.capture, true);
 		stream_start(r);
@@ -700,9 +757,14 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	int64_t now = voter_clock_ms();
 	if (r->primary) {
-		if (now >= r->next_renew && !r->role_change_pending)
+		/* nothing heard for half the isolation bound: ask the voters now
+		 * (the lease round is the probe), not at the next renewal */
+		int iso = r->env.cfg->failover.isolation_ms;
+		bool probe = iso > 0 && now - r->heard_mono >= iso / 2 && now - r->last_renew >= iso / 2;
+		if ((now >= r->next_renew || probe) && !r->role_change_pending)
 			lease_renew(r);
 		switchover_check(r, now);
+		writes_log(r); /* isolation starts and ends without an event of its own */
 		return;
 	}
 	if (r->standing == 2) {
@@ -920,6 +982,12 @@ void election_status_json(repl *r, buf *out)
 	for (int i = 0; i < r->nisolated; i++)
 		buf_printf(out, "%s\"%s\"", i ? "," : "", r->isolated[i]);
 	buf_printf(out, "],\"quarantined_transactions\":%llu,", (unsigned long long)r->quarantined_total);
+	bool gated = r->primary && failover_enabled(r) && r->env.cfg->failover.isolation_ms > 0;
+	buf_printf(out, "\"quorum\":{\"gate\":%s,\"isolation_ms\":%d,\"heard\":%s,\"heard_ms_ago\":%lld,"
+		   "\"refusals\":%llu},",
+		   gated ? "true" : "false", r->env.cfg->failover.isolation_ms,
+		   quorum_heard(r, now) ? "true" : "false", (long long)(gated ? now - r->heard_mono : -1),
+		   (unsigned long long)r->no_quorum_refusals);
 }
 
 /* --- lifecycle --- */
@@ -950,6 +1018,8 @@ int election_init(repl *r, char *err, size_t errcap)
 int election_start(repl *r)
 {
 	r->contact_mono = voter_clock_ms();
+	/* at start a primary has no lease yet (writes wait for it anyway) */
+	r->heard_mono = r->contact_mono;
 	r->tick = event_new(r->env.base, -1, EV_PERSIST, tick_cb, r);
 	r->lease_timer = evtimer_new(r->env.base, lease_timer_cb, r);
 	if (!r->tick || !r->lease_timer)

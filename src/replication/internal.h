@@ -104,6 +104,9 @@ struct repl {
 	int64_t lease_until;            /* voter_clock_ms; writes only before it */
 	bool writes_on;                 /* as last logged */
 	int64_t next_renew;
+	int64_t last_renew;             /* when the last lease round was sent (voter clock) */
+	int64_t heard_mono;             /* primary: last answer from another voter (voter clock) */
+	uint64_t no_quorum_refusals;    /* writes refused or not acknowledged: isolated */
 	uint64_t round;                 /* lease rounds and elections, to drop stale replies */
 	int64_t contact_mono;           /* last message from a valid primary (voter clock) */
 	int standing;                   /* 0 no, 1 pre-vote, 2 draining, 3 voting */
@@ -193,6 +196,8 @@ void election_handle_vote(repl *r, http_request *req, const char *peer);
 void election_handle_handover(repl *r, http_request *req, const char *peer);
 void election_handle_admin(repl *r, http_request *req, const char *peer);
 void election_status_json(repl *r, buf *out);
+/* Primary: another voter answered (a lease answer, a stream ack). */
+void election_heard(repl *r);
 /* A new link client to host:port named sni, bound to our source address. */
 http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body);
 

@@ -390,6 +390,7 @@ void stream_handle_ack(repl *r, http_request *req, const char *peer)
 		repl_answer(req, 409, "diverged", "the acknowledged entry is not the primary's");
 		return;
 	}
+	election_heard(r); /* the secondary is there: the isolation gate */
 	if (acked > r->acked_seq) {
 		r->acked_seq = acked;
 		r->acked_at_ms = util_now_ms();
