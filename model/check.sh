@@ -104,6 +104,7 @@ lane1() {
 	run broken-expiry  P1 -DBROKEN_EXPIRY
 	run broken-tsend   P1 -DBROKEN_TSEND
 	run broken-margin  P1 -DBROKEN_MARGIN
+	run broken-isolation P1 -DBROKEN_ISOLATION
 }
 lane2() {
 	run crash-switch  pass -DMAXCRASH=1 -DMAXHO=1 -DMAXPOS=1
@@ -139,8 +140,8 @@ for r in "$OUT"/*/result; do
 	case "$(cat "$r")" in FAIL*) failed=$((failed + 1)) ;; esac
 done
 echo
-expected=17
-[ "${MODEL_SLOW:-0}" = 1 ] && expected=18
+expected=18
+[ "${MODEL_SLOW:-0}" = 1 ] && expected=19
 if [ "$failed" -ne 0 ] || [ "$total" -ne $expected ]; then
 	echo "model-check: FAILED ($failed of $total runs did not do what they must; $expected expected) in $(($(date +%s) - start))s"
 	exit 1

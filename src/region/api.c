@@ -223,7 +223,7 @@ static void api_write_done(void *arg, int rc, uint64_t seq)
 		api_finish(call);
 		return;
 	}
-	if (rc == ERR_IO) { /* the batch did not reach the disk */
+	if (rc == ERR_IO || rc == ERR_AGAIN) { /* the batch did not reach the disk (or the database was busy) */
 		buf_reset(&call->headers);
 		call->replayed = false;
 		api_error(call, 503, "storage_unavailable",

@@ -383,8 +383,38 @@ typedef struct role_job {
 	uint64_t start;     /* promote: the position S the epoch starts after */
 	bool promote;
 	bool handover;      /* demote for a switchover: hand over afterwards */
+	bool reserve;       /* r->role_reserve: given back, not freed */
 	char why[96];
 } role_job;
+
+/* Done with a role job: the reserve goes back, any other is freed. */
+static void role_job_release(repl *r, role_job *j)
+{
+	if (j->reserve) {
+		memset(j, 0, sizeof *j);
+		j->reserve = true;
+		r->role_reserve = j;
+		return;
+	}
+	free(j);
+}
+
+/* Become a follower of the primary. If the applier cannot start (out of
+ * memory) this region is a secondary that does not stream yet, which is
+ * safe; it says so once and the tick tries again. */
+static void follow(repl *r)
+{
+	if (applier_start(r) == 0) {
+		if (r->follow_failed)
+			log_info("replication from %s started", r->env.peer->name);
+		r->follow_failed = false;
+		return;
+	}
+	if (!r->follow_failed)
+		log_error("cannot start replicating from %s (out of memory); a secondary that does not stream "
+			  "yet, retrying", r->env.peer->name);
+	r->follow_failed = true;
+}
 
 static int role_exec(db_conn *db, void *arg)
 {
@@ -436,20 +466,25 @@ static void role_done(void *arg, int rc, uint64_t seq)
 	repl *r = j->r;
 	r->role_change_pending = false;
 	if (r->stopping) {
-		free(j);
+		role_job_release(r, j);
+		return;
+	}
+	if (rc != 0 && j->promote) {
+		/* the state could not be written: stay a secondary, safely */
+		log_error("cannot record the role change (%s): %s", err_str(rc), j->why);
+		r->standing = 0;
+		r->next_stand = voter_clock_ms() + r->env.cfg->failover.vote_retry_ms;
+		follow(r);
+		admin_error(r, 500, "internal_error", "the new role could not be recorded");
+		role_job_release(r, j);
 		return;
 	}
 	if (rc != 0) {
-		/* the state could not be written: stay as we are, safely */
-		log_error("cannot record the role change (%s): %s", err_str(rc), j->why);
-		if (j->promote) {
-			r->standing = 0;
-			r->next_stand = voter_clock_ms() + r->env.cfg->failover.vote_retry_ms;
-			applier_start(r);
-			admin_error(r, 500, "internal_error", "the new role could not be recorded");
-		}
-		free(j);
-		return;
+		/* a demotion stands whether or not it is on disk (this region
+		 * stopped writing already): follow the primary anyway; after a
+		 * restart the old role meets a newer epoch and steps down again */
+		log_error("cannot record the step-down (%s): %s; following the primary anyway", err_str(rc),
+			  j->why);
 	}
 	if (j->promote) {
 		r->primary = true;
@@ -474,12 +509,12 @@ static void role_done(void *arg, int rc, uint64_t seq)
 		role_log(r, j->why);
 		r->synced = false;
 		r->contact_mono = voter_clock_ms(); /* give the new primary its time */
-		applier_start(r);
+		follow(r);
 		if (j->handover)
 			send_handover(r);
 	}
 	writes_log(r);
-	free(j);
+	role_job_release(r, j);
 }
 
 static void role_submit(repl *r, role_job *j)
@@ -490,12 +525,26 @@ static void role_submit(repl *r, role_job *j)
 		role_done(j, ERR_AGAIN, 0);
 }
 
+/*
+ * Stop being the primary: no more writes, the stream and the global waiters
+ * end, the demotion is recorded and the applier starts (role_done). Cannot
+ * fail: the role job is allocated before anything changes, from the reserve
+ * when memory is short; with neither (cannot happen: one step-down at a time,
+ * and the reserve comes back with it) the region still stops writing and
+ * follows, unrecorded.
+ */
 static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 {
 	if (epoch > voter_promised(r->voter))
 		voter_learn(r->voter, epoch);
 	if (!r->primary)
 		return;
+	role_job *j = calloc(1, sizeof *j);
+	if (!j && r->role_reserve) {
+		j = r->role_reserve;
+		r->role_reserve = NULL;
+		log_warn("stepping down with the reserve role job: out of memory");
+	}
 	log_warn("stepping down as primary of epoch %llu: %s", (unsigned long long)r->epoch, why);
 	r->primary = false;
 	r->lease_until = 0;
@@ -508,10 +557,16 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 	waitlist_fail_all(&r->lag_waiters);
 	/* r->epoch stays ours until the new primary's own epoch is learned
 	 * (from it: history, heartbeats, lease requests) */
-	role_job *j = calloc(1, sizeof *j);
-	if (!j)
+	if (!j) {
+		log_error("cannot record the step-down (out of memory): following the primary unrecorded");
+		r->synced = false;
+		r->contact_mono = voter_clock_ms();
+		writes_log(r);
+		follow(r);
 		return;
-	*j = (role_job){.r = r, .epoch = r->epoch, .promote = false, .handover = handover};
+	}
+	bool reserve = j->reserve;
+	*j = (role_job){.r = r, .epoch = r->epoch, .promote = false, .handover = handover, .reserve = reserve};
 	snprintf(j->why, sizeof j->why, "%s", why);
 	role_submit(r, j);
 }
@@ -549,7 +604,7 @@ static void stand_abort(repl *r, const char *why)
 	int64_t wait = r->env.cfg->failover.vote_retry_ms;
 	r->next_stand = voter_clock_ms() + wait;
 	if (was_draining && !r->primary)
-		applier_start(r);
+		follow(r);
 	if (r->admin_req) {
 		char msg[256];
 		snprintf(msg, sizeof msg, "the election was lost: %s", why);
@@ -772,6 +827,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			cast_votes(r);
 		return;
 	}
+	if (!r->standing && !r->role_change_pending && !r->reconnect)
+		follow(r); /* a secondary whose applier could not start */
 	if (r->standing || r->role_change_pending || now < r->next_stand)
 		return;
 	if (now - r->contact_mono >= r->env.cfg->failover.election_timeout_ms)
@@ -1022,7 +1079,12 @@ int election_start(repl *r)
 	r->heard_mono = r->contact_mono;
 	r->tick = event_new(r->env.base, -1, EV_PERSIST, tick_cb, r);
 	r->lease_timer = evtimer_new(r->env.base, lease_timer_cb, r);
-	if (!r->tick || !r->lease_timer)
+	role_job *reserve = r->role_reserve ? NULL : calloc(1, sizeof *reserve);
+	if (reserve) {
+		reserve->reserve = true;
+		r->role_reserve = reserve;
+	}
+	if (!r->tick || !r->lease_timer || !r->role_reserve)
 		return ERR_NOMEM;
 	if (failover_enabled(r)) {
 		int timeout = r->env.cfg->failover.renew_ms;
@@ -1064,5 +1126,7 @@ void election_free(repl *r)
 	if (r->lease_timer)
 		event_free(r->lease_timer);
 	r->tick = r->lease_timer = NULL;
+	free(r->role_reserve);
+	r->role_reserve = NULL;
 	voter_free(&r->voter);
 }

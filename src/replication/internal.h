@@ -115,6 +115,8 @@ struct repl {
 	int64_t next_stand;
 	int stand_yes, stand_replies;
 	bool role_change_pending;       /* a role write is in the writer queue */
+	void *role_reserve;             /* a role job kept for a step-down without memory */
+	bool follow_failed;             /* secondary: the applier could not start; the tick retries */
 	bool switching;                 /* planned switchover: writes refused */
 	int64_t switch_deadline;
 	char switch_to[32];
@@ -163,7 +165,11 @@ int64_t stream_lag_ms(repl *r);
 void link_delay(repl *r, void (*fn)(void *), void *arg);
 int link_delay_init(repl *r, int delay_ms);
 void link_delay_flush(repl *r);
+/* Start following the primary (clients, reconnect timer, first connect). 0
+ * (also when already running), or ERR_NOMEM with everything it set up
+ * released again (as after applier_stop): never half started. */
 int applier_start(repl *r);
+/* Stop following: free the clients and the timer. Cannot fail. */
 void applier_stop(repl *r);
 int64_t applier_lag_ms(repl *r);
 
@@ -182,6 +188,8 @@ void link_refuse_stale(repl *r, http_request *req, uint64_t e);
 
 /* election.c */
 int election_init(repl *r, char *err, size_t errcap);
+/* 0, or ERR_NOMEM (timers, clients, the reserve role job) with the caller
+ * expected to fail the start. */
 int election_start(repl *r);
 void election_stop(repl *r);
 void election_free(repl *r);
@@ -202,6 +210,9 @@ void election_heard(repl *r);
 http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body);
 
 /* rejoin.c: the epoch history and the rejoin of a diverged region */
+/* Read the epoch history from the database (the newest 256 epochs). 0; or
+ * ERR_AGAIN (the database was busy) / ERR_DB, logged, with the history in
+ * memory unaltered: a failed read never leaves a truncated history. */
 int history_load(repl *r);
 void history_add(repl *r, uint64_t epoch, uint64_t first_seq);
 /* Epoch of position seq in this region's log (0 for seq 0). */
