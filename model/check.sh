@@ -15,7 +15,7 @@
 #
 # Exit status 0 only if every run did what it must. Two pan runs at a time.
 # Environment: MODEL_OUT (work directory, default build/model),
-# MODEL_MEMLIM (MB per pan run, default 3000; the largest run needs ~1.2 GB),
+# MODEL_MEMLIM (MB per pan run, default 3000; the largest run needs ~1.8 GB),
 # MODEL_SLOW=1 adds broken-handover (needs reordering on one pair: 2 messages
 # in flight per pair and 4 epochs; about 7 minutes and 3 GB alone).
 set -eu
