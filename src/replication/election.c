@@ -365,8 +365,10 @@ static void lease_renew(repl *r)
 		return;
 	}
 	round_ctx *c = calloc(1, sizeof *c);
-	if (!c)
+	if (!c) { /* the lease lapses unless a later round works: safe */
+		log_error("cannot renew the lease: out of memory");
 		return;
+	}
 	*c = (round_ctx){.r = r, .kind = BALLOT_LEASE, .round = ++r->round, .epoch = r->epoch,
 			 .t_send = voter_clock_ms(), .yes = 1};
 	char body[160];
@@ -498,8 +500,15 @@ static void role_done(void *arg, int rc, uint64_t seq)
 		r->heard_mono = voter_clock_ms(); /* a majority just voted for us */
 		history_add(r, j->epoch, j->start + 1);
 		capture_set_enabled(r->env.capture, true);
-		stream_start(r);
 		role_log(r, j->why);
+		if (stream_start(r) != 0) {
+			/* a primary nobody can follow: hand the role on rather than
+			 * write alone (out of memory) */
+			admin_error(r, 500, "internal_error", "the replication stream could not start");
+			step_down(r, r->epoch, "cannot start the replication stream (out of memory)", false);
+			role_job_release(r, j);
+			return;
+		}
 		lease_renew(r);
 		char json[160];
 		snprintf(json, sizeof json, "{\"region\":\"%s\",\"role\":\"primary\",\"epoch\":%llu,\"position\":%llu}",
@@ -728,7 +737,9 @@ static void stand(repl *r)
 	r->standing = 1;
 	round_ctx *c = calloc(1, sizeof *c);
 	if (!c) {
+		log_error("cannot stand for election: out of memory; retrying");
 		r->standing = 0;
+		r->next_stand = now + r->env.cfg->failover.vote_retry_ms;
 		return;
 	}
 	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .pre = true, .round = ++r->round, .epoch = r->stand_epoch,

@@ -153,7 +153,10 @@ void stream_handle(repl *r, http_request *req, const char *peer);
 void stream_handle_ack(repl *r, http_request *req, const char *peer);
 void stream_on_committed(repl *r);
 void stream_drop(repl *r, const char *peer);
+/* Primary: start the heartbeat and trim timers. 0 (also when running), or
+ * ERR_NOMEM with nothing left started (as after stream_stop). */
 int stream_start(repl *r);
+/* End every stream and stop the timers. Cannot fail. */
 void stream_stop(repl *r);
 /* Lag of the secondary behind the primary, in ms (0 when caught up). */
 int64_t stream_lag_ms(repl *r);

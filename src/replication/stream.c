@@ -425,8 +425,11 @@ int stream_start(repl *r)
 	struct timeval tv = {hb / 1000, (hb % 1000) * 1000};
 	r->heartbeat = event_new(r->env.base, -1, EV_PERSIST, stream_heartbeat, r);
 	r->trim_timer = event_new(r->env.base, -1, EV_PERSIST, stream_trim, r);
-	if (!r->heartbeat || !r->trim_timer)
+	if (!r->heartbeat || !r->trim_timer) {
+		/* never half started: a later call must not see "already running" */
+		stream_stop(r);
 		return ERR_NOMEM;
+	}
 	evtimer_add(r->heartbeat, &tv);
 	struct timeval one = {1, 0};
 	evtimer_add(r->trim_timer, &one);

@@ -24,6 +24,25 @@ static void *test_calloc(size_t n, size_t size)
 	return calloc(n, size);
 }
 
+/* libevent's allocations (event_new) count down too, separately */
+static int ev_alloc_countdown = -1;
+
+static void *ev_malloc(size_t size)
+{
+	if (ev_alloc_countdown == 0) {
+		ev_alloc_countdown = -1;
+		return NULL;
+	}
+	if (ev_alloc_countdown > 0)
+		ev_alloc_countdown--;
+	return malloc(size);
+}
+
+static void *ev_realloc(void *p, size_t size)
+{
+	return realloc(p, size);
+}
+
 #define calloc test_calloc
 #include "replication/election.c"
 #undef calloc
@@ -186,6 +205,25 @@ static void test_lease_timer_rearm_is_a_valid_timeval(void)
 	close_repl(r);
 }
 
+/* Bug pinned: stream_start made its heartbeat timer, then failed to make
+ * the trim timer and returned ERR_NOMEM with the heartbeat left behind; the
+ * next call said "already running" (0) without a trim timer. Now it fails
+ * with nothing started, and works once it can. */
+static void test_stream_start_is_never_half_done(void)
+{
+	repl *r = open_repl();
+	r->primary = true;
+	ev_alloc_countdown = 1; /* the heartbeat is made, the trim timer not */
+	CHECK_EQ_INT(stream_start(r), ERR_NOMEM);
+	ev_alloc_countdown = -1;
+	CHECK(r->heartbeat == NULL && r->trim_timer == NULL);
+	CHECK_EQ_INT(stream_start(r), 0);
+	CHECK(r->heartbeat != NULL && r->trim_timer != NULL);
+	stream_stop(r);
+	r->primary = false;
+	close_repl(r);
+}
+
 /* The isolation gate: writes only while another voter was heard from
  * within isolation_ms; the check after the commit too; off without a
  * witness or with isolation_ms = 0. The clock is the voter clock: the test
@@ -239,6 +277,7 @@ static void test_isolation_gate(void)
 
 int main(void)
 {
+	event_set_mem_functions(ev_malloc, ev_realloc, free); /* before any libevent allocation */
 	evthread_use_pthreads();
 	base = event_base_new();
 	CHECK(mkdtemp(dir) != NULL);
@@ -265,6 +304,7 @@ int main(void)
 	RUN(test_applier_start_is_never_half_done);
 	RUN(test_a_failed_follow_is_retried_by_the_tick);
 	RUN(test_lease_timer_rearm_is_a_valid_timeval);
+	RUN(test_stream_start_is_never_half_done);
 	RUN(test_isolation_gate);
 	committer_free(&writer);
 	db_close(&reader);
