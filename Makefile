@@ -54,9 +54,10 @@ $(BUILD)/libtandem.a: $(LIB_OBJ)
 $(BUILD)/tandem: $(MAIN_OBJ) $(BUILD)/libtandem.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtandem.a tests/unit/test.h
+# every unit test may use the fault-injecting SQLite VFS (tests/unit/faultvfs.h)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtandem.a tests/unit/test.h tests/unit/faultvfs.c tests/unit/faultvfs.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libtandem.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< tests/unit/faultvfs.c $(BUILD)/libtandem.a $(LDLIBS)
 
 unit: $(UNIT_BIN)
 	@pass=0; fail=0; for t in $(UNIT_BIN); do \

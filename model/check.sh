@@ -15,7 +15,7 @@
 #
 # Exit status 0 only if every run did what it must. Two pan runs at a time.
 # Environment: MODEL_OUT (work directory, default build/model),
-# MODEL_MEMLIM (MB per pan run, default 3000; the largest run needs ~1.2 GB),
+# MODEL_MEMLIM (MB per pan run, default 3000; the largest run needs ~1.8 GB),
 # MODEL_SLOW=1 adds broken-handover (needs reordering on one pair: 2 messages
 # in flight per pair and 4 epochs; about 7 minutes and 3 GB alone).
 set -eu
@@ -104,6 +104,7 @@ lane1() {
 	run broken-expiry  P1 -DBROKEN_EXPIRY
 	run broken-tsend   P1 -DBROKEN_TSEND
 	run broken-margin  P1 -DBROKEN_MARGIN
+	run broken-isolation P1 -DBROKEN_ISOLATION
 }
 lane2() {
 	run crash-switch  pass -DMAXCRASH=1 -DMAXHO=1 -DMAXPOS=1
@@ -139,8 +140,8 @@ for r in "$OUT"/*/result; do
 	case "$(cat "$r")" in FAIL*) failed=$((failed + 1)) ;; esac
 done
 echo
-expected=17
-[ "${MODEL_SLOW:-0}" = 1 ] && expected=18
+expected=18
+[ "${MODEL_SLOW:-0}" = 1 ] && expected=19
 if [ "$failed" -ne 0 ] || [ "$total" -ne $expected ]; then
 	echo "model-check: FAILED ($failed of $total runs did not do what they must; $expected expected) in $(($(date +%s) - start))s"
 	exit 1

@@ -69,6 +69,17 @@
  * a fraction of the states. (-DBROKEN_TSEND, whose flaw needs a late reply,
  * keeps that reply pending.)
  *
+ * Isolation gate. A primary takes a write only while it also heard from
+ * another voter within the isolation bound (heard[x] > 0): a lease grant or
+ * a replication ack that takes effect sets heard to ISO_TICKS (the bound is
+ * below the lease's validity, so at most LEASE_HI), each tick ages it, an
+ * election sets it (a majority just voted), a step-down or a crash clears
+ * it. P1 is still checked on ACCEPTING (the lease alone): the gate only
+ * takes writes away, so it cannot break P1-P3, and the runs show it;
+ * -DBROKEN_ISOLATION lets recent contact stand in for the lease (a primary
+ * that heard from the secondary keeps accepting after its lease ended) and
+ * gives split brain.
+ *
  * Crashes. A crash-restart (at most MAXCRASH, of any process) is one step:
  * volatile state is lost (the primary's lease, a candidacy), durable state
  * is kept (promised epoch, grant, role, epoch, log, synced epoch). Being down
@@ -99,6 +110,7 @@
  *   -DBROKEN_SELF     a region's own vote and own lease grant skip the rule
  *                     (no unexpired grant to the other region)
  *   -DBROKEN_RESTART  a restarted voter forgets its grant's time
+ *   -DBROKEN_ISOLATION recent contact with a voter stands in for the lease
  *   -DFORCE           operator --force (documented: a possible overlap)
  * Must violate P2:
  *   -DBROKEN_ACK      the secondary acks a frame before applying it durably
@@ -151,6 +163,10 @@
 #define LEASE_LO  TICKS
 #define LEASE_HI  TICKS
 #endif
+/* the isolation bound, in ticks (below the lease's validity) */
+#ifndef ISO_TICKS
+#define ISO_TICKS LEASE_HI
+#endif
 #ifdef BROKEN_MARGIN
 #undef  LEASE_LO
 #undef  LEASE_HI
@@ -190,6 +206,7 @@ byte pos[3];       /* durable: last applied (or written) position */
 byte start[3];     /* durable: S, where its epoch starts (BROKEN_REJOIN only) */
 byte synced[3];    /* durable: the epoch whose primary's log its log agrees with */
 byte cand[3];      /* volatile: epoch it stands for, 0 = none */
+byte heard[3];     /* volatile: remaining real time of the primary's isolation window */
 Log  lg[3];        /* durable */
 
 /* voters (all three) */
@@ -230,7 +247,13 @@ hidden byte m_t, m_e, m_f, m_a, m_b, m_c, x_r, x_g, x_k, x_d, x_n, x_o, x_force;
 #define LEASE_END_TEXT " lease expires: stops accepting writes\n"
 #endif
 
+#ifdef BROKEN_ISOLATION
+#define ACCEPTING(x) (role[x] == PRIMARY && (lease[x] > 0 || heard[x] > 0))
+#else
 #define ACCEPTING(x) (role[x] == PRIMARY && lease[x] > 0)
+#endif
+/* the isolation gate: writes only while another voter was heard from lately */
+#define HEARD(x)     (heard[x] > 0)
 /* voter v has no grant that stops it granting to h */
 #define FREE(v, h)   (gholder[v] == NONE || gholder[v] == h || grem[v] == 0)
 /* epoch of region x's last entry */
@@ -297,7 +320,7 @@ inline learn(v) {
 	if
 	:: v != W && role[v] == PRIMARY && promised[v] > epoch[v] ->
 		SAY(v)(" steps down: epoch %d exists\n", promised[v]);
-		role[v] = SECONDARY; lease[v] = 0; epoch[v] = 0; CLEAR_LATE(v)
+		role[v] = SECONDARY; lease[v] = 0; epoch[v] = 0; heard[v] = 0; CLEAR_LATE(v)
 	:: else -> skip
 	fi
 }
@@ -345,8 +368,9 @@ inline lease_reply() {
 #ifdef BROKEN_TSEND
 		:: late[m_f] = 1            /* the reply is on its way; see region() */
 #else
-		:: m_a > lease[m_f] -> lease[m_f] = m_a;
+		:: m_a > lease[m_f] -> lease[m_f] = m_a; heard[m_f] = ISO_TICKS;
 		   SAY(m_f)(" holds a lease in epoch %d (%d tick(s) left) thanks to ", m_e, lease[m_f]); pname(me); printf("\n")
+		:: m_a <= lease[m_f] -> heard[m_f] = ISO_TICKS   /* no longer lease, but contact */
 #endif
 		fi
 	:: else -> skip
@@ -365,7 +389,7 @@ inline vote_reply() {
 #ifdef BROKEN_REJOIN
 		   start[m_f] = pos[m_f];
 #endif
-		   lease[m_f] = 0; cand[m_f] = 0
+		   lease[m_f] = 0; cand[m_f] = 0; heard[m_f] = ISO_TICKS
 		fi
 	:: else -> skip
 	fi
@@ -387,7 +411,7 @@ inline ack_reply() {
 			x_k++
 		   :: else -> break
 		   od;
-		   x_k = 0;
+		   x_k = 0; heard[m_f] = ISO_TICKS;
 		   SAY(m_f)(" acknowledges writes up to position %d as global (acked by", m_a); pname(me); printf(")\n")
 		fi
 	:: else -> skip
@@ -476,8 +500,9 @@ inline region_receive() {
 proctype region(byte me)
 {
 	do
-	/* a write, only while the lease is valid */
-	:: atomic { ACCEPTING(me) && pos[me] < MAXPOS ->
+	/* a write, only while the lease is valid and another voter was heard
+	 * from within the isolation bound */
+	:: atomic { ACCEPTING(me) && HEARD(me) && pos[me] < MAXPOS ->
 		pos[me]++; lg[me].e[pos[me]] = epoch[me];
 		SAY(me)(" accepts a write: position %d (epoch %d)\n", pos[me], epoch[me])
 	   }
@@ -570,7 +595,7 @@ proctype region(byte me)
 	:: atomic { role[me] == PRIMARY && promised[me] == epoch[me] && handovers < MAXHO ->
 		handovers++;
 		m_e = epoch[me];
-		role[me] = SECONDARY; lease[me] = 0; epoch[me] = 0; CLEAR_LATE(me);
+		role[me] = SECONDARY; lease[me] = 0; epoch[me] = 0; heard[me] = 0; CLEAR_LATE(me);
 		if
 		:: SAY(me)(" stops writes and hands over (epoch %d)\n", m_e);
 		   if
@@ -585,7 +610,7 @@ proctype region(byte me)
 
 	/* crash and restart */
 	:: atomic { crashes < MAXCRASH ->
-		crashes++; lease[me] = 0; cand[me] = 0; CLEAR_LATE(me);
+		crashes++; lease[me] = 0; cand[me] = 0; heard[me] = 0; CLEAR_LATE(me);
 		SAY(me)(" crashes and restarts\n");
 		restart_voter(me)
 	   }
@@ -667,6 +692,7 @@ proctype clock()
 #ifndef BROKEN_EXPIRY
 		DEC(lease[EU]); DEC(lease[US]);
 #endif
+		DEC(heard[EU]); DEC(heard[US]);
 		DEC(grem[EU]); DEC(grem[US]); DEC(grem[W]);
 		FORGET(EU); FORGET(US); FORGET(W);
 		age(CH(EU, US)); age(CH(EU, W)); age(CH(US, EU)); age(CH(US, W));

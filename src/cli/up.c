@@ -197,6 +197,8 @@ static void generated_config(buf *b, int port_base)
 		   "grant_margin_ms = 200\n"
 		   "vote_retry_ms = 250\n"
 		   "switchover_timeout_ms = 5000\n"
+		   "; a primary that heard from no other voter this long refuses writes (503 no_quorum)\n"
+		   "isolation_ms = 1000\n"
 		   "\n"
 		   "[drill]\n"
 		   "rpo_budget_s = 30\n"

@@ -125,6 +125,7 @@ void config_defaults(config *c)
 		.grant_margin_ms = 200,
 		.vote_retry_ms = 250,
 		.switchover_timeout_ms = 5000,
+		.isolation_ms = 1000,
 	};
 	c->drill = (config_drill){.rpo_budget_s = 30, .rto_budget_s = 60};
 }
@@ -306,6 +307,9 @@ static int config_handle_failover(config_reader *r, const char *name, const char
 	INT_KEY("grant_margin_ms", f->grant_margin_ms, 0, 60000);
 	INT_KEY("vote_retry_ms", f->vote_retry_ms, 10, 60000);
 	INT_KEY("switchover_timeout_ms", f->switchover_timeout_ms, 100, 600000);
+	if (strcmp(name, "isolation_ms") == 0)
+		f->isolation_line = r->line;
+	INT_KEY("isolation_ms", f->isolation_ms, 0, 600000);
 	config_error(r, r->line, "unknown key '%s' in [failover]", name);
 	return 1;
 }
@@ -485,6 +489,12 @@ static void config_validate_failover(config_reader *r)
 	if (f->election_timeout_ms > f->lease_ms + f->grant_margin_ms)
 		config_error(r, line, "[failover] election_timeout_ms must not exceed lease_ms + grant_margin_ms "
 				      "(it would only delay failovers)");
+	/* the isolation gate is only useful before the lease runs out */
+	if (f->isolation_ms > 0 && f->isolation_ms >= f->lease_ms * (1 - rho) - f->lease_margin_ms)
+		config_error(r, f->isolation_line ? f->isolation_line : line,
+			     "[failover] isolation_ms (%d) must be below the lease's validity, lease_ms minus "
+			     "its margins (%.0f ms); 0 turns the isolation gate off",
+			     f->isolation_ms, f->lease_ms * (1 - rho) - f->lease_margin_ms);
 	config_witness *w = &c->witness;
 	if (w->listen[0]) {
 		if (!w->data_dir[0] && c->data_dir[0])

@@ -72,6 +72,8 @@ typedef struct config_failover {
 	int grant_margin_ms;        /* m_v, voter side */
 	int vote_retry_ms;
 	int switchover_timeout_ms;  /* planned switchover: bound on the catch-up */
+	int isolation_ms;           /* primary heard from no other voter this long: 503 no_quorum; 0 = off */
+	int isolation_line;         /* where isolation_ms was set, for messages (0: default) */
 	int line;
 } config_failover;
 

@@ -32,6 +32,13 @@ int64_t util_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+struct timeval util_timeval_ms(int64_t ms)
+{
+	if (ms < 0)
+		ms = 0;
+	return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+}
+
 void util_iso8601(int64_t ms, char out[32])
 {
 	time_t secs = (time_t)(ms / 1000);

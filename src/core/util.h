@@ -7,11 +7,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/time.h>
 
 /* Wall clock in milliseconds since the epoch. */
 int64_t util_now_ms(void);
 /* Monotonic clock in microseconds (for durations). */
 int64_t util_mono_us(void);
+/* A duration in ms as a normalized timeval (tv_usec < 1000000, as
+ * libevent requires); a negative duration is 0. Cannot fail. */
+struct timeval util_timeval_ms(int64_t ms);
 /* Format ms-since-epoch as "2026-11-27T05:08:01.123Z" into out (>= 25 bytes). */
 void util_iso8601(int64_t ms, char out[32]);
 

@@ -22,7 +22,10 @@ static const drill_scenario scenarios[] = {
 	{"crash-witness", "kill -9 the witness; heal: restart it", SC_CRASH,
 	 SC_WITNESS, -1, -1, 0, "", ""},
 	{"partition-primary", "cut the primary off from the secondary and the witness; heal: reconnect",
-	 SC_PARTITION, SC_PRIMARY, 10.0, -1, 0, NULL, NULL},
+	 SC_PARTITION, SC_PRIMARY, 10.0,
+	 /* the cut-off primary stops acknowledging isolation_ms (1 s) after it
+	  * last heard from a voter */
+	 1.2, 0, NULL, NULL},
 	{"partition-link", "cut only the link between the two regions; heal: reconnect", SC_PARTITION,
 	 SC_LINK, -1, -1, 0,
 	 /* global writes need the other region's ack */

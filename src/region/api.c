@@ -202,20 +202,28 @@ static void api_write_done(void *arg, int rc, uint64_t seq)
 		call->write_counted = false;
 		repl_write_finished(call->rg->repl);
 	}
-	if (rc == 0 && call->status >= 200 && call->status < 300 && !repl_lease_valid(call->rg->repl)) {
-		/* committed as the lease ended: not acknowledged. If the next
-		 * primary lacks it, it goes to this region's quarantine when it
-		 * rejoins; a retry with the same key lands exactly once */
+	const char *gate_code, *gate_message;
+	if (rc == 0 && call->status >= 200 && call->status < 300 &&
+	    repl_ack_gate(call->rg->repl, &gate_code, &gate_message) != 0) {
+		/* committed as the lease ended or as this region lost touch with
+		 * every other voter: not acknowledged. If the next primary lacks
+		 * it, it goes to this region's quarantine when it rejoins; a
+		 * retry with the same key lands exactly once */
 		buf_reset(&call->headers);
 		call->replayed = false;
 		api_header(call, "Retry-After", "1");
-		api_error(call, 503, "no_lease",
-			  "this region lost its lease while the write committed; it is not acknowledged: retry "
-			  "with the same Idempotency-Key");
+		if (strcmp(gate_code, "no_lease") == 0)
+			api_error(call, 503, gate_code,
+				  "this region lost its lease while the write committed; it is not acknowledged: "
+				  "retry with the same Idempotency-Key");
+		else
+			api_error(call, 503, gate_code,
+				  "this region lost touch with the other region and the witness while the write "
+				  "committed; it is not acknowledged: retry with the same Idempotency-Key");
 		api_finish(call);
 		return;
 	}
-	if (rc == ERR_IO) { /* the batch did not reach the disk */
+	if (rc == ERR_IO || rc == ERR_AGAIN) { /* the batch did not reach the disk (or the database was busy) */
 		buf_reset(&call->headers);
 		call->replayed = false;
 		api_error(call, 503, "storage_unavailable",
@@ -485,6 +493,13 @@ static void api_readyz(api_call *call)
 	buf_printf(&call->body, ",\"role\":\"%s\",\"epoch\":%llu,\"position\":%llu",
 		   repl_is_primary(rg->repl) ? "primary" : "secondary",
 		   (unsigned long long)repl_epoch(rg->repl), (unsigned long long)repl_position(rg->repl));
+	/* reads go on whatever this says: "open", or why writes are refused */
+	const char *gate = "open", *message;
+	if (!repl_is_primary(rg->repl))
+		gate = "not_primary";
+	else if (repl_write_gate_peek(rg->repl, &gate, &message) == 0)
+		gate = "open";
+	buf_printf(&call->body, ",\"write_gate\":\"%s\"", gate);
 	buf_printf(&call->body, ",\"schema_version\":%d}", db_schema_version(rg->reader));
 	api_finish(call);
 }

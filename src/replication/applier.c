@@ -555,8 +555,14 @@ int applier_start(repl *r)
 	r->received_seq = r->position;
 	buf_reset(&r->frames);
 	r->reconnect = evtimer_new(r->env.base, applier_reconnect_cb, r);
-	if (!r->control_client || !r->reconnect)
+	bool ok = r->control_client && r->reconnect;
+	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++)
+		ok = ok && r->fwd[i].client;
+	if (!ok) {
+		/* never half started: a later call must not see "already running" */
+		applier_stop(r);
 		return ERR_NOMEM;
+	}
 	r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
 	r->link_down_since_ms = util_now_ms();
 	applier_connect(r);

@@ -13,6 +13,14 @@
  *              vote), drain the applier, own vote, Vote to the others; one
  *              grant makes it primary of the new epoch.
  *
+ *   isolation: a primary that has heard from no other voter (a lease
+ *              answer from the peer or the witness, a stream ack from the
+ *              secondary) for isolation_ms refuses writes (no_quorum) long
+ *              before its lease runs out; when nothing else is heard it
+ *              sends its lease round early, every isolation_ms / 2, as a
+ *              probe. The gate only ever withholds acknowledgements: the
+ *              lease alone carries the safety argument.
+ *
  * Without a [witness] in the config there are two voters only: no
  * automatic failover, the primary keeps its role and needs no lease (the
  * v1 behaviour), and switchover/failover are refused.
@@ -78,9 +86,25 @@ static bool lease_valid(const repl *r)
 	return voter_clock_ms() < r->lease_until;
 }
 
+/* Has this primary heard from another voter within isolation_ms? Always
+ * true without failover (no other voter exists) or with the gate off. */
+static bool quorum_heard(const repl *r, int64_t now)
+{
+	int iso = r->env.cfg->failover.isolation_ms;
+	if (!failover_enabled(r) || iso <= 0)
+		return true;
+	return now - r->heard_mono <= iso;
+}
+
+void election_heard(repl *r)
+{
+	r->heard_mono = voter_clock_ms();
+}
+
 static void writes_log(repl *r)
 {
-	bool on = lease_valid(r) && !r->switching && !r->role_change_pending;
+	bool quorum = quorum_heard(r, voter_clock_ms());
+	bool on = lease_valid(r) && quorum && !r->switching && !r->role_change_pending;
 	if (on == r->writes_on)
 		return;
 	r->writes_on = on;
@@ -91,7 +115,11 @@ static void writes_log(repl *r)
 			  (unsigned long long)r->epoch);
 	else
 		log_event(LOG_INFO, "writes_off", f, "not accepting writes (epoch %llu%s)", (unsigned long long)r->epoch,
-			  r->switching ? ", switchover" : r->primary ? ", no lease" : ", secondary");
+			  r->switching ? ", switchover"
+			  : !r->primary ? ", secondary"
+			  : !lease_valid(r) ? ", no lease"
+			  : !quorum ? ", no other voter heard from: isolated"
+			  : ", role change");
 }
 
 static void role_log(repl *r, const char *why)
@@ -109,7 +137,7 @@ static void lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 	repl *r = arg;
 	int64_t left = r->lease_until - voter_clock_ms();
 	if (r->primary && left >= 0) { /* fired early (timer clock): once more */
-		struct timeval tv = {0, (suseconds_t)(left + 1) * 1000};
+		struct timeval tv = util_timeval_ms(left + 1);
 		evtimer_add(r->lease_timer, &tv);
 		return;
 	}
@@ -120,9 +148,10 @@ static void lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 	writes_log(r);
 }
 
-int repl_write_gate(repl *r, const char **code, const char **message)
+/* The write gate; count: a refusal for no_quorum is counted (metrics). */
+static int write_gate(repl *r, bool after_commit, bool count, const char **code, const char **message)
 {
-	if (r->switching) {
+	if (!after_commit && r->switching) {
 		*code = "switchover_in_progress";
 		*message = "the primary is moving to the other region; retry shortly";
 		return ERR_AGAIN;
@@ -133,7 +162,30 @@ int repl_write_gate(repl *r, const char **code, const char **message)
 			   "retry shortly";
 		return ERR_AGAIN;
 	}
+	if (!quorum_heard(r, voter_clock_ms())) {
+		if (count)
+			r->no_quorum_refusals++;
+		*code = "no_quorum";
+		*message = "this region has heard from neither the other region nor the witness lately: it may "
+			   "be cut off, and a write it took might be lost; retry shortly";
+		return ERR_AGAIN;
+	}
 	return 0;
+}
+
+int repl_write_gate(repl *r, const char **code, const char **message)
+{
+	return write_gate(r, false, true, code, message);
+}
+
+int repl_write_gate_peek(repl *r, const char **code, const char **message)
+{
+	return write_gate(r, false, false, code, message);
+}
+
+int repl_ack_gate(repl *r, const char **code, const char **message)
+{
+	return write_gate(r, true, true, code, message);
 }
 
 bool repl_lease_valid(repl *r)
@@ -211,6 +263,9 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 	char reason[32] = "";
 	if (rc == 0 && !r->stopping &&
 	    ballot_parse_answer(body, len, &granted, &promised, &remaining, reason, sizeof reason) == 0) {
+		/* an answer, grant or refusal: that voter and this region can
+		 * talk (the isolation gate) */
+		election_heard(r);
 		if (granted) {
 			c->yes++;
 		} else {
@@ -237,7 +292,7 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 			r->lease_until = until;
 			int64_t wait = until - voter_clock_ms() + 1;
 			if (wait > 0) {
-				struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+				struct timeval tv = util_timeval_ms(wait);
 				evtimer_add(r->lease_timer, &tv);
 			}
 			writes_log(r);
@@ -296,7 +351,8 @@ static void send_round(repl *r, round_ctx *c, const char *path, const char *body
 
 static void lease_renew(repl *r)
 {
-	r->next_renew = voter_clock_ms() + r->env.cfg->failover.renew_ms;
+	r->last_renew = voter_clock_ms();
+	r->next_renew = r->last_renew + r->env.cfg->failover.renew_ms;
 	voter_answer a;
 	/* own grant first, under the same rule as any voter */
 	if (voter_lease(r->voter, r->epoch, self_name(r), &a) != 0 || !a.granted) {
@@ -309,8 +365,10 @@ static void lease_renew(repl *r)
 		return;
 	}
 	round_ctx *c = calloc(1, sizeof *c);
-	if (!c)
+	if (!c) { /* the lease lapses unless a later round works: safe */
+		log_error("cannot renew the lease: out of memory");
 		return;
+	}
 	*c = (round_ctx){.r = r, .kind = BALLOT_LEASE, .round = ++r->round, .epoch = r->epoch,
 			 .t_send = voter_clock_ms(), .yes = 1};
 	char body[160];
@@ -327,8 +385,38 @@ typedef struct role_job {
 	uint64_t start;     /* promote: the position S the epoch starts after */
 	bool promote;
 	bool handover;      /* demote for a switchover: hand over afterwards */
+	bool reserve;       /* r->role_reserve: given back, not freed */
 	char why[96];
 } role_job;
+
+/* Done with a role job: the reserve goes back, any other is freed. */
+static void role_job_release(repl *r, role_job *j)
+{
+	if (j->reserve) {
+		memset(j, 0, sizeof *j);
+		j->reserve = true;
+		r->role_reserve = j;
+		return;
+	}
+	free(j);
+}
+
+/* Become a follower of the primary. If the applier cannot start (out of
+ * memory) this region is a secondary that does not stream yet, which is
+ * safe; it says so once and the tick tries again. */
+static void follow(repl *r)
+{
+	if (applier_start(r) == 0) {
+		if (r->follow_failed)
+			log_info("replication from %s started", r->env.peer->name);
+		r->follow_failed = false;
+		return;
+	}
+	if (!r->follow_failed)
+		log_error("cannot start replicating from %s (out of memory); a secondary that does not stream "
+			  "yet, retrying", r->env.peer->name);
+	r->follow_failed = true;
+}
 
 static int role_exec(db_conn *db, void *arg)
 {
@@ -380,20 +468,25 @@ static void role_done(void *arg, int rc, uint64_t seq)
 	repl *r = j->r;
 	r->role_change_pending = false;
 	if (r->stopping) {
-		free(j);
+		role_job_release(r, j);
+		return;
+	}
+	if (rc != 0 && j->promote) {
+		/* the state could not be written: stay a secondary, safely */
+		log_error("cannot record the role change (%s): %s", err_str(rc), j->why);
+		r->standing = 0;
+		r->next_stand = voter_clock_ms() + r->env.cfg->failover.vote_retry_ms;
+		follow(r);
+		admin_error(r, 500, "internal_error", "the new role could not be recorded");
+		role_job_release(r, j);
 		return;
 	}
 	if (rc != 0) {
-		/* the state could not be written: stay as we are, safely */
-		log_error("cannot record the role change (%s): %s", err_str(rc), j->why);
-		if (j->promote) {
-			r->standing = 0;
-			r->next_stand = voter_clock_ms() + r->env.cfg->failover.vote_retry_ms;
-			applier_start(r);
-			admin_error(r, 500, "internal_error", "the new role could not be recorded");
-		}
-		free(j);
-		return;
+		/* a demotion stands whether or not it is on disk (this region
+		 * stopped writing already): follow the primary anyway; after a
+		 * restart the old role meets a newer epoch and steps down again */
+		log_error("cannot record the step-down (%s): %s; following the primary anyway", err_str(rc),
+			  j->why);
 	}
 	if (j->promote) {
 		r->primary = true;
@@ -404,10 +497,18 @@ static void role_done(void *arg, int rc, uint64_t seq)
 		r->standing = 0;
 		r->stand_force = r->stand_now = false;
 		r->elections_won++;
+		r->heard_mono = voter_clock_ms(); /* a majority just voted for us */
 		history_add(r, j->epoch, j->start + 1);
 		capture_set_enabled(r->env.capture, true);
-		stream_start(r);
 		role_log(r, j->why);
+		if (stream_start(r) != 0) {
+			/* a primary nobody can follow: hand the role on rather than
+			 * write alone (out of memory) */
+			admin_error(r, 500, "internal_error", "the replication stream could not start");
+			step_down(r, r->epoch, "cannot start the replication stream (out of memory)", false);
+			role_job_release(r, j);
+			return;
+		}
 		lease_renew(r);
 		char json[160];
 		snprintf(json, sizeof json, "{\"region\":\"%s\",\"role\":\"primary\",\"epoch\":%llu,\"position\":%llu}",
@@ -417,12 +518,12 @@ static void role_done(void *arg, int rc, uint64_t seq)
 		role_log(r, j->why);
 		r->synced = false;
 		r->contact_mono = voter_clock_ms(); /* give the new primary its time */
-		applier_start(r);
+		follow(r);
 		if (j->handover)
 			send_handover(r);
 	}
 	writes_log(r);
-	free(j);
+	role_job_release(r, j);
 }
 
 static void role_submit(repl *r, role_job *j)
@@ -433,12 +534,26 @@ static void role_submit(repl *r, role_job *j)
 		role_done(j, ERR_AGAIN, 0);
 }
 
+/*
+ * Stop being the primary: no more writes, the stream and the global waiters
+ * end, the demotion is recorded and the applier starts (role_done). Cannot
+ * fail: the role job is allocated before anything changes, from the reserve
+ * when memory is short; with neither (cannot happen: one step-down at a time,
+ * and the reserve comes back with it) the region still stops writing and
+ * follows, unrecorded.
+ */
 static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 {
 	if (epoch > voter_promised(r->voter))
 		voter_learn(r->voter, epoch);
 	if (!r->primary)
 		return;
+	role_job *j = calloc(1, sizeof *j);
+	if (!j && r->role_reserve) {
+		j = r->role_reserve;
+		r->role_reserve = NULL;
+		log_warn("stepping down with the reserve role job: out of memory");
+	}
 	log_warn("stepping down as primary of epoch %llu: %s", (unsigned long long)r->epoch, why);
 	r->primary = false;
 	r->lease_until = 0;
@@ -451,10 +566,16 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 	waitlist_fail_all(&r->lag_waiters);
 	/* r->epoch stays ours until the new primary's own epoch is learned
 	 * (from it: history, heartbeats, lease requests) */
-	role_job *j = calloc(1, sizeof *j);
-	if (!j)
+	if (!j) {
+		log_error("cannot record the step-down (out of memory): following the primary unrecorded");
+		r->synced = false;
+		r->contact_mono = voter_clock_ms();
+		writes_log(r);
+		follow(r);
 		return;
-	*j = (role_job){.r = r, .epoch = r->epoch, .promote = false, .handover = handover};
+	}
+	bool reserve = j->reserve;
+	*j = (role_job){.r = r, .epoch = r->epoch, .promote = false, .handover = handover, .reserve = reserve};
 	snprintf(j->why, sizeof j->why, "%s", why);
 	role_submit(r, j);
 }
@@ -492,7 +613,7 @@ static void stand_abort(repl *r, const char *why)
 	int64_t wait = r->env.cfg->failover.vote_retry_ms;
 	r->next_stand = voter_clock_ms() + wait;
 	if (was_draining && !r->primary)
-		applier_start(r);
+		follow(r);
 	if (r->admin_req) {
 		char msg[256];
 		snprintf(msg, sizeof msg, "the election was lost: %s", why);
@@ -616,7 +737,9 @@ static void stand(repl *r)
 	r->standing = 1;
 	round_ctx *c = calloc(1, sizeof *c);
 	if (!c) {
+		log_error("cannot stand for election: out of memory; retrying");
 		r->standing = 0;
+		r->next_stand = now + r->env.cfg->failover.vote_retry_ms;
 		return;
 	}
 	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .pre = true, .round = ++r->round, .epoch = r->stand_epoch,
@@ -700,9 +823,14 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	int64_t now = voter_clock_ms();
 	if (r->primary) {
-		if (now >= r->next_renew && !r->role_change_pending)
+		/* nothing heard for half the isolation bound: ask the voters now
+		 * (the lease round is the probe), not at the next renewal */
+		int iso = r->env.cfg->failover.isolation_ms;
+		bool probe = iso > 0 && now - r->heard_mono >= iso / 2 && now - r->last_renew >= iso / 2;
+		if ((now >= r->next_renew || probe) && !r->role_change_pending)
 			lease_renew(r);
 		switchover_check(r, now);
+		writes_log(r); /* isolation starts and ends without an event of its own */
 		return;
 	}
 	if (r->standing == 2) {
@@ -710,6 +838,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 			cast_votes(r);
 		return;
 	}
+	if (!r->standing && !r->role_change_pending && !r->reconnect)
+		follow(r); /* a secondary whose applier could not start */
 	if (r->standing || r->role_change_pending || now < r->next_stand)
 		return;
 	if (now - r->contact_mono >= r->env.cfg->failover.election_timeout_ms)
@@ -920,6 +1050,12 @@ void election_status_json(repl *r, buf *out)
 	for (int i = 0; i < r->nisolated; i++)
 		buf_printf(out, "%s\"%s\"", i ? "," : "", r->isolated[i]);
 	buf_printf(out, "],\"quarantined_transactions\":%llu,", (unsigned long long)r->quarantined_total);
+	bool gated = r->primary && failover_enabled(r) && r->env.cfg->failover.isolation_ms > 0;
+	buf_printf(out, "\"quorum\":{\"gate\":%s,\"isolation_ms\":%d,\"heard\":%s,\"heard_ms_ago\":%lld,"
+		   "\"refusals\":%llu},",
+		   gated ? "true" : "false", r->env.cfg->failover.isolation_ms,
+		   quorum_heard(r, now) ? "true" : "false", (long long)(gated ? now - r->heard_mono : -1),
+		   (unsigned long long)r->no_quorum_refusals);
 }
 
 /* --- lifecycle --- */
@@ -950,9 +1086,16 @@ int election_init(repl *r, char *err, size_t errcap)
 int election_start(repl *r)
 {
 	r->contact_mono = voter_clock_ms();
+	/* at start a primary has no lease yet (writes wait for it anyway) */
+	r->heard_mono = r->contact_mono;
 	r->tick = event_new(r->env.base, -1, EV_PERSIST, tick_cb, r);
 	r->lease_timer = evtimer_new(r->env.base, lease_timer_cb, r);
-	if (!r->tick || !r->lease_timer)
+	role_job *reserve = r->role_reserve ? NULL : calloc(1, sizeof *reserve);
+	if (reserve) {
+		reserve->reserve = true;
+		r->role_reserve = reserve;
+	}
+	if (!r->tick || !r->lease_timer || !r->role_reserve)
 		return ERR_NOMEM;
 	if (failover_enabled(r)) {
 		int timeout = r->env.cfg->failover.renew_ms;
@@ -994,5 +1137,7 @@ void election_free(repl *r)
 	if (r->lease_timer)
 		event_free(r->lease_timer);
 	r->tick = r->lease_timer = NULL;
+	free(r->role_reserve);
+	r->role_reserve = NULL;
 	voter_free(&r->voter);
 }

@@ -104,6 +104,9 @@ struct repl {
 	int64_t lease_until;            /* voter_clock_ms; writes only before it */
 	bool writes_on;                 /* as last logged */
 	int64_t next_renew;
+	int64_t last_renew;             /* when the last lease round was sent (voter clock) */
+	int64_t heard_mono;             /* primary: last answer from another voter (voter clock) */
+	uint64_t no_quorum_refusals;    /* writes refused or not acknowledged: isolated */
 	uint64_t round;                 /* lease rounds and elections, to drop stale replies */
 	int64_t contact_mono;           /* last message from a valid primary (voter clock) */
 	int standing;                   /* 0 no, 1 pre-vote, 2 draining, 3 voting */
@@ -112,6 +115,8 @@ struct repl {
 	int64_t next_stand;
 	int stand_yes, stand_replies;
 	bool role_change_pending;       /* a role write is in the writer queue */
+	void *role_reserve;             /* a role job kept for a step-down without memory */
+	bool follow_failed;             /* secondary: the applier could not start; the tick retries */
 	bool switching;                 /* planned switchover: writes refused */
 	int64_t switch_deadline;
 	char switch_to[32];
@@ -148,7 +153,10 @@ void stream_handle(repl *r, http_request *req, const char *peer);
 void stream_handle_ack(repl *r, http_request *req, const char *peer);
 void stream_on_committed(repl *r);
 void stream_drop(repl *r, const char *peer);
+/* Primary: start the heartbeat and trim timers. 0 (also when running), or
+ * ERR_NOMEM with nothing left started (as after stream_stop). */
 int stream_start(repl *r);
+/* End every stream and stop the timers. Cannot fail. */
 void stream_stop(repl *r);
 /* Lag of the secondary behind the primary, in ms (0 when caught up). */
 int64_t stream_lag_ms(repl *r);
@@ -160,7 +168,11 @@ int64_t stream_lag_ms(repl *r);
 void link_delay(repl *r, void (*fn)(void *), void *arg);
 int link_delay_init(repl *r, int delay_ms);
 void link_delay_flush(repl *r);
+/* Start following the primary (clients, reconnect timer, first connect). 0
+ * (also when already running), or ERR_NOMEM with everything it set up
+ * released again (as after applier_stop): never half started. */
 int applier_start(repl *r);
+/* Stop following: free the clients and the timer. Cannot fail. */
 void applier_stop(repl *r);
 int64_t applier_lag_ms(repl *r);
 
@@ -179,6 +191,8 @@ void link_refuse_stale(repl *r, http_request *req, uint64_t e);
 
 /* election.c */
 int election_init(repl *r, char *err, size_t errcap);
+/* 0, or ERR_NOMEM (timers, clients, the reserve role job) with the caller
+ * expected to fail the start. */
 int election_start(repl *r);
 void election_stop(repl *r);
 void election_free(repl *r);
@@ -193,10 +207,15 @@ void election_handle_vote(repl *r, http_request *req, const char *peer);
 void election_handle_handover(repl *r, http_request *req, const char *peer);
 void election_handle_admin(repl *r, http_request *req, const char *peer);
 void election_status_json(repl *r, buf *out);
+/* Primary: another voter answered (a lease answer, a stream ack). */
+void election_heard(repl *r);
 /* A new link client to host:port named sni, bound to our source address. */
 http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body);
 
 /* rejoin.c: the epoch history and the rejoin of a diverged region */
+/* Read the epoch history from the database (the newest 256 epochs). 0; or
+ * ERR_AGAIN (the database was busy) / ERR_DB, logged, with the history in
+ * memory unaltered: a failed read never leaves a truncated history. */
 int history_load(repl *r);
 void history_add(repl *r, uint64_t epoch, uint64_t first_seq);
 /* Epoch of position seq in this region's log (0 for seq 0). */

@@ -36,16 +36,32 @@
 
 int history_load(repl *r)
 {
+	enum { MAX = sizeof r->hist_epoch / sizeof r->hist_epoch[0] };
 	sqlite3_stmt *st = db_stmt(r->env.reader, "SELECT epoch, first_seq FROM repl_epochs ORDER BY epoch");
 	if (!st)
 		return ERR_DB;
-	r->hist_n = 0;
-	while (sqlite3_step(st) == SQLITE_ROW && r->hist_n < 256) {
-		r->hist_epoch[r->hist_n] = (uint64_t)sqlite3_column_int64(st, 0);
-		r->hist_first[r->hist_n] = (uint64_t)sqlite3_column_int64(st, 1);
-		r->hist_n++;
+	/* read into a copy: a read that fails half way (SQLITE_BUSY, an I/O
+	 * error) must not leave a truncated history behind */
+	uint64_t epochs[MAX], firsts[MAX];
+	int n = 0, rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == MAX) { /* keep the newest, as history_add does */
+			memmove(epochs, epochs + 1, (MAX - 1) * sizeof epochs[0]);
+			memmove(firsts, firsts + 1, (MAX - 1) * sizeof firsts[0]);
+			n--;
+		}
+		epochs[n] = (uint64_t)sqlite3_column_int64(st, 0);
+		firsts[n] = (uint64_t)sqlite3_column_int64(st, 1);
+		n++;
 	}
 	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		log_error("cannot read the epoch history: %s", sqlite3_errstr(rc));
+		return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? ERR_AGAIN : ERR_DB;
+	}
+	memcpy(r->hist_epoch, epochs, (size_t)n * sizeof epochs[0]);
+	memcpy(r->hist_first, firsts, (size_t)n * sizeof firsts[0]);
+	r->hist_n = n;
 	return 0;
 }
 
@@ -390,7 +406,9 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 		r->position = j->d;
 		r->received_seq = j->d;
 		r->quarantined_total += (uint64_t)j->count;
-		history_load(r);
+		bool history_ok = history_load(r) == 0;
+		if (!history_ok) /* the revert is committed, our copy of the history stale */
+			log_error("rejoin: the history could not be read back after the revert; rejoining again");
 		char f[CONFIG_PATH_MAX + 160];
 		snprintf(f, sizeof f, "\"count\":%d,\"file\":\"%s\",\"from\":%llu,\"to\":%llu,\"epoch\":%llu", j->count,
 			 j->path, (unsigned long long)j->d + 1, (unsigned long long)j->from_last,
@@ -399,7 +417,8 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 			  "rejoin: %d transactions (positions %llu..%llu) never reached the primary; "
 			  "reverted and written to the quarantine",
 			  j->count, (unsigned long long)j->d + 1, (unsigned long long)j->from_last);
-		j->done(r, true);
+		/* not synced until the history is read: the next rejoin reads it */
+		j->done(r, history_ok);
 	} else if (j->need_snapshot) {
 		/* keep everything we have, then take the primary's copy */
 		char path[CONFIG_PATH_MAX + 96];
@@ -519,6 +538,12 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 
 void rejoin_start(repl *r, void (*done)(repl *r, bool ok))
 {
+	/* our history as the database has it (an earlier read may have failed) */
+	if (history_load(r) != 0) {
+		log_warn("rejoin: cannot read this region's epoch history; retrying later");
+		done(r, false);
+		return;
+	}
 	rejoin_ctx *c = calloc(1, sizeof *c);
 	char headers[64];
 	snprintf(headers, sizeof headers, "X-Tandem-Epoch: %llu\r\n", (unsigned long long)r->epoch);

@@ -248,6 +248,9 @@ void repl_metrics(repl *r, buf *out)
 				      : (r->primary_seq > r->position ? r->primary_seq - r->position : 0);
 	if (!r->env.peer)
 		lag_pos = 0;
+	const char *gate_code, *gate_message;
+	int no_quorum = r->primary && repl_write_gate_peek(r, &gate_code, &gate_message) != 0 &&
+			strcmp(gate_code, "no_quorum") == 0;
 	buf_printf(out,
 		   "# HELP tandem_replication_position Last committed (primary) or applied (secondary) position.\n"
 		   "# TYPE tandem_replication_position gauge\n"
@@ -278,13 +281,20 @@ void repl_metrics(repl *r, buf *out)
 		   "tandem_forwarded_write_seconds_total{region=\"%s\"} %.6f\n"
 		   "# HELP tandem_backpressure_waits_total Writes slowed down because the secondary lagged past the RPO budget.\n"
 		   "# TYPE tandem_backpressure_waits_total counter\n"
-		   "tandem_backpressure_waits_total{region=\"%s\"} %llu\n",
+		   "tandem_backpressure_waits_total{region=\"%s\"} %llu\n"
+		   "# HELP tandem_no_quorum_refusals_total Writes refused or not acknowledged because the primary heard from no other voter for isolation_ms.\n"
+		   "# TYPE tandem_no_quorum_refusals_total counter\n"
+		   "tandem_no_quorum_refusals_total{region=\"%s\"} %llu\n"
+		   "# HELP tandem_no_quorum 1 while this primary refuses writes because it heard from no other voter (isolated).\n"
+		   "# TYPE tandem_no_quorum gauge\n"
+		   "tandem_no_quorum{region=\"%s\"} %d\n",
 		   n, (unsigned long long)r->position, n, (unsigned long long)r->epoch, n,
 		   (unsigned long long)lag_pos, n, r->env.peer ? (double)repl_lag_ms(r) / 1000.0 : 0.0, n,
 		   (unsigned long long)r->applied_entries, n,
 		   r->env.peer && (r->primary ? r->degraded_since_ms != 0 : !r->streaming), n,
 		   (unsigned long long)r->forwarded, n, (unsigned long long)r->forward_failed, n,
-		   r->forward_seconds_total, n, (unsigned long long)r->backpressure_waits);
+		   r->forward_seconds_total, n, (unsigned long long)r->backpressure_waits, n,
+		   (unsigned long long)r->no_quorum_refusals, n, no_quorum);
 }
 
 /* --- verify: a digest per table, at a known position --- */

@@ -88,9 +88,17 @@ void repl_forward(repl *r, http_request *req, const char *request_id, repl_forwa
 
 /*
  * Failover (election.c). May this primary take a write now? 0, or ERR_AGAIN
- * with an API error code (no_lease, switchover_in_progress) and message.
+ * with an API error code (switchover_in_progress, no_lease, no_quorum) and
+ * message; nothing else changes (a no_quorum refusal is counted).
  */
 int repl_write_gate(repl *r, const char **code, const char **message);
+/* The same answer, for display (/readyz): nothing is counted. */
+int repl_write_gate_peek(repl *r, const char **code, const char **message);
+/* May a write that just committed be acknowledged? The lease must still be
+ * valid and (with a witness) another voter heard from within isolation_ms:
+ * 0, or ERR_AGAIN with no_lease / no_quorum; the write stays committed
+ * either way (it is quarantined on rejoin if the next primary lacks it). */
+int repl_ack_gate(repl *r, const char **code, const char **message);
 /* Does this region hold a valid lease (always true without a witness)? */
 bool repl_lease_valid(repl *r);
 /* API writes between submission and answer (a switchover waits for them). */

@@ -145,8 +145,9 @@ static void restore_done(void *arg, int rc, uint64_t unused)
 		if (j->epoch > r->epoch)
 			r->epoch = j->epoch;
 		r->snapshot_state[0] = '\0';
-		history_load(r); /* the primary's history came with its data */
-		r->synced = true;
+		/* the primary's history came with its data; if it cannot be
+		 * read now, a rejoin reads it before streaming */
+		r->synced = history_load(r) == 0;
 		waitlist_advance(&r->position_waiters, r->position);
 	} else {
 		log_error("snapshot restore failed: %s", j->error[0] ? j->error : err_str(rc));

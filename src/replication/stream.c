@@ -390,6 +390,7 @@ void stream_handle_ack(repl *r, http_request *req, const char *peer)
 		repl_answer(req, 409, "diverged", "the acknowledged entry is not the primary's");
 		return;
 	}
+	election_heard(r); /* the secondary is there: the isolation gate */
 	if (acked > r->acked_seq) {
 		r->acked_seq = acked;
 		r->acked_at_ms = util_now_ms();
@@ -424,8 +425,11 @@ int stream_start(repl *r)
 	struct timeval tv = {hb / 1000, (hb % 1000) * 1000};
 	r->heartbeat = event_new(r->env.base, -1, EV_PERSIST, stream_heartbeat, r);
 	r->trim_timer = event_new(r->env.base, -1, EV_PERSIST, stream_trim, r);
-	if (!r->heartbeat || !r->trim_timer)
+	if (!r->heartbeat || !r->trim_timer) {
+		/* never half started: a later call must not see "already running" */
+		stream_stop(r);
 		return ERR_NOMEM;
+	}
 	evtimer_add(r->heartbeat, &tv);
 	struct timeval one = {1, 0};
 	evtimer_add(r->trim_timer, &one);

@@ -59,29 +59,52 @@ static void committer_deliver(void *arg)
 	free(j);
 }
 
-/* Run one batch: jobs[0..n) in one transaction. */
+/* What a failed statement of the batch means for its jobs: a busy database
+ * is ERR_AGAIN (nothing kept, retry), anything else ERR_IO. */
+static int committer_batch_error(committer *c)
+{
+	int code = sqlite3_errcode(db_handle(c->db)) & 0xff;
+	return code == SQLITE_BUSY || code == SQLITE_LOCKED ? ERR_AGAIN : ERR_IO;
+}
+
+/* Run one batch: jobs[0..n) in one transaction. If any statement of the
+ * batch itself fails (BEGIN, a ROLLBACK TO or RELEASE of a job's savepoint,
+ * the end hook, COMMIT) the whole batch is rolled back and every job of it
+ * gets the error: a savepoint that cannot be undone would otherwise leave a
+ * failed job's changes in the commit. */
 static void committer_run_batch(committer *c, commit_job *batch)
 {
 	int rc = db_exec(c->db, "BEGIN IMMEDIATE");
+	int fail_rc = rc != 0 ? committer_batch_error(c) : 0;
 	uint64_t seq = 0;
 	if (rc == 0) {
 		if (c->hooks.batch_begin)
 			c->hooks.batch_begin(c->db, c->hooks.arg);
 		for (commit_job *j = batch; j; j = j->next) {
 			if (db_exec(c->db, "SAVEPOINT job") != 0) {
-				j->rc = ERR_DB;
+				j->rc = ERR_DB; /* nothing of it ran */
 				continue;
 			}
 			j->rc = j->exec(c->db, j->arg);
-			if (j->rc < 0)
-				db_exec(c->db, "ROLLBACK TO job");
-			db_exec(c->db, "RELEASE job");
+			if (j->rc < 0 && db_exec(c->db, "ROLLBACK TO job") != 0) {
+				log_error("group commit: a failed write cannot be rolled back alone; failing the batch");
+				rc = ERR_DB;
+				break;
+			}
+			if (db_exec(c->db, "RELEASE job") != 0) {
+				log_error("group commit: cannot release a write's savepoint; failing the batch");
+				rc = ERR_DB;
+				break;
+			}
 		}
-		if (c->hooks.batch_end)
+		if (rc == 0 && c->hooks.batch_end)
 			rc = c->hooks.batch_end(c->db, c->hooks.arg, &seq);
 		int64_t t0 = util_mono_us();
-		if (rc == 0)
+		if (rc == 0) {
 			rc = db_exec(c->db, "COMMIT");
+			if (rc != 0)
+				fail_rc = committer_batch_error(c);
+		}
 		int64_t t1 = util_mono_us();
 		pthread_mutex_lock(&c->lock);
 		c->stats.commit_us_total += (uint64_t)(t1 - t0);
@@ -89,10 +112,15 @@ static void committer_run_batch(committer *c, commit_job *batch)
 	}
 	if (rc != 0) {
 		/* nothing of this batch is on disk: no job may be acknowledged */
-		sqlite3_exec(db_handle(c->db), "ROLLBACK", NULL, NULL, NULL);
-		log_error("group commit failed; %s", "every write of the batch is answered with an error");
+		if (!sqlite3_get_autocommit(db_handle(c->db)) &&
+		    sqlite3_exec(db_handle(c->db), "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+			log_error("group commit: ROLLBACK failed too: %s", sqlite3_errmsg(db_handle(c->db)));
+		if (fail_rc == 0)
+			fail_rc = ERR_IO;
+		log_error("group commit failed (%s); every write of the batch is answered with an error",
+			  fail_rc == ERR_AGAIN ? "the database is busy" : "storage error");
 		for (commit_job *j = batch; j; j = j->next)
-			j->rc = ERR_IO;
+			j->rc = fail_rc;
 		seq = 0;
 	}
 	if (c->hooks.batch_committed) {

@@ -31,10 +31,12 @@ typedef struct committer committer;
 /* Runs on the writer thread inside the batch; returns 0 to keep its changes,
  * a negative ERR_* to roll them back (that value reaches done()). */
 typedef int (*commit_exec_fn)(db_conn *db, void *arg);
-/* Runs on the loop thread once the batch is durable (rc from exec), or with
- * ERR_IO / ERR_DB when the batch could not be committed (nothing of it was
- * kept). Always called exactly once per accepted job. seq: the position of
- * the batch (see committer_hooks), 0 when there is none. */
+/* Runs on the loop thread once the batch is durable (rc from exec), or,
+ * when the batch could not be committed (nothing of it was kept), with
+ * ERR_AGAIN (the database was busy: retry) or ERR_IO (a storage error, a
+ * savepoint that could not be rolled back or released, the end hook
+ * failed). Always called exactly once per accepted job. seq: the position
+ * of the batch (see committer_hooks), 0 when there is none. */
 typedef void (*commit_done_fn)(void *arg, int rc, uint64_t seq);
 
 /*

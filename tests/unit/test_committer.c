@@ -2,6 +2,8 @@
  * test_committer.c - group commit: concurrent writes share batches, each
  * write is answered exactly once and only after its batch committed, a
  * failing write rolls back alone, and a closed committer drains its queue.
+ * Storage faults come from the fault-injecting VFS (faultvfs.h): a busy
+ * database, a full disk, a savepoint that cannot be rolled back.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include <event2/thread.h>
 
 #include "core/err.h"
+#include "faultvfs.h"
 #include "store/committer.h"
 #include "store/db.h"
 #include "test.h"
@@ -168,8 +171,107 @@ static void test_queue_bound(void)
 	CHECK_EQ_INT(delivered, accepted); /* refused jobs never get a completion */
 }
 
+/* A write that fails after releasing its own savepoint: the committer's
+ * ROLLBACK TO then fails ("no such savepoint"), and its row must not be
+ * committed anyway. */
+static int exec_insert_release_fail(db_conn *db, void *arg)
+{
+	if (exec_insert(db, arg) != 0)
+		return ERR_DB;
+	db_exec(db, "RELEASE job");
+	return ERR_CONFLICT;
+}
+
+/* Bug pinned: the results of ROLLBACK TO / RELEASE were ignored, so a write
+ * that failed but whose savepoint could not be rolled back was committed
+ * with the batch (and the other writes acknowledged). Now the whole batch
+ * fails: nothing of it is kept, every job gets an error. */
+static void test_savepoint_that_cannot_roll_back_fails_the_batch(void)
+{
+	committer *c = open_committer(16);
+	job jobs[3];
+	memset(jobs, 0, sizeof jobs);
+	for (int i = 0; i < 3; i++)
+		jobs[i].value = 11000 + i;
+	/* the three may or may not share a batch (the writer may wake between
+	 * the submits): check per job what its batch did */
+	committer_submit(c, exec_insert, on_done, &jobs[0]);
+	committer_submit(c, exec_insert_release_fail, on_done, &jobs[1]);
+	committer_submit(c, exec_insert, on_done, &jobs[2]);
+	wait_all(jobs, 3);
+	CHECK_EQ_INT(jobs[1].done_calls, 1);
+	CHECK(jobs[1].rc < 0);
+	CHECK_EQ_INT(count_value(jobs[1].value), 0); /* the failed write is not kept */
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ_INT(jobs[i].done_calls, 1);
+		/* what is acknowledged is there; what is not, is not */
+		CHECK_EQ_INT(count_value(jobs[i].value), jobs[i].rc == 0 ? 1 : 0);
+	}
+	committer_free(&c);
+}
+
+/* Bug pinned: a busy database (BEGIN IMMEDIATE gets SQLITE_BUSY after the
+ * busy timeout) was reported as ERR_IO, a storage failure. Now ERR_AGAIN:
+ * nothing was kept, retry. The VFS's xSleep returns at once: no sleeping. */
+static void test_busy_database_is_err_again(void)
+{
+	committer *c = open_committer(16);
+	job jobs[1];
+	memset(jobs, 0, sizeof jobs);
+	jobs[0].value = 12000;
+	/* another connection holds the write lock for the whole test */
+	char err[256];
+	db_conn *other = db_open(path, false, err, sizeof err);
+	CHECK(other != NULL);
+	CHECK_EQ_INT(db_exec(other, "BEGIN IMMEDIATE"), 0);
+	committer_submit(c, exec_insert, on_done, &jobs[0]);
+	wait_all(jobs, 1);
+	CHECK_EQ_INT(jobs[0].done_calls, 1);
+	CHECK_EQ_INT(jobs[0].rc, ERR_AGAIN);
+	CHECK_EQ_INT(count_value(jobs[0].value), 0);
+	CHECK_EQ_INT(db_exec(other, "ROLLBACK"), 0);
+	db_close(&other);
+	/* and the committer goes on once the database is free */
+	memset(jobs, 0, sizeof jobs);
+	jobs[0].value = 12001;
+	committer_submit(c, exec_insert, on_done, &jobs[0]);
+	wait_all(jobs, 1);
+	CHECK_EQ_INT(jobs[0].rc, 0);
+	CHECK_EQ_INT(count_value(jobs[0].value), 1);
+	committer_free(&c);
+}
+
+/* A full disk or an I/O error at the commit: ERR_IO, nothing kept, and the
+ * next batch works again. */
+static void test_full_disk_and_io_error_at_commit(void)
+{
+	int codes[] = {SQLITE_FULL, SQLITE_IOERR};
+	for (int k = 0; k < 2; k++) {
+		committer *c = open_committer(16);
+		job jobs[1];
+		memset(jobs, 0, sizeof jobs);
+		jobs[0].value = 13000 + k * 10;
+		faultvfs_arm(FAULTVFS_WRITE, 1, codes[k], -1);
+		committer_submit(c, exec_insert, on_done, &jobs[0]);
+		wait_all(jobs, 1);
+		faultvfs_disarm();
+		CHECK(faultvfs_injected() > 0);
+		CHECK_EQ_INT(jobs[0].done_calls, 1);
+		CHECK_EQ_INT(jobs[0].rc, ERR_IO);
+		CHECK_EQ_INT(count_value(jobs[0].value), 0);
+		memset(jobs, 0, sizeof jobs);
+		jobs[0].value = 13001 + k * 10;
+		committer_submit(c, exec_insert, on_done, &jobs[0]);
+		wait_all(jobs, 1);
+		CHECK_EQ_INT(jobs[0].rc, 0);
+		CHECK_EQ_INT(count_value(jobs[0].value), 1);
+		committer_free(&c);
+	}
+}
+
 int main(void)
 {
+	CHECK_EQ_INT(faultvfs_install(), SQLITE_OK); /* before any connection */
 	evthread_use_pthreads();
 	base = event_base_new();
 	CHECK(mkdtemp(dir) != NULL);
@@ -183,6 +285,9 @@ int main(void)
 	RUN(test_failing_write_rolls_back_alone);
 	RUN(test_free_drains_the_queue);
 	RUN(test_queue_bound);
+	RUN(test_savepoint_that_cannot_roll_back_fails_the_batch);
+	RUN(test_busy_database_is_err_again);
+	RUN(test_full_disk_and_io_error_at_commit);
 	db_close(&reader);
 	event_base_free(base);
 	char cmd[200];

@@ -87,8 +87,31 @@ static void test_buf_limits(void)
 	CHECK_EQ_STR(err_str(-999), "unknown error");
 }
 
+/* Bug pinned (election.c, the lease timer): a delay of up to lease_ms went
+ * into tv_usec alone ({0, (left + 1) * 1000}), which libevent requires
+ * below 1000000. The helper normalizes, and clamps a negative delay. */
+static void test_timeval_ms(void)
+{
+	struct timeval tv = util_timeval_ms(3999);
+	CHECK_EQ_INT(tv.tv_sec, 3);
+	CHECK_EQ_INT(tv.tv_usec, 999000);
+	tv = util_timeval_ms(4001);
+	CHECK_EQ_INT(tv.tv_sec, 4);
+	CHECK_EQ_INT(tv.tv_usec, 1000);
+	tv = util_timeval_ms(999);
+	CHECK_EQ_INT(tv.tv_sec, 0);
+	CHECK_EQ_INT(tv.tv_usec, 999000);
+	tv = util_timeval_ms(600000);
+	CHECK_EQ_INT(tv.tv_sec, 600);
+	CHECK_EQ_INT(tv.tv_usec, 0);
+	tv = util_timeval_ms(-5);
+	CHECK_EQ_INT(tv.tv_sec, 0);
+	CHECK_EQ_INT(tv.tv_usec, 0);
+}
+
 int main(void)
 {
+	RUN(test_timeval_ms);
 	RUN(test_b64url);
 	RUN(test_ids_sort_by_time);
 	RUN(test_hostport_and_int);
