@@ -21,7 +21,7 @@ import time
 
 import requests
 
-from conftest import TANDEM, free_port_base, new_email, run
+from conftest import TANDEM, free_port_base, new_email, raise_signup_limit, run
 
 LSN = re.compile(r"^(\d+)/(\d+)$")
 
@@ -304,9 +304,9 @@ class TwoRegions:
     witness=False (the default for the replication tests) removes the
     [witness] section: two voters, no automatic failover, fixed roles.
     witness=True starts the witness too (failover on); failover={...} sets
-    [failover] keys."""
+    [failover] keys, auth={...} [auth] keys."""
 
-    def __init__(self, directory, replication=None, witness=False, failover=None):
+    def __init__(self, directory, replication=None, witness=False, failover=None, auth=None):
         self.dir = str(directory)
         os.makedirs(self.dir, exist_ok=True)
         self.port_base = free_port_base(count=8)
@@ -320,6 +320,9 @@ class TwoRegions:
             text = set_replication(text, replication)
         if failover:
             text = set_section(text, "failover", failover)
+        text = raise_signup_limit(text)
+        if auth:
+            text = set_section(text, "auth", auth)
         if not witness:
             text = drop_section(text, "witness")
         with open(self.config, "w") as f:
