@@ -7,6 +7,14 @@
  * the row is not revoked; its refresh tokens are stored only as SHA-256
  * hashes, each usable once: presenting a used one revokes the whole session
  * (it was stolen, or the client is confused; either way the family ends).
+ *
+ * Limits (docs/SECURITY.md, "Authentication limits"): a login attempt is
+ * reserved in the throttle counters before its hash and released after it
+ * (ratelimit.c), so concurrent attempts cannot outrun the failure limits;
+ * signups are counted per address when admitted to hashing and hashed in
+ * the pool's bulk lane, logins in its urgent lane. Ending a session (logout,
+ * reuse) is marked call->revocation: api.c waits for the other region and
+ * says whether it confirmed (X-Tandem-Durability).
  */
 #include <argon2.h>
 #include <ctype.h>
