@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from conftest import Region, error_code, new_email, request, signup
-from regions import Link, TwoRegions, lsn_seq
+from regions import Link, TwoRegions, lsn_seq, wait_follower, wait_writable
 from regions import signup as rsignup
 
 PASSWORD = "correct horse battery"
@@ -861,6 +861,56 @@ def test_logout_is_confirmed_by_the_other_region_and_a_cut_off_secondary_refuses
             assert time.time() < deadline, "the secondary did not serve again"
             time.sleep(0.2)
         r = d.us.get("/v1/me", v["access_token"])
+        assert r.status_code == 401 and error_code(r) == "token_revoked", r.text
+    finally:
+        d.stop_all()
+
+
+def test_a_primary_cut_off_without_its_lease_refuses_tokens_after_the_bound(tmp_path):
+    """The primary's case (docs/SECURITY.md): holding its lease it is never
+    stale; cut off from both voters it loses the lease, the other region is
+    elected and may take logouts it cannot hear of, so auth_max_staleness_s
+    after its last lease it answers 503 region_isolated (old code: it kept
+    accepting tokens, a logged-out one included, for the whole partition).
+    After healing it follows the new primary and the logout holds there."""
+    d = TwoRegions(tmp_path, witness=True, auth={"auth_max_staleness_s": 2},
+                   replication={"global_ack_wait_ms": 500})
+    d.start()
+    link = Link(d)
+    try:
+        wait_writable(d.eu, timeout=10, epoch=1)
+        u = rsignup(d.eu)
+        d.us.wait_position(lsn_seq(u["lsn"]))
+        assert d.eu.get("/v1/me", u["access_token"]).status_code == 200
+        link.fault("eu", ["us", "witness"])
+        t0 = time.time()
+        while True:
+            r = d.eu.get("/v1/me", u["access_token"])
+            if r.status_code == 503:
+                break
+            assert r.status_code == 200, r.text
+            assert time.time() - t0 < 20, "the cut-off primary still accepts tokens"
+            time.sleep(0.2)
+        assert error_code(r) == "region_isolated", r.text
+        # not before its lease could have ended plus the bound
+        assert time.time() - t0 >= 2, time.time() - t0
+        # us was elected; it serves tokens and takes the logout
+        wait_writable(d.us, timeout=15, epoch=2)
+        assert d.us.get("/v1/me", u["access_token"]).status_code == 200
+        r = d.us.post("/v1/auth/logout", u["access_token"])
+        assert r.status_code == 204, r.text
+        assert r.headers.get("X-Tandem-Durability") == "local", r.headers
+        r = d.eu.get("/v1/me", u["access_token"])
+        assert r.status_code == 503 and error_code(r) == "region_isolated", r.text
+        link.fault("eu", [])
+        wait_follower(d.us, d.eu, timeout=20)
+        deadline = time.time() + 10
+        while True:
+            r = d.eu.get("/v1/me", u["access_token"])
+            if r.status_code != 503:
+                break
+            assert time.time() < deadline, r.text
+            time.sleep(0.2)
         assert r.status_code == 401 and error_code(r) == "token_revoked", r.text
     finally:
         d.stop_all()
