@@ -831,6 +831,21 @@ def test_logout_is_confirmed_by_the_other_region_and_a_cut_off_secondary_refuses
         # confirmed means applied there: the token is refused at once
         r = d.us.get("/v1/me", u["access_token"])
         assert r.status_code == 401 and error_code(r) == "token_revoked", r.text
+        # the same for the revocation after refresh-token reuse, and for a
+        # logout sent to the secondary (forwarded to the primary)
+        x, y = rsignup(d.eu), rsignup(d.eu)
+        d.us.wait_position(lsn_seq(y["lsn"]))
+        assert d.eu.post("/v1/auth/refresh", json={"refresh_token": x["refresh_token"]}).status_code == 200
+        r = d.eu.post("/v1/auth/refresh", json={"refresh_token": x["refresh_token"]})
+        assert r.status_code == 401 and error_code(r) == "refresh_token_reused", r.text
+        assert r.headers.get("X-Tandem-Durability") == "global", r.headers
+        r = d.us.get("/v1/me", x["access_token"])
+        assert r.status_code == 401 and error_code(r) == "token_revoked", r.text
+        r = d.us.post("/v1/auth/logout", json={"refresh_token": y["refresh_token"]})
+        assert r.status_code == 204, r.text
+        assert r.headers.get("X-Tandem-Durability") == "global", r.headers
+        r = d.us.get("/v1/me", y["access_token"])
+        assert r.status_code == 401 and error_code(r) == "token_revoked", r.text
 
         link.fault("us", ["eu"])  # the secondary is cut off from the primary
         r = d.eu.post("/v1/auth/logout", v["access_token"])
