@@ -374,17 +374,24 @@ class TwoRegions:
 
     def wait_synced(self, timeout=15):
         """Until us has applied everything eu has committed (and eu stays
-        there for the check). Returns the position."""
+        there for the check) and streams from eu: a secondary that has not
+        heard from the primary yet (just started, or restored from a
+        snapshot) answers tokens with 503 region_isolated. Returns the
+        position."""
         deadline = time.time() + timeout
         while True:
             eu = self.eu.position()
             us = self.us.position()
-            if us == eu and self.eu.position() == eu:
+            if us == eu and self.eu.position() == eu and self._us_streaming():
                 return eu
             if time.time() > deadline:
                 raise AssertionError("us did not catch up: eu at %d, us at %d\n%s" % (
                     eu, us, self.logs()))
             time.sleep(0.05)
+
+    def _us_streaming(self):
+        st = region_status(self.us)
+        return bool(st) and st.get("role") == "secondary" and st["link"]["state"] == "up"
 
     def wait_quiet(self, timeout=10):
         """Until `tandem status` shows no lag on either side; the status."""
