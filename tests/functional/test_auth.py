@@ -929,3 +929,19 @@ def test_a_primary_cut_off_without_its_lease_refuses_tokens_after_the_bound(tmp_
         assert r.status_code == 401 and error_code(r) == "token_revoked", r.text
     finally:
         d.stop_all()
+
+
+def test_a_staleness_bound_shorter_than_the_heartbeats_is_refused(tmp_path):
+    """auth_max_staleness_s must span a few replication heartbeats, or a
+    healthy secondary would refuse tokens between two of them: the region
+    refuses such a config with a FILE:LINE message naming both keys."""
+    def edit(text):
+        text = text.replace("auth_max_staleness_s = 30", "auth_max_staleness_s = 1")
+        return re.sub(r"(?m)^heartbeat_ms\s*=.*$", "heartbeat_ms = 1000", text) \
+            if re.search(r"(?m)^heartbeat_ms\s*=", text) else \
+            text.replace("[replication]\n", "[replication]\nheartbeat_ms = 1000\n", 1)
+    rg = Region(tmp_path, edit_config=edit)
+    with pytest.raises(RuntimeError) as e:
+        rg.start(timeout=10)
+    assert "auth_max_staleness_s" in str(e.value) and "heartbeat_ms" in str(e.value), str(e.value)
+    assert re.search(r"tandem\.ini:\d+:", str(e.value)), str(e.value)
