@@ -672,7 +672,7 @@ def test_login_latency_stays_near_one_hash_during_a_signup_flood(tmp_path):
     their own lane and a thread signups never take: with 32 clients signing
     up without pause, a login takes about one hash, not the ~16 hashes of
     the queue ahead of it. The bound is generous (the median of 5 logins
-    under 5 x the measured single login plus 0.3 s): the two cores are
+    under 6 x the measured single login plus 0.4 s): the two cores are
     shared by the signup hashes, the client threads and the writer, so a
     login is slower than alone (measured: 0.11 s alone, ~0.5 s during the
     flood; old code 0.09 s and 1.5-1.8 s)."""
@@ -714,7 +714,7 @@ def test_login_latency_stays_near_one_hash_during_a_signup_flood(tmp_path):
             for t in threads:
                 t.join(timeout=120)
         assert started > 0  # the flood was real
-        bound = 5 * single + 0.3
+        bound = 6 * single + 0.4
         print("single login %.3f s; during the flood %s" % (single, ["%.3f" % t for t in during]))
         assert sorted(during)[2] < bound, (single, during)
     finally:
