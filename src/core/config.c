@@ -552,6 +552,14 @@ static void config_validate(config_reader *r)
 	}
 	if (c->replication.reconnect_max_ms < c->replication.reconnect_min_ms)
 		config_error(r, r->line, "reconnect_max_ms must be at least reconnect_min_ms");
+	/* a healthy secondary hears a heartbeat every heartbeat_ms: a bound of a
+	 * few heartbeats would have it refuse tokens at every late one */
+	if (c->auth.auth_max_staleness_s > 0 &&
+	    (int64_t)c->auth.auth_max_staleness_s * 1000 < 4 * (int64_t)c->replication.heartbeat_ms)
+		config_error(r, r->line,
+			     "[auth] auth_max_staleness_s (%d s) must span at least 4 replication heartbeats "
+			     "(heartbeat_ms = %d), or be 0 (off)",
+			     c->auth.auth_max_staleness_s, c->replication.heartbeat_ms);
 	if (c->region_count > 0 && primaries != 1)
 		config_error(r, c->regions[0].line, "exactly one region must have role = primary (found %d)",
 			     primaries);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -152,6 +153,18 @@ const secrets_key *secrets_find(const secrets *s, const char *id)
 		if (strcmp(s->keys[i].id, id) == 0)
 			return &s->keys[i];
 	return NULL;
+}
+
+void secrets_derive(const secrets *s, const char *label, unsigned char out[32])
+{
+	unsigned char info[128];
+	size_t n = strlen(label);
+	if (n + 1 > sizeof info)
+		abort(); /* cannot happen: labels are short constants */
+	memcpy(info, label, n);
+	info[n] = 0x01; /* HKDF-Expand's block counter: one block of output */
+	util_hmac_sha256(s->response_key, sizeof s->response_key, info, n + 1, out);
+	OPENSSL_cleanse(info, sizeof info);
 }
 
 void secrets_clear(secrets *s)

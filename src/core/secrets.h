@@ -39,6 +39,12 @@ int secrets_load(const char *path, secrets *s, char *err, size_t errcap);
 int secrets_create(const char *path);
 /* The key with this id, or NULL. */
 const secrets_key *secrets_find(const secrets *s, const char *id);
+/* A 32-byte key for one purpose, derived from response_key:
+ * HKDF-Expand(PRK = response_key, info = label, L = 32), i.e.
+ * HMAC-SHA256(response_key, label || 0x01). Distinct labels give unrelated
+ * keys, so a key used for throttling or idempotency scopes never equals one
+ * that seals answers or signs tokens. Cannot fail. */
+void secrets_derive(const secrets *s, const char *label, unsigned char out[32]);
 /* Wipe from memory. */
 void secrets_clear(secrets *s);
 

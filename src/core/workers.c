@@ -1,6 +1,7 @@
 /* workers.c - thread pool with loop-thread completions; see workers.h. */
 #include "core/workers.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -88,35 +89,72 @@ void loop_queue_free(loop_queue **pq)
 	*pq = NULL;
 }
 
+typedef struct lane_queue {
+	task *head, *tail;
+	int queued;
+} lane_queue;
+
 struct workers {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	task *head, *tail;
-	int queued, queue_max;
+	lane_queue lanes[2];  /* indexed by workers_lane */
+	int queue_max;        /* per lane */
+	int bulk_running, bulk_max;
 	bool stopping;
 	pthread_t *threads;
 	int thread_count;
 	loop_queue *completions;
 };
 
+static task *lane_pop(lane_queue *q)
+{
+	task *t = q->head;
+	q->head = t->next;
+	if (!q->head)
+		q->tail = NULL;
+	q->queued--;
+	return t;
+}
+
+/* The next job this thread may run, or NULL when it should wait (or, if
+ * stopping and nothing is queued, exit). Under the lock. */
+static task *workers_next(workers *w, bool *bulk)
+{
+	if (w->lanes[WORKERS_URGENT].head) {
+		*bulk = false;
+		return lane_pop(&w->lanes[WORKERS_URGENT]);
+	}
+	if (w->lanes[WORKERS_BULK].head && w->bulk_running < w->bulk_max) {
+		*bulk = true;
+		w->bulk_running++;
+		return lane_pop(&w->lanes[WORKERS_BULK]);
+	}
+	return NULL;
+}
+
 static void *workers_main(void *arg)
 {
 	workers *w = arg;
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
-		while (!w->head && !w->stopping)
+		bool bulk = false;
+		task *t;
+		while (!(t = workers_next(w, &bulk))) {
+			if (w->stopping && !w->lanes[WORKERS_BULK].head) { /* stopping and drained */
+				pthread_mutex_unlock(&w->lock);
+				return NULL;
+			}
 			pthread_cond_wait(&w->wake, &w->lock);
-		task *t = w->head;
-		if (!t) { /* stopping and drained */
-			pthread_mutex_unlock(&w->lock);
-			return NULL;
 		}
-		w->head = t->next;
-		if (!w->head)
-			w->tail = NULL;
-		w->queued--;
 		pthread_mutex_unlock(&w->lock);
 		t->work(t->arg);
+		if (bulk) {
+			pthread_mutex_lock(&w->lock);
+			w->bulk_running--;
+			/* a bulk slot is free: a waiting thread may take the next one */
+			pthread_cond_broadcast(&w->wake);
+			pthread_mutex_unlock(&w->lock);
+		}
 		if (loop_queue_post(w->completions, t->done, t->arg) != 0)
 			t->done(t->arg); /* cannot happen in practice; never lose a completion */
 		free(t);
@@ -131,6 +169,7 @@ workers *workers_new(struct event_base *base, int threads, int queue_max)
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);
 	w->queue_max = queue_max;
+	w->bulk_max = threads > 1 ? threads - 1 : 1;
 	w->completions = loop_queue_new(base);
 	w->threads = calloc((size_t)threads, sizeof *w->threads);
 	if (!w->completions || !w->threads)
@@ -146,25 +185,28 @@ fail:
 	return NULL;
 }
 
-int workers_submit(workers *w, void (*work)(void *), void (*done)(void *), void *arg)
+int workers_submit(workers *w, workers_lane lane, void (*work)(void *), void (*done)(void *), void *arg)
 {
+	assert(lane == WORKERS_URGENT || lane == WORKERS_BULK);
 	task *t = malloc(sizeof *t);
 	if (!t)
 		return ERR_NOMEM;
 	*t = (task){work, done, arg, NULL};
+	lane_queue *q = &w->lanes[lane];
 	pthread_mutex_lock(&w->lock);
-	if (w->stopping || w->queued >= w->queue_max) {
+	if (w->stopping || q->queued >= w->queue_max) {
 		pthread_mutex_unlock(&w->lock);
 		free(t);
 		return ERR_AGAIN;
 	}
-	if (w->tail)
-		w->tail->next = t;
+	if (q->tail)
+		q->tail->next = t;
 	else
-		w->head = t;
-	w->tail = t;
-	w->queued++;
-	pthread_cond_signal(&w->wake);
+		q->head = t;
+	q->tail = t;
+	q->queued++;
+	/* every waiter: the one woken must be able to take this lane's job */
+	pthread_cond_broadcast(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 	return 0;
 }

@@ -194,6 +194,21 @@ static void api_global_acked(void *arg, bool ok)
 	api_finish(call);
 }
 
+/* A revocation (logout, refresh-token reuse) is in force here once
+ * committed; this says whether the other region confirmed it too. When it
+ * did not (cut off, slow), the answer stands: the session has ended where
+ * tokens are checked against the newest state, and a secondary cut off
+ * from this primary refuses tokens after auth_max_staleness_s. */
+static void api_revocation_acked(void *arg, bool ok)
+{
+	api_call *call = arg;
+	api_header(call, "X-Tandem-Durability", ok ? "global" : "local");
+	if (!ok)
+		log_warn("a session ended here; the other region has not confirmed it (request %s)",
+			 call->request_id);
+	api_finish(call);
+}
+
 static void api_write_done(void *arg, int rc, uint64_t seq)
 {
 	api_call *call = arg;
@@ -232,6 +247,14 @@ static void api_write_done(void *arg, int rc, uint64_t seq)
 	}
 	if (call->replayed)
 		metrics_idempotent_replay(call->rg->metrics);
+	if (rc == 0 && call->revocation && seq) {
+		/* ending a session is always a global write, whatever was asked:
+		 * wait (bounded) for the other region, and say what happened */
+		call->seq = seq;
+		repl_wait_confirmed(call->rg->repl, seq, call->rg->cfg->replication.global_ack_wait_ms,
+				    api_revocation_acked, call);
+		return;
+	}
 	if (call->durability_global && call->status >= 200 && call->status < 300) {
 		/* RPO 0 for this write: answer only once the other region has it */
 		uint64_t lsn = seq;
@@ -386,6 +409,17 @@ static bool api_authenticate_mode(api_call *call, bool allow_revoked)
 	if (v != TOKEN_OK) {
 		api_header(call, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
 		api_error(call, 401, "invalid_token", "the access token is not valid");
+		return false;
+	}
+	/* a region that has not heard from the primary for too long may have
+	 * missed logouts: refuse rather than accept a revoked token */
+	int max_s = rg->cfg->auth.auth_max_staleness_s;
+	if (max_s > 0 && rg->repl && repl_primary_silence_ms(rg->repl) > (int64_t)max_s * 1000) {
+		api_header(call, "Retry-After", "5");
+		api_error(call, 503, "region_isolated",
+			  "this region has not heard from the primary region for more than %d s and cannot tell "
+			  "whether this token was revoked; retry shortly, or use the other region",
+			  max_s);
 		return false;
 	}
 	sqlite3_stmt *st = db_stmt(rg->reader, "SELECT revoked_at FROM sessions WHERE id = ?1 AND user_id = ?2");

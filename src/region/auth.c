@@ -7,6 +7,14 @@
  * the row is not revoked; its refresh tokens are stored only as SHA-256
  * hashes, each usable once: presenting a used one revokes the whole session
  * (it was stolen, or the client is confused; either way the family ends).
+ *
+ * Limits (docs/SECURITY.md, "Authentication limits"): a login attempt is
+ * reserved in the throttle counters before its hash and released after it
+ * (ratelimit.c), so concurrent attempts cannot outrun the failure limits;
+ * signups are counted per address when admitted to hashing and hashed in
+ * the pool's bulk lane, logins in its urgent lane. Ending a session (logout,
+ * reuse) is marked call->revocation: api.c waits for the other region and
+ * says whether it confirmed (X-Tandem-Durability).
  */
 #include <argon2.h>
 #include <ctype.h>
@@ -244,29 +252,56 @@ static bool email_taken(api_call *call)
 	return taken;
 }
 
-static void submit_to_hashers(api_call *call, void (*work)(void *), void (*done)(void *))
+/* Queue the hash; false when the pool refused it (answered 503, not finished:
+ * the caller releases what it holds, then finishes). */
+static bool submit_to_hashers(api_call *call, workers_lane lane, void (*work)(void *), void (*done)(void *))
 {
-	if (workers_submit(call->rg->hashers, work, done, call) != 0) {
+	if (workers_submit(call->rg->hashers, lane, work, done, call) != 0) {
 		api_error(call, 503, "overloaded", "too many sign-ins in progress; retry shortly");
 		api_header(call, "Retry-After", "1");
-		api_finish(call);
+		return false;
 	}
+	return true;
+}
+
+static void retry_after(api_call *call, int wait_s)
+{
+	char retry[16];
+	snprintf(retry, sizeof retry, "%d", wait_s);
+	api_header(call, "Retry-After", retry);
 }
 
 void auth_signup(api_call *call)
 {
+	region *rg = call->rg;
+	const config_auth *a = &rg->cfg->auth;
 	if (!read_credentials(call, true)) {
 		api_finish(call);
 		return;
 	}
-	if (!idempotency_prepare(call, true))
+	if (!idempotency_prepare(call, true, call->email))
 		return;
 	if (!call->has_idem && email_taken(call)) {
 		api_error(call, 409, "email_taken", "an account with this email already exists");
 		api_finish(call);
 		return;
 	}
-	submit_to_hashers(call, hash_work, hash_done);
+	/* counted before hashing, whatever the outcome: every admitted attempt
+	 * costs a hash (a retry too), and concurrent ones cannot slip past */
+	char address_key[80];
+	snprintf(address_key, sizeof address_key, "s:%s", call->client_addr);
+	int wait = ratelimit_take(rg->signup_limit, address_key, a->signup_max_per_address,
+				  a->signup_window_s, call->now_ms);
+	if (wait) {
+		retry_after(call, wait);
+		api_error(call, 429, "too_many_signups",
+			  "too many signups from this address; retry in %d seconds", wait);
+		api_finish(call);
+		return;
+	}
+	/* the bulk lane: a flood of signups never delays a login's hash */
+	if (!submit_to_hashers(call, WORKERS_BULK, hash_work, hash_done))
+		api_finish(call);
 }
 
 /* --- login --- */
@@ -285,34 +320,79 @@ static void verify_work(void *arg)
 	explicit_bzero(call->password, sizeof call->password);
 }
 
-static void login_throttled(api_call *call, int wait_s)
+static void login_keys(const api_call *call, char account_key[300], char address_key[80])
 {
-	char retry[16];
-	snprintf(retry, sizeof retry, "%d", wait_s);
-	api_header(call, "Retry-After", retry);
-	api_error(call, 429, "too_many_attempts",
-		  "too many failed logins; retry in %d seconds", wait_s);
-	api_finish(call);
+	snprintf(account_key, 300, "a:%s", call->email);
+	snprintf(address_key, 80, "i:%s", call->client_addr);
+}
+
+/*
+ * Reserve this attempt in the account's and the address's counters before
+ * hashing (see ratelimit.c): failures + attempts in flight stay under the
+ * failure limits, and the attempts in flight under their caps, however many
+ * arrive at once. false when refused (answered 429 and finished; nothing
+ * held).
+ */
+static bool login_reserve(api_call *call)
+{
+	region *rg = call->rg;
+	const config_auth *a = &rg->cfg->auth;
+	char account_key[300], address_key[80];
+	login_keys(call, account_key, address_key);
+	int wait = ratelimit_reserve(rg->login_limit, account_key, a->login_max_failures_account,
+				     a->login_max_in_flight_account, a->login_window_s, call->now_ms);
+	if (wait == 0) {
+		wait = ratelimit_reserve(rg->login_limit, address_key, a->login_max_failures_address,
+					 a->login_max_in_flight_address, a->login_window_s, call->now_ms);
+		if (wait)
+			ratelimit_release(rg->login_limit, account_key, RATELIMIT_NONE, a->login_window_s,
+					  call->now_ms);
+	}
+	if (wait) {
+		retry_after(call, wait);
+		api_error(call, 429, "too_many_attempts", "too many login attempts; retry in %d seconds", wait);
+		api_finish(call);
+		return false;
+	}
+	call->login_reserved = true;
+	return true;
+}
+
+typedef enum login_result {
+	LOGIN_FAILED,  /* wrong password or unknown email: counts against both */
+	LOGIN_OK,      /* clears the account's failures */
+	LOGIN_ABORTED  /* not decided (server error, pool full): counts nowhere */
+} login_result;
+
+/* End the reserved attempt, once (later calls do nothing). */
+static void login_release(api_call *call, login_result result)
+{
+	if (!call->login_reserved)
+		return;
+	call->login_reserved = false;
+	region *rg = call->rg;
+	int window = rg->cfg->auth.login_window_s;
+	char account_key[300], address_key[80];
+	login_keys(call, account_key, address_key);
+	int64_t now = util_now_ms();
+	ratelimit_release(rg->login_limit, account_key,
+			  result == LOGIN_FAILED ? RATELIMIT_COUNT : result == LOGIN_OK ? RATELIMIT_RESET : RATELIMIT_NONE,
+			  window, now);
+	ratelimit_release(rg->login_limit, address_key, result == LOGIN_FAILED ? RATELIMIT_COUNT : RATELIMIT_NONE,
+			  window, now);
 }
 
 static void verify_done(void *arg)
 {
 	api_call *call = arg;
-	region *rg = call->rg;
-	const config_auth *a = &rg->cfg->auth;
-	char account_key[300], address_key[80];
-	snprintf(account_key, sizeof account_key, "a:%s", call->email);
-	snprintf(address_key, sizeof address_key, "i:%s", call->client_addr);
 	if (!call->verified || !call->user_id[0]) {
-		int64_t now = util_now_ms();
-		ratelimit_fail(rg->login_limit, account_key, a->login_window_s, now);
-		ratelimit_fail(rg->login_limit, address_key, a->login_window_s, now);
+		login_release(call, LOGIN_FAILED);
 		call->user_id[0] = '\0';
 		api_error(call, 401, "invalid_credentials", "invalid email or password");
 		api_finish(call);
 		return;
 	}
-	ratelimit_clear(rg->login_limit, account_key);
+	login_release(call, LOGIN_OK);
 	call->write = login_write;
 	api_submit_write(call);
 }
@@ -320,26 +400,17 @@ static void verify_done(void *arg)
 void auth_login(api_call *call)
 {
 	region *rg = call->rg;
-	const config_auth *a = &rg->cfg->auth;
 	if (!read_credentials(call, false)) {
 		api_finish(call);
 		return;
 	}
-	char account_key[300], address_key[80];
-	snprintf(account_key, sizeof account_key, "a:%s", call->email);
-	snprintf(address_key, sizeof address_key, "i:%s", call->client_addr);
-	int wait_account = ratelimit_blocked(rg->login_limit, account_key,
-					     a->login_max_failures_account, a->login_window_s, call->now_ms);
-	int wait_address = ratelimit_blocked(rg->login_limit, address_key,
-					     a->login_max_failures_address, a->login_window_s, call->now_ms);
-	if (wait_account || wait_address) {
-		login_throttled(call, wait_account > wait_address ? wait_account : wait_address);
+	if (!idempotency_prepare(call, true, call->email))
 		return;
-	}
-	if (!idempotency_prepare(call, true))
+	if (!login_reserve(call))
 		return;
 	sqlite3_stmt *st = db_stmt(rg->reader, "SELECT id, password_hash, created_at FROM users WHERE email = ?1");
 	if (!st) {
+		login_release(call, LOGIN_ABORTED);
 		api_error(call, 500, "internal_error", "cannot read the account");
 		api_finish(call);
 		return;
@@ -354,7 +425,11 @@ void auth_login(api_call *call)
 		snprintf(call->password_hash, sizeof call->password_hash, "%s", rg->dummy_hash);
 	}
 	sqlite3_reset(st);
-	submit_to_hashers(call, verify_work, verify_done);
+	/* the urgent lane: never behind signups */
+	if (!submit_to_hashers(call, WORKERS_URGENT, verify_work, verify_done)) {
+		login_release(call, LOGIN_ABORTED);
+		api_finish(call);
+	}
 }
 
 /* --- refresh --- */
@@ -400,6 +475,8 @@ static int refresh_write(db_conn *db, api_call *call)
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
 			return ERR_DB;
+		/* the end of the session must reach the other region too */
+		call->revocation = sqlite3_changes(db_handle(db)) > 0;
 		log_warn("refresh token reused: session revoked");
 		api_error(call, 401, "refresh_token_reused",
 			  "this refresh token was already used; the session is revoked, log in again");
@@ -431,6 +508,72 @@ static int refresh_write(db_conn *db, api_call *call)
 	return rc;
 }
 
+/* Revoke the session of the presented refresh token as reused; answers
+ * 401 refresh_token_reused. Writer thread. 0 (keep the change) or ERR_DB. */
+static int refresh_revoke_reused(db_conn *db, api_call *call)
+{
+	unsigned char hash[32];
+	util_sha256(call->refresh_token, strlen(call->refresh_token), hash);
+	sqlite3_stmt *st = db_stmt(db, "UPDATE sessions SET revoked_at = ?2, revoke_reason = 'refresh_token_reused' "
+				       "WHERE revoked_at IS NULL AND id = "
+				       "(SELECT session_id FROM refresh_tokens WHERE hash = ?1)");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, call->now_ms);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	call->revocation = sqlite3_changes(db_handle(db)) > 0;
+	if (call->revocation)
+		log_warn("refresh replayed after its family moved on: session revoked");
+	api_error(call, 401, "refresh_token_reused",
+		  "this refresh was already answered and its refresh token has been used or its session "
+		  "has ended since; the session is revoked, log in again");
+	return 0;
+}
+
+/*
+ * replay_check of refresh: the stored answer (call->body, unsealed) may be
+ * replayed only while the refresh token it handed out is still unused and
+ * its session alive. Otherwise the family has moved on (a further rotation,
+ * a logout, a reuse): replaying would resurrect a rotated token, so the
+ * replay is treated as reuse. Writer thread.
+ */
+static int refresh_replay_check(db_conn *db, api_call *call)
+{
+	json_t *answer = json_loadb(call->body.data, call->body.len, 0, NULL);
+	const char *child = json_string_value(json_object_get(answer, "refresh_token"));
+	int rc = 0;
+	bool fresh = false;
+	if (child) {
+		unsigned char hash[32];
+		util_sha256(child, strlen(child), hash);
+		sqlite3_stmt *st = db_stmt(db, "SELECT 1 FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id "
+					       "WHERE t.hash = ?1 AND t.used_at IS NULL AND s.revoked_at IS NULL "
+					       "AND t.expires_at > ?2");
+		if (!st) {
+			rc = ERR_DB;
+		} else {
+			sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, call->now_ms);
+			int step = sqlite3_step(st);
+			sqlite3_reset(st);
+			if (step == SQLITE_ROW)
+				fresh = true;
+			else if (step != SQLITE_DONE)
+				rc = ERR_DB;
+		}
+	}
+	json_decref(answer); /* held tokens: the call's body is wiped with it below */
+	if (rc < 0 || fresh)
+		return rc;
+	explicit_bzero(call->body.data, call->body.len);
+	rc = refresh_revoke_reused(db, call);
+	return rc < 0 ? rc : 1;
+}
+
 void auth_refresh(api_call *call)
 {
 	if (!api_parse_json_object(call, false)) {
@@ -444,16 +587,38 @@ void auth_refresh(api_call *call)
 		return;
 	}
 	snprintf(call->refresh_token, sizeof call->refresh_token, "%s", token);
-	if (!idempotency_prepare(call, true))
+	if (!idempotency_prepare(call, true, call->refresh_token))
 		return;
 	call->write = refresh_write;
+	call->replay_check = refresh_replay_check;
 	api_submit_write(call);
 }
 
 /* --- logout, me --- */
 
-static int logout_write(db_conn *db, api_call *call)
+/* End the session (call->session_id, or that of call->refresh_token when
+ * by_refresh). An already ended session is a 204 too: logging out twice is
+ * not an error. Writer thread. */
+static int logout_session(db_conn *db, api_call *call, bool by_refresh)
 {
+	unsigned char hash[32];
+	if (by_refresh) {
+		util_sha256(call->refresh_token, strlen(call->refresh_token), hash);
+		sqlite3_stmt *st = db_stmt(db, "SELECT session_id FROM refresh_tokens WHERE hash = ?1");
+		if (!st)
+			return ERR_DB;
+		sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			snprintf(call->session_id, sizeof call->session_id, "%s", sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE) {
+			api_error(call, 401, "invalid_refresh_token", "the refresh token is not valid");
+			return 0;
+		}
+		if (rc != SQLITE_ROW)
+			return ERR_DB;
+	}
 	sqlite3_stmt *st = db_stmt(db, "UPDATE sessions SET revoked_at = ?2, revoke_reason = 'logout' "
 				       "WHERE id = ?1 AND revoked_at IS NULL");
 	if (!st)
@@ -464,33 +629,72 @@ static int logout_write(db_conn *db, api_call *call)
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return ERR_DB;
-	if (sqlite3_changes(db_handle(db)) == 0) {
-		/* already ended, and not a retry of the logout that ended it */
-		api_header(call, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-		api_error(call, 401, "token_revoked", "the session of this token has ended; log in again");
-		return 0;
-	}
+	/* the end of the session must reach the other region (api_write_done) */
+	call->revocation = sqlite3_changes(db_handle(db)) > 0;
 	call->status = 204;
 	return 0;
 }
 
+static int logout_write(db_conn *db, api_call *call)
+{
+	return logout_session(db, call, false);
+}
+
+static int logout_refresh_write(db_conn *db, api_call *call)
+{
+	return logout_session(db, call, true);
+}
+
+/*
+ * POST /v1/auth/logout: with the access token (Authorization), or with the
+ * refresh token alone in the body {"refresh_token": "..."} (an app that lost
+ * its access token, or whose access token expired, can still end the
+ * session). The answer says in X-Tandem-Durability whether the other region
+ * confirmed the end of the session (see api_write_done).
+ */
 void auth_logout(api_call *call)
 {
-	/* a revoked session is let through so that a retried logout with its
-	 * Idempotency-Key replays the first 204; without a key it is a 401 */
-	if (!api_authenticate_allow_revoked(call)) {
+	size_t auth_len;
+	if (http_message_field(call->msg, "Authorization", &auth_len)) {
+		/* a revoked session is let through: logging out again is a 204 */
+		if (!api_authenticate_allow_revoked(call)) {
+			api_finish(call);
+			return;
+		}
+		if (!idempotency_prepare(call, false, NULL))
+			return;
+		if (call->session_revoked && !call->has_idem) {
+			call->status = 204;
+			api_finish(call);
+			return;
+		}
+		call->write = logout_write;
+		api_submit_write(call);
+		return;
+	}
+	size_t blen;
+	http_request_body(call->req, &blen);
+	if (blen == 0) {
+		api_header(call, "WWW-Authenticate", "Bearer");
+		api_error(call, 401, "missing_token",
+			  "an access token (Authorization: Bearer ...) or a refresh_token in the body is required");
 		api_finish(call);
 		return;
 	}
-	if (!idempotency_prepare(call, false))
-		return;
-	if (call->session_revoked && !call->has_idem) {
-		api_header(call, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-		api_error(call, 401, "token_revoked", "the session of this token has ended; log in again");
+	if (!api_parse_json_object(call, false)) {
 		api_finish(call);
 		return;
 	}
-	call->write = logout_write;
+	const char *token = json_string_value(json_object_get(call->json, "refresh_token"));
+	if (!token || strlen(token) == 0 || strlen(token) >= sizeof call->refresh_token) {
+		api_error(call, 400, "invalid_request", "refresh_token (a string) is required without an access token");
+		api_finish(call);
+		return;
+	}
+	snprintf(call->refresh_token, sizeof call->refresh_token, "%s", token);
+	if (!idempotency_prepare(call, false, call->refresh_token))
+		return;
+	call->write = logout_refresh_write;
 	api_submit_write(call);
 }
 

@@ -2,7 +2,10 @@
  * idempotency.c - Idempotency-Key: a retried write gets the first answer.
  *
  * On a write with the header, the writer thread first looks the key up
- * (per user; "" for the anonymous auth calls):
+ * in its scope (the owner): the user of an authenticated call; for the
+ * anonymous auth calls (signup, login, refresh, logout by refresh token) a
+ * keyed hash of the credential they present (the account's email, or the
+ * refresh token), so that two clients choosing the same key never meet:
  *   - absent: the write runs; if it succeeds (2xx) its answer (status,
  *     header lines, body) is stored in the same transaction as the write, so
  *     either both are durable or neither is;
@@ -10,7 +13,15 @@
  *     with Idempotent-Replayed: true, and nothing is written;
  *   - present with another request: 422 idempotency_key_reused.
  * Only successes are stored: a failed write changed nothing and may simply
- * run again. The request hash covers method, target, If-Match and body.
+ * run again. The request hash covers method, target, If-Match and body; for
+ * the anonymous calls it is keyed (HMAC under a key derived from the secrets
+ * file), as their bodies hold passwords and tokens: the database alone then
+ * gives no fast hash to guess them against.
+ *
+ * A stored answer may have gone stale: before replaying it, the call's
+ * replay_check (when set) may refuse, e.g. a refresh whose answer's refresh
+ * token was itself used since, or whose session ended: that replay would
+ * hand out credentials of a family that has moved on (treated as reuse).
  *
  * Answers holding credentials (signup, login, refresh) are stored sealed:
  * AES-256-GCM under HMAC(response_key, body), so neither the database nor the
@@ -27,7 +38,23 @@
 #include "core/util.h"
 #include "region/internal.h"
 
-bool idempotency_prepare(api_call *call, bool sealed)
+/* The scope of an anonymous call's key: "anon:" and 32 hex digits of
+ * HMAC(idem_key, route NUL credential). */
+static void anonymous_owner(api_call *call, const char *credential)
+{
+	buf in;
+	buf_init(&in, 4096);
+	unsigned char mac[32];
+	if (buf_adds(&in, call->route) != 0 || buf_addc(&in, '\0') != 0 || buf_adds(&in, credential) != 0)
+		abort(); /* cannot happen: route and credential are bounded well below the limit */
+	util_hmac_sha256(call->rg->idem_key, sizeof call->rg->idem_key, in.data, in.len, mac);
+	explicit_bzero(in.data, in.len);
+	buf_free(&in);
+	memcpy(call->idem_owner, "anon:", 5);
+	util_hex(mac, 16, call->idem_owner + 5);
+}
+
+bool idempotency_prepare(api_call *call, bool sealed, const char *credential)
 {
 	if (!api_request_header(call, "Idempotency-Key", call->idem_key, sizeof call->idem_key))
 		return true;
@@ -59,6 +86,15 @@ bool idempotency_prepare(api_call *call, bool sealed)
 	    EVP_DigestFinal_ex(md, call->request_hash, &outlen) != 1)
 		abort(); /* cannot happen: SHA-256 is always there */
 	EVP_MD_CTX_free(md);
+	if (credential) {
+		unsigned char keyed[32];
+		util_hmac_sha256(call->rg->idem_key, sizeof call->rg->idem_key, call->request_hash,
+				 sizeof call->request_hash, keyed);
+		memcpy(call->request_hash, keyed, sizeof keyed);
+		anonymous_owner(call, credential);
+	} else {
+		snprintf(call->idem_owner, sizeof call->idem_owner, "%s", call->user_id);
+	}
 	if (sealed)
 		util_hmac_sha256(call->rg->secrets.response_key, sizeof call->rg->secrets.response_key,
 				 body, blen, call->seal_key);
@@ -105,11 +141,6 @@ static int unseal(const unsigned char key[32], const unsigned char *in, size_t l
 	return rc;
 }
 
-static const char *owner_of(const api_call *call)
-{
-	return call->authenticated ? call->user_id : "";
-}
-
 int idempotency_check(db_conn *db, api_call *call)
 {
 	if (!call->has_idem)
@@ -118,7 +149,7 @@ int idempotency_check(db_conn *db, api_call *call)
 				       "FROM idempotency WHERE owner = ?1 AND key = ?2");
 	if (!st)
 		return ERR_DB;
-	sqlite3_bind_text(st, 1, owner_of(call), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, call->idem_owner, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, call->idem_key, -1, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE) {
@@ -158,6 +189,14 @@ int idempotency_check(db_conn *db, api_call *call)
 	}
 	call->status = status;
 	call->replayed = true;
+	if (call->replay_check) {
+		int check = call->replay_check(db, call);
+		if (check != 0) { /* refused (answered otherwise) or failed */
+			call->replayed = false;
+			buf_reset(&call->headers);
+			return check < 0 ? check : 1;
+		}
+	}
 	return 1;
 }
 
@@ -179,7 +218,7 @@ int idempotency_store(db_conn *db, api_call *call)
 				       "headers, body, sealed, created_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)");
 	int rc = ERR_DB;
 	if (st) {
-		sqlite3_bind_text(st, 1, owner_of(call), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, call->idem_owner, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, call->idem_key, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 3, call->request_hash, 32, SQLITE_STATIC);
 		sqlite3_bind_int(st, 4, call->status);

@@ -5,7 +5,7 @@
  * auth.c     signup, login, refresh, logout, me
  * records.c  the records API
  * idempotency.c  Idempotency-Key: replay and conflict detection
- * ratelimit.c    login throttling
+ * ratelimit.c    login and signup throttling
  * metrics.c      /metrics
  * node.c     process setup, signals, graceful shutdown
  */
@@ -39,8 +39,11 @@ typedef struct region {
 	http_server *server;
 	db_conn *reader;       /* loop thread only */
 	committer *writer;
-	workers *hashers;      /* argon2id */
-	ratelimit *login_limit;
+	workers *hashers;      /* argon2id: logins URGENT, signups BULK */
+	ratelimit *login_limit;  /* failed and in-flight logins, per account and address */
+	ratelimit *signup_limit; /* signups per address */
+	unsigned char idem_key[32]; /* keys the scopes and request hashes of anonymous
+				     * Idempotency-Keys (secrets_derive) */
 	metrics *metrics;
 	capture *capture;
 	repl *repl;
@@ -85,6 +88,7 @@ struct api_call {
 	bool read_txn;                 /* a read transaction is open on the reader */
 	/* idempotency */
 	char idem_key[256];
+	char idem_owner[API_ID_MAX + 8]; /* the key's scope: user id, or "anon:<hash>" */
 	bool has_idem;
 	bool sealed;                   /* store the response encrypted */
 	unsigned char request_hash[32];
@@ -97,6 +101,12 @@ struct api_call {
 	uint64_t seq;                  /* position of the committed write (0: none) */
 	/* handler state */
 	api_write_fn write;
+	/* before a stored answer is replayed (writer thread): 0 to replay it, 1
+	 * when the call was answered otherwise (error set), < 0 on error */
+	api_write_fn replay_check;
+	bool revocation;               /* the write ended a session: wait for the other
+					* region's ack, say in X-Tandem-Durability */
+	bool login_reserved;           /* holds a login attempt in ratelimit */
 	json_t *json;                  /* parsed request body */
 	char collection[72];
 	char record_id[API_ID_MAX];
@@ -158,8 +168,11 @@ void records_list(api_call *call);
 /* idempotency.c */
 /* Read Idempotency-Key and hash the request (loop thread). sealed: the answer
  * holds credentials and is stored encrypted under a key derived from the
- * request body. false when the key is malformed (answered with 400). */
-bool idempotency_prepare(api_call *call, bool sealed);
+ * request body. credential: NULL for a call authenticated by an access token
+ * (the key is scoped by its user), else what an anonymous call presents
+ * (email, refresh token): the key is scoped by a keyed hash of it. false
+ * when the key is malformed (answered with 400 and finished). */
+bool idempotency_prepare(api_call *call, bool sealed, const char *credential);
 /* On the writer thread, before the write: 1 when the call was answered from
  * the stored response (or 422), 0 to go on, < 0 on error. */
 int idempotency_check(db_conn *db, api_call *call);
@@ -168,13 +181,33 @@ int idempotency_store(db_conn *db, api_call *call);
 /* Delete keys older than the configured TTL (writer thread). */
 int idempotency_purge(db_conn *db, int64_t older_than_ms);
 
-/* ratelimit.c */
-ratelimit *ratelimit_new(int max_entries);
+/* ratelimit.c: counters of authentication attempts (see the design block
+ * there). Names are "a:<email>", "i:<address>", "s:<address>". */
+#define RATELIMIT_KEY_BYTES 16
+typedef enum ratelimit_outcome {
+	RATELIMIT_NONE,  /* the attempt ends without counting (a login that succeeded, per address) */
+	RATELIMIT_COUNT, /* the attempt counts (a failed login, a signup) */
+	RATELIMIT_RESET  /* the attempt clears the count (a login that succeeded, per account) */
+} ratelimit_outcome;
+/* secret: the table key (HMAC key of the names). NULL on allocation failure. */
+ratelimit *ratelimit_new(int max_entries, const unsigned char secret[32]);
 void ratelimit_free(ratelimit **r);
-/* Seconds to wait if key has max or more failures in the window, else 0. */
-int ratelimit_blocked(ratelimit *r, const char *key, int max, int window_s, int64_t now_ms);
-void ratelimit_fail(ratelimit *r, const char *key, int window_s, int64_t now_ms);
-void ratelimit_clear(ratelimit *r, const char *key);
+/* Reserve one attempt: 0 when reserved (release it exactly once), else the
+ * seconds to wait (>= 1) and nothing is held: the count reached max_count in
+ * the window, or in-flight attempts would let it (count + in_flight >=
+ * max_count), or max_in_flight attempts are in flight. */
+int ratelimit_reserve(ratelimit *r, const char *name, int max_count, int max_in_flight, int window_s,
+		      int64_t now_ms);
+/* End a reserved attempt with its outcome. */
+void ratelimit_release(ratelimit *r, const char *name, ratelimit_outcome outcome, int window_s,
+		       int64_t now_ms);
+/* Reserve and count at once (an attempt that counts whatever its outcome):
+ * 0, or the seconds to wait with nothing counted. */
+int ratelimit_take(ratelimit *r, const char *name, int max_count, int window_s, int64_t now_ms);
+/* Attempts of name in flight (tests, metrics). */
+int ratelimit_in_flight(ratelimit *r, const char *name);
+/* The table key of a name: HMAC-SHA256(secret, name), first bytes. */
+void ratelimit_key_hash(const ratelimit *r, const char *name, unsigned char out[RATELIMIT_KEY_BYTES]);
 
 /* metrics.c */
 metrics *metrics_new(void);

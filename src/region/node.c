@@ -194,9 +194,18 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		goto out;
 	}
 	rg->hashers = workers_new(rg->base, cfg->auth.hash_threads, 1024);
-	rg->login_limit = ratelimit_new(65536);
+	{
+		/* keyed table hashes: an attacker who cannot compute them cannot
+		 * aim collisions or evictions at a victim's counter */
+		unsigned char throttle_key[32];
+		secrets_derive(&rg->secrets, "tandem throttle key v1", throttle_key);
+		rg->login_limit = ratelimit_new(65536, throttle_key);
+		rg->signup_limit = ratelimit_new(16384, throttle_key);
+		explicit_bzero(throttle_key, sizeof throttle_key);
+		secrets_derive(&rg->secrets, "tandem idempotency scope v1", rg->idem_key);
+	}
 	rg->metrics = metrics_new();
-	if (!rg->hashers || !rg->login_limit || !rg->metrics) {
+	if (!rg->hashers || !rg->login_limit || !rg->signup_limit || !rg->metrics) {
 		node_fail("%s", "out of memory");
 		goto out;
 	}
@@ -340,6 +349,8 @@ out:
 		event_free(rg->log_timer);
 	log_flush();
 	ratelimit_free(&rg->login_limit);
+	ratelimit_free(&rg->signup_limit);
+	explicit_bzero(rg->idem_key, sizeof rg->idem_key);
 	metrics_free(&rg->metrics);
 	SSL_CTX_free(ssl);
 	if (rg->base)

@@ -178,7 +178,7 @@ void records_create(api_call *call)
 		api_finish(call);
 		return;
 	}
-	if (!idempotency_prepare(call, false))
+	if (!idempotency_prepare(call, false, NULL))
 		return;
 	call->data_text = json_dumps(call->json, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (!call->data_text) {
@@ -315,7 +315,7 @@ void records_update(api_call *call)
 		return;
 	}
 	api_request_header(call, "If-Match", call->if_match, sizeof call->if_match);
-	if (!idempotency_prepare(call, false))
+	if (!idempotency_prepare(call, false, NULL))
 		return;
 	call->write = update_write;
 	api_submit_write(call);
@@ -364,7 +364,7 @@ void records_delete(api_call *call)
 	if (!records_begin(call, true))
 		return;
 	api_request_header(call, "If-Match", call->if_match, sizeof call->if_match);
-	if (!idempotency_prepare(call, false))
+	if (!idempotency_prepare(call, false, NULL))
 		return;
 	call->write = delete_write;
 	api_submit_write(call);

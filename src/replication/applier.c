@@ -319,6 +319,7 @@ static void applier_data(void *arg, const char *data, size_t len)
 		}
 		if (f.type == FRAME_HEARTBEAT) {
 			election_contact(r, f.epoch);
+			r->fresh_mono = voter_clock_ms(); /* repl_primary_silence_ms */
 			if (!r->apply_failed)
 				r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
 			if (f.seq > r->primary_seq)
@@ -329,6 +330,7 @@ static void applier_data(void *arg, const char *data, size_t len)
 			continue;
 		}
 		r->contact_mono = voter_clock_ms();
+		r->fresh_mono = r->contact_mono;
 		if (f.seq <= r->received_seq)
 			continue; /* already have it */
 		apply_job *j = calloc(1, sizeof *j);

@@ -82,6 +82,9 @@ struct repl {
 	int64_t primary_time_ms;
 	int64_t link_down_since_ms;
 	int64_t last_contact_ms;
+	int64_t fresh_mono;          /* voter clock: when this region last knew it had every
+				      * write of the primary (stream data or heartbeat from it;
+				      * as a primary with a lease, its own heartbeat tick); 0 never */
 	struct event *reconnect;
 	int backoff_ms;
 	bool ack_in_flight;

@@ -118,6 +118,25 @@ void repl_wait_acked(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, voi
 	waitlist_add(r, &r->ack_waiters, seq, timeout_ms, cb, arg);
 }
 
+void repl_wait_confirmed(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg)
+{
+	if (seq > r->acked_seq && (!r->primary || !r->subs)) {
+		cb(arg, false);
+		return;
+	}
+	repl_wait_acked(r, seq, timeout_ms, cb, arg);
+}
+
+int64_t repl_primary_silence_ms(repl *r)
+{
+	if (r->primary && repl_lease_valid(r))
+		return 0;
+	if (!r->fresh_mono)
+		return INT64_MAX;
+	int64_t d = voter_clock_ms() - r->fresh_mono;
+	return d > 0 ? d : 0;
+}
+
 void repl_wait_lag(repl *r, int timeout_ms, repl_wait_cb cb, void *arg)
 {
 	/* only while the secondary is connected: a lost region must not stop

@@ -99,6 +99,18 @@ int repl_write_gate_peek(repl *r, const char **code, const char **message);
  * 0, or ERR_AGAIN with no_lease / no_quorum; the write stays committed
  * either way (it is quarantined on rejoin if the next primary lacks it). */
 int repl_ack_gate(repl *r, const char **code, const char **message);
+/*
+ * How long this region may have been missing revocations (logouts) made at
+ * the primary, in ms: 0 on a primary holding its lease (every write is made
+ * here); on a secondary, the time since it last received stream data or a
+ * heartbeat from the primary; on a primary without a lease (it may have
+ * been deposed unawares), the time since it last held one. INT64_MAX when
+ * the region has never been in either state since it started.
+ */
+int64_t repl_primary_silence_ms(repl *r);
+/* Primary: wait until the secondary acknowledged seq, but only while one is
+ * streaming: cb(arg, false) at once when none is (nothing can confirm). */
+void repl_wait_confirmed(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
 /* Does this region hold a valid lease (always true without a witness)? */
 bool repl_lease_valid(repl *r);
 /* API writes between submission and answer (a switchover waits for them). */

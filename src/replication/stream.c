@@ -138,6 +138,8 @@ static void stream_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
 	repl *r = arg;
 	int64_t now = util_now_ms();
+	if (repl_lease_valid(r)) /* authoritative now; kept if it steps down */
+		r->fresh_mono = voter_clock_ms();
 	subscriber *s = r->subs;
 	while (s) {
 		subscriber *next = s->next;

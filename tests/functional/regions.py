@@ -21,7 +21,7 @@ import time
 
 import requests
 
-from conftest import TANDEM, free_port_base, new_email, run
+from conftest import TANDEM, free_port_base, new_email, raise_signup_limit, run
 
 LSN = re.compile(r"^(\d+)/(\d+)$")
 
@@ -304,9 +304,9 @@ class TwoRegions:
     witness=False (the default for the replication tests) removes the
     [witness] section: two voters, no automatic failover, fixed roles.
     witness=True starts the witness too (failover on); failover={...} sets
-    [failover] keys."""
+    [failover] keys, auth={...} [auth] keys."""
 
-    def __init__(self, directory, replication=None, witness=False, failover=None):
+    def __init__(self, directory, replication=None, witness=False, failover=None, auth=None):
         self.dir = str(directory)
         os.makedirs(self.dir, exist_ok=True)
         self.port_base = free_port_base(count=8)
@@ -320,6 +320,9 @@ class TwoRegions:
             text = set_replication(text, replication)
         if failover:
             text = set_section(text, "failover", failover)
+        text = raise_signup_limit(text)
+        if auth:
+            text = set_section(text, "auth", auth)
         if not witness:
             text = drop_section(text, "witness")
         with open(self.config, "w") as f:
@@ -371,17 +374,24 @@ class TwoRegions:
 
     def wait_synced(self, timeout=15):
         """Until us has applied everything eu has committed (and eu stays
-        there for the check). Returns the position."""
+        there for the check) and streams from eu: a secondary that has not
+        heard from the primary yet (just started, or restored from a
+        snapshot) answers tokens with 503 region_isolated. Returns the
+        position."""
         deadline = time.time() + timeout
         while True:
             eu = self.eu.position()
             us = self.us.position()
-            if us == eu and self.eu.position() == eu:
+            if us == eu and self.eu.position() == eu and self._us_streaming():
                 return eu
             if time.time() > deadline:
                 raise AssertionError("us did not catch up: eu at %d, us at %d\n%s" % (
                     eu, us, self.logs()))
             time.sleep(0.05)
+
+    def _us_streaming(self):
+        st = region_status(self.us)
+        return bool(st) and st.get("role") == "secondary" and st["link"]["state"] == "up"
 
     def wait_quiet(self, timeout=10):
         """Until `tandem status` shows no lag on either side; the status."""
