@@ -139,11 +139,19 @@ static bool etag_list_valid(const char *s, size_t len)
 			;
 		return i == len;
 	}
+	bool after_tag = false; /* a tag was read: only OWS, then ',' or the end, may follow */
 	while (i < len) {
-		if (s[i] == ' ' || s[i] == '\t' || s[i] == ',') { /* empty list elements are allowed */
+		if (s[i] == ' ' || s[i] == '\t') {
 			i++;
 			continue;
 		}
+		if (s[i] == ',') { /* empty list elements are allowed */
+			after_tag = false;
+			i++;
+			continue;
+		}
+		if (after_tag)
+			return false;
 		if (i + 1 < len && s[i] == 'W' && s[i + 1] == '/')
 			i += 2;
 		if (i >= len || s[i] != '"')
@@ -157,8 +165,7 @@ static bool etag_list_valid(const char *s, size_t len)
 			return false;
 		i++;
 		tags++;
-		if (i < len && s[i] != ' ' && s[i] != '\t' && s[i] != ',')
-			return false;
+		after_tag = true;
 	}
 	return tags > 0;
 }
