@@ -164,8 +164,8 @@ def test_cors_wildcard_and_off(tmp_path):
         assert not [h for h in r.headers if h.lower().startswith("access-control-")]
         assert "Vary" not in r.headers
     finally:
-        star.stop()
-        off.stop()
+        codes = [star.stop(), off.stop()]
+    assert codes == [0, 0], (codes, star.log()[-2000:], off.log()[-2000:])  # clean exits (sanitizers)
 
 
 def chromium():
@@ -249,7 +249,8 @@ def test_cors_real_browser_fetch(tmp_path):
         items = list_all(rg, u["access_token"], "notes")
         assert len(items) == 1, items
     finally:
-        rg.stop()
+        code = rg.stop()
+    assert code == 0, rg.log()[-2000:]
 
 
 # --- /metrics -------------------------------------------------------------
@@ -409,4 +410,5 @@ def test_global_write_timeout_says_what_a_retry_does(tmp_path):
         # both creates are there (durable in eu), once each
         assert sorted(i["data"]["k"] for i in list_all(eu, tok, "ledger")) == [1, 2]
     finally:
-        pair.stop_all()
+        codes = pair.stop_all()
+    assert all(c == 0 for cs in codes.values() for c in cs), (codes, pair.logs())
