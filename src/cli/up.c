@@ -471,8 +471,9 @@ int cmd_up(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		const config_region *r = config_region_find(&cfg, children[i].name);
 		if (r)
-			printf("  region %-4s https://%s  (pid %d)\n", children[i].name, r->api_listen,
-			       (int)children[i].pid);
+			printf("  region %-4s https://%s  metrics %s%s  (pid %d)\n", children[i].name,
+			       r->api_listen, r->metrics_listen[0] ? "http://" : "",
+			       r->metrics_listen[0] ? r->metrics_listen : "(none)", (int)children[i].pid);
 		else
 			printf("  witness     %s  (pid %d)\n", cfg.witness.listen, (int)children[i].pid);
 	}
