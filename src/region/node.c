@@ -370,14 +370,15 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 out:
 	/* order: hashing jobs may still submit writes, and write completions
 	 * answer requests, so the pool goes first, then the writer (which
-	 * commits and answers everything queued), and the server last */
+	 * commits and answers everything queued), and the server last. The
+	 * metrics listener reads all of them: it goes before any */
+	http_server_free(&rg->metrics_server);
 	if (rg->repl)
 		repl_shutdown(rg->repl);
 	workers_free(&rg->hashers);
 	committer_free(&rg->writer);
 	repl_free(&rg->repl);
 	http_server_free(&rg->server);
-	http_server_free(&rg->metrics_server);
 	db_close(&rg->reader);
 	capture_free(&rg->capture);
 	SSL_CTX_free(rg->link_server_ctx);
