@@ -21,7 +21,24 @@ TANDEM = os.environ.get("TANDEM_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "tandem")
 TANDEM = os.path.abspath(TANDEM)
 
-_next_port = [20000 + (os.getpid() * 7) % 30000]
+def _port_range():
+    """The ports this process hands out. Under pytest-xdist each worker gets
+    its own slice of 20000-59999: a block is only checked free when handed
+    out, and its deployment binds it later, so two workers handing out
+    overlapping blocks collide (seen once every region bound base+5 and
+    base+6 too: workers' pids differ by 1, their old starts by 7)."""
+    lo, hi = 20000, 60000
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if workers > 1 and worker.startswith("gw") and worker[2:].isdigit():
+        span = (hi - lo) // workers
+        lo += (int(worker[2:]) % workers) * span
+        hi = lo + span
+    return lo, hi
+
+
+_port_lo, _port_hi = _port_range()
+_next_port = [_port_lo + (os.getpid() * 7) % (_port_hi - _port_lo - 100)]
 
 
 def free_port_base(count=8):
@@ -29,8 +46,8 @@ def free_port_base(count=8):
     while True:
         base = _next_port[0]
         _next_port[0] += count + 1
-        if _next_port[0] > 60000:
-            _next_port[0] = 20000
+        if _next_port[0] + count > _port_hi:
+            _next_port[0] = _port_lo
         ok = True
         for p in range(base, base + count):
             s = socket.socket()
