@@ -278,17 +278,18 @@ def http_request_bytes(method, path, token=None, body=None):
 
 
 class SyncHttp:
-    """One keep-alive HTTPS connection, blocking."""
+    """One keep-alive HTTPS connection, blocking; ca=None: plain HTTP (the
+    /metrics listener)."""
 
     def __init__(self, port, ca, timeout=30):
         self.port, self.ca, self.timeout = port, ca, timeout
-        self.ctx = ssl.create_default_context(cafile=ca)
+        self.ctx = ssl.create_default_context(cafile=ca) if ca else None
         self.sock = None
 
     def connect(self):
         raw = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = self.ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        self.sock = self.ctx.wrap_socket(raw, server_hostname="127.0.0.1") if self.ctx else raw
         self.buf = b""
 
     def close(self):
@@ -469,6 +470,9 @@ def watcher_worker(cfg, pipe):
     try:
         us = SyncHttp(cfg["us_port"], cfg["ca"], timeout=5)
         eu = SyncHttp(cfg["eu_port"], cfg["ca"], timeout=5)
+        # /metrics: plain HTTP on each region's metrics_listen
+        us_m = SyncHttp(cfg["us_metrics_port"], None, timeout=5)
+        eu_m = SyncHttp(cfg["eu_metrics_port"], None, timeout=5)
         rq = http_request_bytes("GET", "/readyz")
         mq = http_request_bytes("GET", "/metrics")
         us_s, eu_s, metrics = [], [], []
@@ -492,7 +496,7 @@ def watcher_worker(cfg, pipe):
             if t3 >= next_m:
                 next_m = t3 + 0.1
                 row = {"t": t3}
-                for name, c in (("eu", eu), ("us", us)):
+                for name, c in (("eu", eu_m), ("us", us_m)):
                     st, _, body = c.request_raw(mq)
                     m = re.search(rb"\ntandem_replication_lag_seconds\{[^}]*\} ([0-9.]+)", body)
                     if m:
@@ -627,7 +631,7 @@ class Tandem:
     def __init__(self, binary, workdir, delay_ms, name="tandem", env=None):
         self.env = env
         self.dir = os.path.join(workdir, name)
-        self.base = free_port_base(4)
+        self.base = free_port_base(7)  # APIs, links, witness, /metrics listeners
         r = subprocess.run([binary, "init", "--data", self.dir, "--port-base", str(self.base)],
                            capture_output=True, text=True)
         if r.returncode != 0:
@@ -641,6 +645,7 @@ class Tandem:
         self.binary = binary
         self.ca = os.path.join(self.dir, "certs", "ca.pem")
         self.ports = {"eu": self.base, "us": self.base + 1}
+        self.metrics_ports = {"eu": self.base + 5, "us": self.base + 6}  # plain HTTP
         self.procs = {}
 
     def start(self):
@@ -667,7 +672,7 @@ class Tandem:
         """Until eu says its secondary is connected (degraded gauge 0)."""
         deadline = mono() + timeout
         while mono() < deadline:
-            c = SyncHttp(self.ports["eu"], self.ca, timeout=5)
+            c = SyncHttp(self.metrics_ports["eu"], None, timeout=5)
             try:
                 st, _, body = c.request_raw(http_request_bytes("GET", "/metrics"))
             finally:
@@ -723,7 +728,7 @@ class Tandem:
 
     def commit_metrics(self, name):
         """The writer thread's counters: batches, writes, seconds in COMMIT."""
-        c = SyncHttp(self.ports[name], self.ca, timeout=5)
+        c = SyncHttp(self.metrics_ports[name], None, timeout=5)
         try:
             st, _, body = c.request_raw(http_request_bytes("GET", "/metrics"))
         finally:
@@ -775,6 +780,8 @@ def run_tandem(t, token, path, rate, duration, warmup, args):
     t_end = t_start + duration
     tail = args.tail
     watcher = spawn(watcher_worker, {"us_port": t.ports["us"], "eu_port": t.ports["eu"],
+                                     "us_metrics_port": t.metrics_ports["us"],
+                                     "eu_metrics_port": t.metrics_ports["eu"],
                                      "ca": t.ca, "period": args.poll_ms / 1000.0,
                                      "t_stop": t_end + tail})
     fwd = None

@@ -250,15 +250,22 @@ class Region:
 
 
 def write_metrics(region):
-    """The group-commit counters of /metrics: batches, writes, seconds in COMMIT."""
+    """The group-commit counters of /metrics: batches, writes, seconds in COMMIT.
+    /metrics is plain HTTP on the region's metrics_listen (port base + 5 in the
+    generated config), not on the API port."""
     out = {}
+    conn = http.client.HTTPConnection("127.0.0.1", region.port + 5, timeout=30)
     try:
-        status, body = region.request("GET", "/metrics")
+        conn.request("GET", "/metrics")
+        resp = conn.getresponse()
+        status, body = resp.status, resp.read()
     except OSError:
         return out  # the caller notices a dead region
+    finally:
+        conn.close()
     if status != 200:
         return out
-    text = body.decode() if isinstance(body, bytes) else json.dumps(body)
+    text = body.decode()
     names = {"tandem_write_batches_total": "batches", "tandem_writes_total": "writes",
              "tandem_commit_seconds_total": "commit_s"}
     for line in text.splitlines():

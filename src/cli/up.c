@@ -360,8 +360,14 @@ static int write_endpoints(const up_options *o, const config *cfg, const child *
 		const config_region *r = config_region_find(cfg, children[i].name);
 		if (!r)
 			continue;
-		buf_printf(&b, "%s\n    \"%s\": {\"api\": \"https://%s\", \"link\": \"%s\", \"pid\": %d}",
-			   shown++ ? "," : "", r->name, r->api_listen, r->link_listen, (int)children[i].pid);
+		buf_printf(&b, "%s\n    \"%s\": {\"api\": \"https://%s\", \"link\": \"%s\", ", shown++ ? "," : "",
+			   r->name, r->api_listen, r->link_listen);
+		/* where Prometheus scrapes this region (plain HTTP, loopback) */
+		if (r->metrics_listen[0])
+			buf_printf(&b, "\"metrics\": \"http://%s\", ", r->metrics_listen);
+		else
+			buf_adds(&b, "\"metrics\": null, ");
+		buf_printf(&b, "\"pid\": %d}", (int)children[i].pid);
 	}
 	buf_adds(&b, "\n  }");
 	for (int i = 0; i < n; i++)
@@ -467,8 +473,9 @@ int cmd_up(int argc, char **argv)
 	for (int i = 0; i < n; i++) {
 		const config_region *r = config_region_find(&cfg, children[i].name);
 		if (r)
-			printf("  region %-4s https://%s  (pid %d)\n", children[i].name, r->api_listen,
-			       (int)children[i].pid);
+			printf("  region %-4s https://%s  metrics %s%s  (pid %d)\n", children[i].name,
+			       r->api_listen, r->metrics_listen[0] ? "http://" : "",
+			       r->metrics_listen[0] ? r->metrics_listen : "(none)", (int)children[i].pid);
 		else
 			printf("  witness     %s  (pid %d)\n", cfg.witness.listen, (int)children[i].pid);
 	}

@@ -505,9 +505,30 @@ static void config_validate_failover(config_reader *r)
 			config_error(r, w->line, "[witness] needs tls_cert and tls_key");
 		for (int i = 0; i < c->region_count; i++)
 			if (strcmp(w->listen, c->regions[i].link_listen) == 0 ||
-			    strcmp(w->listen, c->regions[i].api_listen) == 0)
+			    strcmp(w->listen, c->regions[i].api_listen) == 0 ||
+			    strcmp(w->listen, c->regions[i].metrics_listen) == 0)
 				config_error(r, w->line, "[witness] listen %s is already used by region %s", w->listen,
 					     c->regions[i].name);
+	}
+}
+
+/* metrics_listen may not share an address with any API, link or other
+ * metrics listener (nor the witness, checked with it): the second bind would
+ * fail at start, far from the line that caused it. */
+static void config_validate_metrics_listen(config_reader *r, const config_region *g)
+{
+	const config *c = r->c;
+	if (!g->metrics_listen[0])
+		return;
+	for (int j = 0; j < c->region_count; j++) {
+		const config_region *o = &c->regions[j];
+		const char *key = strcmp(g->metrics_listen, o->api_listen) == 0    ? "api_listen"
+				  : strcmp(g->metrics_listen, o->link_listen) == 0 ? "link_listen"
+				  : o < g && strcmp(g->metrics_listen, o->metrics_listen) == 0 ? "metrics_listen"
+											  : NULL;
+		if (key)
+			config_error(r, g->line, "[region %s] metrics_listen %s is already the %s of region %s",
+				     g->name, g->metrics_listen, key, o->name);
 	}
 }
 
@@ -542,6 +563,7 @@ static void config_validate(config_reader *r)
 			if (g->api_listen[0] && strcmp(g->api_listen, c->regions[j].api_listen) == 0)
 				config_error(r, g->line, "[region %s] api_listen %s is already used by region %s",
 					     g->name, g->api_listen, c->regions[j].name);
+		config_validate_metrics_listen(r, g);
 	}
 	if (c->region_count > 1) {
 		for (int i = 0; i < c->region_count; i++)

@@ -17,8 +17,10 @@
 #include <strings.h>
 
 #include "core/err.h"
+#include "core/jsonpos.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "region/cors.h"
 #include "region/internal.h"
 
 typedef void (*api_handler)(api_call *call);
@@ -31,31 +33,47 @@ typedef struct api_method {
 typedef struct api_route {
 	const char *pattern;     /* segments; "{...}" matches any one segment */
 	api_method methods[5];
-	const char *allow;       /* the Allow header for 405 */
+	const char *allow;       /* the Allow header for 405 (and for OPTIONS) */
+	bool no_store;           /* answers hold a user's data or credentials: never cached */
 } api_route;
 
 static void api_healthz(api_call *call);
 static void api_readyz(api_call *call);
-static void api_metrics(api_call *call);
 
-static const api_route api_routes[] = {
-	{"/healthz", {{"GET", api_healthz}}, "GET, HEAD"},
-	{"/readyz", {{"GET", api_readyz}}, "GET, HEAD"},
-	{"/metrics", {{"GET", api_metrics}}, "GET, HEAD"},
-	{"/v1/auth/signup", {{"POST", auth_signup}}, "POST"},
-	{"/v1/auth/login", {{"POST", auth_login}}, "POST"},
-	{"/v1/auth/refresh", {{"POST", auth_refresh}}, "POST"},
-	{"/v1/auth/logout", {{"POST", auth_logout}}, "POST"},
-	{"/v1/me", {{"GET", auth_me}}, "GET, HEAD"},
-	{"/v1/collections/{collection}/records",
-	 {{"GET", records_list}, {"POST", records_create}},
-	 "GET, HEAD, POST"},
-	{"/v1/collections/{collection}/records/{id}",
-	 {{"GET", records_get}, {"PUT", records_update}, {"PATCH", records_update},
-	  {"DELETE", records_delete}},
-	 "GET, HEAD, PUT, PATCH, DELETE"},
+/* The routes by name: an index is also the route's row in the metrics. */
+enum api_route_id {
+	ROUTE_HEALTHZ,
+	ROUTE_READYZ,
+	ROUTE_SIGNUP,
+	ROUTE_LOGIN,
+	ROUTE_REFRESH,
+	ROUTE_LOGOUT,
+	ROUTE_ME,
+	ROUTE_RECORDS,
+	ROUTE_RECORD,
+	API_ROUTE_COUNT
 };
-#define API_ROUTE_COUNT ((int)(sizeof api_routes / sizeof api_routes[0]))
+
+/* /metrics is not here: it is served on the region's metrics_listen only
+ * (metrics.c), never on the public API port */
+static const api_route api_routes[API_ROUTE_COUNT] = {
+	[ROUTE_HEALTHZ] = {"/healthz", {{"GET", api_healthz}}, "GET, HEAD", false},
+	[ROUTE_READYZ] = {"/readyz", {{"GET", api_readyz}}, "GET, HEAD", false},
+	[ROUTE_SIGNUP] = {"/v1/auth/signup", {{"POST", auth_signup}}, "POST", true},
+	[ROUTE_LOGIN] = {"/v1/auth/login", {{"POST", auth_login}}, "POST", true},
+	[ROUTE_REFRESH] = {"/v1/auth/refresh", {{"POST", auth_refresh}}, "POST", true},
+	[ROUTE_LOGOUT] = {"/v1/auth/logout", {{"POST", auth_logout}}, "POST", true},
+	[ROUTE_ME] = {"/v1/me", {{"GET", auth_me}}, "GET, HEAD", true},
+	[ROUTE_RECORDS] = {"/v1/collections/{collection}/records",
+			   {{"GET", records_list}, {"POST", records_create}},
+			   "GET, HEAD, POST",
+			   true},
+	[ROUTE_RECORD] = {"/v1/collections/{collection}/records/{id}",
+			  {{"GET", records_get}, {"PUT", records_update}, {"PATCH", records_update},
+			   {"DELETE", records_delete}},
+			  "GET, HEAD, PUT, PATCH, DELETE",
+			  true},
+};
 
 const char *api_route_pattern(int index);
 int api_route_count(void);
@@ -134,10 +152,18 @@ void api_finish(api_call *call)
 	if (call->replayed)
 		buf_adds(h, "Idempotent-Replayed: true\r\n");
 	buf_printf(h, "X-Tandem-Region: %s\r\nX-Request-Id: %s\r\n", rg->self->name, call->request_id);
-	if (call->body.len && call->route_index != 2) /* /metrics sets its own type */
+	if (call->body.len)
 		buf_adds(h, "Content-Type: application/json\r\n");
-	if (call->route_index > 2)
+	if (call->route_index >= 0 && api_routes[call->route_index].no_store && !call->preflight)
 		buf_adds(h, "Cache-Control: no-store\r\n");
+	/* CORS: a forwarded call's answer gets them from the region the
+	 * browser talks to; a preflight already has its own */
+	if (!call->via_link && !call->preflight) {
+		size_t olen = 0;
+		const char *origin = http_message_field(call->msg, "Origin", &olen);
+		if (cors_answer_headers(rg->cors, origin, olen, h) != 0)
+			log_warn("request %s: the CORS headers do not fit the answer", call->request_id);
+	}
 	http_response_header_lines(req, h->data, h->len);
 	int64_t duration = util_mono_us() - call->start_us;
 	/* log first: answering may reset the parser that holds the method */
@@ -187,9 +213,20 @@ static void api_global_acked(void *arg, bool ok)
 		call->replayed = false;
 		api_header(call, "X-Tandem-LSN", lsn);
 		api_header(call, "Retry-After", "1");
-		api_error(call, 503, "replication_timeout",
-			  "the write is durable in this region but the other region did not confirm it in time; "
-			  "retry with the same Idempotency-Key to get the result once it does");
+		if (call->has_idem)
+			api_error(call, 503, "replication_timeout",
+				  "the write is durable in this region but the other region did not confirm it "
+				  "in time; retry with the same Idempotency-Key to get the result once it does");
+		else
+			/* without a key a retry is a new write: the client must know
+			 * that this one may well be saved */
+			api_error(call, 503, "replication_timeout",
+				  "the write is durable in this region but the other region did not confirm it "
+				  "in time, and it had no Idempotency-Key: %s; read it back (X-Tandem-LSN) "
+				  "before writing again, and send an Idempotency-Key to make retries safe",
+				  strcmp(call->msg->method, "POST") == 0 && call->route_index == ROUTE_RECORDS
+					  ? "a retry without a key creates a second record"
+					  : "a retry without a key applies the write a second time");
 	}
 	api_finish(call);
 }
@@ -359,8 +396,14 @@ bool api_parse_json_object(api_call *call, bool merge_patch_ok)
 	json_error_t jerr;
 	call->json = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!call->json) {
-		api_error(call, 400, "malformed_json", "malformed JSON at line %d, column %d: %s",
-			  jerr.line, jerr.column, jerr.text);
+		/* jansson's own text names its internals: say it in words */
+		char message[256];
+		if (jsonpos_describe(body, len, &jerr, message, sizeof message) != 0) {
+			api_header(call, "Retry-After", "1");
+			api_error(call, 503, "overloaded", "%s", message);
+		} else {
+			api_error(call, 400, "malformed_json", "%s", message);
+		}
 		return false;
 	}
 	if (!json_is_object(call->json)) {
@@ -535,15 +578,6 @@ static void api_readyz(api_call *call)
 		gate = "open";
 	buf_printf(&call->body, ",\"write_gate\":\"%s\"", gate);
 	buf_printf(&call->body, ",\"schema_version\":%d}", db_schema_version(rg->reader));
-	api_finish(call);
-}
-
-static void api_metrics(api_call *call)
-{
-	call->status = 200;
-	metrics_render(call->rg, &call->body);
-	repl_metrics(call->rg->repl, &call->body);
-	http_response_header(call->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	api_finish(call);
 }
 
@@ -772,6 +806,36 @@ static void api_dispatch(api_call *call, api_handler handler)
 		repl_wait_global(rg->repl, wait, api_consistent, p);
 }
 
+/*
+ * OPTIONS on a route. A CORS preflight (Origin and Access-Control-Request-
+ * Method) from an allowed origin: 204 with the Access-Control-Allow-* lines;
+ * from any other origin (or with CORS off): 403 origin_not_allowed, without
+ * them, so the browser refuses the actual request. A plain OPTIONS: 204 with
+ * Allow. No authentication: browsers send preflights without credentials.
+ */
+static void api_options(api_call *call, const api_route *r)
+{
+	size_t olen = 0, mlen = 0;
+	const char *origin = http_message_field(call->msg, "Origin", &olen);
+	const char *asked = http_message_field(call->msg, "Access-Control-Request-Method", &mlen);
+	if (!origin || !asked) {
+		call->status = 204;
+		api_header(call, "Allow", r->allow);
+		api_finish(call);
+		return;
+	}
+	call->preflight = true;
+	if (cors_preflight_headers(call->rg->cors, origin, olen, r->allow, &call->headers) != 0) {
+		call->preflight = false; /* an ordinary answer: Vary as any other */
+		api_error(call, 403, "origin_not_allowed",
+			  "this origin may not call the API from a browser (see [api] cors_origins)");
+		api_finish(call);
+		return;
+	}
+	call->status = 204;
+	api_finish(call);
+}
+
 static void api_route_request(http_request *req, region *rg, bool via_link);
 
 void api_on_request(http_request *req, void *arg)
@@ -841,6 +905,10 @@ static void api_route_request(http_request *req, region *rg, bool via_link)
 			continue;
 		call->route = r->pattern;
 		call->route_index = i;
+		if (strcmp(method, "OPTIONS") == 0) {
+			api_options(call, r);
+			return;
+		}
 		for (int m = 0; m < 5 && r->methods[m].method; m++) {
 			if (strcmp(r->methods[m].method, method) == 0 ||
 			    (head && strcmp(r->methods[m].method, "GET") == 0)) {

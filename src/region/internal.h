@@ -6,7 +6,8 @@
  * records.c  the records API
  * idempotency.c  Idempotency-Key: replay and conflict detection
  * ratelimit.c    login and signup throttling
- * metrics.c      /metrics
+ * metrics.c      /metrics, on its own listener (metrics_listen)
+ * cors.c         the CORS policy ([api] cors_origins), cors.h
  * node.c     process setup, signals, graceful shutdown
  */
 #ifndef TANDEM_REGION_INTERNAL_H
@@ -30,6 +31,7 @@
 
 typedef struct ratelimit ratelimit;
 typedef struct metrics metrics;
+typedef struct cors_policy cors_policy;
 
 typedef struct region {
 	const config *cfg;
@@ -37,6 +39,8 @@ typedef struct region {
 	secrets secrets;
 	struct event_base *base;
 	http_server *server;
+	http_server *metrics_server; /* plain HTTP on metrics_listen; NULL without one */
+	cors_policy *cors;     /* immutable after start */
 	db_conn *reader;       /* loop thread only */
 	committer *writer;
 	workers *hashers;      /* argon2id: logins URGENT, signups BULK */
@@ -86,6 +90,7 @@ struct api_call {
 	bool durability_global;
 	bool session_revoked;
 	bool read_txn;                 /* a read transaction is open on the reader */
+	bool preflight;                /* an allowed CORS preflight: its headers are set */
 	/* idempotency */
 	char idem_key[256];
 	char idem_owner[API_ID_MAX + 8]; /* the key's scope: user id, or "anon:<hash>" */
@@ -110,7 +115,7 @@ struct api_call {
 	json_t *json;                  /* parsed request body */
 	char collection[72];
 	char record_id[API_ID_MAX];
-	char if_match[80];
+	char if_match[512];            /* If-Match (writes) or If-None-Match (GET), validated */
 	char password_hash[160];
 	char email[256];
 	char created_at[32];
@@ -215,5 +220,9 @@ void metrics_free(metrics **m);
 void metrics_request(metrics *m, int route_index, int status, int64_t duration_us);
 void metrics_idempotent_replay(metrics *m);
 void metrics_render(region *rg, buf *out);
+/* The handler of the metrics listener (arg: the region): GET or HEAD
+ * /metrics answers the Prometheus text; any other path 404, any other
+ * method 405, both with a JSON error body. Answers at once. */
+void metrics_on_request(http_request *req, void *arg);
 
 #endif

@@ -3,11 +3,22 @@
  * requests by route and status class, a latency histogram per route,
  * write batches and fsync time from the committer, open connections.
  * Updated on the loop thread only, so plain counters suffice.
+ *
+ * /metrics is served on its own plain-HTTP listener ([region NAME]
+ * metrics_listen, loopback in the generated config), never on the public API
+ * port: it tells anyone who can read it the traffic, the replication state
+ * and the failover timeline of the region (docs/SECURITY.md).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "region/internal.h"
+
+/* Bound of one rendering: 16 routes x 20 lines plus the replication block is
+ * a few tens of KiB; a larger text means a bug, answered as 500. */
+#define METRICS_TEXT_MAX (4 * 1024 * 1024)
 
 #define METRICS_ROUTES 16
 static const double bucket_bounds_ms[] = {1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000};
@@ -122,4 +133,47 @@ void metrics_render(region *rg, buf *out)
 		   (unsigned long long)cs.writes, region_name, (unsigned long long)cs.failed_batches,
 		   region_name, (double)cs.commit_us_total / 1e6, region_name, cs.queued, region_name,
 		   m->replays, region_name, http_server_connections(rg->server));
+}
+
+/* A JSON error answer of the metrics listener. */
+static void metrics_error(http_request *req, int status, const char *code, const char *message)
+{
+	char body[256];
+	int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
+	http_response_header(req, "Content-Type", "application/json");
+	http_respond(req, status, body, (size_t)n < sizeof body ? (size_t)n : sizeof body - 1);
+}
+
+void metrics_on_request(http_request *req, void *arg)
+{
+	region *rg = arg;
+	const http_message *m = http_request_message(req);
+	const char *t = m->target;
+	size_t plen = strcspn(t, "?");
+	/* scrapes are not access-logged: every 15 s forever would drown the log */
+	if (plen != 8 || memcmp(t, "/metrics", 8) != 0) {
+		metrics_error(req, 404, "not_found", "only /metrics is served here");
+		return;
+	}
+	if (strcmp(m->method, "GET") != 0 && strcmp(m->method, "HEAD") != 0) {
+		http_response_header(req, "Allow", "GET, HEAD");
+		metrics_error(req, 405, "method_not_allowed", "/metrics allows GET and HEAD");
+		return;
+	}
+	buf text;
+	buf_init(&text, METRICS_TEXT_MAX);
+	metrics_render(rg, &text);
+	repl_metrics(rg->repl, &text);
+	/* an append that would pass the bound fails and is dropped; no line is
+	 * near 64 KiB, so a text that close to the bound may have lost some */
+	if (!text.data || text.len + 64 * 1024 > METRICS_TEXT_MAX) {
+		log_error("BUG: /metrics text reached its bound (%d bytes)", METRICS_TEXT_MAX);
+		buf_free(&text);
+		metrics_error(req, 500, "internal_error", "the metrics do not fit their bound");
+		return;
+	}
+	http_response_header(req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	http_response_header(req, "Cache-Control", "no-store");
+	http_respond(req, 200, text.data, text.len);
+	buf_free(&text);
 }

@@ -10,6 +10,7 @@
  * an answer is only sent after its commit is on disk.
  */
 #include <argon2.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "region/cors.h"
 #include "region/internal.h"
 #include "region/region.h"
 
@@ -97,6 +99,52 @@ static int node_fail(const char *fmt, const char *detail)
 	fprintf(stderr, fmt, detail);
 	fprintf(stderr, "\n");
 	return 1;
+}
+
+static bool node_is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return strcmp(host, "localhost") == 0;
+}
+
+/*
+ * The /metrics listener: plain HTTP, small limits (a scraper sends a few
+ * headers and no body), few connections. 0, or -1 with err set (nothing
+ * left listening; rg->metrics_server is freed by the caller's cleanup).
+ */
+static int node_listen_metrics(region *rg, char *err, size_t errcap)
+{
+	const char *addr = rg->self->metrics_listen;
+	http_server_config mcfg = {
+		.limits = {.max_header_bytes = 8192, .max_headers = 64, .max_body_bytes = 0},
+		.header_timeout_ms = 5000,
+		.idle_timeout_ms = 60000, /* above Prometheus' usual 15 to 60 s interval */
+		.max_connections = 16,
+		.ssl_ctx = NULL,
+		.common_headers = NULL,
+	};
+	http_handlers mh = {.on_request = metrics_on_request, .arg = rg};
+	rg->metrics_server = http_server_new(rg->base, &mcfg, &mh);
+	if (!rg->metrics_server) {
+		snprintf(err, errcap, "out of memory");
+		return -1;
+	}
+	if (http_server_listen(rg->metrics_server, addr) != 0) {
+		snprintf(err, errcap, "cannot listen on %s (metrics_listen): %s", addr, strerror(errno));
+		return -1;
+	}
+	char host[64];
+	int port;
+	if (util_split_hostport(addr, host, sizeof host, &port) == 0 && !node_is_loopback(host))
+		log_warn("metrics_listen %s is not a loopback address: /metrics has no TLS and no "
+			 "authentication, keep that address off the internet", addr);
+	log_info("serving http://%s/metrics", addr);
+	return 0;
 }
 
 int region_main(const config *cfg, const char *name, int ready_fd)
@@ -205,7 +253,8 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		secrets_derive(&rg->secrets, "tandem idempotency scope v1", rg->idem_key);
 	}
 	rg->metrics = metrics_new();
-	if (!rg->hashers || !rg->login_limit || !rg->signup_limit || !rg->metrics) {
+	rg->cors = cors_new(cfg->api.cors_origins);
+	if (!rg->hashers || !rg->login_limit || !rg->signup_limit || !rg->metrics || !rg->cors) {
 		node_fail("%s", "out of memory");
 		goto out;
 	}
@@ -287,6 +336,10 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
+	if (rg->self->metrics_listen[0] && node_listen_metrics(rg, err, sizeof err) != 0) {
+		node_fail("%s", err);
+		goto out;
+	}
 	if (repl_start(rg->repl, err, sizeof err) != 0) {
 		node_fail("%s", err);
 		goto out;
@@ -326,7 +379,9 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 out:
 	/* order: hashing jobs may still submit writes, and write completions
 	 * answer requests, so the pool goes first, then the writer (which
-	 * commits and answers everything queued), and the server last */
+	 * commits and answers everything queued), and the server last. The
+	 * metrics listener reads all of them: it goes before any */
+	http_server_free(&rg->metrics_server);
 	if (rg->repl)
 		repl_shutdown(rg->repl);
 	workers_free(&rg->hashers);
@@ -352,6 +407,7 @@ out:
 	ratelimit_free(&rg->signup_limit);
 	explicit_bzero(rg->idem_key, sizeof rg->idem_key);
 	metrics_free(&rg->metrics);
+	cors_free(&rg->cors);
 	SSL_CTX_free(ssl);
 	if (rg->base)
 		event_base_free(rg->base);

@@ -123,6 +123,77 @@ static bool etag_list_matches(const char *list, const char *etag)
 	return false;
 }
 
+/*
+ * Is [s, s+len) an If-Match / If-None-Match value (RFC 9110 section 13.1.1)?
+ * "*", or a comma-separated list of entity tags, each [W/]"opaque". An
+ * unquoted `6` is not an ETag: compared as one it could never match and the
+ * client would get 412 for a mistake in its own request.
+ */
+static bool etag_list_valid(const char *s, size_t len)
+{
+	size_t i = 0, tags = 0;
+	while (i < len && (s[i] == ' ' || s[i] == '\t'))
+		i++;
+	if (i < len && s[i] == '*') {
+		for (i++; i < len && (s[i] == ' ' || s[i] == '\t'); i++)
+			;
+		return i == len;
+	}
+	bool after_tag = false; /* a tag was read: only OWS, then ',' or the end, may follow */
+	while (i < len) {
+		if (s[i] == ' ' || s[i] == '\t') {
+			i++;
+			continue;
+		}
+		if (s[i] == ',') { /* empty list elements are allowed */
+			after_tag = false;
+			i++;
+			continue;
+		}
+		if (after_tag)
+			return false;
+		if (i + 1 < len && s[i] == 'W' && s[i + 1] == '/')
+			i += 2;
+		if (i >= len || s[i] != '"')
+			return false;
+		for (i++; i < len && s[i] != '"'; i++) {
+			unsigned char c = (unsigned char)s[i];
+			if (c < 0x21 || c == 0x7f) /* etagc: %x21 / %x23-7E / obs-text */
+				return false;
+		}
+		if (i >= len)
+			return false;
+		i++;
+		tags++;
+		after_tag = true;
+	}
+	return tags > 0;
+}
+
+/* Copy the request's If-Match or If-None-Match into out (empty if absent).
+ * A malformed or oversized value is answered 400 invalid_precondition
+ * (not answered: the caller finishes the call) and false returned. */
+static bool read_precondition(api_call *call, const char *name, char *out, size_t cap)
+{
+	size_t len = 0;
+	const char *v = http_message_field(call->msg, name, &len);
+	out[0] = '\0';
+	if (!v)
+		return true;
+	if (len >= cap) {
+		api_error(call, 400, "invalid_precondition", "%s is too long (at most %zu bytes)", name, cap - 1);
+		return false;
+	}
+	if (!etag_list_valid(v, len)) {
+		api_error(call, 400, "invalid_precondition",
+			  "%s must be \"*\" or a list of quoted ETags such as \"6\" (with the quotes)", name);
+		return false;
+	}
+	memcpy(out, v, len);
+	out[len] = '\0';
+	return true;
+}
+
 /* Read the row just written back into the answer (writer thread). */
 static int answer_with_record(db_conn *db, api_call *call, int status)
 {
@@ -197,6 +268,11 @@ void records_get(api_call *call)
 	api_read_begin(call);
 	if (!records_begin(call, true))
 		return;
+	/* a GET never has If-Match: the field holds If-None-Match here */
+	if (!read_precondition(call, "If-None-Match", call->if_match, sizeof call->if_match)) {
+		api_finish(call);
+		return;
+	}
 	sqlite3_stmt *st = db_stmt(call->rg->reader, "SELECT " RECORD_COLUMNS " FROM records "
 						     "WHERE id = ?1 AND owner = ?2 AND collection = ?3");
 	if (!st) {
@@ -210,11 +286,10 @@ void records_get(api_call *call)
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		api_error(call, 404, "record_not_found", "no such record");
 	} else {
-		char etag[32], inm[512];
+		char etag[32];
 		etag_of(sqlite3_column_int64(st, 3), etag);
 		api_header(call, "ETag", etag);
-		if (api_request_header(call, "If-None-Match", inm, sizeof inm) &&
-		    etag_list_matches(inm, etag)) {
+		if (call->if_match[0] && etag_list_matches(call->if_match, etag)) { /* If-None-Match */
 			call->status = 304;
 		} else {
 			call->status = 200;
@@ -314,7 +389,10 @@ void records_update(api_call *call)
 		api_finish(call);
 		return;
 	}
-	api_request_header(call, "If-Match", call->if_match, sizeof call->if_match);
+	if (!read_precondition(call, "If-Match", call->if_match, sizeof call->if_match)) {
+		api_finish(call);
+		return;
+	}
 	if (!idempotency_prepare(call, false, NULL))
 		return;
 	call->write = update_write;
@@ -363,7 +441,10 @@ void records_delete(api_call *call)
 {
 	if (!records_begin(call, true))
 		return;
-	api_request_header(call, "If-Match", call->if_match, sizeof call->if_match);
+	if (!read_precondition(call, "If-Match", call->if_match, sizeof call->if_match)) {
+		api_finish(call);
+		return;
+	}
 	if (!idempotency_prepare(call, false, NULL))
 		return;
 	call->write = delete_write;

@@ -91,6 +91,8 @@ class Region:
             f.write(text)
         self.ca = os.path.join(self.data, "certs", "ca.pem")
         self.url = "https://127.0.0.1:%d" % self.port
+        # /metrics is plain HTTP on metrics_listen (eu: port base + 5)
+        self.metrics_url = "http://127.0.0.1:%d/metrics" % (self.port + 5)
         self.proc = None
         self.log_path = os.path.join(self.data, "region-%s.log" % name)
 

@@ -9,7 +9,8 @@
     pair.stop_all()                 # SIGTERM, then SIGKILL; returns exit codes
 
 `tandem init --data DIR --port-base P` lays out the deployment: eu's API on
-P, us's on P+1, their links on P+2 and P+3, one CA in DIR/certs.
+P, us's on P+1, their links on P+2 and P+3, the witness on P+4, their
+/metrics listeners (plain HTTP) on P+5 and P+6, one CA in DIR/certs.
 """
 import json
 import os
@@ -103,12 +104,14 @@ def set_replication(text, settings):
 class RegionProc:
     """One region process of a TwoRegions deployment."""
 
-    def __init__(self, deployment, name, port, link_port):
+    def __init__(self, deployment, name, port, link_port, metrics_port=None):
         self.deployment = deployment
         self.name = name
         self.port = port
         self.link_port = link_port
         self.url = "https://127.0.0.1:%d" % port
+        # /metrics: plain HTTP on the region's metrics_listen, not the API port
+        self.metrics_url = "http://127.0.0.1:%d/metrics" % metrics_port if metrics_port else None
         self.ca = deployment.ca
         self.log_path = os.path.join(deployment.dir, "region-%s.log" % name)
         self.proc = None
@@ -218,8 +221,12 @@ class RegionProc:
         return self.readyz()["position"]
 
     def metrics(self):
-        """{name{labels}: value} of the Prometheus text at /metrics."""
-        r = self.get("/metrics", timeout=5)
+        """{name{labels}: value} of the Prometheus text at /metrics (on the
+        region's metrics_listen)."""
+        assert self.metrics_url, "%s has no metrics_listen" % self.name
+        with requests.Session() as s:
+            s.trust_env = False
+            r = s.get(self.metrics_url, timeout=5)
         assert r.status_code == 200, r.text
         out = {}
         for line in r.text.splitlines():
@@ -328,8 +335,8 @@ class TwoRegions:
         with open(self.config, "w") as f:
             f.write(text)
         p = self.port_base
-        self.eu = RegionProc(self, "eu", p, p + 2)
-        self.us = RegionProc(self, "us", p + 1, p + 3)
+        self.eu = RegionProc(self, "eu", p, p + 2, metrics_port=p + 5)
+        self.us = RegionProc(self, "us", p + 1, p + 3, metrics_port=p + 6)
         self.witness = WitnessProc(self, p + 4) if witness else None
 
     @property

@@ -137,6 +137,12 @@ def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
             os.kill(eu["pid"], 0)  # the pid is a live process
             r = requests.get(eu["api"] + "/readyz", verify=e["ca"])
             assert r.json()["region"] == "eu" and r.json()["role"] == "primary"
+            # where Prometheus scrapes each region: plain HTTP on loopback
+            for name, port in (("eu", base + 5), ("us", base + 6)):
+                m = e["regions"][name]["metrics"]
+                assert m == "http://127.0.0.1:%d" % port, e["regions"][name]
+                r = requests.get(m + "/metrics", timeout=5)
+                assert r.status_code == 200 and 'region="%s"' % name in r.text
         # the same client works against the first deployment's API (curl)
         out = subprocess.run(["curl", "-sS", "--cacert", e1["ca"], e1["regions"]["eu"]["api"] + "/healthz"],
                              capture_output=True, text=True, check=True).stdout
