@@ -19,7 +19,7 @@
 #include "test.h"
 
 static struct event_base *base;
-static http_limits limits = {16384, 100, 1 << 20};
+static http_limits limits = {16384, 100, 1 << 20, 0};
 static http_request *parked; /* a request the handler did not answer yet */
 static int requests_seen;
 
