@@ -27,12 +27,14 @@
  * Memory. Every connection accounts the bytes it holds: its input and output
  * evbuffers (through evbuffer callbacks, so each add and drain is counted
  * exactly) and the request body its parser collected. srv->buffered is the
- * sum. Over max_buffered_bytes: a new request head is answered 503
- * overloaded (Retry-After) by the server itself, then the connection closes;
- * a body that grows is cut the same way; a large 2xx answer to a GET is
- * replaced by that 503 (see http_respond). So the total passes the bound by
- * at most one answer or one read, and goes back under it as clients read or
- * leave. Per connection, output is bounded by what the handlers queue: one
+ * sum. Over max_buffered_bytes: a new request with a body is answered 503
+ * overloaded (Retry-After) by the server itself once its head is in, then
+ * the connection closes; a body that grows is cut the same way; a 2xx
+ * answer over HTTP_SMALL_ANSWER to a GET is replaced by that 503 (see
+ * http_respond). Small answers (/healthz, errors) still go out, so a region
+ * under memory pressure still says it is alive. So the total passes the
+ * bound by at most one answer or one read (plus HTTP_SMALL_ANSWER per
+ * connection), and goes back under it as clients read or leave. Per connection, output is bounded by what the handlers queue: one
  * complete answer (list pages end at page_max_bytes) or, for streaming
  * answers, max_unsent_bytes: the producer queues while
  * http_request_output_room() > 0 and is woken by http_request_on_drain()
@@ -84,8 +86,9 @@
  * one is handled); past it libevent stops reading the socket. */
 #define HTTP_PIPELINE_MAX (256 * 1024)
 /* Answers up to this size are never replaced by 503 overloaded: they cost
- * little, and /healthz must keep answering under load. */
-#define HTTP_SMALL_ANSWER (64 * 1024)
+ * little (at most this much per connection), and /healthz must keep
+ * answering under load. */
+#define HTTP_SMALL_ANSWER 4096
 /* Bodies up to this size are copied into the head's buffer (one TLS record
  * for the whole answer); larger ones are added to the output on their own. */
 #define HTTP_COPY_BODY_MAX (16 * 1024)
@@ -506,10 +509,14 @@ static void conn_process(http_conn *c)
 					    http_parser_error(c->parser), NULL);
 			return;
 		}
-		if ((rc == HTTP_PARSE_HEAD || c->body_bytes > body_before) && server_over_budget(srv)) {
-			/* a new request, or a body growing, while the server holds
-			 * more than it may: refuse before holding more */
-			server_note_overload(srv, rc == HTTP_PARSE_HEAD ? "a new request" : "a request body");
+		const http_message *m = rc == HTTP_PARSE_HEAD ? http_parser_message(c->parser) : NULL;
+		bool new_body = m && (m->content_length > 0 || m->chunked);
+		if ((new_body || c->body_bytes > body_before) && server_over_budget(srv)) {
+			/* a request with a body, or a body growing, while the
+			 * server holds more than it may: refuse before holding
+			 * more (a request without one is looked at when it is
+			 * answered, see respond_over_budget) */
+			server_note_overload(srv, "a request body");
 			char retry[48];
 			snprintf(retry, sizeof retry, "Retry-After: %d\r\n", HTTP_RETRY_AFTER_S);
 			conn_error_response(c, 503, "overloaded",
@@ -1071,6 +1078,7 @@ static void respond_full(http_request *req, int status, const char *body, size_t
 		body = overloaded;
 		len = sizeof overloaded - 1;
 		status = 503;
+		req->close_after = true; /* shed the client too, as the server's own 503s do */
 		/* the handler's headers described the answer that is not sent */
 		char rid[33];
 		util_request_id(rid);

@@ -116,7 +116,7 @@ int http_response_header(http_request *req, const char *name, const char *value)
 int http_response_header_lines(http_request *req, const char *lines, size_t len);
 /* Answer with a complete body (copied; NULL/0 for none). Adds Date,
  * Content-Length, Connection. The request is finished.
- * A large (over 64 KiB) 2xx answer to a GET while the server holds more than
+ * A 2xx answer over 4 KiB to a GET while the server holds more than
  * max_buffered_bytes is replaced by 503 overloaded with Retry-After: the
  * request changed nothing, and queueing it would pass the bound. */
 void http_respond(http_request *req, int status, const char *body, size_t len);
