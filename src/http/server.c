@@ -947,6 +947,11 @@ void http_request_on_drain(http_request *req, http_drain_fn fn, void *arg)
 	bufferevent_setwatermark(c->bev, EV_WRITE, low, 0);
 }
 
+bool http_request_server_overloaded(const http_request *req)
+{
+	return server_over_budget(req->conn->srv);
+}
+
 void http_request_set_body_limit(http_request *req, size_t max)
 {
 	http_parser_set_body_limit(req->conn->parser, max);

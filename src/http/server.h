@@ -102,6 +102,10 @@ size_t http_request_output_room(const http_request *req);
  * while http_request_output_room() > 0, then registers and returns. */
 typedef void (*http_drain_fn)(http_request *req, void *arg);
 void http_request_on_drain(http_request *req, http_drain_fn fn, void *arg);
+/* The server holds more than max_buffered_bytes now: a handler about to
+ * build a large answer to a GET may refuse at once (503 overloaded) rather
+ * than build one that http_respond would replace. */
+bool http_request_server_overloaded(const http_request *req);
 /* Only in on_head: change this request's body limit. */
 void http_request_set_body_limit(http_request *req, size_t max);
 /* Opaque pointer for the handler's own per-request state. */
