@@ -247,7 +247,7 @@ static void server_note_overload(http_server *srv, const char *what)
 	if (now - srv->overload_logged_at >= HTTP_REFUSAL_LOG_S) {
 		srv->overload_logged_at = now;
 		log_warn("overloaded: %zu bytes held for clients, over max_buffered_bytes (%zu): %s "
-			 "answered 503 (%lu so far)",
+			 "(%lu refused so far)",
 			 srv->buffered, srv->cfg.max_buffered_bytes, what, srv->overloaded);
 	}
 }
@@ -516,7 +516,7 @@ static void conn_process(http_conn *c)
 			 * server holds more than it may: refuse before holding
 			 * more (a request without one is looked at when it is
 			 * answered, see respond_over_budget) */
-			server_note_overload(srv, "a request body");
+			server_note_overload(srv, "a request body refused with 503");
 			char retry[48];
 			snprintf(retry, sizeof retry, "Retry-After: %d\r\n", HTTP_RETRY_AFTER_S);
 			conn_error_response(c, 503, "overloaded",
@@ -1074,7 +1074,7 @@ static void respond_full(http_request *req, int status, const char *body, size_t
 		return;
 	}
 	if (c->bev && respond_over_budget(req, status, len)) {
-		server_note_overload(c->srv, "an answer");
+		server_note_overload(c->srv, "a large answer to a GET replaced by 503");
 		free(owned);
 		owned = NULL;
 		static const char overloaded[] =
