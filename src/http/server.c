@@ -952,6 +952,11 @@ bool http_request_server_overloaded(const http_request *req)
 	return server_over_budget(req->conn->srv);
 }
 
+void http_request_close_after(http_request *req)
+{
+	req->close_after = true;
+}
+
 void http_request_set_body_limit(http_request *req, size_t max)
 {
 	http_parser_set_body_limit(req->conn->parser, max);

@@ -106,6 +106,8 @@ void http_request_on_drain(http_request *req, http_drain_fn fn, void *arg);
  * build a large answer to a GET may refuse at once (503 overloaded) rather
  * than build one that http_respond would replace. */
 bool http_request_server_overloaded(const http_request *req);
+/* Close the connection after this request's answer (shedding load). */
+void http_request_close_after(http_request *req);
 /* Only in on_head: change this request's body limit. */
 void http_request_set_body_limit(http_request *req, size_t max);
 /* Opaque pointer for the handler's own per-request state. */

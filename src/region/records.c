@@ -382,6 +382,7 @@ void records_list(api_call *call)
 		 * (http_respond): do not build it (docs/SECURITY.md) */
 		api_header(call, "Retry-After", "1");
 		api_error(call, 503, "overloaded", "the server holds too much data for clients now; retry later");
+		http_request_close_after(call->req); /* as the server's own 503 overloaded */
 		api_finish(call);
 		return;
 	}
