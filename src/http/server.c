@@ -952,6 +952,11 @@ bool http_request_server_overloaded(const http_request *req)
 	return server_over_budget(req->conn->srv);
 }
 
+void http_request_note_overloaded(http_request *req)
+{
+	server_note_overload(req->conn->srv, "a large answer refused with 503 before it was built");
+}
+
 void http_request_close_after(http_request *req)
 {
 	req->close_after = true;

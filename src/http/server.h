@@ -9,6 +9,12 @@
  * client cannot make us buffer without bound). Handlers may answer at once or
  * later (after a database commit, say): the request stays valid until
  * answered, even if the client has gone away meanwhile.
+ *
+ * Memory is bounded per connection and in total (server.c's design block):
+ * a total over what connections hold (max_buffered_bytes, 503 overloaded), a
+ * deadline for request bodies (408), a write timeout for clients that do not
+ * read, a cap on connections per client address, and streaming answers
+ * produced as the socket drains (http_request_on_drain).
  */
 #ifndef TANDEM_HTTP_SERVER_H
 #define TANDEM_HTTP_SERVER_H
@@ -103,9 +109,11 @@ size_t http_request_output_room(const http_request *req);
 typedef void (*http_drain_fn)(http_request *req, void *arg);
 void http_request_on_drain(http_request *req, http_drain_fn fn, void *arg);
 /* The server holds more than max_buffered_bytes now: a handler about to
- * build a large answer to a GET may refuse at once (503 overloaded) rather
- * than build one that http_respond would replace. */
+ * build a large answer to a GET may refuse at once (503 overloaded, and
+ * http_request_note_overloaded() so it is counted and logged with the
+ * server's own) rather than build one that http_respond would replace. */
 bool http_request_server_overloaded(const http_request *req);
+void http_request_note_overloaded(http_request *req);
 /* Close the connection after this request's answer (shedding load). */
 void http_request_close_after(http_request *req);
 /* Only in on_head: change this request's body limit. */
@@ -123,8 +131,9 @@ int http_response_header_lines(http_request *req, const char *lines, size_t len)
 /* Answer with a complete body (copied; NULL/0 for none). Adds Date,
  * Content-Length, Connection. The request is finished.
  * A 2xx answer over 4 KiB to a GET while the server holds more than
- * max_buffered_bytes is replaced by 503 overloaded with Retry-After: the
- * request changed nothing, and queueing it would pass the bound. */
+ * max_buffered_bytes is replaced by 503 overloaded with Retry-After (and the
+ * connection closes): the request changed nothing, and queueing it would
+ * pass the bound. */
 void http_respond(http_request *req, int status, const char *body, size_t len);
 /* The same, handing the content of body over instead of copying it (the
  * server frees it once sent or dropped; body is left empty and reusable):

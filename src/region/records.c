@@ -383,6 +383,7 @@ void records_list(api_call *call)
 		api_header(call, "Retry-After", "1");
 		api_error(call, 503, "overloaded", "the server holds too much data for clients now; retry later");
 		http_request_close_after(call->req); /* as the server's own 503 overloaded */
+		http_request_note_overloaded(call->req);
 		api_finish(call);
 		return;
 	}

@@ -276,9 +276,18 @@ def test_trickling_clients_from_one_address_do_not_lock_others_out(tmp_path):
         else:
             pytest.fail("127.0.0.1 still refused after its connections closed")
         assert "over max_connections_per_address" in region.log()
+        assert metric(region, "tandem_http_refused_per_address_total") >= 16
         assert "127.0.0.1 " not in region.log().split("max_connections_per_address")[1][:200]
     finally:
         region.stop()
+
+
+def metric(region, name):
+    """The value of a metric of the region's /metrics (one region label)."""
+    text = requests.get(region.url + "/metrics", verify=region.ca, timeout=5).text
+    m = re.search(r"(?m)^%s\{[^}]*\} (\S+)$" % name, text)
+    assert m, name + " missing from /metrics"
+    return float(m.group(1))
 
 
 def is_closed_now(sock):
@@ -339,6 +348,9 @@ def test_over_max_buffered_bytes_new_requests_get_503_overloaded(tmp_path):
                           headers=auth, json={"a": 1}, timeout=10)
         assert r.status_code == 201
         assert "over max_buffered_bytes" in region.log()
+        # (read now: /metrics, over 4 KiB, is itself refused while over the bound)
+        assert metric(region, "tandem_http_buffered_bytes") < 8 * MIB
+        assert metric(region, "tandem_http_overloaded_total") >= 2
     finally:
         region.stop()
 
