@@ -97,13 +97,16 @@ fuzz-run: $(FUZZ_BIN)
 		tail -n 1 build-fuzz/$$name.log; \
 	done
 
-# BENCH_ARGS go to both scripts (--quick, --duration, --rounds, --keep; the
-# replication bench ignores run.py's other options); REPL_BENCH_ARGS go to
-# bench/replication.py only (e.g. --rates 1000, --no-pg).
+# BENCH_ARGS go to every script (--quick, --duration, --rounds, --keep; the
+# replication and hostile-client benches ignore run.py's other options);
+# REPL_BENCH_ARGS go to bench/replication.py only (e.g. --rates 1000, --no-pg).
+# bench/hostile.py: memory and latency under 1,000 never-reading clients and
+# 1,000 trickled bodies (docs/BENCHMARKS.md).
 bench: $(BUILD)/tandem
 	@scripts/deps.sh deps/bench.txt
 	$(PYTHON) bench/run.py --tandem $(BUILD)/tandem $(BENCH_ARGS)
 	$(PYTHON) bench/replication.py --tandem $(BUILD)/tandem $(BENCH_ARGS) $(REPL_BENCH_ARGS)
+	$(PYTHON) bench/hostile.py --tandem $(BUILD)/tandem $(BENCH_ARGS)
 
 # The DR drill's figures (docs/BENCHMARKS.md, "DR drill"): every scenario,
 # 3 rounds at 500 writes/s; DRILL_ARGS go to bench/drill.py.

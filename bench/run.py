@@ -517,11 +517,16 @@ def run_sqlite(binary, workdir, duration, log_path):
 
 
 def open_idle_connections(region, n):
-    """n TLS connections, each with one GET /healthz answered, then left idle."""
+    """n TLS connections, each with one GET /healthz answered, then left idle.
+    They come from several loopback addresses (127.0.0.1, .2, ...; 200 each),
+    as many clients would: max_connections_per_address (256) refuses more
+    from one address."""
     socks = []
     request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n"
-    for _ in range(n):
-        raw = socket.create_connection(("127.0.0.1", region.port), timeout=30)
+    for i in range(n):
+        source = ("127.0.0.%d" % (1 + i // 200), 0)
+        raw = socket.create_connection(("127.0.0.1", region.port), timeout=30,
+                                       source_address=source)
         s = region.ctx.wrap_socket(raw, server_hostname="localhost")
         s.sendall(request)
         data = b""

@@ -72,6 +72,7 @@ static void check_message(const http_message *m, http_kind kind, const http_limi
 	assert(m->field_count == 0 || m->fields != NULL);
 	if (kind == HTTP_REQUEST) {
 		size_t method_len = strlen(m->method);
+		assert(!limits->max_target_bytes || strlen(m->target) <= limits->max_target_bytes);
 		assert(method_len >= 1 && method_len <= METHOD_MAX);
 		for (size_t i = 0; i < method_len; i++)
 			assert(is_tchar((unsigned char)m->method[i]));
@@ -309,6 +310,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size)
 	static const size_t header_bytes[] = {16, 64, 200, 1024};
 	static const size_t header_counts[] = {0, 1, 3, 8};
 	static const size_t body_bytes[] = {0, 5, 64, 4096};
+	static const size_t target_bytes[] = {0, 1, 8, 100};
 	const http_limits generous = {
 		.max_header_bytes = 1 << 16,
 		.max_headers = 256,
@@ -318,6 +320,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size)
 		.max_header_bytes = header_bytes[seed >> 10 & 3],
 		.max_headers = header_counts[seed >> 12 & 3],
 		.max_body_bytes = body_bytes[seed >> 14 & 3],
+		.max_target_bytes = target_bytes[seed >> 17 & 3],
 	};
 	const http_limits *limit_sets[] = {&generous, &tight};
 	uint64_t choices = seed >> 16 & 1 ? seed * FNV_PRIME : 0; /* half the time no choices */

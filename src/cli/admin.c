@@ -64,7 +64,7 @@ json_t *admin_request(admin *ad, const char *hostport, const char *name, const c
 		snprintf(err, errcap, "no address");
 		return NULL;
 	}
-	http_limits limits = {16384, 100, 16 << 20};
+	http_limits limits = {16384, 100, 16 << 20, 0};
 	http_client *c = http_client_new(ad->base, ad->ctx, host, port, name, &limits, timeout_ms);
 	admin_call a = {.base = ad->base};
 	if (!c || http_client_request(c, method, target, body ? "Content-Type: application/json\r\n" : NULL, body,

@@ -47,7 +47,7 @@ void drill_call(struct event_base *base, SSL_CTX *ctx, const char *hostport, con
 		out->rc = ERR_INVAL;
 		return;
 	}
-	http_limits limits = {65536, 200, 64 << 20};
+	http_limits limits = {65536, 200, 64 << 20, 0};
 	http_client *c = http_client_new(base, ctx, host, port, sni, &limits, timeout_ms);
 	call_wait w = {.base = base, .out = out};
 	if (!c) {

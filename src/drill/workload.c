@@ -365,7 +365,7 @@ static wl_conn *conn_new(workload *w, wl_region *r, int timeout_ms)
 	wl_conn *c = calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
-	http_limits limits = {65536, 200, 4 << 20};
+	http_limits limits = {65536, 200, 4 << 20, 0};
 	c->w = w;
 	c->region = r;
 	c->client = http_client_new(w->base, w->cfg.api_ctx, r->host, r->port, r->cfg.name, &limits,

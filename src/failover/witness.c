@@ -143,10 +143,18 @@ int witness_main(const config *cfg, int ready_fd)
 		goto out;
 	}
 	http_server_config scfg = {
-		.limits = {.max_header_bytes = 16384, .max_headers = 100, .max_body_bytes = 65536},
+		/* small messages (votes) from two regions: tight bounds, and a
+		 * per-address cap so one address cannot take all 256 connections */
+		.limits = {.max_header_bytes = 16384, .max_headers = 100, .max_body_bytes = 65536,
+			   .max_target_bytes = 1024},
 		.header_timeout_ms = cfg->limits.header_timeout_ms,
 		.idle_timeout_ms = cfg->limits.idle_timeout_ms,
+		.body_timeout_ms = cfg->limits.body_timeout_ms,
+		.write_timeout_ms = cfg->limits.write_timeout_ms,
+		.max_unsent_bytes = 1024 * 1024,
+		.max_buffered_bytes = 64 * 1024 * 1024,
 		.max_connections = 256,
+		.max_connections_per_address = 64,
 		.ssl_ctx = ssl,
 	};
 	http_handlers h = {.on_request = witness_on_request, .arg = &w};

@@ -61,6 +61,11 @@
  *    trailer bytes and fields count against max_header_bytes and max_headers
  *    together with the head's.
  *  - A feed never consumes a byte past the end of the current message.
+ *  - The first limit passed decides the error: the request-target limit (414)
+ *    is checked byte by byte as the request line arrives (target_phase and
+ *    target_len remember where the previous feed stopped), before the head
+ *    byte limit (431) is looked at for the same bytes, so a request line that
+ *    passes both is 414 exactly when its target passes first.
  *
  * Choices where RFC 9112 leaves room: up to LEADING_EMPTY_LINES_MAX empty
  * lines before a request line are skipped (none before a status line); the
@@ -118,6 +123,13 @@ enum parse_state {
 	STATE_ERROR,
 };
 
+/* Where a request line being collected is, for the request-target limit. */
+enum target_phase {
+	TARGET_BEFORE, /* in the method (no SP yet) */
+	TARGET_IN,     /* after the first SP: request-target bytes */
+	TARGET_AFTER,  /* after the second SP, or no limit to check */
+};
+
 /* How the body of the current message is delimited (RFC 9112 section 6.3). */
 enum body_framing {
 	FRAMING_NONE,        /* no body: bodyless response, or request without CL/TE */
@@ -143,6 +155,8 @@ struct http_parser {
 	size_t method_offset;     /* start-line parts, as offsets into head */
 	size_t target_offset;
 	size_t reason_offset;
+	enum target_phase target_phase; /* where the request line being collected is */
+	size_t target_len;        /* request-target bytes seen so far */
 
 	http_field *fields;       /* pointers into head */
 	size_t field_count;
@@ -752,6 +766,32 @@ static int parse_head_line(http_parser *p)
 }
 
 /*
+ * The request-target limit, as the bytes of a request line arrive: follows
+ * data[0..len) (part of one line) through the method and the target. Returns
+ * how many of those bytes may be taken before the target passes
+ * max_target_bytes (len when all may). Cannot fail.
+ */
+static size_t target_scan(http_parser *p, const char *data, size_t len)
+{
+	size_t i = 0;
+	while (i < len && p->target_phase != TARGET_AFTER) {
+		const char *space = memchr(data + i, ' ', len - i);
+		size_t run = space ? (size_t)(space - (data + i)) : len - i;
+		if (p->target_phase == TARGET_IN) {
+			if (p->target_len + run > p->limits.max_target_bytes)
+				return i + (p->limits.max_target_bytes - p->target_len);
+			p->target_len += run;
+		}
+		i += run;
+		if (space) {
+			p->target_phase = p->target_phase == TARGET_BEFORE ? TARGET_IN : TARGET_AFTER;
+			i++;
+		}
+	}
+	return len;
+}
+
+/*
  * Copy head bytes line by line and parse each completed line. Stops right
  * after the empty line ending the head (HTTP_PARSE_HEAD) so body bytes are not
  * consumed. 431 as soon as the bytes of the head pass max_header_bytes or a
@@ -774,6 +814,14 @@ static int feed_head(http_parser *p, const char *data, size_t len, size_t *consu
 		size_t available = len - i;
 		size_t scan = available < budget ? available : budget;
 		const char *newline = scan ? memchr(data + i, '\n', scan) : NULL;
+		if (!p->start_line_done && p->target_phase != TARGET_AFTER) {
+			/* bytes of the request line, up to where the 431 check stops */
+			size_t span = newline ? (size_t)(newline - (data + i)) + 1 : scan;
+			if (target_scan(p, data + i, span) < span) {
+				rc = fail(p, ERR_LIMIT, 414, "request target too long");
+				break;
+			}
+		}
 		if (!newline && available > budget) {
 			rc = fail(p, ERR_LIMIT, 431, "header section too large");
 			break;
@@ -790,6 +838,9 @@ static int feed_head(http_parser *p, const char *data, size_t len, size_t *consu
 			break;
 		rc = parse_head_line(p);
 		p->line_start = p->head_len;
+		p->target_phase = p->kind == HTTP_REQUEST && p->limits.max_target_bytes ? TARGET_BEFORE
+											 : TARGET_AFTER;
+		p->target_len = 0;
 		if (rc != 0)
 			break;
 	}
@@ -1146,6 +1197,8 @@ void http_parser_reset(http_parser *p)
 	p->start_line_done = false;
 	p->head_complete = false;
 	p->method_offset = p->target_offset = p->reason_offset = 0;
+	p->target_phase = p->kind == HTTP_REQUEST && p->limits.max_target_bytes ? TARGET_BEFORE : TARGET_AFTER;
+	p->target_len = 0;
 	p->field_count = 0;
 	memset(&p->message, 0, sizeof p->message);
 	p->message.kind = p->kind;

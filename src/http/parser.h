@@ -34,6 +34,8 @@ typedef struct http_limits {
 	size_t max_header_bytes; /* start line + all field lines (+ trailers) */
 	size_t max_headers;      /* number of field lines */
 	size_t max_body_bytes;   /* decoded body size */
+	size_t max_target_bytes; /* request-target of a request line; 414 beyond (0: no limit
+				  * but max_header_bytes) */
 } http_limits;
 
 typedef struct http_field {
@@ -115,7 +117,7 @@ void http_parser_set_body_limit(http_parser *p, size_t max_body_bytes);
  * which the parser recognises itself). Call after HTTP_PARSE_HEAD. */
 void http_parser_set_no_body(http_parser *p);
 
-/* After an error: the status code to answer (400, 413, 431, 501, 505) and a
+/* After an error: the status code to answer (400, 413, 414, 431, 501, 505) and a
  * short human text ("header section too large", ...). */
 int http_parser_error_status(const http_parser *p);
 const char *http_parser_error(const http_parser *p);

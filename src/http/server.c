@@ -4,25 +4,50 @@
  * Connection states:
  *
  *   accept --> HEAD --(head parsed)--> BODY --(body complete)--> HANDLING
- *               ^                                                    |
- *               |                                         http_respond*()
- *               |                                                    v
- *               +------(keep-alive, next request)-------------- WRITING
- *                                                                    |
- *                                                (close after answer)|
- *                                                                    v
- *                                                                 CLOSING --> freed
+ *     |         ^                                                    |
+ *     |         |                                         http_respond*()
+ *     |         |                                                    v
+ *     |         +------(keep-alive, next request)-------------- WRITING
+ *     |                                                              |
+ *     | over the per-address cap:                (close after answer)|
+ *     | closed at once                                               v
+ *     v                                                           CLOSING --> freed
+ *   (refused)
  *
  * Timers: one per connection. HEAD: header_timeout from the first byte of
  * the request (from accept for the first one, so it covers the TLS
  * handshake); idle_timeout when no byte of a next request has come. BODY:
- * idle_timeout of inactivity. HANDLING: none (the handler owns the time).
- * WRITING/CLOSING: the bufferevent's write timeout (slow readers).
+ * body_timeout from the end of the head, not restarted by activity (a body
+ * trickled a byte at a time must not hold a connection and its memory for
+ * ever), then 408. HANDLING: none (the handler owns the time).
+ * All states: the bufferevent's write timeout (write_timeout_ms) closes a
+ * connection whose unsent output the peer does not drain at all for that
+ * long, whatever its size.
+ *
+ * Memory. Every connection accounts the bytes it holds: its input and output
+ * evbuffers (through evbuffer callbacks, so each add and drain is counted
+ * exactly) and the request body its parser collected. srv->buffered is the
+ * sum. Over max_buffered_bytes: a new request with a body is answered 503
+ * overloaded (Retry-After) by the server itself once its head is in, then
+ * the connection closes; a body that grows is cut the same way; a 2xx
+ * answer over HTTP_SMALL_ANSWER to a GET is replaced by that 503 (see
+ * http_respond). Small answers (/healthz, errors) still go out, so a region
+ * under memory pressure still says it is alive. So the total passes the
+ * bound by at most one answer or one read (plus HTTP_SMALL_ANSWER per
+ * connection), and goes back under it as clients read or leave. Per connection, output is bounded by what the handlers queue: one
+ * complete answer (list pages end at page_max_bytes) or, for streaming
+ * answers, max_unsent_bytes: the producer queues while
+ * http_request_output_room() > 0 and is woken by http_request_on_drain()
+ * (the bufferevent's write low-watermark, half of max_unsent_bytes) to queue
+ * the next piece. Pipelined input waits in the input buffer, at most
+ * HTTP_PIPELINE_MAX.
  *
  * Invariants: reading is disabled in HANDLING, WRITING and CLOSING, so a
  * pipelining client is held back by TCP flow control; a connection whose
  * peer vanished while HANDLING stays allocated (conn->bev == NULL) until the
- * handler answers, then is freed.
+ * handler answers, then is freed; srv->buffered == the sum over connections
+ * of io_bytes + body_bytes; a connection counted in srv->peers is counted
+ * exactly once and removed in conn_free.
  */
 #include "http/server.h"
 
@@ -48,6 +73,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "http/peers.h"
 
 #define HTTP_CONN_MAGIC 0x48434f4eu /* "HCON" */
 #define HTTP_OUTPUT_HIGH (256 * 1024) /* pause pipelining above this much unsent output */
@@ -59,6 +85,16 @@
 /* Unparsed input a connection may hold (pipelined requests waiting while
  * one is handled); past it libevent stops reading the socket. */
 #define HTTP_PIPELINE_MAX (256 * 1024)
+/* Answers up to this size are never replaced by 503 overloaded: they cost
+ * little (at most this much per connection), and /healthz must keep
+ * answering under load. */
+#define HTTP_SMALL_ANSWER 4096
+/* Bodies up to this size are copied into the head's buffer (one TLS record
+ * for the whole answer); larger ones are added to the output on their own. */
+#define HTTP_COPY_BODY_MAX (16 * 1024)
+#define HTTP_UNSENT_DEFAULT (1024 * 1024) /* max_unsent_bytes when the config says 0 */
+#define HTTP_RETRY_AFTER_S 1              /* Retry-After of 503 overloaded */
+#define HTTP_REFUSAL_LOG_S 10             /* at most one log line this often per kind */
 
 typedef enum conn_state {
 	CONN_HEAD,
@@ -93,6 +129,14 @@ typedef struct http_conn {
 	bool in_on_head;         /* the on_head handler is running */
 	bool linger;             /* CLOSING: read and discard until the peer stops sending */
 	size_t discarded;
+	size_t io_bytes;         /* in the input and output evbuffers */
+	size_t body_bytes;       /* request body held by the parser */
+	struct evbuffer_cb_entry *in_cb, *out_cb;
+	http_peer_key peer_key;
+	bool peer_counted;       /* counted in srv->peers */
+	http_drain_fn drain_fn;  /* a streaming producer waits for the output to drain */
+	void *drain_arg;
+	struct event *drain_event; /* runs drain_fn from the loop */
 	struct http_conn *prev, *next;
 } http_conn;
 
@@ -113,6 +157,11 @@ struct http_server {
 	char date[64];          /* cached Date header value */
 	buf scratch;            /* where answers are assembled (loop thread) */
 	time_t date_second;
+	size_t buffered;        /* sum of io_bytes + body_bytes over connections */
+	http_peers *peers;      /* per-address counts; NULL without a cap */
+	unsigned long refused_per_address, overloaded;
+	time_t refused_logged_at, overload_logged_at;
+	unsigned long refused_unlogged;
 };
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -179,6 +228,86 @@ static void timer_arm(http_conn *c, int ms)
 	evtimer_add(c->timer, &tv);
 }
 
+static bool server_over_budget(const http_server *srv)
+{
+	return srv->cfg.max_buffered_bytes && srv->buffered > srv->cfg.max_buffered_bytes;
+}
+
+static size_t server_max_unsent(const http_server *srv)
+{
+	return srv->cfg.max_unsent_bytes ? srv->cfg.max_unsent_bytes : HTTP_UNSENT_DEFAULT;
+}
+
+/* A request refused by max_buffered_bytes: count it, and log now and then
+ * (one line per HTTP_REFUSAL_LOG_S, not one per request of a flood). */
+static void server_note_overload(http_server *srv, const char *what)
+{
+	srv->overloaded++;
+	time_t now = time(NULL);
+	if (now - srv->overload_logged_at >= HTTP_REFUSAL_LOG_S) {
+		srv->overload_logged_at = now;
+		log_warn("overloaded: %zu bytes held for clients, over max_buffered_bytes (%zu): %s "
+			 "(%lu refused so far)",
+			 srv->buffered, srv->cfg.max_buffered_bytes, what, srv->overloaded);
+	}
+}
+
+/* evbuffer callback on a connection's input and output: every byte added
+ * and drained is accounted, whoever adds or drains it. */
+static void conn_buffer_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+	http_conn *c = arg;
+	c->io_bytes += info->n_added;
+	c->io_bytes -= info->n_deleted;
+	c->srv->buffered += info->n_added;
+	c->srv->buffered -= info->n_deleted;
+}
+
+/* Re-read the size of the request body the parser holds (after a feed or a
+ * reset). */
+static void conn_account_body(http_conn *c)
+{
+	size_t len = 0;
+	if (c->parser)
+		http_parser_body(c->parser, &len);
+	c->srv->buffered = c->srv->buffered - c->body_bytes + len;
+	c->body_bytes = len;
+}
+
+/* The parser is ready for the next request; the body it held is released. */
+static void conn_reset_parser(http_conn *c)
+{
+	http_parser_reset(c->parser);
+	conn_account_body(c);
+}
+
+/* Stop waiting for the output to drain (the answer ended). */
+static void conn_cancel_drain(http_conn *c)
+{
+	c->drain_fn = NULL;
+	c->drain_arg = NULL;
+	if (c->drain_event)
+		event_del(c->drain_event);
+	if (c->bev)
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+}
+
+/* Run the producer waiting for the output to drain, once. */
+static void conn_fire_drain(http_conn *c)
+{
+	http_drain_fn fn = c->drain_fn;
+	void *arg = c->drain_arg;
+	if (!fn)
+		return;
+	conn_cancel_drain(c);
+	fn(&c->req, arg);
+}
+
+static void conn_drain_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_fire_drain(arg);
+}
+
 static void server_maybe_resume_accept(http_server *srv)
 {
 	if (srv->listening_paused && !srv->shutting_down &&
@@ -202,6 +331,14 @@ static void server_check_shutdown_done(http_server *srv)
 static void conn_drop_socket(http_conn *c)
 {
 	if (c->bev) {
+		/* what the buffers hold goes with them */
+		if (c->in_cb)
+			evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
+		if (c->out_cb)
+			evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
+		c->in_cb = c->out_cb = NULL;
+		c->srv->buffered -= c->io_bytes;
+		c->io_bytes = 0;
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
@@ -214,6 +351,12 @@ static void conn_free(http_conn *c)
 	conn_drop_socket(c);
 	if (c->timer)
 		event_free(c->timer);
+	if (c->drain_event)
+		event_free(c->drain_event);
+	srv->buffered -= c->body_bytes;
+	c->body_bytes = 0;
+	if (c->peer_counted)
+		http_peers_remove(srv->peers, &c->peer_key);
 	http_parser_free(&c->parser);
 	buf_free(&c->req.response_head);
 	if (c->prev)
@@ -236,21 +379,35 @@ static void conn_close(http_conn *c)
 	if (c->state == CONN_HANDLING) {
 		conn_drop_socket(c);
 		evtimer_del(c->timer);
+		if (c->drain_fn) /* a producer waits: tell it, from the loop */
+			event_active(c->drain_event, EV_TIMEOUT, 1);
 		return;
 	}
 	conn_free(c);
 }
 
+static void conn_error_response(http_conn *c, int status, const char *code, const char *message,
+				const char *extra_headers);
+
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	http_conn *c = arg;
+	if (c->state == CONN_BODY && c->bev && c->srv->cfg.body_timeout_ms) {
+		char message[96];
+		snprintf(message, sizeof message, "the request body did not arrive within %d ms",
+			 c->srv->cfg.body_timeout_ms);
+		conn_error_response(c, 408, "request_timeout", message, NULL);
+		return;
+	}
 	log_debug("closing connection from %s: timeout in state %d", c->peer, c->state);
 	conn_close(c);
 }
 
-/* Write a complete response made by the server itself (parse errors etc.),
- * then close. */
-static void conn_error_response(http_conn *c, int status, const char *code, const char *message)
+/* Write a complete response made by the server itself (parse errors,
+ * timeouts, overload), then close. extra_headers: more header lines, or
+ * NULL. A request body held so far is released at once. */
+static void conn_error_response(http_conn *c, int status, const char *code, const char *message,
+				const char *extra_headers)
 {
 	http_server *srv = c->srv;
 	char rid[33];
@@ -263,12 +420,13 @@ static void conn_error_response(http_conn *c, int status, const char *code, cons
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	evbuffer_add_printf(out,
 			    "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
-			    "Content-Length: %zu\r\nConnection: close\r\nX-Request-Id: %s\r\n%s\r\n",
+			    "Content-Length: %zu\r\nConnection: close\r\nX-Request-Id: %s\r\n%s%s\r\n",
 			    status, http_status_reason(status), server_date(srv), body.len, rid,
-			    srv->common_headers ? srv->common_headers : "");
+			    extra_headers ? extra_headers : "", srv->common_headers ? srv->common_headers : "");
 	evbuffer_add(out, body.data, body.len);
 	buf_free(&body);
-	log_request("-", "(protocol error)", status, 0, rid);
+	log_request("-", status == 503 ? "(overloaded)" : "(protocol error)", status, 0, rid);
+	conn_reset_parser(c);
 	c->state = CONN_CLOSING;
 	c->linger = true;
 	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
@@ -280,6 +438,7 @@ static const char *parse_error_code(int status)
 {
 	switch (status) {
 	case 413: return "payload_too_large";
+	case 414: return "uri_too_long";
 	case 431: return "headers_too_large";
 	case 501: return "not_implemented";
 	case 505: return "http_version_not_supported";
@@ -311,7 +470,8 @@ static void conn_on_head(http_conn *c)
 			return;
 		c->state = CONN_BODY;
 	}
-	timer_arm(c, srv->cfg.idle_timeout_ms);
+	/* the body's deadline runs from here, whatever arrives meanwhile */
+	timer_arm(c, srv->cfg.body_timeout_ms ? srv->cfg.body_timeout_ms : srv->cfg.idle_timeout_ms);
 	if (m->expect_continue && m->version_minor == 1) {
 		/* A body the parser will refuse (too large) gets its 413 without
 		 * the 100: an empty feed makes it check the announced length. */
@@ -341,10 +501,26 @@ static void conn_process(http_conn *c)
 		int rc = http_parser_feed(c->parser, v.iov_base, v.iov_len, &used);
 		if (used)
 			evbuffer_drain(in, used);
+		size_t body_before = c->body_bytes;
+		conn_account_body(c);
 		if (rc < 0) {
 			int status = http_parser_error_status(c->parser);
 			conn_error_response(c, status, parse_error_code(status),
-					    http_parser_error(c->parser));
+					    http_parser_error(c->parser), NULL);
+			return;
+		}
+		const http_message *m = rc == HTTP_PARSE_HEAD ? http_parser_message(c->parser) : NULL;
+		bool new_body = m && (m->content_length > 0 || m->chunked);
+		if ((new_body || c->body_bytes > body_before) && server_over_budget(srv)) {
+			/* a request with a body, or a body growing, while the
+			 * server holds more than it may: refuse before holding
+			 * more (a request without one is looked at when it is
+			 * answered, see respond_over_budget) */
+			server_note_overload(srv, "a request body refused with 503");
+			char retry[48];
+			snprintf(retry, sizeof retry, "Retry-After: %d\r\n", HTTP_RETRY_AFTER_S);
+			conn_error_response(c, 503, "overloaded",
+					    "the server holds too much data for clients now; retry later", retry);
 			return;
 		}
 		if (rc == HTTP_PARSE_HEAD) {
@@ -364,7 +540,7 @@ static void conn_process(http_conn *c)
 			srv->handlers.on_request(&c->req, srv->handlers.arg);
 			return;
 		}
-		if (c->state == CONN_BODY)
+		if (c->state == CONN_BODY && !srv->cfg.body_timeout_ms)
 			timer_arm(c, srv->cfg.idle_timeout_ms); /* inactivity restarts */
 		if (used < v.iov_len || evbuffer_get_length(in) == 0)
 			break;
@@ -393,6 +569,8 @@ static void conn_after_response(http_conn *c)
 		conn_free(c);
 		return;
 	}
+	conn_cancel_drain(c);
+	conn_reset_parser(c); /* the request is finished: its body goes now */
 	if (c->req.close_after || srv->shutting_down) {
 		c->state = CONN_CLOSING;
 		bufferevent_enable(c->bev, EV_WRITE);
@@ -406,7 +584,6 @@ static void conn_after_response(http_conn *c)
 		/* small answer: start on the next pipelined request right away;
 		 * deferred, so pipelines do not recurse through the handler */
 		c->state = CONN_HEAD;
-		http_parser_reset(c->parser);
 		c->request_started = false;
 		timer_arm(c, srv->cfg.idle_timeout_ms);
 		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
@@ -420,9 +597,11 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	if (c->state == CONN_CLOSING) {
 		if (!c->linger) /* lingering ends with the peer's close or the timer */
 			conn_free(c);
+	} else if (c->state == CONN_HANDLING) {
+		conn_fire_drain(c); /* the write low-watermark is set only while a producer waits */
 	} else if (c->state == CONN_WRITING) {
 		c->state = CONN_HEAD;
-		http_parser_reset(c->parser);
+		conn_reset_parser(c);
 		c->request_started = false;
 		timer_arm(c, c->srv->cfg.idle_timeout_ms);
 		conn_process(c);
@@ -448,15 +627,45 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_close(c);
 }
 
+/* A connection over max_connections_per_address: closed at once, without
+ * a TLS handshake or an answer (they would cost us more than the client),
+ * and logged now and then with the address shortened (peers.h). */
+static void server_refuse_per_address(http_server *srv, evutil_socket_t fd, const http_peer_key *key)
+{
+	evutil_closesocket(fd);
+	srv->refused_per_address++;
+	srv->refused_unlogged++;
+	time_t now = time(NULL);
+	if (now - srv->refused_logged_at >= HTTP_REFUSAL_LOG_S) {
+		char block[64];
+		http_peer_key_text(key, block, sizeof block);
+		log_warn("refused %lu connection(s) over max_connections_per_address (%d), the last from %s",
+			 srv->refused_unlogged, srv->cfg.max_connections_per_address, block);
+		srv->refused_logged_at = now;
+		srv->refused_unlogged = 0;
+	}
+}
+
 static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 			     int salen, void *arg)
 {
 	http_server *srv = arg;
+	http_peer_key key;
+	bool counted = srv->peers && http_peer_key_of(sa, &key);
+	if (counted && http_peers_add(srv->peers, &key, srv->cfg.max_connections_per_address) != 0) {
+		server_refuse_per_address(srv, fd, &key);
+		return;
+	}
 	http_conn *c = calloc(1, sizeof *c);
 	if (!c) {
+		if (counted)
+			http_peers_remove(srv->peers, &key);
 		evutil_closesocket(fd);
 		return;
 	}
+	c->peer_counted = counted;
+	if (counted)
+		c->peer_key = key;
 	c->magic = HTTP_CONN_MAGIC;
 	c->srv = srv;
 	c->req.conn = c;
@@ -467,6 +676,7 @@ static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof c->peer);
 	c->parser = http_parser_new(HTTP_REQUEST, &srv->cfg.limits);
 	c->timer = evtimer_new(srv->base, conn_timer_cb, c);
+	c->drain_event = event_new(srv->base, -1, 0, conn_drain_event_cb, c);
 	if (srv->cfg.ssl_ctx) {
 		SSL *ssl = SSL_new(srv->cfg.ssl_ctx);
 		if (ssl)
@@ -486,7 +696,11 @@ static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->conn_count++;
-	if (!c->bev || !c->parser || !c->timer) {
+	if (c->bev) {
+		c->in_cb = evbuffer_add_cb(bufferevent_get_input(c->bev), conn_buffer_cb, c);
+		c->out_cb = evbuffer_add_cb(bufferevent_get_output(c->bev), conn_buffer_cb, c);
+	}
+	if (!c->bev || !c->parser || !c->timer || !c->drain_event || !c->in_cb || !c->out_cb) {
 		if (!c->bev)
 			evutil_closesocket(fd);
 		log_error("cannot set up a connection: out of memory");
@@ -495,7 +709,9 @@ static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	struct timeval wt = {srv->cfg.idle_timeout_ms / 1000, (srv->cfg.idle_timeout_ms % 1000) * 1000};
+	/* a peer that drains nothing of what we queued for this long goes */
+	int write_ms = srv->cfg.write_timeout_ms ? srv->cfg.write_timeout_ms : srv->cfg.idle_timeout_ms;
+	struct timeval wt = {write_ms / 1000, (write_ms % 1000) * 1000};
 	bufferevent_set_timeouts(c->bev, NULL, &wt);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, HTTP_PIPELINE_MAX);
@@ -533,6 +749,16 @@ http_server *http_server_new(struct event_base *base, const http_server_config *
 		}
 	}
 	srv->cfg.common_headers = srv->common_headers;
+	if (cfg->max_connections_per_address > 0) {
+		/* at most max_connections blocks at once; a little slack for
+		 * connections accepted in the same burst as the one that reached it */
+		srv->peers = http_peers_new((size_t)cfg->max_connections + 64);
+		if (!srv->peers) {
+			free(srv->common_headers);
+			free(srv);
+			return NULL;
+		}
+	}
 	buf_init(&srv->scratch, 64 * 1024 * 1024);
 	return srv;
 }
@@ -593,6 +819,21 @@ int http_server_connections(const http_server *srv)
 	return srv->conn_count;
 }
 
+size_t http_server_buffered(const http_server *srv)
+{
+	return srv->buffered;
+}
+
+unsigned long http_server_refused_per_address(const http_server *srv)
+{
+	return srv->refused_per_address;
+}
+
+unsigned long http_server_overloaded(const http_server *srv)
+{
+	return srv->overloaded;
+}
+
 void http_server_shutdown(http_server *srv, void (*done)(void *arg), void *arg)
 {
 	srv->shutting_down = true;
@@ -629,6 +870,7 @@ void http_server_free(http_server **psrv)
 	}
 	free(srv->common_headers);
 	buf_free(&srv->scratch);
+	http_peers_free(&srv->peers);
 	free(srv);
 	*psrv = NULL;
 }
@@ -678,6 +920,48 @@ size_t http_request_output_pending(const http_request *req)
 	return req->conn->bev ? evbuffer_get_length(bufferevent_get_output(req->conn->bev)) : 0;
 }
 
+size_t http_request_output_room(const http_request *req)
+{
+	if (!req->conn->bev)
+		return 0;
+	size_t max = server_max_unsent(req->conn->srv);
+	size_t pending = http_request_output_pending(req);
+	return pending < max ? max - pending : 0;
+}
+
+void http_request_on_drain(http_request *req, http_drain_fn fn, void *arg)
+{
+	http_conn *c = req->conn;
+	if (req->responded || c->state != CONN_HANDLING) {
+		log_error("BUG: waiting for the output of a finished answer ignored");
+		return;
+	}
+	c->drain_fn = fn;
+	c->drain_arg = arg;
+	size_t low = server_max_unsent(c->srv) / 2;
+	if (!c->bev || http_request_output_pending(req) <= low) {
+		event_active(c->drain_event, EV_TIMEOUT, 1);
+		return;
+	}
+	/* conn_write_cb runs once the output is down to `low` */
+	bufferevent_setwatermark(c->bev, EV_WRITE, low, 0);
+}
+
+bool http_request_server_overloaded(const http_request *req)
+{
+	return server_over_budget(req->conn->srv);
+}
+
+void http_request_note_overloaded(http_request *req)
+{
+	server_note_overload(req->conn->srv, "a large answer refused with 503 before it was built");
+}
+
+void http_request_close_after(http_request *req)
+{
+	req->close_after = true;
+}
+
 void http_request_set_body_limit(http_request *req, size_t max)
 {
 	http_parser_set_body_limit(req->conn->parser, max);
@@ -712,10 +996,20 @@ int http_response_header_lines(http_request *req, const char *lines, size_t len)
 	return buf_add(&req->response_head, lines, len);
 }
 
+/* evbuffer_add_reference cleanup: the body handed over is sent (or dropped). */
+static void free_reference(const void *data, size_t len, void *extra)
+{
+	free((void *)data);
+}
+
 /* Write the status line, the headers and (when given) the body to the
- * output in one piece: one evbuffer_add, so TLS makes one record of it. */
+ * output: a small body in one piece with the head (one evbuffer_add, so TLS
+ * makes one record of it), a large one added on its own. owned: body was
+ * malloc'd and is handed over (added by reference, freed once sent), else
+ * NULL. On allocation failure the connection is dropped (the head may be out
+ * already). */
 static void respond_head(http_request *req, int status, const char *framing, const char *body,
-			 size_t len)
+			 size_t len, char *owned)
 {
 	http_conn *c = req->conn;
 	http_server *srv = c->srv;
@@ -738,28 +1032,80 @@ static void respond_head(http_request *req, int status, const char *framing, con
 		buf_add(b, req->response_head.data, req->response_head.len);
 	buf_add(b, "\r\n", 2);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (len && buf_add(b, body, len) != 0) {
-		/* larger than the scratch bound: two pieces then */
-		evbuffer_add(out, b->data, b->len);
-		evbuffer_add(out, body, len);
+	int rc;
+	if (len && len <= HTTP_COPY_BODY_MAX && buf_add(b, body, len) == 0) {
+		rc = evbuffer_add(out, b->data, b->len);
+		free(owned);
+	} else if (len && owned) {
+		rc = evbuffer_add(out, b->data, b->len);
+		if (rc == 0)
+			rc = evbuffer_add_reference(out, owned, len, free_reference, NULL);
+		if (rc != 0)
+			free(owned);
 	} else {
-		evbuffer_add(out, b->data, b->len);
+		rc = evbuffer_add(out, b->data, b->len);
+		if (rc == 0 && len)
+			rc = evbuffer_add(out, body, len);
+		free(owned);
 	}
 	if (b->cap > 256 * 1024) /* do not keep a huge scratch around */
 		buf_free(b);
+	if (rc != 0) {
+		log_error("cannot queue an answer of %zu bytes: out of memory; connection dropped", len);
+		conn_drop_socket(c);
+	}
 }
 
-void http_respond(http_request *req, int status, const char *body, size_t len)
+/* A large 2xx answer to a GET while the server holds more than
+ * max_buffered_bytes: queueing it would pass the bound further, and a GET
+ * changed nothing, so the client is told to come back (503 overloaded). */
+static bool respond_over_budget(http_request *req, int status, size_t len)
+{
+	http_conn *c = req->conn;
+	if (len <= HTTP_SMALL_ANSWER || status < 200 || status > 299 || !server_over_budget(c->srv))
+		return false;
+	const http_message *m = http_parser_message(c->parser);
+	return m && strcmp(m->method, "GET") == 0;
+}
+
+/* http_respond and http_respond_take; owned as for respond_head. */
+static void respond_full(http_request *req, int status, const char *body, size_t len, char *owned)
 {
 	http_conn *c = req->conn;
 	if (req->responded) {
 		log_error("BUG: second answer to one request ignored");
+		free(owned);
 		return;
 	}
 	req->responded = true;
 	if (c->state != CONN_HANDLING) {
 		log_error("BUG: answer outside of a request ignored");
+		free(owned);
 		return;
+	}
+	if (c->bev && respond_over_budget(req, status, len)) {
+		server_note_overload(c->srv, "a large answer to a GET replaced by 503");
+		free(owned);
+		owned = NULL;
+		static const char overloaded[] =
+			"{\"error\":{\"code\":\"overloaded\",\"message\":"
+			"\"the server holds too much data for clients now; retry later\"}}";
+		body = overloaded;
+		len = sizeof overloaded - 1;
+		status = 503;
+		req->close_after = true; /* shed the client too, as the server's own 503s do */
+		/* the handler's headers described the answer that is not sent */
+		char rid[33];
+		util_request_id(rid);
+		char lines[160];
+		int n = snprintf(lines, sizeof lines,
+				 "Content-Type: application/json\r\nRetry-After: %d\r\nX-Request-Id: %s\r\n",
+				 HTTP_RETRY_AFTER_S, rid);
+		buf_reset(&req->response_head);
+		buf_add(&req->response_head, lines, (size_t)n);
+		if (c->srv->common_headers)
+			buf_adds(&req->response_head, c->srv->common_headers);
+		log_request("GET", "(overloaded)", 503, 0, rid);
 	}
 	if (c->bev) {
 		/* answered from on_head: the body was not read, so the connection
@@ -772,10 +1118,27 @@ void http_respond(http_request *req, int status, const char *body, size_t len)
 			framing[0] = '\0';
 		else
 			snprintf(framing, sizeof framing, "Content-Length: %zu\r\n", len);
-		respond_head(req, status, framing, !no_body && !req->head_method ? body : NULL,
-			     !no_body && !req->head_method ? len : 0);
+		bool send_body = !no_body && !req->head_method;
+		respond_head(req, status, framing, send_body ? body : NULL, send_body ? len : 0,
+			     send_body ? owned : NULL);
+		if (!send_body)
+			free(owned);
+	} else {
+		free(owned);
 	}
 	conn_after_response(c);
+}
+
+void http_respond(http_request *req, int status, const char *body, size_t len)
+{
+	respond_full(req, status, body, len, NULL);
+}
+
+void http_respond_take(http_request *req, int status, buf *body)
+{
+	size_t len = 0;
+	char *data = body->len ? buf_take(body, &len) : NULL;
+	respond_full(req, status, data, len, data);
 }
 
 void http_respond_start(http_request *req, int status)
@@ -786,7 +1149,8 @@ void http_respond_start(http_request *req, int status)
 	if (!req->chunked_response)
 		req->close_after = true;
 	if (c->bev)
-		respond_head(req, status, req->chunked_response ? "Transfer-Encoding: chunked\r\n" : "", NULL, 0);
+		respond_head(req, status, req->chunked_response ? "Transfer-Encoding: chunked\r\n" : "", NULL,
+			     0, NULL);
 }
 
 void http_respond_chunk(http_request *req, const char *data, size_t len)
@@ -808,6 +1172,7 @@ void http_request_abort(http_request *req)
 	if (req->responded)
 		return;
 	req->responded = true;
+	conn_cancel_drain(c);
 	conn_drop_socket(c);
 	conn_after_response(c);
 }
@@ -818,6 +1183,7 @@ void http_respond_end(http_request *req)
 	if (req->responded)
 		return;
 	req->responded = true;
+	conn_cancel_drain(c);
 	if (c->bev && req->chunked_response && !req->head_method)
 		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
 	conn_after_response(c);

@@ -9,6 +9,12 @@
  * client cannot make us buffer without bound). Handlers may answer at once or
  * later (after a database commit, say): the request stays valid until
  * answered, even if the client has gone away meanwhile.
+ *
+ * Memory is bounded per connection and in total (server.c's design block):
+ * a total over what connections hold (max_buffered_bytes, 503 overloaded), a
+ * deadline for request bodies (408), a write timeout for clients that do not
+ * read, a cap on connections per client address, and streaming answers
+ * produced as the socket drains (http_request_on_drain).
  */
 #ifndef TANDEM_HTTP_SERVER_H
 #define TANDEM_HTTP_SERVER_H
@@ -25,10 +31,20 @@ typedef struct http_server http_server;
 typedef struct http_request http_request;
 
 typedef struct http_server_config {
-	http_limits limits;       /* max_body_bytes is the default body limit */
+	http_limits limits;       /* max_body_bytes is the default body limit; max_target_bytes: 414 */
 	int header_timeout_ms;    /* TLS handshake + request head, from its first byte */
-	int idle_timeout_ms;      /* keep-alive wait, body inactivity, slow readers */
+	int idle_timeout_ms;      /* keep-alive wait (and body inactivity when body_timeout_ms is 0) */
+	int body_timeout_ms;      /* the whole request body, from the end of the head: 408
+				   * request_timeout beyond; 0: idle_timeout_ms of inactivity */
+	int write_timeout_ms;     /* unsent output the peer does not drain at all for this long:
+				   * the connection is closed; 0: idle_timeout_ms */
+	size_t max_unsent_bytes;  /* per connection: what a streaming answer may queue
+				   * (http_request_output_room); 0: 1 MiB */
+	size_t max_buffered_bytes; /* input, unsent output and request bodies of all connections;
+				    * over it, 503 overloaded (see server.c); 0: no bound */
 	int max_connections;      /* beyond: new connections wait in the backlog */
+	int max_connections_per_address; /* per IPv4 address / IPv6 /64 (http/peers.h); beyond:
+					  * a new connection is closed at once; 0: no cap */
 	SSL_CTX *ssl_ctx;         /* NULL: plain HTTP (tests, loopback only) */
 	/* Header lines added to responses the server makes itself (parse errors),
 	 * e.g. "X-Tandem-Region: eu\r\n"; may be NULL. */
@@ -61,6 +77,13 @@ void http_server_shutdown(http_server *srv, void (*done)(void *arg), void *arg);
 void http_server_free(http_server **srv);
 /* Open connections and requests being handled, for metrics. */
 int http_server_connections(const http_server *srv);
+/* Bytes held for all connections now (input, unsent output, request
+ * bodies): what max_buffered_bytes bounds. */
+size_t http_server_buffered(const http_server *srv);
+/* Connections refused so far by max_connections_per_address, and requests
+ * answered 503 overloaded by max_buffered_bytes, for metrics. */
+unsigned long http_server_refused_per_address(const http_server *srv);
+unsigned long http_server_overloaded(const http_server *srv);
 
 /* --- the request being handled --- */
 const http_message *http_request_message(const http_request *req);
@@ -74,6 +97,25 @@ const char *http_request_peer_name(http_request *req);
 bool http_request_is_closed(const http_request *req);
 /* Bytes of the answer queued but not yet sent (streaming flow control). */
 size_t http_request_output_pending(const http_request *req);
+/* What a streaming answer may still queue: max_unsent_bytes minus what is
+ * pending (0 when over, or when the client is gone). */
+size_t http_request_output_room(const http_request *req);
+/* Streaming flow control: fn(req, arg) runs once, from the event loop (never
+ * from inside this call), when the unsent output is down to half of
+ * max_unsent_bytes (at once if it already is), or when the client is gone
+ * (http_request_is_closed() then says so: end the answer). One registration
+ * at a time, a new one replaces it; answering cancels it. A producer queues
+ * while http_request_output_room() > 0, then registers and returns. */
+typedef void (*http_drain_fn)(http_request *req, void *arg);
+void http_request_on_drain(http_request *req, http_drain_fn fn, void *arg);
+/* The server holds more than max_buffered_bytes now: a handler about to
+ * build a large answer to a GET may refuse at once (503 overloaded, and
+ * http_request_note_overloaded() so it is counted and logged with the
+ * server's own) rather than build one that http_respond would replace. */
+bool http_request_server_overloaded(const http_request *req);
+void http_request_note_overloaded(http_request *req);
+/* Close the connection after this request's answer (shedding load). */
+void http_request_close_after(http_request *req);
 /* Only in on_head: change this request's body limit. */
 void http_request_set_body_limit(http_request *req, size_t max);
 /* Opaque pointer for the handler's own per-request state. */
@@ -87,8 +129,17 @@ int http_response_header(http_request *req, const char *name, const char *value)
  * caller from validated parts. 0 or ERR_LIMIT. */
 int http_response_header_lines(http_request *req, const char *lines, size_t len);
 /* Answer with a complete body (copied; NULL/0 for none). Adds Date,
- * Content-Length, Connection. The request is finished. */
+ * Content-Length, Connection. The request is finished.
+ * A 2xx answer over 4 KiB to a GET while the server holds more than
+ * max_buffered_bytes is replaced by 503 overloaded with Retry-After (and the
+ * connection closes): the request changed nothing, and queueing it would
+ * pass the bound. */
 void http_respond(http_request *req, int status, const char *body, size_t len);
+/* The same, handing the content of body over instead of copying it (the
+ * server frees it once sent or dropped; body is left empty and reusable):
+ * a large answer then exists once in memory, not twice. */
+struct buf;
+void http_respond_take(http_request *req, int status, struct buf *body);
 /* Streaming answer: Transfer-Encoding: chunked (HTTP/1.1 clients; for 1.0
  * the body is sent until close). End with http_respond_end(). */
 void http_respond_start(http_request *req, int status);

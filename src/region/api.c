@@ -168,7 +168,8 @@ void api_finish(api_call *call)
 	int64_t duration = util_mono_us() - call->start_us;
 	/* log first: answering may reset the parser that holds the method */
 	log_request(call->msg->method, call->route, call->status, duration, call->request_id);
-	http_respond(req, call->status, call->body.data, call->body.len);
+	/* handed over, not copied: a large answer exists once in memory */
+	http_respond_take(req, call->status, &call->body);
 	metrics_request(rg->metrics, call->route_index, call->status, duration);
 	api_call_free(call);
 }

@@ -133,6 +133,22 @@ void metrics_render(region *rg, buf *out)
 		   (unsigned long long)cs.writes, region_name, (unsigned long long)cs.failed_batches,
 		   region_name, (double)cs.commit_us_total / 1e6, region_name, cs.queued, region_name,
 		   m->replays, region_name, http_server_connections(rg->server));
+	/* bounded memory per client and in total (docs/SECURITY.md) */
+	buf_printf(out,
+		   "# HELP tandem_http_buffered_bytes Bytes held for client connections (input, unsent "
+		   "output, request bodies), bounded by max_buffered_bytes.\n"
+		   "# TYPE tandem_http_buffered_bytes gauge\n"
+		   "tandem_http_buffered_bytes{region=\"%s\"} %zu\n"
+		   "# HELP tandem_http_overloaded_total Requests answered 503 overloaded over max_buffered_bytes.\n"
+		   "# TYPE tandem_http_overloaded_total counter\n"
+		   "tandem_http_overloaded_total{region=\"%s\"} %lu\n"
+		   "# HELP tandem_http_refused_per_address_total Connections closed at once over "
+		   "max_connections_per_address.\n"
+		   "# TYPE tandem_http_refused_per_address_total counter\n"
+		   "tandem_http_refused_per_address_total{region=\"%s\"} %lu\n",
+		   region_name, http_server_buffered(rg->server), region_name,
+		   http_server_overloaded(rg->server), region_name,
+		   http_server_refused_per_address(rg->server));
 }
 
 /* A JSON error answer of the metrics listener. */

@@ -318,10 +318,16 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	http_server_config scfg = {
 		.limits = {.max_header_bytes = cfg->limits.max_header_bytes,
 			   .max_headers = cfg->limits.max_headers,
-			   .max_body_bytes = cfg->limits.max_body_bytes},
+			   .max_body_bytes = cfg->limits.max_body_bytes,
+			   .max_target_bytes = cfg->limits.max_url_bytes},
 		.header_timeout_ms = cfg->limits.header_timeout_ms,
 		.idle_timeout_ms = cfg->limits.idle_timeout_ms,
+		.body_timeout_ms = cfg->limits.body_timeout_ms,
+		.write_timeout_ms = cfg->limits.write_timeout_ms,
+		.max_unsent_bytes = cfg->limits.max_unsent_bytes,
+		.max_buffered_bytes = cfg->limits.max_buffered_bytes,
 		.max_connections = cfg->limits.max_connections,
+		.max_connections_per_address = cfg->limits.max_connections_per_address,
 		.ssl_ctx = ssl,
 		.common_headers = common,
 	};

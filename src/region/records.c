@@ -458,6 +458,16 @@ void records_list(api_call *call)
 	api_read_begin(call);
 	if (!records_begin(call, false))
 		return;
+	if (http_request_server_overloaded(call->req)) {
+		/* a page can be megabytes that the server would refuse to queue
+		 * (http_respond): do not build it (docs/SECURITY.md) */
+		api_header(call, "Retry-After", "1");
+		api_error(call, 503, "overloaded", "the server holds too much data for clients now; retry later");
+		http_request_close_after(call->req); /* as the server's own 503 overloaded */
+		http_request_note_overloaded(call->req);
+		api_finish(call);
+		return;
+	}
 	bool bad_f = false, bad_s = false, bad_c = false, bad_l = false;
 	char *filter = api_query_param(call, "filter", &bad_f);
 	char *sort = api_query_param(call, "sort", &bad_s);

@@ -68,7 +68,7 @@ http_client *link_client_new(repl *r, const char *hostport, const char *sni, int
 	int port;
 	if (util_split_hostport(hostport, host, sizeof host, &port) != 0)
 		return NULL;
-	http_limits limits = {16384, 100, max_body};
+	http_limits limits = {16384, 100, max_body, 0};
 	http_client *c = http_client_new(r->env.base, r->env.link_client_ctx, host, port, sni, &limits, timeout_ms);
 	if (c && r->source_host[0])
 		http_client_set_source(c, r->source_host);

@@ -28,6 +28,7 @@ typedef struct waiter {
 } waiter;
 
 typedef struct subscriber {
+	struct repl *r;
 	http_request *req;
 	uint64_t next_seq;       /* next log entry to send */
 	char peer[72];

@@ -579,12 +579,25 @@ int repl_start(repl *r, char *err, size_t errcap)
 {
 	if (r->env.self->link_listen[0]) {
 		const config_limits *l = &r->env.cfg->limits;
+		/* The link serves one peer region (mutual TLS), with long answers:
+		 * the stream and snapshots are produced as the socket drains
+		 * (max_unsent_bytes per connection); a peer that reads nothing is
+		 * given idle_timeout_ms, not the clients' write_timeout_ms, since a
+		 * region busy restoring a snapshot may pause reading; its own memory
+		 * budget, so an API flood does not refuse the replication stream; a
+		 * per-address cap well above the few connections a peer opens, so
+		 * one address cannot take all 256 before the peer connects. */
 		http_server_config scfg = {
 			.limits = {.max_header_bytes = l->max_header_bytes, .max_headers = l->max_headers,
-				   .max_body_bytes = l->max_body_bytes},
+				   .max_body_bytes = l->max_body_bytes, .max_target_bytes = l->max_url_bytes},
 			.header_timeout_ms = l->header_timeout_ms,
 			.idle_timeout_ms = l->idle_timeout_ms,
+			.body_timeout_ms = l->body_timeout_ms,
+			.write_timeout_ms = l->idle_timeout_ms,
+			.max_unsent_bytes = l->max_unsent_bytes,
+			.max_buffered_bytes = l->max_buffered_bytes,
 			.max_connections = 256,
+			.max_connections_per_address = 64,
 			.ssl_ctx = r->env.link_server_ctx,
 		};
 		http_handlers h = {.on_request = link_on_request, .arg = r};

@@ -33,6 +33,56 @@
 
 /* --- primary --- */
 
+/* A snapshot being sent: the file is read a piece at a time as the link
+ * drains (http_request_on_drain), so a slow link holds back reading the
+ * file, not memory: at most max_unsent_bytes of it are queued. */
+typedef struct snapshot_send {
+	int fd;
+	char piece[SNAPSHOT_PIECE];
+	size_t total;
+} snapshot_send;
+
+static void snapshot_send_free(snapshot_send *ss)
+{
+	close(ss->fd);
+	free(ss);
+}
+
+/* Queue pieces while there is room; then wait for the drain. Ends the
+ * answer at the end of the file; a read error or a peer gone cuts it (an
+ * incomplete chunked body, which the secondary refuses, rather than a short
+ * snapshot that looks complete). */
+static void snapshot_send_more(http_request *req, void *arg)
+{
+	snapshot_send *ss = arg;
+	while (!http_request_is_closed(req) && http_request_output_room(req) > 0) {
+		ssize_t n = read(ss->fd, ss->piece, sizeof ss->piece);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			log_error("snapshot: cannot read the copy: %s; the answer is cut", strerror(errno));
+			http_request_abort(req);
+			snapshot_send_free(ss);
+			return;
+		}
+		if (n == 0) {
+			http_respond_end(req);
+			log_info("snapshot of %zu bytes sent", ss->total);
+			snapshot_send_free(ss);
+			return;
+		}
+		http_respond_chunk(req, ss->piece, (size_t)n);
+		ss->total += (size_t)n;
+	}
+	if (http_request_is_closed(req)) {
+		log_warn("snapshot: the peer went away after %zu bytes", ss->total);
+		http_respond_end(req);
+		snapshot_send_free(ss);
+		return;
+	}
+	http_request_on_drain(req, snapshot_send_more, ss);
+}
+
 void snapshot_serve(repl *r, http_request *req)
 {
 	char tmp[CONFIG_PATH_MAX + 64];
@@ -55,23 +105,22 @@ void snapshot_serve(repl *r, http_request *req)
 	}
 	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
+		unlink(tmp);
 		repl_answer(req, 500, "internal_error", "cannot read the snapshot");
 		return;
 	}
 	unlink(tmp); /* the open descriptor keeps it readable */
+	snapshot_send *ss = malloc(sizeof *ss);
+	if (!ss) {
+		close(fd);
+		repl_answer(req, 500, "internal_error", "out of memory");
+		return;
+	}
+	ss->fd = fd;
+	ss->total = 0;
 	http_response_header(req, "Content-Type", "application/vnd.sqlite3");
 	http_respond_start(req, 200);
-	char *piece = malloc(SNAPSHOT_PIECE);
-	ssize_t n;
-	size_t total = 0;
-	while (piece && (n = read(fd, piece, SNAPSHOT_PIECE)) > 0) {
-		http_respond_chunk(req, piece, (size_t)n);
-		total += (size_t)n;
-	}
-	free(piece);
-	close(fd);
-	http_respond_end(req);
-	log_info("snapshot of %zu bytes sent", total);
+	snapshot_send_more(req, ss);
 }
 
 /* --- secondary --- */

@@ -68,12 +68,27 @@ void stream_drop(repl *r, const char *peer)
 	stream_check_degraded(r);
 }
 
-/* Send what the subscriber has not seen, within the output bound. */
+static void stream_pump(repl *r, subscriber *s);
+
+/* The link drained (or the secondary went away) while entries wait. */
+static void stream_drained(http_request *req, void *arg)
+{
+	subscriber *s = arg;
+	if (http_request_is_closed(req))
+		stream_end(s->r, s);
+	else
+		stream_pump(s->r, s);
+}
+
+/* Send what the subscriber has not seen, within the output bound (and the
+ * connection's max_unsent_bytes); when entries are left over, go on as soon
+ * as the link drains rather than at the next commit or heartbeat. */
 static void stream_pump(repl *r, subscriber *s)
 {
 	buf out;
 	buf_init(&out, STREAM_OUTPUT_MAX + FRAME_MAX_PAYLOAD + FRAME_HEADER_BYTES);
-	while (s->next_seq <= r->position && http_request_output_pending(s->req) < STREAM_OUTPUT_MAX) {
+	while (s->next_seq <= r->position && http_request_output_pending(s->req) < STREAM_OUTPUT_MAX &&
+	       http_request_output_room(s->req) > 0) {
 		sqlite3_stmt *st = db_stmt(r->env.reader, "SELECT seq, epoch, kind, committed_at, payload "
 							  "FROM repl_log WHERE seq >= ?1 ORDER BY seq LIMIT 256");
 		if (!st)
@@ -119,6 +134,8 @@ static void stream_pump(repl *r, subscriber *s)
 			break;
 	}
 	buf_free(&out);
+	if (s->next_seq <= r->position && !http_request_is_closed(s->req))
+		http_request_on_drain(s->req, stream_drained, s);
 }
 
 void stream_on_committed(repl *r)
@@ -279,6 +296,7 @@ void stream_handle(repl *r, http_request *req, const char *peer)
 			stream_end(r, o);
 			break;
 		}
+	s->r = r;
 	s->req = req;
 	s->next_seq = from_seq;
 	snprintf(s->peer, sizeof s->peer, "%s", peer);

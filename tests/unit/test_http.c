@@ -2,15 +2,24 @@
  * test_http.c - the HTTP server and client together, in one process, on
  * loopback: keep-alive, chunked bodies both ways, Expect: 100-continue,
  * Connection: close and reconnection, TLS with verification (and its
- * failure), request timeouts, graceful shutdown.
+ * failure), request timeouts, graceful shutdown; and the memory bounds:
+ * streaming answers produced as the socket drains, the accounting of what
+ * connections hold and 503 overloaded over max_buffered_bytes, the body
+ * deadline (408), the per-address cap.
  */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "core/buf.h"
 #include "core/certs.h"
 #include "core/err.h"
 #include "core/tls.h"
@@ -19,17 +28,65 @@
 #include "test.h"
 
 static struct event_base *base;
-static http_limits limits = {16384, 100, 1 << 20};
+static http_limits limits = {16384, 100, 1 << 20, 0};
 static http_request *parked; /* a request the handler did not answer yet */
 static int requests_seen;
 
+/* /stream: STREAM_TOTAL bytes in STREAM_PIECE pieces, queued only while
+ * http_request_output_room() allows, the rest as the socket drains. */
+#define STREAM_TOTAL (4 * 1024 * 1024)
+#define STREAM_PIECE (16 * 1024)
+#define BIG_ANSWER (3 * 1024 * 1024)
+static size_t stream_sent;
+static size_t stream_max_pending;
+static int stream_waits;
+
+static void stream_more(http_request *req, void *arg)
+{
+	char piece[STREAM_PIECE];
+	while (!http_request_is_closed(req) && http_request_output_room(req) > 0 && stream_sent < STREAM_TOTAL) {
+		for (size_t i = 0; i < sizeof piece; i++)
+			piece[i] = (char)('a' + (stream_sent + i) % 26);
+		http_respond_chunk(req, piece, sizeof piece);
+		stream_sent += sizeof piece;
+		size_t pending = http_request_output_pending(req);
+		if (pending > stream_max_pending)
+			stream_max_pending = pending;
+	}
+	if (stream_sent >= STREAM_TOTAL || http_request_is_closed(req)) {
+		http_respond_end(req);
+		return;
+	}
+	stream_waits++;
+	http_request_on_drain(req, stream_more, NULL);
+}
+
 /* The test server: /echo answers the method, body and a header as JSON-ish
  * text; /chunked streams three chunks; /close answers with Connection:
- * close; /park does not answer (until the test says). */
+ * close; /park does not answer (until the test says); /stream see above;
+ * /big answers BIG_ANSWER bytes, handed over. */
 static void on_request(http_request *req, void *arg)
 {
 	const http_message *m = http_request_message(req);
 	requests_seen++;
+	if (strcmp(m->target, "/stream") == 0) {
+		stream_sent = stream_max_pending = 0;
+		stream_waits = 0;
+		http_respond_start(req, 200);
+		stream_more(req, NULL);
+		return;
+	}
+	if (strcmp(m->target, "/big") == 0) {
+		buf b;
+		buf_init(&b, BIG_ANSWER);
+		char fill[4096];
+		memset(fill, 'z', sizeof fill);
+		while (b.len < BIG_ANSWER)
+			buf_add(&b, fill, sizeof fill);
+		http_respond_take(req, 200, &b);
+		CHECK(b.data == NULL && b.len == 0); /* handed over */
+		return;
+	}
 	if (strcmp(m->target, "/chunked") == 0) {
 		http_respond_start(req, 200);
 		http_respond_chunk(req, "one,", 4);
@@ -71,6 +128,21 @@ static void on_answer(int rc, const http_message *resp, const char *body, size_t
 	}
 }
 
+/* /stream's answer: its length and whether the bytes are the pattern. */
+static void on_stream_answer(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	struct { int done, rc; size_t len; bool in_order; } *sr = arg;
+	sr->done = 1;
+	sr->rc = rc;
+	sr->len = len;
+	sr->in_order = true;
+	for (size_t i = 0; rc == 0 && i < len; i++)
+		if (body[i] != (char)('a' + i % 26)) {
+			sr->in_order = false;
+			break;
+		}
+}
+
 static void run_until(result *r, int count)
 {
 	for (int i = 0; i < 2000; i++) {
@@ -82,6 +154,17 @@ static void run_until(result *r, int count)
 		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
 		usleep(1000);
 	}
+}
+
+static http_server *start_server_with(http_server_config *cfg, int *port)
+{
+	http_handlers h = {.on_request = on_request};
+	http_server *srv = http_server_new(base, cfg, &h);
+	CHECK(srv != NULL);
+	CHECK_EQ_INT(http_server_listen(srv, "127.0.0.1:0"), 0);
+	*port = http_server_port(srv);
+	CHECK(*port > 0);
+	return srv;
 }
 
 static http_server *start_server(SSL_CTX *ctx, int *port)
@@ -250,6 +333,216 @@ static void test_tls_verified_and_refused(void)
 	CHECK_EQ_INT(system(cmd), 0);
 }
 
+/* --- raw clients (a peer that reads nothing, or trickles) --- */
+
+/* A connected non-blocking socket from `source` (a loopback address);
+ * rcvbuf > 0: a small receive buffer, so unread answers stay in the server. */
+static int raw_connect(int port, const char *source, int rcvbuf)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(fd >= 0);
+	if (rcvbuf > 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	inet_pton(AF_INET, source, &a.sin_addr);
+	CHECK_EQ_INT(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	a.sin_port = htons((uint16_t)port);
+	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+	CHECK_EQ_INT(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	return fd;
+}
+
+static void raw_send(int fd, const char *s)
+{
+	CHECK_EQ_INT(write(fd, s, strlen(s)), (long long)strlen(s));
+}
+
+/* Run the loop for about ms milliseconds. */
+static void spin(int ms)
+{
+	for (int i = 0; i < ms; i++) {
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+}
+
+/* Read what has arrived (the loop runs meanwhile) until `want` is seen or
+ * the peer closes; returns bytes read into out (NUL-terminated); *closed
+ * tells whether the peer closed. */
+static size_t raw_read(int fd, char *out, size_t cap, const char *want, bool *closed)
+{
+	size_t len = 0;
+	*closed = false;
+	out[0] = '\0';
+	for (int i = 0; i < 3000 && !*closed && !(want && strstr(out, want)); i++) {
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		ssize_t n = read(fd, out + len, cap - 1 - len);
+		if (n > 0) {
+			len += (size_t)n;
+			out[len] = '\0';
+		} else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+			*closed = true;
+		} else {
+			usleep(1000);
+		}
+	}
+	return len;
+}
+
+/* A streaming answer far larger than max_unsent_bytes is produced as the
+ * socket drains: the producer never queues much more than the bound, waits
+ * on http_request_on_drain, and the client gets every byte in order. */
+static void test_streaming_waits_for_drain(void)
+{
+	http_server_config cfg = {.limits = limits, .header_timeout_ms = 5000, .idle_timeout_ms = 5000,
+				  .max_connections = 100, .max_unsent_bytes = 64 * 1024};
+	int port;
+	http_server *srv = start_server_with(&cfg, &port);
+	http_limits big = limits;
+	big.max_body_bytes = STREAM_TOTAL + 1;
+	http_client *c = http_client_new(base, NULL, "127.0.0.1", port, NULL, &big, 10000);
+	typedef struct { int done, rc; size_t len; bool in_order; } stream_result;
+	static stream_result sr;
+	memset(&sr, 0, sizeof sr);
+	CHECK_EQ_INT(http_client_request(c, "GET", "/stream", NULL, NULL, 0, 0, on_stream_answer, &sr), 0);
+	for (int i = 0; i < 10000 && !sr.done; i++) {
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		if (i % 16 == 0)
+			usleep(100);
+	}
+	CHECK_EQ_INT(sr.rc, 0);
+	CHECK_EQ_INT(sr.len, STREAM_TOTAL);
+	CHECK(sr.in_order);
+	CHECK(stream_waits > 10);                                 /* it did wait */
+	CHECK(stream_max_pending <= 64 * 1024 + STREAM_PIECE + 32); /* within the bound + a piece */
+	http_client_free(&c);
+	spin(20);
+	CHECK_EQ_INT(http_server_buffered(srv), 0);
+	http_server_free(&srv);
+}
+
+/* Clients that do not read hold their answers in the server: accounted
+ * exactly; over max_buffered_bytes a large GET answer becomes 503
+ * overloaded (Retry-After, connection closed) and so does a new request
+ * with a body, while a small answer still goes out; everything is released
+ * when the holders go. */
+#define BUFFERED_MAX (4 * 1024 * 1024)
+static void test_buffered_bound_and_overloaded(void)
+{
+	http_server_config cfg = {.limits = limits, .header_timeout_ms = 5000, .idle_timeout_ms = 5000,
+				  .write_timeout_ms = 5000, .max_connections = 100,
+				  .max_buffered_bytes = BUFFERED_MAX};
+	int port;
+	http_server *srv = start_server_with(&cfg, &port);
+	int holders[8];
+	int held = 0;
+	/* the kernel's socket buffers take part of each answer: enough holders
+	 * to get over the bound with what stays in the server */
+	while (held < 8 && http_server_buffered(srv) <= BUFFERED_MAX) {
+		holders[held] = raw_connect(port, "127.0.0.1", 2048);
+		raw_send(holders[held], "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+		held++;
+		spin(30);
+	}
+	CHECK(http_server_buffered(srv) > BUFFERED_MAX);
+	CHECK(http_server_buffered(srv) < BUFFERED_MAX + BIG_ANSWER + 64 * 1024); /* one answer past */
+	static char out[8192];
+	bool closed;
+	int fd = raw_connect(port, "127.0.0.1", 0);
+	raw_send(fd, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+	raw_read(fd, out, sizeof out, NULL, &closed);
+	CHECK(strncmp(out, "HTTP/1.1 503 ", 13) == 0);
+	CHECK(strstr(out, "Retry-After: 1\r\n") != NULL);
+	CHECK(strstr(out, "Connection: close\r\n") != NULL);
+	CHECK(strstr(out, "\"code\":\"overloaded\"") != NULL);
+	CHECK(closed);
+	close(fd);
+	fd = raw_connect(port, "127.0.0.1", 0);
+	raw_send(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
+	raw_read(fd, out, sizeof out, NULL, &closed);
+	CHECK(strncmp(out, "HTTP/1.1 503 ", 13) == 0);
+	CHECK(closed);
+	close(fd);
+	fd = raw_connect(port, "127.0.0.1", 0);
+	raw_send(fd, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	raw_read(fd, out, sizeof out, "GET||", &closed);
+	CHECK(strncmp(out, "HTTP/1.1 200 ", 13) == 0); /* small answers go out */
+	close(fd);
+	CHECK(http_server_overloaded(srv) >= 2);
+	for (int i = 0; i < held; i++)
+		close(holders[i]);
+	for (int i = 0; i < 2000 && http_server_connections(srv) > 0; i++) {
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	CHECK_EQ_INT(http_server_connections(srv), 0);
+	CHECK_EQ_INT(http_server_buffered(srv), 0); /* the accounting is exact */
+	http_server_free(&srv);
+}
+
+/* A body trickled a byte at a time is cut at body_timeout_ms from the end of
+ * the head (activity does not restart it): 408 request_timeout. */
+static void test_body_deadline(void)
+{
+	http_server_config cfg = {.limits = limits, .header_timeout_ms = 5000, .idle_timeout_ms = 5000,
+				  .body_timeout_ms = 200, .max_connections = 100};
+	int port;
+	http_server *srv = start_server_with(&cfg, &port);
+	int fd = raw_connect(port, "127.0.0.1", 0);
+	raw_send(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n");
+	static char out[4096];
+	size_t len = 0;
+	for (int i = 0; i < 60 && len == 0; i++) { /* a byte each 10 ms, for up to 600 ms */
+		raw_send(fd, "a");
+		spin(10);
+		ssize_t n = read(fd, out, sizeof out - 1);
+		if (n > 0)
+			len = (size_t)n;
+	}
+	out[len] = '\0';
+	CHECK(strncmp(out, "HTTP/1.1 408 ", 13) == 0);
+	CHECK(strstr(out, "\"code\":\"request_timeout\"") != NULL);
+	CHECK_EQ_INT(http_server_buffered(srv) < 4096, 1); /* the body was released */
+	close(fd);
+	http_server_free(&srv);
+}
+
+/* max_connections_per_address: the connection over the cap is closed at
+ * once; another address gets in; the count goes down when one closes. */
+static void test_per_address_cap(void)
+{
+	http_server_config cfg = {.limits = limits, .header_timeout_ms = 5000, .idle_timeout_ms = 5000,
+				  .max_connections = 100, .max_connections_per_address = 2};
+	int port;
+	http_server *srv = start_server_with(&cfg, &port);
+	int a = raw_connect(port, "127.0.0.1", 0), b = raw_connect(port, "127.0.0.1", 0);
+	spin(20);
+	int over = raw_connect(port, "127.0.0.1", 0);
+	static char out[4096];
+	bool closed;
+	raw_read(over, out, sizeof out, NULL, &closed);
+	CHECK(closed);
+	CHECK_EQ_INT(out[0], '\0');
+	CHECK_EQ_INT(http_server_refused_per_address(srv), 1);
+	int other = raw_connect(port, "127.0.0.2", 0);
+	raw_send(other, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	raw_read(other, out, sizeof out, "GET||", &closed);
+	CHECK(strncmp(out, "HTTP/1.1 200 ", 13) == 0);
+	close(a);
+	spin(20);
+	int again = raw_connect(port, "127.0.0.1", 0);
+	raw_send(again, "GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+	raw_read(again, out, sizeof out, "GET||", &closed);
+	CHECK(strncmp(out, "HTTP/1.1 200 ", 13) == 0);
+	CHECK_EQ_INT(http_server_refused_per_address(srv), 1);
+	close(b);
+	close(over);
+	close(other);
+	close(again);
+	http_server_free(&srv);
+}
+
 int main(void)
 {
 	evthread_use_pthreads();
@@ -259,6 +552,10 @@ int main(void)
 	RUN(test_timeout_and_refused);
 	RUN(test_graceful_shutdown_waits_for_parked_request);
 	RUN(test_tls_verified_and_refused);
+	RUN(test_streaming_waits_for_drain);
+	RUN(test_buffered_bound_and_overloaded);
+	RUN(test_body_deadline);
+	RUN(test_per_address_cap);
 	event_base_free(base);
 	return TEST_SUMMARY();
 }

@@ -805,6 +805,54 @@ static void test_header_limits(void)
 			     "too many header fields"));
 }
 
+/* max_target_bytes: 414 as the target's bytes arrive, whichever limit the
+ * line passes first decides, the same however the input is split. */
+static void test_target_limit(void)
+{
+	http_limits limits = limits_default;
+	limits.max_target_bytes = 10;
+	http_parser *p = parse_message(HTTP_REQUEST, &limits, "GET /123456789 HTTP/1.1\r\nHost: h\r\n\r\n");
+	CHECK_EQ_STR(http_parser_message(p)->target, "/123456789");
+	http_parser_free(&p);
+	const char *over = "GET /1234567890 HTTP/1.1\r\nHost: h\r\n\r\n";
+	CHECK(fails_with_len(HTTP_REQUEST, &limits, over, strlen(over), ERR_LIMIT, 414, "request target too long"));
+	/* seen before the line ends: the 11th target byte fails */
+	p = http_parser_new(HTTP_REQUEST, &limits);
+	size_t used = 0;
+	CHECK_EQ_INT(http_parser_feed(p, "GET /123456789", 14, &used), HTTP_PARSE_MORE);
+	CHECK_EQ_INT(http_parser_feed(p, "0", 1, &used), ERR_LIMIT);
+	CHECK_EQ_INT(http_parser_error_status(p), 414);
+	/* reset: the next request line is counted afresh */
+	http_parser_reset(p);
+	CHECK_EQ_INT(http_parser_feed(p, "GET /12 HTTP/1.1\r\nHost: h\r\n\r\n", 31, &used), HTTP_PARSE_HEAD);
+	http_parser_free(&p);
+	/* leading empty lines do not count, nor do field lines */
+	p = parse_message(HTTP_REQUEST, &limits, "\r\nGET /123456789 HTTP/1.1\r\nHost: 1234567890123\r\n\r\n");
+	http_parser_free(&p);
+	/* a long method is not the target */
+	p = parse_message(HTTP_REQUEST, &limits, "PROPFIND-LONG-METHOD / HTTP/1.1\r\nHost: h\r\n\r\n");
+	http_parser_free(&p);
+	/* the first limit passed wins: 414 when the target passes before the
+	 * head byte limit, 431 when the head is full first */
+	char line[200];
+	memset(line, 'a', sizeof line);
+	memcpy(line, "GET /", 5);
+	limits.max_header_bytes = 100;
+	limits.max_target_bytes = 50;
+	CHECK(fails_with_len(HTTP_REQUEST, &limits, line, sizeof line, ERR_LIMIT, 414, "request target too long"));
+	limits.max_target_bytes = 96; /* the 96th target byte is head byte 100 */
+	CHECK(fails_with_len(HTTP_REQUEST, &limits, line, sizeof line, ERR_LIMIT, 431, "header section too large"));
+	limits.max_target_bytes = 95;
+	CHECK(fails_with_len(HTTP_REQUEST, &limits, line, sizeof line, ERR_LIMIT, 414, "request target too long"));
+	/* 0: no limit (responses never have one) */
+	limits = limits_default;
+	p = parse_message(HTTP_REQUEST, &limits, "GET /123456789012345678901234567890 HTTP/1.1\r\nHost: h\r\n\r\n");
+	http_parser_free(&p);
+	limits.max_target_bytes = 1;
+	p = parse_message(HTTP_RESPONSE, &limits, "HTTP/1.1 200 A long reason phrase\r\nContent-Length: 0\r\n\r\n");
+	http_parser_free(&p);
+}
+
 static void test_content_length(void)
 {
 	http_parser *p = parse_request("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc");
@@ -1282,6 +1330,7 @@ int main(void)
 	RUN(test_head_buffer_growth);
 	RUN(test_idle_memory);
 	RUN(test_header_limits);
+	RUN(test_target_limit);
 	RUN(test_content_length);
 	RUN(test_transfer_encoding);
 	RUN(test_host);
