@@ -24,12 +24,19 @@ static int budget_progress(void *arg)
 	return b->exceeded == BUDGET_TIME; /* non-zero interrupts the statement */
 }
 
+/* Once per row visited, before the terms that read the row's data: counts
+ * it against the cap and looks at the deadline, since the work on one row
+ * can be one long instruction that the progress handler does not see. */
 static void budget_examined(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
 	query_budget *b = budget_current;
 	if (b && ++b->rows > b->max_rows) {
 		b->exceeded = BUDGET_ROWS;
 		sqlite3_result_error(ctx, "too many rows examined", -1);
+		return;
+	}
+	if (b && budget_progress(b)) {
+		sqlite3_result_error(ctx, "deadline passed", -1);
 		return;
 	}
 	sqlite3_result_int(ctx, 1);

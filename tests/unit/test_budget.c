@@ -1,6 +1,8 @@
 /*
  * test_budget.c - the query budget (src/store/budget.c): the deadline stops
- * a statement that never ends by itself (time injected, no sleeps), the row
+ * a statement that never ends by itself (time injected, no sleeps), and a
+ * scan at the first row past it (the bug the 70 x 1 MiB reproduction showed:
+ * the progress handler alone fired once in 10 s), the row
  * cap counts the rows a scan visits (an index range scan too, which
  * SQLITE_STMTSTATUS_FULLSCAN_STEP would not count) and stops past the cap,
  * and outside a budget the counter changes nothing.
@@ -105,6 +107,20 @@ static void test_deadline(void)
 	budget_end(db);
 	CHECK_EQ_INT(b.exceeded, BUDGET_TIME);
 	CHECK_EQ_INT(fake_now_us, 50 * 1000); /* stopped at the first look past the deadline */
+
+	/* the counter looks at the clock for every row: a scan whose rows each
+	 * cost few instructions (the progress handler would wait 1000 of them)
+	 * stops at the first row past the deadline */
+	fake_now_us = 0;
+	b.deadline_us = 10 * 1000;
+	b.max_rows = INT64_MAX;
+	budget_begin(db, &b);
+	sqlite3_progress_handler(db, 0, NULL, NULL); /* only the counter */
+	CHECK_EQ_INT(run(db, "SELECT count(*) FROM t WHERE " BUDGET_EXAMINED_SQL, NULL), SQLITE_ERROR);
+	budget_end(db);
+	CHECK_EQ_INT(b.exceeded, BUDGET_TIME);
+	CHECK_EQ_INT(b.rows, 10);
+	b.deadline_us = 50 * 1000;
 
 	/* a quick statement under the same budget runs to its end */
 	fake_now_us = 0;
