@@ -177,9 +177,10 @@ def test_expensive_filter_on_the_primary_keeps_the_lease(tmp_path):
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
-    """A region whose scan cap is low enough to reach with a few records."""
+    """A region whose scan cap is low enough to reach with a few records, and
+    one reader thread (16 lists may wait for it)."""
     r = Region(tmp_path_factory.mktemp("limits"),
-               edit_config=lambda text: limits(text, query_max_scan_rows=100))
+               edit_config=lambda text: limits(text, query_max_scan_rows=100, query_threads=1))
     r.start()
     yield r
     code = r.stop()
@@ -330,3 +331,34 @@ def test_unknown_field_version_and_cursors_of_other_lists(limited):
             params["filter"] = flt
         r = list_page(limited, token, collection, **params)
         assert r.status_code == 400 and error_code(r) == "invalid_cursor", (collection, flt, r.text)
+
+
+def test_full_queue_is_503_overloaded(limited):
+    """Lists beyond what the reader threads and their queue hold are refused
+    at once with 503 overloaded and Retry-After (before: every list ran on
+    the loop, one after the other, while nothing else was served)."""
+    token = signup(limited)["access_token"]
+    for i in range(2):
+        assert limited.post(records_path("slow"), token, json={"t": "x" * BIG}).status_code == 201
+    flt = "t ~ '" + "x" * 4080 + "y'"
+    answers, lock = [], threading.Lock()
+
+    def one():
+        r = list_page(limited, token, "slow", filter=flt)
+        with lock:
+            answers.append(r)
+
+    threads = [threading.Thread(target=one) for _ in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    statuses = sorted(r.status_code for r in answers)
+    assert len(answers) == 24, statuses
+    overloaded = [r for r in answers if r.status_code == 503]
+    assert overloaded, statuses  # 1 running + 16 waiting < 24
+    for r in overloaded:
+        assert error_code(r) == "overloaded" and r.headers.get("Retry-After") == "1", r.text
+    for r in answers:
+        assert r.status_code in (200, 400, 503), (r.status_code, r.text[:200])
+    assert refused(limited).get("overloaded", 0) >= len(overloaded)
