@@ -91,11 +91,13 @@ static void list_job_free(list_job *j)
 
 /* --- reader thread ------------------------------------------------------ */
 
-static int list_fail(list_job *j, list_outcome outcome, const char *detail, int sqlite_rc)
+/* Record why the job failed (db: add SQLite's message). Returns 0, the
+ * value list_run hands to done(). */
+static int list_fail(list_job *j, list_outcome outcome, const char *detail, sqlite3 *db)
 {
 	j->outcome = outcome;
-	if (sqlite_rc)
-		snprintf(j->detail, sizeof j->detail, "%s: %s", detail, sqlite3_errstr(sqlite_rc));
+	if (db)
+		snprintf(j->detail, sizeof j->detail, "%s: %s", detail, sqlite3_errmsg(db));
 	else
 		snprintf(j->detail, sizeof j->detail, "%s", detail);
 	return 0;
@@ -116,7 +118,7 @@ static int list_build_page(list_job *j, sqlite3_stmt *st, const query_budget *b)
 	buf_init(&rec, LIST_RECORD_MAX);
 	buf_init(&j->page, j->page_max + LIST_RECORD_MAX);
 	if (!last || buf_adds(&j->page, "{\"items\":[") != 0) {
-		list_fail(j, LIST_FAILED, "out of memory", 0);
+		list_fail(j, LIST_FAILED, "out of memory", NULL);
 		goto done;
 	}
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -128,7 +130,7 @@ static int list_build_page(list_job *j, sqlite3_stmt *st, const query_budget *b)
 		rc = records_json(&rec, st);
 		if (rc) {
 			list_fail(j, rc == ERR_LIMIT ? LIST_RECORD_TOO_LARGE : LIST_FAILED,
-				  "cannot encode a record", 0);
+				  "cannot encode a record", NULL);
 			goto done;
 		}
 		/* the byte budget, from the second record on */
@@ -137,7 +139,7 @@ static int list_build_page(list_job *j, sqlite3_stmt *st, const query_budget *b)
 			break;
 		}
 		if ((n > 0 && buf_addc(&j->page, ',') != 0) || buf_add(&j->page, rec.data, rec.len) != 0) {
-			list_fail(j, LIST_FAILED, "cannot grow the page", 0);
+			list_fail(j, LIST_FAILED, "cannot grow the page", NULL);
 			goto done;
 		}
 		n++;
@@ -146,23 +148,23 @@ static int list_build_page(list_job *j, sqlite3_stmt *st, const query_budget *b)
 			sqlite3_value_free(last[i]);
 			last[i] = sqlite3_value_dup(sqlite3_column_value(st, col));
 			if (!last[i]) {
-				list_fail(j, LIST_FAILED, "out of memory", 0);
+				list_fail(j, LIST_FAILED, "out of memory", NULL);
 				goto done;
 			}
 		}
 	}
 	if (!more && step != SQLITE_DONE) {
 		if (b->exceeded == BUDGET_TIME)
-			list_fail(j, LIST_TIMEOUT, "deadline", 0);
+			list_fail(j, LIST_TIMEOUT, "deadline", NULL);
 		else if (b->exceeded == BUDGET_ROWS)
-			list_fail(j, LIST_SCAN_LIMIT, "rows examined", 0);
+			list_fail(j, LIST_SCAN_LIMIT, "rows examined", NULL);
 		else
-			list_fail(j, LIST_FAILED, "the list query failed", step);
+			list_fail(j, LIST_FAILED, "the list query failed", sqlite3_db_handle(st));
 		goto done;
 	}
 	if (more && list_query_cursor_values(j->q, last, &next) != 0) {
 		/* never a silent null: that would look like the end of the list */
-		list_fail(j, LIST_CURSOR_UNAVAILABLE, "cursor", 0);
+		list_fail(j, LIST_CURSOR_UNAVAILABLE, "cursor", NULL);
 		goto done;
 	}
 	rc = buf_adds(&j->page, "],\"next_cursor\":");
@@ -171,7 +173,7 @@ static int list_build_page(list_job *j, sqlite3_stmt *st, const query_budget *b)
 	else if (rc == 0)
 		rc = buf_adds(&j->page, "null}");
 	if (rc != 0) {
-		list_fail(j, LIST_FAILED, "cannot end the page", 0);
+		list_fail(j, LIST_FAILED, "cannot end the page", NULL);
 		goto done;
 	}
 	j->outcome = LIST_OK;
@@ -194,10 +196,11 @@ static int list_run(db_conn *db, void *arg)
 	int64_t start = util_mono_us();
 	int rc;
 
+	j->outcome = LIST_FAILED; /* until a page is built */
 	/* a job that waited out its whole deadline in the queue is not worth
 	 * starting: its client is better served by a quick 503 and a retry */
 	if (start - j->queued_us > (int64_t)j->timeout_ms * 1000)
-		return list_fail(j, LIST_WAITED_TOO_LONG, "waited too long", 0);
+		return list_fail(j, LIST_WAITED_TOO_LONG, "waited too long", NULL);
 	const char *keys = list_query_keys(j->q);
 	/* the row counter comes before the filter so that it counts every row
 	 * the scan visits (budget.h) */
@@ -206,16 +209,16 @@ static int list_run(db_conn *db, void *arg)
 				    keys[0] ? ", " : "", keys, list_query_where(j->q),
 				    list_query_order(j->q), j->limit + 1);
 	if (!sql)
-		return list_fail(j, LIST_FAILED, "out of memory", 0);
+		return list_fail(j, LIST_FAILED, "out of memory", NULL);
 	rc = sqlite3_prepare_v2(h, sql, -1, &st, NULL);
 	sqlite3_free(sql);
 	if (rc != SQLITE_OK)
-		return list_fail(j, LIST_FAILED, "cannot prepare the list query", rc);
+		return list_fail(j, LIST_FAILED, "cannot prepare the list query", h);
 	if (sqlite3_bind_text(st, 1, j->user_id, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 2, j->collection, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    list_query_bind(j->q, st, 3) < 0) {
 		sqlite3_finalize(st);
-		return list_fail(j, LIST_FAILED, "cannot bind the list query", 0);
+		return list_fail(j, LIST_FAILED, "cannot bind the list query", NULL);
 	}
 	query_budget b = {
 		.deadline_us = start + (int64_t)j->timeout_ms * 1000,

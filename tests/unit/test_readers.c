@@ -243,18 +243,44 @@ static void test_stop_with_jobs_queued(void)
 	CHECK_EQ_INT(run_count, 0);
 }
 
+static readers *late_pool;
+
+/* Start the never-ending statement only once the pool is stopping: by then
+ * readers_free has sent its first interrupt (it holds the lock from setting
+ * stopping to its first wait), which SQLite forgets, no statement running. */
+static int run_forever_late(db_conn *db, void *arg)
+{
+	job *j = arg;
+	atomic_store(&j->started, true);
+	for (bool stopping = false; !stopping;) {
+		pthread_mutex_lock(&late_pool->lock);
+		stopping = late_pool->stopping;
+		pthread_mutex_unlock(&late_pool->lock);
+		sched_yield();
+	}
+	return run_forever(db, arg);
+}
+
 /* The interrupt may land before the statement starts (SQLite forgets it
- * then): the pool interrupts again until the job returns. */
+ * then): the pool interrupts again until the job returns. With one
+ * interrupt only, readers_free would wait forever here. */
 static void test_stop_interrupts_a_statement_not_yet_started(void)
 {
-	for (int round = 0; round < 20; round++) {
-		readers *r = open_pool(1, MAX_JOBS);
-		job j = {0};
-		reset_orders();
-		CHECK_EQ_INT(readers_submit(r, run_forever, on_done, &j), 0);
-		readers_free(&r); /* may come before, during or after the prepare */
-		CHECK_EQ_INT(j.done_calls, 1);
-		CHECK(j.rc == ERR_AGAIN || j.rc == ERR_AGAIN - 100);
+	readers *r = late_pool = open_pool(1, MAX_JOBS);
+	job j = {0};
+	reset_orders();
+	CHECK_EQ_INT(readers_submit(r, run_forever_late, on_done, &j), 0);
+	wait_started(&j);
+	readers_free(&r);
+	CHECK_EQ_INT(j.done_calls, 1);
+	CHECK_EQ_INT(j.rc, ERR_AGAIN - 100); /* it ran, and was interrupted */
+	for (int round = 0; round < 20; round++) { /* and at any other moment */
+		r = open_pool(1, MAX_JOBS);
+		job k = {0};
+		CHECK_EQ_INT(readers_submit(r, run_forever, on_done, &k), 0);
+		readers_free(&r);
+		CHECK_EQ_INT(k.done_calls, 1);
+		CHECK(k.rc == ERR_AGAIN || k.rc == ERR_AGAIN - 100);
 	}
 }
 
