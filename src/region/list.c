@@ -103,19 +103,27 @@ static int list_fail(list_job *j, list_outcome outcome, const char *detail, sqli
 	return 0;
 }
 
+/* Take back what was appended to b after its first len bytes. */
+static void page_truncate(buf *b, size_t len)
+{
+	b->len = len;
+	if (b->data)
+		b->data[len] = '\0';
+}
+
 /* Step st and build the page into j->page.
  * Sets j->outcome (and returns 0); b says why a statement was stopped. */
 static int list_build_page(list_job *j, sqlite3_stmt *st, const query_budget *b)
 {
 	size_t keys = list_query_key_count(j->q);
 	sqlite3_value **last = calloc(keys + 1, sizeof *last); /* the last record's cursor values */
-	buf rec;
 	char *next = NULL;
 	long long n = 0;
 	bool more = false;
 	int step, rc;
 
-	buf_init(&rec, LIST_RECORD_MAX);
+	/* room for the budget, plus one record past it (the first record of a
+	 * page is always taken; a later one is appended, then taken back) */
 	buf_init(&j->page, j->page_max + LIST_RECORD_MAX);
 	if (!last || buf_adds(&j->page, "{\"items\":[") != 0) {
 		list_fail(j, LIST_FAILED, "out of memory", NULL);
@@ -126,21 +134,30 @@ static int list_build_page(list_job *j, sqlite3_stmt *st, const query_budget *b)
 			more = true;
 			break;
 		}
-		buf_reset(&rec);
-		rc = records_json(&rec, st);
+		size_t before = j->page.len;
+		rc = n > 0 ? buf_addc(&j->page, ',') : 0;
+		if (rc == 0)
+			rc = records_json(&j->page, st);
+		if (rc == 0 && j->page.len - before > LIST_RECORD_MAX)
+			rc = ERR_LIMIT; /* one record's own bound, first or not */
+		if (rc == ERR_LIMIT && n > 0) {
+			/* past the buffer's room (page_max_bytes + one record), so
+			 * past the budget too: the record starts the next page, and
+			 * is judged there, as its first */
+			page_truncate(&j->page, before);
+			more = true;
+			break;
+		}
 		if (rc) {
 			list_fail(j, rc == ERR_LIMIT ? LIST_RECORD_TOO_LARGE : LIST_FAILED,
 				  "cannot encode a record", NULL);
 			goto done;
 		}
-		/* the byte budget, from the second record on */
-		if (n > 0 && j->page.len + 1 + rec.len + LIST_TAIL_MAX > j->page_max) {
+		/* the byte budget, from the second record on: take it back */
+		if (n > 0 && j->page.len + LIST_TAIL_MAX > j->page_max) {
+			page_truncate(&j->page, before);
 			more = true;
 			break;
-		}
-		if ((n > 0 && buf_addc(&j->page, ',') != 0) || buf_add(&j->page, rec.data, rec.len) != 0) {
-			list_fail(j, LIST_FAILED, "cannot grow the page", NULL);
-			goto done;
 		}
 		n++;
 		for (size_t i = 0; i <= keys; i++) {
@@ -184,7 +201,6 @@ done:
 	for (size_t i = 0; last && i <= keys; i++)
 		sqlite3_value_free(last[i]);
 	free(last);
-	buf_free(&rec);
 	return 0;
 }
 
