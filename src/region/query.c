@@ -58,7 +58,9 @@
  * where the fingerprint is a 64-bit FNV-1a hash, in hex, of the scope (the
  * collection), the compiled filter (SQL and parameters) and the canonical
  * terms (so "+a" and "a" agree, "-a" and "a" do not, nor "x = 1" and "x = 2"):
- * a cursor given with another collection, filter or sort is refused. Values are null,
+ * a cursor given with another collection, filter or sort is refused. (The
+ * cursor format's version in the hash changed with that, so a cursor made
+ * before is refused too: a client starts its list again.) Values are null,
  * integers, reals or strings, plus two tagged forms for what JSON cannot
  * carry: {"inf":1} / {"inf":-1} for infinite reals (json_extract gives Inf
  * for 1e400) and {"b64":"..."} for text that is not valid UTF-8. The cursor
@@ -423,9 +425,25 @@ static const struct {
 	{"id", false}, {"created_at", false}, {"updated_at", false}, {"version", true},
 };
 
+/* The record's other top-level fields, which a list cannot use, and why. */
+static const struct {
+	const char *name;
+	const char *why;
+} unusable_fields[] = {
+	{"owner", "a list holds only your own records"},
+	{"collection", "the collection is in the path"},
+};
+
 static bool name_is(const char *s, size_t len, const char *name)
 {
 	return strlen(name) == len && memcmp(s, name, len) == 0;
+}
+
+/* Mark the error just filled as unknown_field; returns rc. */
+static int unknown_field(query_error *err, int rc)
+{
+	err->code = "unknown_field";
+	return rc;
 }
 
 /* Resolve the field path s[off..end) (as scan_path found it). The record's
@@ -443,41 +461,38 @@ static int resolve_field(const char *param, const char *s, size_t off, size_t en
 	const char *dot = memchr(path, '.', len);
 	size_t first = dot ? (size_t)(dot - path) : len;
 	int shown = len > 48 ? 48 : (int)len;
-	int rc = 0;
 
 	memset(f, 0, sizeof *f);
+	for (size_t i = 0; i < sizeof unusable_fields / sizeof unusable_fields[0]; i++)
+		if (name_is(path, first, unusable_fields[i].name))
+			return unknown_field(err, query_fail(err, ERR_PARSE, param, s, off,
+			                                     "unknown field '%.*s': %s; for a field of data "
+			                                     "write data.%.*s",
+			                                     shown, path, unusable_fields[i].why, shown, path));
 	if (name_is(path, first, "data")) {
 		if (!dot)
-			rc = query_fail(err, ERR_PARSE, param, s, off,
-			                "unknown field 'data': name a field inside it (data.NAME)");
-		f->path = dot ? dot + 1 : NULL;
-		f->path_len = dot ? len - first - 1 : 0;
-	} else if (name_is(path, first, "owner") || name_is(path, first, "collection")) {
-		rc = query_fail(err, ERR_PARSE, param, s, off,
-		                "unknown field '%.*s': %s; for a field of data write data.%.*s", shown,
-		                path, path[0] == 'o' ? "a list holds only your own records"
-		                                     : "the collection is in the path",
-		                shown, path);
-	} else {
-		f->path = path;
-		f->path_len = len;
-		for (size_t i = 0; i < sizeof record_columns / sizeof record_columns[0]; i++) {
-			if (!name_is(path, first, record_columns[i].name))
-				continue;
-			if (dot)
-				rc = query_fail(err, ERR_PARSE, param, s, off,
-				                "unknown field '%.*s': %s has no fields; for a field of data "
-				                "write data.%.*s",
-				                shown, path, record_columns[i].name, shown, path);
-			f->column = record_columns[i].name;
-			f->number = record_columns[i].number;
-			f->path = NULL;
-			f->path_len = 0;
-		}
+			return unknown_field(err, query_fail(err, ERR_PARSE, param, s, off,
+			                                     "unknown field 'data': name a field inside it "
+			                                     "(data.NAME)"));
+		f->path = dot + 1;
+		f->path_len = len - first - 1;
+		return 0;
 	}
-	if (rc)
-		err->code = "unknown_field";
-	return rc;
+	for (size_t i = 0; i < sizeof record_columns / sizeof record_columns[0]; i++) {
+		if (!name_is(path, first, record_columns[i].name))
+			continue;
+		if (dot)
+			return unknown_field(err, query_fail(err, ERR_PARSE, param, s, off,
+			                                     "unknown field '%.*s': %s has no fields; for a "
+			                                     "field of data write data.%.*s",
+			                                     shown, path, record_columns[i].name, shown, path));
+		f->column = record_columns[i].name;
+		f->number = record_columns[i].number;
+		return 0;
+	}
+	f->path = path;
+	f->path_len = len;
+	return 0;
 }
 
 /* ---- filter ------------------------------------------------------------- */
