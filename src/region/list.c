@@ -78,8 +78,9 @@ typedef struct list_job {
 	/* the result, written on the reader thread, read after done() */
 	list_outcome outcome;
 	buf page;                /* the whole answer body when LIST_OK */
-	int64_t rows_examined;
-	char detail[200];        /* no personal data: it is logged */
+	int64_t rows_examined;   /* for the log */
+	int64_t ran_us;
+	char detail[200];        /* no record contents: it is logged */
 } list_job;
 
 static void list_job_free(list_job *j)
@@ -244,6 +245,7 @@ static int list_run(db_conn *db, void *arg)
 	list_build_page(j, st, &b);
 	budget_end(h);
 	j->rows_examined = b.rows;
+	j->ran_us = util_mono_us() - start;
 	sqlite3_finalize(st);
 	return 0;
 }
@@ -301,6 +303,13 @@ static void list_too_expensive(api_call *call, const char *reason, const char *f
 	metrics_list_refused(call->rg->metrics, reason);
 }
 
+/* One line per refused expensive list, for operators tuning the limits. */
+static void list_log_refusal(const list_job *j, const char *reason)
+{
+	log_info("list query %s refused (%s): %lld rows examined in %lld ms", j->call->request_id, reason,
+		 (long long)j->rows_examined, (long long)(j->ran_us / 1000));
+}
+
 static void list_done(void *arg, int rc)
 {
 	list_job *j = arg;
@@ -325,10 +334,12 @@ static void list_done(void *arg, int rc)
 		metrics_list_refused(call->rg->metrics, "overloaded");
 		break;
 	case LIST_TIMEOUT:
+		list_log_refusal(j, "timeout");
 		list_too_expensive(call, "timeout", "the query ran longer than %d ms (query_timeout_ms)",
 				   l->query_timeout_ms);
 		break;
 	case LIST_SCAN_LIMIT:
+		list_log_refusal(j, "scan_limit");
 		list_too_expensive(call, "scan_limit",
 				   "the query examined more than %lld records (query_max_scan_rows)",
 				   (long long)l->query_max_scan_rows);
