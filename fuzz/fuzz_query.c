@@ -6,12 +6,13 @@
  * inside it or just past its end, a message). A successful compile must give
  * SQL that prepares and runs against a small in-memory records table, with
  * exactly as many parameters as list_query_bind() binds; the cursor of every
- * row must compile again with the same sort and run.
+ * row must compile again with the same filter and sort (the same list) and
+ * run.
  *
  * So that the fuzzer can reach the cursor decoder past the fingerprint check,
  * a cursor part starting with '[' is taken as a JSON array: its first element
- * is replaced with the fingerprint of the sort (taken from a real cursor) and
- * the result base64url-encoded.
+ * is replaced with the fingerprint of the list (taken from a real cursor of
+ * the same filter and sort) and the result base64url-encoded.
  */
 #include "region/query.h"
 
@@ -84,8 +85,12 @@ static void check_error(int rc, const list_query *q, const query_error *err, con
 		die("failed compile left a query", NULL);
 	if (rc != ERR_PARSE && rc != ERR_LIMIT && rc != ERR_NOMEM)
 		die("unexpected error code", err_str(rc));
-	if (!err->param || err->message[0] == '\0')
-		die("error without parameter or message", err->message);
+	if (!err->param || !err->code || err->message[0] == '\0')
+		die("error without parameter, code or message", err->message);
+	char expected[32];
+	snprintf(expected, sizeof expected, "invalid_%s", err->param);
+	if (strcmp(err->code, expected) != 0 && strcmp(err->code, "unknown_field") != 0)
+		die("code does not match the parameter", err->code);
 	const char *text = strcmp(err->param, "filter") == 0   ? filter
 	                   : strcmp(err->param, "sort") == 0   ? sort
 	                   : strcmp(err->param, "cursor") == 0 ? cursor
@@ -104,7 +109,7 @@ static void check_error(int rc, const list_query *q, const query_error *err, con
  * count is off, or a step fails. With cursors, *first gets the cursor of the
  * first row (if none yet) and every row's cursor is compiled again with sort.
  */
-static void run(const list_query *q, const char *sort, char **first, int depth)
+static void run(const list_query *q, const char *filter, const char *sort, char **first, int depth)
 {
 	const char *keys = list_query_keys(q);
 	sqlite3_stmt *st = NULL;
@@ -131,10 +136,10 @@ static void run(const list_query *q, const char *sort, char **first, int depth)
 		if (depth == 0) {
 			list_query *again = NULL;
 			query_error err;
-			crc = list_query_compile(NULL, sort, cursor, &again, &err);
+			crc = list_query_compile("c", filter, sort, cursor, &again, &err);
 			if (crc != 0)
 				die("own cursor rejected", err.message);
-			run(again, sort, NULL, depth + 1);
+			run(again, filter, sort, NULL, depth + 1);
 			list_query_free(&again);
 		}
 		if (first && !*first)
@@ -193,17 +198,18 @@ static char *cursor_fingerprint(const char *cursor)
 	return copy;
 }
 
-/* Turn a '['-JSON cursor part into a cursor for sort; NULL to use it raw. */
-static char *crafted_cursor(const char *json_text, const char *sort)
+/* Turn a '['-JSON cursor part into a cursor for filter and sort; NULL to use
+ * it raw. */
+static char *crafted_cursor(const char *json_text, const char *filter, const char *sort)
 {
 	list_query *q = NULL;
 	char *first = NULL, *fp = NULL, *dumped = NULL, *out = NULL;
 	json_t *root = json_loads(json_text, JSON_ALLOW_NUL, NULL);
 	if (!json_is_array(root) || json_array_size(root) == 0)
 		goto done;
-	if (list_query_compile(NULL, sort, NULL, &q, NULL) != 0)
+	if (list_query_compile("c", filter, sort, NULL, &q, NULL) != 0)
 		goto done;
-	run(q, sort, &first, 1);
+	run(q, filter, sort, &first, 1);
 	if (!first || !(fp = cursor_fingerprint(first)))
 		goto done;
 	json_array_set_new(root, 0, json_string(fp));
@@ -241,16 +247,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (parts[2] > input + size + 2)
 		parts[2] = input + size + 2;
 	const char *filter = parts[0], *sort = parts[1], *cursor = parts[2];
-	if (cursor[0] == '[' && (crafted = crafted_cursor(cursor, sort)) != NULL)
+	if (cursor[0] == '[' && (crafted = crafted_cursor(cursor, filter, sort)) != NULL)
 		cursor = crafted;
 
 	list_query *q = (list_query *)&q; /* must be reset */
 	query_error err;
-	int rc = list_query_compile(filter, sort, cursor, &q, &err);
+	int rc = list_query_compile("c", filter, sort, cursor, &q, &err);
 	if (rc != 0)
 		check_error(rc, q, &err, filter, sort, cursor);
 	else
-		run(q, sort, NULL, 0);
+		run(q, filter, sort, NULL, 0);
 	list_query_free(&q);
 	free(crafted);
 	free(input);

@@ -6,8 +6,9 @@
  * the metrics.
  *
  * A call lives from api_on_request() to api_finish(). Reads are answered on
- * the loop thread; writes go to the writer thread (api_submit_write) and are
- * answered from the completion, once durable.
+ * the loop thread, except lists, which run on the reader threads (list.c);
+ * writes go to the writer thread (api_submit_write) and are answered from the
+ * completion, once durable.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -135,14 +136,7 @@ void api_finish(api_call *call)
 		log_error("BUG: no status for %s", call->route);
 		api_error(call, 500, "internal_error", "internal error");
 	}
-	if (call->read_txn) {
-		sqlite3_stmt *st = db_stmt(rg->reader, "COMMIT");
-		if (st) {
-			sqlite3_step(st);
-			sqlite3_reset(st);
-		}
-		call->read_txn = false;
-	}
+	api_read_end(call);
 	/* our own header lines ("Name: value\r\n"), made from validated parts
 	 * (or read back from a stored answer that we made) */
 	if (call->headers.len)
@@ -355,6 +349,18 @@ void api_read_begin(api_call *call)
 		call->read_txn = true;
 	if (st)
 		sqlite3_reset(st);
+}
+
+void api_read_end(api_call *call)
+{
+	if (!call->read_txn)
+		return;
+	sqlite3_stmt *st = db_stmt(call->rg->reader, "COMMIT");
+	if (st) {
+		sqlite3_step(st);
+		sqlite3_reset(st);
+	}
+	call->read_txn = false;
 }
 
 bool api_request_header(api_call *call, const char *name, char *out, size_t cap)

@@ -4,6 +4,7 @@
  * api.c      routing, the per-request call object, errors, responses, logs
  * auth.c     signup, login, refresh, logout, me
  * records.c  the records API
+ * list.c     record lists, on the reader threads, with a budget
  * idempotency.c  Idempotency-Key: replay and conflict detection
  * ratelimit.c    login and signup throttling
  * metrics.c      /metrics, on its own listener (metrics_listen)
@@ -28,6 +29,7 @@
 #include "replication/replication.h"
 #include "store/committer.h"
 #include "store/db.h"
+#include "store/readers.h"
 
 typedef struct ratelimit ratelimit;
 typedef struct metrics metrics;
@@ -44,6 +46,7 @@ typedef struct region {
 	db_conn *reader;       /* loop thread only */
 	committer *writer;
 	workers *hashers;      /* argon2id: logins URGENT, signups BULK */
+	readers *readers;      /* list queries (list.c) */
 	ratelimit *login_limit;  /* failed and in-flight logins, per account and address */
 	ratelimit *signup_limit; /* signups per address */
 	unsigned char idem_key[32]; /* keys the scopes and request hashes of anonymous
@@ -147,6 +150,9 @@ bool api_authenticate_allow_revoked(api_call *call);
 /* One read transaction for all the reads of a synchronous read handler
  * (token check and data see one snapshot, for one lock); api_finish ends it. */
 void api_read_begin(api_call *call);
+/* End that read transaction now (before handing the call to another thread,
+ * so that the loop's connection holds no snapshot meanwhile). */
+void api_read_end(api_call *call);
 /* Value of a request header as a NUL-terminated copy (truncated to cap). */
 bool api_request_header(api_call *call, const char *name, char *out, size_t cap);
 /* Decoded value of a query parameter; NULL if absent. malloc'd. */
@@ -164,11 +170,23 @@ int auth_issue_session(db_conn *db, api_call *call, const char *user_id, const c
 		       const char *created_at, int status);
 
 /* records.c */
+#define RECORD_COLUMNS "id, owner, collection, version, created_at, updated_at, data"
 void records_create(api_call *call);
 void records_get(api_call *call);
 void records_update(api_call *call);
 void records_delete(api_call *call);
+/* Authenticate and read the path ({collection}, and {id} when with_id);
+ * answers (api_finish) and returns false on failure. */
+bool records_begin(api_call *call, bool with_id);
+/* Append the record on st's row (RECORD_COLUMNS order) as JSON. 0, or
+ * ERR_LIMIT / ERR_NOMEM with b holding part of it (discard it then). */
+int records_json(buf *b, sqlite3_stmt *st);
+
+/* list.c */
 void records_list(api_call *call);
+/* The reader threads of list queries (config: query_threads); NULL with the
+ * reason in err. */
+readers *list_readers_new(region *rg, const char *db_path, char *err, size_t errcap);
 
 /* idempotency.c */
 /* Read Idempotency-Key and hash the request (loop thread). sealed: the answer
@@ -219,6 +237,8 @@ metrics *metrics_new(void);
 void metrics_free(metrics **m);
 void metrics_request(metrics *m, int route_index, int status, int64_t duration_us);
 void metrics_idempotent_replay(metrics *m);
+/* A list query refused: "timeout", "scan_limit" or "overloaded". */
+void metrics_list_refused(metrics *m, const char *reason);
 void metrics_render(region *rg, buf *out);
 /* The handler of the metrics listener (arg: the region): GET or HEAD
  * /metrics answers the Prometheus text; any other path 404, any other

@@ -33,7 +33,11 @@ struct metrics {
 	unsigned long long buckets[METRICS_ROUTES + 1][METRICS_BUCKETS + 1];
 	double duration_sum_s[METRICS_ROUTES + 1];
 	unsigned long long replays;
+	unsigned long long list_refused[3]; /* by list_refusals[] */
 };
+
+/* Why a list query was refused (docs/SECURITY.md, "Bounded work per request"). */
+static const char *const list_refusals[] = {"timeout", "scan_limit", "overloaded"};
 
 metrics *metrics_new(void)
 {
@@ -66,6 +70,13 @@ void metrics_request(metrics *m, int route_index, int status, int64_t duration_u
 void metrics_idempotent_replay(metrics *m)
 {
 	m->replays++;
+}
+
+void metrics_list_refused(metrics *m, const char *reason)
+{
+	for (size_t i = 0; i < sizeof list_refusals / sizeof list_refusals[0]; i++)
+		if (strcmp(list_refusals[i], reason) == 0)
+			m->list_refused[i]++;
 }
 
 void metrics_render(region *rg, buf *out)
@@ -149,6 +160,12 @@ void metrics_render(region *rg, buf *out)
 		   region_name, http_server_buffered(rg->server), region_name,
 		   http_server_overloaded(rg->server), region_name,
 		   http_server_refused_per_address(rg->server));
+	buf_adds(out, "# HELP tandem_list_queries_refused_total List queries refused: past their deadline "
+		      "or rows-examined cap (400), or queue full (503).\n"
+		      "# TYPE tandem_list_queries_refused_total counter\n");
+	for (size_t i = 0; i < sizeof list_refusals / sizeof list_refusals[0]; i++)
+		buf_printf(out, "tandem_list_queries_refused_total{region=\"%s\",reason=\"%s\"} %llu\n",
+			   region_name, list_refusals[i], m->list_refused[i]);
 }
 
 /* A JSON error answer of the metrics listener. */

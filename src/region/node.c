@@ -2,8 +2,8 @@
  * node.c - the region node process: set up from the config, serve, and stop
  * gracefully.
  *
- * Start: secrets -> database (open, migrate) -> writer thread -> hashing
- * pool -> TLS -> listen -> "ready". SIGTERM/SIGINT: stop accepting, let the
+ * Start: secrets -> database (open, migrate) -> writer thread -> reader
+ * threads (lists) -> hashing pool -> TLS -> listen -> "ready". SIGTERM/SIGINT: stop accepting, let the
  * requests in flight finish (their writes are committed and answered), then
  * drain the writer and exit 0. A second signal, or shutdown_timeout_ms,
  * ends the process at once; nothing acknowledged is lost either way, since
@@ -241,6 +241,12 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
+	/* list queries: reader threads with their own connections (list.c) */
+	rg->readers = list_readers_new(rg, db_path, err, sizeof err);
+	if (!rg->readers) {
+		node_fail("%s", err);
+		goto out;
+	}
 	rg->hashers = workers_new(rg->base, cfg->auth.hash_threads, 1024);
 	{
 		/* keyed table hashes: an attacker who cannot compute them cannot
@@ -385,11 +391,13 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 out:
 	/* order: hashing jobs may still submit writes, and write completions
 	 * answer requests, so the pool goes first, then the writer (which
-	 * commits and answers everything queued), and the server last. The
+	 * commits and answers everything queued), and the server last; list
+	 * queries still running are interrupted and answered (503). The
 	 * metrics listener reads all of them: it goes before any */
 	http_server_free(&rg->metrics_server);
 	if (rg->repl)
 		repl_shutdown(rg->repl);
+	readers_free(&rg->readers);
 	workers_free(&rg->hashers);
 	committer_free(&rg->writer);
 	repl_free(&rg->repl);

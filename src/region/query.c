@@ -15,8 +15,11 @@
  * precedence too), a group is parenthesised again, and every comparison
  * becomes one parenthesised SQL expression that is always 0 or 1, never NULL,
  * so that "!=" can be exactly NOT of "=". A field path is one token (no spaces
- * around its dots); only the bare names id, created_at and updated_at are the
- * record's columns, everything else (including "id.x") is a path into data.
+ * around its dots); resolve_field() maps it to a column (id, created_at,
+ * updated_at, version: bare names only) or a path into data ("data.x" or
+ * plain "x"), and refuses the record's other top-level names (owner,
+ * collection, a bare data) as unknown_field rather than silently reading a
+ * data field of that name.
  * Error positions count characters (UTF-8 sequences), not bytes.
  *
  * Typing. SQLite orders values of different types by type class (NULL <
@@ -52,8 +55,12 @@
  *
  * Cursor format: base64url without padding of the compact JSON array
  *     ["<fingerprint>", v1, ..., vn]        (vn is the id)
- * where the fingerprint is a 64-bit FNV-1a hash, in hex, of the canonical
- * terms (so "+a" and "a" agree, "-a" and "a" do not). Values are null,
+ * where the fingerprint is a 64-bit FNV-1a hash, in hex, of the scope (the
+ * collection), the compiled filter (SQL and parameters) and the canonical
+ * terms (so "+a" and "a" agree, "-a" and "a" do not, nor "x = 1" and "x = 2"):
+ * a cursor given with another collection, filter or sort is refused. (The
+ * cursor format's version in the hash changed with that, so a cursor made
+ * before is refused too: a client starts its list again.) Values are null,
  * integers, reals or strings, plus two tagged forms for what JSON cannot
  * carry: {"inf":1} / {"inf":-1} for infinite reals (json_extract gives Inf
  * for 1e400) and {"b64":"..."} for text that is not valid UTF-8. The cursor
@@ -86,7 +93,7 @@ enum {
 	QUERY_MAX_KEYS = 8,          /* entries in the sort parameter */
 	QUERY_MAX_PATH = 256,        /* characters of one field path */
 	QUERY_MAX_PATH_NAMES = 16,   /* names in one field path */
-	QUERY_MAX_CURSOR = 4096,     /* characters of the cursor parameter */
+	QUERY_MAX_CURSOR = LIST_QUERY_MAX_CURSOR, /* characters of the cursor parameter */
 	/* The limits above keep the WHERE under 22 KiB (measured: 14 KiB for
 	 * the worst filter, 7 KiB for the worst cursor condition); this bound
 	 * is a backstop that is never reached. */
@@ -265,6 +272,9 @@ static int query_fail(query_error *err, int code, const char *param, const char 
 {
 	va_list ap;
 	err->param = param;
+	err->code = strcmp(param, "sort") == 0     ? "invalid_sort"
+	            : strcmp(param, "cursor") == 0 ? "invalid_cursor"
+	                                           : "invalid_filter";
 	err->pos = s ? char_pos(s, off) : 0;
 	va_start(ap, fmt);
 	vsnprintf(err->message, sizeof err->message, fmt, ap);
@@ -400,14 +410,89 @@ static int scan_path(const char *param, const char *s, size_t len, size_t off, s
 	return 0;
 }
 
-/* The column a bare field name stands for, or NULL for a path into data. */
-static const char *path_column(const char *path, size_t len)
+/* What a field path names: a column of the record, or a path into data. */
+typedef struct field_ref {
+	const char *column; /* "id", "version", ...; NULL for a path into data */
+	bool number;        /* the column holds integers (version) */
+	const char *path;   /* the path into data ("a.b"), when column is NULL */
+	size_t path_len;
+} field_ref;
+
+static const struct {
+	const char *name;
+	bool number;
+} record_columns[] = {
+	{"id", false}, {"created_at", false}, {"updated_at", false}, {"version", true},
+};
+
+/* The record's other top-level fields, which a list cannot use, and why. */
+static const struct {
+	const char *name;
+	const char *why;
+} unusable_fields[] = {
+	{"owner", "a list holds only your own records"},
+	{"collection", "the collection is in the path"},
+};
+
+static bool name_is(const char *s, size_t len, const char *name)
 {
-	static const char *const columns[] = {"id", "created_at", "updated_at"};
-	for (size_t i = 0; i < sizeof columns / sizeof columns[0]; i++)
-		if (strlen(columns[i]) == len && memcmp(columns[i], path, len) == 0)
-			return columns[i];
-	return NULL;
+	return strlen(name) == len && memcmp(s, name, len) == 0;
+}
+
+/* Mark the error just filled as unknown_field; returns rc. */
+static int unknown_field(query_error *err, int rc)
+{
+	err->code = "unknown_field";
+	return rc;
+}
+
+/* Resolve the field path s[off..end) (as scan_path found it). The record's
+ * top-level names are its own fields: id, created_at, updated_at and version
+ * are columns (bare only), "data.NAME..." is an explicit path into data (how
+ * a data field named like a record field is reached), and owner, collection
+ * and a bare data cannot be filtered or sorted on; any other first name
+ * starts a path into data. On failure fills *err with the code
+ * unknown_field and returns ERR_PARSE. */
+static int resolve_field(const char *param, const char *s, size_t off, size_t end, field_ref *f,
+                         query_error *err)
+{
+	const char *path = s + off;
+	size_t len = end - off;
+	const char *dot = memchr(path, '.', len);
+	size_t first = dot ? (size_t)(dot - path) : len;
+	int shown = len > 48 ? 48 : (int)len;
+
+	memset(f, 0, sizeof *f);
+	for (size_t i = 0; i < sizeof unusable_fields / sizeof unusable_fields[0]; i++)
+		if (name_is(path, first, unusable_fields[i].name))
+			return unknown_field(err, query_fail(err, ERR_PARSE, param, s, off,
+			                                     "unknown field '%.*s': %s; for a field of data "
+			                                     "write data.%.*s",
+			                                     shown, path, unusable_fields[i].why, shown, path));
+	if (name_is(path, first, "data")) {
+		if (!dot)
+			return unknown_field(err, query_fail(err, ERR_PARSE, param, s, off,
+			                                     "unknown field 'data': name a field inside it "
+			                                     "(data.NAME)"));
+		f->path = dot + 1;
+		f->path_len = len - first - 1;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof record_columns / sizeof record_columns[0]; i++) {
+		if (!name_is(path, first, record_columns[i].name))
+			continue;
+		if (dot)
+			return unknown_field(err, query_fail(err, ERR_PARSE, param, s, off,
+			                                     "unknown field '%.*s': %s has no fields; for a "
+			                                     "field of data write data.%.*s",
+			                                     shown, path, record_columns[i].name, shown, path));
+		f->column = record_columns[i].name;
+		f->number = record_columns[i].number;
+		return 0;
+	}
+	f->path = path;
+	f->path_len = len;
+	return 0;
 }
 
 /* ---- filter ------------------------------------------------------------- */
@@ -664,17 +749,27 @@ static int parse_op(filter_parser *p, query_op *op)
  * error: at the value for a column, at the operator for a data path. On
  * failure fills p->err and returns ERR_PARSE (the SQL may hold a partial
  * comparison; the caller discards it). */
-static int emit_comparison(filter_parser *p, const char *path, size_t path_len, query_op op,
+static int emit_comparison(filter_parser *p, const field_ref *field, query_op op,
                            size_t op_off, query_value *v, size_t value_off)
 {
 	sql_out *o = p->sql;
-	const char *column = path_column(path, path_len);
+	const char *column = field->column, *path = field->path;
+	size_t path_len = field->path_len;
 	bool ordering = op == OP_LT || op == OP_LE || op == OP_GT || op == OP_GE;
 	bool number = v->type == VALUE_INT || v->type == VALUE_REAL;
 	const char *cmp = op_sql[op];
 	int rc = ERR_PARSE;
 
-	if (column && v->type != VALUE_TEXT) {
+	if (column && field->number && !number) {
+		query_fail(p->err, rc, "filter", p->s, value_off,
+		           "%s can only be compared with a number", column);
+		goto fail;
+	}
+	if (column && field->number && op == OP_CONTAINS) {
+		query_fail(p->err, rc, "filter", p->s, op_off, "operator ~ needs a string field");
+		goto fail;
+	}
+	if (column && !field->number && v->type != VALUE_TEXT) {
 		query_fail(p->err, rc, "filter", p->s, value_off,
 		           "%s can only be compared with a string", column);
 		goto fail;
@@ -744,7 +839,11 @@ static int parse_comparison(filter_parser *p)
 	if (++p->comparisons > QUERY_MAX_COMPARISONS)
 		return query_fail(p->err, ERR_LIMIT, "filter", p->s, field_off,
 		                  "more than %d comparisons", QUERY_MAX_COMPARISONS);
+	field_ref field;
 	rc = scan_path("filter", p->s, p->len, field_off, &field_end, p->err);
+	if (rc)
+		return rc;
+	rc = resolve_field("filter", p->s, field_off, field_end, &field, p->err);
 	if (rc)
 		return rc;
 	p->off = field_end;
@@ -755,8 +854,7 @@ static int parse_comparison(filter_parser *p)
 	rc = parse_value(p, op_text[op], &v, &value_off);
 	if (rc)
 		return rc;
-	return emit_comparison(p, p->s + field_off, field_end - field_off, op, op_off, &v,
-	                       value_off);
+	return emit_comparison(p, &field, op, op_off, &v, value_off);
 }
 
 /* primary := "(" expr ")" | comparison. On failure fills p->err. */
@@ -846,18 +944,44 @@ static int compile_filter(list_query *q, const char *filter, sql_out *out, query
 /* ---- sort --------------------------------------------------------------- */
 
 /* FNV-1a, 64 bits: a fingerprint against mistakes, not against forgery. */
-static uint64_t fnv1a(uint64_t h, const char *s)
+static uint64_t fnv1a_bytes(uint64_t h, const void *data, size_t len)
 {
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
+	const unsigned char *s = data;
+	for (size_t i = 0; i < len; i++) {
+		h ^= s[i];
 		h *= 0x100000001b3ULL;
 	}
 	return h;
 }
 
-static void sort_fingerprint(list_query *q)
+static uint64_t fnv1a(uint64_t h, const char *s)
 {
-	uint64_t h = fnv1a(0xcbf29ce484222325ULL, "tandem list cursor v1");
+	return fnv1a_bytes(h, s, strlen(s));
+}
+
+/* The fingerprint of the list a cursor belongs to: the scope (collection),
+ * the compiled filter (its SQL and its parameters, so that spacing and
+ * spelling do not matter but values do) and the sort terms. Call after the
+ * filter and sort are compiled, before the cursor adds its parameters. */
+static void query_fingerprint(list_query *q, const char *scope, const char *filter_sql)
+{
+	char number[40];
+	uint64_t h = fnv1a(0xcbf29ce484222325ULL, "tandem list cursor v2\n");
+	h = fnv1a(h, scope ? scope : "");
+	h = fnv1a(h, "\nfilter ");
+	h = fnv1a(h, filter_sql ? filter_sql : "");
+	for (size_t i = 0; i < q->param_count; i++) {
+		const query_value *v = &q->params[i];
+		if (v->type == VALUE_INT)
+			snprintf(number, sizeof number, "\ni%" PRId64 "\n", v->i);
+		else if (v->type == VALUE_REAL)
+			snprintf(number, sizeof number, "\nr%.17g\n", v->d);
+		else
+			snprintf(number, sizeof number, "\nt%zu\n", v->len);
+		h = fnv1a(h, number);
+		if (v->type == VALUE_TEXT)
+			h = fnv1a_bytes(h, v->text, v->len);
+	}
 	for (size_t i = 0; i < q->term_count; i++) {
 		h = fnv1a(h, q->terms[i].desc ? "\n-" : "\n+");
 		h = fnv1a(h, q->terms[i].expr);
@@ -865,8 +989,8 @@ static void sort_fingerprint(list_query *q)
 	snprintf(q->fingerprint, sizeof q->fingerprint, "%016" PRIx64, h);
 }
 
-/* Parse sort (NULL, empty or blank: by id) into q->terms, ending with id,
- * and set q->fingerprint. Entries may have blanks around them. On failure
+/* Parse sort (NULL, empty or blank: by id) into q->terms, ending with id.
+ * Entries may have blanks around them. On failure
  * fills *err and returns ERR_PARSE or ERR_LIMIT. */
 static int parse_sort(list_query *q, const char *sort, query_error *err)
 {
@@ -932,19 +1056,22 @@ static int parse_sort(list_query *q, const char *sort, query_error *err)
 		seen[entries].len = b - a;
 		entries++;
 
-		const char *column = path_column(sort + a, b - a);
+		field_ref field;
+		rc = resolve_field("sort", sort, a, b, &field, err);
+		if (rc)
+			return rc;
 		if (have_id) {
 			/* after id, which is unique: cannot change the order */
-		} else if (column && strcmp(column, "id") == 0) {
+		} else if (field.column && strcmp(field.column, "id") == 0) {
 			have_id = true;
 			id_desc = desc;
 		} else {
 			sort_term *t = &q->terms[q->term_count++];
-			if (column)
-				snprintf(t->expr, sizeof t->expr, "%s", column);
+			if (field.column)
+				snprintf(t->expr, sizeof t->expr, "%s", field.column);
 			else
 				snprintf(t->expr, sizeof t->expr, "json_extract(data, '$.%.*s')",
-				         (int)(b - a), sort + a);
+				         (int)field.path_len, field.path);
 			t->desc = desc;
 		}
 		if (end >= len)
@@ -954,7 +1081,6 @@ static int parse_sort(list_query *q, const char *sort, query_error *err)
 	sort_term *t = &q->terms[q->term_count++];
 	snprintf(t->expr, sizeof t->expr, "id");
 	t->desc = id_desc;
-	sort_fingerprint(q);
 	return 0;
 }
 
@@ -1140,7 +1266,9 @@ static int compile_cursor(list_query *q, const char *cursor, sql_out *out, query
 	}
 	if (json_string_length(fingerprint) != strlen(q->fingerprint) ||
 	    strcmp(json_string_value(fingerprint), q->fingerprint) != 0) {
-		rc = query_fail(err, ERR_PARSE, "cursor", NULL, 0, "cursor does not match this sort");
+		rc = query_fail(err, ERR_PARSE, "cursor", NULL, 0,
+		                "cursor belongs to another list (another collection, filter or sort); "
+		                "start again without it");
 		goto fail;
 	}
 	if (json_array_size(root) != q->term_count + 1) {
@@ -1176,19 +1304,19 @@ fail:
 /* Encode column col of the row st is on as a cursor value. A new reference,
  * or NULL with *rc set: ERR_NOMEM, or ERR_UNSUPPORTED for a BLOB (never a
  * sort key of the records table). */
-static json_t *cursor_value_encode(sqlite3_stmt *st, int col, int *rc)
+static json_t *cursor_value_encode(sqlite3_value *value, int *rc)
 {
 	json_t *j = NULL;
 	*rc = ERR_NOMEM;
-	switch (sqlite3_column_type(st, col)) {
+	switch (sqlite3_value_type(value)) {
 	case SQLITE_NULL:
 		j = json_null();
 		break;
 	case SQLITE_INTEGER:
-		j = json_integer(sqlite3_column_int64(st, col));
+		j = json_integer(sqlite3_value_int64(value));
 		break;
 	case SQLITE_FLOAT: {
-		double d = sqlite3_column_double(st, col);
+		double d = sqlite3_value_double(value);
 		if (isfinite(d))
 			j = json_real(d);
 		else if (isinf(d))
@@ -1198,8 +1326,8 @@ static json_t *cursor_value_encode(sqlite3_stmt *st, int col, int *rc)
 		break;
 	}
 	case SQLITE_TEXT: {
-		const char *s = (const char *)sqlite3_column_text(st, col);
-		size_t n = (size_t)sqlite3_column_bytes(st, col);
+		const char *s = (const char *)sqlite3_value_text(value);
+		size_t n = (size_t)sqlite3_value_bytes(value);
 		if (!s && n == 0)
 			s = "";
 		if (!s)
@@ -1238,8 +1366,8 @@ static void build_order(const list_query *q, sql_out *order, sql_out *keys)
 	sql_printf(keys, "%s", ""); /* so that an empty key list is "" not NULL */
 }
 
-int list_query_compile(const char *filter, const char *sort, const char *cursor,
-                       list_query **out, query_error *err)
+int list_query_compile(const char *scope, const char *filter, const char *sort,
+                       const char *cursor, list_query **out, query_error *err)
 {
 	query_error unused;
 	sql_out where_filter, where_cursor, where, order, keys;
@@ -1249,6 +1377,7 @@ int list_query_compile(const char *filter, const char *sort, const char *cursor,
 	if (!err)
 		err = &unused;
 	err->param = NULL;
+	err->code = NULL;
 	err->pos = 0;
 	err->message[0] = '\0';
 	*out = NULL;
@@ -1268,6 +1397,7 @@ int list_query_compile(const char *filter, const char *sort, const char *cursor,
 	rc = parse_sort(q, sort, err);
 	if (rc)
 		goto fail;
+	query_fingerprint(q, scope, where_filter.b.data);
 	rc = compile_cursor(q, cursor, &where_cursor, err);
 	if (rc)
 		goto fail;
@@ -1366,31 +1496,27 @@ int list_query_bind(const list_query *q, sqlite3_stmt *st, int first)
 	return index;
 }
 
-/* Encode the key values and id of the current row. On failure *cursor is
- * NULL and the result is ERR_INVAL (columns out of range, id not text),
+/* Encode the key values vals[0..keys) and the id vals[keys] as a cursor. On
+ * failure *cursor is NULL and the result is ERR_INVAL (the id is not text),
  * ERR_UNSUPPORTED (a BLOB key), ERR_LIMIT (the cursor would be longer than
  * compile accepts: a text key of more than about 3000 bytes) or ERR_NOMEM. */
-int list_query_cursor(const list_query *q, sqlite3_stmt *st, int first_key_col, int id_col,
-                      char **cursor)
+int list_query_cursor_values(const list_query *q, sqlite3_value *const *vals, char **cursor)
 {
 	size_t keys = list_query_key_count(q);
-	int columns = sqlite3_column_count(st);
 	json_t *array = NULL, *j;
 	char *json = NULL;
 	buf b;
 	int rc = ERR_NOMEM;
 
 	*cursor = NULL;
-	buf_init(&b, QUERY_MAX_CURSOR);
-	if (id_col < 0 || id_col >= columns || first_key_col < 0 ||
-	    (keys && (size_t)first_key_col + keys > (size_t)columns) ||
-	    sqlite3_column_type(st, id_col) != SQLITE_TEXT)
+	if (sqlite3_value_type(vals[keys]) != SQLITE_TEXT)
 		return ERR_INVAL;
+	buf_init(&b, QUERY_MAX_CURSOR);
 	array = json_array();
 	if (!array || json_array_append_new(array, json_string(q->fingerprint)))
 		goto fail;
 	for (size_t i = 0; i <= keys; i++) {
-		j = cursor_value_encode(st, i < keys ? first_key_col + (int)i : id_col, &rc);
+		j = cursor_value_encode(vals[i], &rc);
 		if (!j)
 			goto fail;
 		if (json_array_append_new(array, j)) {
@@ -1411,5 +1537,31 @@ fail:
 	free(json);
 	json_decref(array);
 	buf_free(&b);
+	return rc;
+}
+
+/* The same for the row st is on; ERR_INVAL also for columns out of range. */
+int list_query_cursor(const list_query *q, sqlite3_stmt *st, int first_key_col, int id_col,
+                      char **cursor)
+{
+	size_t keys = list_query_key_count(q);
+	int columns = sqlite3_column_count(st);
+	sqlite3_value *vals[QUERY_MAX_TERMS] = {0};
+	int rc = ERR_NOMEM;
+
+	*cursor = NULL;
+	if (id_col < 0 || id_col >= columns || first_key_col < 0 ||
+	    (keys && (size_t)first_key_col + keys > (size_t)columns))
+		return ERR_INVAL;
+	for (size_t i = 0; i <= keys; i++) {
+		/* protected copies: the sqlite3_value_*() readers need them */
+		vals[i] = sqlite3_value_dup(sqlite3_column_value(st, i < keys ? first_key_col + (int)i : id_col));
+		if (!vals[i])
+			goto fail;
+	}
+	rc = list_query_cursor_values(q, vals, cursor);
+fail:
+	for (size_t i = 0; i <= keys; i++)
+		sqlite3_value_free(vals[i]);
 	return rc;
 }

@@ -5,9 +5,11 @@
  *
  * Each record has a version, starting at 1 and bumped by every change; the
  * ETag is the version, so If-Match / If-None-Match give optimistic
- * concurrency and cheap revalidation. Reads run on the event loop's
- * read-only connection; writes on the writer thread (read-check-write in
- * one transaction, so If-Match is checked against the row being changed).
+ * concurrency and cheap revalidation. A single record is read on the event
+ * loop's read-only connection (one row by primary key: bounded work); lists
+ * run on the reader threads (list.c); writes on the writer thread
+ * (read-check-write in one transaction, so If-Match is checked against the
+ * row being changed).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -19,11 +21,6 @@
 #include "core/util.h"
 #include "region/internal.h"
 #include "region/query.h"
-
-#define LIST_DEFAULT_LIMIT 50
-#define LIST_MAX_LIMIT 1000
-
-#define RECORD_COLUMNS "id, owner, collection, version, created_at, updated_at, data"
 
 /* Validate the {collection} segment into call->collection; 400 otherwise. */
 static bool read_collection(api_call *call)
@@ -60,8 +57,7 @@ static bool read_record_id(api_call *call)
 	return true;
 }
 
-/* Authenticate and read the path; answers and returns false on failure. */
-static bool records_begin(api_call *call, bool with_id)
+bool records_begin(api_call *call, bool with_id)
 {
 	if (!api_authenticate(call) || !read_collection(call) || (with_id && !read_record_id(call))) {
 		api_finish(call);
@@ -70,22 +66,49 @@ static bool records_begin(api_call *call, bool with_id)
 	return true;
 }
 
-/* Append the record on the statement's current row (RECORD_COLUMNS order). */
-static void record_json(buf *b, sqlite3_stmt *st)
+/* Append a JSON string of column col; rc is sticky (0 or the first error). */
+static void json_column(buf *b, sqlite3_stmt *st, int col, int *rc)
 {
-	buf_adds(b, "{\"id\":");
-	api_json_string(b, (const char *)sqlite3_column_text(st, 0));
-	buf_adds(b, ",\"collection\":");
-	api_json_string(b, (const char *)sqlite3_column_text(st, 2));
-	buf_adds(b, ",\"owner\":");
-	api_json_string(b, (const char *)sqlite3_column_text(st, 1));
-	buf_printf(b, ",\"version\":%lld,\"created_at\":", (long long)sqlite3_column_int64(st, 3));
-	api_json_string(b, (const char *)sqlite3_column_text(st, 4));
-	buf_adds(b, ",\"updated_at\":");
-	api_json_string(b, (const char *)sqlite3_column_text(st, 5));
-	buf_adds(b, ",\"data\":");
-	buf_add(b, sqlite3_column_text(st, 6), (size_t)sqlite3_column_bytes(st, 6));
-	buf_adds(b, "}");
+	const char *s = (const char *)sqlite3_column_text(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+	if (*rc == 0 && !s)
+		*rc = ERR_NOMEM; /* NOT NULL columns: only a failed conversion gives NULL */
+	if (*rc == 0)
+		*rc = buf_addc(b, '"');
+	if (*rc == 0)
+		*rc = buf_add_json_escaped(b, s, n);
+	if (*rc == 0)
+		*rc = buf_addc(b, '"');
+}
+
+static void json_text(buf *b, const char *s, int *rc)
+{
+	if (*rc == 0)
+		*rc = buf_adds(b, s);
+}
+
+int records_json(buf *b, sqlite3_stmt *st)
+{
+	int rc = 0;
+	json_text(b, "{\"id\":", &rc);
+	json_column(b, st, 0, &rc);
+	json_text(b, ",\"collection\":", &rc);
+	json_column(b, st, 2, &rc);
+	json_text(b, ",\"owner\":", &rc);
+	json_column(b, st, 1, &rc);
+	if (rc == 0)
+		rc = buf_printf(b, ",\"version\":%lld,\"created_at\":", (long long)sqlite3_column_int64(st, 3));
+	json_column(b, st, 4, &rc);
+	json_text(b, ",\"updated_at\":", &rc);
+	json_column(b, st, 5, &rc);
+	json_text(b, ",\"data\":", &rc);
+	const void *data = sqlite3_column_text(st, 6);
+	if (rc == 0 && !data)
+		rc = ERR_NOMEM;
+	if (rc == 0)
+		rc = buf_add(b, data, (size_t)sqlite3_column_bytes(st, 6));
+	json_text(b, "}", &rc);
+	return rc;
 }
 
 static void etag_of(long long version, char out[32])
@@ -208,8 +231,10 @@ static int answer_with_record(db_conn *db, api_call *call, int status)
 	char etag[32];
 	etag_of(sqlite3_column_int64(st, 3), etag);
 	buf_reset(&call->body);
-	record_json(&call->body, st);
+	int rc = records_json(&call->body, st);
 	sqlite3_reset(st);
+	if (rc != 0)
+		return rc; /* rolled back: never a truncated answer */
 	api_header(call, "ETag", etag);
 	call->status = status;
 	return 0;
@@ -293,7 +318,10 @@ void records_get(api_call *call)
 			call->status = 304;
 		} else {
 			call->status = 200;
-			record_json(&call->body, st);
+			if (records_json(&call->body, st) != 0) {
+				buf_reset(&call->body);
+				api_error(call, 500, "internal_error", "cannot build the answer");
+			}
 		}
 	}
 	sqlite3_reset(st);
@@ -449,121 +477,4 @@ void records_delete(api_call *call)
 		return;
 	call->write = delete_write;
 	api_submit_write(call);
-}
-
-/* --- list --- */
-
-void records_list(api_call *call)
-{
-	api_read_begin(call);
-	if (!records_begin(call, false))
-		return;
-	if (http_request_server_overloaded(call->req)) {
-		/* a page can be megabytes that the server would refuse to queue
-		 * (http_respond): do not build it (docs/SECURITY.md) */
-		api_header(call, "Retry-After", "1");
-		api_error(call, 503, "overloaded", "the server holds too much data for clients now; retry later");
-		http_request_close_after(call->req); /* as the server's own 503 overloaded */
-		http_request_note_overloaded(call->req);
-		api_finish(call);
-		return;
-	}
-	bool bad_f = false, bad_s = false, bad_c = false, bad_l = false;
-	char *filter = api_query_param(call, "filter", &bad_f);
-	char *sort = api_query_param(call, "sort", &bad_s);
-	char *cursor = api_query_param(call, "cursor", &bad_c);
-	char *limit_text = api_query_param(call, "limit", &bad_l);
-	list_query *q = NULL;
-	char *sql = NULL;
-	sqlite3_stmt *st = NULL;
-	long long limit = LIST_DEFAULT_LIMIT;
-	if (bad_f || bad_s || bad_c || bad_l) {
-		api_error(call, 400, "invalid_query", "a query parameter is not valid percent-encoding");
-		goto done;
-	}
-	if (limit_text && util_parse_int(limit_text, 1, LIST_MAX_LIMIT, &limit) != 0) {
-		api_error(call, 400, "invalid_limit", "limit must be an integer from 1 to %d",
-			  LIST_MAX_LIMIT);
-		goto done;
-	}
-	query_error qerr;
-	memset(&qerr, 0, sizeof qerr);
-	int rc = list_query_compile(filter, sort, cursor, &q, &qerr);
-	if (rc != 0) {
-		char code[32];
-		snprintf(code, sizeof code, "invalid_%s", qerr.param ? qerr.param : "filter");
-		if (qerr.pos > 0)
-			api_error(call, 400, code, "%s at position %d: %s", qerr.param, qerr.pos, qerr.message);
-		else
-			api_error(call, 400, code, "%s: %s", qerr.param, qerr.message);
-		if (qerr.pos > 0) {
-			/* machine-readable position next to the message */
-			call->body.len -= 2;
-			buf_printf(&call->body, ",\"parameter\":\"%s\",\"position\":%d}}", qerr.param, qerr.pos);
-		}
-		goto done;
-	}
-	const char *keys = list_query_keys(q);
-	sql = sqlite3_mprintf("SELECT " RECORD_COLUMNS "%s%s FROM records WHERE owner = ?1 AND "
-			      "collection = ?2 AND (%s) %s LIMIT %lld",
-			      keys[0] ? ", " : "", keys, list_query_where(q), list_query_order(q),
-			      limit + 1);
-	if (!sql || sqlite3_prepare_v2(db_handle(call->rg->reader), sql, -1, &st, NULL) != SQLITE_OK) {
-		log_error("cannot prepare a list query: %s", sqlite3_errmsg(db_handle(call->rg->reader)));
-		api_error(call, 500, "internal_error", "cannot run the query");
-		goto done;
-	}
-	sqlite3_bind_text(st, 1, call->user_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, call->collection, -1, SQLITE_STATIC);
-	if (list_query_bind(q, st, 3) < 0) {
-		api_error(call, 500, "internal_error", "cannot bind the query");
-		goto done;
-	}
-	buf_adds(&call->body, "{\"items\":[");
-	char *next = NULL;
-	long long n = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == limit) { /* one more exists: the page ends at the previous row */
-			break;
-		}
-		if (n > 0)
-			buf_addc(&call->body, ',');
-		record_json(&call->body, st);
-		n++;
-		if (n == limit && list_query_cursor(q, st, 7, 0, &next) != 0) {
-			/* never a silent null: that would look like the end of the list */
-			buf_reset(&call->body);
-			api_error(call, 500, "cursor_unavailable",
-				  "cannot page after this record (its sort values are too large for a cursor); "
-				  "use a larger limit or another sort");
-			goto done;
-		}
-	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		free(next);
-		buf_reset(&call->body);
-		api_error(call, 500, "internal_error", "the query failed");
-		goto done;
-	}
-	if (rc != SQLITE_ROW) { /* no row beyond this page */
-		free(next);
-		next = NULL;
-	}
-	buf_adds(&call->body, "],\"next_cursor\":");
-	if (next)
-		api_json_string(&call->body, next);
-	else
-		buf_adds(&call->body, "null");
-	buf_adds(&call->body, "}");
-	free(next);
-	call->status = 200;
-done:
-	sqlite3_finalize(st);
-	sqlite3_free(sql);
-	list_query_free(&q);
-	free(filter);
-	free(sort);
-	free(cursor);
-	free(limit_text);
-	api_finish(call);
 }

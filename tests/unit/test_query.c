@@ -18,6 +18,8 @@
 #include "test.h"
 
 #define CREATED "2026-01-01T00:00:00.000Z"
+#define OTHER_LIST \
+	"cursor belongs to another list (another collection, filter or sort); start again without it"
 
 static sqlite3 *db_open(void)
 {
@@ -87,7 +89,7 @@ static int run_page(sqlite3 *db, const char *filter, const char *sort, const cha
 	out[0] = '\0';
 	if (next)
 		*next = NULL;
-	rc = list_query_compile(filter, sort, cursor, &q, err);
+	rc = list_query_compile("c", filter, sort, cursor, &q, err);
 	if (rc)
 		return rc;
 	const char *keys = list_query_keys(q);
@@ -169,7 +171,7 @@ static bool fails(const char *filter, const char *sort, const char *cursor, int 
 {
 	list_query *q = (list_query *)1; /* must be reset to NULL */
 	query_error err;
-	int rc = list_query_compile(filter, sort, cursor, &q, &err);
+	int rc = list_query_compile("c", filter, sort, cursor, &q, &err);
 	bool ok = rc == code && q == NULL && err.param && strcmp(err.param, param) == 0 &&
 	          err.pos == pos && strcmp(err.message, message) == 0;
 	if (!ok) {
@@ -239,7 +241,7 @@ static void test_empty_query(void)
 	for (int i = 0; i < 2; i++) {
 		list_query *q = NULL;
 		query_error err;
-		CHECK_EQ_INT(list_query_compile(blank[i], blank[i], blank[i], &q, &err), 0);
+		CHECK_EQ_INT(list_query_compile("c", blank[i], blank[i], blank[i], &q, &err), 0);
 		CHECK_EQ_STR(list_query_where(q), "1");
 		CHECK_EQ_STR(list_query_order(q), "ORDER BY id ASC");
 		CHECK_EQ_STR(list_query_keys(q), "");
@@ -252,18 +254,18 @@ static void test_empty_query(void)
 	list_query_free(&q);
 
 	/* a blank filter or sort is none; err may be NULL */
-	CHECK_EQ_INT(list_query_compile(" ", " \t", NULL, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", " ", " \t", NULL, &q, NULL), 0);
 	CHECK_EQ_STR(list_query_where(q), "1");
 	CHECK_EQ_STR(list_query_order(q), "ORDER BY id ASC");
 	list_query_free(&q);
-	CHECK_EQ_INT(list_query_compile(" \t\n", "-priority, created_at", NULL, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", " \t\n", "-priority, created_at", NULL, &q, NULL), 0);
 	CHECK_EQ_STR(list_query_where(q), "1");
 	CHECK_EQ_STR(list_query_order(q),
 	             "ORDER BY json_extract(data, '$.priority') DESC, created_at ASC, id ASC");
 	CHECK_EQ_STR(list_query_keys(q), "json_extract(data, '$.priority'), created_at");
 	CHECK_EQ_INT(list_query_key_count(q), 2);
 	list_query_free(&q);
-	CHECK_EQ_INT(list_query_compile("a = 1 &&", NULL, NULL, &q, NULL), ERR_PARSE);
+	CHECK_EQ_INT(list_query_compile("c", "a = 1 &&", NULL, NULL, &q, NULL), ERR_PARSE);
 	CHECK(q == NULL);
 }
 
@@ -420,8 +422,10 @@ static void test_columns(void)
 	CHECK_EQ_STR(sel(db, "updated_at > '2026-01-15'"), "a1 a2");
 	CHECK_EQ_STR(sel(db, "updated_at ~ '-03-'"), "a1");
 	CHECK_EQ_STR(sel(db, "updated_at != '2026-02-01T00:00:00.000Z'"), "a1 b10");
-	/* a longer path starting with a column name is a path into data */
-	CHECK_EQ_STR(sel(db, "id.x = 1"), "b10");
+	/* data.NAME reaches a data field named like a record field */
+	CHECK_EQ_STR(sel(db, "data.id.x = 1"), "b10");
+	CHECK_EQ_STR(sel(db, "data.id = 'a2'"), "a1");
+	CHECK_EQ_STR(sel(db, "data.created_at = 5"), "a1");
 	sqlite3_close(db);
 }
 
@@ -572,7 +576,7 @@ static void test_limits(void)
 	strcpy(s, "a = '");
 	memset(s + 5, 'x', 4090);
 	s[4095] = '\'';
-	CHECK_EQ_INT(list_query_compile(s, NULL, NULL, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", s, NULL, NULL, &q, NULL), 0);
 	list_query_free(&q);
 	s[4095] = 'x';
 	s[4096] = '\'';
@@ -582,7 +586,7 @@ static void test_limits(void)
 	p = s;
 	for (int i = 0; i < 64; i++)
 		p += sprintf(p, "%sa = %d", i ? " || " : "", i);
-	CHECK_EQ_INT(list_query_compile(s, NULL, NULL, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", s, NULL, NULL, &q, NULL), 0);
 	list_query_free(&q);
 	int pos = (int)strlen(s) + 5;
 	strcat(s, " || b = 1");
@@ -593,7 +597,7 @@ static void test_limits(void)
 	memset(s, '(', 32);
 	strcat(s, "a = 1");
 	memset(s + strlen(s), ')', 32);
-	CHECK_EQ_INT(list_query_compile(s, NULL, NULL, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", s, NULL, NULL, &q, NULL), 0);
 	list_query_free(&q);
 	memset(s, 0, sizeof s);
 	strcpy(s, "b = 2 && ");
@@ -605,10 +609,10 @@ static void test_limits(void)
 	/* field paths: 256 characters and 16 names pass, longer or deeper do not */
 	memset(s, 0, sizeof s);
 	memset(s, 'f', 256);
-	CHECK_EQ_INT(list_query_compile(NULL, s, NULL, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", NULL, s, NULL, &q, NULL), 0);
 	list_query_free(&q);
 	strcat(s, " = 1");
-	CHECK_EQ_INT(list_query_compile(s, NULL, NULL, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", s, NULL, NULL, &q, NULL), 0);
 	list_query_free(&q);
 	memset(s, 0, sizeof s);
 	strcpy(s, "x = 1 || ");
@@ -618,7 +622,7 @@ static void test_limits(void)
 	strcat(s, " = 1");
 	CHECK(fails(s, NULL, NULL, ERR_LIMIT, "filter", 10,
 	            "field path is longer than 256 characters"));
-	CHECK_EQ_INT(list_query_compile("a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p = 1",
+	CHECK_EQ_INT(list_query_compile("c", "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p = 1",
 	                                "-a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p", NULL, &q, NULL),
 	             0);
 	list_query_free(&q);
@@ -628,7 +632,7 @@ static void test_limits(void)
 	            "field path has more than 16 names"));
 
 	/* sort: 8 keys pass (id among them or not), a 9th does not */
-	CHECK_EQ_INT(list_query_compile(NULL, "a,b,c,d,e,f,g,h", NULL, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", NULL, "a,b,c,d,e,f,g,h", NULL, &q, NULL), 0);
 	CHECK_EQ_INT(list_query_key_count(q), 8);
 	list_query_free(&q);
 	CHECK(fails(NULL, "a,b,c,d,e,f,g,h,-i", NULL, ERR_LIMIT, "sort", 17, "more than 8 sort keys"));
@@ -957,15 +961,17 @@ static void test_cursor_errors(void)
 	CHECK_EQ_INT(run_page(db, NULL, " -priority , id", cursor, 7, page, sizeof page, NULL, NULL),
 	             7);
 	/* a different sort is rejected */
-	CHECK(fails(NULL, "priority", cursor, ERR_PARSE, "cursor", 0, "cursor does not match this sort"));
+	CHECK(fails(NULL, "priority", cursor, ERR_PARSE, "cursor", 0, OTHER_LIST));
 	CHECK(fails(NULL, "-priority,-id", cursor, ERR_PARSE, "cursor", 0,
-	            "cursor does not match this sort"));
+	            OTHER_LIST));
 	CHECK(fails(NULL, "-priority,group", cursor, ERR_PARSE, "cursor", 0,
-	            "cursor does not match this sort"));
-	CHECK(fails(NULL, NULL, cursor, ERR_PARSE, "cursor", 0, "cursor does not match this sort"));
-	CHECK(fails(NULL, "-prio", cursor, ERR_PARSE, "cursor", 0, "cursor does not match this sort"));
-	/* a different filter is fine: it only positions the page */
-	CHECK(run_page(db, "group = 'g1'", "-priority", cursor, 7, page, sizeof page, NULL, &err) > 0);
+	            OTHER_LIST));
+	CHECK(fails(NULL, NULL, cursor, ERR_PARSE, "cursor", 0, OTHER_LIST));
+	CHECK(fails(NULL, "-prio", cursor, ERR_PARSE, "cursor", 0, OTHER_LIST));
+	/* so is a different filter (issue 8: a cursor from another query) */
+	CHECK(fails("group = 'g1'", "-priority", cursor, ERR_PARSE, "cursor", 0, OTHER_LIST));
+	CHECK_EQ_INT(run_page(db, "group = 'g1'", "-priority", cursor, 7, page, sizeof page, NULL, &err),
+	             ERR_PARSE);
 
 	/* the cursor's content: [fingerprint, priority, id] */
 	b64_decode(cursor, json);
@@ -1017,7 +1023,7 @@ static void test_cursor_errors(void)
 	/* the base64url of ["a"] is valid but not for this sort */
 	b64_encode("[\"a\"]", crafted);
 	CHECK(fails(NULL, "-priority", crafted, ERR_PARSE, "cursor", 0,
-	            "cursor does not match this sort"));
+	            OTHER_LIST));
 	/* non-canonical base64: the last character has stray low bits */
 	size_t n = strlen(cursor);
 	char last = cursor[n - 1];
@@ -1046,7 +1052,7 @@ static void test_bind_and_cursor_api(void)
 	char *cursor = (char *)1;
 	static char data[5000];
 
-	CHECK_EQ_INT(list_query_compile("name = 'a' || priority > 1.5 || id ~ 's'", "-priority", NULL,
+	CHECK_EQ_INT(list_query_compile("c", "name = 'a' || priority > 1.5 || id ~ 's'", "-priority", NULL,
 	                                &q, NULL),
 	             0);
 	/* the statement has fewer parameters than the query */
@@ -1077,19 +1083,19 @@ static void test_bind_and_cursor_api(void)
 	 * bytes still fit) */
 	snprintf(data, sizeof data, "{\"t\":\"%03000d\"}", 0);
 	db_insert(db, "fits", CREATED, NULL, data);
-	CHECK_EQ_INT(list_query_compile("t != null", "t", NULL, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", "t != null", "t", NULL, &q, NULL), 0);
 	sqlite3_prepare_v2(db, "SELECT id, json_extract(data, '$.t') FROM records WHERE id = 'fits'",
 	                   -1, &st, NULL);
 	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
 	CHECK_EQ_INT(list_query_cursor(q, st, 1, 0, &cursor), 0);
 	sqlite3_finalize(st);
 	list_query_free(&q);
-	CHECK_EQ_INT(list_query_compile(NULL, "t", cursor, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", "t != null", "t", cursor, &q, NULL), 0);
 	list_query_free(&q);
 	free(cursor);
 	snprintf(data, sizeof data, "{\"t\":\"%03100d\"}", 0);
 	db_insert(db, "long", CREATED, NULL, data);
-	CHECK_EQ_INT(list_query_compile("t != null", "t", NULL, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", "t != null", "t", NULL, &q, NULL), 0);
 	sqlite3_prepare_v2(db, "SELECT id, json_extract(data, '$.t') FROM records WHERE id = 'long'",
 	                   -1, &st, NULL);
 	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
@@ -1099,7 +1105,7 @@ static void test_bind_and_cursor_api(void)
 	list_query_free(&q);
 
 	/* the statement may outlive the query: text is bound by copy */
-	CHECK_EQ_INT(list_query_compile("name = 'b'", NULL, NULL, &q, NULL), 0);
+	CHECK_EQ_INT(list_query_compile("c", "name = 'b'", NULL, NULL, &q, NULL), 0);
 	char sql[512];
 	snprintf(sql, sizeof sql, "SELECT id FROM records WHERE %s", list_query_where(q));
 	sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -1108,6 +1114,153 @@ static void test_bind_and_cursor_api(void)
 	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
 	CHECK_EQ_STR((const char *)sqlite3_column_text(st, 0), "s1");
 	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* ---- issue 8, section 4: unknown fields, version, cursors of other lists - */
+
+/* Compiling fails with this API code, parameter, position and message. */
+static bool fails_code(const char *filter, const char *sort, const char *code, const char *param,
+                       int pos, const char *message)
+{
+	list_query *q = NULL;
+	query_error err;
+	int rc = list_query_compile("c", filter, sort, NULL, &q, &err);
+	bool ok = rc == ERR_PARSE && q == NULL && err.code && strcmp(err.code, code) == 0 &&
+	          strcmp(err.param, param) == 0 && err.pos == pos && strcmp(err.message, message) == 0;
+	if (!ok) {
+		fprintf(stderr, "  filter=[%s] sort=[%s]\n    got rc %d %s %s pos %d \"%s\"\n",
+		        filter ? filter : "(null)", sort ? sort : "(null)", rc,
+		        rc ? err.code : "-", rc ? err.param : "-", rc ? err.pos : 0,
+		        rc ? err.message : "");
+		list_query_free(&q);
+	}
+	return ok;
+}
+
+/* Before: "owner = 'u'" silently filtered on data.owner (and found nothing);
+ * the record's own top-level names that a list cannot use are refused. */
+static void test_unknown_fields(void)
+{
+	CHECK(fails_code("owner = 'u'", NULL, "unknown_field", "filter", 1,
+	                 "unknown field 'owner': a list holds only your own records; for a field of "
+	                 "data write data.owner"));
+	CHECK(fails_code("a = 1 && collection = 'c'", NULL, "unknown_field", "filter", 10,
+	                 "unknown field 'collection': the collection is in the path; for a field of "
+	                 "data write data.collection"));
+	CHECK(fails_code("owner.name = 'x'", NULL, "unknown_field", "filter", 1,
+	                 "unknown field 'owner.name': a list holds only your own records; for a "
+	                 "field of data write data.owner.name"));
+	CHECK(fails_code("(data = null)", NULL, "unknown_field", "filter", 2,
+	                 "unknown field 'data': name a field inside it (data.NAME)"));
+	CHECK(fails_code("id.x = 1", NULL, "unknown_field", "filter", 1,
+	                 "unknown field 'id.x': id has no fields; for a field of data write "
+	                 "data.id.x"));
+	CHECK(fails_code("version.major > 1", NULL, "unknown_field", "filter", 1,
+	                 "unknown field 'version.major': version has no fields; for a field of data "
+	                 "write data.version.major"));
+	CHECK(fails_code(NULL, "title,-owner", "unknown_field", "sort", 8,
+	                 "unknown field 'owner': a list holds only your own records; for a field of "
+	                 "data write data.owner"));
+	CHECK(fails_code(NULL, "data", "unknown_field", "sort", 1,
+	                 "unknown field 'data': name a field inside it (data.NAME)"));
+	CHECK(fails_code(NULL, "created_at.day", "unknown_field", "sort", 1,
+	                 "unknown field 'created_at.day': created_at has no fields; for a field of "
+	                 "data write data.created_at.day"));
+	/* other errors keep their codes */
+	CHECK(fails_code("a = ", NULL, "invalid_filter", "filter", 5,
+	                 "unexpected end of filter, expected a value"));
+	CHECK(fails_code(NULL, "a,,b", "invalid_sort", "sort", 3, "empty sort key"));
+
+	/* names that only start like a reserved one are data paths */
+	sqlite3 *db = db_open();
+	db_insert(db, "o1", CREATED, NULL, "{\"owners\":1,\"owner\":\"x\",\"datax\":2}");
+	db_insert(db, "o2", CREATED, NULL, "{\"owner\":\"y\",\"data\":{\"owner\":\"x\"}}");
+	CHECK_EQ_STR(sel(db, "owners = 1"), "o1");
+	CHECK_EQ_STR(sel(db, "datax = 2"), "o1");
+	CHECK_EQ_STR(sel(db, "data.owner = 'x'"), "o1");
+	CHECK_EQ_STR(sel(db, "data.data.owner = 'x'"), "o2");
+	CHECK_EQ_STR(sorted(db, NULL, "-data.owner"), "o2 o1");
+	sqlite3_close(db);
+}
+
+/* version is the record's column (a number): filterable and sortable. */
+static void test_version_column(void)
+{
+	sqlite3 *db = db_open();
+	db_insert(db, "v1", CREATED, NULL, "{\"version\":9}");
+	db_insert(db, "v2", CREATED, NULL, "{}");
+	db_insert(db, "v3", CREATED, NULL, "{}");
+	sqlite3_exec(db, "UPDATE records SET version = 3 WHERE id = 'v2';"
+	                 "UPDATE records SET version = 2 WHERE id = 'v3'", NULL, NULL, NULL);
+	CHECK_EQ_STR(sel(db, "version = 1"), "v1"); /* the column, not data.version */
+	CHECK_EQ_STR(sel(db, "version != 1"), "v2 v3");
+	CHECK_EQ_STR(sel(db, "version >= 2"), "v2 v3");
+	CHECK_EQ_STR(sel(db, "version < 2.5"), "v1 v3");
+	CHECK_EQ_STR(sel(db, "data.version = 9"), "v1");
+	CHECK_EQ_STR(sorted(db, NULL, "-version"), "v2 v3 v1");
+	CHECK_EQ_STR(sorted(db, "version > 1", "version"), "v3 v2");
+	CHECK(filter_fails("version = '2'", 11, "version can only be compared with a number"));
+	CHECK(filter_fails("version = null", 11, "version can only be compared with a number"));
+	CHECK(filter_fails("version ~ 'x'", 11, "version can only be compared with a number"));
+	CHECK(filter_fails("version ~ 2", 9, "operator ~ needs a string field"));
+	/* paging by version with cursors */
+	char page[256], *cursor = NULL, *next = NULL;
+	CHECK_EQ_INT(run_page(db, NULL, "-version", NULL, 2, page, sizeof page, &cursor, NULL), 2);
+	CHECK_EQ_STR(page, "v2 v3");
+	CHECK_EQ_INT(run_page(db, NULL, "-version", cursor, 2, page, sizeof page, &next, NULL), 1);
+	CHECK_EQ_STR(page, "v1");
+	free(cursor);
+	free(next);
+	sqlite3_close(db);
+}
+
+/* A cursor belongs to its collection, filter and sort: before, one from
+ * another collection or filter silently positioned an unrelated list. */
+static void test_cursor_of_another_list(void)
+{
+	sqlite3 *db = paging_db();
+	char page[8192], *cursor = NULL;
+	list_query *q = NULL;
+	query_error err;
+	CHECK_EQ_INT(run_page(db, "priority > 1", "-priority", NULL, 5, page, sizeof page, &cursor,
+	                      NULL),
+	             5);
+	/* the same list, spelled otherwise */
+	CHECK_EQ_INT(list_query_compile("c", "priority>1", " -priority, id", cursor, &q, &err), 0);
+	list_query_free(&q);
+	/* another collection */
+	CHECK_EQ_INT(list_query_compile("d", "priority > 1", "-priority", cursor, &q, &err), ERR_PARSE);
+	CHECK_EQ_STR(err.code, "invalid_cursor");
+	CHECK_EQ_STR(err.message, OTHER_LIST);
+	CHECK(q == NULL);
+	/* another filter: other value, other type, other field, none */
+	const char *filters[] = {"priority > 2", "priority > 1.0", "priority > '1'", "group > 1", NULL,
+	                         "priority > 1 && priority > 1"};
+	for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++) {
+		CHECK_EQ_INT(list_query_compile("c", filters[i], "-priority", cursor, &q, &err), ERR_PARSE);
+		CHECK_EQ_STR(err.code, "invalid_cursor");
+	}
+	free(cursor);
+
+	/* list_query_cursor_values: the id must be text */
+	CHECK_EQ_INT(list_query_compile("c", NULL, NULL, NULL, &q, &err), 0);
+	sqlite3_stmt *st = NULL;
+	sqlite3_prepare_v2(db, "SELECT 5, 'r001'", -1, &st, NULL);
+	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+	sqlite3_value *vals[1] = {sqlite3_value_dup(sqlite3_column_value(st, 0))};
+	CHECK_EQ_INT(list_query_cursor_values(q, vals, &cursor), ERR_INVAL);
+	CHECK(cursor == NULL);
+	sqlite3_value_free(vals[0]);
+	vals[0] = sqlite3_value_dup(sqlite3_column_value(st, 1));
+	CHECK_EQ_INT(list_query_cursor_values(q, vals, &cursor), 0);
+	sqlite3_value_free(vals[0]);
+	sqlite3_finalize(st);
+	list_query_free(&q);
+	/* and it starts the page after r001 */
+	CHECK_EQ_INT(run_page(db, NULL, NULL, cursor, 1, page, sizeof page, NULL, NULL), 1);
+	CHECK_EQ_STR(page, "r002");
+	free(cursor);
 	sqlite3_close(db);
 }
 
@@ -1131,5 +1284,8 @@ int main(void)
 	RUN(test_cursor_special_values);
 	RUN(test_cursor_errors);
 	RUN(test_bind_and_cursor_api);
+	RUN(test_unknown_fields);
+	RUN(test_version_column);
+	RUN(test_cursor_of_another_list);
 	return TEST_SUMMARY();
 }
