@@ -247,10 +247,8 @@ static int ensure_deployment(const up_options *o, config *cfg)
 			o->config_path);
 	}
 	char err[4096];
-	if (config_load(o->config_path, cfg, err, sizeof err) != 0) {
-		fputs(err, stderr);
+	if (cli_load_config(o->config_path, cfg) != 0)
 		return 1;
-	}
 	if (access(cfg->secrets_file, F_OK) != 0) {
 		if (secrets_create(cfg->secrets_file) != 0)
 			return cli_fail("%s: cannot create: %s", cfg->secrets_file, strerror(errno));

@@ -84,6 +84,7 @@ struct repl {
 	int64_t last_contact_ms;
 	struct event *reconnect;
 	int backoff_ms;
+	struct ratelog *connect_log;    /* failed link connections, logged once per 10 s per cause */
 	bool ack_in_flight;
 	uint64_t ack_sent;
 	char snapshot_state[32];

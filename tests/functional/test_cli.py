@@ -216,3 +216,72 @@ def test_binary_is_built_hardened():
     assert "__stack_chk_fail" in symbols
     if "build-san" not in TANDEM:  # ASan replaces the fortified calls with its own checks
         assert "_chk@" in symbols.replace("__stack_chk_fail@", "")
+
+
+def test_status_and_verify_say_a_stopped_region_is_not_running(tmp_path):
+    """Pins issue 8 (section 4): a region that refuses connections was shown
+    as "unreachable (TLS or crypto error)"; it is "not running (connection
+    refused)" now, in status (exit 0) and verify (exit 2, one line)."""
+    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    config = str(tmp_path / "tandem.ini")
+    r = run("status", "--config", config, check=False)
+    assert r.returncode == 0, r.stderr
+    rows = r.stdout.splitlines()
+    assert rows[0].split()[0] == "region" and len(rows) == 3, r.stdout
+    assert rows[1].split(None, 1) == ["eu", "not running (connection refused)"], rows
+    assert rows[2].split(None, 1) == ["us", "not running (connection refused)"], rows
+    assert "TLS" not in r.stdout
+    r = run("verify", "--config", config, check=False)
+    assert r.returncode == 2
+    assert r.stderr == "tandem: region eu: not running (connection refused)\n", r.stderr
+
+
+def test_status_and_verify_config_errors_are_prefixed_lines(tmp_path):
+    """Pins issue 8 (section 4): status and verify printed the config's
+    error without "tandem: " and without a final newline (the shell prompt
+    ended up on the same line)."""
+    missing = str(tmp_path / "nope.ini")
+    for cmd in ("status", "verify", "switchover"):
+        args = [cmd, "--config", missing] + (["--to", "eu"] if cmd == "switchover" else [])
+        r = run(*args, check=False)
+        assert r.returncode == 1, (cmd, r.stderr)
+        assert r.stderr == "tandem: %s: cannot open: No such file or directory\n" % missing, (cmd, r.stderr)
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[deployment]\nsecrets_file = s\nca_file = c\nbogus = 1\n")
+    r = run("status", "--config", str(bad), check=False)
+    assert r.returncode == 1 and r.stderr.endswith("\n")
+    lines = r.stderr.splitlines()
+    assert "tandem: %s:4: unknown key 'bogus' in [deployment]" % bad in lines, lines
+    assert all(line.startswith("tandem: %s:" % bad) for line in lines), lines
+
+
+def test_status_table_one_line_per_region_no_lag_for_the_primary(tmp_path):
+    """Pins issue 8 (section 4): the status table showed a lag for the
+    primary (it is the reference: it has none) and broke the row of a
+    degraded region in two ("yes (since" and the time on the next line)."""
+    from regions import TwoRegions
+    pair = TwoRegions(tmp_path / "pair").start()
+    try:
+        r = run("status", "--config", pair.config)
+        rows = [row.split() for row in r.stdout.splitlines()]
+        assert len(rows) == 3, r.stdout
+        header, eu, us = rows
+        assert header == ["region", "role", "epoch", "last", "applied", "lag(pos)", "lag(s)", "link",
+                          "degraded"], header
+        assert eu[:2] == ["eu", "primary"] and eu[5:7] == ["-", "-"], eu
+        assert us[:2] == ["us", "secondary"] and us[5] == "0" and float(us[6]) >= 0, us
+        assert len(eu) == len(us) == len(header), rows
+        # us goes away: eu is degraded since a time, said on its own row
+        pair.us.kill9()
+        deadline = time.time() + 10
+        while True:
+            r = run("status", "--config", pair.config)
+            if "yes (since" in r.stdout or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        rows = r.stdout.splitlines()
+        assert len(rows) == 3, r.stdout
+        assert rows[1].startswith("eu ") and "yes (since " in rows[1] and rows[1].endswith(")"), rows
+        assert rows[2].split(None, 1) == ["us", "not running (connection refused)"], rows
+    finally:
+        pair.stop_all()
