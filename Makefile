@@ -85,8 +85,10 @@ functional: $(BUILD)/tandem
 # Every test: C unit tests, then the functional suite against the real binary.
 test: unit functional
 
+# DATA: the deployment's directory (tandem-data); PORT_BASE: its first port
+# (8443), for a deployment beside another one
 run: $(BUILD)/tandem
-	$(BUILD)/tandem up --data $(or $(DATA),tandem-data)
+	$(BUILD)/tandem up --data $(or $(DATA),tandem-data) $(if $(PORT_BASE),--port-base $(PORT_BASE))
 
 # Fuzz targets (clang + libFuzzer). fuzz-run runs each for FUZZ_SECONDS.
 # (clang and libFuzzer take the same hardening flags; ASan checks more than

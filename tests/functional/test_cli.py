@@ -8,6 +8,7 @@ import stat
 import subprocess
 import time
 
+import pytest
 import requests
 
 from conftest import TANDEM, free_port_base, run, signup
@@ -285,3 +286,57 @@ def test_status_table_one_line_per_region_no_lag_for_the_primary(tmp_path):
         assert rows[2].split(None, 1) == ["us", "not running (connection refused)"], rows
     finally:
         pair.stop_all()
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_make_run_passes_port_base(tmp_path):
+    """Pins issue 8 (section 4): `make run PORT_BASE=N` started the
+    deployment on the default ports (8443...) whatever N was."""
+    build = os.path.basename(os.path.dirname(TANDEM))
+    if os.path.dirname(os.path.dirname(TANDEM)) != ROOT or build not in ("build", "build-san"):
+        pytest.skip("TANDEM_BIN is not this repository's build")
+    base = free_port_base(count=8)
+    data = tmp_path / "data"
+    san = ["SAN=1"] if build == "build-san" else []
+    # -o: use the binary as it is (never rebuild it from here)
+    proc = subprocess.Popen(["make", "-s", "-C", ROOT, "-o", "%s/tandem" % build, *san, "run",
+                             "DATA=%s" % data, "PORT_BASE=%d" % base],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        endpoints = data / "endpoints.json"
+        deadline = time.time() + 30
+        while time.time() < deadline and not endpoints.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        e = json.loads(endpoints.read_text())
+        assert e["regions"]["eu"]["api"] == "https://127.0.0.1:%d" % base, e
+        assert e["regions"]["us"]["api"] == "https://127.0.0.1:%d" % (base + 1), e
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_drill_default_report_is_private_and_outside_the_current_directory(tmp_path):
+    """Pins issue 8 (section 4): without --report the drill wrote its report
+    (with the fresh deployment's keys and secrets) to ./drill-report, mode
+    0755, inside whatever directory it ran from (often the source tree).
+    Now it is a new directory under $TMPDIR, mode 0700."""
+    cwd, tmp = tmp_path / "tree", tmp_path / "tmp"
+    cwd.mkdir()
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    p = subprocess.run([TANDEM, "drill", "--scenario", "crash-secondary", "--rate", "20", "--duration", "6",
+                        "--quiet", "--port-base", str(free_port_base(count=8))],
+                       cwd=str(cwd), env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-2000:])
+    assert list(cwd.iterdir()) == [], "the drill wrote into the current directory"
+    reports = list(tmp.iterdir())
+    assert len(reports) == 1 and reports[0].name.startswith("tandem-drill-"), reports
+    report = reports[0]
+    assert stat.S_IMODE(os.stat(report).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(report / "logs").st_mode) == 0o700
+    assert (report / "report.json").exists() and (report / "deployment" / "secrets.ini").exists()
+    assert str(report / "report.json") in p.stdout
