@@ -46,7 +46,7 @@ FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
 .PHONY: FORCE
-.PHONY: all test unit functional run bench fuzz fuzz-run clean san-test model-check bench-drill
+.PHONY: all test unit functional run bench fuzz fuzz-run clean san-test model-check bench-drill bench-smoke
 all: $(BUILD)/tandem
 
 # a change of flags (such as the hardening ones) rebuilds everything: the
@@ -114,13 +114,33 @@ fuzz-run: $(FUZZ_BIN)
 		tail -n 1 build-fuzz/$$name.log; \
 	done
 
-# BENCH_ARGS go to both scripts (--quick, --duration, --rounds, --keep; the
+# The benchmarks (docs/BENCHMARKS.md). Every script takes --tandem BINARY
+# and --quick (a short smoke run whose results go to build/bench/quick/,
+# apart from the real figures). `make bench` runs BENCH_SCRIPTS for real;
+# `make bench-smoke` (CI) runs each of them and bench/drill.py with --quick,
+# so that no benchmark rots unnoticed, and refuses a bench/*.py that is in
+# neither list: a new benchmark goes into BENCH_SCRIPTS.
+# BENCH_ARGS go to every script (--quick, --duration, --rounds, --keep; the
 # replication bench ignores run.py's other options); REPL_BENCH_ARGS go to
 # bench/replication.py only (e.g. --rates 1000, --no-pg).
+BENCH_SCRIPTS := bench/run.py bench/replication.py
+BENCH_OTHER   := bench/drill.py
+replication_BENCH_ARGS = $(REPL_BENCH_ARGS)
+define newline
+
+
+endef
+
 bench: $(BUILD)/tandem
 	@scripts/deps.sh deps/bench.txt
-	$(PYTHON) bench/run.py --tandem $(BUILD)/tandem $(BENCH_ARGS)
-	$(PYTHON) bench/replication.py --tandem $(BUILD)/tandem $(BENCH_ARGS) $(REPL_BENCH_ARGS)
+	$(foreach s,$(BENCH_SCRIPTS),$(PYTHON) $(s) --tandem $(BUILD)/tandem $(BENCH_ARGS) $($(basename $(notdir $(s)))_BENCH_ARGS)$(newline))
+
+bench-smoke: $(BUILD)/tandem
+	@scripts/deps.sh deps/bench.txt
+	@unlisted="$(filter-out $(BENCH_SCRIPTS) $(BENCH_OTHER),$(wildcard bench/*.py))"; \
+	if [ -n "$$unlisted" ]; then \
+		echo "bench-smoke: $$unlisted: not in BENCH_SCRIPTS or BENCH_OTHER (Makefile)" >&2; exit 1; fi
+	$(foreach s,$(BENCH_SCRIPTS) $(BENCH_OTHER),$(PYTHON) $(s) --tandem $(BUILD)/tandem --quick$(newline))
 
 # The DR drill's figures (docs/BENCHMARKS.md, "DR drill"): every scenario,
 # 3 rounds at 500 writes/s; DRILL_ARGS go to bench/drill.py.
