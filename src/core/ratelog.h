@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define RATELOG_CAUSES 8
-#define RATELOG_CAUSE_MAX 128 /* longer causes are compared on this prefix */
+#define RATELOG_CAUSE_MAX 192 /* longer causes are compared on this prefix */
 
 typedef struct ratelog ratelog;
 

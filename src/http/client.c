@@ -171,7 +171,7 @@ static void client_complete(http_client *c, int rc)
 static void client_report_connect_failure(http_client *c, int rc, bool was_connected)
 {
 	if (c->on_connect_failed && c->in_flight && (!was_connected || rc == ERR_TLS))
-		c->on_connect_failed(c->on_connect_failed_arg, c->error[0] ? c->error : err_str(rc),
+		c->on_connect_failed(c->on_connect_failed_arg, c, c->error[0] ? c->error : err_str(rc),
 				     c->error_errno);
 }
 
@@ -519,6 +519,17 @@ void http_client_on_connect_failed(http_client *c, http_client_connect_failed_cb
 {
 	c->on_connect_failed = cb;
 	c->on_connect_failed_arg = arg;
+}
+
+const char *http_client_name(const http_client *c)
+{
+	return c->sni;
+}
+
+const char *http_client_hostport(const http_client *c, char *out, size_t cap)
+{
+	snprintf(out, cap, strchr(c->host, ':') ? "[%s]:%d" : "%s:%d", c->host, c->port);
+	return out;
 }
 
 const char *http_client_error(const http_client *c, int *sys_errno)

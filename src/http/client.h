@@ -76,8 +76,12 @@ const char *http_client_error(const http_client *c, int *sys_errno);
  * alert comes right after a TLS 1.3 handshake). why is http_client_error()'s
  * text, sys_errno its errno. cb NULL: stop watching.
  */
-typedef void (*http_client_connect_failed_cb)(void *arg, const char *why, int sys_errno);
+typedef void (*http_client_connect_failed_cb)(void *arg, const http_client *c, const char *why,
+					      int sys_errno);
 void http_client_on_connect_failed(http_client *c, http_client_connect_failed_cb cb, void *arg);
+/* The origin, for messages: the name it verifies (SNI) and host:port. */
+const char *http_client_name(const http_client *c);
+const char *http_client_hostport(const http_client *c, char *out, size_t cap);
 /* Close; queued requests get ERR_IO. No-op on NULL; resets *c. */
 void http_client_free(http_client **c);
 

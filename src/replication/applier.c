@@ -376,33 +376,42 @@ static void applier_data(void *arg, const char *data, size_t len)
 }
 
 /*
- * A connection of the link to the peer could not be made: say why, at warn
- * (the operator's first question when a secondary does not catch up), once
- * per 10 s per cause, with how many more attempts failed the same way.
+ * A connection of the link could not be made: say why, at warn (the
+ * operator's first question when a secondary does not catch up or a
+ * primary loses its lease), once per 10 s per target and cause, with how
+ * many more attempts failed the same way meanwhile.
  */
-static void applier_connect_failed(void *arg, const char *why, int sys_errno)
+static void link_connect_failed(void *arg, const http_client *c, const char *why, int sys_errno)
 {
 	repl *r = arg;
 	if (r->stopping)
 		return;
 	if (!r->connect_log)
 		r->connect_log = ratelog_new(10000); /* NULL: every attempt is logged */
+	char where[300], cause[512];
+	http_client_hostport(c, where, sizeof where);
+	snprintf(cause, sizeof cause, "%s %s", where, why);
 	unsigned held = 0;
-	if (r->connect_log && !ratelog_allow(r->connect_log, why, util_mono_us() / 1000, &held))
+	if (r->connect_log && !ratelog_allow(r->connect_log, cause, util_mono_us() / 1000, &held))
 		return;
 	if (held)
 		log_warn("link: cannot connect to %s at %s: %s (and %u more times since the last report)",
-			 r->env.peer->name, r->env.peer->link_listen, why, held);
+			 http_client_name(c), where, why, held);
 	else
-		log_warn("link: cannot connect to %s at %s: %s", r->env.peer->name, r->env.peer->link_listen, why);
+		log_warn("link: cannot connect to %s at %s: %s", http_client_name(c), where, why);
+}
+
+void link_watch_connections(repl *r, http_client *c)
+{
+	if (c)
+		http_client_on_connect_failed(c, link_connect_failed, r);
 }
 
 /* A client to the peer's link whose failed connections are logged. */
 static http_client *applier_link_client(repl *r, int timeout_ms, size_t max_body)
 {
 	http_client *c = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, timeout_ms, max_body);
-	if (c)
-		http_client_on_connect_failed(c, applier_connect_failed, r);
+	link_watch_connections(r, c);
 	return c;
 }
 

@@ -196,6 +196,9 @@ void election_handle_admin(repl *r, http_request *req, const char *peer);
 void election_status_json(repl *r, buf *out);
 /* A new link client to host:port named sni, bound to our source address. */
 http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body);
+/* Log c's failed connections at warn with their cause, once per 10 s per
+ * target and cause (applier.c; every link client should be watched). */
+void link_watch_connections(repl *r, http_client *c);
 
 /* rejoin.c: the epoch history and the rejoin of a diverged region */
 int history_load(repl *r);
