@@ -20,14 +20,21 @@ CFLAGS_BASE := -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-pr
 #  its API only under those two macros.)
 LDLIBS    := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 
+# Hardening in every build (docs/SECURITY.md, "Build and process hardening"):
+# stack canaries, fortified libc calls (checked at -O1 and above), a
+# position-independent executable, and a relocation table made read-only
+# after start-up with every symbol bound at once (full RELRO).
+HARDEN_CFLAGS  := -fstack-protector-strong -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 -fPIE
+HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now
+
 ifeq ($(SAN),1)
 BUILD     := build-san
-CFLAGS    := $(CFLAGS_BASE) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDFLAGS   := -fsanitize=address,undefined
+CFLAGS    := $(CFLAGS_BASE) $(HARDEN_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS   := $(HARDEN_LDFLAGS) -fsanitize=address,undefined
 else
 BUILD     := build
-CFLAGS    := $(CFLAGS_BASE) -O2
-LDFLAGS   :=
+CFLAGS    := $(CFLAGS_BASE) $(HARDEN_CFLAGS) -O2
+LDFLAGS   := $(HARDEN_LDFLAGS)
 endif
 
 LIB_SRC   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
@@ -38,10 +45,19 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
-.PHONY: all test unit functional run bench fuzz fuzz-run clean san-test model-check bench-drill
+.PHONY: FORCE
+.PHONY: all test unit functional run bench fuzz fuzz-run clean san-test model-check bench-drill bench-smoke
 all: $(BUILD)/tandem
 
-$(BUILD)/obj/%.o: %.c
+# a change of flags (such as the hardening ones) rebuilds everything: the
+# objects depend on a file holding the flags, rewritten only when they differ
+FLAGS_FILE := $(BUILD)/flags.txt
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -52,7 +68,7 @@ $(BUILD)/libtandem.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/tandem: $(MAIN_OBJ) $(BUILD)/libtandem.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(BUILD)/libtandem.a $(LDLIBS)
 
 # every unit test may use the fault-injecting SQLite VFS (tests/unit/faultvfs.h)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtandem.a tests/unit/test.h tests/unit/faultvfs.c tests/unit/faultvfs.h
@@ -73,11 +89,15 @@ functional: $(BUILD)/tandem
 # Every test: C unit tests, then the functional suite against the real binary.
 test: unit functional
 
+# DATA: the deployment's directory (tandem-data); PORT_BASE: its first port
+# (8443), for a deployment beside another one
 run: $(BUILD)/tandem
-	$(BUILD)/tandem up --data $(or $(DATA),tandem-data)
+	$(BUILD)/tandem up --data $(or $(DATA),tandem-data) $(if $(PORT_BASE),--port-base $(PORT_BASE))
 
 # Fuzz targets (clang + libFuzzer). fuzz-run runs each for FUZZ_SECONDS.
-FUZZ_CFLAGS := $(CFLAGS_BASE) -O1 -fsanitize=fuzzer-no-link,address,undefined
+# (clang and libFuzzer take the same hardening flags; ASan checks more than
+# FORTIFY would, so FORTIFY is left out here: the two intercept the same calls)
+FUZZ_CFLAGS := $(CFLAGS_BASE) -fstack-protector-strong -fPIE -O1 -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
 build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -85,7 +105,8 @@ build-fuzz/obj/%.o: %.c
 build-fuzz/libtandem.a: $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^
 build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/libtandem.a
-	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -o $@ $< build-fuzz/libtandem.a $(LDLIBS)
+	clang $(CFLAGS_BASE) -fstack-protector-strong -fPIE -O1 -fsanitize=fuzzer,address,undefined \
+		-pie -Wl,-z,relro,-z,now -o $@ $< build-fuzz/libtandem.a $(LDLIBS)
 fuzz: $(FUZZ_BIN)
 FUZZ_SECONDS ?= 30
 fuzz-run: $(FUZZ_BIN)
@@ -97,16 +118,33 @@ fuzz-run: $(FUZZ_BIN)
 		tail -n 1 build-fuzz/$$name.log; \
 	done
 
+# The benchmarks (docs/BENCHMARKS.md). Every script takes --tandem BINARY
+# and --quick (a short smoke run whose results go to build/bench/quick/,
+# apart from the real figures). `make bench` runs BENCH_SCRIPTS for real;
+# `make bench-smoke` (CI) runs each of them and bench/drill.py with --quick,
+# so that no benchmark rots unnoticed, and refuses a bench/*.py that is in
+# neither list: a new benchmark goes into BENCH_SCRIPTS.
 # BENCH_ARGS go to every script (--quick, --duration, --rounds, --keep; the
-# replication and hostile-client benches ignore run.py's other options);
-# REPL_BENCH_ARGS go to bench/replication.py only (e.g. --rates 1000, --no-pg).
-# bench/hostile.py: memory and latency under 1,000 never-reading clients and
-# 1,000 trickled bodies (docs/BENCHMARKS.md).
+# replication and hostile-client benches ignore run.py's other options); REPL_BENCH_ARGS go to
+# bench/replication.py only (e.g. --rates 1000, --no-pg).
+BENCH_SCRIPTS := bench/run.py bench/replication.py bench/hostile.py
+BENCH_OTHER   := bench/drill.py
+replication_BENCH_ARGS = $(REPL_BENCH_ARGS)
+define newline
+
+
+endef
+
 bench: $(BUILD)/tandem
 	@scripts/deps.sh deps/bench.txt
-	$(PYTHON) bench/run.py --tandem $(BUILD)/tandem $(BENCH_ARGS)
-	$(PYTHON) bench/replication.py --tandem $(BUILD)/tandem $(BENCH_ARGS) $(REPL_BENCH_ARGS)
-	$(PYTHON) bench/hostile.py --tandem $(BUILD)/tandem $(BENCH_ARGS)
+	$(foreach s,$(BENCH_SCRIPTS),$(PYTHON) $(s) --tandem $(BUILD)/tandem $(BENCH_ARGS) $($(basename $(notdir $(s)))_BENCH_ARGS)$(newline))
+
+bench-smoke: $(BUILD)/tandem
+	@scripts/deps.sh deps/bench.txt
+	@unlisted="$(filter-out $(BENCH_SCRIPTS) $(BENCH_OTHER),$(wildcard bench/*.py))"; \
+	if [ -n "$$unlisted" ]; then \
+		echo "bench-smoke: $$unlisted: not in BENCH_SCRIPTS or BENCH_OTHER (Makefile)" >&2; exit 1; fi
+	$(foreach s,$(BENCH_SCRIPTS) $(BENCH_OTHER),$(PYTHON) $(s) --tandem $(BUILD)/tandem --quick$(newline))
 
 # The DR drill's figures (docs/BENCHMARKS.md, "DR drill"): every scenario,
 # 3 rounds at 500 writes/s; DRILL_ARGS go to bench/drill.py.

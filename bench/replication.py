@@ -627,11 +627,24 @@ def set_ini(text, section, key, value):
     return text[:start] + sec + text[end:]
 
 
+def drop_section(text, section):
+    """The config text without [section]. The benchmark runs the two regions
+    without the witness: two voters, fixed roles, no automatic failover, as
+    the PostgreSQL pair it is compared with (and as the replication tests
+    run). A witness in the config that is not running would leave the
+    primary without a lease at start (503 no_lease on the first write)."""
+    start = text.find(f"[{section}]")
+    if start < 0:
+        return text
+    end = text.find("\n[", start + 1)
+    return text[:start] + (text[end + 1:] if end >= 0 else "")
+
+
 class Tandem:
     def __init__(self, binary, workdir, delay_ms, name="tandem", env=None):
         self.env = env
         self.dir = os.path.join(workdir, name)
-        self.base = free_port_base(7)  # APIs, links, witness, /metrics listeners
+        self.base = free_port_base(8)  # the generated config uses base .. base+6
         r = subprocess.run([binary, "init", "--data", self.dir, "--port-base", str(self.base)],
                            capture_output=True, text=True)
         if r.returncode != 0:
@@ -640,6 +653,7 @@ class Tandem:
         with open(self.config) as f:
             text = f.read()
         text = set_ini(text, "replication", "link_delay_ms", str(delay_ms))
+        text = drop_section(text, "witness")
         with open(self.config, "w") as f:
             f.write(text)
         self.binary = binary
@@ -1564,8 +1578,9 @@ def main():
     ap.add_argument("--no-pg", action="store_true", help="tandem only")
     ap.add_argument("--quick", action="store_true", help="smoke run: 6 s loads")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--repl-out", dest="out", default=os.path.join(OUT_DIR, "replication.json"),
-                    help="the JSON results (build/bench/replication.json)")
+    ap.add_argument("--repl-out", dest="out", default=None,
+                    help="the JSON results (build/bench/replication.json; --quick: "
+                    "build/bench/quick/replication.json, apart from the real figures)")
     # `make bench` passes BENCH_ARGS to bench/run.py and to this script:
     # run.py's own options (--threads, --idle-connections, --no-nginx-auto,
     # --out) are accepted here and ignored
@@ -1578,6 +1593,9 @@ def main():
         args.warmup = 1.5 if args.quick else 3.0
     if args.fwd_idle is None:
         args.fwd_idle = 3.0 if args.quick else 5.0
+    if args.out is None:
+        args.out = os.path.join(OUT_DIR, "quick" if args.quick else "", "replication.json")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     try:
         rates = [int(x) for x in args.rates.split(",") if x.strip()]
     except ValueError:

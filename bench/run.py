@@ -182,6 +182,23 @@ class Server:
             return ""
 
 
+def drop_witness(config):
+    """Remove the [witness] section of a generated config. The benchmarks
+    measure one region alone: with a witness in the config, that region
+    would need a lease from a majority of three voters (the witness or the
+    other region, neither of which runs here) and refuse every write with
+    503 no_lease. Without it there are two voters and fixed roles, as in a
+    single-region deployment (and as the tests run one region)."""
+    with open(config) as f:
+        text = f.read()
+    start = text.find("[witness]")
+    if start >= 0:
+        end = text.find("\n[", start + 1)
+        text = text[:start] + (text[end + 1:] if end >= 0 else "")
+        with open(config, "w") as f:
+            f.write(text)
+
+
 class Region:
     """A tandem region on its own data dir and port."""
 
@@ -194,6 +211,7 @@ class Region:
         if r.returncode != 0:
             fail(f"tandem init failed: {r.stderr.strip()}")
         self.config = os.path.join(self.dir, "tandem.ini")
+        drop_witness(self.config)
         self.certs = os.path.join(self.dir, "certs")
         self.ca = os.path.join(self.certs, "ca.pem")
         self.ctx = ssl.create_default_context(cafile=self.ca)
@@ -655,7 +673,8 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 3 s, 1 round, no (d'), unless given")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--out", default=os.path.join(OUT_DIR, "results.json"))
+    ap.add_argument("--out", help="results file (build/bench/results.json; --quick: "
+                    "build/bench/quick/results.json, apart from the real figures)")
     args = ap.parse_args()
     if args.duration is None:
         args.duration = 3 if args.quick else 10
@@ -663,6 +682,10 @@ def main():
         args.rounds = 1 if args.quick else 3
     if args.quick:
         args.no_nginx_auto = True
+    if args.out is None:
+        args.out = os.path.join(OUT_DIR, "quick", "results.json") if args.quick else \
+            os.path.join(OUT_DIR, "results.json")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if args.duration < 1 or args.rounds < 1:
         fail("--duration and --rounds must be >= 1")
     tandem = os.path.abspath(args.tandem)

@@ -4,6 +4,7 @@
  * "admin" client certificate (mutual TLS, read-only routes).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +37,13 @@ static const char usage_verify[] =
 
 typedef struct admin_call {
 	struct event_base *base;
+	http_client *client;
 	int done;
 	int rc;
 	int status;
 	json_t *json;
+	char why[192];   /* the client's reason when rc != 0 */
+	int why_errno;
 } admin_call;
 
 static void admin_answer(int rc, const http_message *resp, const char *body, size_t len, void *arg)
@@ -50,6 +54,9 @@ static void admin_answer(int rc, const http_message *resp, const char *body, siz
 	if (rc == 0) {
 		a->status = resp->status;
 		a->json = json_loadb(body, len, 0, NULL);
+	} else {
+		const char *why = http_client_error(a->client, &a->why_errno);
+		snprintf(a->why, sizeof a->why, "%s", why[0] ? why : err_str(rc));
 	}
 	event_base_loopbreak(a->base);
 }
@@ -66,7 +73,7 @@ json_t *admin_request(admin *ad, const char *hostport, const char *name, const c
 	}
 	http_limits limits = {16384, 100, 16 << 20, 0};
 	http_client *c = http_client_new(ad->base, ad->ctx, host, port, name, &limits, timeout_ms);
-	admin_call a = {.base = ad->base};
+	admin_call a = {.base = ad->base, .client = c};
 	if (!c || http_client_request(c, method, target, body ? "Content-Type: application/json\r\n" : NULL, body,
 				      body ? strlen(body) : 0, 0, admin_answer, &a) != 0) {
 		http_client_free(&c);
@@ -77,7 +84,13 @@ json_t *admin_request(admin *ad, const char *hostport, const char *name, const c
 		event_base_dispatch(ad->base);
 	http_client_free(&c);
 	if (a.rc != 0) {
-		snprintf(err, errcap, "unreachable (%s)", err_str(a.rc));
+		/* nothing listens there: the component is not running (the
+		 * usual case, worth saying plainly); anything else is a fault
+		 * on the way to it, said with its cause */
+		if (a.why_errno == ECONNREFUSED)
+			snprintf(err, errcap, "not running (connection refused)");
+		else
+			snprintf(err, errcap, "unreachable (%s)", a.why);
 		json_decref(a.json);
 		return NULL;
 	}
@@ -128,10 +141,8 @@ int admin_open(int argc, char **argv, const char *usage, config *cfg, admin *ad,
 	if (!path)
 		return cli_fail("%s needs --config FILE", argv[0]);
 	char err[4096];
-	if (config_load(path, cfg, err, sizeof err) != 0) {
-		fputs(err, stderr);
+	if (cli_load_config(path, cfg) != 0)
 		return 1;
-	}
 	char cert[CONFIG_PATH_MAX + 16], key[CONFIG_PATH_MAX + 16];
 	snprintf(cert, sizeof cert, "%s/admin.pem", cfg->certs_dir);
 	snprintf(key, sizeof key, "%s/admin.key", cfg->certs_dir);
@@ -192,17 +203,25 @@ int cmd_status(int argc, char **argv)
 				printf("%-8s %s\n", key, error);
 				continue;
 			}
+			/* one line per region, whatever it says; a primary has no lag
+			 * (it is the reference), so its lag columns show "-" */
+			const char *role = json_string_value(json_object_get(s, "role"));
+			const char *link = json_string_value(json_object_get(json_object_get(s, "link"), "state"));
 			json_t *lag = json_object_get(s, "lag");
+			char lag_pos[32] = "-", lag_s[32] = "-", degraded[96];
+			if (!role || strcmp(role, "primary") != 0) {
+				snprintf(lag_pos, sizeof lag_pos, "%lld", jint(lag, "positions", NULL));
+				snprintf(lag_s, sizeof lag_s, "%.3f", json_number_value(json_object_get(lag, "seconds")));
+			}
 			const char *since = json_string_value(json_object_get(s, "degraded_since"));
-			printf("%-8s %-10s %6lld %10lld %10lld %9lld %9.3f %-6s %s%s\n", key,
-			       json_string_value(json_object_get(s, "role")), jint(s, "epoch", NULL),
-			       jint(s, "last_seq", NULL), jint(s, "applied_seq", NULL),
-			       jint(lag, "positions", NULL), json_number_value(json_object_get(lag, "seconds")),
-			       json_string_value(json_object_get(json_object_get(s, "link"), "state")),
-			       json_is_true(json_object_get(s, "degraded")) ? "yes" : "no",
-			       since ? " (since " : "");
-			if (since)
-				printf("%s)\n", since);
+			bool is_degraded = json_is_true(json_object_get(s, "degraded"));
+			if (is_degraded && since)
+				snprintf(degraded, sizeof degraded, "yes (since %.64s)", since);
+			else
+				snprintf(degraded, sizeof degraded, "%s", is_degraded ? "yes" : "no");
+			printf("%-8s %-10s %6lld %10lld %10lld %9s %9s %-6s %s\n", key, role ? role : "?",
+			       jint(s, "epoch", NULL), jint(s, "last_seq", NULL), jint(s, "applied_seq", NULL), lag_pos,
+			       lag_s, link ? link : "-", degraded);
 		}
 		json_decref(all);
 	}

@@ -13,6 +13,10 @@ int cmd_drill(int argc, char **argv);
 
 /* Print "tandem: <message>" on stderr; returns 1 (the exit code). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Load the config at path; on failure print why on stderr, every line as
+ * "tandem: FILE:LINE: message", and return -1 (cfg then holds defaults). */
+struct config;
+int cli_load_config(const char *path, struct config *cfg);
 /* Does argv[i] ask for help? */
 int cli_is_help(const char *arg);
 

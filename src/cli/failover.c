@@ -297,11 +297,8 @@ int cmd_quarantine(int argc, char **argv)
 	if (name && (strchr(name, '/') || strcmp(name, "..") == 0 || strcmp(name, ".") == 0))
 		return cli_fail("quarantine show takes a file name as listed, not a path");
 	static config cfg;
-	char err[4096];
-	if (config_load(path, &cfg, err, sizeof err) != 0) {
-		fputs(err, stderr);
+	if (cli_load_config(path, &cfg) != 0)
 		return 1;
-	}
 	int total = 0, copies = 0;
 	for (int i = 0; i < cfg.region_count; i++) {
 		char dir[CONFIG_PATH_MAX + 16];

@@ -101,16 +101,30 @@ static const char usage_config[] =
 	"Validate FILE. Problems are printed as FILE:LINE: message; the exit code\n"
 	"is 0 when the file is valid, 1 otherwise.\n";
 
-static int load_config(const char *path, config *cfg)
+/* Print config_load's message lines as they are ("FILE:LINE: message",
+ * the format of `tandem config check`), or each after prefix. */
+static void print_config_errors(const char *err, const char *prefix)
+{
+	for (const char *line = err; *line;) {
+		size_t n = strcspn(line, "\n");
+		fprintf(stderr, "%s%.*s\n", prefix, (int)n, line);
+		line += n + (line[n] == '\n');
+	}
+}
+
+int cli_load_config(const char *path, config *cfg)
 {
 	char err[4096];
 	if (config_load(path, cfg, err, sizeof err) != 0) {
-		fputs(err, stderr);
-		if (err[0] && err[strlen(err) - 1] != '\n')
-			fputc('\n', stderr);
+		print_config_errors(err[0] ? err : "cannot load the config", "tandem: ");
 		return -1;
 	}
 	return 0;
+}
+
+static int load_config(const char *path, config *cfg)
+{
+	return cli_load_config(path, cfg);
 }
 
 /* Find "--name VALUE" in argv; NULL if absent. *bad set when the value is missing. */
@@ -233,8 +247,11 @@ static int cmd_config(int argc, char **argv)
 	if (argc != 3)
 		return cli_fail("usage: tandem config check FILE");
 	static config cfg;
-	if (load_config(argv[2], &cfg) != 0)
+	char err[4096];
+	if (config_load(argv[2], &cfg, err, sizeof err) != 0) {
+		print_config_errors(err, "");
 		return 1;
+	}
 	printf("%s: ok (%d region%s)\n", argv[2], cfg.region_count, cfg.region_count == 1 ? "" : "s");
 	return 0;
 }

@@ -355,12 +355,13 @@ static int config_handle_deployment(config_reader *r, const char *name, const ch
 	else if (strcmp(name, "certs_dir") == 0)
 		config_path(r, value, c->certs_dir);
 	else if (strcmp(name, "user") == 0) {
-		bool ok = value[0] != '\0';
+		/* empty: stay as started (root stays root), said so explicitly */
+		bool ok = true;
 		for (const char *p = value; *p; p++)
 			if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.')
 				ok = false;
 		if (!ok)
-			config_error(r, r->line, "user must be a user name ([A-Za-z0-9_.-]+), not '%s'", value);
+			config_error(r, r->line, "user must be a user name ([A-Za-z0-9_.-]+) or empty, not '%s'", value);
 		else if (config_string(r, name, value, c->user, sizeof c->user) == 0)
 			c->user_given = 1;
 	} else if (strcmp(name, "log_level") == 0) {

@@ -140,7 +140,8 @@ typedef struct config {
 	char certs_dir[CONFIG_PATH_MAX]; /* where `tandem certs` writes */
 	char log_level[16];
 	char user[32];              /* drop to this user after binding (started as root); "" = stay */
-	int user_given;             /* user set in the file (else: "tandem" when that user exists) */
+	int user_given;             /* user set in the file, maybe empty (else: "tandem" when that
+				     * user exists); see core/privdrop.h */
 	config_limits limits;
 	config_api api;
 	config_auth auth;

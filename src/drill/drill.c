@@ -65,7 +65,7 @@ void drill_options_defaults(drill_options *o)
 	o->fault_at_s = -1;
 	o->heal_at_s = -1;
 	o->global_percent = 20;
-	snprintf(o->report_dir, sizeof o->report_dir, "drill-report");
+	o->report_dir[0] = '\0'; /* chosen by drill_default_report() */
 	o->net = DRILL_NET_AUTO;
 }
 
@@ -276,6 +276,47 @@ static int absolute(const char *in, char *out, size_t cap)
 		return -1;
 	if (snprintf(out, cap, "%s/%s", cwd, in) >= (int)cap)
 		return -1;
+	return 0;
+}
+
+/*
+ * Where the report goes without --report. It holds the fresh deployment
+ * (keys and secrets included) and every log, so never the current directory
+ * (often a source tree): next to the deployment given with --data or
+ * --config (in its parent directory, as PARENT/drill-report), else a new
+ * private directory under $TMPDIR or /tmp. Created mode 0700 either way.
+ * 0, or -1 with the reason in err.
+ */
+static int drill_default_report(drill_options *o, char *err, size_t errcap)
+{
+	char abs[PATH_MAX];
+	const char *given = o->data_dir[0] ? o->data_dir : o->config_path;
+	if (given[0]) {
+		if (absolute(given, abs, sizeof abs) != 0) {
+			snprintf(err, errcap, "path too long: %s", given);
+			return -1;
+		}
+		/* the deployment's directory: DATA itself, or the config's */
+		char *slash = strrchr(abs, '/');
+		if (!o->data_dir[0] && slash)
+			*slash = '\0';
+		while (strlen(abs) > 1 && abs[strlen(abs) - 1] == '/')
+			abs[strlen(abs) - 1] = '\0';
+		slash = strrchr(abs, '/');
+		if (slash)
+			slash[slash == abs ? 1 : 0] = '\0';
+		snprintf(o->report_dir, sizeof o->report_dir, "%.*s%sdrill-report", PATH_MAX - 32, abs,
+			 strcmp(abs, "/") == 0 ? "" : "/");
+		return 0;
+	}
+	const char *tmp = getenv("TMPDIR");
+	if (!tmp || tmp[0] != '/' || strlen(tmp) > PATH_MAX - 64)
+		tmp = "/tmp";
+	snprintf(o->report_dir, sizeof o->report_dir, "%s/tandem-drill-XXXXXX", tmp);
+	if (!mkdtemp(o->report_dir)) { /* mode 0700, a name nobody else holds */
+		snprintf(err, errcap, "cannot create a report directory under %s: %s", tmp, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -1018,7 +1059,8 @@ static int collect(drill_run_state *s)
 static int run(drill_run_state *s)
 {
 	char err[16384] = "";
-	if (util_mkdirs(s->opt->report_dir, 0755) != 0 || util_mkdirs(s->logs_dir, 0755) != 0) {
+	/* 0700: the report holds the deployment's keys and every log */
+	if (util_mkdirs(s->opt->report_dir, 0700) != 0 || util_mkdirs(s->logs_dir, 0700) != 0) {
 		fprintf(stderr, "tandem: cannot create %s: %s\n", s->logs_dir, strerror(errno));
 		return 1;
 	}
@@ -1058,8 +1100,16 @@ static int run(drill_run_state *s)
 	return s->exit_code;
 }
 
-int drill_run(const drill_options *o)
+int drill_run(const drill_options *given)
 {
+	drill_options options = *given, *o = &options;
+	if (!o->report_dir[0]) {
+		char err[PATH_MAX + 128];
+		if (drill_default_report(o, err, sizeof err) != 0) {
+			fprintf(stderr, "tandem: drill: %s\n", err);
+			return 1;
+		}
+	}
 	drill_run_state *s = calloc(1, sizeof *s);
 	if (!s) {
 		fprintf(stderr, "tandem: out of memory\n");

@@ -36,7 +36,8 @@ typedef struct drill_options {
 	int port_base;           /* 0: random */
 	char data_dir[PATH_MAX]; /* "" : REPORT/deployment */
 	char config_path[PATH_MAX]; /* "" : a fresh deployment */
-	char report_dir[PATH_MAX];
+	char report_dir[PATH_MAX]; /* "" : PARENT/drill-report of --data or --config,
+				    * else a new /tmp/tandem-drill-XXXXXX (mode 0700) */
 	drill_net_method net;
 	int json;                /* print report.json instead of the text report */
 	int strict;              /* missed scenario targets fail the drill too */

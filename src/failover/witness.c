@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -12,6 +13,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/privdrop.h"
 #include "core/tls.h"
 #include "core/util.h"
 #include "failover/ballot.h"
@@ -125,7 +127,13 @@ int witness_main(const config *cfg, int ready_fd)
 		fprintf(stderr, "tandem: %s: no [witness] section with listen\n", cfg->path);
 		return 1;
 	}
-	if (util_mkdirs(cfg->witness.data_dir, 0700) != 0) {
+	umask(077); /* voter.json: 0600 */
+	privdrop drop; /* as the regions: see core/privdrop.h */
+	if (privdrop_plan(cfg->user, cfg->user_given, &drop, err, sizeof err) != 0) {
+		fprintf(stderr, "tandem: %s\n", err);
+		return 1;
+	}
+	if (privdrop_make_dir(&drop, cfg->witness.data_dir) != 0) {
 		fprintf(stderr, "tandem: %s: cannot create: %m\n", cfg->witness.data_dir);
 		return 1;
 	}
@@ -163,6 +171,19 @@ int witness_main(const config *cfg, int ready_fd)
 		fprintf(stderr, "tandem: cannot listen on %s\n", cfg->witness.listen);
 		goto out;
 	}
+	/* bound and keys read: the votes' directory to the user, then drop */
+	if (privdrop_own(&drop, cfg->witness.data_dir, err, sizeof err) != 0 ||
+	    privdrop_apply(&drop, err, sizeof err) != 0 ||
+	    (drop.drop && privdrop_check_dir(cfg->witness.data_dir, err, sizeof err) != 0)) {
+		fprintf(stderr, "tandem: %s\n", err);
+		goto out;
+	}
+	if (drop.drop)
+		log_info("running as user %s (uid %d, gid %d)", drop.user, (int)drop.uid, (int)drop.gid);
+	else if (geteuid() == 0 && cfg->user_given) /* asked for explicitly */
+		log_info("running as root: %s", drop.why);
+	else if (geteuid() == 0)
+		log_warn("running as root: %s", drop.why);
 	w.sigterm = evsignal_new(w.base, SIGTERM, witness_signal, &w);
 	w.sigint = evsignal_new(w.base, SIGINT, witness_signal, &w);
 	w.log_timer = event_new(w.base, -1, EV_PERSIST, witness_flush_logs, &w);

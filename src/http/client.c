@@ -16,6 +16,8 @@
  */
 #include "http/client.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +66,12 @@ struct http_client {
 	client_state state;
 	client_req *queue, *queue_tail; /* queue head is the request in flight */
 	bool in_flight;
+	bool connected;                 /* the connection (and its handshake) is up */
 	char source[64];                /* local address to bind, or "" */
+	char error[192];                /* why the last request failed ("" : it did not) */
+	int error_errno;                /* its socket errno, 0 when not a socket error */
+	http_client_connect_failed_cb on_connect_failed;
+	void *on_connect_failed_arg;
 };
 
 static void client_start_next(http_client *c);
@@ -76,6 +83,59 @@ static void client_close_connection(http_client *c)
 		c->bev = NULL;
 	}
 	c->state = CLIENT_CLOSED;
+	c->connected = false;
+}
+
+static void client_set_error(http_client *c, int sys_errno, const char *fmt, const char *detail)
+{
+	snprintf(c->error, sizeof c->error, fmt, detail);
+	c->error_errno = sys_errno;
+}
+
+/*
+ * Why the connection failed, in words an operator can act on (the
+ * certificate's verify result, the peer's TLS alert, or the socket's
+ * errno), into c->error. Returns ERR_TLS for a TLS failure, else ERR_IO.
+ * The OpenSSL bufferevent also queues SSL_get_error() codes (such as
+ * SSL_ERROR_SYSCALL for a refused connection) among its errors: those
+ * carry no library and are not TLS failures.
+ */
+static int client_diagnose(http_client *c, struct bufferevent *bev, short what, int sys_errno)
+{
+	unsigned long e, tls_error = 0;
+	bool queued = false;
+	while ((e = bufferevent_get_openssl_error(bev))) {
+		queued = true;
+		if (ERR_GET_LIB(e) != 0 && !tls_error)
+			tls_error = e;
+	}
+	SSL *ssl = c->ssl_ctx ? bufferevent_openssl_get_ssl(bev) : NULL;
+	long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	int dns = bufferevent_socket_get_dns_error(bev);
+	if (verify != X509_V_OK) {
+		client_set_error(c, 0, "certificate verify failed: %s", X509_verify_cert_error_string(verify));
+		return ERR_TLS;
+	}
+	if (tls_error) {
+		const char *reason = ERR_reason_error_string(tls_error);
+		client_set_error(c, 0, "TLS: %s", reason ? reason : "handshake failed");
+		return ERR_TLS;
+	}
+	if (dns) {
+		client_set_error(c, 0, "cannot resolve the name: %s", gai_strerror(dns));
+		return ERR_IO;
+	}
+	if (sys_errno) {
+		client_set_error(c, sys_errno, "%s", strerror(sys_errno));
+		c->error[0] = (char)tolower((unsigned char)c->error[0]);
+		return ERR_IO;
+	}
+	if (what & BEV_EVENT_EOF)
+		client_set_error(c, 0, "%s", c->connected ? "connection closed by the peer"
+							 : "connection closed by the peer during the handshake");
+	else
+		client_set_error(c, 0, "%s", queued ? "TLS: handshake failed" : "connection failed");
+	return ERR_IO;
 }
 
 static void client_req_free(client_req *r)
@@ -106,8 +166,18 @@ static void client_complete(http_client *c, int rc)
 	client_req_free(r);
 }
 
+/* A failure of the connection itself (not of a request on it): before it
+ * was up, or a TLS failure (alerts can follow a TLS 1.3 handshake). */
+static void client_report_connect_failure(http_client *c, int rc, bool was_connected)
+{
+	if (c->on_connect_failed && c->in_flight && (!was_connected || rc == ERR_TLS))
+		c->on_connect_failed(c->on_connect_failed_arg, c, c->error[0] ? c->error : err_str(rc),
+				     c->error_errno);
+}
+
 static void client_fail(http_client *c, int rc)
 {
+	client_report_connect_failure(c, rc, c->connected);
 	client_close_connection(c);
 	client_complete(c, rc);
 	client_start_next(c);
@@ -191,11 +261,42 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/*
+ * The errno that explains a failed connection, or 0. errno is only
+ * meaningful when the last socket call failed: the OpenSSL bufferevent
+ * reports a refused connection as an end of file (a "dirty shutdown")
+ * with errno ECONNREFUSED, while a plain end of file may leave a stale
+ * EAGAIN there. So an end of file keeps only errors of the connection.
+ */
+static int client_socket_errno(int e, short what)
+{
+	switch (e) {
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case ECONNABORTED:
+	case ETIMEDOUT:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case ENETDOWN:
+	case EPIPE:
+		return e;
+	case 0:
+	case EAGAIN:
+	case EINPROGRESS:
+	case EINTR:
+		return 0;
+	default:
+		return (what & BEV_EVENT_EOF) ? 0 : e;
+	}
+}
+
 static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	http_client *c = arg;
-	if (what & BEV_EVENT_CONNECTED)
+	if (what & BEV_EVENT_CONNECTED) {
+		c->connected = true;
 		return;
+	}
 	if ((what & BEV_EVENT_EOF) && c->in_flight) {
 		int rc = http_parser_finish(c->parser);
 		if (rc == HTTP_PARSE_DONE) { /* body delimited by close */
@@ -205,16 +306,9 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 	}
-	int rc = ERR_IO;
-	unsigned long e = bufferevent_get_openssl_error(bev);
-	if (e) {
-		char reason[160];
-		ERR_error_string_n(e, reason, sizeof reason);
-		log_debug("client %s:%d: TLS error: %s", c->host, c->port, reason);
-		rc = ERR_TLS;
-		while (bufferevent_get_openssl_error(bev))
-			;
-	}
+	int sys_errno = client_socket_errno(EVUTIL_SOCKET_ERROR(), what);
+	int rc = client_diagnose(c, bev, what, sys_errno);
+	log_debug("client %s:%d: %s", c->host, c->port, c->error);
 	if (c->in_flight)
 		client_fail(c, rc);
 	else
@@ -224,6 +318,10 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 static void client_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	http_client *c = arg;
+	char what_timed_out[96];
+	snprintf(what_timed_out, sizeof what_timed_out, "%s within %d ms",
+		 c->connected ? "no answer" : "timeout: no connection", c->timeout_ms);
+	client_set_error(c, ETIMEDOUT, "%s", what_timed_out);
 	client_fail(c, ERR_AGAIN);
 }
 
@@ -309,12 +407,16 @@ static void client_start_next(http_client *c)
 		if (!c->bev) {
 			int rc = client_connect(c);
 			if (rc != 0) {
+				client_set_error(c, errno, "cannot connect: %s", strerror(errno));
 				c->in_flight = true;
+				client_report_connect_failure(c, rc, false);
 				client_complete(c, rc);
 				continue;
 			}
 		}
 		c->in_flight = true;
+		c->error[0] = '\0';
+		c->error_errno = 0;
 		http_parser_reset(c->parser);
 		struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
 		evtimer_add(c->timer, &tv);
@@ -411,6 +513,30 @@ int http_client_stream(http_client *c, const char *method, const char *target, c
 		       http_client_data_cb on_data, http_client_cb cb, void *arg)
 {
 	return client_enqueue(c, method, target, headers, NULL, 0, 0, cb, on_data, arg);
+}
+
+void http_client_on_connect_failed(http_client *c, http_client_connect_failed_cb cb, void *arg)
+{
+	c->on_connect_failed = cb;
+	c->on_connect_failed_arg = arg;
+}
+
+const char *http_client_name(const http_client *c)
+{
+	return c->sni;
+}
+
+const char *http_client_hostport(const http_client *c, char *out, size_t cap)
+{
+	snprintf(out, cap, strchr(c->host, ':') ? "[%s]:%d" : "%s:%d", c->host, c->port);
+	return out;
+}
+
+const char *http_client_error(const http_client *c, int *sys_errno)
+{
+	if (sys_errno)
+		*sys_errno = c->error_errno;
+	return c->error;
 }
 
 void http_client_free(http_client **pc)

@@ -60,6 +60,28 @@ int http_client_stream(http_client *c, const char *method, const char *target, c
 /* Bind the connection's local address to addr (a numeric IP) before
  * connecting, so that network rules can tell components apart. */
 void http_client_set_source(http_client *c, const char *addr);
+/*
+ * Why the last failed request failed, for messages: the certificate's
+ * verify result ("certificate verify failed: certificate has expired"), the
+ * peer's TLS alert, the socket error ("connection refused"), or a timeout;
+ * "" when the last request did not fail. Valid until the next request
+ * starts (read it in the callback). *sys_errno (may be NULL) gets the
+ * socket's errno (ECONNREFUSED, ETIMEDOUT...) or 0 for other causes.
+ */
+const char *http_client_error(const http_client *c, int *sys_errno);
+/*
+ * Watch connection attempts: cb runs, before the request's own callback,
+ * each time a connection to the origin cannot be made (refused, no route,
+ * timeout, TLS handshake or certificate failure, also when the peer's TLS
+ * alert comes right after a TLS 1.3 handshake). why is http_client_error()'s
+ * text, sys_errno its errno. cb NULL: stop watching.
+ */
+typedef void (*http_client_connect_failed_cb)(void *arg, const http_client *c, const char *why,
+					      int sys_errno);
+void http_client_on_connect_failed(http_client *c, http_client_connect_failed_cb cb, void *arg);
+/* The origin, for messages: the name it verifies (SNI) and host:port. */
+const char *http_client_name(const http_client *c);
+const char *http_client_hostport(const http_client *c, char *out, size_t cap);
 /* Close; queued requests get ERR_IO. No-op on NULL; resets *c. */
 void http_client_free(http_client **c);
 

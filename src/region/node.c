@@ -3,7 +3,11 @@
  * gracefully.
  *
  * Start: secrets -> database (open, migrate) -> writer thread -> reader
- * threads (lists) -> hashing pool -> TLS -> listen -> "ready". SIGTERM/SIGINT: stop accepting, let the
+ * threads (lists) -> hashing pool -> TLS -> listen (API, then /metrics) ->
+ * drop root (when started as root: the data directory handed over to
+ * [deployment] user, then setgroups/setgid/setuid; core/privdrop.h) ->
+ * "ready". Files are created mode 0600 (umask 077).
+ * SIGTERM/SIGINT: stop accepting, let the
  * requests in flight finish (their writes are committed and answered), then
  * drain the writer and exit 0. A second signal, or shutdown_timeout_ms,
  * ends the process at once; nothing acknowledged is lost either way, since
@@ -17,12 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/thread.h>
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/privdrop.h"
 #include "core/tls.h"
 #include "core/util.h"
 #include "region/cors.h"
@@ -173,10 +179,14 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	mallopt(M_ARENA_MAX, 4);
 	json_object_seed(0); /* before any thread uses jansson */
+	umask(077); /* the database, its WAL, snapshots, quarantine files: 0600 */
+	privdrop drop;
+	if (privdrop_plan(cfg->user, cfg->user_given, &drop, err, sizeof err) != 0)
+		return node_fail("%s", err);
 
 	if (secrets_load(cfg->secrets_file, &rg->secrets, err, sizeof err) != 0)
 		return node_fail("%s", err);
-	if (util_mkdirs(rg->self->data_dir, 0700) != 0) {
+	if (privdrop_make_dir(&drop, rg->self->data_dir) != 0) {
 		snprintf(err, sizeof err, "%s: cannot create data directory: %s", rg->self->data_dir,
 			 strerror(errno));
 		node_fail("%s", err);
@@ -356,6 +366,22 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
+	/* the ports are bound, the keys and secrets read, the database open:
+	 * nothing left that needs root. What the region creates from now on
+	 * (WAL, snapshots, quarantine files) goes into its data directory,
+	 * handed over first, while we still may. */
+	if (privdrop_own(&drop, rg->self->data_dir, err, sizeof err) != 0 ||
+	    privdrop_apply(&drop, err, sizeof err) != 0 ||
+	    (drop.drop && privdrop_check_dir(rg->self->data_dir, err, sizeof err) != 0)) {
+		node_fail("%s", err);
+		goto out;
+	}
+	if (drop.drop)
+		log_info("running as user %s (uid %d, gid %d)", drop.user, (int)drop.uid, (int)drop.gid);
+	else if (geteuid() == 0 && cfg->user_given) /* asked for explicitly */
+		log_info("running as root: %s", drop.why);
+	else if (geteuid() == 0)
+		log_warn("running as root: %s", drop.why);
 	rg->sigterm = evsignal_new(rg->base, SIGTERM, node_signal, rg);
 	rg->sigint = evsignal_new(rg->base, SIGINT, node_signal, rg);
 	rg->shutdown_timer = evtimer_new(rg->base, node_shutdown_timeout, rg);

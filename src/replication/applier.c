@@ -25,6 +25,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/ratelog.h"
 #include "core/util.h"
 #include "replication/internal.h"
 
@@ -376,6 +377,46 @@ static void applier_data(void *arg, const char *data, size_t len)
 	}
 }
 
+/*
+ * A connection of the link could not be made: say why, at warn (the
+ * operator's first question when a secondary does not catch up or a
+ * primary loses its lease), once per 10 s per target and cause, with how
+ * many more attempts failed the same way meanwhile.
+ */
+static void link_connect_failed(void *arg, const http_client *c, const char *why, int sys_errno)
+{
+	repl *r = arg;
+	if (r->stopping)
+		return;
+	if (!r->connect_log)
+		r->connect_log = ratelog_new(10000); /* NULL: every attempt is logged */
+	char where[300], cause[512];
+	http_client_hostport(c, where, sizeof where);
+	snprintf(cause, sizeof cause, "%s %s", where, why);
+	unsigned held = 0;
+	if (r->connect_log && !ratelog_allow(r->connect_log, cause, util_mono_us() / 1000, &held))
+		return;
+	if (held)
+		log_warn("link: cannot connect to %s at %s: %s (and %u more times since the last report)",
+			 http_client_name(c), where, why, held);
+	else
+		log_warn("link: cannot connect to %s at %s: %s", http_client_name(c), where, why);
+}
+
+void link_watch_connections(repl *r, http_client *c)
+{
+	if (c)
+		http_client_on_connect_failed(c, link_connect_failed, r);
+}
+
+/* A client to the peer's link whose failed connections are logged. */
+static http_client *applier_link_client(repl *r, int timeout_ms, size_t max_body)
+{
+	http_client *c = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, timeout_ms, max_body);
+	link_watch_connections(r, c);
+	return c;
+}
+
 static void applier_schedule(repl *r)
 {
 	if (r->stopping)
@@ -525,7 +566,7 @@ static void applier_connect(repl *r)
 	const config_replication *p = &r->env.cfg->replication;
 	/* inactivity bound: several heartbeats missed means the link is gone */
 	int timeout = p->heartbeat_ms * 8 < 2000 ? 2000 : p->heartbeat_ms * 8;
-	r->stream_client = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, timeout, 1 << 20);
+	r->stream_client = applier_link_client(r, timeout, 1 << 20);
 	char target[128], headers[64];
 	snprintf(target, sizeof target, "/internal/v1/replication/stream?from=%llu&prev_epoch=%llu",
 		 (unsigned long long)(r->received_seq + 1), (unsigned long long)history_epoch_at(r, r->received_seq));
@@ -544,10 +585,9 @@ int applier_start(repl *r)
 {
 	if (r->reconnect) /* already running */
 		return 0;
-	r->control_client = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, 5000, 64 * 1024 * 1024);
+	r->control_client = applier_link_client(r, 5000, 64 * 1024 * 1024);
 	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++) {
-		r->fwd[i].client = link_client_new(r, r->env.peer->link_listen, r->env.peer->name,
-						   r->env.cfg->replication.forward_timeout_ms, 64 * 1024 * 1024);
+		r->fwd[i].client = applier_link_client(r, r->env.cfg->replication.forward_timeout_ms, 64 * 1024 * 1024);
 		r->fwd[i].in_flight = 0;
 	}
 	r->streaming = false;

@@ -88,6 +88,7 @@ struct repl {
 				      * as a primary with a lease, its own heartbeat tick); 0 never */
 	struct event *reconnect;
 	int backoff_ms;
+	struct ratelog *connect_log;    /* failed link connections, logged once per 10 s per cause */
 	bool ack_in_flight;
 	uint64_t ack_sent;
 	char snapshot_state[32];
@@ -215,6 +216,9 @@ void election_status_json(repl *r, buf *out);
 void election_heard(repl *r);
 /* A new link client to host:port named sni, bound to our source address. */
 http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body);
+/* Log c's failed connections at warn with their cause, once per 10 s per
+ * target and cause (applier.c; every link client should be watched). */
+void link_watch_connections(repl *r, http_client *c);
 
 /* rejoin.c: the epoch history and the rejoin of a diverged region */
 /* Read the epoch history from the database (the newest 256 epochs). 0; or

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "core/err.h"
+#include "core/ratelog.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "replication/internal.h"
@@ -647,6 +648,7 @@ void repl_free(repl **pr)
 	http_server_free(&r->link);
 	election_free(r);
 	buf_free(&r->frames);
+	ratelog_free(&r->connect_log);
 	free(r);
 	*pr = NULL;
 }

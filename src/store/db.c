@@ -1,9 +1,11 @@
 /* db.c - SQLite connection setup, migrations, statement cache; see db.h. */
 #include "store/db.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -20,8 +22,34 @@ struct db_conn {
 	int cached;
 };
 
+/*
+ * The database and its WAL and -shm files are for this process alone:
+ * mode 0600. New files get it from the process's umask (077 in regions)
+ * and SQLite gives the WAL and -shm the database file's mode; files left
+ * with a wider mode by an older version are narrowed here. 0, or ERR_IO
+ * with the reason in err.
+ */
+static int db_restrict_files(const char *path, char *err, size_t errcap)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		char file[4096];
+		snprintf(file, sizeof file, "%s%s", path, suffixes[i]);
+		struct stat st;
+		if (stat(file, &st) != 0)
+			continue; /* not there (yet) */
+		if ((st.st_mode & 077) && chmod(file, st.st_mode & 0700) != 0) {
+			snprintf(err, errcap, "%s: cannot make it private (mode 0600): %s", file, strerror(errno));
+			return ERR_IO;
+		}
+	}
+	return 0;
+}
+
 db_conn *db_open(const char *path, bool readonly, char *err, size_t errcap)
 {
+	if (!readonly && db_restrict_files(path, err, errcap) != 0)
+		return NULL;
 	db_conn *c = calloc(1, sizeof *c);
 	if (!c) {
 		snprintf(err, errcap, "out of memory");

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import time
 
+import pytest
 import requests
 
 from conftest import TANDEM, free_port_base, run, signup
@@ -198,3 +199,229 @@ def test_up_data_survives_restart(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_binary_is_built_hardened():
+    """Pins the build hardening (issue 8, section 5): the binary is a PIE,
+    with full RELRO (a GNU_RELRO segment and BIND_NOW) and stack canaries
+    (__stack_chk_fail imported), and fortified libc calls (*_chk). The old
+    Makefile passed none of these flags: FLAGS_1 had no NOW and nothing
+    imported __stack_chk_fail."""
+    dynamic = subprocess.run(["readelf", "-d", "-W", TANDEM], capture_output=True, text=True,
+                             check=True).stdout
+    assert "BIND_NOW" in dynamic or ("FLAGS_1" in dynamic and " NOW" in dynamic), dynamic
+    flags_1 = [line for line in dynamic.splitlines() if "FLAGS_1" in line]
+    assert flags_1 and "NOW" in flags_1[0] and "PIE" in flags_1[0], flags_1
+    header = subprocess.run(["readelf", "-h", "-W", TANDEM], capture_output=True, text=True,
+                            check=True).stdout
+    assert "DYN (Position-Independent Executable" in header, header
+    segments = subprocess.run(["readelf", "-l", "-W", TANDEM], capture_output=True, text=True,
+                              check=True).stdout
+    assert "GNU_RELRO" in segments
+    symbols = subprocess.run(["readelf", "--dyn-syms", "-W", TANDEM], capture_output=True,
+                             text=True, check=True).stdout
+    assert "__stack_chk_fail" in symbols
+    if "build-san" not in TANDEM:  # ASan replaces the fortified calls with its own checks
+        assert "_chk@" in symbols.replace("__stack_chk_fail@", "")
+
+
+def test_status_and_verify_say_a_stopped_region_is_not_running(tmp_path):
+    """Pins issue 8 (section 4): a region that refuses connections was shown
+    as "unreachable (TLS or crypto error)"; it is "not running (connection
+    refused)" now, in status (exit 0) and verify (exit 2, one line)."""
+    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    config = str(tmp_path / "tandem.ini")
+    r = run("status", "--config", config, check=False)
+    assert r.returncode == 0, r.stderr
+    rows = r.stdout.splitlines()
+    assert rows[0].split()[0] == "region" and len(rows) == 3, r.stdout
+    assert rows[1].split(None, 1) == ["eu", "not running (connection refused)"], rows
+    assert rows[2].split(None, 1) == ["us", "not running (connection refused)"], rows
+    assert "TLS" not in r.stdout
+    r = run("verify", "--config", config, check=False)
+    assert r.returncode == 2
+    assert r.stderr == "tandem: region eu: not running (connection refused)\n", r.stderr
+
+
+def test_status_and_verify_config_errors_are_prefixed_lines(tmp_path):
+    """Pins issue 8 (section 4): status and verify printed the config's
+    error without "tandem: " and without a final newline (the shell prompt
+    ended up on the same line)."""
+    missing = str(tmp_path / "nope.ini")
+    for cmd in ("status", "verify", "switchover"):
+        args = [cmd, "--config", missing] + (["--to", "eu"] if cmd == "switchover" else [])
+        r = run(*args, check=False)
+        assert r.returncode == 1, (cmd, r.stderr)
+        assert r.stderr == "tandem: %s: cannot open: No such file or directory\n" % missing, (cmd, r.stderr)
+    bad = tmp_path / "bad.ini"
+    bad.write_text("[deployment]\nsecrets_file = s\nca_file = c\nbogus = 1\n")
+    r = run("status", "--config", str(bad), check=False)
+    assert r.returncode == 1 and r.stderr.endswith("\n")
+    lines = r.stderr.splitlines()
+    assert "tandem: %s:4: unknown key 'bogus' in [deployment]" % bad in lines, lines
+    assert all(line.startswith("tandem: %s:" % bad) for line in lines), lines
+
+
+def test_status_table_one_line_per_region_no_lag_for_the_primary(tmp_path):
+    """Pins issue 8 (section 4): the status table showed a lag for the
+    primary (it is the reference: it has none) and broke the row of a
+    degraded region in two ("yes (since" and the time on the next line)."""
+    from regions import TwoRegions
+    pair = TwoRegions(tmp_path / "pair").start()
+    try:
+        r = run("status", "--config", pair.config)
+        rows = [row.split() for row in r.stdout.splitlines()]
+        assert len(rows) == 3, r.stdout
+        header, eu, us = rows
+        assert header == ["region", "role", "epoch", "last", "applied", "lag(pos)", "lag(s)", "link",
+                          "degraded"], header
+        assert eu[:2] == ["eu", "primary"] and eu[5:7] == ["-", "-"], eu
+        assert us[:2] == ["us", "secondary"] and us[5] == "0" and float(us[6]) >= 0, us
+        assert len(eu) == len(us) == len(header), rows
+        # us goes away: eu is degraded since a time, said on its own row
+        pair.us.kill9()
+        deadline = time.time() + 10
+        while True:
+            r = run("status", "--config", pair.config)
+            if "yes (since" in r.stdout or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        rows = r.stdout.splitlines()
+        assert len(rows) == 3, r.stdout
+        assert rows[1].startswith("eu ") and "yes (since " in rows[1] and rows[1].endswith(")"), rows
+        assert rows[2].split(None, 1) == ["us", "not running (connection refused)"], rows
+    finally:
+        pair.stop_all()
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_make_run_passes_port_base(tmp_path):
+    """Pins issue 8 (section 4): `make run PORT_BASE=N` started the
+    deployment on the default ports (8443...) whatever N was."""
+    build = os.path.basename(os.path.dirname(TANDEM))
+    if os.path.dirname(os.path.dirname(TANDEM)) != ROOT or build not in ("build", "build-san"):
+        pytest.skip("TANDEM_BIN is not this repository's build")
+    base = free_port_base(count=8)
+    data = tmp_path / "data"
+    san = ["SAN=1"] if build == "build-san" else []
+    # -o: use the binary as it is (never rebuild it from here)
+    proc = subprocess.Popen(["make", "-s", "-C", ROOT, "-o", "%s/tandem" % build, *san, "run",
+                             "DATA=%s" % data, "PORT_BASE=%d" % base],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        endpoints = data / "endpoints.json"
+        deadline = time.time() + 30
+        while time.time() < deadline and not endpoints.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        e = json.loads(endpoints.read_text())
+        assert e["regions"]["eu"]["api"] == "https://127.0.0.1:%d" % base, e
+        assert e["regions"]["us"]["api"] == "https://127.0.0.1:%d" % (base + 1), e
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_drill_default_report_is_private_and_outside_the_current_directory(tmp_path):
+    """Pins issue 8 (section 4): without --report the drill wrote its report
+    (with the fresh deployment's keys and secrets) to ./drill-report, mode
+    0755, inside whatever directory it ran from (often the source tree).
+    Now it is a new directory under $TMPDIR, mode 0700."""
+    cwd, tmp = tmp_path / "tree", tmp_path / "tmp"
+    cwd.mkdir()
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    p = subprocess.run([TANDEM, "drill", "--scenario", "crash-secondary", "--rate", "20", "--duration", "6",
+                        "--quiet", "--port-base", str(free_port_base(count=8))],
+                       cwd=str(cwd), env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-2000:])
+    assert list(cwd.iterdir()) == [], "the drill wrote into the current directory"
+    reports = list(tmp.iterdir())
+    assert len(reports) == 1 and reports[0].name.startswith("tandem-drill-"), reports
+    report = reports[0]
+    assert stat.S_IMODE(os.stat(report).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(report / "logs").st_mode) == 0o700
+    assert (report / "report.json").exists() and (report / "deployment" / "secrets.ini").exists()
+    assert str(report / "report.json") in p.stdout
+
+
+def status_ids(pid):
+    """{"Uid": [...], "Gid": [...], "Groups": [...]} of /proc/PID/status."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("Uid", "Gid", "Groups"):
+                out[key] = [int(v) for v in value.split()]
+    return out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_region_started_as_root_drops_to_the_tandem_user(tmp_path):
+    """Pins issue 8 (section 5): a region started as root stayed root. Now
+    `tandem init` (as root) creates the system user tandem and says in the
+    config `user = tandem` when the deployment's directory is reachable by
+    it; the region binds its ports, reads its keys and opens its database
+    as root, hands its data directory to tandem and drops for good: every
+    uid and gid is tandem's, its files are 0600 and tandem's, and the API
+    still writes (WAL and all)."""
+    import pwd
+    import shutil
+    import tempfile
+    from conftest import Region
+    # pytest's directories are 0700 root: the user could not pass; the
+    # generated config says so (user = (empty)) and the region stays root
+    run("init", "--data", str(tmp_path / "private"), "--port-base", str(free_port_base()))
+    text = (tmp_path / "private" / "tandem.ini").read_text()
+    assert "\nuser =\n" in text, text
+    top = tempfile.mkdtemp(prefix="tandem-drop-", dir="/tmp")
+    try:
+        os.chmod(top, 0o711)  # reachable by the user
+        region = Region(os.path.join(top, "dep"))
+        text = open(region.config).read()
+        assert "\nuser = tandem\n" in text, text
+        tandem = pwd.getpwnam("tandem")
+        assert tandem.pw_uid != 0 and tandem.pw_shell == "/usr/sbin/nologin"
+        region.start()
+        try:
+            ids = status_ids(region.proc.pid)
+            assert ids["Uid"] == [tandem.pw_uid] * 4, ids
+            assert ids["Gid"] == [tandem.pw_gid] * 4, ids
+            assert ids["Groups"] == [tandem.pw_gid], ids
+            # the API still writes after the drop: a signup and a record
+            u = signup(region)
+            r = region.post("/v1/collections/todos/records", u["access_token"], json={"title": "x"})
+            assert r.status_code == 201, r.text
+            data = os.path.join(region.data, "data", "eu")
+            files = sorted(os.listdir(data))
+            assert {"tandem.db", "tandem.db-wal", "tandem.db-shm"} <= set(files), files
+            for name in files:
+                st = os.stat(os.path.join(data, name))
+                assert (st.st_uid, st.st_gid) == (tandem.pw_uid, tandem.pw_gid), (name, st)
+                if name.startswith("tandem.db"):
+                    assert stat.S_IMODE(st.st_mode) == 0o600, (name, oct(st.st_mode))
+            st = os.stat(data)
+            assert st.st_uid == tandem.pw_uid and stat.S_IMODE(st.st_mode) == 0o700
+            # keys and secrets stay root's, unreadable by the user
+            for name in ("secrets.ini", "certs/eu.key"):
+                st = os.stat(os.path.join(region.data, name))
+                assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600, name
+            assert "running as user tandem" in region.log()
+        finally:
+            assert region.stop() == 0, region.log()[-2000:]
+    finally:
+        shutil.rmtree(top)
+
+
+def test_database_files_are_private(fresh_region):
+    """Pins issue 8 (section 5): the database and its WAL and -shm files were
+    created with the umask's mode (0644: readable by every local user)."""
+    u = signup(fresh_region)
+    assert u["access_token"]
+    data = os.path.join(fresh_region.data, "data", "eu")
+    for name in ("tandem.db", "tandem.db-wal", "tandem.db-shm"):
+        mode = stat.S_IMODE(os.stat(os.path.join(data, name)).st_mode)
+        assert mode == 0o600, (name, oct(mode))

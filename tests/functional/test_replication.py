@@ -9,9 +9,11 @@ Run: TANDEM_BIN=$PWD/build/tandem /usr/bin/python3 -m pytest -q tests/functional
 """
 import datetime
 import json
+import os
 import re
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -19,7 +21,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import error_code, read_response, run
+from conftest import TANDEM, error_code, read_response, run
 from regions import TwoRegions, create, list_all, lsn_seq, records_path, signup
 
 LSN_RE = re.compile(r"^\d+/\d+$")
@@ -695,7 +697,7 @@ def test_status_and_metrics(make_pair):
     assert re.search(r"^eu\s+primary\s+\d+", text, re.M), text
     assert re.search(r"^us\s+secondary\s+\d+", text, re.M), text
 
-    # us stopped: eu degraded since a time, us unreachable
+    # us stopped: eu degraded since a time, us not running
     assert us.stop() == 0
     t_stop = time.time()
 
@@ -710,7 +712,7 @@ def test_status_and_metrics(make_pair):
     since = datetime.datetime.strptime(e["degraded_since"][:19], "%Y-%m-%dT%H:%M:%S").replace(
         tzinfo=datetime.timezone.utc).timestamp()
     assert abs(since - t_stop) < 3, (e["degraded_since"], t_stop)
-    assert "error" in s and "unreachable" in s["error"], s
+    assert s.get("error") == "not running (connection refused)", s
     assert eu.metric("tandem_replication_degraded") == 1
     # writes go on at eu, and the lag grows
     create(eu, tok, "m", {"x": 3})
@@ -720,7 +722,7 @@ def test_status_and_metrics(make_pair):
     assert st["eu"]["lag"]["seconds"] >= 0.2, st["eu"]
     assert eu.metric("tandem_replication_lag_seconds") >= 0.2
     text = run("status", "--config", p.config).stdout
-    assert re.search(r"^us\s+.*unreachable", text, re.M), text
+    assert re.search(r"^us\s+not running \(connection refused\)$", text, re.M), text
     assert "since" in text
     assert eu.metric("tandem_replication_lag_positions") >= 1
     # verify cannot compare with a region down
@@ -832,3 +834,53 @@ def test_backpressure_slows_writes_when_the_secondary_lags(make_pair):
     assert eu.metric("tandem_backpressure_waits_total") > waits0
     assert slow + lagged > 0, (ok, slow, lagged)
     assert ok > 0
+
+
+def link_warnings(region):
+    """The msg of every warn line of region's log about its link connections."""
+    out = []
+    for line in region.log().splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if obj.get("level") == "warn" and obj.get("msg", "").startswith("link: cannot connect"):
+            out.append(obj["msg"])
+    return out
+
+
+def test_link_logs_why_it_cannot_connect_rate_limited(tmp_path):
+    """Pins issue 8 (section 4): a secondary whose link cannot reach the
+    primary said nothing at warn (only a debug "TLS error", and a refused
+    port was reported as a TLS error). Now every failed attempt is logged at
+    warn with its real cause, once per 10 s per cause: a refused port, then
+    a primary with a certificate of another CA."""
+    pair = TwoRegions(tmp_path / "pair")
+    try:
+        # eu is not running: us's link is refused, attempt after attempt
+        pair.us.start()
+        lines = wait_until(lambda: link_warnings(pair.us), timeout=10, what="a link warning")
+        assert lines[0] == "link: cannot connect to eu at 127.0.0.1:%d: connection refused" % (
+            pair.eu.link_port), lines
+        time.sleep(3)  # several reconnects (at most 2 s apart), one line
+        lines = link_warnings(pair.us)
+        assert len([m for m in lines if "connection refused" in m]) == 1, lines
+        # eu with a certificate of another deployment's CA
+        other = tmp_path / "other"
+        run("init", "--data", str(other), "--port-base", str(pair.port_base + 40))
+        for name in ("eu.pem", "eu.key"):
+            with open(str(other / "certs" / name), "rb") as src, \
+                    open(os.path.join(pair.certs, name), "wb") as dst:
+                dst.write(src.read())
+        # (its /healthz cannot be checked with our CA: started by hand)
+        log = open(pair.eu.log_path, "ab")
+        pair.eu.proc = subprocess.Popen([TANDEM, "region", "--config", pair.config, "--region", "eu"],
+                                        stdout=log, stderr=log)
+        log.close()
+        want = ("link: cannot connect to eu at 127.0.0.1:%d: certificate verify failed: "
+                "unable to get local issuer certificate" % pair.eu.link_port)
+        wait_until(lambda: want in link_warnings(pair.us), timeout=10, what=want)
+        # and the region says so in status, not "TLS or crypto error"
+        assert not any("TLS or crypto error" in m for m in link_warnings(pair.us))
+    finally:
+        pair.stop_all()
