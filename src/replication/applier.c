@@ -409,12 +409,10 @@ void link_watch_connections(repl *r, http_client *c)
 		http_client_on_connect_failed(c, link_connect_failed, r);
 }
 
-/* A client to the peer's link whose failed connections are logged. */
+/* A client to the peer's link (its failed connections are logged). */
 static http_client *applier_link_client(repl *r, int timeout_ms, size_t max_body)
 {
-	http_client *c = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, timeout_ms, max_body);
-	link_watch_connections(r, c);
-	return c;
+	return link_client_new(r, r->env.peer->link_listen, r->env.peer->name, timeout_ms, max_body);
 }
 
 static void applier_schedule(repl *r)

@@ -72,6 +72,7 @@ http_client *link_client_new(repl *r, const char *hostport, const char *sni, int
 	http_client *c = http_client_new(r->env.base, r->env.link_client_ctx, host, port, sni, &limits, timeout_ms);
 	if (c && r->source_host[0])
 		http_client_set_source(c, r->source_host);
+	link_watch_connections(r, c); /* failed connections are logged (rate-limited) */
 	return c;
 }
 

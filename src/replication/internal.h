@@ -214,7 +214,8 @@ void election_handle_admin(repl *r, http_request *req, const char *peer);
 void election_status_json(repl *r, buf *out);
 /* Primary: another voter answered (a lease answer, a stream ack). */
 void election_heard(repl *r);
-/* A new link client to host:port named sni, bound to our source address. */
+/* A new link client to host:port named sni, bound to our source address;
+ * its failed connections are logged (rate-limited, link_watch_connections). */
 http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body);
 /* Log c's failed connections at warn with their cause, once per 10 s per
  * target and cause (applier.c; every link client should be watched). */

@@ -280,7 +280,6 @@ int snapshot_fetch(repl *r)
 	snprintf(f->path, sizeof f->path, "%s/snapshot-in.db", r->env.self->data_dir);
 	f->fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	f->client = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, 30000, 1 << 20);
-	link_watch_connections(r, f->client);
 	if (f->fd < 0 || !f->client ||
 	    http_client_stream(f->client, "GET", "/internal/v1/replication/snapshot", NULL, fetch_data,
 			       fetch_done, f) != 0) {
