@@ -146,6 +146,22 @@ void http_respond_start(http_request *req, int status);
 void http_respond_chunk(http_request *req, const char *data, size_t len);
 void http_respond_end(http_request *req);
 
+/*
+ * A detached copy of req, to be handled on another thread (a write
+ * forwarded over the link is taken by the link's thread and handled by the
+ * API's): its message, body, peer address and certificate name are copied;
+ * it belongs to no connection and no server. Every http_request_* and
+ * http_respond* call works on it from the thread that handles it; the
+ * answer (status, the header lines added, the body; a streaming answer
+ * gathered up to its end) goes to done(arg, ...) once, on that thread, and
+ * the copy is freed right after done returns (the pointers passed to done
+ * are valid only during the call). An abort gives status 0. req itself is
+ * unchanged (it still needs its own answer). NULL on allocation failure.
+ */
+typedef void (*http_detached_done_fn)(void *arg, int status, const char *head, size_t head_len,
+				      const char *body, size_t body_len);
+http_request *http_request_detach(http_request *req, http_detached_done_fn done, void *arg);
+
 /* Drop the connection without an answer (fault injection: a partition). */
 void http_request_abort(http_request *req);
 
