@@ -28,6 +28,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/looplag.h"
 #include "core/privdrop.h"
 #include "core/tls.h"
 #include "core/util.h"
@@ -389,6 +390,9 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	rg->log_timer = event_new(rg->base, -1, EV_PERSIST, node_flush_logs, rg);
 	struct timeval log_every = {0, 100000};
 	evtimer_add(rg->log_timer, &log_every);
+	rg->api_lag = looplag_new(rg->base, 50, NULL, NULL); /* NULL: no histogram, said once */
+	if (!rg->api_lag)
+		log_warn("out of memory: tandem_api_loop_lag_seconds stays empty");
 	struct timeval purge_every = {600, 0};
 	evsignal_add(rg->sigterm, NULL);
 	evsignal_add(rg->sigint, NULL);
@@ -401,8 +405,11 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	/* a primary is ready once it may take writes: its first lease round
 	 * (bounded: without a majority it serves reads and says so) */
 	int64_t lease_deadline = util_mono_us() + 2000000;
-	while (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl) && util_mono_us() < lease_deadline)
-		event_base_loop(rg->base, EVLOOP_ONCE);
+	while (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl) && util_mono_us() < lease_deadline) {
+		/* the lease is the control thread's: look at its view now and then */
+		event_base_loop(rg->base, EVLOOP_NONBLOCK);
+		usleep(2000);
+	}
 	if (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl))
 		log_warn("no lease yet (the witness and the other region are unreachable): writes are refused "
 			 "until a majority answers");
@@ -442,6 +449,7 @@ out:
 		event_free(rg->purge_timer);
 	if (rg->log_timer)
 		event_free(rg->log_timer);
+	looplag_free(&rg->api_lag);
 	log_flush();
 	ratelimit_free(&rg->login_limit);
 	ratelimit_free(&rg->signup_limit);

@@ -197,6 +197,7 @@ static void restore_done(void *arg, int rc, uint64_t unused)
 		/* the primary's history came with its data; if it cannot be
 		 * read now, a rejoin reads it before streaming */
 		r->synced = history_load(r) == 0;
+		repl_view_publish(r);
 		waitlist_advance(&r->position_waiters, r->position);
 	} else {
 		log_error("snapshot restore failed: %s", j->error[0] ? j->error : err_str(rc));
@@ -252,7 +253,7 @@ static void fetch_done(int rc, const http_message *resp, const char *body, size_
 		snprintf(j->path, sizeof j->path, "%s", f->path);
 		log_info("snapshot of %zu bytes received; restoring", f->bytes);
 		r->pending_applies++;
-		if (committer_submit_exclusive(r->env.writer, restore_exec, restore_done, j) != 0) {
+		if (repl_submit_exclusive(r, restore_exec, restore_done, j) != 0) {
 			r->pending_applies--;
 			free(j);
 			j = NULL;
