@@ -132,7 +132,9 @@ struct repl {
 	bool api_stopping;
 	forwarder *fwd;             /* write forwarding (forward.c) */
 
-	/* control thread only (everything below) */
+	/* control thread only (everything below; the API reads none of it,
+	 * except source_host, written by election_init before the threads
+	 * start; after repl_free joined the thread, the API thread owns it) */
 	looplag *ctl_lag;           /* the control loop's lag, and the view's safety-net publish */
 	link_call *link_calls;      /* link requests in the API thread's hands */
 	int link_calls_n;
@@ -143,7 +145,7 @@ struct repl {
 	uint64_t position;          /* committed (primary) or applied (secondary) */
 	waiter *position_waiters;
 
-	/* primary */
+	/* primary (control thread) */
 	subscriber *subs;
 	uint64_t acked_seq;
 	int64_t acked_at_ms;
@@ -155,7 +157,7 @@ struct repl {
 	bool trim_running;
 	uint64_t trimmed_through;
 
-	/* secondary */
+	/* secondary (control thread) */
 	http_client *stream_client;
 	http_client *control_client; /* acks, position queries */
 	buf frames;                  /* undecoded stream bytes */
@@ -182,7 +184,7 @@ struct repl {
 	void *snapshot_fetch;           /* the fetch in progress, or NULL */
 	delay_line delay;               /* artificial link delay (tests, benchmarks) */
 
-	/* failover (election.c): leases, elections, role changes */
+	/* failover (election.c, control thread): leases, elections, role changes */
 	voter *voter;
 	char boot_id[33];
 	const char *witness_addr;       /* "" = no witness */
@@ -214,14 +216,14 @@ struct repl {
 	int nisolated;
 	uint64_t elections_won, step_downs, leases_lost;
 
-	/* epoch history (rejoin.c) */
+	/* epoch history (rejoin.c, control thread) */
 	uint64_t hist_epoch[256], hist_first[256];
 	int hist_n;
 	bool synced;                    /* secondary: checked against the current primary */
 	bool rejoining;
 	uint64_t quarantined_total;
 
-	/* metrics */
+	/* metrics (control thread; rendered there by repl_metrics' call) */
 	uint64_t applied_entries;
 	uint64_t backpressure_rejects;
 	uint64_t global_timeouts;
