@@ -125,8 +125,9 @@ void repl_absorb_api(repl *r)
 		waitlist_advance(&r->position_waiters, r->position);
 		stream_on_committed(r);
 	}
+	/* no role change once stopping: the writer may be gone already */
 	uint64_t learned = atomic_load(&r->api_learned);
-	if (learned > r->epoch || (r->voter && learned > voter_promised(r->voter))) {
+	if (!r->stopping && (learned > r->epoch || (r->voter && learned > voter_promised(r->voter)))) {
 		election_learn(r, learned);
 		repl_view_publish(r);
 	}
