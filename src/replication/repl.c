@@ -410,18 +410,18 @@ static const char *const verify_tables[] = {"users", "sessions", "refresh_tokens
 					    "idempotency"};
 
 /* Digest of every replicated table, in one read transaction together with
- * the position it reflects. */
-static int repl_digest(repl *r, buf *out)
+ * the position it reflects (the role read in the same transaction). */
+static int repl_digest(db_conn *conn, const char *region, buf *out)
 {
-	sqlite3 *db = db_handle(r->env.reader);
+	sqlite3 *db = db_handle(conn);
 	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
 		return ERR_DB;
 	uint64_t pos = 0;
 	char role[16];
 	uint64_t last = 0, applied = 0;
-	if (capture_read_state(r->env.reader, role, NULL, &last, &applied) == 0)
-		pos = r->primary ? last : applied;
-	buf_printf(out, "{\"region\":\"%s\",\"position\":%llu,\"tables\":{", r->env.self->name,
+	if (capture_read_state(conn, role, NULL, &last, &applied) == 0)
+		pos = strcmp(role, "primary") == 0 ? last : applied;
+	buf_printf(out, "{\"region\":\"%s\",\"position\":%llu,\"tables\":{", region,
 		   (unsigned long long)pos);
 	for (size_t i = 0; i < sizeof verify_tables / sizeof verify_tables[0]; i++) {
 		char *sql = sqlite3_mprintf("SELECT * FROM \"%w\" ORDER BY 1, 2", verify_tables[i]);
@@ -460,22 +460,46 @@ static int repl_digest(repl *r, buf *out)
 	return 0;
 }
 
+/*
+ * The digest reads every table: far too long for the control thread (a
+ * lease round could wait behind it). It runs as an exclusive job of the
+ * writer thread (alone, outside any batch: the position it reads is the
+ * one its data has), and the answer is written when it is done.
+ */
 typedef struct verify_wait {
 	repl *r;
 	http_request *req;
+	const char *region;
+	buf out;
+	int rc;
 } verify_wait;
+
+static int verify_exec(db_conn *db, void *arg) /* writer thread */
+{
+	verify_wait *v = arg;
+	v->rc = repl_digest(db, v->region, &v->out);
+	return 0; /* nothing to keep or roll back: it only read */
+}
+
+static void verify_done(void *arg, int rc, uint64_t unused) /* control thread */
+{
+	verify_wait *v = arg;
+	if (rc == 0 && v->rc == 0 && v->out.data)
+		repl_answer(v->req, 200, NULL, v->out.data);
+	else
+		repl_answer(v->req, 500, "internal_error", "cannot compute the digest");
+	buf_free(&v->out);
+	free(v);
+}
 
 static void verify_ready(void *arg, bool ok)
 {
 	verify_wait *v = arg;
-	buf b;
-	buf_init(&b, 1 << 20);
-	if (repl_digest(v->r, &b) == 0)
-		repl_answer(v->req, 200, NULL, b.data);
-	else
-		repl_answer(v->req, 500, "internal_error", "cannot compute the digest");
-	buf_free(&b);
-	free(v);
+	if (repl_submit_exclusive(v->r, verify_exec, verify_done, v) != 0) {
+		repl_answer(v->req, 503, "overloaded", "the writer queue is full; retry shortly");
+		buf_free(&v->out);
+		free(v);
+	}
 }
 
 /* --- the link server --- */
@@ -772,6 +796,8 @@ static void link_on_request(http_request *req, void *arg)
 		}
 		v->r = r;
 		v->req = req;
+		v->region = r->env.self->name;
+		buf_init(&v->out, 1 << 20);
 		ctl_wait_position(r, seq, r->env.cfg->replication.min_lsn_wait_ms, verify_ready, v);
 		return;
 	}
