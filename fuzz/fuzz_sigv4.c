@@ -9,7 +9,7 @@
  *   1. sigv4_verify on the message built from the first three parts returns
  *      0, ERR_AUTH, ERR_NOTFOUND or ERR_NOMEM; on failure the error has a
  *      code, a status among 400/403/411/500 and a message that never holds
- *      the secret; the signing key is wiped from a failed result.
+ *      the secret (unless the client sent it itself: messages echo input); the signing key is wiped from a failed result.
  *   2. Round trip: sigv4_presign of a path and one query parameter (the last
  *      three parts; parameter names starting "X-Amz-" are left out, they are
  *      the presign's own) gives a target that sigv4_verify accepts, with the
@@ -18,8 +18,10 @@
  */
 #undef NDEBUG /* the checks below are the point of this file */
 #include <assert.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,7 +65,7 @@ static char *next_part(const uint8_t *data, size_t len, size_t *off)
 	return s;
 }
 
-static void check_result(int rc, const sigv4_result *r)
+static void check_result(int rc, const sigv4_result *r, bool secret_in_input)
 {
 	static const unsigned char zero[32];
 	assert(rc == 0 || rc == ERR_AUTH || rc == ERR_NOTFOUND || rc == ERR_NOMEM);
@@ -75,12 +77,15 @@ static void check_result(int rc, const sigv4_result *r)
 	assert(r->error.status == 400 || r->error.status == 403 || r->error.status == 411 ||
 	       r->error.status == 500);
 	assert(memchr(r->error.message, '\0', sizeof r->error.message));
-	assert(!strstr(r->error.message, SECRET));
+	/* messages echo what the client sent (a bad scope...), never what it did not */
+	assert(secret_in_input || !strstr(r->error.message, SECRET));
 	assert(memcmp(r->chain.key, zero, 32) == 0);
 }
 
 static void verify_parts(const char *target, const char *auth, char *lines)
 {
+	char *lines_copy = strdup(lines);
+	assert(lines_copy);
 	http_field fields[64];
 	size_t n = 0;
 	fields[n++] = (http_field){"Host", 4, "example.com", 11};
@@ -107,7 +112,9 @@ static void verify_parts(const char *target, const char *auth, char *lines)
 	};
 	sigv4_result r;
 	int rc = sigv4_verify(verifier, &m, &r);
-	check_result(rc, &r);
+	bool secret_in_input = strstr(target, SECRET) || strstr(auth, SECRET) || strstr(lines_copy, SECRET);
+	free(lines_copy);
+	check_result(rc, &r, secret_in_input);
 	sigv4_result_clear(&r);
 }
 

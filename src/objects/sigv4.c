@@ -1091,6 +1091,14 @@ int sigv4_verify(sigv4_verifier *v, const http_message *m, sigv4_result *out)
 			     "server: sign with an access key of its own");
 		goto done;
 	}
+	if (!auth && !query_auth && query_param(&t, "AWSAccessKeyId", &dup) &&
+	    query_param(&t, "Signature", &dup)) {
+		/* a SigV2 presigned URL (older SDKs' default): say so, not "anonymous" */
+		rc = sv_fail(e, 400, "InvalidRequest",
+			     "The authorization mechanism you have provided is not supported. Please "
+			     "use AWS4-HMAC-SHA256.");
+		goto done;
+	}
 	if (!auth && !query_auth) {
 		sv_fail(e, 403, "AccessDenied", "Access Denied");
 		rc = ERR_NOTFOUND;
