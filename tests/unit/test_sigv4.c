@@ -22,6 +22,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "http/parser.h"
+#include "objects/chunked.h"
 #include "objects/sigv4.h"
 
 #define AKID "AKIAIOSFODNN7EXAMPLE"
@@ -949,6 +950,152 @@ static void test_amz_date(void)
 	sigv4_verifier_free(&v);
 }
 
+/* ------------------------------------------------------------- botocore */
+
+/* Requests as botocore 1.43 (awscli's) sends them, captured before sending by
+ * tests/unit/gen_sigv4_vectors.py: a real client's encoding of a key with
+ * every awkward character ("a b/\u00fc+~!$&'()*,;=:@.txt"), of an awkward
+ * prefix, its default aws-chunked PUT body with a trailing CRC32 or SHA-256
+ * (STREAMING-UNSIGNED-PAYLOAD-TRAILER), its presigned GET/PUT URLs (3600 s)
+ * and a SigV2 presigned URL (its default without signature_version
+ * s3v4), refused. Signed at 20130524T000000Z with AWS's example key. */
+static const struct {
+	const char *head;
+	const char *body;
+} BOTOCORE[] = {
+	{"GET /bucket/a%20b/%C3%BC%2B~%21%24%26%27%28%29%2A%2C%3B%3D%3A%40.txt HTTP/1.1\r\n"
+	 "Host: example.com\r\n"
+	 "x-amz-checksum-mode: ENABLED\r\n"
+	 "User-Agent: Botocore/1.43.11 ua/2.1 os/linux#6.18.44-fc-v1098 md/arch#x86_64 lang/python#3.11.7 md/pyimpl#CPython m/e,b,Z,D,N cfg/retry-mode#legacy\r\n"
+	 "X-Amz-Date: 20130524T000000Z\r\n"
+	 "X-Amz-Content-SHA256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\r\n"
+	 "Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-checksum-mode;x-amz-content-sha256;x-amz-date, Signature=4fadd2591d934cc9ce768fbf27692eecc089f56cefedb7f694a5b8864807178f\r\n"
+	 "amz-sdk-invocation-id: f88a891d-1eb8-442c-97d0-f888eff9d968\r\n"
+	 "amz-sdk-request: attempt=1\r\n",
+	 ""},
+	{"GET /bucket?list-type=2&prefix=a%20b%2Bc~%C3%BC%2F%3D%26&delimiter=%2F&start-after=x%20y&encoding-type=url HTTP/1.1\r\n"
+	 "Host: example.com\r\n"
+	 "User-Agent: Botocore/1.43.11 ua/2.1 os/linux#6.18.44-fc-v1098 md/arch#x86_64 lang/python#3.11.7 md/pyimpl#CPython m/e,b,Z,D,N cfg/retry-mode#legacy\r\n"
+	 "X-Amz-Date: 20130524T000000Z\r\n"
+	 "X-Amz-Content-SHA256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\r\n"
+	 "Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=6f0a3075dddc20cf602386bea923c22d8cac66bb0e79319a4b3f3daf5d5a6d71\r\n"
+	 "amz-sdk-invocation-id: 28e3dcce-7ff0-441c-84bc-ac3635d65aae\r\n"
+	 "amz-sdk-request: attempt=1\r\n",
+	 ""},
+	{"PUT /bucket/a%20b/%C3%BC%2B~%21%24%26%27%28%29%2A%2C%3B%3D%3A%40.txt HTTP/1.1\r\n"
+	 "Host: example.com\r\n"
+	 "Content-Type: text/plain\r\n"
+	 "User-Agent: Botocore/1.43.11 ua/2.1 os/linux#6.18.44-fc-v1098 md/arch#x86_64 lang/python#3.11.7 md/pyimpl#CPython m/e,b,Z,D,N,U cfg/retry-mode#legacy\r\n"
+	 "Expect: 100-continue\r\n"
+	 "Transfer-Encoding: chunked\r\n"
+	 "Content-Encoding: aws-chunked\r\n"
+	 "X-Amz-Trailer: x-amz-checksum-crc32\r\n"
+	 "X-Amz-Decoded-Content-Length: 11\r\n"
+	 "x-amz-sdk-checksum-algorithm: CRC32\r\n"
+	 "X-Amz-Date: 20130524T000000Z\r\n"
+	 "X-Amz-Content-SHA256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n"
+	 "Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=content-encoding;content-type;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-sdk-checksum-algorithm;x-amz-trailer, Signature=5c2c8a58b8db314a9ba9bc11ee2a8f6c868e75fa1d0c3d68b73678f555ac639d\r\n"
+	 "amz-sdk-invocation-id: 14c0d6a8-9187-499e-8cad-8a753093d6d6\r\n"
+	 "amz-sdk-request: attempt=1\r\n",
+	 "b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n"},
+	{"PUT /bucket/k HTTP/1.1\r\n"
+	 "Host: example.com\r\n"
+	 "x-amz-sdk-checksum-algorithm: SHA256\r\n"
+	 "User-Agent: Botocore/1.43.11 ua/2.1 os/linux#6.18.44-fc-v1098 md/arch#x86_64 lang/python#3.11.7 md/pyimpl#CPython m/Y,e,b,Z,D,N cfg/retry-mode#legacy\r\n"
+	 "Expect: 100-continue\r\n"
+	 "Transfer-Encoding: chunked\r\n"
+	 "Content-Encoding: aws-chunked\r\n"
+	 "X-Amz-Trailer: x-amz-checksum-sha256\r\n"
+	 "X-Amz-Decoded-Content-Length: 11\r\n"
+	 "X-Amz-Date: 20130524T000000Z\r\n"
+	 "X-Amz-Content-SHA256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n"
+	 "Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=content-encoding;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-sdk-checksum-algorithm;x-amz-trailer, Signature=076592aded0e3c007495a57f398b919fbf786d2d1c7515192e77ae228b2564ba\r\n"
+	 "amz-sdk-invocation-id: 0b78d932-68e6-4be2-899d-1062c9cc7cb5\r\n"
+	 "amz-sdk-request: attempt=1\r\n",
+	 "b\r\nhello world\r\n0\r\nx-amz-checksum-sha256:uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek=\r\n\r\n"},
+	{"GET /bucket/a%20b/%C3%BC%2B~%21%24%26%27%28%29%2A%2C%3B%3D%3A%40.txt?response-content-disposition=attachment%3B%20filename%3D%22a%20b.txt%22&AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Signature=%2F%2F1R4oiXWGKMKkPcpPVmKjQ5LhQ%3D&Expires=1796287848 HTTP/1.1\r\n"
+	 "Host: example.com\r\n",
+	 ""},
+	{"GET /bucket/a%20b/%C3%BC%2B~%21%24%26%27%28%29%2A%2C%3B%3D%3A%40.txt?response-content-disposition=attachment%3B%20filename%3D%22a%20b.txt%22&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=9384a0a5b1f2e0311a95ab82f720590b76ff4bc94b3e0c26719f91c8ba2e7a36 HTTP/1.1\r\n"
+	 "Host: example.com\r\n",
+	 ""},
+	{"PUT /bucket/a%20b/%C3%BC%2B~%21%24%26%27%28%29%2A%2C%3B%3D%3A%40.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=5d7b5ffb42aafc6ebbe79814cf13273e29ac7e22694a751023a8c11e3e1de0c5 HTTP/1.1\r\n"
+	 "Host: example.com\r\n",
+	 ""},
+};
+
+/* Verify a head with CRLF line ends as given. */
+static int verify_crlf(sigv4_verifier *v, const char *head, sigv4_result *r)
+{
+	http_parser *p = http_parser_new(HTTP_REQUEST, &limits);
+	size_t used = 0;
+	char *raw = malloc(strlen(head) + 3);
+	sprintf(raw, "%s\r\n", head);
+	int prc = http_parser_feed(p, raw, strlen(raw), &used);
+	CHECK(prc == HTTP_PARSE_HEAD || prc == HTTP_PARSE_DONE);
+	int rc = sigv4_verify(v, http_parser_message(p), r);
+	http_parser_free(&p);
+	free(raw);
+	return rc;
+}
+
+static int collect(void *arg, const char *data, size_t len)
+{
+	return buf_add(arg, data, len);
+}
+
+/* What the S3 server will do: verify the head, then decode the body with the
+ * decoder the result asks for. */
+static void test_botocore_requests(void)
+{
+	sigv4_verifier *v = verifier("us-east-1");
+	size_t n = sizeof BOTOCORE / sizeof BOTOCORE[0], sigv2 = 0;
+	for (size_t i = 0; i < n; i++) {
+		sigv4_result r;
+		int rc = verify_crlf(v, BOTOCORE[i].head, &r);
+		if (strstr(BOTOCORE[i].head, "AWSAccessKeyId=")) {
+			/* SigV2: refused as such, not taken for an anonymous request */
+			CHECK_EQ_INT(rc, ERR_AUTH);
+			CHECK_EQ_STR(r.error.code, "InvalidRequest");
+			CHECK(strstr(r.error.message, "Please use AWS4-HMAC-SHA256") != NULL);
+			sigv2++;
+			continue;
+		}
+		if (rc)
+			fprintf(stderr, "botocore %zu: %s %s\n", i, r.error.code, r.error.message);
+		CHECK_EQ_INT(rc, 0);
+		if (rc == 0 && r.payload == SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER) {
+			/* the server reads x-amz-trailer from the head it parsed */
+			const char *t = strstr(BOTOCORE[i].head, "X-Amz-Trailer: ") + 15;
+			char trailer[64];
+			snprintf(trailer, sizeof trailer, "%.*s", (int)strcspn(t, "\r"), t);
+			buf out;
+			buf_init(&out, 1024);
+			awschunked_config cfg = {.mode = r.payload,
+						 .decoded_length = r.decoded_length,
+						 .trailer = trailer,
+						 .sink = collect,
+						 .sink_arg = &out};
+			sigv4_error e;
+			awschunked *d = awschunked_new(&cfg, &e);
+			CHECK(d != NULL);
+			size_t used;
+			CHECK_EQ_INT(awschunked_feed(d, BOTOCORE[i].body, strlen(BOTOCORE[i].body), &used),
+				     AWSCHUNKED_DONE);
+			CHECK_EQ_INT(used, strlen(BOTOCORE[i].body));
+			CHECK_EQ_STR(out.data, "hello world");
+			const char *name;
+			CHECK(awschunked_checksum(d, &name) != NULL);
+			CHECK_EQ_STR(name, trailer);
+			awschunked_free(&d);
+			buf_free(&out);
+		}
+		sigv4_result_clear(&r);
+	}
+	CHECK_EQ_INT(sigv2, 1);
+	sigv4_verifier_free(&v);
+}
+
 int main(void)
 {
 	RUN(test_aws_get_object);
@@ -968,5 +1115,6 @@ int main(void)
 	RUN(test_key_cache);
 	RUN(test_signing_key_inputs);
 	RUN(test_amz_date);
+	RUN(test_botocore_requests);
 	return TEST_SUMMARY();
 }
