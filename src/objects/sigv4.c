@@ -1381,7 +1381,8 @@ int sigv4_presign(const sigv4_sign_params *p, buf *out)
 	add_param(&s, "X-Amz-Date", s.amz_date);
 	add_param(&s, "X-Amz-Expires", expires);
 	add_param(&s, "X-Amz-SignedHeaders", s.signed_list);
-	rc = sign_common(p, &s, p->payload_hash ? p->payload_hash : "UNSIGNED-PAYLOAD", sig);
+	/* a presigned URL never carries a payload hash: whoever uses it sends any body */
+	rc = sign_common(p, &s, "UNSIGNED-PAYLOAD", sig);
 	if (rc)
 		goto done;
 	/* the URL: the same encoding and order as the canonical query */

@@ -175,8 +175,9 @@ typedef struct sigv4_sign_params {
 					* hold host (and, for sigv4_sign, the x-amz-date
 					* header with the value of sigv4_amz_date(now_s)) */
 	size_t header_count;
-	const char *payload_hash;      /* hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-*
-					* value; NULL: UNSIGNED-PAYLOAD */
+	const char *payload_hash;      /* sigv4_sign: hex SHA-256, UNSIGNED-PAYLOAD or a
+					* STREAMING-* value; NULL: UNSIGNED-PAYLOAD.
+					* sigv4_presign ignores it (UNSIGNED-PAYLOAD) */
 	const char *access_key_id;
 	const char *secret_access_key;
 	const char *region;
