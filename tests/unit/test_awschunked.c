@@ -11,7 +11,7 @@
  * bytes). The checksum algorithms are pinned with the standard check values
  * of "123456789" (CRC catalogue; SHA from FIPS 180). Every body is fed whole,
  * one byte at a time and in pieces of 7 and 4096 bytes, with the same
- * outcome required.
+ * outcome required. chunked.c is included, for allocation faults.
  */
 #include "test.h"
 
@@ -21,6 +21,33 @@
 #include "core/err.h"
 #include "objects/chunked.h"
 #include "objects/sigv4.h"
+
+/* Allocation fault injection (as tests/unit/test_parser.c), over chunked.c's
+ * own allocations: the one at which the countdown reaches zero fails. */
+static long alloc_countdown = -1;
+
+static bool alloc_should_fail(void)
+{
+	if (alloc_countdown < 0)
+		return false;
+	return alloc_countdown-- == 0;
+}
+
+static void *test_malloc(size_t size)
+{
+	return alloc_should_fail() ? NULL : malloc(size);
+}
+
+static void *test_calloc(size_t count, size_t size)
+{
+	return alloc_should_fail() ? NULL : calloc(count, size);
+}
+
+#define malloc(size) test_malloc(size)
+#define calloc(count, size) test_calloc(count, size)
+#include "objects/chunked.c"
+#undef malloc
+#undef calloc
 
 #define SECRET "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 #define SEED_S "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
@@ -73,7 +100,7 @@ typedef struct run_result {
 	size_t consumed; /* in total */
 	buf out;         /* what the sink received */
 	char code[64];   /* error code when rc < 0 */
-	char checksum[96];
+	char checksum[160];
 	uint64_t total;
 } run_result;
 
@@ -475,6 +502,43 @@ static void test_new_and_sink(void)
 	awschunked_free(NULL);
 }
 
+
+/* Each allocation of awschunked_new failing in turn: NULL with InternalError,
+ * nothing leaked (ASan); then a decoder that works. */
+static void test_allocation_failures(void)
+{
+	buf out;
+	buf_init(&out, 1024);
+	awschunked_config cfg = {.mode = SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER,
+				 .decoded_length = 9,
+				 .trailer = "x-amz-checksum-sha256",
+				 .sink = sink,
+				 .sink_arg = &out};
+	bool done = false;
+	for (long k = 0; !done && k < 20; k++) {
+		sigv4_error e;
+		alloc_countdown = k;
+		awschunked *d = awschunked_new(&cfg, &e);
+		done = alloc_countdown >= 0;
+		alloc_countdown = -1;
+		if (!done) {
+			CHECK(d == NULL);
+			CHECK_EQ_STR(e.code, "InternalError");
+			CHECK_EQ_INT(e.status, 500);
+			continue;
+		}
+		CHECK(d != NULL);
+		const char *body = "9\r\n123456789\r\n0\r\n"
+				   "x-amz-checksum-sha256:FeKw08M4keuw8e9gnsQZQgwg4yDOlMZfvIwzEkSOsiU=\r\n\r\n";
+		size_t used;
+		sink_calls = 0;
+		CHECK_EQ_INT(awschunked_feed(d, body, strlen(body), &used), AWSCHUNKED_DONE);
+		awschunked_free(&d);
+	}
+	CHECK(done);
+	buf_free(&out);
+}
+
 int main(void)
 {
 	RUN(test_aws_signed_example);
@@ -484,5 +548,6 @@ int main(void)
 	RUN(test_framing_errors);
 	RUN(test_oversize_lines);
 	RUN(test_new_and_sink);
+	RUN(test_allocation_failures);
 	return TEST_SUMMARY();
 }

@@ -2,7 +2,7 @@
  * test_sigv4.c - unit tests for src/objects/sigv4.c.
  *
  * The requests are real HTTP heads parsed by src/http/parser.c, as the S3
- * server will hand them over. The known-answer tests use AWS's published
+ * server will hand them over. sigv4.c is included, for allocation faults. The known-answer tests use AWS's published
  * examples; each expected signature is AWS's value, copied from the pages
  * named beside it (credentials AKIAIOSFODNN7EXAMPLE /
  * wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY, time 20130524T000000Z,
@@ -24,6 +24,35 @@
 #include "http/parser.h"
 #include "objects/chunked.h"
 #include "objects/sigv4.h"
+
+/* Allocation fault injection (as tests/unit/test_parser.c): the allocations
+ * sigv4.c makes itself go through these; the one at which the countdown
+ * reaches zero fails. A negative countdown never fails. sigv4.c is included
+ * so that its allocations (not buf.c's) are the ones counted. */
+static long alloc_countdown = -1;
+
+static bool alloc_should_fail(void)
+{
+	if (alloc_countdown < 0)
+		return false;
+	return alloc_countdown-- == 0;
+}
+
+static void *test_malloc(size_t size)
+{
+	return alloc_should_fail() ? NULL : malloc(size);
+}
+
+static void *test_calloc(size_t count, size_t size)
+{
+	return alloc_should_fail() ? NULL : calloc(count, size);
+}
+
+#define malloc(size) test_malloc(size)
+#define calloc(count, size) test_calloc(count, size)
+#include "objects/sigv4.c"
+#undef malloc
+#undef calloc
 
 #define AKID "AKIAIOSFODNN7EXAMPLE"
 #define SECRET "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -1096,6 +1125,63 @@ static void test_botocore_requests(void)
 	sigv4_verifier_free(&v);
 }
 
+
+/* Every allocation of a verification and of a signing failing in turn: the
+ * answer is ERR_NOMEM with InternalError (500), nothing leaks (ASan), and
+ * once no allocation fails the request verifies. */
+static void test_allocation_failures(void)
+{
+	sigv4_verifier *v = verifier("us-east-1");
+	bool done = false;
+	for (long k = 0; !done && k < 100; k++) {
+		sigv4_result r;
+		alloc_countdown = k;
+		int rc = verify_raw(v, "GET /b/k?list-type=2&prefix=a HTTP/1.1\nHost: x\n"
+				       "x-amz-date: " AMZ_2013 "\nx-amz-content-sha256: " SIGV4_EMPTY_SHA256
+				       "\nAuthorization: AWS4-HMAC-SHA256 Credential=" CRED_2013
+				       ", SignedHeaders=host;x-amz-content-sha256;x-amz-date, "
+				       "Signature=0000000000000000000000000000000000000000000000000000000000000000\n",
+				    &r);
+		done = alloc_countdown >= 0; /* no allocation failed */
+		alloc_countdown = -1;
+		if (done) {
+			CHECK_EQ_STR(r.error.code, "SignatureDoesNotMatch");
+		} else {
+			CHECK_EQ_INT(rc, ERR_NOMEM);
+			CHECK_EQ_STR(r.error.code, "InternalError");
+			CHECK_EQ_INT(r.error.status, 500);
+		}
+	}
+	CHECK(done);
+	/* the signers */
+	sigv4_param h[] = {{"host", "x"}, {"x-amz-date", AMZ_2013}};
+	sigv4_param q[] = {{"prefix", "a b"}};
+	sigv4_sign_params p = {.method = "GET", .path = "/b/k", .query = q, .query_count = 1,
+			       .headers = h, .header_count = 2, .access_key_id = AKID,
+			       .secret_access_key = SECRET, .region = "us-east-1", .now_s = T2013,
+			       .expires_s = 60};
+	for (int presign = 0; presign < 2; presign++) {
+		done = false;
+		for (long k = 0; !done && k < 100; k++) {
+			buf b;
+			buf_init(&b, 4096);
+			alloc_countdown = k;
+			int rc = presign ? sigv4_presign(&p, &b) : sigv4_sign(&p, &b);
+			done = alloc_countdown >= 0;
+			alloc_countdown = -1;
+			CHECK_EQ_INT(rc, done ? 0 : ERR_NOMEM);
+			buf_free(&b);
+		}
+		CHECK(done);
+	}
+	/* a verifier that cannot be allocated */
+	alloc_countdown = 0;
+	sigv4_config cfg = {.lookup = lookup};
+	CHECK(sigv4_verifier_new(&cfg) == NULL);
+	alloc_countdown = -1;
+	sigv4_verifier_free(&v);
+}
+
 int main(void)
 {
 	RUN(test_aws_get_object);
@@ -1116,5 +1202,6 @@ int main(void)
 	RUN(test_signing_key_inputs);
 	RUN(test_amz_date);
 	RUN(test_botocore_requests);
+	RUN(test_allocation_failures);
 	return TEST_SUMMARY();
 }
