@@ -120,8 +120,10 @@ static int bad_signature(awschunked *d)
 /* ------------------------------------------------------------- checksums */
 
 /* Reflected CRC tables, built once (the polynomials of CRC-32/ISO-HDLC,
- * CRC-32C/Castagnoli and CRC-64/NVME). */
-static uint32_t crc32_table[256], crc32c_table[256];
+ * CRC-32C/Castagnoli and CRC-64/NVME). The 32-bit ones are sliced by 8
+ * (eight bytes per step, about 3x a byte-wise loop: SDKs send a CRC32 with
+ * every upload by default). */
+static uint32_t crc32_table[8][256], crc32c_table[8][256];
 static uint64_t crc64_table[256];
 
 static void build_tables(void)
@@ -134,13 +136,40 @@ static void build_tables(void)
 			b = (b >> 1) ^ ((b & 1) ? 0x82F63B78u : 0);
 			c = (c >> 1) ^ ((c & 1) ? 0x9A6C9329AC4BC9B5ull : 0);
 		}
-		crc32_table[i] = a;
-		crc32c_table[i] = b;
+		crc32_table[0][i] = a;
+		crc32c_table[0][i] = b;
 		crc64_table[i] = c;
+	}
+	for (int k = 1; k < 8; k++) {
+		for (int i = 0; i < 256; i++) {
+			uint32_t a = crc32_table[k - 1][i], b = crc32c_table[k - 1][i];
+			crc32_table[k][i] = (a >> 8) ^ crc32_table[0][a & 0xff];
+			crc32c_table[k][i] = (b >> 8) ^ crc32c_table[0][b & 0xff];
+		}
 	}
 }
 
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+/* A reflected 32-bit CRC over s[0..n) with table t, eight bytes at a time. */
+static uint32_t crc32_sliced(uint32_t crc, const uint32_t t[8][256], const unsigned char *s,
+			     size_t n)
+{
+	while (n >= 8) {
+		uint32_t lo = crc ^ ((uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 |
+				     (uint32_t)s[3] << 24);
+		uint32_t hi = (uint32_t)s[4] | (uint32_t)s[5] << 8 | (uint32_t)s[6] << 16 |
+			      (uint32_t)s[7] << 24;
+		crc = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^
+		      t[4][lo >> 24] ^ t[3][hi & 0xff] ^ t[2][(hi >> 8) & 0xff] ^
+		      t[1][(hi >> 16) & 0xff] ^ t[0][hi >> 24];
+		s += 8;
+		n -= 8;
+	}
+	while (n--)
+		crc = t[0][(crc ^ *s++) & 0xff] ^ (crc >> 8);
+	return crc;
+}
 
 static void checksum_update(awschunked *d, const char *p, size_t n)
 {
@@ -149,12 +178,10 @@ static void checksum_update(awschunked *d, const char *p, size_t n)
 	const unsigned char *s = (const unsigned char *)p;
 	switch (checksums[d->checksum].kind) {
 	case CK_CRC32:
-		for (size_t i = 0; i < n; i++)
-			d->crc32 = crc32_table[(d->crc32 ^ s[i]) & 0xff] ^ (d->crc32 >> 8);
+		d->crc32 = crc32_sliced(d->crc32, crc32_table, s, n);
 		break;
 	case CK_CRC32C:
-		for (size_t i = 0; i < n; i++)
-			d->crc32 = crc32c_table[(d->crc32 ^ s[i]) & 0xff] ^ (d->crc32 >> 8);
+		d->crc32 = crc32_sliced(d->crc32, crc32c_table, s, n);
 		break;
 	case CK_CRC64NVME:
 		for (size_t i = 0; i < n; i++)
@@ -325,13 +352,13 @@ const char *awschunked_checksum(const awschunked *d, const char **name)
  * the announced signature; the chain moves on. 0 or ERR_AUTH. */
 static int verify_chunk(awschunked *d)
 {
+	if (!d->signed_chunks)
+		return 0; /* unsigned chunks are not hashed at all */
 	unsigned char h[32];
 	unsigned int n = 0;
 	if (EVP_DigestFinal_ex(d->chunk_hash, h, &n) != 1 ||
 	    EVP_DigestInit_ex(d->chunk_hash, EVP_sha256(), NULL) != 1)
 		abort(); /* cannot happen: in-memory digest */
-	if (!d->signed_chunks)
-		return 0;
 	char want[SIGV4_SIGNATURE_HEX + 1];
 	sigv4_chunk_signature(&d->chain, d->previous, h, want);
 	if (CRYPTO_memcmp(want, d->announced, SIGV4_SIGNATURE_HEX) != 0)
@@ -547,8 +574,8 @@ int awschunked_feed(awschunked *d, const char *data, size_t len, size_t *consume
 			size_t n = len - i;
 			if (n > d->remaining)
 				n = (size_t)d->remaining;
-			if (EVP_DigestUpdate(d->chunk_hash, data + i, n) != 1)
-				abort(); /* cannot happen */
+			if (d->signed_chunks && EVP_DigestUpdate(d->chunk_hash, data + i, n) != 1)
+				abort(); /* cannot happen: in-memory digest */
 			checksum_update(d, data + i, n);
 			d->total += n;
 			d->remaining -= n;
