@@ -1032,13 +1032,19 @@ bad:
 	return sv_fail(e, 403, "SignatureDoesNotMatch", MSG_SIGNATURE);
 }
 
-/* Header auth: every x-amz-* header present must be signed, so that none can
- * be added on the way (storage class, ACL, checksums...). */
-static int check_amz_headers_signed(const http_message *m, const char *signed_list, sigv4_error *e)
+/* Every x-amz-* header present must be signed, so that none can be added on
+ * the way or by whoever holds a presigned URL (an ACL making the object
+ * public, a storage class, checksums...). A presigned request may carry an
+ * unsigned x-amz-content-sha256: its payload hash comes from the URL, the
+ * header is not read. */
+static int check_amz_headers_signed(const http_message *m, const char *signed_list, bool presigned,
+				    sigv4_error *e)
 {
 	for (size_t i = 0; i < m->field_count; i++) {
 		const http_field *f = &m->fields[i];
 		if (f->name_len < 6 || strncasecmp(f->name, "x-amz-", 6) != 0)
+			continue;
+		if (presigned && name_is(f->name, f->name_len, "x-amz-content-sha256", 20))
 			continue;
 		char lower[128];
 		if (f->name_len >= sizeof lower)
@@ -1126,7 +1132,7 @@ int sigv4_verify(sigv4_verifier *v, const http_message *m, sigv4_result *out)
 			       a.date, a.amz_date_text);
 		goto done;
 	}
-	if (!a.presigned && (rc = check_amz_headers_signed(m, a.signed_list, e)))
+	if ((rc = check_amz_headers_signed(m, a.signed_list, a.presigned, e)))
 		goto done;
 
 	/* the payload hash that goes into the canonical request */

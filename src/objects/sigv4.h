@@ -13,7 +13,8 @@
  *   2. the syntax of the header / the query parameters and the credential
  *      scope AKID/YYYYMMDD/REGION/s3/aws4_request: AuthorizationHeaderMalformed
  *      or AuthorizationQueryParametersError; the date: AccessDenied (header)
- *   3. host is signed, and (header auth) every x-amz-* header present is
+ *   3. host is signed, and every x-amz-* header present is (presigned: but
+ *      x-amz-content-sha256, which is not read): AccessDenied
  *   4. x-amz-content-sha256 (header auth): present (InvalidRequest), a hex
  *      SHA-256 or one of the payload modes below (InvalidArgument)
  *   5. the access key: the caller's lookup callback (InvalidAccessKeyId)

@@ -383,6 +383,16 @@ static void test_aws_presigned(void)
 	       "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
 	       "&X-Amz-Algorithm=AWS4-HMAC-SHA256 HTTP/1.1\nHost: examplebucket.s3.amazonaws.com\n",
 	       NULL, 0);
+	/* whoever holds the URL cannot add an x-amz-* header (an ACL...) */
+	expect(v,
+	       "GET /test.txt?" PRESIGNED_QUERY "&X-Amz-Signature=" PRESIGNED_SIG
+	       " HTTP/1.1\nHost: examplebucket.s3.amazonaws.com\nx-amz-acl: public-read\n",
+	       "AccessDenied", 403);
+	/* ...but an unsigned x-amz-content-sha256 is not read, so allowed */
+	expect(v,
+	       "GET /test.txt?" PRESIGNED_QUERY "&X-Amz-Signature=" PRESIGNED_SIG
+	       " HTTP/1.1\nHost: examplebucket.s3.amazonaws.com\nx-amz-content-sha256: UNSIGNED-PAYLOAD\n",
+	       NULL, 0);
 	/* an extra parameter that was not signed breaks it */
 	expect(v,
 	       "GET /test.txt?" PRESIGNED_QUERY "&X-Amz-Signature=" PRESIGNED_SIG
