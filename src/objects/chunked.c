@@ -67,6 +67,7 @@ struct awschunked {
 	char announced[SIGV4_SIGNATURE_HEX + 1]; /* the current chunk's signature */
 	EVP_MD_CTX *chunk_hash;                  /* SHA-256 of the current chunk */
 	int64_t decoded_length;
+	bool small_seen;     /* a signed data chunk under AWSCHUNKED_MIN_CHUNK came */
 	uint64_t total;
 	uint64_t remaining;  /* ST_DATA */
 	/* the declared trailing checksum */
@@ -410,6 +411,14 @@ static int size_line(awschunked *d)
 	} else if (i != n) {
 		return malformed(d, "an unsigned chunk carries an extension");
 	}
+	/* AWS's rule, kept because each signed chunk costs two hashes and an
+	 * HMAC: tiny chunks would multiply the work per byte received */
+	if (d->signed_chunks && size > 0 && d->small_seen)
+		return fail(d, 403, "InvalidChunkSizeError",
+			    "Only the last chunk is allowed to have a size less than %d bytes",
+			    AWSCHUNKED_MIN_CHUNK);
+	if (size > 0 && size < AWSCHUNKED_MIN_CHUNK)
+		d->small_seen = true;
 	uint64_t left = (uint64_t)d->decoded_length - d->total;
 	if (size > left)
 		return fail(d, 400, "InvalidRequest",

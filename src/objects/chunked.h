@@ -17,7 +17,8 @@
  * likewise ("AWS4-HMAC-SHA256-TRAILER", over the SHA-256 of its lines as
  * "name:value\n"). The checksum the trailer names (x-amz-trailer: crc32,
  * crc32c, crc64nvme, sha1, sha256) is computed over the decoded data and
- * compared. The decoded total must equal x-amz-decoded-content-length.
+ * compared. The decoded total must equal x-amz-decoded-content-length. As
+ * in S3, every signed data chunk but the last holds at least 8 KiB.
  *
  * Bytes may be fed in any split (one at a time works). Memory is bounded: a
  * size line (max_line) and the trailer (max_trailer) are buffered; chunk data
@@ -47,6 +48,8 @@
 
 #define AWSCHUNKED_LINE_MAX 256     /* default bound of a size line, CRLF included */
 #define AWSCHUNKED_TRAILER_MAX 4096 /* default bound of the trailer section */
+#define AWSCHUNKED_MIN_CHUNK 8192   /* signed chunks but the last: at least this
+				     * (AWS's rule; InvalidChunkSizeError) */
 
 enum {
 	AWSCHUNKED_MORE = 0, /* everything consumed; feed more */

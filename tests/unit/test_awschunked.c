@@ -19,6 +19,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/util.h"
 #include "objects/chunked.h"
 #include "objects/sigv4.h"
 
@@ -539,6 +540,47 @@ static void test_allocation_failures(void)
 	buf_free(&out);
 }
 
+
+/* Signed chunks under 8 KiB are allowed only last (each chunk costs an
+ * HMAC: tiny ones would multiply the work per byte). */
+static void test_small_signed_chunks(void)
+{
+	sigv4_chain c = chain_with_seed(SEED_S);
+	awschunked_config cfg = {.mode = SIGV4_PAYLOAD_STREAMING, .chain = &c, .decoded_length = 8};
+	unsigned char h[32];
+	char s1[65], s2[65], s3[65];
+	util_sha256("abcd", 4, h);
+	sigv4_chunk_signature(&c, c.seed, h, s1);
+	util_sha256("efgh", 4, h);
+	sigv4_chunk_signature(&c, s1, h, s2);
+	util_sha256("", 0, h);
+	sigv4_chunk_signature(&c, s2, h, s3);
+	char body[512];
+	snprintf(body, sizeof body,
+		 "4;chunk-signature=%s\r\nabcd\r\n4;chunk-signature=%s\r\nefgh\r\n"
+		 "0;chunk-signature=%s\r\n\r\n",
+		 s1, s2, s3);
+	run_result r = run_every_way(&cfg, body, strlen(body));
+	CHECK_EQ_STR(r.code, "InvalidChunkSizeError");
+	CHECK_EQ_INT(r.total, 4);
+	buf_free(&r.out);
+	/* one small chunk, last: fine */
+	cfg.decoded_length = 4;
+	util_sha256("", 0, h);
+	sigv4_chunk_signature(&c, s1, h, s3);
+	snprintf(body, sizeof body, "4;chunk-signature=%s\r\nabcd\r\n0;chunk-signature=%s\r\n\r\n",
+		 s1, s3);
+	r = run_every_way(&cfg, body, strlen(body));
+	CHECK_EQ_INT(r.rc, AWSCHUNKED_DONE);
+	buf_free(&r.out);
+	/* unsigned chunks cost no HMAC: any size */
+	awschunked_config u = {.mode = SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER, .decoded_length = 3};
+	const char *ub = "1\r\na\r\n1\r\nb\r\n1\r\nc\r\n0\r\n\r\n";
+	r = run_every_way(&u, ub, strlen(ub));
+	CHECK_EQ_INT(r.rc, AWSCHUNKED_DONE);
+	buf_free(&r.out);
+}
+
 int main(void)
 {
 	RUN(test_aws_signed_example);
@@ -546,6 +588,7 @@ int main(void)
 	RUN(test_tampered_chunk);
 	RUN(test_unsigned_trailer_checksums);
 	RUN(test_framing_errors);
+	RUN(test_small_signed_chunks);
 	RUN(test_oversize_lines);
 	RUN(test_new_and_sink);
 	RUN(test_allocation_failures);
