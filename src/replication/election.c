@@ -23,7 +23,111 @@
  *
  * Without a [witness] in the config there are two voters only: no
  * automatic failover, the primary keeps its role and needs no lease (the
- * v1 behaviour), and switchover/failover are refused.
+ * v1 behaviour), and switchover/failover are refused: the state stays the
+ * one read from the database (FOLLOWER or PRIMARY).
+ *
+ * THE STATE MACHINE. r->state (enum election_state, internal.h) changes in
+ * election_set() only, which logs every transition at info (event
+ * "election": from, to, epoch, why), refuses an edge that is not drawn here
+ * (logged as a bug at error; the state stays: never a crash) and derives
+ * r->primary (PRIMARY or SWITCHING) and r->switching (SWITCHING), which the
+ * write gate and the other replication files read.
+ *
+ *                         (a) pre-vote refused, out of memory
+ *            +<-------------------------------------------+
+ *            |                                            |
+ *            |           (1) stand                +---------------+  (3) a majority
+ *            |  ------------------------------->  | PRE_CANDIDATE |  ----------+  would vote
+ *            |                                    +---------------+            |
+ *            |                                                                 v
+ *      +-----------+     (2) stand --force                              +------------+
+ *      |           |  ------------------------------------------------> |  DRAINING  |
+ *      |           |  <------------------------------------------------ |            |
+ *      |           |     (b) own vote refused                           +------------+
+ *      |           |                                                          | (4) writer queue
+ *      |           |     (c) no majority, out of memory                       v     empty, own vote
+ *      |           |  <------------------------------------------------ +------------+
+ *      | FOLLOWER  |                                                    | CANDIDATE  |
+ *      |           |     (d) role not recorded, stopping                +------------+
+ *      |           |  <-------------------------------------+                 | (5) a majority voted
+ *      |           |                                        |                 v
+ *      |           |                                        +-------------+------------+
+ *      |           |                                                      | PROMOTING  |
+ *      |           |     (e) step-down without a role job                 +------------+
+ *      |           |  <------------------------------+                          | (6) role recorded
+ *      |           |                                 |                          v
+ *      |           |     (11)    +------------+      |     (9) step-down  +------------+  (7)   +-----------+
+ *      |           |  <--------- |  DEMOTING  | <----+------------------- |  PRIMARY   | -----> | SWITCHING |
+ *      +-----------+             |            |                           |            | <----- |           |
+ *                                +------------+ <------+                  +------------+  (8)   +-----------+
+ *                                                      |   (10) caught up: step down, hand over       |
+ *                                                      +----------------------------------------------+
+ *                                (9) and (e) leave SWITCHING as they leave PRIMARY
+ *
+ *   (1)  stand()            no message from a valid primary for election_timeout_ms (tick_cb),
+ *                           a handover that released our grant (election_handle_handover),
+ *                           POST /internal/v1/admin/failover without --force
+ *   (2)  stand()            the same with --force: no pre-vote (the voters' grants bind)
+ *   (3)  round_finished()   pre-vote: a majority (own + one) would vote; applier_stop
+ *   (4)  cast_votes()       pending_applies == 0 (tick_cb), own vote granted by the voter rule
+ *   (5)  round_finished()   vote: own + one grant (a forced vote waits for every answer)
+ *   (6)  role_done()        role, epoch and history row (E', S+1) committed; stream_start
+ *   (7)  election_handle_admin()  POST /internal/v1/admin/switchover on a primary with a lease
+ *   (8)  switchover_check() the target did not catch up within switchover_timeout_ms
+ *   (9)  step_down()        a newer epoch (a lease refusal, a vote granted, a forced vote, a
+ *                           lease request or a message of it: election_learn), the stream
+ *                           cannot start; writes stop here, before the role is written
+ *   (10) switchover_check() the target acked every position: step_down(handover)
+ *   (11) role_done()        the demotion committed (or failed: it stands anyway); follow(),
+ *                           then the handover is sent for (10)
+ *   (a)  round_finished()   pre-vote: no majority would vote (refusals, no answer); stand():
+ *                           no memory for the round
+ *   (b)  cast_votes()       own vote refused (a newer promise, a binding grant), no memory
+ *   (c)  stand_abort()      vote round without a majority (round_finished), no memory
+ *   (d)  role_done()        the promotion could not be committed (ERR_DB, ERR_AGAIN: busy,
+ *                           full queue) or the region is stopping; it follows again
+ *   (e)  step_down()        neither a role job nor the reserve (cannot happen: one step-down
+ *                           at a time, and the reserve comes back): follows, unrecorded
+ *   At start the state is read from the database role (repl_new, election_init): PRIMARY or
+ *   FOLLOWER; a crash loses every other state, as the model's "crash and restart".
+ *
+ * Lease expiry is no transition: a PRIMARY whose lease ran out (lease_timer_cb,
+ * "what happens when the lease expires") or that heard no other voter for
+ * isolation_ms (quorum_heard) stays PRIMARY and refuses writes (write_gate:
+ * no_lease, no_quorum) until a renewal succeeds, or steps down (9) when a
+ * voter tells it of a newer epoch.
+ *
+ * MAPPING TO model/failover.pml (proctype region(me); the options of its do
+ * loop are named by their comments, the inlines by name):
+ *
+ *   state          model state of region me
+ *   FOLLOWER       role[me] == SECONDARY && cand[me] == 0
+ *   PRE_CANDIDATE  the same: a pre-vote changes no state (not modelled: FAILOVER.md)
+ *   DRAINING       the same; the applier no longer takes the FRAME branch of region_receive
+ *   CANDIDATE      role[me] == SECONDARY && cand[me] == m_e, promised[me] == cand[me]
+ *   PROMOTING      the same (vote_reply() has not taken effect yet: a lost reply)
+ *   PRIMARY        role[me] == PRIMARY, epoch[me] == promised[me]; writes need
+ *                  ACCEPTING(me) && HEARD(me) (lease[me] > 0, heard[me] > 0)
+ *   SWITCHING      role[me] == PRIMARY, not taking the "a write" option
+ *   DEMOTING       role[me] == SECONDARY, epoch[me] == 0, lease[me] == 0, heard[me] == 0
+ *
+ *   edge           model step
+ *   (1)(2)(3)      no model step: a pre-vote and stopping the applier change no
+ *                  state the model has (role, cand, promised, lease, log)
+ *   (4)            "stand for election, for any higher epoch, at any moment": promised[me] =
+ *                  cand[me] = m_e under SELF_VOTE_OK(me), VREQ to 1 - me and W; a forced
+ *                  one is the same option with x_force (-DFORCE)
+ *   (5)(6)         vote_reply(): role[m_f] = PRIMARY, epoch[m_f] = m_e, heard[m_f] = ISO_TICKS
+ *   (a)            no model step (as (1)); (b) the option's guard fails ("else -> skip")
+ *   (c)(d)         a lost vote reply: cand[me] stays until learn() resets it
+ *   (7)(8)         no state change: a primary may skip the "a write" option
+ *   (9)            learn(v) ("steps down: epoch %d exists"), or the "step down" option's
+ *                  silent branch ("steps down (epoch %d)")
+ *   (10)           the "step down" option's handover branch (gholder[me] = NONE,
+ *                  send(1 - me, HOVER, ...)); at the target: region_receive's HOVER branch
+ *   (11)(e)        the same option: role[me] = SECONDARY in one atomic step (the C
+ *                  stops writing first and records after, which the model's one step covers)
+ *   restart        "crash and restart": lease, cand, heard lost; role from the database
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -47,6 +151,79 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover);
 static bool failover_enabled(const repl *r)
 {
 	return r->env.peer && r->witness_addr[0];
+}
+
+/* --- the state machine (the diagram above) --- */
+
+#define EDGE(s) (1u << (s))
+
+static const char *const state_names[ELECTION_STATES] = {
+	[ELECTION_FOLLOWER] = "follower",   [ELECTION_PRE_CANDIDATE] = "pre_candidate",
+	[ELECTION_DRAINING] = "draining",   [ELECTION_CANDIDATE] = "candidate",
+	[ELECTION_PROMOTING] = "promoting", [ELECTION_PRIMARY] = "primary",
+	[ELECTION_SWITCHING] = "switching", [ELECTION_DEMOTING] = "demoting",
+};
+
+/* For each state, the states it may go to: the edges of the diagram. */
+static const unsigned state_edges[ELECTION_STATES] = {
+	[ELECTION_FOLLOWER] = EDGE(ELECTION_PRE_CANDIDATE) | EDGE(ELECTION_DRAINING),        /* (1) (2) */
+	[ELECTION_PRE_CANDIDATE] = EDGE(ELECTION_DRAINING) | EDGE(ELECTION_FOLLOWER),        /* (3) (a) */
+	[ELECTION_DRAINING] = EDGE(ELECTION_CANDIDATE) | EDGE(ELECTION_FOLLOWER),            /* (4) (b) */
+	[ELECTION_CANDIDATE] = EDGE(ELECTION_PROMOTING) | EDGE(ELECTION_FOLLOWER),           /* (5) (c) */
+	[ELECTION_PROMOTING] = EDGE(ELECTION_PRIMARY) | EDGE(ELECTION_FOLLOWER),             /* (6) (d) */
+	[ELECTION_PRIMARY] = EDGE(ELECTION_SWITCHING) | EDGE(ELECTION_DEMOTING) |
+			     EDGE(ELECTION_FOLLOWER),                                        /* (7) (9) (e) */
+	[ELECTION_SWITCHING] = EDGE(ELECTION_PRIMARY) | EDGE(ELECTION_DEMOTING) |
+			       EDGE(ELECTION_FOLLOWER),                                      /* (8) (9,10) (e) */
+	[ELECTION_DEMOTING] = EDGE(ELECTION_FOLLOWER),                                       /* (11) */
+};
+
+const char *election_state_name(election_state s)
+{
+	return (unsigned)s < ELECTION_STATES ? state_names[s] : "invalid";
+}
+
+/* May the election go from `from` to `to`? Only along the diagram's edges. */
+static bool state_edge(election_state from, election_state to)
+{
+	return (unsigned)from < ELECTION_STATES && (unsigned)to < ELECTION_STATES &&
+	       (state_edges[from] & EDGE(to)) != 0;
+}
+
+/*
+ * The one function that changes r->state. Logs the transition at info
+ * (from, to, epoch, why) and derives r->primary and r->switching from the
+ * new state. An edge the diagram does not have is a bug in this file: it
+ * is logged at error and refused, the state (and everything derived from
+ * it) left as it was, and ERR_CONFLICT returned, so that the caller does
+ * not go on as if it had moved. Never aborts: a refused transition keeps
+ * the region in a state it already was in, which the write gate handles.
+ */
+static int election_set(repl *r, election_state to, const char *why)
+{
+	election_state from = r->state;
+	if (!state_edge(from, to)) {
+		log_error("election: transition %s -> %s (%s) is not in the state diagram: a bug; staying %s",
+			  election_state_name(from), election_state_name(to), why, election_state_name(from));
+		return ERR_CONFLICT;
+	}
+	r->state = to;
+	r->primary = to == ELECTION_PRIMARY || to == ELECTION_SWITCHING;
+	r->switching = to == ELECTION_SWITCHING;
+	char f[128];
+	snprintf(f, sizeof f, "\"from\":\"%s\",\"to\":\"%s\",\"epoch\":%llu", election_state_name(from),
+		 election_state_name(to), (unsigned long long)r->epoch);
+	log_event(LOG_INFO, "election", f, "election: %s -> %s in epoch %llu: %s", election_state_name(from),
+		  election_state_name(to), (unsigned long long)r->epoch, why);
+	return 0;
+}
+
+/* Standing for election in any of its steps (admin requests are refused as
+ * busy, status "standing"). */
+static bool standing(const repl *r)
+{
+	return r->state == ELECTION_PRE_CANDIDATE || r->state == ELECTION_DRAINING ||
+	       r->state == ELECTION_CANDIDATE || r->state == ELECTION_PROMOTING;
 }
 
 static const char *self_name(const repl *r)
@@ -105,7 +282,7 @@ void election_heard(repl *r)
 static void writes_log(repl *r)
 {
 	bool quorum = quorum_heard(r, voter_clock_ms());
-	bool on = lease_valid(r) && quorum && !r->switching && !r->role_change_pending;
+	bool on = lease_valid(r) && quorum && r->state == ELECTION_PRIMARY;
 	if (on == r->writes_on)
 		return;
 	r->writes_on = on;
@@ -116,7 +293,7 @@ static void writes_log(repl *r)
 			  (unsigned long long)r->epoch);
 	else
 		log_event(LOG_INFO, "writes_off", f, "not accepting writes (epoch %llu%s)", (unsigned long long)r->epoch,
-			  r->switching ? ", switchover"
+			  r->state == ELECTION_SWITCHING ? ", switchover"
 			  : !r->primary ? ", secondary"
 			  : !lease_valid(r) ? ", no lease"
 			  : !quorum ? ", no other voter heard from: isolated"
@@ -463,19 +640,22 @@ static void admin_error(repl *r, int status, const char *code, const char *messa
 
 static void send_handover(repl *r);
 
+/* The writer ran a role job (rc: its result). PROMOTING: primary (6), or a
+ * follower again when the role could not be committed (d); DEMOTING: a
+ * follower (11), recorded or not. */
 static void role_done(void *arg, int rc, uint64_t seq)
 {
 	role_job *j = arg;
 	repl *r = j->r;
-	r->role_change_pending = false;
 	if (r->stopping) {
+		election_set(r, ELECTION_FOLLOWER, "stopping: the role change is not taken up");
 		role_job_release(r, j);
 		return;
 	}
 	if (rc != 0 && j->promote) {
 		/* the state could not be written: stay a secondary, safely */
 		log_error("cannot record the role change (%s): %s", err_str(rc), j->why);
-		r->standing = 0;
+		election_set(r, ELECTION_FOLLOWER, "the new role could not be recorded");
 		r->next_stand = voter_clock_ms() + r->env.cfg->failover.vote_retry_ms;
 		follow(r);
 		admin_error(r, 500, "internal_error", "the new role could not be recorded");
@@ -490,12 +670,14 @@ static void role_done(void *arg, int rc, uint64_t seq)
 			  j->why);
 	}
 	if (j->promote) {
-		r->primary = true;
-		r->epoch = j->epoch;
+		r->epoch = j->epoch; /* known for certain now: it is ours (logged by the transition) */
+		if (election_set(r, ELECTION_PRIMARY, j->why) != 0) {
+			role_job_release(r, j);
+			return;
+		}
 		r->position = j->start;
 		r->received_seq = j->start;
 		r->acked_seq = 0;
-		r->standing = 0;
 		r->stand_force = r->stand_now = false;
 		r->elections_won++;
 		r->heard_mono = voter_clock_ms(); /* a majority just voted for us */
@@ -516,6 +698,10 @@ static void role_done(void *arg, int rc, uint64_t seq)
 			 self_name(r), (unsigned long long)r->epoch, (unsigned long long)r->position);
 		admin_answer(r, 200, json);
 	} else {
+		if (election_set(r, ELECTION_FOLLOWER, rc == 0 ? "step-down recorded" : "step-down not recorded") != 0) {
+			role_job_release(r, j);
+			return;
+		}
 		role_log(r, j->why);
 		r->synced = false;
 		r->contact_mono = voter_clock_ms(); /* give the new primary its time */
@@ -527,26 +713,30 @@ static void role_done(void *arg, int rc, uint64_t seq)
 	role_job_release(r, j);
 }
 
+/* Hand a role job to the writer (the state is PROMOTING or DEMOTING
+ * already); role_done runs exactly once, at once with ERR_AGAIN when the
+ * writer queue refuses it (full, stopping). */
 static void role_submit(repl *r, role_job *j)
 {
-	r->role_change_pending = true;
 	writes_log(r);
 	if (committer_submit(r->env.writer, role_exec, role_done, j) != 0)
 		role_done(j, ERR_AGAIN, 0);
 }
 
 /*
- * Stop being the primary: no more writes, the stream and the global waiters
- * end, the demotion is recorded and the applier starts (role_done). Cannot
+ * Stop being the primary (PRIMARY or SWITCHING -> DEMOTING, edges (9) and
+ * (10)): no more writes, the stream and the global waiters end, the
+ * demotion is recorded and the applier starts (role_done, (11)). Cannot
  * fail: the role job is allocated before anything changes, from the reserve
- * when memory is short; with neither (cannot happen: one step-down at a time,
- * and the reserve comes back with it) the region still stops writing and
- * follows, unrecorded.
+ * when memory is short; with neither (cannot happen: one step-down at a
+ * time, and the reserve comes back with it) the region still stops writing
+ * and follows, unrecorded (edge (e)).
  */
 static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 {
-	if (epoch > voter_promised(r->voter))
-		voter_learn(r->voter, epoch);
+	if (epoch > voter_promised(r->voter) && voter_learn(r->voter, epoch) != 0)
+		log_error("cannot persist the promise of epoch %llu; stepping down anyway",
+			  (unsigned long long)epoch);
 	if (!r->primary)
 		return;
 	role_job *j = calloc(1, sizeof *j);
@@ -556,9 +746,12 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 		log_warn("stepping down with the reserve role job: out of memory");
 	}
 	log_warn("stepping down as primary of epoch %llu: %s", (unsigned long long)r->epoch, why);
-	r->primary = false;
+	if (election_set(r, j ? ELECTION_DEMOTING : ELECTION_FOLLOWER, why) != 0) {
+		if (j)
+			role_job_release(r, j);
+		return;
+	}
 	r->lease_until = 0;
-	r->switching = false;
 	r->step_downs++;
 	capture_set_enabled(r->env.capture, false);
 	stream_stop(r);
@@ -607,14 +800,15 @@ void election_contact(repl *r, uint64_t epoch)
 
 /* --- standing for election --- */
 
+/* The candidacy ends without a win (edges (b), (c); from DRAINING or
+ * CANDIDATE): a follower again, the applier restarted, the next candidacy
+ * after vote_retry_ms, a waiting admin request answered. */
 static void stand_abort(repl *r, const char *why)
 {
-	bool was_draining = r->standing >= 2;
-	r->standing = 0;
 	int64_t wait = r->env.cfg->failover.vote_retry_ms;
 	r->next_stand = voter_clock_ms() + wait;
-	if (was_draining && !r->primary)
-		follow(r);
+	if (election_set(r, ELECTION_FOLLOWER, why) == 0)
+		follow(r); /* the drain stopped the applier */
 	if (r->admin_req) {
 		char msg[256];
 		snprintf(msg, sizeof msg, "the election was lost: %s", why);
@@ -624,19 +818,27 @@ static void stand_abort(repl *r, const char *why)
 	log_info("election for epoch %llu not won: %s", (unsigned long long)r->stand_epoch, why);
 }
 
+/* DRAINING, the writer queue empty: own vote under the voter rule, then the
+ * Vote round (edge (4)); refused or out of memory: (b). */
 static void cast_votes(repl *r)
 {
-	voter_answer a;
-	if (voter_vote(r->voter, r->stand_epoch, self_name(r), false, false, r->stand_force, &a) != 0 || !a.granted) {
-		if (a.promised_epoch >= r->stand_epoch)
-			r->stand_epoch = a.promised_epoch + 1;
-		stand_abort(r, a.reason ? a.reason : "own vote refused");
-		return;
-	}
-	r->standing = 3;
+	/* allocated before the own vote: out of memory changes no promise */
 	round_ctx *c = calloc(1, sizeof *c);
 	if (!c) {
 		stand_abort(r, "out of memory");
+		return;
+	}
+	voter_answer a = {0};
+	int rc = voter_vote(r->voter, r->stand_epoch, self_name(r), false, false, r->stand_force, &a);
+	if (rc != 0 || !a.granted) {
+		free(c);
+		if (a.promised_epoch >= r->stand_epoch)
+			r->stand_epoch = a.promised_epoch + 1;
+		stand_abort(r, rc != 0 ? "own vote not persisted (I/O error)" : a.reason ? a.reason : "own vote refused");
+		return;
+	}
+	if (election_set(r, ELECTION_CANDIDATE, "own vote cast") != 0) {
+		free(c);
 		return;
 	}
 	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .round = ++r->round, .epoch = r->stand_epoch, .yes = 1,
@@ -653,9 +855,12 @@ static void cast_votes(repl *r)
 	send_round(r, c, "/internal/v1/vote", body);
 }
 
-static void begin_drain(repl *r)
+/* Edges (2), (3): stop applying; the tick casts the votes once what is in
+ * the writer queue has landed (pending_applies == 0). */
+static void begin_drain(repl *r, const char *why)
 {
-	r->standing = 2;
+	if (election_set(r, ELECTION_DRAINING, why) != 0)
+		return;
 	applier_stop(r); /* what is in the writer queue still lands; tick waits for it */
 }
 
@@ -667,13 +872,16 @@ static void round_finished(round_ctx *c)
 	if (c->round != r->round || r->primary)
 		return;
 	if (c->pre) {
-		if (r->standing != 1)
+		if (r->state != ELECTION_PRE_CANDIDATE)
 			return;
 		if (c->yes >= 2) {
-			begin_drain(r);
+			begin_drain(r, "a majority would vote");
 		} else {
-			r->standing = 0;
 			r->stand_now = false;
+			int64_t wait = c->retry_after > r->env.cfg->failover.vote_retry_ms
+					       ? c->retry_after : r->env.cfg->failover.vote_retry_ms;
+			r->next_stand = voter_clock_ms() + wait;
+			election_set(r, ELECTION_FOLLOWER, c->refusal[0] ? c->refusal : "pre-vote: no answer");
 			if (r->admin_req) {
 				char msg[512];
 				snprintf(msg, sizeof msg,
@@ -684,13 +892,10 @@ static void round_finished(round_ctx *c)
 					 (long long)(c->retry_after > 0 ? c->retry_after : r->env.cfg->failover.vote_retry_ms));
 				admin_error(r, 409, c->retry_after > 0 ? "lease_held" : "election_failed", msg);
 			}
-			int64_t wait = c->retry_after > r->env.cfg->failover.vote_retry_ms
-					       ? c->retry_after : r->env.cfg->failover.vote_retry_ms;
-			r->next_stand = voter_clock_ms() + wait;
 		}
 		return;
 	}
-	if (r->standing != 3)
+	if (r->state != ELECTION_CANDIDATE)
 		return;
 	if (c->yes >= 2) {
 		role_job *j = calloc(1, sizeof *j);
@@ -701,15 +906,22 @@ static void round_finished(round_ctx *c)
 		*j = (role_job){.r = r, .epoch = c->epoch, .promote = true};
 		snprintf(j->why, sizeof j->why, "elected with %d of 3 votes%s", c->yes,
 			 r->stand_force ? " (forced failover)" : "");
+		if (election_set(r, ELECTION_PROMOTING, j->why) != 0) {
+			free(j);
+			return;
+		}
 		role_submit(r, j);
 	} else {
 		stand_abort(r, c->refusal[0] ? c->refusal : "no majority");
 	}
 }
 
+/* FOLLOWER: stand for election now (edges (1), (2)), unless our own grant
+ * to the primary still binds (then at its end). Out of memory: stays a
+ * follower, retries after vote_retry_ms, an admin request is answered. */
 static void stand(repl *r)
 {
-	if (r->primary || r->standing || r->stopping || !failover_enabled(r) || r->role_change_pending)
+	if (r->state != ELECTION_FOLLOWER || r->stopping || !failover_enabled(r))
 		return;
 	int64_t now = voter_clock_ms();
 	uint64_t base = voter_promised(r->voter) > r->epoch ? voter_promised(r->voter) : r->epoch;
@@ -732,15 +944,19 @@ static void stand(repl *r)
 	}
 	if (r->stand_force) {
 		/* forced: the voters' grants bind, a pre-vote would be refused */
-		begin_drain(r);
+		begin_drain(r, "forced failover: no pre-vote");
 		return;
 	}
-	r->standing = 1;
 	round_ctx *c = calloc(1, sizeof *c);
 	if (!c) {
-		log_error("cannot stand for election: out of memory; retrying");
-		r->standing = 0;
+		log_error("cannot stand for election: out of memory; a follower still, retrying");
 		r->next_stand = now + r->env.cfg->failover.vote_retry_ms;
+		r->stand_now = false;
+		admin_error(r, 503, "out_of_memory", "this region is out of memory; nothing was changed; retry");
+		return;
+	}
+	if (election_set(r, ELECTION_PRE_CANDIDATE, r->stand_now ? "failover requested" : "no primary heard") != 0) {
+		free(c);
 		return;
 	}
 	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .pre = true, .round = ++r->round, .epoch = r->stand_epoch,
@@ -791,18 +1007,17 @@ static void send_handover(repl *r)
 
 static void switchover_check(repl *r, int64_t now)
 {
-	if (!r->switching)
+	if (r->state != ELECTION_SWITCHING)
 		return;
 	if (r->writes_in_flight == 0 && r->acked_seq >= r->position && r->subs) {
 		char why[96];
 		snprintf(why, sizeof why, "planned switchover to %s at position %llu", r->switch_to,
 			 (unsigned long long)r->position);
-		r->switching = false;
-		step_down(r, r->epoch, why, true);
+		step_down(r, r->epoch, why, true); /* edge (10) */
 		return;
 	}
 	if (now > r->switch_deadline) {
-		r->switching = false;
+		election_set(r, ELECTION_PRIMARY, "switchover abandoned: the target did not catch up"); /* (8) */
 		writes_log(r);
 		char msg[200];
 		snprintf(msg, sizeof msg,
@@ -828,20 +1043,22 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		 * (the lease round is the probe), not at the next renewal */
 		int iso = r->env.cfg->failover.isolation_ms;
 		bool probe = iso > 0 && now - r->heard_mono >= iso / 2 && now - r->last_renew >= iso / 2;
-		if ((now >= r->next_renew || probe) && !r->role_change_pending)
+		if (now >= r->next_renew || probe)
 			lease_renew(r);
 		switchover_check(r, now);
 		writes_log(r); /* isolation starts and ends without an event of its own */
 		return;
 	}
-	if (r->standing == 2) {
-		if (r->pending_applies == 0 && !r->role_change_pending)
+	if (r->state == ELECTION_DRAINING) {
+		if (r->pending_applies == 0)
 			cast_votes(r);
 		return;
 	}
-	if (!r->standing && !r->role_change_pending && !r->reconnect)
+	if (r->state != ELECTION_FOLLOWER)
+		return; /* a round or a role write in flight: its answer moves the state */
+	if (!r->reconnect)
 		follow(r); /* a secondary whose applier could not start */
-	if (r->standing || r->role_change_pending || now < r->next_stand)
+	if (now < r->next_stand)
 		return;
 	if (now - r->contact_mono >= r->env.cfg->failover.election_timeout_ms)
 		stand(r);
@@ -897,7 +1114,7 @@ void election_handle_handover(repl *r, http_request *req, const char *peer)
 		return;
 	}
 	bool released = voter_handover(r->voter, b.epoch, b.who) == 1;
-	if (released && !r->primary && !r->standing) {
+	if (released && r->state == ELECTION_FOLLOWER) {
 		log_info("handover from %s (epoch %llu): standing for election now", b.who, (unsigned long long)b.epoch);
 		r->next_stand = 0;
 		stand(r);
@@ -978,7 +1195,7 @@ void election_handle_admin(repl *r, http_request *req, const char *peer)
 			    "switchover and failover need two regions and a [witness] in the config");
 		return;
 	}
-	if (r->admin_req || r->switching || r->standing) {
+	if (r->admin_req || r->state == ELECTION_SWITCHING || standing(r)) {
 		json_decref(o);
 		repl_answer(req, 409, "busy", "a switchover or election is already in progress here");
 		return;
@@ -1002,7 +1219,11 @@ void election_handle_admin(repl *r, http_request *req, const char *peer)
 			return;
 		}
 		snprintf(r->switch_to, sizeof r->switch_to, "%s", to);
-		r->switching = true;
+		if (election_set(r, ELECTION_SWITCHING, "planned switchover requested") != 0) { /* (7) */
+			json_decref(o);
+			repl_answer(req, 500, "internal_error", "the switchover could not start");
+			return;
+		}
 		r->switch_deadline = voter_clock_ms() + r->env.cfg->failover.switchover_timeout_ms;
 		r->admin_req = req;
 		log_info("switchover to %s: writes paused until it has everything (position %llu)", to,
@@ -1041,11 +1262,11 @@ void election_status_json(repl *r, buf *out)
 	voter_status(r->voter, vs, sizeof vs);
 	int64_t left = r->primary ? (failover_enabled(r) ? r->lease_until - now : 1) : 0;
 	buf_printf(out,
-		   "\"failover\":{\"enabled\":%s,\"witness\":\"%s\",%s,\"standing\":%s,\"switching\":%s,"
+		   "\"failover\":{\"enabled\":%s,\"witness\":\"%s\",%s,\"state\":\"%s\",\"standing\":%s,\"switching\":%s,"
 		   "\"elections_won\":%llu,\"step_downs\":%llu},"
 		   "\"lease\":{\"valid\":%s,\"remaining_ms\":%lld},\"isolated\":[",
-		   failover_enabled(r) ? "true" : "false", r->witness_addr, vs, r->standing ? "true" : "false",
-		   r->switching ? "true" : "false", (unsigned long long)r->elections_won,
+		   failover_enabled(r) ? "true" : "false", r->witness_addr, vs, election_state_name(r->state),
+		   standing(r) ? "true" : "false", r->state == ELECTION_SWITCHING ? "true" : "false", (unsigned long long)r->elections_won,
 		   (unsigned long long)r->step_downs, lease_valid(r) ? "true" : "false",
 		   (long long)(lease_valid(r) && failover_enabled(r) ? left : 0));
 	for (int i = 0; i < r->nisolated; i++)
@@ -1068,6 +1289,10 @@ int election_init(repl *r, char *err, size_t errcap)
 	r->voter = voter_open(path, &r->env.cfg->failover, err, errcap);
 	if (!r->voter)
 		return ERR_IO;
+	/* the initial state is the role in the database (repl_new read it into
+	 * r->primary): not a transition, the start of the diagram */
+	r->state = r->primary ? ELECTION_PRIMARY : ELECTION_FOLLOWER;
+	r->switching = false;
 	unsigned char id[16];
 	util_random(id, sizeof id);
 	util_hex(id, sizeof id, r->boot_id);

@@ -41,6 +41,20 @@ typedef struct pending_frame {
 	struct pending_frame *next;
 } pending_frame;
 
+/* The election's state (election.c: the diagram, the one function that
+ * changes it, and its mapping to model/failover.pml). */
+typedef enum election_state {
+	ELECTION_FOLLOWER,      /* secondary: follows the primary, or stands once it is silent */
+	ELECTION_PRE_CANDIDATE, /* a pre-vote round in flight: nothing changed anywhere yet */
+	ELECTION_DRAINING,      /* pre-vote won (or forced): applier stopped, writer queue draining */
+	ELECTION_CANDIDATE,     /* own vote cast: the vote round in flight */
+	ELECTION_PROMOTING,     /* elected: the new role is in the writer queue */
+	ELECTION_PRIMARY,       /* primary: writes while the lease runs and a voter was heard */
+	ELECTION_SWITCHING,     /* primary in a planned switchover: writes paused */
+	ELECTION_DEMOTING,      /* stepped down (no writes): the demotion is in the writer queue */
+	ELECTION_STATES
+} election_state;
+
 typedef struct fwd_client {
 	http_client *client;
 	int in_flight;
@@ -49,7 +63,7 @@ typedef struct fwd_client {
 struct repl {
 	repl_env env;
 	http_server *link;
-	bool primary;
+	bool primary;               /* derived: state PRIMARY or SWITCHING (election_set only) */
 	bool stopping;
 	uint64_t epoch;
 	uint64_t position;          /* committed (primary) or applied (secondary) */
@@ -114,15 +128,14 @@ struct repl {
 	uint64_t no_quorum_refusals;    /* writes refused or not acknowledged: isolated */
 	uint64_t round;                 /* lease rounds and elections, to drop stale replies */
 	int64_t contact_mono;           /* last message from a valid primary (voter clock) */
-	int standing;                   /* 0 no, 1 pre-vote, 2 draining, 3 voting */
+	election_state state;           /* changed by election_set() only */
 	bool stand_force, stand_now;    /* forced failover; skip the pre-vote */
 	uint64_t stand_epoch;
 	int64_t next_stand;
 	int stand_yes, stand_replies;
-	bool role_change_pending;       /* a role write is in the writer queue */
 	void *role_reserve;             /* a role job kept for a step-down without memory */
 	bool follow_failed;             /* secondary: the applier could not start; the tick retries */
-	bool switching;                 /* planned switchover: writes refused */
+	bool switching;                 /* derived: state SWITCHING (election_set only) */
 	int64_t switch_deadline;
 	char switch_to[32];
 	http_request *admin_req;        /* a switchover or failover waiting for its outcome */
@@ -206,6 +219,8 @@ void election_contact(repl *r, uint64_t epoch);
 /* A higher epoch is known: raise it; a primary steps down. */
 void election_learn(repl *r, uint64_t epoch);
 bool election_isolated(const repl *r, const char *peer);
+/* "follower", "pre_candidate", ... (status, logs); "invalid" out of range. */
+const char *election_state_name(election_state s);
 /* Link routes (peer = the verified certificate name). */
 void election_handle_lease(repl *r, http_request *req, const char *peer);
 void election_handle_vote(repl *r, http_request *req, const char *peer);

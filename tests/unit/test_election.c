@@ -96,13 +96,27 @@ static void close_repl(repl *r)
 	free(r);
 }
 
+/* Put the election in state s without a transition (a test's starting
+ * point), with what election_set derives from it. */
+static void put(repl *r, election_state s)
+{
+	r->state = s;
+	r->primary = s == ELECTION_PRIMARY || s == ELECTION_SWITCHING;
+	r->switching = s == ELECTION_SWITCHING;
+}
+
+static bool role_change_pending(const repl *r)
+{
+	return r->state == ELECTION_PROMOTING || r->state == ELECTION_DEMOTING;
+}
+
 /* Run the loop until the role change is written and handled (each loop
  * round waits for an event: the committer's completion or the 50 ms tick). */
 static void wait_role_change(repl *r)
 {
-	for (int i = 0; i < 400 && r->role_change_pending; i++)
+	for (int i = 0; i < 400 && role_change_pending(r); i++)
 		event_base_loop(base, EVLOOP_ONCE);
-	CHECK(!r->role_change_pending);
+	CHECK(!role_change_pending(r));
 }
 
 static void db_role(char out[16])
@@ -120,16 +134,16 @@ static void test_step_down_without_memory_still_follows(void)
 {
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
-	r->primary = true;
+	put(r, ELECTION_PRIMARY);
 	char role[16];
 	for (int round = 0; round < 2; round++) { /* the reserve comes back for the next time */
-		r->primary = true;
+		put(r, ELECTION_PRIMARY);
 		alloc_countdown = 0; /* step_down's calloc fails */
 		step_down(r, r->epoch, "stepping down (test)", false);
 		alloc_countdown = -1;
 		CHECK(!r->primary);
 		CHECK(!lease_valid(r));
-		CHECK(r->role_change_pending); /* the demotion is being recorded */
+		CHECK(r->state == ELECTION_DEMOTING); /* the demotion is being recorded */
 		wait_role_change(r);
 		CHECK(r->reconnect != NULL);   /* following the primary */
 		CHECK(r->role_reserve != NULL); /* given back */
@@ -169,7 +183,7 @@ static void test_a_failed_follow_is_retried_by_the_tick(void)
 {
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
-	r->standing = 2; /* drained: the applier is stopped */
+	put(r, ELECTION_DRAINING); /* drained: the applier is stopped */
 	snprintf(cfg.regions[1].link_listen, sizeof cfg.regions[1].link_listen, "%s", "no port here");
 	stand_abort(r, "no majority (test)");
 	CHECK(r->reconnect == NULL);
@@ -181,7 +195,7 @@ static void test_a_failed_follow_is_retried_by_the_tick(void)
 	tick_cb(-1, EV_TIMEOUT, r);
 	CHECK(r->reconnect != NULL);
 	CHECK(!r->follow_failed);
-	CHECK_EQ_INT(r->standing, 0);
+	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
 	close_repl(r);
 }
 
@@ -192,7 +206,7 @@ static void test_lease_timer_rearm_is_a_valid_timeval(void)
 {
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
-	r->primary = true;
+	put(r, ELECTION_PRIMARY);
 	r->lease_until = voter_clock_ms() + 3000;
 	lease_timer_cb(-1, EV_TIMEOUT, r); /* "fired early": once more */
 	struct timeval due, now;
@@ -201,7 +215,7 @@ static void test_lease_timer_rearm_is_a_valid_timeval(void)
 	CHECK(due.tv_usec >= 0 && due.tv_usec < 1000000);
 	int64_t in_ms = ((int64_t)due.tv_sec - now.tv_sec) * 1000 + ((int64_t)due.tv_usec - now.tv_usec) / 1000;
 	CHECK(in_ms > 2900 && in_ms <= 3100);
-	r->primary = false;
+	put(r, ELECTION_FOLLOWER);
 	close_repl(r);
 }
 
@@ -212,7 +226,7 @@ static void test_lease_timer_rearm_is_a_valid_timeval(void)
 static void test_stream_start_is_never_half_done(void)
 {
 	repl *r = open_repl();
-	r->primary = true;
+	put(r, ELECTION_PRIMARY);
 	ev_alloc_countdown = 1; /* the heartbeat is made, the trim timer not */
 	CHECK_EQ_INT(stream_start(r), ERR_NOMEM);
 	ev_alloc_countdown = -1;
@@ -220,7 +234,7 @@ static void test_stream_start_is_never_half_done(void)
 	CHECK_EQ_INT(stream_start(r), 0);
 	CHECK(r->heartbeat != NULL && r->trim_timer != NULL);
 	stream_stop(r);
-	r->primary = false;
+	put(r, ELECTION_FOLLOWER);
 	close_repl(r);
 }
 
@@ -232,7 +246,7 @@ static void test_isolation_gate(void)
 {
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
-	r->primary = true;
+	put(r, ELECTION_PRIMARY);
 	r->lease_until = voter_clock_ms() + 3000;
 	const char *code = NULL, *message = NULL;
 	r->heard_mono = voter_clock_ms();
@@ -271,7 +285,7 @@ static void test_isolation_gate(void)
 	int64_t before = voter_clock_ms();
 	tick_cb(-1, EV_TIMEOUT, r);
 	CHECK(r->last_renew >= before); /* a lease round went out now */
-	r->primary = false;
+	put(r, ELECTION_FOLLOWER);
 	close_repl(r);
 }
 
