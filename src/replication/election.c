@@ -140,6 +140,8 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "failover/ballot.h"
+#include "failover/history.h"
+#include "failover/rules.h"
 #include "replication/internal.h"
 
 #define TICK_MS 50
@@ -268,10 +270,9 @@ static bool lease_valid(const repl *r)
  * true without failover (no other voter exists) or with the gate off. */
 static bool quorum_heard(const repl *r, int64_t now)
 {
-	int iso = r->env.cfg->failover.isolation_ms;
-	if (!failover_enabled(r) || iso <= 0)
+	if (!failover_enabled(r))
 		return true;
-	return now - r->heard_mono <= iso;
+	return rules_quorum_heard(r->env.cfg->failover.isolation_ms, now, r->heard_mono);
 }
 
 void election_heard(repl *r)
@@ -462,10 +463,8 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 		snprintf(c->refusal, sizeof c->refusal, "%s unreachable", m->witness ? "witness" : r->env.peer->name);
 	}
 	free(m);
-	if (c->kind == BALLOT_LEASE && c->yes >= 2 && !r->stopping && r->primary && r->epoch == c->epoch) {
-		const config_failover *f = &r->env.cfg->failover;
-		int64_t until = c->t_send + (int64_t)((double)f->lease_ms * (1e6 - f->max_drift_ppm) / 1e6) -
-				f->lease_margin_ms;
+	if (c->kind == BALLOT_LEASE && rules_majority(c->yes) && !r->stopping && r->primary && r->epoch == c->epoch) {
+		int64_t until = rules_lease_end(&r->env.cfg->failover, c->t_send);
 		if (until > r->lease_until) {
 			r->lease_until = until;
 			int64_t wait = until - voter_clock_ms() + 1;
@@ -480,7 +479,7 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 	 * election for its whole timeout. A forced vote waits for every
 	 * answer, so that an old primary still reachable stops writing (it
 	 * steps down when the forced vote reaches it) before we start */
-	if (c->kind == BALLOT_VOTE && !c->decided && c->yes >= 2 && !c->force) {
+	if (c->kind == BALLOT_VOTE && !c->decided && rules_majority(c->yes) && !c->force) {
 		c->decided = true;
 		round_finished(c);
 	}
@@ -791,7 +790,7 @@ void election_learn(repl *r, uint64_t epoch)
 
 void election_contact(repl *r, uint64_t epoch)
 {
-	if (epoch < r->epoch)
+	if (rules_epoch_stale(epoch, r->epoch))
 		return; /* a deposed primary does not count */
 	if (epoch > r->epoch)
 		election_learn(r, epoch);
@@ -874,13 +873,11 @@ static void round_finished(round_ctx *c)
 	if (c->pre) {
 		if (r->state != ELECTION_PRE_CANDIDATE)
 			return;
-		if (c->yes >= 2) {
+		if (rules_majority(c->yes)) {
 			begin_drain(r, "a majority would vote");
 		} else {
 			r->stand_now = false;
-			int64_t wait = c->retry_after > r->env.cfg->failover.vote_retry_ms
-					       ? c->retry_after : r->env.cfg->failover.vote_retry_ms;
-			r->next_stand = voter_clock_ms() + wait;
+			r->next_stand = voter_clock_ms() + rules_retry_wait(c->retry_after, r->env.cfg->failover.vote_retry_ms);
 			election_set(r, ELECTION_FOLLOWER, c->refusal[0] ? c->refusal : "pre-vote: no answer");
 			if (r->admin_req) {
 				char msg[512];
@@ -897,7 +894,7 @@ static void round_finished(round_ctx *c)
 	}
 	if (r->state != ELECTION_CANDIDATE)
 		return;
-	if (c->yes >= 2) {
+	if (rules_majority(c->yes)) {
 		role_job *j = calloc(1, sizeof *j);
 		if (!j) {
 			stand_abort(r, "out of memory");
@@ -924,8 +921,7 @@ static void stand(repl *r)
 	if (r->state != ELECTION_FOLLOWER || r->stopping || !failover_enabled(r))
 		return;
 	int64_t now = voter_clock_ms();
-	uint64_t base = voter_promised(r->voter) > r->epoch ? voter_promised(r->voter) : r->epoch;
-	r->stand_epoch = base + 1;
+	r->stand_epoch = rules_stand_epoch(voter_promised(r->voter), r->epoch);
 	char holder[32];
 	int64_t left = 0;
 	if (!r->stand_force && voter_binds_other(r->voter, self_name(r), &left, holder)) {
@@ -1041,8 +1037,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (r->primary) {
 		/* nothing heard for half the isolation bound: ask the voters now
 		 * (the lease round is the probe), not at the next renewal */
-		int iso = r->env.cfg->failover.isolation_ms;
-		bool probe = iso > 0 && now - r->heard_mono >= iso / 2 && now - r->last_renew >= iso / 2;
+		bool probe = rules_probe_due(r->env.cfg->failover.isolation_ms, now, r->heard_mono, r->last_renew);
 		if (now >= r->next_renew || probe)
 			lease_renew(r);
 		switchover_check(r, now);
@@ -1086,8 +1081,7 @@ void election_handle_vote(repl *r, http_request *req, const char *peer)
 	ballot b;
 	if (ballot_read(req, BALLOT_VOTE, peer, &b) != 0)
 		return;
-	uint64_t my_epoch = history_epoch_at(r, r->position);
-	bool behind = b.last_epoch < my_epoch || (b.last_epoch == my_epoch && b.last_seq < r->position);
+	bool behind = history_behind(b.last_epoch, b.last_seq, history_epoch_at(r, r->position), r->position);
 	voter_answer a;
 	voter_vote(r->voter, b.epoch, b.who, behind, b.pre, b.force, &a);
 	if (!b.pre)
@@ -1109,7 +1103,7 @@ void election_handle_handover(repl *r, http_request *req, const char *peer)
 	ballot b;
 	if (ballot_read(req, BALLOT_HANDOVER, peer, &b) != 0)
 		return;
-	if (b.epoch < r->epoch) {
+	if (rules_epoch_stale(b.epoch, r->epoch)) {
 		link_refuse_stale(r, req, b.epoch);
 		return;
 	}

@@ -245,12 +245,8 @@ void history_add(repl *r, uint64_t epoch, uint64_t first_seq);
 /* Epoch of position seq in this region's log (0 for seq 0). */
 uint64_t history_epoch_at(const repl *r, uint64_t seq);
 void history_json(repl *r, buf *out);
-/* The divergence point D of two logs, each given by its history (epochs
- * and their first positions, ascending) and its last position: the last
- * position, at most both ends, up to which both give the same epoch
- * everywhere. */
-uint64_t history_divergence(const uint64_t *ea, const uint64_t *fa, int na, uint64_t last_a,
-			    const uint64_t *eb, const uint64_t *fb, int nb, uint64_t last_b);
+/* (The pure rules on histories, history_divergence and the rejoin plan,
+ * are in failover/history.h.) */
 /* Secondary: find the divergence point with the primary, quarantine what
  * must go, then call done(r, ok). */
 void rejoin_start(repl *r, void (*done)(repl *r, bool ok));

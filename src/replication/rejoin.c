@@ -30,6 +30,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "failover/history.h"
 #include "replication/internal.h"
 
 /* --- the history --- */
@@ -82,20 +83,9 @@ void history_add(repl *r, uint64_t epoch, uint64_t first_seq)
 	r->hist_n++;
 }
 
-static uint64_t epoch_at(const uint64_t *ep, const uint64_t *first, int n, uint64_t seq)
-{
-	if (seq == 0)
-		return 0;
-	uint64_t e = 0;
-	for (int i = 0; i < n; i++)
-		if (first[i] <= seq)
-			e = ep[i];
-	return e;
-}
-
 uint64_t history_epoch_at(const repl *r, uint64_t seq)
 {
-	return epoch_at(r->hist_epoch, r->hist_first, r->hist_n, seq);
+	return history_epoch_of(r->hist_epoch, r->hist_first, r->hist_n, seq);
 }
 
 void history_json(repl *r, buf *out)
@@ -107,30 +97,6 @@ void history_json(repl *r, buf *out)
 		buf_printf(out, "%s[%llu,%llu]", i ? "," : "", (unsigned long long)r->hist_epoch[i],
 			   (unsigned long long)r->hist_first[i]);
 	buf_adds(out, "]}");
-}
-
-/* The divergence point of two logs given by their histories and ends. */
-uint64_t history_divergence(const uint64_t *ea, const uint64_t *fa, int na, uint64_t last_a,
-			    const uint64_t *eb, const uint64_t *fb, int nb, uint64_t last_b)
-{
-	uint64_t limit = last_a < last_b ? last_a : last_b;
-	uint64_t d = limit;
-	/* both are step functions changing only at first_seq points: compare
-	 * at position 1 and at every such point up to the limit */
-	if (limit >= 1 && epoch_at(ea, fa, na, 1) != epoch_at(eb, fb, nb, 1))
-		return 0;
-	for (int side = 0; side < 2; side++) {
-		const uint64_t *f = side ? fb : fa;
-		int n = side ? nb : na;
-		for (int i = 0; i < n; i++) {
-			uint64_t k = f[i];
-			if (k < 1 || k > limit)
-				continue;
-			if (epoch_at(ea, fa, na, k) != epoch_at(eb, fb, nb, k) && k - 1 < d)
-				d = k - 1;
-		}
-	}
-	return d;
 }
 
 /* --- reverting into the quarantine --- */
@@ -507,23 +473,27 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 	uint64_t their_epoch = (uint64_t)json_integer_value(ep);
 	uint64_t their_last = (uint64_t)json_integer_value(last);
 	json_decref(o);
-	if (their_epoch < r->epoch) {
+	history_rejoin_plan plan = history_rejoin(r->epoch, r->hist_epoch, r->hist_first, r->hist_n, r->position,
+						   their_epoch, pe, pf, pn, their_last);
+	if (plan.action == HISTORY_REJOIN_DEPOSED) {
 		done(r, false); /* a deposed primary: not ours to follow */
 		return;
 	}
 	election_learn(r, their_epoch);
-	uint64_t d = history_divergence(r->hist_epoch, r->hist_first, r->hist_n, r->position, pe, pf, pn, their_last);
-	if (d >= r->position) {
+	if (plan.action == HISTORY_REJOIN_IN_SYNC) {
 		done(r, true);
 		return;
 	}
+	uint64_t d = plan.d;
 	revert_job *j = calloc(1, sizeof *j);
 	if (!j) {
+		log_error("rejoin: cannot revert positions %llu..%llu: out of memory; staying out of the stream, "
+			  "retrying", (unsigned long long)plan.from, (unsigned long long)plan.to);
 		done(r, false);
 		return;
 	}
-	*j = (revert_job){.r = r, .from_last = r->position, .d = d, .new_epoch = their_epoch,
-			  .epoch_at_d = history_epoch_at(r, d), .done = done};
+	*j = (revert_job){.r = r, .from_last = plan.to, .d = d, .new_epoch = their_epoch,
+			  .epoch_at_d = plan.epoch_at_d, .done = done};
 	log_warn("rejoin: this region's log parted from the primary's (epoch %llu) after position %llu; "
 		 "reverting positions %llu..%llu into the quarantine",
 		 (unsigned long long)their_epoch, (unsigned long long)d, (unsigned long long)d + 1,
