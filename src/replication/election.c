@@ -311,13 +311,32 @@ static void role_log(repl *r, const char *why)
 		  (unsigned long long)r->epoch, why);
 }
 
+/* Arm the lease timer ms from now. A failure (libevent out of memory) only
+ * delays the "writes_off" log line to the next tick: the write gate reads
+ * the clock itself at every write, so no write is taken past the lease. */
+static void lease_timer_arm(repl *r, int64_t ms)
+{
+	struct timeval tv = util_timeval_ms(ms);
+	if (evtimer_add(r->lease_timer, &tv) != 0)
+		log_error("cannot arm the lease timer; the lease end is logged by the next tick instead");
+}
+
+/*
+ * What happens when the lease expires: the timer armed at each renewal
+ * fires here. The state stays PRIMARY (no transition: the diagram has
+ * none for it); writes_log turns "writes_off" with the reason "no lease",
+ * and write_gate refuses every write with 503 no_lease from the moment the
+ * voter clock passes lease_until (it reads the clock itself, this timer
+ * only logs). A later renewal that wins a majority opens writes again
+ * (msg_reply); a voter that tells of a newer epoch makes the region step
+ * down (edge (9)).
+ */
 static void lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	repl *r = arg;
 	int64_t left = r->lease_until - voter_clock_ms();
 	if (r->primary && left >= 0) { /* fired early (timer clock): once more */
-		struct timeval tv = util_timeval_ms(left + 1);
-		evtimer_add(r->lease_timer, &tv);
+		lease_timer_arm(r, left + 1);
 		return;
 	}
 	if (r->writes_on && !lease_valid(r)) {
@@ -455,8 +474,9 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 		}
 		/* a refusal teaches a promise, not a primary: our next candidacy
 		 * goes above it; a primary whose renewal meets it steps down */
-		if (promised > voter_promised(r->voter))
-			voter_learn(r->voter, promised);
+		if (promised > voter_promised(r->voter) && voter_learn(r->voter, promised) != 0)
+			log_error("cannot persist the promise of epoch %llu (I/O); learned again from the next "
+				  "refusal", (unsigned long long)promised);
 		if (!granted && r->primary && promised > r->epoch)
 			step_down(r, promised, "a voter promised a newer epoch", false);
 	} else if (rc != 0) {
@@ -468,10 +488,8 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 		if (until > r->lease_until) {
 			r->lease_until = until;
 			int64_t wait = until - voter_clock_ms() + 1;
-			if (wait > 0) {
-				struct timeval tv = util_timeval_ms(wait);
-				evtimer_add(r->lease_timer, &tv);
-			}
+			if (wait > 0)
+				lease_timer_arm(r, wait);
 			writes_log(r);
 		}
 	}
@@ -775,8 +793,11 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 
 void election_learn(repl *r, uint64_t epoch)
 {
-	if (epoch > voter_promised(r->voter))
-		voter_learn(r->voter, epoch);
+	/* a promise that cannot be persisted is not taken (voter_learn); the
+	 * epoch itself is still learned below: a primary steps down anyway */
+	if (epoch > voter_promised(r->voter) && voter_learn(r->voter, epoch) != 0)
+		log_error("cannot persist the promise of epoch %llu (I/O); learning it in memory only",
+			  (unsigned long long)epoch);
 	if (epoch <= r->epoch)
 		return;
 	if (r->primary) {
@@ -983,8 +1004,13 @@ static void handover_reply(int rc, const http_message *resp, const char *body, s
 
 static void send_handover(repl *r)
 {
-	/* our own grant goes first: the target needs our vote */
-	voter_drop_grant(r->voter);
+	/* our own grant goes first: the target needs our vote. If it cannot be
+	 * dropped (I/O), the handover still goes: the target's pre-vote is
+	 * then refused here until the grant expires, and it wins an election
+	 * after that, as without a handover */
+	if (voter_drop_grant(r->voter) != 0)
+		log_error("handover: cannot drop this region's own grant (I/O); %s will be elected once it "
+			  "expires", r->env.peer->name);
 	char body[128];
 	snprintf(body, sizeof body, "{\"epoch\":%llu,\"from\":\"%s\"}", (unsigned long long)r->epoch, self_name(r));
 	char headers[96];
@@ -1070,7 +1096,9 @@ void election_handle_lease(repl *r, http_request *req, const char *peer)
 	if (b.epoch > r->epoch)
 		election_learn(r, b.epoch);
 	voter_answer a;
-	voter_lease(r->voter, b.epoch, b.who, &a);
+	if (voter_lease(r->voter, b.epoch, b.who, &a) != 0) /* answered 503 io: nothing granted */
+		log_error("refused a lease to %s in epoch %llu: the voter state cannot be persisted", b.who,
+			  (unsigned long long)b.epoch);
 	if (a.granted)
 		election_contact(r, b.epoch);
 	ballot_answer(req, &a, b.boot_id);
@@ -1083,7 +1111,9 @@ void election_handle_vote(repl *r, http_request *req, const char *peer)
 		return;
 	bool behind = history_behind(b.last_epoch, b.last_seq, history_epoch_at(r, r->position), r->position);
 	voter_answer a;
-	voter_vote(r->voter, b.epoch, b.who, behind, b.pre, b.force, &a);
+	if (voter_vote(r->voter, b.epoch, b.who, behind, b.pre, b.force, &a) != 0) /* 503 io, not granted */
+		log_error("refused a vote to %s in epoch %llu: the voter state cannot be persisted", b.who,
+			  (unsigned long long)b.epoch);
 	if (!b.pre)
 		log_info("%s %s a vote in epoch %llu%s%s", a.granted ? "gave" : "refused", b.who,
 			 (unsigned long long)b.epoch, a.granted ? "" : ": ", a.granted ? "" : a.reason);
@@ -1091,8 +1121,9 @@ void election_handle_vote(repl *r, http_request *req, const char *peer)
 		/* we voted for another primary, or the operator forces one:
 		 * stop writing now, before it can be elected (its election
 		 * waits for our answer) */
-		if (b.force && !a.granted)
-			voter_learn(r->voter, b.epoch);
+		if (b.force && !a.granted && voter_learn(r->voter, b.epoch) != 0)
+			log_error("cannot persist the promise of epoch %llu (I/O); stepping down anyway",
+				  (unsigned long long)b.epoch);
 		step_down(r, b.epoch, b.force ? "an operator forces a failover" : "voted for a new primary", false);
 	}
 	ballot_answer(req, &a, b.boot_id);
@@ -1107,7 +1138,10 @@ void election_handle_handover(repl *r, http_request *req, const char *peer)
 		link_refuse_stale(r, req, b.epoch);
 		return;
 	}
-	bool released = voter_handover(r->voter, b.epoch, b.who) == 1;
+	int hrc = voter_handover(r->voter, b.epoch, b.who);
+	if (hrc < 0) /* the grant is kept: the sender is elected once it expires */
+		log_error("handover from %s: cannot release the grant (I/O)", b.who);
+	bool released = hrc == 1;
 	if (released && r->state == ELECTION_FOLLOWER) {
 		log_info("handover from %s (epoch %llu): standing for election now", b.who, (unsigned long long)b.epoch);
 		r->next_stand = 0;
@@ -1324,7 +1358,8 @@ int election_start(repl *r)
 		if (!r->to_peer || !r->to_witness)
 			return ERR_NOMEM;
 		struct timeval tv = {0, TICK_MS * 1000};
-		evtimer_add(r->tick, &tv);
+		if (evtimer_add(r->tick, &tv) != 0)
+			return ERR_NOMEM; /* no tick, no election: the start fails */
 		if (r->primary)
 			lease_renew(r);
 	}
