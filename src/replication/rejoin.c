@@ -139,49 +139,70 @@ static json_t *value_json(sqlite3_value *v)
 }
 
 /* The whole current row of table with the primary key values pk (from a
- * changeset), as a JSON object; JSON null when there is none. */
-static json_t *read_row(db_conn *db, const char *table, int ncol, const unsigned char *pkflags,
-			sqlite3_value **pk)
+ * changeset), as a JSON object in *out; JSON null when there is none. 0, or
+ * ERR_DB (a statement failed: SQLITE_BUSY, IOERR, ...) / ERR_NOMEM with
+ * *out NULL: the quarantine must not record a row it could not read as a
+ * row that does not exist, so the caller fails the whole revert. */
+static int read_row(db_conn *db, const char *table, int ncol, const unsigned char *pkflags, sqlite3_value **pk,
+		    json_t **out)
 {
 	sqlite3 *h = db_handle(db);
+	*out = NULL;
 	char *cols_sql = sqlite3_mprintf("SELECT name FROM pragma_table_info(%Q) ORDER BY cid", table);
 	sqlite3_stmt *cs = NULL;
 	buf where;
 	buf_init(&where, 4096);
 	char names[64][64];
-	int n = 0;
-	if (sqlite3_prepare_v2(h, cols_sql, -1, &cs, NULL) == SQLITE_OK)
-		while (sqlite3_step(cs) == SQLITE_ROW && n < 64)
+	int n = 0, rc = 0, src;
+	if (!cols_sql || sqlite3_prepare_v2(h, cols_sql, -1, &cs, NULL) != SQLITE_OK) {
+		rc = ERR_DB;
+	} else {
+		while ((src = sqlite3_step(cs)) == SQLITE_ROW && n < 64)
 			snprintf(names[n++], 64, "%s", sqlite3_column_text(cs, 0));
+		if (src != SQLITE_ROW && src != SQLITE_DONE)
+			rc = ERR_DB;
+	}
 	sqlite3_finalize(cs);
 	sqlite3_free(cols_sql);
 	int bound = 0;
-	for (int i = 0; i < ncol && i < n; i++)
+	for (int i = 0; rc == 0 && i < ncol && i < n; i++)
 		if (pkflags[i]) {
 			char *w = sqlite3_mprintf("%s\"%w\" IS ?%d", bound ? " AND " : "", names[i], bound + 1);
-			buf_adds(&where, w);
+			if (!w || buf_adds(&where, w) != 0)
+				rc = ERR_NOMEM;
 			sqlite3_free(w);
 			bound++;
 		}
-	json_t *row = json_null();
-	char *sql = bound ? sqlite3_mprintf("SELECT * FROM \"%w\" WHERE %s", table, where.data) : NULL;
+	json_t *row = NULL;
+	char *sql = rc == 0 && bound ? sqlite3_mprintf("SELECT * FROM \"%w\" WHERE %s", table, where.data) : NULL;
 	sqlite3_stmt *st = NULL;
-	if (sql && sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+	if (rc == 0 && bound && (!sql || sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK))
+		rc = ERR_DB;
+	if (rc == 0 && st) {
 		int b = 0;
 		for (int i = 0; i < ncol; i++)
 			if (pkflags[i])
 				sqlite3_bind_value(st, ++b, pk[i]);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			json_decref(row);
+		src = sqlite3_step(st);
+		if (src == SQLITE_ROW) {
 			row = json_object();
-			for (int c = 0; c < sqlite3_column_count(st); c++)
+			for (int c = 0; row && c < sqlite3_column_count(st); c++)
 				json_object_set_new(row, sqlite3_column_name(st, c), value_json(sqlite3_column_value(st, c)));
+			if (!row)
+				rc = ERR_NOMEM;
+		} else if (src != SQLITE_DONE) {
+			rc = ERR_DB;
 		}
 	}
+	if (rc != 0)
+		log_error("rejoin: cannot read a row of %s for the quarantine: %s", table,
+			  rc == ERR_NOMEM ? "out of memory" : sqlite3_errmsg(h));
 	sqlite3_finalize(st);
 	sqlite3_free(sql);
 	buf_free(&where);
-	return row;
+	if (rc == 0)
+		*out = row ? row : json_null();
+	return rc;
 }
 
 typedef struct touched {
@@ -244,21 +265,25 @@ static int revert_entry(db_conn *db, uint64_t seq, uint64_t epoch, int64_t time_
 	json_t *changes = json_array();
 	json_t **after = calloc((size_t)(nt ? nt : 1), sizeof *after);
 	if (rc == 0 && after) {
-		for (int i = 0; i < nt; i++)
-			after[i] = read_row(db, t[i].table, t[i].ncol, t[i].pkflags, t[i].pk);
+		for (int i = 0; i < nt && rc == 0; i++)
+			rc = read_row(db, t[i].table, t[i].ncol, t[i].pkflags, t[i].pk, &after[i]);
 		int n2 = 0;
 		void *inv = NULL;
 		int conflicts = 0;
-		if (sqlite3changeset_invert(len, payload, &n2, &inv) != SQLITE_OK ||
-		    sqlite3changeset_apply(db_handle(db), n2, inv, NULL, abort_on_conflict, &conflicts) != SQLITE_OK ||
-		    conflicts)
+		if (rc == 0 &&
+		    (sqlite3changeset_invert(len, payload, &n2, &inv) != SQLITE_OK ||
+		     sqlite3changeset_apply(db_handle(db), n2, inv, NULL, abort_on_conflict, &conflicts) != SQLITE_OK ||
+		     conflicts))
 			rc = ERR_CONFLICT;
 		sqlite3_free(inv);
 		for (int i = 0; i < nt && rc == 0; i++) {
-			json_t *before = read_row(db, t[i].table, t[i].ncol, t[i].pkflags, t[i].pk);
-			json_array_append_new(changes, json_pack("{s:s,s:o,s:o}", "table", t[i].table, "before", before,
-								 "after", after[i]));
-			after[i] = NULL;
+			json_t *before = NULL;
+			rc = read_row(db, t[i].table, t[i].ncol, t[i].pkflags, t[i].pk, &before);
+			json_t *change = rc == 0 ? json_pack("{s:s,s:o,s:o}", "table", t[i].table, "before", before,
+							     "after", after[i]) : NULL;
+			after[i] = NULL; /* taken by json_pack's "o" (released by it on failure too) */
+			if (rc == 0 && (!changes || !change || json_array_append_new(changes, change) != 0))
+				rc = ERR_NOMEM;
 		}
 	} else if (rc == 0) {
 		rc = ERR_NOMEM;
