@@ -325,7 +325,18 @@ static int revert_exec(db_conn *db, void *arg)
 			break;
 		}
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
-		if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 1) != LOG_CHANGESET) {
+		int src = sqlite3_step(st);
+		if (src != SQLITE_ROW && src != SQLITE_DONE) {
+			/* the log could not be read (I/O error, busy): not a reason
+			 * to throw the database away for a snapshot; the revert
+			 * fails as a whole and the next rejoin tries again */
+			snprintf(j->error, sizeof j->error, "cannot read entry %llu: %s", (unsigned long long)seq,
+				 sqlite3_errstr(src));
+			sqlite3_reset(st);
+			rc = ERR_DB;
+			break;
+		}
+		if (src != SQLITE_ROW || sqlite3_column_int(st, 1) != LOG_CHANGESET) {
 			sqlite3_reset(st);
 			snprintf(j->error, sizeof j->error, "entry %llu is %s", (unsigned long long)seq,
 				 "gone from the log or a migration");
