@@ -483,7 +483,12 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 		done(r, false);
 		return;
 	}
-	if (rc != 0 || resp->status != 200) {
+	if (rc != 0) { /* the link client logs its failed connections */
+		done(r, false);
+		return;
+	}
+	if (resp->status != 200) {
+		log_warn("rejoin: the primary answered %d to the history request; rejoining later", resp->status);
 		done(r, false);
 		return;
 	}
@@ -491,20 +496,34 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 	json_t *h = json_object_get(o, "history");
 	json_t *ep = json_object_get(o, "epoch"), *last = json_object_get(o, "last_seq");
 	const char *role = json_string_value(json_object_get(o, "role"));
-	if (!json_is_array(h) || !json_is_integer(ep) || !json_is_integer(last) || !role ||
-	    strcmp(role, "primary") != 0 || json_array_size(h) > 256) {
+	if (!role || strcmp(role, "primary") != 0) {
+		log_info("rejoin: %s is not the primary (any more); rejoining later", r->env.peer->name);
 		json_decref(o);
 		done(r, false);
 		return;
 	}
 	uint64_t pe[256], pf[256];
 	int pn = 0;
+	bool ok = json_is_array(h) && json_array_size(h) <= 256 && json_is_integer(ep) && json_integer_value(ep) >= 0 &&
+		  json_is_integer(last) && json_integer_value(last) >= 0;
 	size_t i;
 	json_t *row;
 	json_array_foreach(h, i, row) {
-		pe[pn] = (uint64_t)json_integer_value(json_array_get(row, 0));
-		pf[pn] = (uint64_t)json_integer_value(json_array_get(row, 1));
+		json_t *e = json_array_get(row, 0), *f = json_array_get(row, 1);
+		if (!ok || !json_is_integer(e) || !json_is_integer(f) || json_integer_value(e) < 0 ||
+		    json_integer_value(f) < 0) {
+			ok = false;
+			break;
+		}
+		pe[pn] = (uint64_t)json_integer_value(e);
+		pf[pn] = (uint64_t)json_integer_value(f);
 		pn++;
+	}
+	if (!ok) { /* another version, or a bug: never guess a divergence point */
+		log_error("rejoin: the primary's history answer is malformed; rejoining later");
+		json_decref(o);
+		done(r, false);
+		return;
 	}
 	uint64_t their_epoch = (uint64_t)json_integer_value(ep);
 	uint64_t their_last = (uint64_t)json_integer_value(last);
@@ -512,7 +531,10 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 	history_rejoin_plan plan = history_rejoin(r->epoch, r->hist_epoch, r->hist_first, r->hist_n, r->position,
 						   their_epoch, pe, pf, pn, their_last);
 	if (plan.action == HISTORY_REJOIN_DEPOSED) {
-		done(r, false); /* a deposed primary: not ours to follow */
+		log_info("rejoin: %s answers as primary of epoch %llu, older than ours (%llu): a deposed primary, "
+			 "not ours to follow", r->env.peer->name, (unsigned long long)their_epoch,
+			 (unsigned long long)r->epoch);
+		done(r, false);
 		return;
 	}
 	election_learn(r, their_epoch);
@@ -536,6 +558,7 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 		 (unsigned long long)r->position);
 	r->pending_applies++;
 	if (committer_submit(r->env.writer, revert_exec, revert_done, j) != 0) {
+		log_warn("rejoin: the writer queue refused the revert (full or stopping); rejoining later");
 		r->pending_applies--;
 		free(j);
 		done(r, false);
@@ -554,6 +577,7 @@ void rejoin_start(repl *r, void (*done)(repl *r, bool ok))
 	char headers[64];
 	snprintf(headers, sizeof headers, "X-Tandem-Epoch: %llu\r\n", (unsigned long long)r->epoch);
 	if (!c) {
+		log_error("rejoin: out of memory; rejoining later");
 		done(r, false);
 		return;
 	}
@@ -562,6 +586,7 @@ void rejoin_start(repl *r, void (*done)(repl *r, bool ok))
 	if (!r->control_client ||
 	    http_client_request(r->control_client, "GET", "/internal/v1/replication/history", headers, NULL, 0, 0,
 				history_answer, c) != 0) {
+		log_warn("rejoin: cannot ask %s for its history now; rejoining later", r->env.peer->name);
 		free(c);
 		done(r, false);
 	}

@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "failover/voter.h"
 #include "faultvfs.h"
 #include "replication/capture.h"
 #include "store/db.h"
@@ -144,6 +145,54 @@ static void test_revert_writes_the_quarantine_and_cuts_the_log(void)
 	db_close(&c);
 }
 
+static int done_calls;
+static bool done_ok;
+
+static void rejoin_finished(repl *r, bool ok)
+{
+	done_calls++;
+	done_ok = ok;
+}
+
+/* Bug pinned: history_answer took the primary's answer on trust: an epoch
+ * or a history row that is not a non-negative integer became a number
+ * anyway (-1 as 2^64 - 1, "x" as 0), was learned as an epoch (a promise
+ * raised for good, refusing every real primary after) and used for the
+ * divergence point. Now a malformed answer is refused (logged, done(false),
+ * nothing learned, nothing reverted). */
+static void test_a_malformed_history_answer_is_refused(void)
+{
+	char err[256], vpath[200];
+	snprintf(vpath, sizeof vpath, "%s/voter.json", dir);
+	repl r = {.env = {.self = &cfg.regions[0], .peer = &cfg.regions[1], .cfg = &cfg}};
+	r.voter = voter_open(vpath, &cfg.failover, err, sizeof err);
+	CHECK(r.voter != NULL);
+	r.epoch = 1;
+	const char *answers[] = {
+		"{\"role\":\"primary\",\"epoch\":-1,\"last_seq\":0,\"history\":[]}",
+		"{\"role\":\"primary\",\"epoch\":2,\"last_seq\":-5,\"history\":[]}",
+		"{\"role\":\"primary\",\"epoch\":2,\"last_seq\":3,\"history\":[[\"x\",1]]}",
+		"{\"role\":\"primary\",\"epoch\":2,\"last_seq\":3,\"history\":[[1]]}",
+		"{\"role\":\"primary\",\"epoch\":2,\"last_seq\":3,\"history\":{}}",
+		"not json",
+	};
+	http_message resp = {.kind = HTTP_RESPONSE, .status = 200};
+	for (size_t k = 0; k < sizeof answers / sizeof answers[0]; k++) {
+		rejoin_ctx *c = calloc(1, sizeof *c);
+		CHECK(c != NULL);
+		c->r = &r;
+		c->done = rejoin_finished;
+		done_calls = 0;
+		history_answer(0, &resp, answers[k], strlen(answers[k]), c);
+		CHECK_EQ_INT(done_calls, 1);
+		CHECK(!done_ok);
+		CHECK_EQ_INT(voter_promised(r.voter), 0);
+		CHECK_EQ_INT(r.epoch, 1);
+		CHECK_EQ_INT(r.pending_applies, 0);
+	}
+	voter_free(&r.voter);
+}
+
 int main(void)
 {
 	CHECK_EQ_INT(faultvfs_install(), SQLITE_OK);
@@ -164,6 +213,7 @@ int main(void)
 	RUN(test_a_read_error_is_not_a_missing_entry);
 	RUN(test_a_row_that_cannot_be_read_fails_the_revert);
 	RUN(test_revert_writes_the_quarantine_and_cuts_the_log);
+	RUN(test_a_malformed_history_answer_is_refused);
 	char cmd[200];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
