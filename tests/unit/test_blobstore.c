@@ -98,6 +98,7 @@ static int put(blobstore *bs, const unsigned char *data, size_t len, size_t piec
 	       blob_sums *sums)
 {
 	blobstore_writer *w;
+	id[0] = '\0';
 	int rc = blobstore_put_begin(bs, &w);
 	if (rc != 0)
 		return rc;
@@ -704,7 +705,8 @@ static void test_faults_leave_no_blob(void)
 			CHECK_EQ_INT(count_blobs(bs), 0);
 			CHECK_EQ_INT(count_tmp(root), 0);
 			blobstore_reader *r;
-			CHECK_EQ_INT(blobstore_get_open(bs, id, &r), ERR_NOTFOUND);
+			if (id[0]) /* the writer had begun: its id leads nowhere */
+				CHECK_EQ_INT(blobstore_get_open(bs, id, &r), ERR_NOTFOUND);
 			blobstore_free(&bs);
 		}
 		CHECK(step >= 7 && step < 100);
