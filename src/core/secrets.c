@@ -186,6 +186,8 @@ int secrets_create(const char *path)
 			 "; at it to rotate; keep the old one until every blob is re-wrapped\n"
 			 "[objects]\nkek_id = k1\nkek.k1 = %s\n",
 			 e1, e2, e3);
+	if (n < 0 || (size_t)n >= sizeof text)
+		abort(); /* cannot happen: fixed text and three 43-char keys */
 	int rc = util_write_file(path, text, (size_t)n, 0600);
 	OPENSSL_cleanse(text, sizeof text);
 	OPENSSL_cleanse(k1, sizeof k1);

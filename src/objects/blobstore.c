@@ -191,7 +191,7 @@ static int fs_rename(blobstore *s, const char *from, const char *to)
 		return -1;
 	/* never replace a blob: ids are random, a clash means a broken RNG */
 	int rc = renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE);
-	if (rc != 0 && errno == EINVAL) /* a file system without the flag */
+	if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) /* no RENAME_NOREPLACE here */
 		rc = rename(from, to);
 	return rc;
 }
