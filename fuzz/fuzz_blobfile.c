@@ -44,13 +44,24 @@ static size_t v_len;
 static unsigned char *work;   /* the file under test */
 static unsigned char *out;
 
+static char top[64];
+
+/* libFuzzer exits through exit(): leave no store behind */
+static void cleanup(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", top);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", top);
+}
+
 static void init(void)
 {
 	log_setup("fuzz", (log_level)(LOG_ERROR + 1)); /* corrupt-blob lines by the million */
-	char top[64];
 	snprintf(top, sizeof top, "%s/tandem-fuzzblob-XXXXXX",
 		 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 	assert(mkdtemp(top) != NULL);
+	atexit(cleanup);
 	secrets s;
 	memset(&s, 0, sizeof s);
 	snprintf(s.keks[0].id, sizeof s.keks[0].id, "k1");
