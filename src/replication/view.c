@@ -24,6 +24,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "failover/rules.h"
 #include "replication/internal.h"
 
 /* --- the view --- */
@@ -91,9 +92,9 @@ static bool view_lease_valid(repl *r, const repl_view *v, int64_t now)
 
 static bool view_quorum_heard(const repl_view *v, int64_t now)
 {
-	if (!v->failover || v->isolation_ms <= 0)
-		return true;
-	return now - v->heard_mono <= v->isolation_ms;
+	if (!v->failover)
+		return true; /* no other voter exists */
+	return rules_quorum_heard(v->isolation_ms, now, v->heard_mono);
 }
 
 /* --- the kick: API -> control, coalesced --- */
