@@ -121,6 +121,27 @@ void forwarder_free(forwarder **pfw)
 	*pfw = NULL;
 }
 
+void forwarder_reset(forwarder *fw)
+{
+	if (!fw || !fw->opened)
+		return;
+	int in_flight = 0;
+	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++)
+		in_flight += fw->clients[i].in_flight;
+	/* detach each client before freeing it: its requests are answered
+	 * (with an error) during the free, and must find no client to reuse */
+	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++) {
+		http_client *c = fw->clients[i].client;
+		fw->clients[i].client = NULL;
+		http_client_free(&c);
+	}
+	fw->opened = false;
+	if (in_flight > 0)
+		log_info("primary now: %d forwarded write(s) still waiting for the old primary answered "
+			 "primary_unavailable (clients retry here)",
+			 in_flight);
+}
+
 void forwarder_metrics(forwarder *fw, buf *out, const char *n)
 {
 	uint64_t forwarded = fw ? fw->forwarded : 0, failed = fw ? fw->failed : 0;

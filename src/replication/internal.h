@@ -295,6 +295,12 @@ void link_delay_flush(repl *r);
 forwarder *forwarder_new(repl *r);
 /* Free the clients: forwards in flight are answered (rc < 0). No-op on NULL. */
 void forwarder_free(forwarder **f);
+/* API thread: this region became primary. Every forward still in flight
+ * goes to a region that is primary no more (deposed, perhaps cut off): end
+ * them now with an error (their clients answer 503 primary_unavailable and
+ * retry here, with their Idempotency-Key) instead of after
+ * forward_timeout_ms. The connections are made again at the next forward. */
+void forwarder_reset(forwarder *f);
 /* Prometheus lines of the forwarded writes. */
 void forwarder_metrics(forwarder *f, buf *out, const char *region);
 /* Start following the primary (clients, reconnect timer, first connect). 0

@@ -29,6 +29,12 @@
 
 /* --- the view --- */
 
+static void view_reset_forwarder(void *arg) /* API thread */
+{
+	repl *r = arg;
+	forwarder_reset(r->fwd);
+}
+
 void repl_view_publish(repl *r)
 {
 	repl_view v = {
@@ -45,8 +51,15 @@ void repl_view_publish(repl *r)
 		.fresh_mono = r->fresh_mono,
 	};
 	pthread_mutex_lock(&r->view_lock);
+	bool became_primary = v.primary && !r->view.primary;
 	r->view = v;
 	pthread_mutex_unlock(&r->view_lock);
+	/* forwards still waiting for the old primary are ended at once (as the
+	 * applier's clients are), so their clients retry here now rather than
+	 * after forward_timeout_ms (forward.c) */
+	if (became_primary && r->to_api && mailbox_post(r->to_api, view_reset_forwarder, r) != 0)
+		log_warn("primary now, but the API thread's mailbox is full: forwards still in flight end at "
+			 "their timeout (forward_timeout_ms)");
 	/* a primary's position also moves on the API thread (each commit):
 	 * never back; a secondary's is the control thread's alone (a rejoin
 	 * may lower it) */
