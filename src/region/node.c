@@ -31,6 +31,7 @@
 #include "core/privdrop.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "objects/objects.h"
 #include "region/cors.h"
 #include "region/internal.h"
 #include "region/region.h"
@@ -162,6 +163,7 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	int status = 1;
 	SSL_CTX *ssl = NULL;
 	char component[64];
+	objects *store = NULL; /* the S3 API: its own thread (objects/objects.h) */
 
 	rg->cfg = cfg;
 	rg->self = config_region_find(cfg, name);
@@ -366,6 +368,11 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
+	/* the object store binds and opens its files now, while we may */
+	if (rg->self->s3_listen[0] && objects_start(cfg, rg->self, &rg->secrets, &store, err, sizeof err) != 0) {
+		node_fail("%s", err);
+		goto out;
+	}
 	/* the ports are bound, the keys and secrets read, the database open:
 	 * nothing left that needs root. What the region creates from now on
 	 * (WAL, snapshots, quarantine files) goes into its data directory,
@@ -374,6 +381,10 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	    privdrop_apply(&drop, err, sizeof err) != 0 ||
 	    (drop.drop && privdrop_check_dir(rg->self->data_dir, err, sizeof err) != 0)) {
 		node_fail("%s", err);
+		goto out;
+	}
+	if (store && objects_run(store) != 0) {
+		node_fail("%s", "cannot start the object store's thread");
 		goto out;
 	}
 	if (drop.drop)
@@ -420,6 +431,7 @@ out:
 	 * commits and answers everything queued), and the server last; list
 	 * queries still running are interrupted and answered (503). The
 	 * metrics listener reads all of them: it goes before any */
+	objects_stop(&store); /* graceful: its requests in flight finish first */
 	http_server_free(&rg->metrics_server);
 	if (rg->repl)
 		repl_shutdown(rg->repl);
