@@ -660,7 +660,8 @@ static void op_create_bucket(s3_req *q)
 			 "schema (%s)", xerr);
 		return;
 	}
-	if (loc[0] && strcmp(loc, o->self->name) != 0) {
+	/* s3cmd upper-cases a constraint ("EU", S3's old name of eu-west-1) */
+	if (loc[0] && strcasecmp(loc, o->self->name) != 0) {
 		s3_error(q, 400, "IllegalLocationConstraintException",
 			 "The %s location constraint is incompatible for the region specific endpoint this "
 			 "request was sent to (%s).", loc, o->self->name);
@@ -669,7 +670,7 @@ static void op_create_bucket(s3_req *q)
 	memset(&q->brow, 0, sizeof q->brow);
 	snprintf(q->brow.name, sizeof q->brow.name, "%s", q->bucket);
 	snprintf(q->brow.owner, sizeof q->brow.owner, "%s", q->tenant);
-	snprintf(q->brow.region, sizeof q->brow.region, "%.31s", loc); /* equal to our name: fits */
+	snprintf(q->brow.region, sizeof q->brow.region, "%s", loc[0] ? o->self->name : "");
 	q->brow.created_ms = util_now_ms();
 	rc = committer_submit(o->writer, bucket_create_exec, bucket_create_done, q);
 	if (rc != 0)
@@ -1584,6 +1585,7 @@ static void op_put_object(s3_req *q)
 /* --- GET / HEAD --- */
 
 static void get_pump(s3_req *q);
+static void get_headers(s3_req *q);
 
 static void get_read_work(void *arg)
 {
@@ -1609,7 +1611,11 @@ static void get_read_done(void *arg)
 		/* the head is sent: the only honest end is a short body */
 		log_error("s3: GET of blob %s failed mid-body (%s): connection closed", q->obj->blob,
 			  err_str(q->job_rc));
-		http_request_abort(q->http);
+		/* what was sent goes out, then the connection closes short of
+		 * the announced Content-Length: the client sees a truncated
+		 * body, never a complete-looking answer */
+		http_request_close_after(q->http);
+		http_respond_end(q->http);
 		req_done(q);
 		return;
 	}
@@ -1649,6 +1655,9 @@ typedef struct get_plan {
 	uint64_t offset, length;
 } get_plan;
 
+/* Worker: open the blob and read the first piece before any byte of the
+ * answer is sent, so that a damaged small object (one piece) is a clean
+ * 500 and a damaged large one is caught at its first piece too. */
 static void get_open_work(void *arg)
 {
 	s3_req *q = arg;
@@ -1657,9 +1666,11 @@ static void get_open_work(void *arg)
 		log_error("s3: blob %s: its size does not match its metadata", q->obj->blob);
 		q->job_rc = ERR_CORRUPT;
 	}
-	if (q->job_rc == 0 && q->remaining)
+	/* body_len carries the range's offset into the job (a GET has no body) */
+	if (q->job_rc == 0)
 		q->job_rc = blobstore_get_range(q->reader, (uint64_t)q->body_len, q->remaining);
-	/* body_len carries the range's offset into the job (no body on a GET) */
+	if (q->job_rc == 0)
+		get_read_work(q);
 }
 
 static void get_open_done(void *arg)
@@ -1672,12 +1683,10 @@ static void get_open_done(void *arg)
 			s3_internal(q, q->job_rc); /* damaged: logged by the store, never served */
 		return;
 	}
-	q->piece = malloc(S3_READ_PIECE);
-	if (!q->piece) {
-		s3_internal(q, ERR_NOMEM);
-		return;
-	}
+	get_headers(q);
 	http_respond_start_length(q->http, q->job_err.status, q->remaining);
+	http_respond_chunk(q->http, q->piece, q->piece_len);
+	q->remaining -= q->piece_len;
 	get_pump(q);
 }
 
@@ -1783,6 +1792,29 @@ static void add_object_headers(s3_req *q, const meta_object *ob)
 	}
 }
 
+/* The headers of a 200/206 answer (added only once it is sure: an error
+ * found while opening the blob must not carry them). The range is
+ * q->body_len (offset) and q->remaining (length), the status in
+ * q->job_err.status. */
+static void get_headers(s3_req *q)
+{
+	const meta_object *ob = q->obj;
+	char etag[40], lm[40];
+	snprintf(etag, sizeof etag, "\"%s\"", ob->etag);
+	http_date(ob->mtime_ms, lm);
+	http_response_header(q->http, "ETag", etag);
+	http_response_header(q->http, "Last-Modified", lm);
+	http_response_header(q->http, "Accept-Ranges", "bytes");
+	http_response_header(q->http, "x-amz-version-id", "null");
+	add_object_headers(q, ob);
+	if (q->job_err.status == 206) {
+		char cr[96];
+		snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)q->body_len,
+			 (unsigned long long)(q->body_len + q->remaining - 1), (unsigned long long)ob->size);
+		http_response_header(q->http, "Content-Range", cr);
+	}
+}
+
 static void op_get_object(s3_req *q)
 {
 	objects *o = q->o;
@@ -1840,27 +1872,21 @@ static void op_get_object(s3_req *q)
 		s3_error(q, 416, "InvalidRange", "The requested range is not satisfiable");
 		return;
 	}
-	http_response_header(q->http, "ETag", etag);
-	http_response_header(q->http, "Last-Modified", lm);
-	http_response_header(q->http, "Accept-Ranges", "bytes");
-	http_response_header(q->http, "x-amz-version-id", "null");
-	add_object_headers(q, ob);
-	if (r > 0) {
-		char cr[96];
-		snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)off,
-			 (unsigned long long)(off + n - 1), (unsigned long long)ob->size);
-		http_response_header(q->http, "Content-Range", cr);
-	}
-	int status = r > 0 ? 206 : 200;
+	q->remaining = n;
+	q->body_len = (size_t)off;
+	q->job_err.status = r > 0 ? 206 : 200;
 	if (q->head || n == 0) {
-		http_respond_start_length(q->http, status, n);
+		get_headers(q);
+		http_respond_start_length(q->http, q->job_err.status, n);
 		http_respond_end(q->http);
 		req_done(q);
 		return;
 	}
-	q->job_err.status = status;
-	q->remaining = n;
-	q->body_len = (size_t)off;
+	q->piece = malloc(S3_READ_PIECE);
+	if (!q->piece) {
+		s3_internal(q, ERR_NOMEM);
+		return;
+	}
 	rc = workers_submit(o->pool, WORKERS_URGENT, get_open_work, get_open_done, q);
 	if (rc != 0)
 		s3_internal(q, rc);
