@@ -2240,7 +2240,7 @@ static int parse_target(s3_req *q)
 				s3_error(q, 400, "InvalidBucketName", "The specified bucket is not valid.");
 				return -1;
 			}
-			snprintf(q->bucket, sizeof q->bucket, "%s", host);
+			memcpy(q->bucket, host, strlen(host) + 1); /* length checked above */
 			q->has_bucket = true;
 			bool want_key = *rest != '\0';
 			if (want_key) {

@@ -77,13 +77,13 @@ class S3:
         return k
 
     def sign(self, method, path, query="", headers=None, payload_hash=None, body=b"",
-             when=None, akid=None, secret_override=None):
+             when=None, akid=None, secret_override=None, host=None):
         """Headers (a dict) with the Authorization of a SigV4 request."""
         h = {k.lower(): v for k, v in (headers or {}).items()}
         now = when or datetime.datetime.utcnow()
         amz_date = now.strftime("%Y%m%dT%H%M%SZ")
         date = amz_date[:8]
-        h["host"] = self.host
+        h["host"] = host or self.host
         h["x-amz-date"] = amz_date
         if payload_hash is None:
             payload_hash = hashlib.sha256(body).hexdigest()
@@ -128,7 +128,8 @@ def s3_error(r):
 def s3(tmp_path_factory):
     def small_limits(text):
         # 1 MiB single PUT bound, so EntityTooLarge is cheap to reach
-        return text.replace("max_put_bytes = 16777216", "max_put_bytes = 1048576")
+        return text.replace("max_put_bytes = 16777216", "max_put_bytes = 1048576").replace(
+            "domain =\n", "domain = s3.test\n")
     region = Region(tmp_path_factory.mktemp("s3"), edit_config=small_limits)
     region.start()
     akid, secret = dev_key(region.data)
@@ -714,3 +715,22 @@ def test_up_writes_s3_endpoints_and_a_dev_key(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_virtual_host_style(s3):
+    """With [objects] domain, Host BUCKET.domain names the bucket and the
+    whole path is the key; path-style keeps working beside it."""
+    b = bucket_name()
+    assert s3.raw("PUT", "/" + b).status_code == 200
+    vhost = "%s.s3.test:%d" % (b, s3_port(s3.region))
+    h = s3.sign("PUT", "/dir/v.txt", host=vhost, body=b"virtual")
+    for k in ("_seed", "_date", "_scope"):
+        h.pop(k)
+    r = requests.put(s3.url + "/dir/v.txt", headers=h, data=b"virtual", verify=s3.ca)
+    assert r.status_code == 200, r.text
+    assert s3.raw("GET", "/%s/dir/v.txt" % b).content == b"virtual"
+    h = s3.sign("GET", "/", query="list-type=2", host=vhost)
+    for k in ("_seed", "_date", "_scope"):
+        h.pop(k)
+    r = requests.get(s3.url + "/?list-type=2", headers=h, verify=s3.ca)
+    assert r.status_code == 200 and "<Key>dir/v.txt</Key>" in r.text, r.text
