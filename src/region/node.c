@@ -368,8 +368,13 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
-	/* the object store binds and opens its files now, while we may */
-	if (rg->self->s3_listen[0] && objects_start(cfg, rg->self, &rg->secrets, &store, err, sizeof err) != 0) {
+	/* the object store binds and opens its files now, while we may; a
+	 * secrets file from before it (no [objects] KEK) keeps the rest working */
+	if (rg->self->s3_listen[0] && rg->secrets.kek_current < 0)
+		log_warn("s3_listen %s not served: the secrets file has no [objects] kek_id and kek.ID "
+			 "(docs/OBJECTS.md)", rg->self->s3_listen);
+	else if (rg->self->s3_listen[0] &&
+		 objects_start(cfg, rg->self, &rg->secrets, &store, err, sizeof err) != 0) {
 		node_fail("%s", err);
 		goto out;
 	}
