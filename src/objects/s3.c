@@ -1426,7 +1426,7 @@ static int put_conditions(s3_req *q, const meta_object *cur, bool exists)
 	const char *im = field(q, "If-Match", &len);
 	if (im) {
 		if (q->cond != META_COND_NONE) {
-			s3_error(q, 400, "NotImplemented", "If-Match and If-None-Match cannot be combined on PUT");
+			s3_not_implemented(q, "If-Match together with If-None-Match on PUT");
 			return -1;
 		}
 		if (len >= 2 && im[0] == '"' && im[len - 1] == '"') {
