@@ -237,7 +237,6 @@ static void generated_config(buf *b, int port_base, const char *user)
 		   "max_metadata_bytes = 2048\n"
 		   "; virtual-host style requests BUCKET.domain (empty: path-style only)\n"
 		   "domain =\n"
-		   "sweep_grace_s = 3600\n"
 		   "\n"
 		   "; the third voter, meant for a third location\n"
 		   "[witness]\n"

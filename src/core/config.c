@@ -132,7 +132,6 @@ void config_defaults(config *c)
 		.max_put_bytes = 16 * 1024 * 1024,
 		.max_key_bytes = 1024,
 		.max_metadata_bytes = 2048,
-		.sweep_grace_s = 3600,
 	};
 }
 
@@ -335,7 +334,6 @@ static int config_handle_objects(config_reader *r, const char *name, const char 
 	INT_KEY("max_put_bytes", o->max_put_bytes, 1024, 5368709120LL);
 	INT_KEY("max_key_bytes", o->max_key_bytes, 16, 1024);
 	INT_KEY("max_metadata_bytes", o->max_metadata_bytes, 0, 8192);
-	INT_KEY("sweep_grace_s", o->sweep_grace_s, 1, 7 * 86400);
 	if (strcmp(name, "domain") == 0) {
 		/* a host name: what a Host header BUCKET.domain ends with */
 		bool ok = true;

@@ -86,7 +86,6 @@ typedef struct config_objects {
 	size_t max_key_bytes;       /* object key length; KeyTooLongError beyond (S3: 1024) */
 	size_t max_metadata_bytes;  /* user metadata (x-amz-meta-*) names and values (S3: 2 KiB) */
 	char domain[128];           /* virtual-host style: BUCKET.domain; "" = path-style only */
-	int sweep_grace_s;          /* orphan blobs younger than this survive a sweep */
 } config_objects;
 
 /* The DR drill's budgets. */

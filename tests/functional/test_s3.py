@@ -734,3 +734,28 @@ def test_virtual_host_style(s3):
         h.pop(k)
     r = requests.get(s3.url + "/?list-type=2", headers=h, verify=s3.ca)
     assert r.status_code == 200 and "<Key>dir/v.txt</Key>" in r.text, r.text
+
+
+def test_config_objects_section_checked(tmp_path):
+    """The new keys are validated with FILE:LINE like the others."""
+    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    path = tmp_path / "tandem.ini"
+    text = path.read_text()
+    assert "s3_listen = 127.0.0.1:" in text and "[objects]" in text
+    assert run("config", "check", str(path)).returncode == 0
+    bad = (text.replace("max_put_bytes = 16777216", "max_put_bytes = 12")
+           .replace("domain =\n", "domain = bad/domain\n")
+           .replace("max_metadata_bytes = 2048", "max_metadata_bytes = 2048\nmax_parts = 3"))
+    eu = text[text.index("[region eu]"):]
+    api = eu[eu.index("api_listen = ") + 13:].split("\n")[0]
+    s3_line = eu[eu.index("s3_listen = "):].split("\n")[0]
+    bad = bad.replace(s3_line, "s3_listen = " + api, 1)
+    path.write_text(bad)
+    p = run("config", "check", str(path), check=False)
+    assert p.returncode == 1
+    err = p.stderr
+    assert "max_put_bytes must be an integer from 1024" in err
+    assert "domain must be a host name" in err
+    assert "unknown key 'max_parts' in [objects]" in err
+    assert "s3_listen %s is already used by region eu" % api in err
+    assert "%s:" % path in err
