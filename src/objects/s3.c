@@ -141,7 +141,9 @@ struct s3_req {
 	char old_blob[BLOBSTORE_ID_LEN + 1];
 	/* GET */
 	blobstore_reader *reader;
-	uint64_t remaining;
+	int status;            /* 200 or 206 */
+	uint64_t range_offset; /* where the answer starts in the object */
+	uint64_t remaining;    /* bytes of the answer not yet queued */
 	char *piece;
 	size_t piece_len;
 	/* bucket create/delete, object delete(s) */
@@ -1666,9 +1668,8 @@ static void get_open_work(void *arg)
 		log_error("s3: blob %s: its size does not match its metadata", q->obj->blob);
 		q->job_rc = ERR_CORRUPT;
 	}
-	/* body_len carries the range's offset into the job (a GET has no body) */
 	if (q->job_rc == 0)
-		q->job_rc = blobstore_get_range(q->reader, (uint64_t)q->body_len, q->remaining);
+		q->job_rc = blobstore_get_range(q->reader, q->range_offset, q->remaining);
 	if (q->job_rc == 0)
 		get_read_work(q);
 }
@@ -1684,7 +1685,7 @@ static void get_open_done(void *arg)
 		return;
 	}
 	get_headers(q);
-	http_respond_start_length(q->http, q->job_err.status, q->remaining);
+	http_respond_start_length(q->http, q->status, q->remaining);
 	http_respond_chunk(q->http, q->piece, q->piece_len);
 	q->remaining -= q->piece_len;
 	get_pump(q);
@@ -1794,8 +1795,7 @@ static void add_object_headers(s3_req *q, const meta_object *ob)
 
 /* The headers of a 200/206 answer (added only once it is sure: an error
  * found while opening the blob must not carry them). The range is
- * q->body_len (offset) and q->remaining (length), the status in
- * q->job_err.status. */
+ * q->range_offset and q->remaining, the status q->status. */
 static void get_headers(s3_req *q)
 {
 	const meta_object *ob = q->obj;
@@ -1807,10 +1807,10 @@ static void get_headers(s3_req *q)
 	http_response_header(q->http, "Accept-Ranges", "bytes");
 	http_response_header(q->http, "x-amz-version-id", "null");
 	add_object_headers(q, ob);
-	if (q->job_err.status == 206) {
+	if (q->status == 206) {
 		char cr[96];
-		snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)q->body_len,
-			 (unsigned long long)(q->body_len + q->remaining - 1), (unsigned long long)ob->size);
+		snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)q->range_offset,
+			 (unsigned long long)(q->range_offset + q->remaining - 1), (unsigned long long)ob->size);
 		http_response_header(q->http, "Content-Range", cr);
 	}
 }
@@ -1873,11 +1873,11 @@ static void op_get_object(s3_req *q)
 		return;
 	}
 	q->remaining = n;
-	q->body_len = (size_t)off;
-	q->job_err.status = r > 0 ? 206 : 200;
+	q->range_offset = off;
+	q->status = r > 0 ? 206 : 200;
 	if (q->head || n == 0) {
 		get_headers(q);
-		http_respond_start_length(q->http, q->job_err.status, n);
+		http_respond_start_length(q->http, q->status, n);
 		http_respond_end(q->http);
 		req_done(q);
 		return;
