@@ -3,7 +3,7 @@
 # `make model-check` model-checks the failover protocol (docs/FAILOVER.md).
 # SAN=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer.
 
-PKGS      := libevent libevent_openssl libevent_pthreads openssl sqlite3 jansson libargon2 inih
+PKGS      := libevent libevent_openssl libevent_pthreads openssl sqlite3 jansson libargon2 inih expat
 DEPS_OK   := $(shell scripts/deps.sh deps/debian.txt >&2 && echo ok)
 ifneq ($(DEPS_OK),ok)
 $(error missing Debian packages, see above)

@@ -1268,6 +1268,17 @@ void http_respond_start(http_request *req, int status)
 			     0, NULL);
 }
 
+void http_respond_start_length(http_request *req, int status, uint64_t length)
+{
+	http_conn *c = req->conn;
+	req->chunked_response = false; /* chunks go out as they are: the length frames them */
+	if (c->bev) {
+		char framing[48];
+		snprintf(framing, sizeof framing, "Content-Length: %llu\r\n", (unsigned long long)length);
+		respond_head(req, status, framing, NULL, 0, NULL);
+	}
+}
+
 void http_respond_chunk(http_request *req, const char *data, size_t len)
 {
 	if (req->det) {

@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 #include <openssl/ssl.h>
@@ -144,6 +145,13 @@ void http_respond_take(http_request *req, int status, struct buf *body);
  * the body is sent until close). End with http_respond_end(). */
 void http_respond_start(http_request *req, int status);
 void http_respond_chunk(http_request *req, const char *data, size_t len);
+/* A streaming answer of a known length (S3 GET): Content-Length instead of
+ * chunked framing; http_respond_chunk then sends bytes as they are, and the
+ * caller sends exactly length of them (none for HEAD) before
+ * http_respond_end(). A producer that cannot finish (a damaged blob) calls
+ * http_request_abort(): the client sees a short body and a closed
+ * connection, never a complete-looking answer. */
+void http_respond_start_length(http_request *req, int status, uint64_t length);
 void http_respond_end(http_request *req);
 
 /*

@@ -32,6 +32,7 @@
 #include "core/privdrop.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "objects/objects.h"
 #include "region/cors.h"
 #include "region/internal.h"
 #include "region/region.h"
@@ -163,6 +164,7 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	int status = 1;
 	SSL_CTX *ssl = NULL;
 	char component[64];
+	objects *store = NULL; /* the S3 API: its own thread (objects/objects.h) */
 
 	rg->cfg = cfg;
 	rg->self = config_region_find(cfg, name);
@@ -367,6 +369,16 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
+	/* the object store binds and opens its files now, while we may; a
+	 * secrets file from before it (no [objects] KEK) keeps the rest working */
+	if (rg->self->s3_listen[0] && rg->secrets.kek_current < 0)
+		log_warn("s3_listen %s not served: the secrets file has no [objects] kek_id and kek.ID "
+			 "(docs/OBJECTS.md)", rg->self->s3_listen);
+	else if (rg->self->s3_listen[0] &&
+		 objects_start(cfg, rg->self, &rg->secrets, &store, err, sizeof err) != 0) {
+		node_fail("%s", err);
+		goto out;
+	}
 	/* the ports are bound, the keys and secrets read, the database open:
 	 * nothing left that needs root. What the region creates from now on
 	 * (WAL, snapshots, quarantine files) goes into its data directory,
@@ -375,6 +387,10 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	    privdrop_apply(&drop, err, sizeof err) != 0 ||
 	    (drop.drop && privdrop_check_dir(rg->self->data_dir, err, sizeof err) != 0)) {
 		node_fail("%s", err);
+		goto out;
+	}
+	if (store && objects_run(store) != 0) {
+		node_fail("%s", "cannot start the object store's thread");
 		goto out;
 	}
 	if (drop.drop)
@@ -427,6 +443,7 @@ out:
 	 * commits and answers everything queued), and the server last; list
 	 * queries still running are interrupted and answered (503). The
 	 * metrics listener reads all of them: it goes before any */
+	objects_stop(&store); /* graceful: its requests in flight finish first */
 	http_server_free(&rg->metrics_server);
 	if (rg->repl)
 		repl_shutdown(rg->repl);
