@@ -448,6 +448,43 @@ static void test_a_failed_commit_restarts_from_the_durable_position(void)
 	}
 }
 
+/* Rule: bytes that are not a frame (bad magic) and a heartbeat of an
+ * older epoch (a deposed primary still streaming) both drop the stream:
+ * nothing of it is applied, and the next stream asks from the last applied
+ * entry + 1; after the stale heartbeat the histories are checked first
+ * (synced false: a rejoin before streaming). */
+static void test_a_bad_or_stale_stream_is_dropped(void)
+{
+	repl *r = open_secondary();
+	buf out;
+	buf_init(&out, 1 << 20);
+	put_change(&out, 1, 1, "t", "INSERT INTO t VALUES (1, 'a')");
+	feed(r, &out, out.len);
+	settle(r);
+	CHECK_EQ_INT(buf_adds(&out, "XX not a frame, but long enough to be refused by the decoder"), 0);
+	feed(r, &out, out.len);
+	CHECK(r->apply_failed);
+	CHECK_EQ_INT(r->frames.len, 0);
+	CHECK_EQ_INT(r->pending_applies, 0);
+	run_due(r);
+	CHECK_EQ_INT(nstreams, 2);
+	CHECK(strstr(stream_target, "from=2&prev_epoch=1") != NULL);
+	/* the primary is at epoch 3 now; a heartbeat of epoch 2 arrives, with
+	 * an entry behind it on the same stream */
+	r->epoch = 3;
+	CHECK_EQ_INT(frame_encode(&out, FRAME_HEARTBEAT, 2, 9, 5000, NULL, 0), 0);
+	put_change(&out, 2, 2, "t", "INSERT INTO t VALUES (2, 'b')");
+	feed(r, &out, out.len);
+	CHECK(r->apply_failed);
+	CHECK(!r->synced);
+	CHECK_EQ_INT(r->pending_applies, 0);
+	CHECK_EQ_INT(r->primary_seq, 1); /* the stale heartbeat's position was not taken */
+	CHECK_EQ_INT(count("SELECT count(*) FROM t"), 1);
+	buf_free(&out);
+	r->synced = true; /* the next connect would rejoin (rejoin.c's test) */
+	close_secondary(r);
+}
+
 /* Rule: an ack names only what is durable in the secondary's database:
  * when each ack goes out, applied_seq on disk is at least the seq it
  * acknowledges, and it carries the entry's epoch; while an ack is in
@@ -530,6 +567,7 @@ int main(void)
 	RUN(test_a_schema_entry_applies_in_order_with_data);
 	RUN(test_a_failed_commit_restarts_from_the_durable_position);
 	RUN(test_acks_follow_durable_apply);
+	RUN(test_a_bad_or_stale_stream_is_dropped);
 	sqlite3_close(src);
 	event_free(keep);
 	event_base_free(tbase);
