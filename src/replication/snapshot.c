@@ -182,7 +182,12 @@ static int restore_exec(db_conn *dst, void *arg)
 {
 	restore_job *j = arg;
 	sqlite3 *src = NULL;
-	int rc = sqlite3_open_v2(j->path, &src, SQLITE_OPEN_READONLY, NULL);
+	/* read-write: the copy is ours (a temporary file), and it is marked
+	 * as a secondary's before the backup, so that the one backup
+	 * transaction brings data and role together: a database restored
+	 * without its marking would start as a primary of the primary's
+	 * epoch (an error or a crash between two transactions did that) */
+	int rc = sqlite3_open_v2(j->path, &src, SQLITE_OPEN_READWRITE, NULL);
 	sqlite3_stmt *st = NULL;
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(src, "SELECT last_seq, epoch FROM repl_state WHERE id = 1", -1, &st, NULL);
@@ -194,6 +199,19 @@ static int restore_exec(db_conn *dst, void *arg)
 		rc = SQLITE_CORRUPT;
 	}
 	sqlite3_finalize(st);
+	if (rc == SQLITE_OK) {
+		/* what was the primary's is now a secondary that applied it all */
+		rc = sqlite3_exec(src,
+				  "BEGIN IMMEDIATE; UPDATE repl_state SET role = 'secondary', "
+				  "applied_seq = last_seq, applied_epoch = epoch WHERE id = 1; "
+				  "DELETE FROM repl_log; COMMIT;",
+				  NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			snprintf(j->error, sizeof j->error, "cannot mark the snapshot as a secondary's: %s",
+				 sqlite3_errmsg(src));
+			sqlite3_exec(src, "ROLLBACK", NULL, NULL, NULL);
+		}
+	}
 	if (rc == SQLITE_OK) {
 		sqlite3_backup *b = sqlite3_backup_init(db_handle(dst), "main", src, "main");
 		if (!b) {
@@ -207,19 +225,7 @@ static int restore_exec(db_conn *dst, void *arg)
 			snprintf(j->error, sizeof j->error, "backup failed: %s", sqlite3_errmsg(db_handle(dst)));
 	}
 	sqlite3_close_v2(src);
-	if (rc != SQLITE_OK)
-		return ERR_DB;
-	/* what was the primary's is now a secondary that applied it all */
-	char *fix = sqlite3_mprintf("BEGIN IMMEDIATE; UPDATE repl_state SET role = 'secondary', "
-				    "applied_seq = last_seq, applied_epoch = epoch WHERE id = 1; "
-				    "DELETE FROM repl_log; COMMIT;");
-	rc = db_exec(dst, fix);
-	sqlite3_free(fix);
-	if (rc != 0) {
-		db_exec(dst, "ROLLBACK");
-		snprintf(j->error, sizeof j->error, "cannot mark the restored database as a secondary");
-	}
-	return rc;
+	return rc == SQLITE_OK ? 0 : ERR_DB;
 }
 
 static void restore_done(void *arg, int rc, uint64_t unused)

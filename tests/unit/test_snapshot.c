@@ -383,15 +383,14 @@ static void test_a_restore_that_fails_keeps_the_old_database(void)
  * snapshot marked as a secondary that applied it all; never the
  * primary's copy still marked primary, or half of each.
  *
- * KNOWN BUG, run only with TANDEM_KNOWN_BUGS=1 (it fails on the current
- * code, and `make unit` must pass): restore_exec commits the backup, then
- * marks the database a secondary in a second transaction. An error there
- * (WRITE call 11..14 or SYNC call 2 of the restore) - or a crash between
- * the two - leaves the primary's copy with role 'primary', applied_seq 0
- * and the primary's log; at the next start repl.c and node.c read that
- * role and the region comes up as a primary of the primary's epoch. Fix:
- * mark the snapshot file (role, applied_seq, empty log) before the backup
- * copies it, so the one backup transaction carries both. */
+ * Pins: restore_exec committed the backup, then marked the database a
+ * secondary in a second transaction. An error there (WRITE call 11..14 or
+ * SYNC call 2 of the restore) - or a crash between the two - left the
+ * primary's copy with role 'primary', applied_seq 0 and the primary's log;
+ * at the next start repl.c and node.c read that role and the region came
+ * up as a primary of the primary's epoch. Now the snapshot file is marked
+ * (role, applied_seq, empty log) before the backup copies it, so the one
+ * backup transaction carries both. */
 static void test_an_io_error_anywhere_in_the_restore(void)
 {
 	faultvfs_method ms[] = {FAULTVFS_WRITE, FAULTVFS_SYNC};
@@ -568,8 +567,7 @@ int main(void)
 	RUN(test_a_failed_fetch_restores_nothing);
 	RUN(test_a_body_that_is_not_a_snapshot);
 	RUN(test_a_restore_that_fails_keeps_the_old_database);
-	if (getenv("TANDEM_KNOWN_BUGS"))
-		RUN(test_an_io_error_anywhere_in_the_restore);
+	RUN(test_an_io_error_anywhere_in_the_restore);
 	RUN(test_a_restore_that_works);
 	RUN(test_serving_a_snapshot);
 	buf_free(&image);
