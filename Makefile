@@ -76,7 +76,9 @@ $(BUILD)/obj/%.o: %.c $(FLAGS_FILE)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # only main.c knows the version, so a new commit does not rebuild everything
-$(MAIN_OBJ): CFLAGS += -DTANDEM_VERSION='"$(VERSION)"'
+# ("private": without it the flags file, a prerequisite of main.o, inherits
+# the version when main.o's build makes it, and every commit rebuilt all)
+$(MAIN_OBJ): private CFLAGS += -DTANDEM_VERSION='"$(VERSION)"'
 
 $(BUILD)/libtandem.a: $(LIB_OBJ)
 	ar rcs $@ $^
