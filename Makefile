@@ -75,9 +75,16 @@ $(BUILD)/obj/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-# only main.c knows the version, so a new commit does not rebuild everything
-# ("private": without it the flags file, a prerequisite of main.o, inherits
-# the version when main.o's build makes it, and every commit rebuilt all)
+# only main.c knows the version, so a new commit does not rebuild everything:
+# main.o depends on a file holding the version, rewritten when it changes.
+# ("private": without it the flags file, also a prerequisite of main.o,
+# inherited the version when main.o's build made it, and every commit
+# rebuilt everything)
+VERSION_FILE := $(BUILD)/version.txt
+$(VERSION_FILE): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(MAIN_OBJ): $(VERSION_FILE)
 $(MAIN_OBJ): private CFLAGS += -DTANDEM_VERSION='"$(VERSION)"'
 
 $(BUILD)/libtandem.a: $(LIB_OBJ)
