@@ -1,6 +1,8 @@
-# tandem - GNU make build. `make` builds build/tandem, `make test` runs every
-# test, `make run` starts the local deployment, `make bench` the benchmarks,
-# `make model-check` model-checks the failover protocol (docs/FAILOVER.md).
+# tandem - GNU make build. `make` builds build/tandem, `make test` runs the
+# unit and functional tests (one short drill per scenario family; `make
+# test-drill` the drill's full matrix: docs/TESTING.md), `make run` starts the
+# local deployment, `make bench` the benchmarks, `make model-check`
+# model-checks the failover protocol (docs/FAILOVER.md).
 # SAN=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer;
 # TSAN=1 into build-tsan/ with ThreadSanitizer (`make tsan` runs it). The two
 # cannot be combined (each replaces the memory allocator with its own).
