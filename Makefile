@@ -133,12 +133,14 @@ san-test:
 # that dropped root to [deployment] user must be able to write there, which
 # a clone under /root would not allow; hence also mode 1777). halt_on_error
 # makes a report fail its test; a report in a process that no test looks at
-# still fails the target here, and every report is printed. No suppressions:
-# none is needed today (docs/TESTING.md says when one would be acceptable).
+# still fails the target here, and every report is printed. Suppressions:
+# tests/tsan.supp, for reports from inside third-party libraries only, each
+# explained there (docs/TESTING.md).
 TSAN_FUNCTIONAL_JOBS ?= 2
 tsan:
 	@reports=$$(mktemp -d /tmp/tandem-tsan.XXXXXX) && chmod 1777 $$reports && \
-	export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$$reports/tsan" && \
+	export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$$reports/tsan \
+		suppressions=$(CURDIR)/tests/tsan.supp" && \
 	echo "tsan: TSAN_OPTIONS=$$TSAN_OPTIONS" && status=0 && \
 	{ $(MAKE) TSAN=1 unit || status=1; } && \
 	if [ $$status = 0 ]; then $(MAKE) TSAN=1 functional FUNCTIONAL_JOBS=$(TSAN_FUNCTIONAL_JOBS) \
