@@ -137,10 +137,10 @@ san-test:
 # tests/tsan.supp, for reports from inside third-party libraries only, each
 # explained there (docs/TESTING.md).
 TSAN_FUNCTIONAL_JOBS ?= 2
+TSAN_OPTIONS_BASE := halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp
 tsan:
 	@reports=$$(mktemp -d /tmp/tandem-tsan.XXXXXX) && chmod 1777 $$reports && \
-	export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 log_path=$$reports/tsan \
-		suppressions=$(CURDIR)/tests/tsan.supp" && \
+	export TSAN_OPTIONS="$(TSAN_OPTIONS_BASE) log_path=$$reports/tsan" && \
 	echo "tsan: TSAN_OPTIONS=$$TSAN_OPTIONS" && status=0 && \
 	{ $(MAKE) TSAN=1 unit || status=1; } && \
 	if [ $$status = 0 ]; then $(MAKE) TSAN=1 functional FUNCTIONAL_JOBS=$(TSAN_FUNCTIONAL_JOBS) \
