@@ -17,6 +17,7 @@ static const char *const messages[ERR__COUNT] = {
 	[-ERR_CONFLICT] = "precondition failed",
 	[-ERR_AUTH] = "authentication failed",
 	[-ERR_UNSUPPORTED] = "not supported",
+	[-ERR_CORRUPT] = "stored data is corrupt",
 };
 
 const char *err_str(int err)

@@ -24,7 +24,8 @@ enum {
 	ERR_CONFLICT = -12, /* a precondition did not hold */
 	ERR_AUTH = -13,     /* authentication failed */
 	ERR_UNSUPPORTED = -14,
-	ERR__COUNT = 15
+	ERR_CORRUPT = -15,  /* stored data failed its integrity check */
+	ERR__COUNT = 16
 };
 
 /* Text for an error code; never NULL, "unknown error" for unknown codes. */

@@ -22,6 +22,9 @@ typedef struct secrets_reader {
 	char signing_id[32];
 	int signing_line;
 	int have_response_key;
+	char kek_id[32];
+	int kek_id_line;
+	int have_objects;
 	char *err;
 	size_t errcap;
 	int failed;
@@ -77,6 +80,35 @@ static int secrets_handler(void *user, const char *section, const char *name, co
 			return 1;
 		}
 		r->have_response_key = 1;
+	} else if (strcmp(section, "objects") == 0 && strcmp(name, "kek_id") == 0) {
+		r->have_objects = 1;
+		snprintf(r->kek_id, sizeof r->kek_id, "%s", value);
+		r->kek_id_line = r->line;
+	} else if (strcmp(section, "objects") == 0 && strncmp(name, "kek.", 4) == 0) {
+		r->have_objects = 1;
+		if (s->kek_count == SECRETS_MAX_KEYS) {
+			secrets_fail(r, "too many keys", NULL);
+			return 1;
+		}
+		secrets_key *k = &s->keks[s->kek_count];
+		if (strlen(name + 4) == 0 || strlen(name + 4) >= sizeof k->id) {
+			secrets_fail(r, "bad key id in", name);
+			return 1;
+		}
+		if (secrets_find_kek(s, name + 4)) {
+			secrets_fail(r, "duplicate key", name);
+			return 1;
+		}
+		/* exactly an AES-256 key: the blob store wraps with it as is */
+		long n = util_b64url_decode(value, strlen(value), k->key, sizeof k->key);
+		if (n != 32) {
+			OPENSSL_cleanse(k->key, sizeof k->key);
+			secrets_fail(r, "key must be base64url of 32 bytes:", name);
+			return 1;
+		}
+		snprintf(k->id, sizeof k->id, "%s", name + 4);
+		k->len = (size_t)n;
+		s->kek_count++;
 	} else {
 		secrets_fail(r, "unknown key", name);
 	}
@@ -119,6 +151,15 @@ int secrets_load(const char *path, secrets *s, char *err, size_t errcap)
 		else if (!r.have_response_key)
 			secrets_fail(&r, "missing response_key in [crypto]", NULL);
 	}
+	s->kek_current = -1;
+	if (!r.failed && r.have_objects) {
+		for (int i = 0; i < s->kek_count; i++)
+			if (strcmp(s->keks[i].id, r.kek_id) == 0)
+				s->kek_current = i;
+		r.line = r.kek_id_line ? r.kek_id_line : 1;
+		if (s->kek_current < 0)
+			secrets_fail(&r, "kek_id does not name a kek.ID in [objects]", NULL);
+	}
 	if (r.failed) {
 		secrets_clear(s);
 		return ERR_CONFIG;
@@ -130,20 +171,31 @@ int secrets_create(const char *path)
 {
 	if (access(path, F_OK) == 0)
 		return 0;
-	unsigned char k1[32], rk[32];
-	char e1[64], e2[64], text[512];
+	unsigned char k1[32], rk[32], kek[32];
+	char e1[64], e2[64], e3[64], text[640];
 	util_random(k1, sizeof k1);
 	util_random(rk, sizeof rk);
+	util_random(kek, sizeof kek);
 	util_b64url_encode(k1, sizeof k1, e1);
 	util_b64url_encode(rk, sizeof rk, e2);
+	util_b64url_encode(kek, sizeof kek, e3);
 	int n = snprintf(text, sizeof text,
 			 "; tandem secrets: keep private (mode 0600), identical in every region.\n"
-			 "[tokens]\nsigning_key_id = k1\nkey.k1 = %s\n\n[crypto]\nresponse_key = %s\n",
-			 e1, e2);
+			 "[tokens]\nsigning_key_id = k1\nkey.k1 = %s\n\n[crypto]\nresponse_key = %s\n\n"
+			 "; the object store's key-encryption keys: add kek.k2 and point kek_id\n"
+			 "; at it to rotate; keep the old one until every blob is re-wrapped\n"
+			 "[objects]\nkek_id = k1\nkek.k1 = %s\n",
+			 e1, e2, e3);
+	if (n < 0 || (size_t)n >= sizeof text)
+		abort(); /* cannot happen: fixed text and three 43-char keys */
 	int rc = util_write_file(path, text, (size_t)n, 0600);
 	OPENSSL_cleanse(text, sizeof text);
 	OPENSSL_cleanse(k1, sizeof k1);
 	OPENSSL_cleanse(rk, sizeof rk);
+	OPENSSL_cleanse(kek, sizeof kek);
+	OPENSSL_cleanse(e1, sizeof e1);
+	OPENSSL_cleanse(e2, sizeof e2);
+	OPENSSL_cleanse(e3, sizeof e3);
 	return rc;
 }
 
@@ -152,6 +204,14 @@ const secrets_key *secrets_find(const secrets *s, const char *id)
 	for (int i = 0; i < s->key_count; i++)
 		if (strcmp(s->keys[i].id, id) == 0)
 			return &s->keys[i];
+	return NULL;
+}
+
+const secrets_key *secrets_find_kek(const secrets *s, const char *id)
+{
+	for (int i = 0; i < s->kek_count; i++)
+		if (strcmp(s->keks[i].id, id) == 0)
+			return &s->keks[i];
 	return NULL;
 }
 

@@ -8,8 +8,12 @@
  *   key.k0 = <...>                 ; older keys: still verify, never sign
  *   [crypto]
  *   response_key = <base64url, 32 bytes>  ; seals stored auth responses
+ *   [objects]                      ; optional: only the object store needs it
+ *   kek_id = k1                    ; the KEK that wraps new data keys
+ *   kek.k1 = <base64url, 32 bytes> ; older KEKs: still unwrap, never wrap
  *
- * The file is refused when group or others may read it.
+ * The file is refused when group or others may read it. A file without
+ * [objects] loads (kek_current = -1); the object store refuses to open then.
  */
 #ifndef TANDEM_SECRETS_H
 #define TANDEM_SECRETS_H
@@ -30,6 +34,11 @@ typedef struct secrets {
 	int key_count;
 	int signing;                      /* index into keys */
 	unsigned char response_key[32];
+	/* [objects]: key-encryption keys of the blob store (each exactly 32
+	 * bytes); kek_current indexes keks[], -1 when the section is absent */
+	secrets_key keks[SECRETS_MAX_KEYS];
+	int kek_count;
+	int kek_current;
 } secrets;
 
 /* Load and check; 0, or ERR_CONFIG/ERR_IO with "FILE:LINE: message" in err. */
@@ -39,6 +48,8 @@ int secrets_load(const char *path, secrets *s, char *err, size_t errcap);
 int secrets_create(const char *path);
 /* The key with this id, or NULL. */
 const secrets_key *secrets_find(const secrets *s, const char *id);
+/* The [objects] key-encryption key with this id, or NULL. */
+const secrets_key *secrets_find_kek(const secrets *s, const char *id);
 /* A 32-byte key for one purpose, derived from response_key:
  * HKDF-Expand(PRK = response_key, info = label, L = 32), i.e.
  * HMAC-SHA256(response_key, label || 0x01). Distinct labels give unrelated

@@ -12,7 +12,11 @@
 
 #include "core/config.h"
 
-/* Run until SIGTERM/SIGINT; ready_fd as region_main. Exit code. */
+/* Run until SIGTERM/SIGINT; ready_fd as region_main. Exit code: 0 after a
+ * clean stop; 1 when it cannot start (voter state, TLS, listen address,
+ * privilege drop; the reason on stderr), before it answers anything. A
+ * voter state it cannot persist later refuses that request (503 io) and the
+ * witness goes on. */
 int witness_main(const config *cfg, int ready_fd);
 
 #endif

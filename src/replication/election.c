@@ -23,7 +23,111 @@
  *
  * Without a [witness] in the config there are two voters only: no
  * automatic failover, the primary keeps its role and needs no lease (the
- * v1 behaviour), and switchover/failover are refused.
+ * v1 behaviour), and switchover/failover are refused: the state stays the
+ * one read from the database (FOLLOWER or PRIMARY).
+ *
+ * THE STATE MACHINE. r->state (enum election_state, internal.h) changes in
+ * election_set() only, which logs every transition at info (event
+ * "election": from, to, epoch, why), refuses an edge that is not drawn here
+ * (logged as a bug at error; the state stays: never a crash) and derives
+ * r->primary (PRIMARY or SWITCHING) and r->switching (SWITCHING), which the
+ * write gate and the other replication files read.
+ *
+ *                         (a) pre-vote refused, out of memory
+ *            +<-------------------------------------------+
+ *            |                                            |
+ *            |           (1) stand                +---------------+  (3) a majority
+ *            |  ------------------------------->  | PRE_CANDIDATE |  ----------+  would vote
+ *            |                                    +---------------+            |
+ *            |                                                                 v
+ *      +-----------+     (2) stand --force                              +------------+
+ *      |           |  ------------------------------------------------> |  DRAINING  |
+ *      |           |  <------------------------------------------------ |            |
+ *      |           |     (b) own vote refused                           +------------+
+ *      |           |                                                          | (4) writer queue
+ *      |           |     (c) no majority, out of memory                       v     empty, own vote
+ *      |           |  <------------------------------------------------ +------------+
+ *      | FOLLOWER  |                                                    | CANDIDATE  |
+ *      |           |     (d) role not recorded, stopping                +------------+
+ *      |           |  <-------------------------------------+                 | (5) a majority voted
+ *      |           |                                        |                 v
+ *      |           |                                        +-------------+------------+
+ *      |           |                                                      | PROMOTING  |
+ *      |           |     (e) step-down without a role job                 +------------+
+ *      |           |  <------------------------------+                          | (6) role recorded
+ *      |           |                                 |                          v
+ *      |           |     (11)    +------------+      |     (9) step-down  +------------+  (7)   +-----------+
+ *      |           |  <--------- |  DEMOTING  | <----+------------------- |  PRIMARY   | -----> | SWITCHING |
+ *      +-----------+             |            |                           |            | <----- |           |
+ *                                +------------+ <------+                  +------------+  (8)   +-----------+
+ *                                                      |   (10) caught up: step down, hand over       |
+ *                                                      +----------------------------------------------+
+ *                                (9) and (e) leave SWITCHING as they leave PRIMARY
+ *
+ *   (1)  stand()            no message from a valid primary for election_timeout_ms (tick_cb),
+ *                           a handover that released our grant (election_handle_handover),
+ *                           POST /internal/v1/admin/failover without --force
+ *   (2)  stand()            the same with --force: no pre-vote (the voters' grants bind)
+ *   (3)  round_finished()   pre-vote: a majority (own + one) would vote; applier_stop
+ *   (4)  cast_votes()       pending_applies == 0 (tick_cb), own vote granted by the voter rule
+ *   (5)  round_finished()   vote: own + one grant (a forced vote waits for every answer)
+ *   (6)  role_done()        role, epoch and history row (E', S+1) committed; stream_start
+ *   (7)  election_handle_admin()  POST /internal/v1/admin/switchover on a primary with a lease
+ *   (8)  switchover_check() the target did not catch up within switchover_timeout_ms
+ *   (9)  step_down()        a newer epoch (a lease refusal, a vote granted, a forced vote, a
+ *                           lease request or a message of it: election_learn), the stream
+ *                           cannot start; writes stop here, before the role is written
+ *   (10) switchover_check() the target acked every position: step_down(handover)
+ *   (11) role_done()        the demotion committed (or failed: it stands anyway); follow(),
+ *                           then the handover is sent for (10)
+ *   (a)  round_finished()   pre-vote: no majority would vote (refusals, no answer); stand():
+ *                           no memory for the round
+ *   (b)  cast_votes()       own vote refused (a newer promise, a binding grant), no memory
+ *   (c)  stand_abort()      vote round without a majority (round_finished), no memory
+ *   (d)  role_done()        the promotion could not be committed (ERR_DB, ERR_AGAIN: busy,
+ *                           full queue) or the region is stopping; it follows again
+ *   (e)  step_down()        neither a role job nor the reserve (cannot happen: one step-down
+ *                           at a time, and the reserve comes back): follows, unrecorded
+ *   At start the state is read from the database role (repl_new, election_init): PRIMARY or
+ *   FOLLOWER; a crash loses every other state, as the model's "crash and restart".
+ *
+ * Lease expiry is no transition: a PRIMARY whose lease ran out (lease_timer_cb,
+ * "what happens when the lease expires") or that heard no other voter for
+ * isolation_ms (quorum_heard) stays PRIMARY and refuses writes (write_gate:
+ * no_lease, no_quorum) until a renewal succeeds, or steps down (9) when a
+ * voter tells it of a newer epoch.
+ *
+ * MAPPING TO model/failover.pml (proctype region(me); the options of its do
+ * loop are named by their comments, the inlines by name):
+ *
+ *   state          model state of region me
+ *   FOLLOWER       role[me] == SECONDARY && cand[me] == 0
+ *   PRE_CANDIDATE  the same: a pre-vote changes no state (not modelled: FAILOVER.md)
+ *   DRAINING       the same; the applier no longer takes the FRAME branch of region_receive
+ *   CANDIDATE      role[me] == SECONDARY && cand[me] == m_e, promised[me] == cand[me]
+ *   PROMOTING      the same (vote_reply() has not taken effect yet: a lost reply)
+ *   PRIMARY        role[me] == PRIMARY, epoch[me] == promised[me]; writes need
+ *                  ACCEPTING(me) && HEARD(me) (lease[me] > 0, heard[me] > 0)
+ *   SWITCHING      role[me] == PRIMARY, not taking the "a write" option
+ *   DEMOTING       role[me] == SECONDARY, epoch[me] == 0, lease[me] == 0, heard[me] == 0
+ *
+ *   edge           model step
+ *   (1)(2)(3)      no model step: a pre-vote and stopping the applier change no
+ *                  state the model has (role, cand, promised, lease, log)
+ *   (4)            "stand for election, for any higher epoch, at any moment": promised[me] =
+ *                  cand[me] = m_e under SELF_VOTE_OK(me), VREQ to 1 - me and W; a forced
+ *                  one is the same option with x_force (-DFORCE)
+ *   (5)(6)         vote_reply(): role[m_f] = PRIMARY, epoch[m_f] = m_e, heard[m_f] = ISO_TICKS
+ *   (a)            no model step (as (1)); (b) the option's guard fails ("else -> skip")
+ *   (c)(d)         a lost vote reply: cand[me] stays until learn() resets it
+ *   (7)(8)         no state change: a primary may skip the "a write" option
+ *   (9)            learn(v) ("steps down: epoch %d exists"), or the "step down" option's
+ *                  silent branch ("steps down (epoch %d)")
+ *   (10)           the "step down" option's handover branch (gholder[me] = NONE,
+ *                  send(1 - me, HOVER, ...)); at the target: region_receive's HOVER branch
+ *   (11)(e)        the same option: role[me] = SECONDARY in one atomic step (the C
+ *                  stops writing first and records after, which the model's one step covers)
+ *   restart        "crash and restart": lease, cand, heard lost; role from the database
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -36,6 +140,8 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "failover/ballot.h"
+#include "failover/history.h"
+#include "failover/rules.h"
 #include "replication/internal.h"
 
 #define TICK_MS 50
@@ -47,6 +153,79 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover);
 static bool failover_enabled(const repl *r)
 {
 	return r->env.peer && r->witness_addr[0];
+}
+
+/* --- the state machine (the diagram above) --- */
+
+#define EDGE(s) (1u << (s))
+
+static const char *const state_names[ELECTION_STATES] = {
+	[ELECTION_FOLLOWER] = "follower",   [ELECTION_PRE_CANDIDATE] = "pre_candidate",
+	[ELECTION_DRAINING] = "draining",   [ELECTION_CANDIDATE] = "candidate",
+	[ELECTION_PROMOTING] = "promoting", [ELECTION_PRIMARY] = "primary",
+	[ELECTION_SWITCHING] = "switching", [ELECTION_DEMOTING] = "demoting",
+};
+
+/* For each state, the states it may go to: the edges of the diagram. */
+static const unsigned state_edges[ELECTION_STATES] = {
+	[ELECTION_FOLLOWER] = EDGE(ELECTION_PRE_CANDIDATE) | EDGE(ELECTION_DRAINING),        /* (1) (2) */
+	[ELECTION_PRE_CANDIDATE] = EDGE(ELECTION_DRAINING) | EDGE(ELECTION_FOLLOWER),        /* (3) (a) */
+	[ELECTION_DRAINING] = EDGE(ELECTION_CANDIDATE) | EDGE(ELECTION_FOLLOWER),            /* (4) (b) */
+	[ELECTION_CANDIDATE] = EDGE(ELECTION_PROMOTING) | EDGE(ELECTION_FOLLOWER),           /* (5) (c) */
+	[ELECTION_PROMOTING] = EDGE(ELECTION_PRIMARY) | EDGE(ELECTION_FOLLOWER),             /* (6) (d) */
+	[ELECTION_PRIMARY] = EDGE(ELECTION_SWITCHING) | EDGE(ELECTION_DEMOTING) |
+			     EDGE(ELECTION_FOLLOWER),                                        /* (7) (9) (e) */
+	[ELECTION_SWITCHING] = EDGE(ELECTION_PRIMARY) | EDGE(ELECTION_DEMOTING) |
+			       EDGE(ELECTION_FOLLOWER),                                      /* (8) (9,10) (e) */
+	[ELECTION_DEMOTING] = EDGE(ELECTION_FOLLOWER),                                       /* (11) */
+};
+
+const char *election_state_name(election_state s)
+{
+	return (unsigned)s < ELECTION_STATES ? state_names[s] : "invalid";
+}
+
+/* May the election go from `from` to `to`? Only along the diagram's edges. */
+static bool state_edge(election_state from, election_state to)
+{
+	return (unsigned)from < ELECTION_STATES && (unsigned)to < ELECTION_STATES &&
+	       (state_edges[from] & EDGE(to)) != 0;
+}
+
+/*
+ * The one function that changes r->state. Logs the transition at info
+ * (from, to, epoch, why) and derives r->primary and r->switching from the
+ * new state. An edge the diagram does not have is a bug in this file: it
+ * is logged at error and refused, the state (and everything derived from
+ * it) left as it was, and ERR_CONFLICT returned, so that the caller does
+ * not go on as if it had moved. Never aborts: a refused transition keeps
+ * the region in a state it already was in, which the write gate handles.
+ */
+static int election_set(repl *r, election_state to, const char *why)
+{
+	election_state from = r->state;
+	if (!state_edge(from, to)) {
+		log_error("election: transition %s -> %s (%s) is not in the state diagram: a bug; staying %s",
+			  election_state_name(from), election_state_name(to), why, election_state_name(from));
+		return ERR_CONFLICT;
+	}
+	r->state = to;
+	r->primary = to == ELECTION_PRIMARY || to == ELECTION_SWITCHING;
+	r->switching = to == ELECTION_SWITCHING;
+	char f[128];
+	snprintf(f, sizeof f, "\"from\":\"%s\",\"to\":\"%s\",\"epoch\":%llu", election_state_name(from),
+		 election_state_name(to), (unsigned long long)r->epoch);
+	log_event(LOG_INFO, "election", f, "election: %s -> %s in epoch %llu: %s", election_state_name(from),
+		  election_state_name(to), (unsigned long long)r->epoch, why);
+	return 0;
+}
+
+/* Standing for election in any of its steps (admin requests are refused as
+ * busy, status "standing"). */
+static bool standing(const repl *r)
+{
+	return r->state == ELECTION_PRE_CANDIDATE || r->state == ELECTION_DRAINING ||
+	       r->state == ELECTION_CANDIDATE || r->state == ELECTION_PROMOTING;
 }
 
 static const char *self_name(const repl *r)
@@ -91,10 +270,9 @@ static bool lease_valid(const repl *r)
  * true without failover (no other voter exists) or with the gate off. */
 static bool quorum_heard(const repl *r, int64_t now)
 {
-	int iso = r->env.cfg->failover.isolation_ms;
-	if (!failover_enabled(r) || iso <= 0)
+	if (!failover_enabled(r))
 		return true;
-	return now - r->heard_mono <= iso;
+	return rules_quorum_heard(r->env.cfg->failover.isolation_ms, now, r->heard_mono);
 }
 
 void election_heard(repl *r)
@@ -105,7 +283,7 @@ void election_heard(repl *r)
 static void writes_log(repl *r)
 {
 	bool quorum = quorum_heard(r, voter_clock_ms());
-	bool on = lease_valid(r) && quorum && !r->switching && !r->role_change_pending;
+	bool on = lease_valid(r) && quorum && r->state == ELECTION_PRIMARY;
 	if (on == r->writes_on)
 		return;
 	r->writes_on = on;
@@ -116,7 +294,7 @@ static void writes_log(repl *r)
 			  (unsigned long long)r->epoch);
 	else
 		log_event(LOG_INFO, "writes_off", f, "not accepting writes (epoch %llu%s)", (unsigned long long)r->epoch,
-			  r->switching ? ", switchover"
+			  r->state == ELECTION_SWITCHING ? ", switchover"
 			  : !r->primary ? ", secondary"
 			  : !lease_valid(r) ? ", no lease"
 			  : !quorum ? ", no other voter heard from: isolated"
@@ -133,13 +311,32 @@ static void role_log(repl *r, const char *why)
 		  (unsigned long long)r->epoch, why);
 }
 
+/* Arm the lease timer ms from now. A failure (libevent out of memory) only
+ * delays the "writes_off" log line to the next tick: the write gate reads
+ * the clock itself at every write, so no write is taken past the lease. */
+static void lease_timer_arm(repl *r, int64_t ms)
+{
+	struct timeval tv = util_timeval_ms(ms);
+	if (evtimer_add(r->lease_timer, &tv) != 0)
+		log_error("cannot arm the lease timer; the lease end is logged by the next tick instead");
+}
+
+/*
+ * What happens when the lease expires: the timer armed at each renewal
+ * fires here. The state stays PRIMARY (no transition: the diagram has
+ * none for it); writes_log turns "writes_off" with the reason "no lease",
+ * and write_gate refuses every write with 503 no_lease from the moment the
+ * voter clock passes lease_until (it reads the clock itself, this timer
+ * only logs). A later renewal that wins a majority opens writes again
+ * (msg_reply); a voter that tells of a newer epoch makes the region step
+ * down (edge (9)).
+ */
 static void lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	repl *r = arg;
 	int64_t left = r->lease_until - voter_clock_ms();
 	if (r->primary && left >= 0) { /* fired early (timer clock): once more */
-		struct timeval tv = util_timeval_ms(left + 1);
-		evtimer_add(r->lease_timer, &tv);
+		lease_timer_arm(r, left + 1);
 		return;
 	}
 	if (r->writes_on && !lease_valid(r)) {
@@ -277,25 +474,22 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 		}
 		/* a refusal teaches a promise, not a primary: our next candidacy
 		 * goes above it; a primary whose renewal meets it steps down */
-		if (promised > voter_promised(r->voter))
-			voter_learn(r->voter, promised);
+		if (promised > voter_promised(r->voter) && voter_learn(r->voter, promised) != 0)
+			log_error("cannot persist the promise of epoch %llu (I/O); learned again from the next "
+				  "refusal", (unsigned long long)promised);
 		if (!granted && r->primary && promised > r->epoch)
 			step_down(r, promised, "a voter promised a newer epoch", false);
 	} else if (rc != 0) {
 		snprintf(c->refusal, sizeof c->refusal, "%s unreachable", m->witness ? "witness" : r->env.peer->name);
 	}
 	free(m);
-	if (c->kind == BALLOT_LEASE && c->yes >= 2 && !r->stopping && r->primary && r->epoch == c->epoch) {
-		const config_failover *f = &r->env.cfg->failover;
-		int64_t until = c->t_send + (int64_t)((double)f->lease_ms * (1e6 - f->max_drift_ppm) / 1e6) -
-				f->lease_margin_ms;
+	if (c->kind == BALLOT_LEASE && rules_majority(c->yes) && !r->stopping && r->primary && r->epoch == c->epoch) {
+		int64_t until = rules_lease_end(&r->env.cfg->failover, c->t_send);
 		if (until > r->lease_until) {
 			r->lease_until = until;
 			int64_t wait = until - voter_clock_ms() + 1;
-			if (wait > 0) {
-				struct timeval tv = util_timeval_ms(wait);
-				evtimer_add(r->lease_timer, &tv);
-			}
+			if (wait > 0)
+				lease_timer_arm(r, wait);
 			writes_log(r);
 		}
 	}
@@ -303,7 +497,7 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 	 * election for its whole timeout. A forced vote waits for every
 	 * answer, so that an old primary still reachable stops writing (it
 	 * steps down when the forced vote reaches it) before we start */
-	if (c->kind == BALLOT_VOTE && !c->decided && c->yes >= 2 && !c->force) {
+	if (c->kind == BALLOT_VOTE && !c->decided && rules_majority(c->yes) && !c->force) {
 		c->decided = true;
 		round_finished(c);
 	}
@@ -463,19 +657,22 @@ static void admin_error(repl *r, int status, const char *code, const char *messa
 
 static void send_handover(repl *r);
 
+/* The writer ran a role job (rc: its result). PROMOTING: primary (6), or a
+ * follower again when the role could not be committed (d); DEMOTING: a
+ * follower (11), recorded or not. */
 static void role_done(void *arg, int rc, uint64_t seq)
 {
 	role_job *j = arg;
 	repl *r = j->r;
-	r->role_change_pending = false;
 	if (r->stopping) {
+		election_set(r, ELECTION_FOLLOWER, "stopping: the role change is not taken up");
 		role_job_release(r, j);
 		return;
 	}
 	if (rc != 0 && j->promote) {
 		/* the state could not be written: stay a secondary, safely */
 		log_error("cannot record the role change (%s): %s", err_str(rc), j->why);
-		r->standing = 0;
+		election_set(r, ELECTION_FOLLOWER, "the new role could not be recorded");
 		r->next_stand = voter_clock_ms() + r->env.cfg->failover.vote_retry_ms;
 		follow(r);
 		admin_error(r, 500, "internal_error", "the new role could not be recorded");
@@ -490,12 +687,14 @@ static void role_done(void *arg, int rc, uint64_t seq)
 			  j->why);
 	}
 	if (j->promote) {
-		r->primary = true;
-		r->epoch = j->epoch;
+		r->epoch = j->epoch; /* known for certain now: it is ours (logged by the transition) */
+		if (election_set(r, ELECTION_PRIMARY, j->why) != 0) {
+			role_job_release(r, j);
+			return;
+		}
 		r->position = j->start;
 		r->received_seq = j->start;
 		r->acked_seq = 0;
-		r->standing = 0;
 		r->stand_force = r->stand_now = false;
 		r->elections_won++;
 		r->heard_mono = voter_clock_ms(); /* a majority just voted for us */
@@ -516,6 +715,10 @@ static void role_done(void *arg, int rc, uint64_t seq)
 			 self_name(r), (unsigned long long)r->epoch, (unsigned long long)r->position);
 		admin_answer(r, 200, json);
 	} else {
+		if (election_set(r, ELECTION_FOLLOWER, rc == 0 ? "step-down recorded" : "step-down not recorded") != 0) {
+			role_job_release(r, j);
+			return;
+		}
 		role_log(r, j->why);
 		r->synced = false;
 		r->contact_mono = voter_clock_ms(); /* give the new primary its time */
@@ -527,26 +730,30 @@ static void role_done(void *arg, int rc, uint64_t seq)
 	role_job_release(r, j);
 }
 
+/* Hand a role job to the writer (the state is PROMOTING or DEMOTING
+ * already); role_done runs exactly once, at once with ERR_AGAIN when the
+ * writer queue refuses it (full, stopping). */
 static void role_submit(repl *r, role_job *j)
 {
-	r->role_change_pending = true;
 	writes_log(r);
 	if (committer_submit(r->env.writer, role_exec, role_done, j) != 0)
 		role_done(j, ERR_AGAIN, 0);
 }
 
 /*
- * Stop being the primary: no more writes, the stream and the global waiters
- * end, the demotion is recorded and the applier starts (role_done). Cannot
+ * Stop being the primary (PRIMARY or SWITCHING -> DEMOTING, edges (9) and
+ * (10)): no more writes, the stream and the global waiters end, the
+ * demotion is recorded and the applier starts (role_done, (11)). Cannot
  * fail: the role job is allocated before anything changes, from the reserve
- * when memory is short; with neither (cannot happen: one step-down at a time,
- * and the reserve comes back with it) the region still stops writing and
- * follows, unrecorded.
+ * when memory is short; with neither (cannot happen: one step-down at a
+ * time, and the reserve comes back with it) the region still stops writing
+ * and follows, unrecorded (edge (e)).
  */
 static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 {
-	if (epoch > voter_promised(r->voter))
-		voter_learn(r->voter, epoch);
+	if (epoch > voter_promised(r->voter) && voter_learn(r->voter, epoch) != 0)
+		log_error("cannot persist the promise of epoch %llu; stepping down anyway",
+			  (unsigned long long)epoch);
 	if (!r->primary)
 		return;
 	role_job *j = calloc(1, sizeof *j);
@@ -556,9 +763,12 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 		log_warn("stepping down with the reserve role job: out of memory");
 	}
 	log_warn("stepping down as primary of epoch %llu: %s", (unsigned long long)r->epoch, why);
-	r->primary = false;
+	if (election_set(r, j ? ELECTION_DEMOTING : ELECTION_FOLLOWER, why) != 0) {
+		if (j)
+			role_job_release(r, j);
+		return;
+	}
 	r->lease_until = 0;
-	r->switching = false;
 	r->step_downs++;
 	capture_set_enabled(r->env.capture, false);
 	stream_stop(r);
@@ -583,8 +793,11 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 
 void election_learn(repl *r, uint64_t epoch)
 {
-	if (epoch > voter_promised(r->voter))
-		voter_learn(r->voter, epoch);
+	/* a promise that cannot be persisted is not taken (voter_learn); the
+	 * epoch itself is still learned below: a primary steps down anyway */
+	if (epoch > voter_promised(r->voter) && voter_learn(r->voter, epoch) != 0)
+		log_error("cannot persist the promise of epoch %llu (I/O); learning it in memory only",
+			  (unsigned long long)epoch);
 	if (epoch <= r->epoch)
 		return;
 	if (r->primary) {
@@ -598,7 +811,7 @@ void election_learn(repl *r, uint64_t epoch)
 
 void election_contact(repl *r, uint64_t epoch)
 {
-	if (epoch < r->epoch)
+	if (rules_epoch_stale(epoch, r->epoch))
 		return; /* a deposed primary does not count */
 	if (epoch > r->epoch)
 		election_learn(r, epoch);
@@ -607,14 +820,15 @@ void election_contact(repl *r, uint64_t epoch)
 
 /* --- standing for election --- */
 
+/* The candidacy ends without a win (edges (b), (c); from DRAINING or
+ * CANDIDATE): a follower again, the applier restarted, the next candidacy
+ * after vote_retry_ms, a waiting admin request answered. */
 static void stand_abort(repl *r, const char *why)
 {
-	bool was_draining = r->standing >= 2;
-	r->standing = 0;
 	int64_t wait = r->env.cfg->failover.vote_retry_ms;
 	r->next_stand = voter_clock_ms() + wait;
-	if (was_draining && !r->primary)
-		follow(r);
+	if (election_set(r, ELECTION_FOLLOWER, why) == 0)
+		follow(r); /* the drain stopped the applier */
 	if (r->admin_req) {
 		char msg[256];
 		snprintf(msg, sizeof msg, "the election was lost: %s", why);
@@ -624,19 +838,27 @@ static void stand_abort(repl *r, const char *why)
 	log_info("election for epoch %llu not won: %s", (unsigned long long)r->stand_epoch, why);
 }
 
+/* DRAINING, the writer queue empty: own vote under the voter rule, then the
+ * Vote round (edge (4)); refused or out of memory: (b). */
 static void cast_votes(repl *r)
 {
-	voter_answer a;
-	if (voter_vote(r->voter, r->stand_epoch, self_name(r), false, false, r->stand_force, &a) != 0 || !a.granted) {
-		if (a.promised_epoch >= r->stand_epoch)
-			r->stand_epoch = a.promised_epoch + 1;
-		stand_abort(r, a.reason ? a.reason : "own vote refused");
-		return;
-	}
-	r->standing = 3;
+	/* allocated before the own vote: out of memory changes no promise */
 	round_ctx *c = calloc(1, sizeof *c);
 	if (!c) {
 		stand_abort(r, "out of memory");
+		return;
+	}
+	voter_answer a = {0};
+	int rc = voter_vote(r->voter, r->stand_epoch, self_name(r), false, false, r->stand_force, &a);
+	if (rc != 0 || !a.granted) {
+		free(c);
+		if (a.promised_epoch >= r->stand_epoch)
+			r->stand_epoch = a.promised_epoch + 1;
+		stand_abort(r, rc != 0 ? "own vote not persisted (I/O error)" : a.reason ? a.reason : "own vote refused");
+		return;
+	}
+	if (election_set(r, ELECTION_CANDIDATE, "own vote cast") != 0) {
+		free(c);
 		return;
 	}
 	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .round = ++r->round, .epoch = r->stand_epoch, .yes = 1,
@@ -653,9 +875,12 @@ static void cast_votes(repl *r)
 	send_round(r, c, "/internal/v1/vote", body);
 }
 
-static void begin_drain(repl *r)
+/* Edges (2), (3): stop applying; the tick casts the votes once what is in
+ * the writer queue has landed (pending_applies == 0). */
+static void begin_drain(repl *r, const char *why)
 {
-	r->standing = 2;
+	if (election_set(r, ELECTION_DRAINING, why) != 0)
+		return;
 	applier_stop(r); /* what is in the writer queue still lands; tick waits for it */
 }
 
@@ -667,13 +892,14 @@ static void round_finished(round_ctx *c)
 	if (c->round != r->round || r->primary)
 		return;
 	if (c->pre) {
-		if (r->standing != 1)
+		if (r->state != ELECTION_PRE_CANDIDATE)
 			return;
-		if (c->yes >= 2) {
-			begin_drain(r);
+		if (rules_majority(c->yes)) {
+			begin_drain(r, "a majority would vote");
 		} else {
-			r->standing = 0;
 			r->stand_now = false;
+			r->next_stand = voter_clock_ms() + rules_retry_wait(c->retry_after, r->env.cfg->failover.vote_retry_ms);
+			election_set(r, ELECTION_FOLLOWER, c->refusal[0] ? c->refusal : "pre-vote: no answer");
 			if (r->admin_req) {
 				char msg[512];
 				snprintf(msg, sizeof msg,
@@ -684,15 +910,12 @@ static void round_finished(round_ctx *c)
 					 (long long)(c->retry_after > 0 ? c->retry_after : r->env.cfg->failover.vote_retry_ms));
 				admin_error(r, 409, c->retry_after > 0 ? "lease_held" : "election_failed", msg);
 			}
-			int64_t wait = c->retry_after > r->env.cfg->failover.vote_retry_ms
-					       ? c->retry_after : r->env.cfg->failover.vote_retry_ms;
-			r->next_stand = voter_clock_ms() + wait;
 		}
 		return;
 	}
-	if (r->standing != 3)
+	if (r->state != ELECTION_CANDIDATE)
 		return;
-	if (c->yes >= 2) {
+	if (rules_majority(c->yes)) {
 		role_job *j = calloc(1, sizeof *j);
 		if (!j) {
 			stand_abort(r, "out of memory");
@@ -701,19 +924,25 @@ static void round_finished(round_ctx *c)
 		*j = (role_job){.r = r, .epoch = c->epoch, .promote = true};
 		snprintf(j->why, sizeof j->why, "elected with %d of 3 votes%s", c->yes,
 			 r->stand_force ? " (forced failover)" : "");
+		if (election_set(r, ELECTION_PROMOTING, j->why) != 0) {
+			free(j);
+			return;
+		}
 		role_submit(r, j);
 	} else {
 		stand_abort(r, c->refusal[0] ? c->refusal : "no majority");
 	}
 }
 
+/* FOLLOWER: stand for election now (edges (1), (2)), unless our own grant
+ * to the primary still binds (then at its end). Out of memory: stays a
+ * follower, retries after vote_retry_ms, an admin request is answered. */
 static void stand(repl *r)
 {
-	if (r->primary || r->standing || r->stopping || !failover_enabled(r) || r->role_change_pending)
+	if (r->state != ELECTION_FOLLOWER || r->stopping || !failover_enabled(r))
 		return;
 	int64_t now = voter_clock_ms();
-	uint64_t base = voter_promised(r->voter) > r->epoch ? voter_promised(r->voter) : r->epoch;
-	r->stand_epoch = base + 1;
+	r->stand_epoch = rules_stand_epoch(voter_promised(r->voter), r->epoch);
 	char holder[32];
 	int64_t left = 0;
 	if (!r->stand_force && voter_binds_other(r->voter, self_name(r), &left, holder)) {
@@ -732,15 +961,19 @@ static void stand(repl *r)
 	}
 	if (r->stand_force) {
 		/* forced: the voters' grants bind, a pre-vote would be refused */
-		begin_drain(r);
+		begin_drain(r, "forced failover: no pre-vote");
 		return;
 	}
-	r->standing = 1;
 	round_ctx *c = calloc(1, sizeof *c);
 	if (!c) {
-		log_error("cannot stand for election: out of memory; retrying");
-		r->standing = 0;
+		log_error("cannot stand for election: out of memory; a follower still, retrying");
 		r->next_stand = now + r->env.cfg->failover.vote_retry_ms;
+		r->stand_now = false;
+		admin_error(r, 503, "out_of_memory", "this region is out of memory; nothing was changed; retry");
+		return;
+	}
+	if (election_set(r, ELECTION_PRE_CANDIDATE, r->stand_now ? "failover requested" : "no primary heard") != 0) {
+		free(c);
 		return;
 	}
 	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .pre = true, .round = ++r->round, .epoch = r->stand_epoch,
@@ -771,8 +1004,13 @@ static void handover_reply(int rc, const http_message *resp, const char *body, s
 
 static void send_handover(repl *r)
 {
-	/* our own grant goes first: the target needs our vote */
-	voter_drop_grant(r->voter);
+	/* our own grant goes first: the target needs our vote. If it cannot be
+	 * dropped (I/O), the handover still goes: the target's pre-vote is
+	 * then refused here until the grant expires, and it wins an election
+	 * after that, as without a handover */
+	if (voter_drop_grant(r->voter) != 0)
+		log_error("handover: cannot drop this region's own grant (I/O); %s will be elected once it "
+			  "expires", r->env.peer->name);
 	char body[128];
 	snprintf(body, sizeof body, "{\"epoch\":%llu,\"from\":\"%s\"}", (unsigned long long)r->epoch, self_name(r));
 	char headers[96];
@@ -791,18 +1029,17 @@ static void send_handover(repl *r)
 
 static void switchover_check(repl *r, int64_t now)
 {
-	if (!r->switching)
+	if (r->state != ELECTION_SWITCHING)
 		return;
 	if (r->writes_in_flight == 0 && r->acked_seq >= r->position && r->subs) {
 		char why[96];
 		snprintf(why, sizeof why, "planned switchover to %s at position %llu", r->switch_to,
 			 (unsigned long long)r->position);
-		r->switching = false;
-		step_down(r, r->epoch, why, true);
+		step_down(r, r->epoch, why, true); /* edge (10) */
 		return;
 	}
 	if (now > r->switch_deadline) {
-		r->switching = false;
+		election_set(r, ELECTION_PRIMARY, "switchover abandoned: the target did not catch up"); /* (8) */
 		writes_log(r);
 		char msg[200];
 		snprintf(msg, sizeof msg,
@@ -826,22 +1063,23 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (r->primary) {
 		/* nothing heard for half the isolation bound: ask the voters now
 		 * (the lease round is the probe), not at the next renewal */
-		int iso = r->env.cfg->failover.isolation_ms;
-		bool probe = iso > 0 && now - r->heard_mono >= iso / 2 && now - r->last_renew >= iso / 2;
-		if ((now >= r->next_renew || probe) && !r->role_change_pending)
+		bool probe = rules_probe_due(r->env.cfg->failover.isolation_ms, now, r->heard_mono, r->last_renew);
+		if (now >= r->next_renew || probe)
 			lease_renew(r);
 		switchover_check(r, now);
 		writes_log(r); /* isolation starts and ends without an event of its own */
 		return;
 	}
-	if (r->standing == 2) {
-		if (r->pending_applies == 0 && !r->role_change_pending)
+	if (r->state == ELECTION_DRAINING) {
+		if (r->pending_applies == 0)
 			cast_votes(r);
 		return;
 	}
-	if (!r->standing && !r->role_change_pending && !r->reconnect)
+	if (r->state != ELECTION_FOLLOWER)
+		return; /* a round or a role write in flight: its answer moves the state */
+	if (!r->reconnect)
 		follow(r); /* a secondary whose applier could not start */
-	if (r->standing || r->role_change_pending || now < r->next_stand)
+	if (now < r->next_stand)
 		return;
 	if (now - r->contact_mono >= r->env.cfg->failover.election_timeout_ms)
 		stand(r);
@@ -858,7 +1096,9 @@ void election_handle_lease(repl *r, http_request *req, const char *peer)
 	if (b.epoch > r->epoch)
 		election_learn(r, b.epoch);
 	voter_answer a;
-	voter_lease(r->voter, b.epoch, b.who, &a);
+	if (voter_lease(r->voter, b.epoch, b.who, &a) != 0) /* answered 503 io: nothing granted */
+		log_error("refused a lease to %s in epoch %llu: the voter state cannot be persisted", b.who,
+			  (unsigned long long)b.epoch);
 	if (a.granted)
 		election_contact(r, b.epoch);
 	ballot_answer(req, &a, b.boot_id);
@@ -869,10 +1109,11 @@ void election_handle_vote(repl *r, http_request *req, const char *peer)
 	ballot b;
 	if (ballot_read(req, BALLOT_VOTE, peer, &b) != 0)
 		return;
-	uint64_t my_epoch = history_epoch_at(r, r->position);
-	bool behind = b.last_epoch < my_epoch || (b.last_epoch == my_epoch && b.last_seq < r->position);
+	bool behind = history_behind(b.last_epoch, b.last_seq, history_epoch_at(r, r->position), r->position);
 	voter_answer a;
-	voter_vote(r->voter, b.epoch, b.who, behind, b.pre, b.force, &a);
+	if (voter_vote(r->voter, b.epoch, b.who, behind, b.pre, b.force, &a) != 0) /* 503 io, not granted */
+		log_error("refused a vote to %s in epoch %llu: the voter state cannot be persisted", b.who,
+			  (unsigned long long)b.epoch);
 	if (!b.pre)
 		log_info("%s %s a vote in epoch %llu%s%s", a.granted ? "gave" : "refused", b.who,
 			 (unsigned long long)b.epoch, a.granted ? "" : ": ", a.granted ? "" : a.reason);
@@ -880,8 +1121,9 @@ void election_handle_vote(repl *r, http_request *req, const char *peer)
 		/* we voted for another primary, or the operator forces one:
 		 * stop writing now, before it can be elected (its election
 		 * waits for our answer) */
-		if (b.force && !a.granted)
-			voter_learn(r->voter, b.epoch);
+		if (b.force && !a.granted && voter_learn(r->voter, b.epoch) != 0)
+			log_error("cannot persist the promise of epoch %llu (I/O); stepping down anyway",
+				  (unsigned long long)b.epoch);
 		step_down(r, b.epoch, b.force ? "an operator forces a failover" : "voted for a new primary", false);
 	}
 	ballot_answer(req, &a, b.boot_id);
@@ -892,12 +1134,15 @@ void election_handle_handover(repl *r, http_request *req, const char *peer)
 	ballot b;
 	if (ballot_read(req, BALLOT_HANDOVER, peer, &b) != 0)
 		return;
-	if (b.epoch < r->epoch) {
+	if (rules_epoch_stale(b.epoch, r->epoch)) {
 		link_refuse_stale(r, req, b.epoch);
 		return;
 	}
-	bool released = voter_handover(r->voter, b.epoch, b.who) == 1;
-	if (released && !r->primary && !r->standing) {
+	int hrc = voter_handover(r->voter, b.epoch, b.who);
+	if (hrc < 0) /* the grant is kept: the sender is elected once it expires */
+		log_error("handover from %s: cannot release the grant (I/O)", b.who);
+	bool released = hrc == 1;
+	if (released && r->state == ELECTION_FOLLOWER) {
 		log_info("handover from %s (epoch %llu): standing for election now", b.who, (unsigned long long)b.epoch);
 		r->next_stand = 0;
 		stand(r);
@@ -978,7 +1223,7 @@ void election_handle_admin(repl *r, http_request *req, const char *peer)
 			    "switchover and failover need two regions and a [witness] in the config");
 		return;
 	}
-	if (r->admin_req || r->switching || r->standing) {
+	if (r->admin_req || r->state == ELECTION_SWITCHING || standing(r)) {
 		json_decref(o);
 		repl_answer(req, 409, "busy", "a switchover or election is already in progress here");
 		return;
@@ -1002,7 +1247,11 @@ void election_handle_admin(repl *r, http_request *req, const char *peer)
 			return;
 		}
 		snprintf(r->switch_to, sizeof r->switch_to, "%s", to);
-		r->switching = true;
+		if (election_set(r, ELECTION_SWITCHING, "planned switchover requested") != 0) { /* (7) */
+			json_decref(o);
+			repl_answer(req, 500, "internal_error", "the switchover could not start");
+			return;
+		}
 		r->switch_deadline = voter_clock_ms() + r->env.cfg->failover.switchover_timeout_ms;
 		r->admin_req = req;
 		log_info("switchover to %s: writes paused until it has everything (position %llu)", to,
@@ -1041,11 +1290,11 @@ void election_status_json(repl *r, buf *out)
 	voter_status(r->voter, vs, sizeof vs);
 	int64_t left = r->primary ? (failover_enabled(r) ? r->lease_until - now : 1) : 0;
 	buf_printf(out,
-		   "\"failover\":{\"enabled\":%s,\"witness\":\"%s\",%s,\"standing\":%s,\"switching\":%s,"
+		   "\"failover\":{\"enabled\":%s,\"witness\":\"%s\",%s,\"state\":\"%s\",\"standing\":%s,\"switching\":%s,"
 		   "\"elections_won\":%llu,\"step_downs\":%llu},"
 		   "\"lease\":{\"valid\":%s,\"remaining_ms\":%lld},\"isolated\":[",
-		   failover_enabled(r) ? "true" : "false", r->witness_addr, vs, r->standing ? "true" : "false",
-		   r->switching ? "true" : "false", (unsigned long long)r->elections_won,
+		   failover_enabled(r) ? "true" : "false", r->witness_addr, vs, election_state_name(r->state),
+		   standing(r) ? "true" : "false", r->state == ELECTION_SWITCHING ? "true" : "false", (unsigned long long)r->elections_won,
 		   (unsigned long long)r->step_downs, lease_valid(r) ? "true" : "false",
 		   (long long)(lease_valid(r) && failover_enabled(r) ? left : 0));
 	for (int i = 0; i < r->nisolated; i++)
@@ -1068,6 +1317,10 @@ int election_init(repl *r, char *err, size_t errcap)
 	r->voter = voter_open(path, &r->env.cfg->failover, err, errcap);
 	if (!r->voter)
 		return ERR_IO;
+	/* the initial state is the role in the database (repl_new read it into
+	 * r->primary): not a transition, the start of the diagram */
+	r->state = r->primary ? ELECTION_PRIMARY : ELECTION_FOLLOWER;
+	r->switching = false;
 	unsigned char id[16];
 	util_random(id, sizeof id);
 	util_hex(id, sizeof id, r->boot_id);
@@ -1105,7 +1358,8 @@ int election_start(repl *r)
 		if (!r->to_peer || !r->to_witness)
 			return ERR_NOMEM;
 		struct timeval tv = {0, TICK_MS * 1000};
-		evtimer_add(r->tick, &tv);
+		if (evtimer_add(r->tick, &tv) != 0)
+			return ERR_NOMEM; /* no tick, no election: the start fails */
 		if (r->primary)
 			lease_renew(r);
 	}

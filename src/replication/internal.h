@@ -41,6 +41,20 @@ typedef struct pending_frame {
 	struct pending_frame *next;
 } pending_frame;
 
+/* The election's state (election.c: the diagram, the one function that
+ * changes it, and its mapping to model/failover.pml). */
+typedef enum election_state {
+	ELECTION_FOLLOWER,      /* secondary: follows the primary, or stands once it is silent */
+	ELECTION_PRE_CANDIDATE, /* a pre-vote round in flight: nothing changed anywhere yet */
+	ELECTION_DRAINING,      /* pre-vote won (or forced): applier stopped, writer queue draining */
+	ELECTION_CANDIDATE,     /* own vote cast: the vote round in flight */
+	ELECTION_PROMOTING,     /* elected: the new role is in the writer queue */
+	ELECTION_PRIMARY,       /* primary: writes while the lease runs and a voter was heard */
+	ELECTION_SWITCHING,     /* primary in a planned switchover: writes paused */
+	ELECTION_DEMOTING,      /* stepped down (no writes): the demotion is in the writer queue */
+	ELECTION_STATES
+} election_state;
+
 typedef struct fwd_client {
 	http_client *client;
 	int in_flight;
@@ -49,7 +63,7 @@ typedef struct fwd_client {
 struct repl {
 	repl_env env;
 	http_server *link;
-	bool primary;
+	bool primary;               /* derived: state PRIMARY or SWITCHING (election_set only) */
 	bool stopping;
 	uint64_t epoch;
 	uint64_t position;          /* committed (primary) or applied (secondary) */
@@ -114,15 +128,14 @@ struct repl {
 	uint64_t no_quorum_refusals;    /* writes refused or not acknowledged: isolated */
 	uint64_t round;                 /* lease rounds and elections, to drop stale replies */
 	int64_t contact_mono;           /* last message from a valid primary (voter clock) */
-	int standing;                   /* 0 no, 1 pre-vote, 2 draining, 3 voting */
+	election_state state;           /* changed by election_set() only */
 	bool stand_force, stand_now;    /* forced failover; skip the pre-vote */
 	uint64_t stand_epoch;
 	int64_t next_stand;
 	int stand_yes, stand_replies;
-	bool role_change_pending;       /* a role write is in the writer queue */
 	void *role_reserve;             /* a role job kept for a step-down without memory */
 	bool follow_failed;             /* secondary: the applier could not start; the tick retries */
-	bool switching;                 /* planned switchover: writes refused */
+	bool switching;                 /* derived: state SWITCHING (election_set only) */
 	int64_t switch_deadline;
 	char switch_to[32];
 	http_request *admin_req;        /* a switchover or failover waiting for its outcome */
@@ -194,28 +207,54 @@ bool link_epoch_check(repl *r, http_request *req);
 /* Answer 409 stale_epoch to a message of epoch e (older than ours). */
 void link_refuse_stale(repl *r, http_request *req, uint64_t e);
 
-/* election.c */
+/* election.c: the election state machine (its diagram and failure
+ * handling are in the design block at the top of election.c). Whatever
+ * fails inside it (memory, the voter's file, the role's database write),
+ * the region ends in a state of the diagram and never accepts a write it
+ * could not acknowledge safely: a failed promotion leaves a FOLLOWER, a
+ * failed step-down still stops writes and follows, and a transition off
+ * the diagram is refused and logged. */
+/* Open the voter state (DIR/voter.json) and set the initial state from
+ * r->primary. 0, or ERR_IO with the reason in err and nothing opened. */
 int election_init(repl *r, char *err, size_t errcap);
-/* 0, or ERR_NOMEM (timers, clients, the reserve role job) with the caller
- * expected to fail the start. */
+/* 0, or ERR_NOMEM (timers, clients, the reserve role job, the tick) with the
+ * caller expected to fail the start; election_free releases what was made. */
 int election_start(repl *r);
+/* Stop the timers and clients, answer a waiting admin request (503). Cannot
+ * fail. */
 void election_stop(repl *r);
+/* Release what election_init/start made; safe after a failed start and
+ * twice. Cannot fail. */
 void election_free(repl *r);
-/* A message from the primary of this epoch (or newer) arrived. */
+/* A message from the primary of this epoch (or newer) arrived: it counts
+ * as contact (no election while it lasts); an older epoch's does not.
+ * Cannot fail (a newer epoch is learned as election_learn). */
 void election_contact(repl *r, uint64_t epoch);
-/* A higher epoch is known: raise it; a primary steps down. */
+/* A higher epoch is known: raise the promise (persisted; if that fails,
+ * logged and taken in memory only); a primary steps down (PRIMARY or
+ * SWITCHING -> DEMOTING), which cannot fail. */
 void election_learn(repl *r, uint64_t epoch);
+/* Is the fault switch cutting this region off from peer? Cannot fail. */
 bool election_isolated(const repl *r, const char *peer);
-/* Link routes (peer = the verified certificate name). */
+/* "follower", "pre_candidate", ... (status, logs); "invalid" out of range. */
+const char *election_state_name(election_state s);
+/* Link routes (peer = the verified certificate name). Each answers the
+ * request exactly once: 400 for a ballot that does not parse, 409 for a
+ * refusal or a stale epoch, 503 io when the voter cannot persist (nothing
+ * granted). */
 void election_handle_lease(repl *r, http_request *req, const char *peer);
 void election_handle_vote(repl *r, http_request *req, const char *peer);
 void election_handle_handover(repl *r, http_request *req, const char *peer);
 void election_handle_admin(repl *r, http_request *req, const char *peer);
+/* Append the failover status fields to out (bounded by out's maximum: cut
+ * there, never beyond). */
 void election_status_json(repl *r, buf *out);
-/* Primary: another voter answered (a lease answer, a stream ack). */
+/* Primary: another voter answered (a lease answer, a stream ack). Cannot
+ * fail. */
 void election_heard(repl *r);
 /* A new link client to host:port named sni, bound to our source address;
- * its failed connections are logged (rate-limited, link_watch_connections). */
+ * its failed connections are logged (rate-limited, link_watch_connections).
+ * NULL when host:port does not parse or memory is short. */
 http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body);
 /* Log c's failed connections at warn with their cause, once per 10 s per
  * target and cause (applier.c; every link client should be watched). */
@@ -226,18 +265,26 @@ void link_watch_connections(repl *r, http_client *c);
  * ERR_AGAIN (the database was busy) / ERR_DB, logged, with the history in
  * memory unaltered: a failed read never leaves a truncated history. */
 int history_load(repl *r);
+/* Add (epoch, first_seq) to the history in memory (the database row is
+ * written by the caller); an epoch not above the last only moves its
+ * first_seq; past 256 rows the oldest goes. Cannot fail. */
 void history_add(repl *r, uint64_t epoch, uint64_t first_seq);
-/* Epoch of position seq in this region's log (0 for seq 0). */
+/* Epoch of position seq in this region's log (0 for seq 0). Cannot fail. */
 uint64_t history_epoch_at(const repl *r, uint64_t seq);
+/* The history as JSON (GET /internal/v1/replication/history), appended to
+ * out; cut at out's maximum. */
 void history_json(repl *r, buf *out);
-/* The divergence point D of two logs, each given by its history (epochs
- * and their first positions, ascending) and its last position: the last
- * position, at most both ends, up to which both give the same epoch
- * everywhere. */
-uint64_t history_divergence(const uint64_t *ea, const uint64_t *fa, int na, uint64_t last_a,
-			    const uint64_t *eb, const uint64_t *fb, int nb, uint64_t last_b);
+/* (The pure rules on histories, history_divergence and the rejoin plan,
+ * are in failover/history.h.) */
 /* Secondary: find the divergence point with the primary, quarantine what
- * must go, then call done(r, ok). */
+ * must go, then call done(r, ok) exactly once (possibly before this returns).
+ * ok false (the history unreadable: SQLITE_BUSY / IOERR, the primary
+ * unreachable or deposed, out of memory, the revert's transaction failed):
+ * logged, nothing reverted (the revert is one transaction whose quarantine
+ * file is written before its COMMIT), and the region stays out of the
+ * stream until the next rejoin. ok true after a revert whose history could
+ * not be read back is never given: that is ok false, and the next rejoin
+ * reads it. */
 void rejoin_start(repl *r, void (*done)(repl *r, bool ok));
 
 /* Send a small JSON answer on the link. */

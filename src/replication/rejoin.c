@@ -30,6 +30,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "failover/history.h"
 #include "replication/internal.h"
 
 /* --- the history --- */
@@ -82,20 +83,9 @@ void history_add(repl *r, uint64_t epoch, uint64_t first_seq)
 	r->hist_n++;
 }
 
-static uint64_t epoch_at(const uint64_t *ep, const uint64_t *first, int n, uint64_t seq)
-{
-	if (seq == 0)
-		return 0;
-	uint64_t e = 0;
-	for (int i = 0; i < n; i++)
-		if (first[i] <= seq)
-			e = ep[i];
-	return e;
-}
-
 uint64_t history_epoch_at(const repl *r, uint64_t seq)
 {
-	return epoch_at(r->hist_epoch, r->hist_first, r->hist_n, seq);
+	return history_epoch_of(r->hist_epoch, r->hist_first, r->hist_n, seq);
 }
 
 void history_json(repl *r, buf *out)
@@ -107,30 +97,6 @@ void history_json(repl *r, buf *out)
 		buf_printf(out, "%s[%llu,%llu]", i ? "," : "", (unsigned long long)r->hist_epoch[i],
 			   (unsigned long long)r->hist_first[i]);
 	buf_adds(out, "]}");
-}
-
-/* The divergence point of two logs given by their histories and ends. */
-uint64_t history_divergence(const uint64_t *ea, const uint64_t *fa, int na, uint64_t last_a,
-			    const uint64_t *eb, const uint64_t *fb, int nb, uint64_t last_b)
-{
-	uint64_t limit = last_a < last_b ? last_a : last_b;
-	uint64_t d = limit;
-	/* both are step functions changing only at first_seq points: compare
-	 * at position 1 and at every such point up to the limit */
-	if (limit >= 1 && epoch_at(ea, fa, na, 1) != epoch_at(eb, fb, nb, 1))
-		return 0;
-	for (int side = 0; side < 2; side++) {
-		const uint64_t *f = side ? fb : fa;
-		int n = side ? nb : na;
-		for (int i = 0; i < n; i++) {
-			uint64_t k = f[i];
-			if (k < 1 || k > limit)
-				continue;
-			if (epoch_at(ea, fa, na, k) != epoch_at(eb, fb, nb, k) && k - 1 < d)
-				d = k - 1;
-		}
-	}
-	return d;
 }
 
 /* --- reverting into the quarantine --- */
@@ -173,49 +139,70 @@ static json_t *value_json(sqlite3_value *v)
 }
 
 /* The whole current row of table with the primary key values pk (from a
- * changeset), as a JSON object; JSON null when there is none. */
-static json_t *read_row(db_conn *db, const char *table, int ncol, const unsigned char *pkflags,
-			sqlite3_value **pk)
+ * changeset), as a JSON object in *out; JSON null when there is none. 0, or
+ * ERR_DB (a statement failed: SQLITE_BUSY, IOERR, ...) / ERR_NOMEM with
+ * *out NULL: the quarantine must not record a row it could not read as a
+ * row that does not exist, so the caller fails the whole revert. */
+static int read_row(db_conn *db, const char *table, int ncol, const unsigned char *pkflags, sqlite3_value **pk,
+		    json_t **out)
 {
 	sqlite3 *h = db_handle(db);
+	*out = NULL;
 	char *cols_sql = sqlite3_mprintf("SELECT name FROM pragma_table_info(%Q) ORDER BY cid", table);
 	sqlite3_stmt *cs = NULL;
 	buf where;
 	buf_init(&where, 4096);
 	char names[64][64];
-	int n = 0;
-	if (sqlite3_prepare_v2(h, cols_sql, -1, &cs, NULL) == SQLITE_OK)
-		while (sqlite3_step(cs) == SQLITE_ROW && n < 64)
+	int n = 0, rc = 0, src;
+	if (!cols_sql || sqlite3_prepare_v2(h, cols_sql, -1, &cs, NULL) != SQLITE_OK) {
+		rc = ERR_DB;
+	} else {
+		while ((src = sqlite3_step(cs)) == SQLITE_ROW && n < 64)
 			snprintf(names[n++], 64, "%s", sqlite3_column_text(cs, 0));
+		if (src != SQLITE_ROW && src != SQLITE_DONE)
+			rc = ERR_DB;
+	}
 	sqlite3_finalize(cs);
 	sqlite3_free(cols_sql);
 	int bound = 0;
-	for (int i = 0; i < ncol && i < n; i++)
+	for (int i = 0; rc == 0 && i < ncol && i < n; i++)
 		if (pkflags[i]) {
 			char *w = sqlite3_mprintf("%s\"%w\" IS ?%d", bound ? " AND " : "", names[i], bound + 1);
-			buf_adds(&where, w);
+			if (!w || buf_adds(&where, w) != 0)
+				rc = ERR_NOMEM;
 			sqlite3_free(w);
 			bound++;
 		}
-	json_t *row = json_null();
-	char *sql = bound ? sqlite3_mprintf("SELECT * FROM \"%w\" WHERE %s", table, where.data) : NULL;
+	json_t *row = NULL;
+	char *sql = rc == 0 && bound ? sqlite3_mprintf("SELECT * FROM \"%w\" WHERE %s", table, where.data) : NULL;
 	sqlite3_stmt *st = NULL;
-	if (sql && sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+	if (rc == 0 && bound && (!sql || sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK))
+		rc = ERR_DB;
+	if (rc == 0 && st) {
 		int b = 0;
 		for (int i = 0; i < ncol; i++)
 			if (pkflags[i])
 				sqlite3_bind_value(st, ++b, pk[i]);
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			json_decref(row);
+		src = sqlite3_step(st);
+		if (src == SQLITE_ROW) {
 			row = json_object();
-			for (int c = 0; c < sqlite3_column_count(st); c++)
+			for (int c = 0; row && c < sqlite3_column_count(st); c++)
 				json_object_set_new(row, sqlite3_column_name(st, c), value_json(sqlite3_column_value(st, c)));
+			if (!row)
+				rc = ERR_NOMEM;
+		} else if (src != SQLITE_DONE) {
+			rc = ERR_DB;
 		}
 	}
+	if (rc != 0)
+		log_error("rejoin: cannot read a row of %s for the quarantine: %s", table,
+			  rc == ERR_NOMEM ? "out of memory" : sqlite3_errmsg(h));
 	sqlite3_finalize(st);
 	sqlite3_free(sql);
 	buf_free(&where);
-	return row;
+	if (rc == 0)
+		*out = row ? row : json_null();
+	return rc;
 }
 
 typedef struct touched {
@@ -278,21 +265,25 @@ static int revert_entry(db_conn *db, uint64_t seq, uint64_t epoch, int64_t time_
 	json_t *changes = json_array();
 	json_t **after = calloc((size_t)(nt ? nt : 1), sizeof *after);
 	if (rc == 0 && after) {
-		for (int i = 0; i < nt; i++)
-			after[i] = read_row(db, t[i].table, t[i].ncol, t[i].pkflags, t[i].pk);
+		for (int i = 0; i < nt && rc == 0; i++)
+			rc = read_row(db, t[i].table, t[i].ncol, t[i].pkflags, t[i].pk, &after[i]);
 		int n2 = 0;
 		void *inv = NULL;
 		int conflicts = 0;
-		if (sqlite3changeset_invert(len, payload, &n2, &inv) != SQLITE_OK ||
-		    sqlite3changeset_apply(db_handle(db), n2, inv, NULL, abort_on_conflict, &conflicts) != SQLITE_OK ||
-		    conflicts)
+		if (rc == 0 &&
+		    (sqlite3changeset_invert(len, payload, &n2, &inv) != SQLITE_OK ||
+		     sqlite3changeset_apply(db_handle(db), n2, inv, NULL, abort_on_conflict, &conflicts) != SQLITE_OK ||
+		     conflicts))
 			rc = ERR_CONFLICT;
 		sqlite3_free(inv);
 		for (int i = 0; i < nt && rc == 0; i++) {
-			json_t *before = read_row(db, t[i].table, t[i].ncol, t[i].pkflags, t[i].pk);
-			json_array_append_new(changes, json_pack("{s:s,s:o,s:o}", "table", t[i].table, "before", before,
-								 "after", after[i]));
-			after[i] = NULL;
+			json_t *before = NULL;
+			rc = read_row(db, t[i].table, t[i].ncol, t[i].pkflags, t[i].pk, &before);
+			json_t *change = rc == 0 ? json_pack("{s:s,s:o,s:o}", "table", t[i].table, "before", before,
+							     "after", after[i]) : NULL;
+			after[i] = NULL; /* taken by json_pack's "o" (released by it on failure too) */
+			if (rc == 0 && (!changes || !change || json_array_append_new(changes, change) != 0))
+				rc = ERR_NOMEM;
 		}
 	} else if (rc == 0) {
 		rc = ERR_NOMEM;
@@ -334,7 +325,18 @@ static int revert_exec(db_conn *db, void *arg)
 			break;
 		}
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
-		if (sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 1) != LOG_CHANGESET) {
+		int src = sqlite3_step(st);
+		if (src != SQLITE_ROW && src != SQLITE_DONE) {
+			/* the log could not be read (I/O error, busy): not a reason
+			 * to throw the database away for a snapshot; the revert
+			 * fails as a whole and the next rejoin tries again */
+			snprintf(j->error, sizeof j->error, "cannot read entry %llu: %s", (unsigned long long)seq,
+				 sqlite3_errstr(src));
+			sqlite3_reset(st);
+			rc = ERR_DB;
+			break;
+		}
+		if (src != SQLITE_ROW || sqlite3_column_int(st, 1) != LOG_CHANGESET) {
 			sqlite3_reset(st);
 			snprintf(j->error, sizeof j->error, "entry %llu is %s", (unsigned long long)seq,
 				 "gone from the log or a migration");
@@ -481,7 +483,12 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 		done(r, false);
 		return;
 	}
-	if (rc != 0 || resp->status != 200) {
+	if (rc != 0) { /* the link client logs its failed connections */
+		done(r, false);
+		return;
+	}
+	if (resp->status != 200) {
+		log_warn("rejoin: the primary answered %d to the history request; rejoining later", resp->status);
 		done(r, false);
 		return;
 	}
@@ -489,47 +496,69 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 	json_t *h = json_object_get(o, "history");
 	json_t *ep = json_object_get(o, "epoch"), *last = json_object_get(o, "last_seq");
 	const char *role = json_string_value(json_object_get(o, "role"));
-	if (!json_is_array(h) || !json_is_integer(ep) || !json_is_integer(last) || !role ||
-	    strcmp(role, "primary") != 0 || json_array_size(h) > 256) {
+	if (!role || strcmp(role, "primary") != 0) {
+		log_info("rejoin: %s is not the primary (any more); rejoining later", r->env.peer->name);
 		json_decref(o);
 		done(r, false);
 		return;
 	}
 	uint64_t pe[256], pf[256];
 	int pn = 0;
+	bool ok = json_is_array(h) && json_array_size(h) <= 256 && json_is_integer(ep) && json_integer_value(ep) >= 0 &&
+		  json_is_integer(last) && json_integer_value(last) >= 0;
 	size_t i;
 	json_t *row;
 	json_array_foreach(h, i, row) {
-		pe[pn] = (uint64_t)json_integer_value(json_array_get(row, 0));
-		pf[pn] = (uint64_t)json_integer_value(json_array_get(row, 1));
+		json_t *e = json_array_get(row, 0), *f = json_array_get(row, 1);
+		if (!ok || !json_is_integer(e) || !json_is_integer(f) || json_integer_value(e) < 0 ||
+		    json_integer_value(f) < 0) {
+			ok = false;
+			break;
+		}
+		pe[pn] = (uint64_t)json_integer_value(e);
+		pf[pn] = (uint64_t)json_integer_value(f);
 		pn++;
+	}
+	if (!ok) { /* another version, or a bug: never guess a divergence point */
+		log_error("rejoin: the primary's history answer is malformed; rejoining later");
+		json_decref(o);
+		done(r, false);
+		return;
 	}
 	uint64_t their_epoch = (uint64_t)json_integer_value(ep);
 	uint64_t their_last = (uint64_t)json_integer_value(last);
 	json_decref(o);
-	if (their_epoch < r->epoch) {
-		done(r, false); /* a deposed primary: not ours to follow */
-		return;
-	}
-	election_learn(r, their_epoch);
-	uint64_t d = history_divergence(r->hist_epoch, r->hist_first, r->hist_n, r->position, pe, pf, pn, their_last);
-	if (d >= r->position) {
-		done(r, true);
-		return;
-	}
-	revert_job *j = calloc(1, sizeof *j);
-	if (!j) {
+	history_rejoin_plan plan = history_rejoin(r->epoch, r->hist_epoch, r->hist_first, r->hist_n, r->position,
+						   their_epoch, pe, pf, pn, their_last);
+	if (plan.action == HISTORY_REJOIN_DEPOSED) {
+		log_info("rejoin: %s answers as primary of epoch %llu, older than ours (%llu): a deposed primary, "
+			 "not ours to follow", r->env.peer->name, (unsigned long long)their_epoch,
+			 (unsigned long long)r->epoch);
 		done(r, false);
 		return;
 	}
-	*j = (revert_job){.r = r, .from_last = r->position, .d = d, .new_epoch = their_epoch,
-			  .epoch_at_d = history_epoch_at(r, d), .done = done};
+	election_learn(r, their_epoch);
+	if (plan.action == HISTORY_REJOIN_IN_SYNC) {
+		done(r, true);
+		return;
+	}
+	uint64_t d = plan.d;
+	revert_job *j = calloc(1, sizeof *j);
+	if (!j) {
+		log_error("rejoin: cannot revert positions %llu..%llu: out of memory; staying out of the stream, "
+			  "retrying", (unsigned long long)plan.from, (unsigned long long)plan.to);
+		done(r, false);
+		return;
+	}
+	*j = (revert_job){.r = r, .from_last = plan.to, .d = d, .new_epoch = their_epoch,
+			  .epoch_at_d = plan.epoch_at_d, .done = done};
 	log_warn("rejoin: this region's log parted from the primary's (epoch %llu) after position %llu; "
 		 "reverting positions %llu..%llu into the quarantine",
 		 (unsigned long long)their_epoch, (unsigned long long)d, (unsigned long long)d + 1,
 		 (unsigned long long)r->position);
 	r->pending_applies++;
 	if (committer_submit(r->env.writer, revert_exec, revert_done, j) != 0) {
+		log_warn("rejoin: the writer queue refused the revert (full or stopping); rejoining later");
 		r->pending_applies--;
 		free(j);
 		done(r, false);
@@ -548,6 +577,7 @@ void rejoin_start(repl *r, void (*done)(repl *r, bool ok))
 	char headers[64];
 	snprintf(headers, sizeof headers, "X-Tandem-Epoch: %llu\r\n", (unsigned long long)r->epoch);
 	if (!c) {
+		log_error("rejoin: out of memory; rejoining later");
 		done(r, false);
 		return;
 	}
@@ -556,6 +586,7 @@ void rejoin_start(repl *r, void (*done)(repl *r, bool ok))
 	if (!r->control_client ||
 	    http_client_request(r->control_client, "GET", "/internal/v1/replication/history", headers, NULL, 0, 0,
 				history_answer, c) != 0) {
+		log_warn("rejoin: cannot ask %s for its history now; rejoining later", r->env.peer->name);
 		free(c);
 		done(r, false);
 	}

@@ -1158,6 +1158,43 @@ def test_switchover_loses_nothing_and_pauses_writes_briefly(make_pair):
     assert_no_overlap(p)
 
 
+def election_path(region):
+    """The election transitions in a region's log: [(from, to, epoch)]."""
+    return [(e["from"], e["to"], e["epoch"]) for e in log_events(region.log_path, "election")]
+
+
+def test_switchover_walks_the_state_diagram(make_pair):
+    """The election is an explicit state machine (src/replication/election.c,
+    docs/FAILOVER.md "The state machine in the code"): every transition is
+    logged (event "election": from, to, epoch) and the state is in the
+    status. A switchover takes eu PRIMARY -> SWITCHING -> DEMOTING ->
+    FOLLOWER and us FOLLOWER -> PRE_CANDIDATE -> DRAINING -> CANDIDATE ->
+    PROMOTING -> PRIMARY, each log a path (each step starts where the last
+    ended), with no transition refused. Pins the old code, which had no
+    state: a bool, a bare int `standing` and flags, and logged none of it."""
+    p = make_pair()
+    eu, us = p.eu, p.us
+    wait_follower(eu, us)
+    steady(p)
+    assert region_status(eu)["failover"]["state"] == "primary"
+    assert region_status(us)["failover"]["state"] == "follower"
+    out = cli("switchover", "--config", p.config, "--to", "us")
+    assert out.returncode == 0, cli_failed(out, p)
+    wait_writable(us, timeout=5, epoch=2)
+    wait_for(lambda: region_status(eu)["failover"]["state"] == "follower", 5, what="eu a follower")
+    assert region_status(us)["failover"]["state"] == "primary"
+    eu_path, us_path = election_path(eu), election_path(us)
+    assert [(f, t) for f, t, _ in eu_path] == [("primary", "switching"), ("switching", "demoting"),
+                                               ("demoting", "follower")], eu_path
+    assert [(f, t) for f, t, _ in us_path] == [("follower", "pre_candidate"), ("pre_candidate", "draining"),
+                                               ("draining", "candidate"), ("candidate", "promoting"),
+                                               ("promoting", "primary")], us_path
+    assert us_path[-1][2] == 2 and eu_path[0][2] == 1, (us_path, eu_path)
+    for region in (eu, us):
+        with open(region.log_path, errors="replace") as f:
+            assert "not in the state diagram" not in f.read()
+
+
 # --- 8. an idempotent retry in the other region, across a failover --------------
 
 def test_idempotent_retry_at_the_new_primary_lands_once(make_pair):

@@ -1,11 +1,10 @@
 /*
- * test_voter.c - unit tests for the voter rules (src/failover/voter.c) and
- * the divergence point of two logs (src/replication/rejoin.c), the pieces
- * of docs/FAILOVER.md that decide safety: a binding grant refuses other
- * holders, promises never go back, a restarted voter counts a recorded
- * grant in full, a forced vote drops the grant, a late handover does not
- * release a newer epoch's grant; D comes from the epoch histories (the
- * model's counterexample `broken-rejoin` included).
+ * test_voter.c - unit tests for the voter rules (src/failover/voter.c), the
+ * pieces of docs/FAILOVER.md that decide safety: a binding grant refuses
+ * other holders, promises never go back, a restarted voter counts a
+ * recorded grant in full, a forced vote drops the grant, a late handover
+ * does not release a newer epoch's grant. (The divergence point of two
+ * logs is tested with the other history rules: test_failover_history.c.)
  */
 #include "test.h"
 
@@ -16,7 +15,6 @@
 
 #include "core/config.h"
 #include "failover/voter.h"
-#include "replication/internal.h"
 
 static char dir[64];
 
@@ -146,29 +144,6 @@ static void test_force_and_handover(void)
 	voter_free(&v);
 }
 
-static void test_divergence_point(void)
-{
-	/* same history, different lengths: the shorter end */
-	uint64_t e1[] = {1}, f1[] = {1};
-	CHECK_EQ_INT(history_divergence(e1, f1, 1, 100, e1, f1, 1, 90), 90);
-	/* the usual failover: eu wrote 91..100 in epoch 1 that us never got;
-	 * us was elected in epoch 2 at 90 */
-	uint64_t e2[] = {1, 2}, f2[] = {1, 91};
-	CHECK_EQ_INT(history_divergence(e1, f1, 1, 100, e2, f2, 2, 150), 90);
-	CHECK_EQ_INT(history_divergence(e2, f2, 2, 150, e1, f1, 1, 100), 90);
-	/* us elected before writing anything: still 90 */
-	CHECK_EQ_INT(history_divergence(e1, f1, 1, 100, e2, f2, 2, 90), 90);
-	/* the model's counterexample (broken-rejoin): eu wrote 1 in epoch 1;
-	 * us wrote 1 in epoch 2, then 2 in epoch 3: D is 0, not 1 */
-	uint64_t e3[] = {1, 2, 3}, f3[] = {1, 1, 2};
-	CHECK_EQ_INT(history_divergence(e1, f1, 1, 1, e3, f3, 3, 2), 0);
-	/* nothing at all yet */
-	CHECK_EQ_INT(history_divergence(e1, f1, 1, 0, e2, f2, 2, 0), 0);
-	/* agreement across several epochs, parting in the last */
-	uint64_t ea[] = {1, 2, 4}, fa[] = {1, 10, 20}, eb[] = {1, 2, 5}, fb[] = {1, 10, 18};
-	CHECK_EQ_INT(history_divergence(ea, fa, 3, 30, eb, fb, 3, 25), 17);
-}
-
 int main(void)
 {
 	snprintf(dir, sizeof dir, "/tmp/tandem-test-voter-XXXXXX");
@@ -178,7 +153,6 @@ int main(void)
 	RUN(test_votes_need_a_newer_epoch_and_data);
 	RUN(test_restart_counts_a_grant_in_full);
 	RUN(test_force_and_handover);
-	RUN(test_divergence_point);
 	char cmd[96];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
