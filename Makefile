@@ -7,7 +7,7 @@
 # TSAN=1 into build-tsan/ with ThreadSanitizer (`make tsan` runs it). The two
 # cannot be combined (each replaces the memory allocator with its own).
 
-PKGS      := libevent libevent_openssl libevent_pthreads openssl sqlite3 jansson libargon2 inih
+PKGS      := libevent libevent_openssl libevent_pthreads openssl sqlite3 jansson libargon2 inih expat
 DEPS_OK   := $(shell scripts/deps.sh deps/debian.txt >&2 && echo ok)
 ifneq ($(DEPS_OK),ok)
 $(error missing Debian packages, see above)
@@ -192,7 +192,7 @@ fuzz-run: $(FUZZ_BIN)
 # BENCH_ARGS go to every script (--quick, --duration, --rounds, --keep; the
 # replication and hostile-client benches ignore run.py's other options); REPL_BENCH_ARGS go to
 # bench/replication.py only (e.g. --rates 1000, --no-pg).
-BENCH_SCRIPTS := bench/run.py bench/replication.py bench/hostile.py
+BENCH_SCRIPTS := bench/run.py bench/replication.py bench/hostile.py bench/isolation.py
 BENCH_OTHER   := bench/drill.py
 replication_BENCH_ARGS = $(REPL_BENCH_ARGS)
 define newline

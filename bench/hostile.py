@@ -65,7 +65,7 @@ def fail(msg):
     sys.exit(1)
 
 
-def free_port_base(count=8):
+def free_port_base(count=10):
     base = 20000 + (os.getpid() * 13) % 30000
     while True:
         ok = True

@@ -644,7 +644,7 @@ class Tandem:
     def __init__(self, binary, workdir, delay_ms, name="tandem", env=None):
         self.env = env
         self.dir = os.path.join(workdir, name)
-        self.base = free_port_base(8)  # the generated config uses base .. base+6
+        self.base = free_port_base(10)  # the generated config uses base .. base+8
         r = subprocess.run([binary, "init", "--data", self.dir, "--port-base", str(self.base)],
                            capture_output=True, text=True)
         if r.returncode != 0:

@@ -10,6 +10,7 @@ int cmd_switchover(int argc, char **argv);
 int cmd_failover(int argc, char **argv);
 int cmd_quarantine(int argc, char **argv);
 int cmd_drill(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 
 /* Print "tandem: <message>" on stderr; returns 1 (the exit code). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -65,6 +65,8 @@ static const char usage_main[] =
 	"                      compare both regions' data at the same position\n"
 	"  drill --scenario NAME [--rate N] [--duration S] [--report DIR] [--json]\n"
 	"                      DR drill: fault, heal, check RPO/RTO (docs/DRILL.md)\n"
+	"  keys create|list|revoke --config FILE [--name NAME] [--json] [AKID]\n"
+	"                      S3 access keys (secrets file [s3])\n"
 	"  config check FILE   validate a config file\n"
 	"  version             print the version\n"
 	"  help [COMMAND]      this text, or a command's\n"
@@ -307,5 +309,7 @@ int main(int argc, char **argv)
 		return cmd_config(argc, argv);
 	if (strcmp(cmd, "drill") == 0)
 		return cmd_drill(argc, argv);
+	if (strcmp(cmd, "keys") == 0)
+		return cmd_keys(argc, argv);
 	return cli_fail("unknown command '%s' (see tandem help)", cmd);
 }

@@ -28,13 +28,16 @@
 #include "core/buf.h"
 #include "core/certs.h"
 #include "core/config.h"
+#include "core/err.h"
 #include "core/privdrop.h"
 #include "core/secrets.h"
 #include "core/util.h"
+#include "objects/s3keys.h"
 
 #define DEFAULT_DATA "tandem-data"
 #define DEFAULT_PORT_BASE 8443
 #define READY_TIMEOUT_MS 30000
+#define DEV_S3_TENANT "dev" /* the tenant of the development S3 key pair */
 
 static const char usage_up[] =
 	"usage: tandem up [--data DIR] [--port-base N] [--config FILE] [--print-config]\n"
@@ -227,6 +230,14 @@ static void generated_config(buf *b, int port_base, const char *user)
 		   "rpo_budget_s = 30\n"
 		   "rto_budget_s = 60\n"
 		   "\n"
+		   "; the S3 API of each region (s3_listen; docs/OBJECTS.md)\n"
+		   "[objects]\n"
+		   "max_put_bytes = 16777216\n"
+		   "max_key_bytes = 1024\n"
+		   "max_metadata_bytes = 2048\n"
+		   "; virtual-host style requests BUCKET.domain (empty: path-style only)\n"
+		   "domain =\n"
+		   "\n"
 		   "; the third voter, meant for a third location\n"
 		   "[witness]\n"
 		   "listen = 127.0.0.1:%d\n"
@@ -239,6 +250,7 @@ static void generated_config(buf *b, int port_base, const char *user)
 		   "api_listen = 127.0.0.1:%d\n"
 		   "link_listen = 127.0.0.1:%d\n"
 		   "metrics_listen = 127.0.0.1:%d\n"
+		   "s3_listen = 127.0.0.1:%d\n"
 		   "tls_cert = certs/eu.pem\n"
 		   "tls_key = certs/eu.key\n"
 		   "\n"
@@ -247,10 +259,11 @@ static void generated_config(buf *b, int port_base, const char *user)
 		   "api_listen = 127.0.0.1:%d\n"
 		   "link_listen = 127.0.0.1:%d\n"
 		   "metrics_listen = 127.0.0.1:%d\n"
+		   "s3_listen = 127.0.0.1:%d\n"
 		   "tls_cert = certs/us.pem\n"
 		   "tls_key = certs/us.key\n",
-		   user, port_base + 4, port_base, port_base + 2, port_base + 5, port_base + 1, port_base + 3,
-		   port_base + 6);
+		   user, port_base + 4, port_base, port_base + 2, port_base + 5, port_base + 7, port_base + 1,
+		   port_base + 3, port_base + 6, port_base + 8);
 }
 
 /*
@@ -312,6 +325,14 @@ static int ensure_deployment(const up_options *o, config *cfg)
 			return cli_fail("%s: cannot create: %s", cfg->secrets_file, strerror(errno));
 		fprintf(stderr, "tandem: created %s (mode 0600)\n", cfg->secrets_file);
 	}
+	/* a development S3 key pair (endpoints.json shows it) */
+	char id[S3KEYS_ID_LEN + 12], secret[S3KEYS_SECRET_LEN + 24];
+	int krc = s3keys_find_tenant(cfg->secrets_file, DEV_S3_TENANT, id, secret, err, sizeof err);
+	if (krc == ERR_NOTFOUND)
+		krc = s3keys_create(cfg->secrets_file, DEV_S3_TENANT, id, secret, err, sizeof err);
+	memset(secret, 0, sizeof secret);
+	if (krc != 0)
+		return cli_fail("%s", err);
 	const char *names[CONFIG_MAX_REGIONS + 2];
 	for (int i = 0; i < cfg->region_count; i++)
 		names[i] = cfg->regions[i].name;
@@ -421,9 +442,18 @@ static int write_endpoints(const up_options *o, const config *cfg, const child *
 			buf_printf(&b, "\"metrics\": \"http://%s\", ", r->metrics_listen);
 		else
 			buf_adds(&b, "\"metrics\": null, ");
+		if (r->s3_listen[0])
+			buf_printf(&b, "\"s3\": \"https://%s\", ", r->s3_listen);
 		buf_printf(&b, "\"pid\": %d}", (int)children[i].pid);
 	}
 	buf_adds(&b, "\n  }");
+	{
+		char id[S3KEYS_ID_LEN + 12], secret[S3KEYS_SECRET_LEN + 24], err[512];
+		if (s3keys_find_tenant(cfg->secrets_file, DEV_S3_TENANT, id, secret, err, sizeof err) == 0)
+			buf_printf(&b, ",\n  \"s3_keys\": {\"access_key_id\": \"%s\", \"secret_access_key\": \"%s\"}",
+				   id, secret);
+		memset(secret, 0, sizeof secret);
+	}
 	for (int i = 0; i < n; i++)
 		if (strcmp(children[i].name, "witness") == 0)
 			buf_printf(&b, ",\n  \"witness\": {\"addr\": \"%s\", \"pid\": %d}", cfg->witness.listen,
@@ -431,7 +461,7 @@ static int write_endpoints(const up_options *o, const config *cfg, const child *
 	buf_adds(&b, "\n}\n");
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%.*s/endpoints.json", PATH_MAX - 32, o->data);
-	int rc = util_write_file(path, b.data, b.len, 0644);
+	int rc = util_write_file(path, b.data, b.len, 0600); /* it holds the development S3 secret */
 	buf_free(&b);
 	if (rc != 0)
 		return cli_fail("%s: cannot write: %s", path, strerror(errno));

@@ -128,6 +128,11 @@ void config_defaults(config *c)
 		.isolation_ms = 1000,
 	};
 	c->drill = (config_drill){.rpo_budget_s = 30, .rto_budget_s = 60};
+	c->objects = (config_objects){
+		.max_put_bytes = 16 * 1024 * 1024,
+		.max_key_bytes = 1024,
+		.max_metadata_bytes = 2048,
+	};
 }
 
 /* Resolve value against the config's directory into out. */
@@ -327,6 +332,29 @@ static int config_handle_drill(config_reader *r, const char *name, const char *v
 	return 1;
 }
 
+static int config_handle_objects(config_reader *r, const char *name, const char *value)
+{
+	config_objects *o = &r->c->objects;
+	INT_KEY("max_put_bytes", o->max_put_bytes, 1024, 5368709120LL);
+	INT_KEY("max_key_bytes", o->max_key_bytes, 16, 1024);
+	INT_KEY("max_metadata_bytes", o->max_metadata_bytes, 0, 8192);
+	if (strcmp(name, "domain") == 0) {
+		/* a host name: what a Host header BUCKET.domain ends with */
+		bool ok = true;
+		for (const char *p = value; *p; p++)
+			if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+				ok = false;
+		if (!ok)
+			config_error(r, r->line, "domain must be a host name ([A-Za-z0-9.-]) or empty, not '%s'",
+				     value);
+		else
+			config_string(r, name, value, o->domain, sizeof o->domain);
+		return 1;
+	}
+	config_error(r, r->line, "unknown key '%s' in [objects]", name);
+	return 1;
+}
+
 static int config_handle_witness(config_reader *r, const char *name, const char *value)
 {
 	config_witness *w = &r->c->witness;
@@ -389,6 +417,8 @@ static int config_handle_region(config_reader *r, const char *name, const char *
 		config_hostport(r, name, value, g->link_listen, sizeof g->link_listen);
 	else if (strcmp(name, "metrics_listen") == 0)
 		config_hostport(r, name, value, g->metrics_listen, sizeof g->metrics_listen);
+	else if (strcmp(name, "s3_listen") == 0)
+		config_hostport(r, name, value, g->s3_listen, sizeof g->s3_listen);
 	else if (strcmp(name, "data_dir") == 0)
 		config_path(r, value, g->data_dir);
 	else if (strcmp(name, "tls_cert") == 0)
@@ -456,6 +486,8 @@ static int config_handler(void *user, const char *section, const char *name, con
 		return config_handle_failover(r, name, value);
 	if (strcmp(section, "drill") == 0)
 		return config_handle_drill(r, name, value);
+	if (strcmp(section, "objects") == 0)
+		return config_handle_objects(r, name, value);
 	if (strncmp(section, "region ", 7) == 0) {
 		if (r->region)
 			return config_handle_region(r, name, value);
@@ -569,6 +601,13 @@ static void config_validate(config_reader *r)
 				config_error(r, g->line, "[region %s] api_listen %s is already used by region %s",
 					     g->name, g->api_listen, c->regions[j].name);
 		config_validate_metrics_listen(r, g);
+		for (int j = 0; j < c->region_count && g->s3_listen[0]; j++) {
+			const config_region *o = &c->regions[j];
+			if (strcmp(g->s3_listen, o->api_listen) == 0 || strcmp(g->s3_listen, o->link_listen) == 0 ||
+			    strcmp(g->s3_listen, o->metrics_listen) == 0 || (j < i && strcmp(g->s3_listen, o->s3_listen) == 0))
+				config_error(r, g->line, "[region %s] s3_listen %s is already used by region %s",
+					     g->name, g->s3_listen, o->name);
+		}
 	}
 	if (c->region_count > 1) {
 		for (int i = 0; i < c->region_count; i++)

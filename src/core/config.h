@@ -7,11 +7,13 @@
  *   [limits]       HTTP and storage hard limits
  *   [auth]         token lifetimes, argon2id parameters, login and signup throttling
  *   [api]          CORS origins
- *   [region NAME]  api_listen, data_dir, tls_cert, tls_key, role, link_listen
+ *   [region NAME]  api_listen, data_dir, tls_cert, tls_key, role, link_listen,
+ *                  metrics_listen, s3_listen
  *   [replication]  cross-region replication
  *   [witness]      listen, data_dir, tls_cert, tls_key (the third voter)
  *   [failover]     lease and election timings
  *   [drill]        RPO and RTO budgets of `tandem drill`
+ *   [objects]      limits of the S3 API (single PUT size, key, metadata), its domain
  *
  * Relative paths are resolved against the directory of the config file.
  * Every error is reported as "FILE:LINE: message".
@@ -34,6 +36,7 @@ typedef struct config_region {
 	char role[16];        /* initial role: "primary" or "secondary" */
 	char link_listen[128];/* host:port of the inter-region link (mutual TLS); "" = none */
 	char metrics_listen[128]; /* host:port of /metrics (plain HTTP, loopback by default); "" = none */
+	char s3_listen[128];  /* host:port of the S3 API (TLS, the region's certificate); "" = none */
 	int line;             /* where the section starts, for messages */
 } config_region;
 
@@ -76,6 +79,14 @@ typedef struct config_failover {
 	int isolation_line;         /* where isolation_ms was set, for messages (0: default) */
 	int line;
 } config_failover;
+
+/* The object store ([objects], docs/OBJECTS.md "S3 API"). */
+typedef struct config_objects {
+	size_t max_put_bytes;       /* a single PUT's body; EntityTooLarge beyond */
+	size_t max_key_bytes;       /* object key length; KeyTooLongError beyond (S3: 1024) */
+	size_t max_metadata_bytes;  /* user metadata (x-amz-meta-*) names and values (S3: 2 KiB) */
+	char domain[128];           /* virtual-host style: BUCKET.domain; "" = path-style only */
+} config_objects;
 
 /* The DR drill's budgets. */
 typedef struct config_drill {
@@ -149,6 +160,7 @@ typedef struct config {
 	config_witness witness;
 	config_failover failover;
 	config_drill drill;
+	config_objects objects;
 	config_region regions[CONFIG_MAX_REGIONS];
 	int region_count;
 } config;

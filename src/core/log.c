@@ -2,6 +2,7 @@
  * several threads or processes never interleave. */
 #include "core/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,7 +45,10 @@ static void log_begin(buf *b, const char *level)
 	buf_adds(b, "\"");
 }
 
-static buf request_lines; /* loop thread only */
+/* request lines are buffered (one write per 32 KiB): the API thread appends,
+ * any thread may flush (an event line flushes first, to keep the order) */
+static buf request_lines;
+static pthread_mutex_t request_lock = PTHREAD_MUTEX_INITIALIZER;
 #define REQUEST_LINES_FLUSH (32 * 1024)
 
 static void log_write_all(const char *data, size_t len)
@@ -58,12 +62,19 @@ static void log_write_all(const char *data, size_t len)
 	}
 }
 
-void log_flush(void)
+static void log_flush_locked(void)
 {
 	if (request_lines.len) {
 		log_write_all(request_lines.data, request_lines.len);
 		buf_reset(&request_lines);
 	}
+}
+
+void log_flush(void)
+{
+	pthread_mutex_lock(&request_lock);
+	log_flush_locked();
+	pthread_mutex_unlock(&request_lock);
 }
 
 static void log_end(buf *b)
@@ -142,13 +153,15 @@ void log_request(const char *method, const char *route, int status, int64_t dura
 		   (double)duration_us / 1000.0);
 	buf_add_json_escaped(&b, request_id, strlen(request_id));
 	buf_adds(&b, "\"}\n");
+	pthread_mutex_lock(&request_lock);
 	if (request_lines.max == 0)
 		buf_init(&request_lines, 4 * REQUEST_LINES_FLUSH);
 	if (buf_add(&request_lines, b.data, b.len) != 0) {
-		log_flush();
+		log_flush_locked();
 		log_write_all(b.data, b.len);
 	}
-	buf_free(&b);
 	if (request_lines.len >= REQUEST_LINES_FLUSH)
-		log_flush();
+		log_flush_locked();
+	pthread_mutex_unlock(&request_lock);
+	buf_free(&b);
 }

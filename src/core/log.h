@@ -33,7 +33,8 @@ void log_event(log_level level, const char *event, const char *fields, const cha
 	__attribute__((format(printf, 4, 5)));
 
 /* The access log line of one request (see the API docs for its fields).
- * Request lines are buffered (one thread only: the event loop) and written
+ * Request lines are buffered (under a lock: the API thread appends, and an
+ * event line of any thread flushes them first) and written
  * when 32 KiB accumulate or at log_flush(), which the region calls every
  * 100 ms and at exit: one write(2) for many requests, not one each. */
 void log_request(const char *method, const char *route, int status, int64_t duration_us,

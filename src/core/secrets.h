@@ -11,6 +11,9 @@
  *   [objects]                      ; optional: only the object store needs it
  *   kek_id = k1                    ; the KEK that wraps new data keys
  *   kek.k1 = <base64url, 32 bytes> ; older KEKs: still unwrap, never wrap
+ *   [s3]                           ; S3 access keys: objects/s3keys.h reads them
+ *   key.AKID = SECRET
+ *   name.AKID = TENANT
  *
  * The file is refused when group or others may read it. A file without
  * [objects] loads (kek_current = -1); the object store refuses to open then.

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,18 +93,23 @@ void util_new_id(char out[27])
 	out[n] = '\0';
 }
 
+/* request ids are made on two loop threads (the API's and the S3 API's):
+ * the prefix is drawn once, the counter is atomic */
+static unsigned char request_id_prefix[8];
+static pthread_once_t request_id_once = PTHREAD_ONCE_INIT;
+
+static void request_id_init(void)
+{
+	util_random(request_id_prefix, sizeof request_id_prefix);
+}
+
 void util_request_id(char out[33])
 {
-	static unsigned char prefix[8];
-	static uint64_t counter;
-	static bool ready;
-	if (!ready) {
-		util_random(prefix, sizeof prefix);
-		ready = true;
-	}
+	static _Atomic uint64_t counter;
+	pthread_once(&request_id_once, request_id_init);
 	unsigned char raw[16];
-	memcpy(raw, prefix, 8);
-	uint64_t n = ++counter;
+	memcpy(raw, request_id_prefix, 8);
+	uint64_t n = atomic_fetch_add(&counter, 1) + 1;
 	for (int i = 15; i >= 8; i--) {
 		raw[i] = (unsigned char)(n & 0xff);
 		n >>= 8;

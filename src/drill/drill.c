@@ -211,11 +211,20 @@ static const char *netns_address(const char *component)
 }
 
 /*
- * Rewrite the listen addresses of the config text in place: in [region X]
- * api_listen and link_listen, in [witness] listen, the host becomes the
- * component's own loopback address (ports kept). 0 or -1.
+ * The drill's workload is one client address carrying the load of a whole
+ * population (up to 2,048 connections per region, start_workload), which
+ * the per-address cap meant for real clients (256) would refuse during a
+ * failover, when waiting writes pile up: its fresh deployment allows it.
  */
-static int rewrite_addresses(const char *path, char *err, size_t errcap)
+#define DRILL_CONNECTIONS_PER_ADDRESS 8192
+
+/*
+ * Rewrite the fresh deployment's config text in place: in [limits]
+ * max_connections_per_address becomes DRILL_CONNECTIONS_PER_ADDRESS; with
+ * netns, in [region X] api_listen and link_listen, in [witness] listen, the
+ * host becomes the component's own loopback address (ports kept). 0 or -1.
+ */
+static int rewrite_config(const char *path, bool netns, char *err, size_t errcap)
 {
 	size_t len;
 	char *text = util_read_file(path, 1 << 20, &len);
@@ -234,8 +243,15 @@ static int rewrite_addresses(const char *path, char *err, size_t errcap)
 			buf_printf(&out, "%s\n", line);
 			continue;
 		}
+		if (strcmp(section, "limits") == 0 && strncmp(p, "max_connections_per_address", 27) == 0 &&
+		    strchr(" \t=", p[27])) {
+			buf_printf(&out, "max_connections_per_address = %d\n", DRILL_CONNECTIONS_PER_ADDRESS);
+			continue;
+		}
 		const char *component = NULL;
-		if (strncmp(section, "region ", 7) == 0 &&
+		if (!netns)
+			; /* the addresses stay */
+		else if (strncmp(section, "region ", 7) == 0 &&
 		    (strncmp(p, "api_listen", 10) == 0 || strncmp(p, "link_listen", 11) == 0))
 			component = section + 7;
 		else if (strcmp(section, "witness") == 0 && strncmp(p, "listen", 6) == 0)
@@ -359,7 +375,7 @@ static int prepare_deployment(drill_run_state *s, char *err, size_t errcap)
 	}
 	buf_free(&out);
 	snprintf(s->config_path, sizeof s->config_path, "%.*s/tandem.ini", PATH_MAX - 16, abs);
-	if (s->netns && rewrite_addresses(s->config_path, err, errcap) != 0)
+	if (rewrite_config(s->config_path, s->netns, err, errcap) != 0)
 		return -1;
 	say(s, "fresh deployment in %s (port base %d%s)", abs, base,
 	    s->netns ? "; eu 127.0.0.2, us 127.0.0.3, witness 127.0.0.4 in a private network namespace"
@@ -983,6 +999,11 @@ static int start_workload(drill_run_state *s, char *err, size_t errcap)
 	 * down: rate/2 * share * 5 s in flight) never hold local writes back;
 	 * a region serves max_connections (10,000 by default) */
 	wc.pool_max = o->rate < 256 ? 256 : o->rate > 2048 ? 2048 : o->rate;
+	if (s->cfg.limits.max_connections_per_address < wc.pool_max * 2)
+		say(s, "warning: max_connections_per_address is %d in %s; the workload may open up to %d "
+		       "connections to a region from one address, and the ones over the cap are refused "
+		       "(counted as connection errors): raise it for the drill",
+		    s->cfg.limits.max_connections_per_address, s->config_path, wc.pool_max * 2);
 	s->wl = workload_new(&wc, err, errcap);
 	if (!s->wl)
 		return -1;

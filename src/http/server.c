@@ -104,8 +104,20 @@ typedef enum conn_state {
 	CONN_CLOSING,
 } conn_state;
 
+/* A detached request (http_request_detach): a copy, answered into done(). */
+typedef struct http_detached {
+	http_parser *parser;     /* holds the copied message and body */
+	char peer[INET6_ADDRSTRLEN];
+	char peer_name[72];
+	buf stream;              /* a streaming answer, gathered until its end */
+	int stream_status;
+	http_detached_done_fn done;
+	void *arg;
+} http_detached;
+
 struct http_request {
-	struct http_conn *conn;
+	struct http_conn *conn;  /* NULL for a detached request */
+	http_detached *det;
 	buf response_head;      /* header lines added by the handler */
 	void *data;
 	bool responded;
@@ -875,25 +887,107 @@ void http_server_free(http_server **psrv)
 	*psrv = NULL;
 }
 
+/* --- detached requests --- */
+
+/* Hand the answer of a detached request to its owner and free it: the
+ * request is finished (a second answer is a bug, as on a connection). */
+static void detached_finish(http_request *req, int status, const char *body, size_t len)
+{
+	http_detached *d = req->det;
+	if (req->responded) {
+		log_error("BUG: second answer to one request ignored");
+		return;
+	}
+	req->responded = true;
+	d->done(d->arg, status, req->response_head.data ? req->response_head.data : "", req->response_head.len,
+		body ? body : "", body ? len : 0);
+	http_parser_free(&d->parser);
+	buf_free(&d->stream);
+	buf_free(&req->response_head);
+	free(d);
+	free(req);
+}
+
+http_request *http_request_detach(http_request *req, http_detached_done_fn done, void *arg)
+{
+	const http_message *m = http_request_message(req);
+	size_t blen = 0;
+	const char *body = http_request_body(req, &blen);
+	http_request *copy = calloc(1, sizeof *copy);
+	http_detached *d = calloc(1, sizeof *d);
+	buf head;
+	buf_init(&head, (size_t)64 << 20);
+	if (!copy || !d)
+		goto fail;
+	/* the message again, in its canonical form, parsed by a parser of its
+	 * own: every accessor then works as on a connection */
+	int brc = buf_printf(&head, "%s %s HTTP/1.%d\r\n", m->method, m->target, m->version_minor);
+	for (size_t i = 0; i < m->field_count; i++) {
+		const http_field *f = &m->fields[i];
+		if ((f->name_len == 14 && strncasecmp(f->name, "content-length", 14) == 0) ||
+		    (f->name_len == 17 && strncasecmp(f->name, "transfer-encoding", 17) == 0))
+			continue;
+		brc |= buf_printf(&head, "%.*s: %.*s\r\n", (int)f->name_len, f->name, (int)f->value_len, f->value);
+	}
+	brc |= buf_printf(&head, "Content-Length: %zu\r\n\r\n", blen);
+	size_t head_len = head.len;
+	if (brc != 0 || (blen && buf_add(&head, body, blen) != 0))
+		goto fail;
+	http_limits limits = {.max_header_bytes = head_len + 1, .max_headers = m->field_count + 1,
+			      .max_body_bytes = blen, .max_target_bytes = 0};
+	d->parser = http_parser_new(HTTP_REQUEST, &limits);
+	if (!d->parser)
+		goto fail;
+	size_t off = 0;
+	int rc;
+	do {
+		size_t used = 0;
+		rc = http_parser_feed(d->parser, head.data + off, head.len - off, &used);
+		off += used;
+	} while (rc == HTTP_PARSE_HEAD || (rc == HTTP_PARSE_MORE && off < head.len));
+	if (rc != HTTP_PARSE_DONE)
+		goto fail;
+	buf_free(&head);
+	snprintf(d->peer, sizeof d->peer, "%s", http_request_peer(req));
+	const char *name = http_request_peer_name(req);
+	snprintf(d->peer_name, sizeof d->peer_name, "%s", name ? name : "");
+	buf_init(&d->stream, (size_t)64 << 20);
+	buf_init(&copy->response_head, req->conn ? req->conn->srv->cfg.limits.max_header_bytes : 65536);
+	d->done = done;
+	d->arg = arg;
+	copy->det = d;
+	copy->head_method = req->head_method;
+	return copy;
+fail:
+	buf_free(&head);
+	if (d)
+		http_parser_free(&d->parser);
+	free(d);
+	free(copy);
+	return NULL;
+}
+
 /* --- request side --- */
 
 const http_message *http_request_message(const http_request *req)
 {
-	return http_parser_message(req->conn->parser);
+	return http_parser_message(req->det ? req->det->parser : req->conn->parser);
 }
 
 const char *http_request_body(const http_request *req, size_t *len)
 {
-	return http_parser_body(req->conn->parser, len);
+	return http_parser_body(req->det ? req->det->parser : req->conn->parser, len);
 }
 
 const char *http_request_peer(const http_request *req)
 {
-	return req->conn->peer;
+	return req->det ? req->det->peer : req->conn->peer;
 }
 
 const char *http_request_peer_name(http_request *req)
 {
+	if (req->det)
+		return req->det->peer_name[0] ? req->det->peer_name : NULL;
 	http_conn *c = req->conn;
 	if (!c->peer_name_known && c->bev && c->srv->cfg.ssl_ctx) {
 		c->peer_name_known = true;
@@ -912,16 +1006,20 @@ const char *http_request_peer_name(http_request *req)
 
 bool http_request_is_closed(const http_request *req)
 {
-	return req->conn->bev == NULL;
+	return req->det ? false : req->conn->bev == NULL;
 }
 
 size_t http_request_output_pending(const http_request *req)
 {
+	if (req->det)
+		return 0;
 	return req->conn->bev ? evbuffer_get_length(bufferevent_get_output(req->conn->bev)) : 0;
 }
 
 size_t http_request_output_room(const http_request *req)
 {
+	if (req->det) /* gathered in memory, bounded by what the handler produces */
+		return req->det->stream.len < HTTP_UNSENT_DEFAULT ? HTTP_UNSENT_DEFAULT - req->det->stream.len : 0;
 	if (!req->conn->bev)
 		return 0;
 	size_t max = server_max_unsent(req->conn->srv);
@@ -931,6 +1029,10 @@ size_t http_request_output_room(const http_request *req)
 
 void http_request_on_drain(http_request *req, http_drain_fn fn, void *arg)
 {
+	if (req->det) {
+		log_error("BUG: a detached request cannot wait for output to drain; ignored");
+		return;
+	}
 	http_conn *c = req->conn;
 	if (req->responded || c->state != CONN_HANDLING) {
 		log_error("BUG: waiting for the output of a finished answer ignored");
@@ -949,11 +1051,13 @@ void http_request_on_drain(http_request *req, http_drain_fn fn, void *arg)
 
 bool http_request_server_overloaded(const http_request *req)
 {
-	return server_over_budget(req->conn->srv);
+	return req->det ? false : server_over_budget(req->conn->srv);
 }
 
 void http_request_note_overloaded(http_request *req)
 {
+	if (req->det)
+		return;
 	server_note_overload(req->conn->srv, "a large answer refused with 503 before it was built");
 }
 
@@ -964,6 +1068,8 @@ void http_request_close_after(http_request *req)
 
 void http_request_set_body_limit(http_request *req, size_t max)
 {
+	if (req->det)
+		return; /* the body is here already */
 	http_parser_set_body_limit(req->conn->parser, max);
 }
 
@@ -1071,6 +1177,11 @@ static bool respond_over_budget(http_request *req, int status, size_t len)
 /* http_respond and http_respond_take; owned as for respond_head. */
 static void respond_full(http_request *req, int status, const char *body, size_t len, char *owned)
 {
+	if (req->det) {
+		detached_finish(req, status, body, len);
+		free(owned);
+		return;
+	}
 	http_conn *c = req->conn;
 	if (req->responded) {
 		log_error("BUG: second answer to one request ignored");
@@ -1143,6 +1254,10 @@ void http_respond_take(http_request *req, int status, buf *body)
 
 void http_respond_start(http_request *req, int status)
 {
+	if (req->det) {
+		req->det->stream_status = status;
+		return;
+	}
 	http_conn *c = req->conn;
 	const http_message *m = http_parser_message(c->parser);
 	req->chunked_response = m->version_minor >= 1;
@@ -1153,8 +1268,24 @@ void http_respond_start(http_request *req, int status)
 			     0, NULL);
 }
 
+void http_respond_start_length(http_request *req, int status, uint64_t length)
+{
+	http_conn *c = req->conn;
+	req->chunked_response = false; /* chunks go out as they are: the length frames them */
+	if (c->bev) {
+		char framing[48];
+		snprintf(framing, sizeof framing, "Content-Length: %llu\r\n", (unsigned long long)length);
+		respond_head(req, status, framing, NULL, 0, NULL);
+	}
+}
+
 void http_respond_chunk(http_request *req, const char *data, size_t len)
 {
+	if (req->det) {
+		if (buf_add(&req->det->stream, data, len) != 0)
+			log_error("a detached streaming answer passed its bound; its end is cut");
+		return;
+	}
 	http_conn *c = req->conn;
 	if (!c->bev || len == 0 || req->head_method)
 		return;
@@ -1168,6 +1299,10 @@ void http_respond_chunk(http_request *req, const char *data, size_t len)
 
 void http_request_abort(http_request *req)
 {
+	if (req->det) {
+		detached_finish(req, 0, NULL, 0);
+		return;
+	}
 	http_conn *c = req->conn;
 	if (req->responded)
 		return;
@@ -1179,6 +1314,10 @@ void http_request_abort(http_request *req)
 
 void http_respond_end(http_request *req)
 {
+	if (req->det) {
+		detached_finish(req, req->det->stream_status, req->det->stream.data, req->det->stream.len);
+		return;
+	}
 	http_conn *c = req->conn;
 	if (req->responded)
 		return;

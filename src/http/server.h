@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 #include <openssl/ssl.h>
@@ -144,7 +145,30 @@ void http_respond_take(http_request *req, int status, struct buf *body);
  * the body is sent until close). End with http_respond_end(). */
 void http_respond_start(http_request *req, int status);
 void http_respond_chunk(http_request *req, const char *data, size_t len);
+/* A streaming answer of a known length (S3 GET): Content-Length instead of
+ * chunked framing; http_respond_chunk then sends bytes as they are, and the
+ * caller sends exactly length of them (none for HEAD) before
+ * http_respond_end(). A producer that cannot finish (a damaged blob) calls
+ * http_request_abort(): the client sees a short body and a closed
+ * connection, never a complete-looking answer. */
+void http_respond_start_length(http_request *req, int status, uint64_t length);
 void http_respond_end(http_request *req);
+
+/*
+ * A detached copy of req, to be handled on another thread (a write
+ * forwarded over the link is taken by the link's thread and handled by the
+ * API's): its message, body, peer address and certificate name are copied;
+ * it belongs to no connection and no server. Every http_request_* and
+ * http_respond* call works on it from the thread that handles it; the
+ * answer (status, the header lines added, the body; a streaming answer
+ * gathered up to its end) goes to done(arg, ...) once, on that thread, and
+ * the copy is freed right after done returns (the pointers passed to done
+ * are valid only during the call). An abort gives status 0. req itself is
+ * unchanged (it still needs its own answer). NULL on allocation failure.
+ */
+typedef void (*http_detached_done_fn)(void *arg, int status, const char *head, size_t head_len,
+				      const char *body, size_t body_len);
+http_request *http_request_detach(http_request *req, http_detached_done_fn done, void *arg);
 
 /* Drop the connection without an answer (fault injection: a partition). */
 void http_request_abort(http_request *req);

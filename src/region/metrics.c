@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/looplag.h"
 #include "region/internal.h"
 
 /* Bound of one rendering: 16 routes x 20 lines plus the replication block is
@@ -197,6 +198,8 @@ void metrics_on_request(http_request *req, void *arg)
 	buf_init(&text, METRICS_TEXT_MAX);
 	metrics_render(rg, &text);
 	repl_metrics(rg->repl, &text);
+	looplag_metrics(rg->api_lag, &text, "tandem_api_loop_lag_seconds",
+			"How late the API thread's loop (requests, TLS, answers) ran its 50 ms timer.", rg->self->name);
 	/* an append that would pass the bound fails and is dropped; no line is
 	 * near 64 KiB, so a text that close to the bound may have lost some */
 	if (!text.data || text.len + 64 * 1024 > METRICS_TEXT_MAX) {

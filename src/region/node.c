@@ -28,9 +28,11 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/looplag.h"
 #include "core/privdrop.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "objects/objects.h"
 #include "region/cors.h"
 #include "region/internal.h"
 #include "region/region.h"
@@ -162,6 +164,7 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	int status = 1;
 	SSL_CTX *ssl = NULL;
 	char component[64];
+	objects *store = NULL; /* the S3 API: its own thread (objects/objects.h) */
 
 	rg->cfg = cfg;
 	rg->self = config_region_find(cfg, name);
@@ -366,6 +369,16 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
+	/* the object store binds and opens its files now, while we may; a
+	 * secrets file from before it (no [objects] KEK) keeps the rest working */
+	if (rg->self->s3_listen[0] && rg->secrets.kek_current < 0)
+		log_warn("s3_listen %s not served: the secrets file has no [objects] kek_id and kek.ID "
+			 "(docs/OBJECTS.md)", rg->self->s3_listen);
+	else if (rg->self->s3_listen[0] &&
+		 objects_start(cfg, rg->self, &rg->secrets, &store, err, sizeof err) != 0) {
+		node_fail("%s", err);
+		goto out;
+	}
 	/* the ports are bound, the keys and secrets read, the database open:
 	 * nothing left that needs root. What the region creates from now on
 	 * (WAL, snapshots, quarantine files) goes into its data directory,
@@ -374,6 +387,10 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	    privdrop_apply(&drop, err, sizeof err) != 0 ||
 	    (drop.drop && privdrop_check_dir(rg->self->data_dir, err, sizeof err) != 0)) {
 		node_fail("%s", err);
+		goto out;
+	}
+	if (store && objects_run(store) != 0) {
+		node_fail("%s", "cannot start the object store's thread");
 		goto out;
 	}
 	if (drop.drop)
@@ -389,6 +406,9 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	rg->log_timer = event_new(rg->base, -1, EV_PERSIST, node_flush_logs, rg);
 	struct timeval log_every = {0, 100000};
 	evtimer_add(rg->log_timer, &log_every);
+	rg->api_lag = looplag_new(rg->base, 50, NULL, NULL); /* NULL: no histogram, said once */
+	if (!rg->api_lag)
+		log_warn("out of memory: tandem_api_loop_lag_seconds stays empty");
 	struct timeval purge_every = {600, 0};
 	evsignal_add(rg->sigterm, NULL);
 	evsignal_add(rg->sigint, NULL);
@@ -406,8 +426,11 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	/* a primary is ready once it may take writes: its first lease round
 	 * (bounded: without a majority it serves reads and says so) */
 	int64_t lease_deadline = util_mono_us() + 2000000;
-	while (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl) && util_mono_us() < lease_deadline)
-		event_base_loop(rg->base, EVLOOP_ONCE);
+	while (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl) && util_mono_us() < lease_deadline) {
+		/* the lease is the control thread's: look at its view now and then */
+		event_base_loop(rg->base, EVLOOP_NONBLOCK);
+		usleep(2000);
+	}
 	if (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl))
 		log_warn("no lease yet (the witness and the other region are unreachable): writes are refused "
 			 "until a majority answers");
@@ -425,6 +448,7 @@ out:
 	 * commits and answers everything queued), and the server last; list
 	 * queries still running are interrupted and answered (503). The
 	 * metrics listener reads all of them: it goes before any */
+	objects_stop(&store); /* graceful: its requests in flight finish first */
 	http_server_free(&rg->metrics_server);
 	if (rg->repl)
 		repl_shutdown(rg->repl);
@@ -447,6 +471,7 @@ out:
 		event_free(rg->purge_timer);
 	if (rg->log_timer)
 		event_free(rg->log_timer);
+	looplag_free(&rg->api_lag);
 	log_flush();
 	ratelimit_free(&rg->login_limit);
 	ratelimit_free(&rg->signup_limit);

@@ -1,6 +1,7 @@
 /*
  * applier.c - the secondary's side of replication: stream the primary's
- * log, apply each entry, acknowledge, reconnect; and forward writes.
+ * log, apply each entry, acknowledge, reconnect (on the control thread;
+ * forwarding writes is forward.c's, on the API thread).
  *
  *   DOWN --connect--> STREAMING --stream ends / error--> DOWN (backoff, doubling
  *    ^                    |                                   from reconnect_min_ms
@@ -41,8 +42,8 @@ typedef struct apply_job {
 
 static void applier_connect(repl *r);
 
-/* The delay line: a FIFO (every item waits the same delay, so arrival
- * order is due order) drained by one timer. */
+/* --- the delay line (internal.h) --- */
+
 typedef struct delayed {
 	int64_t due_us;
 	void (*fn)(void *);
@@ -50,78 +51,96 @@ typedef struct delayed {
 	struct delayed *next;
 } delayed;
 
-static void link_delay_arm(repl *r)
+static void delay_line_arm(delay_line *l)
 {
-	if (!r->delay_head)
+	if (!l->head)
 		return;
-	int64_t wait = r->delay_head->due_us - util_mono_us();
+	int64_t wait = l->head->due_us - util_mono_us();
 	if (wait < 0)
 		wait = 0;
 	struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
-	evtimer_add(r->delay_timer, &tv);
+	evtimer_add(l->timer, &tv);
 }
 
-static void link_delay_fire(evutil_socket_t fd, short what, void *arg)
+static void delay_line_fire(evutil_socket_t fd, short what, void *arg)
 {
-	repl *r = arg;
+	delay_line *l = arg;
 	int64_t now = util_mono_us();
-	while (r->delay_head && r->delay_head->due_us <= now) {
-		delayed *d = r->delay_head;
-		r->delay_head = d->next;
-		if (!r->delay_head)
-			r->delay_tail = NULL;
+	while (l->head && l->head->due_us <= now) {
+		delayed *d = l->head;
+		l->head = d->next;
+		if (!l->head)
+			l->tail = NULL;
 		d->fn(d->arg);
 		free(d);
 	}
-	link_delay_arm(r);
+	delay_line_arm(l);
 }
 
-void link_delay(repl *r, void (*fn)(void *), void *arg)
+void delay_line_post(delay_line *l, void (*fn)(void *), void *arg)
 {
-	delayed *d = r->delay_ms > 0 && !r->stopping && r->delay_timer ? malloc(sizeof *d) : NULL;
+	delayed *d = l->delay_ms > 0 && !l->stopping && l->timer ? malloc(sizeof *d) : NULL;
 	if (!d) {
 		fn(arg);
 		return;
 	}
-	d->due_us = util_mono_us() + (int64_t)r->delay_ms * 1000;
+	d->due_us = util_mono_us() + (int64_t)l->delay_ms * 1000;
 	d->fn = fn;
 	d->arg = arg;
 	d->next = NULL;
-	bool was_empty = r->delay_head == NULL;
-	if (r->delay_tail)
-		r->delay_tail->next = d;
+	bool was_empty = l->head == NULL;
+	if (l->tail)
+		l->tail->next = d;
 	else
-		r->delay_head = d;
-	r->delay_tail = d;
+		l->head = d;
+	l->tail = d;
 	if (was_empty)
-		link_delay_arm(r);
+		delay_line_arm(l);
+}
+
+void delay_line_flush(delay_line *l)
+{
+	l->stopping = true;
+	while (l->head) {
+		delayed *d = l->head;
+		l->head = d->next;
+		if (!l->head)
+			l->tail = NULL;
+		d->fn(d->arg);
+		free(d);
+	}
+	if (l->timer) {
+		event_free(l->timer);
+		l->timer = NULL;
+	}
+}
+
+int delay_line_init(delay_line *l, struct event_base *base, int delay_ms)
+{
+	*l = (delay_line){.base = base, .delay_ms = delay_ms};
+	if (delay_ms <= 0)
+		return 0;
+	l->timer = evtimer_new(base, delay_line_fire, l);
+	return l->timer ? 0 : ERR_NOMEM;
+}
+
+void link_delay(repl *r, void (*fn)(void *), void *arg)
+{
+	if (r->stopping)
+		r->delay.stopping = true;
+	delay_line_post(&r->delay, fn, arg);
 }
 
 /* Shutdown: everything in the line happens now (the callbacks see
  * r->stopping and wind down). */
 void link_delay_flush(repl *r)
 {
-	while (r->delay_head) {
-		delayed *d = r->delay_head;
-		r->delay_head = d->next;
-		if (!r->delay_head)
-			r->delay_tail = NULL;
-		d->fn(d->arg);
-		free(d);
-	}
-	if (r->delay_timer) {
-		event_free(r->delay_timer);
-		r->delay_timer = NULL;
-	}
+	delay_line_flush(&r->delay);
 }
 
 int link_delay_init(repl *r, int delay_ms)
 {
-	r->delay_ms = delay_ms;
-	if (delay_ms <= 0)
-		return 0;
-	r->delay_timer = evtimer_new(r->env.base, link_delay_fire, r);
-	return r->delay_timer ? 0 : ERR_NOMEM;
+	return delay_line_init(&r->delay, r->env.base, delay_ms);
 }
 
 /* Drop the stream and connect again soon (deferred: callers may be inside
@@ -269,6 +288,7 @@ static void apply_done(void *arg, int rc, uint64_t seq)
 		r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
 		if (j->epoch > r->epoch)
 			r->epoch = j->epoch;
+		repl_view_publish(r);
 		waitlist_advance(&r->position_waiters, r->position);
 		applier_send_ack(r);
 	} else if (rc != ERR_EXISTS && !r->apply_failed) {
@@ -328,6 +348,7 @@ static void applier_data(void *arg, const char *data, size_t len)
 			r->primary_time_ms = f.time_ms;
 			if (f.epoch > r->epoch)
 				r->epoch = f.epoch;
+			repl_view_publish(r);
 			continue;
 		}
 		r->contact_mono = voter_clock_ms();
@@ -350,7 +371,7 @@ static void applier_data(void *arg, const char *data, size_t len)
 		*j = (apply_job){r, f.type, f.epoch, f.seq, f.time_ms, copy, f.length};
 		pf->seq = f.seq;
 		pf->time_ms = f.time_ms;
-		if (committer_submit(r->env.writer, apply_exec, apply_done, j) != 0) {
+		if (repl_submit(r, apply_exec, apply_done, j) != 0) {
 			free(copy);
 			free(j);
 			free(pf);
@@ -485,7 +506,7 @@ static void applier_on_data(void *arg, const char *data, size_t len)
 {
 	repl *r = arg;
 	applier_stream_head(r);
-	if (r->delay_ms <= 0) {
+	if (r->delay.delay_ms <= 0) {
 		applier_data(r, data, len);
 		return;
 	}
@@ -584,10 +605,6 @@ int applier_start(repl *r)
 	if (r->reconnect) /* already running */
 		return 0;
 	r->control_client = applier_link_client(r, 5000, 64 * 1024 * 1024);
-	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++) {
-		r->fwd[i].client = applier_link_client(r, r->env.cfg->replication.forward_timeout_ms, 64 * 1024 * 1024);
-		r->fwd[i].in_flight = 0;
-	}
 	r->streaming = false;
 	r->apply_failed = false;
 	r->ack_in_flight = false;
@@ -596,8 +613,6 @@ int applier_start(repl *r)
 	buf_reset(&r->frames);
 	r->reconnect = evtimer_new(r->env.base, applier_reconnect_cb, r);
 	bool ok = r->control_client && r->reconnect;
-	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++)
-		ok = ok && r->fwd[i].client;
 	if (!ok) {
 		/* never half started: a later call must not see "already running" */
 		applier_stop(r);
@@ -627,11 +642,6 @@ void applier_stop(repl *r)
 	c = r->control_client;
 	r->control_client = NULL;
 	http_client_free(&c);
-	for (int i = 0; i < REPL_FORWARD_CLIENTS; i++) {
-		c = r->fwd[i].client;
-		r->fwd[i].client = NULL;
-		http_client_free(&c);
-	}
 	while (r->unapplied) {
 		pending_frame *f = r->unapplied;
 		r->unapplied = f->next;
@@ -666,11 +676,11 @@ static void position_answer(int rc, const http_message *resp, const char *body, 
 	if (!ok)
 		g->cb(g->arg, false);
 	else
-		repl_wait_position(g->r, seq, g->timeout_ms, g->cb, g->arg);
+		ctl_wait_position(g->r, seq, g->timeout_ms, g->cb, g->arg);
 	free(g);
 }
 
-void repl_wait_global(repl *r, int timeout_ms, repl_wait_cb cb, void *arg)
+void applier_wait_global(repl *r, int timeout_ms, repl_wait_cb cb, void *arg)
 {
 	if (r->primary) {
 		cb(arg, true);
@@ -688,196 +698,4 @@ void repl_wait_global(repl *r, int timeout_ms, repl_wait_cb cb, void *arg)
 		free(g);
 		cb(arg, false);
 	}
-}
-
-/* --- forwarding writes --- */
-
-typedef struct forward {
-	repl *r;
-	fwd_client *via;
-	int64_t start_us;
-	repl_forward_cb cb;
-	void *arg;
-} forward;
-
-static bool hop_by_hop(const char *name, size_t len)
-{
-	static const char *const names[] = {"connection", "keep-alive", "te", "trailer", "transfer-encoding",
-					    "upgrade", "host", "content-length", "expect", "date",
-					    "proxy-connection", "x-forwarded-for"};
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
-			return true;
-	return false;
-}
-
-static void forward_answer_now(int rc, const http_message *resp, const char *body, size_t len, void *arg);
-
-typedef struct delayed_answer {
-	forward *f;
-	int rc;
-	int status;
-	buf headers;
-	buf body;
-} delayed_answer;
-
-static void forward_answer_delayed(void *arg)
-{
-	delayed_answer *d = arg;
-	forward *f = d->f;
-	repl *r = f->r;
-	f->via->in_flight--;
-	r->forward_seconds_total += (double)(util_mono_us() - f->start_us) / 1e6;
-	if (d->rc != 0)
-		r->forward_failed++;
-	f->cb(f->arg, d->rc, d->status, d->headers.data ? d->headers.data : "", d->headers.len,
-	      d->body.data ? d->body.data : "", d->body.len);
-	buf_free(&d->headers);
-	buf_free(&d->body);
-	free(d);
-	free(f);
-}
-
-static bool forward_keep_header(const http_field *h);
-
-/* With a link delay: copy the answer and hand it over after the delay. */
-static void forward_answer(int rc, const http_message *resp, const char *body, size_t len, void *arg)
-{
-	forward *f = arg;
-	if (f->r->delay_ms <= 0 || f->r->stopping) {
-		forward_answer_now(rc, resp, body, len, arg);
-		return;
-	}
-	delayed_answer *d = calloc(1, sizeof *d);
-	if (!d) {
-		forward_answer_now(ERR_NOMEM, NULL, NULL, 0, arg);
-		return;
-	}
-	d->f = f;
-	d->rc = rc;
-	buf_init(&d->headers, 64 * 1024);
-	buf_init(&d->body, 64 * 1024 * 1024);
-	if (rc == 0) {
-		d->status = resp->status;
-		for (size_t i = 0; i < resp->field_count; i++)
-			if (forward_keep_header(&resp->fields[i]))
-				buf_printf(&d->headers, "%.*s: %.*s\r\n", (int)resp->fields[i].name_len,
-					   resp->fields[i].name, (int)resp->fields[i].value_len, resp->fields[i].value);
-		buf_add(&d->body, body, len);
-	}
-	link_delay(f->r, forward_answer_delayed, d);
-}
-
-static void forward_answer_now(int rc, const http_message *resp, const char *body, size_t len, void *arg)
-{
-	forward *f = arg;
-	repl *r = f->r;
-	f->via->in_flight--;
-	r->forward_seconds_total += (double)(util_mono_us() - f->start_us) / 1e6;
-	if (rc != 0) {
-		r->forward_failed++;
-		f->cb(f->arg, rc, 0, NULL, 0, NULL, 0);
-		free(f);
-		return;
-	}
-	buf headers;
-	buf_init(&headers, 64 * 1024);
-	for (size_t i = 0; i < resp->field_count; i++) {
-		const http_field *h = &resp->fields[i];
-		if (forward_keep_header(h))
-			buf_printf(&headers, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len,
-				   h->value);
-	}
-	f->cb(f->arg, 0, resp->status, headers.data ? headers.data : "", headers.len, body, len);
-	buf_free(&headers);
-	free(f);
-}
-
-/* Headers of the primary's answer that go back to the client: the
- * answering region adds its own region, request id, type and caching. */
-static bool forward_keep_header(const http_field *h)
-{
-	return !(hop_by_hop(h->name, h->name_len) ||
-		 (h->name_len == 15 && strncasecmp(h->name, "x-tandem-region", 15) == 0) ||
-		 (h->name_len == 12 && strncasecmp(h->name, "x-request-id", 12) == 0) ||
-		 (h->name_len == 12 && strncasecmp(h->name, "content-type", 12) == 0) ||
-		 (h->name_len == 13 && strncasecmp(h->name, "cache-control", 13) == 0));
-}
-
-typedef struct forward_out {
-	forward *f;
-	char *method, *target, *headers, *body;
-	size_t body_len;
-} forward_out;
-
-static void forward_send(void *arg)
-{
-	forward_out *o = arg;
-	forward *f = o->f;
-	if (f->r->stopping || !f->via->client ||
-	    http_client_request(f->via->client, o->method, o->target, o->headers, o->body, o->body_len, 0,
-				forward_answer, f) != 0)
-		forward_answer(ERR_IO, NULL, NULL, 0, f);
-	free(o->method);
-	free(o->target);
-	free(o->headers);
-	free(o->body);
-	free(o);
-}
-
-void repl_forward(repl *r, http_request *req, const char *request_id, repl_forward_cb cb, void *arg)
-{
-	const http_message *m = http_request_message(req);
-	/* the least busy connection to the primary */
-	fwd_client *via = NULL;
-	for (int i = 0; i < REPL_FORWARD_CLIENTS && !election_isolated(r, r->env.peer->name); i++)
-		if (r->fwd[i].client && (!via || r->fwd[i].in_flight < via->in_flight))
-			via = &r->fwd[i];
-	forward *f = calloc(1, sizeof *f);
-	if (!via || !f) {
-		free(f);
-		cb(arg, ERR_AGAIN, 0, NULL, 0, NULL, 0);
-		return;
-	}
-	buf headers;
-	buf_init(&headers, 64 * 1024);
-	for (size_t i = 0; i < m->field_count; i++) {
-		const http_field *h = &m->fields[i];
-		if (hop_by_hop(h->name, h->name_len) ||
-		    (h->name_len == 12 && strncasecmp(h->name, "x-request-id", 12) == 0) ||
-		    (h->name_len == 14 && strncasecmp(h->name, "x-tandem-epoch", 14) == 0))
-			continue;
-		buf_printf(&headers, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len, h->value);
-	}
-	buf_printf(&headers, "X-Request-Id: %s\r\nX-Forwarded-For: %s\r\nX-Tandem-Epoch: %llu\r\n", request_id,
-		   http_request_peer(req), (unsigned long long)r->epoch);
-	size_t blen;
-	const char *body = http_request_body(req, &blen);
-	*f = (forward){r, via, util_mono_us(), cb, arg};
-	r->forwarded++;
-	via->in_flight++;
-	forward_out *o = calloc(1, sizeof *o);
-	if (o) {
-		o->f = f;
-		o->method = strdup(m->method);
-		o->target = strdup(m->target);
-		o->headers = buf_take(&headers, NULL);
-		o->body = malloc(blen ? blen : 1);
-		o->body_len = blen;
-	}
-	if (!o || !o->method || !o->target || !o->body) {
-		if (o) {
-			free(o->method);
-			free(o->target);
-			free(o->headers);
-			free(o->body);
-			free(o);
-		}
-		buf_free(&headers);
-		forward_answer_now(ERR_NOMEM, NULL, NULL, 0, f);
-		return;
-	}
-	if (blen)
-		memcpy(o->body, body, blen);
-	link_delay(r, forward_send, o);
 }

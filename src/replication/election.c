@@ -212,6 +212,7 @@ static int election_set(repl *r, election_state to, const char *why)
 	r->state = to;
 	r->primary = to == ELECTION_PRIMARY || to == ELECTION_SWITCHING;
 	r->switching = to == ELECTION_SWITCHING;
+	repl_view_publish(r); /* role and switchover are in the API thread's view */
 	char f[128];
 	snprintf(f, sizeof f, "\"from\":\"%s\",\"to\":\"%s\",\"epoch\":%llu", election_state_name(from),
 		 election_state_name(to), (unsigned long long)r->epoch);
@@ -278,6 +279,7 @@ static bool quorum_heard(const repl *r, int64_t now)
 void election_heard(repl *r)
 {
 	r->heard_mono = voter_clock_ms();
+	repl_view_publish(r);
 }
 
 static void writes_log(repl *r)
@@ -346,81 +348,18 @@ static void lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 	writes_log(r);
 }
 
-/* The write gate; count: a refusal for no_quorum is counted (metrics). */
-static int write_gate(repl *r, bool after_commit, bool count, const char **code, const char **message)
-{
-	if (!after_commit && r->switching) {
-		*code = "switchover_in_progress";
-		*message = "the primary is moving to the other region; retry shortly";
-		return ERR_AGAIN;
-	}
-	if (!lease_valid(r)) {
-		*code = "no_lease";
-		*message = "this region cannot confirm it is still the primary (no lease from a majority); "
-			   "retry shortly";
-		return ERR_AGAIN;
-	}
-	if (!quorum_heard(r, voter_clock_ms())) {
-		if (count)
-			r->no_quorum_refusals++;
-		*code = "no_quorum";
-		*message = "this region has heard from neither the other region nor the witness lately: it may "
-			   "be cut off, and a write it took might be lost; retry shortly";
-		return ERR_AGAIN;
-	}
-	return 0;
-}
-
-int repl_write_gate(repl *r, const char **code, const char **message)
-{
-	return write_gate(r, false, true, code, message);
-}
-
-int repl_write_gate_peek(repl *r, const char **code, const char **message)
-{
-	return write_gate(r, false, false, code, message);
-}
-
-int repl_ack_gate(repl *r, const char **code, const char **message)
-{
-	return write_gate(r, true, true, code, message);
-}
-
-bool repl_lease_valid(repl *r)
+bool election_lease_valid(const repl *r)
 {
 	return lease_valid(r);
 }
 
-uint64_t repl_promised_epoch(const repl *r)
+bool election_failover_enabled(const repl *r)
 {
-	uint64_t p = voter_promised(r->voter);
-	return p > r->epoch ? p : r->epoch;
+	return failover_enabled(r);
 }
 
-bool repl_forwarded_epoch_ok(repl *r, uint64_t e)
-{
-	if (e > r->epoch)
-		election_learn(r, e);
-	/* only a primary refuses: a candidate answers not_primary anyway, and
-	 * its mere promise must not spread (it would block its own votes) */
-	return e == 0 || !r->primary || e >= r->epoch;
-}
-
-void repl_learn_epoch(repl *r, uint64_t e)
-{
-	election_learn(r, e);
-}
-
-void repl_write_started(repl *r)
-{
-	r->writes_in_flight++;
-}
-
-void repl_write_finished(repl *r)
-{
-	if (r->writes_in_flight > 0)
-		r->writes_in_flight--;
-}
+/* (the write and ack gates, and the other repl_* functions of the API
+ * thread, are view.c's: decided from the published view) */
 
 /* --- messages to the other voters --- */
 
@@ -477,6 +416,7 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 		if (promised > voter_promised(r->voter) && voter_learn(r->voter, promised) != 0)
 			log_error("cannot persist the promise of epoch %llu (I/O); learned again from the next "
 				  "refusal", (unsigned long long)promised);
+		repl_view_publish(r); /* the promise is in the view */
 		if (!granted && r->primary && promised > r->epoch)
 			step_down(r, promised, "a voter promised a newer epoch", false);
 	} else if (rc != 0) {
@@ -487,6 +427,7 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 		int64_t until = rules_lease_end(&r->env.cfg->failover, c->t_send);
 		if (until > r->lease_until) {
 			r->lease_until = until;
+			repl_view_publish(r);
 			int64_t wait = until - voter_clock_ms() + 1;
 			if (wait > 0)
 				lease_timer_arm(r, wait);
@@ -546,6 +487,14 @@ static void send_round(repl *r, round_ctx *c, const char *path, const char *body
 
 static void lease_renew(repl *r)
 {
+	/* a round later than due by more than a tenth of the lease: the
+	 * control loop was held up (tandem_lease_renewals_late_total); rounds
+	 * sent early (probes) and the first of a term (next_renew 0) are not */
+	int64_t now = voter_clock_ms();
+	if (r->next_renew && now - r->next_renew > r->env.cfg->failover.lease_ms / 10) {
+		atomic_fetch_add(&r->renewals_late, 1);
+		log_warn("lease round %lld ms late (the control loop was held up)", (long long)(now - r->next_renew));
+	}
 	r->last_renew = voter_clock_ms();
 	r->next_renew = r->last_renew + r->env.cfg->failover.renew_ms;
 	voter_answer a;
@@ -700,6 +649,7 @@ static void role_done(void *arg, int rc, uint64_t seq)
 		r->heard_mono = voter_clock_ms(); /* a majority just voted for us */
 		history_add(r, j->epoch, j->start + 1);
 		capture_set_enabled(r->env.capture, true);
+		repl_view_publish(r);
 		role_log(r, j->why);
 		if (stream_start(r) != 0) {
 			/* a primary nobody can follow: hand the role on rather than
@@ -727,6 +677,7 @@ static void role_done(void *arg, int rc, uint64_t seq)
 			send_handover(r);
 	}
 	writes_log(r);
+	repl_view_publish(r);
 	role_job_release(r, j);
 }
 
@@ -736,7 +687,7 @@ static void role_done(void *arg, int rc, uint64_t seq)
 static void role_submit(repl *r, role_job *j)
 {
 	writes_log(r);
-	if (committer_submit(r->env.writer, role_exec, role_done, j) != 0)
+	if (repl_submit(r, role_exec, role_done, j) != 0)
 		role_done(j, ERR_AGAIN, 0);
 }
 
@@ -769,7 +720,9 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 		return;
 	}
 	r->lease_until = 0;
+	r->next_renew = 0; /* a later term's first round is not late */
 	r->step_downs++;
+	repl_view_publish(r);
 	capture_set_enabled(r->env.capture, false);
 	stream_stop(r);
 	/* global writes waiting for the ack cannot be confirmed by us any more */
@@ -805,6 +758,7 @@ void election_learn(repl *r, uint64_t epoch)
 		return;
 	}
 	r->epoch = epoch;
+	repl_view_publish(r);
 	/* a new primary: check where our histories part before following it */
 	r->synced = false;
 }
@@ -1031,7 +985,16 @@ static void switchover_check(repl *r, int64_t now)
 {
 	if (r->state != ELECTION_SWITCHING)
 		return;
-	if (r->writes_in_flight == 0 && r->acked_seq >= r->position && r->subs) {
+	/* the API thread counts its writes and publishes their commits: with
+	 * none in flight, every commit is in api_committed already (it is
+	 * stored before the write's answer), so absorb it before comparing */
+	bool idle = atomic_load(&r->writes_in_flight) == 0;
+	if (idle) {
+		repl_absorb_api(r);
+		if (!r->switching)
+			return;
+	}
+	if (idle && r->acked_seq >= r->position && r->subs) {
 		char why[96];
 		snprintf(why, sizeof why, "planned switchover to %s at position %llu", r->switch_to,
 			 (unsigned long long)r->position);
@@ -1101,6 +1064,7 @@ void election_handle_lease(repl *r, http_request *req, const char *peer)
 			  (unsigned long long)b.epoch);
 	if (a.granted)
 		election_contact(r, b.epoch);
+	repl_view_publish(r);
 	ballot_answer(req, &a, b.boot_id);
 }
 
@@ -1126,6 +1090,7 @@ void election_handle_vote(repl *r, http_request *req, const char *peer)
 				  (unsigned long long)b.epoch);
 		step_down(r, b.epoch, b.force ? "an operator forces a failover" : "voted for a new primary", false);
 	}
+	repl_view_publish(r);
 	ballot_answer(req, &a, b.boot_id);
 }
 
@@ -1172,6 +1137,7 @@ static void admin_fault(repl *r, http_request *req, json_t *o)
 	}
 	memcpy(r->isolated, names, sizeof names);
 	r->nisolated = n;
+	repl_view_publish(r);
 	buf b;
 	buf_init(&b, 512);
 	buf_adds(&b, "{\"isolated\":[");
@@ -1305,7 +1271,7 @@ void election_status_json(repl *r, buf *out)
 		   "\"refusals\":%llu},",
 		   gated ? "true" : "false", r->env.cfg->failover.isolation_ms,
 		   quorum_heard(r, now) ? "true" : "false", (long long)(gated ? now - r->heard_mono : -1),
-		   (unsigned long long)r->no_quorum_refusals);
+		   (unsigned long long)atomic_load(&r->no_quorum_refusals));
 }
 
 /* --- lifecycle --- */

@@ -408,6 +408,7 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 		r->position = j->d;
 		r->received_seq = j->d;
 		r->quarantined_total += (uint64_t)j->count;
+		repl_view_publish(r);
 		bool history_ok = history_load(r) == 0;
 		if (!history_ok) /* the revert is committed, our copy of the history stale */
 			log_error("rejoin: the history could not be read back after the revert; rejoining again");
@@ -557,7 +558,7 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 		 (unsigned long long)their_epoch, (unsigned long long)d, (unsigned long long)d + 1,
 		 (unsigned long long)r->position);
 	r->pending_applies++;
-	if (committer_submit(r->env.writer, revert_exec, revert_done, j) != 0) {
+	if (repl_submit(r, revert_exec, revert_done, j) != 0) {
 		log_warn("rejoin: the writer queue refused the revert (full or stopping); rejoining later");
 		r->pending_applies--;
 		free(j);

@@ -14,6 +14,12 @@
  *                                             changeset + applied_seq, one txn)
  *   acked_seq <--- POST .../ack {"seq"} ----- after each durable apply
  *   API writes <-- forwarded over the link --- a client write at the secondary
+ *
+ * Threads: replication runs on its own control thread (started by
+ * repl_start). Every function below is for the API thread (the thread of
+ * env.base) unless it says otherwise; the gates and getters answer from a
+ * view the control thread publishes, the waits are posted to the control
+ * thread and their callbacks run back on the API thread, exactly once.
  */
 #ifndef TANDEM_REPLICATION_H
 #define TANDEM_REPLICATION_H
@@ -34,11 +40,11 @@
 typedef struct repl repl;
 
 typedef struct repl_env {
-	struct event_base *base;
+	struct event_base *base;    /* the API thread's loop (callbacks run there) */
 	const config *cfg;
 	const config_region *self;
 	const config_region *peer;  /* the other region; NULL when alone */
-	db_conn *reader;            /* loop thread's read-only connection */
+	db_conn *reader;            /* unused: the control thread opens its own from db_path */
 	const char *db_path;        /* the database file (snapshots) */
 	committer *writer;
 	capture *capture;
@@ -49,12 +55,19 @@ typedef struct repl_env {
 	void *api_arg;
 } repl_env;
 
-/* Set up from the database state. NULL with a reason in err. */
+/* Set up from the database state (the control loop and its connection
+ * are made, nothing runs yet). NULL with a reason in err, nothing left. */
 repl *repl_new(const repl_env *env, char *err, size_t errcap);
-/* Listen on the link, start streaming (secondary). 0 or ERR_* with err. */
+/* Listen on the link, set up the stream or the applier and the election,
+ * then start the control thread. 0 or ERR_* with err (the thread is not
+ * started; repl_free cleans up). */
 int repl_start(repl *r, char *err, size_t errcap);
-/* Stop the link (graceful: streams end, waiters are answered). */
+/* Stop the link, on the control thread, and wait for it (graceful:
+ * streams end, waiters are answered here before it returns, forwarded
+ * writes in flight are answered). Idempotent. */
 void repl_shutdown(repl *r);
+/* Shut down if not yet, join the control thread, run what is still
+ * queued, free; no-op on NULL; resets *r. Call after committer_free. */
 void repl_free(repl **r);
 
 bool repl_is_primary(const repl *r);
@@ -66,7 +79,9 @@ uint64_t repl_position(const repl *r);
 void repl_on_committed(repl *r, uint64_t seq);
 
 /* Callbacks of the waits below: ok is true when the condition was reached,
- * false on timeout (or shutdown). */
+ * false on timeout (or shutdown, or when the control thread's queue is
+ * full: the caller treats it as a timeout). Always called exactly once, on
+ * the API thread, possibly before the wait function returns. */
 typedef void (*repl_wait_cb)(void *arg, bool ok);
 /* Wait until this region has position seq (committed or applied). */
 void repl_wait_position(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
@@ -125,9 +140,12 @@ void repl_learn_epoch(repl *r, uint64_t e);
 
 /* Parse "EPOCH/SEQ" or "SEQ"; 0 or ERR_INVAL. */
 int repl_parse_lsn(const char *s, uint64_t *seq);
-/* Status JSON (for /internal/v1/status and `tandem status`). */
+/* Status JSON (for /internal/v1/status and `tandem status`; control
+ * thread). */
 void repl_status_json(repl *r, buf *out);
-/* Prometheus lines. */
+/* Prometheus lines: the forwarding ones from this thread, the control
+ * thread's by a bounded synchronous call (1 s; on timeout they are left out
+ * and a warning is logged). */
 void repl_metrics(repl *r, buf *out);
 
 #endif

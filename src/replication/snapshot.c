@@ -83,33 +83,59 @@ static void snapshot_send_more(http_request *req, void *arg)
 	http_request_on_drain(req, snapshot_send_more, ss);
 }
 
-void snapshot_serve(repl *r, http_request *req)
-{
+/*
+ * VACUUM INTO copies the whole database: seconds for a large one, far too
+ * long for the control thread (a lease round could wait behind it). It runs
+ * as an exclusive job of the writer thread, on a connection of its own; the
+ * control thread streams the copy once it is made.
+ */
+typedef struct snapshot_make {
+	repl *r;
+	http_request *req;
+	const char *db_path;
 	char tmp[CONFIG_PATH_MAX + 64];
-	snprintf(tmp, sizeof tmp, "%s/snapshot-out-%d.db", r->env.self->data_dir, (int)getpid());
-	unlink(tmp);
+	char error[200];
+} snapshot_make;
+
+static int snapshot_make_exec(db_conn *unused, void *arg) /* writer thread, alone */
+{
+	snapshot_make *m = arg;
+	unlink(m->tmp);
 	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(r->env.db_path, &db, SQLITE_OPEN_READWRITE, NULL);
-	char *sql = sqlite3_mprintf("VACUUM INTO %Q", tmp);
+	int rc = sqlite3_open_v2(m->db_path, &db, SQLITE_OPEN_READWRITE, NULL);
+	char *sql = sqlite3_mprintf("VACUUM INTO %Q", m->tmp);
 	char *msg = NULL;
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
 	sqlite3_free(sql);
 	sqlite3_close_v2(db);
 	if (rc != SQLITE_OK) {
-		log_error("snapshot: VACUUM INTO failed: %s", msg ? msg : sqlite3_errstr(rc));
+		snprintf(m->error, sizeof m->error, "%s", msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
-		unlink(tmp);
+		unlink(m->tmp);
+		return ERR_DB;
+	}
+	return 0;
+}
+
+static void snapshot_make_done(void *arg, int rc, uint64_t unused) /* control thread */
+{
+	snapshot_make *m = arg;
+	http_request *req = m->req;
+	if (rc != 0) {
+		log_error("snapshot: VACUUM INTO failed: %s", m->error[0] ? m->error : err_str(rc));
+		unlink(m->tmp);
+		free(m);
 		repl_answer(req, 500, "internal_error", "cannot make a snapshot");
 		return;
 	}
-	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	int fd = open(m->tmp, O_RDONLY | O_CLOEXEC);
+	unlink(m->tmp); /* the open descriptor keeps it readable */
+	free(m);
 	if (fd < 0) {
-		unlink(tmp);
 		repl_answer(req, 500, "internal_error", "cannot read the snapshot");
 		return;
 	}
-	unlink(tmp); /* the open descriptor keeps it readable */
 	snapshot_send *ss = malloc(sizeof *ss);
 	if (!ss) {
 		close(fd);
@@ -121,6 +147,24 @@ void snapshot_serve(repl *r, http_request *req)
 	http_response_header(req, "Content-Type", "application/vnd.sqlite3");
 	http_respond_start(req, 200);
 	snapshot_send_more(req, ss);
+}
+
+void snapshot_serve(repl *r, http_request *req)
+{
+	snapshot_make *m = calloc(1, sizeof *m);
+	if (!m) {
+		repl_answer(req, 500, "internal_error", "out of memory");
+		return;
+	}
+	m->r = r;
+	m->req = req;
+	m->db_path = r->env.db_path;
+	static unsigned serial; /* control thread only: two snapshots at once get two files */
+	snprintf(m->tmp, sizeof m->tmp, "%s/snapshot-out-%d-%u.db", r->env.self->data_dir, (int)getpid(), ++serial);
+	if (repl_submit_exclusive(r, snapshot_make_exec, snapshot_make_done, m) != 0) {
+		free(m);
+		repl_answer(req, 503, "overloaded", "the writer queue is full; retry shortly");
+	}
 }
 
 /* --- secondary --- */
@@ -197,6 +241,7 @@ static void restore_done(void *arg, int rc, uint64_t unused)
 		/* the primary's history came with its data; if it cannot be
 		 * read now, a rejoin reads it before streaming */
 		r->synced = history_load(r) == 0;
+		repl_view_publish(r);
 		waitlist_advance(&r->position_waiters, r->position);
 	} else {
 		log_error("snapshot restore failed: %s", j->error[0] ? j->error : err_str(rc));
@@ -252,7 +297,7 @@ static void fetch_done(int rc, const http_message *resp, const char *body, size_
 		snprintf(j->path, sizeof j->path, "%s", f->path);
 		log_info("snapshot of %zu bytes received; restoring", f->bytes);
 		r->pending_applies++;
-		if (committer_submit_exclusive(r->env.writer, restore_exec, restore_done, j) != 0) {
+		if (repl_submit_exclusive(r, restore_exec, restore_done, j) != 0) {
 			r->pending_applies--;
 			free(j);
 			j = NULL;

@@ -48,6 +48,7 @@ static void stream_end(repl *r, subscriber *s)
 	log_info("replication stream to %s ended", s->peer);
 	free(s);
 	stream_check_degraded(r);
+	repl_view_publish(r);
 }
 
 /* Cut the stream of a peer at once, unanswered (fault switch). */
@@ -66,6 +67,7 @@ void stream_drop(repl *r, const char *peer)
 		free(s);
 	}
 	stream_check_degraded(r);
+	repl_view_publish(r);
 }
 
 static void stream_pump(repl *r, subscriber *s);
@@ -155,8 +157,10 @@ static void stream_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
 	repl *r = arg;
 	int64_t now = util_now_ms();
-	if (repl_lease_valid(r)) /* authoritative now; kept if it steps down */
+	if (election_lease_valid(r)) { /* authoritative now; kept if it steps down */
 		r->fresh_mono = voter_clock_ms();
+		repl_view_publish(r);
+	}
 	subscriber *s = r->subs;
 	while (s) {
 		subscriber *next = s->next;
@@ -302,6 +306,7 @@ void stream_handle(repl *r, http_request *req, const char *peer)
 	snprintf(s->peer, sizeof s->peer, "%s", peer);
 	s->next = r->subs;
 	r->subs = s;
+	repl_view_publish(r);
 	if (r->degraded_since_ms) {
 		log_info("region %s is replicating again (degraded for %.1f s)", peer,
 			 (double)(util_now_ms() - r->degraded_since_ms) / 1000.0);
@@ -374,7 +379,7 @@ static void stream_trim(evutil_socket_t fd, short what, void *arg)
 	t->min_time_ms = util_now_ms() - (int64_t)r->env.cfg->replication.log_max_age_s * 1000;
 	t->max_bytes = r->env.cfg->replication.log_max_bytes;
 	r->trim_running = true;
-	if (committer_submit(r->env.writer, trim_exec, trim_done, t) != 0) {
+	if (repl_submit(r, trim_exec, trim_done, t) != 0) {
 		r->trim_running = false;
 		free(t);
 	}

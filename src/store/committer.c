@@ -17,6 +17,7 @@ typedef struct commit_job {
 	int rc;
 	uint64_t seq;
 	bool exclusive;       /* runs alone, outside any transaction */
+	loop_queue *target;   /* where done() runs: the submitter's loop */
 	struct commit_job *next;
 } commit_job;
 
@@ -139,7 +140,7 @@ static void committer_run_batch(committer *c, commit_job *batch)
 		commit_job *next = j->next;
 		j->seq = seq;
 		n++;
-		if (loop_queue_post(c->completions, committer_deliver, j) != 0) {
+		if (loop_queue_post(j->target, committer_deliver, j) != 0) {
 			log_error("cannot deliver a write completion: out of memory");
 			abort(); /* losing an answer silently is worse */
 		}
@@ -180,7 +181,7 @@ static void *committer_main(void *arg)
 		if (batch->exclusive) {
 			batch->rc = batch->exec(c->db, batch->arg);
 			batch->seq = 0;
-			if (loop_queue_post(c->completions, committer_deliver, batch) != 0)
+			if (loop_queue_post(batch->target, committer_deliver, batch) != 0)
 				abort(); /* never lose an answer */
 			continue;
 		}
@@ -211,13 +212,13 @@ fail:
 	return NULL;
 }
 
-static int committer_queue(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg,
-			   bool exclusive)
+static int committer_queue(committer *c, loop_queue *target, commit_exec_fn exec, commit_done_fn done,
+			   void *arg, bool exclusive)
 {
 	commit_job *j = malloc(sizeof *j);
 	if (!j)
 		return ERR_NOMEM;
-	*j = (commit_job){exec, done, arg, 0, 0, exclusive, NULL};
+	*j = (commit_job){exec, done, arg, 0, 0, exclusive, target ? target : c->completions, NULL};
 	pthread_mutex_lock(&c->lock);
 	if (c->stopping || c->queued >= c->queue_max) {
 		pthread_mutex_unlock(&c->lock);
@@ -237,12 +238,23 @@ static int committer_queue(committer *c, commit_exec_fn exec, commit_done_fn don
 
 int committer_submit(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg)
 {
-	return committer_queue(c, exec, done, arg, false);
+	return committer_queue(c, NULL, exec, done, arg, false);
 }
 
 int committer_submit_exclusive(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg)
 {
-	return committer_queue(c, exec, done, arg, true);
+	return committer_queue(c, NULL, exec, done, arg, true);
+}
+
+int committer_submit_to(committer *c, loop_queue *done_on, commit_exec_fn exec, commit_done_fn done, void *arg)
+{
+	return committer_queue(c, done_on, exec, done, arg, false);
+}
+
+int committer_submit_exclusive_to(committer *c, loop_queue *done_on, commit_exec_fn exec, commit_done_fn done,
+				  void *arg)
+{
+	return committer_queue(c, done_on, exec, done, arg, true);
 }
 
 void committer_get_stats(committer *c, committer_stats *out)

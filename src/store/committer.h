@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 
+#include "core/workers.h"
 #include "store/db.h"
 
 typedef struct committer committer;
@@ -75,6 +76,17 @@ int committer_submit(committer *c, commit_exec_fn exec, commit_done_fn done, voi
  * hooks (restoring a snapshot with the backup API needs that), in order
  * with the other jobs. Same return values. */
 int committer_submit_exclusive(committer *c, commit_exec_fn exec, commit_done_fn done, void *arg);
+/*
+ * The same two, with done() run on another loop than the committer's: the
+ * thread of done_on (the control thread's queue, for the jobs replication
+ * submits). The batch_committed hook still runs on the committer's loop.
+ * done_on must outlive every job submitted to it: its owner frees it after
+ * committer_free, or after draining it once the committer has nothing of
+ * its jobs left (loop_queue_free runs what is pending).
+ */
+int committer_submit_to(committer *c, loop_queue *done_on, commit_exec_fn exec, commit_done_fn done, void *arg);
+int committer_submit_exclusive_to(committer *c, loop_queue *done_on, commit_exec_fn exec, commit_done_fn done,
+				  void *arg);
 void committer_get_stats(committer *c, committer_stats *out);
 /* Commit everything queued, stop the thread, deliver completions, close the
  * connection, free; no-op on NULL; resets *c. */

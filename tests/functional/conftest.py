@@ -37,7 +37,7 @@ _slice_hi = _slice_lo + _slice_size
 _next_port = [_slice_lo + (os.getpid() * 7) % max(1, _slice_size - 100)]
 
 
-def free_port_base(count=8):
+def free_port_base(count=10):
     """A base port such that base..base+count-1 are free on 127.0.0.1."""
     while True:
         base = _next_port[0]

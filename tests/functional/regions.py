@@ -316,7 +316,7 @@ class TwoRegions:
     def __init__(self, directory, replication=None, witness=False, failover=None, auth=None):
         self.dir = str(directory)
         os.makedirs(self.dir, exist_ok=True)
-        self.port_base = free_port_base(count=8)
+        self.port_base = free_port_base(count=10)
         run("init", "--data", self.dir, "--port-base", str(self.port_base))
         self.config = os.path.join(self.dir, "tandem.ini")
         self.ca = os.path.join(self.dir, "certs", "ca.pem")

@@ -123,12 +123,12 @@ def start_up(data, port_base):
 
 
 def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
-    base1, base2 = free_port_base(count=8), free_port_base(count=8)
+    base1, base2 = free_port_base(count=10), free_port_base(count=10)
     p1, e1 = start_up(tmp_path / "one", base1)
     p2, e2 = start_up(tmp_path / "two", base2)
     try:
         for e, base, d in [(e1, base1, "one"), (e2, base2, "two")]:
-            assert set(e) == {"ca", "config", "regions", "witness"}
+            assert set(e) == {"ca", "config", "regions", "witness", "s3_keys"}
             assert e["witness"]["addr"] == "127.0.0.1:%d" % (base + 4)
             os.kill(e["witness"]["pid"], 0)  # the witness runs too
             assert e["ca"] == str(tmp_path / d / "certs" / "ca.pem")
@@ -165,7 +165,7 @@ def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
 
 
 def test_up_reports_a_dead_region_and_keeps_running(tmp_path):
-    proc, e = start_up(tmp_path, free_port_base(count=8))
+    proc, e = start_up(tmp_path, free_port_base(count=10))
     try:
         os.kill(e["regions"]["eu"]["pid"], signal.SIGKILL)
         time.sleep(0.5)
@@ -178,7 +178,7 @@ def test_up_reports_a_dead_region_and_keeps_running(tmp_path):
 
 
 def test_up_data_survives_restart(tmp_path):
-    base = free_port_base(count=8)
+    base = free_port_base(count=10)
     proc, e = start_up(tmp_path, base)
     try:
         class R:
@@ -303,7 +303,7 @@ def test_make_run_passes_port_base(tmp_path):
     build = os.path.basename(os.path.dirname(TANDEM))
     if os.path.dirname(os.path.dirname(TANDEM)) != ROOT or build not in ("build", "build-san"):
         pytest.skip("TANDEM_BIN is not this repository's build")
-    base = free_port_base(count=8)
+    base = free_port_base(count=10)
     data = tmp_path / "data"
     san = ["SAN=1"] if build == "build-san" else []
     # -o: use the binary as it is (never rebuild it from here)
@@ -336,7 +336,7 @@ def test_drill_default_report_is_private_and_outside_the_current_directory(tmp_p
     tmp.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp))
     p = subprocess.run([TANDEM, "drill", "--scenario", "crash-secondary", "--rate", "20", "--duration", "6",
-                        "--quiet", "--port-base", str(free_port_base(count=8))],
+                        "--quiet", "--port-base", str(free_port_base(count=10))],
                        cwd=str(cwd), env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-2000:])
     assert list(cwd.iterdir()) == [], "the drill wrote into the current directory"

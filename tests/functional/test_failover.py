@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import re
+import signal
 import sqlite3
 import stat
 import threading
@@ -1258,6 +1259,46 @@ def test_idempotent_retry_at_the_new_primary_lands_once(make_pair):
         assert g.status_code == 404, (region.name, g.text)
     assert_verify_identical(p)
     assert_no_overlap(p)
+
+
+def test_forwards_waiting_for_a_frozen_primary_end_when_us_takes_over(make_pair):
+    """Pins: since forwarding moved to the API thread (forward.c), a write
+    that us forwarded to eu just before eu stopped answering (frozen here;
+    a partition that drops packets in the drill) waited the whole
+    forward_timeout_ms, although us became primary a few seconds later: the
+    drill's partition-primary write RTO at us was 10 s (the timeout) at 500
+    writes/s. The applier's clients of before ended such forwards when the
+    region stood for election. Now becoming primary ends them at once (503
+    primary_unavailable) and the retry with the same Idempotency-Key lands
+    at us, once."""
+    p = make_pair(replication={"forward_timeout_ms": 30000})
+    eu, us = p.eu, p.us
+    tok = signup(eu)["access_token"]
+    wait_follower(eu, us)
+    steady(p)
+    key = "frozen-" + uuid.uuid4().hex[:8]
+    os.kill(eu.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.time()
+        r = us.post(records_path("frozen"), tok, json={"n": 1}, headers={"Idempotency-Key": key}, timeout=60)
+        took = time.time() - t0
+        assert r.status_code == 503 and error_code(r) == "primary_unavailable", r.text
+        # us stands after election_timeout_ms and wins with the witness's
+        # vote once eu's lease has run out: seconds, far from the 30 s timeout
+        assert took < 15, "the forward waited %.1f s" % took
+        wait_writable(us, timeout=10, epoch=2)
+        assert "forwarded write(s) still waiting for the old primary" in us.log()
+        r2 = us.post(records_path("frozen"), tok, json={"n": 1}, headers={"Idempotency-Key": key}, timeout=10)
+        assert r2.status_code == 201, r2.text
+        items = list_all(us, tok, "frozen")
+        assert len(items) == 1, items
+    finally:
+        os.kill(eu.proc.pid, signal.SIGCONT)
+    # eu, frozen with its lease, logs its writes_off only when it runs
+    # again, after us's writes_on: the log intervals overlap though eu took
+    # no write while frozen (nothing was sent to it). It steps down:
+    wait_for(lambda: (region_status(eu) or {}).get("role") == "secondary", 15, what="eu stepped down")
+    p.overlap_checked = True
 
 
 # --- 9. configuration and state files ------------------------------------------

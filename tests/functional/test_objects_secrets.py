@@ -54,6 +54,7 @@ def test_secrets_without_objects_still_work(tmp_path):
     region.start()
     try:
         signup(region)
+        assert "not served: the secrets file has no [objects] kek_id" in region.log()
     finally:
         assert region.stop() == 0
 

@@ -5,6 +5,7 @@
  * Storage faults come from the fault-injecting VFS (faultvfs.h): a busy
  * database, a full disk, a savepoint that cannot be rolled back.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -269,6 +270,48 @@ static void test_full_disk_and_io_error_at_commit(void)
 	}
 }
 
+/* The control thread's jobs (committer_submit_to) complete on its own loop:
+ * running the committer's loop delivers nothing of them, running the
+ * target's loop delivers each exactly once; a job submitted the usual way
+ * beside them still completes on the committer's loop. */
+static pthread_t done_thread;
+static void on_done_where(void *arg, int rc, uint64_t seq)
+{
+	done_thread = pthread_self();
+	on_done(arg, rc, seq);
+}
+
+static void test_completion_on_another_loop(void)
+{
+	committer *c = open_committer(16);
+	struct event_base *other = event_base_new();
+	loop_queue *q = loop_queue_new(other);
+	CHECK(q != NULL);
+	job jobs[3] = {{.value = 97001}, {.value = 97002}, {.value = 97003}};
+	CHECK_EQ_INT(committer_submit_to(c, q, exec_insert, on_done, &jobs[0]), 0);
+	CHECK_EQ_INT(committer_submit_exclusive_to(c, q, exec_insert, on_done, &jobs[1]), 0);
+	CHECK_EQ_INT(committer_submit(c, exec_insert, on_done_where, &jobs[2]), 0);
+	wait_all(&jobs[2], 1); /* runs only the committer's loop */
+	CHECK_EQ_INT(jobs[2].done_calls, 1);
+	CHECK(pthread_equal(done_thread, pthread_self()));
+	for (int i = 0; i < 5000 && jobs[0].done_calls + jobs[1].done_calls < 2; i++) {
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(200);
+	}
+	CHECK_EQ_INT(jobs[0].done_calls + jobs[1].done_calls, 0); /* not on the committer's loop */
+	for (int i = 0; i < 5000 && jobs[0].done_calls + jobs[1].done_calls < 2; i++) {
+		event_base_loop(other, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(200);
+	}
+	CHECK_EQ_INT(jobs[0].done_calls, 1);
+	CHECK_EQ_INT(jobs[1].done_calls, 1);
+	CHECK_EQ_INT(jobs[0].rc, 0);
+	CHECK_EQ_INT(jobs[0].visible_at_done, 1);
+	committer_free(&c);
+	loop_queue_free(&q);
+	event_base_free(other);
+}
+
 int main(void)
 {
 	CHECK_EQ_INT(faultvfs_install(), SQLITE_OK); /* before any connection */
@@ -288,6 +331,7 @@ int main(void)
 	RUN(test_savepoint_that_cannot_roll_back_fails_the_batch);
 	RUN(test_busy_database_is_err_again);
 	RUN(test_full_disk_and_io_error_at_commit);
+	RUN(test_completion_on_another_loop);
 	db_close(&reader);
 	event_base_free(base);
 	char cmd[200];

@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -61,6 +62,62 @@ static void stream_more(http_request *req, void *arg)
 	http_request_on_drain(req, stream_more, NULL);
 }
 
+/* Detached requests: the copy is handled on another thread, its answer
+ * captured by detached_done, then written on the original request here. */
+typedef struct detached_answer {
+	int calls;
+	int status;
+	char head[512];
+	char body[2048];
+	char peer[64];
+} detached_answer;
+static detached_answer det;
+
+static void detached_done(void *arg, int status, const char *head, size_t head_len, const char *body,
+			  size_t body_len)
+{
+	det.calls++;
+	det.status = status;
+	snprintf(det.head, sizeof det.head, "%.*s", (int)head_len, head);
+	snprintf(det.body, sizeof det.body, "%.*s", (int)body_len, body);
+}
+
+static void *handle_detached(void *arg) /* another thread, as the API thread would be */
+{
+	http_request *copy = arg;
+	const http_message *m = http_request_message(copy);
+	size_t len, hl = 0;
+	const char *body = http_request_body(copy, &len);
+	const char *h = http_message_field(m, "X-Test", &hl);
+	snprintf(det.peer, sizeof det.peer, "%s", http_request_peer(copy));
+	CHECK(!http_request_is_closed(copy));
+	http_response_header(copy, "X-Detached", "yes");
+	if (strcmp(m->target, "/detach-chunked") == 0) {
+		http_respond_start(copy, 201);
+		http_respond_chunk(copy, "in ", 3);
+		http_respond_chunk(copy, "pieces", 6);
+		http_respond_end(copy); /* frees the copy */
+		return NULL;
+	}
+	char out[2048];
+	int n = snprintf(out, sizeof out, "%s|%.*s|%.*s", m->method, (int)len, body, (int)hl, h ? h : "");
+	http_respond(copy, 202, out, (size_t)n); /* frees the copy */
+	return NULL;
+}
+
+static void answer_detached(http_request *req)
+{
+	memset(&det, 0, sizeof det);
+	http_request *copy = http_request_detach(req, detached_done, NULL);
+	CHECK(copy != NULL);
+	pthread_t t;
+	CHECK_EQ_INT(pthread_create(&t, NULL, handle_detached, copy), 0);
+	pthread_join(t, NULL);
+	CHECK_EQ_INT(det.calls, 1);
+	http_response_header_lines(req, det.head, strlen(det.head));
+	http_respond(req, det.status, det.body, strlen(det.body));
+}
+
 /* The test server: /echo answers the method, body and a header as JSON-ish
  * text; /chunked streams three chunks; /close answers with Connection:
  * close; /park does not answer (until the test says); /stream see above;
@@ -97,6 +154,10 @@ static void on_request(http_request *req, void *arg)
 	}
 	if (strcmp(m->target, "/park") == 0) {
 		parked = req;
+		return;
+	}
+	if (strncmp(m->target, "/detach", 7) == 0) {
+		answer_detached(req);
 		return;
 	}
 	size_t len;
@@ -208,6 +269,33 @@ static void test_keep_alive_and_bodies(void)
 	http_client_free(&c);
 	http_server_free(&srv);
 	CHECK(c == NULL && srv == NULL);
+}
+
+/* A detached copy (what the link's thread hands to the API thread) carries
+ * the method, target, headers, body and peer; handled on another thread,
+ * its answer (status, headers, body; a streamed one gathered) reaches the
+ * callback once, and the original request is answered with it. */
+static void test_detached_request_round_trip(void)
+{
+	int port;
+	http_server *srv = start_server(NULL, &port);
+	http_client *c = http_client_new(base, NULL, "127.0.0.1", port, NULL, &limits, 5000);
+	result r[2];
+	memset(r, 0, sizeof r);
+	CHECK_EQ_INT(http_client_request(c, "POST", "/detach", "X-Test: forwarded\r\n", "hello", 5,
+					 HTTP_CLIENT_CHUNKED, on_answer, &r[0]), 0);
+	run_until(r, 1);
+	CHECK_EQ_INT(r[0].rc, 0);
+	CHECK_EQ_INT(r[0].status, 202);
+	CHECK_EQ_STR(r[0].body, "POST|hello|forwarded");
+	CHECK(strstr(det.head, "X-Detached: yes\r\n") != NULL);
+	CHECK_EQ_STR(det.peer, "127.0.0.1");
+	CHECK_EQ_INT(http_client_request(c, "GET", "/detach-chunked", NULL, NULL, 0, 0, on_answer, &r[1]), 0);
+	run_until(r, 2);
+	CHECK_EQ_INT(r[1].status, 201);
+	CHECK_EQ_STR(r[1].body, "in pieces");
+	http_client_free(&c);
+	http_server_free(&srv);
 }
 
 static void test_connection_close_then_reconnect(void)
@@ -548,6 +636,7 @@ int main(void)
 	evthread_use_pthreads();
 	base = event_base_new();
 	RUN(test_keep_alive_and_bodies);
+	RUN(test_detached_request_round_trip);
 	RUN(test_connection_close_then_reconnect);
 	RUN(test_timeout_and_refused);
 	RUN(test_graceful_shutdown_waits_for_parked_request);

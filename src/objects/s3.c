@@ -1,0 +1,2576 @@
+/*
+ * s3.c - the S3 API of a region: its own thread, event loop and TLS
+ * listener; routing (path-style and virtual-host style), SigV4, and the
+ * bucket and object operations of docs/OBJECTS.md ("S3 API").
+ *
+ *   S3 thread (event loop)                 worker pool            writer thread
+ *   on_request: parse, SigV4, route
+ *     reads: meta lookups (short, indexed)
+ *     PUT:   body (in memory, bounded) ---> blob put + commit
+ *                                          (fsyncs), checksums
+ *            <-- done ----------------------'
+ *            meta row ------------------------------------------> committer
+ *            <-- done: answer, old blob deleted (worker) ---------'
+ *     GET:   meta lookup; open blob ------> get_open
+ *            head (Content-Length); pieces of 256 KiB read in the pool as
+ *            the socket drains (never a whole object in memory)
+ *
+ * Invariants:
+ * - A row names only a committed blob: the blob is committed (durable)
+ *   before its row is written. A blob is deleted only after the row that
+ *   named it is gone (delete) or replaced (overwrite), in that order; a
+ *   crash between leaves an orphan blob that the start-up sweep removes.
+ * - Unverified data is never visible: an aws-chunked body is decoded into a
+ *   blob that is committed only after the decoder verified the last chunk,
+ *   the trailer and its checksum; a body whose SHA-256, Content-MD5 or
+ *   x-amz-checksum-* does not match has its blob deleted before any row
+ *   could name it.
+ * - Every request gets exactly one answer; a damaged blob found after the
+ *   head of a GET was sent closes the connection (a short body, never a
+ *   complete-looking one).
+ * - Operations and sub-resources not implemented answer 501 NotImplemented:
+ *   nothing unknown succeeds silently.
+ *
+ * Per-request state (s3_req) lives from on_request to the answer; requests
+ * still held at stop (a shutdown timeout) are freed by objects_stop.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/tls.h"
+#include "core/util.h"
+#include "core/workers.h"
+#include "http/server.h"
+#include "objects/blobstore.h"
+#include "objects/chunked.h"
+#include "objects/hlc.h"
+#include "objects/meta.h"
+#include "objects/objects.h"
+#include "objects/s3keys.h"
+#include "objects/s3xml.h"
+#include "objects/sigv4.h"
+#include "store/committer.h"
+#include "store/db.h"
+
+#define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"
+#define S3_XML_HEAD "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+#define S3_READ_PIECE (256 * 1024) /* one read job of a GET */
+#define S3_WORKERS 4               /* blob I/O threads (BULK puts use 3, GET reads take any) */
+#define S3_WORKER_QUEUE 4096
+#define S3_PARAMS_MAX 64
+#define S3_ANSWER_MAX (8 * 1024 * 1024) /* an XML answer (a list page of 1000 long keys fits) */
+#define S3_MAX_KEYS 1000
+#define S3_DEFAULT_CONTENT_TYPE "binary/octet-stream"
+
+typedef struct s3_param {
+	char *name;  /* decoded, NUL-terminated (in s3_req.query) */
+	char *value; /* decoded; "" for a bare name */
+} s3_param;
+
+typedef struct s3_req s3_req;
+
+struct objects {
+	const config *cfg;
+	const config_region *self;
+	struct event_base *base;
+	pthread_t thread;
+	bool thread_started;
+	http_server *srv;
+	SSL_CTX *ssl;
+	blobstore *blobs;
+	committer *writer;
+	db_conn *reader;
+	workers *pool;
+	s3keys *keys;
+	sigv4_verifier *verifier;
+	hlc *clock;
+	struct event *stop_ev;
+	struct event *timeout_ev;
+	s3_req *live; /* requests not yet answered and freed */
+};
+
+struct s3_req {
+	objects *o;
+	http_request *http;
+	s3_req *prev, *next;
+	char rid[33];
+	const http_message *m;
+	bool head;
+	/* the resource */
+	char bucket[META_BUCKET_MAX + 1];
+	bool has_bucket;
+	char *key; /* decoded, NUL-terminated; NULL when the path names no object */
+	size_t key_len;
+	char *query; /* decoded copies of the parameters */
+	s3_param params[S3_PARAMS_MAX];
+	size_t nparams;
+	/* the caller */
+	sigv4_result auth;
+	char tenant[S3KEYS_NAME_MAX + 1];
+	/* PUT / copy */
+	meta_object *obj;
+	meta_cond cond;
+	char cond_etag[80];
+	const char *body;
+	size_t body_len;
+	char copy_blob[BLOBSTORE_ID_LEN + 1]; /* copy: the source's blob */
+	bool is_copy;
+	bool has_md5;
+	unsigned char want_md5[16];
+	char want_sum_name[32]; /* x-amz-checksum-ALG header given */
+	unsigned char want_sum[32];
+	size_t want_sum_len;
+	int job_rc;
+	sigv4_error job_err;
+	blob_sums sums;
+	char trailer_name[40];
+	char trailer_value[96];
+	char old_blob[BLOBSTORE_ID_LEN + 1];
+	/* GET */
+	blobstore_reader *reader;
+	int status;            /* 200 or 206 */
+	uint64_t range_offset; /* where the answer starts in the object */
+	uint64_t remaining;    /* bytes of the answer not yet queued */
+	char *piece;
+	size_t piece_len;
+	/* bucket create/delete, object delete(s) */
+	meta_bucket brow, existing;
+	s3xml_delete *del;
+	int *del_rc;
+	char (*del_blobs)[BLOBSTORE_ID_LEN + 1];
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static void req_free(s3_req *q)
+{
+	objects *o = q->o;
+	if (q->prev)
+		q->prev->next = q->next;
+	else if (o->live == q)
+		o->live = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	sigv4_result_clear(&q->auth);
+	blobstore_get_close(&q->reader);
+	s3xml_delete_free(&q->del);
+	free(q->del_rc);
+	free(q->del_blobs);
+	free(q->piece);
+	free(q->obj);
+	free(q->key);
+	free(q->query);
+	free(q);
+}
+
+/* The request is answered: forget it. */
+static void req_done(s3_req *q)
+{
+	req_free(q);
+}
+
+static const char *field(const s3_req *q, const char *name, size_t *len)
+{
+	size_t n;
+	const char *v = http_message_field(q->m, name, &n);
+	if (len)
+		*len = v ? n : 0;
+	return v;
+}
+
+/* A header's value as a string in out; NULL when absent or too long. */
+static const char *field_str(const s3_req *q, const char *name, char *out, size_t cap)
+{
+	size_t n;
+	const char *v = field(q, name, &n);
+	if (!v || n >= cap)
+		return NULL;
+	memcpy(out, v, n);
+	out[n] = '\0';
+	return out;
+}
+
+static const char *param(const s3_req *q, const char *name)
+{
+	for (size_t i = 0; i < q->nparams; i++)
+		if (strcmp(q->params[i].name, name) == 0)
+			return q->params[i].value;
+	return NULL;
+}
+
+static void resource(const s3_req *q, buf *b)
+{
+	buf_addc(b, '/');
+	if (q->has_bucket)
+		buf_adds(b, q->bucket);
+	if (q->key) {
+		buf_addc(b, '/');
+		buf_add(b, q->key, q->key_len);
+	}
+}
+
+/* An S3 error answer (XML; no body for HEAD), and the request is done. */
+static void s3_error(s3_req *q, int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void s3_error(s3_req *q, int status, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	buf b, res;
+	buf_init(&b, 16384);
+	buf_init(&res, 4096);
+	resource(q, &res);
+	buf_adds(&b, S3_XML_HEAD "<Error>");
+	s3xml_elem(&b, "Code", code);
+	s3xml_elem(&b, "Message", msg);
+	if (res.len)
+		s3xml_elem_n(&b, "Resource", res.data, res.len);
+	s3xml_elem(&b, "RequestId", q->rid);
+	buf_adds(&b, "</Error>");
+	buf_free(&res);
+	http_response_header(q->http, "Content-Type", "application/xml");
+	http_respond_take(q->http, status, &b);
+	buf_free(&b);
+	req_done(q);
+}
+
+static void s3_error_sig(s3_req *q, const sigv4_error *e)
+{
+	s3_error(q, e->status, e->code, "%s", e->message[0] ? e->message : e->code);
+}
+
+static void s3_internal(s3_req *q, int rc)
+{
+	if (rc == ERR_AGAIN || rc == ERR_LIMIT)
+		s3_error(q, 503, "SlowDown", "Please reduce your request rate.");
+	else
+		s3_error(q, 500, "InternalError", "We encountered an internal error. Please try again.");
+}
+
+static void s3_not_implemented(s3_req *q, const char *what)
+{
+	s3_error(q, 501, "NotImplemented", "A header or parameter you provided implies functionality "
+		 "that is not implemented: %s", what);
+}
+
+static void s3_xml(s3_req *q, int status, buf *b)
+{
+	http_response_header(q->http, "Content-Type", "application/xml");
+	http_respond_take(q->http, status, b);
+	buf_free(b);
+	req_done(q);
+}
+
+static void s3_empty(s3_req *q, int status)
+{
+	http_respond(q->http, status, NULL, 0);
+	req_done(q);
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Percent-decode s[0..len) into out (at least len + 1 bytes), plus_space:
+ * '+' is a space (query). Returns the decoded length, or -1 for a bad escape
+ * or a NUL byte. */
+static long pct_decode(const char *s, size_t len, char *out, bool plus_space)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (c == '%') {
+			if (i + 2 >= len)
+				return -1;
+			int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
+			if (h < 0 || l < 0)
+				return -1;
+			c = (char)(h * 16 + l);
+			i += 2;
+		} else if (c == '+' && plus_space) {
+			c = ' ';
+		}
+		if (c == '\0')
+			return -1;
+		out[n++] = c;
+	}
+	out[n] = '\0';
+	return (long)n;
+}
+
+/* Append s URL-encoded as S3's encoding-type=url does (all but unreserved
+ * characters and '/'). */
+static void url_encode(buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/')
+			buf_addc(b, (char)c);
+		else {
+			buf_addc(b, '%');
+			buf_addc(b, hex[c >> 4]);
+			buf_addc(b, hex[c & 15]);
+		}
+	}
+}
+
+static void http_date(int64_t ms, char out[40])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* An HTTP date (RFC 9110 IMF-fixdate) to seconds; -1 when it does not parse. */
+static int64_t parse_http_date(const char *s)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	if (!end || *end)
+		return -1;
+	return (int64_t)timegm(&tm);
+}
+
+/* Does an If-Match / If-None-Match list hold etag ("*" matches any)? */
+static bool etag_matches(const char *list, size_t len, const char *etag)
+{
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && (list[i] == ' ' || list[i] == ','))
+			i++;
+		size_t start = i;
+		while (i < len && list[i] != ',')
+			i++;
+		size_t end = i;
+		while (end > start && list[end - 1] == ' ')
+			end--;
+		if (end - start >= 2 && list[start] == 'W' && list[start + 1] == '/')
+			start += 2;
+		if (end - start >= 2 && list[start] == '"' && list[end - 1] == '"') {
+			start++;
+			end--;
+		}
+		if (end - start == 1 && list[start] == '*')
+			return true;
+		if (end - start == strlen(etag) && memcmp(list + start, etag, end - start) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* S3's bucket naming rules (general purpose buckets). */
+static bool valid_bucket_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 3 || n > 63)
+		return false;
+	if (!isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+		return false;
+	int dots = 0, digits_only_parts = 1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!(islower(c) || isdigit(c) || c == '.' || c == '-'))
+			return false;
+		if (c == '.' && (s[i + 1] == '.' || s[i + 1] == '-' || (i && s[i - 1] == '-')))
+			return false;
+		if (c == '.')
+			dots++;
+		else if (!isdigit(c))
+			digits_only_parts = 0;
+	}
+	if (dots == 3 && digits_only_parts) /* formatted as an IP address */
+		return false;
+	if (strncmp(s, "xn--", 4) == 0 || strncmp(s, "sthree-", 7) == 0 ||
+	    (n > 8 && strcmp(s + n - 8, "-s3alias") == 0) || (n > 6 && strcmp(s + n - 6, "--ol-s3") == 0))
+		return false;
+	return true;
+}
+
+static long b64_decode(const char *s, size_t len, unsigned char *out, size_t cap)
+{
+	if (len == 0 || len % 4 || len / 4 * 3 > cap + 2)
+		return -1;
+	unsigned char tmp[96];
+	if (len / 4 * 3 > sizeof tmp)
+		return -1;
+	int n = EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)len);
+	if (n < 0)
+		return -1;
+	if (len >= 1 && s[len - 1] == '=')
+		n--;
+	if (len >= 2 && s[len - 2] == '=')
+		n--;
+	if ((size_t)n > cap)
+		return -1;
+	memcpy(out, tmp, (size_t)n);
+	return n;
+}
+
+static void b64_encode(const unsigned char *in, size_t len, char *out)
+{
+	EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+}
+
+/* ------------------------------------------------- blob deletion (pool) */
+
+typedef struct blob_delete_job {
+	objects *o;
+	char id[BLOBSTORE_ID_LEN + 1];
+} blob_delete_job;
+
+static void blob_delete_work(void *arg)
+{
+	blob_delete_job *j = arg;
+	int rc = blobstore_delete(j->o->blobs, j->id);
+	if (rc != 0 && rc != ERR_NOTFOUND) /* logged by the store; the sweep retries it */
+		log_warn("s3: blob %s left for the orphan sweep (%s)", j->id, err_str(rc));
+}
+
+static void blob_delete_done(void *arg)
+{
+	free(arg);
+}
+
+/* Delete a blob no row names any more, in the pool. Cannot fail: on a full
+ * queue it is deleted here (rare, and the pool is the bottleneck then). */
+static void blob_delete_async(objects *o, const char *id)
+{
+	if (!id || !id[0])
+		return;
+	blob_delete_job *j = malloc(sizeof *j);
+	if (!j) {
+		blobstore_delete(o->blobs, id);
+		return;
+	}
+	j->o = o;
+	snprintf(j->id, sizeof j->id, "%s", id);
+	if (workers_submit(o->pool, WORKERS_BULK, blob_delete_work, blob_delete_done, j) != 0) {
+		blob_delete_work(j);
+		free(j);
+	}
+}
+
+/* ------------------------------------------------------------ buckets */
+
+/* The bucket of the request, owned by the caller: 0, or answered (404/403)
+ * and -1. */
+static int need_bucket(s3_req *q, meta_bucket *b)
+{
+	int rc = meta_bucket_get(q->o->reader, q->bucket, b);
+	if (rc == ERR_NOTFOUND) {
+		if (q->head)
+			s3_empty(q, 404);
+		else
+			s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
+		return -1;
+	}
+	if (rc != 0) {
+		s3_internal(q, rc);
+		return -1;
+	}
+	if (strcmp(b->owner, q->tenant) != 0) {
+		if (q->head)
+			s3_empty(q, 403);
+		else
+			s3_error(q, 403, "AccessDenied", "Access Denied");
+		return -1;
+	}
+	return 0;
+}
+
+typedef struct list_buckets_ctx {
+	buf *b;
+} list_buckets_ctx;
+
+static void list_buckets_one(void *arg, const meta_bucket *mb)
+{
+	list_buckets_ctx *c = arg;
+	char when[32];
+	util_iso8601(mb->created_ms, when);
+	buf_adds(c->b, "<Bucket>");
+	s3xml_elem(c->b, "Name", mb->name);
+	s3xml_elem(c->b, "CreationDate", when);
+	buf_adds(c->b, "</Bucket>");
+}
+
+static void owner_xml(buf *b, const char *tenant)
+{
+	buf_adds(b, "<Owner>");
+	s3xml_elem(b, "ID", tenant);
+	s3xml_elem(b, "DisplayName", tenant);
+	buf_adds(b, "</Owner>");
+}
+
+static void op_list_buckets(s3_req *q)
+{
+	buf b;
+	buf_init(&b, S3_ANSWER_MAX);
+	buf_adds(&b, S3_XML_HEAD "<ListAllMyBucketsResult xmlns=\"" S3_NS "\">");
+	owner_xml(&b, q->tenant);
+	buf_adds(&b, "<Buckets>");
+	list_buckets_ctx c = {.b = &b};
+	int rc = meta_bucket_list(q->o->reader, q->tenant, list_buckets_one, &c);
+	buf_adds(&b, "</Buckets></ListAllMyBucketsResult>");
+	if (rc != 0) {
+		buf_free(&b);
+		s3_internal(q, rc);
+		return;
+	}
+	s3_xml(q, 200, &b);
+}
+
+static int bucket_create_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	return meta_bucket_create(db, &q->brow, &q->existing);
+}
+
+static void bucket_create_done(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	if (rc == ERR_EXISTS && strcmp(q->existing.owner, q->tenant) == 0)
+		s3_error(q, 409, "BucketAlreadyOwnedByYou",
+			 "Your previous request to create the named bucket succeeded and you already own it.");
+	else if (rc == ERR_EXISTS)
+		s3_error(q, 409, "BucketAlreadyExists",
+			 "The requested bucket name is not available. The bucket namespace is shared by "
+			 "all users of the system. Please select a different name and try again.");
+	else if (rc != 0)
+		s3_internal(q, rc);
+	else {
+		char loc[80];
+		snprintf(loc, sizeof loc, "/%s", q->bucket);
+		http_response_header(q->http, "Location", loc);
+		s3_empty(q, 200);
+	}
+}
+
+/* The body of a request other than an object PUT, checked against the
+ * signed payload (x-amz-content-sha256 or aws-chunked, decoded into out).
+ * 0, or answered and -1. */
+static int decode_sink(void *arg, const char *data, size_t len)
+{
+	return buf_add(arg, data, len) == 0 ? 0 : ERR_LIMIT;
+}
+
+static int small_body(s3_req *q, buf *out)
+{
+	size_t len;
+	const char *body = http_request_body(q->http, &len);
+	sigv4_error e;
+	if (q->auth.payload == SIGV4_PAYLOAD_SHA256) {
+		unsigned char h[32];
+		util_sha256(body, len, h);
+		if (sigv4_payload_check(&q->auth, h, &e) != 0) {
+			s3_error_sig(q, &e);
+			return -1;
+		}
+		return buf_add(out, body, len) == 0 ? 0 : (s3_internal(q, ERR_NOMEM), -1);
+	}
+	if (q->auth.payload == SIGV4_PAYLOAD_UNSIGNED)
+		return buf_add(out, body, len) == 0 ? 0 : (s3_internal(q, ERR_NOMEM), -1);
+	char trailer[128];
+	awschunked_config cfg = {
+		.mode = q->auth.payload,
+		.chain = &q->auth.chain,
+		.decoded_length = q->auth.decoded_length,
+		.trailer = field_str(q, "x-amz-trailer", trailer, sizeof trailer),
+		.sink = decode_sink,
+		.sink_arg = out,
+	};
+	awschunked *d = awschunked_new(&cfg, &e);
+	if (!d) {
+		s3_error_sig(q, &e);
+		return -1;
+	}
+	size_t used;
+	int rc = awschunked_feed(d, body, len, &used);
+	if (rc == AWSCHUNKED_MORE)
+		rc = awschunked_finish(d);
+	if (rc != AWSCHUNKED_DONE) {
+		const sigv4_error *de = awschunked_error(d);
+		if (de->code)
+			s3_error_sig(q, de);
+		else
+			s3_internal(q, rc);
+		awschunked_free(&d);
+		return -1;
+	}
+	awschunked_free(&d);
+	return 0;
+}
+
+static void op_create_bucket(s3_req *q)
+{
+	objects *o = q->o;
+	char acl[32];
+	const char *a = field_str(q, "x-amz-acl", acl, sizeof acl);
+	if (a && strcmp(a, "private") != 0) {
+		s3_not_implemented(q, "x-amz-acl other than private");
+		return;
+	}
+	if (field(q, "x-amz-bucket-object-lock-enabled", NULL) || field(q, "x-amz-grant-full-control", NULL) ||
+	    field(q, "x-amz-grant-read", NULL) || field(q, "x-amz-grant-write", NULL) ||
+	    field(q, "x-amz-grant-read-acp", NULL) || field(q, "x-amz-grant-write-acp", NULL) ||
+	    field(q, "x-amz-object-ownership", NULL)) {
+		s3_not_implemented(q, "object lock, grants and object ownership settings");
+		return;
+	}
+	if (!valid_bucket_name(q->bucket)) {
+		s3_error(q, 400, "InvalidBucketName", "The specified bucket is not valid.");
+		return;
+	}
+	buf body;
+	buf_init(&body, S3XML_MAX_BODY);
+	if (small_body(q, &body) != 0) {
+		buf_free(&body);
+		return;
+	}
+	char loc[64], xerr[160];
+	int rc = s3xml_parse_create_bucket(body.data ? body.data : "", body.len, loc, sizeof loc, xerr,
+					   sizeof xerr);
+	buf_free(&body);
+	if (rc != 0) {
+		s3_error(q, 400, "MalformedXML",
+			 "The XML you provided was not well-formed or did not validate against our published "
+			 "schema (%s)", xerr);
+		return;
+	}
+	/* s3cmd upper-cases a constraint ("EU", S3's old name of eu-west-1) */
+	if (loc[0] && strcasecmp(loc, o->self->name) != 0) {
+		s3_error(q, 400, "IllegalLocationConstraintException",
+			 "The %s location constraint is incompatible for the region specific endpoint this "
+			 "request was sent to (%s).", loc, o->self->name);
+		return;
+	}
+	memset(&q->brow, 0, sizeof q->brow);
+	snprintf(q->brow.name, sizeof q->brow.name, "%s", q->bucket);
+	snprintf(q->brow.owner, sizeof q->brow.owner, "%s", q->tenant);
+	snprintf(q->brow.region, sizeof q->brow.region, "%s", loc[0] ? o->self->name : "");
+	q->brow.created_ms = util_now_ms();
+	rc = committer_submit(o->writer, bucket_create_exec, bucket_create_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
+static int bucket_delete_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	return meta_bucket_delete(db, q->bucket);
+}
+
+static void bucket_delete_done(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	if (rc == ERR_CONFLICT)
+		s3_error(q, 409, "BucketNotEmpty", "The bucket you tried to delete is not empty");
+	else if (rc == ERR_NOTFOUND)
+		s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
+	else if (rc != 0)
+		s3_internal(q, rc);
+	else
+		s3_empty(q, 204);
+}
+
+static void op_delete_bucket(s3_req *q)
+{
+	meta_bucket b;
+	if (need_bucket(q, &b) != 0)
+		return;
+	int rc = committer_submit(q->o->writer, bucket_delete_exec, bucket_delete_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
+static void op_head_bucket(s3_req *q)
+{
+	meta_bucket b;
+	if (need_bucket(q, &b) != 0)
+		return;
+	http_response_header(q->http, "x-amz-bucket-region", q->o->self->name);
+	s3_empty(q, 200);
+}
+
+static void op_bucket_location(s3_req *q)
+{
+	meta_bucket b;
+	if (need_bucket(q, &b) != 0)
+		return;
+	buf x;
+	buf_init(&x, 4096);
+	buf_adds(&x, S3_XML_HEAD "<LocationConstraint xmlns=\"" S3_NS "\">");
+	s3xml_escape(&x, b.region, strlen(b.region));
+	buf_adds(&x, "</LocationConstraint>");
+	s3_xml(q, 200, &x);
+}
+
+static void op_bucket_versioning(s3_req *q)
+{
+	meta_bucket b;
+	if (need_bucket(q, &b) != 0)
+		return;
+	buf x;
+	buf_init(&x, 4096);
+	/* never enabled: S3 answers an empty configuration then */
+	buf_adds(&x, S3_XML_HEAD "<VersioningConfiguration xmlns=\"" S3_NS "\"/>");
+	s3_xml(q, 200, &x);
+}
+
+static void acl_xml(s3_req *q)
+{
+	buf x;
+	buf_init(&x, 4096);
+	buf_adds(&x, S3_XML_HEAD "<AccessControlPolicy xmlns=\"" S3_NS "\">");
+	owner_xml(&x, q->tenant);
+	buf_adds(&x, "<AccessControlList><Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+		      "xsi:type=\"CanonicalUser\">");
+	s3xml_elem(&x, "ID", q->tenant);
+	s3xml_elem(&x, "DisplayName", q->tenant);
+	buf_adds(&x, "</Grantee><Permission>FULL_CONTROL</Permission></Grant></AccessControlList>"
+		      "</AccessControlPolicy>");
+	s3_xml(q, 200, &x);
+}
+
+/* ------------------------------------------------------------ listing */
+
+typedef struct list_opts {
+	const char *prefix;
+	size_t prefix_len;
+	const char *delim;
+	size_t delim_len;
+	const char *start; /* exclusive: keys and common prefixes <= start are skipped */
+	size_t start_len;
+	long max_keys;
+	bool url;
+	bool versions;
+	bool owner;
+	bool v2;
+} list_opts;
+
+static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+static void xml_key(buf *b, const char *tag, const char *s, size_t len, bool url)
+{
+	buf_printf(b, "<%s>", tag);
+	if (url) {
+		buf tmp;
+		buf_init(&tmp, 4 * len + 16);
+		url_encode(&tmp, s, len);
+		s3xml_escape(b, tmp.data ? tmp.data : "", tmp.len);
+		buf_free(&tmp);
+	} else
+		s3xml_escape(b, s, len);
+	buf_printf(b, "</%s>", tag);
+}
+
+/*
+ * Walk the bucket's keys in order from after opts->start with the prefix,
+ * folding keys that hold the delimiter after the prefix into common
+ * prefixes, up to max_keys entries. Writes <Contents>/<Version> and
+ * <CommonPrefixes> into b; last gets the last entry written (key or
+ * prefix) and *truncated whether more follow. One indexed seek per entry
+ * (a common prefix skips its keys with one seek). 0 or ERR_DB.
+ */
+static int list_walk(s3_req *q, const list_opts *op, buf *b, buf *last, bool *truncated, long *count)
+{
+	meta_object *ob = malloc(sizeof *ob);
+	if (!ob)
+		return ERR_NOMEM;
+	char *cur = malloc(META_KEY_MAX + 2);
+	if (!cur) {
+		free(ob);
+		return ERR_NOMEM;
+	}
+	size_t cur_len = 0;
+	bool inclusive = true;
+	if (op->start && bytes_cmp(op->start, op->start_len, op->prefix, op->prefix_len) >= 0) {
+		memcpy(cur, op->start, op->start_len);
+		cur_len = op->start_len;
+		inclusive = false;
+	} else {
+		memcpy(cur, op->prefix, op->prefix_len);
+		cur_len = op->prefix_len;
+	}
+	*truncated = false;
+	*count = 0;
+	int rc = 0;
+	for (;;) {
+		rc = meta_object_next(q->o->reader, q->bucket, cur, cur_len, inclusive, ob);
+		if (rc == ERR_NOTFOUND) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0)
+			break;
+		if (ob->key_len < op->prefix_len || memcmp(ob->key, op->prefix, op->prefix_len) != 0)
+			break;
+		const char *cp = NULL;
+		size_t cp_len = 0;
+		if (op->delim_len) {
+			const char *rest = ob->key + op->prefix_len;
+			const char *d = memmem(rest, ob->key_len - op->prefix_len, op->delim, op->delim_len);
+			if (d) {
+				cp = ob->key;
+				cp_len = (size_t)(d - ob->key) + op->delim_len;
+			}
+		}
+		if (cp && op->start && bytes_cmp(cp, cp_len, op->start, op->start_len) <= 0) {
+			/* this prefix was returned on an earlier page */
+		} else {
+			if (*count >= op->max_keys) {
+				*truncated = true;
+				break;
+			}
+			(*count)++;
+			buf_reset(last);
+			if (cp) {
+				buf_add(last, cp, cp_len);
+				buf_adds(b, "<CommonPrefixes>");
+				xml_key(b, "Prefix", cp, cp_len, op->url);
+				buf_adds(b, "</CommonPrefixes>");
+			} else {
+				buf_add(last, ob->key, ob->key_len);
+				char when[32];
+				util_iso8601(ob->mtime_ms, when);
+				buf_adds(b, op->versions ? "<Version>" : "<Contents>");
+				xml_key(b, "Key", ob->key, ob->key_len, op->url);
+				if (op->versions)
+					buf_adds(b, "<VersionId>null</VersionId><IsLatest>true</IsLatest>");
+				s3xml_elem(b, "LastModified", when);
+				buf_printf(b, "<ETag>&quot;%s&quot;</ETag><Size>%llu</Size>", ob->etag,
+					   (unsigned long long)ob->size);
+				if (op->owner)
+					owner_xml(b, ob->owner);
+				buf_adds(b, "<StorageClass>STANDARD</StorageClass>");
+				buf_adds(b, op->versions ? "</Version>" : "</Contents>");
+			}
+		}
+		if (cp) {
+			/* skip every key under the prefix: seek to the first key
+			 * after all of them (the prefix with its last byte
+			 * incremented, carrying over 0xff bytes) */
+			memcpy(cur, cp, cp_len);
+			cur_len = cp_len;
+			while (cur_len && (unsigned char)cur[cur_len - 1] == 0xff)
+				cur_len--;
+			if (!cur_len)
+				break; /* nothing sorts after */
+			cur[cur_len - 1] = (char)((unsigned char)cur[cur_len - 1] + 1);
+			inclusive = true;
+		} else {
+			memcpy(cur, ob->key, ob->key_len);
+			cur_len = ob->key_len;
+			inclusive = false;
+		}
+	}
+	free(cur);
+	free(ob);
+	return rc;
+}
+
+static bool parse_max_keys(s3_req *q, long *out)
+{
+	const char *mk = param(q, "max-keys");
+	*out = S3_MAX_KEYS;
+	if (!mk)
+		return true;
+	long long v;
+	if (util_parse_int(mk, 0, INT32_MAX, &v) != 0) {
+		s3_error(q, 400, "InvalidArgument", "Provided max-keys not an integer or within integer range");
+		return false;
+	}
+	*out = v > S3_MAX_KEYS ? S3_MAX_KEYS : (long)v;
+	return true;
+}
+
+static void op_list(s3_req *q, int kind /* 1: v1, 2: v2, 3: versions */)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	list_opts op = {.versions = kind == 3, .v2 = kind == 2, .owner = kind != 2};
+	const char *enc = param(q, "encoding-type");
+	if (enc && strcmp(enc, "url") != 0) {
+		s3_error(q, 400, "InvalidArgument", "Invalid Encoding Method specified in Request");
+		return;
+	}
+	op.url = enc != NULL;
+	op.prefix = param(q, "prefix");
+	op.prefix = op.prefix ? op.prefix : "";
+	op.prefix_len = strlen(op.prefix);
+	op.delim = param(q, "delimiter");
+	op.delim = op.delim ? op.delim : "";
+	op.delim_len = strlen(op.delim);
+	if (!parse_max_keys(q, &op.max_keys))
+		return;
+	const char *fo = param(q, "fetch-owner");
+	if (kind == 2 && fo && strcmp(fo, "true") == 0)
+		op.owner = true;
+	unsigned char token[META_KEY_MAX + 8];
+	const char *ct = param(q, "continuation-token");
+	const char *sa = param(q, "start-after");
+	const char *marker = kind == 3 ? param(q, "key-marker") : param(q, "marker");
+	if (kind == 3 && param(q, "version-id-marker") && !marker) {
+		s3_error(q, 400, "InvalidArgument", "A version-id marker cannot be specified without a key marker.");
+		return;
+	}
+	if (kind == 2 && ct) {
+		long n = util_b64url_decode(ct, strlen(ct), token, sizeof token);
+		if (n < 1 || token[0] != 'k') {
+			s3_error(q, 400, "InvalidArgument", "The continuation token provided is incorrect");
+			return;
+		}
+		op.start = (const char *)token + 1;
+		op.start_len = (size_t)n - 1;
+	} else if (kind == 2 && sa) {
+		op.start = sa;
+		op.start_len = strlen(sa);
+	} else if (kind != 2 && marker) {
+		op.start = marker;
+		op.start_len = strlen(marker);
+	}
+	buf b, entries, last;
+	buf_init(&b, S3_ANSWER_MAX);
+	buf_init(&entries, S3_ANSWER_MAX);
+	buf_init(&last, META_KEY_MAX + 8);
+	bool truncated;
+	long count;
+	int rc = list_walk(q, &op, &entries, &last, &truncated, &count);
+	if (rc != 0) {
+		buf_free(&b);
+		buf_free(&entries);
+		buf_free(&last);
+		s3_internal(q, rc);
+		return;
+	}
+	const char *root = kind == 3 ? "ListVersionsResult" : "ListBucketResult";
+	buf_printf(&b, S3_XML_HEAD "<%s xmlns=\"" S3_NS "\">", root);
+	s3xml_elem(&b, "Name", q->bucket);
+	xml_key(&b, "Prefix", op.prefix, op.prefix_len, op.url);
+	if (kind == 1)
+		xml_key(&b, "Marker", marker ? marker : "", marker ? strlen(marker) : 0, op.url);
+	if (kind == 3) {
+		xml_key(&b, "KeyMarker", marker ? marker : "", marker ? strlen(marker) : 0, op.url);
+		buf_adds(&b, "<VersionIdMarker></VersionIdMarker>");
+	}
+	if (kind == 2) {
+		if (ct)
+			s3xml_elem(&b, "ContinuationToken", ct);
+		if (sa)
+			xml_key(&b, "StartAfter", sa, strlen(sa), op.url);
+		buf_printf(&b, "<KeyCount>%ld</KeyCount>", count);
+	}
+	buf_printf(&b, "<MaxKeys>%ld</MaxKeys>", op.max_keys);
+	if (op.delim_len)
+		xml_key(&b, "Delimiter", op.delim, op.delim_len, op.url);
+	if (op.url)
+		buf_adds(&b, "<EncodingType>url</EncodingType>");
+	buf_printf(&b, "<IsTruncated>%s</IsTruncated>", truncated ? "true" : "false");
+	if (truncated && kind == 2) {
+		buf tok;
+		buf_init(&tok, 2 * META_KEY_MAX + 16);
+		buf_addc(&tok, 'k');
+		buf_add(&tok, last.data, last.len);
+		char *enc64 = malloc(tok.len * 4 / 3 + 8);
+		if (enc64) {
+			util_b64url_encode(tok.data, tok.len, enc64);
+			s3xml_elem(&b, "NextContinuationToken", enc64);
+			free(enc64);
+		}
+		buf_free(&tok);
+	}
+	if (truncated && kind == 1 && op.delim_len) /* S3 gives NextMarker only with a delimiter */
+		xml_key(&b, "NextMarker", last.data ? last.data : "", last.len, op.url);
+	if (truncated && kind == 3) {
+		xml_key(&b, "NextKeyMarker", last.data ? last.data : "", last.len, op.url);
+		buf_adds(&b, "<NextVersionIdMarker>null</NextVersionIdMarker>");
+	}
+	if (entries.len)
+		buf_add(&b, entries.data, entries.len);
+	buf_printf(&b, "</%s>", root);
+	buf_free(&entries);
+	buf_free(&last);
+	if (b.len >= b.max - 1) { /* cannot happen within 1000 keys of 1 KiB */
+		buf_free(&b);
+		s3_internal(q, ERR_LIMIT);
+		return;
+	}
+	s3_xml(q, 200, &b);
+}
+
+/* ------------------------------------------------------------ objects */
+
+/* Stored response headers of a PUT: the representation headers S3 keeps
+ * and the user metadata, as "Name: value\r\n" lines. 0, or answered and
+ * -1 (MetadataTooLarge, InvalidArgument for a CR/LF or control byte). */
+static int collect_headers(s3_req *q, meta_object *ob)
+{
+	static const char *const kept[] = {"Cache-Control", "Content-Disposition", "Content-Language",
+					   "Expires"};
+	buf b;
+	buf_init(&b, sizeof ob->headers - 1);
+	size_t meta_bytes = 0;
+	int rc = 0;
+	for (size_t i = 0; i < q->m->field_count && rc == 0; i++) {
+		const http_field *f = &q->m->fields[i];
+		const char *name = NULL;
+		bool user = f->name_len > 11 && strncasecmp(f->name, "x-amz-meta-", 11) == 0;
+		for (size_t k = 0; k < sizeof kept / sizeof kept[0]; k++)
+			if (strlen(kept[k]) == f->name_len && strncasecmp(f->name, kept[k], f->name_len) == 0)
+				name = kept[k];
+		bool encoding = f->name_len == 16 && strncasecmp(f->name, "Content-Encoding", 16) == 0;
+		if (!name && !user && !encoding)
+			continue;
+		const char *v = f->value;
+		size_t vlen = f->value_len;
+		if (encoding) {
+			/* aws-chunked is the transfer of this request, not the object's */
+			if (vlen >= 11 && strncasecmp(v, "aws-chunked", 11) == 0) {
+				v += 11;
+				vlen -= 11;
+				while (vlen && (*v == ',' || *v == ' ')) {
+					v++;
+					vlen--;
+				}
+			}
+			if (!vlen)
+				continue;
+			name = "Content-Encoding";
+		}
+		for (size_t k = 0; k < vlen; k++)
+			if ((unsigned char)v[k] < 0x20 && v[k] != '\t')
+				rc = -2;
+		if (user) {
+			meta_bytes += f->name_len - 11 + vlen;
+			if (meta_bytes > q->o->cfg->objects.max_metadata_bytes)
+				rc = -1;
+			/* lower-cased, as S3 returns them */
+			for (size_t k = 0; k < f->name_len && rc == 0; k++)
+				if (buf_addc(&b, (char)tolower((unsigned char)f->name[k])) != 0)
+					rc = -1;
+		} else if (rc == 0 && buf_adds(&b, name) != 0)
+			rc = -1;
+		if (rc == 0 && (buf_add(&b, ": ", 2) != 0 || buf_add(&b, v, vlen) != 0 || buf_add(&b, "\r\n", 2) != 0))
+			rc = -1;
+	}
+	if (rc == -1)
+		s3_error(q, 400, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata "
+			 "size (%zu bytes).", q->o->cfg->objects.max_metadata_bytes);
+	else if (rc != 0)
+		s3_error(q, 400, "InvalidArgument", "A header value holds a control character.");
+	else {
+		memcpy(ob->headers, b.data ? b.data : "", b.len);
+		ob->headers[b.len] = '\0';
+	}
+	buf_free(&b);
+	return rc == 0 ? 0 : -1;
+}
+
+/* Headers that ask for what this slice does not do. 0, or answered -1. */
+static int refuse_unsupported_put(s3_req *q)
+{
+	static const char *const refused[] = {
+		"x-amz-tagging", "x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
+		"x-amz-object-lock-legal-hold", "x-amz-website-redirect-location",
+		"x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-aws-kms-key-id",
+		"x-amz-grant-full-control", "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
+		"x-amz-copy-source-range", "x-amz-checksum-crc64nvme",
+		"x-amz-copy-source-if-match", "x-amz-copy-source-if-none-match",
+		"x-amz-copy-source-if-modified-since", "x-amz-copy-source-if-unmodified-since",
+		"x-amz-tagging-directive",
+	};
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		if (field(q, refused[i], NULL)) {
+			s3_not_implemented(q, refused[i]);
+			return -1;
+		}
+	char v[64];
+	const char *acl = field_str(q, "x-amz-acl", v, sizeof v);
+	if (field(q, "x-amz-acl", NULL) && (!acl || strcmp(acl, "private") != 0)) {
+		s3_not_implemented(q, "x-amz-acl other than private");
+		return -1;
+	}
+	const char *sc = field_str(q, "x-amz-storage-class", v, sizeof v);
+	if (field(q, "x-amz-storage-class", NULL) && (!sc || strcmp(sc, "STANDARD") != 0)) {
+		s3_not_implemented(q, "x-amz-storage-class other than STANDARD");
+		return -1;
+	}
+	/* data is always encrypted at rest (AES-256-GCM): AES256 asks for no more */
+	const char *sse = field_str(q, "x-amz-server-side-encryption", v, sizeof v);
+	if (field(q, "x-amz-server-side-encryption", NULL) && (!sse || strcmp(sse, "AES256") != 0)) {
+		s3_not_implemented(q, "x-amz-server-side-encryption other than AES256");
+		return -1;
+	}
+	return 0;
+}
+
+/* The integrity headers of a PUT: Content-MD5, x-amz-checksum-*. 0 or
+ * answered -1. */
+static int integrity_headers(s3_req *q)
+{
+	size_t len;
+	const char *md5 = field(q, "Content-MD5", &len);
+	if (md5) {
+		if (b64_decode(md5, len, q->want_md5, sizeof q->want_md5) != 16) {
+			s3_error(q, 400, "InvalidDigest", "The Content-MD5 you specified is not valid.");
+			return -1;
+		}
+		q->has_md5 = true;
+	}
+	static const struct {
+		const char *name;
+		size_t bytes;
+	} algs[] = {{"x-amz-checksum-crc32", 4}, {"x-amz-checksum-crc32c", 4}, {"x-amz-checksum-sha1", 20},
+		    {"x-amz-checksum-sha256", 32}};
+	for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++) {
+		const char *v = field(q, algs[i].name, &len);
+		if (!v)
+			continue;
+		if (q->want_sum_name[0]) {
+			s3_error(q, 400, "InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple "
+				 "checksum Types are not allowed.");
+			return -1;
+		}
+		if (b64_decode(v, len, q->want_sum, sizeof q->want_sum) != (long)algs[i].bytes) {
+			s3_error(q, 400, "InvalidRequest", "Value for %s header is invalid.", algs[i].name);
+			return -1;
+		}
+		q->want_sum_len = algs[i].bytes;
+		snprintf(q->want_sum_name, sizeof q->want_sum_name, "%s", algs[i].name);
+	}
+	return 0;
+}
+
+typedef struct put_sink_ctx {
+	blobstore_writer *w;
+	EVP_MD_CTX *sha1;
+} put_sink_ctx;
+
+static int put_sink(void *arg, const char *data, size_t len)
+{
+	put_sink_ctx *c = arg;
+	if (c->sha1 && EVP_DigestUpdate(c->sha1, data, len) != 1)
+		return ERR_TLS;
+	return blobstore_put_write(c->w, data, len);
+}
+
+static void job_fail(s3_req *q, int status, const char *code, const char *msg)
+{
+	q->job_err.status = status;
+	q->job_err.code = code;
+	snprintf(q->job_err.message, sizeof q->job_err.message, "%s", msg);
+	q->job_rc = ERR_AUTH;
+}
+
+/* Worker: the blob of a PUT or a copy, committed and verified. On failure
+ * q->job_rc (ERR_AUTH: job_err says what to answer) and no blob is left. */
+static void put_work(void *arg)
+{
+	s3_req *q = arg;
+	objects *o = q->o;
+	put_sink_ctx sink = {0};
+	awschunked *dec = NULL;
+	blobstore_reader *src = NULL;
+	char *piece = NULL;
+	bool want_sha1 = strcmp(q->want_sum_name, "x-amz-checksum-sha1") == 0;
+	q->job_rc = blobstore_put_begin(o->blobs, &sink.w);
+	if (q->job_rc != 0)
+		return;
+	snprintf(q->obj->blob, sizeof q->obj->blob, "%s", blobstore_writer_id(sink.w));
+	if (want_sha1) {
+		sink.sha1 = EVP_MD_CTX_new();
+		if (!sink.sha1 || EVP_DigestInit_ex(sink.sha1, EVP_sha1(), NULL) != 1) {
+			q->job_rc = ERR_TLS;
+			goto fail;
+		}
+	}
+	if (q->is_copy) {
+		q->job_rc = blobstore_get_open(o->blobs, q->copy_blob, &src);
+		piece = malloc(65536);
+		if (q->job_rc == 0 && !piece)
+			q->job_rc = ERR_NOMEM;
+		while (q->job_rc == 0) {
+			size_t n;
+			q->job_rc = blobstore_get_read(src, piece, 65536, &n);
+			if (q->job_rc != 0 || n == 0)
+				break;
+			q->job_rc = put_sink(&sink, piece, n);
+		}
+		if (q->job_rc != 0)
+			goto fail;
+	} else if (q->auth.payload == SIGV4_PAYLOAD_SHA256 || q->auth.payload == SIGV4_PAYLOAD_UNSIGNED) {
+		q->job_rc = put_sink(&sink, q->body, q->body_len);
+		if (q->job_rc != 0)
+			goto fail;
+	} else {
+		char trailer[128];
+		awschunked_config cfg = {
+			.mode = q->auth.payload,
+			.chain = &q->auth.chain,
+			.decoded_length = q->auth.decoded_length,
+			.trailer = field_str(q, "x-amz-trailer", trailer, sizeof trailer),
+			.sink = put_sink,
+			.sink_arg = &sink,
+		};
+		dec = awschunked_new(&cfg, &q->job_err);
+		if (!dec) {
+			q->job_rc = ERR_AUTH;
+			goto fail;
+		}
+		size_t used;
+		int rc = awschunked_feed(dec, q->body, q->body_len, &used);
+		if (rc == AWSCHUNKED_MORE)
+			rc = awschunked_finish(dec);
+		if (rc == AWSCHUNKED_DONE && used != q->body_len)
+			rc = ERR_PARSE; /* bytes after the final chunk */
+		if (rc != AWSCHUNKED_DONE) {
+			const sigv4_error *e = awschunked_error(dec);
+			if (e->code)
+				q->job_err = *e;
+			else
+				q->job_err = (sigv4_error){.status = 400, .code = "IncompleteBody",
+							  .message = "The request body holds data after its end."};
+			q->job_rc = ERR_AUTH;
+			goto fail;
+		}
+		const char *tname = NULL;
+		const char *tval = awschunked_checksum(dec, &tname);
+		if (tval && tname) {
+			snprintf(q->trailer_name, sizeof q->trailer_name, "%s", tname);
+			snprintf(q->trailer_value, sizeof q->trailer_value, "%s", tval);
+		}
+	}
+	q->job_rc = blobstore_put_commit(&sink.w, &q->sums);
+	if (q->job_rc != 0)
+		goto fail;
+	/* the blob is durable but no row names it: on a mismatch it goes again */
+	sigv4_error e;
+	unsigned char want[32];
+	if (!q->is_copy && sigv4_payload_check(&q->auth, q->sums.sha256, &e) != 0) {
+		q->job_err = e;
+		q->job_rc = ERR_AUTH;
+	} else if (q->has_md5 && memcmp(q->want_md5, q->sums.md5, 16) != 0) {
+		job_fail(q, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
+	} else if (q->want_sum_name[0]) {
+		const char *alg = q->want_sum_name + strlen("x-amz-checksum-");
+		bool ok;
+		if (strcmp(alg, "crc32") == 0 || strcmp(alg, "crc32c") == 0) {
+			uint32_t c = strcmp(alg, "crc32") == 0 ? q->sums.crc32 : q->sums.crc32c;
+			want[0] = (unsigned char)(c >> 24);
+			want[1] = (unsigned char)(c >> 16);
+			want[2] = (unsigned char)(c >> 8);
+			want[3] = (unsigned char)c;
+			ok = memcmp(want, q->want_sum, 4) == 0;
+		} else if (strcmp(alg, "sha256") == 0) {
+			ok = memcmp(q->sums.sha256, q->want_sum, 32) == 0;
+		} else {
+			unsigned int n = 0;
+			ok = EVP_DigestFinal_ex(sink.sha1, want, &n) == 1 && n == 20 &&
+			     memcmp(want, q->want_sum, 20) == 0;
+		}
+		if (!ok) {
+			char msg[128];
+			snprintf(msg, sizeof msg, "The %s you specified did not match the calculated checksum.",
+				 q->want_sum_name);
+			job_fail(q, 400, "BadDigest", msg);
+		}
+	}
+	if (q->job_rc != 0)
+		blobstore_delete(o->blobs, q->obj->blob);
+	goto done;
+fail:
+	blobstore_put_abort(&sink.w);
+done:
+	if (sink.w) /* cannot happen: commit and abort consume it */
+		blobstore_put_abort(&sink.w);
+	awschunked_free(&dec);
+	blobstore_get_close(&src);
+	free(piece);
+	EVP_MD_CTX_free(sink.sha1);
+}
+
+static int put_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	return meta_object_put(db, q->obj, q->cond, q->cond_etag, q->old_blob);
+}
+
+static void put_committed(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	objects *o = q->o;
+	if (rc != 0) {
+		blob_delete_async(o, q->obj->blob); /* no row names it */
+		if (rc == ERR_CONFLICT)
+			s3_error(q, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+		else if (rc == ERR_NOTFOUND && q->cond == META_COND_ETAG)
+			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+		else if (rc == ERR_NOTFOUND)
+			s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
+		else
+			s3_internal(q, rc);
+		return;
+	}
+	blob_delete_async(o, q->old_blob);
+	char etag[40];
+	snprintf(etag, sizeof etag, "\"%s\"", q->obj->etag);
+	if (q->is_copy) {
+		buf x;
+		buf_init(&x, 4096);
+		char when[32];
+		util_iso8601(q->obj->mtime_ms, when);
+		buf_adds(&x, S3_XML_HEAD "<CopyObjectResult xmlns=\"" S3_NS "\">");
+		s3xml_elem(&x, "LastModified", when);
+		s3xml_elem(&x, "ETag", etag);
+		buf_adds(&x, "</CopyObjectResult>");
+		s3_xml(q, 200, &x);
+		return;
+	}
+	http_response_header(q->http, "ETag", etag);
+	if (q->trailer_name[0])
+		http_response_header(q->http, q->trailer_name, q->trailer_value);
+	else if (q->want_sum_name[0]) {
+		char v[64];
+		b64_encode(q->want_sum, q->want_sum_len, v);
+		http_response_header(q->http, q->want_sum_name, v);
+	}
+	s3_empty(q, 200);
+}
+
+/* Worker done: the blob is committed and verified, or the request failed. */
+static void put_done(void *arg)
+{
+	s3_req *q = arg;
+	objects *o = q->o;
+	if (q->job_rc == ERR_AUTH) {
+		s3_error_sig(q, &q->job_err);
+		return;
+	}
+	if (q->job_rc == ERR_CORRUPT || q->job_rc == ERR_NOTFOUND) {
+		/* the copy's source: damaged (logged by the store) or deleted meanwhile */
+		if (q->job_rc == ERR_NOTFOUND)
+			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+		else
+			s3_internal(q, q->job_rc);
+		return;
+	}
+	if (q->job_rc != 0) {
+		log_error("s3: storing an object failed: %s", err_str(q->job_rc));
+		s3_internal(q, q->job_rc);
+		return;
+	}
+	meta_object *ob = q->obj;
+	ob->size = q->sums.size;
+	util_hex(q->sums.md5, 16, ob->etag);
+	util_hex(q->sums.sha256, 32, ob->sha256);
+	ob->crc32 = q->sums.crc32;
+	ob->crc32c = q->sums.crc32c;
+	ob->mtime_ms = util_now_ms();
+	hlc_encode(hlc_now(o->clock), ob->hlc);
+	snprintf(ob->origin, sizeof ob->origin, "%s", o->self->name);
+	snprintf(ob->owner, sizeof ob->owner, "%s", q->tenant);
+	int rc = committer_submit(o->writer, put_exec, put_committed, q);
+	if (rc != 0) {
+		blob_delete_async(o, ob->blob);
+		s3_internal(q, rc);
+	}
+}
+
+/* The preconditions of a conditional PUT, checked early against the current
+ * row (and again, authoritatively, in the write transaction). 0 or answered. */
+static int put_conditions(s3_req *q, const meta_object *cur, bool exists)
+{
+	size_t len;
+	const char *inm = field(q, "If-None-Match", &len);
+	if (inm) {
+		if (!(len == 1 && inm[0] == '*')) {
+			s3_not_implemented(q, "If-None-Match on PUT other than *");
+			return -1;
+		}
+		q->cond = META_COND_ABSENT;
+		if (exists) {
+			s3_error(q, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+			return -1;
+		}
+	}
+	const char *im = field(q, "If-Match", &len);
+	if (im) {
+		if (q->cond != META_COND_NONE) {
+			s3_not_implemented(q, "If-Match together with If-None-Match on PUT");
+			return -1;
+		}
+		if (len >= 2 && im[0] == '"' && im[len - 1] == '"') {
+			im++;
+			len -= 2;
+		}
+		if (len >= sizeof q->cond_etag) {
+			s3_error(q, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+			return -1;
+		}
+		memcpy(q->cond_etag, im, len);
+		q->cond_etag[len] = '\0';
+		q->cond = META_COND_ETAG;
+		if (!exists) {
+			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+			return -1;
+		}
+		if (strcmp(q->cond_etag, "*") != 0 && strcmp(q->cond_etag, cur->etag) != 0) {
+			s3_error(q, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void op_put_object(s3_req *q)
+{
+	objects *o = q->o;
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0 || refuse_unsupported_put(q) != 0 || integrity_headers(q) != 0)
+		return;
+	q->obj = calloc(1, sizeof *q->obj);
+	meta_object *cur = malloc(sizeof *cur);
+	if (!q->obj || !cur) {
+		free(cur);
+		s3_internal(q, ERR_NOMEM);
+		return;
+	}
+	int rc = meta_object_get(o->reader, q->bucket, q->key, q->key_len, cur);
+	if (rc != 0 && rc != ERR_NOTFOUND) {
+		free(cur);
+		s3_internal(q, rc);
+		return;
+	}
+	bool exists = rc == 0;
+	char src_spec[2048];
+	const char *copy = field_str(q, "x-amz-copy-source", src_spec, sizeof src_spec);
+	if (field(q, "x-amz-copy-source", NULL) && !copy) {
+		free(cur);
+		s3_error(q, 400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+		return;
+	}
+	if (put_conditions(q, cur, exists) != 0) {
+		free(cur);
+		return;
+	}
+	meta_object *ob = q->obj;
+	snprintf(ob->bucket, sizeof ob->bucket, "%s", q->bucket);
+	memcpy(ob->key, q->key, q->key_len);
+	ob->key_len = q->key_len;
+	char ct[256];
+	const char *ctype = field_str(q, "Content-Type", ct, sizeof ct);
+	if (copy) {
+		/* "/bucket/key" or "bucket/key", URL-encoded, maybe "?versionId=null" */
+		q->is_copy = true;
+		char *qm = strchr(src_spec, '?');
+		if (qm) {
+			if (strcmp(qm, "?versionId=null") != 0) {
+				free(cur);
+				s3_error(q, 400, "InvalidArgument", "Invalid version id specified");
+				return;
+			}
+			*qm = '\0';
+		}
+		char *spec = src_spec[0] == '/' ? src_spec + 1 : src_spec;
+		char dec[2048];
+		long n = pct_decode(spec, strlen(spec), dec, false);
+		char *slash = n > 0 ? memchr(dec, '/', (size_t)n) : NULL;
+		if (!slash || slash == dec || (size_t)(slash - dec) > META_BUCKET_MAX || slash + 1 == dec + n) {
+			free(cur);
+			s3_error(q, 400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+			return;
+		}
+		*slash = '\0';
+		const char *skey = slash + 1;
+		size_t skey_len = (size_t)(dec + n - skey);
+		meta_bucket sb;
+		rc = meta_bucket_get(o->reader, dec, &sb);
+		if (rc == ERR_NOTFOUND || (rc == 0 && strcmp(sb.owner, q->tenant) != 0)) {
+			free(cur);
+			if (rc == 0)
+				s3_error(q, 403, "AccessDenied", "Access Denied");
+			else
+				s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
+			return;
+		}
+		rc = rc ? rc : meta_object_get(o->reader, dec, skey, skey_len, cur);
+		if (rc != 0) {
+			free(cur);
+			if (rc == ERR_NOTFOUND)
+				s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+			else
+				s3_internal(q, rc);
+			return;
+		}
+		char dir[16];
+		const char *directive = field_str(q, "x-amz-metadata-directive", dir, sizeof dir);
+		if (field(q, "x-amz-metadata-directive", NULL) &&
+		    (!directive || (strcmp(directive, "COPY") && strcmp(directive, "REPLACE")))) {
+			free(cur);
+			s3_error(q, 400, "InvalidArgument", "Unknown metadata directive.");
+			return;
+		}
+		bool replace = directive && strcmp(directive, "REPLACE") == 0;
+		if (!replace && strcmp(dec, q->bucket) == 0 && skey_len == q->key_len &&
+		    memcmp(skey, q->key, skey_len) == 0) {
+			free(cur);
+			s3_error(q, 400, "InvalidRequest", "This copy request is illegal because it is trying to copy "
+				 "an object to itself without changing the object's metadata, storage class, website "
+				 "redirect location or encryption attributes.");
+			return;
+		}
+		snprintf(q->copy_blob, sizeof q->copy_blob, "%s", cur->blob);
+		if (replace) {
+			if (collect_headers(q, ob) != 0) {
+				free(cur);
+				return;
+			}
+			snprintf(ob->content_type, sizeof ob->content_type, "%s", ctype ? ctype : S3_DEFAULT_CONTENT_TYPE);
+		} else {
+			memcpy(ob->headers, cur->headers, sizeof ob->headers);
+			memcpy(ob->content_type, cur->content_type, sizeof ob->content_type);
+		}
+		q->has_md5 = false; /* S3 ignores them on a copy */
+		q->want_sum_name[0] = '\0';
+	} else {
+		if (collect_headers(q, ob) != 0) {
+			free(cur);
+			return;
+		}
+		snprintf(ob->content_type, sizeof ob->content_type, "%s", ctype ? ctype : S3_DEFAULT_CONTENT_TYPE);
+		q->body = http_request_body(q->http, &q->body_len);
+		if ((q->auth.payload == SIGV4_PAYLOAD_SHA256 || q->auth.payload == SIGV4_PAYLOAD_UNSIGNED) &&
+		    q->body_len > o->cfg->objects.max_put_bytes) {
+			free(cur);
+			s3_error(q, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size");
+			return;
+		}
+	}
+	free(cur);
+	rc = workers_submit(o->pool, WORKERS_BULK, put_work, put_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
+/* --- GET / HEAD --- */
+
+static void get_pump(s3_req *q);
+static void get_headers(s3_req *q);
+
+static void get_read_work(void *arg)
+{
+	s3_req *q = arg;
+	size_t want = q->remaining < S3_READ_PIECE ? (size_t)q->remaining : S3_READ_PIECE;
+	q->piece_len = 0;
+	q->job_rc = 0;
+	while (q->piece_len < want) {
+		size_t n;
+		q->job_rc = blobstore_get_read(q->reader, q->piece + q->piece_len, want - q->piece_len, &n);
+		if (q->job_rc != 0 || n == 0)
+			break;
+		q->piece_len += n;
+	}
+	if (q->job_rc == 0 && q->piece_len < want)
+		q->job_rc = ERR_CORRUPT; /* cannot happen: the size is authenticated */
+}
+
+static void get_read_done(void *arg)
+{
+	s3_req *q = arg;
+	if (q->job_rc != 0) {
+		/* the head is sent: the only honest end is a short body */
+		log_error("s3: GET of blob %s failed mid-body (%s): connection closed", q->obj->blob,
+			  err_str(q->job_rc));
+		/* what was sent goes out, then the connection closes short of
+		 * the announced Content-Length: the client sees a truncated
+		 * body, never a complete-looking answer */
+		http_request_close_after(q->http);
+		http_respond_end(q->http);
+		req_done(q);
+		return;
+	}
+	http_respond_chunk(q->http, q->piece, q->piece_len);
+	q->remaining -= q->piece_len;
+	get_pump(q);
+}
+
+static void get_drained(http_request *http, void *arg)
+{
+	get_pump(arg);
+}
+
+static void get_pump(s3_req *q)
+{
+	if (http_request_is_closed(q->http) || q->remaining == 0) {
+		if (q->remaining)
+			http_request_abort(q->http);
+		else
+			http_respond_end(q->http);
+		req_done(q);
+		return;
+	}
+	if (http_request_output_room(q->http) == 0) {
+		http_request_on_drain(q->http, get_drained, q);
+		return;
+	}
+	if (workers_submit(q->o->pool, WORKERS_URGENT, get_read_work, get_read_done, q) != 0) {
+		log_warn("s3: GET stopped: the read queue is full");
+		http_request_abort(q->http);
+		req_done(q);
+	}
+}
+
+typedef struct get_plan {
+	int status;
+	uint64_t offset, length;
+} get_plan;
+
+/* Worker: open the blob and read the first piece before any byte of the
+ * answer is sent, so that a damaged small object (one piece) is a clean
+ * 500 and a damaged large one is caught at its first piece too. */
+static void get_open_work(void *arg)
+{
+	s3_req *q = arg;
+	q->job_rc = blobstore_get_open(q->o->blobs, q->obj->blob, &q->reader);
+	if (q->job_rc == 0 && blobstore_reader_size(q->reader) != q->obj->size) {
+		log_error("s3: blob %s: its size does not match its metadata", q->obj->blob);
+		q->job_rc = ERR_CORRUPT;
+	}
+	if (q->job_rc == 0)
+		q->job_rc = blobstore_get_range(q->reader, q->range_offset, q->remaining);
+	if (q->job_rc == 0)
+		get_read_work(q);
+}
+
+static void get_open_done(void *arg)
+{
+	s3_req *q = arg;
+	if (q->job_rc != 0) {
+		if (q->job_rc == ERR_NOTFOUND) /* deleted or replaced meanwhile */
+			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+		else
+			s3_internal(q, q->job_rc); /* damaged: logged by the store, never served */
+		return;
+	}
+	get_headers(q);
+	http_respond_start_length(q->http, q->status, q->remaining);
+	http_respond_chunk(q->http, q->piece, q->piece_len);
+	q->remaining -= q->piece_len;
+	get_pump(q);
+}
+
+/* Range: bytes=a-b | a- | -n. 1 when it applies (offset, length set), 0 to
+ * send the whole object (absent or not understood: ignored, as RFC 9110
+ * allows), -1 unsatisfiable. */
+static int parse_range(const char *v, size_t len, uint64_t size, uint64_t *off, uint64_t *n)
+{
+	char s[128];
+	if (!v || len >= sizeof s || len < 7 || strncmp(v, "bytes=", 6) != 0)
+		return 0;
+	memcpy(s, v + 6, len - 6);
+	s[len - 6] = '\0';
+	if (strchr(s, ','))
+		return 0; /* several ranges: S3 serves the whole object too */
+	char *dash = strchr(s, '-');
+	if (!dash)
+		return 0;
+	*dash = '\0';
+	const char *a = s, *b = dash + 1;
+	long long x, y;
+	if (!*a) {
+		if (util_parse_int(b, 0, INT64_MAX, &y) != 0)
+			return 0;
+		if (y == 0 || size == 0)
+			return -1;
+		*n = (uint64_t)y > size ? size : (uint64_t)y;
+		*off = size - *n;
+		return 1;
+	}
+	if (util_parse_int(a, 0, INT64_MAX, &x) != 0)
+		return 0;
+	if (*b && (util_parse_int(b, 0, INT64_MAX, &y) != 0 || y < x))
+		return 0;
+	if ((uint64_t)x >= size)
+		return -1;
+	uint64_t last = *b ? (uint64_t)y : size - 1;
+	if (last >= size)
+		last = size - 1;
+	*off = (uint64_t)x;
+	*n = last - (uint64_t)x + 1;
+	return 1;
+}
+
+/* If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since (RFC 9110
+ * section 13.2.2 order). 0 to go on, or the status (412, 304). */
+static int get_conditions(s3_req *q, const meta_object *ob)
+{
+	size_t len;
+	char d[64];
+	int64_t mtime_s = ob->mtime_ms / 1000;
+	const char *im = field(q, "If-Match", &len);
+	if (im && !etag_matches(im, len, ob->etag))
+		return 412;
+	if (!im && field_str(q, "If-Unmodified-Since", d, sizeof d)) {
+		int64_t t = parse_http_date(d);
+		if (t >= 0 && mtime_s > t)
+			return 412;
+	}
+	const char *inm = field(q, "If-None-Match", &len);
+	if (inm && etag_matches(inm, len, ob->etag))
+		return 304;
+	if (!inm && field_str(q, "If-Modified-Since", d, sizeof d)) {
+		int64_t t = parse_http_date(d);
+		if (t >= 0 && mtime_s <= t)
+			return 304;
+	}
+	return 0;
+}
+
+/* The stored headers, each unless a response-* parameter overrides it. */
+static void add_object_headers(s3_req *q, const meta_object *ob)
+{
+	static const struct {
+		const char *param, *header;
+	} over[] = {{"response-content-type", "Content-Type"},
+		    {"response-content-language", "Content-Language"},
+		    {"response-expires", "Expires"},
+		    {"response-cache-control", "Cache-Control"},
+		    {"response-content-disposition", "Content-Disposition"},
+		    {"response-content-encoding", "Content-Encoding"}};
+	const char *p = ob->headers;
+	while (*p) {
+		const char *eol = strstr(p, "\r\n");
+		if (!eol)
+			break;
+		const char *colon = memchr(p, ':', (size_t)(eol - p));
+		bool skip = false;
+		for (size_t i = 0; colon && i < sizeof over / sizeof over[0]; i++)
+			if (strlen(over[i].header) == (size_t)(colon - p) &&
+			    strncasecmp(p, over[i].header, (size_t)(colon - p)) == 0 && param(q, over[i].param))
+				skip = true;
+		if (!skip)
+			http_response_header_lines(q->http, p, (size_t)(eol + 2 - p));
+		p = eol + 2;
+	}
+	const char *ct = param(q, "response-content-type");
+	http_response_header(q->http, "Content-Type", ct ? ct : ob->content_type);
+	for (size_t i = 1; i < sizeof over / sizeof over[0]; i++) {
+		const char *v = param(q, over[i].param);
+		if (v)
+			http_response_header(q->http, over[i].header, v);
+	}
+}
+
+/* The headers of a 200/206 answer (added only once it is sure: an error
+ * found while opening the blob must not carry them). The range is
+ * q->range_offset and q->remaining, the status q->status. */
+static void get_headers(s3_req *q)
+{
+	const meta_object *ob = q->obj;
+	char etag[40], lm[40];
+	snprintf(etag, sizeof etag, "\"%s\"", ob->etag);
+	http_date(ob->mtime_ms, lm);
+	http_response_header(q->http, "ETag", etag);
+	http_response_header(q->http, "Last-Modified", lm);
+	http_response_header(q->http, "Accept-Ranges", "bytes");
+	http_response_header(q->http, "x-amz-version-id", "null");
+	add_object_headers(q, ob);
+	if (q->status == 206) {
+		char cr[96];
+		snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)q->range_offset,
+			 (unsigned long long)(q->range_offset + q->remaining - 1), (unsigned long long)ob->size);
+		http_response_header(q->http, "Content-Range", cr);
+	}
+}
+
+static void op_get_object(s3_req *q)
+{
+	objects *o = q->o;
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	const char *vid = param(q, "versionId");
+	if (vid && strcmp(vid, "null") != 0) {
+		s3_error(q, 400, "InvalidArgument", "Invalid version id specified");
+		return;
+	}
+	q->obj = malloc(sizeof *q->obj);
+	if (!q->obj) {
+		s3_internal(q, ERR_NOMEM);
+		return;
+	}
+	meta_object *ob = q->obj;
+	int rc = meta_object_get(o->reader, q->bucket, q->key, q->key_len, ob);
+	if (rc == ERR_NOTFOUND) {
+		if (q->head)
+			s3_empty(q, 404);
+		else
+			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+		return;
+	}
+	if (rc != 0) {
+		s3_internal(q, rc);
+		return;
+	}
+	char etag[40], lm[40];
+	snprintf(etag, sizeof etag, "\"%s\"", ob->etag);
+	http_date(ob->mtime_ms, lm);
+	int cond = get_conditions(q, ob);
+	if (cond == 304) {
+		http_response_header(q->http, "ETag", etag);
+		http_response_header(q->http, "Last-Modified", lm);
+		s3_empty(q, 304);
+		return;
+	}
+	if (cond == 412) {
+		if (q->head)
+			s3_empty(q, 412);
+		else
+			s3_error(q, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+		return;
+	}
+	size_t rlen;
+	const char *range = field(q, "Range", &rlen);
+	uint64_t off = 0, n = ob->size;
+	int r = parse_range(range, rlen, ob->size, &off, &n);
+	if (r < 0) {
+		char cr[64];
+		snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)ob->size);
+		http_response_header(q->http, "Content-Range", cr);
+		s3_error(q, 416, "InvalidRange", "The requested range is not satisfiable");
+		return;
+	}
+	q->remaining = n;
+	q->range_offset = off;
+	q->status = r > 0 ? 206 : 200;
+	if (q->head || n == 0) {
+		get_headers(q);
+		http_respond_start_length(q->http, q->status, n);
+		http_respond_end(q->http);
+		req_done(q);
+		return;
+	}
+	q->piece = malloc(S3_READ_PIECE);
+	if (!q->piece) {
+		s3_internal(q, ERR_NOMEM);
+		return;
+	}
+	rc = workers_submit(o->pool, WORKERS_URGENT, get_open_work, get_open_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
+/* --- DELETE --- */
+
+static int delete_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	int rc = meta_object_delete(db, q->bucket, q->key, q->key_len, q->old_blob);
+	return rc == ERR_NOTFOUND ? 0 : rc;
+}
+
+static void delete_committed(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	if (rc != 0) {
+		s3_internal(q, rc);
+		return;
+	}
+	blob_delete_async(q->o, q->old_blob);
+	s3_empty(q, 204);
+}
+
+static void op_delete_object(s3_req *q)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	const char *vid = param(q, "versionId");
+	if (vid && strcmp(vid, "null") != 0) {
+		s3_error(q, 400, "InvalidArgument", "Invalid version id specified");
+		return;
+	}
+	int rc = committer_submit(q->o->writer, delete_exec, delete_committed, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
+static int delete_many_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	for (size_t i = 0; i < q->del->count; i++) {
+		s3xml_delete_entry *e = &q->del->entries[i];
+		q->del_blobs[i][0] = '\0';
+		if (e->version_id && strcmp(e->version_id, "null") != 0) {
+			q->del_rc[i] = ERR_INVAL;
+			continue;
+		}
+		int rc = meta_object_delete(db, q->bucket, e->key, e->key_len, q->del_blobs[i]);
+		if (rc == ERR_DB)
+			return rc; /* the whole batch fails: nothing deleted */
+		q->del_rc[i] = 0;
+	}
+	return 0;
+}
+
+static void delete_many_committed(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	if (rc != 0) {
+		s3_internal(q, rc);
+		return;
+	}
+	buf x;
+	buf_init(&x, S3_ANSWER_MAX);
+	buf_adds(&x, S3_XML_HEAD "<DeleteResult xmlns=\"" S3_NS "\">");
+	for (size_t i = 0; i < q->del->count; i++) {
+		s3xml_delete_entry *e = &q->del->entries[i];
+		blob_delete_async(q->o, q->del_blobs[i]);
+		if (q->del_rc[i] == 0 && q->del->quiet)
+			continue;
+		buf_adds(&x, q->del_rc[i] == 0 ? "<Deleted>" : "<Error>");
+		s3xml_elem_n(&x, "Key", e->key, e->key_len);
+		if (e->version_id)
+			s3xml_elem(&x, "VersionId", e->version_id);
+		if (q->del_rc[i] != 0) {
+			s3xml_elem(&x, "Code", "NoSuchVersion");
+			s3xml_elem(&x, "Message", "The specified version does not exist.");
+		}
+		buf_adds(&x, q->del_rc[i] == 0 ? "</Deleted>" : "</Error>");
+	}
+	buf_adds(&x, "</DeleteResult>");
+	s3_xml(q, 200, &x);
+}
+
+static void op_delete_objects(s3_req *q)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	buf body;
+	buf_init(&body, S3XML_MAX_BODY);
+	if (small_body(q, &body) != 0) {
+		buf_free(&body);
+		return;
+	}
+	size_t len;
+	const char *md5 = field(q, "Content-MD5", &len);
+	if (md5) {
+		unsigned char want[16], got[16];
+		unsigned int n = 0;
+		if (b64_decode(md5, len, want, sizeof want) != 16 ||
+		    EVP_Digest(body.data ? body.data : "", body.len, got, &n, EVP_md5(), NULL) != 1 ||
+		    memcmp(want, got, 16) != 0) {
+			buf_free(&body);
+			s3_error(q, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
+			return;
+		}
+	}
+	char xerr[160];
+	int rc = s3xml_parse_delete(body.data ? body.data : "", body.len, &q->del, xerr, sizeof xerr);
+	buf_free(&body);
+	if (rc != 0) {
+		s3_error(q, 400, "MalformedXML", "The XML you provided was not well-formed or did not validate "
+			 "against our published schema (%s)", xerr);
+		return;
+	}
+	for (size_t i = 0; i < q->del->count; i++)
+		if (q->del->entries[i].key_len > q->o->cfg->objects.max_key_bytes || !q->del->entries[i].key_len) {
+			s3_error(q, 400, "KeyTooLongError", "Your key is too long");
+			return;
+		}
+	q->del_rc = calloc(q->del->count, sizeof *q->del_rc);
+	q->del_blobs = calloc(q->del->count, sizeof *q->del_blobs);
+	if (!q->del_rc || !q->del_blobs) {
+		s3_internal(q, ERR_NOMEM);
+		return;
+	}
+	rc = committer_submit(q->o->writer, delete_many_exec, delete_many_committed, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
+/* ------------------------------------------------------------ routing */
+
+static void op_put_acl(s3_req *q)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	size_t len;
+	http_request_body(q->http, &len);
+	char v[32];
+	const char *acl = field_str(q, "x-amz-acl", v, sizeof v);
+	if (len || (acl && strcmp(acl, "private") != 0) || (!acl && field(q, "x-amz-acl", NULL))) {
+		s3_not_implemented(q, "ACLs other than the canned private one");
+		return;
+	}
+	if (q->key) {
+		meta_object *ob = malloc(sizeof *ob);
+		int rc = ob ? meta_object_get(q->o->reader, q->bucket, q->key, q->key_len, ob) : ERR_NOMEM;
+		free(ob);
+		if (rc == ERR_NOTFOUND) {
+			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+			return;
+		}
+		if (rc != 0) {
+			s3_internal(q, rc);
+			return;
+		}
+	}
+	s3_empty(q, 200); /* everything is private already */
+}
+
+static void op_get_acl(s3_req *q)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	if (q->key) {
+		meta_object *ob = malloc(sizeof *ob);
+		int rc = ob ? meta_object_get(q->o->reader, q->bucket, q->key, q->key_len, ob) : ERR_NOMEM;
+		free(ob);
+		if (rc == ERR_NOTFOUND) {
+			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+			return;
+		}
+		if (rc != 0) {
+			s3_internal(q, rc);
+			return;
+		}
+	}
+	acl_xml(q);
+}
+
+/* Query parameters this slice understands; every other one names a
+ * sub-resource or an option we do not have: NotImplemented. */
+static bool param_known(const char *name)
+{
+	static const char *const known[] = {
+		"prefix", "delimiter", "marker", "max-keys", "list-type", "continuation-token", "start-after",
+		"fetch-owner", "encoding-type", "key-marker", "version-id-marker", "versionId", "x-id",
+		"location", "versions", "delete", "acl", "versioning",
+	};
+	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strcmp(name, known[i]) == 0)
+			return true;
+	return strncmp(name, "response-", 9) == 0 || strncmp(name, "X-Amz-", 6) == 0;
+}
+
+static void route(s3_req *q)
+{
+	const char *meth = q->m->method;
+	bool get = strcmp(meth, "GET") == 0, put = strcmp(meth, "PUT") == 0, del = strcmp(meth, "DELETE") == 0,
+	     post = strcmp(meth, "POST") == 0;
+	for (size_t i = 0; i < q->nparams; i++)
+		if (!param_known(q->params[i].name)) {
+			char what[96];
+			snprintf(what, sizeof what, "'%.60s' (see docs/OBJECTS.md, not yet)", q->params[i].name);
+			s3_not_implemented(q, what);
+			return;
+		}
+	bool acl = param(q, "acl"), versioning = param(q, "versioning"), location = param(q, "location"),
+	     versions = param(q, "versions"), delete = param(q, "delete");
+	if (!get && !q->head && !put && !del && !post) {
+		s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+		return;
+	}
+	if (!q->has_bucket) {
+		if (get)
+			op_list_buckets(q);
+		else
+			s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+		return;
+	}
+	if (q->key && q->key_len > q->o->cfg->objects.max_key_bytes) {
+		s3_error(q, 400, "KeyTooLongError", "Your key is too long");
+		return;
+	}
+	if (!q->key) {
+		if (put && acl)
+			op_put_acl(q);
+		else if (put && versioning)
+			s3_not_implemented(q, "PutBucketVersioning (not yet)");
+		else if (put && !location && !versions && !delete)
+			op_create_bucket(q);
+		else if (q->head)
+			op_head_bucket(q);
+		else if (get && location)
+			op_bucket_location(q);
+		else if (get && versioning)
+			op_bucket_versioning(q);
+		else if (get && acl)
+			op_get_acl(q);
+		else if (get && versions)
+			op_list(q, 3);
+		else if (get && !delete) {
+			const char *lt = param(q, "list-type");
+			if (lt && strcmp(lt, "2") != 0)
+				s3_error(q, 400, "InvalidArgument", "Invalid List Type specified in Request");
+			else
+				op_list(q, lt ? 2 : 1);
+		} else if (del && !acl && !versioning && !location && !versions && !delete)
+			op_delete_bucket(q);
+		else if (post && delete)
+			op_delete_objects(q);
+		else
+			s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+		return;
+	}
+	if (versioning || location || versions || delete) {
+		s3_not_implemented(q, "this sub-resource on an object");
+		return;
+	}
+	if (put && acl)
+		op_put_acl(q);
+	else if (put)
+		op_put_object(q);
+	else if (get && acl)
+		op_get_acl(q);
+	else if (get || q->head)
+		op_get_object(q);
+	else if (del && !acl)
+		op_delete_object(q);
+	else if (post)
+		s3_not_implemented(q, "POST on an object (browser form uploads, multipart: not yet)");
+	else
+		s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+}
+
+/* Split the target into bucket, key and parameters (path-style, or the
+ * bucket from Host under [objects] domain). 0, or answered -1. */
+static int parse_target(s3_req *q)
+{
+	const char *t = q->m->target;
+	if (t[0] != '/') {
+		s3_error(q, 400, "InvalidURI", "Couldn't parse the specified URI.");
+		return -1;
+	}
+	const char *qm = strchr(t, '?');
+	size_t plen = qm ? (size_t)(qm - t) : strlen(t);
+	char *path = malloc(plen + 1);
+	if (!path) {
+		s3_internal(q, ERR_NOMEM);
+		return -1;
+	}
+	long n = pct_decode(t, plen, path, false);
+	if (n < 0) {
+		free(path);
+		s3_error(q, 400, "InvalidURI", "Couldn't parse the specified URI.");
+		return -1;
+	}
+	if (qm && qm[1]) {
+		size_t qlen = strlen(qm + 1);
+		q->query = malloc(qlen + 1);
+		if (!q->query) {
+			free(path);
+			s3_internal(q, ERR_NOMEM);
+			return -1;
+		}
+		memcpy(q->query, qm + 1, qlen + 1);
+		for (char *p = q->query, *next; p; p = next) {
+			next = strchr(p, '&');
+			if (next)
+				*next++ = '\0';
+			if (!*p)
+				continue;
+			if (q->nparams == S3_PARAMS_MAX) {
+				free(path);
+				s3_error(q, 400, "InvalidArgument", "Too many query parameters.");
+				return -1;
+			}
+			char *eq = strchr(p, '=');
+			if (eq)
+				*eq = '\0';
+			char *val = eq ? eq + 1 : p + strlen(p);
+			if (pct_decode(p, strlen(p), p, true) < 0 || pct_decode(val, strlen(val), val, true) < 0) {
+				free(path);
+				s3_error(q, 400, "InvalidURI", "Couldn't parse the specified URI.");
+				return -1;
+			}
+			q->params[q->nparams++] = (s3_param){.name = p, .value = val};
+		}
+	}
+	/* virtual-host style: Host BUCKET.DOMAIN[:port] */
+	const char *domain = q->o->cfg->objects.domain;
+	char host[300];
+	const char *h = field_str(q, "Host", host, sizeof host);
+	const char *rest = path + 1;
+	if (h && domain[0]) {
+		char *colon = strrchr(host, ':');
+		if (colon && !strchr(host, ']'))
+			*colon = '\0';
+		size_t hl = strlen(host), dl = strlen(domain);
+		if (hl > dl + 1 && host[hl - dl - 1] == '.' && strcasecmp(host + hl - dl, domain) == 0) {
+			host[hl - dl - 1] = '\0';
+			if (strlen(host) > META_BUCKET_MAX) {
+				free(path);
+				s3_error(q, 400, "InvalidBucketName", "The specified bucket is not valid.");
+				return -1;
+			}
+			memcpy(q->bucket, host, strlen(host) + 1); /* length checked above */
+			q->has_bucket = true;
+			bool want_key = *rest != '\0';
+			if (want_key) {
+				q->key_len = strlen(rest);
+				q->key = strdup(rest);
+			}
+			free(path);
+			if (want_key && !q->key) {
+				s3_internal(q, ERR_NOMEM);
+				return -1;
+			}
+			return 0;
+		}
+	}
+	if (*rest) {
+		const char *slash = strchr(rest, '/');
+		size_t blen = slash ? (size_t)(slash - rest) : strlen(rest);
+		if (blen > META_BUCKET_MAX || blen == 0) {
+			free(path);
+			s3_error(q, 400, "InvalidBucketName", "The specified bucket is not valid.");
+			return -1;
+		}
+		memcpy(q->bucket, rest, blen);
+		q->bucket[blen] = '\0';
+		q->has_bucket = true;
+		if (slash && slash[1]) {
+			q->key_len = strlen(slash + 1);
+			q->key = strdup(slash + 1);
+			if (!q->key) {
+				free(path);
+				s3_internal(q, ERR_NOMEM);
+				return -1;
+			}
+		}
+	}
+	free(path);
+	return 0;
+}
+
+static void s3_on_request(http_request *http, void *arg)
+{
+	objects *o = arg;
+	s3_req *q = calloc(1, sizeof *q);
+	if (!q) {
+		http_respond(http, 503, NULL, 0);
+		return;
+	}
+	q->o = o;
+	q->http = http;
+	q->next = o->live;
+	if (o->live)
+		o->live->prev = q;
+	o->live = q;
+	q->m = http_request_message(http);
+	q->head = strcmp(q->m->method, "HEAD") == 0;
+	util_request_id(q->rid);
+	http_response_header(http, "x-amz-request-id", q->rid);
+	if (parse_target(q) != 0)
+		return;
+	s3keys_refresh(o->keys, util_now_ms());
+	int rc = sigv4_verify(o->verifier, q->m, &q->auth);
+	if (rc == ERR_NOTFOUND) {
+		/* anonymous: no public-read resources in this slice */
+		s3_error(q, 403, "AccessDenied", "Access Denied");
+		return;
+	}
+	if (rc != 0) {
+		s3_error_sig(q, &q->auth.error);
+		return;
+	}
+	char secret[SIGV4_SECRET_MAX + 1];
+	rc = s3keys_lookup(o->keys, q->auth.access_key_id, secret, sizeof secret, q->tenant);
+	OPENSSL_cleanse(secret, sizeof secret);
+	if (rc != 0) { /* cannot happen: the verifier just found it */
+		s3_error(q, 403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.");
+		return;
+	}
+	route(q);
+}
+
+/* Before the body: its bound (a single PUT's, or an XML body's), and an
+ * early EntityTooLarge that spares the upload. */
+static void s3_on_head(http_request *http, void *arg)
+{
+	objects *o = arg;
+	const http_message *m = http_request_message(http);
+	size_t max_put = o->cfg->objects.max_put_bytes;
+	size_t len;
+	const char *sha = http_message_field(m, "x-amz-content-sha256", &len);
+	bool streaming = sha && len > 10 && strncmp(sha, "STREAMING-", 10) == 0;
+	if (strcmp(m->method, "PUT") == 0 && !http_message_field(m, "x-amz-copy-source", NULL)) {
+		int64_t decoded = m->content_length;
+		if (streaming) {
+			const char *d = http_message_field(m, "x-amz-decoded-content-length", &len);
+			char tmp[24];
+			long long v = -1;
+			if (d && len < sizeof tmp) {
+				memcpy(tmp, d, len);
+				tmp[len] = '\0';
+				if (util_parse_int(tmp, 0, INT64_MAX, &v) != 0)
+					v = -1;
+			}
+			decoded = v;
+		}
+		if (decoded > (int64_t)max_put) {
+			char rid[33];
+			util_request_id(rid);
+			buf b;
+			buf_init(&b, 4096);
+			buf_adds(&b, S3_XML_HEAD "<Error><Code>EntityTooLarge</Code><Message>Your proposed upload "
+				      "exceeds the maximum allowed size</Message>");
+			buf_printf(&b, "<MaxSizeAllowed>%zu</MaxSizeAllowed>", max_put);
+			s3xml_elem(&b, "RequestId", rid);
+			buf_adds(&b, "</Error>");
+			http_response_header(http, "x-amz-request-id", rid);
+			http_response_header(http, "Content-Type", "application/xml");
+			http_respond_take(http, 400, &b);
+			buf_free(&b);
+			return;
+		}
+		/* aws-chunked framing: a size line and a signature per chunk (of
+		 * at least 8 KiB when signed); unsigned chunks may be smaller */
+		http_request_set_body_limit(http, streaming ? max_put + max_put / 4 + 65536 : max_put);
+	} else if (strcmp(m->method, "POST") == 0 || strcmp(m->method, "PUT") == 0) {
+		http_request_set_body_limit(http, S3XML_MAX_BODY + (streaming ? S3XML_MAX_BODY / 4 : 0));
+	}
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int key_lookup(void *arg, const char *id, char secret[SIGV4_SECRET_MAX + 1])
+{
+	objects *o = arg;
+	return s3keys_lookup(o->keys, id, secret, SIGV4_SECRET_MAX + 1, NULL);
+}
+
+static int sweep_known(void *arg, const char *id)
+{
+	return meta_blob_known(arg, id);
+}
+
+static void shutdown_done(void *arg)
+{
+	objects *o = arg;
+	event_base_loopexit(o->base, NULL);
+}
+
+static void shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	objects *o = arg;
+	log_warn("s3: shutdown timeout: closing the remaining connections");
+	event_base_loopexit(o->base, NULL);
+}
+
+static void stop_requested(evutil_socket_t fd, short what, void *arg)
+{
+	objects *o = arg;
+	int ms = o->cfg->limits.shutdown_timeout_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	evtimer_add(o->timeout_ev, &tv);
+	http_server_shutdown(o->srv, shutdown_done, o);
+}
+
+static void *s3_thread(void *arg)
+{
+	objects *o = arg;
+	event_base_dispatch(o->base);
+	return NULL;
+}
+
+int objects_start(const config *cfg, const config_region *self, const secrets *sec, objects **out,
+		  char *err, size_t errcap)
+{
+	*out = NULL;
+	objects *o = calloc(1, sizeof *o);
+	if (!o) {
+		snprintf(err, errcap, "out of memory");
+		return ERR_NOMEM;
+	}
+	o->cfg = cfg;
+	o->self = self;
+	char path[CONFIG_PATH_MAX + 32];
+	db_conn *wdb = NULL;
+	int rc;
+	snprintf(path, sizeof path, "%s/blobs", self->data_dir);
+	rc = blobstore_new(path, sec, &o->blobs, err, errcap);
+	if (rc != 0)
+		goto fail;
+	int removed = 0;
+	rc = blobstore_recover(o->blobs, &removed);
+	if (rc != 0) {
+		snprintf(err, errcap, "%s: cannot remove unfinished uploads", path);
+		goto fail;
+	}
+	if (removed)
+		log_info("s3: removed %d unfinished upload(s) left by a crash", removed);
+	snprintf(path, sizeof path, "%s/objects.db", self->data_dir);
+	wdb = db_open(path, false, err, errcap);
+	if (!wdb) {
+		rc = ERR_DB;
+		goto fail;
+	}
+	rc = meta_init(wdb);
+	if (rc != 0) {
+		snprintf(err, errcap, "%s: cannot create the object tables", path);
+		goto fail;
+	}
+	/* before any write is accepted: every blob no row names is an orphan
+	 * (a crash between a blob's commit and its row, or between a row's
+	 * delete and its blob's) */
+	removed = 0;
+	rc = blobstore_sweep(o->blobs, util_now_ms() + 1, sweep_known, wdb, &removed);
+	if (rc != 0) {
+		snprintf(err, errcap, "the orphan sweep of the blob store failed (%s)", err_str(rc));
+		goto fail;
+	}
+	if (removed)
+		log_info("s3: removed %d orphaned blob(s)", removed);
+	rc = s3keys_load(cfg->secrets_file, &o->keys, err, errcap);
+	if (rc != 0)
+		goto fail;
+	rc = ERR_NOMEM;
+	o->clock = hlc_new(NULL, NULL, HLC_DEFAULT_MAX_DRIFT_MS);
+	o->base = event_base_new();
+	if (!o->clock || !o->base) {
+		snprintf(err, errcap, "out of memory");
+		goto fail;
+	}
+	o->writer = committer_new(o->base, wdb, cfg->limits.write_batch_max, cfg->limits.write_queue_max);
+	if (!o->writer) {
+		snprintf(err, errcap, "cannot start the object store's writer thread");
+		goto fail;
+	}
+	wdb = NULL; /* the committer owns it */
+	o->reader = db_open(path, true, err, errcap);
+	if (!o->reader) {
+		rc = ERR_DB;
+		goto fail;
+	}
+	o->pool = workers_new(o->base, S3_WORKERS, S3_WORKER_QUEUE);
+	sigv4_config vc = {.region = self->name, .lookup = key_lookup, .lookup_arg = o};
+	o->verifier = sigv4_verifier_new(&vc);
+	o->stop_ev = event_new(o->base, -1, 0, stop_requested, o);
+	o->timeout_ev = evtimer_new(o->base, shutdown_timeout, o);
+	if (!o->pool || !o->verifier || !o->stop_ev || !o->timeout_ev) {
+		snprintf(err, errcap, "out of memory");
+		goto fail;
+	}
+	o->ssl = tls_server_new(self->tls_cert, self->tls_key, NULL, err, errcap);
+	if (!o->ssl) {
+		rc = ERR_TLS;
+		goto fail;
+	}
+	char common[128];
+	snprintf(common, sizeof common, "X-Tandem-Region: %s\r\n", self->name);
+	http_server_config scfg = {
+		.limits = {.max_header_bytes = cfg->limits.max_header_bytes,
+			   .max_headers = cfg->limits.max_headers,
+			   .max_body_bytes = cfg->limits.max_body_bytes,
+			   .max_target_bytes = cfg->limits.max_url_bytes},
+		.header_timeout_ms = cfg->limits.header_timeout_ms,
+		.idle_timeout_ms = cfg->limits.idle_timeout_ms,
+		.body_timeout_ms = cfg->limits.body_timeout_ms,
+		.write_timeout_ms = cfg->limits.write_timeout_ms,
+		/* a GET queues at most this much per connection: 1,000 slow
+		 * readers hold at most 1 GiB, not their objects */
+		.max_unsent_bytes = 1024 * 1024,
+		.max_buffered_bytes = cfg->limits.max_buffered_bytes,
+		.max_connections = cfg->limits.max_connections,
+		.max_connections_per_address = cfg->limits.max_connections_per_address,
+		.ssl_ctx = o->ssl,
+		.common_headers = common,
+	};
+	http_handlers handlers = {.on_head = s3_on_head, .on_request = s3_on_request, .arg = o};
+	o->srv = http_server_new(o->base, &scfg, &handlers);
+	if (!o->srv) {
+		snprintf(err, errcap, "out of memory");
+		goto fail;
+	}
+	if (http_server_listen(o->srv, self->s3_listen) != 0) {
+		snprintf(err, errcap, "cannot listen on %s (s3_listen): %s", self->s3_listen, strerror(errno));
+		rc = ERR_IO;
+		goto fail;
+	}
+	log_info("s3: serving https://%s (%zu access key(s))", self->s3_listen, s3keys_count(o->keys));
+	*out = o;
+	return 0;
+fail:
+	db_close(&wdb);
+	objects_stop(&o);
+	return rc ? rc : ERR_IO;
+}
+
+int objects_run(objects *o)
+{
+	if (pthread_create(&o->thread, NULL, s3_thread, o) != 0)
+		return ERR_IO;
+	o->thread_started = true;
+	return 0;
+}
+
+void objects_stop(objects **op)
+{
+	objects *o = *op;
+	if (!o)
+		return;
+	if (o->thread_started) {
+		event_active(o->stop_ev, EV_TIMEOUT, 1);
+		pthread_join(o->thread, NULL);
+	}
+	/* completions still due run here, on this thread, now that the loop
+	 * is gone: the pool first (its completions may submit writes), then
+	 * the writer (its completions answer), then the server */
+	workers_free(&o->pool);
+	committer_free(&o->writer);
+	http_server_free(&o->srv);
+	while (o->live)
+		req_free(o->live);
+	db_close(&o->reader);
+	sigv4_verifier_free(&o->verifier);
+	s3keys_free(&o->keys);
+	hlc_free(&o->clock);
+	blobstore_free(&o->blobs);
+	SSL_CTX_free(o->ssl);
+	if (o->stop_ev)
+		event_free(o->stop_ev);
+	if (o->timeout_ev)
+		event_free(o->timeout_ev);
+	if (o->base)
+		event_base_free(o->base);
+	free(o);
+	*op = NULL;
+}
