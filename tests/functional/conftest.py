@@ -265,6 +265,7 @@ TSAN_MODULES = {
     "test_auth.py": "password hashing on the worker threads, the logins in flight between threads",
     "test_replication.py": "the stream, the applier and the committer of two regions",
     "test_failover.py": "leases, votes, handover and rejoin (the control plane) beside the API",
+    "test_isolation.py": "the control thread keeps the lease while the API loop is stalled",
 }
 # Tests of those modules left out: they hold the binary to wall-clock or
 # memory bounds that TSan's slowdown (5-15x) and shadow memory break, which
@@ -278,11 +279,11 @@ TSAN_EXCLUDED = {
 }
 
 
-# The modules whose tests take longest (drills, failovers: 7-15 s each) run
-# first, so that the parallel workers (pytest-xdist hands tests out in this
-# order) do not end with one of them while the others are idle. A module's
-# tests stay together, in their order.
-SLOW_MODULES_FIRST = ["test_drill.py", "test_failover.py"]
+# The modules whose tests take longest (the aws CLI sessions: 15-25 s;
+# drills, failovers: 7-15 s) run first, so that the parallel workers
+# (pytest-xdist hands tests out in this order) do not end with one of them
+# while the others are idle. A module's tests stay together, in their order.
+SLOW_MODULES_FIRST = ["test_s3.py", "test_drill.py", "test_failover.py"]
 
 
 def pytest_collection_modifyitems(config, items):
