@@ -1,7 +1,11 @@
-# tandem - GNU make build. `make` builds build/tandem, `make test` runs every
-# test, `make run` starts the local deployment, `make bench` the benchmarks,
-# `make model-check` model-checks the failover protocol (docs/FAILOVER.md).
-# SAN=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer.
+# tandem - GNU make build. `make` builds build/tandem, `make test` runs the
+# unit and functional tests (one short drill per scenario family; `make
+# test-drill` the drill's full matrix: docs/TESTING.md), `make run` starts the
+# local deployment, `make bench` the benchmarks, `make model-check`
+# model-checks the failover protocol (docs/FAILOVER.md).
+# SAN=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer;
+# TSAN=1 into build-tsan/ with ThreadSanitizer (`make tsan` runs it). The two
+# cannot be combined (each replaces the memory allocator with its own).
 
 PKGS      := libevent libevent_openssl libevent_pthreads openssl sqlite3 jansson libargon2 inih expat
 DEPS_OK   := $(shell scripts/deps.sh deps/debian.txt >&2 && echo ok)
@@ -27,10 +31,21 @@ LDLIBS    := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 HARDEN_CFLAGS  := -fstack-protector-strong -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 -fPIE
 HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now
 
+ifeq ($(SAN)$(TSAN),11)
+$(error SAN=1 and TSAN=1 cannot be combined: ASan and TSan exclude each other)
+endif
+
 ifeq ($(SAN),1)
 BUILD     := build-san
 CFLAGS    := $(CFLAGS_BASE) $(HARDEN_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS   := $(HARDEN_LDFLAGS) -fsanitize=address,undefined
+else ifeq ($(TSAN),1)
+# ThreadSanitizer (gcc's, libtsan2). FORTIFY is left out as in the fuzz
+# build: TSan checks memcpy & co. in its interceptors, which the fortified
+# __*_chk variants would bypass. -O1 keeps the stacks of reports readable.
+BUILD     := build-tsan
+CFLAGS    := $(CFLAGS_BASE) -fstack-protector-strong -fPIE -O1 -fno-omit-frame-pointer -fsanitize=thread
+LDFLAGS   := $(HARDEN_LDFLAGS) -fsanitize=thread
 else
 BUILD     := build
 CFLAGS    := $(CFLAGS_BASE) $(HARDEN_CFLAGS) -O2
@@ -46,7 +61,8 @@ FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
 .PHONY: FORCE
-.PHONY: all test unit functional run bench fuzz fuzz-run clean san-test model-check bench-drill bench-smoke
+.PHONY: all test unit functional test-drill tsan run bench fuzz fuzz-run clean san-test model-check \
+        bench-drill bench-smoke
 all: $(BUILD)/tandem
 
 # a change of flags (such as the hardening ones) rebuilds everything: the
@@ -61,8 +77,17 @@ $(BUILD)/obj/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-# only main.c knows the version, so a new commit does not rebuild everything
-$(MAIN_OBJ): CFLAGS += -DTANDEM_VERSION='"$(VERSION)"'
+# only main.c knows the version, so a new commit does not rebuild everything:
+# main.o depends on a file holding the version, rewritten when it changes.
+# ("private": without it the flags file, also a prerequisite of main.o,
+# inherited the version when main.o's build made it, and every commit
+# rebuilt everything)
+VERSION_FILE := $(BUILD)/version.txt
+$(VERSION_FILE): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(MAIN_OBJ): $(VERSION_FILE)
+$(MAIN_OBJ): private CFLAGS += -DTANDEM_VERSION='"$(VERSION)"'
 
 $(BUILD)/libtandem.a: $(LIB_OBJ)
 	ar rcs $@ $^
@@ -82,12 +107,48 @@ unit: $(UNIT_BIN)
 
 # Functional tests run in parallel (pytest-xdist): every test has its own
 # ports and directories. FUNCTIONAL_JOBS=1 runs them one after the other.
-FUNCTIONAL_JOBS ?= 4
+# FUNCTIONAL_MARKS picks tests by marker (pytest.ini, docs/TESTING.md): the
+# drill's long scenario matrix is left to `make test-drill`.
+FUNCTIONAL_JOBS  ?= 4
+FUNCTIONAL_MARKS ?= not drill_matrix
 functional: $(BUILD)/tandem
-	TANDEM_BIN=$(CURDIR)/$(BUILD)/tandem $(PYTHON) -m pytest -q -n $(FUNCTIONAL_JOBS) tests/functional $(PYTEST_ARGS)
+	TANDEM_BIN=$(CURDIR)/$(BUILD)/tandem $(PYTHON) -m pytest -q -n $(FUNCTIONAL_JOBS) \
+		-m '$(FUNCTIONAL_MARKS)' tests/functional $(PYTEST_ARGS)
 
-# Every test: C unit tests, then the functional suite against the real binary.
+# Every test: C unit tests, then the functional suite against the real binary
+# (with one short drill per scenario family).
 test: unit functional
+
+# The drill's full scenario matrix and the other long drills (CI).
+test-drill: $(BUILD)/tandem
+	$(MAKE) functional FUNCTIONAL_MARKS=drill_matrix
+
+# `make san-test` = `make SAN=1 test`: every test against the ASan+UBSan build.
+san-test:
+	$(MAKE) SAN=1 test
+
+# ThreadSanitizer (build-tsan/): the unit tests, then the functional tests
+# marked tsan (conftest.py TSAN_MODULES: those whose requests cross threads).
+# Every process writes its reports to a fresh directory under /tmp (a region
+# that dropped root to [deployment] user must be able to write there, which
+# a clone under /root would not allow; hence also mode 1777). halt_on_error
+# makes a report fail its test; a report in a process that no test looks at
+# still fails the target here, and every report is printed. Suppressions:
+# tests/tsan.supp, for reports from inside third-party libraries only, each
+# explained there (docs/TESTING.md).
+TSAN_FUNCTIONAL_JOBS ?= 2
+TSAN_OPTIONS_BASE := halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp
+tsan:
+	@reports=$$(mktemp -d /tmp/tandem-tsan.XXXXXX) && chmod 1777 $$reports && \
+	export TSAN_OPTIONS="$(TSAN_OPTIONS_BASE) log_path=$$reports/tsan" && \
+	echo "tsan: TSAN_OPTIONS=$$TSAN_OPTIONS" && status=0 && \
+	{ $(MAKE) TSAN=1 unit || status=1; } && \
+	if [ $$status = 0 ]; then $(MAKE) TSAN=1 functional FUNCTIONAL_JOBS=$(TSAN_FUNCTIONAL_JOBS) \
+		FUNCTIONAL_MARKS='tsan and not drill_matrix' || status=1; fi && \
+	if [ -n "$$(ls -A $$reports)" ]; then cat $$reports/*; \
+		echo "tsan: the ThreadSanitizer reports above are kept in $$reports"; exit 1; fi && \
+	rmdir $$reports && \
+	if [ $$status = 0 ]; then echo "tsan: no ThreadSanitizer report"; else exit 1; fi
 
 # DATA: the deployment's directory (tandem-data); PORT_BASE: its first port
 # (8443), for a deployment beside another one
@@ -98,15 +159,19 @@ run: $(BUILD)/tandem
 # (clang and libFuzzer take the same hardening flags; ASan checks more than
 # FORTIFY would, so FORTIFY is left out here: the two intercept the same calls)
 FUZZ_CFLAGS := $(CFLAGS_BASE) -fstack-protector-strong -fPIE -O1 -fsanitize=fuzzer-no-link,address,undefined
+# Like the main build, every object and target records the headers it
+# includes (-MMD -MP, the .d files included at the end), so that a changed
+# header rebuilds what uses it.
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build-fuzz/obj/%.o)
 build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -c $< -o $@
+	clang $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
 build-fuzz/libtandem.a: $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^
+# (compiled and linked in one step: -MF/-MT name the .d file and its target)
 build-fuzz/fuzz_%: fuzz/fuzz_%.c build-fuzz/libtandem.a
 	clang $(CFLAGS_BASE) -fstack-protector-strong -fPIE -O1 -fsanitize=fuzzer,address,undefined \
-		-pie -Wl,-z,relro,-z,now -o $@ $< build-fuzz/libtandem.a $(LDLIBS)
+		-MMD -MP -MF $@.d -MT $@ -pie -Wl,-z,relro,-z,now -o $@ $< build-fuzz/libtandem.a $(LDLIBS)
 fuzz: $(FUZZ_BIN)
 FUZZ_SECONDS ?= 30
 fuzz-run: $(FUZZ_BIN)
@@ -158,6 +223,7 @@ model-check:
 	model/check.sh
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:=.d)

@@ -137,8 +137,8 @@ static void check_error(http_parser *p, int rc)
 	case ERR_PARSE:
 		assert(status == 400);
 		break;
-	case ERR_LIMIT:
-		assert(status == 400 || status == 413 || status == 431);
+	case ERR_LIMIT: /* 414: max_target_bytes (parser.h) */
+		assert(status == 400 || status == 413 || status == 414 || status == 431);
 		break;
 	case ERR_UNSUPPORTED:
 		assert(status == 501 || status == 505);

@@ -414,6 +414,11 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	evsignal_add(rg->sigint, NULL);
 	evtimer_add(rg->purge_timer, &purge_every);
 
+	/* allowed from 2 s for tests (core/config.c), but no deployment wants it */
+	if (cfg->auth.access_token_ttl_s < 60)
+		log_warn("access_token_ttl is %d s: clients must refresh that often, and a difference of "
+			 "that order between the regions' clocks ends tokens early (under 60 s is for tests)",
+			 cfg->auth.access_token_ttl_s);
 	log_info("serving https://%s (role %s, epoch %llu, position %llu, schema %d, pid %d)",
 		 rg->self->api_listen, repl_is_primary(rg->repl) ? "primary" : "secondary",
 		 (unsigned long long)repl_epoch(rg->repl), (unsigned long long)repl_position(rg->repl),

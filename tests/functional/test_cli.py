@@ -325,6 +325,7 @@ def test_make_run_passes_port_base(tmp_path):
         proc.wait(timeout=30)
 
 
+@pytest.mark.drill_matrix  # a whole drill (8 s): `make test-drill`, not `make test`
 def test_drill_default_report_is_private_and_outside_the_current_directory(tmp_path):
     """Pins issue 8 (section 4): without --report the drill wrote its report
     (with the fresh deployment's keys and secrets) to ./drill-report, mode

@@ -6,6 +6,11 @@ root in its own network namespace), so these tests need no fixture.
 The drills here run at 50 writes/s; the scenarios that need a failover get
 enough time after the fault for one (5.5 s worst case, docs/FAILOVER.md)
 before the heal.
+
+`make test` runs one short drill per scenario family (crash, partition,
+switchover, restart: src/drill/scenario.c), the cheapest of each; the rest
+of the matrix and the other long drills are marked drill_matrix and run by
+`make test-drill` (CI), not by `make test` (docs/TESTING.md).
 """
 import json
 import os
@@ -27,6 +32,8 @@ SCENARIOS = {
     "partition-link": SHORT,
     "switchover": SHORT,
 }
+# the cheapest scenario of each family, run by `make test` too
+FAMILY_REPRESENTATIVES = {"crash-secondary", "partition-link", "switchover"}
 
 
 def drill(tmp_path, scenario, *extra, timeout=240):
@@ -59,7 +66,9 @@ def assert_report_files(report):
             json.loads(line)
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("scenario", [
+    s if s in FAMILY_REPRESENTATIVES else pytest.param(s, marks=pytest.mark.drill_matrix)
+    for s in sorted(SCENARIOS)])
 def test_scenario_passes_at_a_small_rate(tmp_path, scenario):
     p, report = drill(tmp_path, scenario, *SMALL, *SCENARIOS[scenario])
     assert p.returncode == 0, explain(p, report)
@@ -92,7 +101,8 @@ def test_scenario_passes_at_a_small_rate(tmp_path, scenario):
 
 def test_restart_of_every_component_during_a_drill(tmp_path):
     """restart-all stops and starts every component (witness, secondary,
-    primary) while the workload runs; everything acknowledged survives."""
+    primary) while the workload runs; everything acknowledged survives.
+    (The restart family's only scenario: run by `make test` too.)"""
     p, report = drill(tmp_path, "restart-all", *SMALL, "--duration", "12")
     assert p.returncode == 0, explain(p, report)
     r = load_report(report)
@@ -103,6 +113,7 @@ def test_restart_of_every_component_during_a_drill(tmp_path):
     assert r["rpo"]["missing"] == 0
 
 
+@pytest.mark.drill_matrix
 def test_json_output_and_fault_switch(tmp_path):
     """--net switch uses the regions' fault switch even as root; --json prints
     report.json on stdout."""
@@ -114,6 +125,7 @@ def test_json_output_and_fault_switch(tmp_path):
     assert printed["deployment"]["network_namespace"] is False
 
 
+@pytest.mark.drill_matrix
 def test_over_budget_exits_1(tmp_path):
     """With rto_budget_s = 1 in [drill] of an existing deployment (--config),
     a primary crash cannot come back in time: exit 1, RTO not ok."""

@@ -854,15 +854,16 @@ def test_link_logs_why_it_cannot_connect_rate_limited(tmp_path):
     primary said nothing at warn (only a debug "TLS error", and a refused
     port was reported as a TLS error). Now every failed attempt is logged at
     warn with its real cause, once per 10 s per cause: a refused port, then
-    a primary with a certificate of another CA."""
-    pair = TwoRegions(tmp_path / "pair")
+    a primary with a certificate of another CA. (reconnect_max_ms 300: the
+    attempts come quickly, so a short wait sees several.)"""
+    pair = TwoRegions(tmp_path / "pair", replication={"reconnect_max_ms": 300})
     try:
         # eu is not running: us's link is refused, attempt after attempt
         pair.us.start()
         lines = wait_until(lambda: link_warnings(pair.us), timeout=10, what="a link warning")
         assert lines[0] == "link: cannot connect to eu at 127.0.0.1:%d: connection refused" % (
             pair.eu.link_port), lines
-        time.sleep(3)  # several reconnects (at most 2 s apart), one line
+        time.sleep(1.2)  # several reconnects (at most 0.3 s apart), one line
         lines = link_warnings(pair.us)
         assert len([m for m in lines if "connection refused" in m]) == 1, lines
         # eu with a certificate of another deployment's CA
