@@ -167,6 +167,7 @@ static void generated_config(buf *b, int port_base, const char *user)
 		   "query_max_scan_rows = 200000\n"
 		   "page_max_bytes = 4194304\n"
 		   "query_threads = 2\n"
+		   "query_queue_max = 1024\n"
 		   "max_unsent_bytes = 8388608\n"
 		   "write_timeout_ms = 10000\n"
 		   "max_buffered_bytes = 134217728\n"

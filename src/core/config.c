@@ -77,6 +77,7 @@ void config_defaults(config *c)
 		.query_max_scan_rows = 200000,
 		.page_max_bytes = 4 * 1024 * 1024,
 		.query_threads = 2,
+		.query_queue_max = 1024,
 		.max_unsent_bytes = 8 * 1024 * 1024,
 		.write_timeout_ms = 10000,
 		.max_buffered_bytes = 128 * 1024 * 1024,
@@ -207,6 +208,7 @@ static int config_handle_limits(config_reader *r, const char *name, const char *
 	INT_KEY("query_max_scan_rows", l->query_max_scan_rows, 100, 1000000000);
 	INT_KEY("page_max_bytes", l->page_max_bytes, 65536, 256 * 1024 * 1024);
 	INT_KEY("query_threads", l->query_threads, 1, 64);
+	INT_KEY("query_queue_max", l->query_queue_max, 1, 1000000);
 	INT_KEY("max_unsent_bytes", l->max_unsent_bytes, 65536, 1073741824);
 	INT_KEY("write_timeout_ms", l->write_timeout_ms, 100, 3600000);
 	INT_KEY("max_buffered_bytes", l->max_buffered_bytes, 1048576, 1LL << 40);

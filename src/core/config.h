@@ -109,6 +109,7 @@ typedef struct config_limits {
 	int64_t query_max_scan_rows; /* rows one list query may examine; 400 beyond */
 	size_t page_max_bytes;    /* a list page ends here too (next_cursor) */
 	int query_threads;        /* reader threads running list queries */
+	int query_queue_max;      /* lists waiting for a reader thread; 503 overloaded beyond */
 	/* bounded memory per connection and in total */
 	size_t max_unsent_bytes;  /* unsent answer bytes per connection */
 	int write_timeout_ms;     /* a connection over max_unsent_bytes that reads nothing for this long is closed */

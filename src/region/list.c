@@ -44,8 +44,6 @@
 
 #define LIST_DEFAULT_LIMIT 50
 #define LIST_MAX_LIMIT 1000
-/* Jobs waiting per reader thread before new lists get 503 overloaded. */
-#define LIST_QUEUE_PER_THREAD 16
 /* The largest single record a page holds (the largest answer api.c builds). */
 #define LIST_RECORD_MAX ((size_t)64 * 1024 * 1024)
 /* What follows the items: "],\"next_cursor\":\"<cursor>\"}" */
@@ -257,8 +255,11 @@ static int list_reader_init(db_conn *db, void *arg)
 
 readers *list_readers_new(region *rg, const char *db_path, char *err, size_t errcap)
 {
+	/* the queue is small per job (no page yet) and each waiting list
+	 * holds a connection; a list that waits past its deadline is refused
+	 * when its turn comes, so a long queue costs no unbounded work */
 	int threads = rg->cfg->limits.query_threads;
-	return readers_new(rg->base, db_path, threads, threads * LIST_QUEUE_PER_THREAD,
+	return readers_new(rg->base, db_path, threads, rg->cfg->limits.query_queue_max,
 			   list_reader_init, NULL, err, errcap);
 }
 
