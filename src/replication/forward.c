@@ -321,8 +321,16 @@ void repl_forward(repl *r, http_request *req, const char *request_id, repl_forwa
 			continue;
 		buf_printf(&headers, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len, h->value);
 	}
+	/* the epoch: the view's, or one learned on this thread from a
+	 * stale_epoch answer that the control thread has not absorbed yet (the
+	 * API's one retry of such a forward must carry it, or it is refused
+	 * again) */
+	uint64_t epoch = v.epoch;
+	uint64_t learned = atomic_load(&r->api_learned);
+	if (learned > epoch)
+		epoch = learned;
 	buf_printf(&headers, "X-Request-Id: %s\r\nX-Forwarded-For: %s\r\nX-Tandem-Epoch: %llu\r\n", request_id,
-		   http_request_peer(req), (unsigned long long)v.epoch);
+		   http_request_peer(req), (unsigned long long)epoch);
 	size_t blen;
 	const char *body = http_request_body(req, &blen);
 	*f = (forward){fw, via, util_mono_us(), cb, arg};
