@@ -236,7 +236,7 @@ static const char *server_date(http_server *srv)
 
 static void timer_arm(http_conn *c, int ms)
 {
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct timeval tv = util_timeval_ms(ms);
 	evtimer_add(c->timer, &tv);
 }
 

@@ -2399,7 +2399,7 @@ static void stop_requested(evutil_socket_t fd, short what, void *arg)
 {
 	objects *o = arg;
 	int ms = o->cfg->limits.shutdown_timeout_ms;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct timeval tv = util_timeval_ms(ms);
 	evtimer_add(o->timeout_ev, &tv);
 	http_server_shutdown(o->srv, shutdown_done, o);
 }

@@ -63,7 +63,7 @@ static void node_signal(evutil_socket_t sig, short what, void *arg)
 	/* replication goes on until the API has drained: forwarded writes in
 	 * flight still need the link */
 	int ms = rg->cfg->limits.shutdown_timeout_ms;
-	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	struct timeval tv = util_timeval_ms(ms);
 	evtimer_add(rg->shutdown_timer, &tv);
 	http_server_shutdown(rg->server, node_stop_loop, rg);
 }
