@@ -34,6 +34,37 @@ def fmt(v, unit=" s"):
     return "-" if v is None else ("%.2f%s" % (v, unit) if isinstance(v, float) else "%s" % v)
 
 
+def explain_failure(report, r, stderr):
+    """A failed run, told on stderr so that a CI log alone explains it (the
+    report directory is gone with the CI machine): the failed checks, then
+    each component's warnings and errors (not its request lines)."""
+    out = sys.stderr
+    print("---- why it failed (report in %s)" % report, file=out)
+    if stderr.strip():
+        print(stderr.strip()[-1500:], file=out)
+    for c in r.get("checks", []):
+        if c.get("status") != "pass":
+            print("  check %s: %s: %s" % (c.get("status"), c.get("name"), c.get("detail")), file=out)
+    logs = os.path.join(report, "logs")
+    for name in sorted(os.listdir(logs)) if os.path.isdir(logs) else []:
+        lines = []
+        with open(os.path.join(logs, name), errors="replace") as f:
+            for line in f:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    lines.append(line.rstrip()[:300])
+                    continue
+                if e.get("level") in ("warn", "error") or e.get("event") in ("election", "role"):
+                    lines.append("%s %s %s" % (e.get("time", "")[11:23], e.get("level"), e.get("msg", "")[:240]))
+        if lines:
+            print("  -- %s (%d lines of note; first 25, last 25)" % (name, len(lines)), file=out)
+            shown = lines if len(lines) <= 50 else lines[:25] + ["  ..."] + lines[-25:]
+            for line in shown:
+                print("  " + line, file=out)
+    print("---- end of %s" % report, file=out, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tandem", default="build/tandem")
@@ -76,6 +107,7 @@ def main():
             if p.returncode != 0:
                 failed += 1
                 run["stderr"] = p.stderr[-500:]
+                explain_failure(report, r, p.stderr)
             runs.append(run)
             print("%-18s round %d: exit %d, write RTO %s, lost %s (%s)" % (
                 s, n, p.returncode, fmt(run["write_rto_s"]), run["lost"], fmt(run["lost_span_s"])),

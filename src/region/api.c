@@ -173,6 +173,17 @@ void api_finish(api_call *call)
 static int api_write_exec(db_conn *db, void *arg)
 {
 	api_call *call = arg;
+	if (call->rg->capture && !capture_batch_active(call->rg->capture)) {
+		/* this region stopped being the primary after the gate let the
+		 * write in (it waited for the lag, or queued behind a batch): a
+		 * write committed now would never reach the other region.
+		 * Nothing is written; the client retries (at the new primary,
+		 * where a forwarded retry lands) */
+		api_header(call, "Retry-After", "1");
+		api_error(call, 503, "not_primary",
+			  "this region stopped being the primary before the write ran; nothing was written, retry");
+		return ERR_CONFLICT;
+	}
 	int rc = idempotency_check(db, call);
 	if (rc != 0)
 		return rc < 0 ? rc : 0; /* answered from the stored response, or 422 */
@@ -308,11 +319,25 @@ static void api_write_done(void *arg, int rc, uint64_t seq)
 
 static void api_submit_now(api_call *call)
 {
-	int rc = committer_submit(call->rg->writer, api_write_exec, api_write_done, call);
-	if (rc == 0) {
-		call->write_counted = true;
-		repl_write_started(call->rg->repl);
+	/* counted before it can reach the writer, then the gate once more: a
+	 * switchover steps down only with no write in flight, after telling
+	 * the view; one of the two sees the other (repl_write_started), so a
+	 * write is either counted in time or refused here (it may have waited
+	 * for the lag since the first gate) */
+	repl_write_started(call->rg->repl);
+	const char *code, *message;
+	if (repl_write_gate(call->rg->repl, &code, &message) != 0) {
+		repl_write_finished(call->rg->repl);
+		api_header(call, "Retry-After", "1");
+		api_error(call, 503, code, "%s", message);
+		api_finish(call);
+		return;
 	}
+	int rc = committer_submit(call->rg->writer, api_write_exec, api_write_done, call);
+	if (rc == 0)
+		call->write_counted = true;
+	else
+		repl_write_finished(call->rg->repl);
 	if (rc != 0) {
 		api_error(call, 503, "overloaded", "too many writes waiting; retry shortly");
 		api_header(call, "Retry-After", "1");

@@ -71,6 +71,8 @@ static void node_signal(evutil_socket_t sig, short what, void *arg)
 static int purge_write(db_conn *db, void *arg)
 {
 	region *rg = arg;
+	if (rg->capture && !capture_batch_active(rg->capture))
+		return 0; /* no longer the primary: its deletions are the new primary's */
 	return idempotency_purge(db, util_now_ms() - (int64_t)rg->cfg->auth.idempotency_ttl_s * 1000);
 }
 

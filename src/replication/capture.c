@@ -108,6 +108,11 @@ uint64_t capture_pending_seq(const capture *c)
 	return c->pending_seq;
 }
 
+bool capture_batch_active(const capture *c)
+{
+	return c->batch_capturing && c->pending_seq != 0;
+}
+
 uint64_t capture_epoch(const capture *c)
 {
 	return c->epoch;

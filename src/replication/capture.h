@@ -48,6 +48,12 @@ committer_hooks capture_hooks(capture *c, void (*committed)(void *arg, uint64_t 
  * changes anything, and the epoch. */
 uint64_t capture_pending_seq(const capture *c);
 uint64_t capture_epoch(const capture *c);
+/* Writer thread, inside a batch: is this batch captured, i.e. was the
+ * region the primary when the batch began? A write of the API (and any
+ * other change to replicated tables) must not commit in a batch that is
+ * not: it would exist here and never reach the other region (the
+ * divergence a step-down racing a queued write used to cause). */
+bool capture_batch_active(const capture *c);
 /* Log a schema migration (writer connection, inside the migration's
  * transaction): matches db_migrate's on_migration callback. */
 int capture_log_schema(db_conn *db, int version, const char *sql, void *arg);

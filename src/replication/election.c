@@ -988,6 +988,10 @@ static void switchover_check(repl *r, int64_t now)
 	/* the API thread counts its writes and publishes their commits: with
 	 * none in flight, every commit is in api_committed already (it is
 	 * stored before the write's answer), so absorb it before comparing */
+	/* the view says "switching" (published by election_set); the fence
+	 * pairs with repl_write_started's: a write not counted yet is refused
+	 * by its gate */
+	atomic_thread_fence(memory_order_seq_cst);
 	bool idle = atomic_load(&r->writes_in_flight) == 0;
 	if (idle) {
 		repl_absorb_api(r);

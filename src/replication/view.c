@@ -271,6 +271,9 @@ int repl_ack_gate(repl *r, const char **code, const char **message)
 void repl_write_started(repl *r)
 {
 	atomic_fetch_add(&r->writes_in_flight, 1);
+	/* the count is visible before the caller reads the view (its gate);
+	 * switchover_check publishes the view, fences, then reads the count */
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 void repl_write_finished(repl *r)

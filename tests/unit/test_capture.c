@@ -52,6 +52,8 @@ static void on_committed(void *arg, uint64_t seq)
 typedef struct job {
 	const char *sql;   /* run by exec; NULL: nothing */
 	int fail;          /* exec returns ERR_CONFLICT after running sql */
+	bool disable_first;/* exec turns capture off before its sql (a step-down mid-batch) */
+	int active;        /* capture_batch_active() as exec saw it: 1, 0; -1 not run */
 	int done_calls;
 	int rc;
 	uint64_t seq;
@@ -61,6 +63,9 @@ typedef struct job {
 static int exec_sql(db_conn *db, void *arg)
 {
 	job *j = arg;
+	if (j->disable_first)
+		capture_set_enabled(cap, false);
+	j->active = capture_batch_active(cap);
 	if (j->sql && sqlite3_exec(db_handle(db), j->sql, NULL, NULL, NULL) != SQLITE_OK)
 		return ERR_DB;
 	return j->fail ? ERR_CONFLICT : 0;
@@ -425,6 +430,7 @@ static void test_disabled_logs_nothing(void)
 	for (int i = 0; i < 2; i++) {
 		CHECK_EQ_INT(off[i].rc, 0);
 		CHECK_EQ_INT(off[i].seq, 0);
+		CHECK_EQ_INT(off[i].active, 0); /* the API refuses its writes in such a batch */
 	}
 	CHECK_EQ_INT(log_rows(), rows);
 	CHECK_EQ_INT(last_seq(reader), last);
@@ -434,6 +440,7 @@ static void test_disabled_logs_nothing(void)
 	job on[] = {{.sql = "INSERT INTO t VALUES (31, 'logged')"}};
 	run_one_batch(on, 1);
 	CHECK_EQ_INT(on[0].rc, 0);
+	CHECK_EQ_INT(on[0].active, 1);
 	CHECK_EQ_INT(on[0].seq, last + 1);
 	CHECK_EQ_INT(log_rows(), rows + 1);
 	CHECK_EQ_INT(committed_last, last + 1);
@@ -442,6 +449,31 @@ static void test_disabled_logs_nothing(void)
 	CHECK_EQ_INT(query_int(replica, "SELECT count(*) FROM t WHERE id = 31"), 1);
 	CHECK_EQ_INT(query_int(replica, "SELECT count(*) FROM t WHERE id = 30"), 0);
 	CHECK_EQ_INT(query_int(replica, "SELECT count(*) FROM t WHERE v = 'unlogged'"), 0);
+}
+
+/* (d2) capture turned off while a batch runs (a step-down on the control
+ * thread): the batch began captured and stays so, to its end: every write
+ * of it is logged (none commits unlogged), and the next batch is not
+ * captured */
+static void test_disabled_mid_batch(void)
+{
+	uint64_t last = last_seq(reader);
+	capture_set_enabled(cap, true);
+	job mid[] = {{.sql = "INSERT INTO t VALUES (40, 'before')"},
+		     {.sql = "INSERT INTO t VALUES (41, 'after')", .disable_first = true}};
+	run_one_batch(mid, 2);
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ_INT(mid[i].rc, 0);
+		CHECK_EQ_INT(mid[i].active, 1);
+		CHECK_EQ_INT(mid[i].seq, last + 1);
+	}
+	CHECK_EQ_INT(last_seq(reader), last + 1);
+	replicate();
+	CHECK_EQ_INT(query_int(replica, "SELECT count(*) FROM t WHERE id IN (40, 41)"), 2);
+	job next[] = {{.sql = NULL}};
+	run_one_batch(next, 1);
+	CHECK_EQ_INT(next[0].active, 0);
+	capture_set_enabled(cap, true);
 }
 
 static db_conn *open_fresh(const char *name)
@@ -607,6 +639,7 @@ int main(void)
 	RUN(test_repl_tables_not_captured);
 	RUN(test_no_change_no_entry);
 	RUN(test_disabled_logs_nothing);
+	RUN(test_disabled_mid_batch);
 	RUN(test_schema_entries);
 
 	committer_free(&writer); /* closes the writer connection */
