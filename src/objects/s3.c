@@ -14,10 +14,14 @@
  *     GET:   meta lookup; open blob ------> get_open
  *            head (Content-Length); pieces of 256 KiB read in the pool as
  *            the socket drains (never a whole object in memory)
+ *     multipart: each part is a PUT's blob (same worker path) and a part
+ *            row; Complete writes the object row and its manifest (the
+ *            ordered part blobs) in one write, copying no data; GET and
+ *            copies read across the parts (s3_source)
  *
  * Invariants:
- * - A row names only a committed blob: the blob is committed (durable)
- *   before its row is written. A blob is deleted only after the row that
+ * - A row (object, manifest part, upload part) names only a committed
+ *   blob: the blob is committed (durable) before its row is written. A blob is deleted only after the row that
  *   named it is gone (delete) or replaced (overwrite), in that order; a
  *   crash between leaves an orphan blob that the start-up sweep removes.
  * - Unverified data is never visible: an aws-chunked body is decoded into a
@@ -2995,6 +2999,14 @@ static void route(s3_req *q)
 		return;
 	}
 	if (!q->key) {
+		if (uploads || upload_id || part_number) {
+			/* only ListMultipartUploads is a bucket's; the rest name an object */
+			if (get && uploads && !upload_id && !part_number)
+				op_list_uploads(q);
+			else
+				s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+			return;
+		}
 		if (put && acl)
 			op_put_acl(q);
 		else if (put && versioning)
@@ -3011,10 +3023,6 @@ static void route(s3_req *q)
 			op_get_acl(q);
 		else if (get && versions)
 			op_list(q, 3);
-		else if (get && uploads)
-			op_list_uploads(q);
-		else if (uploads || upload_id || part_number)
-			s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
 		else if (get && !delete) {
 			const char *lt = param(q, "list-type");
 			if (lt && strcmp(lt, "2") != 0)

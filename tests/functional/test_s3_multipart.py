@@ -322,6 +322,11 @@ def test_multipart_error_codes(s3):
     assert code_of(e) == "NoSuchUpload"
     r = s3.raw("GET", "/%s/k" % b, "partNumber=1")
     assert r.status_code == 501 and s3_error(r) == "NotImplemented"
+    # multipart parameters on a bucket (other than ListMultipartUploads) name no operation
+    for method, query in (("PUT", "uploadId=" + uid), ("POST", "uploads"), ("DELETE", "uploadId=" + uid)):
+        r = s3.raw(method, "/" + b, query)
+        assert r.status_code == 405 and s3_error(r) == "MethodNotAllowed", (method, query, r.text)
+    assert c.head_bucket(Bucket=b)
 
 
 def test_overwrite_and_delete_of_multipart_object_free_its_part_blobs(s3):
