@@ -23,7 +23,7 @@ import botocore.exceptions
 import pytest
 import requests
 
-from conftest import Region, read_response
+from conftest import Region, free_port_base, read_response, run
 from test_s3 import AWS, REGION, S3, blob_files, bucket_name, dev_key, s3_error, s3_port
 
 MIB = 1024 * 1024
@@ -488,3 +488,25 @@ def test_presigned_upload_part_with_curl(s3, tmp_path):
                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
     assert requests.get(c.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "phone.mov"}),
                         verify=s3.ca, timeout=30).content == data
+
+
+def test_config_multipart_keys_checked(tmp_path):
+    """The generated config has the multipart keys with their defaults, and
+    each is validated with FILE:LINE like the other [objects] keys (before
+    this change they were unknown keys)."""
+    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    path = tmp_path / "tandem.ini"
+    text = path.read_text()
+    for line in ("max_object_bytes = 5368709120", "max_uploads = 10000", "multipart_expiry_s = 604800"):
+        assert "\n" + line + "\n" in text
+    assert run("config", "check", str(path)).returncode == 0
+    bad = (text.replace("max_object_bytes = 5368709120", "max_object_bytes = 10")
+           .replace("max_uploads = 10000", "max_uploads = 0")
+           .replace("multipart_expiry_s = 604800", "multipart_expiry_s = 7d"))
+    path.write_text(bad)
+    p = run("config", "check", str(path), check=False)
+    assert p.returncode == 1
+    lines = bad.split("\n")
+    for key in ("max_object_bytes", "max_uploads", "multipart_expiry_s"):
+        n = next(i + 1 for i, l in enumerate(lines) if l.startswith(key + " = "))
+        assert "%s:%d:" % (path, n) in p.stderr and key in p.stderr, p.stderr
