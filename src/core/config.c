@@ -133,6 +133,9 @@ void config_defaults(config *c)
 		.max_put_bytes = 16 * 1024 * 1024,
 		.max_key_bytes = 1024,
 		.max_metadata_bytes = 2048,
+		.max_object_bytes = 5368709120ULL,
+		.max_uploads = 10000,
+		.multipart_expiry_s = 7 * 86400,
 	};
 }
 
@@ -340,6 +343,9 @@ static int config_handle_objects(config_reader *r, const char *name, const char 
 	INT_KEY("max_put_bytes", o->max_put_bytes, 1024, 5368709120LL);
 	INT_KEY("max_key_bytes", o->max_key_bytes, 16, 1024);
 	INT_KEY("max_metadata_bytes", o->max_metadata_bytes, 0, 8192);
+	INT_KEY("max_object_bytes", o->max_object_bytes, 1024, 5497558138880LL); /* S3's 5 TiB */
+	INT_KEY("max_uploads", o->max_uploads, 1, 1000000);
+	INT_KEY("multipart_expiry_s", o->multipart_expiry_s, 1, 365 * 86400);
 	if (strcmp(name, "domain") == 0) {
 		/* a host name: what a Host header BUCKET.domain ends with */
 		bool ok = true;

@@ -86,6 +86,9 @@ typedef struct config_objects {
 	size_t max_key_bytes;       /* object key length; KeyTooLongError beyond (S3: 1024) */
 	size_t max_metadata_bytes;  /* user metadata (x-amz-meta-*) names and values (S3: 2 KiB) */
 	char domain[128];           /* virtual-host style: BUCKET.domain; "" = path-style only */
+	uint64_t max_object_bytes;  /* a completed multipart object; EntityTooLarge beyond (S3: 5 TiB) */
+	int max_uploads;            /* multipart uploads in progress per region; SlowDown beyond */
+	int multipart_expiry_s;     /* an upload not completed this long is aborted by a sweep */
 } config_objects;
 
 /* The DR drill's budgets. */

@@ -8,6 +8,17 @@
  * replication to come, its hybrid logical clock and its origin region.
  * Version ids: this slice keeps unversioned buckets only ("null").
  *
+ * Multipart uploads (docs/OBJECTS.md "Multipart"): an upload in progress is
+ * a row of s3_uploads, each part a row of s3_upload_parts naming its own
+ * blob. Complete does not copy data: the object row names a manifest (the
+ * upload's id) whose rows in s3_object_parts list the part blobs in order,
+ * and the upload's rows go, all in one transaction. Every function that
+ * drops rows naming blobs (overwrite, delete, a part replaced, abort,
+ * complete's unlisted parts, expiry) reports those blobs in a meta_blobs
+ * list for the caller to delete after the commit, and meta_blob_known
+ * answers for all three tables, so the orphan sweep never takes the blob
+ * of an upload in progress or of a manifest.
+ *
  * Reads (meta_*_get, meta_object_next, meta_blob_known) run on a read-only
  * connection of the S3 loop: each is one indexed lookup. Writes run in a
  * committer job (committer.h) on the writer connection: each changes one
@@ -31,6 +42,7 @@
 
 #define META_BUCKET_MAX 63
 #define META_KEY_MAX 1024
+#define META_UPLOAD_ID_LEN 32 /* 12 hex of ms (creation order) and 20 random hex */
 #define META_HEADERS_MAX 8192 /* stored header lines (x-amz-meta-*, Content-Disposition, ...) */
 
 typedef struct meta_bucket {
@@ -46,7 +58,7 @@ typedef struct meta_object {
 	size_t key_len;
 	char blob[BLOBSTORE_ID_LEN + 1];
 	uint64_t size;
-	char etag[33];           /* MD5 hex, without quotes */
+	char etag[40];           /* MD5 hex, or multipart "md5-of-md5s-N"; without quotes */
 	char content_type[256];
 	char headers[META_HEADERS_MAX]; /* "Name: value\r\n" lines, validated when stored */
 	int64_t mtime_ms;
@@ -55,10 +67,24 @@ typedef struct meta_object {
 	char hlc[HLC_STR_LEN + 1];
 	char origin[32];         /* the region that took the write */
 	char owner[64];          /* the tenant that wrote it */
+	char manifest[META_UPLOAD_ID_LEN + 1]; /* multipart: its manifest id ("" and blob set otherwise) */
+	uint32_t parts;          /* multipart: how many parts (0: a single blob) */
 } meta_object;
 
+/* Blob ids a write dropped from the metadata: the caller deletes them once
+ * the transaction has committed (row first, blob second). Zeroed is empty. */
+typedef struct meta_blobs {
+	size_t count, cap;
+	char (*ids)[BLOBSTORE_ID_LEN + 1];
+} meta_blobs;
+/* Append id ("" is ignored). 0 or ERR_NOMEM (list unaltered). */
+int meta_blobs_add(meta_blobs *l, const char *id);
+/* Free the list and zero it; no-op on an empty one. */
+void meta_blobs_free(meta_blobs *l);
+
 /* Create the tables in the database of conn (a writable connection; a
- * no-op when they exist). 0 or ERR_DB. */
+ * no-op when they exist) and migrate an older objects.db (the multipart
+ * columns of s3_objects, PRAGMA user_version 1). 0 or ERR_DB. */
 int meta_init(db_conn *db);
 
 int meta_bucket_get(db_conn *db, const char *name, meta_bucket *out);
@@ -67,7 +93,7 @@ int meta_bucket_list(db_conn *db, const char *owner, void (*fn)(void *arg, const
 		     void *arg);
 /* 0, or ERR_EXISTS with *out filled with the existing bucket. */
 int meta_bucket_create(db_conn *db, const meta_bucket *b, meta_bucket *existing);
-/* 0, ERR_NOTFOUND, ERR_CONFLICT (not empty). */
+/* 0, ERR_NOTFOUND, ERR_CONFLICT (objects, or multipart uploads in progress). */
 int meta_bucket_delete(db_conn *db, const char *name);
 
 int meta_object_get(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_object *out);
@@ -83,17 +109,96 @@ typedef enum meta_cond {
 	META_COND_ETAG,      /* If-Match: etag */
 } meta_cond;
 
-/* Insert or replace o. cond checked against the current row inside the
- * transaction: ERR_CONFLICT when it does not hold (412), ERR_NOTFOUND when
- * the bucket is gone, or (META_COND_ETAG) the object is. old_blob gets the
- * replaced blob ("" when none). */
-int meta_object_put(db_conn *db, const meta_object *o, meta_cond cond, const char *etag,
-		    char old_blob[BLOBSTORE_ID_LEN + 1]);
-/* Delete the row; old_blob gets its blob. 0 or ERR_NOTFOUND (nothing to do). */
-int meta_object_delete(db_conn *db, const char *bucket, const char *key, size_t key_len,
-		       char old_blob[BLOBSTORE_ID_LEN + 1]);
+/* Insert or replace o (a single-blob object: o->parts 0). cond checked
+ * against the current row inside the transaction: ERR_CONFLICT when it does
+ * not hold (412), ERR_NOTFOUND when the bucket is gone, or (META_COND_ETAG)
+ * the object is. old gets the replaced blob(s): its blob, or every part of
+ * its manifest (whose rows go too). On failure old is unaltered (rows too:
+ * the caller's transaction rolls back). */
+int meta_object_put(db_conn *db, const meta_object *o, meta_cond cond, const char *etag, meta_blobs *old);
+/* Delete the row (and its manifest); old gets its blob(s). 0 or
+ * ERR_NOTFOUND (nothing to do). */
+int meta_object_delete(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_blobs *old);
 
-/* 1 when a row names this blob, 0 not, ERR_DB. */
+/* The parts of manifest that overlap [offset, offset + length) of the
+ * object, in order: fn(arg, blob, pos, size) for each (pos: where the part
+ * starts in the object); fn returns 0 to go on, else that code stops the
+ * walk and is returned. 0, ERR_DB. */
+int meta_manifest_parts(db_conn *db, const char *manifest, uint64_t offset, uint64_t length,
+			int (*fn)(void *arg, const char *blob, uint64_t pos, uint64_t size), void *arg);
+
+/* 1 when a row (object, manifest part, upload part) names this blob, 0
+ * not, ERR_DB. */
 int meta_blob_known(db_conn *db, const char *blob);
+
+/* --- multipart uploads --- */
+
+typedef struct meta_upload {
+	char upload_id[META_UPLOAD_ID_LEN + 1];
+	char bucket[META_BUCKET_MAX + 1];
+	char key[META_KEY_MAX + 1];
+	size_t key_len;
+	char content_type[256];
+	char headers[META_HEADERS_MAX]; /* stored with the object at Complete */
+	char owner[64];
+	int64_t created_ms;
+} meta_upload;
+
+typedef struct meta_part {
+	int number; /* 1..10000 */
+	char blob[BLOBSTORE_ID_LEN + 1];
+	uint64_t size;
+	char etag[33]; /* MD5 hex */
+	int64_t mtime_ms;
+} meta_part;
+
+/* Record a new upload. 0, ERR_NOTFOUND (the bucket is gone), ERR_LIMIT
+ * (max_uploads uploads in progress in this database), ERR_EXISTS (the id
+ * is taken: cannot happen with random ids). */
+int meta_upload_create(db_conn *db, const meta_upload *u, int max_uploads);
+/* 0 or ERR_NOTFOUND. */
+int meta_upload_get(db_conn *db, const char *upload_id, meta_upload *out);
+/* The first upload of bucket after (key, upload_id) in (key, upload id)
+ * order; upload_id "" starts at key itself (its uploads included). 0 or
+ * ERR_NOTFOUND at the end. */
+int meta_upload_next(db_conn *db, const char *bucket, const char *key, size_t key_len,
+		     const char *upload_id, meta_upload *out);
+/* How many uploads are in progress. >= 0 or ERR_DB. */
+int meta_upload_count(db_conn *db);
+/* Record part p of upload_id, replacing a part of the same number (its
+ * blob into old). 0, ERR_NOTFOUND (no such upload: completed, aborted,
+ * expired; the caller deletes p's blob). */
+int meta_part_put(db_conn *db, const char *upload_id, const meta_part *p, meta_blobs *old);
+/* The first part of upload_id numbered above after. 0 or ERR_NOTFOUND. */
+int meta_part_next(db_conn *db, const char *upload_id, int after, meta_part *out);
+/* Drop the upload and its parts (blobs into old). 0 or ERR_NOTFOUND. */
+int meta_upload_abort(db_conn *db, const char *upload_id, meta_blobs *old);
+/* Abort up to limit uploads created before cutoff_ms, oldest first (blobs
+ * into old); *aborted counts them. 0 or ERR_DB / ERR_NOMEM (the caller's
+ * transaction rolls back). */
+int meta_upload_expire(db_conn *db, int64_t cutoff_ms, int limit, meta_blobs *old, int *aborted);
+
+/* One part as a CompleteMultipartUpload names it. */
+typedef struct meta_complete_part {
+	int number;
+	char etag[80]; /* as sent, quotes removed */
+} meta_complete_part;
+
+/*
+ * Complete upload_id into the object o. The caller fills o's bucket, key,
+ * mtime, hlc and origin; the rest (content type, headers, owner from the
+ * upload; size, ETag, manifest, parts here) is filled in. parts (n, strictly
+ * ascending: the caller checks InvalidPartOrder) must each name an uploaded
+ * part with its ETag; every part but the last at least min_part bytes, the
+ * sum at most max_size. In one transaction: the object row replaces any
+ * current one (its blobs into old), the manifest rows are written, and the
+ * upload's rows go (unlisted parts' blobs into old).
+ * 0; ERR_NOTFOUND (no such upload for o's bucket and key, or the bucket is
+ * gone); ERR_INVAL (*bad_part: a part unknown or its ETag differs);
+ * ERR_CONFLICT (*bad_part under min_part, not the last: EntityTooSmall);
+ * ERR_LIMIT (over max_size: EntityTooLarge); ERR_DB, ERR_NOMEM.
+ */
+int meta_upload_complete(db_conn *db, const char *upload_id, const meta_complete_part *parts, size_t n,
+			 uint64_t min_part, uint64_t max_size, meta_object *o, int *bad_part, meta_blobs *old);
 
 #endif

@@ -14,10 +14,14 @@
  *     GET:   meta lookup; open blob ------> get_open
  *            head (Content-Length); pieces of 256 KiB read in the pool as
  *            the socket drains (never a whole object in memory)
+ *     multipart: each part is a PUT's blob (same worker path) and a part
+ *            row; Complete writes the object row and its manifest (the
+ *            ordered part blobs) in one write, copying no data; GET and
+ *            copies read across the parts (s3_source)
  *
  * Invariants:
- * - A row names only a committed blob: the blob is committed (durable)
- *   before its row is written. A blob is deleted only after the row that
+ * - A row (object, manifest part, upload part) names only a committed
+ *   blob: the blob is committed (durable) before its row is written. A blob is deleted only after the row that
  *   named it is gone (delete) or replaced (overwrite), in that order; a
  *   crash between leaves an orphan blob that the start-up sweep removes.
  * - Unverified data is never visible: an aws-chunked body is decoded into a
@@ -57,6 +61,7 @@
 #include "objects/blobstore.h"
 #include "objects/chunked.h"
 #include "objects/hlc.h"
+#include "objects/manifest.h"
 #include "objects/meta.h"
 #include "objects/objects.h"
 #include "objects/s3keys.h"
@@ -99,8 +104,28 @@ struct objects {
 	hlc *clock;
 	struct event *stop_ev;
 	struct event *timeout_ev;
+	struct event *expiry_ev; /* the multipart expiry sweep (periodic) */
+	bool expiry_busy;        /* a sweep's write is queued */
 	s3_req *live; /* requests not yet answered and freed */
 };
+
+/* What a GET or a copy reads: the parts (one for a single-blob object)
+ * overlapping a range of the object, opened one after the other in a
+ * worker. Loaded on the S3 loop from the metadata; a manifest's id is its
+ * upload's, never reused, so a multipart object replaced meanwhile shows
+ * as missing parts (404), never as a mix of old and new. */
+typedef struct s3_part_ref {
+	char blob[BLOBSTORE_ID_LEN + 1];
+	uint64_t pos, size; /* where the part lies in the object */
+} s3_part_ref;
+
+typedef struct s3_source {
+	s3_part_ref *parts;
+	size_t count, cap;
+	uint64_t offset, length; /* the range read, in object bytes */
+	size_t next;             /* the next part to open */
+	blobstore_reader *reader; /* the part being read */
+} s3_source;
 
 struct s3_req {
 	objects *o;
@@ -126,7 +151,7 @@ struct s3_req {
 	char cond_etag[80];
 	const char *body;
 	size_t body_len;
-	char copy_blob[BLOBSTORE_ID_LEN + 1]; /* copy: the source's blob */
+	s3_source src; /* copy (object or part) and GET: what is read */
 	bool is_copy;
 	bool has_md5;
 	unsigned char want_md5[16];
@@ -138,9 +163,16 @@ struct s3_req {
 	blob_sums sums;
 	char trailer_name[40];
 	char trailer_value[96];
-	char old_blob[BLOBSTORE_ID_LEN + 1];
+	meta_blobs old; /* blobs a committed write dropped: deleted after the commit */
+	/* multipart */
+	char upload_id[META_UPLOAD_ID_LEN + 1];
+	meta_upload *upload;
+	bool is_part;
+	int part_number;
+	meta_complete_part *cparts;
+	size_t ncparts;
+	int bad_part;
 	/* GET */
-	blobstore_reader *reader;
 	int status;            /* 200 or 206 */
 	uint64_t range_offset; /* where the answer starts in the object */
 	uint64_t remaining;    /* bytes of the answer not yet queued */
@@ -150,7 +182,6 @@ struct s3_req {
 	meta_bucket brow, existing;
 	s3xml_delete *del;
 	int *del_rc;
-	char (*del_blobs)[BLOBSTORE_ID_LEN + 1];
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -165,10 +196,13 @@ static void req_free(s3_req *q)
 	if (q->next)
 		q->next->prev = q->prev;
 	sigv4_result_clear(&q->auth);
-	blobstore_get_close(&q->reader);
+	blobstore_get_close(&q->src.reader);
+	free(q->src.parts);
+	meta_blobs_free(&q->old);
+	free(q->upload);
+	free(q->cparts);
 	s3xml_delete_free(&q->del);
 	free(q->del_rc);
-	free(q->del_blobs);
 	free(q->piece);
 	free(q->obj);
 	free(q->key);
@@ -464,7 +498,8 @@ static void blob_delete_async(objects *o, const char *id)
 	if (!id || !id[0])
 		return;
 	blob_delete_job *j = malloc(sizeof *j);
-	if (!j) {
+	if (!j || !o->pool) { /* no pool: objects_stop is running the last completions */
+		free(j);
 		blobstore_delete(o->blobs, id);
 		return;
 	}
@@ -473,6 +508,139 @@ static void blob_delete_async(objects *o, const char *id)
 	if (workers_submit(o->pool, WORKERS_BULK, blob_delete_work, blob_delete_done, j) != 0) {
 		blob_delete_work(j);
 		free(j);
+	}
+}
+
+typedef struct blobs_delete_job {
+	objects *o;
+	meta_blobs list;
+} blobs_delete_job;
+
+static void blobs_delete_work(void *arg)
+{
+	blobs_delete_job *j = arg;
+	for (size_t i = 0; i < j->list.count; i++) {
+		int rc = blobstore_delete(j->o->blobs, j->list.ids[i]);
+		if (rc != 0 && rc != ERR_NOTFOUND)
+			log_warn("s3: blob %s left for the orphan sweep (%s)", j->list.ids[i], err_str(rc));
+	}
+}
+
+static void blobs_delete_done(void *arg)
+{
+	blobs_delete_job *j = arg;
+	meta_blobs_free(&j->list);
+	free(j);
+}
+
+/* Delete the blobs of l (a committed write dropped every row naming them:
+ * a multipart object's parts, an aborted upload's) in one pool job. l is
+ * taken (left empty). Cannot fail: without memory, pool or queue slot they
+ * are deleted here. */
+static void blobs_delete_async(objects *o, meta_blobs *l)
+{
+	if (!l->count)
+		return;
+	blobs_delete_job *j = calloc(1, sizeof *j);
+	if (j) {
+		j->o = o;
+		j->list = *l;
+		*l = (meta_blobs){0};
+	}
+	if (j && o->pool && workers_submit(o->pool, WORKERS_BULK, blobs_delete_work, blobs_delete_done, j) == 0)
+		return;
+	if (j) {
+		blobs_delete_work(j);
+		blobs_delete_done(j);
+	} else {
+		for (size_t i = 0; i < l->count; i++)
+			blobstore_delete(o->blobs, l->ids[i]);
+		meta_blobs_free(l);
+	}
+}
+
+/* ------------------------------------------------------------ sources */
+
+static int source_add(void *arg, const char *blob, uint64_t pos, uint64_t size)
+{
+	s3_source *s = arg;
+	if (s->count == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 4;
+		if (cap > MANIFEST_MAX_PARTS)
+			cap = MANIFEST_MAX_PARTS;
+		if (s->count == cap) /* cannot happen: a manifest has at most that many */
+			return ERR_LIMIT;
+		void *p = realloc(s->parts, cap * sizeof *s->parts);
+		if (!p)
+			return ERR_NOMEM;
+		s->parts = p;
+		s->cap = cap;
+	}
+	s3_part_ref *r = &s->parts[s->count++];
+	snprintf(r->blob, sizeof r->blob, "%s", blob ? blob : "");
+	r->pos = pos;
+	r->size = size;
+	return 0;
+}
+
+/* Load the parts of ob overlapping [offset, offset + length) into s (on
+ * the S3 loop; at most the manifest's parts, 10,000 refs of 48 bytes). 0,
+ * ERR_NOTFOUND (the manifest does not cover the range: the object was
+ * replaced meanwhile), ERR_DB, ERR_NOMEM. */
+static int source_load(objects *o, const meta_object *ob, uint64_t offset, uint64_t length, s3_source *s)
+{
+	blobstore_get_close(&s->reader);
+	free(s->parts);
+	*s = (s3_source){.offset = offset, .length = length};
+	if (length == 0)
+		return 0;
+	if (!ob->parts)
+		return source_add(s, ob->blob, 0, ob->size);
+	int rc = meta_manifest_parts(o->reader, ob->manifest, offset, length, source_add, s);
+	if (rc != 0)
+		return rc;
+	uint64_t at = offset;
+	for (size_t i = 0; i < s->count; i++) {
+		if (s->parts[i].pos > at)
+			return ERR_NOTFOUND;
+		at = s->parts[i].pos + s->parts[i].size;
+	}
+	return s->count && at >= offset + length ? 0 : ERR_NOTFOUND;
+}
+
+/* Worker: up to cap bytes of the source's range into out; *n = 0 at its
+ * end. Each part is opened when reached and must have the size the
+ * metadata says. 0, or the blob store's errors (ERR_NOTFOUND: a part
+ * deleted meanwhile; ERR_CORRUPT, logged), sticky for the open part. */
+static int source_read(blobstore *bs, s3_source *s, char *out, size_t cap, size_t *n)
+{
+	*n = 0;
+	for (;;) {
+		if (!s->reader) {
+			if (s->next == s->count)
+				return 0;
+			const s3_part_ref *p = &s->parts[s->next++];
+			uint64_t in_off, in_len;
+			if (!manifest_slice(p->pos, p->size, s->offset, s->length, &in_off, &in_len))
+				continue;
+			int rc = blobstore_get_open(bs, p->blob, &s->reader);
+			if (rc != 0)
+				return rc;
+			if (blobstore_reader_size(s->reader) != p->size) {
+				log_error("s3: blob %s: its size does not match its metadata", p->blob);
+				blobstore_get_close(&s->reader);
+				return ERR_CORRUPT;
+			}
+			rc = blobstore_get_range(s->reader, in_off, in_len);
+			if (rc != 0) {
+				blobstore_get_close(&s->reader);
+				return rc;
+			}
+		}
+		int rc = blobstore_get_read(s->reader, out, cap, n);
+		if (rc != 0 || *n)
+			return rc;
+		blobstore_get_close(&s->reader);
 	}
 }
 
@@ -1202,7 +1370,6 @@ static void put_work(void *arg)
 	objects *o = q->o;
 	put_sink_ctx sink = {0};
 	awschunked *dec = NULL;
-	blobstore_reader *src = NULL;
 	char *piece = NULL;
 	bool want_sha1 = strcmp(q->want_sum_name, "x-amz-checksum-sha1") == 0;
 	q->job_rc = blobstore_put_begin(o->blobs, &sink.w);
@@ -1217,13 +1384,11 @@ static void put_work(void *arg)
 		}
 	}
 	if (q->is_copy) {
-		q->job_rc = blobstore_get_open(o->blobs, q->copy_blob, &src);
 		piece = malloc(65536);
-		if (q->job_rc == 0 && !piece)
-			q->job_rc = ERR_NOMEM;
+		q->job_rc = piece ? 0 : ERR_NOMEM;
 		while (q->job_rc == 0) {
 			size_t n;
-			q->job_rc = blobstore_get_read(src, piece, 65536, &n);
+			q->job_rc = source_read(o->blobs, &q->src, piece, 65536, &n);
 			if (q->job_rc != 0 || n == 0)
 				break;
 			q->job_rc = put_sink(&sink, piece, n);
@@ -1316,7 +1481,7 @@ done:
 	if (sink.w) /* cannot happen: commit and abort consume it */
 		blobstore_put_abort(&sink.w);
 	awschunked_free(&dec);
-	blobstore_get_close(&src);
+	blobstore_get_close(&q->src.reader);
 	free(piece);
 	EVP_MD_CTX_free(sink.sha1);
 }
@@ -1324,7 +1489,37 @@ done:
 static int put_exec(db_conn *db, void *arg)
 {
 	s3_req *q = arg;
-	return meta_object_put(db, q->obj, q->cond, q->cond_etag, q->old_blob);
+	q->old.count = 0;
+	return meta_object_put(db, q->obj, q->cond, q->cond_etag, &q->old);
+}
+
+/* The answer to a stored PUT or UploadPart: ETag and checksum headers, or
+ * for a copy the XML result (CopyObjectResult / CopyPartResult). */
+static void put_answer(s3_req *q, const char *copy_root)
+{
+	char etag[48];
+	snprintf(etag, sizeof etag, "\"%s\"", q->obj->etag);
+	if (q->is_copy) {
+		buf x;
+		buf_init(&x, 4096);
+		char when[32];
+		util_iso8601(q->obj->mtime_ms, when);
+		buf_printf(&x, S3_XML_HEAD "<%s xmlns=\"" S3_NS "\">", copy_root);
+		s3xml_elem(&x, "LastModified", when);
+		s3xml_elem(&x, "ETag", etag);
+		buf_printf(&x, "</%s>", copy_root);
+		s3_xml(q, 200, &x);
+		return;
+	}
+	http_response_header(q->http, "ETag", etag);
+	if (q->trailer_name[0])
+		http_response_header(q->http, q->trailer_name, q->trailer_value);
+	else if (q->want_sum_name[0]) {
+		char v[64];
+		b64_encode(q->want_sum, q->want_sum_len, v);
+		http_response_header(q->http, q->want_sum_name, v);
+	}
+	s3_empty(q, 200);
 }
 
 static void put_committed(void *arg, int rc, uint64_t seq)
@@ -1343,30 +1538,41 @@ static void put_committed(void *arg, int rc, uint64_t seq)
 			s3_internal(q, rc);
 		return;
 	}
-	blob_delete_async(o, q->old_blob);
-	char etag[40];
-	snprintf(etag, sizeof etag, "\"%s\"", q->obj->etag);
-	if (q->is_copy) {
-		buf x;
-		buf_init(&x, 4096);
-		char when[32];
-		util_iso8601(q->obj->mtime_ms, when);
-		buf_adds(&x, S3_XML_HEAD "<CopyObjectResult xmlns=\"" S3_NS "\">");
-		s3xml_elem(&x, "LastModified", when);
-		s3xml_elem(&x, "ETag", etag);
-		buf_adds(&x, "</CopyObjectResult>");
-		s3_xml(q, 200, &x);
+	blobs_delete_async(o, &q->old);
+	put_answer(q, "CopyObjectResult");
+}
+
+static void no_such_upload(s3_req *q)
+{
+	s3_error(q, 404, "NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, "
+		 "or the upload may have been aborted or completed.");
+}
+
+static int part_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	meta_part p = {.number = q->part_number, .size = q->obj->size, .mtime_ms = q->obj->mtime_ms};
+	snprintf(p.blob, sizeof p.blob, "%s", q->obj->blob);
+	memcpy(p.etag, q->obj->etag, 32); /* a part's ETag: MD5 hex (put_done) */
+	p.etag[32] = '\0';
+	q->old.count = 0;
+	return meta_part_put(db, q->upload_id, &p, &q->old);
+}
+
+static void part_committed(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	objects *o = q->o;
+	if (rc != 0) {
+		blob_delete_async(o, q->obj->blob); /* no row names it */
+		if (rc == ERR_NOTFOUND) /* completed, aborted or expired meanwhile */
+			no_such_upload(q);
+		else
+			s3_internal(q, rc);
 		return;
 	}
-	http_response_header(q->http, "ETag", etag);
-	if (q->trailer_name[0])
-		http_response_header(q->http, q->trailer_name, q->trailer_value);
-	else if (q->want_sum_name[0]) {
-		char v[64];
-		b64_encode(q->want_sum, q->want_sum_len, v);
-		http_response_header(q->http, q->want_sum_name, v);
-	}
-	s3_empty(q, 200);
+	blobs_delete_async(o, &q->old); /* the part this one replaced */
+	put_answer(q, "CopyPartResult");
 }
 
 /* Worker done: the blob is committed and verified, or the request failed. */
@@ -1401,7 +1607,8 @@ static void put_done(void *arg)
 	hlc_encode(hlc_now(o->clock), ob->hlc);
 	snprintf(ob->origin, sizeof ob->origin, "%s", o->self->name);
 	snprintf(ob->owner, sizeof ob->owner, "%s", q->tenant);
-	int rc = committer_submit(o->writer, put_exec, put_committed, q);
+	int rc = q->is_part ? committer_submit(o->writer, part_exec, part_committed, q)
+			    : committer_submit(o->writer, put_exec, put_committed, q);
 	if (rc != 0) {
 		blob_delete_async(o, ob->blob);
 		s3_internal(q, rc);
@@ -1454,6 +1661,56 @@ static int put_conditions(s3_req *q, const meta_object *cur, bool exists)
 	return 0;
 }
 
+/* x-amz-copy-source ("/bucket/key" or "bucket/key", URL-encoded, maybe
+ * "?versionId=null", in src_spec, which is changed): the source object into
+ * cur, its bucket (NUL-terminated) in dec (2048 bytes) and its key at
+ * *skey. 0, or answered (InvalidArgument, NoSuchBucket, AccessDenied,
+ * NoSuchKey) and -1. */
+static int copy_source(s3_req *q, char *src_spec, char dec[2048], const char **skey_out, size_t *skey_len_out,
+		       meta_object *cur)
+{
+	objects *o = q->o;
+	int rc;
+	char *qm = strchr(src_spec, '?');
+	if (qm) {
+		if (strcmp(qm, "?versionId=null") != 0) {
+			s3_error(q, 400, "InvalidArgument", "Invalid version id specified");
+			return -1;
+		}
+		*qm = '\0';
+	}
+	char *spec = src_spec[0] == '/' ? src_spec + 1 : src_spec;
+	long n = pct_decode(spec, strlen(spec), dec, false);
+	char *slash = n > 0 ? memchr(dec, '/', (size_t)n) : NULL;
+	if (!slash || slash == dec || (size_t)(slash - dec) > META_BUCKET_MAX || slash + 1 == dec + n) {
+		s3_error(q, 400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+		return -1;
+	}
+	*slash = '\0';
+	const char *skey = slash + 1;
+	size_t skey_len = (size_t)(dec + n - skey);
+	meta_bucket sb;
+	rc = meta_bucket_get(o->reader, dec, &sb);
+	if (rc == ERR_NOTFOUND || (rc == 0 && strcmp(sb.owner, q->tenant) != 0)) {
+		if (rc == 0)
+			s3_error(q, 403, "AccessDenied", "Access Denied");
+		else
+			s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
+		return -1;
+	}
+	rc = rc ? rc : meta_object_get(o->reader, dec, skey, skey_len, cur);
+	if (rc != 0) {
+		if (rc == ERR_NOTFOUND)
+			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+		else
+			s3_internal(q, rc);
+		return -1;
+	}
+	*skey_out = skey;
+	*skey_len_out = skey_len;
+	return 0;
+}
+
 static void op_put_object(s3_req *q)
 {
 	objects *o = q->o;
@@ -1494,44 +1751,11 @@ static void op_put_object(s3_req *q)
 	if (copy) {
 		/* "/bucket/key" or "bucket/key", URL-encoded, maybe "?versionId=null" */
 		q->is_copy = true;
-		char *qm = strchr(src_spec, '?');
-		if (qm) {
-			if (strcmp(qm, "?versionId=null") != 0) {
-				free(cur);
-				s3_error(q, 400, "InvalidArgument", "Invalid version id specified");
-				return;
-			}
-			*qm = '\0';
-		}
-		char *spec = src_spec[0] == '/' ? src_spec + 1 : src_spec;
 		char dec[2048];
-		long n = pct_decode(spec, strlen(spec), dec, false);
-		char *slash = n > 0 ? memchr(dec, '/', (size_t)n) : NULL;
-		if (!slash || slash == dec || (size_t)(slash - dec) > META_BUCKET_MAX || slash + 1 == dec + n) {
+		const char *skey;
+		size_t skey_len;
+		if (copy_source(q, src_spec, dec, &skey, &skey_len, cur) != 0) {
 			free(cur);
-			s3_error(q, 400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
-			return;
-		}
-		*slash = '\0';
-		const char *skey = slash + 1;
-		size_t skey_len = (size_t)(dec + n - skey);
-		meta_bucket sb;
-		rc = meta_bucket_get(o->reader, dec, &sb);
-		if (rc == ERR_NOTFOUND || (rc == 0 && strcmp(sb.owner, q->tenant) != 0)) {
-			free(cur);
-			if (rc == 0)
-				s3_error(q, 403, "AccessDenied", "Access Denied");
-			else
-				s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
-			return;
-		}
-		rc = rc ? rc : meta_object_get(o->reader, dec, skey, skey_len, cur);
-		if (rc != 0) {
-			free(cur);
-			if (rc == ERR_NOTFOUND)
-				s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
-			else
-				s3_internal(q, rc);
 			return;
 		}
 		char dir[16];
@@ -1551,7 +1775,15 @@ static void op_put_object(s3_req *q)
 				 "redirect location or encryption attributes.");
 			return;
 		}
-		snprintf(q->copy_blob, sizeof q->copy_blob, "%s", cur->blob);
+		rc = source_load(o, cur, 0, cur->size, &q->src);
+		if (rc != 0) {
+			free(cur);
+			if (rc == ERR_NOTFOUND) /* replaced meanwhile */
+				s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+			else
+				s3_internal(q, rc);
+			return;
+		}
 		if (replace) {
 			if (collect_headers(q, ob) != 0) {
 				free(cur);
@@ -1597,7 +1829,7 @@ static void get_read_work(void *arg)
 	q->job_rc = 0;
 	while (q->piece_len < want) {
 		size_t n;
-		q->job_rc = blobstore_get_read(q->reader, q->piece + q->piece_len, want - q->piece_len, &n);
+		q->job_rc = source_read(q->o->blobs, &q->src, q->piece + q->piece_len, want - q->piece_len, &n);
 		if (q->job_rc != 0 || n == 0)
 			break;
 		q->piece_len += n;
@@ -1611,7 +1843,8 @@ static void get_read_done(void *arg)
 	s3_req *q = arg;
 	if (q->job_rc != 0) {
 		/* the head is sent: the only honest end is a short body */
-		log_error("s3: GET of blob %s failed mid-body (%s): connection closed", q->obj->blob,
+		log_error("s3: GET of blob %s failed mid-body (%s): connection closed",
+			  q->src.next && q->src.next <= q->src.count ? q->src.parts[q->src.next - 1].blob : "?",
 			  err_str(q->job_rc));
 		/* what was sent goes out, then the connection closes short of
 		 * the announced Content-Length: the client sees a truncated
@@ -1657,21 +1890,12 @@ typedef struct get_plan {
 	uint64_t offset, length;
 } get_plan;
 
-/* Worker: open the blob and read the first piece before any byte of the
- * answer is sent, so that a damaged small object (one piece) is a clean
- * 500 and a damaged large one is caught at its first piece too. */
+/* Worker: open the (first) blob and read the first piece before any byte
+ * of the answer is sent, so that a damaged small object (one piece) is a
+ * clean 500 and a damaged large one is caught at its first piece too. */
 static void get_open_work(void *arg)
 {
-	s3_req *q = arg;
-	q->job_rc = blobstore_get_open(q->o->blobs, q->obj->blob, &q->reader);
-	if (q->job_rc == 0 && blobstore_reader_size(q->reader) != q->obj->size) {
-		log_error("s3: blob %s: its size does not match its metadata", q->obj->blob);
-		q->job_rc = ERR_CORRUPT;
-	}
-	if (q->job_rc == 0)
-		q->job_rc = blobstore_get_range(q->reader, q->range_offset, q->remaining);
-	if (q->job_rc == 0)
-		get_read_work(q);
+	get_read_work(arg);
 }
 
 static void get_open_done(void *arg)
@@ -1799,7 +2023,7 @@ static void add_object_headers(s3_req *q, const meta_object *ob)
 static void get_headers(s3_req *q)
 {
 	const meta_object *ob = q->obj;
-	char etag[40], lm[40];
+	char etag[48], lm[40];
 	snprintf(etag, sizeof etag, "\"%s\"", ob->etag);
 	http_date(ob->mtime_ms, lm);
 	http_response_header(q->http, "ETag", etag);
@@ -1844,7 +2068,7 @@ static void op_get_object(s3_req *q)
 		s3_internal(q, rc);
 		return;
 	}
-	char etag[40], lm[40];
+	char etag[48], lm[40];
 	snprintf(etag, sizeof etag, "\"%s\"", ob->etag);
 	http_date(ob->mtime_ms, lm);
 	int cond = get_conditions(q, ob);
@@ -1887,6 +2111,15 @@ static void op_get_object(s3_req *q)
 		s3_internal(q, ERR_NOMEM);
 		return;
 	}
+	rc = source_load(o, ob, off, n, &q->src);
+	if (rc == ERR_NOTFOUND) { /* a multipart object replaced meanwhile */
+		s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+		return;
+	}
+	if (rc != 0) {
+		s3_internal(q, rc);
+		return;
+	}
 	rc = workers_submit(o->pool, WORKERS_URGENT, get_open_work, get_open_done, q);
 	if (rc != 0)
 		s3_internal(q, rc);
@@ -1897,7 +2130,8 @@ static void op_get_object(s3_req *q)
 static int delete_exec(db_conn *db, void *arg)
 {
 	s3_req *q = arg;
-	int rc = meta_object_delete(db, q->bucket, q->key, q->key_len, q->old_blob);
+	q->old.count = 0;
+	int rc = meta_object_delete(db, q->bucket, q->key, q->key_len, &q->old);
 	return rc == ERR_NOTFOUND ? 0 : rc;
 }
 
@@ -1908,7 +2142,7 @@ static void delete_committed(void *arg, int rc, uint64_t seq)
 		s3_internal(q, rc);
 		return;
 	}
-	blob_delete_async(q->o, q->old_blob);
+	blobs_delete_async(q->o, &q->old);
 	s3_empty(q, 204);
 }
 
@@ -1930,15 +2164,15 @@ static void op_delete_object(s3_req *q)
 static int delete_many_exec(db_conn *db, void *arg)
 {
 	s3_req *q = arg;
+	q->old.count = 0;
 	for (size_t i = 0; i < q->del->count; i++) {
 		s3xml_delete_entry *e = &q->del->entries[i];
-		q->del_blobs[i][0] = '\0';
 		if (e->version_id && strcmp(e->version_id, "null") != 0) {
 			q->del_rc[i] = ERR_INVAL;
 			continue;
 		}
-		int rc = meta_object_delete(db, q->bucket, e->key, e->key_len, q->del_blobs[i]);
-		if (rc == ERR_DB)
+		int rc = meta_object_delete(db, q->bucket, e->key, e->key_len, &q->old);
+		if (rc != 0 && rc != ERR_NOTFOUND)
 			return rc; /* the whole batch fails: nothing deleted */
 		q->del_rc[i] = 0;
 	}
@@ -1955,9 +2189,9 @@ static void delete_many_committed(void *arg, int rc, uint64_t seq)
 	buf x;
 	buf_init(&x, S3_ANSWER_MAX);
 	buf_adds(&x, S3_XML_HEAD "<DeleteResult xmlns=\"" S3_NS "\">");
+	blobs_delete_async(q->o, &q->old);
 	for (size_t i = 0; i < q->del->count; i++) {
 		s3xml_delete_entry *e = &q->del->entries[i];
-		blob_delete_async(q->o, q->del_blobs[i]);
 		if (q->del_rc[i] == 0 && q->del->quiet)
 			continue;
 		buf_adds(&x, q->del_rc[i] == 0 ? "<Deleted>" : "<Error>");
@@ -2012,14 +2246,657 @@ static void op_delete_objects(s3_req *q)
 			return;
 		}
 	q->del_rc = calloc(q->del->count, sizeof *q->del_rc);
-	q->del_blobs = calloc(q->del->count, sizeof *q->del_blobs);
-	if (!q->del_rc || !q->del_blobs) {
+	if (!q->del_rc) {
 		s3_internal(q, ERR_NOMEM);
 		return;
 	}
 	rc = committer_submit(q->o->writer, delete_many_exec, delete_many_committed, q);
 	if (rc != 0)
 		s3_internal(q, rc);
+}
+
+/* ------------------------------------------------------------ multipart */
+
+/* Ids sort in creation order (12 hex of ms first), which is the order S3
+ * lists one key's uploads in; 80 random bits make them unguessable. */
+static void new_upload_id(char out[META_UPLOAD_ID_LEN + 1])
+{
+	unsigned char r[10];
+	util_random(r, sizeof r);
+	snprintf(out, 13, "%012llx", (unsigned long long)util_now_ms() & 0xffffffffffffULL);
+	util_hex(r, sizeof r, out + 12);
+}
+
+/* The upload ?uploadId names, for this request's bucket and key, into
+ * q->upload: 0, or answered (404 NoSuchUpload) and -1. The write that
+ * follows checks again inside its transaction. */
+static int need_upload(s3_req *q)
+{
+	const char *id = param(q, "uploadId");
+	if (!id || strlen(id) != META_UPLOAD_ID_LEN) {
+		no_such_upload(q);
+		return -1;
+	}
+	snprintf(q->upload_id, sizeof q->upload_id, "%s", id);
+	q->upload = malloc(sizeof *q->upload);
+	int rc = q->upload ? meta_upload_get(q->o->reader, id, q->upload) : ERR_NOMEM;
+	if (rc == 0 && (strcmp(q->upload->bucket, q->bucket) != 0 || q->upload->key_len != q->key_len ||
+			memcmp(q->upload->key, q->key, q->key_len) != 0))
+		rc = ERR_NOTFOUND;
+	if (rc == ERR_NOTFOUND)
+		no_such_upload(q);
+	else if (rc != 0)
+		s3_internal(q, rc);
+	return rc == 0 ? 0 : -1;
+}
+
+static int upload_create_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	return meta_upload_create(db, q->upload, q->o->cfg->objects.max_uploads);
+}
+
+static void upload_create_done(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	if (rc == ERR_LIMIT) {
+		log_warn("s3: multipart upload refused: %d uploads in progress ([objects] max_uploads)",
+			 q->o->cfg->objects.max_uploads);
+		s3_error(q, 503, "SlowDown", "Please reduce your request rate: too many multipart uploads in "
+			 "progress; complete or abort some first.");
+		return;
+	}
+	if (rc == ERR_NOTFOUND) {
+		s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
+		return;
+	}
+	if (rc != 0) {
+		s3_internal(q, rc);
+		return;
+	}
+	buf x;
+	buf_init(&x, 8192);
+	buf_adds(&x, S3_XML_HEAD "<InitiateMultipartUploadResult xmlns=\"" S3_NS "\">");
+	s3xml_elem(&x, "Bucket", q->bucket);
+	s3xml_elem_n(&x, "Key", q->key, q->key_len);
+	s3xml_elem(&x, "UploadId", q->upload->upload_id);
+	buf_adds(&x, "</InitiateMultipartUploadResult>");
+	s3_xml(q, 200, &x);
+}
+
+/* CreateMultipartUpload: the object's headers are taken now, as S3 does,
+ * and stored with the object at Complete. */
+static void op_create_upload(s3_req *q)
+{
+	objects *o = q->o;
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0 || refuse_unsupported_put(q) != 0)
+		return;
+	q->obj = calloc(1, sizeof *q->obj);
+	q->upload = calloc(1, sizeof *q->upload);
+	if (!q->obj || !q->upload) {
+		s3_internal(q, ERR_NOMEM);
+		return;
+	}
+	if (collect_headers(q, q->obj) != 0)
+		return;
+	meta_upload *u = q->upload;
+	char ct[256];
+	const char *ctype = field_str(q, "Content-Type", ct, sizeof ct);
+	new_upload_id(u->upload_id);
+	snprintf(u->bucket, sizeof u->bucket, "%s", q->bucket);
+	memcpy(u->key, q->key, q->key_len);
+	u->key_len = q->key_len;
+	snprintf(u->content_type, sizeof u->content_type, "%s", ctype ? ctype : S3_DEFAULT_CONTENT_TYPE);
+	memcpy(u->headers, q->obj->headers, sizeof u->headers);
+	snprintf(u->owner, sizeof u->owner, "%s", q->tenant);
+	u->created_ms = util_now_ms();
+	int rc = committer_submit(o->writer, upload_create_exec, upload_create_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
+/* x-amz-copy-source-range "bytes=first-last" within a source of size
+ * bytes. 1 (set), 0 (absent), or answered -1. */
+static int copy_range(s3_req *q, uint64_t size, uint64_t *off, uint64_t *len)
+{
+	char v[96];
+	const char *r = field_str(q, "x-amz-copy-source-range", v, sizeof v);
+	if (!field(q, "x-amz-copy-source-range", NULL))
+		return 0;
+	long long a = -1, b = -1;
+	char *dash = r && strncmp(r, "bytes=", 6) == 0 ? strchr(v + 6, '-') : NULL;
+	if (dash) {
+		*dash = '\0';
+		if (util_parse_int(v + 6, 0, INT64_MAX, &a) != 0 || util_parse_int(dash + 1, 0, INT64_MAX, &b) != 0)
+			a = b = -1;
+	}
+	if (a < 0 || b < a) {
+		s3_error(q, 400, "InvalidArgument", "The x-amz-copy-source-range value must be of the form "
+			 "bytes=first-last where first and last are the zero-based offsets of the first and last "
+			 "bytes to copy");
+		return -1;
+	}
+	if ((uint64_t)b >= size) {
+		s3_error(q, 400, "InvalidArgument", "Range specified is not valid for source object of size: %llu",
+			 (unsigned long long)size);
+		return -1;
+	}
+	*off = (uint64_t)a;
+	*len = (uint64_t)(b - a + 1);
+	return 1;
+}
+
+/* UploadPart and UploadPartCopy: the part is written through the same
+ * worker path as a PUT (checksums, aws-chunked, Content-MD5; a copy reads
+ * its source across parts), then recorded (part_exec). */
+static void op_upload_part(s3_req *q)
+{
+	objects *o = q->o;
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	long long pn;
+	const char *p = param(q, "partNumber");
+	if (!p || util_parse_int(p, 1, MANIFEST_MAX_PARTS, &pn) != 0) {
+		s3_error(q, 400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
+		return;
+	}
+	q->part_number = (int)pn;
+	q->is_part = true;
+	if (field(q, "x-amz-server-side-encryption-customer-algorithm", NULL)) {
+		s3_not_implemented(q, "x-amz-server-side-encryption-customer-algorithm");
+		return;
+	}
+	if (need_upload(q) != 0)
+		return;
+	q->obj = calloc(1, sizeof *q->obj);
+	if (!q->obj) {
+		s3_internal(q, ERR_NOMEM);
+		return;
+	}
+	size_t max_part = o->cfg->objects.max_put_bytes;
+	if (field(q, "x-amz-copy-source", NULL)) {
+		char src_spec[2048], dec[2048];
+		const char *skey;
+		size_t skey_len;
+		meta_object *cur = malloc(sizeof *cur);
+		if (!cur) {
+			s3_internal(q, ERR_NOMEM);
+			return;
+		}
+		if (!field_str(q, "x-amz-copy-source", src_spec, sizeof src_spec)) {
+			free(cur);
+			s3_error(q, 400, "InvalidArgument", "Copy Source must mention the source bucket and key: "
+				 "sourcebucket/sourcekey");
+			return;
+		}
+		if (copy_source(q, src_spec, dec, &skey, &skey_len, cur) != 0) {
+			free(cur);
+			return;
+		}
+		uint64_t off = 0, len = cur->size;
+		if (copy_range(q, cur->size, &off, &len) < 0) {
+			free(cur);
+			return;
+		}
+		if (len > max_part) {
+			free(cur);
+			s3_error(q, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size");
+			return;
+		}
+		int rc = source_load(o, cur, off, len, &q->src);
+		free(cur);
+		if (rc == ERR_NOTFOUND) {
+			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+			return;
+		}
+		if (rc != 0) {
+			s3_internal(q, rc);
+			return;
+		}
+		q->is_copy = true;
+	} else {
+		if (field(q, "x-amz-copy-source-range", NULL)) {
+			s3_error(q, 400, "InvalidArgument", "x-amz-copy-source-range needs x-amz-copy-source");
+			return;
+		}
+		if (integrity_headers(q) != 0)
+			return;
+		q->body = http_request_body(q->http, &q->body_len);
+		if ((q->auth.payload == SIGV4_PAYLOAD_SHA256 || q->auth.payload == SIGV4_PAYLOAD_UNSIGNED) &&
+		    q->body_len > max_part) {
+			s3_error(q, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size");
+			return;
+		}
+	}
+	int rc = workers_submit(o->pool, WORKERS_BULK, put_work, put_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
+static int complete_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	q->old.count = 0;
+	return meta_upload_complete(db, q->upload_id, q->cparts, q->ncparts, MANIFEST_MIN_PART,
+				    q->o->cfg->objects.max_object_bytes, q->obj, &q->bad_part, &q->old);
+}
+
+static void complete_done(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	if (rc == ERR_NOTFOUND) {
+		no_such_upload(q);
+		return;
+	}
+	if (rc == ERR_INVAL) {
+		s3_error(q, 400, "InvalidPart", "One or more of the specified parts could not be found. The part "
+			 "may not have been uploaded, or the specified entity tag may not match the part's entity "
+			 "tag. (part %d)", q->bad_part);
+		return;
+	}
+	if (rc == ERR_CONFLICT) {
+		s3_error(q, 400, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed object "
+			 "size. (part %d is under 5 MiB and not the last)", q->bad_part);
+		return;
+	}
+	if (rc == ERR_LIMIT) {
+		s3_error(q, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size "
+			 "(%llu bytes, [objects] max_object_bytes)",
+			 (unsigned long long)q->o->cfg->objects.max_object_bytes);
+		return;
+	}
+	if (rc != 0) {
+		s3_internal(q, rc);
+		return;
+	}
+	/* the replaced object's blobs and the upload's unlisted parts */
+	blobs_delete_async(q->o, &q->old);
+	char etag[48], host[256];
+	snprintf(etag, sizeof etag, "\"%s\"", q->obj->etag);
+	const char *h = field_str(q, "Host", host, sizeof host);
+	buf x;
+	buf_init(&x, 16384);
+	buf_adds(&x, S3_XML_HEAD "<CompleteMultipartUploadResult xmlns=\"" S3_NS "\">");
+	buf loc;
+	buf_init(&loc, 8192);
+	buf_printf(&loc, "https://%s/%s/", h ? h : q->o->self->s3_listen, q->bucket);
+	url_encode(&loc, q->key, q->key_len);
+	s3xml_elem_n(&x, "Location", loc.data ? loc.data : "", loc.len);
+	buf_free(&loc);
+	s3xml_elem(&x, "Bucket", q->bucket);
+	s3xml_elem_n(&x, "Key", q->key, q->key_len);
+	s3xml_elem(&x, "ETag", etag);
+	buf_adds(&x, "</CompleteMultipartUploadResult>");
+	s3_xml(q, 200, &x);
+}
+
+/* CompleteMultipartUpload: the XML list of parts, checked for order here
+ * and against the upload's parts in the write (meta_upload_complete). */
+static void op_complete(s3_req *q)
+{
+	objects *o = q->o;
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	if (field(q, "If-None-Match", NULL) || field(q, "If-Match", NULL)) {
+		s3_not_implemented(q, "conditional CompleteMultipartUpload");
+		return;
+	}
+	if (need_upload(q) != 0)
+		return;
+	buf body;
+	buf_init(&body, S3XML_MAX_BODY);
+	if (small_body(q, &body) != 0) {
+		buf_free(&body);
+		return;
+	}
+	s3xml_complete *c = NULL;
+	char xerr[160];
+	int rc = s3xml_parse_complete(body.data ? body.data : "", body.len, &c, xerr, sizeof xerr);
+	buf_free(&body);
+	if (rc == ERR_NOMEM) {
+		s3_internal(q, rc);
+		return;
+	}
+	if (rc != 0) {
+		s3_error(q, 400, "MalformedXML", "The XML you provided was not well-formed or did not validate "
+			 "against our published schema (%s)", xerr);
+		return;
+	}
+	for (size_t i = 1; i < c->count; i++)
+		if (c->parts[i].number <= c->parts[i - 1].number) {
+			s3xml_complete_free(&c);
+			s3_error(q, 400, "InvalidPartOrder", "The list of parts was not in ascending order. Parts "
+				 "must be ordered by part number.");
+			return;
+		}
+	q->cparts = calloc(c->count, sizeof *q->cparts);
+	q->obj = calloc(1, sizeof *q->obj);
+	if (!q->cparts || !q->obj) {
+		s3xml_complete_free(&c);
+		s3_internal(q, ERR_NOMEM);
+		return;
+	}
+	q->ncparts = c->count;
+	for (size_t i = 0; i < c->count; i++) {
+		q->cparts[i].number = c->parts[i].number;
+		snprintf(q->cparts[i].etag, sizeof q->cparts[i].etag, "%s", c->parts[i].etag);
+	}
+	s3xml_complete_free(&c);
+	meta_object *ob = q->obj;
+	snprintf(ob->bucket, sizeof ob->bucket, "%s", q->bucket);
+	memcpy(ob->key, q->key, q->key_len);
+	ob->key_len = q->key_len;
+	ob->mtime_ms = util_now_ms();
+	hlc_encode(hlc_now(o->clock), ob->hlc);
+	snprintf(ob->origin, sizeof ob->origin, "%s", o->self->name);
+	rc = committer_submit(o->writer, complete_exec, complete_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
+static int abort_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	q->old.count = 0;
+	return meta_upload_abort(db, q->upload_id, &q->old);
+}
+
+static void abort_done(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	if (rc == ERR_NOTFOUND)
+		no_such_upload(q);
+	else if (rc != 0)
+		s3_internal(q, rc);
+	else {
+		blobs_delete_async(q->o, &q->old);
+		s3_empty(q, 204);
+	}
+}
+
+static void op_abort(s3_req *q)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0 || need_upload(q) != 0)
+		return;
+	int rc = committer_submit(q->o->writer, abort_exec, abort_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
+/* An integer query parameter in [min, max] (default def when absent). true,
+ * or answered (InvalidArgument) and false. */
+static bool int_param(s3_req *q, const char *name, long long min, long long max, long long def, long long *out)
+{
+	const char *v = param(q, name);
+	*out = def;
+	if (!v)
+		return true;
+	if (util_parse_int(v, min, max, out) != 0) {
+		s3_error(q, 400, "InvalidArgument", "Provided %s not an integer or within integer range", name);
+		return false;
+	}
+	return true;
+}
+
+static void op_list_parts(s3_req *q)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0 || need_upload(q) != 0)
+		return;
+	long long marker, max;
+	if (!int_param(q, "part-number-marker", 0, INT32_MAX, 0, &marker) ||
+	    !int_param(q, "max-parts", 0, INT32_MAX, S3_MAX_KEYS, &max))
+		return;
+	if (max > S3_MAX_KEYS)
+		max = S3_MAX_KEYS;
+	if (marker > MANIFEST_MAX_PARTS)
+		marker = MANIFEST_MAX_PARTS;
+	buf x, parts;
+	buf_init(&x, S3_ANSWER_MAX);
+	buf_init(&parts, S3_ANSWER_MAX);
+	int after = (int)marker, last = 0, rc = 0;
+	long long count = 0;
+	bool truncated = false;
+	meta_part p;
+	while ((rc = meta_part_next(q->o->reader, q->upload_id, after, &p)) == 0) {
+		if (count == max) {
+			truncated = true;
+			break;
+		}
+		char when[32];
+		util_iso8601(p.mtime_ms, when);
+		buf_printf(&parts, "<Part><PartNumber>%d</PartNumber>", p.number);
+		s3xml_elem(&parts, "LastModified", when);
+		buf_printf(&parts, "<ETag>&quot;%s&quot;</ETag><Size>%llu</Size></Part>", p.etag,
+			   (unsigned long long)p.size);
+		after = last = p.number;
+		count++;
+	}
+	if (rc != ERR_NOTFOUND && rc != 0) {
+		buf_free(&x);
+		buf_free(&parts);
+		s3_internal(q, rc);
+		return;
+	}
+	const meta_upload *u = q->upload;
+	buf_adds(&x, S3_XML_HEAD "<ListPartsResult xmlns=\"" S3_NS "\">");
+	s3xml_elem(&x, "Bucket", q->bucket);
+	s3xml_elem_n(&x, "Key", q->key, q->key_len);
+	s3xml_elem(&x, "UploadId", u->upload_id);
+	buf_adds(&x, "<Initiator>");
+	s3xml_elem(&x, "ID", u->owner);
+	s3xml_elem(&x, "DisplayName", u->owner);
+	buf_adds(&x, "</Initiator>");
+	owner_xml(&x, u->owner);
+	buf_adds(&x, "<StorageClass>STANDARD</StorageClass>");
+	buf_printf(&x, "<PartNumberMarker>%lld</PartNumberMarker><NextPartNumberMarker>%d</NextPartNumberMarker>"
+		       "<MaxParts>%lld</MaxParts><IsTruncated>%s</IsTruncated>",
+		   marker, last, max, truncated ? "true" : "false");
+	if (parts.len)
+		buf_add(&x, parts.data, parts.len);
+	buf_adds(&x, "</ListPartsResult>");
+	buf_free(&parts);
+	s3_xml(q, 200, &x);
+}
+
+/* ListMultipartUploads: uploads in (key, upload id) order from after the
+ * markers, with the prefix; keys holding the delimiter after the prefix
+ * fold into common prefixes (one seek skips each), as list_walk does. */
+static void op_list_uploads(s3_req *q)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	const char *enc = param(q, "encoding-type");
+	if (enc && strcmp(enc, "url") != 0) {
+		s3_error(q, 400, "InvalidArgument", "Invalid Encoding Method specified in Request");
+		return;
+	}
+	bool url = enc != NULL;
+	const char *prefix = param(q, "prefix"), *delim = param(q, "delimiter");
+	const char *kmark = param(q, "key-marker"), *umark = param(q, "upload-id-marker");
+	prefix = prefix ? prefix : "";
+	delim = delim ? delim : "";
+	size_t plen = strlen(prefix), dlen = strlen(delim);
+	long long max;
+	if (!int_param(q, "max-uploads", 0, INT32_MAX, S3_MAX_KEYS, &max))
+		return;
+	if (max > S3_MAX_KEYS)
+		max = S3_MAX_KEYS;
+	if (kmark && !kmark[0])
+		kmark = NULL;
+	meta_upload *u = malloc(sizeof *u);
+	char *cur = malloc(META_KEY_MAX + 2), cur_id[META_UPLOAD_ID_LEN + 2];
+	buf x, entries, last_key;
+	buf_init(&x, S3_ANSWER_MAX);
+	buf_init(&entries, S3_ANSWER_MAX);
+	buf_init(&last_key, META_KEY_MAX + 8);
+	char last_id[META_UPLOAD_ID_LEN + 1] = "";
+	int rc = u && cur ? 0 : ERR_NOMEM;
+	size_t cur_len = 0;
+	if (rc == 0 && kmark && strlen(kmark) <= META_KEY_MAX && bytes_cmp(kmark, strlen(kmark), prefix, plen) >= 0) {
+		cur_len = strlen(kmark);
+		memcpy(cur, kmark, cur_len);
+		/* after the marker's uploads ("g" sorts after every hex id), or
+		 * after one of them */
+		snprintf(cur_id, sizeof cur_id, "%s", umark && umark[0] ? umark : "g");
+	} else if (rc == 0) {
+		cur_len = plen <= META_KEY_MAX ? plen : META_KEY_MAX;
+		memcpy(cur, prefix, cur_len);
+		cur_id[0] = '\0';
+	}
+	long long count = 0;
+	bool truncated = false;
+	while (rc == 0) {
+		rc = meta_upload_next(q->o->reader, q->bucket, cur, cur_len, cur_id, u);
+		if (rc == ERR_NOTFOUND) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0 || u->key_len < plen || memcmp(u->key, prefix, plen) != 0)
+			break;
+		const char *cp = NULL;
+		size_t cp_len = 0;
+		if (dlen) {
+			const char *d = memmem(u->key + plen, u->key_len - plen, delim, dlen);
+			if (d) {
+				cp = u->key;
+				cp_len = (size_t)(d - u->key) + dlen;
+			}
+		}
+		if (!(cp && kmark && bytes_cmp(cp, cp_len, kmark, strlen(kmark)) <= 0)) {
+			if (count == max) {
+				truncated = true;
+				break;
+			}
+			count++;
+			buf_reset(&last_key);
+			if (cp) {
+				buf_add(&last_key, cp, cp_len);
+				last_id[0] = '\0';
+				buf_adds(&entries, "<CommonPrefixes>");
+				xml_key(&entries, "Prefix", cp, cp_len, url);
+				buf_adds(&entries, "</CommonPrefixes>");
+			} else {
+				buf_add(&last_key, u->key, u->key_len);
+				snprintf(last_id, sizeof last_id, "%s", u->upload_id);
+				char when[32];
+				util_iso8601(u->created_ms, when);
+				buf_adds(&entries, "<Upload>");
+				xml_key(&entries, "Key", u->key, u->key_len, url);
+				s3xml_elem(&entries, "UploadId", u->upload_id);
+				buf_adds(&entries, "<Initiator>");
+				s3xml_elem(&entries, "ID", u->owner);
+				s3xml_elem(&entries, "DisplayName", u->owner);
+				buf_adds(&entries, "</Initiator>");
+				owner_xml(&entries, u->owner);
+				buf_adds(&entries, "<StorageClass>STANDARD</StorageClass>");
+				s3xml_elem(&entries, "Initiated", when);
+				buf_adds(&entries, "</Upload>");
+			}
+		}
+		if (cp) { /* past every key under the prefix, as list_walk */
+			memcpy(cur, cp, cp_len);
+			cur_len = cp_len;
+			while (cur_len && (unsigned char)cur[cur_len - 1] == 0xff)
+				cur_len--;
+			if (!cur_len)
+				break;
+			cur[cur_len - 1] = (char)((unsigned char)cur[cur_len - 1] + 1);
+			cur_id[0] = '\0';
+		} else {
+			memcpy(cur, u->key, u->key_len);
+			cur_len = u->key_len;
+			snprintf(cur_id, sizeof cur_id, "%s", u->upload_id);
+		}
+	}
+	free(u);
+	free(cur);
+	if (rc != 0) {
+		buf_free(&x);
+		buf_free(&entries);
+		buf_free(&last_key);
+		s3_internal(q, rc);
+		return;
+	}
+	buf_adds(&x, S3_XML_HEAD "<ListMultipartUploadsResult xmlns=\"" S3_NS "\">");
+	s3xml_elem(&x, "Bucket", q->bucket);
+	xml_key(&x, "KeyMarker", kmark ? kmark : "", kmark ? strlen(kmark) : 0, url);
+	s3xml_elem(&x, "UploadIdMarker", umark && kmark ? umark : "");
+	if (truncated) {
+		xml_key(&x, "NextKeyMarker", last_key.data ? last_key.data : "", last_key.len, url);
+		s3xml_elem(&x, "NextUploadIdMarker", last_id);
+	}
+	xml_key(&x, "Prefix", prefix, plen, url);
+	if (dlen)
+		xml_key(&x, "Delimiter", delim, dlen, url);
+	buf_printf(&x, "<MaxUploads>%lld</MaxUploads><IsTruncated>%s</IsTruncated>", max,
+		   truncated ? "true" : "false");
+	if (url)
+		buf_adds(&x, "<EncodingType>url</EncodingType>");
+	if (entries.len)
+		buf_add(&x, entries.data, entries.len);
+	buf_adds(&x, "</ListMultipartUploadsResult>");
+	buf_free(&entries);
+	buf_free(&last_key);
+	s3_xml(q, 200, &x);
+}
+
+/* --- the expiry sweep --- */
+
+#define S3_EXPIRY_BATCH 1000 /* uploads aborted per sweep (one write) */
+
+typedef struct expiry_job {
+	objects *o;
+	int64_t cutoff_ms;
+	meta_blobs old;
+	int aborted;
+} expiry_job;
+
+static int expiry_exec(db_conn *db, void *arg)
+{
+	expiry_job *j = arg;
+	j->old.count = 0;
+	return meta_upload_expire(db, j->cutoff_ms, S3_EXPIRY_BATCH, &j->old, &j->aborted);
+}
+
+static void expiry_done(void *arg, int rc, uint64_t seq)
+{
+	expiry_job *j = arg;
+	objects *o = j->o;
+	if (rc != 0)
+		log_warn("s3: the multipart expiry sweep failed (%s); the next one retries", err_str(rc));
+	else if (j->aborted) {
+		log_info("s3: aborted %d multipart upload(s) older than %d s ([objects] multipart_expiry_s)",
+			 j->aborted, o->cfg->objects.multipart_expiry_s);
+		blobs_delete_async(o, &j->old);
+	}
+	meta_blobs_free(&j->old);
+	o->expiry_busy = false;
+	free(j);
+}
+
+/* Periodic: abort the uploads older than multipart_expiry_s (a batch per
+ * tick; one sweep's write at a time). */
+static void expiry_tick(evutil_socket_t fd, short what, void *arg)
+{
+	objects *o = arg;
+	if (o->expiry_busy)
+		return;
+	expiry_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return; /* the next tick retries */
+	j->o = o;
+	j->cutoff_ms = util_now_ms() - (int64_t)o->cfg->objects.multipart_expiry_s * 1000;
+	if (committer_submit(o->writer, expiry_exec, expiry_done, j) != 0) {
+		free(j);
+		return;
+	}
+	o->expiry_busy = true;
 }
 
 /* ------------------------------------------------------------ routing */
@@ -2082,6 +2959,8 @@ static bool param_known(const char *name)
 		"prefix", "delimiter", "marker", "max-keys", "list-type", "continuation-token", "start-after",
 		"fetch-owner", "encoding-type", "key-marker", "version-id-marker", "versionId", "x-id",
 		"location", "versions", "delete", "acl", "versioning",
+		"uploads", "uploadId", "partNumber", "part-number-marker", "max-parts", "upload-id-marker",
+		"max-uploads",
 	};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (strcmp(name, known[i]) == 0)
@@ -2102,7 +2981,8 @@ static void route(s3_req *q)
 			return;
 		}
 	bool acl = param(q, "acl"), versioning = param(q, "versioning"), location = param(q, "location"),
-	     versions = param(q, "versions"), delete = param(q, "delete");
+	     versions = param(q, "versions"), delete = param(q, "delete"), uploads = param(q, "uploads"),
+	     upload_id = param(q, "uploadId"), part_number = param(q, "partNumber");
 	if (!get && !q->head && !put && !del && !post) {
 		s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
 		return;
@@ -2119,6 +2999,14 @@ static void route(s3_req *q)
 		return;
 	}
 	if (!q->key) {
+		if (uploads || upload_id || part_number) {
+			/* only ListMultipartUploads is a bucket's; the rest name an object */
+			if (get && uploads && !upload_id && !part_number)
+				op_list_uploads(q);
+			else
+				s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+			return;
+		}
 		if (put && acl)
 			op_put_acl(q);
 		else if (put && versioning)
@@ -2153,6 +3041,25 @@ static void route(s3_req *q)
 		s3_not_implemented(q, "this sub-resource on an object");
 		return;
 	}
+	if (uploads || upload_id || part_number) {
+		if (post && uploads && !upload_id && !part_number)
+			op_create_upload(q);
+		else if (post && upload_id && !uploads && !part_number)
+			op_complete(q);
+		else if (put && upload_id && part_number && !uploads)
+			op_upload_part(q);
+		else if (put && part_number && !upload_id)
+			s3_error(q, 400, "InvalidRequest", "partNumber needs an uploadId (UploadPart).");
+		else if (get && upload_id && !uploads && !part_number)
+			op_list_parts(q);
+		else if (del && upload_id && !uploads && !part_number)
+			op_abort(q);
+		else if ((get || q->head) && part_number)
+			s3_not_implemented(q, "partNumber on GET/HEAD (read with Range instead)");
+		else
+			s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+		return;
+	}
 	if (put && acl)
 		op_put_acl(q);
 	else if (put)
@@ -2164,7 +3071,7 @@ static void route(s3_req *q)
 	else if (del && !acl)
 		op_delete_object(q);
 	else if (post)
-		s3_not_implemented(q, "POST on an object (browser form uploads, multipart: not yet)");
+		s3_not_implemented(q, "POST on an object (browser form uploads: not yet)");
 	else
 		s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
 }
@@ -2485,9 +3392,18 @@ int objects_start(const config *cfg, const config_region *self, const secrets *s
 	o->verifier = sigv4_verifier_new(&vc);
 	o->stop_ev = event_new(o->base, -1, 0, stop_requested, o);
 	o->timeout_ev = evtimer_new(o->base, shutdown_timeout, o);
-	if (!o->pool || !o->verifier || !o->stop_ev || !o->timeout_ev) {
+	o->expiry_ev = event_new(o->base, -1, EV_PERSIST, expiry_tick, o);
+	if (!o->pool || !o->verifier || !o->stop_ev || !o->timeout_ev || !o->expiry_ev) {
 		snprintf(err, errcap, "out of memory");
 		goto fail;
+	}
+	{
+		/* often enough that an upload outlives its expiry by at most
+		 * half of it (a minute at most; a test's 2 s expiry: 1 s) */
+		int64_t tick_ms = (int64_t)cfg->objects.multipart_expiry_s * 500;
+		tick_ms = tick_ms < 1000 ? 1000 : tick_ms > 60000 ? 60000 : tick_ms;
+		struct timeval tv = util_timeval_ms((int)tick_ms);
+		evtimer_add(o->expiry_ev, &tv);
 	}
 	o->ssl = tls_server_new(self->tls_cert, self->tls_key, NULL, err, errcap);
 	if (!o->ssl) {
@@ -2569,6 +3485,8 @@ void objects_stop(objects **op)
 		event_free(o->stop_ev);
 	if (o->timeout_ev)
 		event_free(o->timeout_ev);
+	if (o->expiry_ev)
+		event_free(o->expiry_ev);
 	if (o->base)
 		event_base_free(o->base);
 	free(o);
