@@ -276,10 +276,6 @@ TSAN_EXCLUDED = {
     "test_query_limits.py::test_expensive_filter_on_the_primary_keeps_the_lease":
         "the API loop busy with filters under TSan's slowdown delays the lease renewals past "
         "isolation_ms (no_quorum): the shared-loop problem of issue 9 item 1, not a race",
-    "test_failover.py::test_switchover_loses_nothing_and_pauses_writes_briefly":
-        "holds the handover to 2 s outages and 10 s waits; under TSan's slowdown us's pre-vote "
-        "was once refused as behind and eu kept the role (a timing failure, not a report); it "
-        "runs in make test and under ASan, and the slow-machine case is open in issue 9",
 }
 
 
