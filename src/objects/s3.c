@@ -2951,6 +2951,40 @@ static void op_get_acl(s3_req *q)
 	acl_xml(q);
 }
 
+/* The bucket exists and is the caller's (true), or the error is answered
+ * (false). */
+static bool need_bucket_exists(s3_req *q)
+{
+	meta_bucket mb;
+	return need_bucket(q, &mb) == 0;
+}
+
+/* GetObjectTagging: this store keeps no tags (x-amz-tagging and
+ * PutObjectTagging answer NotImplemented), so an existing object's tag set
+ * is empty; said as S3 says it. awscli's S3-to-S3 `cp` reads it by default
+ * to copy the tags along. */
+static void op_get_tagging(s3_req *q)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	meta_object *ob = malloc(sizeof *ob);
+	int rc = ob ? meta_object_get(q->o->reader, q->bucket, q->key, q->key_len, ob) : ERR_NOMEM;
+	free(ob);
+	if (rc == ERR_NOTFOUND) {
+		s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+		return;
+	}
+	if (rc != 0) {
+		s3_internal(q, rc);
+		return;
+	}
+	buf x;
+	buf_init(&x, 256);
+	buf_adds(&x, S3_XML_HEAD "<Tagging xmlns=\"" S3_NS "\"><TagSet></TagSet></Tagging>");
+	s3_xml(q, 200, &x);
+}
+
 /* Query parameters this slice understands; every other one names a
  * sub-resource or an option we do not have: NotImplemented. */
 static bool param_known(const char *name)
@@ -2960,7 +2994,7 @@ static bool param_known(const char *name)
 		"fetch-owner", "encoding-type", "key-marker", "version-id-marker", "versionId", "x-id",
 		"location", "versions", "delete", "acl", "versioning",
 		"uploads", "uploadId", "partNumber", "part-number-marker", "max-parts", "upload-id-marker",
-		"max-uploads",
+		"max-uploads", "tagging",
 	};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (strcmp(name, known[i]) == 0)
@@ -2996,6 +3030,14 @@ static void route(s3_req *q)
 	}
 	if (q->key && q->key_len > q->o->cfg->objects.max_key_bytes) {
 		s3_error(q, 400, "KeyTooLongError", "Your key is too long");
+		return;
+	}
+	if (!q->key && param(q, "tagging")) {
+		/* no bucket keeps tags here: GetBucketTagging says so as S3 does */
+		if (get && need_bucket_exists(q))
+			s3_error(q, 404, "NoSuchTagSet", "The TagSet does not exist");
+		else if (!get)
+			s3_not_implemented(q, "bucket tags (PutBucketTagging, DeleteBucketTagging)");
 		return;
 	}
 	if (!q->key) {
@@ -3039,6 +3081,14 @@ static void route(s3_req *q)
 	}
 	if (versioning || location || versions || delete) {
 		s3_not_implemented(q, "this sub-resource on an object");
+		return;
+	}
+	if (param(q, "tagging")) {
+		if (get)
+			op_get_tagging(q);
+		else
+			s3_not_implemented(q, "object tags (PutObjectTagging, DeleteObjectTagging); "
+					      "GetObjectTagging answers the empty tag set");
 		return;
 	}
 	if (uploads || upload_id || part_number) {

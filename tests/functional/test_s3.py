@@ -810,3 +810,29 @@ def test_parallel_clients_stay_consistent(s3):
     while len(blob_files(s3.region)) != total and time.time() < deadline:
         time.sleep(0.1)
     assert len(blob_files(s3.region)) == total
+
+
+def test_tagging_reads_the_empty_set_and_refuses_writes(s3):
+    """This store keeps no tags. GetObjectTagging of an existing object
+    answers the empty set (awscli's S3-to-S3 cp reads it by default, and
+    failed while it was 501); of a missing object NoSuchKey; GetBucketTagging
+    NoSuchTagSet (S3's answer for a bucket without tags, not a listing);
+    PutObjectTagging and x-amz-tagging stay NotImplemented, never a silent
+    success."""
+    c = s3.boto()
+    b = bucket_name()
+    c.create_bucket(Bucket=b)
+    c.put_object(Bucket=b, Key="t", Body=b"tagged?")
+    assert c.get_object_tagging(Bucket=b, Key="t")["TagSet"] == []
+    with pytest.raises(c.exceptions.NoSuchKey):
+        c.get_object_tagging(Bucket=b, Key="missing")
+    r = s3.raw("GET", "/" + b, query="tagging=")
+    assert r.status_code == 404 and s3_error(r) == "NoSuchTagSet", r.text
+    r = s3.raw("PUT", "/%s/t" % b, query="tagging=",
+               body=b'<Tagging><TagSet><Tag><Key>a</Key><Value>b</Value></Tag></TagSet></Tagging>')
+    assert r.status_code == 501 and s3_error(r) == "NotImplemented", r.text
+    r = s3.raw("PUT", "/%s/t2" % b, headers={"x-amz-tagging": "a=b"}, body=b"x")
+    assert r.status_code == 501 and s3_error(r) == "NotImplemented", r.text
+    assert s3.raw("GET", "/%s/t2" % b).status_code == 404  # nothing stored
+    c.delete_object(Bucket=b, Key="t")
+    c.delete_bucket(Bucket=b)

@@ -103,10 +103,9 @@ def test_awscli_cp_20mib_multipart_up_down_and_copy(s3, tmp_path):
     back = tmp_path / "back.bin"
     aws(s3, tmp_path, "s3", "cp", "s3://%s/v/video.bin" % b, str(back))
     assert back.read_bytes() == data
-    # --copy-props metadata-directive: awscli's default also copies tags
-    # (GetObjectTagging), which this store does not have yet
-    aws(s3, tmp_path, "s3", "cp", "--copy-props", "metadata-directive", "s3://%s/v/video.bin" % b,
-        "s3://%s/v/copy.bin" % b)
+    # awscli's default S3-to-S3 cp also reads the tags (GetObjectTagging: the
+    # empty set here) to copy them along; it failed while that was 501
+    aws(s3, tmp_path, "s3", "cp", "s3://%s/v/video.bin" % b, "s3://%s/v/copy.bin" % b)
     back2 = tmp_path / "back2.bin"
     aws(s3, tmp_path, "s3", "cp", "s3://%s/v/copy.bin" % b, str(back2))
     assert back2.read_bytes() == data
