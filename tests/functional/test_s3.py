@@ -457,7 +457,7 @@ def test_error_codes(s3, tmp_path):
     expect(s3.raw("PUT", "/%s/%s" % (b, "k" * 1025), body=b""), 400, "KeyTooLongError")
     expect(s3.raw("PUT", "/%s/m" % b, headers={"x-amz-meta-big": "v" * 2100}, body=b""), 400, "MetadataTooLarge")
     expect(s3.raw("DELETE", "/" + b), 409, "BucketNotEmpty")
-    expect(s3.raw("GET", "/" + b, query="tagging"), 501, "NotImplemented")
+    expect(s3.raw("GET", "/" + b, query="lifecycle"), 501, "NotImplemented")
     expect(s3.raw("GET", "/%s/k" % b, query="partNumber=1"), 501, "NotImplemented")
     expect(s3.raw("PUT", "/%s/k" % b, query="versioning"), 501, "NotImplemented")
     expect(s3.raw("PUT", "/%s/p" % b, headers={"x-amz-acl": "public-read"}, body=b""), 501, "NotImplemented")
