@@ -66,7 +66,7 @@ def fail(msg):
 
 
 def free_port_base(count=10):
-    base = 20000 + (os.getpid() * 13) % 30000
+    base = 16000 + (os.getpid() * 13) % 16000  # below the ephemeral range (32768-)
     while True:
         ok = True
         for p in range(base, base + count):
@@ -80,8 +80,8 @@ def free_port_base(count=10):
         if ok:
             return base
         base += count + 1
-        if base > 60000:
-            base = 20000
+        if base + count >= 32768:
+            base = 16000
 
 
 def raise_fd_limit(want):

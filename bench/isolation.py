@@ -61,7 +61,7 @@ def fail(msg):
 
 
 def free_port_base(count=8):
-    base = 20000 + (os.getpid() * 17) % 30000
+    base = 16000 + (os.getpid() * 17) % 16000  # below the ephemeral range (32768-)
     while True:
         ok = True
         for p in range(base, base + count):
@@ -75,8 +75,8 @@ def free_port_base(count=8):
         if ok:
             return base
         base += count + 1
-        if base > 60000:
-            base = 20000
+        if base + count >= 32768:
+            base = 16000
 
 
 def raise_fd_limit(want):

@@ -26,13 +26,17 @@ TANDEM = os.environ.get("TANDEM_BIN") or os.path.join(
 TANDEM = os.path.abspath(TANDEM)
 
 # Each pytest-xdist worker (gw0, gw1, ...) hands out ports from its own slice
-# of 20000-59999: blocks of different workers must never overlap (a check
-# that a port is free does not reserve it).
+# of 16000-32767: blocks of different workers must never overlap (a check
+# that a port is free does not reserve it), and none may lie in Linux's
+# ephemeral range (32768-60999 by default), where every outgoing connection
+# of the tests' clients takes its local port: a port found free there could
+# be taken by a client before the region binds it ("region exited").
+_PORTS_LO, _PORTS_HI = 16000, 32768
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _worker_index = int(_worker[2:]) if _worker[2:].isdigit() else 0
 _slices = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-_slice_size = 40000 // _slices
-_slice_lo = 20000 + (_worker_index % _slices) * _slice_size
+_slice_size = (_PORTS_HI - _PORTS_LO) // _slices
+_slice_lo = _PORTS_LO + (_worker_index % _slices) * _slice_size
 _slice_hi = _slice_lo + _slice_size
 _next_port = [_slice_lo + (os.getpid() * 7) % max(1, _slice_size - 100)]
 
