@@ -459,7 +459,7 @@ static void applier_stream_done(int rc, const http_message *resp, const char *bo
 	if (rc == 0 && resp && resp->status != 200) {
 		log_warn("replication: the primary answered %d: %.*s", resp->status, (int)(len > 200 ? 200 : len), body);
 		if (resp->status == 410)
-			snprintf(r->snapshot_state, sizeof r->snapshot_state, "required");
+			snapshot_require(r);
 		if (resp->status == 409) {
 			/* diverged, stale epoch or not the primary: look again first */
 			r->synced = false;
@@ -520,9 +520,14 @@ static void applier_on_data(void *arg, const char *data, size_t len)
 	link_delay(r, applier_delayed_data, d);
 }
 
-void applier_resume(repl *r)
+void applier_resume(repl *r, bool ok)
 {
-	applier_restart(r);
+	if (r->stopping || !r->reconnect)
+		return; /* stopped meanwhile (a drain, the end): the next start connects */
+	if (ok)
+		applier_restart(r);
+	else
+		applier_schedule(r); /* the next attempt, after the backoff */
 }
 
 static void rejoin_done(repl *r, bool ok)
@@ -542,7 +547,7 @@ static void rejoin_done(repl *r, bool ok)
 
 static void applier_connect(repl *r)
 {
-	if (r->stopping || r->snapshot_fetch || r->rejoining || r->primary)
+	if (r->stopping || snapshot_busy(r) || r->rejoining || r->primary)
 		return;
 	if (election_isolated(r, r->env.peer->name)) { /* fault switch: as if unreachable */
 		applier_schedule(r);
@@ -558,7 +563,7 @@ static void applier_connect(repl *r)
 		r->received_seq = r->position;
 		r->apply_failed = false;
 	}
-	if (!r->synced && strcmp(r->snapshot_state, "required") != 0) {
+	if (!r->synced && !snapshot_required(r)) {
 		/* first, where do our histories part? (rejoin.c) */
 		r->replacing_stream = true;
 		http_client_free(&r->stream_client);
@@ -567,7 +572,7 @@ static void applier_connect(repl *r)
 		rejoin_start(r, rejoin_done);
 		return;
 	}
-	if (strcmp(r->snapshot_state, "required") == 0) {
+	if (snapshot_required(r)) {
 		/* the primary's log no longer reaches back to us */
 		r->replacing_stream = true;
 		http_client_free(&r->stream_client);

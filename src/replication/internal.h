@@ -28,6 +28,7 @@
 #include "http/client.h"
 #include "replication/frame.h"
 #include "replication/replication.h"
+#include "replication/snapshot.h"
 
 #define REPL_FORWARD_CLIENTS 16
 /* API requests forwarded to this primary over the link, in the API thread's
@@ -195,8 +196,7 @@ struct repl {
 	struct ratelog *connect_log;    /* failed link connections, logged once per 10 s per cause */
 	bool ack_in_flight;
 	uint64_t ack_sent;
-	char snapshot_state[32];
-	void *snapshot_fetch;           /* the fetch in progress, or NULL */
+	repl_snapshot *snapshot;        /* catching up from a snapshot (snapshot.c) */
 	delay_line delay;               /* artificial link delay (tests, benchmarks) */
 
 	/* failover (election.c, control thread): leases, elections, role changes */
@@ -242,6 +242,14 @@ struct repl {
 	uint64_t backpressure_rejects;
 	uint64_t global_timeouts;
 };
+
+/* repl.c: allocate the state each module owns (stream.c, applier.c,
+ * election.c, rejoin.c's history, snapshot.c) in a zeroed repl, as repl_new
+ * does (tests build a repl by hand with it). 0, or ERR_NOMEM with nothing
+ * allocated. repl_parts_free releases them (each pointer reset; safe on a
+ * repl whose parts are missing, and twice). */
+int repl_parts_new(repl *r);
+void repl_parts_free(repl *r);
 
 /* view.c: publish the view (control thread; cheap: a lock and a copy).
  * Call after changing anything repl_view holds. */
@@ -311,12 +319,10 @@ int applier_start(repl *r);
 void applier_stop(repl *r);
 int64_t applier_lag_ms(repl *r);
 
-/* snapshot.c */
-void snapshot_serve(repl *r, http_request *req);
-/* Fetch the primary's snapshot and restore it; applier_resume() follows. */
-int snapshot_fetch(repl *r);
-/* applier.c: go on streaming after a snapshot (or its failure). */
-void applier_resume(repl *r);
+/* applier.c: a snapshot attempt is over (snapshot.c): ok (restored), go on
+ * streaming now; failed, the next attempt after the reconnect backoff.
+ * Nothing when the applier was stopped meanwhile. Cannot fail. */
+void applier_resume(repl *r, bool ok);
 
 /* stream.c: fencing by epoch on link messages */
 uint64_t link_request_epoch(http_request *req);

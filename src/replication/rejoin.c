@@ -457,7 +457,7 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 				  "the primary replaces it",
 				  j->error);
 			r->quarantined_total += j->from_last - j->d;
-			snprintf(r->snapshot_state, sizeof r->snapshot_state, "required");
+			snapshot_require(r);
 			j->done(r, true);
 		}
 	} else {

@@ -253,7 +253,10 @@ void repl_status_json(repl *r, buf *out)
 			util_iso8601(r->link_down_since_ms, iso);
 			buf_printf(out, ",\"down_since\":\"%s\"", iso);
 		}
-		buf_printf(out, "},\"degraded\":%s,", r->streaming ? "false" : "true");
+		buf_printf(out, "},\"snapshot\":\"");
+		const char *snap = snapshot_status(r);
+		buf_add_json_escaped(out, snap, strlen(snap));
+		buf_printf(out, "\",\"degraded\":%s,", r->streaming ? "false" : "true");
 	}
 	election_status_json(r, out);
 	buf_printf(out, "\"time_ms\":%lld}", (long long)now);
@@ -821,6 +824,21 @@ static void *repl_thread_main(void *arg)
 	return NULL;
 }
 
+int repl_parts_new(repl *r)
+{
+	r->snapshot = snapshot_new();
+	if (!r->snapshot) {
+		repl_parts_free(r);
+		return ERR_NOMEM;
+	}
+	return 0;
+}
+
+void repl_parts_free(repl *r)
+{
+	snapshot_free(&r->snapshot);
+}
+
 /* Free what repl_new and repl_start made (single-threaded: before the
  * control thread starts or after it was joined). */
 static void repl_release(repl *r)
@@ -839,6 +857,7 @@ static void repl_release(repl *r)
 	link_delay_flush(r);
 	buf_free(&r->frames);
 	ratelog_free(&r->connect_log);
+	repl_parts_free(r);
 	db_close(&r->env.reader);
 	if (r->env.base && r->env.base != r->api_base)
 		event_base_free(r->env.base);
@@ -876,7 +895,7 @@ repl *repl_new(const repl_env *env, char *err, size_t errcap)
 	r->to_api = mailbox_new(r->api_base, REPL_TO_API_MAX);
 	r->ctl_done = loop_queue_new(r->env.base);
 	r->fwd = forwarder_new(r);
-	if (!r->to_ctl || !r->to_api || !r->ctl_done || !r->fwd) {
+	if (!r->to_ctl || !r->to_api || !r->ctl_done || !r->fwd || repl_parts_new(r) != 0) {
 		snprintf(err, errcap, "out of memory");
 		goto fail;
 	}

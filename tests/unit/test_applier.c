@@ -192,6 +192,7 @@ static repl *open_secondary(void)
 	CHECK(reader != NULL);
 	repl *r = calloc(1, sizeof *r);
 	CHECK(r != NULL);
+	CHECK_EQ_INT(repl_parts_new(r), 0);
 	r->env = (repl_env){.base = tbase, .cfg = &cfg, .self = &cfg.regions[0], .peer = &cfg.regions[1],
 			    .reader = reader, .writer = writer};
 	buf_init(&r->frames, 1 << 20);
@@ -216,6 +217,7 @@ static void close_secondary(repl *r)
 	waitlist_fail_all(&r->position_waiters);
 	buf_free(&r->frames);
 	db_close(&reader);
+	repl_parts_free(r);
 	free(r);
 	/* a fresh source: the next secondary starts from an empty t */
 	CHECK_EQ_INT(sqlite3_exec(src, "DELETE FROM t; DROP TABLE IF EXISTS u", NULL, NULL, NULL), SQLITE_OK);

@@ -20,7 +20,8 @@
  *     change is written by a real committer on a temporary database, and
  *     SQLITE_BUSY / SQLITE_IOERR can be injected into it.
  *
- * The applier's first connect is held off (snapshot_fetch set), so nothing
+ * The applier's first connect is held off (a snapshot fetch marked under
+ * way: snapshot.c is included for that), so nothing
  * streams. Each test names the bug it pins, or the rule it checks.
  */
 #include <stdlib.h>
@@ -198,6 +199,8 @@ static void fake_stream_stop(repl *r)
 #include "replication/view.c"
 #undef calloc
 #undef stream_stop
+/* and snapshot.c, whose fetch state holds the applier's first connect off */
+#include "replication/snapshot.c"
 /* voter_clock_ms() stays the fake in the tests below */
 
 #include <sys/time.h>
@@ -218,7 +221,7 @@ static config cfg;
 static db_conn *reader;
 static committer *writer;
 static capture *cap;
-static int no_fetch; /* its address held in snapshot_fetch: no connect */
+static int no_fetch; /* its address held as the snapshot fetch: no connect */
 
 static const char *good_peer = "127.0.0.1:9";
 
@@ -232,7 +235,9 @@ static repl *open_repl(void)
 	char err[256] = "";
 	CHECK_EQ_INT(election_init(r, err, sizeof err), 0);
 	CHECK_EQ_INT(history_load(r), 0);
-	r->snapshot_fetch = &no_fetch;
+	r->snapshot = snapshot_new();
+	CHECK(r->snapshot != NULL);
+	r->snapshot->fetch = (fetch *)&no_fetch;
 	/* the voter file is shared by the tests: start at the epoch it knows */
 	r->epoch = voter_promised(r->voter) > 1 ? voter_promised(r->voter) : 1;
 	return r;
@@ -275,7 +280,8 @@ static void close_repl(repl *r)
 	election_stop(r);
 	applier_stop(r);
 	stream_stop(r);
-	r->snapshot_fetch = NULL;
+	r->snapshot->fetch = NULL;
+	snapshot_free(&r->snapshot);
 	election_free(r);
 	buf_free(&r->frames);
 	free(r);
