@@ -643,7 +643,7 @@ static void role_done(void *arg, int rc, uint64_t seq)
 		}
 		r->position = j->start;
 		r->received_seq = j->start;
-		r->acked_seq = 0;
+		stream_reset_acks(r);
 		r->stand_force = r->stand_now = false;
 		r->elections_won++;
 		r->heard_mono = voter_clock_ms(); /* a majority just voted for us */
@@ -726,8 +726,7 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 	capture_set_enabled(r->env.capture, false);
 	stream_stop(r);
 	/* global writes waiting for the ack cannot be confirmed by us any more */
-	waitlist_fail_all(&r->ack_waiters);
-	waitlist_fail_all(&r->lag_waiters);
+	stream_fail_waiters(r);
 	/* r->epoch stays ours until the new primary's own epoch is learned
 	 * (from it: history, heartbeats, lease requests) */
 	if (!j) {
@@ -998,7 +997,7 @@ static void switchover_check(repl *r, int64_t now)
 		if (!r->switching)
 			return;
 	}
-	if (idle && r->acked_seq >= r->position && r->subs) {
+	if (idle && stream_acked_seq(r) >= r->position && stream_has_subscriber(r)) {
 		char why[96];
 		snprintf(why, sizeof why, "planned switchover to %s at position %llu", r->switch_to,
 			 (unsigned long long)r->position);
@@ -1012,7 +1011,7 @@ static void switchover_check(repl *r, int64_t now)
 		snprintf(msg, sizeof msg,
 			 "%s did not catch up within %d ms (acked %llu of %llu); the switchover is abandoned, "
 			 "writes resumed here",
-			 r->switch_to, r->env.cfg->failover.switchover_timeout_ms, (unsigned long long)r->acked_seq,
+			 r->switch_to, r->env.cfg->failover.switchover_timeout_ms, (unsigned long long)stream_acked_seq(r),
 			 (unsigned long long)r->position);
 		log_warn("%s", msg);
 		admin_error(r, 504, "switchover_timeout", msg);
@@ -1210,7 +1209,7 @@ void election_handle_admin(repl *r, http_request *req, const char *peer)
 			repl_answer(req, 409, "not_primary", "ask the primary (holding a lease) to hand over");
 			return;
 		}
-		if (!r->subs) {
+		if (!stream_has_subscriber(r)) {
 			json_decref(o);
 			repl_answer(req, 409, "target_not_streaming",
 				    "the target is not replicating from this region: it could not catch up");

@@ -29,6 +29,7 @@
 #include "replication/frame.h"
 #include "replication/replication.h"
 #include "replication/snapshot.h"
+#include "replication/stream.h"
 
 #define REPL_FORWARD_CLIENTS 16
 /* API requests forwarded to this primary over the link, in the API thread's
@@ -50,14 +51,6 @@ typedef struct waiter {
 	struct waiter **list;
 	struct waiter *next;
 } waiter;
-
-typedef struct subscriber {
-	struct repl *r;
-	http_request *req;
-	uint64_t next_seq;       /* next log entry to send */
-	char peer[72];
-	struct subscriber *next;
-} subscriber;
 
 typedef struct pending_frame {
 	uint64_t seq;
@@ -162,16 +155,7 @@ struct repl {
 	waiter *position_waiters;
 
 	/* primary (control thread) */
-	subscriber *subs;
-	uint64_t acked_seq;
-	int64_t acked_at_ms;
-	int64_t degraded_since_ms;  /* secondary not streaming since; 0 = fine */
-	waiter *ack_waiters;
-	waiter *lag_waiters;
-	struct event *heartbeat;
-	struct event *trim_timer;
-	bool trim_running;
-	uint64_t trimmed_through;
+	repl_stream *stream;        /* stream.c's: subscribers, acks, lag, trim */
 
 	/* secondary (control thread) */
 	http_client *stream_client;
@@ -259,9 +243,6 @@ void repl_view_read(const repl *r, repl_view *out);
 
 /* waits (repl.c), control thread; cb runs on the control thread */
 void ctl_wait_position(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
-void ctl_wait_acked(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
-void ctl_wait_confirmed(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
-void ctl_wait_lag(repl *r, int timeout_ms, repl_wait_cb cb, void *arg);
 /* applier.c: ask the primary for its position, then wait until applied */
 void applier_wait_global(repl *r, int timeout_ms, repl_wait_cb cb, void *arg);
 /* view.c: the API-side kick (committed positions, learned epochs), run on
@@ -277,18 +258,6 @@ void waitlist_advance(waiter **list, uint64_t reached);
 /* Fire every waiter (ok = false): shutdown. */
 void waitlist_fail_all(waiter **list);
 
-/* stream.c (primary) */
-void stream_handle(repl *r, http_request *req, const char *peer);
-void stream_handle_ack(repl *r, http_request *req, const char *peer);
-void stream_on_committed(repl *r);
-void stream_drop(repl *r, const char *peer);
-/* Primary: start the heartbeat and trim timers. 0 (also when running), or
- * ERR_NOMEM with nothing left started (as after stream_stop). */
-int stream_start(repl *r);
-/* End every stream and stop the timers. Cannot fail. */
-void stream_stop(repl *r);
-/* Lag of the secondary behind the primary, in ms (0 when caught up). */
-int64_t stream_lag_ms(repl *r);
 
 /* applier.c (secondary) */
 /* Run fn(arg) after the artificial one-way link delay (at once without one),
@@ -324,11 +293,6 @@ int64_t applier_lag_ms(repl *r);
  * Nothing when the applier was stopped meanwhile. Cannot fail. */
 void applier_resume(repl *r, bool ok);
 
-/* stream.c: fencing by epoch on link messages */
-uint64_t link_request_epoch(http_request *req);
-bool link_epoch_check(repl *r, http_request *req);
-/* Answer 409 stale_epoch to a message of epoch e (older than ours). */
-void link_refuse_stale(repl *r, http_request *req, uint64_t e);
 
 /* election.c: the election state machine (its diagram and failure
  * handling are in the design block at the top of election.c). Whatever

@@ -137,40 +137,6 @@ void ctl_wait_position(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, v
 	waitlist_add(r, &r->position_waiters, seq, timeout_ms, cb, arg);
 }
 
-void ctl_wait_acked(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg)
-{
-	if (seq <= r->acked_seq) {
-		cb(arg, true);
-		return;
-	}
-	if (r->stopping) {
-		cb(arg, false);
-		return;
-	}
-	waitlist_add(r, &r->ack_waiters, seq, timeout_ms, cb, arg);
-}
-
-void ctl_wait_confirmed(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg)
-{
-	if (seq > r->acked_seq && (!r->primary || !r->subs)) {
-		cb(arg, false);
-		return;
-	}
-	ctl_wait_acked(r, seq, timeout_ms, cb, arg);
-}
-
-void ctl_wait_lag(repl *r, int timeout_ms, repl_wait_cb cb, void *arg)
-{
-	/* only while the secondary is connected: a lost region must not stop
-	 * the surviving one from taking writes */
-	if (!r->primary || !r->subs || stream_lag_ms(r) <= r->env.cfg->replication.rpo_budget_ms) {
-		cb(arg, true);
-		return;
-	}
-	atomic_fetch_add(&r->backpressure_waits, 1);
-	waitlist_add(r, &r->lag_waiters, 0, timeout_ms, cb, arg);
-}
-
 int repl_parse_lsn(const char *s, uint64_t *seq)
 {
 	const char *slash = strchr(s, '/');
@@ -224,22 +190,7 @@ void repl_status_json(repl *r, buf *out)
 	buf_printf(out, "{\"region\":\"%s\",\"role\":\"%s\",\"epoch\":%llu,", r->env.self->name,
 		   r->primary ? "primary" : "secondary", (unsigned long long)r->epoch);
 	if (r->primary) {
-		uint64_t lag_pos = r->position > r->acked_seq ? r->position - r->acked_seq : 0;
-		buf_printf(out,
-			   "\"last_seq\":%llu,\"applied_seq\":%llu,\"peer_acked_seq\":%llu,"
-			   "\"lag\":{\"positions\":%llu,\"seconds\":%.3f},"
-			   "\"link\":{\"state\":\"%s\",\"subscribers\":%d},",
-			   (unsigned long long)r->position, (unsigned long long)r->position,
-			   (unsigned long long)r->acked_seq, (unsigned long long)(r->env.peer ? lag_pos : 0),
-			   r->env.peer ? (double)stream_lag_ms(r) / 1000.0 : 0.0,
-			   r->subs ? "up" : (r->env.peer ? "down" : "none"), r->subs ? 1 : 0);
-		if (r->degraded_since_ms) {
-			char iso[32];
-			util_iso8601(r->degraded_since_ms, iso);
-			buf_printf(out, "\"degraded\":true,\"degraded_since\":\"%s\",", iso);
-		} else {
-			buf_adds(out, "\"degraded\":false,");
-		}
+		stream_status_json(r, out);
 	} else {
 		uint64_t lag_pos = r->primary_seq > r->position ? r->primary_seq - r->position : 0;
 		buf_printf(out,
@@ -266,7 +217,8 @@ void repl_status_json(repl *r, buf *out)
 static void repl_metrics_ctl(repl *r, buf *out)
 {
 	const char *n = r->env.self->name;
-	uint64_t lag_pos = r->primary ? (r->position > r->acked_seq ? r->position - r->acked_seq : 0)
+	uint64_t acked = stream_acked_seq(r);
+	uint64_t lag_pos = r->primary ? (r->position > acked ? r->position - acked : 0)
 				      : (r->primary_seq > r->position ? r->primary_seq - r->position : 0);
 	if (!r->env.peer)
 		lag_pos = 0;
@@ -304,7 +256,7 @@ static void repl_metrics_ctl(repl *r, buf *out)
 		   n, (unsigned long long)r->position, n, (unsigned long long)r->epoch, n,
 		   (unsigned long long)lag_pos, n, r->env.peer ? (double)repl_lag_ms(r) / 1000.0 : 0.0, n,
 		   (unsigned long long)r->applied_entries, n,
-		   r->env.peer && (r->primary ? r->degraded_since_ms != 0 : !r->streaming), n,
+		   r->env.peer && (r->primary ? stream_degraded_since_ms(r) != 0 : !r->streaming), n,
 		   (unsigned long long)atomic_load(&r->backpressure_waits), n,
 		   (unsigned long long)atomic_load(&r->no_quorum_refusals), n, no_quorum);
 	buf_printf(out,
@@ -827,7 +779,8 @@ static void *repl_thread_main(void *arg)
 int repl_parts_new(repl *r)
 {
 	r->snapshot = snapshot_new();
-	if (!r->snapshot) {
+	r->stream = stream_new();
+	if (!r->snapshot || !r->stream) {
 		repl_parts_free(r);
 		return ERR_NOMEM;
 	}
@@ -837,6 +790,7 @@ int repl_parts_new(repl *r)
 void repl_parts_free(repl *r)
 {
 	snapshot_free(&r->snapshot);
+	stream_free(&r->stream);
 }
 
 /* Free what repl_new and repl_start made (single-threaded: before the
@@ -913,7 +867,6 @@ repl *repl_new(const repl_env *env, char *err, size_t errcap)
 			snprintf(err, errcap, "cannot read the epoch history");
 		goto fail;
 	}
-	r->acked_seq = 0;
 	capture_set_enabled(env->capture, r->primary);
 	int delay = env->cfg->replication.link_delay_ms;
 	if (link_delay_init(r, delay) != 0) {
@@ -1001,8 +954,7 @@ static void repl_stop_here(repl *r)
 	stream_stop(r);
 	applier_stop(r);
 	waitlist_fail_all(&r->position_waiters);
-	waitlist_fail_all(&r->ack_waiters);
-	waitlist_fail_all(&r->lag_waiters);
+	stream_fail_waiters(r);
 	if (r->link)
 		http_server_shutdown(r->link, repl_link_closed, r);
 	repl_view_publish(r);

@@ -42,7 +42,7 @@ void repl_view_publish(repl *r)
 		.switching = r->switching,
 		.failover = election_failover_enabled(r),
 		.peer_isolated = r->env.peer && election_isolated(r, r->env.peer->name),
-		.has_subs = r->subs != NULL,
+		.has_subs = stream_has_subscriber(r),
 		.isolation_ms = r->env.cfg->failover.isolation_ms,
 		.epoch = r->epoch,
 		.promised = r->voter ? voter_promised(r->voter) : 0,

@@ -173,11 +173,24 @@ static void fake_respond(http_request *req, int status, const char *body, size_t
 	snprintf(f->text, sizeof f->text, "%.*s", (int)len, body);
 }
 
-/* the switchover tests put a stand-in subscriber in r->subs: it has no
- * connection for stream_stop to end */
+/* the switchover tests say whether the target streams and what it acked
+ * (stream.c's state, read by election.c through these getters) */
+static bool fake_subscribed;
+static uint64_t fake_acked;
+
+static bool fake_has_subscriber(const repl *r)
+{
+	return fake_subscribed;
+}
+
+static uint64_t fake_acked_seq(const repl *r)
+{
+	return fake_acked;
+}
+
 static void fake_stream_stop(repl *r)
 {
-	r->subs = NULL;
+	fake_subscribed = false;
 	stream_stop(r);
 }
 
@@ -192,12 +205,16 @@ static void fake_stream_stop(repl *r)
 #define http_response_header fake_response_header
 #define http_respond fake_respond
 #define stream_stop fake_stream_stop
+#define stream_has_subscriber fake_has_subscriber
+#define stream_acked_seq fake_acked_seq
 #define calloc test_calloc
 #include "replication/election.c"
 /* the API thread's gates (view.c) read the published view with the same
  * fake clock: included too, so its voter_clock_ms() is the fake one */
 #include "replication/view.c"
 #undef calloc
+#undef stream_acked_seq
+#undef stream_has_subscriber
 #undef stream_stop
 /* and snapshot.c, whose fetch state holds the applier's first connect off */
 #include "replication/snapshot.c"
@@ -229,14 +246,15 @@ static repl *open_repl(void)
 {
 	repl *r = calloc(1, sizeof *r);
 	CHECK(r != NULL);
+	CHECK_EQ_INT(repl_parts_new(r), 0);
+	fake_subscribed = false;
+	fake_acked = 0;
 	r->env = (repl_env){.base = base, .cfg = &cfg, .self = &cfg.regions[0], .peer = &cfg.regions[1],
 			    .reader = reader, .db_path = path, .writer = writer, .capture = cap};
 	buf_init(&r->frames, 1 << 16);
 	char err[256] = "";
 	CHECK_EQ_INT(election_init(r, err, sizeof err), 0);
 	CHECK_EQ_INT(history_load(r), 0);
-	r->snapshot = snapshot_new();
-	CHECK(r->snapshot != NULL);
 	r->snapshot->fetch = (fetch *)&no_fetch;
 	/* the voter file is shared by the tests: start at the epoch it knows */
 	r->epoch = voter_promised(r->voter) > 1 ? voter_promised(r->voter) : 1;
@@ -281,9 +299,9 @@ static void close_repl(repl *r)
 	applier_stop(r);
 	stream_stop(r);
 	r->snapshot->fetch = NULL;
-	snapshot_free(&r->snapshot);
 	election_free(r);
 	buf_free(&r->frames);
+	repl_parts_free(r);
 	free(r);
 }
 
@@ -473,9 +491,9 @@ static void test_stream_start_is_never_half_done(void)
 	ev_alloc_countdown = 1; /* the heartbeat is made, the trim timer not */
 	CHECK_EQ_INT(stream_start(r), ERR_NOMEM);
 	ev_alloc_countdown = -1;
-	CHECK(r->heartbeat == NULL && r->trim_timer == NULL);
+	CHECK(!stream_running(r));
 	CHECK_EQ_INT(stream_start(r), 0);
-	CHECK(r->heartbeat != NULL && r->trim_timer != NULL);
+	CHECK(stream_running(r));
 	stream_stop(r);
 	put(r, ELECTION_FOLLOWER);
 	close_repl(r);
@@ -991,10 +1009,9 @@ static void test_switchover(void)
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
 	make_primary_with_lease(r);
-	static subscriber stand_in;
-	r->subs = &stand_in;
+	fake_subscribed = true;
 	r->position = 10;
-	r->acked_seq = 5;
+	fake_acked = 5;
 	fake_req sw = {.m = {.method = "POST", .target = "/internal/v1/admin/switchover"}, .body = "{\"to\":\"us\"}"};
 	election_handle_admin(r, (http_request *)&sw, "admin");
 	CHECK_EQ_INT(r->state, ELECTION_SWITCHING);
@@ -1020,10 +1037,10 @@ static void test_switchover(void)
 	fake_req sw2 = sw;
 	sw2.answered = false;
 	sw2.status = 0;
-	r->subs = &stand_in;
+	fake_subscribed = true;
 	election_handle_admin(r, (http_request *)&sw2, "admin");
 	CHECK_EQ_INT(r->state, ELECTION_SWITCHING);
-	r->acked_seq = 10;
+	fake_acked = 10;
 	tick_cb(-1, EV_TIMEOUT, r);
 	CHECK_EQ_INT(r->state, ELECTION_DEMOTING);
 	wait_role_change(r);
