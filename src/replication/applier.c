@@ -283,7 +283,7 @@ static void apply_done(void *arg, int rc, uint64_t seq)
 	if (rc == 0) {
 		r->position = j->seq;
 		r->applied_entries++;
-		if (r->hist_n == 0 || j->epoch > r->hist_epoch[r->hist_n - 1])
+		if (j->epoch > history_last_epoch(r) || history_last_epoch(r) == 0)
 			history_add(r, j->epoch, j->seq);
 		r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
 		if (j->epoch > r->epoch)
@@ -334,7 +334,7 @@ static void applier_data(void *arg, const char *data, size_t len)
 				 (unsigned long long)f.epoch, (unsigned long long)r->epoch);
 			buf_reset(&r->frames);
 			r->apply_failed = true;
-			r->synced = false;
+			history_set_synced(r, false);
 			applier_restart(r);
 			return;
 		}
@@ -462,7 +462,7 @@ static void applier_stream_done(int rc, const http_message *resp, const char *bo
 			snapshot_require(r);
 		if (resp->status == 409) {
 			/* diverged, stale epoch or not the primary: look again first */
-			r->synced = false;
+			history_set_synced(r, false);
 			json_t *o = json_loadb(body, len, 0, NULL);
 			json_t *p = json_object_get(o, "promised_epoch");
 			if (json_is_integer(p) && json_integer_value(p) > 0)
@@ -532,11 +532,10 @@ void applier_resume(repl *r, bool ok)
 
 static void rejoin_done(repl *r, bool ok)
 {
-	r->rejoining = false;
 	if (r->stopping || r->primary || !r->reconnect)
 		return;
 	if (ok) {
-		r->synced = true;
+		history_set_synced(r, true);
 		r->received_seq = r->position;
 		struct timeval now = {0, 0};
 		evtimer_add(r->reconnect, &now);
@@ -547,7 +546,7 @@ static void rejoin_done(repl *r, bool ok)
 
 static void applier_connect(repl *r)
 {
-	if (r->stopping || snapshot_busy(r) || r->rejoining || r->primary)
+	if (r->stopping || snapshot_busy(r) || rejoin_running(r) || r->primary)
 		return;
 	if (election_isolated(r, r->env.peer->name)) { /* fault switch: as if unreachable */
 		applier_schedule(r);
@@ -563,12 +562,11 @@ static void applier_connect(repl *r)
 		r->received_seq = r->position;
 		r->apply_failed = false;
 	}
-	if (!r->synced && !snapshot_required(r)) {
+	if (!history_synced(r) && !snapshot_required(r)) {
 		/* first, where do our histories part? (rejoin.c) */
 		r->replacing_stream = true;
 		http_client_free(&r->stream_client);
 		r->replacing_stream = false;
-		r->rejoining = true;
 		rejoin_start(r, rejoin_done);
 		return;
 	}
@@ -643,7 +641,7 @@ void applier_stop(repl *r)
 	http_client_free(&c);
 	r->replacing_stream = false;
 	r->streaming = false;
-	r->rejoining = false;
+	rejoin_forget(r);
 	c = r->control_client;
 	r->control_client = NULL;
 	http_client_free(&c);

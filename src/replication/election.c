@@ -670,7 +670,7 @@ static void role_done(void *arg, int rc, uint64_t seq)
 			return;
 		}
 		role_log(r, j->why);
-		r->synced = false;
+		history_set_synced(r, false);
 		r->contact_mono = voter_clock_ms(); /* give the new primary its time */
 		follow(r);
 		if (j->handover)
@@ -731,7 +731,7 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 	 * (from it: history, heartbeats, lease requests) */
 	if (!j) {
 		log_error("cannot record the step-down (out of memory): following the primary unrecorded");
-		r->synced = false;
+		history_set_synced(r, false);
 		r->contact_mono = voter_clock_ms();
 		writes_log(r);
 		follow(r);
@@ -759,7 +759,7 @@ void election_learn(repl *r, uint64_t epoch)
 	r->epoch = epoch;
 	repl_view_publish(r);
 	/* a new primary: check where our histories part before following it */
-	r->synced = false;
+	history_set_synced(r, false);
 }
 
 void election_contact(repl *r, uint64_t epoch)
@@ -1268,7 +1268,7 @@ void election_status_json(repl *r, buf *out)
 		   (long long)(lease_valid(r) && failover_enabled(r) ? left : 0));
 	for (int i = 0; i < r->nisolated; i++)
 		buf_printf(out, "%s\"%s\"", i ? "," : "", r->isolated[i]);
-	buf_printf(out, "],\"quarantined_transactions\":%llu,", (unsigned long long)r->quarantined_total);
+	buf_printf(out, "],\"quarantined_transactions\":%llu,", (unsigned long long)history_quarantined_total(r));
 	bool gated = r->primary && failover_enabled(r) && r->env.cfg->failover.isolation_ms > 0;
 	buf_printf(out, "\"quorum\":{\"gate\":%s,\"isolation_ms\":%d,\"heard\":%s,\"heard_ms_ago\":%lld,"
 		   "\"refusals\":%llu},",

@@ -28,6 +28,7 @@
 #include "http/client.h"
 #include "replication/frame.h"
 #include "replication/replication.h"
+#include "replication/rejoin.h"
 #include "replication/snapshot.h"
 #include "replication/stream.h"
 
@@ -215,11 +216,7 @@ struct repl {
 	uint64_t elections_won, step_downs, leases_lost;
 
 	/* epoch history (rejoin.c, control thread) */
-	uint64_t hist_epoch[256], hist_first[256];
-	int hist_n;
-	bool synced;                    /* secondary: checked against the current primary */
-	bool rejoining;
-	uint64_t quarantined_total;
+	repl_history *history;          /* rejoin.c's: the history, synced, rejoining */
 
 	/* metrics (control thread; rendered there by repl_metrics' call) */
 	uint64_t applied_entries;
@@ -349,33 +346,6 @@ http_client *link_client_new(repl *r, const char *hostport, const char *sni, int
 /* Log c's failed connections at warn with their cause, once per 10 s per
  * target and cause (applier.c; every link client should be watched). */
 void link_watch_connections(repl *r, http_client *c);
-
-/* rejoin.c: the epoch history and the rejoin of a diverged region */
-/* Read the epoch history from the database (the newest 256 epochs). 0; or
- * ERR_AGAIN (the database was busy) / ERR_DB, logged, with the history in
- * memory unaltered: a failed read never leaves a truncated history. */
-int history_load(repl *r);
-/* Add (epoch, first_seq) to the history in memory (the database row is
- * written by the caller); an epoch not above the last only moves its
- * first_seq; past 256 rows the oldest goes. Cannot fail. */
-void history_add(repl *r, uint64_t epoch, uint64_t first_seq);
-/* Epoch of position seq in this region's log (0 for seq 0). Cannot fail. */
-uint64_t history_epoch_at(const repl *r, uint64_t seq);
-/* The history as JSON (GET /internal/v1/replication/history), appended to
- * out; cut at out's maximum. */
-void history_json(repl *r, buf *out);
-/* (The pure rules on histories, history_divergence and the rejoin plan,
- * are in failover/history.h.) */
-/* Secondary: find the divergence point with the primary, quarantine what
- * must go, then call done(r, ok) exactly once (possibly before this returns).
- * ok false (the history unreadable: SQLITE_BUSY / IOERR, the primary
- * unreachable or deposed, out of memory, the revert's transaction failed):
- * logged, nothing reverted (the revert is one transaction whose quarantine
- * file is written before its COMMIT), and the region stays out of the
- * stream until the next rejoin. ok true after a revert whose history could
- * not be read back is never given: that is ok false, and the next rejoin
- * reads it. */
-void rejoin_start(repl *r, void (*done)(repl *r, bool ok));
 
 /* Send a small JSON answer on the link. */
 void repl_answer(http_request *req, int status, const char *code, const char *json_or_message);

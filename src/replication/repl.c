@@ -780,7 +780,8 @@ int repl_parts_new(repl *r)
 {
 	r->snapshot = snapshot_new();
 	r->stream = stream_new();
-	if (!r->snapshot || !r->stream) {
+	r->history = history_new();
+	if (!r->snapshot || !r->stream || !r->history) {
 		repl_parts_free(r);
 		return ERR_NOMEM;
 	}
@@ -791,6 +792,7 @@ void repl_parts_free(repl *r)
 {
 	snapshot_free(&r->snapshot);
 	stream_free(&r->stream);
+	history_free(&r->history);
 }
 
 /* Free what repl_new and repl_start made (single-threaded: before the

@@ -299,7 +299,7 @@ static void restore_done(void *arg, int rc, uint64_t unused)
 		r->snapshot->status[0] = '\0';
 		/* the primary's history came with its data; if it cannot be
 		 * read now, a rejoin reads it before streaming */
-		r->synced = history_load(r) == 0;
+		history_set_synced(r, history_load(r) == 0);
 		repl_view_publish(r);
 		waitlist_advance(&r->position_waiters, r->position);
 	} else {

@@ -198,7 +198,7 @@ static repl *open_secondary(void)
 	buf_init(&r->frames, 1 << 20);
 	r->ctl_done = loop_queue_new(tbase);
 	CHECK(r->ctl_done != NULL);
-	r->synced = true; /* no rejoin first: rejoin.c has its own test */
+	history_set_synced(r, true); /* no rejoin first: rejoin.c has its own test */
 	r->epoch = 1;
 	history_add(r, 1, 1);
 	nacks = 0;
@@ -478,12 +478,12 @@ static void test_a_bad_or_stale_stream_is_dropped(void)
 	put_change(&out, 2, 2, "t", "INSERT INTO t VALUES (2, 'b')");
 	feed(r, &out, out.len);
 	CHECK(r->apply_failed);
-	CHECK(!r->synced);
+	CHECK(!history_synced(r));
 	CHECK_EQ_INT(r->pending_applies, 0);
 	CHECK_EQ_INT(r->primary_seq, 1); /* the stale heartbeat's position was not taken */
 	CHECK_EQ_INT(count("SELECT count(*) FROM t"), 1);
 	buf_free(&out);
-	r->synced = true; /* the next connect would rejoin (rejoin.c's test) */
+	history_set_synced(r, true); /* the next connect would rejoin (rejoin.c's test) */
 	close_secondary(r);
 }
 

@@ -205,6 +205,7 @@ static repl *open_secondary(const char *name)
 	CHECK(rd != NULL);
 	repl *r = calloc(1, sizeof *r);
 	CHECK(r != NULL);
+	CHECK_EQ_INT(repl_parts_new(r), 0);
 	r->env = (repl_env){.base = tbase, .cfg = &cfg, .self = &cfg.regions[0], .peer = &cfg.regions[1],
 			    .reader = rd, .writer = writer, .db_path = dbpath};
 	r->ctl_done = loop_queue_new(tbase);
@@ -213,8 +214,6 @@ static repl *open_secondary(const char *name)
 	r->position = 3;
 	r->received_seq = 3;
 	history_add(r, 1, 1);
-	r->snapshot = snapshot_new();
-	CHECK(r->snapshot != NULL);
 	snapshot_require(r);
 	resumed = resumed_ok = 0;
 	nstreams = 0;
@@ -231,7 +230,7 @@ static void close_secondary(repl *r)
 	loop_queue_free(&r->ctl_done);
 	waitlist_fail_all(&r->position_waiters);
 	db_close(&rd);
-	snapshot_free(&r->snapshot);
+	repl_parts_free(r);
 	free(r);
 }
 
@@ -487,7 +486,7 @@ static void test_a_restore_that_works(void)
 	CHECK_EQ_INT(r->position, 7);
 	CHECK_EQ_INT(r->received_seq, 7);
 	CHECK_EQ_INT(r->epoch, 2);
-	CHECK(r->synced);
+	CHECK(history_synced(r));
 	CHECK_EQ_INT(history_epoch_at(r, 7), 2);
 	CHECK_EQ_INT(count("SELECT count(*) FROM t"), 5);
 	CHECK_EQ_INT(count("SELECT applied_seq FROM repl_state"), 7);
