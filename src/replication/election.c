@@ -642,7 +642,6 @@ static void role_done(void *arg, int rc, uint64_t seq)
 			return;
 		}
 		r->position = j->start;
-		r->received_seq = j->start;
 		stream_reset_acks(r);
 		r->stand_force = r->stand_now = false;
 		r->elections_won++;
@@ -760,6 +759,11 @@ void election_learn(repl *r, uint64_t epoch)
 	repl_view_publish(r);
 	/* a new primary: check where our histories part before following it */
 	history_set_synced(r, false);
+}
+
+void election_contact_now(repl *r)
+{
+	r->contact_mono = voter_clock_ms();
 }
 
 void election_contact(repl *r, uint64_t epoch)
@@ -1037,13 +1041,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (r->state == ELECTION_DRAINING) {
-		if (r->pending_applies == 0)
+		if (applier_pending(r) == 0)
 			cast_votes(r);
 		return;
 	}
 	if (r->state != ELECTION_FOLLOWER)
 		return; /* a round or a role write in flight: its answer moves the state */
-	if (!r->reconnect)
+	if (!applier_running(r))
 		follow(r); /* a secondary whose applier could not start */
 	if (now < r->next_stand)
 		return;
@@ -1151,15 +1155,7 @@ static void admin_fault(repl *r, http_request *req, json_t *o)
 	if (r->env.peer && election_isolated(r, r->env.peer->name)) {
 		/* cut what is open: the stream, both ways */
 		stream_drop(r, r->env.peer->name);
-		if (!r->primary && r->reconnect && r->stream_client) {
-			r->replacing_stream = true;
-			http_client_free(&r->stream_client);
-			r->replacing_stream = false;
-			r->streaming = false;
-			r->link_down_since_ms = util_now_ms();
-			struct timeval tv = {0, 200000};
-			evtimer_add(r->reconnect, &tv);
-		}
+		applier_cut_stream(r);
 	}
 	repl_answer(req, 200, NULL, b.data);
 	buf_free(&b);

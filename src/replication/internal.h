@@ -28,6 +28,7 @@
 #include "http/client.h"
 #include "replication/frame.h"
 #include "replication/replication.h"
+#include "replication/applier.h"
 #include "replication/rejoin.h"
 #include "replication/snapshot.h"
 #include "replication/stream.h"
@@ -52,12 +53,6 @@ typedef struct waiter {
 	struct waiter **list;
 	struct waiter *next;
 } waiter;
-
-typedef struct pending_frame {
-	uint64_t seq;
-	int64_t time_ms;
-	struct pending_frame *next;
-} pending_frame;
 
 /* The delay line: a FIFO (every item waits the same delay, so arrival order
  * is due order) drained by one timer on its loop (tests, benchmarks). */
@@ -159,28 +154,11 @@ struct repl {
 	repl_stream *stream;        /* stream.c's: subscribers, acks, lag, trim */
 
 	/* secondary (control thread) */
-	http_client *stream_client;
-	http_client *control_client; /* acks, position queries */
-	buf frames;                  /* undecoded stream bytes */
-	bool streaming;
-	bool apply_failed;
-	bool replacing_stream;       /* freeing the stream client on purpose */
-	uint64_t stream_generation;  /* bumped at every new stream */
-	uint64_t received_seq;       /* last entry handed to the writer */
-	int pending_applies;
-	pending_frame *unapplied, *unapplied_tail; /* received, not yet applied */
-	uint64_t primary_seq;        /* from heartbeats */
-	int64_t primary_time_ms;
-	int64_t link_down_since_ms;
-	int64_t last_contact_ms;
+	repl_applier *applier;          /* applier.c's: clients, frames, acks, backoff, delay */
 	int64_t fresh_mono;          /* voter clock: when this region last knew it had every
 				      * write of the primary (stream data or heartbeat from it;
-				      * as a primary with a lease, its own heartbeat tick); 0 never */
-	struct event *reconnect;
-	int backoff_ms;
-	struct ratelog *connect_log;    /* failed link connections, logged once per 10 s per cause */
-	bool ack_in_flight;
-	uint64_t ack_sent;
+				      * as a primary with a lease, its own heartbeat tick); 0 never
+				      * (written by applier.c and stream.c, read by view.c) */
 	repl_snapshot *snapshot;        /* catching up from a snapshot (snapshot.c) */
 	delay_line delay;               /* artificial link delay (tests, benchmarks) */
 
@@ -218,10 +196,6 @@ struct repl {
 	/* epoch history (rejoin.c, control thread) */
 	repl_history *history;          /* rejoin.c's: the history, synced, rejoining */
 
-	/* metrics (control thread; rendered there by repl_metrics' call) */
-	uint64_t applied_entries;
-	uint64_t backpressure_rejects;
-	uint64_t global_timeouts;
 };
 
 /* repl.c: allocate the state each module owns (stream.c, applier.c,
@@ -240,8 +214,6 @@ void repl_view_read(const repl *r, repl_view *out);
 
 /* waits (repl.c), control thread; cb runs on the control thread */
 void ctl_wait_position(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
-/* applier.c: ask the primary for its position, then wait until applied */
-void applier_wait_global(repl *r, int timeout_ms, repl_wait_cb cb, void *arg);
 /* view.c: the API-side kick (committed positions, learned epochs), run on
  * the control thread; also called by the control tick as a safety net */
 void repl_absorb_api(repl *r);
@@ -250,20 +222,14 @@ void repl_absorb_api(repl *r);
 int repl_submit(repl *r, commit_exec_fn exec, commit_done_fn done, void *arg);
 int repl_submit_exclusive(repl *r, commit_exec_fn exec, commit_done_fn done, void *arg);
 void waitlist_add(repl *r, waiter **list, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
+/* The position moved (up, or down after a revert): fire the position
+ * waiters it reached. Cannot fail. */
+void repl_position_reached(repl *r);
 /* Fire every waiter with seq <= reached (ok = true). */
 void waitlist_advance(waiter **list, uint64_t reached);
 /* Fire every waiter (ok = false): shutdown. */
 void waitlist_fail_all(waiter **list);
 
-
-/* applier.c (secondary) */
-/* Run fn(arg) after the artificial one-way link delay (at once without one),
- * in order. Every byte of the link passes through here on the secondary,
- * which opens every link connection, so both directions are delayed (the
- * forwarded writes through forward.c's own line on the API thread). */
-void link_delay(repl *r, void (*fn)(void *), void *arg);
-int link_delay_init(repl *r, int delay_ms);
-void link_delay_flush(repl *r);
 
 /* forward.c (API thread): write forwarding to the primary */
 forwarder *forwarder_new(repl *r);
@@ -277,18 +243,6 @@ void forwarder_free(forwarder **f);
 void forwarder_reset(forwarder *f);
 /* Prometheus lines of the forwarded writes. */
 void forwarder_metrics(forwarder *f, buf *out, const char *region);
-/* Start following the primary (clients, reconnect timer, first connect). 0
- * (also when already running), or ERR_NOMEM with everything it set up
- * released again (as after applier_stop): never half started. */
-int applier_start(repl *r);
-/* Stop following: free the clients and the timer. Cannot fail. */
-void applier_stop(repl *r);
-int64_t applier_lag_ms(repl *r);
-
-/* applier.c: a snapshot attempt is over (snapshot.c): ok (restored), go on
- * streaming now; failed, the next attempt after the reconnect backoff.
- * Nothing when the applier was stopped meanwhile. Cannot fail. */
-void applier_resume(repl *r, bool ok);
 
 
 /* election.c: the election state machine (its diagram and failure
@@ -318,6 +272,9 @@ void election_contact(repl *r, uint64_t epoch);
  * logged and taken in memory only); a primary steps down (PRIMARY or
  * SWITCHING -> DEMOTING), which cannot fail. */
 void election_learn(repl *r, uint64_t epoch);
+/* Stream data arrived from the primary we follow: that is contact now
+ * (whatever the epoch of the entry). Cannot fail. */
+void election_contact_now(repl *r);
 /* Is the fault switch cutting this region off from peer? Cannot fail. */
 bool election_isolated(const repl *r, const char *peer);
 /* "follower", "pre_candidate", ... (status, logs); "invalid" out of range. */
@@ -343,9 +300,6 @@ bool election_failover_enabled(const repl *r);
  * its failed connections are logged (rate-limited, link_watch_connections).
  * NULL when host:port does not parse or memory is short. */
 http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body);
-/* Log c's failed connections at warn with their cause, once per 10 s per
- * target and cause (applier.c; every link client should be watched). */
-void link_watch_connections(repl *r, http_client *c);
 
 /* Send a small JSON answer on the link. */
 void repl_answer(http_request *req, int status, const char *code, const char *json_or_message);

@@ -468,10 +468,9 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 {
 	revert_job *j = arg;
 	repl *r = j->r;
-	r->pending_applies--;
+	applier_release(r);
 	if (rc == 0) {
-		r->position = j->d;
-		r->received_seq = j->d;
+		applier_reset_position(r, j->d);
 		r->history->quarantined_total += (uint64_t)j->count;
 		repl_view_publish(r);
 		bool history_ok = history_load(r) == 0;
@@ -622,10 +621,10 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 		 "reverting positions %llu..%llu into the quarantine",
 		 (unsigned long long)their_epoch, (unsigned long long)d, (unsigned long long)d + 1,
 		 (unsigned long long)r->position);
-	r->pending_applies++;
+	applier_hold(r);
 	if (repl_submit(r, revert_exec, revert_done, j) != 0) {
 		log_warn("rejoin: the writer queue refused the revert (full or stopping); rejoining later");
-		r->pending_applies--;
+		applier_release(r);
 		free(j);
 		rejoin_end(r, done, false);
 	}
@@ -650,8 +649,9 @@ void rejoin_start(repl *r, void (*done)(repl *r, bool ok))
 	}
 	c->r = r;
 	c->done = done;
-	if (!r->control_client ||
-	    http_client_request(r->control_client, "GET", "/internal/v1/replication/history", headers, NULL, 0, 0,
+	http_client *control = applier_control_client(r);
+	if (!control ||
+	    http_client_request(control, "GET", "/internal/v1/replication/history", headers, NULL, 0, 0,
 				history_answer, c) != 0) {
 		log_warn("rejoin: cannot ask %s for its history now; rejoining later", r->env.peer->name);
 		free(c);

@@ -103,6 +103,11 @@ void waitlist_add(repl *r, waiter **list, uint64_t seq, int timeout_ms, repl_wai
 	*list = w;
 }
 
+void repl_position_reached(repl *r)
+{
+	waitlist_advance(&r->position_waiters, r->position);
+}
+
 void waitlist_advance(waiter **list, uint64_t reached)
 {
 	bool again = true;
@@ -192,22 +197,7 @@ void repl_status_json(repl *r, buf *out)
 	if (r->primary) {
 		stream_status_json(r, out);
 	} else {
-		uint64_t lag_pos = r->primary_seq > r->position ? r->primary_seq - r->position : 0;
-		buf_printf(out,
-			   "\"last_seq\":%llu,\"applied_seq\":%llu,\"primary_seq\":%llu,"
-			   "\"lag\":{\"positions\":%llu,\"seconds\":%.3f},\"link\":{\"state\":\"%s\"",
-			   (unsigned long long)r->primary_seq, (unsigned long long)r->position,
-			   (unsigned long long)r->primary_seq, (unsigned long long)lag_pos,
-			   (double)applier_lag_ms(r) / 1000.0, r->streaming ? "up" : "down");
-		if (!r->streaming && r->link_down_since_ms) {
-			char iso[32];
-			util_iso8601(r->link_down_since_ms, iso);
-			buf_printf(out, ",\"down_since\":\"%s\"", iso);
-		}
-		buf_printf(out, "},\"snapshot\":\"");
-		const char *snap = snapshot_status(r);
-		buf_add_json_escaped(out, snap, strlen(snap));
-		buf_printf(out, "\",\"degraded\":%s,", r->streaming ? "false" : "true");
+		applier_status_json(r, out);
 	}
 	election_status_json(r, out);
 	buf_printf(out, "\"time_ms\":%lld}", (long long)now);
@@ -219,7 +209,7 @@ static void repl_metrics_ctl(repl *r, buf *out)
 	const char *n = r->env.self->name;
 	uint64_t acked = stream_acked_seq(r);
 	uint64_t lag_pos = r->primary ? (r->position > acked ? r->position - acked : 0)
-				      : (r->primary_seq > r->position ? r->primary_seq - r->position : 0);
+				      : (applier_primary_seq(r) > r->position ? applier_primary_seq(r) - r->position : 0);
 	if (!r->env.peer)
 		lag_pos = 0;
 	const char *gate_code, *gate_message;
@@ -255,8 +245,8 @@ static void repl_metrics_ctl(repl *r, buf *out)
 		   "tandem_no_quorum{region=\"%s\"} %d\n",
 		   n, (unsigned long long)r->position, n, (unsigned long long)r->epoch, n,
 		   (unsigned long long)lag_pos, n, r->env.peer ? (double)repl_lag_ms(r) / 1000.0 : 0.0, n,
-		   (unsigned long long)r->applied_entries, n,
-		   r->env.peer && (r->primary ? stream_degraded_since_ms(r) != 0 : !r->streaming), n,
+		   (unsigned long long)applier_applied_entries(r), n,
+		   r->env.peer && (r->primary ? stream_degraded_since_ms(r) != 0 : !applier_streaming(r)), n,
 		   (unsigned long long)atomic_load(&r->backpressure_waits), n,
 		   (unsigned long long)atomic_load(&r->no_quorum_refusals), n, no_quorum);
 	buf_printf(out,
@@ -781,7 +771,8 @@ int repl_parts_new(repl *r)
 	r->snapshot = snapshot_new();
 	r->stream = stream_new();
 	r->history = history_new();
-	if (!r->snapshot || !r->stream || !r->history) {
+	r->applier = applier_new();
+	if (!r->snapshot || !r->stream || !r->history || !r->applier) {
 		repl_parts_free(r);
 		return ERR_NOMEM;
 	}
@@ -793,6 +784,7 @@ void repl_parts_free(repl *r)
 	snapshot_free(&r->snapshot);
 	stream_free(&r->stream);
 	history_free(&r->history);
+	applier_free(&r->applier);
 }
 
 /* Free what repl_new and repl_start made (single-threaded: before the
@@ -810,9 +802,8 @@ static void repl_release(repl *r)
 	mailbox_free(&r->to_ctl);
 	mailbox_free(&r->to_api);
 	loop_queue_free(&r->ctl_done);
-	link_delay_flush(r);
-	buf_free(&r->frames);
-	ratelog_free(&r->connect_log);
+	if (r->applier)
+		link_delay_flush(r);
 	repl_parts_free(r);
 	db_close(&r->env.reader);
 	if (r->env.base && r->env.base != r->api_base)
@@ -832,7 +823,6 @@ repl *repl_new(const repl_env *env, char *err, size_t errcap)
 	r->api_base = env->base;
 	r->env.reader = NULL; /* the API thread's: the control thread opens its own */
 	pthread_mutex_init(&r->view_lock, NULL);
-	buf_init(&r->frames, (size_t)FRAME_MAX_PAYLOAD + FRAME_HEADER_BYTES + 1);
 	/* the control loop; the artificial link delay needs timers more
 	 * precise than libevent's default coarse clock */
 	struct event_config *ecfg = event_config_new();
@@ -863,7 +853,6 @@ repl *repl_new(const repl_env *env, char *err, size_t errcap)
 	}
 	r->primary = strcmp(role, "primary") == 0;
 	r->position = r->primary ? last : applied;
-	r->received_seq = r->position;
 	if (election_init(r, err, errcap) != 0 || history_load(r) != 0) {
 		if (!err[0])
 			snprintf(err, errcap, "cannot read the epoch history");

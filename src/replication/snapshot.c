@@ -284,15 +284,11 @@ static void restore_done(void *arg, int rc, uint64_t unused)
 	restore_job *j = arg;
 	repl *r = j->r;
 	unlink(j->path);
-	r->pending_applies--;
+	applier_release(r);
 	r->snapshot->restoring = false;
 	if (rc == 0) {
 		log_info("snapshot restored: this region is at position %llu (epoch %llu)",
 			 (unsigned long long)j->seq, (unsigned long long)j->epoch);
-		r->position = j->seq;
-		r->received_seq = j->seq;
-		if (j->seq > r->primary_seq)
-			r->primary_seq = j->seq;
 		if (j->epoch > r->epoch)
 			r->epoch = j->epoch;
 		r->snapshot->required = false;
@@ -300,8 +296,7 @@ static void restore_done(void *arg, int rc, uint64_t unused)
 		/* the primary's history came with its data; if it cannot be
 		 * read now, a rejoin reads it before streaming */
 		history_set_synced(r, history_load(r) == 0);
-		repl_view_publish(r);
-		waitlist_advance(&r->position_waiters, r->position);
+		applier_reset_position(r, j->seq); /* publishes the view, wakes the waiters */
 	} else {
 		log_error("snapshot restore failed: %s", j->error[0] ? j->error : err_str(rc));
 		char why[120];
@@ -372,11 +367,11 @@ static void fetch_done(int rc, const http_message *resp, const char *body, size_
 		j->r = r;
 		snprintf(j->path, sizeof j->path, "%s", f->path);
 		log_info("snapshot of %zu bytes received; restoring", f->bytes);
-		r->pending_applies++;
+		applier_hold(r);
 		r->snapshot->restoring = true;
 		snprintf(r->snapshot->status, sizeof r->snapshot->status, "restoring");
 		if (repl_submit_exclusive(r, restore_exec, restore_done, j) != 0) {
-			r->pending_applies--;
+			applier_release(r);
 			r->snapshot->restoring = false;
 			snprintf(why, sizeof why, "restore: the writer queue is full");
 			free(j);

@@ -251,7 +251,6 @@ static repl *open_repl(void)
 	fake_acked = 0;
 	r->env = (repl_env){.base = base, .cfg = &cfg, .self = &cfg.regions[0], .peer = &cfg.regions[1],
 			    .reader = reader, .db_path = path, .writer = writer, .capture = cap};
-	buf_init(&r->frames, 1 << 16);
 	char err[256] = "";
 	CHECK_EQ_INT(election_init(r, err, sizeof err), 0);
 	CHECK_EQ_INT(history_load(r), 0);
@@ -300,7 +299,6 @@ static void close_repl(repl *r)
 	stream_stop(r);
 	r->snapshot->fetch = NULL;
 	election_free(r);
-	buf_free(&r->frames);
 	repl_parts_free(r);
 	free(r);
 }
@@ -408,7 +406,7 @@ static void test_step_down_without_memory_still_follows(void)
 		CHECK(!lease_valid(r));
 		CHECK(r->state == ELECTION_DEMOTING); /* the demotion is being recorded */
 		wait_role_change(r);
-		CHECK(r->reconnect != NULL);   /* following the primary */
+		CHECK(applier_running(r));   /* following the primary */
 		CHECK(r->role_reserve != NULL); /* given back */
 		db_role(role);
 		CHECK_EQ_STR(role, "secondary");
@@ -427,12 +425,12 @@ static void test_applier_start_is_never_half_done(void)
 	repl *r = open_repl();
 	snprintf(cfg.regions[1].link_listen, sizeof cfg.regions[1].link_listen, "%s", "no port here");
 	CHECK_EQ_INT(applier_start(r), ERR_NOMEM);
-	CHECK(r->reconnect == NULL && r->control_client == NULL);
+	CHECK(!applier_running(r) && applier_control_client(r) == NULL);
 	CHECK_EQ_INT(applier_start(r), ERR_NOMEM); /* not "already running" */
-	CHECK(r->reconnect == NULL);
+	CHECK(!applier_running(r));
 	snprintf(cfg.regions[1].link_listen, sizeof cfg.regions[1].link_listen, "%s", good_peer);
 	CHECK_EQ_INT(applier_start(r), 0);
-	CHECK(r->reconnect != NULL && r->control_client != NULL);
+	CHECK(applier_running(r) && applier_control_client(r) != NULL);
 	close_repl(r);
 }
 
@@ -447,14 +445,14 @@ static void test_a_failed_follow_is_retried_by_the_tick(void)
 	put(r, ELECTION_DRAINING); /* drained: the applier is stopped */
 	snprintf(cfg.regions[1].link_listen, sizeof cfg.regions[1].link_listen, "%s", "no port here");
 	stand_abort(r, "no majority (test)");
-	CHECK(r->reconnect == NULL);
+	CHECK(!applier_running(r));
 	CHECK(r->follow_failed);
 	tick_cb(-1, EV_TIMEOUT, r); /* still cannot */
-	CHECK(r->reconnect == NULL);
+	CHECK(!applier_running(r));
 	snprintf(cfg.regions[1].link_listen, sizeof cfg.regions[1].link_listen, "%s", good_peer);
 	r->contact_mono = voter_clock_ms(); /* a primary was heard: no candidacy now */
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK(r->reconnect != NULL);
+	CHECK(applier_running(r));
 	CHECK(!r->follow_failed);
 	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
 	close_repl(r);
@@ -652,19 +650,19 @@ static void test_a_silent_primary_is_replaced(void)
 	CHECK(pw >= 0 && pp >= 0);
 	CHECK(strstr(outbox[pw].body, "\"pre\":true") != NULL);
 	CHECK_EQ_INT(voter_promised(r->voter), promised); /* a pre-vote changes nothing */
-	CHECK(r->reconnect != NULL);                      /* still following meanwhile */
+	CHECK(applier_running(r));                      /* still following meanwhile */
 	/* (3): the witness would vote: drain; the applier stops */
 	grant(pw, promised);
 	CHECK_EQ_INT(r->state, ELECTION_DRAINING);
-	CHECK(r->reconnect == NULL);
+	CHECK(!applier_running(r));
 	unreachable(pp);
 	/* (4) waits for the writer queue: an entry still being applied */
-	r->pending_applies = 1;
+	applier_hold(r);
 	tick_cb(-1, EV_TIMEOUT, r);
 	CHECK_EQ_INT(r->state, ELECTION_DRAINING);
 	CHECK_EQ_INT(count_open(), 0);
 	CHECK_EQ_INT(voter_promised(r->voter), promised);
-	r->pending_applies = 0;
+	applier_release(r);
 	r->position = 0; /* what the drained log holds */
 	tick_cb(-1, EV_TIMEOUT, r);
 	CHECK_EQ_INT(r->state, ELECTION_CANDIDATE);
@@ -716,7 +714,7 @@ static void test_pre_vote_refused_changes_nothing(void)
 	unreachable(find_open(r, "/internal/v1/vote", false));
 	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
 	CHECK_EQ_INT(voter_promised(r->voter), promised);
-	CHECK(r->reconnect != NULL);
+	CHECK(applier_running(r));
 	CHECK_EQ_INT(r->next_stand, fake_now + (2300 > cfg.failover.vote_retry_ms ? 2300 : cfg.failover.vote_retry_ms));
 	/* and not before then */
 	fake_now = r->next_stand - 1;
@@ -802,7 +800,7 @@ static void test_lost_election(void)
 	CHECK_EQ_INT(r->state, ELECTION_CANDIDATE); /* the peer may still vote */
 	unreachable(find_open(r, "/internal/v1/vote", false));
 	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
-	CHECK(r->reconnect != NULL);
+	CHECK(applier_running(r));
 	CHECK_EQ_INT(voter_promised(r->voter), newer);
 	CHECK_EQ_INT(r->next_stand, fake_now + cfg.failover.vote_retry_ms);
 	CHECK_EQ_INT(rules_stand_epoch(voter_promised(r->voter), r->epoch), newer + 1);
@@ -823,7 +821,7 @@ static void test_own_vote_refused_while_draining(void)
 	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
 	CHECK_EQ_INT(count_open(), 0);
 	CHECK_EQ_INT(r->stand_epoch, promised + 1);
-	CHECK(r->reconnect != NULL);
+	CHECK(applier_running(r));
 	close_repl(r);
 }
 
@@ -845,7 +843,7 @@ static void test_out_of_memory_before_the_own_vote_changes_no_promise(void)
 	alloc_countdown = -1;
 	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
 	CHECK_EQ_INT(voter_promised(r->voter), promised);
-	CHECK(r->reconnect != NULL);
+	CHECK(applier_running(r));
 	close_repl(r);
 }
 
@@ -893,7 +891,7 @@ static void test_promotion_not_recorded_stays_a_follower(void)
 		CHECK(faultvfs_injected() > 0);
 		CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
 		CHECK(!r->primary);
-		CHECK(r->reconnect != NULL);
+		CHECK(applier_running(r));
 		CHECK_EQ_INT(r->next_stand, fake_now + cfg.failover.vote_retry_ms);
 		const char *code = NULL, *message = NULL;
 		CHECK_EQ_INT(repl_write_gate(r, &code, &message), ERR_AGAIN);
@@ -920,7 +918,7 @@ static void test_step_down_not_recorded_still_follows(void)
 	faultvfs_disarm();
 	CHECK(faultvfs_injected() > 0);
 	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
-	CHECK(r->reconnect != NULL);
+	CHECK(applier_running(r));
 	CHECK(!r->writes_on);
 	close_repl(r);
 }
@@ -940,7 +938,7 @@ static void test_step_down_with_no_role_job_at_all(void)
 	alloc_countdown = -1;
 	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
 	CHECK(!r->primary && !r->writes_on);
-	CHECK(r->reconnect != NULL);
+	CHECK(applier_running(r));
 	r->role_reserve = reserve;
 	close_repl(r);
 }
@@ -955,7 +953,7 @@ static void test_forced_failover_skips_the_pre_vote(void)
 	stand(r);
 	CHECK_EQ_INT(r->state, ELECTION_DRAINING);
 	CHECK_EQ_INT(count_open(), 0);
-	CHECK(r->reconnect == NULL);
+	CHECK(!applier_running(r));
 	tick_cb(-1, EV_TIMEOUT, r);
 	CHECK_EQ_INT(r->state, ELECTION_CANDIDATE);
 	int v = find_open(r, "/internal/v1/vote", true);

@@ -195,7 +195,7 @@ static void test_a_malformed_history_answer_is_refused(void)
 		CHECK(!done_ok);
 		CHECK_EQ_INT(voter_promised(r.voter), 0);
 		CHECK_EQ_INT(r.epoch, 1);
-		CHECK_EQ_INT(r.pending_applies, 0);
+		CHECK_EQ_INT(applier_pending(&r), 0);
 	}
 	voter_free(&r.voter);
 	repl_parts_free(&r);

@@ -15,8 +15,9 @@
  *     link_client_new can be made to fail;
  *   - an in-memory server side for snapshot_serve (answer, chunks, end,
  *     abort, drain);
- *   - applier_resume (what follows every fetch) and the view publish are
- *     stand-ins that count their calls;
+ *   - applier_resume (what follows every fetch) is a stand-in that counts
+ *     its calls (and whether the restore worked); the rest of the applier
+ *     (applier_hold/release, applier_reset_position) is the real one;
  *   - the restore and the VACUUM go through the real repl_submit_exclusive
  *     to a real committer on a temporary database.
  */
@@ -70,10 +71,6 @@ static void fake_applier_resume(repl *r, bool ok)
 {
 	resumed++;
 	resumed_ok += ok;
-}
-
-static void fake_view_publish(repl *r)
-{
 }
 
 /* --- the in-memory server side (primary) --- */
@@ -143,7 +140,6 @@ static void fake_on_drain(http_request *req, http_drain_fn fn, void *arg)
 #define http_client_stream fake_client_stream
 #define http_client_free fake_client_free
 #define applier_resume fake_applier_resume
-#define repl_view_publish fake_view_publish
 #define repl_answer fake_repl_answer
 #define http_response_header fake_response_header
 #define http_respond_start fake_respond_start
@@ -163,7 +159,6 @@ static void fake_on_drain(http_request *req, http_drain_fn fn, void *arg)
 #undef http_respond_start
 #undef http_response_header
 #undef repl_answer
-#undef repl_view_publish
 #undef applier_resume
 #undef http_client_free
 #undef http_client_stream
@@ -212,8 +207,8 @@ static repl *open_secondary(const char *name)
 	CHECK(r->ctl_done != NULL);
 	r->epoch = 1;
 	r->position = 3;
-	r->received_seq = 3;
 	history_add(r, 1, 1);
+	r->witness_addr = "";
 	snapshot_require(r);
 	resumed = resumed_ok = 0;
 	nstreams = 0;
@@ -263,9 +258,9 @@ static void end_fetch(repl *r, int rc, int status)
 /* Run the loop until the restore job (if any) is done. */
 static void settle(repl *r)
 {
-	for (int i = 0; i < 1000 && r->pending_applies > 0; i++)
+	for (int i = 0; i < 1000 && applier_pending(r) > 0; i++)
 		event_base_loop(tbase, EVLOOP_ONCE);
-	CHECK_EQ_INT(r->pending_applies, 0);
+	CHECK_EQ_INT(applier_pending(r), 0);
 }
 
 /* The secondary's own data and position are untouched. */
@@ -316,7 +311,7 @@ static void test_a_failed_fetch_restores_nothing(void)
 		}
 		CHECK_EQ_INT(f->failed, k == 3);
 		end_fetch(r, k == 1 ? ERR_IO : 0, k == 0 ? 500 : 200);
-		CHECK_EQ_INT(r->pending_applies, 0); /* no restore job */
+		CHECK_EQ_INT(applier_pending(r), 0); /* no restore job */
 		CHECK_EQ_INT(resumed, 1);
 		CHECK_EQ_INT(resumed_ok, 0); /* a retry after the backoff, not a stream at once */
 		CHECK(!exists(in_path));
@@ -382,7 +377,7 @@ static void test_a_body_that_is_not_a_snapshot(void)
 			free(text);
 		}
 		end_fetch(r, 0, 200);
-		CHECK_EQ_INT(r->pending_applies, 1);
+		CHECK_EQ_INT(applier_pending(r), 1);
 		settle(r);
 		CHECK(snapshot_required(r));
 		CHECK(strncmp(snapshot_status(r), "failed: restore", 15) == 0);
@@ -484,7 +479,7 @@ static void test_a_restore_that_works(void)
 	CHECK_EQ_INT(resumed, 1);
 	CHECK_EQ_INT(resumed_ok, 1);
 	CHECK_EQ_INT(r->position, 7);
-	CHECK_EQ_INT(r->received_seq, 7);
+	CHECK_EQ_INT(applier_primary_seq(r), 7); /* applier_reset_position: the applier follows */
 	CHECK_EQ_INT(r->epoch, 2);
 	CHECK(history_synced(r));
 	CHECK_EQ_INT(history_epoch_at(r, 7), 2);
