@@ -94,8 +94,8 @@ static int forwarder_open(forwarder *fw)
 			return ERR_NOMEM;
 		}
 		/* source_host is set by election_init, before the threads start */
-		if (r->source_host[0])
-			http_client_set_source(c, r->source_host);
+		if (election_source_host(r)[0])
+			http_client_set_source(c, election_source_host(r));
 		http_client_on_connect_failed(c, forward_connect_failed, fw);
 		fw->clients[i] = (fwd_client){c, 0};
 	}

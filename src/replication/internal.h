@@ -29,6 +29,7 @@
 #include "replication/frame.h"
 #include "replication/replication.h"
 #include "replication/applier.h"
+#include "replication/election.h"
 #include "replication/rejoin.h"
 #include "replication/snapshot.h"
 #include "replication/stream.h"
@@ -95,21 +96,6 @@ typedef struct forwarder forwarder;
 typedef struct link_call link_call;
 typedef struct looplag looplag;
 
-/* The election's state (election.c: the diagram, the one function that
- * changes it, and its mapping to model/failover.pml). */
-typedef enum election_state {
-	ELECTION_FOLLOWER,      /* secondary: follows the primary, or stands once it is silent */
-	ELECTION_PRE_CANDIDATE, /* a pre-vote round in flight: nothing changed anywhere yet */
-	ELECTION_DRAINING,      /* pre-vote won (or forced): applier stopped, writer queue draining */
-	ELECTION_CANDIDATE,     /* own vote cast: the vote round in flight */
-	ELECTION_PROMOTING,     /* elected: the new role is in the writer queue */
-	ELECTION_PRIMARY,       /* primary: writes while the lease runs and a voter was heard */
-	ELECTION_SWITCHING,     /* primary in a planned switchover: writes paused */
-	ELECTION_DEMOTING,      /* stepped down (no writes): the demotion is in the writer queue */
-	ELECTION_STATES
-} election_state;
-
-
 struct repl {
 	/* set before the threads start, read-only afterwards (both threads) */
 	repl_env env;               /* env.base: the control loop; env.reader: its connection */
@@ -163,35 +149,7 @@ struct repl {
 	delay_line delay;               /* artificial link delay (tests, benchmarks) */
 
 	/* failover (election.c, control thread): leases, elections, role changes */
-	voter *voter;
-	char boot_id[33];
-	const char *witness_addr;       /* "" = no witness */
-	char source_host[64];           /* bind outgoing link connections here, or "" */
-	http_client *to_peer, *to_witness; /* lease requests and votes */
-	bool peer_busy, witness_busy;   /* a request in flight on each */
-	struct event *tick;             /* every 100 ms */
-	struct event *lease_timer;      /* fires when the lease ends */
-	int64_t lease_until;            /* voter_clock_ms; writes only before it */
-	bool writes_on;                 /* as last logged */
-	int64_t next_renew;
-	int64_t last_renew;             /* when the last lease round was sent (voter clock) */
-	int64_t heard_mono;             /* primary: last answer from another voter (voter clock) */
-	uint64_t round;                 /* lease rounds and elections, to drop stale replies */
-	int64_t contact_mono;           /* last message from a valid primary (voter clock) */
-	election_state state;           /* changed by election_set() only */
-	bool stand_force, stand_now;    /* forced failover; skip the pre-vote */
-	uint64_t stand_epoch;
-	int64_t next_stand;
-	int stand_yes, stand_replies;
-	void *role_reserve;             /* a role job kept for a step-down without memory */
-	bool follow_failed;             /* secondary: the applier could not start; the tick retries */
-	bool switching;                 /* derived: state SWITCHING (election_set only) */
-	int64_t switch_deadline;
-	char switch_to[32];
-	http_request *admin_req;        /* a switchover or failover waiting for its outcome */
-	char isolated[4][32];           /* fault switch: peers cut off */
-	int nisolated;
-	uint64_t elections_won, step_downs, leases_lost;
+	repl_election *election;        /* election.c's: voter, leases, rounds, state */
 
 	/* epoch history (rejoin.c, control thread) */
 	repl_history *history;          /* rejoin.c's: the history, synced, rejoining */
@@ -244,62 +202,6 @@ void forwarder_reset(forwarder *f);
 /* Prometheus lines of the forwarded writes. */
 void forwarder_metrics(forwarder *f, buf *out, const char *region);
 
-
-/* election.c: the election state machine (its diagram and failure
- * handling are in the design block at the top of election.c). Whatever
- * fails inside it (memory, the voter's file, the role's database write),
- * the region ends in a state of the diagram and never accepts a write it
- * could not acknowledge safely: a failed promotion leaves a FOLLOWER, a
- * failed step-down still stops writes and follows, and a transition off
- * the diagram is refused and logged. */
-/* Open the voter state (DIR/voter.json) and set the initial state from
- * r->primary. 0, or ERR_IO with the reason in err and nothing opened. */
-int election_init(repl *r, char *err, size_t errcap);
-/* 0, or ERR_NOMEM (timers, clients, the reserve role job, the tick) with the
- * caller expected to fail the start; election_free releases what was made. */
-int election_start(repl *r);
-/* Stop the timers and clients, answer a waiting admin request (503). Cannot
- * fail. */
-void election_stop(repl *r);
-/* Release what election_init/start made; safe after a failed start and
- * twice. Cannot fail. */
-void election_free(repl *r);
-/* A message from the primary of this epoch (or newer) arrived: it counts
- * as contact (no election while it lasts); an older epoch's does not.
- * Cannot fail (a newer epoch is learned as election_learn). */
-void election_contact(repl *r, uint64_t epoch);
-/* A higher epoch is known: raise the promise (persisted; if that fails,
- * logged and taken in memory only); a primary steps down (PRIMARY or
- * SWITCHING -> DEMOTING), which cannot fail. */
-void election_learn(repl *r, uint64_t epoch);
-/* Stream data arrived from the primary we follow: that is contact now
- * (whatever the epoch of the entry). Cannot fail. */
-void election_contact_now(repl *r);
-/* Is the fault switch cutting this region off from peer? Cannot fail. */
-bool election_isolated(const repl *r, const char *peer);
-/* "follower", "pre_candidate", ... (status, logs); "invalid" out of range. */
-const char *election_state_name(election_state s);
-/* Link routes (peer = the verified certificate name). Each answers the
- * request exactly once: 400 for a ballot that does not parse, 409 for a
- * refusal or a stale epoch, 503 io when the voter cannot persist (nothing
- * granted). */
-void election_handle_lease(repl *r, http_request *req, const char *peer);
-void election_handle_vote(repl *r, http_request *req, const char *peer);
-void election_handle_handover(repl *r, http_request *req, const char *peer);
-void election_handle_admin(repl *r, http_request *req, const char *peer);
-/* Append the failover status fields to out (bounded by out's maximum: cut
- * there, never beyond). */
-void election_status_json(repl *r, buf *out);
-/* Primary: another voter answered (a lease answer, a stream ack). Cannot
- * fail. */
-void election_heard(repl *r);
-/* Does this region hold a valid lease (control thread's own state)? */
-bool election_lease_valid(const repl *r);
-bool election_failover_enabled(const repl *r);
-/* A new link client to host:port named sni, bound to our source address;
- * its failed connections are logged (rate-limited, link_watch_connections).
- * NULL when host:port does not parse or memory is short. */
-http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body);
 
 /* Send a small JSON answer on the link. */
 void repl_answer(http_request *req, int status, const char *code, const char *json_or_message);

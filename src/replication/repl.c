@@ -772,7 +772,8 @@ int repl_parts_new(repl *r)
 	r->stream = stream_new();
 	r->history = history_new();
 	r->applier = applier_new();
-	if (!r->snapshot || !r->stream || !r->history || !r->applier) {
+	r->election = election_new();
+	if (!r->snapshot || !r->stream || !r->history || !r->applier || !r->election) {
 		repl_parts_free(r);
 		return ERR_NOMEM;
 	}
@@ -785,6 +786,7 @@ void repl_parts_free(repl *r)
 	stream_free(&r->stream);
 	history_free(&r->history);
 	applier_free(&r->applier);
+	election_delete(&r->election);
 }
 
 /* Free what repl_new and repl_start made (single-threaded: before the

@@ -168,12 +168,10 @@ static void rejoin_finished(repl *r, bool ok)
  * nothing learned, nothing reverted). */
 static void test_a_malformed_history_answer_is_refused(void)
 {
-	char err[256], vpath[200];
-	snprintf(vpath, sizeof vpath, "%s/voter.json", dir);
+	char err[256];
 	repl r = {.env = {.self = &cfg.regions[0], .peer = &cfg.regions[1], .cfg = &cfg}};
 	CHECK_EQ_INT(repl_parts_new(&r), 0);
-	r.voter = voter_open(vpath, &cfg.failover, err, sizeof err);
-	CHECK(r.voter != NULL);
+	CHECK_EQ_INT(election_init(&r, err, sizeof err), 0); /* the voter at DIR/voter.json */
 	r.epoch = 1;
 	const char *answers[] = {
 		"{\"role\":\"primary\",\"epoch\":-1,\"last_seq\":0,\"history\":[]}",
@@ -193,11 +191,11 @@ static void test_a_malformed_history_answer_is_refused(void)
 		history_answer(0, &resp, answers[k], strlen(answers[k]), c);
 		CHECK_EQ_INT(done_calls, 1);
 		CHECK(!done_ok);
-		CHECK_EQ_INT(voter_promised(r.voter), 0);
+		CHECK_EQ_INT(election_promised(&r), 0);
 		CHECK_EQ_INT(r.epoch, 1);
 		CHECK_EQ_INT(applier_pending(&r), 0);
 	}
-	voter_free(&r.voter);
+	election_free(&r);
 	repl_parts_free(&r);
 }
 

@@ -208,7 +208,6 @@ static repl *open_secondary(const char *name)
 	r->epoch = 1;
 	r->position = 3;
 	history_add(r, 1, 1);
-	r->witness_addr = "";
 	snapshot_require(r);
 	resumed = resumed_ok = 0;
 	nstreams = 0;
