@@ -1,20 +1,36 @@
 /*
- * internal.h - what the replication files share.
+ * internal.h - what the replication files share: struct repl (only what is
+ * truly shared: the environment, the mailboxes, the view, the epoch, the
+ * position, the primary and stopping flags, each field saying who writes
+ * it) and one pointer to each module's own state, which is defined in the
+ * module's .c file and reached by the other files only through the
+ * functions of the module's header.
  *
- *   repl.c     lifecycle, the control thread, waits, the link server and its
- *              routes, status
- *   view.c     the published view and every repl_* function the API thread
- *              calls (gates, getters, waits posted to the control thread)
- *   stream.c   primary: stream subscribers, acks, lag, log trimming
- *   applier.c  secondary: consume the stream, apply, acknowledge, reconnect
- *   forward.c  secondary: forward writes to the primary (API thread)
- *   frame.c    the wire format; capture.c the log capture
+ *   file        state            header       what it does
+ *   repl.c      struct repl      internal.h   lifecycle, the control thread, waits on the
+ *                                             position, the link server and its routes, status
+ *   view.c      repl->view       internal.h   the published view and every repl_* function
+ *                                             the API thread calls (gates, getters, waits)
+ *   election.c  repl_election    election.h   leases (and what happens when one expires),
+ *                                             elections, role changes, switchover, failover,
+ *                                             the fault switch
+ *   stream.c    repl_stream      stream.h     primary: stream subscribers, acks, lag, trim
+ *   applier.c   repl_applier     applier.h    secondary: consume the stream, apply, ack,
+ *                                             reconnect; the link delay
+ *   snapshot.c  repl_snapshot    snapshot.h   catch-up from a copy of the primary
+ *   rejoin.c    repl_history     rejoin.h     the epoch history; the rejoin of a diverged region
+ *   forward.c   forwarder        internal.h   secondary: forward writes to the primary (API thread)
+ *   frame.c, capture.c           frame.h, capture.h   the wire format; the log capture
+ *
+ * The pure rules (no I/O: the voter's grant rules, quorum and lease
+ * arithmetic, history divergence, lag) are in src/failover/, unit-tested on
+ * their own.
  *
  * Threads (docs/ARCHITECTURE.md): everything here runs on the control
  * thread (its own event_base, r->env.base once repl_new returns) except
  * view.c's API functions and forward.c, which run on the API thread
- * (r->api_base). They share only what struct repl marks "both": the view
- * (under view_lock), atomics, and the two mailboxes.
+ * (r->api_base). They share only what struct repl marks "both" or "API
+ * writes": the view (under view_lock), atomics, and the two mailboxes.
  */
 #ifndef TANDEM_REPLICATION_INTERNAL_H
 #define TANDEM_REPLICATION_INTERNAL_H
@@ -26,11 +42,11 @@
 #include "core/workers.h"
 #include "failover/voter.h"
 #include "http/client.h"
-#include "replication/frame.h"
-#include "replication/replication.h"
 #include "replication/applier.h"
 #include "replication/election.h"
+#include "replication/frame.h"
 #include "replication/rejoin.h"
+#include "replication/replication.h"
 #include "replication/snapshot.h"
 #include "replication/stream.h"
 
@@ -64,7 +80,8 @@ typedef struct delay_line {
 	struct event *timer;
 	struct delayed *head, *tail;
 } delay_line;
-/* 0 (nothing to set up without a delay), or ERR_NOMEM. */
+/* 0 (nothing to set up without a delay), or ERR_NOMEM with no timer (the
+ * line then runs everything at once). */
 int delay_line_init(delay_line *d, struct event_base *base, int delay_ms);
 /* Run fn(arg) after the delay (at once without one, or when stopping or out
  * of memory), in order. */
@@ -103,57 +120,52 @@ struct repl {
 
 	/* threads and the queues between them (both; each is thread-safe) */
 	pthread_t thread;
-	bool thread_running;        /* API thread: start/stop only */
+	bool thread_running;        /* written by the API thread (start/stop) only */
 	mailbox *to_ctl;            /* API -> control: waits, kicks, metrics */
 	mailbox *to_api;            /* control -> API: completions, link requests */
 	loop_queue *ctl_done;       /* committer completions of the control thread's jobs */
 	pthread_mutex_t view_lock;
-	repl_view view;             /* under view_lock */
-	_Atomic uint64_t view_position; /* position for the API: max of both sides on a primary */
-	_Atomic uint64_t api_committed; /* API: highest committed batch not yet seen by control */
-	_Atomic uint64_t api_learned;   /* API: highest epoch learned from forwarded writes */
-	_Atomic bool kick_pending;      /* the kick node is queued on to_ctl */
+	repl_view view;             /* written by the control thread (view.c), under view_lock */
+	_Atomic uint64_t view_position; /* both: position for the API, max of both sides on a primary */
+	_Atomic uint64_t api_committed; /* API writes: highest committed batch not yet seen by control */
+	_Atomic uint64_t api_learned;   /* API writes: highest epoch learned from forwarded writes */
+	_Atomic bool kick_pending;      /* both: the kick node is queued on to_ctl */
 	mailbox_node kick;              /* coalesced API -> control notice */
-	_Atomic int writes_in_flight;   /* API writes between submit and answer */
-	_Atomic uint64_t no_quorum_refusals; /* writes refused or not acknowledged: isolated */
-	_Atomic uint64_t renewals_late; /* lease rounds sent > lease_ms / 10 after due */
-	_Atomic uint64_t backpressure_waits;
+	_Atomic int writes_in_flight;   /* API writes: writes between submit and answer */
+	_Atomic uint64_t no_quorum_refusals; /* API writes: refused or not acknowledged, isolated */
+	_Atomic uint64_t renewals_late; /* control writes (election.c): lease rounds sent late */
+	_Atomic uint64_t backpressure_waits; /* control writes (stream.c): writes slowed for lag */
 
 	/* API thread only */
 	bool api_stopping;
 	forwarder *fwd;             /* write forwarding (forward.c) */
 
-	/* control thread only (everything below; the API reads none of it,
-	 * except source_host, written by election_init before the threads
-	 * start; after repl_free joined the thread, the API thread owns it) */
-	looplag *ctl_lag;           /* the control loop's lag, and the view's safety-net publish */
-	link_call *link_calls;      /* link requests in the API thread's hands */
+	/* control thread only (everything below; the API thread reads none of
+	 * it; after repl_free joined the thread, the API thread owns it) */
+	looplag *ctl_lag;           /* repl.c: the control loop's lag, the view's safety-net publish */
+	link_call *link_calls;      /* repl.c: link requests in the API thread's hands */
 	int link_calls_n;
-	http_server *link;
-	bool primary;               /* derived: state PRIMARY or SWITCHING (election_set only) */
-	bool stopping;
-	uint64_t epoch;
-	uint64_t position;          /* committed (primary) or applied (secondary) */
-	waiter *position_waiters;
+	http_server *link;          /* repl.c: the link server */
+	bool primary;               /* election.c (election_set) only: state PRIMARY or SWITCHING */
+	bool stopping;              /* repl.c (the stop) only */
+	uint64_t epoch;             /* the newest epoch known: election.c (learn, promotion),
+				     * applier.c (entries, heartbeats), snapshot.c (restore) */
+	uint64_t position;          /* committed (primary: view.c's absorb, election.c at a
+				     * promotion) or applied (secondary: applier.c, and
+				     * applier_reset_position for snapshot.c and rejoin.c) */
+	waiter *position_waiters;   /* repl.c's waits (ctl_wait_position, repl_position_reached) */
+	int64_t fresh_mono;         /* voter clock: when this region last knew it had every
+				     * write of the primary (stream data or heartbeat from it:
+				     * applier.c; as a primary with a lease, its own heartbeat
+				     * tick: stream.c); 0 never. Read by view.c's publish */
 
-	/* primary (control thread) */
-	repl_stream *stream;        /* stream.c's: subscribers, acks, lag, trim */
-
-	/* secondary (control thread) */
-	repl_applier *applier;          /* applier.c's: clients, frames, acks, backoff, delay */
-	int64_t fresh_mono;          /* voter clock: when this region last knew it had every
-				      * write of the primary (stream data or heartbeat from it;
-				      * as a primary with a lease, its own heartbeat tick); 0 never
-				      * (written by applier.c and stream.c, read by view.c) */
-	repl_snapshot *snapshot;        /* catching up from a snapshot (snapshot.c) */
-	delay_line delay;               /* artificial link delay (tests, benchmarks) */
-
-	/* failover (election.c, control thread): leases, elections, role changes */
-	repl_election *election;        /* election.c's: voter, leases, rounds, state */
-
-	/* epoch history (rejoin.c, control thread) */
-	repl_history *history;          /* rejoin.c's: the history, synced, rejoining */
-
+	/* each module's own state, defined in its .c file and reached by the
+	 * others only through the functions of its header */
+	repl_stream *stream;        /* stream.h: primary: subscribers, acks, lag, trim */
+	repl_applier *applier;      /* applier.h: secondary: clients, frames, acks, backoff, delay */
+	repl_snapshot *snapshot;    /* snapshot.h: catching up from a snapshot */
+	repl_election *election;    /* election.h: voter, leases, rounds, state, switchover */
+	repl_history *history;      /* rejoin.h: epoch history, synced, rejoining, quarantined */
 };
 
 /* repl.c: allocate the state each module owns (stream.c, applier.c,
@@ -165,31 +177,40 @@ int repl_parts_new(repl *r);
 void repl_parts_free(repl *r);
 
 /* view.c: publish the view (control thread; cheap: a lock and a copy).
- * Call after changing anything repl_view holds. */
+ * Call after changing anything repl_view holds. Cannot fail (a full API
+ * mailbox only delays the forwarder's reset: logged). */
 void repl_view_publish(repl *r);
-/* A copy of the view (any thread). */
+/* A copy of the view (any thread). Cannot fail. */
 void repl_view_read(const repl *r, repl_view *out);
 
-/* waits (repl.c), control thread; cb runs on the control thread */
+/* waits (repl.c), control thread: until the position reaches seq; cb runs
+ * on the control thread exactly once (true: reached; false: timeout,
+ * stopping, out of memory). */
 void ctl_wait_position(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
 /* view.c: the API-side kick (committed positions, learned epochs), run on
- * the control thread; also called by the control tick as a safety net */
+ * the control thread; also called by the control tick as a safety net.
+ * Cannot fail (a learned epoch is election_learn's). */
 void repl_absorb_api(repl *r);
 /* Submit a control-thread job to the writer: its done() runs on the control
- * thread. Same contract as committer_submit. */
+ * thread exactly once. Same contract as committer_submit: 0, or a negative
+ * code (queue full, stopping) with done() never called and the job the
+ * caller's to free. */
 int repl_submit(repl *r, commit_exec_fn exec, commit_done_fn done, void *arg);
 int repl_submit_exclusive(repl *r, commit_exec_fn exec, commit_done_fn done, void *arg);
+/* Wait on list until waitlist_advance reaches seq: cb(arg, ok) runs exactly
+ * once (true: reached; false: timeout_ms passed, waitlist_fail_all). Out of
+ * memory: cb(arg, false) at once, nothing added. */
 void waitlist_add(repl *r, waiter **list, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
 /* The position moved (up, or down after a revert): fire the position
  * waiters it reached. Cannot fail. */
 void repl_position_reached(repl *r);
-/* Fire every waiter with seq <= reached (ok = true). */
+/* Fire every waiter with seq <= reached (ok = true). Cannot fail. */
 void waitlist_advance(waiter **list, uint64_t reached);
-/* Fire every waiter (ok = false): shutdown. */
+/* Fire every waiter (ok = false): shutdown, step-down. Cannot fail. */
 void waitlist_fail_all(waiter **list);
 
-
-/* forward.c (API thread): write forwarding to the primary */
+/* forward.c (API thread): write forwarding to the primary. NULL when out
+ * of memory (repl_new fails then). */
 forwarder *forwarder_new(repl *r);
 /* Free the clients: forwards in flight are answered (rc < 0). No-op on NULL. */
 void forwarder_free(forwarder **f);
@@ -199,11 +220,12 @@ void forwarder_free(forwarder **f);
  * retry here, with their Idempotency-Key) instead of after
  * forward_timeout_ms. The connections are made again at the next forward. */
 void forwarder_reset(forwarder *f);
-/* Prometheus lines of the forwarded writes. */
+/* Prometheus lines of the forwarded writes (cut at out's maximum). */
 void forwarder_metrics(forwarder *f, buf *out, const char *region);
 
-
-/* Send a small JSON answer on the link. */
+/* Send a small JSON answer on the link: an error body {"error":{code,
+ * message}} when code is set, else json_or_message as it is. Answers req
+ * exactly once; cannot fail (a body past 1 MiB is cut). */
 void repl_answer(http_request *req, int status, const char *code, const char *json_or_message);
 
 #endif
