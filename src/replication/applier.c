@@ -161,6 +161,18 @@ void applier_status_json(repl *r, buf *out)
 	buf_printf(out, "\",\"degraded\":%s,", a->streaming ? "false" : "true");
 }
 
+/* Arm the reconnect timer ms from now. libevent refuses only without
+ * memory; then this secondary does not reconnect until something else arms
+ * the timer (a stream end, a restart, a new start), which is logged rather
+ * than left silent: a secondary, not serving writes, either way. */
+static void applier_arm(repl *r, int64_t ms)
+{
+	struct timeval tv = util_timeval_ms(ms);
+	if (evtimer_add(r->applier->reconnect, &tv) != 0)
+		log_error("replication: cannot arm the reconnect timer (out of memory); "
+			  "the link stays down until the next event re-arms it");
+}
+
 void applier_cut_stream(repl *r)
 {
 	repl_applier *a = r->applier;
@@ -171,8 +183,7 @@ void applier_cut_stream(repl *r)
 	a->replacing_stream = false;
 	a->streaming = false;
 	a->link_down_since_ms = util_now_ms();
-	struct timeval tv = {0, 200000};
-	evtimer_add(a->reconnect, &tv);
+	applier_arm(r, 200);
 }
 
 static void applier_connect(repl *r);
@@ -194,7 +205,9 @@ static void delay_line_arm(delay_line *l)
 	if (wait < 0)
 		wait = 0;
 	struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
-	evtimer_add(l->timer, &tv);
+	if (evtimer_add(l->timer, &tv) != 0)
+		log_error("link delay: cannot arm its timer (out of memory); what waits in the line goes at "
+			  "the next post or at the stop");
 }
 
 static void delay_line_fire(evutil_socket_t fd, short what, void *arg)
@@ -284,8 +297,7 @@ static void applier_restart(repl *r)
 {
 	if (r->stopping || !r->applier->reconnect)
 		return;
-	struct timeval now = {0, 0};
-	evtimer_add(r->applier->reconnect, &now);
+	applier_arm(r, 0);
 }
 
 int64_t applier_lag_ms(repl *r)
@@ -575,8 +587,7 @@ static void applier_schedule(repl *r)
 {
 	if (r->stopping)
 		return;
-	struct timeval tv = {r->applier->backoff_ms / 1000, (r->applier->backoff_ms % 1000) * 1000};
-	evtimer_add(r->applier->reconnect, &tv);
+	applier_arm(r, r->applier->backoff_ms);
 	int max = r->env.cfg->replication.reconnect_max_ms;
 	r->applier->backoff_ms = r->applier->backoff_ms * 2 > max ? max : r->applier->backoff_ms * 2;
 }
@@ -646,8 +657,13 @@ static void applier_on_data(void *arg, const char *data, size_t len)
 		return;
 	}
 	delayed_data *d = malloc(sizeof *d + len);
-	if (!d)
+	if (!d) {
+		/* dropping these bytes would cut a frame in two: start over */
+		log_error("replication: out of memory delaying stream data; reconnecting");
+		r->applier->apply_failed = true;
+		applier_restart(r);
 		return;
+	}
 	d->r = r;
 	d->generation = r->applier->stream_generation;
 	d->len = len;
@@ -672,8 +688,7 @@ static void rejoin_done(repl *r, bool ok)
 	if (ok) {
 		history_set_synced(r, true);
 		r->applier->received_seq = r->position;
-		struct timeval now = {0, 0};
-		evtimer_add(r->applier->reconnect, &now);
+		applier_arm(r, 0);
 	} else {
 		applier_schedule(r);
 	}
@@ -688,8 +703,7 @@ static void applier_connect(repl *r)
 		return;
 	}
 	if (r->applier->pending_applies > 0) { /* let the writer settle first */
-		struct timeval tv = {0, 20000};
-		evtimer_add(r->applier->reconnect, &tv);
+		applier_arm(r, 20);
 		return;
 	}
 	if (r->applier->apply_failed) {

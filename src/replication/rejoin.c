@@ -490,7 +490,8 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 		/* keep everything we have, then take the primary's copy */
 		char path[CONFIG_PATH_MAX + 96];
 		snprintf(path, sizeof path, "%s/quarantine", r->env.self->data_dir);
-		util_mkdirs(path, 0700);
+		if (util_mkdirs(path, 0700) != 0) /* the VACUUM INTO below fails then, and says so */
+			log_error("rejoin: cannot create %s: %s", path, strerror(errno));
 		snprintf(path, sizeof path, "%s/quarantine/%s-to-e%llu-at-%llu.db", r->env.self->data_dir,
 			 r->env.self->name, (unsigned long long)j->new_epoch, (unsigned long long)j->from_last);
 		/* on a connection of its own: the loop's reader may have
@@ -505,8 +506,8 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 			log_error("rejoin: VACUUM INTO failed: %s", copy ? sqlite3_errmsg(copy) : sqlite3_errstr(vrc));
 		sqlite3_free(sql);
 		sqlite3_close_v2(copy);
-		if (vrc == SQLITE_OK)
-			chmod(path, 0600); /* personal data (the folder is 0700 too) */
+		if (vrc == SQLITE_OK && chmod(path, 0600) != 0) /* personal data (the folder is 0700 too) */
+			log_warn("rejoin: cannot make %s private (%s); its folder is 0700", path, strerror(errno));
 		char f[CONFIG_PATH_MAX + 160];
 		snprintf(f, sizeof f,
 			 "\"count\":%llu,\"file\":\"%s\",\"from\":%llu,\"to\":%llu,\"epoch\":%llu,\"snapshot\":true",

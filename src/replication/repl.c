@@ -97,8 +97,13 @@ void waitlist_add(repl *r, waiter **list, uint64_t seq, int timeout_ms, repl_wai
 		cb(arg, false);
 		return;
 	}
-	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-	evtimer_add(w->timer, &tv);
+	struct timeval tv = util_timeval_ms(timeout_ms);
+	if (evtimer_add(w->timer, &tv) != 0) { /* out of memory: it could never time out */
+		event_free(w->timer);
+		free(w);
+		cb(arg, false);
+		return;
+	}
 	w->next = *list;
 	*list = w;
 }
@@ -372,7 +377,12 @@ static int repl_digest(db_conn *conn, const char *region, buf *out)
 		char *sql = sqlite3_mprintf("SELECT * FROM \"%w\" ORDER BY 1, 2", verify_tables[i]);
 		sqlite3_stmt *st = NULL;
 		EVP_MD_CTX *md = EVP_MD_CTX_new();
-		EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+		if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+			EVP_MD_CTX_free(md);
+			sqlite3_free(sql);
+			(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); /* a read: nothing to undo */
+			return ERR_NOMEM;
+		}
 		long long rows = 0;
 		if (sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
 			while (sqlite3_step(st) == SQLITE_ROW) {
@@ -401,7 +411,12 @@ static int repl_digest(db_conn *conn, const char *region, buf *out)
 			   rows, hex);
 	}
 	buf_adds(out, "}}");
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	/* a read transaction: a failed end means the reads are not known to be
+	 * one snapshot, so the digest is not given */
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return ERR_DB;
+	}
 	return 0;
 }
 

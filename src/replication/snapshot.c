@@ -260,7 +260,8 @@ static int restore_exec(db_conn *dst, void *arg)
 		if (rc != SQLITE_OK) {
 			snprintf(j->error, sizeof j->error, "cannot mark the snapshot as a secondary's: %s",
 				 sqlite3_errmsg(src));
-			sqlite3_exec(src, "ROLLBACK", NULL, NULL, NULL);
+			/* on our own temporary copy, which is deleted anyway */
+			(void)sqlite3_exec(src, "ROLLBACK", NULL, NULL, NULL);
 		}
 	}
 	if (rc == SQLITE_OK) {

@@ -291,8 +291,12 @@ static void stream_heartbeat(evutil_socket_t fd, short what, void *arg)
 			stream_pump(r, s);
 			buf hb;
 			buf_init(&hb, 64);
-			frame_encode(&hb, FRAME_HEARTBEAT, r->epoch, r->position, now, NULL, 0);
-			http_respond_chunk(s->req, hb.data, hb.len);
+			/* only out of memory can fail it: that heartbeat is skipped
+			 * (the next one comes in heartbeat_ms), logged */
+			if (frame_encode(&hb, FRAME_HEARTBEAT, r->epoch, r->position, now, NULL, 0) == 0)
+				http_respond_chunk(s->req, hb.data, hb.len);
+			else
+				log_error("replication: out of memory for a heartbeat to %s; skipped", s->peer);
 			buf_free(&hb);
 		}
 		s = next;
@@ -483,6 +487,8 @@ static void trim_done(void *arg, int rc, uint64_t seq)
 	t->r->stream->trim_running = false;
 	if (rc == 0)
 		t->r->stream->trimmed_through = t->through;
+	else /* busy or failing database: nothing deleted, the next tick tries again */
+		log_warn("replication: the log trim failed (%s); retried in a second", err_str(rc));
 	free(t);
 }
 
@@ -492,15 +498,17 @@ static void stream_trim(evutil_socket_t fd, short what, void *arg)
 	if (r->stream->trim_running || !r->primary)
 		return;
 	trim_job *t = calloc(1, sizeof *t);
-	if (!t)
+	if (!t) {
+		log_warn("replication: out of memory for the log trim; it runs at the next tick");
 		return;
+	}
 	t->r = r;
 	/* with no secondary configured there is nobody to wait for */
 	t->through = r->env.peer ? r->stream->acked_seq : r->position;
 	t->min_time_ms = util_now_ms() - (int64_t)r->env.cfg->replication.log_max_age_s * 1000;
 	t->max_bytes = r->env.cfg->replication.log_max_bytes;
 	r->stream->trim_running = true;
-	if (repl_submit(r, trim_exec, trim_done, t) != 0) {
+	if (repl_submit(r, trim_exec, trim_done, t) != 0) { /* queue full: the next tick tries again */
 		r->stream->trim_running = false;
 		free(t);
 	}
@@ -576,9 +584,11 @@ int stream_start(repl *r)
 		stream_stop(r);
 		return ERR_NOMEM;
 	}
-	evtimer_add(r->stream->heartbeat, &tv);
 	struct timeval one = {1, 0};
-	evtimer_add(r->stream->trim_timer, &one);
+	if (evtimer_add(r->stream->heartbeat, &tv) != 0 || evtimer_add(r->stream->trim_timer, &one) != 0) {
+		stream_stop(r); /* never half started, as above */
+		return ERR_NOMEM;
+	}
 	if (r->env.peer)
 		r->stream->degraded_since_ms = util_now_ms(); /* until the secondary streams */
 	return 0;
