@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "core/ratelog.h"
 #include "core/util.h"
+#include "failover/rules.h"
 #include "replication/internal.h"
 
 typedef struct apply_job {
@@ -143,7 +144,7 @@ void applier_reset_position(repl *r, uint64_t seq)
 void applier_status_json(repl *r, buf *out)
 {
 	repl_applier *a = r->applier;
-	uint64_t lag_pos = a->primary_seq > r->position ? a->primary_seq - r->position : 0;
+	uint64_t lag_pos = rules_lag_positions(a->primary_seq, r->position);
 	buf_printf(out,
 		   "\"last_seq\":%llu,\"applied_seq\":%llu,\"primary_seq\":%llu,"
 		   "\"lag\":{\"positions\":%llu,\"seconds\":%.3f},\"link\":{\"state\":\"%s\"",
@@ -302,11 +303,9 @@ static void applier_restart(repl *r)
 
 int64_t applier_lag_ms(repl *r)
 {
-	if (r->applier->unapplied)
-		return util_now_ms() - r->applier->unapplied->time_ms;
-	if (!r->applier->streaming && r->applier->link_down_since_ms && r->applier->primary_seq > r->position)
-		return util_now_ms() - r->applier->link_down_since_ms;
-	return 0;
+	repl_applier *a = r->applier;
+	return rules_applier_lag_ms(util_now_ms(), a->unapplied ? a->unapplied->time_ms : 0, a->streaming,
+				    a->link_down_since_ms, a->primary_seq, r->position);
 }
 
 static int apply_conflict(void *arg, int reason, sqlite3_changeset_iter *it)
@@ -589,7 +588,7 @@ static void applier_schedule(repl *r)
 		return;
 	applier_arm(r, r->applier->backoff_ms);
 	int max = r->env.cfg->replication.reconnect_max_ms;
-	r->applier->backoff_ms = r->applier->backoff_ms * 2 > max ? max : r->applier->backoff_ms * 2;
+	r->applier->backoff_ms = rules_backoff_next(r->applier->backoff_ms, max);
 }
 
 static void applier_stream_done(int rc, const http_message *resp, const char *body, size_t len, void *arg)
@@ -736,7 +735,7 @@ static void applier_connect(repl *r)
 	r->applier->replacing_stream = false;
 	const config_replication *p = &r->env.cfg->replication;
 	/* inactivity bound: several heartbeats missed means the link is gone */
-	int timeout = p->heartbeat_ms * 8 < 2000 ? 2000 : p->heartbeat_ms * 8;
+	int timeout = rules_stream_idle_timeout_ms(p->heartbeat_ms);
 	r->applier->stream_client = applier_link_client(r, timeout, 1 << 20);
 	char target[128], headers[64];
 	snprintf(target, sizeof target, "/internal/v1/replication/stream?from=%llu&prev_epoch=%llu",

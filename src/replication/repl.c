@@ -37,6 +37,7 @@
 #include "core/ratelog.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "failover/rules.h"
 #include "replication/internal.h"
 
 /* the control loop's tick: its lag is measured, the view published */
@@ -213,8 +214,8 @@ static void repl_metrics_ctl(repl *r, buf *out)
 {
 	const char *n = r->env.self->name;
 	uint64_t acked = stream_acked_seq(r);
-	uint64_t lag_pos = r->primary ? (r->position > acked ? r->position - acked : 0)
-				      : (applier_primary_seq(r) > r->position ? applier_primary_seq(r) - r->position : 0);
+	uint64_t lag_pos = r->primary ? rules_lag_positions(r->position, acked)
+				      : rules_lag_positions(applier_primary_seq(r), r->position);
 	if (!r->env.peer)
 		lag_pos = 0;
 	const char *gate_code, *gate_message;

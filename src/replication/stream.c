@@ -23,6 +23,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "failover/rules.h"
 #include "replication/internal.h"
 
 #define STREAM_OUTPUT_MAX (4u * 1024 * 1024)
@@ -131,7 +132,7 @@ void ctl_wait_lag(repl *r, int timeout_ms, repl_wait_cb cb, void *arg)
 void stream_status_json(repl *r, buf *out)
 {
 	repl_stream *st = r->stream;
-	uint64_t lag_pos = r->position > st->acked_seq ? r->position - st->acked_seq : 0;
+	uint64_t lag_pos = rules_lag_positions(r->position, st->acked_seq);
 	buf_printf(out,
 		   "\"last_seq\":%llu,\"applied_seq\":%llu,\"peer_acked_seq\":%llu,"
 		   "\"lag\":{\"positions\":%llu,\"seconds\":%.3f},"
