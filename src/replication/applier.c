@@ -1,7 +1,8 @@
 /*
  * applier.c - the secondary's side of replication: stream the primary's
  * log, apply each entry, acknowledge, reconnect (on the control thread;
- * forwarding writes is forward.c's, on the API thread).
+ * forwarding writes is forward.c's, on the API thread). Its state (struct
+ * repl_applier, below) is this file's alone; the other files use applier.h.
  *
  *   DOWN --connect--> STREAMING --stream ends / error--> DOWN (backoff, doubling
  *    ^                    |                                   from reconnect_min_ms

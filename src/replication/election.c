@@ -26,12 +26,15 @@
  * v1 behaviour), and switchover/failover are refused: the state stays the
  * one read from the database (FOLLOWER or PRIMARY).
  *
- * THE STATE MACHINE. r->election->state (enum election_state, internal.h) changes in
- * election_set() only, which logs every transition at info (event
- * "election": from, to, epoch, why), refuses an edge that is not drawn here
- * (logged as a bug at error; the state stays: never a crash) and derives
- * r->primary (PRIMARY or SWITCHING) and r->election->switching (SWITCHING), which the
- * write gate and the other replication files read.
+ * THE STATE. Everything here is struct repl_election, defined below and
+ * reached by the other files only through election.h. Its state (enum
+ * election_state, election.h) changes in election_set() only, which logs
+ * every transition at info (event "election": from, to, epoch, why),
+ * refuses an edge that is not drawn here (logged as a bug at error; the
+ * state stays: never a crash) and derives r->primary (PRIMARY or
+ * SWITCHING, shared in struct repl) and switching (SWITCHING,
+ * election_switching()), which the write gate and the other replication
+ * files read.
  *
  *                         (a) pre-vote refused, out of memory
  *            +<-------------------------------------------+

@@ -1,6 +1,8 @@
 /*
  * stream.c - the primary's side of replication: stream the log to the
- * secondary, take its acknowledgements, measure its lag, trim the log.
+ * secondary, take its acknowledgements, measure its lag, trim the log. Its
+ * state (struct repl_stream, below) is this file's alone; the other files
+ * use stream.h.
  *
  * A subscriber is one long chunked answer to GET .../stream?from=SEQ. The
  * pump sends log entries from next_seq on, in order, while less than
