@@ -1426,6 +1426,8 @@ void election_stop(repl *r)
 
 void election_free(repl *r)
 {
+	if (!r->election) /* repl_new failed before the parts were made */
+		return;
 	if (r->election->tick)
 		event_free(r->election->tick);
 	if (r->election->lease_timer)

@@ -60,8 +60,8 @@ int election_start(repl *r);
 /* Stop the timers and clients, answer a waiting admin request (503). Cannot
  * fail. */
 void election_stop(repl *r);
-/* Release what election_init/start made; safe after a failed start and
- * twice. Cannot fail. */
+/* Release what election_init/start made; safe after a failed start, twice,
+ * and without the state (repl_new failed early). Cannot fail. */
 void election_free(repl *r);
 
 /* A message from the primary of this epoch (or newer) arrived: it counts
