@@ -18,11 +18,14 @@
  *     test_parser.c counts down), libevent's allocations through another;
  *   - SQLite goes through the fault-injecting VFS (faultvfs.h): the role
  *     change is written by a real committer on a temporary database, and
- *     SQLITE_BUSY / SQLITE_IOERR can be injected into it.
+ *     SQLITE_BUSY / SQLITE_IOERR can be injected into it;
+ *   - what election.c reads of the stream (stream_has_subscriber,
+ *     stream_acked_seq: stream.c's state, behind stream.h) is set by the
+ *     switchover tests (fake_subscribed, fake_acked).
  *
  * The applier's first connect is held off (a snapshot fetch marked under
- * way: snapshot.c is included for that), so nothing
- * streams. Each test names the bug it pins, or the rule it checks.
+ * way: snapshot.c is included for that), so nothing streams. Each test
+ * names the bug it pins, or the rule it checks.
  */
 #include <stdlib.h>
 
