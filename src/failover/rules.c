@@ -35,3 +35,29 @@ bool rules_majority(int yes)
 {
 	return yes >= RULES_MAJORITY;
 }
+
+uint64_t rules_lag_positions(uint64_t ahead, uint64_t behind)
+{
+	return ahead > behind ? ahead - behind : 0;
+}
+
+int64_t rules_applier_lag_ms(int64_t now, int64_t oldest_unapplied_ms, bool streaming, int64_t down_since_ms,
+			     uint64_t primary_seq, uint64_t position)
+{
+	int64_t lag = 0;
+	if (oldest_unapplied_ms)
+		lag = now - oldest_unapplied_ms;
+	else if (!streaming && down_since_ms && primary_seq > position)
+		lag = now - down_since_ms;
+	return lag > 0 ? lag : 0;
+}
+
+int rules_backoff_next(int backoff_ms, int max_ms)
+{
+	return backoff_ms > max_ms / 2 ? max_ms : backoff_ms * 2;
+}
+
+int rules_stream_idle_timeout_ms(int heartbeat_ms)
+{
+	return heartbeat_ms > 250 ? heartbeat_ms * 8 : 2000;
+}

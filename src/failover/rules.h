@@ -1,6 +1,7 @@
 /*
  * rules.h - the pure timing and epoch rules a region applies as primary or
  * candidate (docs/FAILOVER.md, "Leases", "Election", "Fencing by epoch"),
+ * and the replication's lag and reconnect arithmetic (docs/REPLICATION.md),
  * next to the voter rules (voter.h) and the history rules (history.h).
  * replication/election.c calls them with its clock readings and config;
  * tests/unit/test_failover_rules.c checks them at their edges.
@@ -47,5 +48,26 @@ int64_t rules_retry_wait(int64_t retry_after_ms, int vote_retry_ms);
 
 /* Do `yes` grants (the own one included) make a majority of the voters? */
 bool rules_majority(int yes);
+
+/* --- replication (stream.c, applier.c, repl.c) --- */
+
+/* Positions the follower is behind: ahead - behind, 0 when it is not
+ * behind (never wraps). */
+uint64_t rules_lag_positions(uint64_t ahead, uint64_t behind);
+
+/* The secondary's lag in ms at `now` (wall clock): the age of the oldest
+ * entry received and not yet applied (oldest_unapplied_ms, 0 if none);
+ * else, while the link is down (not streaming) and the primary is known to
+ * be ahead, how long the link has been down (down_since_ms, 0 unknown);
+ * else 0. Never negative. */
+int64_t rules_applier_lag_ms(int64_t now, int64_t oldest_unapplied_ms, bool streaming, int64_t down_since_ms,
+			     uint64_t primary_seq, uint64_t position);
+
+/* The reconnect backoff after a failed attempt: doubled, at most max_ms. */
+int rules_backoff_next(int backoff_ms, int max_ms);
+
+/* How long a stream may be silent before it counts as gone: eight
+ * heartbeats, at least 2 s. */
+int rules_stream_idle_timeout_ms(int heartbeat_ms);
 
 #endif

@@ -69,7 +69,9 @@ static void witness_on_request(http_request *req, void *arg)
 		if (ballot_read(req, BALLOT_LEASE, peer, &b) != 0)
 			return;
 		uint64_t before = voter_promised(w->voter);
-		voter_lease(w->voter, b.epoch, b.who, &a);
+		if (voter_lease(w->voter, b.epoch, b.who, &a) != 0) /* answered 503 io: nothing granted */
+			log_error("refused a lease to %s in epoch %llu: the voter state cannot be persisted", b.who,
+				  (unsigned long long)b.epoch);
 		if (a.granted) {
 			w->leases_granted++;
 			if (b.epoch > before)
@@ -84,7 +86,9 @@ static void witness_on_request(http_request *req, void *arg)
 		if (ballot_read(req, BALLOT_VOTE, peer, &b) != 0)
 			return;
 		/* the witness holds no data: it never finds a candidate behind */
-		voter_vote(w->voter, b.epoch, b.who, false, b.pre, b.force, &a);
+		if (voter_vote(w->voter, b.epoch, b.who, false, b.pre, b.force, &a) != 0) /* 503 io */
+			log_error("refused a vote to %s in epoch %llu: the voter state cannot be persisted", b.who,
+				  (unsigned long long)b.epoch);
 		if (!b.pre) {
 			if (a.granted) {
 				w->votes_granted++;
@@ -187,10 +191,14 @@ int witness_main(const config *cfg, int ready_fd)
 	w.sigterm = evsignal_new(w.base, SIGTERM, witness_signal, &w);
 	w.sigint = evsignal_new(w.base, SIGINT, witness_signal, &w);
 	w.log_timer = event_new(w.base, -1, EV_PERSIST, witness_flush_logs, &w);
-	evsignal_add(w.sigterm, NULL);
-	evsignal_add(w.sigint, NULL);
 	struct timeval every = {0, 100000};
-	evtimer_add(w.log_timer, &every);
+	if (!w.sigterm || !w.sigint || !w.log_timer || evsignal_add(w.sigterm, NULL) != 0 ||
+	    evsignal_add(w.sigint, NULL) != 0 || evtimer_add(w.log_timer, &every) != 0) {
+		/* out of memory before serving anything: no witness rather than
+		 * one that cannot stop or flush its log */
+		fprintf(stderr, "tandem: out of memory setting up the witness's events\n");
+		goto out;
+	}
 	log_info("witness serving https://%s (promised epoch %llu, pid %d)", cfg->witness.listen,
 		 (unsigned long long)voter_promised(w.voter), (int)getpid());
 	if (ready_fd >= 0) {

@@ -1,7 +1,8 @@
 /*
  * applier.c - the secondary's side of replication: stream the primary's
  * log, apply each entry, acknowledge, reconnect (on the control thread;
- * forwarding writes is forward.c's, on the API thread).
+ * forwarding writes is forward.c's, on the API thread). Its state (struct
+ * repl_applier, below) is this file's alone; the other files use applier.h.
  *
  *   DOWN --connect--> STREAMING --stream ends / error--> DOWN (backoff, doubling
  *    ^                    |                                   from reconnect_min_ms
@@ -28,6 +29,7 @@
 #include "core/log.h"
 #include "core/ratelog.h"
 #include "core/util.h"
+#include "failover/rules.h"
 #include "replication/internal.h"
 
 typedef struct apply_job {
@@ -39,6 +41,152 @@ typedef struct apply_job {
 	unsigned char *payload;
 	uint32_t length;
 } apply_job;
+
+typedef struct pending_frame {
+	uint64_t seq;
+	int64_t time_ms;
+	struct pending_frame *next;
+} pending_frame;
+
+/* The secondary's replication state (applier.h). */
+struct repl_applier {
+	http_client *stream_client;
+	http_client *control_client; /* acks, position queries, the rejoin's history */
+	buf frames;                  /* undecoded stream bytes */
+	bool streaming;
+	bool apply_failed;
+	bool replacing_stream;       /* freeing the stream client on purpose */
+	uint64_t stream_generation;  /* bumped at every new stream */
+	uint64_t received_seq;       /* last entry handed to the writer */
+	int pending_applies;         /* position-moving jobs in the writer queue */
+	pending_frame *unapplied, *unapplied_tail; /* received, not yet applied */
+	uint64_t primary_seq;        /* from heartbeats */
+	int64_t primary_time_ms;
+	int64_t link_down_since_ms;
+	int64_t last_contact_ms;
+	struct event *reconnect;
+	int backoff_ms;
+	struct ratelog *connect_log; /* failed link connections, logged once per 10 s per cause */
+	bool ack_in_flight;
+	uint64_t ack_sent;
+	delay_line delay;            /* artificial link delay (tests, benchmarks) */
+	uint64_t applied_entries;
+};
+
+repl_applier *applier_new(void)
+{
+	repl_applier *a = calloc(1, sizeof *a);
+	if (a)
+		buf_init(&a->frames, (size_t)FRAME_MAX_PAYLOAD + FRAME_HEADER_BYTES + 1);
+	return a;
+}
+
+void applier_free(repl_applier **pa)
+{
+	repl_applier *a = *pa;
+	if (!a)
+		return;
+	buf_free(&a->frames);
+	ratelog_free(&a->connect_log);
+	free(a);
+	*pa = NULL;
+}
+
+bool applier_running(const repl *r)
+{
+	return r->applier->reconnect != NULL;
+}
+
+int applier_pending(const repl *r)
+{
+	return r->applier->pending_applies;
+}
+
+void applier_hold(repl *r)
+{
+	r->applier->pending_applies++;
+}
+
+void applier_release(repl *r)
+{
+	r->applier->pending_applies--;
+}
+
+http_client *applier_control_client(const repl *r)
+{
+	return r->applier->control_client;
+}
+
+bool applier_streaming(const repl *r)
+{
+	return r->applier->streaming;
+}
+
+uint64_t applier_primary_seq(const repl *r)
+{
+	return r->applier->primary_seq;
+}
+
+uint64_t applier_applied_entries(const repl *r)
+{
+	return r->applier->applied_entries;
+}
+
+void applier_reset_position(repl *r, uint64_t seq)
+{
+	r->position = seq;
+	r->applier->received_seq = seq;
+	if (seq > r->applier->primary_seq)
+		r->applier->primary_seq = seq;
+	repl_view_publish(r);
+	repl_position_reached(r);
+}
+
+void applier_status_json(repl *r, buf *out)
+{
+	repl_applier *a = r->applier;
+	uint64_t lag_pos = rules_lag_positions(a->primary_seq, r->position);
+	buf_printf(out,
+		   "\"last_seq\":%llu,\"applied_seq\":%llu,\"primary_seq\":%llu,"
+		   "\"lag\":{\"positions\":%llu,\"seconds\":%.3f},\"link\":{\"state\":\"%s\"",
+		   (unsigned long long)a->primary_seq, (unsigned long long)r->position,
+		   (unsigned long long)a->primary_seq, (unsigned long long)lag_pos,
+		   (double)applier_lag_ms(r) / 1000.0, a->streaming ? "up" : "down");
+	if (!a->streaming && a->link_down_since_ms) {
+		char iso[32];
+		util_iso8601(a->link_down_since_ms, iso);
+		buf_printf(out, ",\"down_since\":\"%s\"", iso);
+	}
+	buf_printf(out, "},\"snapshot\":\"");
+	const char *snap = snapshot_status(r);
+	buf_add_json_escaped(out, snap, strlen(snap));
+	buf_printf(out, "\",\"degraded\":%s,", a->streaming ? "false" : "true");
+}
+
+/* Arm the reconnect timer ms from now. libevent refuses only without
+ * memory; then this secondary does not reconnect until something else arms
+ * the timer (a stream end, a restart, a new start), which is logged rather
+ * than left silent: a secondary, not serving writes, either way. */
+static void applier_arm(repl *r, int64_t ms)
+{
+	struct timeval tv = util_timeval_ms(ms);
+	if (evtimer_add(r->applier->reconnect, &tv) != 0)
+		log_error("replication: cannot arm the reconnect timer (out of memory); "
+			  "the link stays down until the next event re-arms it");
+}
+
+void applier_cut_stream(repl *r)
+{
+	repl_applier *a = r->applier;
+	if (r->primary || !a->reconnect || !a->stream_client)
+		return;
+	a->replacing_stream = true;
+	http_client_free(&a->stream_client);
+	a->replacing_stream = false;
+	a->streaming = false;
+	a->link_down_since_ms = util_now_ms();
+	applier_arm(r, 200);
+}
 
 static void applier_connect(repl *r);
 
@@ -59,7 +207,9 @@ static void delay_line_arm(delay_line *l)
 	if (wait < 0)
 		wait = 0;
 	struct timeval tv = {(time_t)(wait / 1000000), (suseconds_t)(wait % 1000000)};
-	evtimer_add(l->timer, &tv);
+	if (evtimer_add(l->timer, &tv) != 0)
+		log_error("link delay: cannot arm its timer (out of memory); what waits in the line goes at "
+			  "the next post or at the stop");
 }
 
 static void delay_line_fire(evutil_socket_t fd, short what, void *arg)
@@ -127,39 +277,36 @@ int delay_line_init(delay_line *l, struct event_base *base, int delay_ms)
 void link_delay(repl *r, void (*fn)(void *), void *arg)
 {
 	if (r->stopping)
-		r->delay.stopping = true;
-	delay_line_post(&r->delay, fn, arg);
+		r->applier->delay.stopping = true;
+	delay_line_post(&r->applier->delay, fn, arg);
 }
 
 /* Shutdown: everything in the line happens now (the callbacks see
  * r->stopping and wind down). */
 void link_delay_flush(repl *r)
 {
-	delay_line_flush(&r->delay);
+	delay_line_flush(&r->applier->delay);
 }
 
 int link_delay_init(repl *r, int delay_ms)
 {
-	return delay_line_init(&r->delay, r->env.base, delay_ms);
+	return delay_line_init(&r->applier->delay, r->env.base, delay_ms);
 }
 
 /* Drop the stream and connect again soon (deferred: callers may be inside
  * the stream client's own callbacks). */
 static void applier_restart(repl *r)
 {
-	if (r->stopping || !r->reconnect)
+	if (r->stopping || !r->applier->reconnect)
 		return;
-	struct timeval now = {0, 0};
-	evtimer_add(r->reconnect, &now);
+	applier_arm(r, 0);
 }
 
 int64_t applier_lag_ms(repl *r)
 {
-	if (r->unapplied)
-		return util_now_ms() - r->unapplied->time_ms;
-	if (!r->streaming && r->link_down_since_ms && r->primary_seq > r->position)
-		return util_now_ms() - r->link_down_since_ms;
-	return 0;
+	repl_applier *a = r->applier;
+	return rules_applier_lag_ms(util_now_ms(), a->unapplied ? a->unapplied->time_ms : 0, a->streaming,
+				    a->link_down_since_ms, a->primary_seq, r->position);
 }
 
 static int apply_conflict(void *arg, int reason, sqlite3_changeset_iter *it)
@@ -226,29 +373,29 @@ static void applier_ack_out(void *arg)
 	char body[96], headers[96];
 	/* the ack names the entry (seq and its epoch): the primary counts it
 	 * only if its own entry there is the same */
-	int n = snprintf(body, sizeof body, "{\"seq\":%llu,\"epoch\":%llu}", (unsigned long long)r->ack_sent,
-			 (unsigned long long)history_epoch_at(r, r->ack_sent));
+	int n = snprintf(body, sizeof body, "{\"seq\":%llu,\"epoch\":%llu}", (unsigned long long)r->applier->ack_sent,
+			 (unsigned long long)history_epoch_at(r, r->applier->ack_sent));
 	snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Tandem-Epoch: %llu\r\n",
 		 (unsigned long long)r->epoch);
-	if (r->stopping || !r->control_client || election_isolated(r, r->env.peer->name) ||
-	    http_client_request(r->control_client, "POST", "/internal/v1/replication/ack", headers, body,
+	if (r->stopping || !r->applier->control_client || election_isolated(r, r->env.peer->name) ||
+	    http_client_request(r->applier->control_client, "POST", "/internal/v1/replication/ack", headers, body,
 				(size_t)n, 0, ack_done, r) != 0)
-		r->ack_in_flight = false;
+		r->applier->ack_in_flight = false;
 }
 
 static void applier_send_ack(repl *r)
 {
-	if (r->ack_in_flight || r->position <= r->ack_sent || r->stopping)
+	if (r->applier->ack_in_flight || r->position <= r->applier->ack_sent || r->stopping)
 		return;
-	r->ack_in_flight = true;
-	r->ack_sent = r->position;
+	r->applier->ack_in_flight = true;
+	r->applier->ack_sent = r->position;
 	link_delay(r, applier_ack_out, r);
 }
 
 static void ack_retry(evutil_socket_t fd, short what, void *arg)
 {
 	repl *r = arg;
-	r->ack_in_flight = false;
+	r->applier->ack_in_flight = false;
 	applier_send_ack(r);
 }
 
@@ -258,12 +405,12 @@ static void ack_done(int rc, const http_message *resp, const char *body, size_t 
 	if (rc != 0 || resp->status != 200) {
 		/* say it again, after a pause: a link that fails at once (a
 		 * refused or locally dropped connection) must not spin */
-		r->ack_sent = 0;
+		r->applier->ack_sent = 0;
 		struct timeval tv = {0, 200000};
 		if (!r->stopping && event_base_once(r->env.base, -1, EV_TIMEOUT, ack_retry, r, &tv) == 0)
 			return; /* still "in flight" until the retry */
 	}
-	r->ack_in_flight = false;
+	r->applier->ack_in_flight = false;
 	applier_send_ack(r);
 }
 
@@ -271,28 +418,28 @@ static void apply_done(void *arg, int rc, uint64_t seq)
 {
 	apply_job *j = arg;
 	repl *r = j->r;
-	r->pending_applies--;
+	r->applier->pending_applies--;
 	/* this entry is no longer waiting to be applied */
-	if (r->unapplied && r->unapplied->seq <= j->seq) {
-		pending_frame *f = r->unapplied;
-		r->unapplied = f->next;
-		if (!r->unapplied)
-			r->unapplied_tail = NULL;
+	if (r->applier->unapplied && r->applier->unapplied->seq <= j->seq) {
+		pending_frame *f = r->applier->unapplied;
+		r->applier->unapplied = f->next;
+		if (!r->applier->unapplied)
+			r->applier->unapplied_tail = NULL;
 		free(f);
 	}
 	if (rc == 0) {
 		r->position = j->seq;
-		r->applied_entries++;
-		if (r->hist_n == 0 || j->epoch > r->hist_epoch[r->hist_n - 1])
+		r->applier->applied_entries++;
+		if (j->epoch > history_last_epoch(r) || history_last_epoch(r) == 0)
 			history_add(r, j->epoch, j->seq);
-		r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
+		r->applier->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
 		if (j->epoch > r->epoch)
 			r->epoch = j->epoch;
 		repl_view_publish(r);
-		waitlist_advance(&r->position_waiters, r->position);
+		repl_position_reached(r);
 		applier_send_ack(r);
-	} else if (rc != ERR_EXISTS && !r->apply_failed) {
-		r->apply_failed = true;
+	} else if (rc != ERR_EXISTS && !r->applier->apply_failed) {
+		r->applier->apply_failed = true;
 		log_error("replication: applying entry %llu failed (%s); restarting the stream",
 			  (unsigned long long)j->seq, err_str(rc));
 		applier_restart(r);
@@ -305,25 +452,25 @@ static void apply_done(void *arg, int rc, uint64_t seq)
 static void applier_data(void *arg, const char *data, size_t len)
 {
 	repl *r = arg;
-	r->last_contact_ms = util_now_ms();
-	if (r->apply_failed)
+	r->applier->last_contact_ms = util_now_ms();
+	if (r->applier->apply_failed)
 		return; /* the stream is being restarted */
-	if (buf_add(&r->frames, data, len) != 0) {
+	if (buf_add(&r->applier->frames, data, len) != 0) {
 		log_error("replication: frame buffer overflow; reconnecting");
-		buf_reset(&r->frames);
+		buf_reset(&r->applier->frames);
 		return;
 	}
 	size_t off = 0;
 	for (;;) {
 		frame f;
 		size_t used;
-		int rc = frame_decode((const unsigned char *)r->frames.data + off, r->frames.len - off, &f, &used);
+		int rc = frame_decode((const unsigned char *)r->applier->frames.data + off, r->applier->frames.len - off, &f, &used);
 		if (rc == 0)
 			break;
 		if (rc < 0) {
 			log_error("replication: malformed frame from the primary (%s); reconnecting", err_str(rc));
-			buf_reset(&r->frames);
-			r->apply_failed = true;
+			buf_reset(&r->applier->frames);
+			r->applier->apply_failed = true;
 			applier_restart(r);
 			return;
 		}
@@ -332,28 +479,28 @@ static void applier_data(void *arg, const char *data, size_t len)
 			/* a deposed primary still streaming: refuse it */
 			log_warn("replication: the stream comes from epoch %llu but epoch %llu exists; dropping it",
 				 (unsigned long long)f.epoch, (unsigned long long)r->epoch);
-			buf_reset(&r->frames);
-			r->apply_failed = true;
-			r->synced = false;
+			buf_reset(&r->applier->frames);
+			r->applier->apply_failed = true;
+			history_set_synced(r, false);
 			applier_restart(r);
 			return;
 		}
 		if (f.type == FRAME_HEARTBEAT) {
 			election_contact(r, f.epoch);
 			r->fresh_mono = voter_clock_ms(); /* repl_primary_silence_ms */
-			if (!r->apply_failed)
-				r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
-			if (f.seq > r->primary_seq)
-				r->primary_seq = f.seq;
-			r->primary_time_ms = f.time_ms;
+			if (!r->applier->apply_failed)
+				r->applier->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
+			if (f.seq > r->applier->primary_seq)
+				r->applier->primary_seq = f.seq;
+			r->applier->primary_time_ms = f.time_ms;
 			if (f.epoch > r->epoch)
 				r->epoch = f.epoch;
 			repl_view_publish(r);
 			continue;
 		}
-		r->contact_mono = voter_clock_ms();
-		r->fresh_mono = r->contact_mono;
-		if (f.seq <= r->received_seq)
+		election_contact_now(r);
+		r->fresh_mono = voter_clock_ms();
+		if (f.seq <= r->applier->received_seq)
 			continue; /* already have it */
 		apply_job *j = calloc(1, sizeof *j);
 		pending_frame *pf = calloc(1, sizeof *pf);
@@ -363,7 +510,7 @@ static void applier_data(void *arg, const char *data, size_t len)
 			free(pf);
 			free(copy);
 			log_error("replication: out of memory; reconnecting");
-			r->apply_failed = true;
+			r->applier->apply_failed = true;
 			applier_restart(r);
 			break;
 		}
@@ -376,25 +523,25 @@ static void applier_data(void *arg, const char *data, size_t len)
 			free(j);
 			free(pf);
 			log_error("replication: the writer queue is full; reconnecting");
-			r->apply_failed = true;
+			r->applier->apply_failed = true;
 			applier_restart(r);
 			break;
 		}
-		if (r->unapplied_tail)
-			r->unapplied_tail->next = pf;
+		if (r->applier->unapplied_tail)
+			r->applier->unapplied_tail->next = pf;
 		else
-			r->unapplied = pf;
-		r->unapplied_tail = pf;
-		r->pending_applies++;
-		r->received_seq = f.seq;
-		if (f.seq > r->primary_seq)
-			r->primary_seq = f.seq;
+			r->applier->unapplied = pf;
+		r->applier->unapplied_tail = pf;
+		r->applier->pending_applies++;
+		r->applier->received_seq = f.seq;
+		if (f.seq > r->applier->primary_seq)
+			r->applier->primary_seq = f.seq;
 	}
 	/* keep the undecoded tail */
 	if (off) {
-		memmove(r->frames.data, r->frames.data + off, r->frames.len - off);
-		r->frames.len -= off;
-		r->frames.data[r->frames.len] = '\0';
+		memmove(r->applier->frames.data, r->applier->frames.data + off, r->applier->frames.len - off);
+		r->applier->frames.len -= off;
+		r->applier->frames.data[r->applier->frames.len] = '\0';
 	}
 }
 
@@ -409,13 +556,13 @@ static void link_connect_failed(void *arg, const http_client *c, const char *why
 	repl *r = arg;
 	if (r->stopping)
 		return;
-	if (!r->connect_log)
-		r->connect_log = ratelog_new(10000); /* NULL: every attempt is logged */
+	if (!r->applier->connect_log)
+		r->applier->connect_log = ratelog_new(10000); /* NULL: every attempt is logged */
 	char where[300], cause[512];
 	http_client_hostport(c, where, sizeof where);
 	snprintf(cause, sizeof cause, "%s %s", where, why);
 	unsigned held = 0;
-	if (r->connect_log && !ratelog_allow(r->connect_log, cause, util_mono_us() / 1000, &held))
+	if (r->applier->connect_log && !ratelog_allow(r->applier->connect_log, cause, util_mono_us() / 1000, &held))
 		return;
 	if (held)
 		log_warn("link: cannot connect to %s at %s: %s (and %u more times since the last report)",
@@ -440,29 +587,28 @@ static void applier_schedule(repl *r)
 {
 	if (r->stopping)
 		return;
-	struct timeval tv = {r->backoff_ms / 1000, (r->backoff_ms % 1000) * 1000};
-	evtimer_add(r->reconnect, &tv);
+	applier_arm(r, r->applier->backoff_ms);
 	int max = r->env.cfg->replication.reconnect_max_ms;
-	r->backoff_ms = r->backoff_ms * 2 > max ? max : r->backoff_ms * 2;
+	r->applier->backoff_ms = rules_backoff_next(r->applier->backoff_ms, max);
 }
 
 static void applier_stream_done(int rc, const http_message *resp, const char *body, size_t len, void *arg)
 {
 	repl *r = arg;
-	bool replaced = r->replacing_stream;
-	if (r->streaming) {
-		r->streaming = false;
-		r->link_down_since_ms = util_now_ms();
+	bool replaced = r->applier->replacing_stream;
+	if (r->applier->streaming) {
+		r->applier->streaming = false;
+		r->applier->link_down_since_ms = util_now_ms();
 		log_warn("replication link to %s is down (%s)", r->env.peer->name,
 			 rc ? err_str(rc) : "stream ended");
 	}
 	if (rc == 0 && resp && resp->status != 200) {
 		log_warn("replication: the primary answered %d: %.*s", resp->status, (int)(len > 200 ? 200 : len), body);
 		if (resp->status == 410)
-			snprintf(r->snapshot_state, sizeof r->snapshot_state, "required");
+			snapshot_require(r);
 		if (resp->status == 409) {
 			/* diverged, stale epoch or not the primary: look again first */
-			r->synced = false;
+			history_set_synced(r, false);
 			json_t *o = json_loadb(body, len, 0, NULL);
 			json_t *p = json_object_get(o, "promised_epoch");
 			if (json_is_integer(p) && json_integer_value(p) > 0)
@@ -476,13 +622,13 @@ static void applier_stream_done(int rc, const http_message *resp, const char *bo
 
 static void applier_stream_head(repl *r)
 {
-	if (!r->streaming) {
-		r->streaming = true;
+	if (!r->applier->streaming) {
+		r->applier->streaming = true;
 		/* the backoff is reset by progress (an applied entry or a
 		 * heartbeat), not by connecting: a stream that connects and then
 		 * fails at once must not reconnect in a tight loop */
 		log_info("replication link to %s is up (from %llu)", r->env.peer->name,
-			 (unsigned long long)(r->received_seq + 1));
+			 (unsigned long long)(r->applier->received_seq + 1));
 	}
 }
 
@@ -497,7 +643,7 @@ static void applier_delayed_data(void *arg)
 {
 	delayed_data *d = arg;
 	/* bytes of a stream that was replaced meanwhile are stale */
-	if (d->generation == d->r->stream_generation && !d->r->stopping)
+	if (d->generation == d->r->applier->stream_generation && !d->r->stopping)
 		applier_data(d->r, d->bytes, d->len);
 	free(d);
 }
@@ -506,35 +652,43 @@ static void applier_on_data(void *arg, const char *data, size_t len)
 {
 	repl *r = arg;
 	applier_stream_head(r);
-	if (r->delay.delay_ms <= 0) {
+	if (r->applier->delay.delay_ms <= 0) {
 		applier_data(r, data, len);
 		return;
 	}
 	delayed_data *d = malloc(sizeof *d + len);
-	if (!d)
+	if (!d) {
+		/* dropping these bytes would cut a frame in two: start over */
+		log_error("replication: out of memory delaying stream data; reconnecting");
+		r->applier->apply_failed = true;
+		applier_restart(r);
 		return;
+	}
 	d->r = r;
-	d->generation = r->stream_generation;
+	d->generation = r->applier->stream_generation;
 	d->len = len;
 	memcpy(d->bytes, data, len);
 	link_delay(r, applier_delayed_data, d);
 }
 
-void applier_resume(repl *r)
+void applier_resume(repl *r, bool ok)
 {
-	applier_restart(r);
+	if (r->stopping || !r->applier->reconnect)
+		return; /* stopped meanwhile (a drain, the end): the next start connects */
+	if (ok)
+		applier_restart(r);
+	else
+		applier_schedule(r); /* the next attempt, after the backoff */
 }
 
 static void rejoin_done(repl *r, bool ok)
 {
-	r->rejoining = false;
-	if (r->stopping || r->primary || !r->reconnect)
+	if (r->stopping || r->primary || !r->applier->reconnect)
 		return;
 	if (ok) {
-		r->synced = true;
-		r->received_seq = r->position;
-		struct timeval now = {0, 0};
-		evtimer_add(r->reconnect, &now);
+		history_set_synced(r, true);
+		r->applier->received_seq = r->position;
+		applier_arm(r, 0);
 	} else {
 		applier_schedule(r);
 	}
@@ -542,56 +696,54 @@ static void rejoin_done(repl *r, bool ok)
 
 static void applier_connect(repl *r)
 {
-	if (r->stopping || r->snapshot_fetch || r->rejoining || r->primary)
+	if (r->stopping || snapshot_busy(r) || rejoin_running(r) || r->primary)
 		return;
 	if (election_isolated(r, r->env.peer->name)) { /* fault switch: as if unreachable */
 		applier_schedule(r);
 		return;
 	}
-	if (r->pending_applies > 0) { /* let the writer settle first */
-		struct timeval tv = {0, 20000};
-		evtimer_add(r->reconnect, &tv);
+	if (r->applier->pending_applies > 0) { /* let the writer settle first */
+		applier_arm(r, 20);
 		return;
 	}
-	if (r->apply_failed) {
+	if (r->applier->apply_failed) {
 		/* resume after the last entry that is really there */
-		r->received_seq = r->position;
-		r->apply_failed = false;
+		r->applier->received_seq = r->position;
+		r->applier->apply_failed = false;
 	}
-	if (!r->synced && strcmp(r->snapshot_state, "required") != 0) {
+	if (!history_synced(r) && !snapshot_required(r)) {
 		/* first, where do our histories part? (rejoin.c) */
-		r->replacing_stream = true;
-		http_client_free(&r->stream_client);
-		r->replacing_stream = false;
-		r->rejoining = true;
+		r->applier->replacing_stream = true;
+		http_client_free(&r->applier->stream_client);
+		r->applier->replacing_stream = false;
 		rejoin_start(r, rejoin_done);
 		return;
 	}
-	if (strcmp(r->snapshot_state, "required") == 0) {
+	if (snapshot_required(r)) {
 		/* the primary's log no longer reaches back to us */
-		r->replacing_stream = true;
-		http_client_free(&r->stream_client);
-		r->replacing_stream = false;
+		r->applier->replacing_stream = true;
+		http_client_free(&r->applier->stream_client);
+		r->applier->replacing_stream = false;
 		if (snapshot_fetch(r) == 0)
 			return;
 		applier_schedule(r);
 		return;
 	}
-	buf_reset(&r->frames);
-	r->stream_generation++;
-	r->replacing_stream = true; /* its end callback must not schedule again */
-	http_client_free(&r->stream_client);
-	r->replacing_stream = false;
+	buf_reset(&r->applier->frames);
+	r->applier->stream_generation++;
+	r->applier->replacing_stream = true; /* its end callback must not schedule again */
+	http_client_free(&r->applier->stream_client);
+	r->applier->replacing_stream = false;
 	const config_replication *p = &r->env.cfg->replication;
 	/* inactivity bound: several heartbeats missed means the link is gone */
-	int timeout = p->heartbeat_ms * 8 < 2000 ? 2000 : p->heartbeat_ms * 8;
-	r->stream_client = applier_link_client(r, timeout, 1 << 20);
+	int timeout = rules_stream_idle_timeout_ms(p->heartbeat_ms);
+	r->applier->stream_client = applier_link_client(r, timeout, 1 << 20);
 	char target[128], headers[64];
 	snprintf(target, sizeof target, "/internal/v1/replication/stream?from=%llu&prev_epoch=%llu",
-		 (unsigned long long)(r->received_seq + 1), (unsigned long long)history_epoch_at(r, r->received_seq));
+		 (unsigned long long)(r->applier->received_seq + 1), (unsigned long long)history_epoch_at(r, r->applier->received_seq));
 	snprintf(headers, sizeof headers, "X-Tandem-Epoch: %llu\r\n", (unsigned long long)r->epoch);
-	if (!r->stream_client ||
-	    http_client_stream(r->stream_client, "GET", target, headers, applier_on_data, applier_stream_done, r) != 0)
+	if (!r->applier->stream_client ||
+	    http_client_stream(r->applier->stream_client, "GET", target, headers, applier_on_data, applier_stream_done, r) != 0)
 		applier_schedule(r);
 }
 
@@ -602,52 +754,52 @@ static void applier_reconnect_cb(evutil_socket_t fd, short what, void *arg)
 
 int applier_start(repl *r)
 {
-	if (r->reconnect) /* already running */
+	if (r->applier->reconnect) /* already running */
 		return 0;
-	r->control_client = applier_link_client(r, 5000, 64 * 1024 * 1024);
-	r->streaming = false;
-	r->apply_failed = false;
-	r->ack_in_flight = false;
-	r->ack_sent = 0;
-	r->received_seq = r->position;
-	buf_reset(&r->frames);
-	r->reconnect = evtimer_new(r->env.base, applier_reconnect_cb, r);
-	bool ok = r->control_client && r->reconnect;
+	r->applier->control_client = applier_link_client(r, 5000, 64 * 1024 * 1024);
+	r->applier->streaming = false;
+	r->applier->apply_failed = false;
+	r->applier->ack_in_flight = false;
+	r->applier->ack_sent = 0;
+	r->applier->received_seq = r->position;
+	buf_reset(&r->applier->frames);
+	r->applier->reconnect = evtimer_new(r->env.base, applier_reconnect_cb, r);
+	bool ok = r->applier->control_client && r->applier->reconnect;
 	if (!ok) {
 		/* never half started: a later call must not see "already running" */
 		applier_stop(r);
 		return ERR_NOMEM;
 	}
-	r->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
-	r->link_down_since_ms = util_now_ms();
+	r->applier->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
+	r->applier->link_down_since_ms = util_now_ms();
 	applier_connect(r);
 	return 0;
 }
 
 void applier_stop(repl *r)
 {
-	if (r->reconnect) {
-		event_free(r->reconnect);
-		r->reconnect = NULL;
+	if (r->applier->reconnect) {
+		event_free(r->applier->reconnect);
+		r->applier->reconnect = NULL;
 	}
 	/* detach each client before freeing it: the callbacks of what was
 	 * queued run during the free and must not queue anything on it */
-	r->replacing_stream = true;
-	http_client *c = r->stream_client;
-	r->stream_client = NULL;
+	r->applier->replacing_stream = true;
+	http_client *c = r->applier->stream_client;
+	r->applier->stream_client = NULL;
 	http_client_free(&c);
-	r->replacing_stream = false;
-	r->streaming = false;
-	r->rejoining = false;
-	c = r->control_client;
-	r->control_client = NULL;
+	r->applier->replacing_stream = false;
+	r->applier->streaming = false;
+	rejoin_forget(r);
+	c = r->applier->control_client;
+	r->applier->control_client = NULL;
 	http_client_free(&c);
-	while (r->unapplied) {
-		pending_frame *f = r->unapplied;
-		r->unapplied = f->next;
+	while (r->applier->unapplied) {
+		pending_frame *f = r->applier->unapplied;
+		r->applier->unapplied = f->next;
 		free(f);
 	}
-	r->unapplied_tail = NULL;
+	r->applier->unapplied_tail = NULL;
 }
 
 /* --- waiting for the primary's position (global reads) --- */
@@ -687,13 +839,13 @@ void applier_wait_global(repl *r, int timeout_ms, repl_wait_cb cb, void *arg)
 		return;
 	}
 	global_wait *g = malloc(sizeof *g);
-	if (!g || !r->control_client) {
+	if (!g || !r->applier->control_client) {
 		free(g);
 		cb(arg, false);
 		return;
 	}
 	*g = (global_wait){r, timeout_ms, cb, arg};
-	if (http_client_request(r->control_client, "GET", "/internal/v1/position", NULL, NULL, 0, 0,
+	if (http_client_request(r->applier->control_client, "GET", "/internal/v1/position", NULL, NULL, 0, 0,
 				position_answer, g) != 0) {
 		free(g);
 		cb(arg, false);

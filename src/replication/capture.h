@@ -31,13 +31,17 @@ enum { LOG_CHANGESET = 1, LOG_SCHEMA = 2 };
 /* Create the replication tables if missing, with the initial role and
  * epoch 1. 0 or ERR_DB (reason in err). */
 int capture_bootstrap(db_conn *db, const char *initial_role, char *err, size_t errcap);
-/* Read the region's role (out: "primary"/"secondary"), epoch and positions. */
+/* Read the region's role (out: "primary"/"secondary"), epoch and positions
+ * (any out pointer may be NULL). 0, or ERR_DB (a busy or failing database,
+ * no state row) with the outputs unaltered. */
 int capture_read_state(db_conn *db, char role[16], uint64_t *epoch, uint64_t *last_seq,
 		       uint64_t *applied_seq);
 
+/* A new capture, off. NULL when out of memory. */
 capture *capture_new(void);
+/* Free *c and set it to NULL; no-op on NULL. Cannot fail. */
 void capture_free(capture **c);
-/* Capture on or off (only a primary captures). Thread-safe. */
+/* Capture on or off (only a primary captures). Thread-safe; cannot fail. */
 void capture_set_enabled(capture *c, bool on);
 /* Hooks for the committer; committed(arg, seq) is called on the loop thread
  * for each batch that produced an entry. Whether a batch is captured is
@@ -45,7 +49,7 @@ void capture_set_enabled(capture *c, bool on);
  * refused (ERR_LIMIT): it could never be streamed. */
 committer_hooks capture_hooks(capture *c, void (*committed)(void *arg, uint64_t seq), void *arg);
 /* Writer thread, inside a batch: the position this batch will have if it
- * changes anything, and the epoch. */
+ * changes anything, and the epoch. Cannot fail. */
 uint64_t capture_pending_seq(const capture *c);
 uint64_t capture_epoch(const capture *c);
 /* Writer thread, inside a batch: is this batch captured, i.e. was the
@@ -55,7 +59,9 @@ uint64_t capture_epoch(const capture *c);
  * divergence a step-down racing a queued write used to cause). */
 bool capture_batch_active(const capture *c);
 /* Log a schema migration (writer connection, inside the migration's
- * transaction): matches db_migrate's on_migration callback. */
+ * transaction): matches db_migrate's on_migration callback. 0, or
+ * ERR_INVAL (no SQL) / ERR_NOMEM / ERR_DB, and the caller rolls the
+ * migration back (nothing logged). */
 int capture_log_schema(db_conn *db, int version, const char *sql, void *arg);
 
 #endif

@@ -26,12 +26,15 @@
  * v1 behaviour), and switchover/failover are refused: the state stays the
  * one read from the database (FOLLOWER or PRIMARY).
  *
- * THE STATE MACHINE. r->state (enum election_state, internal.h) changes in
- * election_set() only, which logs every transition at info (event
- * "election": from, to, epoch, why), refuses an edge that is not drawn here
- * (logged as a bug at error; the state stays: never a crash) and derives
- * r->primary (PRIMARY or SWITCHING) and r->switching (SWITCHING), which the
- * write gate and the other replication files read.
+ * THE STATE. Everything here is struct repl_election, defined below and
+ * reached by the other files only through election.h. Its state (enum
+ * election_state, election.h) changes in election_set() only, which logs
+ * every transition at info (event "election": from, to, epoch, why),
+ * refuses an edge that is not drawn here (logged as a bug at error; the
+ * state stays: never a crash) and derives r->primary (PRIMARY or
+ * SWITCHING, shared in struct repl) and switching (SWITCHING,
+ * election_switching()), which the write gate and the other replication
+ * files read.
  *
  *                         (a) pre-vote refused, out of memory
  *            +<-------------------------------------------+
@@ -146,13 +149,84 @@
 
 #define TICK_MS 50
 
+/* The election's state (election.h). */
+struct repl_election {
+	voter *voter;
+	char boot_id[33];
+	const char *witness_addr;       /* "" = no witness */
+	char source_host[64];           /* bind outgoing link connections here, or "" */
+	http_client *to_peer, *to_witness; /* lease requests and votes */
+	bool peer_busy, witness_busy;   /* a request in flight on each */
+	struct event *tick;             /* every TICK_MS */
+	struct event *lease_timer;      /* fires when the lease ends */
+	int64_t lease_until;            /* voter_clock_ms; writes only before it */
+	bool writes_on;                 /* as last logged */
+	int64_t next_renew;
+	int64_t last_renew;             /* when the last lease round was sent (voter clock) */
+	int64_t heard_mono;             /* primary: last answer from another voter (voter clock) */
+	uint64_t round;                 /* lease rounds and elections, to drop stale replies */
+	int64_t contact_mono;           /* last message from a valid primary (voter clock) */
+	election_state state;           /* changed by election_set() only */
+	bool switching;                 /* derived: state SWITCHING (election_set only) */
+	bool stand_force, stand_now;    /* forced failover; skip the pre-vote */
+	uint64_t stand_epoch;
+	int64_t next_stand;
+	void *role_reserve;             /* a role job kept for a step-down without memory */
+	bool follow_failed;             /* secondary: the applier could not start; the tick retries */
+	int64_t switch_deadline;
+	char switch_to[32];
+	http_request *admin_req;        /* a switchover or failover waiting for its outcome */
+	char isolated[4][32];           /* fault switch: peers cut off */
+	int nisolated;
+	uint64_t elections_won, step_downs, leases_lost;
+};
+
+repl_election *election_new(void)
+{
+	repl_election *e = calloc(1, sizeof *e);
+	if (e)
+		e->witness_addr = ""; /* failover off until election_init reads the config */
+	return e;
+}
+
+void election_delete(repl_election **e)
+{
+	free(*e);
+	*e = NULL;
+}
+
+bool election_switching(const repl *r)
+{
+	return r->election->switching;
+}
+
+uint64_t election_promised(const repl *r)
+{
+	return r->election->voter ? voter_promised(r->election->voter) : 0;
+}
+
+int64_t election_lease_until(const repl *r)
+{
+	return r->election->lease_until;
+}
+
+int64_t election_heard_mono(const repl *r)
+{
+	return r->election->heard_mono;
+}
+
+const char *election_source_host(const repl *r)
+{
+	return r->election->source_host;
+}
+
 static void stand(repl *r);
 static void lease_renew(repl *r);
 static void step_down(repl *r, uint64_t epoch, const char *why, bool handover);
 
 static bool failover_enabled(const repl *r)
 {
-	return r->env.peer && r->witness_addr[0];
+	return r->env.peer && r->election->witness_addr[0];
 }
 
 /* --- the state machine (the diagram above) --- */
@@ -193,8 +267,8 @@ static bool state_edge(election_state from, election_state to)
 }
 
 /*
- * The one function that changes r->state. Logs the transition at info
- * (from, to, epoch, why) and derives r->primary and r->switching from the
+ * The one function that changes r->election->state. Logs the transition at info
+ * (from, to, epoch, why) and derives r->primary and r->election->switching from the
  * new state. An edge the diagram does not have is a bug in this file: it
  * is logged at error and refused, the state (and everything derived from
  * it) left as it was, and ERR_CONFLICT returned, so that the caller does
@@ -203,15 +277,15 @@ static bool state_edge(election_state from, election_state to)
  */
 static int election_set(repl *r, election_state to, const char *why)
 {
-	election_state from = r->state;
+	election_state from = r->election->state;
 	if (!state_edge(from, to)) {
 		log_error("election: transition %s -> %s (%s) is not in the state diagram: a bug; staying %s",
 			  election_state_name(from), election_state_name(to), why, election_state_name(from));
 		return ERR_CONFLICT;
 	}
-	r->state = to;
+	r->election->state = to;
 	r->primary = to == ELECTION_PRIMARY || to == ELECTION_SWITCHING;
-	r->switching = to == ELECTION_SWITCHING;
+	r->election->switching = to == ELECTION_SWITCHING;
 	repl_view_publish(r); /* role and switchover are in the API thread's view */
 	char f[128];
 	snprintf(f, sizeof f, "\"from\":\"%s\",\"to\":\"%s\",\"epoch\":%llu", election_state_name(from),
@@ -225,8 +299,8 @@ static int election_set(repl *r, election_state to, const char *why)
  * busy, status "standing"). */
 static bool standing(const repl *r)
 {
-	return r->state == ELECTION_PRE_CANDIDATE || r->state == ELECTION_DRAINING ||
-	       r->state == ELECTION_CANDIDATE || r->state == ELECTION_PROMOTING;
+	return r->election->state == ELECTION_PRE_CANDIDATE || r->election->state == ELECTION_DRAINING ||
+	       r->election->state == ELECTION_CANDIDATE || r->election->state == ELECTION_PROMOTING;
 }
 
 static const char *self_name(const repl *r)
@@ -236,8 +310,8 @@ static const char *self_name(const repl *r)
 
 bool election_isolated(const repl *r, const char *peer)
 {
-	for (int i = 0; peer && i < r->nisolated; i++)
-		if (strcmp(r->isolated[i], peer) == 0)
+	for (int i = 0; peer && i < r->election->nisolated; i++)
+		if (strcmp(r->election->isolated[i], peer) == 0)
 			return true;
 	return false;
 }
@@ -250,8 +324,8 @@ http_client *link_client_new(repl *r, const char *hostport, const char *sni, int
 		return NULL;
 	http_limits limits = {16384, 100, max_body, 0};
 	http_client *c = http_client_new(r->env.base, r->env.link_client_ctx, host, port, sni, &limits, timeout_ms);
-	if (c && r->source_host[0])
-		http_client_set_source(c, r->source_host);
+	if (c && r->election->source_host[0])
+		http_client_set_source(c, r->election->source_host);
 	link_watch_connections(r, c); /* failed connections are logged (rate-limited) */
 	return c;
 }
@@ -264,7 +338,7 @@ static bool lease_valid(const repl *r)
 		return false;
 	if (!failover_enabled(r))
 		return true;
-	return voter_clock_ms() < r->lease_until;
+	return voter_clock_ms() < r->election->lease_until;
 }
 
 /* Has this primary heard from another voter within isolation_ms? Always
@@ -273,22 +347,22 @@ static bool quorum_heard(const repl *r, int64_t now)
 {
 	if (!failover_enabled(r))
 		return true;
-	return rules_quorum_heard(r->env.cfg->failover.isolation_ms, now, r->heard_mono);
+	return rules_quorum_heard(r->env.cfg->failover.isolation_ms, now, r->election->heard_mono);
 }
 
 void election_heard(repl *r)
 {
-	r->heard_mono = voter_clock_ms();
+	r->election->heard_mono = voter_clock_ms();
 	repl_view_publish(r);
 }
 
 static void writes_log(repl *r)
 {
 	bool quorum = quorum_heard(r, voter_clock_ms());
-	bool on = lease_valid(r) && quorum && r->state == ELECTION_PRIMARY;
-	if (on == r->writes_on)
+	bool on = lease_valid(r) && quorum && r->election->state == ELECTION_PRIMARY;
+	if (on == r->election->writes_on)
 		return;
-	r->writes_on = on;
+	r->election->writes_on = on;
 	char f[64];
 	snprintf(f, sizeof f, "\"epoch\":%llu", (unsigned long long)r->epoch);
 	if (on)
@@ -296,7 +370,7 @@ static void writes_log(repl *r)
 			  (unsigned long long)r->epoch);
 	else
 		log_event(LOG_INFO, "writes_off", f, "not accepting writes (epoch %llu%s)", (unsigned long long)r->epoch,
-			  r->state == ELECTION_SWITCHING ? ", switchover"
+			  r->election->state == ELECTION_SWITCHING ? ", switchover"
 			  : !r->primary ? ", secondary"
 			  : !lease_valid(r) ? ", no lease"
 			  : !quorum ? ", no other voter heard from: isolated"
@@ -319,7 +393,7 @@ static void role_log(repl *r, const char *why)
 static void lease_timer_arm(repl *r, int64_t ms)
 {
 	struct timeval tv = util_timeval_ms(ms);
-	if (evtimer_add(r->lease_timer, &tv) != 0)
+	if (evtimer_add(r->election->lease_timer, &tv) != 0)
 		log_error("cannot arm the lease timer; the lease end is logged by the next tick instead");
 }
 
@@ -336,13 +410,13 @@ static void lease_timer_arm(repl *r, int64_t ms)
 static void lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	repl *r = arg;
-	int64_t left = r->lease_until - voter_clock_ms();
+	int64_t left = r->election->lease_until - voter_clock_ms();
 	if (r->primary && left >= 0) { /* fired early (timer clock): once more */
 		lease_timer_arm(r, left + 1);
 		return;
 	}
-	if (r->writes_on && !lease_valid(r)) {
-		r->leases_lost++;
+	if (r->election->writes_on && !lease_valid(r)) {
+		r->election->leases_lost++;
 		log_warn("lease expired without renewal: writes refused until it is renewed");
 	}
 	writes_log(r);
@@ -391,9 +465,9 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 	round_ctx *c = m->rc;
 	repl *r = c->r;
 	if (m->witness)
-		r->witness_busy = false;
+		r->election->witness_busy = false;
 	else
-		r->peer_busy = false;
+		r->election->peer_busy = false;
 	bool granted = false;
 	uint64_t promised = 0;
 	int64_t remaining = 0;
@@ -413,7 +487,7 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 		}
 		/* a refusal teaches a promise, not a primary: our next candidacy
 		 * goes above it; a primary whose renewal meets it steps down */
-		if (promised > voter_promised(r->voter) && voter_learn(r->voter, promised) != 0)
+		if (promised > voter_promised(r->election->voter) && voter_learn(r->election->voter, promised) != 0)
 			log_error("cannot persist the promise of epoch %llu (I/O); learned again from the next "
 				  "refusal", (unsigned long long)promised);
 		repl_view_publish(r); /* the promise is in the view */
@@ -425,8 +499,8 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 	free(m);
 	if (c->kind == BALLOT_LEASE && rules_majority(c->yes) && !r->stopping && r->primary && r->epoch == c->epoch) {
 		int64_t until = rules_lease_end(&r->env.cfg->failover, c->t_send);
-		if (until > r->lease_until) {
-			r->lease_until = until;
+		if (until > r->election->lease_until) {
+			r->election->lease_until = until;
 			repl_view_publish(r);
 			int64_t wait = until - voter_clock_ms() + 1;
 			if (wait > 0)
@@ -451,8 +525,8 @@ static void msg_reply(int rc, const http_message *resp, const char *body, size_t
 
 static void send_ballot(repl *r, round_ctx *c, bool to_witness, const char *path, const char *body)
 {
-	http_client *cl = to_witness ? r->to_witness : r->to_peer;
-	bool *busy = to_witness ? &r->witness_busy : &r->peer_busy;
+	http_client *cl = to_witness ? r->election->to_witness : r->election->to_peer;
+	bool *busy = to_witness ? &r->election->witness_busy : &r->election->peer_busy;
 	const char *name = to_witness ? "witness" : r->env.peer->name;
 	if (!cl || *busy || election_isolated(r, name))
 		return;
@@ -491,15 +565,15 @@ static void lease_renew(repl *r)
 	 * control loop was held up (tandem_lease_renewals_late_total); rounds
 	 * sent early (probes) and the first of a term (next_renew 0) are not */
 	int64_t now = voter_clock_ms();
-	if (r->next_renew && now - r->next_renew > r->env.cfg->failover.lease_ms / 10) {
+	if (r->election->next_renew && now - r->election->next_renew > r->env.cfg->failover.lease_ms / 10) {
 		atomic_fetch_add(&r->renewals_late, 1);
-		log_warn("lease round %lld ms late (the control loop was held up)", (long long)(now - r->next_renew));
+		log_warn("lease round %lld ms late (the control loop was held up)", (long long)(now - r->election->next_renew));
 	}
-	r->last_renew = voter_clock_ms();
-	r->next_renew = r->last_renew + r->env.cfg->failover.renew_ms;
+	r->election->last_renew = voter_clock_ms();
+	r->election->next_renew = r->election->last_renew + r->env.cfg->failover.renew_ms;
 	voter_answer a;
 	/* own grant first, under the same rule as any voter */
-	if (voter_lease(r->voter, r->epoch, self_name(r), &a) != 0 || !a.granted) {
+	if (voter_lease(r->election->voter, r->epoch, self_name(r), &a) != 0 || !a.granted) {
 		if (a.promised_epoch > r->epoch) {
 			step_down(r, a.promised_epoch, "a newer epoch is known", false);
 		} else if (a.reason && strcmp(a.reason, "lease_held") == 0) {
@@ -513,11 +587,11 @@ static void lease_renew(repl *r)
 		log_error("cannot renew the lease: out of memory");
 		return;
 	}
-	*c = (round_ctx){.r = r, .kind = BALLOT_LEASE, .round = ++r->round, .epoch = r->epoch,
+	*c = (round_ctx){.r = r, .kind = BALLOT_LEASE, .round = ++r->election->round, .epoch = r->epoch,
 			 .t_send = voter_clock_ms(), .yes = 1};
 	char body[160];
 	snprintf(body, sizeof body, "{\"epoch\":%llu,\"holder\":\"%s\",\"boot_id\":\"%s\"}",
-		 (unsigned long long)r->epoch, self_name(r), r->boot_id);
+		 (unsigned long long)r->epoch, self_name(r), r->election->boot_id);
 	send_round(r, c, "/internal/v1/lease", body);
 }
 
@@ -529,7 +603,7 @@ typedef struct role_job {
 	uint64_t start;     /* promote: the position S the epoch starts after */
 	bool promote;
 	bool handover;      /* demote for a switchover: hand over afterwards */
-	bool reserve;       /* r->role_reserve: given back, not freed */
+	bool reserve;       /* r->election->role_reserve: given back, not freed */
 	char why[96];
 } role_job;
 
@@ -539,7 +613,7 @@ static void role_job_release(repl *r, role_job *j)
 	if (j->reserve) {
 		memset(j, 0, sizeof *j);
 		j->reserve = true;
-		r->role_reserve = j;
+		r->election->role_reserve = j;
 		return;
 	}
 	free(j);
@@ -551,15 +625,15 @@ static void role_job_release(repl *r, role_job *j)
 static void follow(repl *r)
 {
 	if (applier_start(r) == 0) {
-		if (r->follow_failed)
+		if (r->election->follow_failed)
 			log_info("replication from %s started", r->env.peer->name);
-		r->follow_failed = false;
+		r->election->follow_failed = false;
 		return;
 	}
-	if (!r->follow_failed)
+	if (!r->election->follow_failed)
 		log_error("cannot start replicating from %s (out of memory); a secondary that does not stream "
 			  "yet, retrying", r->env.peer->name);
-	r->follow_failed = true;
+	r->election->follow_failed = true;
 }
 
 static int role_exec(db_conn *db, void *arg)
@@ -587,10 +661,10 @@ static int role_exec(db_conn *db, void *arg)
 
 static void admin_answer(repl *r, int status, const char *json)
 {
-	if (!r->admin_req)
+	if (!r->election->admin_req)
 		return;
-	http_request *req = r->admin_req;
-	r->admin_req = NULL;
+	http_request *req = r->election->admin_req;
+	r->election->admin_req = NULL;
 	http_response_header(req, "Content-Type", "application/json");
 	http_respond(req, status, json, strlen(json));
 }
@@ -622,7 +696,7 @@ static void role_done(void *arg, int rc, uint64_t seq)
 		/* the state could not be written: stay a secondary, safely */
 		log_error("cannot record the role change (%s): %s", err_str(rc), j->why);
 		election_set(r, ELECTION_FOLLOWER, "the new role could not be recorded");
-		r->next_stand = voter_clock_ms() + r->env.cfg->failover.vote_retry_ms;
+		r->election->next_stand = voter_clock_ms() + r->env.cfg->failover.vote_retry_ms;
 		follow(r);
 		admin_error(r, 500, "internal_error", "the new role could not be recorded");
 		role_job_release(r, j);
@@ -642,11 +716,10 @@ static void role_done(void *arg, int rc, uint64_t seq)
 			return;
 		}
 		r->position = j->start;
-		r->received_seq = j->start;
-		r->acked_seq = 0;
-		r->stand_force = r->stand_now = false;
-		r->elections_won++;
-		r->heard_mono = voter_clock_ms(); /* a majority just voted for us */
+		stream_reset_acks(r);
+		r->election->stand_force = r->election->stand_now = false;
+		r->election->elections_won++;
+		r->election->heard_mono = voter_clock_ms(); /* a majority just voted for us */
 		history_add(r, j->epoch, j->start + 1);
 		capture_set_enabled(r->env.capture, true);
 		repl_view_publish(r);
@@ -670,8 +743,8 @@ static void role_done(void *arg, int rc, uint64_t seq)
 			return;
 		}
 		role_log(r, j->why);
-		r->synced = false;
-		r->contact_mono = voter_clock_ms(); /* give the new primary its time */
+		history_set_synced(r, false);
+		r->election->contact_mono = voter_clock_ms(); /* give the new primary its time */
 		follow(r);
 		if (j->handover)
 			send_handover(r);
@@ -702,15 +775,15 @@ static void role_submit(repl *r, role_job *j)
  */
 static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 {
-	if (epoch > voter_promised(r->voter) && voter_learn(r->voter, epoch) != 0)
+	if (epoch > voter_promised(r->election->voter) && voter_learn(r->election->voter, epoch) != 0)
 		log_error("cannot persist the promise of epoch %llu; stepping down anyway",
 			  (unsigned long long)epoch);
 	if (!r->primary)
 		return;
 	role_job *j = calloc(1, sizeof *j);
-	if (!j && r->role_reserve) {
-		j = r->role_reserve;
-		r->role_reserve = NULL;
+	if (!j && r->election->role_reserve) {
+		j = r->election->role_reserve;
+		r->election->role_reserve = NULL;
 		log_warn("stepping down with the reserve role job: out of memory");
 	}
 	log_warn("stepping down as primary of epoch %llu: %s", (unsigned long long)r->epoch, why);
@@ -719,21 +792,20 @@ static void step_down(repl *r, uint64_t epoch, const char *why, bool handover)
 			role_job_release(r, j);
 		return;
 	}
-	r->lease_until = 0;
-	r->next_renew = 0; /* a later term's first round is not late */
-	r->step_downs++;
+	r->election->lease_until = 0;
+	r->election->next_renew = 0; /* a later term's first round is not late */
+	r->election->step_downs++;
 	repl_view_publish(r);
 	capture_set_enabled(r->env.capture, false);
 	stream_stop(r);
 	/* global writes waiting for the ack cannot be confirmed by us any more */
-	waitlist_fail_all(&r->ack_waiters);
-	waitlist_fail_all(&r->lag_waiters);
+	stream_fail_waiters(r);
 	/* r->epoch stays ours until the new primary's own epoch is learned
 	 * (from it: history, heartbeats, lease requests) */
 	if (!j) {
 		log_error("cannot record the step-down (out of memory): following the primary unrecorded");
-		r->synced = false;
-		r->contact_mono = voter_clock_ms();
+		history_set_synced(r, false);
+		r->election->contact_mono = voter_clock_ms();
 		writes_log(r);
 		follow(r);
 		return;
@@ -748,7 +820,7 @@ void election_learn(repl *r, uint64_t epoch)
 {
 	/* a promise that cannot be persisted is not taken (voter_learn); the
 	 * epoch itself is still learned below: a primary steps down anyway */
-	if (epoch > voter_promised(r->voter) && voter_learn(r->voter, epoch) != 0)
+	if (epoch > voter_promised(r->election->voter) && voter_learn(r->election->voter, epoch) != 0)
 		log_error("cannot persist the promise of epoch %llu (I/O); learning it in memory only",
 			  (unsigned long long)epoch);
 	if (epoch <= r->epoch)
@@ -760,7 +832,12 @@ void election_learn(repl *r, uint64_t epoch)
 	r->epoch = epoch;
 	repl_view_publish(r);
 	/* a new primary: check where our histories part before following it */
-	r->synced = false;
+	history_set_synced(r, false);
+}
+
+void election_contact_now(repl *r)
+{
+	r->election->contact_mono = voter_clock_ms();
 }
 
 void election_contact(repl *r, uint64_t epoch)
@@ -769,7 +846,7 @@ void election_contact(repl *r, uint64_t epoch)
 		return; /* a deposed primary does not count */
 	if (epoch > r->epoch)
 		election_learn(r, epoch);
-	r->contact_mono = voter_clock_ms();
+	r->election->contact_mono = voter_clock_ms();
 }
 
 /* --- standing for election --- */
@@ -780,16 +857,16 @@ void election_contact(repl *r, uint64_t epoch)
 static void stand_abort(repl *r, const char *why)
 {
 	int64_t wait = r->env.cfg->failover.vote_retry_ms;
-	r->next_stand = voter_clock_ms() + wait;
+	r->election->next_stand = voter_clock_ms() + wait;
 	if (election_set(r, ELECTION_FOLLOWER, why) == 0)
 		follow(r); /* the drain stopped the applier */
-	if (r->admin_req) {
+	if (r->election->admin_req) {
 		char msg[256];
 		snprintf(msg, sizeof msg, "the election was lost: %s", why);
 		admin_error(r, 409, "election_failed", msg);
 	}
-	r->stand_force = r->stand_now = false;
-	log_info("election for epoch %llu not won: %s", (unsigned long long)r->stand_epoch, why);
+	r->election->stand_force = r->election->stand_now = false;
+	log_info("election for epoch %llu not won: %s", (unsigned long long)r->election->stand_epoch, why);
 }
 
 /* DRAINING, the writer queue empty: own vote under the voter rule, then the
@@ -803,11 +880,11 @@ static void cast_votes(repl *r)
 		return;
 	}
 	voter_answer a = {0};
-	int rc = voter_vote(r->voter, r->stand_epoch, self_name(r), false, false, r->stand_force, &a);
+	int rc = voter_vote(r->election->voter, r->election->stand_epoch, self_name(r), false, false, r->election->stand_force, &a);
 	if (rc != 0 || !a.granted) {
 		free(c);
-		if (a.promised_epoch >= r->stand_epoch)
-			r->stand_epoch = a.promised_epoch + 1;
+		if (a.promised_epoch >= r->election->stand_epoch)
+			r->election->stand_epoch = a.promised_epoch + 1;
 		stand_abort(r, rc != 0 ? "own vote not persisted (I/O error)" : a.reason ? a.reason : "own vote refused");
 		return;
 	}
@@ -815,17 +892,17 @@ static void cast_votes(repl *r)
 		free(c);
 		return;
 	}
-	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .round = ++r->round, .epoch = r->stand_epoch, .yes = 1,
-			 .force = r->stand_force};
+	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .round = ++r->election->round, .epoch = r->election->stand_epoch, .yes = 1,
+			 .force = r->election->stand_force};
 	char body[256];
 	snprintf(body, sizeof body,
 		 "{\"epoch\":%llu,\"candidate\":\"%s\",\"last_epoch\":%llu,\"last_seq\":%llu,\"pre\":false,"
 		 "\"force\":%s}",
-		 (unsigned long long)r->stand_epoch, self_name(r),
+		 (unsigned long long)r->election->stand_epoch, self_name(r),
 		 (unsigned long long)history_epoch_at(r, r->position), (unsigned long long)r->position,
-		 r->stand_force ? "true" : "false");
-	log_info("standing for election in epoch %llu at position %llu%s", (unsigned long long)r->stand_epoch,
-		 (unsigned long long)r->position, r->stand_force ? " (forced)" : "");
+		 r->election->stand_force ? "true" : "false");
+	log_info("standing for election in epoch %llu at position %llu%s", (unsigned long long)r->election->stand_epoch,
+		 (unsigned long long)r->position, r->election->stand_force ? " (forced)" : "");
 	send_round(r, c, "/internal/v1/vote", body);
 }
 
@@ -843,18 +920,18 @@ static void round_finished(round_ctx *c)
 	repl *r = c->r;
 	if (r->stopping || c->kind == BALLOT_LEASE)
 		return;
-	if (c->round != r->round || r->primary)
+	if (c->round != r->election->round || r->primary)
 		return;
 	if (c->pre) {
-		if (r->state != ELECTION_PRE_CANDIDATE)
+		if (r->election->state != ELECTION_PRE_CANDIDATE)
 			return;
 		if (rules_majority(c->yes)) {
 			begin_drain(r, "a majority would vote");
 		} else {
-			r->stand_now = false;
-			r->next_stand = voter_clock_ms() + rules_retry_wait(c->retry_after, r->env.cfg->failover.vote_retry_ms);
+			r->election->stand_now = false;
+			r->election->next_stand = voter_clock_ms() + rules_retry_wait(c->retry_after, r->env.cfg->failover.vote_retry_ms);
 			election_set(r, ELECTION_FOLLOWER, c->refusal[0] ? c->refusal : "pre-vote: no answer");
-			if (r->admin_req) {
+			if (r->election->admin_req) {
 				char msg[512];
 				snprintf(msg, sizeof msg,
 					 "no majority would vote for %s now (%s%s%lld ms); nothing was changed; "
@@ -867,7 +944,7 @@ static void round_finished(round_ctx *c)
 		}
 		return;
 	}
-	if (r->state != ELECTION_CANDIDATE)
+	if (r->election->state != ELECTION_CANDIDATE)
 		return;
 	if (rules_majority(c->yes)) {
 		role_job *j = calloc(1, sizeof *j);
@@ -877,7 +954,7 @@ static void round_finished(round_ctx *c)
 		}
 		*j = (role_job){.r = r, .epoch = c->epoch, .promote = true};
 		snprintf(j->why, sizeof j->why, "elected with %d of 3 votes%s", c->yes,
-			 r->stand_force ? " (forced failover)" : "");
+			 r->election->stand_force ? " (forced failover)" : "");
 		if (election_set(r, ELECTION_PROMOTING, j->why) != 0) {
 			free(j);
 			return;
@@ -893,27 +970,27 @@ static void round_finished(round_ctx *c)
  * follower, retries after vote_retry_ms, an admin request is answered. */
 static void stand(repl *r)
 {
-	if (r->state != ELECTION_FOLLOWER || r->stopping || !failover_enabled(r))
+	if (r->election->state != ELECTION_FOLLOWER || r->stopping || !failover_enabled(r))
 		return;
 	int64_t now = voter_clock_ms();
-	r->stand_epoch = rules_stand_epoch(voter_promised(r->voter), r->epoch);
+	r->election->stand_epoch = rules_stand_epoch(voter_promised(r->election->voter), r->epoch);
 	char holder[32];
 	int64_t left = 0;
-	if (!r->stand_force && voter_binds_other(r->voter, self_name(r), &left, holder)) {
+	if (!r->election->stand_force && voter_binds_other(r->election->voter, self_name(r), &left, holder)) {
 		/* our own grant to the primary still binds: wait it out */
-		r->next_stand = now + left + 1;
-		if (r->admin_req) {
+		r->election->next_stand = now + left + 1;
+		if (r->election->admin_req) {
 			char msg[200];
 			snprintf(msg, sizeof msg,
 				 "%s holds a lease: this region's grant to it binds for %lld ms more; "
 				 "use --force to override (writes it accepts meanwhile may be lost)",
 				 holder, (long long)left);
 			admin_error(r, 409, "lease_held", msg);
-			r->stand_now = false;
+			r->election->stand_now = false;
 		}
 		return;
 	}
-	if (r->stand_force) {
+	if (r->election->stand_force) {
 		/* forced: the voters' grants bind, a pre-vote would be refused */
 		begin_drain(r, "forced failover: no pre-vote");
 		return;
@@ -921,22 +998,22 @@ static void stand(repl *r)
 	round_ctx *c = calloc(1, sizeof *c);
 	if (!c) {
 		log_error("cannot stand for election: out of memory; a follower still, retrying");
-		r->next_stand = now + r->env.cfg->failover.vote_retry_ms;
-		r->stand_now = false;
+		r->election->next_stand = now + r->env.cfg->failover.vote_retry_ms;
+		r->election->stand_now = false;
 		admin_error(r, 503, "out_of_memory", "this region is out of memory; nothing was changed; retry");
 		return;
 	}
-	if (election_set(r, ELECTION_PRE_CANDIDATE, r->stand_now ? "failover requested" : "no primary heard") != 0) {
+	if (election_set(r, ELECTION_PRE_CANDIDATE, r->election->stand_now ? "failover requested" : "no primary heard") != 0) {
 		free(c);
 		return;
 	}
-	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .pre = true, .round = ++r->round, .epoch = r->stand_epoch,
+	*c = (round_ctx){.r = r, .kind = BALLOT_VOTE, .pre = true, .round = ++r->election->round, .epoch = r->election->stand_epoch,
 			 .yes = 1};
 	char body[256];
 	snprintf(body, sizeof body,
 		 "{\"epoch\":%llu,\"candidate\":\"%s\",\"last_epoch\":%llu,\"last_seq\":%llu,\"pre\":true,"
 		 "\"force\":false}",
-		 (unsigned long long)r->stand_epoch, self_name(r),
+		 (unsigned long long)r->election->stand_epoch, self_name(r),
 		 (unsigned long long)history_epoch_at(r, r->position), (unsigned long long)r->position);
 	send_round(r, c, "/internal/v1/vote", body);
 }
@@ -950,7 +1027,7 @@ typedef struct handover_ctx {
 static void handover_reply(int rc, const http_message *resp, const char *body, size_t len, void *arg)
 {
 	repl *r = arg;
-	r->peer_busy = false;
+	r->election->peer_busy = false;
 	if (rc != 0 || resp->status != 200)
 		log_warn("the handover to %s got no answer; it will win an election anyway once our grants expire",
 			 r->env.peer->name);
@@ -962,7 +1039,7 @@ static void send_handover(repl *r)
 	 * dropped (I/O), the handover still goes: the target's pre-vote is
 	 * then refused here until the grant expires, and it wins an election
 	 * after that, as without a handover */
-	if (voter_drop_grant(r->voter) != 0)
+	if (voter_drop_grant(r->election->voter) != 0)
 		log_error("handover: cannot drop this region's own grant (I/O); %s will be elected once it "
 			  "expires", r->env.peer->name);
 	char body[128];
@@ -971,19 +1048,19 @@ static void send_handover(repl *r)
 	snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Tandem-Epoch: %llu\r\n",
 		 (unsigned long long)r->epoch);
 	/* the handover may wait behind a lease request in flight: fine */
-	if (r->to_peer && http_client_request(r->to_peer, "POST", "/internal/v1/handover", headers, body,
+	if (r->election->to_peer && http_client_request(r->election->to_peer, "POST", "/internal/v1/handover", headers, body,
 					      strlen(body), 0, handover_reply, r) == 0)
-		r->peer_busy = true;
+		r->election->peer_busy = true;
 	char json[192];
 	snprintf(json, sizeof json,
 		 "{\"from\":\"%s\",\"to\":\"%s\",\"epoch\":%llu,\"position\":%llu,\"state\":\"handed_over\"}",
-		 self_name(r), r->switch_to, (unsigned long long)r->epoch, (unsigned long long)r->position);
+		 self_name(r), r->election->switch_to, (unsigned long long)r->epoch, (unsigned long long)r->position);
 	admin_answer(r, 200, json);
 }
 
 static void switchover_check(repl *r, int64_t now)
 {
-	if (r->state != ELECTION_SWITCHING)
+	if (r->election->state != ELECTION_SWITCHING)
 		return;
 	/* the API thread counts its writes and publishes their commits: with
 	 * none in flight, every commit is in api_committed already (it is
@@ -995,24 +1072,24 @@ static void switchover_check(repl *r, int64_t now)
 	bool idle = atomic_load(&r->writes_in_flight) == 0;
 	if (idle) {
 		repl_absorb_api(r);
-		if (!r->switching)
+		if (!r->election->switching)
 			return;
 	}
-	if (idle && r->acked_seq >= r->position && r->subs) {
+	if (idle && stream_acked_seq(r) >= r->position && stream_has_subscriber(r)) {
 		char why[96];
-		snprintf(why, sizeof why, "planned switchover to %s at position %llu", r->switch_to,
+		snprintf(why, sizeof why, "planned switchover to %s at position %llu", r->election->switch_to,
 			 (unsigned long long)r->position);
 		step_down(r, r->epoch, why, true); /* edge (10) */
 		return;
 	}
-	if (now > r->switch_deadline) {
+	if (now > r->election->switch_deadline) {
 		election_set(r, ELECTION_PRIMARY, "switchover abandoned: the target did not catch up"); /* (8) */
 		writes_log(r);
 		char msg[200];
 		snprintf(msg, sizeof msg,
 			 "%s did not catch up within %d ms (acked %llu of %llu); the switchover is abandoned, "
 			 "writes resumed here",
-			 r->switch_to, r->env.cfg->failover.switchover_timeout_ms, (unsigned long long)r->acked_seq,
+			 r->election->switch_to, r->env.cfg->failover.switchover_timeout_ms, (unsigned long long)stream_acked_seq(r),
 			 (unsigned long long)r->position);
 		log_warn("%s", msg);
 		admin_error(r, 504, "switchover_timeout", msg);
@@ -1030,25 +1107,25 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (r->primary) {
 		/* nothing heard for half the isolation bound: ask the voters now
 		 * (the lease round is the probe), not at the next renewal */
-		bool probe = rules_probe_due(r->env.cfg->failover.isolation_ms, now, r->heard_mono, r->last_renew);
-		if (now >= r->next_renew || probe)
+		bool probe = rules_probe_due(r->env.cfg->failover.isolation_ms, now, r->election->heard_mono, r->election->last_renew);
+		if (now >= r->election->next_renew || probe)
 			lease_renew(r);
 		switchover_check(r, now);
 		writes_log(r); /* isolation starts and ends without an event of its own */
 		return;
 	}
-	if (r->state == ELECTION_DRAINING) {
-		if (r->pending_applies == 0)
+	if (r->election->state == ELECTION_DRAINING) {
+		if (applier_pending(r) == 0)
 			cast_votes(r);
 		return;
 	}
-	if (r->state != ELECTION_FOLLOWER)
+	if (r->election->state != ELECTION_FOLLOWER)
 		return; /* a round or a role write in flight: its answer moves the state */
-	if (!r->reconnect)
+	if (!applier_running(r))
 		follow(r); /* a secondary whose applier could not start */
-	if (now < r->next_stand)
+	if (now < r->election->next_stand)
 		return;
-	if (now - r->contact_mono >= r->env.cfg->failover.election_timeout_ms)
+	if (now - r->election->contact_mono >= r->env.cfg->failover.election_timeout_ms)
 		stand(r);
 }
 
@@ -1063,7 +1140,7 @@ void election_handle_lease(repl *r, http_request *req, const char *peer)
 	if (b.epoch > r->epoch)
 		election_learn(r, b.epoch);
 	voter_answer a;
-	if (voter_lease(r->voter, b.epoch, b.who, &a) != 0) /* answered 503 io: nothing granted */
+	if (voter_lease(r->election->voter, b.epoch, b.who, &a) != 0) /* answered 503 io: nothing granted */
 		log_error("refused a lease to %s in epoch %llu: the voter state cannot be persisted", b.who,
 			  (unsigned long long)b.epoch);
 	if (a.granted)
@@ -1079,7 +1156,7 @@ void election_handle_vote(repl *r, http_request *req, const char *peer)
 		return;
 	bool behind = history_behind(b.last_epoch, b.last_seq, history_epoch_at(r, r->position), r->position);
 	voter_answer a;
-	if (voter_vote(r->voter, b.epoch, b.who, behind, b.pre, b.force, &a) != 0) /* 503 io, not granted */
+	if (voter_vote(r->election->voter, b.epoch, b.who, behind, b.pre, b.force, &a) != 0) /* 503 io, not granted */
 		log_error("refused a vote to %s in epoch %llu: the voter state cannot be persisted", b.who,
 			  (unsigned long long)b.epoch);
 	if (!b.pre)
@@ -1089,7 +1166,7 @@ void election_handle_vote(repl *r, http_request *req, const char *peer)
 		/* we voted for another primary, or the operator forces one:
 		 * stop writing now, before it can be elected (its election
 		 * waits for our answer) */
-		if (b.force && !a.granted && voter_learn(r->voter, b.epoch) != 0)
+		if (b.force && !a.granted && voter_learn(r->election->voter, b.epoch) != 0)
 			log_error("cannot persist the promise of epoch %llu (I/O); stepping down anyway",
 				  (unsigned long long)b.epoch);
 		step_down(r, b.epoch, b.force ? "an operator forces a failover" : "voted for a new primary", false);
@@ -1107,13 +1184,13 @@ void election_handle_handover(repl *r, http_request *req, const char *peer)
 		link_refuse_stale(r, req, b.epoch);
 		return;
 	}
-	int hrc = voter_handover(r->voter, b.epoch, b.who);
+	int hrc = voter_handover(r->election->voter, b.epoch, b.who);
 	if (hrc < 0) /* the grant is kept: the sender is elected once it expires */
 		log_error("handover from %s: cannot release the grant (I/O)", b.who);
 	bool released = hrc == 1;
-	if (released && r->state == ELECTION_FOLLOWER) {
+	if (released && r->election->state == ELECTION_FOLLOWER) {
 		log_info("handover from %s (epoch %llu): standing for election now", b.who, (unsigned long long)b.epoch);
-		r->next_stand = 0;
+		r->election->next_stand = 0;
 		stand(r);
 	}
 	repl_answer(req, 200, NULL, released ? "{\"ok\":true,\"released\":true}" : "{\"ok\":true,\"released\":false}");
@@ -1139,8 +1216,8 @@ static void admin_fault(repl *r, http_request *req, json_t *o)
 		}
 		snprintf(names[n++], 32, "%s", s);
 	}
-	memcpy(r->isolated, names, sizeof names);
-	r->nisolated = n;
+	memcpy(r->election->isolated, names, sizeof names);
+	r->election->nisolated = n;
 	repl_view_publish(r);
 	buf b;
 	buf_init(&b, 512);
@@ -1152,15 +1229,7 @@ static void admin_fault(repl *r, http_request *req, json_t *o)
 	if (r->env.peer && election_isolated(r, r->env.peer->name)) {
 		/* cut what is open: the stream, both ways */
 		stream_drop(r, r->env.peer->name);
-		if (!r->primary && r->reconnect && r->stream_client) {
-			r->replacing_stream = true;
-			http_client_free(&r->stream_client);
-			r->replacing_stream = false;
-			r->streaming = false;
-			r->link_down_since_ms = util_now_ms();
-			struct timeval tv = {0, 200000};
-			evtimer_add(r->reconnect, &tv);
-		}
+		applier_cut_stream(r);
 	}
 	repl_answer(req, 200, NULL, b.data);
 	buf_free(&b);
@@ -1193,7 +1262,7 @@ void election_handle_admin(repl *r, http_request *req, const char *peer)
 			    "switchover and failover need two regions and a [witness] in the config");
 		return;
 	}
-	if (r->admin_req || r->state == ELECTION_SWITCHING || standing(r)) {
+	if (r->election->admin_req || r->election->state == ELECTION_SWITCHING || standing(r)) {
 		json_decref(o);
 		repl_answer(req, 409, "busy", "a switchover or election is already in progress here");
 		return;
@@ -1210,20 +1279,20 @@ void election_handle_admin(repl *r, http_request *req, const char *peer)
 			repl_answer(req, 409, "not_primary", "ask the primary (holding a lease) to hand over");
 			return;
 		}
-		if (!r->subs) {
+		if (!stream_has_subscriber(r)) {
 			json_decref(o);
 			repl_answer(req, 409, "target_not_streaming",
 				    "the target is not replicating from this region: it could not catch up");
 			return;
 		}
-		snprintf(r->switch_to, sizeof r->switch_to, "%s", to);
+		snprintf(r->election->switch_to, sizeof r->election->switch_to, "%s", to);
 		if (election_set(r, ELECTION_SWITCHING, "planned switchover requested") != 0) { /* (7) */
 			json_decref(o);
 			repl_answer(req, 500, "internal_error", "the switchover could not start");
 			return;
 		}
-		r->switch_deadline = voter_clock_ms() + r->env.cfg->failover.switchover_timeout_ms;
-		r->admin_req = req;
+		r->election->switch_deadline = voter_clock_ms() + r->env.cfg->failover.switchover_timeout_ms;
+		r->election->admin_req = req;
 		log_info("switchover to %s: writes paused until it has everything (position %llu)", to,
 			 (unsigned long long)r->position);
 		writes_log(r);
@@ -1242,10 +1311,10 @@ void election_handle_admin(repl *r, http_request *req, const char *peer)
 			log_warn("forced failover requested: grants to %s are dropped; writes it accepted "
 				 "after position %llu may be quarantined when it rejoins",
 				 r->env.peer->name, (unsigned long long)r->position);
-		r->admin_req = req;
-		r->stand_force = force;
-		r->stand_now = true;
-		r->next_stand = 0;
+		r->election->admin_req = req;
+		r->election->stand_force = force;
+		r->election->stand_now = true;
+		r->election->next_stand = 0;
 		stand(r);
 		return;
 	}
@@ -1257,24 +1326,24 @@ void election_status_json(repl *r, buf *out)
 {
 	int64_t now = voter_clock_ms();
 	char vs[512];
-	voter_status(r->voter, vs, sizeof vs);
-	int64_t left = r->primary ? (failover_enabled(r) ? r->lease_until - now : 1) : 0;
+	voter_status(r->election->voter, vs, sizeof vs);
+	int64_t left = r->primary ? (failover_enabled(r) ? r->election->lease_until - now : 1) : 0;
 	buf_printf(out,
 		   "\"failover\":{\"enabled\":%s,\"witness\":\"%s\",%s,\"state\":\"%s\",\"standing\":%s,\"switching\":%s,"
 		   "\"elections_won\":%llu,\"step_downs\":%llu},"
 		   "\"lease\":{\"valid\":%s,\"remaining_ms\":%lld},\"isolated\":[",
-		   failover_enabled(r) ? "true" : "false", r->witness_addr, vs, election_state_name(r->state),
-		   standing(r) ? "true" : "false", r->state == ELECTION_SWITCHING ? "true" : "false", (unsigned long long)r->elections_won,
-		   (unsigned long long)r->step_downs, lease_valid(r) ? "true" : "false",
+		   failover_enabled(r) ? "true" : "false", r->election->witness_addr, vs, election_state_name(r->election->state),
+		   standing(r) ? "true" : "false", r->election->state == ELECTION_SWITCHING ? "true" : "false", (unsigned long long)r->election->elections_won,
+		   (unsigned long long)r->election->step_downs, lease_valid(r) ? "true" : "false",
 		   (long long)(lease_valid(r) && failover_enabled(r) ? left : 0));
-	for (int i = 0; i < r->nisolated; i++)
-		buf_printf(out, "%s\"%s\"", i ? "," : "", r->isolated[i]);
-	buf_printf(out, "],\"quarantined_transactions\":%llu,", (unsigned long long)r->quarantined_total);
+	for (int i = 0; i < r->election->nisolated; i++)
+		buf_printf(out, "%s\"%s\"", i ? "," : "", r->election->isolated[i]);
+	buf_printf(out, "],\"quarantined_transactions\":%llu,", (unsigned long long)history_quarantined_total(r));
 	bool gated = r->primary && failover_enabled(r) && r->env.cfg->failover.isolation_ms > 0;
 	buf_printf(out, "\"quorum\":{\"gate\":%s,\"isolation_ms\":%d,\"heard\":%s,\"heard_ms_ago\":%lld,"
 		   "\"refusals\":%llu},",
 		   gated ? "true" : "false", r->env.cfg->failover.isolation_ms,
-		   quorum_heard(r, now) ? "true" : "false", (long long)(gated ? now - r->heard_mono : -1),
+		   quorum_heard(r, now) ? "true" : "false", (long long)(gated ? now - r->election->heard_mono : -1),
 		   (unsigned long long)atomic_load(&r->no_quorum_refusals));
 }
 
@@ -1284,17 +1353,17 @@ int election_init(repl *r, char *err, size_t errcap)
 {
 	char path[CONFIG_PATH_MAX + 16];
 	snprintf(path, sizeof path, "%s/voter.json", r->env.self->data_dir);
-	r->voter = voter_open(path, &r->env.cfg->failover, err, errcap);
-	if (!r->voter)
+	r->election->voter = voter_open(path, &r->env.cfg->failover, err, errcap);
+	if (!r->election->voter)
 		return ERR_IO;
 	/* the initial state is the role in the database (repl_new read it into
 	 * r->primary): not a transition, the start of the diagram */
-	r->state = r->primary ? ELECTION_PRIMARY : ELECTION_FOLLOWER;
-	r->switching = false;
+	r->election->state = r->primary ? ELECTION_PRIMARY : ELECTION_FOLLOWER;
+	r->election->switching = false;
 	unsigned char id[16];
 	util_random(id, sizeof id);
-	util_hex(id, sizeof id, r->boot_id);
-	r->witness_addr = r->env.cfg->witness.listen;
+	util_hex(id, sizeof id, r->election->boot_id);
+	r->election->witness_addr = r->env.cfg->witness.listen;
 	/* bind outgoing link connections to our own link address, when it is
 	 * a specific one: network rules can then tell the components apart */
 	char host[64];
@@ -1303,32 +1372,32 @@ int election_init(repl *r, char *err, size_t errcap)
 	if (util_split_hostport(r->env.self->link_listen, host, sizeof host, &port) == 0 &&
 	    (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1) &&
 	    strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
-		snprintf(r->source_host, sizeof r->source_host, "%s", host);
+		snprintf(r->election->source_host, sizeof r->election->source_host, "%s", host);
 	return 0;
 }
 
 int election_start(repl *r)
 {
-	r->contact_mono = voter_clock_ms();
+	r->election->contact_mono = voter_clock_ms();
 	/* at start a primary has no lease yet (writes wait for it anyway) */
-	r->heard_mono = r->contact_mono;
-	r->tick = event_new(r->env.base, -1, EV_PERSIST, tick_cb, r);
-	r->lease_timer = evtimer_new(r->env.base, lease_timer_cb, r);
-	role_job *reserve = r->role_reserve ? NULL : calloc(1, sizeof *reserve);
+	r->election->heard_mono = r->election->contact_mono;
+	r->election->tick = event_new(r->env.base, -1, EV_PERSIST, tick_cb, r);
+	r->election->lease_timer = evtimer_new(r->env.base, lease_timer_cb, r);
+	role_job *reserve = r->election->role_reserve ? NULL : calloc(1, sizeof *reserve);
 	if (reserve) {
 		reserve->reserve = true;
-		r->role_reserve = reserve;
+		r->election->role_reserve = reserve;
 	}
-	if (!r->tick || !r->lease_timer || !r->role_reserve)
+	if (!r->election->tick || !r->election->lease_timer || !r->election->role_reserve)
 		return ERR_NOMEM;
 	if (failover_enabled(r)) {
 		int timeout = r->env.cfg->failover.renew_ms;
-		r->to_peer = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, timeout, 65536);
-		r->to_witness = link_client_new(r, r->witness_addr, "witness", timeout, 65536);
-		if (!r->to_peer || !r->to_witness)
+		r->election->to_peer = link_client_new(r, r->env.peer->link_listen, r->env.peer->name, timeout, 65536);
+		r->election->to_witness = link_client_new(r, r->election->witness_addr, "witness", timeout, 65536);
+		if (!r->election->to_peer || !r->election->to_witness)
 			return ERR_NOMEM;
 		struct timeval tv = {0, TICK_MS * 1000};
-		if (evtimer_add(r->tick, &tv) != 0)
+		if (evtimer_add(r->election->tick, &tv) != 0)
 			return ERR_NOMEM; /* no tick, no election: the start fails */
 		if (r->primary)
 			lease_renew(r);
@@ -1339,30 +1408,32 @@ int election_start(repl *r)
 
 void election_stop(repl *r)
 {
-	if (r->tick)
-		event_del(r->tick);
-	if (r->lease_timer)
-		event_del(r->lease_timer);
-	http_client_free(&r->to_peer);
-	http_client_free(&r->to_witness);
-	if (r->admin_req)
+	if (r->election->tick)
+		event_del(r->election->tick);
+	if (r->election->lease_timer)
+		event_del(r->election->lease_timer);
+	http_client_free(&r->election->to_peer);
+	http_client_free(&r->election->to_witness);
+	if (r->election->admin_req)
 		admin_error(r, 503, "shutting_down", "the region is stopping");
-	if (r->writes_on) {
+	if (r->election->writes_on) {
 		char f[64];
 		snprintf(f, sizeof f, "\"epoch\":%llu", (unsigned long long)r->epoch);
-		r->writes_on = false;
+		r->election->writes_on = false;
 		log_event(LOG_INFO, "writes_off", f, "not accepting writes (stopping)");
 	}
 }
 
 void election_free(repl *r)
 {
-	if (r->tick)
-		event_free(r->tick);
-	if (r->lease_timer)
-		event_free(r->lease_timer);
-	r->tick = r->lease_timer = NULL;
-	free(r->role_reserve);
-	r->role_reserve = NULL;
-	voter_free(&r->voter);
+	if (!r->election) /* repl_new failed before the parts were made */
+		return;
+	if (r->election->tick)
+		event_free(r->election->tick);
+	if (r->election->lease_timer)
+		event_free(r->election->lease_timer);
+	r->election->tick = r->election->lease_timer = NULL;
+	free(r->election->role_reserve);
+	r->election->role_reserve = NULL;
+	voter_free(&r->election->voter);
 }

@@ -94,8 +94,8 @@ static int forwarder_open(forwarder *fw)
 			return ERR_NOMEM;
 		}
 		/* source_host is set by election_init, before the threads start */
-		if (r->source_host[0])
-			http_client_set_source(c, r->source_host);
+		if (election_source_host(r)[0])
+			http_client_set_source(c, election_source_host(r));
 		http_client_on_connect_failed(c, forward_connect_failed, fw);
 		fw->clients[i] = (fwd_client){c, 0};
 	}
@@ -231,7 +231,11 @@ static void forward_answer(int rc, const http_message *resp, const char *body, s
 			if (forward_keep_header(&resp->fields[i]))
 				buf_printf(&d->headers, "%.*s: %.*s\r\n", (int)resp->fields[i].name_len,
 					   resp->fields[i].name, (int)resp->fields[i].value_len, resp->fields[i].value);
-		buf_add(&d->body, body, len);
+		if (buf_add(&d->body, body, len) != 0) {
+			/* never a cut body that looks whole: an error, as if unanswered */
+			log_error("forward: out of memory copying the primary's answer for the link delay");
+			d->rc = ERR_NOMEM;
+		}
 	}
 	delay_line_post(&f->fw->delay, forward_answer_delayed, d);
 }

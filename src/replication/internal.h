@@ -1,20 +1,36 @@
 /*
- * internal.h - what the replication files share.
+ * internal.h - what the replication files share: struct repl (only what is
+ * truly shared: the environment, the mailboxes, the view, the epoch, the
+ * position, the primary and stopping flags, each field saying who writes
+ * it) and one pointer to each module's own state, which is defined in the
+ * module's .c file and reached by the other files only through the
+ * functions of the module's header.
  *
- *   repl.c     lifecycle, the control thread, waits, the link server and its
- *              routes, status
- *   view.c     the published view and every repl_* function the API thread
- *              calls (gates, getters, waits posted to the control thread)
- *   stream.c   primary: stream subscribers, acks, lag, log trimming
- *   applier.c  secondary: consume the stream, apply, acknowledge, reconnect
- *   forward.c  secondary: forward writes to the primary (API thread)
- *   frame.c    the wire format; capture.c the log capture
+ *   file        state            header       what it does
+ *   repl.c      struct repl      internal.h   lifecycle, the control thread, waits on the
+ *                                             position, the link server and its routes, status
+ *   view.c      repl->view       internal.h   the published view and every repl_* function
+ *                                             the API thread calls (gates, getters, waits)
+ *   election.c  repl_election    election.h   leases (and what happens when one expires),
+ *                                             elections, role changes, switchover, failover,
+ *                                             the fault switch
+ *   stream.c    repl_stream      stream.h     primary: stream subscribers, acks, lag, trim
+ *   applier.c   repl_applier     applier.h    secondary: consume the stream, apply, ack,
+ *                                             reconnect; the link delay
+ *   snapshot.c  repl_snapshot    snapshot.h   catch-up from a copy of the primary
+ *   rejoin.c    repl_history     rejoin.h     the epoch history; the rejoin of a diverged region
+ *   forward.c   forwarder        internal.h   secondary: forward writes to the primary (API thread)
+ *   frame.c, capture.c           frame.h, capture.h   the wire format; the log capture
+ *
+ * The pure rules (no I/O: the voter's grant rules, quorum and lease
+ * arithmetic, history divergence, lag) are in src/failover/, unit-tested on
+ * their own.
  *
  * Threads (docs/ARCHITECTURE.md): everything here runs on the control
  * thread (its own event_base, r->env.base once repl_new returns) except
  * view.c's API functions and forward.c, which run on the API thread
- * (r->api_base). They share only what struct repl marks "both": the view
- * (under view_lock), atomics, and the two mailboxes.
+ * (r->api_base). They share only what struct repl marks "both" or "API
+ * writes": the view (under view_lock), atomics, and the two mailboxes.
  */
 #ifndef TANDEM_REPLICATION_INTERNAL_H
 #define TANDEM_REPLICATION_INTERNAL_H
@@ -26,8 +42,13 @@
 #include "core/workers.h"
 #include "failover/voter.h"
 #include "http/client.h"
+#include "replication/applier.h"
+#include "replication/election.h"
 #include "replication/frame.h"
+#include "replication/rejoin.h"
 #include "replication/replication.h"
+#include "replication/snapshot.h"
+#include "replication/stream.h"
 
 #define REPL_FORWARD_CLIENTS 16
 /* API requests forwarded to this primary over the link, in the API thread's
@@ -50,20 +71,6 @@ typedef struct waiter {
 	struct waiter *next;
 } waiter;
 
-typedef struct subscriber {
-	struct repl *r;
-	http_request *req;
-	uint64_t next_seq;       /* next log entry to send */
-	char peer[72];
-	struct subscriber *next;
-} subscriber;
-
-typedef struct pending_frame {
-	uint64_t seq;
-	int64_t time_ms;
-	struct pending_frame *next;
-} pending_frame;
-
 /* The delay line: a FIFO (every item waits the same delay, so arrival order
  * is due order) drained by one timer on its loop (tests, benchmarks). */
 typedef struct delay_line {
@@ -73,7 +80,8 @@ typedef struct delay_line {
 	struct event *timer;
 	struct delayed *head, *tail;
 } delay_line;
-/* 0 (nothing to set up without a delay), or ERR_NOMEM. */
+/* 0 (nothing to set up without a delay), or ERR_NOMEM with no timer (the
+ * line then runs everything at once). */
 int delay_line_init(delay_line *d, struct event_base *base, int delay_ms);
 /* Run fn(arg) after the delay (at once without one, or when stopping or out
  * of memory), in order. */
@@ -105,21 +113,6 @@ typedef struct forwarder forwarder;
 typedef struct link_call link_call;
 typedef struct looplag looplag;
 
-/* The election's state (election.c: the diagram, the one function that
- * changes it, and its mapping to model/failover.pml). */
-typedef enum election_state {
-	ELECTION_FOLLOWER,      /* secondary: follows the primary, or stands once it is silent */
-	ELECTION_PRE_CANDIDATE, /* a pre-vote round in flight: nothing changed anywhere yet */
-	ELECTION_DRAINING,      /* pre-vote won (or forced): applier stopped, writer queue draining */
-	ELECTION_CANDIDATE,     /* own vote cast: the vote round in flight */
-	ELECTION_PROMOTING,     /* elected: the new role is in the writer queue */
-	ELECTION_PRIMARY,       /* primary: writes while the lease runs and a voter was heard */
-	ELECTION_SWITCHING,     /* primary in a planned switchover: writes paused */
-	ELECTION_DEMOTING,      /* stepped down (no writes): the demotion is in the writer queue */
-	ELECTION_STATES
-} election_state;
-
-
 struct repl {
 	/* set before the threads start, read-only afterwards (both threads) */
 	repl_env env;               /* env.base: the control loop; env.reader: its connection */
@@ -127,171 +120,97 @@ struct repl {
 
 	/* threads and the queues between them (both; each is thread-safe) */
 	pthread_t thread;
-	bool thread_running;        /* API thread: start/stop only */
+	bool thread_running;        /* written by the API thread (start/stop) only */
 	mailbox *to_ctl;            /* API -> control: waits, kicks, metrics */
 	mailbox *to_api;            /* control -> API: completions, link requests */
 	loop_queue *ctl_done;       /* committer completions of the control thread's jobs */
 	pthread_mutex_t view_lock;
-	repl_view view;             /* under view_lock */
-	_Atomic uint64_t view_position; /* position for the API: max of both sides on a primary */
-	_Atomic uint64_t api_committed; /* API: highest committed batch not yet seen by control */
-	_Atomic uint64_t api_learned;   /* API: highest epoch learned from forwarded writes */
-	_Atomic bool kick_pending;      /* the kick node is queued on to_ctl */
+	repl_view view;             /* written by the control thread (view.c), under view_lock */
+	_Atomic uint64_t view_position; /* both: position for the API, max of both sides on a primary */
+	_Atomic uint64_t api_committed; /* API writes: highest committed batch not yet seen by control */
+	_Atomic uint64_t api_learned;   /* API writes: highest epoch learned from forwarded writes */
+	_Atomic bool kick_pending;      /* both: the kick node is queued on to_ctl */
 	mailbox_node kick;              /* coalesced API -> control notice */
-	_Atomic int writes_in_flight;   /* API writes between submit and answer */
-	_Atomic uint64_t no_quorum_refusals; /* writes refused or not acknowledged: isolated */
-	_Atomic uint64_t renewals_late; /* lease rounds sent > lease_ms / 10 after due */
-	_Atomic uint64_t backpressure_waits;
+	_Atomic int writes_in_flight;   /* API writes: writes between submit and answer */
+	_Atomic uint64_t no_quorum_refusals; /* API writes: refused or not acknowledged, isolated */
+	_Atomic uint64_t renewals_late; /* control writes (election.c): lease rounds sent late */
+	_Atomic uint64_t backpressure_waits; /* control writes (stream.c): writes slowed for lag */
 
 	/* API thread only */
 	bool api_stopping;
 	forwarder *fwd;             /* write forwarding (forward.c) */
 
-	/* control thread only (everything below; the API reads none of it,
-	 * except source_host, written by election_init before the threads
-	 * start; after repl_free joined the thread, the API thread owns it) */
-	looplag *ctl_lag;           /* the control loop's lag, and the view's safety-net publish */
-	link_call *link_calls;      /* link requests in the API thread's hands */
+	/* control thread only (everything below; the API thread reads none of
+	 * it; after repl_free joined the thread, the API thread owns it) */
+	looplag *ctl_lag;           /* repl.c: the control loop's lag, the view's safety-net publish */
+	link_call *link_calls;      /* repl.c: link requests in the API thread's hands */
 	int link_calls_n;
-	http_server *link;
-	bool primary;               /* derived: state PRIMARY or SWITCHING (election_set only) */
-	bool stopping;
-	uint64_t epoch;
-	uint64_t position;          /* committed (primary) or applied (secondary) */
-	waiter *position_waiters;
+	http_server *link;          /* repl.c: the link server */
+	bool primary;               /* election.c (election_set) only: state PRIMARY or SWITCHING */
+	bool stopping;              /* repl.c (the stop) only */
+	uint64_t epoch;             /* the newest epoch known: election.c (learn, promotion),
+				     * applier.c (entries, heartbeats), snapshot.c (restore) */
+	uint64_t position;          /* committed (primary: view.c's absorb, election.c at a
+				     * promotion) or applied (secondary: applier.c, and
+				     * applier_reset_position for snapshot.c and rejoin.c) */
+	waiter *position_waiters;   /* repl.c's waits (ctl_wait_position, repl_position_reached) */
+	int64_t fresh_mono;         /* voter clock: when this region last knew it had every
+				     * write of the primary (stream data or heartbeat from it:
+				     * applier.c; as a primary with a lease, its own heartbeat
+				     * tick: stream.c); 0 never. Read by view.c's publish */
 
-	/* primary (control thread) */
-	subscriber *subs;
-	uint64_t acked_seq;
-	int64_t acked_at_ms;
-	int64_t degraded_since_ms;  /* secondary not streaming since; 0 = fine */
-	waiter *ack_waiters;
-	waiter *lag_waiters;
-	struct event *heartbeat;
-	struct event *trim_timer;
-	bool trim_running;
-	uint64_t trimmed_through;
-
-	/* secondary (control thread) */
-	http_client *stream_client;
-	http_client *control_client; /* acks, position queries */
-	buf frames;                  /* undecoded stream bytes */
-	bool streaming;
-	bool apply_failed;
-	bool replacing_stream;       /* freeing the stream client on purpose */
-	uint64_t stream_generation;  /* bumped at every new stream */
-	uint64_t received_seq;       /* last entry handed to the writer */
-	int pending_applies;
-	pending_frame *unapplied, *unapplied_tail; /* received, not yet applied */
-	uint64_t primary_seq;        /* from heartbeats */
-	int64_t primary_time_ms;
-	int64_t link_down_since_ms;
-	int64_t last_contact_ms;
-	int64_t fresh_mono;          /* voter clock: when this region last knew it had every
-				      * write of the primary (stream data or heartbeat from it;
-				      * as a primary with a lease, its own heartbeat tick); 0 never */
-	struct event *reconnect;
-	int backoff_ms;
-	struct ratelog *connect_log;    /* failed link connections, logged once per 10 s per cause */
-	bool ack_in_flight;
-	uint64_t ack_sent;
-	char snapshot_state[32];
-	void *snapshot_fetch;           /* the fetch in progress, or NULL */
-	delay_line delay;               /* artificial link delay (tests, benchmarks) */
-
-	/* failover (election.c, control thread): leases, elections, role changes */
-	voter *voter;
-	char boot_id[33];
-	const char *witness_addr;       /* "" = no witness */
-	char source_host[64];           /* bind outgoing link connections here, or "" */
-	http_client *to_peer, *to_witness; /* lease requests and votes */
-	bool peer_busy, witness_busy;   /* a request in flight on each */
-	struct event *tick;             /* every 100 ms */
-	struct event *lease_timer;      /* fires when the lease ends */
-	int64_t lease_until;            /* voter_clock_ms; writes only before it */
-	bool writes_on;                 /* as last logged */
-	int64_t next_renew;
-	int64_t last_renew;             /* when the last lease round was sent (voter clock) */
-	int64_t heard_mono;             /* primary: last answer from another voter (voter clock) */
-	uint64_t round;                 /* lease rounds and elections, to drop stale replies */
-	int64_t contact_mono;           /* last message from a valid primary (voter clock) */
-	election_state state;           /* changed by election_set() only */
-	bool stand_force, stand_now;    /* forced failover; skip the pre-vote */
-	uint64_t stand_epoch;
-	int64_t next_stand;
-	int stand_yes, stand_replies;
-	void *role_reserve;             /* a role job kept for a step-down without memory */
-	bool follow_failed;             /* secondary: the applier could not start; the tick retries */
-	bool switching;                 /* derived: state SWITCHING (election_set only) */
-	int64_t switch_deadline;
-	char switch_to[32];
-	http_request *admin_req;        /* a switchover or failover waiting for its outcome */
-	char isolated[4][32];           /* fault switch: peers cut off */
-	int nisolated;
-	uint64_t elections_won, step_downs, leases_lost;
-
-	/* epoch history (rejoin.c, control thread) */
-	uint64_t hist_epoch[256], hist_first[256];
-	int hist_n;
-	bool synced;                    /* secondary: checked against the current primary */
-	bool rejoining;
-	uint64_t quarantined_total;
-
-	/* metrics (control thread; rendered there by repl_metrics' call) */
-	uint64_t applied_entries;
-	uint64_t backpressure_rejects;
-	uint64_t global_timeouts;
+	/* each module's own state, defined in its .c file and reached by the
+	 * others only through the functions of its header */
+	repl_stream *stream;        /* stream.h: primary: subscribers, acks, lag, trim */
+	repl_applier *applier;      /* applier.h: secondary: clients, frames, acks, backoff, delay */
+	repl_snapshot *snapshot;    /* snapshot.h: catching up from a snapshot */
+	repl_election *election;    /* election.h: voter, leases, rounds, state, switchover */
+	repl_history *history;      /* rejoin.h: epoch history, synced, rejoining, quarantined */
 };
 
+/* repl.c: allocate the state each module owns (stream.c, applier.c,
+ * election.c, rejoin.c's history, snapshot.c) in a zeroed repl, as repl_new
+ * does (tests build a repl by hand with it). 0, or ERR_NOMEM with nothing
+ * allocated. repl_parts_free releases them (each pointer reset; safe on a
+ * repl whose parts are missing, and twice). */
+int repl_parts_new(repl *r);
+void repl_parts_free(repl *r);
+
 /* view.c: publish the view (control thread; cheap: a lock and a copy).
- * Call after changing anything repl_view holds. */
+ * Call after changing anything repl_view holds. Cannot fail (a full API
+ * mailbox only delays the forwarder's reset: logged). */
 void repl_view_publish(repl *r);
-/* A copy of the view (any thread). */
+/* A copy of the view (any thread). Cannot fail. */
 void repl_view_read(const repl *r, repl_view *out);
 
-/* waits (repl.c), control thread; cb runs on the control thread */
+/* waits (repl.c), control thread: until the position reaches seq; cb runs
+ * on the control thread exactly once (true: reached; false: timeout,
+ * stopping, out of memory). */
 void ctl_wait_position(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
-void ctl_wait_acked(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
-void ctl_wait_confirmed(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
-void ctl_wait_lag(repl *r, int timeout_ms, repl_wait_cb cb, void *arg);
-/* applier.c: ask the primary for its position, then wait until applied */
-void applier_wait_global(repl *r, int timeout_ms, repl_wait_cb cb, void *arg);
 /* view.c: the API-side kick (committed positions, learned epochs), run on
- * the control thread; also called by the control tick as a safety net */
+ * the control thread; also called by the control tick as a safety net.
+ * Cannot fail (a learned epoch is election_learn's). */
 void repl_absorb_api(repl *r);
 /* Submit a control-thread job to the writer: its done() runs on the control
- * thread. Same contract as committer_submit. */
+ * thread exactly once. Same contract as committer_submit: 0, or a negative
+ * code (queue full, stopping) with done() never called and the job the
+ * caller's to free. */
 int repl_submit(repl *r, commit_exec_fn exec, commit_done_fn done, void *arg);
 int repl_submit_exclusive(repl *r, commit_exec_fn exec, commit_done_fn done, void *arg);
+/* Wait on list until waitlist_advance reaches seq: cb(arg, ok) runs exactly
+ * once (true: reached; false: timeout_ms passed, waitlist_fail_all). Out of
+ * memory: cb(arg, false) at once, nothing added. */
 void waitlist_add(repl *r, waiter **list, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
-/* Fire every waiter with seq <= reached (ok = true). */
+/* The position moved (up, or down after a revert): fire the position
+ * waiters it reached. Cannot fail. */
+void repl_position_reached(repl *r);
+/* Fire every waiter with seq <= reached (ok = true). Cannot fail. */
 void waitlist_advance(waiter **list, uint64_t reached);
-/* Fire every waiter (ok = false): shutdown. */
+/* Fire every waiter (ok = false): shutdown, step-down. Cannot fail. */
 void waitlist_fail_all(waiter **list);
 
-/* stream.c (primary) */
-void stream_handle(repl *r, http_request *req, const char *peer);
-void stream_handle_ack(repl *r, http_request *req, const char *peer);
-void stream_on_committed(repl *r);
-void stream_drop(repl *r, const char *peer);
-/* Primary: start the heartbeat and trim timers. 0 (also when running), or
- * ERR_NOMEM with nothing left started (as after stream_stop). */
-int stream_start(repl *r);
-/* End every stream and stop the timers. Cannot fail. */
-void stream_stop(repl *r);
-/* Lag of the secondary behind the primary, in ms (0 when caught up). */
-int64_t stream_lag_ms(repl *r);
-
-/* applier.c (secondary) */
-/* Run fn(arg) after the artificial one-way link delay (at once without one),
- * in order. Every byte of the link passes through here on the secondary,
- * which opens every link connection, so both directions are delayed (the
- * forwarded writes through forward.c's own line on the API thread). */
-void link_delay(repl *r, void (*fn)(void *), void *arg);
-int link_delay_init(repl *r, int delay_ms);
-void link_delay_flush(repl *r);
-
-/* forward.c (API thread): write forwarding to the primary */
+/* forward.c (API thread): write forwarding to the primary. NULL when out
+ * of memory (repl_new fails then). */
 forwarder *forwarder_new(repl *r);
 /* Free the clients: forwards in flight are answered (rc < 0). No-op on NULL. */
 void forwarder_free(forwarder **f);
@@ -301,113 +220,12 @@ void forwarder_free(forwarder **f);
  * retry here, with their Idempotency-Key) instead of after
  * forward_timeout_ms. The connections are made again at the next forward. */
 void forwarder_reset(forwarder *f);
-/* Prometheus lines of the forwarded writes. */
+/* Prometheus lines of the forwarded writes (cut at out's maximum). */
 void forwarder_metrics(forwarder *f, buf *out, const char *region);
-/* Start following the primary (clients, reconnect timer, first connect). 0
- * (also when already running), or ERR_NOMEM with everything it set up
- * released again (as after applier_stop): never half started. */
-int applier_start(repl *r);
-/* Stop following: free the clients and the timer. Cannot fail. */
-void applier_stop(repl *r);
-int64_t applier_lag_ms(repl *r);
 
-/* snapshot.c */
-void snapshot_serve(repl *r, http_request *req);
-/* Fetch the primary's snapshot and restore it; applier_resume() follows. */
-int snapshot_fetch(repl *r);
-/* applier.c: go on streaming after a snapshot (or its failure). */
-void applier_resume(repl *r);
-
-/* stream.c: fencing by epoch on link messages */
-uint64_t link_request_epoch(http_request *req);
-bool link_epoch_check(repl *r, http_request *req);
-/* Answer 409 stale_epoch to a message of epoch e (older than ours). */
-void link_refuse_stale(repl *r, http_request *req, uint64_t e);
-
-/* election.c: the election state machine (its diagram and failure
- * handling are in the design block at the top of election.c). Whatever
- * fails inside it (memory, the voter's file, the role's database write),
- * the region ends in a state of the diagram and never accepts a write it
- * could not acknowledge safely: a failed promotion leaves a FOLLOWER, a
- * failed step-down still stops writes and follows, and a transition off
- * the diagram is refused and logged. */
-/* Open the voter state (DIR/voter.json) and set the initial state from
- * r->primary. 0, or ERR_IO with the reason in err and nothing opened. */
-int election_init(repl *r, char *err, size_t errcap);
-/* 0, or ERR_NOMEM (timers, clients, the reserve role job, the tick) with the
- * caller expected to fail the start; election_free releases what was made. */
-int election_start(repl *r);
-/* Stop the timers and clients, answer a waiting admin request (503). Cannot
- * fail. */
-void election_stop(repl *r);
-/* Release what election_init/start made; safe after a failed start and
- * twice. Cannot fail. */
-void election_free(repl *r);
-/* A message from the primary of this epoch (or newer) arrived: it counts
- * as contact (no election while it lasts); an older epoch's does not.
- * Cannot fail (a newer epoch is learned as election_learn). */
-void election_contact(repl *r, uint64_t epoch);
-/* A higher epoch is known: raise the promise (persisted; if that fails,
- * logged and taken in memory only); a primary steps down (PRIMARY or
- * SWITCHING -> DEMOTING), which cannot fail. */
-void election_learn(repl *r, uint64_t epoch);
-/* Is the fault switch cutting this region off from peer? Cannot fail. */
-bool election_isolated(const repl *r, const char *peer);
-/* "follower", "pre_candidate", ... (status, logs); "invalid" out of range. */
-const char *election_state_name(election_state s);
-/* Link routes (peer = the verified certificate name). Each answers the
- * request exactly once: 400 for a ballot that does not parse, 409 for a
- * refusal or a stale epoch, 503 io when the voter cannot persist (nothing
- * granted). */
-void election_handle_lease(repl *r, http_request *req, const char *peer);
-void election_handle_vote(repl *r, http_request *req, const char *peer);
-void election_handle_handover(repl *r, http_request *req, const char *peer);
-void election_handle_admin(repl *r, http_request *req, const char *peer);
-/* Append the failover status fields to out (bounded by out's maximum: cut
- * there, never beyond). */
-void election_status_json(repl *r, buf *out);
-/* Primary: another voter answered (a lease answer, a stream ack). Cannot
- * fail. */
-void election_heard(repl *r);
-/* Does this region hold a valid lease (control thread's own state)? */
-bool election_lease_valid(const repl *r);
-bool election_failover_enabled(const repl *r);
-/* A new link client to host:port named sni, bound to our source address;
- * its failed connections are logged (rate-limited, link_watch_connections).
- * NULL when host:port does not parse or memory is short. */
-http_client *link_client_new(repl *r, const char *hostport, const char *sni, int timeout_ms, size_t max_body);
-/* Log c's failed connections at warn with their cause, once per 10 s per
- * target and cause (applier.c; every link client should be watched). */
-void link_watch_connections(repl *r, http_client *c);
-
-/* rejoin.c: the epoch history and the rejoin of a diverged region */
-/* Read the epoch history from the database (the newest 256 epochs). 0; or
- * ERR_AGAIN (the database was busy) / ERR_DB, logged, with the history in
- * memory unaltered: a failed read never leaves a truncated history. */
-int history_load(repl *r);
-/* Add (epoch, first_seq) to the history in memory (the database row is
- * written by the caller); an epoch not above the last only moves its
- * first_seq; past 256 rows the oldest goes. Cannot fail. */
-void history_add(repl *r, uint64_t epoch, uint64_t first_seq);
-/* Epoch of position seq in this region's log (0 for seq 0). Cannot fail. */
-uint64_t history_epoch_at(const repl *r, uint64_t seq);
-/* The history as JSON (GET /internal/v1/replication/history), appended to
- * out; cut at out's maximum. */
-void history_json(repl *r, buf *out);
-/* (The pure rules on histories, history_divergence and the rejoin plan,
- * are in failover/history.h.) */
-/* Secondary: find the divergence point with the primary, quarantine what
- * must go, then call done(r, ok) exactly once (possibly before this returns).
- * ok false (the history unreadable: SQLITE_BUSY / IOERR, the primary
- * unreachable or deposed, out of memory, the revert's transaction failed):
- * logged, nothing reverted (the revert is one transaction whose quarantine
- * file is written before its COMMIT), and the region stays out of the
- * stream until the next rejoin. ok true after a revert whose history could
- * not be read back is never given: that is ok false, and the next rejoin
- * reads it. */
-void rejoin_start(repl *r, void (*done)(repl *r, bool ok));
-
-/* Send a small JSON answer on the link. */
+/* Send a small JSON answer on the link: an error body {"error":{code,
+ * message}} when code is set, else json_or_message as it is. Answers req
+ * exactly once; cannot fail (a body past 1 MiB is cut). */
 void repl_answer(http_request *req, int status, const char *code, const char *json_or_message);
 
 #endif

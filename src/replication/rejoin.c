@@ -35,9 +35,74 @@
 
 /* --- the history --- */
 
+#define HISTORY_MAX 256
+
+/* The history and the rejoin's state (rejoin.h). */
+struct repl_history {
+	uint64_t epoch[HISTORY_MAX], first[HISTORY_MAX]; /* epoch i starts at position first[i] */
+	int n;
+	bool synced;                 /* secondary: checked against the current primary */
+	bool rejoining;              /* a rejoin in flight */
+	uint64_t quarantined_total;
+};
+
+repl_history *history_new(void)
+{
+	return calloc(1, sizeof(repl_history));
+}
+
+void history_free(repl_history **h)
+{
+	free(*h);
+	*h = NULL;
+}
+
+bool history_synced(const repl *r)
+{
+	return r->history->synced;
+}
+
+void history_set_synced(repl *r, bool synced)
+{
+	r->history->synced = synced;
+}
+
+uint64_t history_quarantined_total(const repl *r)
+{
+	return r->history->quarantined_total;
+}
+
+int history_length(const repl *r)
+{
+	return r->history->n;
+}
+
+uint64_t history_last_epoch(const repl *r)
+{
+	const repl_history *h = r->history;
+	return h->n ? h->epoch[h->n - 1] : 0;
+}
+
+bool rejoin_running(const repl *r)
+{
+	return r->history->rejoining;
+}
+
+void rejoin_forget(repl *r)
+{
+	r->history->rejoining = false;
+}
+
+/* The end of a rejoin: done runs exactly once, after the flag is down. */
+static void rejoin_end(repl *r, void (*done)(repl *r, bool ok), bool ok)
+{
+	r->history->rejoining = false;
+	done(r, ok);
+}
+
 int history_load(repl *r)
 {
-	enum { MAX = sizeof r->hist_epoch / sizeof r->hist_epoch[0] };
+	enum { MAX = HISTORY_MAX };
 	sqlite3_stmt *st = db_stmt(r->env.reader, "SELECT epoch, first_seq FROM repl_epochs ORDER BY epoch");
 	if (!st)
 		return ERR_DB;
@@ -60,32 +125,32 @@ int history_load(repl *r)
 		log_error("cannot read the epoch history: %s", sqlite3_errstr(rc));
 		return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? ERR_AGAIN : ERR_DB;
 	}
-	memcpy(r->hist_epoch, epochs, (size_t)n * sizeof epochs[0]);
-	memcpy(r->hist_first, firsts, (size_t)n * sizeof firsts[0]);
-	r->hist_n = n;
+	memcpy(r->history->epoch, epochs, (size_t)n * sizeof epochs[0]);
+	memcpy(r->history->first, firsts, (size_t)n * sizeof firsts[0]);
+	r->history->n = n;
 	return 0;
 }
 
 void history_add(repl *r, uint64_t epoch, uint64_t first_seq)
 {
-	if (r->hist_n > 0 && r->hist_epoch[r->hist_n - 1] >= epoch) {
-		if (r->hist_epoch[r->hist_n - 1] == epoch)
-			r->hist_first[r->hist_n - 1] = first_seq;
+	if (r->history->n > 0 && r->history->epoch[r->history->n - 1] >= epoch) {
+		if (r->history->epoch[r->history->n - 1] == epoch)
+			r->history->first[r->history->n - 1] = first_seq;
 		return;
 	}
-	if (r->hist_n == 256) { /* keep the newest: drop the oldest */
-		memmove(r->hist_epoch, r->hist_epoch + 1, 255 * sizeof r->hist_epoch[0]);
-		memmove(r->hist_first, r->hist_first + 1, 255 * sizeof r->hist_first[0]);
-		r->hist_n--;
+	if (r->history->n == HISTORY_MAX) { /* keep the newest: drop the oldest */
+		memmove(r->history->epoch, r->history->epoch + 1, (HISTORY_MAX - 1) * sizeof r->history->epoch[0]);
+		memmove(r->history->first, r->history->first + 1, (HISTORY_MAX - 1) * sizeof r->history->first[0]);
+		r->history->n--;
 	}
-	r->hist_epoch[r->hist_n] = epoch;
-	r->hist_first[r->hist_n] = first_seq;
-	r->hist_n++;
+	r->history->epoch[r->history->n] = epoch;
+	r->history->first[r->history->n] = first_seq;
+	r->history->n++;
 }
 
 uint64_t history_epoch_at(const repl *r, uint64_t seq)
 {
-	return history_epoch_of(r->hist_epoch, r->hist_first, r->hist_n, seq);
+	return history_epoch_of(r->history->epoch, r->history->first, r->history->n, seq);
 }
 
 void history_json(repl *r, buf *out)
@@ -93,9 +158,9 @@ void history_json(repl *r, buf *out)
 	buf_printf(out, "{\"region\":\"%s\",\"role\":\"%s\",\"epoch\":%llu,\"last_seq\":%llu,\"history\":[",
 		   r->env.self->name, r->primary ? "primary" : "secondary", (unsigned long long)r->epoch,
 		   (unsigned long long)r->position);
-	for (int i = 0; i < r->hist_n; i++)
-		buf_printf(out, "%s[%llu,%llu]", i ? "," : "", (unsigned long long)r->hist_epoch[i],
-			   (unsigned long long)r->hist_first[i]);
+	for (int i = 0; i < r->history->n; i++)
+		buf_printf(out, "%s[%llu,%llu]", i ? "," : "", (unsigned long long)r->history->epoch[i],
+			   (unsigned long long)r->history->first[i]);
 	buf_adds(out, "]}");
 }
 
@@ -403,11 +468,10 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 {
 	revert_job *j = arg;
 	repl *r = j->r;
-	r->pending_applies--;
+	applier_release(r);
 	if (rc == 0) {
-		r->position = j->d;
-		r->received_seq = j->d;
-		r->quarantined_total += (uint64_t)j->count;
+		applier_reset_position(r, j->d);
+		r->history->quarantined_total += (uint64_t)j->count;
 		repl_view_publish(r);
 		bool history_ok = history_load(r) == 0;
 		if (!history_ok) /* the revert is committed, our copy of the history stale */
@@ -421,12 +485,13 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 			  "reverted and written to the quarantine",
 			  j->count, (unsigned long long)j->d + 1, (unsigned long long)j->from_last);
 		/* not synced until the history is read: the next rejoin reads it */
-		j->done(r, history_ok);
+		rejoin_end(r, j->done, history_ok);
 	} else if (j->need_snapshot) {
 		/* keep everything we have, then take the primary's copy */
 		char path[CONFIG_PATH_MAX + 96];
 		snprintf(path, sizeof path, "%s/quarantine", r->env.self->data_dir);
-		util_mkdirs(path, 0700);
+		if (util_mkdirs(path, 0700) != 0) /* the VACUUM INTO below fails then, and says so */
+			log_error("rejoin: cannot create %s: %s", path, strerror(errno));
 		snprintf(path, sizeof path, "%s/quarantine/%s-to-e%llu-at-%llu.db", r->env.self->data_dir,
 			 r->env.self->name, (unsigned long long)j->new_epoch, (unsigned long long)j->from_last);
 		/* on a connection of its own: the loop's reader may have
@@ -441,8 +506,8 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 			log_error("rejoin: VACUUM INTO failed: %s", copy ? sqlite3_errmsg(copy) : sqlite3_errstr(vrc));
 		sqlite3_free(sql);
 		sqlite3_close_v2(copy);
-		if (vrc == SQLITE_OK)
-			chmod(path, 0600); /* personal data (the folder is 0700 too) */
+		if (vrc == SQLITE_OK && chmod(path, 0600) != 0) /* personal data (the folder is 0700 too) */
+			log_warn("rejoin: cannot make %s private (%s); its folder is 0700", path, strerror(errno));
 		char f[CONFIG_PATH_MAX + 160];
 		snprintf(f, sizeof f,
 			 "\"count\":%llu,\"file\":\"%s\",\"from\":%llu,\"to\":%llu,\"epoch\":%llu,\"snapshot\":true",
@@ -450,19 +515,19 @@ static void revert_done(void *arg, int rc, uint64_t unused)
 			 (unsigned long long)j->from_last, (unsigned long long)j->new_epoch);
 		if (vrc != SQLITE_OK) {
 			log_error("rejoin: cannot copy the database to %s; staying out of the stream", path);
-			j->done(r, false);
+			rejoin_end(r, j->done, false);
 		} else {
 			log_event(LOG_WARN, "quarantine", f,
 				  "rejoin: %s; the whole database was copied to the quarantine and a snapshot of "
 				  "the primary replaces it",
 				  j->error);
-			r->quarantined_total += j->from_last - j->d;
-			snprintf(r->snapshot_state, sizeof r->snapshot_state, "required");
-			j->done(r, true);
+			r->history->quarantined_total += j->from_last - j->d;
+			snapshot_require(r);
+			rejoin_end(r, j->done, true);
 		}
 	} else {
 		log_error("rejoin: cannot revert (%s): %s", err_str(rc), j->error);
-		j->done(r, false);
+		rejoin_end(r, j->done, false);
 	}
 	free(j);
 }
@@ -481,16 +546,16 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 	void (*done)(repl *, bool) = c->done;
 	free(c);
 	if (r->stopping) {
-		done(r, false);
+		rejoin_end(r, done, false);
 		return;
 	}
 	if (rc != 0) { /* the link client logs its failed connections */
-		done(r, false);
+		rejoin_end(r, done, false);
 		return;
 	}
 	if (resp->status != 200) {
 		log_warn("rejoin: the primary answered %d to the history request; rejoining later", resp->status);
-		done(r, false);
+		rejoin_end(r, done, false);
 		return;
 	}
 	json_t *o = json_loadb(body, len, 0, NULL);
@@ -500,7 +565,7 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 	if (!role || strcmp(role, "primary") != 0) {
 		log_info("rejoin: %s is not the primary (any more); rejoining later", r->env.peer->name);
 		json_decref(o);
-		done(r, false);
+		rejoin_end(r, done, false);
 		return;
 	}
 	uint64_t pe[256], pf[256];
@@ -523,24 +588,24 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 	if (!ok) { /* another version, or a bug: never guess a divergence point */
 		log_error("rejoin: the primary's history answer is malformed; rejoining later");
 		json_decref(o);
-		done(r, false);
+		rejoin_end(r, done, false);
 		return;
 	}
 	uint64_t their_epoch = (uint64_t)json_integer_value(ep);
 	uint64_t their_last = (uint64_t)json_integer_value(last);
 	json_decref(o);
-	history_rejoin_plan plan = history_rejoin(r->epoch, r->hist_epoch, r->hist_first, r->hist_n, r->position,
+	history_rejoin_plan plan = history_rejoin(r->epoch, r->history->epoch, r->history->first, r->history->n, r->position,
 						   their_epoch, pe, pf, pn, their_last);
 	if (plan.action == HISTORY_REJOIN_DEPOSED) {
 		log_info("rejoin: %s answers as primary of epoch %llu, older than ours (%llu): a deposed primary, "
 			 "not ours to follow", r->env.peer->name, (unsigned long long)their_epoch,
 			 (unsigned long long)r->epoch);
-		done(r, false);
+		rejoin_end(r, done, false);
 		return;
 	}
 	election_learn(r, their_epoch);
 	if (plan.action == HISTORY_REJOIN_IN_SYNC) {
-		done(r, true);
+		rejoin_end(r, done, true);
 		return;
 	}
 	uint64_t d = plan.d;
@@ -548,7 +613,7 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 	if (!j) {
 		log_error("rejoin: cannot revert positions %llu..%llu: out of memory; staying out of the stream, "
 			  "retrying", (unsigned long long)plan.from, (unsigned long long)plan.to);
-		done(r, false);
+		rejoin_end(r, done, false);
 		return;
 	}
 	*j = (revert_job){.r = r, .from_last = plan.to, .d = d, .new_epoch = their_epoch,
@@ -557,21 +622,22 @@ static void history_answer(int rc, const http_message *resp, const char *body, s
 		 "reverting positions %llu..%llu into the quarantine",
 		 (unsigned long long)their_epoch, (unsigned long long)d, (unsigned long long)d + 1,
 		 (unsigned long long)r->position);
-	r->pending_applies++;
+	applier_hold(r);
 	if (repl_submit(r, revert_exec, revert_done, j) != 0) {
 		log_warn("rejoin: the writer queue refused the revert (full or stopping); rejoining later");
-		r->pending_applies--;
+		applier_release(r);
 		free(j);
-		done(r, false);
+		rejoin_end(r, done, false);
 	}
 }
 
 void rejoin_start(repl *r, void (*done)(repl *r, bool ok))
 {
+	r->history->rejoining = true;
 	/* our history as the database has it (an earlier read may have failed) */
 	if (history_load(r) != 0) {
 		log_warn("rejoin: cannot read this region's epoch history; retrying later");
-		done(r, false);
+		rejoin_end(r, done, false);
 		return;
 	}
 	rejoin_ctx *c = calloc(1, sizeof *c);
@@ -579,16 +645,17 @@ void rejoin_start(repl *r, void (*done)(repl *r, bool ok))
 	snprintf(headers, sizeof headers, "X-Tandem-Epoch: %llu\r\n", (unsigned long long)r->epoch);
 	if (!c) {
 		log_error("rejoin: out of memory; rejoining later");
-		done(r, false);
+		rejoin_end(r, done, false);
 		return;
 	}
 	c->r = r;
 	c->done = done;
-	if (!r->control_client ||
-	    http_client_request(r->control_client, "GET", "/internal/v1/replication/history", headers, NULL, 0, 0,
+	http_client *control = applier_control_client(r);
+	if (!control ||
+	    http_client_request(control, "GET", "/internal/v1/replication/history", headers, NULL, 0, 0,
 				history_answer, c) != 0) {
 		log_warn("rejoin: cannot ask %s for its history now; rejoining later", r->env.peer->name);
 		free(c);
-		done(r, false);
+		rejoin_end(r, done, false);
 	}
 }

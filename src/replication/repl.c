@@ -37,6 +37,7 @@
 #include "core/ratelog.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "failover/rules.h"
 #include "replication/internal.h"
 
 /* the control loop's tick: its lag is measured, the view published */
@@ -97,10 +98,20 @@ void waitlist_add(repl *r, waiter **list, uint64_t seq, int timeout_ms, repl_wai
 		cb(arg, false);
 		return;
 	}
-	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-	evtimer_add(w->timer, &tv);
+	struct timeval tv = util_timeval_ms(timeout_ms);
+	if (evtimer_add(w->timer, &tv) != 0) { /* out of memory: it could never time out */
+		event_free(w->timer);
+		free(w);
+		cb(arg, false);
+		return;
+	}
 	w->next = *list;
 	*list = w;
+}
+
+void repl_position_reached(repl *r)
+{
+	waitlist_advance(&r->position_waiters, r->position);
 }
 
 void waitlist_advance(waiter **list, uint64_t reached)
@@ -135,40 +146,6 @@ void ctl_wait_position(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, v
 		return;
 	}
 	waitlist_add(r, &r->position_waiters, seq, timeout_ms, cb, arg);
-}
-
-void ctl_wait_acked(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg)
-{
-	if (seq <= r->acked_seq) {
-		cb(arg, true);
-		return;
-	}
-	if (r->stopping) {
-		cb(arg, false);
-		return;
-	}
-	waitlist_add(r, &r->ack_waiters, seq, timeout_ms, cb, arg);
-}
-
-void ctl_wait_confirmed(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg)
-{
-	if (seq > r->acked_seq && (!r->primary || !r->subs)) {
-		cb(arg, false);
-		return;
-	}
-	ctl_wait_acked(r, seq, timeout_ms, cb, arg);
-}
-
-void ctl_wait_lag(repl *r, int timeout_ms, repl_wait_cb cb, void *arg)
-{
-	/* only while the secondary is connected: a lost region must not stop
-	 * the surviving one from taking writes */
-	if (!r->primary || !r->subs || stream_lag_ms(r) <= r->env.cfg->replication.rpo_budget_ms) {
-		cb(arg, true);
-		return;
-	}
-	atomic_fetch_add(&r->backpressure_waits, 1);
-	waitlist_add(r, &r->lag_waiters, 0, timeout_ms, cb, arg);
 }
 
 int repl_parse_lsn(const char *s, uint64_t *seq)
@@ -224,36 +201,9 @@ void repl_status_json(repl *r, buf *out)
 	buf_printf(out, "{\"region\":\"%s\",\"role\":\"%s\",\"epoch\":%llu,", r->env.self->name,
 		   r->primary ? "primary" : "secondary", (unsigned long long)r->epoch);
 	if (r->primary) {
-		uint64_t lag_pos = r->position > r->acked_seq ? r->position - r->acked_seq : 0;
-		buf_printf(out,
-			   "\"last_seq\":%llu,\"applied_seq\":%llu,\"peer_acked_seq\":%llu,"
-			   "\"lag\":{\"positions\":%llu,\"seconds\":%.3f},"
-			   "\"link\":{\"state\":\"%s\",\"subscribers\":%d},",
-			   (unsigned long long)r->position, (unsigned long long)r->position,
-			   (unsigned long long)r->acked_seq, (unsigned long long)(r->env.peer ? lag_pos : 0),
-			   r->env.peer ? (double)stream_lag_ms(r) / 1000.0 : 0.0,
-			   r->subs ? "up" : (r->env.peer ? "down" : "none"), r->subs ? 1 : 0);
-		if (r->degraded_since_ms) {
-			char iso[32];
-			util_iso8601(r->degraded_since_ms, iso);
-			buf_printf(out, "\"degraded\":true,\"degraded_since\":\"%s\",", iso);
-		} else {
-			buf_adds(out, "\"degraded\":false,");
-		}
+		stream_status_json(r, out);
 	} else {
-		uint64_t lag_pos = r->primary_seq > r->position ? r->primary_seq - r->position : 0;
-		buf_printf(out,
-			   "\"last_seq\":%llu,\"applied_seq\":%llu,\"primary_seq\":%llu,"
-			   "\"lag\":{\"positions\":%llu,\"seconds\":%.3f},\"link\":{\"state\":\"%s\"",
-			   (unsigned long long)r->primary_seq, (unsigned long long)r->position,
-			   (unsigned long long)r->primary_seq, (unsigned long long)lag_pos,
-			   (double)applier_lag_ms(r) / 1000.0, r->streaming ? "up" : "down");
-		if (!r->streaming && r->link_down_since_ms) {
-			char iso[32];
-			util_iso8601(r->link_down_since_ms, iso);
-			buf_printf(out, ",\"down_since\":\"%s\"", iso);
-		}
-		buf_printf(out, "},\"degraded\":%s,", r->streaming ? "false" : "true");
+		applier_status_json(r, out);
 	}
 	election_status_json(r, out);
 	buf_printf(out, "\"time_ms\":%lld}", (long long)now);
@@ -263,8 +213,9 @@ void repl_status_json(repl *r, buf *out)
 static void repl_metrics_ctl(repl *r, buf *out)
 {
 	const char *n = r->env.self->name;
-	uint64_t lag_pos = r->primary ? (r->position > r->acked_seq ? r->position - r->acked_seq : 0)
-				      : (r->primary_seq > r->position ? r->primary_seq - r->position : 0);
+	uint64_t acked = stream_acked_seq(r);
+	uint64_t lag_pos = r->primary ? rules_lag_positions(r->position, acked)
+				      : rules_lag_positions(applier_primary_seq(r), r->position);
 	if (!r->env.peer)
 		lag_pos = 0;
 	const char *gate_code, *gate_message;
@@ -300,8 +251,8 @@ static void repl_metrics_ctl(repl *r, buf *out)
 		   "tandem_no_quorum{region=\"%s\"} %d\n",
 		   n, (unsigned long long)r->position, n, (unsigned long long)r->epoch, n,
 		   (unsigned long long)lag_pos, n, r->env.peer ? (double)repl_lag_ms(r) / 1000.0 : 0.0, n,
-		   (unsigned long long)r->applied_entries, n,
-		   r->env.peer && (r->primary ? r->degraded_since_ms != 0 : !r->streaming), n,
+		   (unsigned long long)applier_applied_entries(r), n,
+		   r->env.peer && (r->primary ? stream_degraded_since_ms(r) != 0 : !applier_streaming(r)), n,
 		   (unsigned long long)atomic_load(&r->backpressure_waits), n,
 		   (unsigned long long)atomic_load(&r->no_quorum_refusals), n, no_quorum);
 	buf_printf(out,
@@ -427,7 +378,12 @@ static int repl_digest(db_conn *conn, const char *region, buf *out)
 		char *sql = sqlite3_mprintf("SELECT * FROM \"%w\" ORDER BY 1, 2", verify_tables[i]);
 		sqlite3_stmt *st = NULL;
 		EVP_MD_CTX *md = EVP_MD_CTX_new();
-		EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+		if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+			EVP_MD_CTX_free(md);
+			sqlite3_free(sql);
+			(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); /* a read: nothing to undo */
+			return ERR_NOMEM;
+		}
 		long long rows = 0;
 		if (sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
 			while (sqlite3_step(st) == SQLITE_ROW) {
@@ -456,7 +412,12 @@ static int repl_digest(db_conn *conn, const char *region, buf *out)
 			   rows, hex);
 	}
 	buf_adds(out, "}}");
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	/* a read transaction: a failed end means the reads are not known to be
+	 * one snapshot, so the digest is not given */
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		(void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return ERR_DB;
+	}
 	return 0;
 }
 
@@ -821,6 +782,29 @@ static void *repl_thread_main(void *arg)
 	return NULL;
 }
 
+int repl_parts_new(repl *r)
+{
+	r->snapshot = snapshot_new();
+	r->stream = stream_new();
+	r->history = history_new();
+	r->applier = applier_new();
+	r->election = election_new();
+	if (!r->snapshot || !r->stream || !r->history || !r->applier || !r->election) {
+		repl_parts_free(r);
+		return ERR_NOMEM;
+	}
+	return 0;
+}
+
+void repl_parts_free(repl *r)
+{
+	snapshot_free(&r->snapshot);
+	stream_free(&r->stream);
+	history_free(&r->history);
+	applier_free(&r->applier);
+	election_delete(&r->election);
+}
+
 /* Free what repl_new and repl_start made (single-threaded: before the
  * control thread starts or after it was joined). */
 static void repl_release(repl *r)
@@ -836,9 +820,9 @@ static void repl_release(repl *r)
 	mailbox_free(&r->to_ctl);
 	mailbox_free(&r->to_api);
 	loop_queue_free(&r->ctl_done);
-	link_delay_flush(r);
-	buf_free(&r->frames);
-	ratelog_free(&r->connect_log);
+	if (r->applier)
+		link_delay_flush(r);
+	repl_parts_free(r);
 	db_close(&r->env.reader);
 	if (r->env.base && r->env.base != r->api_base)
 		event_base_free(r->env.base);
@@ -857,7 +841,6 @@ repl *repl_new(const repl_env *env, char *err, size_t errcap)
 	r->api_base = env->base;
 	r->env.reader = NULL; /* the API thread's: the control thread opens its own */
 	pthread_mutex_init(&r->view_lock, NULL);
-	buf_init(&r->frames, (size_t)FRAME_MAX_PAYLOAD + FRAME_HEADER_BYTES + 1);
 	/* the control loop; the artificial link delay needs timers more
 	 * precise than libevent's default coarse clock */
 	struct event_config *ecfg = event_config_new();
@@ -876,7 +859,7 @@ repl *repl_new(const repl_env *env, char *err, size_t errcap)
 	r->to_api = mailbox_new(r->api_base, REPL_TO_API_MAX);
 	r->ctl_done = loop_queue_new(r->env.base);
 	r->fwd = forwarder_new(r);
-	if (!r->to_ctl || !r->to_api || !r->ctl_done || !r->fwd) {
+	if (!r->to_ctl || !r->to_api || !r->ctl_done || !r->fwd || repl_parts_new(r) != 0) {
 		snprintf(err, errcap, "out of memory");
 		goto fail;
 	}
@@ -888,13 +871,11 @@ repl *repl_new(const repl_env *env, char *err, size_t errcap)
 	}
 	r->primary = strcmp(role, "primary") == 0;
 	r->position = r->primary ? last : applied;
-	r->received_seq = r->position;
 	if (election_init(r, err, errcap) != 0 || history_load(r) != 0) {
 		if (!err[0])
 			snprintf(err, errcap, "cannot read the epoch history");
 		goto fail;
 	}
-	r->acked_seq = 0;
 	capture_set_enabled(env->capture, r->primary);
 	int delay = env->cfg->replication.link_delay_ms;
 	if (link_delay_init(r, delay) != 0) {
@@ -982,8 +963,7 @@ static void repl_stop_here(repl *r)
 	stream_stop(r);
 	applier_stop(r);
 	waitlist_fail_all(&r->position_waiters);
-	waitlist_fail_all(&r->ack_waiters);
-	waitlist_fail_all(&r->lag_waiters);
+	stream_fail_waiters(r);
 	if (r->link)
 		http_server_shutdown(r->link, repl_link_closed, r);
 	repl_view_publish(r);

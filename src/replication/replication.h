@@ -70,12 +70,15 @@ void repl_shutdown(repl *r);
  * queued, free; no-op on NULL; resets *r. Call after committer_free. */
 void repl_free(repl **r);
 
+/* Getters of the published view (any thread; cannot fail). */
 bool repl_is_primary(const repl *r);
 uint64_t repl_epoch(const repl *r);
 /* The last position this region has: committed (primary) or applied. */
 uint64_t repl_position(const repl *r);
 
-/* The primary committed a batch with this position (capture hook). */
+/* The primary committed a batch with this position (capture hook, API
+ * thread). Cannot fail: the control thread is kicked through an intrusive
+ * node that is never refused. */
 void repl_on_committed(repl *r, uint64_t seq);
 
 /* Callbacks of the waits below: ok is true when the condition was reached,
@@ -94,8 +97,10 @@ void repl_wait_lag(repl *r, int timeout_ms, repl_wait_cb cb, void *arg);
 void repl_wait_global(repl *r, int timeout_ms, repl_wait_cb cb, void *arg);
 
 /*
- * Secondary: forward a request to the primary. cb gets the primary's
- * answer (rc 0) or an error (rc < 0: the primary could not be reached).
+ * Secondary: forward a request to the primary. cb runs exactly once (API
+ * thread) with the primary's answer (rc 0) or an error (rc < 0: the
+ * primary could not be reached, out of memory, stopping, or this region
+ * became primary meanwhile); nothing is retried here.
  */
 typedef void (*repl_forward_cb)(void *arg, int rc, int status, const char *headers,
 				size_t headers_len, const char *body, size_t body_len);
@@ -128,7 +133,8 @@ int64_t repl_primary_silence_ms(repl *r);
 void repl_wait_confirmed(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg);
 /* Does this region hold a valid lease (always true without a witness)? */
 bool repl_lease_valid(repl *r);
-/* API writes between submission and answer (a switchover waits for them). */
+/* API writes between submission and answer (a switchover waits for them).
+ * Cannot fail; every started write must be finished once. */
 void repl_write_started(repl *r);
 void repl_write_finished(repl *r);
 /* The highest epoch this region knows of. */
@@ -136,12 +142,14 @@ uint64_t repl_promised_epoch(const repl *r);
 /* A forwarded write carries epoch e: learn a newer one (a primary steps
  * down); false when e is older than an epoch we know (refuse it). */
 bool repl_forwarded_epoch_ok(repl *r, uint64_t e);
+/* Epoch e was seen on the API thread: the control thread learns it (a
+ * primary steps down). Cannot fail (the kick is never refused). */
 void repl_learn_epoch(repl *r, uint64_t e);
 
 /* Parse "EPOCH/SEQ" or "SEQ"; 0 or ERR_INVAL. */
 int repl_parse_lsn(const char *s, uint64_t *seq);
 /* Status JSON (for /internal/v1/status and `tandem status`; control
- * thread). */
+ * thread), appended to out; cut at out's maximum. */
 void repl_status_json(repl *r, buf *out);
 /* Prometheus lines: the forwarding ones from this thread, the control
  * thread's by a bounded synchronous call (1 s; on timeout they are left out

@@ -31,6 +31,57 @@
 
 #define SNAPSHOT_PIECE (1024 * 1024)
 
+typedef struct fetch fetch;
+
+/* The secondary's catching-up state (snapshot.h has its diagram). */
+struct repl_snapshot {
+	fetch *fetch;      /* the fetch in progress, or NULL */
+	bool required;     /* the primary's log no longer reaches back to us */
+	bool restoring;    /* the restore job is in the writer queue */
+	char status[96];   /* "", "required", "fetching", "restoring", "failed: REASON" */
+};
+
+repl_snapshot *snapshot_new(void)
+{
+	return calloc(1, sizeof(repl_snapshot));
+}
+
+void snapshot_free(repl_snapshot **s)
+{
+	free(*s);
+	*s = NULL;
+}
+
+void snapshot_require(repl *r)
+{
+	r->snapshot->required = true;
+	if (!snapshot_busy(r))
+		snprintf(r->snapshot->status, sizeof r->snapshot->status, "required");
+}
+
+bool snapshot_required(const repl *r)
+{
+	return r->snapshot->required;
+}
+
+bool snapshot_busy(const repl *r)
+{
+	return r->snapshot->fetch || r->snapshot->restoring;
+}
+
+const char *snapshot_status(const repl *r)
+{
+	return r->snapshot->status;
+}
+
+/* An attempt is over without a restore: still required, the reason shown
+ * until the next attempt starts. */
+static void snapshot_failed(repl *r, const char *why)
+{
+	r->snapshot->required = true;
+	snprintf(r->snapshot->status, sizeof r->snapshot->status, "failed: %.80s", why);
+}
+
 /* --- primary --- */
 
 /* A snapshot being sent: the file is read a piece at a time as the link
@@ -209,7 +260,8 @@ static int restore_exec(db_conn *dst, void *arg)
 		if (rc != SQLITE_OK) {
 			snprintf(j->error, sizeof j->error, "cannot mark the snapshot as a secondary's: %s",
 				 sqlite3_errmsg(src));
-			sqlite3_exec(src, "ROLLBACK", NULL, NULL, NULL);
+			/* on our own temporary copy, which is deleted anyway */
+			(void)sqlite3_exec(src, "ROLLBACK", NULL, NULL, NULL);
 		}
 	}
 	if (rc == SQLITE_OK) {
@@ -233,38 +285,38 @@ static void restore_done(void *arg, int rc, uint64_t unused)
 	restore_job *j = arg;
 	repl *r = j->r;
 	unlink(j->path);
-	r->pending_applies--;
+	applier_release(r);
+	r->snapshot->restoring = false;
 	if (rc == 0) {
 		log_info("snapshot restored: this region is at position %llu (epoch %llu)",
 			 (unsigned long long)j->seq, (unsigned long long)j->epoch);
-		r->position = j->seq;
-		r->received_seq = j->seq;
-		if (j->seq > r->primary_seq)
-			r->primary_seq = j->seq;
 		if (j->epoch > r->epoch)
 			r->epoch = j->epoch;
-		r->snapshot_state[0] = '\0';
+		r->snapshot->required = false;
+		r->snapshot->status[0] = '\0';
 		/* the primary's history came with its data; if it cannot be
 		 * read now, a rejoin reads it before streaming */
-		r->synced = history_load(r) == 0;
-		repl_view_publish(r);
-		waitlist_advance(&r->position_waiters, r->position);
+		history_set_synced(r, history_load(r) == 0);
+		applier_reset_position(r, j->seq); /* publishes the view, wakes the waiters */
 	} else {
 		log_error("snapshot restore failed: %s", j->error[0] ? j->error : err_str(rc));
-		snprintf(r->snapshot_state, sizeof r->snapshot_state, "required");
+		char why[120];
+		snprintf(why, sizeof why, "restore: %.100s", j->error[0] ? j->error : err_str(rc));
+		snapshot_failed(r, why);
 	}
+	bool ok = rc == 0;
 	free(j);
-	applier_resume(r);
+	applier_resume(r, ok);
 }
 
-typedef struct fetch {
+struct fetch {
 	repl *r;
 	http_client *client;
 	int fd;
 	char path[CONFIG_PATH_MAX + 64];
 	size_t bytes;
 	bool failed;
-} fetch;
+};
 
 static void fetch_data(void *arg, const char *data, size_t len)
 {
@@ -297,25 +349,44 @@ static void fetch_done(int rc, const http_message *resp, const char *body, size_
 	repl *r = f->r;
 	bool ok = rc == 0 && resp->status == 200 && !f->failed && f->bytes > 0 && fsync(f->fd) == 0;
 	close(f->fd);
+	char why[80];
+	if (rc != 0)
+		snprintf(why, sizeof why, "fetch: %s", err_str(rc));
+	else if (resp->status != 200)
+		snprintf(why, sizeof why, "fetch: the primary answered %d", resp->status);
+	else if (f->failed)
+		snprintf(why, sizeof why, "fetch: cannot write the copy to disk");
+	else if (f->bytes == 0)
+		snprintf(why, sizeof why, "fetch: empty answer");
+	else
+		snprintf(why, sizeof why, "fetch: cannot sync the copy to disk");
+	r->snapshot->fetch = NULL;
 	restore_job *j = ok ? calloc(1, sizeof *j) : NULL;
+	if (ok && !j)
+		snprintf(why, sizeof why, "restore: out of memory");
 	if (j) {
 		j->r = r;
 		snprintf(j->path, sizeof j->path, "%s", f->path);
 		log_info("snapshot of %zu bytes received; restoring", f->bytes);
-		r->pending_applies++;
+		applier_hold(r);
+		r->snapshot->restoring = true;
+		snprintf(r->snapshot->status, sizeof r->snapshot->status, "restoring");
 		if (repl_submit_exclusive(r, restore_exec, restore_done, j) != 0) {
-			r->pending_applies--;
+			applier_release(r);
+			r->snapshot->restoring = false;
+			snprintf(why, sizeof why, "restore: the writer queue is full");
 			free(j);
 			j = NULL;
 		}
 	}
 	if (!j) {
-		log_error("snapshot fetch failed (%s, status %d)", rc ? err_str(rc) : "ok",
-			  rc == 0 ? resp->status : 0);
+		/* pins the bug: the status stayed "fetching" for ever here and
+		 * the retry waited for a stream attempt to meet 410 again */
+		log_error("snapshot fetch failed (%s); retrying after the reconnect backoff", why);
 		unlink(f->path);
-		applier_resume(r);
+		snapshot_failed(r, why);
+		applier_resume(r, false);
 	}
-	r->snapshot_fetch = NULL;
 	/* the client cannot be freed from inside its own callback: next turn */
 	struct timeval now = {0, 0};
 	if (event_base_once(r->env.base, -1, EV_TIMEOUT, fetch_free, f, &now) != 0)
@@ -338,10 +409,11 @@ int snapshot_fetch(repl *r)
 			close(f->fd);
 		http_client_free(&f->client);
 		free(f);
+		snapshot_failed(r, "fetch: cannot start (the file or the link client)");
 		return ERR_IO;
 	}
-	r->snapshot_fetch = f;
-	snprintf(r->snapshot_state, sizeof r->snapshot_state, "fetching");
+	r->snapshot->fetch = f;
+	snprintf(r->snapshot->status, sizeof r->snapshot->status, "fetching");
 	log_info("catching up from a snapshot of the primary");
 	return 0;
 }

@@ -1,6 +1,8 @@
 /*
  * stream.c - the primary's side of replication: stream the log to the
- * secondary, take its acknowledgements, measure its lag, trim the log.
+ * secondary, take its acknowledgements, measure its lag, trim the log. Its
+ * state (struct repl_stream, below) is this file's alone; the other files
+ * use stream.h.
  *
  * A subscriber is one long chunked answer to GET .../stream?from=SEQ. The
  * pump sends log entries from next_seq on, in order, while less than
@@ -23,23 +25,145 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "failover/rules.h"
 #include "replication/internal.h"
 
 #define STREAM_OUTPUT_MAX (4u * 1024 * 1024)
 #define STREAM_BATCH_ROWS 256
 
+typedef struct subscriber {
+	struct repl *r;
+	http_request *req;
+	uint64_t next_seq;       /* next log entry to send */
+	char peer[72];
+	struct subscriber *next;
+} subscriber;
+
+/* The primary's replication state (stream.h). */
+struct repl_stream {
+	subscriber *subs;
+	uint64_t acked_seq;          /* the secondary's highest acknowledged position */
+	int64_t acked_at_ms;
+	int64_t degraded_since_ms;   /* no secondary streaming since (wall ms); 0 = fine */
+	waiter *ack_waiters;
+	waiter *lag_waiters;
+	struct event *heartbeat;
+	struct event *trim_timer;
+	bool trim_running;
+	uint64_t trimmed_through;
+};
+
+repl_stream *stream_new(void)
+{
+	return calloc(1, sizeof(repl_stream));
+}
+
+void stream_free(repl_stream **s)
+{
+	free(*s);
+	*s = NULL;
+}
+
+uint64_t stream_acked_seq(const repl *r)
+{
+	return r->stream->acked_seq;
+}
+
+bool stream_running(const repl *r)
+{
+	return r->stream->heartbeat != NULL;
+}
+
+bool stream_has_subscriber(const repl *r)
+{
+	return r->stream->subs != NULL;
+}
+
+int64_t stream_degraded_since_ms(const repl *r)
+{
+	return r->stream->degraded_since_ms;
+}
+
+void stream_reset_acks(repl *r)
+{
+	r->stream->acked_seq = 0;
+}
+
+void stream_fail_waiters(repl *r)
+{
+	waitlist_fail_all(&r->stream->ack_waiters);
+	waitlist_fail_all(&r->stream->lag_waiters);
+}
+
+/* --- waits on the secondary's acks and lag --- */
+
+void ctl_wait_acked(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg)
+{
+	if (seq <= r->stream->acked_seq) {
+		cb(arg, true);
+		return;
+	}
+	if (r->stopping) {
+		cb(arg, false);
+		return;
+	}
+	waitlist_add(r, &r->stream->ack_waiters, seq, timeout_ms, cb, arg);
+}
+
+void ctl_wait_confirmed(repl *r, uint64_t seq, int timeout_ms, repl_wait_cb cb, void *arg)
+{
+	if (seq > r->stream->acked_seq && (!r->primary || !r->stream->subs)) {
+		cb(arg, false);
+		return;
+	}
+	ctl_wait_acked(r, seq, timeout_ms, cb, arg);
+}
+
+void ctl_wait_lag(repl *r, int timeout_ms, repl_wait_cb cb, void *arg)
+{
+	/* only while the secondary is connected: a lost region must not stop
+	 * the surviving one from taking writes */
+	if (!r->primary || !r->stream->subs || stream_lag_ms(r) <= r->env.cfg->replication.rpo_budget_ms) {
+		cb(arg, true);
+		return;
+	}
+	atomic_fetch_add(&r->backpressure_waits, 1);
+	waitlist_add(r, &r->stream->lag_waiters, 0, timeout_ms, cb, arg);
+}
+
+void stream_status_json(repl *r, buf *out)
+{
+	repl_stream *st = r->stream;
+	uint64_t lag_pos = rules_lag_positions(r->position, st->acked_seq);
+	buf_printf(out,
+		   "\"last_seq\":%llu,\"applied_seq\":%llu,\"peer_acked_seq\":%llu,"
+		   "\"lag\":{\"positions\":%llu,\"seconds\":%.3f},"
+		   "\"link\":{\"state\":\"%s\",\"subscribers\":%d},",
+		   (unsigned long long)r->position, (unsigned long long)r->position,
+		   (unsigned long long)st->acked_seq, (unsigned long long)(r->env.peer ? lag_pos : 0),
+		   r->env.peer ? (double)stream_lag_ms(r) / 1000.0 : 0.0,
+		   st->subs ? "up" : (r->env.peer ? "down" : "none"), st->subs ? 1 : 0);
+	if (st->degraded_since_ms) {
+		char iso[32];
+		util_iso8601(st->degraded_since_ms, iso);
+		buf_printf(out, "\"degraded\":true,\"degraded_since\":\"%s\",", iso);
+	} else {
+		buf_adds(out, "\"degraded\":false,");
+	}
+}
+
 /* No stream left: the deployment is degraded from now on. */
 static void stream_check_degraded(repl *r)
 {
-	if (!r->subs && !r->degraded_since_ms && r->env.peer) {
-		r->degraded_since_ms = util_now_ms();
+	if (!r->stream->subs && !r->stream->degraded_since_ms && r->env.peer) {
+		r->stream->degraded_since_ms = util_now_ms();
 		log_warn("degraded: region %s is not replicating (since now)", r->env.peer->name);
 	}
 }
 
 static void stream_end(repl *r, subscriber *s)
 {
-	subscriber **pp = &r->subs;
+	subscriber **pp = &r->stream->subs;
 	while (*pp && *pp != s)
 		pp = &(*pp)->next;
 	if (*pp)
@@ -54,7 +178,7 @@ static void stream_end(repl *r, subscriber *s)
 /* Cut the stream of a peer at once, unanswered (fault switch). */
 void stream_drop(repl *r, const char *peer)
 {
-	subscriber **pp = &r->subs;
+	subscriber **pp = &r->stream->subs;
 	while (*pp) {
 		subscriber *s = *pp;
 		if (strcmp(s->peer, peer) != 0) {
@@ -142,7 +266,7 @@ static void stream_pump(repl *r, subscriber *s)
 
 void stream_on_committed(repl *r)
 {
-	subscriber *s = r->subs;
+	subscriber *s = r->stream->subs;
 	while (s) {
 		subscriber *next = s->next;
 		if (http_request_is_closed(s->req))
@@ -161,7 +285,7 @@ static void stream_heartbeat(evutil_socket_t fd, short what, void *arg)
 		r->fresh_mono = voter_clock_ms();
 		repl_view_publish(r);
 	}
-	subscriber *s = r->subs;
+	subscriber *s = r->stream->subs;
 	while (s) {
 		subscriber *next = s->next;
 		if (http_request_is_closed(s->req)) {
@@ -170,15 +294,19 @@ static void stream_heartbeat(evutil_socket_t fd, short what, void *arg)
 			stream_pump(r, s);
 			buf hb;
 			buf_init(&hb, 64);
-			frame_encode(&hb, FRAME_HEARTBEAT, r->epoch, r->position, now, NULL, 0);
-			http_respond_chunk(s->req, hb.data, hb.len);
+			/* only out of memory can fail it: that heartbeat is skipped
+			 * (the next one comes in heartbeat_ms), logged */
+			if (frame_encode(&hb, FRAME_HEARTBEAT, r->epoch, r->position, now, NULL, 0) == 0)
+				http_respond_chunk(s->req, hb.data, hb.len);
+			else
+				log_error("replication: out of memory for a heartbeat to %s; skipped", s->peer);
 			buf_free(&hb);
 		}
 		s = next;
 	}
 	/* the lag may have dropped below the budget without a new ack */
 	if (stream_lag_ms(r) <= r->env.cfg->replication.rpo_budget_ms)
-		waitlist_advance(&r->lag_waiters, UINT64_MAX);
+		waitlist_advance(&r->stream->lag_waiters, UINT64_MAX);
 }
 
 /* The epoch a link message carries (X-Tandem-Epoch), 0 if none. */
@@ -295,7 +423,7 @@ void stream_handle(repl *r, http_request *req, const char *peer)
 		return;
 	}
 	/* one stream per secondary: a reconnecting peer replaces its old one */
-	for (subscriber *o = r->subs; o; o = o->next)
+	for (subscriber *o = r->stream->subs; o; o = o->next)
 		if (strcmp(o->peer, peer) == 0) {
 			stream_end(r, o);
 			break;
@@ -304,18 +432,18 @@ void stream_handle(repl *r, http_request *req, const char *peer)
 	s->req = req;
 	s->next_seq = from_seq;
 	snprintf(s->peer, sizeof s->peer, "%s", peer);
-	s->next = r->subs;
-	r->subs = s;
+	s->next = r->stream->subs;
+	r->stream->subs = s;
 	repl_view_publish(r);
-	if (r->degraded_since_ms) {
+	if (r->stream->degraded_since_ms) {
 		log_info("region %s is replicating again (degraded for %.1f s)", peer,
-			 (double)(util_now_ms() - r->degraded_since_ms) / 1000.0);
-		r->degraded_since_ms = 0;
+			 (double)(util_now_ms() - r->stream->degraded_since_ms) / 1000.0);
+		r->stream->degraded_since_ms = 0;
 	}
 	/* what the peer has applied is what it asks after */
-	if (from_seq - 1 > r->acked_seq) {
-		r->acked_seq = from_seq - 1;
-		waitlist_advance(&r->ack_waiters, r->acked_seq);
+	if (from_seq - 1 > r->stream->acked_seq) {
+		r->stream->acked_seq = from_seq - 1;
+		waitlist_advance(&r->stream->ack_waiters, r->stream->acked_seq);
 	}
 	log_info("replication stream to %s from %llu", peer, (unsigned long long)from_seq);
 	http_response_header(req, "Content-Type", "application/x-tandem-replication");
@@ -359,28 +487,32 @@ static int trim_exec(db_conn *db, void *arg)
 static void trim_done(void *arg, int rc, uint64_t seq)
 {
 	trim_job *t = arg;
-	t->r->trim_running = false;
+	t->r->stream->trim_running = false;
 	if (rc == 0)
-		t->r->trimmed_through = t->through;
+		t->r->stream->trimmed_through = t->through;
+	else /* busy or failing database: nothing deleted, the next tick tries again */
+		log_warn("replication: the log trim failed (%s); retried in a second", err_str(rc));
 	free(t);
 }
 
 static void stream_trim(evutil_socket_t fd, short what, void *arg)
 {
 	repl *r = arg;
-	if (r->trim_running || !r->primary)
+	if (r->stream->trim_running || !r->primary)
 		return;
 	trim_job *t = calloc(1, sizeof *t);
-	if (!t)
+	if (!t) {
+		log_warn("replication: out of memory for the log trim; it runs at the next tick");
 		return;
+	}
 	t->r = r;
 	/* with no secondary configured there is nobody to wait for */
-	t->through = r->env.peer ? r->acked_seq : r->position;
+	t->through = r->env.peer ? r->stream->acked_seq : r->position;
 	t->min_time_ms = util_now_ms() - (int64_t)r->env.cfg->replication.log_max_age_s * 1000;
 	t->max_bytes = r->env.cfg->replication.log_max_bytes;
-	r->trim_running = true;
-	if (repl_submit(r, trim_exec, trim_done, t) != 0) {
-		r->trim_running = false;
+	r->stream->trim_running = true;
+	if (repl_submit(r, trim_exec, trim_done, t) != 0) { /* queue full: the next tick tries again */
+		r->stream->trim_running = false;
 		free(t);
 	}
 }
@@ -416,25 +548,25 @@ void stream_handle_ack(repl *r, http_request *req, const char *peer)
 		return;
 	}
 	election_heard(r); /* the secondary is there: the isolation gate */
-	if (acked > r->acked_seq) {
-		r->acked_seq = acked;
-		r->acked_at_ms = util_now_ms();
-		waitlist_advance(&r->ack_waiters, acked);
+	if (acked > r->stream->acked_seq) {
+		r->stream->acked_seq = acked;
+		r->stream->acked_at_ms = util_now_ms();
+		waitlist_advance(&r->stream->ack_waiters, acked);
 		if (stream_lag_ms(r) <= r->env.cfg->replication.rpo_budget_ms)
-			waitlist_advance(&r->lag_waiters, UINT64_MAX);
+			waitlist_advance(&r->stream->lag_waiters, UINT64_MAX);
 	}
 	repl_answer(req, 200, NULL, "{\"ok\":true}");
 }
 
 int64_t stream_lag_ms(repl *r)
 {
-	if (!r->env.peer || r->acked_seq >= r->position)
+	if (!r->env.peer || r->stream->acked_seq >= r->position)
 		return 0;
 	sqlite3_stmt *st = db_stmt(r->env.reader, "SELECT committed_at FROM repl_log WHERE seq > ?1 "
 						  "ORDER BY seq LIMIT 1");
 	if (!st)
 		return 0;
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)r->acked_seq);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)r->stream->acked_seq);
 	int64_t lag = 0;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		lag = util_now_ms() - sqlite3_column_int64(st, 0);
@@ -444,35 +576,37 @@ int64_t stream_lag_ms(repl *r)
 
 int stream_start(repl *r)
 {
-	if (r->heartbeat) /* already running */
+	if (r->stream->heartbeat) /* already running */
 		return 0;
 	int hb = r->env.cfg->replication.heartbeat_ms;
 	struct timeval tv = {hb / 1000, (hb % 1000) * 1000};
-	r->heartbeat = event_new(r->env.base, -1, EV_PERSIST, stream_heartbeat, r);
-	r->trim_timer = event_new(r->env.base, -1, EV_PERSIST, stream_trim, r);
-	if (!r->heartbeat || !r->trim_timer) {
+	r->stream->heartbeat = event_new(r->env.base, -1, EV_PERSIST, stream_heartbeat, r);
+	r->stream->trim_timer = event_new(r->env.base, -1, EV_PERSIST, stream_trim, r);
+	if (!r->stream->heartbeat || !r->stream->trim_timer) {
 		/* never half started: a later call must not see "already running" */
 		stream_stop(r);
 		return ERR_NOMEM;
 	}
-	evtimer_add(r->heartbeat, &tv);
 	struct timeval one = {1, 0};
-	evtimer_add(r->trim_timer, &one);
+	if (evtimer_add(r->stream->heartbeat, &tv) != 0 || evtimer_add(r->stream->trim_timer, &one) != 0) {
+		stream_stop(r); /* never half started, as above */
+		return ERR_NOMEM;
+	}
 	if (r->env.peer)
-		r->degraded_since_ms = util_now_ms(); /* until the secondary streams */
+		r->stream->degraded_since_ms = util_now_ms(); /* until the secondary streams */
 	return 0;
 }
 
 void stream_stop(repl *r)
 {
-	while (r->subs)
-		stream_end(r, r->subs);
-	if (r->heartbeat) {
-		event_free(r->heartbeat);
-		r->heartbeat = NULL;
+	while (r->stream->subs)
+		stream_end(r, r->stream->subs);
+	if (r->stream->heartbeat) {
+		event_free(r->stream->heartbeat);
+		r->stream->heartbeat = NULL;
 	}
-	if (r->trim_timer) {
-		event_free(r->trim_timer);
-		r->trim_timer = NULL;
+	if (r->stream->trim_timer) {
+		event_free(r->stream->trim_timer);
+		r->stream->trim_timer = NULL;
 	}
 }

@@ -39,15 +39,15 @@ void repl_view_publish(repl *r)
 {
 	repl_view v = {
 		.primary = r->primary,
-		.switching = r->switching,
+		.switching = election_switching(r),
 		.failover = election_failover_enabled(r),
 		.peer_isolated = r->env.peer && election_isolated(r, r->env.peer->name),
-		.has_subs = r->subs != NULL,
+		.has_subs = stream_has_subscriber(r),
 		.isolation_ms = r->env.cfg->failover.isolation_ms,
 		.epoch = r->epoch,
-		.promised = r->voter ? voter_promised(r->voter) : 0,
-		.lease_until = r->lease_until,
-		.heard_mono = r->heard_mono,
+		.promised = election_promised(r),
+		.lease_until = election_lease_until(r),
+		.heard_mono = election_heard_mono(r),
 		.fresh_mono = r->fresh_mono,
 	};
 	pthread_mutex_lock(&r->view_lock);
@@ -141,7 +141,7 @@ void repl_absorb_api(repl *r)
 	}
 	/* no role change once stopping: the writer may be gone already */
 	uint64_t learned = atomic_load(&r->api_learned);
-	if (!r->stopping && (learned > r->epoch || (r->voter && learned > voter_promised(r->voter)))) {
+	if (!r->stopping && (learned > r->epoch || learned > election_promised(r))) {
 		election_learn(r, learned);
 		repl_view_publish(r);
 	}

@@ -192,12 +192,12 @@ static repl *open_secondary(void)
 	CHECK(reader != NULL);
 	repl *r = calloc(1, sizeof *r);
 	CHECK(r != NULL);
+	CHECK_EQ_INT(repl_parts_new(r), 0);
 	r->env = (repl_env){.base = tbase, .cfg = &cfg, .self = &cfg.regions[0], .peer = &cfg.regions[1],
 			    .reader = reader, .writer = writer};
-	buf_init(&r->frames, 1 << 20);
 	r->ctl_done = loop_queue_new(tbase);
 	CHECK(r->ctl_done != NULL);
-	r->synced = true; /* no rejoin first: rejoin.c has its own test */
+	history_set_synced(r, true); /* no rejoin first: rejoin.c has its own test */
 	r->epoch = 1;
 	history_add(r, 1, 1);
 	nacks = 0;
@@ -214,8 +214,8 @@ static void close_secondary(repl *r)
 	committer_free(&writer);
 	loop_queue_free(&r->ctl_done);
 	waitlist_fail_all(&r->position_waiters);
-	buf_free(&r->frames);
 	db_close(&reader);
+	repl_parts_free(r);
 	free(r);
 	/* a fresh source: the next secondary starts from an empty t */
 	CHECK_EQ_INT(sqlite3_exec(src, "DELETE FROM t; DROP TABLE IF EXISTS u", NULL, NULL, NULL), SQLITE_OK);
@@ -230,16 +230,16 @@ static void keep_alive(evutil_socket_t fd, short what, void *arg)
 /* Run the control loop until every job handed to the writer is done. */
 static void settle(repl *r)
 {
-	for (int i = 0; i < 1000 && r->pending_applies > 0; i++)
+	for (int i = 0; i < 1000 && r->applier->pending_applies > 0; i++)
 		event_base_loop(tbase, EVLOOP_ONCE);
-	CHECK_EQ_INT(r->pending_applies, 0);
+	CHECK_EQ_INT(r->applier->pending_applies, 0);
 }
 
 /* Run the reconnect the applier asked for, if it did (a restart is a zero
  * timeout, or 20 ms while the writer still held entries of the stream). */
 static void run_due(repl *r)
 {
-	for (int i = 0; i < 100 && evtimer_pending(r->reconnect, NULL); i++)
+	for (int i = 0; i < 100 && evtimer_pending(r->applier->reconnect, NULL); i++)
 		event_base_loop(tbase, EVLOOP_ONCE);
 }
 
@@ -278,14 +278,14 @@ static void test_in_order_apply_across_chunks(void)
 	put_change(&out, 1, 2, "t", "INSERT INTO t VALUES (2, 'b')");
 	put_change(&out, 1, 3, "t", "UPDATE t SET v = 'c' WHERE id = 1");
 	feed(r, &out, 7);
-	CHECK_EQ_INT(r->pending_applies, 3);
-	CHECK_EQ_INT(r->received_seq, 3);
-	CHECK_EQ_INT(r->frames.len, 0); /* no undecoded tail left */
+	CHECK_EQ_INT(r->applier->pending_applies, 3);
+	CHECK_EQ_INT(r->applier->received_seq, 3);
+	CHECK_EQ_INT(r->applier->frames.len, 0); /* no undecoded tail left */
 	settle(r);
-	CHECK(!r->apply_failed);
+	CHECK(!r->applier->apply_failed);
 	CHECK_EQ_INT(r->position, 3);
-	CHECK_EQ_INT(r->applied_entries, 3);
-	CHECK(r->unapplied == NULL);
+	CHECK_EQ_INT(r->applier->applied_entries, 3);
+	CHECK(r->applier->unapplied == NULL);
 	CHECK_EQ_INT(durable_applied(), 3);
 	CHECK_EQ_INT(count("SELECT count(*) FROM t"), 2);
 	CHECK_EQ_INT(count("SELECT count(*) FROM t WHERE id = 1 AND v = 'c'"), 1);
@@ -313,14 +313,14 @@ static void test_a_duplicate_is_ignored(void)
 	/* the same frames again on the same stream: dropped before the writer */
 	CHECK_EQ_INT(buf_add(&out, copy.data, copy.len), 0);
 	feed(r, &out, 5);
-	CHECK_EQ_INT(r->pending_applies, 0);
+	CHECK_EQ_INT(r->applier->pending_applies, 0);
 	/* and through the writer (as if received_seq were behind) */
-	r->received_seq = 0;
+	r->applier->received_seq = 0;
 	CHECK_EQ_INT(buf_add(&out, copy.data, copy.len), 0);
 	feed(r, &out, out.len);
-	CHECK_EQ_INT(r->pending_applies, 2);
+	CHECK_EQ_INT(r->applier->pending_applies, 2);
 	settle(r);
-	CHECK(!r->apply_failed);
+	CHECK(!r->applier->apply_failed);
 	run_due(r);
 	CHECK_EQ_INT(nstreams, 1); /* no restart */
 	CHECK_EQ_INT(r->position, 2);
@@ -347,21 +347,21 @@ static void test_a_gap_is_refused_and_the_stream_restarts(void)
 	sqlite3_exec(src, "INSERT INTO t VALUES (3, 'c')", NULL, NULL, NULL); /* entry 3, lost */
 	put_change(&out, 1, 4, "t", "INSERT INTO t VALUES (4, 'd')");
 	feed(r, &out, out.len);
-	CHECK_EQ_INT(r->pending_applies, 1);
+	CHECK_EQ_INT(r->applier->pending_applies, 1);
 	settle(r);
-	CHECK(r->apply_failed);
+	CHECK(r->applier->apply_failed);
 	CHECK_EQ_INT(r->position, 2);
 	CHECK_EQ_INT(durable_applied(), 2);
 	CHECK_EQ_INT(count("SELECT count(*) FROM t WHERE id = 4"), 0);
 	/* the old stream goes on: nothing of it is taken */
 	put_change(&out, 1, 5, "t", "INSERT INTO t VALUES (5, 'e')");
 	feed(r, &out, out.len);
-	CHECK_EQ_INT(r->pending_applies, 0);
+	CHECK_EQ_INT(r->applier->pending_applies, 0);
 	run_due(r);
 	CHECK_EQ_INT(nstreams, 2);
 	CHECK(strstr(stream_target, "from=3&prev_epoch=1") != NULL);
-	CHECK(!r->apply_failed);
-	CHECK_EQ_INT(r->received_seq, 2);
+	CHECK(!r->applier->apply_failed);
+	CHECK_EQ_INT(r->applier->received_seq, 2);
 	buf_free(&out);
 	close_secondary(r);
 }
@@ -383,9 +383,9 @@ static void test_a_schema_entry_applies_in_order_with_data(void)
 	put_schema(&out, 2, 2, version + 1, "CREATE TABLE u (id INTEGER PRIMARY KEY, w TEXT)");
 	put_change(&out, 2, 3, "u", "INSERT INTO u VALUES (7, 'z')");
 	feed(r, &out, 11);
-	CHECK_EQ_INT(r->pending_applies, 3);
+	CHECK_EQ_INT(r->applier->pending_applies, 3);
 	settle(r);
-	CHECK(!r->apply_failed);
+	CHECK(!r->applier->apply_failed);
 	CHECK_EQ_INT(r->position, 3);
 	CHECK_EQ_INT(count("PRAGMA user_version"), version + 1);
 	CHECK_EQ_INT(count("SELECT count(*) FROM u WHERE id = 7 AND w = 'z'"), 1);
@@ -425,19 +425,19 @@ static void test_a_failed_commit_restarts_from_the_durable_position(void)
 		settle(r);
 		faultvfs_disarm();
 		CHECK(faultvfs_injected() > 0);
-		CHECK(r->apply_failed);
+		CHECK(r->applier->apply_failed);
 		CHECK_EQ_INT(r->position, 1);
 		CHECK_EQ_INT(durable_applied(), 1);
 		CHECK_EQ_INT(count("SELECT count(*) FROM t"), 1);
 		CHECK_EQ_INT(nacks, 1); /* nothing acknowledged beyond 1 */
-		CHECK(r->unapplied == NULL);
+		CHECK(r->applier->unapplied == NULL);
 		run_due(r);
 		CHECK_EQ_INT(nstreams, 2);
 		CHECK(strstr(stream_target, "from=2&prev_epoch=1") != NULL);
 		/* the new stream sends 2 and 3 again: they apply */
 		feed(r, &again, again.len);
 		settle(r);
-		CHECK(!r->apply_failed);
+		CHECK(!r->applier->apply_failed);
 		CHECK_EQ_INT(r->position, 3);
 		CHECK_EQ_INT(durable_applied(), 3);
 		answer_acks();
@@ -463,9 +463,9 @@ static void test_a_bad_or_stale_stream_is_dropped(void)
 	settle(r);
 	CHECK_EQ_INT(buf_adds(&out, "XX not a frame, but long enough to be refused by the decoder"), 0);
 	feed(r, &out, out.len);
-	CHECK(r->apply_failed);
-	CHECK_EQ_INT(r->frames.len, 0);
-	CHECK_EQ_INT(r->pending_applies, 0);
+	CHECK(r->applier->apply_failed);
+	CHECK_EQ_INT(r->applier->frames.len, 0);
+	CHECK_EQ_INT(r->applier->pending_applies, 0);
 	run_due(r);
 	CHECK_EQ_INT(nstreams, 2);
 	CHECK(strstr(stream_target, "from=2&prev_epoch=1") != NULL);
@@ -475,13 +475,13 @@ static void test_a_bad_or_stale_stream_is_dropped(void)
 	CHECK_EQ_INT(frame_encode(&out, FRAME_HEARTBEAT, 2, 9, 5000, NULL, 0), 0);
 	put_change(&out, 2, 2, "t", "INSERT INTO t VALUES (2, 'b')");
 	feed(r, &out, out.len);
-	CHECK(r->apply_failed);
-	CHECK(!r->synced);
-	CHECK_EQ_INT(r->pending_applies, 0);
-	CHECK_EQ_INT(r->primary_seq, 1); /* the stale heartbeat's position was not taken */
+	CHECK(r->applier->apply_failed);
+	CHECK(!history_synced(r));
+	CHECK_EQ_INT(r->applier->pending_applies, 0);
+	CHECK_EQ_INT(r->applier->primary_seq, 1); /* the stale heartbeat's position was not taken */
 	CHECK_EQ_INT(count("SELECT count(*) FROM t"), 1);
 	buf_free(&out);
-	r->synced = true; /* the next connect would rejoin (rejoin.c's test) */
+	history_set_synced(r, true); /* the next connect would rejoin (rejoin.c's test) */
 	close_secondary(r);
 }
 
@@ -502,7 +502,7 @@ static void test_acks_follow_durable_apply(void)
 	CHECK_EQ_INT(nacks, 0); /* received is not applied */
 	settle(r);
 	CHECK(nacks >= 1);
-	CHECK(r->ack_in_flight);
+	CHECK(r->applier->ack_in_flight);
 	/* entry 3 received, not yet applied: the next ack names 2, not 3 */
 	put_change(&out, 2, 3, "t", "INSERT INTO t VALUES (3, 'c')");
 	feed(r, &out, out.len);
@@ -531,8 +531,8 @@ static void test_acks_follow_durable_apply(void)
 	before = nacks;
 	acks[answered].cb(0, &bad, "", 0, acks[answered].arg);
 	answered++;
-	CHECK(r->ack_in_flight);
-	CHECK_EQ_INT(r->ack_sent, 0);
+	CHECK(r->applier->ack_in_flight);
+	CHECK_EQ_INT(r->applier->ack_sent, 0);
 	for (int i = 0; i < 100 && nacks == before; i++)
 		event_base_loop(tbase, EVLOOP_ONCE); /* the 200 ms retry timer */
 	CHECK_EQ_INT(nacks, before + 1);

@@ -18,10 +18,14 @@
  *     test_parser.c counts down), libevent's allocations through another;
  *   - SQLite goes through the fault-injecting VFS (faultvfs.h): the role
  *     change is written by a real committer on a temporary database, and
- *     SQLITE_BUSY / SQLITE_IOERR can be injected into it.
+ *     SQLITE_BUSY / SQLITE_IOERR can be injected into it;
+ *   - what election.c reads of the stream (stream_has_subscriber,
+ *     stream_acked_seq: stream.c's state, behind stream.h) is set by the
+ *     switchover tests (fake_subscribed, fake_acked).
  *
- * The applier's first connect is held off (snapshot_fetch set), so nothing
- * streams. Each test names the bug it pins, or the rule it checks.
+ * The applier's first connect is held off (a snapshot fetch marked under
+ * way: snapshot.c is included for that), so nothing streams. Each test
+ * names the bug it pins, or the rule it checks.
  */
 #include <stdlib.h>
 
@@ -172,11 +176,24 @@ static void fake_respond(http_request *req, int status, const char *body, size_t
 	snprintf(f->text, sizeof f->text, "%.*s", (int)len, body);
 }
 
-/* the switchover tests put a stand-in subscriber in r->subs: it has no
- * connection for stream_stop to end */
+/* the switchover tests say whether the target streams and what it acked
+ * (stream.c's state, read by election.c through these getters) */
+static bool fake_subscribed;
+static uint64_t fake_acked;
+
+static bool fake_has_subscriber(const repl *r)
+{
+	return fake_subscribed;
+}
+
+static uint64_t fake_acked_seq(const repl *r)
+{
+	return fake_acked;
+}
+
 static void fake_stream_stop(repl *r)
 {
-	r->subs = NULL;
+	fake_subscribed = false;
 	stream_stop(r);
 }
 
@@ -191,13 +208,19 @@ static void fake_stream_stop(repl *r)
 #define http_response_header fake_response_header
 #define http_respond fake_respond
 #define stream_stop fake_stream_stop
+#define stream_has_subscriber fake_has_subscriber
+#define stream_acked_seq fake_acked_seq
 #define calloc test_calloc
 #include "replication/election.c"
 /* the API thread's gates (view.c) read the published view with the same
  * fake clock: included too, so its voter_clock_ms() is the fake one */
 #include "replication/view.c"
 #undef calloc
+#undef stream_acked_seq
+#undef stream_has_subscriber
 #undef stream_stop
+/* and snapshot.c, whose fetch state holds the applier's first connect off */
+#include "replication/snapshot.c"
 /* voter_clock_ms() stays the fake in the tests below */
 
 #include <sys/time.h>
@@ -218,7 +241,7 @@ static config cfg;
 static db_conn *reader;
 static committer *writer;
 static capture *cap;
-static int no_fetch; /* its address held in snapshot_fetch: no connect */
+static int no_fetch; /* its address held as the snapshot fetch: no connect */
 
 static const char *good_peer = "127.0.0.1:9";
 
@@ -226,15 +249,17 @@ static repl *open_repl(void)
 {
 	repl *r = calloc(1, sizeof *r);
 	CHECK(r != NULL);
+	CHECK_EQ_INT(repl_parts_new(r), 0);
+	fake_subscribed = false;
+	fake_acked = 0;
 	r->env = (repl_env){.base = base, .cfg = &cfg, .self = &cfg.regions[0], .peer = &cfg.regions[1],
 			    .reader = reader, .db_path = path, .writer = writer, .capture = cap};
-	buf_init(&r->frames, 1 << 16);
 	char err[256] = "";
 	CHECK_EQ_INT(election_init(r, err, sizeof err), 0);
 	CHECK_EQ_INT(history_load(r), 0);
-	r->snapshot_fetch = &no_fetch;
+	r->snapshot->fetch = (fetch *)&no_fetch;
 	/* the voter file is shared by the tests: start at the epoch it knows */
-	r->epoch = voter_promised(r->voter) > 1 ? voter_promised(r->voter) : 1;
+	r->epoch = voter_promised(r->election->voter) > 1 ? voter_promised(r->election->voter) : 1;
 	return r;
 }
 
@@ -242,15 +267,15 @@ static repl *open_repl(void)
  * point), with what election_set derives from it. */
 static void put(repl *r, election_state s)
 {
-	r->state = s;
+	r->election->state = s;
 	r->primary = s == ELECTION_PRIMARY || s == ELECTION_SWITCHING;
-	r->switching = s == ELECTION_SWITCHING;
+	r->election->switching = s == ELECTION_SWITCHING;
 	repl_view_publish(r); /* the gates read the published view */
 }
 
 static bool role_change_pending(const repl *r)
 {
-	return r->state == ELECTION_PROMOTING || r->state == ELECTION_DEMOTING;
+	return r->election->state == ELECTION_PROMOTING || r->election->state == ELECTION_DEMOTING;
 }
 
 /* Run the loop until the role change is written and handled (each loop
@@ -271,13 +296,13 @@ static void close_repl(repl *r)
 	fail_all_open(); /* frees the rounds still waiting */
 	noutbox = 0;
 	/* the voter file is shared by the tests: no grant binds into the next */
-	CHECK_EQ_INT(voter_drop_grant(r->voter), 0);
+	CHECK_EQ_INT(voter_drop_grant(r->election->voter), 0);
 	election_stop(r);
 	applier_stop(r);
 	stream_stop(r);
-	r->snapshot_fetch = NULL;
+	r->snapshot->fetch = NULL;
 	election_free(r);
-	buf_free(&r->frames);
+	repl_parts_free(r);
 	free(r);
 }
 
@@ -292,7 +317,7 @@ static void db_role(char out[16])
 static int find_open(repl *r, const char *target, bool witness)
 {
 	for (int i = 0; i < noutbox; i++)
-		if (outbox[i].open && outbox[i].client == (witness ? r->to_witness : r->to_peer) &&
+		if (outbox[i].open && outbox[i].client == (witness ? r->election->to_witness : r->election->to_peer) &&
 		    strncmp(outbox[i].target, target, strlen(target)) == 0)
 			return i;
 	return -1;
@@ -354,14 +379,14 @@ static void fail_all_open(void)
 static void make_primary_with_lease(repl *r)
 {
 	put(r, ELECTION_PRIMARY);
-	r->heard_mono = fake_now;
+	r->election->heard_mono = fake_now;
 	lease_renew(r);
 	int w = find_open(r, "/internal/v1/lease", true);
 	CHECK(w >= 0);
 	grant(w, r->epoch);
 	unreachable(find_open(r, "/internal/v1/lease", false));
 	CHECK(lease_valid(r));
-	CHECK(r->writes_on);
+	CHECK(r->election->writes_on);
 }
 
 /* Bug pinned: step_down stopped the stream and failed the waiters, then
@@ -382,10 +407,10 @@ static void test_step_down_without_memory_still_follows(void)
 		alloc_countdown = -1;
 		CHECK(!r->primary);
 		CHECK(!lease_valid(r));
-		CHECK(r->state == ELECTION_DEMOTING); /* the demotion is being recorded */
+		CHECK(r->election->state == ELECTION_DEMOTING); /* the demotion is being recorded */
 		wait_role_change(r);
-		CHECK(r->reconnect != NULL);   /* following the primary */
-		CHECK(r->role_reserve != NULL); /* given back */
+		CHECK(applier_running(r));   /* following the primary */
+		CHECK(r->election->role_reserve != NULL); /* given back */
 		db_role(role);
 		CHECK_EQ_STR(role, "secondary");
 		applier_stop(r);
@@ -403,12 +428,12 @@ static void test_applier_start_is_never_half_done(void)
 	repl *r = open_repl();
 	snprintf(cfg.regions[1].link_listen, sizeof cfg.regions[1].link_listen, "%s", "no port here");
 	CHECK_EQ_INT(applier_start(r), ERR_NOMEM);
-	CHECK(r->reconnect == NULL && r->control_client == NULL);
+	CHECK(!applier_running(r) && applier_control_client(r) == NULL);
 	CHECK_EQ_INT(applier_start(r), ERR_NOMEM); /* not "already running" */
-	CHECK(r->reconnect == NULL);
+	CHECK(!applier_running(r));
 	snprintf(cfg.regions[1].link_listen, sizeof cfg.regions[1].link_listen, "%s", good_peer);
 	CHECK_EQ_INT(applier_start(r), 0);
-	CHECK(r->reconnect != NULL && r->control_client != NULL);
+	CHECK(applier_running(r) && applier_control_client(r) != NULL);
 	close_repl(r);
 }
 
@@ -423,16 +448,16 @@ static void test_a_failed_follow_is_retried_by_the_tick(void)
 	put(r, ELECTION_DRAINING); /* drained: the applier is stopped */
 	snprintf(cfg.regions[1].link_listen, sizeof cfg.regions[1].link_listen, "%s", "no port here");
 	stand_abort(r, "no majority (test)");
-	CHECK(r->reconnect == NULL);
-	CHECK(r->follow_failed);
+	CHECK(!applier_running(r));
+	CHECK(r->election->follow_failed);
 	tick_cb(-1, EV_TIMEOUT, r); /* still cannot */
-	CHECK(r->reconnect == NULL);
+	CHECK(!applier_running(r));
 	snprintf(cfg.regions[1].link_listen, sizeof cfg.regions[1].link_listen, "%s", good_peer);
-	r->contact_mono = voter_clock_ms(); /* a primary was heard: no candidacy now */
+	r->election->contact_mono = voter_clock_ms(); /* a primary was heard: no candidacy now */
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK(r->reconnect != NULL);
-	CHECK(!r->follow_failed);
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
+	CHECK(applier_running(r));
+	CHECK(!r->election->follow_failed);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
 	close_repl(r);
 }
 
@@ -444,10 +469,10 @@ static void test_lease_timer_rearm_is_a_valid_timeval(void)
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
 	put(r, ELECTION_PRIMARY);
-	r->lease_until = voter_clock_ms() + 3000;
+	r->election->lease_until = voter_clock_ms() + 3000;
 	lease_timer_cb(-1, EV_TIMEOUT, r); /* "fired early": once more */
 	struct timeval due, now;
-	CHECK(event_pending(r->lease_timer, EV_TIMEOUT, &due));
+	CHECK(event_pending(r->election->lease_timer, EV_TIMEOUT, &due));
 	gettimeofday(&now, NULL);
 	CHECK(due.tv_usec >= 0 && due.tv_usec < 1000000);
 	int64_t in_ms = ((int64_t)due.tv_sec - now.tv_sec) * 1000 + ((int64_t)due.tv_usec - now.tv_usec) / 1000;
@@ -467,9 +492,9 @@ static void test_stream_start_is_never_half_done(void)
 	ev_alloc_countdown = 1; /* the heartbeat is made, the trim timer not */
 	CHECK_EQ_INT(stream_start(r), ERR_NOMEM);
 	ev_alloc_countdown = -1;
-	CHECK(r->heartbeat == NULL && r->trim_timer == NULL);
+	CHECK(!stream_running(r));
 	CHECK_EQ_INT(stream_start(r), 0);
-	CHECK(r->heartbeat != NULL && r->trim_timer != NULL);
+	CHECK(stream_running(r));
 	stream_stop(r);
 	put(r, ELECTION_FOLLOWER);
 	close_repl(r);
@@ -484,13 +509,13 @@ static void test_isolation_gate(void)
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
 	put(r, ELECTION_PRIMARY);
-	r->lease_until = voter_clock_ms() + 3000;
+	r->election->lease_until = voter_clock_ms() + 3000;
 	repl_view_publish(r); /* the gates read the published view */
 	const char *code = NULL, *message = NULL;
-	r->heard_mono = voter_clock_ms();
+	r->election->heard_mono = voter_clock_ms();
 	repl_view_publish(r); /* the gates read the published view */
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), 0);
-	r->heard_mono = voter_clock_ms() - cfg.failover.isolation_ms - 1;
+	r->election->heard_mono = voter_clock_ms() - cfg.failover.isolation_ms - 1;
 	repl_view_publish(r); /* the gates read the published view */
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), ERR_AGAIN);
 	CHECK_EQ_STR(code, "no_quorum");
@@ -504,37 +529,37 @@ static void test_isolation_gate(void)
 	repl_view_publish(r); /* the gates read the published view */
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), 0);
 	/* the lease comes first */
-	r->heard_mono = voter_clock_ms() - cfg.failover.isolation_ms - 1;
+	r->election->heard_mono = voter_clock_ms() - cfg.failover.isolation_ms - 1;
 	repl_view_publish(r); /* the gates read the published view */
-	r->lease_until = 0;
+	r->election->lease_until = 0;
 	repl_view_publish(r); /* the gates read the published view */
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), ERR_AGAIN);
 	CHECK_EQ_STR(code, "no_lease");
 	/* off: isolation_ms = 0, or no witness (then no lease is needed) */
-	r->lease_until = voter_clock_ms() + 3000;
+	r->election->lease_until = voter_clock_ms() + 3000;
 	repl_view_publish(r); /* the gates read the published view */
 	cfg.failover.isolation_ms = 0;
 	repl_view_publish(r); /* the gates read the published view */
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), 0);
 	cfg.failover.isolation_ms = 1000;
 	repl_view_publish(r); /* the gates read the published view */
-	const char *witness = r->witness_addr;
-	r->witness_addr = "";
+	const char *witness = r->election->witness_addr;
+	r->election->witness_addr = "";
 	repl_view_publish(r); /* the gates read the published view */
-	r->lease_until = 0;
+	r->election->lease_until = 0;
 	repl_view_publish(r); /* the gates read the published view */
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), 0);
-	r->witness_addr = witness;
+	r->election->witness_addr = witness;
 	repl_view_publish(r); /* the gates read the published view */
 	/* with nothing heard for half the bound, the tick probes early */
-	r->heard_mono = voter_clock_ms() - cfg.failover.isolation_ms / 2;
+	r->election->heard_mono = voter_clock_ms() - cfg.failover.isolation_ms / 2;
 	repl_view_publish(r); /* the gates read the published view */
-	r->last_renew = voter_clock_ms() - cfg.failover.isolation_ms / 2;
-	r->next_renew = voter_clock_ms() + 100000;
-	r->peer_busy = r->witness_busy = false;
+	r->election->last_renew = voter_clock_ms() - cfg.failover.isolation_ms / 2;
+	r->election->next_renew = voter_clock_ms() + 100000;
+	r->election->peer_busy = r->election->witness_busy = false;
 	int64_t before = voter_clock_ms();
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK(r->last_renew >= before); /* a lease round went out now */
+	CHECK(r->election->last_renew >= before); /* a lease round went out now */
 	put(r, ELECTION_FOLLOWER);
 	close_repl(r);
 }
@@ -586,12 +611,12 @@ static void test_every_edge_and_only_those(void)
 			if (diagram_edge((election_state)from, (election_state)to)) {
 				taken++;
 				CHECK_EQ_INT(rc, 0);
-				CHECK_EQ_INT(r->state, to);
+				CHECK_EQ_INT(r->election->state, to);
 				CHECK_EQ_INT(r->primary, to == ELECTION_PRIMARY || to == ELECTION_SWITCHING);
-				CHECK_EQ_INT(r->switching, to == ELECTION_SWITCHING);
+				CHECK_EQ_INT(r->election->switching, to == ELECTION_SWITCHING);
 			} else {
 				CHECK_EQ_INT(rc, ERR_CONFLICT);
-				CHECK_EQ_INT(r->state, from);
+				CHECK_EQ_INT(r->election->state, from);
 				CHECK_EQ_INT(r->primary, from == ELECTION_PRIMARY || from == ELECTION_SWITCHING);
 			}
 		}
@@ -611,56 +636,56 @@ static void test_a_silent_primary_is_replaced(void)
 {
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
-	uint64_t promised = voter_promised(r->voter);
-	uint64_t won = r->elections_won;
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	uint64_t promised = voter_promised(r->election->voter);
+	uint64_t won = r->election->elections_won;
 	/* a primary was heard just now: nothing */
 	fake_now += cfg.failover.election_timeout_ms - 1;
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
 	CHECK_EQ_INT(count_open(), 0);
 	/* (1): silent for the whole timeout */
 	fake_now += 1;
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_PRE_CANDIDATE);
-	CHECK_EQ_INT(r->stand_epoch, promised + 1);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRE_CANDIDATE);
+	CHECK_EQ_INT(r->election->stand_epoch, promised + 1);
 	int pw = find_open(r, "/internal/v1/vote", true), pp = find_open(r, "/internal/v1/vote", false);
 	CHECK(pw >= 0 && pp >= 0);
 	CHECK(strstr(outbox[pw].body, "\"pre\":true") != NULL);
-	CHECK_EQ_INT(voter_promised(r->voter), promised); /* a pre-vote changes nothing */
-	CHECK(r->reconnect != NULL);                      /* still following meanwhile */
+	CHECK_EQ_INT(voter_promised(r->election->voter), promised); /* a pre-vote changes nothing */
+	CHECK(applier_running(r));                      /* still following meanwhile */
 	/* (3): the witness would vote: drain; the applier stops */
 	grant(pw, promised);
-	CHECK_EQ_INT(r->state, ELECTION_DRAINING);
-	CHECK(r->reconnect == NULL);
+	CHECK_EQ_INT(r->election->state, ELECTION_DRAINING);
+	CHECK(!applier_running(r));
 	unreachable(pp);
 	/* (4) waits for the writer queue: an entry still being applied */
-	r->pending_applies = 1;
+	applier_hold(r);
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_DRAINING);
+	CHECK_EQ_INT(r->election->state, ELECTION_DRAINING);
 	CHECK_EQ_INT(count_open(), 0);
-	CHECK_EQ_INT(voter_promised(r->voter), promised);
-	r->pending_applies = 0;
+	CHECK_EQ_INT(voter_promised(r->election->voter), promised);
+	applier_release(r);
 	r->position = 0; /* what the drained log holds */
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_CANDIDATE);
-	CHECK_EQ_INT(voter_promised(r->voter), promised + 1); /* own vote, persisted */
+	CHECK_EQ_INT(r->election->state, ELECTION_CANDIDATE);
+	CHECK_EQ_INT(voter_promised(r->election->voter), promised + 1); /* own vote, persisted */
 	int vw = find_open(r, "/internal/v1/vote", true), vp = find_open(r, "/internal/v1/vote", false);
 	CHECK(vw >= 0 && vp >= 0);
 	CHECK(strstr(outbox[vw].body, "\"pre\":false") != NULL);
 	CHECK(strstr(outbox[vw].body, "\"last_seq\":0") != NULL);
 	/* (5): the witness's vote makes a majority at once */
 	grant(vw, promised + 1);
-	CHECK_EQ_INT(r->state, ELECTION_PROMOTING);
+	CHECK_EQ_INT(r->election->state, ELECTION_PROMOTING);
 	CHECK(!r->primary);
 	const char *code = NULL, *message = NULL;
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), ERR_AGAIN); /* not yet */
 	/* (6): recorded */
 	wait_role_change(r);
-	CHECK_EQ_INT(r->state, ELECTION_PRIMARY);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRIMARY);
 	CHECK(r->primary);
 	CHECK_EQ_INT(r->epoch, promised + 1);
-	CHECK_EQ_INT(r->elections_won, won + 1);
+	CHECK_EQ_INT(r->election->elections_won, won + 1);
 	CHECK_EQ_INT(history_epoch_at(r, 1), promised + 1);
 	char role[16];
 	db_role(role);
@@ -672,7 +697,7 @@ static void test_a_silent_primary_is_replaced(void)
 	CHECK(lw >= 0);
 	grant(lw, promised + 1);
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), 0);
-	CHECK(r->writes_on);
+	CHECK(r->election->writes_on);
 	close_repl(r);
 }
 
@@ -684,20 +709,20 @@ static void test_pre_vote_refused_changes_nothing(void)
 {
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
-	uint64_t promised = voter_promised(r->voter);
+	uint64_t promised = voter_promised(r->election->voter);
 	fake_now += cfg.failover.election_timeout_ms;
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_PRE_CANDIDATE);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRE_CANDIDATE);
 	refuse(find_open(r, "/internal/v1/vote", true), promised, "lease_held", 2300);
 	unreachable(find_open(r, "/internal/v1/vote", false));
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
-	CHECK_EQ_INT(voter_promised(r->voter), promised);
-	CHECK(r->reconnect != NULL);
-	CHECK_EQ_INT(r->next_stand, fake_now + (2300 > cfg.failover.vote_retry_ms ? 2300 : cfg.failover.vote_retry_ms));
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(voter_promised(r->election->voter), promised);
+	CHECK(applier_running(r));
+	CHECK_EQ_INT(r->election->next_stand, fake_now + (2300 > cfg.failover.vote_retry_ms ? 2300 : cfg.failover.vote_retry_ms));
 	/* and not before then */
-	fake_now = r->next_stand - 1;
+	fake_now = r->election->next_stand - 1;
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
 	CHECK_EQ_INT(count_open(), 0);
 	close_repl(r);
 }
@@ -714,12 +739,12 @@ static void test_no_candidacy_while_our_grant_to_the_primary_binds(void)
 	snprintf(lease.b.who, sizeof lease.b.who, "us");
 	election_handle_lease(r, (http_request *)&lease, "us");
 	CHECK(lease.answered && lease.a.granted);
-	CHECK_EQ_INT(r->contact_mono, fake_now);
+	CHECK_EQ_INT(r->election->contact_mono, fake_now);
 	fake_now += cfg.failover.election_timeout_ms;
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
 	CHECK_EQ_INT(count_open(), 0);
-	CHECK(r->next_stand > fake_now);
+	CHECK(r->election->next_stand > fake_now);
 	close_repl(r);
 }
 
@@ -732,32 +757,32 @@ static void test_votes_at_a_primary(void)
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
 	make_primary_with_lease(r);
-	uint64_t e = r->epoch, promised = voter_promised(r->voter);
+	uint64_t e = r->epoch, promised = voter_promised(r->election->voter);
 	fake_req pre = {.b = {.epoch = e + 1, .last_epoch = history_epoch_at(r, r->position),
 			      .last_seq = r->position, .pre = true}};
 	snprintf(pre.b.who, sizeof pre.b.who, "us");
 	election_handle_vote(r, (http_request *)&pre, "us");
 	CHECK(pre.answered && !pre.a.granted);
 	CHECK_EQ_STR(pre.code, "lease_held");
-	CHECK_EQ_INT(r->state, ELECTION_PRIMARY);
-	CHECK_EQ_INT(voter_promised(r->voter), promised);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRIMARY);
+	CHECK_EQ_INT(voter_promised(r->election->voter), promised);
 	fake_req vote = pre;
 	vote.b.pre = false;
 	vote.answered = false;
 	election_handle_vote(r, (http_request *)&vote, "us");
 	CHECK(vote.answered && !vote.a.granted);
-	CHECK_EQ_INT(r->state, ELECTION_PRIMARY);
-	CHECK(r->writes_on);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRIMARY);
+	CHECK(r->election->writes_on);
 	fake_req forced = vote;
 	forced.b.force = true;
 	forced.answered = false;
 	election_handle_vote(r, (http_request *)&forced, "us");
 	CHECK(forced.answered);
-	CHECK_EQ_INT(r->state, ELECTION_DEMOTING);
-	CHECK(!r->writes_on);
-	CHECK(voter_promised(r->voter) >= e + 1);
+	CHECK_EQ_INT(r->election->state, ELECTION_DEMOTING);
+	CHECK(!r->election->writes_on);
+	CHECK(voter_promised(r->election->voter) >= e + 1);
 	wait_role_change(r);
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
 	close_repl(r);
 }
 
@@ -770,18 +795,18 @@ static void test_lost_election(void)
 	CHECK_EQ_INT(election_start(r), 0);
 	put(r, ELECTION_DRAINING);
 	applier_stop(r);
-	r->stand_epoch = voter_promised(r->voter) + 1;
+	r->election->stand_epoch = voter_promised(r->election->voter) + 1;
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_CANDIDATE);
-	uint64_t newer = r->stand_epoch + 3;
+	CHECK_EQ_INT(r->election->state, ELECTION_CANDIDATE);
+	uint64_t newer = r->election->stand_epoch + 3;
 	refuse(find_open(r, "/internal/v1/vote", true), newer, "stale_epoch", 0);
-	CHECK_EQ_INT(r->state, ELECTION_CANDIDATE); /* the peer may still vote */
+	CHECK_EQ_INT(r->election->state, ELECTION_CANDIDATE); /* the peer may still vote */
 	unreachable(find_open(r, "/internal/v1/vote", false));
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
-	CHECK(r->reconnect != NULL);
-	CHECK_EQ_INT(voter_promised(r->voter), newer);
-	CHECK_EQ_INT(r->next_stand, fake_now + cfg.failover.vote_retry_ms);
-	CHECK_EQ_INT(rules_stand_epoch(voter_promised(r->voter), r->epoch), newer + 1);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	CHECK(applier_running(r));
+	CHECK_EQ_INT(voter_promised(r->election->voter), newer);
+	CHECK_EQ_INT(r->election->next_stand, fake_now + cfg.failover.vote_retry_ms);
+	CHECK_EQ_INT(rules_stand_epoch(voter_promised(r->election->voter), r->epoch), newer + 1);
 	close_repl(r);
 }
 
@@ -793,13 +818,13 @@ static void test_own_vote_refused_while_draining(void)
 	CHECK_EQ_INT(election_start(r), 0);
 	put(r, ELECTION_DRAINING);
 	applier_stop(r);
-	uint64_t promised = voter_promised(r->voter);
-	r->stand_epoch = promised; /* not above the promise: stale */
+	uint64_t promised = voter_promised(r->election->voter);
+	r->election->stand_epoch = promised; /* not above the promise: stale */
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
 	CHECK_EQ_INT(count_open(), 0);
-	CHECK_EQ_INT(r->stand_epoch, promised + 1);
-	CHECK(r->reconnect != NULL);
+	CHECK_EQ_INT(r->election->stand_epoch, promised + 1);
+	CHECK(applier_running(r));
 	close_repl(r);
 }
 
@@ -814,14 +839,14 @@ static void test_out_of_memory_before_the_own_vote_changes_no_promise(void)
 	CHECK_EQ_INT(election_start(r), 0);
 	put(r, ELECTION_DRAINING);
 	applier_stop(r);
-	uint64_t promised = voter_promised(r->voter);
-	r->stand_epoch = promised + 1;
+	uint64_t promised = voter_promised(r->election->voter);
+	r->election->stand_epoch = promised + 1;
 	alloc_countdown = 0;
 	cast_votes(r);
 	alloc_countdown = -1;
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
-	CHECK_EQ_INT(voter_promised(r->voter), promised);
-	CHECK(r->reconnect != NULL);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(voter_promised(r->election->voter), promised);
+	CHECK(applier_running(r));
 	close_repl(r);
 }
 
@@ -835,9 +860,9 @@ static void test_out_of_memory_when_standing(void)
 	alloc_countdown = 0;
 	tick_cb(-1, EV_TIMEOUT, r);
 	alloc_countdown = -1;
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
 	CHECK_EQ_INT(count_open(), 0);
-	CHECK_EQ_INT(r->next_stand, fake_now + cfg.failover.vote_retry_ms);
+	CHECK_EQ_INT(r->election->next_stand, fake_now + cfg.failover.vote_retry_ms);
 	close_repl(r);
 }
 
@@ -858,19 +883,19 @@ static void test_promotion_not_recorded_stays_a_follower(void)
 		db_role(before);
 		put(r, ELECTION_DRAINING);
 		applier_stop(r);
-		r->stand_epoch = voter_promised(r->voter) + 1;
+		r->election->stand_epoch = voter_promised(r->election->voter) + 1;
 		tick_cb(-1, EV_TIMEOUT, r);
-		CHECK_EQ_INT(r->state, ELECTION_CANDIDATE);
+		CHECK_EQ_INT(r->election->state, ELECTION_CANDIDATE);
 		faultvfs_arm(faults[k].m, 1, faults[k].code, -1);
-		grant(find_open(r, "/internal/v1/vote", true), r->stand_epoch);
-		CHECK_EQ_INT(r->state, ELECTION_PROMOTING);
+		grant(find_open(r, "/internal/v1/vote", true), r->election->stand_epoch);
+		CHECK_EQ_INT(r->election->state, ELECTION_PROMOTING);
 		wait_role_change(r);
 		faultvfs_disarm();
 		CHECK(faultvfs_injected() > 0);
-		CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
+		CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
 		CHECK(!r->primary);
-		CHECK(r->reconnect != NULL);
-		CHECK_EQ_INT(r->next_stand, fake_now + cfg.failover.vote_retry_ms);
+		CHECK(applier_running(r));
+		CHECK_EQ_INT(r->election->next_stand, fake_now + cfg.failover.vote_retry_ms);
 		const char *code = NULL, *message = NULL;
 		CHECK_EQ_INT(repl_write_gate(r, &code, &message), ERR_AGAIN);
 		char after[16];
@@ -889,15 +914,15 @@ static void test_step_down_not_recorded_still_follows(void)
 	make_primary_with_lease(r);
 	faultvfs_arm(FAULTVFS_WRITE, 1, SQLITE_IOERR, -1);
 	election_learn(r, r->epoch + 1);
-	CHECK_EQ_INT(r->state, ELECTION_DEMOTING);
+	CHECK_EQ_INT(r->election->state, ELECTION_DEMOTING);
 	const char *code = NULL, *message = NULL;
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), ERR_AGAIN);
 	wait_role_change(r);
 	faultvfs_disarm();
 	CHECK(faultvfs_injected() > 0);
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
-	CHECK(r->reconnect != NULL);
-	CHECK(!r->writes_on);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	CHECK(applier_running(r));
+	CHECK(!r->election->writes_on);
 	close_repl(r);
 }
 
@@ -909,15 +934,15 @@ static void test_step_down_with_no_role_job_at_all(void)
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
 	make_primary_with_lease(r);
-	void *reserve = r->role_reserve;
-	r->role_reserve = NULL;
+	void *reserve = r->election->role_reserve;
+	r->election->role_reserve = NULL;
 	alloc_countdown = 0;
 	step_down(r, r->epoch, "test", false);
 	alloc_countdown = -1;
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
-	CHECK(!r->primary && !r->writes_on);
-	CHECK(r->reconnect != NULL);
-	r->role_reserve = reserve;
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	CHECK(!r->primary && !r->election->writes_on);
+	CHECK(applier_running(r));
+	r->election->role_reserve = reserve;
 	close_repl(r);
 }
 
@@ -927,22 +952,22 @@ static void test_forced_failover_skips_the_pre_vote(void)
 {
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
-	r->stand_force = true;
+	r->election->stand_force = true;
 	stand(r);
-	CHECK_EQ_INT(r->state, ELECTION_DRAINING);
+	CHECK_EQ_INT(r->election->state, ELECTION_DRAINING);
 	CHECK_EQ_INT(count_open(), 0);
-	CHECK(r->reconnect == NULL);
+	CHECK(!applier_running(r));
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_CANDIDATE);
+	CHECK_EQ_INT(r->election->state, ELECTION_CANDIDATE);
 	int v = find_open(r, "/internal/v1/vote", true);
 	CHECK(v >= 0 && strstr(outbox[v].body, "\"force\":true") != NULL);
 	/* a forced vote waits for every answer: one grant does not decide */
-	grant(v, r->stand_epoch);
-	CHECK_EQ_INT(r->state, ELECTION_CANDIDATE);
+	grant(v, r->election->stand_epoch);
+	CHECK_EQ_INT(r->election->state, ELECTION_CANDIDATE);
 	unreachable(find_open(r, "/internal/v1/vote", false));
-	CHECK_EQ_INT(r->state, ELECTION_PROMOTING);
+	CHECK_EQ_INT(r->election->state, ELECTION_PROMOTING);
 	wait_role_change(r);
-	CHECK_EQ_INT(r->state, ELECTION_PRIMARY);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRIMARY);
 	close_repl(r);
 }
 
@@ -963,14 +988,14 @@ static void test_handover(void)
 		election_handle_handover(r, (http_request *)&old, "us");
 		CHECK_EQ_INT(old.status, 409);
 		CHECK_EQ_STR(old.code, "stale_epoch");
-		CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
+		CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
 	}
 	fake_req ho = {.b = {.epoch = r->epoch}};
 	snprintf(ho.b.who, sizeof ho.b.who, "us");
 	election_handle_handover(r, (http_request *)&ho, "us");
 	CHECK_EQ_INT(ho.status, 200);
 	CHECK(strstr(ho.text, "\"released\":true") != NULL);
-	CHECK_EQ_INT(r->state, ELECTION_PRE_CANDIDATE);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRE_CANDIDATE);
 	CHECK(find_open(r, "/internal/v1/vote", true) >= 0);
 	close_repl(r);
 }
@@ -985,13 +1010,12 @@ static void test_switchover(void)
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
 	make_primary_with_lease(r);
-	static subscriber stand_in;
-	r->subs = &stand_in;
+	fake_subscribed = true;
 	r->position = 10;
-	r->acked_seq = 5;
+	fake_acked = 5;
 	fake_req sw = {.m = {.method = "POST", .target = "/internal/v1/admin/switchover"}, .body = "{\"to\":\"us\"}"};
 	election_handle_admin(r, (http_request *)&sw, "admin");
-	CHECK_EQ_INT(r->state, ELECTION_SWITCHING);
+	CHECK_EQ_INT(r->election->state, ELECTION_SWITCHING);
 	CHECK(!sw.answered); /* answered with the outcome */
 	const char *code = NULL, *message = NULL;
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), ERR_AGAIN);
@@ -1003,30 +1027,30 @@ static void test_switchover(void)
 	CHECK_EQ_STR(again.code, "busy");
 	/* (8) */
 	fake_now += cfg.failover.switchover_timeout_ms + 1;
-	r->heard_mono = fake_now;
-	r->lease_until = fake_now + 3000;
-	r->next_renew = fake_now + 100000;
+	r->election->heard_mono = fake_now;
+	r->election->lease_until = fake_now + 3000;
+	r->election->next_renew = fake_now + 100000;
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_PRIMARY);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRIMARY);
 	CHECK_EQ_INT(sw.status, 504);
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), 0);
 	/* (7) again, then (10): everything acked */
 	fake_req sw2 = sw;
 	sw2.answered = false;
 	sw2.status = 0;
-	r->subs = &stand_in;
+	fake_subscribed = true;
 	election_handle_admin(r, (http_request *)&sw2, "admin");
-	CHECK_EQ_INT(r->state, ELECTION_SWITCHING);
-	r->acked_seq = 10;
+	CHECK_EQ_INT(r->election->state, ELECTION_SWITCHING);
+	fake_acked = 10;
 	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->state, ELECTION_DEMOTING);
+	CHECK_EQ_INT(r->election->state, ELECTION_DEMOTING);
 	wait_role_change(r);
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
 	CHECK_EQ_INT(sw2.status, 200);
 	CHECK(strstr(sw2.text, "handed_over") != NULL);
 	CHECK(find_open(r, "/internal/v1/handover", false) >= 0);
 	char holder[32];
-	CHECK(!voter_binds_other(r->voter, "us", NULL, holder)); /* own grant dropped */
+	CHECK(!voter_binds_other(r->election->voter, "us", NULL, holder)); /* own grant dropped */
 	close_repl(r);
 }
 
@@ -1038,39 +1062,39 @@ static void test_stale_and_newer_epochs(void)
 {
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
-	r->epoch = voter_promised(r->voter) + 2;
-	CHECK_EQ_INT(voter_learn(r->voter, r->epoch), 0);
+	r->epoch = voter_promised(r->election->voter) + 2;
+	CHECK_EQ_INT(voter_learn(r->election->voter, r->epoch), 0);
 	uint64_t e = r->epoch;
-	int64_t contact = r->contact_mono;
+	int64_t contact = r->election->contact_mono;
 	fake_now += 100;
 	election_contact(r, e - 1); /* a deposed primary */
-	CHECK_EQ_INT(r->contact_mono, contact);
+	CHECK_EQ_INT(r->election->contact_mono, contact);
 	fake_req lease = {.b = {.epoch = e - 1}};
 	snprintf(lease.b.who, sizeof lease.b.who, "us");
 	election_handle_lease(r, (http_request *)&lease, "us");
 	CHECK(lease.answered && !lease.a.granted);
 	CHECK_EQ_STR(lease.code, "stale_epoch");
-	CHECK_EQ_INT(r->contact_mono, contact);
+	CHECK_EQ_INT(r->election->contact_mono, contact);
 	election_contact(r, e);
-	CHECK_EQ_INT(r->contact_mono, fake_now);
+	CHECK_EQ_INT(r->election->contact_mono, fake_now);
 	/* a primary meets a lease request of a newer epoch: steps down */
 	make_primary_with_lease(r);
 	fake_req newer = {.b = {.epoch = e + 1}};
 	snprintf(newer.b.who, sizeof newer.b.who, "us");
 	election_handle_lease(r, (http_request *)&newer, "us");
-	CHECK_EQ_INT(r->state, ELECTION_DEMOTING);
+	CHECK_EQ_INT(r->election->state, ELECTION_DEMOTING);
 	CHECK(!lease_valid(r));
 	wait_role_change(r);
-	CHECK_EQ_INT(r->state, ELECTION_FOLLOWER);
-	CHECK_EQ_INT(voter_promised(r->voter), e + 1);
-	CHECK_EQ_INT(voter_drop_grant(r->voter), 0);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(voter_promised(r->election->voter), e + 1);
+	CHECK_EQ_INT(voter_drop_grant(r->election->voter), 0);
 	/* a primary whose renewal is refused with a newer promise steps down */
 	r->epoch = e + 1;
 	make_primary_with_lease(r);
 	lease_renew(r);
 	refuse(find_open(r, "/internal/v1/lease", true), e + 3, "stale_epoch", 0);
-	CHECK_EQ_INT(r->state, ELECTION_DEMOTING);
-	CHECK_EQ_INT(voter_promised(r->voter), e + 3);
+	CHECK_EQ_INT(r->election->state, ELECTION_DEMOTING);
+	CHECK_EQ_INT(voter_promised(r->election->voter), e + 3);
 	close_repl(r);
 }
 
@@ -1084,33 +1108,33 @@ static void test_lease_expiry_refuses_writes(void)
 	repl *r = open_repl();
 	CHECK_EQ_INT(election_start(r), 0);
 	put(r, ELECTION_PRIMARY);
-	r->heard_mono = fake_now;
+	r->election->heard_mono = fake_now;
 	int64_t t_send = fake_now;
 	lease_renew(r);
 	fake_now += 1000; /* the grant arrives a second later */
-	r->heard_mono = fake_now;
+	r->election->heard_mono = fake_now;
 	grant(find_open(r, "/internal/v1/lease", true), r->epoch);
 	unreachable(find_open(r, "/internal/v1/lease", false));
-	CHECK_EQ_INT(r->lease_until, rules_lease_end(&cfg.failover, t_send));
+	CHECK_EQ_INT(r->election->lease_until, rules_lease_end(&cfg.failover, t_send));
 	const char *code = NULL, *message = NULL;
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), 0);
-	uint64_t lost = r->leases_lost;
-	fake_now = r->lease_until; /* the last ms of it: still valid? no: until is exclusive */
+	uint64_t lost = r->election->leases_lost;
+	fake_now = r->election->lease_until; /* the last ms of it: still valid? no: until is exclusive */
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), ERR_AGAIN);
 	CHECK_EQ_STR(code, "no_lease");
-	fake_now = r->lease_until + 1;
-	r->heard_mono = fake_now;
+	fake_now = r->election->lease_until + 1;
+	r->election->heard_mono = fake_now;
 	lease_timer_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->leases_lost, lost + 1);
-	CHECK(!r->writes_on);
-	CHECK_EQ_INT(r->state, ELECTION_PRIMARY);
+	CHECK_EQ_INT(r->election->leases_lost, lost + 1);
+	CHECK(!r->election->writes_on);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRIMARY);
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), ERR_AGAIN);
 	CHECK_EQ_STR(code, "no_lease");
 	/* renewed: writes again */
 	lease_renew(r);
 	grant(find_open(r, "/internal/v1/lease", false), r->epoch);
 	CHECK_EQ_INT(repl_write_gate(r, &code, &message), 0);
-	CHECK(r->writes_on);
+	CHECK(r->election->writes_on);
 	close_repl(r);
 }
 

@@ -3,7 +3,8 @@
  * src/failover/rules.c at their edges: the lease counted from the send with
  * the drift and the margin taken off, the isolation gate's bound (inclusive),
  * the early probe, fencing, the epoch a candidate stands for, the retry wait
- * after a refusal, and the majority of three.
+ * after a refusal, and the majority of three; and the replication's lag and
+ * reconnect arithmetic (moved here from stream.c, applier.c and repl.c).
  */
 #include "test.h"
 
@@ -60,6 +61,47 @@ static void test_retry_and_majority(void)
 	CHECK(rules_majority(3));
 }
 
+/* Lag in positions never wraps: a follower ahead (a primary that lost
+ * entries to a revert, a stale acked position) is 0 behind, not 2^64 - 1. */
+static void test_lag_positions(void)
+{
+	CHECK_EQ_INT(rules_lag_positions(10, 7), 3);
+	CHECK_EQ_INT(rules_lag_positions(7, 7), 0);
+	CHECK_EQ_INT(rules_lag_positions(7, 10), 0);
+	CHECK_EQ_INT(rules_lag_positions(UINT64_MAX, 0), UINT64_MAX);
+}
+
+/* The secondary's lag: the oldest unapplied entry's age first; else the
+ * outage, only while the link is down and the primary is ahead; never
+ * negative (a primary whose clock is ahead of ours). */
+static void test_applier_lag(void)
+{
+	CHECK_EQ_INT(rules_applier_lag_ms(10000, 9000, true, 0, 5, 5), 1000);
+	CHECK_EQ_INT(rules_applier_lag_ms(10000, 9000, false, 2000, 9, 5), 1000); /* unapplied wins */
+	CHECK_EQ_INT(rules_applier_lag_ms(10000, 0, false, 2000, 9, 5), 8000);   /* down, behind */
+	CHECK_EQ_INT(rules_applier_lag_ms(10000, 0, false, 2000, 5, 5), 0);      /* down, caught up */
+	CHECK_EQ_INT(rules_applier_lag_ms(10000, 0, true, 2000, 9, 5), 0);       /* streaming */
+	CHECK_EQ_INT(rules_applier_lag_ms(10000, 0, false, 0, 9, 5), 0);         /* never down */
+	CHECK_EQ_INT(rules_applier_lag_ms(10000, 12000, true, 0, 9, 5), 0);      /* clock skew */
+}
+
+/* The reconnect backoff doubles up to its bound and stays there (no
+ * overflow at a large bound); the stream's idle bound is eight heartbeats,
+ * at least 2 s. */
+static void test_backoff_and_idle_timeout(void)
+{
+	CHECK_EQ_INT(rules_backoff_next(100, 5000), 200);
+	CHECK_EQ_INT(rules_backoff_next(2500, 5000), 5000);
+	CHECK_EQ_INT(rules_backoff_next(3000, 5000), 5000);
+	CHECK_EQ_INT(rules_backoff_next(5000, 5000), 5000);
+	CHECK_EQ_INT(rules_backoff_next(3, 5), 5);
+	CHECK_EQ_INT(rules_backoff_next(2000000000, 2147483647), 2147483647);
+	CHECK_EQ_INT(rules_stream_idle_timeout_ms(100), 2000);
+	CHECK_EQ_INT(rules_stream_idle_timeout_ms(250), 2000);
+	CHECK_EQ_INT(rules_stream_idle_timeout_ms(251), 2008);
+	CHECK_EQ_INT(rules_stream_idle_timeout_ms(1000), 8000);
+}
+
 int main(void)
 {
 	RUN(test_lease_end_from_the_send);
@@ -67,5 +109,8 @@ int main(void)
 	RUN(test_probe_due);
 	RUN(test_epoch_rules);
 	RUN(test_retry_and_majority);
+	RUN(test_lag_positions);
+	RUN(test_applier_lag);
+	RUN(test_backoff_and_idle_timeout);
 	return TEST_SUMMARY();
 }

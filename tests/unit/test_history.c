@@ -23,6 +23,7 @@ static repl *new_repl(db_conn *reader)
 {
 	repl *r = calloc(1, sizeof *r);
 	CHECK(r != NULL);
+	CHECK_EQ_INT(repl_parts_new(r), 0);
 	r->env.reader = reader;
 	return r;
 }
@@ -33,11 +34,12 @@ static void test_load_and_epoch_at(void)
 	db_conn *reader = db_open(path, true, err, sizeof err);
 	repl *r = new_repl(reader);
 	CHECK_EQ_INT(history_load(r), 0);
-	CHECK_EQ_INT(r->hist_n, 3);
+	CHECK_EQ_INT(history_length(r), 3);
 	CHECK_EQ_INT(history_epoch_at(r, 0), 0);
 	CHECK_EQ_INT(history_epoch_at(r, 1), 1);
 	CHECK_EQ_INT(history_epoch_at(r, 10), 2);
 	CHECK_EQ_INT(history_epoch_at(r, 25), 4);
+	repl_parts_free(r);
 	free(r);
 	db_close(&reader);
 }
@@ -52,7 +54,7 @@ static void test_busy_or_io_error_keeps_the_history(void)
 	db_conn *reader = db_open(path, true, err, sizeof err);
 	repl *r = new_repl(reader);
 	CHECK_EQ_INT(history_load(r), 0); /* statement prepared, 3 epochs */
-	CHECK_EQ_INT(r->hist_n, 3);
+	CHECK_EQ_INT(history_length(r), 3);
 	/* a WAL reader's lock on the WAL index stays busy (the step ends
 	 * with SQLITE_PROTOCOL after SQLite's retries), a page read fails
 	 * (SQLITE_IOERR), the disk is full (a read does not write: only to
@@ -77,12 +79,13 @@ static void test_busy_or_io_error_keeps_the_history(void)
 		} else {
 			CHECK_EQ_INT(rc, 0);
 		}
-		CHECK_EQ_INT(r->hist_n, 3);
+		CHECK_EQ_INT(history_length(r), 3);
 		CHECK_EQ_INT(history_epoch_at(r, 25), 4);
 		/* and the next read works */
 		CHECK_EQ_INT(history_load(r), 0);
-		CHECK_EQ_INT(r->hist_n, 3);
+		CHECK_EQ_INT(history_length(r), 3);
 	}
+	repl_parts_free(r);
 	free(r);
 	db_close(&reader);
 }

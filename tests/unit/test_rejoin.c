@@ -66,6 +66,7 @@ static void test_a_read_error_is_not_a_missing_entry(void)
 	db_conn *c = db_open(path, false, err, sizeof err); /* a cold page cache */
 	CHECK(c != NULL);
 	repl r = {.env = {.self = &cfg.regions[0], .cfg = &cfg}};
+	CHECK_EQ_INT(repl_parts_new(&r), 0);
 	revert_job j = {.r = &r, .from_last = 2, .d = 0, .new_epoch = 2, .epoch_at_d = 0};
 	CHECK_EQ_INT(count(c, "SELECT count(*) FROM sqlite_schema"), 4); /* the schema is loaded */
 	CHECK_EQ_INT(db_exec(c, "BEGIN IMMEDIATE"), 0);
@@ -80,6 +81,7 @@ static void test_a_read_error_is_not_a_missing_entry(void)
 		CHECK_EQ_INT(db_exec(c, "ROLLBACK"), 0);
 	CHECK_EQ_INT(count(c, "SELECT count(*) FROM repl_log"), 2);
 	CHECK_EQ_INT(count(c, "SELECT count(*) FROM t"), 2);
+	repl_parts_free(&r);
 	db_close(&c);
 }
 
@@ -96,6 +98,7 @@ static void test_a_row_that_cannot_be_read_fails_the_revert(void)
 	db_conn *c = db_open(path, false, err, sizeof err);
 	CHECK(c != NULL);
 	repl r = {.env = {.self = &cfg.regions[0], .cfg = &cfg}};
+	CHECK_EQ_INT(repl_parts_new(&r), 0);
 	revert_job j = {.r = &r, .from_last = 2, .d = 0, .new_epoch = 2, .epoch_at_d = 0};
 	/* the log's pages in the cache: the first page read is table t's */
 	CHECK(count(c, "SELECT sum(length(payload)) FROM repl_log") > 0);
@@ -110,6 +113,7 @@ static void test_a_row_that_cannot_be_read_fails_the_revert(void)
 		CHECK_EQ_INT(db_exec(c, "ROLLBACK"), 0);
 	CHECK_EQ_INT(count(c, "SELECT count(*) FROM repl_log"), 2);
 	CHECK_EQ_INT(count(c, "SELECT count(*) FROM t"), 2);
+	repl_parts_free(&r);
 	db_close(&c);
 }
 
@@ -123,6 +127,7 @@ static void test_revert_writes_the_quarantine_and_cuts_the_log(void)
 	db_conn *c = db_open(path, false, err, sizeof err);
 	CHECK(c != NULL);
 	repl r = {.env = {.self = &cfg.regions[0], .cfg = &cfg}};
+	CHECK_EQ_INT(repl_parts_new(&r), 0);
 	revert_job j = {.r = &r, .from_last = 2, .d = 0, .new_epoch = 2, .epoch_at_d = 0};
 	CHECK_EQ_INT(db_exec(c, "BEGIN IMMEDIATE"), 0);
 	CHECK_EQ_INT(revert_exec(c, &j), 0);
@@ -142,6 +147,7 @@ static void test_revert_writes_the_quarantine_and_cuts_the_log(void)
 	}
 	free(text);
 	CHECK(strstr(j.path, "/quarantine/eu-e1-to-e2.jsonl") != NULL);
+	repl_parts_free(&r);
 	db_close(&c);
 }
 
@@ -162,11 +168,10 @@ static void rejoin_finished(repl *r, bool ok)
  * nothing learned, nothing reverted). */
 static void test_a_malformed_history_answer_is_refused(void)
 {
-	char err[256], vpath[200];
-	snprintf(vpath, sizeof vpath, "%s/voter.json", dir);
+	char err[256];
 	repl r = {.env = {.self = &cfg.regions[0], .peer = &cfg.regions[1], .cfg = &cfg}};
-	r.voter = voter_open(vpath, &cfg.failover, err, sizeof err);
-	CHECK(r.voter != NULL);
+	CHECK_EQ_INT(repl_parts_new(&r), 0);
+	CHECK_EQ_INT(election_init(&r, err, sizeof err), 0); /* the voter at DIR/voter.json */
 	r.epoch = 1;
 	const char *answers[] = {
 		"{\"role\":\"primary\",\"epoch\":-1,\"last_seq\":0,\"history\":[]}",
@@ -186,11 +191,12 @@ static void test_a_malformed_history_answer_is_refused(void)
 		history_answer(0, &resp, answers[k], strlen(answers[k]), c);
 		CHECK_EQ_INT(done_calls, 1);
 		CHECK(!done_ok);
-		CHECK_EQ_INT(voter_promised(r.voter), 0);
+		CHECK_EQ_INT(election_promised(&r), 0);
 		CHECK_EQ_INT(r.epoch, 1);
-		CHECK_EQ_INT(r.pending_applies, 0);
+		CHECK_EQ_INT(applier_pending(&r), 0);
 	}
-	voter_free(&r.voter);
+	election_free(&r);
+	repl_parts_free(&r);
 }
 
 int main(void)

@@ -15,8 +15,9 @@
  *     link_client_new can be made to fail;
  *   - an in-memory server side for snapshot_serve (answer, chunks, end,
  *     abort, drain);
- *   - applier_resume (what follows every fetch) and the view publish are
- *     stand-ins that count their calls;
+ *   - applier_resume (what follows every fetch) is a stand-in that counts
+ *     its calls (and whether the restore worked); the rest of the applier
+ *     (applier_hold/release, applier_reset_position) is the real one;
  *   - the restore and the VACUUM go through the real repl_submit_exclusive
  *     to a real committer on a temporary database.
  */
@@ -64,15 +65,12 @@ static void fake_client_free(http_client **c)
 	*c = NULL;
 }
 
-static int resumed;
+static int resumed, resumed_ok;
 
-static void fake_applier_resume(repl *r)
+static void fake_applier_resume(repl *r, bool ok)
 {
 	resumed++;
-}
-
-static void fake_view_publish(repl *r)
-{
+	resumed_ok += ok;
 }
 
 /* --- the in-memory server side (primary) --- */
@@ -142,7 +140,6 @@ static void fake_on_drain(http_request *req, http_drain_fn fn, void *arg)
 #define http_client_stream fake_client_stream
 #define http_client_free fake_client_free
 #define applier_resume fake_applier_resume
-#define repl_view_publish fake_view_publish
 #define repl_answer fake_repl_answer
 #define http_response_header fake_response_header
 #define http_respond_start fake_respond_start
@@ -162,7 +159,6 @@ static void fake_on_drain(http_request *req, http_drain_fn fn, void *arg)
 #undef http_respond_start
 #undef http_response_header
 #undef repl_answer
-#undef repl_view_publish
 #undef applier_resume
 #undef http_client_free
 #undef http_client_stream
@@ -204,16 +200,16 @@ static repl *open_secondary(const char *name)
 	CHECK(rd != NULL);
 	repl *r = calloc(1, sizeof *r);
 	CHECK(r != NULL);
+	CHECK_EQ_INT(repl_parts_new(r), 0);
 	r->env = (repl_env){.base = tbase, .cfg = &cfg, .self = &cfg.regions[0], .peer = &cfg.regions[1],
 			    .reader = rd, .writer = writer, .db_path = dbpath};
 	r->ctl_done = loop_queue_new(tbase);
 	CHECK(r->ctl_done != NULL);
 	r->epoch = 1;
 	r->position = 3;
-	r->received_seq = 3;
 	history_add(r, 1, 1);
-	snprintf(r->snapshot_state, sizeof r->snapshot_state, "required");
-	resumed = 0;
+	snapshot_require(r);
+	resumed = resumed_ok = 0;
 	nstreams = 0;
 	client_fails = false;
 	fetch_on_done = NULL;
@@ -228,6 +224,7 @@ static void close_secondary(repl *r)
 	loop_queue_free(&r->ctl_done);
 	waitlist_fail_all(&r->position_waiters);
 	db_close(&rd);
+	repl_parts_free(r);
 	free(r);
 }
 
@@ -243,8 +240,8 @@ static char in_path[200];
 static void start_fetch(repl *r)
 {
 	CHECK_EQ_INT(snapshot_fetch(r), 0);
-	CHECK(r->snapshot_fetch != NULL);
-	CHECK_EQ_STR(r->snapshot_state, "fetching");
+	CHECK(r->snapshot->fetch != NULL);
+	CHECK_EQ_STR(snapshot_status(r), "fetching");
 	CHECK_EQ_INT(nstreams, 1);
 	CHECK(exists(in_path));
 }
@@ -254,15 +251,15 @@ static void end_fetch(repl *r, int rc, int status)
 {
 	http_message resp = {.kind = HTTP_RESPONSE, .status = status};
 	fetch_on_done(rc, rc == 0 ? &resp : NULL, "", 0, fetch_arg);
-	CHECK(r->snapshot_fetch == NULL);
+	CHECK(r->snapshot->fetch == NULL);
 }
 
 /* Run the loop until the restore job (if any) is done. */
 static void settle(repl *r)
 {
-	for (int i = 0; i < 1000 && r->pending_applies > 0; i++)
+	for (int i = 0; i < 1000 && applier_pending(r) > 0; i++)
 		event_base_loop(tbase, EVLOOP_ONCE);
-	CHECK_EQ_INT(r->pending_applies, 0);
+	CHECK_EQ_INT(applier_pending(r), 0);
 }
 
 /* The secondary's own data and position are untouched. */
@@ -283,8 +280,10 @@ static void test_a_fetch_that_cannot_start(void)
 	repl *r = open_secondary("nostart");
 	client_fails = true;
 	CHECK_EQ_INT(snapshot_fetch(r), ERR_IO);
-	CHECK(r->snapshot_fetch == NULL);
-	CHECK_EQ_STR(r->snapshot_state, "required");
+	CHECK(r->snapshot->fetch == NULL);
+	CHECK(snapshot_required(r));
+	CHECK(!snapshot_busy(r));
+	CHECK(strncmp(snapshot_status(r), "failed: ", 8) == 0);
 	CHECK_EQ_INT(nstreams, 0);
 	check_unchanged(r);
 	close_secondary(r);
@@ -298,7 +297,7 @@ static void test_a_failed_fetch_restores_nothing(void)
 	for (int k = 0; k < 4; k++) {
 		repl *r = open_secondary(k == 0 ? "f500" : k == 1 ? "fcut" : k == 2 ? "fempty" : "fdisk");
 		start_fetch(r);
-		fetch *f = r->snapshot_fetch;
+		fetch *f = r->snapshot->fetch;
 		if (k == 3) { /* half the bytes are written, then the disk refuses */
 			fetch_on_data(fetch_arg, image.data, image.len / 2);
 			int ro = open(in_path, O_RDONLY); /* writes fail, fsync works */
@@ -311,12 +310,42 @@ static void test_a_failed_fetch_restores_nothing(void)
 		}
 		CHECK_EQ_INT(f->failed, k == 3);
 		end_fetch(r, k == 1 ? ERR_IO : 0, k == 0 ? 500 : 200);
-		CHECK_EQ_INT(r->pending_applies, 0); /* no restore job */
+		CHECK_EQ_INT(applier_pending(r), 0); /* no restore job */
 		CHECK_EQ_INT(resumed, 1);
+		CHECK_EQ_INT(resumed_ok, 0); /* a retry after the backoff, not a stream at once */
 		CHECK(!exists(in_path));
 		check_unchanged(r);
 		close_secondary(r);
 	}
+}
+
+/* Pins the bug (issue 9, snapshot state): after a fetch that failed, the
+ * status stayed "fetching" for ever (GET /internal/v1/status showed it)
+ * and the snapshot was no longer marked required, so the next connect
+ * streamed again instead of fetching. Now the status says why the last
+ * attempt failed ("failed: REASON") until the next one starts, the
+ * snapshot stays required, the applier is told to retry after its backoff
+ * (applier_resume(r, false)), and that next attempt does fetch again. */
+static void test_a_failed_fetch_is_not_fetching_for_ever(void)
+{
+	repl *r = open_secondary("forever");
+	start_fetch(r);
+	end_fetch(r, ERR_IO, 0); /* the connection is cut */
+	CHECK(strcmp(snapshot_status(r), "fetching") != 0);
+	CHECK(strncmp(snapshot_status(r), "failed: ", 8) == 0);
+	CHECK(snapshot_required(r));
+	CHECK(!snapshot_busy(r));
+	CHECK_EQ_INT(resumed, 1);
+	CHECK_EQ_INT(resumed_ok, 0);
+	/* the next attempt (what the applier's retry calls) fetches again */
+	event_base_loop(tbase, EVLOOP_NONBLOCK); /* the old fetch's cleanup */
+	CHECK_EQ_INT(snapshot_fetch(r), 0);
+	CHECK_EQ_STR(snapshot_status(r), "fetching");
+	CHECK_EQ_INT(nstreams, 2);
+	end_fetch(r, 0, 503);
+	CHECK(strstr(snapshot_status(r), "503") != NULL);
+	CHECK(snapshot_required(r));
+	close_secondary(r);
 }
 
 /* Rule: a body that is not a database (or has no replication state) is
@@ -347,10 +376,12 @@ static void test_a_body_that_is_not_a_snapshot(void)
 			free(text);
 		}
 		end_fetch(r, 0, 200);
-		CHECK_EQ_INT(r->pending_applies, 1);
+		CHECK_EQ_INT(applier_pending(r), 1);
 		settle(r);
-		CHECK_EQ_STR(r->snapshot_state, "required");
+		CHECK(snapshot_required(r));
+		CHECK(strncmp(snapshot_status(r), "failed: restore", 15) == 0);
 		CHECK_EQ_INT(resumed, 1);
+		CHECK_EQ_INT(resumed_ok, 0);
 		CHECK(!exists(in_path));
 		check_unchanged(r);
 		close_secondary(r);
@@ -371,8 +402,10 @@ static void test_a_restore_that_fails_keeps_the_old_database(void)
 	settle(r);
 	faultvfs_disarm();
 	CHECK(faultvfs_injected() > 0);
-	CHECK_EQ_STR(r->snapshot_state, "required");
+	CHECK(snapshot_required(r));
+	CHECK(strncmp(snapshot_status(r), "failed: ", 8) == 0);
 	CHECK_EQ_INT(resumed, 1);
+	CHECK_EQ_INT(resumed_ok, 0);
 	check_unchanged(r);
 	close_secondary(r);
 }
@@ -413,14 +446,14 @@ static void test_an_io_error_anywhere_in_the_restore(void)
 			int64_t rows = count("SELECT count(*) FROM t");
 			int64_t logged = count("SELECT count(*) FROM repl_log");
 			bool old = rows == 3 && applied == 3 && strcmp(role, "secondary") == 0 && r->position == 3 &&
-				   strcmp(r->snapshot_state, "required") == 0;
+				   snapshot_required(r) && strncmp(snapshot_status(r), "failed: ", 8) == 0;
 			bool restored = rows == 5 && applied == 7 && logged == 0 && strcmp(role, "secondary") == 0 &&
-					r->position == 7 && r->snapshot_state[0] == '\0';
+					r->position == 7 && !snapshot_required(r) && snapshot_status(r)[0] == '\0';
 			if (!old && !restored) {
 				bad++;
 				fprintf(stderr, "fault %d at call %d: rows %lld applied %llu role %s log %lld position %llu state '%s'\n",
 					mi, nth, (long long)rows, (unsigned long long)applied, role, (long long)logged,
-					(unsigned long long)r->position, r->snapshot_state);
+					(unsigned long long)r->position, snapshot_status(r));
 			}
 			close_secondary(r);
 			if (!injected)
@@ -440,12 +473,14 @@ static void test_a_restore_that_works(void)
 		fetch_on_data(fetch_arg, image.data + off, image.len - off < 1000 ? image.len - off : 1000);
 	end_fetch(r, 0, 200);
 	settle(r);
-	CHECK_EQ_STR(r->snapshot_state, "");
+	CHECK_EQ_STR(snapshot_status(r), "");
+	CHECK(!snapshot_required(r));
 	CHECK_EQ_INT(resumed, 1);
+	CHECK_EQ_INT(resumed_ok, 1);
 	CHECK_EQ_INT(r->position, 7);
-	CHECK_EQ_INT(r->received_seq, 7);
+	CHECK_EQ_INT(applier_primary_seq(r), 7); /* applier_reset_position: the applier follows */
 	CHECK_EQ_INT(r->epoch, 2);
-	CHECK(r->synced);
+	CHECK(history_synced(r));
 	CHECK_EQ_INT(history_epoch_at(r, 7), 2);
 	CHECK_EQ_INT(count("SELECT count(*) FROM t"), 5);
 	CHECK_EQ_INT(count("SELECT applied_seq FROM repl_state"), 7);
@@ -565,6 +600,7 @@ int main(void)
 	make_image();
 	RUN(test_a_fetch_that_cannot_start);
 	RUN(test_a_failed_fetch_restores_nothing);
+	RUN(test_a_failed_fetch_is_not_fetching_for_ever);
 	RUN(test_a_body_that_is_not_a_snapshot);
 	RUN(test_a_restore_that_fails_keeps_the_old_database);
 	RUN(test_an_io_error_anywhere_in_the_restore);

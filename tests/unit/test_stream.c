@@ -250,6 +250,7 @@ static repl *open_primary(uint64_t n)
 	CHECK(rd != NULL);
 	repl *r = calloc(1, sizeof *r);
 	CHECK(r != NULL);
+	CHECK_EQ_INT(repl_parts_new(r), 0);
 	r->env = (repl_env){.base = tbase, .cfg = &cfg, .self = &cfg.regions[0], .peer = &cfg.regions[1],
 			    .reader = rd, .writer = writer};
 	r->ctl_done = loop_queue_new(tbase);
@@ -267,11 +268,11 @@ static void close_primary(repl *r)
 {
 	r->stopping = true;
 	stream_stop(r);
-	waitlist_fail_all(&r->ack_waiters);
-	waitlist_fail_all(&r->lag_waiters);
+	stream_fail_waiters(r);
 	committer_free(&writer);
 	loop_queue_free(&r->ctl_done);
 	db_close(&rd);
+	repl_parts_free(r);
 	free(r);
 }
 
@@ -318,13 +319,13 @@ static void test_a_subscriber_gets_entries_from_its_from(void)
 	fake_req f;
 	stream_req(r, &f, "/internal/v1/replication/stream?from=3&prev_epoch=1", 1);
 	CHECK_EQ_INT(f.status, 200);
-	CHECK(r->subs != NULL);
+	CHECK(r->stream->subs != NULL);
 	uint64_t seqs[16];
 	int n = stream_seqs(&f, seqs, 16);
 	CHECK_EQ_INT(n, 3);
 	for (int i = 0; i < n; i++)
 		CHECK_EQ_INT(seqs[i], 3 + (uint64_t)i);
-	CHECK_EQ_INT(r->acked_seq, 2);
+	CHECK_EQ_INT(r->stream->acked_seq, 2);
 	/* entries 6 and 7 commit: only they go out */
 	log_entry(6, 1, util_now_ms(), 16);
 	log_entry(7, 2, util_now_ms(), 16);
@@ -344,7 +345,7 @@ static void test_a_subscriber_gets_entries_from_its_from(void)
 	f.closed = true;
 	stream_on_committed(r);
 	CHECK(f.ended);
-	CHECK(r->subs == NULL);
+	CHECK(r->stream->subs == NULL);
 	buf_free(&f.out);
 	close_primary(r);
 }
@@ -379,10 +380,10 @@ static void test_stream_requests_refused(void)
 		CHECK_EQ_INT(f.status, cases[k].status);
 		CHECK_EQ_STR(f.code, cases[k].code);
 		CHECK_EQ_INT(f.out.len, 0);
-		CHECK(r->subs == NULL);
+		CHECK(r->stream->subs == NULL);
 		buf_free(&f.out);
 	}
-	CHECK_EQ_INT(r->acked_seq, 0); /* no refused request counted as an ack */
+	CHECK_EQ_INT(r->stream->acked_seq, 0); /* no refused request counted as an ack */
 	r->primary = false;
 	fake_req f;
 	stream_req(r, &f, "/internal/v1/replication/stream?from=2&prev_epoch=1", 1);
@@ -413,24 +414,24 @@ static void test_acks_advance_and_wake_waiters(void)
 	fake_req f;
 	ack(r, &f, 1, "{\"seq\":3,\"epoch\":1}");
 	CHECK_EQ_INT(f.status, 200);
-	CHECK_EQ_INT(r->acked_seq, 3);
+	CHECK_EQ_INT(r->stream->acked_seq, 3);
 	CHECK_EQ_INT(woke, 0);
 	CHECK_EQ_INT(heard, 1);
 	ack(r, &f, 1, "{\"seq\":4,\"epoch\":1}");
-	CHECK_EQ_INT(r->acked_seq, 4);
+	CHECK_EQ_INT(r->stream->acked_seq, 4);
 	CHECK_EQ_INT(woke, 1);
 	CHECK_EQ_INT(woke_ok, 1);
 	ack(r, &f, 1, "{\"seq\":2,\"epoch\":1}"); /* a late, older ack */
 	CHECK_EQ_INT(f.status, 200);
-	CHECK_EQ_INT(r->acked_seq, 4);
+	CHECK_EQ_INT(r->stream->acked_seq, 4);
 	ack(r, &f, 1, "{\"seq\":5}"); /* without the entry's epoch (older secondaries) */
-	CHECK_EQ_INT(r->acked_seq, 5);
+	CHECK_EQ_INT(r->stream->acked_seq, 5);
 	CHECK_EQ_INT(woke, 2);
 	CHECK_EQ_INT(woke_ok, 2);
 	/* already acknowledged: answered at once */
 	ctl_wait_acked(r, 5, 60000, on_acked, NULL);
 	CHECK_EQ_INT(woke_ok, 3);
-	CHECK(r->ack_waiters == NULL);
+	CHECK(r->stream->ack_waiters == NULL);
 	close_primary(r);
 }
 
@@ -463,7 +464,7 @@ static void test_stale_and_foreign_acks_refused(void)
 		ack(r, &f, cases[k].epoch, cases[k].body);
 		CHECK_EQ_INT(f.status, cases[k].status);
 		CHECK_EQ_STR(f.code, cases[k].code);
-		CHECK_EQ_INT(r->acked_seq, 0);
+		CHECK_EQ_INT(r->stream->acked_seq, 0);
 		CHECK_EQ_INT(woke, 0);
 	}
 	CHECK_EQ_INT(heard, 0); /* no refused ack counts as hearing the secondary */
@@ -478,9 +479,9 @@ static void test_stale_and_foreign_acks_refused(void)
 static void trim_now(repl *r)
 {
 	stream_trim(-1, EV_TIMEOUT, r);
-	for (int i = 0; i < 1000 && r->trim_running; i++)
+	for (int i = 0; i < 1000 && r->stream->trim_running; i++)
 		event_base_loop(tbase, EVLOOP_ONCE);
-	CHECK(!r->trim_running);
+	CHECK(!r->stream->trim_running);
 }
 
 /* Rule: the trim deletes acknowledged entries only, unless an entry is
@@ -491,21 +492,21 @@ static void trim_now(repl *r)
 static void test_trim_keeps_what_is_not_acknowledged(void)
 {
 	repl *r = open_primary(5);
-	r->acked_seq = 2;
+	r->stream->acked_seq = 2;
 	trim_now(r);
 	CHECK_EQ_INT(count("SELECT min(seq) FROM repl_log"), 3);
 	CHECK_EQ_INT(count("SELECT count(*) FROM repl_log"), 3);
-	CHECK_EQ_INT(r->trimmed_through, 2);
+	CHECK_EQ_INT(r->stream->trimmed_through, 2);
 	/* again: nothing more goes */
 	trim_now(r);
 	CHECK_EQ_INT(count("SELECT count(*) FROM repl_log"), 3);
 	/* not primary: no trim even with everything acknowledged */
 	r->primary = false;
-	r->acked_seq = 5;
+	r->stream->acked_seq = 5;
 	trim_now(r);
 	CHECK_EQ_INT(count("SELECT count(*) FROM repl_log"), 3);
 	r->primary = true;
-	r->acked_seq = 2;
+	r->stream->acked_seq = 2;
 	/* retention by age: entries 6, 7 are ancient, the rest recent */
 	log_entry(6, 1, util_now_ms() - (int64_t)cfg.replication.log_max_age_s * 1000 - 60000, 16);
 	log_entry(7, 1, util_now_ms(), 16);
@@ -536,7 +537,7 @@ static void test_trim_keeps_what_is_not_acknowledged(void)
 	r->env.peer = NULL;
 	trim_now(r);
 	CHECK_EQ_INT(count("SELECT count(*) FROM repl_log"), 0);
-	CHECK_EQ_INT(r->trimmed_through, 4);
+	CHECK_EQ_INT(r->stream->trimmed_through, 4);
 	close_primary(r);
 }
 
