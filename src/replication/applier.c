@@ -71,6 +71,14 @@ struct repl_applier {
 	uint64_t ack_sent;
 	delay_line delay;            /* artificial link delay (tests, benchmarks) */
 	uint64_t applied_entries;
+	/* an entry that does not apply (a divergence, a damaged database):
+	 * the same one again backs off (doubling to reconnect_max_ms) instead
+	 * of restarting the stream at once for ever; logged at 1, 2, 4, 8 ...
+	 * failures; cleared when it (or a later entry) applies */
+	uint64_t fail_seq;
+	uint64_t fail_count;
+	int fail_rc;
+	uint64_t apply_failures;     /* all failed applies (metrics) */
 };
 
 repl_applier *applier_new(void)
@@ -127,6 +135,11 @@ uint64_t applier_primary_seq(const repl *r)
 	return r->applier->primary_seq;
 }
 
+uint64_t applier_apply_failures(const repl *r)
+{
+	return r->applier ? r->applier->apply_failures : 0;
+}
+
 uint64_t applier_applied_entries(const repl *r)
 {
 	return r->applier->applied_entries;
@@ -161,6 +174,9 @@ void applier_status_json(repl *r, buf *out)
 	const char *snap = snapshot_status(r);
 	buf_add_json_escaped(out, snap, strlen(snap));
 	buf_printf(out, "\",\"degraded\":%s,", a->streaming ? "false" : "true");
+	if (a->fail_count)
+		buf_printf(out, "\"apply_error\":{\"seq\":%llu,\"attempts\":%llu,\"error\":\"%s\"},",
+			   (unsigned long long)a->fail_seq, (unsigned long long)a->fail_count, err_str(a->fail_rc));
 }
 
 /* Arm the reconnect timer ms from now. libevent refuses only without
@@ -414,6 +430,8 @@ static void ack_done(int rc, const http_message *resp, const char *body, size_t 
 	applier_send_ack(r);
 }
 
+static void applier_schedule(repl *r);
+
 static void apply_done(void *arg, int rc, uint64_t seq)
 {
 	apply_job *j = arg;
@@ -430,6 +448,12 @@ static void apply_done(void *arg, int rc, uint64_t seq)
 	if (rc == 0) {
 		r->position = j->seq;
 		r->applier->applied_entries++;
+		if (r->applier->fail_count && j->seq >= r->applier->fail_seq) {
+			log_info("replication: entry %llu applied after %llu failed attempts",
+				 (unsigned long long)j->seq, (unsigned long long)r->applier->fail_count);
+			r->applier->fail_count = 0;
+			r->applier->fail_seq = 0;
+		}
 		if (j->epoch > history_last_epoch(r) || history_last_epoch(r) == 0)
 			history_add(r, j->epoch, j->seq);
 		r->applier->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
@@ -439,10 +463,38 @@ static void apply_done(void *arg, int rc, uint64_t seq)
 		repl_position_reached(r);
 		applier_send_ack(r);
 	} else if (rc != ERR_EXISTS && !r->applier->apply_failed) {
-		r->applier->apply_failed = true;
-		log_error("replication: applying entry %llu failed (%s); restarting the stream",
-			  (unsigned long long)j->seq, err_str(rc));
-		applier_restart(r);
+		repl_applier *a = r->applier;
+		a->apply_failed = true;
+		a->apply_failures++;
+		if (a->fail_count && a->fail_seq == j->seq) {
+			a->fail_count++;
+		} else {
+			a->fail_seq = j->seq;
+			a->fail_count = 1;
+		}
+		a->fail_rc = rc;
+		if ((a->fail_count & (a->fail_count - 1)) == 0) /* 1, 2, 4, 8, ... */
+			log_error("replication: applying entry %llu failed (%s), %llu time%s; %s",
+				  (unsigned long long)j->seq, err_str(rc), (unsigned long long)a->fail_count,
+				  a->fail_count == 1 ? "" : "s",
+				  a->fail_count == 1 ? "restarting the stream"
+						     : "the stream restarts after a backoff (the regions may have diverged: "
+						       "see docs/REPLICATION.md, \"An entry that does not apply\")");
+		if (a->fail_count == 1) {
+			applier_restart(r); /* at once: a busy database, a one-off */
+		} else {
+			/* the same entry again: not a one-off; back off */
+			if (a->stream_client) {
+				a->replacing_stream = true;
+				http_client_free(&a->stream_client);
+				a->replacing_stream = false;
+			}
+			if (a->streaming) { /* (the stream's end callback may have said so already) */
+				a->streaming = false;
+				a->link_down_since_ms = util_now_ms();
+			}
+			applier_schedule(r);
+		}
 	}
 	free(j->payload);
 	free(j);
@@ -488,7 +540,7 @@ static void applier_data(void *arg, const char *data, size_t len)
 		if (f.type == FRAME_HEARTBEAT) {
 			election_contact(r, f.epoch);
 			r->fresh_mono = voter_clock_ms(); /* repl_primary_silence_ms */
-			if (!r->applier->apply_failed)
+			if (!r->applier->apply_failed && !r->applier->fail_count)
 				r->applier->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
 			if (f.seq > r->applier->primary_seq)
 				r->applier->primary_seq = f.seq;

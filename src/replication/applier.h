@@ -65,6 +65,9 @@ http_client *applier_control_client(const repl *r);
 bool applier_streaming(const repl *r);
 /* The primary's position as last heard (heartbeats, entries). */
 uint64_t applier_primary_seq(const repl *r);
+/* Entries that failed to apply since the start (metrics: a divergence or
+ * a damaged database when it keeps growing; status `apply_error`). */
+uint64_t applier_apply_failures(const repl *r);
 /* Entries applied since the start (metrics). */
 uint64_t applier_applied_entries(const repl *r);
 /* Age of the oldest entry received and not applied, or of the link's

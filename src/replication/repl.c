@@ -256,6 +256,11 @@ static void repl_metrics_ctl(repl *r, buf *out)
 		   (unsigned long long)atomic_load(&r->backpressure_waits), n,
 		   (unsigned long long)atomic_load(&r->no_quorum_refusals), n, no_quorum);
 	buf_printf(out,
+		   "# HELP tandem_replication_apply_failures_total Stream entries this secondary could not apply (the same entry again: the regions may have diverged).\n"
+		   "# TYPE tandem_replication_apply_failures_total counter\n"
+		   "tandem_replication_apply_failures_total{region=\"%s\"} %llu\n",
+		   n, (unsigned long long)applier_apply_failures(r));
+	buf_printf(out,
 		   "# HELP tandem_lease_renewals_late_total Lease rounds sent more than lease_ms / 10 after they were due.\n"
 		   "# TYPE tandem_lease_renewals_late_total counter\n"
 		   "tandem_lease_renewals_late_total{region=\"%s\"} %llu\n",

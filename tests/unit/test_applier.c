@@ -542,6 +542,88 @@ static void test_acks_follow_durable_apply(void)
 	close_secondary(r);
 }
 
+/* Rule: an entry that does not apply (the secondary's data diverged from
+ * the primary's) is retried at once the first time, then after a doubling
+ * backoff, never in a tight loop: a heartbeat does not reset the backoff;
+ * the status names the entry and the attempts, the failures are counted;
+ * once the entry applies, all of it clears. (Before: the stream restarted
+ * at once, for ever, about 50 times a second with an error line each.) */
+static void test_an_entry_that_does_not_apply_backs_off(void)
+{
+	repl *r = open_secondary();
+	char path[200];
+	snprintf(path, sizeof path, "%s/secondary%d.db", dir, ndb - 1);
+	sqlite3 *side = NULL;
+	CHECK_EQ_INT(sqlite3_open(path, &side), SQLITE_OK);
+	sqlite3_busy_timeout(side, 5000);
+	/* a row the primary never logged: its insert of id 1 conflicts */
+	CHECK_EQ_INT(sqlite3_exec(side, "INSERT INTO t VALUES (1, 'diverged')", NULL, NULL, NULL), SQLITE_OK);
+	buf entry, hb, out;
+	buf_init(&entry, 1 << 20);
+	buf_init(&hb, 4096);
+	buf_init(&out, 1 << 20);
+	put_change(&entry, 1, 1, "t", "INSERT INTO t VALUES (1, 'a')");
+	CHECK_EQ_INT(frame_encode(&hb, FRAME_HEARTBEAT, 1, 1, 5000, NULL, 0), 0);
+	const int min = cfg.replication.reconnect_min_ms, max = cfg.replication.reconnect_max_ms;
+
+	/* first failure: restart at once */
+	buf_add(&out, entry.data, entry.len);
+	feed(r, &out, out.len);
+	settle(r);
+	CHECK(r->applier->apply_failed);
+	CHECK_EQ_INT(r->applier->fail_count, 1);
+	CHECK_EQ_INT(applier_apply_failures(r), 1);
+	CHECK_EQ_INT(r->applier->backoff_ms, min);
+	run_due(r);
+	CHECK_EQ_INT(nstreams, 2);
+
+	/* the same entry again, after a heartbeat: backoff, doubling */
+	for (int k = 2; k <= 4; k++) {
+		buf_add(&out, hb.data, hb.len);
+		buf_add(&out, entry.data, entry.len);
+		feed(r, &out, out.len);
+		settle(r);
+		CHECK_EQ_INT(r->applier->fail_count, k);
+		CHECK(evtimer_pending(r->applier->reconnect, NULL));
+		int expect = min;
+		for (int i = 1; i < k; i++)
+			expect = rules_backoff_next(expect, max);
+		CHECK_EQ_INT(r->applier->backoff_ms, expect); /* the next wait: it grows */
+		buf_add(&out, hb.data, hb.len); /* a heartbeat of the old stream resets nothing */
+		feed(r, &out, out.len);
+		CHECK_EQ_INT(r->applier->backoff_ms, expect);
+		/* the wait is not run in real time: fire the timer now */
+		event_active(r->applier->reconnect, EV_TIMEOUT, 0);
+		event_base_loop(tbase, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		CHECK_EQ_INT(nstreams, k + 1);
+	}
+	CHECK_EQ_INT(applier_apply_failures(r), 4);
+	buf st;
+	buf_init(&st, 4096);
+	applier_status_json(r, &st);
+	CHECK(st.data && strstr(st.data, "\"apply_error\":{\"seq\":1,\"attempts\":4,") != NULL);
+
+	/* repaired: the entry applies, the failure state clears */
+	CHECK_EQ_INT(sqlite3_exec(side, "DELETE FROM t WHERE id = 1", NULL, NULL, NULL), SQLITE_OK);
+	buf_add(&out, entry.data, entry.len);
+	feed(r, &out, out.len);
+	settle(r);
+	CHECK_EQ_INT(r->position, 1);
+	CHECK_EQ_INT(r->applier->fail_count, 0);
+	CHECK_EQ_INT(r->applier->backoff_ms, min);
+	buf_reset(&st);
+	applier_status_json(r, &st);
+	CHECK(strstr(st.data, "apply_error") == NULL);
+	CHECK_EQ_INT(count("SELECT count(*) FROM t WHERE id = 1 AND v = 'a'"), 1);
+	answer_acks();
+	sqlite3_close(side);
+	buf_free(&st);
+	buf_free(&entry);
+	buf_free(&hb);
+	buf_free(&out);
+	close_secondary(r);
+}
+
 int main(void)
 {
 	evthread_use_pthreads();
@@ -568,6 +650,7 @@ int main(void)
 	RUN(test_a_failed_commit_restarts_from_the_durable_position);
 	RUN(test_acks_follow_durable_apply);
 	RUN(test_a_bad_or_stale_stream_is_dropped);
+	RUN(test_an_entry_that_does_not_apply_backs_off);
 	sqlite3_close(src);
 	event_free(keep);
 	event_base_free(tbase);
