@@ -13,6 +13,18 @@
  * idx)); both part tables have a blob index for meta_blob_known. Upload
  * ids start with the creation time in hex, so id order is creation order,
  * the order S3 lists the uploads of one key in.
+ *
+ * Versions (user_version 2): s3_objects' primary key is (bucket, key,
+ * version_id); `latest` marks the key's current version (one per key,
+ * kept by every write), `deleted` a delete marker. Two partial indexes
+ * serve the hot paths: s3_objects_latest (bucket, key) WHERE latest = 1
+ * (GET, a key's current version in one seek, however many versions it
+ * has) and s3_objects_current (bucket, key) WHERE latest = 1 AND deleted
+ * = 0 (ListObjects: keys whose current version is a delete marker are not
+ * in it, so a bucket emptied by `aws s3 rm --recursive` lists in one
+ * seek; named with INDEXED BY, as without statistics the planner would
+ * walk all the key's versions on the primary key); s3_objects_versions (bucket, key, hlc, origin) lists a key's
+ * versions newest first (ListObjectVersions, promoting the next latest).
  */
 #include "objects/meta.h"
 
@@ -23,6 +35,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
 #include "objects/manifest.h"
 
 static const char meta_schema[] =
@@ -59,6 +72,51 @@ static const char meta_migration_1[] =
 	"ALTER TABLE s3_objects ADD COLUMN manifest TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE s3_objects ADD COLUMN parts INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 2 (versions, ACLs, CORS): s3_objects is rebuilt with the
+ * version id in its primary key (SQLite cannot change a primary key in
+ * place); every existing row becomes the "null" version, latest, private.
+ * Buckets gain their versioning state (never versioned), canned ACL
+ * (private) and CORS configuration (none). */
+static const char meta_migration_2[] =
+	"CREATE TABLE s3_objects_v2("
+	" bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL,"
+	" blob TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL, content_type TEXT NOT NULL,"
+	" headers TEXT NOT NULL, mtime_ms INTEGER NOT NULL, sha256 TEXT NOT NULL,"
+	" crc32 INTEGER NOT NULL, crc32c INTEGER NOT NULL, hlc TEXT NOT NULL, origin TEXT NOT NULL,"
+	" owner TEXT NOT NULL, manifest TEXT NOT NULL DEFAULT '', parts INTEGER NOT NULL DEFAULT 0,"
+	" latest INTEGER NOT NULL DEFAULT 1, deleted INTEGER NOT NULL DEFAULT 0, acl INTEGER NOT NULL DEFAULT 0,"
+	" PRIMARY KEY(bucket, key, version_id)) WITHOUT ROWID;"
+	"INSERT INTO s3_objects_v2(bucket, key, version_id, blob, size, etag, content_type, headers, mtime_ms,"
+	" sha256, crc32, crc32c, hlc, origin, owner, manifest, parts)"
+	" SELECT bucket, key, 'null', blob, size, etag, content_type, headers, mtime_ms, sha256, crc32, crc32c,"
+	" hlc, origin, owner, manifest, parts FROM s3_objects;"
+	"DROP TABLE s3_objects;"
+	"ALTER TABLE s3_objects_v2 RENAME TO s3_objects;"
+	"CREATE INDEX s3_objects_blob ON s3_objects(blob);"
+	"CREATE INDEX s3_objects_latest ON s3_objects(bucket, key) WHERE latest = 1;"
+	"CREATE INDEX s3_objects_current ON s3_objects(bucket, key) WHERE latest = 1 AND deleted = 0;"
+	"CREATE INDEX s3_objects_versions ON s3_objects(bucket, key, hlc, origin);"
+	"ALTER TABLE s3_buckets ADD COLUMN versioning INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE s3_buckets ADD COLUMN acl INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE s3_buckets ADD COLUMN cors TEXT;";
+
+static int migrate(db_conn *db, const char *sql, int to)
+{
+	int rc = db_exec(db, "BEGIN IMMEDIATE");
+	if (rc != 0)
+		return rc;
+	rc = db_exec(db, sql);
+	char pragma[48];
+	snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", to);
+	if (rc == 0)
+		rc = db_exec(db, pragma);
+	if (rc == 0)
+		rc = db_exec(db, "COMMIT");
+	if (rc != 0)
+		db_exec(db, "ROLLBACK");
+	return rc;
+}
+
 int meta_init(db_conn *db)
 {
 	int rc = db_exec(db, meta_schema);
@@ -71,19 +129,44 @@ int meta_init(db_conn *db)
 	sqlite3_finalize(st);
 	if (version < 0)
 		return ERR_DB;
-	if (version >= 1)
-		return 0;
-	rc = db_exec(db, "BEGIN IMMEDIATE");
-	if (rc != 0)
+	/* a new file takes the same path: the old schema above, then each
+	 * migration (cheap on empty tables), so there is one schema history */
+	if (version < 1 && (rc = migrate(db, meta_migration_1, 1)) != 0)
 		return rc;
-	rc = db_exec(db, meta_migration_1);
-	if (rc == 0)
-		rc = db_exec(db, "PRAGMA user_version = 1");
-	if (rc == 0)
-		rc = db_exec(db, "COMMIT");
-	if (rc != 0)
-		db_exec(db, "ROLLBACK");
-	return rc;
+	if (version < 2 && (rc = migrate(db, meta_migration_2, 2)) != 0)
+		return rc;
+	return 0;
+}
+
+bool meta_version_newer(const char *hlc_a, const char *origin_a, const char *hlc_b, const char *origin_b)
+{
+	/* strcmp compares as unsigned char: SQLite's BINARY order, and the
+	 * HLC text is fixed-width hex, so byte order is time order */
+	int c = strcmp(hlc_a, hlc_b);
+	if (c != 0)
+		return c > 0;
+	return strcmp(origin_a, origin_b) > 0;
+}
+
+bool meta_version_id_valid(const char *s)
+{
+	if (strcmp(s, "null") == 0)
+		return true;
+	size_t n = strlen(s);
+	if (n != META_VERSION_ID_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+static void new_version_id(char out[META_VERSION_ID_LEN + 1])
+{
+	unsigned char r[META_VERSION_ID_LEN / 2];
+	util_random(r, sizeof r);
+	util_hex(r, sizeof r, out);
+	out[META_VERSION_ID_LEN] = '\0';
 }
 
 int meta_blobs_add(meta_blobs *l, const char *id)
@@ -126,11 +209,19 @@ static void bucket_row(sqlite3_stmt *st, meta_bucket *b)
 	copy_col(st, 1, b->owner, sizeof b->owner);
 	copy_col(st, 2, b->region, sizeof b->region);
 	b->created_ms = sqlite3_column_int64(st, 3);
+	int v = sqlite3_column_int(st, 4);
+	b->versioning = v == META_VERSIONING_ENABLED ? META_VERSIONING_ENABLED
+			: v == META_VERSIONING_SUSPENDED ? META_VERSIONING_SUSPENDED : META_VERSIONING_OFF;
+	b->acl = sqlite3_column_int(st, 5) == META_ACL_PUBLIC_READ ? META_ACL_PUBLIC_READ : META_ACL_PRIVATE;
+	b->has_cors = sqlite3_column_int(st, 6) != 0;
 }
+
+#define BUCKET_COLUMNS "name, owner, region, created_ms, versioning, acl, cors IS NOT NULL"
+
 
 int meta_bucket_get(db_conn *db, const char *name, meta_bucket *out)
 {
-	sqlite3_stmt *st = db_stmt(db, "SELECT name, owner, region, created_ms FROM s3_buckets WHERE name = ?1");
+	sqlite3_stmt *st = db_stmt(db, "SELECT " BUCKET_COLUMNS " FROM s3_buckets WHERE name = ?1");
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -143,8 +234,7 @@ int meta_bucket_get(db_conn *db, const char *name, meta_bucket *out)
 
 int meta_bucket_list(db_conn *db, const char *owner, void (*fn)(void *arg, const meta_bucket *b), void *arg)
 {
-	sqlite3_stmt *st = db_stmt(db, "SELECT name, owner, region, created_ms FROM s3_buckets "
-				       "WHERE owner = ?1 ORDER BY name");
+	sqlite3_stmt *st = db_stmt(db, "SELECT " BUCKET_COLUMNS " FROM s3_buckets WHERE owner = ?1 ORDER BY name");
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
@@ -165,14 +255,15 @@ int meta_bucket_create(db_conn *db, const meta_bucket *b, meta_bucket *existing)
 		return ERR_EXISTS;
 	if (rc != ERR_NOTFOUND)
 		return rc;
-	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_buckets(name, owner, region, created_ms) "
-				       "VALUES(?1, ?2, ?3, ?4)");
+	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_buckets(name, owner, region, created_ms, acl) "
+				       "VALUES(?1, ?2, ?3, ?4, ?5)");
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_text(st, 1, b->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, b->owner, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, b->region, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, b->created_ms);
+	sqlite3_bind_int(st, 5, (int)b->acl);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : ERR_DB;
@@ -210,9 +301,70 @@ int meta_bucket_delete(db_conn *db, const char *name)
 	return sqlite3_changes(db_handle(db)) ? 0 : ERR_NOTFOUND;
 }
 
+/* One UPDATE of a bucket's column; 0 or ERR_NOTFOUND. text NULL: the
+ * integer v (or SQL NULL when clear). */
+static int bucket_update(db_conn *db, const char *sql, const char *name, const char *text, size_t len, int v,
+			 bool clear)
+{
+	sqlite3_stmt *st = db_stmt(db, sql);
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (text)
+		sqlite3_bind_text(st, 2, text, (int)len, SQLITE_STATIC);
+	else if (clear)
+		sqlite3_bind_null(st, 2);
+	else
+		sqlite3_bind_int(st, 2, v);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	return sqlite3_changes(db_handle(db)) ? 0 : ERR_NOTFOUND;
+}
+
+int meta_bucket_set_versioning(db_conn *db, const char *name, meta_versioning v)
+{
+	return bucket_update(db, "UPDATE s3_buckets SET versioning = ?2 WHERE name = ?1", name, NULL, 0, (int)v,
+			     false);
+}
+
+int meta_bucket_set_acl(db_conn *db, const char *name, meta_acl acl)
+{
+	return bucket_update(db, "UPDATE s3_buckets SET acl = ?2 WHERE name = ?1", name, NULL, 0, (int)acl, false);
+}
+
+int meta_bucket_set_cors(db_conn *db, const char *name, const char *xml, size_t len)
+{
+	if (xml && len > META_CORS_MAX)
+		return ERR_LIMIT;
+	return bucket_update(db, "UPDATE s3_buckets SET cors = ?2 WHERE name = ?1", name, xml, len, 0, !xml);
+}
+
+int meta_bucket_cors(db_conn *db, const char *name, char *out, size_t cap)
+{
+	sqlite3_stmt *st = db_stmt(db, "SELECT cors FROM s3_buckets WHERE name = ?1 AND cors IS NOT NULL");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		int n = sqlite3_column_bytes(st, 0);
+		const unsigned char *t = sqlite3_column_text(st, 0);
+		if (n < 0 || (size_t)n >= cap || !t) {
+			sqlite3_reset(st);
+			return ERR_LIMIT;
+		}
+		memcpy(out, t, (size_t)n);
+		out[n] = '\0';
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
+}
+
 #define OBJECT_COLUMNS                                                                             \
 	"bucket, key, blob, size, etag, content_type, headers, mtime_ms, sha256, crc32, crc32c, hlc, " \
-	"origin, owner, manifest, parts"
+	"origin, owner, manifest, parts, version_id, latest, deleted, acl"
 
 static void object_row(sqlite3_stmt *st, meta_object *o)
 {
@@ -235,20 +387,52 @@ static void object_row(sqlite3_stmt *st, meta_object *o)
 	copy_col(st, 13, o->owner, sizeof o->owner);
 	copy_col(st, 14, o->manifest, sizeof o->manifest);
 	o->parts = (uint32_t)sqlite3_column_int64(st, 15);
+	copy_col(st, 16, o->version_id, sizeof o->version_id);
+	o->latest = sqlite3_column_int(st, 17) != 0;
+	o->delete_marker = sqlite3_column_int(st, 18) != 0;
+	o->acl = sqlite3_column_int(st, 19) == META_ACL_PUBLIC_READ ? META_ACL_PUBLIC_READ : META_ACL_PRIVATE;
 }
 
-int meta_object_get(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_object *out)
+/* One row of the statement st (bound by the caller) into out. */
+static int object_one(sqlite3_stmt *st, meta_object *out)
 {
-	sqlite3_stmt *st = db_stmt(db, "SELECT " OBJECT_COLUMNS " FROM s3_objects WHERE bucket = ?1 AND key = ?2");
-	if (!st)
-		return ERR_DB;
-	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		object_row(st, out);
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
+}
+
+static int object_by_key(db_conn *db, const char *sql, const char *bucket, const char *key, size_t key_len,
+			 const char *version_id, meta_object *out)
+{
+	sqlite3_stmt *st = db_stmt(db, sql);
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
+	if (version_id)
+		sqlite3_bind_text(st, 3, version_id, -1, SQLITE_STATIC);
+	return object_one(st, out);
+}
+
+int meta_object_get(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_object *out)
+{
+	return object_by_key(db, "SELECT " OBJECT_COLUMNS " FROM s3_objects INDEXED BY s3_objects_current "
+				 "WHERE bucket = ?1 AND key = ?2 AND latest = 1 AND deleted = 0", bucket, key, key_len, NULL, out);
+}
+
+int meta_object_latest(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_object *out)
+{
+	return object_by_key(db, "SELECT " OBJECT_COLUMNS " FROM s3_objects INDEXED BY s3_objects_latest "
+				 "WHERE bucket = ?1 AND key = ?2 AND latest = 1", bucket, key, key_len, NULL, out);
+}
+
+int meta_object_version(db_conn *db, const char *bucket, const char *key, size_t key_len,
+			const char *version_id, meta_object *out)
+{
+	return object_by_key(db, "SELECT " OBJECT_COLUMNS " FROM s3_objects WHERE bucket = ?1 AND key = ?2 "
+				 "AND version_id = ?3", bucket, key, key_len, version_id, out);
 }
 
 int meta_object_next(db_conn *db, const char *bucket, const char *after, size_t after_len,
@@ -256,50 +440,161 @@ int meta_object_next(db_conn *db, const char *bucket, const char *after, size_t 
 {
 	sqlite3_stmt *st = inclusive
 		? db_stmt(db, "SELECT " OBJECT_COLUMNS " FROM s3_objects WHERE bucket = ?1 AND key >= ?2 "
-			      "ORDER BY key LIMIT 1")
+			      "AND latest = 1 AND deleted = 0 ORDER BY key LIMIT 1")
 		: db_stmt(db, "SELECT " OBJECT_COLUMNS " FROM s3_objects WHERE bucket = ?1 AND key > ?2 "
-			      "ORDER BY key LIMIT 1");
+			      "AND latest = 1 AND deleted = 0 ORDER BY key LIMIT 1");
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, after ? after : "", (int)after_len, SQLITE_STATIC);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		object_row(st, out);
-	sqlite3_reset(st);
-	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
+	return object_one(st, out);
 }
 
-/* The blobs the current row of (bucket, key) names into old, and its
- * manifest rows deleted. *exists: whether there is a row (cur filled). */
-static int drop_current(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_object *cur,
-			bool *exists, meta_blobs *old)
+/* The newest version of the key (meta_version_newer's order). */
+static int newest_version(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_object *out)
 {
-	int rc = meta_object_get(db, bucket, key, key_len, cur);
-	*exists = rc == 0;
-	if (rc == ERR_NOTFOUND)
-		return 0;
-	if (rc != 0)
-		return rc;
-	if (!cur->parts)
-		return meta_blobs_add(old, cur->blob);
-	sqlite3_stmt *st = db_stmt(db, "DELETE FROM s3_object_parts WHERE manifest = ?1 RETURNING blob");
+	return object_by_key(db, "SELECT " OBJECT_COLUMNS " FROM s3_objects WHERE bucket = ?1 AND key = ?2 "
+				 "ORDER BY hlc DESC, origin DESC LIMIT 1", bucket, key, key_len, NULL, out);
+}
+
+int meta_version_next(db_conn *db, const char *bucket, const char *key, size_t key_len, bool inclusive,
+		      const char *version_id, meta_object *out)
+{
+	int rc;
+	if (version_id) {
+		/* the versions of this key older than the marker's */
+		rc = meta_object_version(db, bucket, key, key_len, version_id, out);
+		if (rc != 0 && rc != ERR_NOTFOUND)
+			return rc;
+		if (rc == 0) {
+			sqlite3_stmt *st = db_stmt(db, "SELECT " OBJECT_COLUMNS " FROM s3_objects WHERE bucket = ?1 "
+						       "AND key = ?2 AND (hlc, origin) < (?3, ?4) "
+						       "ORDER BY hlc DESC, origin DESC LIMIT 1");
+			if (!st)
+				return ERR_DB;
+			char at_hlc[HLC_STR_LEN + 1], at_origin[32];
+			snprintf(at_hlc, sizeof at_hlc, "%s", out->hlc);
+			snprintf(at_origin, sizeof at_origin, "%s", out->origin);
+			sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, at_hlc, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(st, 4, at_origin, -1, SQLITE_TRANSIENT);
+			rc = object_one(st, out);
+			if (rc != ERR_NOTFOUND)
+				return rc;
+		}
+		inclusive = false;
+	}
+	/* the next key (primary key order), then its newest version: two
+	 * seeks, where one ORDER BY key, hlc DESC would sort the bucket */
+	sqlite3_stmt *st = inclusive
+		? db_stmt(db, "SELECT key FROM s3_objects WHERE bucket = ?1 AND key >= ?2 ORDER BY key LIMIT 1")
+		: db_stmt(db, "SELECT key FROM s3_objects WHERE bucket = ?1 AND key > ?2 ORDER BY key LIMIT 1");
 	if (!st)
 		return ERR_DB;
-	sqlite3_bind_text(st, 1, cur->manifest, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if (meta_blobs_add(old, (const char *)sqlite3_column_text(st, 0)) != 0) {
-			sqlite3_reset(st);
-			return ERR_NOMEM;
-		}
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key ? key : "", (int)key_len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	char *next = NULL;
+	int next_len = 0;
+	if (rc == SQLITE_ROW) {
+		next_len = sqlite3_column_bytes(st, 0);
+		next = malloc((size_t)next_len + 1);
+		if (next)
+			memcpy(next, sqlite3_column_text(st, 0), (size_t)next_len);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return ERR_NOTFOUND;
+	if (rc != SQLITE_ROW)
+		return ERR_DB;
+	if (!next)
+		return ERR_NOMEM;
+	rc = newest_version(db, bucket, next, (size_t)next_len, out);
+	free(next);
+	return rc == ERR_NOTFOUND ? ERR_DB : rc; /* cannot happen: the key was just read */
+}
+
+/* Delete the version row r for good: its blob(s) into old, its manifest
+ * rows deleted. */
+static int drop_version(db_conn *db, const meta_object *r, meta_blobs *old)
+{
+	int rc;
+	sqlite3_stmt *st;
+	if (r->parts) {
+		st = db_stmt(db, "DELETE FROM s3_object_parts WHERE manifest = ?1 RETURNING blob");
+		if (!st)
+			return ERR_DB;
+		sqlite3_bind_text(st, 1, r->manifest, -1, SQLITE_STATIC);
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			if (meta_blobs_add(old, (const char *)sqlite3_column_text(st, 0)) != 0) {
+				sqlite3_reset(st);
+				return ERR_NOMEM;
+			}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return ERR_DB;
+	} else if (meta_blobs_add(old, r->blob) != 0) {
+		return ERR_NOMEM;
+	}
+	st = db_stmt(db, "DELETE FROM s3_objects WHERE bucket = ?1 AND key = ?2 AND version_id = ?3");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, r->bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->key, (int)r->key_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->version_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : ERR_DB;
 }
 
+/* Set the latest flag of the key's versions: on version_id alone (NULL:
+ * on none). */
+static int set_latest(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id)
+{
+	sqlite3_stmt *st = db_stmt(db, "UPDATE s3_objects INDEXED BY s3_objects_latest SET latest = 0 "
+				       "WHERE bucket = ?1 AND key = ?2 AND latest = 1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	if (!version_id)
+		return 0;
+	st = db_stmt(db, "UPDATE s3_objects SET latest = 1 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, version_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
+/* After the latest version went: the newest remaining one becomes it. */
+static int promote_newest(db_conn *db, const char *bucket, const char *key, size_t key_len)
+{
+	meta_object *n = malloc(sizeof *n);
+	if (!n)
+		return ERR_NOMEM;
+	int rc = newest_version(db, bucket, key, key_len, n);
+	if (rc == 0)
+		rc = set_latest(db, bucket, key, key_len, n->version_id);
+	else if (rc == ERR_NOTFOUND)
+		rc = 0; /* no version left */
+	free(n);
+	return rc;
+}
+
 static int object_write(db_conn *db, const meta_object *o)
 {
-	sqlite3_stmt *st = db_stmt(db, "INSERT OR REPLACE INTO s3_objects(" OBJECT_COLUMNS ") VALUES("
-				       "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
+	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_objects(" OBJECT_COLUMNS ") VALUES("
+				       "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+				       "?17, ?18, ?19, ?20)");
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_text(st, 1, o->bucket, -1, SQLITE_STATIC);
@@ -318,12 +613,56 @@ static int object_write(db_conn *db, const meta_object *o)
 	sqlite3_bind_text(st, 14, o->owner, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 15, o->manifest, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 16, o->parts);
+	sqlite3_bind_text(st, 17, o->version_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 18, o->latest);
+	sqlite3_bind_int(st, 19, o->delete_marker);
+	sqlite3_bind_int(st, 20, (int)o->acl);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
+	if (rc == SQLITE_CONSTRAINT)
+		return ERR_EXISTS; /* cannot happen: null replaced first, other ids random */
 	return rc == SQLITE_DONE ? 0 : ERR_DB;
 }
 
-int meta_object_put(db_conn *db, const meta_object *o, meta_cond cond, const char *etag, meta_blobs *old)
+/*
+ * Write o (an object or a delete marker) as a version of its key in a
+ * bucket with versioning v: the id ("null" unless ENABLED; ENABLED keeps
+ * an id the caller set, as a replica will), the null version it replaces
+ * dropped (its blobs into old), and the latest flag moved to o unless the
+ * current latest is newer. cur: scratch.
+ */
+static int version_write(db_conn *db, meta_versioning v, meta_object *o, meta_object *cur, meta_blobs *old)
+{
+	int rc;
+	if (v != META_VERSIONING_ENABLED)
+		snprintf(o->version_id, sizeof o->version_id, "null");
+	else if (!meta_version_id_valid(o->version_id) || strcmp(o->version_id, "null") == 0)
+		new_version_id(o->version_id);
+	if (strcmp(o->version_id, "null") == 0) {
+		rc = meta_object_version(db, o->bucket, o->key, o->key_len, "null", cur);
+		if (rc == 0)
+			rc = drop_version(db, cur, old);
+		else if (rc == ERR_NOTFOUND)
+			rc = 0;
+		if (rc != 0)
+			return rc;
+	}
+	rc = meta_object_latest(db, o->bucket, o->key, o->key_len, cur);
+	if (rc != 0 && rc != ERR_NOTFOUND)
+		return rc;
+	bool have_latest = rc == 0;
+	/* a local write's HLC is newer than any version here; a late replica
+	 * may not be (ties: the write at hand wins, it is the same writer) */
+	o->latest = !have_latest || !meta_version_newer(cur->hlc, cur->origin, o->hlc, o->origin);
+	if (o->latest && have_latest && (rc = set_latest(db, o->bucket, o->key, o->key_len, NULL)) != 0)
+		return rc;
+	rc = object_write(db, o);
+	if (rc == 0 && !have_latest && !o->latest) /* cannot happen: the first version is the latest */
+		rc = ERR_DB;
+	return rc;
+}
+
+int meta_object_put(db_conn *db, meta_object *o, meta_cond cond, const char *etag, meta_blobs *old)
 {
 	meta_bucket b;
 	int rc = meta_bucket_get(db, o->bucket, &b);
@@ -345,11 +684,32 @@ int meta_object_put(db_conn *db, const meta_object *o, meta_cond cond, const cha
 		rc = ERR_NOTFOUND;
 	else if (cond == META_COND_ETAG && strcmp(etag, "*") != 0 && strcmp(cur->etag, etag) != 0)
 		rc = ERR_CONFLICT;
-	if (rc == 0)
-		rc = drop_current(db, o->bucket, o->key, o->key_len, cur, &exists, old);
-	if (rc == 0)
-		rc = object_write(db, o);
+	if (rc == 0) {
+		o->delete_marker = false;
+		rc = version_write(db, b.versioning, o, cur, old);
+	}
 done:
+	if (rc != 0)
+		old->count = mark;
+	free(cur);
+	return rc;
+}
+
+int meta_object_delete_version(db_conn *db, const char *bucket, const char *key, size_t key_len,
+			       const char *version_id, bool *was_marker, meta_blobs *old)
+{
+	*was_marker = false;
+	meta_object *cur = malloc(sizeof *cur);
+	if (!cur)
+		return ERR_NOMEM;
+	size_t mark = old->count;
+	int rc = meta_object_version(db, bucket, key, key_len, version_id, cur);
+	if (rc == 0) {
+		*was_marker = cur->delete_marker;
+		rc = drop_version(db, cur, old);
+	}
+	if (rc == 0 && cur->latest)
+		rc = promote_newest(db, bucket, key, key_len);
 	if (rc != 0)
 		old->count = mark;
 	free(cur);
@@ -358,27 +718,60 @@ done:
 
 int meta_object_delete(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_blobs *old)
 {
+	bool marker;
+	return meta_object_delete_version(db, bucket, key, key_len, "null", &marker, old);
+}
+
+int meta_object_remove(db_conn *db, meta_object *m, bool *marker, meta_blobs *old)
+{
+	*marker = false;
+	meta_bucket b;
+	int rc = meta_bucket_get(db, m->bucket, &b);
+	if (rc != 0)
+		return rc;
+	if (b.versioning == META_VERSIONING_OFF) {
+		rc = meta_object_delete(db, m->bucket, m->key, m->key_len, old);
+		return rc == ERR_NOTFOUND ? 0 : rc;
+	}
 	meta_object *cur = malloc(sizeof *cur);
 	if (!cur)
 		return ERR_NOMEM;
 	size_t mark = old->count;
-	bool exists;
-	int rc = drop_current(db, bucket, key, key_len, cur, &exists, old);
-	free(cur);
-	if (rc == 0 && !exists)
-		return ERR_NOTFOUND;
-	sqlite3_stmt *st = rc == 0 ? db_stmt(db, "DELETE FROM s3_objects WHERE bucket = ?1 AND key = ?2") : NULL;
-	if (rc == 0 && !st)
-		rc = ERR_DB;
-	if (rc == 0) {
-		sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ERR_DB;
-		sqlite3_reset(st);
-	}
+	/* S3 adds a marker whether or not the key has an object now */
+	m->delete_marker = true;
+	m->blob[0] = m->manifest[0] = m->etag[0] = m->sha256[0] = '\0';
+	m->size = 0;
+	m->parts = 0;
+	m->crc32 = m->crc32c = 0;
+	rc = version_write(db, b.versioning, m, cur, old);
 	if (rc != 0)
 		old->count = mark;
+	else
+		*marker = true;
+	free(cur);
 	return rc;
+}
+
+int meta_object_set_acl(db_conn *db, const char *bucket, const char *key, size_t key_len,
+			const char *version_id, meta_acl acl)
+{
+	sqlite3_stmt *st = version_id
+		? db_stmt(db, "UPDATE s3_objects SET acl = ?4 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3 "
+			      "AND deleted = 0")
+		: db_stmt(db, "UPDATE s3_objects SET acl = ?4 WHERE bucket = ?1 AND key = ?2 AND latest = 1 "
+			      "AND deleted = 0");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
+	if (version_id)
+		sqlite3_bind_text(st, 3, version_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, (int)acl);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	return sqlite3_changes(db_handle(db)) ? 0 : ERR_NOTFOUND;
 }
 
 int meta_manifest_parts(db_conn *db, const char *manifest, uint64_t offset, uint64_t length,

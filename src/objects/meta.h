@@ -3,10 +3,16 @@
  * each object, in SQLite, in its own database file DATA_DIR/objects.db (not
  * tandem.db: the records' replication capture must never see these tables).
  *
- * Each object row names its blob (blobstore.h) and carries what an S3 answer
- * needs (size, ETag, content type, stored headers, checksums) plus, for the
- * replication to come, its hybrid logical clock and its origin region.
- * Version ids: this slice keeps unversioned buckets only ("null").
+ * Each object row is one **version** of a key: it names its blob
+ * (blobstore.h) and carries what an S3 answer needs (size, ETag, content
+ * type, stored headers, checksums) plus, for replication, its hybrid
+ * logical clock and its origin region. A row may be a delete marker (no
+ * blob). Of a key's versions exactly one is the latest: the newest by
+ * meta_version_newer (HLC, then region name), kept in the row's `latest`
+ * flag by every write. A bucket never versioned keeps only the version
+ * "null" per key; Enabled adds a version per write (random 32-hex ids);
+ * Suspended writes "null" again, replacing the previous null version (S3's
+ * rules, docs/OBJECTS.md "Versions").
  *
  * Multipart uploads (docs/OBJECTS.md "Multipart"): an upload in progress is
  * a row of s3_uploads, each part a row of s3_upload_parts naming its own
@@ -44,12 +50,28 @@
 #define META_KEY_MAX 1024
 #define META_UPLOAD_ID_LEN 32 /* 12 hex of ms (creation order) and 20 random hex */
 #define META_HEADERS_MAX 8192 /* stored header lines (x-amz-meta-*, Content-Disposition, ...) */
+#define META_VERSION_ID_LEN 32 /* a version id other than "null": 32 lowercase hex */
+#define META_CORS_MAX 65536    /* a bucket's stored CORS configuration (XML) */
+
+typedef enum meta_versioning {
+	META_VERSIONING_OFF = 0,  /* never enabled: "null" versions only, DELETE removes */
+	META_VERSIONING_ENABLED,
+	META_VERSIONING_SUSPENDED,
+} meta_versioning;
+
+typedef enum meta_acl {
+	META_ACL_PRIVATE = 0,
+	META_ACL_PUBLIC_READ,     /* anonymous GET/HEAD (object), and List (bucket) */
+} meta_acl;
 
 typedef struct meta_bucket {
 	char name[META_BUCKET_MAX + 1];
 	char owner[64];  /* tenant */
 	char region[32]; /* LocationConstraint as created ("" for us-east-1 style) */
 	int64_t created_ms;
+	meta_versioning versioning;
+	meta_acl acl;
+	bool has_cors;   /* a CORS configuration is stored (meta_bucket_cors) */
 } meta_bucket;
 
 typedef struct meta_object {
@@ -69,7 +91,21 @@ typedef struct meta_object {
 	char owner[64];          /* the tenant that wrote it */
 	char manifest[META_UPLOAD_ID_LEN + 1]; /* multipart: its manifest id ("" and blob set otherwise) */
 	uint32_t parts;          /* multipart: how many parts (0: a single blob) */
+	char version_id[META_VERSION_ID_LEN + 1]; /* "null" or 32 hex; set by meta_object_put */
+	bool latest;             /* the key's current version (read only: kept by the writes) */
+	bool delete_marker;      /* a delete marker: no blob, no data */
+	meta_acl acl;
 } meta_object;
+
+/* The rule that orders a key's versions, here and in replication: true when
+ * version a (its HLC text, hlc.h, and origin region) is newer than b:
+ * the greater HLC, and on equal HLCs the greater region name (byte order).
+ * Equal pairs are not newer. Pure; the SQL orderings in meta.c (hlc DESC,
+ * origin DESC under BINARY collation) are the same order. */
+bool meta_version_newer(const char *hlc_a, const char *origin_a, const char *hlc_b, const char *origin_b);
+
+/* Is s a version id a client may name: "null" or 32 lowercase hex? */
+bool meta_version_id_valid(const char *s);
 
 /* Blob ids a write dropped from the metadata: the caller deletes them once
  * the transaction has committed (row first, blob second). Zeroed is empty. */
@@ -84,7 +120,9 @@ void meta_blobs_free(meta_blobs *l);
 
 /* Create the tables in the database of conn (a writable connection; a
  * no-op when they exist) and migrate an older objects.db (the multipart
- * columns of s3_objects, PRAGMA user_version 1). 0 or ERR_DB. */
+ * columns of s3_objects, PRAGMA user_version 1; versions, ACLs and CORS,
+ * user_version 2: existing rows become the "null" version, latest). 0 or
+ * ERR_DB (the database unaltered: each migration is one transaction). */
 int meta_init(db_conn *db);
 
 int meta_bucket_get(db_conn *db, const char *name, meta_bucket *out);
@@ -93,15 +131,42 @@ int meta_bucket_list(db_conn *db, const char *owner, void (*fn)(void *arg, const
 		     void *arg);
 /* 0, or ERR_EXISTS with *out filled with the existing bucket. */
 int meta_bucket_create(db_conn *db, const meta_bucket *b, meta_bucket *existing);
-/* 0, ERR_NOTFOUND, ERR_CONFLICT (objects, or multipart uploads in progress). */
+/* 0, ERR_NOTFOUND, ERR_CONFLICT (objects, versions or delete markers, or
+ * multipart uploads in progress). */
 int meta_bucket_delete(db_conn *db, const char *name);
+/* Set the bucket's versioning (ENABLED or SUSPENDED; never back to OFF, as
+ * S3). 0 or ERR_NOTFOUND. */
+int meta_bucket_set_versioning(db_conn *db, const char *name, meta_versioning v);
+/* Set the bucket's canned ACL. 0 or ERR_NOTFOUND. */
+int meta_bucket_set_acl(db_conn *db, const char *name, meta_acl acl);
+/* Store (xml non-NULL, at most META_CORS_MAX bytes, already validated by
+ * the caller) or remove (NULL) the bucket's CORS configuration. 0 or
+ * ERR_NOTFOUND (no bucket). */
+int meta_bucket_set_cors(db_conn *db, const char *name, const char *xml, size_t len);
+/* The bucket's CORS configuration into out (NUL-terminated, cap bytes).
+ * 0, ERR_NOTFOUND (no bucket, or no configuration), ERR_LIMIT (cap). */
+int meta_bucket_cors(db_conn *db, const char *name, char *out, size_t cap);
 
+/* The key's current version when it is an object (not a delete marker).
+ * 0 or ERR_NOTFOUND. */
 int meta_object_get(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_object *out);
-/* The first object of bucket with a key > after (>= when inclusive;
- * after_len 0 and inclusive: the first one), in byte order. 0 or
- * ERR_NOTFOUND at the end. */
+/* The key's latest version, a delete marker too. 0 or ERR_NOTFOUND. */
+int meta_object_latest(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_object *out);
+/* One version by id ("null" or 32 hex). 0 or ERR_NOTFOUND. */
+int meta_object_version(db_conn *db, const char *bucket, const char *key, size_t key_len,
+			const char *version_id, meta_object *out);
+/* The first object (current, not a delete marker) of bucket with a key >
+ * after (>= when inclusive; after_len 0 and inclusive: the first one), in
+ * byte order. 0 or ERR_NOTFOUND at the end. */
 int meta_object_next(db_conn *db, const char *bucket, const char *after, size_t after_len,
 		     bool inclusive, meta_object *out);
+/* ListObjectVersions' order: keys ascending, each key's versions newest
+ * first (delete markers too). version_id NULL: the first version of the
+ * first key > key (>= when inclusive); else the version after that one of
+ * key, then the next keys (a version_id the key does not have: the next
+ * key's). 0 or ERR_NOTFOUND at the end. */
+int meta_version_next(db_conn *db, const char *bucket, const char *key, size_t key_len, bool inclusive,
+		      const char *version_id, meta_object *out);
 
 typedef enum meta_cond {
 	META_COND_NONE = 0,
@@ -109,16 +174,40 @@ typedef enum meta_cond {
 	META_COND_ETAG,      /* If-Match: etag */
 } meta_cond;
 
-/* Insert or replace o (a single-blob object: o->parts 0). cond checked
- * against the current row inside the transaction: ERR_CONFLICT when it does
- * not hold (412), ERR_NOTFOUND when the bucket is gone, or (META_COND_ETAG)
- * the object is. old gets the replaced blob(s): its blob, or every part of
- * its manifest (whose rows go too). On failure old is unaltered (rows too:
- * the caller's transaction rolls back). */
-int meta_object_put(db_conn *db, const meta_object *o, meta_cond cond, const char *etag, meta_blobs *old);
-/* Delete the row (and its manifest); old gets its blob(s). 0 or
- * ERR_NOTFOUND (nothing to do). */
+/* Write o as a new version of its key, by the bucket's versioning: OFF and
+ * SUSPENDED replace the "null" version (latest or not), ENABLED adds one
+ * with a fresh id; o->version_id gets the id. o becomes the latest unless
+ * the latest is newer (meta_version_newer: a local write, whose HLC is new,
+ * always wins). cond is checked against the current object (a delete
+ * marker counts as absent) inside the transaction: ERR_CONFLICT when it
+ * does not hold (412), ERR_NOTFOUND when the bucket is gone, or
+ * (META_COND_ETAG) the object is. old gets the replaced blob(s): its blob,
+ * or every part of its manifest (whose rows go too). On failure old is
+ * unaltered (rows too: the caller's transaction rolls back). */
+int meta_object_put(db_conn *db, meta_object *o, meta_cond cond, const char *etag, meta_blobs *old);
+/* Delete the "null" version of the key for good (and its manifest); old
+ * gets its blob(s); the next newest version becomes the latest. 0 or
+ * ERR_NOTFOUND (nothing to do). In a bucket never versioned this is
+ * "delete the object". */
 int meta_object_delete(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_blobs *old);
+/* Delete one version (an object or a delete marker) for good, as above.
+ * *was_marker: it was a delete marker. 0 or ERR_NOTFOUND. */
+int meta_object_delete_version(db_conn *db, const char *bucket, const char *key, size_t key_len,
+			       const char *version_id, bool *was_marker, meta_blobs *old);
+/*
+ * DeleteObject without a version id, by the bucket's versioning: OFF
+ * deletes the null version (as meta_object_delete; *marker false, 0 even
+ * when there was none); ENABLED adds a delete marker with a fresh id;
+ * SUSPENDED replaces the null version with a delete marker "null". The
+ * marker is m (the caller fills bucket, key, hlc, origin, owner, mtime;
+ * version_id is set here, m->delete_marker true). *marker: one was
+ * written. 0, ERR_NOTFOUND (no bucket), ERR_DB, ERR_NOMEM.
+ */
+int meta_object_remove(db_conn *db, meta_object *m, bool *marker, meta_blobs *old);
+/* Set the canned ACL of the key's current object (or of one version).
+ * 0 or ERR_NOTFOUND. */
+int meta_object_set_acl(db_conn *db, const char *bucket, const char *key, size_t key_len,
+			const char *version_id, meta_acl acl);
 
 /* The parts of manifest that overlap [offset, offset + length) of the
  * object, in order: fn(arg, blob, pos, size) for each (pos: where the part

@@ -5,7 +5,8 @@
  * the orphan sweep's question "does a row name this blob?"; multipart
  * uploads (parts replaced, Complete's checks and its manifest, abort,
  * expiry, the uploads bound, listing order) and the migration of an
- * objects.db written before multipart. */
+ * objects.db written before multipart; versions (the current-version rule,
+ * delete markers, Suspended's null version, listing order), ACLs and CORS. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,7 +376,162 @@ static void test_migration_from_single_put(void)
 	CHECK_EQ_INT(meta_object_get(db, "old", "k", 1, &o), 0);
 	CHECK_EQ_INT(o.parts, 0);
 	CHECK_EQ_STR(o.manifest, "");
+	/* version 2: the row is the "null" version, latest, private */
+	CHECK_EQ_STR(o.version_id, "null");
+	CHECK(o.latest && !o.delete_marker);
+	CHECK_EQ_INT(o.acl, META_ACL_PRIVATE);
+	meta_bucket b;
+	CHECK_EQ_INT(meta_bucket_get(db, "old", &b), 0);
+	CHECK_EQ_INT(b.versioning, META_VERSIONING_OFF);
+	CHECK(!b.has_cors);
 	CHECK_EQ_INT(meta_blob_known(db, "99999999999999999999999999999999"), 1);
+	db_close(&db);
+}
+
+/* The current-version rule: newer HLC wins, then the region name. */
+static void test_version_rule(void)
+{
+	CHECK(meta_version_newer("00000000000b-00000000", "eu", "00000000000a-ffffffff", "us"));
+	CHECK(!meta_version_newer("00000000000a-ffffffff", "us", "00000000000b-00000000", "eu"));
+	CHECK(meta_version_newer("00000000000a-00000001", "us", "00000000000a-00000001", "eu"));
+	CHECK(!meta_version_newer("00000000000a-00000001", "eu", "00000000000a-00000001", "us"));
+	CHECK(!meta_version_newer("00000000000a-00000001", "eu", "00000000000a-00000001", "eu"));
+	CHECK(meta_version_id_valid("null"));
+	CHECK(meta_version_id_valid("0123456789abcdef0123456789abcdef"));
+	CHECK(!meta_version_id_valid("0123456789ABCDEF0123456789abcdef"));
+	CHECK(!meta_version_id_valid("abc"));
+	CHECK(!meta_version_id_valid(""));
+}
+
+static meta_object versioned(const char *key, const char *blob, const char *when, const char *origin)
+{
+	meta_object o = make("ver", key, blob, blob + 28);
+	snprintf(o.hlc, sizeof o.hlc, "%s", when);
+	snprintf(o.origin, sizeof o.origin, "%s", origin);
+	return o;
+}
+
+/* Versions: Enabled adds, markers hide, deleting a version for good
+ * promotes the next newest, Suspended replaces the null version, a late
+ * (older) version never becomes current, listing order. */
+static void test_versions(void)
+{
+	db_conn *db = open_db();
+	if (!db)
+		return;
+	meta_bucket b = {.name = "ver", .owner = "alice"}, ex;
+	CHECK_EQ_INT(meta_bucket_create(db, &b, &ex), 0);
+	meta_blobs old = {0};
+	/* never versioned: a null version, replaced */
+	meta_object o = versioned("k", "a0000000000000000000000000000001", "000000000001-00000000", "eu");
+	CHECK_EQ_INT(meta_object_put(db, &o, META_COND_NONE, NULL, &old), 0);
+	CHECK_EQ_STR(o.version_id, "null");
+	CHECK_EQ_INT(meta_bucket_set_versioning(db, "ver", META_VERSIONING_ENABLED), 0);
+	CHECK_EQ_INT(meta_bucket_set_versioning(db, "nope", META_VERSIONING_ENABLED), ERR_NOTFOUND);
+	meta_object v1 = versioned("k", "a0000000000000000000000000000002", "000000000002-00000000", "eu");
+	CHECK_EQ_INT(meta_object_put(db, &v1, META_COND_NONE, NULL, &old), 0);
+	CHECK_EQ_STR(take(&old), ""); /* the null version stays */
+	CHECK(meta_version_id_valid(v1.version_id) && strcmp(v1.version_id, "null") != 0);
+	meta_object got;
+	CHECK_EQ_INT(meta_object_get(db, "ver", "k", 1, &got), 0);
+	CHECK_EQ_STR(got.version_id, v1.version_id);
+	CHECK_EQ_INT(meta_object_version(db, "ver", "k", 1, "null", &got), 0);
+	CHECK(!got.latest);
+	/* a late replica, older than the current: kept, not current */
+	meta_object late = versioned("k", "a0000000000000000000000000000003", "000000000001-00000005", "us");
+	CHECK_EQ_INT(meta_object_put(db, &late, META_COND_NONE, NULL, &old), 0);
+	CHECK(!late.latest);
+	CHECK_EQ_INT(meta_object_get(db, "ver", "k", 1, &got), 0);
+	CHECK_EQ_STR(got.version_id, v1.version_id);
+	/* DELETE: a marker; GET sees nothing, the latest is the marker */
+	meta_object m = versioned("k", "", "000000000003-00000000", "eu");
+	bool marker = false;
+	CHECK_EQ_INT(meta_object_remove(db, &m, &marker, &old), 0);
+	CHECK(marker && m.delete_marker);
+	CHECK_EQ_STR(take(&old), "");
+	CHECK_EQ_INT(meta_object_get(db, "ver", "k", 1, &got), ERR_NOTFOUND);
+	CHECK_EQ_INT(meta_object_latest(db, "ver", "k", 1, &got), 0);
+	CHECK(got.delete_marker);
+	CHECK_EQ_INT(meta_object_next(db, "ver", "", 0, true, &got), ERR_NOTFOUND); /* not listed */
+	/* versions, newest first: marker, v1, late (us, 1-5), null (1-0) */
+	const char *want[] = {m.version_id, v1.version_id, late.version_id, "null"};
+	const char *vid = NULL;
+	for (size_t i = 0; i < 4; i++) {
+		CHECK_EQ_INT(meta_version_next(db, "ver", "k", 1, i == 0, vid, &got), 0);
+		CHECK_EQ_STR(got.version_id, want[i]);
+		CHECK(got.latest == (i == 0));
+		static char keep[META_VERSION_ID_LEN + 1];
+		snprintf(keep, sizeof keep, "%s", got.version_id);
+		vid = keep;
+	}
+	CHECK_EQ_INT(meta_version_next(db, "ver", "k", 1, false, vid, &got), ERR_NOTFOUND);
+	/* removing the marker for good brings v1 back */
+	CHECK_EQ_INT(meta_object_delete_version(db, "ver", "k", 1, m.version_id, &marker, &old), 0);
+	CHECK(marker);
+	CHECK_EQ_INT(meta_object_get(db, "ver", "k", 1, &got), 0);
+	CHECK_EQ_STR(got.version_id, v1.version_id);
+	/* removing v1 for good: its blob goes; the newest left is `late` */
+	CHECK_EQ_INT(meta_object_delete_version(db, "ver", "k", 1, v1.version_id, &marker, &old), 0);
+	CHECK_EQ_STR(take(&old), "a0000000000000000000000000000002");
+	CHECK_EQ_INT(meta_object_get(db, "ver", "k", 1, &got), 0);
+	CHECK_EQ_STR(got.version_id, late.version_id);
+	CHECK_EQ_INT(meta_object_delete_version(db, "ver", "k", 1, v1.version_id, &marker, &old), ERR_NOTFOUND);
+	/* Suspended: writes replace the null version wherever it is */
+	CHECK_EQ_INT(meta_bucket_set_versioning(db, "ver", META_VERSIONING_SUSPENDED), 0);
+	meta_object s1 = versioned("k", "a0000000000000000000000000000004", "000000000004-00000000", "eu");
+	CHECK_EQ_INT(meta_object_put(db, &s1, META_COND_NONE, NULL, &old), 0);
+	CHECK_EQ_STR(s1.version_id, "null");
+	CHECK_EQ_STR(take(&old), "a0000000000000000000000000000001"); /* the first null version */
+	meta_object sm = versioned("k", "", "000000000005-00000000", "eu");
+	CHECK_EQ_INT(meta_object_remove(db, &sm, &marker, &old), 0);
+	CHECK(marker);
+	CHECK_EQ_STR(sm.version_id, "null");
+	CHECK_EQ_STR(take(&old), "a0000000000000000000000000000004");
+	CHECK_EQ_INT(meta_object_get(db, "ver", "k", 1, &got), ERR_NOTFOUND);
+	CHECK_EQ_INT(meta_bucket_delete(db, "ver"), ERR_CONFLICT); /* versions left */
+	CHECK_EQ_INT(meta_object_delete_version(db, "ver", "k", 1, late.version_id, &marker, &old), 0);
+	CHECK_EQ_INT(meta_object_delete(db, "ver", "k", 1, &old), 0); /* the null marker */
+	CHECK_EQ_INT(meta_bucket_delete(db, "ver"), 0);
+	meta_blobs_free(&old);
+	db_close(&db);
+}
+
+/* ACLs and CORS on buckets, ACLs on objects. */
+static void test_acl_cors(void)
+{
+	db_conn *db = open_db();
+	if (!db)
+		return;
+	meta_bucket b = {.name = "pub", .owner = "alice", .acl = META_ACL_PUBLIC_READ}, ex, got;
+	CHECK_EQ_INT(meta_bucket_create(db, &b, &ex), 0);
+	CHECK_EQ_INT(meta_bucket_get(db, "pub", &got), 0);
+	CHECK_EQ_INT(got.acl, META_ACL_PUBLIC_READ);
+	CHECK_EQ_INT(meta_bucket_set_acl(db, "pub", META_ACL_PRIVATE), 0);
+	CHECK_EQ_INT(meta_bucket_get(db, "pub", &got), 0);
+	CHECK_EQ_INT(got.acl, META_ACL_PRIVATE);
+	char xml[128];
+	CHECK_EQ_INT(meta_bucket_cors(db, "pub", xml, sizeof xml), ERR_NOTFOUND);
+	CHECK_EQ_INT(meta_bucket_set_cors(db, "pub", "<CORSConfiguration/>", 20), 0);
+	CHECK_EQ_INT(meta_bucket_cors(db, "pub", xml, sizeof xml), 0);
+	CHECK_EQ_STR(xml, "<CORSConfiguration/>");
+	CHECK_EQ_INT(meta_bucket_cors(db, "pub", xml, 8), ERR_LIMIT);
+	CHECK_EQ_INT(meta_bucket_get(db, "pub", &got), 0);
+	CHECK(got.has_cors);
+	CHECK_EQ_INT(meta_bucket_set_cors(db, "pub", NULL, 0), 0);
+	CHECK_EQ_INT(meta_bucket_cors(db, "pub", xml, sizeof xml), ERR_NOTFOUND);
+	meta_blobs old = {0};
+	meta_object o = make("pub", "k", "b0000000000000000000000000000001", "e");
+	o.acl = META_ACL_PUBLIC_READ;
+	CHECK_EQ_INT(meta_object_put(db, &o, META_COND_NONE, NULL, &old), 0);
+	meta_object r;
+	CHECK_EQ_INT(meta_object_get(db, "pub", "k", 1, &r), 0);
+	CHECK_EQ_INT(r.acl, META_ACL_PUBLIC_READ);
+	CHECK_EQ_INT(meta_object_set_acl(db, "pub", "k", 1, NULL, META_ACL_PRIVATE), 0);
+	CHECK_EQ_INT(meta_object_get(db, "pub", "k", 1, &r), 0);
+	CHECK_EQ_INT(r.acl, META_ACL_PRIVATE);
+	CHECK_EQ_INT(meta_object_set_acl(db, "pub", "nope", 4, NULL, META_ACL_PRIVATE), ERR_NOTFOUND);
+	CHECK_EQ_INT(meta_object_delete(db, "pub", "k", 1, &old), 0);
+	meta_blobs_free(&old);
 	db_close(&db);
 }
 
@@ -391,6 +547,9 @@ int main(void)
 	RUN(test_multipart_complete);
 	RUN(test_multipart_abort_expire_list);
 	RUN(test_migration_from_single_put);
+	RUN(test_version_rule);
+	RUN(test_versions);
+	RUN(test_acl_cors);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
