@@ -181,8 +181,22 @@ struct s3_req {
 	/* bucket create/delete, object delete(s) */
 	meta_bucket brow, existing;
 	s3xml_delete *del;
-	int *del_rc;
+	struct s3_del_result *del_rc;
+	/* versions */
+	bool versioned;   /* the bucket's versioning is not OFF: answers carry x-amz-version-id */
+	bool marker;      /* DELETE: a delete marker was written, or the version removed was one */
+	char version_id[META_VERSION_ID_LEN + 1];  /* DELETE ?versionId */
+	char src_version[META_VERSION_ID_LEN + 1]; /* copy: the source's version */
+	bool src_version_named;                    /* copy: x-amz-copy-source named it */
+	meta_versioning new_versioning;
 };
+
+/* DeleteObjects: what happened to each entry. */
+typedef struct s3_del_result {
+	int rc;      /* 0, or ERR_INVAL: a version id that cannot be one */
+	bool marker; /* a delete marker was written (or the version removed was one) */
+	char marker_version[META_VERSION_ID_LEN + 1];
+} s3_del_result;
 
 /* ------------------------------------------------------------ helpers */
 
@@ -905,9 +919,75 @@ static void op_bucket_versioning(s3_req *q)
 		return;
 	buf x;
 	buf_init(&x, 4096);
-	/* never enabled: S3 answers an empty configuration then */
-	buf_adds(&x, S3_XML_HEAD "<VersioningConfiguration xmlns=\"" S3_NS "\"/>");
+	if (b.versioning == META_VERSIONING_OFF) /* never enabled: S3 answers an empty configuration */
+		buf_adds(&x, S3_XML_HEAD "<VersioningConfiguration xmlns=\"" S3_NS "\"/>");
+	else
+		buf_printf(&x, S3_XML_HEAD "<VersioningConfiguration xmlns=\"" S3_NS "\"><Status>%s</Status>"
+			   "</VersioningConfiguration>",
+			   b.versioning == META_VERSIONING_ENABLED ? "Enabled" : "Suspended");
 	s3_xml(q, 200, &x);
+}
+
+static int versioning_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	return meta_bucket_set_versioning(db, q->bucket, q->new_versioning);
+}
+
+static void versioning_done(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	if (rc == ERR_NOTFOUND)
+		s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
+	else if (rc != 0)
+		s3_internal(q, rc);
+	else
+		s3_empty(q, 200);
+}
+
+static void malformed_xml(s3_req *q, const char *why)
+{
+	s3_error(q, 400, "MalformedXML", "The XML you provided was not well-formed or did not validate against "
+		 "our published schema (%s)", why);
+}
+
+/* PutBucketVersioning: Enabled or Suspended; MFA Delete is not offered. */
+static void op_put_versioning(s3_req *q)
+{
+	meta_bucket b;
+	if (need_bucket(q, &b) != 0)
+		return;
+	if (field(q, "x-amz-mfa", NULL)) {
+		s3_not_implemented(q, "MFA Delete (x-amz-mfa)");
+		return;
+	}
+	buf body;
+	buf_init(&body, S3XML_MAX_BODY);
+	if (small_body(q, &body) != 0) {
+		buf_free(&body);
+		return;
+	}
+	s3xml_versioning_status st;
+	s3xml_mfa_delete mfa;
+	char xerr[160];
+	int rc = s3xml_parse_versioning(body.data ? body.data : "", body.len, &st, &mfa, xerr, sizeof xerr);
+	buf_free(&body);
+	if (rc != 0) {
+		malformed_xml(q, xerr);
+		return;
+	}
+	if (mfa == S3XML_MFA_ENABLED) {
+		s3_not_implemented(q, "MFA Delete");
+		return;
+	}
+	if (st == S3XML_VERSIONING_NONE) {
+		malformed_xml(q, "no Status");
+		return;
+	}
+	q->new_versioning = st == S3XML_VERSIONING_ENABLED ? META_VERSIONING_ENABLED : META_VERSIONING_SUSPENDED;
+	rc = committer_submit(q->o->writer, versioning_exec, versioning_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
 }
 
 static void acl_xml(s3_req *q)
@@ -961,6 +1041,21 @@ static void xml_key(buf *b, const char *tag, const char *s, size_t len, bool url
 	} else
 		s3xml_escape(b, s, len);
 	buf_printf(b, "</%s>", tag);
+}
+
+/* The prefix cp (cp_len bytes, in cur of META_KEY_MAX + 2) with its last
+ * byte incremented, carrying over 0xff bytes: the first key after every
+ * key under cp. false when nothing sorts after. */
+static bool seek_past(char *cur, size_t *cur_len, const char *cp, size_t cp_len)
+{
+	memcpy(cur, cp, cp_len);
+	*cur_len = cp_len;
+	while (*cur_len && (unsigned char)cur[*cur_len - 1] == 0xff)
+		(*cur_len)--;
+	if (!*cur_len)
+		return false;
+	cur[*cur_len - 1] = (char)((unsigned char)cur[*cur_len - 1] + 1);
+	return true;
 }
 
 /*
@@ -1032,35 +1127,135 @@ static int list_walk(s3_req *q, const list_opts *op, buf *b, buf *last, bool *tr
 				buf_add(last, ob->key, ob->key_len);
 				char when[32];
 				util_iso8601(ob->mtime_ms, when);
-				buf_adds(b, op->versions ? "<Version>" : "<Contents>");
+				buf_adds(b, "<Contents>");
 				xml_key(b, "Key", ob->key, ob->key_len, op->url);
-				if (op->versions)
-					buf_adds(b, "<VersionId>null</VersionId><IsLatest>true</IsLatest>");
 				s3xml_elem(b, "LastModified", when);
 				buf_printf(b, "<ETag>&quot;%s&quot;</ETag><Size>%llu</Size>", ob->etag,
 					   (unsigned long long)ob->size);
 				if (op->owner)
 					owner_xml(b, ob->owner);
 				buf_adds(b, "<StorageClass>STANDARD</StorageClass>");
-				buf_adds(b, op->versions ? "</Version>" : "</Contents>");
+				buf_adds(b, "</Contents>");
 			}
 		}
 		if (cp) {
 			/* skip every key under the prefix: seek to the first key
 			 * after all of them (the prefix with its last byte
 			 * incremented, carrying over 0xff bytes) */
-			memcpy(cur, cp, cp_len);
-			cur_len = cp_len;
-			while (cur_len && (unsigned char)cur[cur_len - 1] == 0xff)
-				cur_len--;
-			if (!cur_len)
+			if (!seek_past(cur, &cur_len, cp, cp_len))
 				break; /* nothing sorts after */
-			cur[cur_len - 1] = (char)((unsigned char)cur[cur_len - 1] + 1);
 			inclusive = true;
 		} else {
 			memcpy(cur, ob->key, ob->key_len);
 			cur_len = ob->key_len;
 			inclusive = false;
+		}
+	}
+	free(cur);
+	free(ob);
+	return rc;
+}
+
+/*
+ * ListObjectVersions' walk: as list_walk, over every version and delete
+ * marker (meta_version_next: keys ascending, each key's versions newest
+ * first), from after (opts->start, vid_marker) when given. last gets the
+ * last entry's key (or common prefix) and last_vid its version id ("" for
+ * a prefix). 0, ERR_DB, ERR_NOMEM.
+ */
+static int list_versions_walk(s3_req *q, const list_opts *op, const char *vid_marker, buf *b, buf *last,
+			      char last_vid[META_VERSION_ID_LEN + 1], bool *truncated, long *count)
+{
+	meta_object *ob = malloc(sizeof *ob);
+	char *cur = malloc(META_KEY_MAX + 2);
+	char vid[META_VERSION_ID_LEN + 1];
+	if (!ob || !cur) {
+		free(ob);
+		free(cur);
+		return ERR_NOMEM;
+	}
+	size_t cur_len;
+	bool inclusive = true;
+	const char *at_vid = NULL;
+	if (op->start && bytes_cmp(op->start, op->start_len, op->prefix, op->prefix_len) >= 0) {
+		memcpy(cur, op->start, op->start_len);
+		cur_len = op->start_len;
+		inclusive = false;
+		if (vid_marker) {
+			snprintf(vid, sizeof vid, "%s", vid_marker);
+			at_vid = vid;
+		}
+	} else {
+		memcpy(cur, op->prefix, op->prefix_len);
+		cur_len = op->prefix_len;
+	}
+	*truncated = false;
+	*count = 0;
+	last_vid[0] = '\0';
+	int rc = 0;
+	for (;;) {
+		rc = meta_version_next(q->o->reader, q->bucket, cur, cur_len, inclusive, at_vid, ob);
+		if (rc == ERR_NOTFOUND) {
+			rc = 0;
+			break;
+		}
+		if (rc != 0)
+			break;
+		if (ob->key_len < op->prefix_len || memcmp(ob->key, op->prefix, op->prefix_len) != 0)
+			break;
+		const char *cp = NULL;
+		size_t cp_len = 0;
+		if (op->delim_len) {
+			const char *d = memmem(ob->key + op->prefix_len, ob->key_len - op->prefix_len, op->delim,
+					       op->delim_len);
+			if (d) {
+				cp = ob->key;
+				cp_len = (size_t)(d - ob->key) + op->delim_len;
+			}
+		}
+		if (!(cp && op->start && bytes_cmp(cp, cp_len, op->start, op->start_len) <= 0)) {
+			if (*count >= op->max_keys) {
+				*truncated = true;
+				break;
+			}
+			(*count)++;
+			buf_reset(last);
+			if (cp) {
+				buf_add(last, cp, cp_len);
+				last_vid[0] = '\0';
+				buf_adds(b, "<CommonPrefixes>");
+				xml_key(b, "Prefix", cp, cp_len, op->url);
+				buf_adds(b, "</CommonPrefixes>");
+			} else {
+				buf_add(last, ob->key, ob->key_len);
+				snprintf(last_vid, META_VERSION_ID_LEN + 1, "%s", ob->version_id);
+				char when[32];
+				util_iso8601(ob->mtime_ms, when);
+				buf_adds(b, ob->delete_marker ? "<DeleteMarker>" : "<Version>");
+				xml_key(b, "Key", ob->key, ob->key_len, op->url);
+				s3xml_elem(b, "VersionId", ob->version_id);
+				buf_printf(b, "<IsLatest>%s</IsLatest>", ob->latest ? "true" : "false");
+				s3xml_elem(b, "LastModified", when);
+				if (!ob->delete_marker)
+					buf_printf(b, "<ETag>&quot;%s&quot;</ETag><Size>%llu</Size>", ob->etag,
+						   (unsigned long long)ob->size);
+				owner_xml(b, ob->owner);
+				if (!ob->delete_marker)
+					buf_adds(b, "<StorageClass>STANDARD</StorageClass>");
+				buf_adds(b, ob->delete_marker ? "</DeleteMarker>" : "</Version>");
+			}
+		}
+		if (cp) {
+			if (!seek_past(cur, &cur_len, cp, cp_len))
+				break;
+			inclusive = true;
+			at_vid = NULL;
+		} else {
+			memcpy(cur, ob->key, ob->key_len);
+			cur_len = ob->key_len;
+			inclusive = false;
+			snprintf(vid, sizeof vid, "%s", ob->version_id);
+			at_vid = vid;
 		}
 	}
 	free(cur);
@@ -1110,8 +1305,15 @@ static void op_list(s3_req *q, int kind /* 1: v1, 2: v2, 3: versions */)
 	const char *ct = param(q, "continuation-token");
 	const char *sa = param(q, "start-after");
 	const char *marker = kind == 3 ? param(q, "key-marker") : param(q, "marker");
-	if (kind == 3 && param(q, "version-id-marker") && !marker) {
+	const char *vid_marker = kind == 3 ? param(q, "version-id-marker") : NULL;
+	if (vid_marker && !vid_marker[0])
+		vid_marker = NULL;
+	if (vid_marker && !marker) {
 		s3_error(q, 400, "InvalidArgument", "A version-id marker cannot be specified without a key marker.");
+		return;
+	}
+	if (vid_marker && !meta_version_id_valid(vid_marker)) {
+		s3_error(q, 400, "InvalidArgument", "Invalid version id specified");
 		return;
 	}
 	if (kind == 2 && ct) {
@@ -1135,7 +1337,9 @@ static void op_list(s3_req *q, int kind /* 1: v1, 2: v2, 3: versions */)
 	buf_init(&last, META_KEY_MAX + 8);
 	bool truncated;
 	long count;
-	int rc = list_walk(q, &op, &entries, &last, &truncated, &count);
+	char last_vid[META_VERSION_ID_LEN + 1] = "";
+	int rc = kind == 3 ? list_versions_walk(q, &op, vid_marker, &entries, &last, last_vid, &truncated, &count)
+			   : list_walk(q, &op, &entries, &last, &truncated, &count);
 	if (rc != 0) {
 		buf_free(&b);
 		buf_free(&entries);
@@ -1151,7 +1355,7 @@ static void op_list(s3_req *q, int kind /* 1: v1, 2: v2, 3: versions */)
 		xml_key(&b, "Marker", marker ? marker : "", marker ? strlen(marker) : 0, op.url);
 	if (kind == 3) {
 		xml_key(&b, "KeyMarker", marker ? marker : "", marker ? strlen(marker) : 0, op.url);
-		buf_adds(&b, "<VersionIdMarker></VersionIdMarker>");
+		s3xml_elem(&b, "VersionIdMarker", vid_marker ? vid_marker : "");
 	}
 	if (kind == 2) {
 		if (ct)
@@ -1183,7 +1387,8 @@ static void op_list(s3_req *q, int kind /* 1: v1, 2: v2, 3: versions */)
 		xml_key(&b, "NextMarker", last.data ? last.data : "", last.len, op.url);
 	if (truncated && kind == 3) {
 		xml_key(&b, "NextKeyMarker", last.data ? last.data : "", last.len, op.url);
-		buf_adds(&b, "<NextVersionIdMarker>null</NextVersionIdMarker>");
+		if (last_vid[0]) /* a common prefix ends the page: the next starts after its keys */
+			s3xml_elem(&b, "NextVersionIdMarker", last_vid);
 	}
 	if (entries.len)
 		buf_add(&b, entries.data, entries.len);
@@ -1499,6 +1704,11 @@ static void put_answer(s3_req *q, const char *copy_root)
 {
 	char etag[48];
 	snprintf(etag, sizeof etag, "\"%s\"", q->obj->etag);
+	/* a bucket never versioned: S3 sends no version id */
+	if (q->versioned && !q->is_part)
+		http_response_header(q->http, "x-amz-version-id", q->obj->version_id);
+	if (q->is_copy && q->src_version[0] && (q->src_version_named || strcmp(q->src_version, "null") != 0))
+		http_response_header(q->http, "x-amz-copy-source-version-id", q->src_version);
 	if (q->is_copy) {
 		buf x;
 		buf_init(&x, 4096);
@@ -1662,7 +1872,8 @@ static int put_conditions(s3_req *q, const meta_object *cur, bool exists)
 }
 
 /* x-amz-copy-source ("/bucket/key" or "bucket/key", URL-encoded, maybe
- * "?versionId=null", in src_spec, which is changed): the source object into
+ * "?versionId=ID", in src_spec, which is changed): the source object (that
+ * version, or the current one) into
  * cur, its bucket (NUL-terminated) in dec (2048 bytes) and its key at
  * *skey. 0, or answered (InvalidArgument, NoSuchBucket, AccessDenied,
  * NoSuchKey) and -1. */
@@ -1672,12 +1883,14 @@ static int copy_source(s3_req *q, char *src_spec, char dec[2048], const char **s
 	objects *o = q->o;
 	int rc;
 	char *qm = strchr(src_spec, '?');
+	const char *vid = NULL;
 	if (qm) {
-		if (strcmp(qm, "?versionId=null") != 0) {
+		if (strncmp(qm, "?versionId=", 11) != 0 || !meta_version_id_valid(qm + 11)) {
 			s3_error(q, 400, "InvalidArgument", "Invalid version id specified");
 			return -1;
 		}
 		*qm = '\0';
+		vid = qm + 11;
 	}
 	char *spec = src_spec[0] == '/' ? src_spec + 1 : src_spec;
 	long n = pct_decode(spec, strlen(spec), dec, false);
@@ -1698,14 +1911,25 @@ static int copy_source(s3_req *q, char *src_spec, char dec[2048], const char **s
 			s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
 		return -1;
 	}
-	rc = rc ? rc : meta_object_get(o->reader, dec, skey, skey_len, cur);
+	if (rc == 0)
+		rc = vid ? meta_object_version(o->reader, dec, skey, skey_len, vid, cur)
+			 : meta_object_get(o->reader, dec, skey, skey_len, cur);
+	if (rc == 0 && cur->delete_marker) {
+		s3_error(q, 400, "InvalidRequest", "The source of a copy request may not specifically refer to a "
+			 "delete marker by version id.");
+		return -1;
+	}
 	if (rc != 0) {
-		if (rc == ERR_NOTFOUND)
+		if (rc == ERR_NOTFOUND && vid)
+			s3_error(q, 404, "NoSuchVersion", "The specified version does not exist.");
+		else if (rc == ERR_NOTFOUND)
 			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
 		else
 			s3_internal(q, rc);
 		return -1;
 	}
+	snprintf(q->src_version, sizeof q->src_version, "%s", cur->version_id);
+	q->src_version_named = vid != NULL;
 	*skey_out = skey;
 	*skey_len_out = skey_len;
 	return 0;
@@ -1717,6 +1941,7 @@ static void op_put_object(s3_req *q)
 	meta_bucket mb;
 	if (need_bucket(q, &mb) != 0 || refuse_unsupported_put(q) != 0 || integrity_headers(q) != 0)
 		return;
+	q->versioned = mb.versioning != META_VERSIONING_OFF;
 	q->obj = calloc(1, sizeof *q->obj);
 	meta_object *cur = malloc(sizeof *cur);
 	if (!q->obj || !cur) {
@@ -1767,7 +1992,10 @@ static void op_put_object(s3_req *q)
 			return;
 		}
 		bool replace = directive && strcmp(directive, "REPLACE") == 0;
-		if (!replace && strcmp(dec, q->bucket) == 0 && skey_len == q->key_len &&
+		/* copying a named (older) version onto its key is how S3 users
+		 * restore it: only a copy of the current object onto itself is
+		 * refused */
+		if (!replace && !q->src_version_named && strcmp(dec, q->bucket) == 0 && skey_len == q->key_len &&
 		    memcmp(skey, q->key, skey_len) == 0) {
 			free(cur);
 			s3_error(q, 400, "InvalidRequest", "This copy request is illegal because it is trying to copy "
@@ -1814,6 +2042,21 @@ static void op_put_object(s3_req *q)
 	rc = workers_submit(o->pool, WORKERS_BULK, put_work, put_done, q);
 	if (rc != 0)
 		s3_internal(q, rc);
+}
+
+/* ?versionId: absent (NULL), or a valid id; or answered (400
+ * InvalidArgument, as S3 for an id that cannot be one) and false. */
+static bool version_param(s3_req *q, const char **vid)
+{
+	*vid = param(q, "versionId");
+	if (*vid && !meta_version_id_valid(*vid)) {
+		if (q->head)
+			s3_empty(q, 400);
+		else
+			s3_error(q, 400, "InvalidArgument", "Invalid version id specified");
+		return false;
+	}
+	return true;
 }
 
 /* --- GET / HEAD --- */
@@ -2029,7 +2272,7 @@ static void get_headers(s3_req *q)
 	http_response_header(q->http, "ETag", etag);
 	http_response_header(q->http, "Last-Modified", lm);
 	http_response_header(q->http, "Accept-Ranges", "bytes");
-	http_response_header(q->http, "x-amz-version-id", "null");
+	http_response_header(q->http, "x-amz-version-id", ob->version_id);
 	add_object_headers(q, ob);
 	if (q->status == 206) {
 		char cr[96];
@@ -2045,21 +2288,40 @@ static void op_get_object(s3_req *q)
 	meta_bucket mb;
 	if (need_bucket(q, &mb) != 0)
 		return;
-	const char *vid = param(q, "versionId");
-	if (vid && strcmp(vid, "null") != 0) {
-		s3_error(q, 400, "InvalidArgument", "Invalid version id specified");
+	const char *vid;
+	if (!version_param(q, &vid))
 		return;
-	}
 	q->obj = malloc(sizeof *q->obj);
 	if (!q->obj) {
 		s3_internal(q, ERR_NOMEM);
 		return;
 	}
 	meta_object *ob = q->obj;
-	int rc = meta_object_get(o->reader, q->bucket, q->key, q->key_len, ob);
+	int rc = vid ? meta_object_version(o->reader, q->bucket, q->key, q->key_len, vid, ob)
+		     : meta_object_latest(o->reader, q->bucket, q->key, q->key_len, ob);
+	if (rc == 0 && ob->delete_marker) {
+		/* S3: the key's current version is a marker: 404 NoSuchKey; a
+		 * marker named by id: 405 (a marker has no data) */
+		char lm[40];
+		http_date(ob->mtime_ms, lm);
+		http_response_header(q->http, "x-amz-delete-marker", "true");
+		http_response_header(q->http, "x-amz-version-id", ob->version_id);
+		if (vid)
+			http_response_header(q->http, "Last-Modified", lm);
+		int status = vid ? 405 : 404;
+		if (q->head)
+			s3_empty(q, status);
+		else if (vid)
+			s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+		else
+			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+		return;
+	}
 	if (rc == ERR_NOTFOUND) {
 		if (q->head)
 			s3_empty(q, 404);
+		else if (vid)
+			s3_error(q, 404, "NoSuchVersion", "The specified version does not exist.");
 		else
 			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
 		return;
@@ -2127,36 +2389,81 @@ static void op_get_object(s3_req *q)
 
 /* --- DELETE --- */
 
+/* A delete marker written at this region now, for q's key (q->obj). 0 or
+ * ERR_NOMEM. */
+static int new_marker(s3_req *q)
+{
+	objects *o = q->o;
+	meta_object *m = q->obj = calloc(1, sizeof *q->obj);
+	if (!m)
+		return ERR_NOMEM;
+	snprintf(m->bucket, sizeof m->bucket, "%s", q->bucket);
+	if (q->key) {
+		memcpy(m->key, q->key, q->key_len);
+		m->key_len = q->key_len;
+	}
+	m->mtime_ms = util_now_ms();
+	hlc_encode(hlc_now(o->clock), m->hlc);
+	snprintf(m->origin, sizeof m->origin, "%s", o->self->name);
+	snprintf(m->owner, sizeof m->owner, "%s", q->tenant);
+	snprintf(m->content_type, sizeof m->content_type, "%s", S3_DEFAULT_CONTENT_TYPE);
+	return 0;
+}
+
 static int delete_exec(db_conn *db, void *arg)
 {
 	s3_req *q = arg;
 	q->old.count = 0;
-	int rc = meta_object_delete(db, q->bucket, q->key, q->key_len, &q->old);
-	return rc == ERR_NOTFOUND ? 0 : rc;
+	q->marker = false;
+	if (q->version_id[0]) {
+		int rc = meta_object_delete_version(db, q->bucket, q->key, q->key_len, q->version_id, &q->marker,
+						    &q->old);
+		return rc == ERR_NOTFOUND ? 0 : rc; /* deleting a version that is not there: 204, as S3 */
+	}
+	return meta_object_remove(db, q->obj, &q->marker, &q->old);
 }
 
 static void delete_committed(void *arg, int rc, uint64_t seq)
 {
 	s3_req *q = arg;
+	if (rc == ERR_NOTFOUND) {
+		s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
+		return;
+	}
 	if (rc != 0) {
 		s3_internal(q, rc);
 		return;
 	}
 	blobs_delete_async(q->o, &q->old);
+	if (q->version_id[0])
+		http_response_header(q->http, "x-amz-version-id", q->version_id);
+	else if (q->marker)
+		http_response_header(q->http, "x-amz-version-id", q->obj->version_id);
+	if (q->marker)
+		http_response_header(q->http, "x-amz-delete-marker", "true");
 	s3_empty(q, 204);
 }
 
+/* DeleteObject: with versionId that version goes for good; without, by the
+ * bucket's versioning, the object goes (never versioned) or a delete
+ * marker hides it (meta_object_remove). */
 static void op_delete_object(s3_req *q)
 {
 	meta_bucket mb;
-	if (need_bucket(q, &mb) != 0)
+	const char *vid;
+	if (need_bucket(q, &mb) != 0 || !version_param(q, &vid))
 		return;
-	const char *vid = param(q, "versionId");
-	if (vid && strcmp(vid, "null") != 0) {
-		s3_error(q, 400, "InvalidArgument", "Invalid version id specified");
+	if (field(q, "x-amz-mfa", NULL)) {
+		s3_not_implemented(q, "MFA Delete (x-amz-mfa)");
 		return;
 	}
-	int rc = committer_submit(q->o->writer, delete_exec, delete_committed, q);
+	int rc = 0;
+	if (vid)
+		snprintf(q->version_id, sizeof q->version_id, "%s", vid);
+	else
+		rc = new_marker(q);
+	if (rc == 0)
+		rc = committer_submit(q->o->writer, delete_exec, delete_committed, q);
 	if (rc != 0)
 		s3_internal(q, rc);
 }
@@ -2167,14 +2474,31 @@ static int delete_many_exec(db_conn *db, void *arg)
 	q->old.count = 0;
 	for (size_t i = 0; i < q->del->count; i++) {
 		s3xml_delete_entry *e = &q->del->entries[i];
-		if (e->version_id && strcmp(e->version_id, "null") != 0) {
-			q->del_rc[i] = ERR_INVAL;
+		s3_del_result *r = &q->del_rc[i];
+		*r = (s3_del_result){0};
+		int rc;
+		if (e->version_id && !meta_version_id_valid(e->version_id)) {
+			r->rc = ERR_INVAL;
 			continue;
 		}
-		int rc = meta_object_delete(db, q->bucket, e->key, e->key_len, &q->old);
+		if (e->version_id) {
+			rc = meta_object_delete_version(db, q->bucket, e->key, e->key_len, e->version_id, &r->marker,
+							&q->old);
+			if (rc == 0 && r->marker)
+				snprintf(r->marker_version, sizeof r->marker_version, "%s", e->version_id);
+		} else {
+			/* one marker template, its key changed per entry (q->obj's
+			 * HLC is shared: the keys differ) */
+			meta_object *m = q->obj;
+			memcpy(m->key, e->key, e->key_len);
+			m->key_len = e->key_len;
+			m->version_id[0] = '\0';
+			rc = meta_object_remove(db, m, &r->marker, &q->old);
+			if (rc == 0 && r->marker)
+				snprintf(r->marker_version, sizeof r->marker_version, "%s", m->version_id);
+		}
 		if (rc != 0 && rc != ERR_NOTFOUND)
 			return rc; /* the whole batch fails: nothing deleted */
-		q->del_rc[i] = 0;
 	}
 	return 0;
 }
@@ -2192,17 +2516,21 @@ static void delete_many_committed(void *arg, int rc, uint64_t seq)
 	blobs_delete_async(q->o, &q->old);
 	for (size_t i = 0; i < q->del->count; i++) {
 		s3xml_delete_entry *e = &q->del->entries[i];
-		if (q->del_rc[i] == 0 && q->del->quiet)
+		if (q->del_rc[i].rc == 0 && q->del->quiet)
 			continue;
-		buf_adds(&x, q->del_rc[i] == 0 ? "<Deleted>" : "<Error>");
+		const s3_del_result *r = &q->del_rc[i];
+		buf_adds(&x, r->rc == 0 ? "<Deleted>" : "<Error>");
 		s3xml_elem_n(&x, "Key", e->key, e->key_len);
 		if (e->version_id)
 			s3xml_elem(&x, "VersionId", e->version_id);
-		if (q->del_rc[i] != 0) {
+		if (r->rc != 0) {
 			s3xml_elem(&x, "Code", "NoSuchVersion");
 			s3xml_elem(&x, "Message", "The specified version does not exist.");
+		} else if (r->marker) {
+			buf_adds(&x, "<DeleteMarker>true</DeleteMarker>");
+			s3xml_elem(&x, "DeleteMarkerVersionId", r->marker_version);
 		}
-		buf_adds(&x, q->del_rc[i] == 0 ? "</Deleted>" : "</Error>");
+		buf_adds(&x, r->rc == 0 ? "</Deleted>" : "</Error>");
 	}
 	buf_adds(&x, "</DeleteResult>");
 	s3_xml(q, 200, &x);
@@ -2246,7 +2574,7 @@ static void op_delete_objects(s3_req *q)
 			return;
 		}
 	q->del_rc = calloc(q->del->count, sizeof *q->del_rc);
-	if (!q->del_rc) {
+	if (!q->del_rc || new_marker(q) != 0) {
 		s3_internal(q, ERR_NOMEM);
 		return;
 	}
@@ -2513,6 +2841,8 @@ static void complete_done(void *arg, int rc, uint64_t seq)
 	}
 	/* the replaced object's blobs and the upload's unlisted parts */
 	blobs_delete_async(q->o, &q->old);
+	if (q->versioned)
+		http_response_header(q->http, "x-amz-version-id", q->obj->version_id);
 	char etag[48], host[256];
 	snprintf(etag, sizeof etag, "\"%s\"", q->obj->etag);
 	const char *h = field_str(q, "Host", host, sizeof host);
@@ -2544,6 +2874,7 @@ static void op_complete(s3_req *q)
 		s3_not_implemented(q, "conditional CompleteMultipartUpload");
 		return;
 	}
+	q->versioned = mb.versioning != META_VERSIONING_OFF;
 	if (need_upload(q) != 0)
 		return;
 	buf body;
@@ -3052,7 +3383,7 @@ static void route(s3_req *q)
 		if (put && acl)
 			op_put_acl(q);
 		else if (put && versioning)
-			s3_not_implemented(q, "PutBucketVersioning (not yet)");
+			op_put_versioning(q);
 		else if (put && !location && !versions && !delete)
 			op_create_bucket(q);
 		else if (q->head)

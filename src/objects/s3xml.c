@@ -394,3 +394,50 @@ void s3xml_complete_free(s3xml_complete **c)
 	free(*c);
 	*c = NULL;
 }
+
+/* --- VersioningConfiguration --- */
+
+typedef struct versioning_state {
+	s3xml_versioning_status status;
+	s3xml_mfa_delete mfa;
+	bool have_status, have_mfa;
+} versioning_state;
+
+static int versioning_end(walker *w, const char *text, size_t len)
+{
+	versioning_state *st = w->arg;
+	if (walk_at(w, "Status", NULL)) {
+		if (st->have_status)
+			return ERR_PARSE;
+		st->have_status = true;
+		if (strcmp(text, "Enabled") == 0)
+			st->status = S3XML_VERSIONING_ENABLED;
+		else if (strcmp(text, "Suspended") == 0)
+			st->status = S3XML_VERSIONING_SUSPENDED;
+		else
+			return ERR_PARSE;
+	} else if (walk_at(w, "MfaDelete", NULL)) {
+		if (st->have_mfa)
+			return ERR_PARSE;
+		st->have_mfa = true;
+		if (strcmp(text, "Enabled") == 0)
+			st->mfa = S3XML_MFA_ENABLED;
+		else if (strcmp(text, "Disabled") == 0)
+			st->mfa = S3XML_MFA_DISABLED;
+		else
+			return ERR_PARSE;
+	}
+	return 0;
+}
+
+int s3xml_parse_versioning(const char *body, size_t len, s3xml_versioning_status *status, s3xml_mfa_delete *mfa,
+			   char *err, size_t errcap)
+{
+	versioning_state st = {0};
+	walker w = {.root = "VersioningConfiguration", .err = err, .errcap = errcap, .on_end = versioning_end,
+		    .arg = &st};
+	int rc = walk(&w, body, len);
+	*status = rc == 0 ? st.status : S3XML_VERSIONING_NONE;
+	*mfa = rc == 0 ? st.mfa : S3XML_MFA_ABSENT;
+	return rc;
+}

@@ -80,4 +80,23 @@ typedef struct s3xml_complete {
 int s3xml_parse_complete(const char *body, size_t len, s3xml_complete **out, char *err, size_t errcap);
 void s3xml_complete_free(s3xml_complete **c);
 
+typedef enum s3xml_versioning_status {
+	S3XML_VERSIONING_NONE = 0, /* no Status element */
+	S3XML_VERSIONING_ENABLED,
+	S3XML_VERSIONING_SUSPENDED,
+} s3xml_versioning_status;
+
+typedef enum s3xml_mfa_delete {
+	S3XML_MFA_ABSENT = 0,
+	S3XML_MFA_DISABLED,
+	S3XML_MFA_ENABLED,
+} s3xml_mfa_delete;
+
+/* <VersioningConfiguration><Status>Enabled|Suspended</Status>
+ * <MfaDelete>Enabled|Disabled</MfaDelete></VersioningConfiguration>: any
+ * other value, or an element repeated, is ERR_PARSE. 0, ERR_PARSE,
+ * ERR_LIMIT. */
+int s3xml_parse_versioning(const char *body, size_t len, s3xml_versioning_status *status, s3xml_mfa_delete *mfa,
+			   char *err, size_t errcap);
+
 #endif
