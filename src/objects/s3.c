@@ -64,6 +64,7 @@
 #include "objects/manifest.h"
 #include "objects/meta.h"
 #include "objects/objects.h"
+#include "objects/s3cors.h"
 #include "objects/s3keys.h"
 #include "objects/s3xml.h"
 #include "objects/sigv4.h"
@@ -189,6 +190,7 @@ struct s3_req {
 	char src_version[META_VERSION_ID_LEN + 1]; /* copy: the source's version */
 	bool src_version_named;                    /* copy: x-amz-copy-source named it */
 	meta_versioning new_versioning;
+	char *query_xml; /* PutBucketCors: the configuration to store (NULL: delete it) */
 };
 
 /* DeleteObjects: what happened to each entry. */
@@ -221,6 +223,7 @@ static void req_free(s3_req *q)
 	free(q->obj);
 	free(q->key);
 	free(q->query);
+	free(q->query_xml);
 	free(q);
 }
 
@@ -3316,6 +3319,225 @@ static void op_get_tagging(s3_req *q)
 	s3_xml(q, 200, &x);
 }
 
+/* ------------------------------------------------------------ CORS */
+
+/* The bucket's CORS rules, parsed (stored already validated, so a parse
+ * failure here cannot happen and is logged). 0, ERR_NOTFOUND (no bucket:
+ * *bucket_found false; or no configuration), ERR_DB, ERR_NOMEM. */
+static int load_cors(objects *o, const char *bucket, bool *bucket_found, s3cors **out)
+{
+	*out = NULL;
+	*bucket_found = false;
+	meta_bucket b;
+	int rc = meta_bucket_get(o->reader, bucket, &b);
+	if (rc != 0)
+		return rc;
+	*bucket_found = true;
+	if (!b.has_cors)
+		return ERR_NOTFOUND;
+	char *xml = malloc(META_CORS_MAX + 1);
+	if (!xml)
+		return ERR_NOMEM;
+	rc = meta_bucket_cors(o->reader, bucket, xml, META_CORS_MAX + 1);
+	if (rc == 0) {
+		char err[160];
+		rc = s3xml_parse_cors(xml, strlen(xml), out, err, sizeof err);
+		if (rc != 0)
+			log_error("s3: bucket %s: its stored CORS configuration does not parse (%s)", bucket, err);
+	}
+	free(xml);
+	return rc;
+}
+
+static void cors_refused(s3_req *q, const char *why)
+{
+	s3_error(q, 403, "AccessForbidden", "CORSResponse: %s", why);
+}
+
+/* OPTIONS: a browser's preflight, answered from the bucket's rules without
+ * authentication (a preflight carries none), as S3. */
+static void op_preflight(s3_req *q)
+{
+	char origin[1024], meth[16], hdrs[4096];
+	const char *org = field_str(q, "Origin", origin, sizeof origin);
+	const char *rm = field_str(q, "Access-Control-Request-Method", meth, sizeof meth);
+	const char *rh = field_str(q, "Access-Control-Request-Headers", hdrs, sizeof hdrs);
+	if (!field(q, "Origin", NULL) || !field(q, "Access-Control-Request-Method", NULL)) {
+		s3_error(q, 400, "BadRequest", "Insufficient information. Origin request header needed.");
+		return;
+	}
+	if (!q->has_bucket || !org || !rm || (field(q, "Access-Control-Request-Headers", NULL) && !rh)) {
+		cors_refused(q, "This CORS request is not allowed.");
+		return;
+	}
+	s3cors *c = NULL;
+	bool found;
+	int rc = load_cors(q->o, q->bucket, &found, &c);
+	if (rc == ERR_NOTFOUND) {
+		cors_refused(q, found ? "CORS is not enabled for this bucket." : "Bucket not found");
+		return;
+	}
+	if (rc != 0) {
+		s3_internal(q, rc);
+		return;
+	}
+	const s3cors_rule *r = s3cors_match(c, org, s3cors_method(rm), rh);
+	buf lines;
+	buf_init(&lines, 16384);
+	if (!r || s3cors_headers(r, org, true, rh, &lines) != 0) {
+		buf_free(&lines);
+		s3cors_free(&c);
+		cors_refused(q, "This CORS request is not allowed. This is usually because the evalution of Origin, "
+			     "request method / Access-Control-Request-Method or Access-Control-Request-Headers are "
+			     "not whitelisted by the resource's CORS spec.");
+		return;
+	}
+	http_response_header_lines(q->http, lines.data, lines.len);
+	buf_free(&lines);
+	s3cors_free(&c);
+	s3_empty(q, 200);
+}
+
+/* An actual cross-origin request (Origin given): the Access-Control-*
+ * headers of the first rule allowing its origin and method join whatever
+ * answer follows (errors too, so a page can read why). No rule, no
+ * header: the browser then withholds the answer from the page. */
+static void cors_actual(s3_req *q)
+{
+	char origin[1024];
+	const char *org = field_str(q, "Origin", origin, sizeof origin);
+	if (!org || !q->has_bucket)
+		return;
+	s3cors *c = NULL;
+	bool found;
+	if (load_cors(q->o, q->bucket, &found, &c) != 0)
+		return;
+	const s3cors_rule *r = s3cors_match(c, org, s3cors_method(q->m->method), NULL);
+	buf lines;
+	buf_init(&lines, 16384);
+	if (r && s3cors_headers(r, org, false, NULL, &lines) == 0)
+		http_response_header_lines(q->http, lines.data, lines.len);
+	buf_free(&lines);
+	s3cors_free(&c);
+}
+
+static int cors_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	return meta_bucket_set_cors(db, q->bucket, q->query_xml, q->query_xml ? strlen(q->query_xml) : 0);
+}
+
+static void cors_done(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	bool put = q->query_xml != NULL;
+	if (rc == ERR_NOTFOUND)
+		s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
+	else if (rc != 0)
+		s3_internal(q, rc);
+	else
+		s3_empty(q, put ? 200 : 204);
+}
+
+/* PutBucketCors: the rules are checked (s3xml_parse_cors) and stored as S3
+ * would return them. */
+static void op_put_cors(s3_req *q)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	buf body;
+	buf_init(&body, S3XML_MAX_BODY);
+	if (small_body(q, &body) != 0) {
+		buf_free(&body);
+		return;
+	}
+	size_t len;
+	const char *md5 = field(q, "Content-MD5", &len);
+	if (md5) {
+		unsigned char want[16], got[16];
+		unsigned int n = 0;
+		if (b64_decode(md5, len, want, sizeof want) != 16 ||
+		    EVP_Digest(body.data ? body.data : "", body.len, got, &n, EVP_md5(), NULL) != 1 ||
+		    memcmp(want, got, 16) != 0) {
+			buf_free(&body);
+			s3_error(q, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
+			return;
+		}
+	}
+	s3cors *c = NULL;
+	char xerr[160];
+	int rc = s3xml_parse_cors(body.data ? body.data : "", body.len, &c, xerr, sizeof xerr);
+	buf_free(&body);
+	if (rc == ERR_NOMEM) {
+		s3_internal(q, rc);
+		return;
+	}
+	if (rc == ERR_INVAL) {
+		s3_error(q, 400, "InvalidRequest", "%s", xerr);
+		return;
+	}
+	if (rc != 0) {
+		malformed_xml(q, xerr);
+		return;
+	}
+	buf x;
+	buf_init(&x, META_CORS_MAX);
+	rc = s3cors_to_xml(c, &x);
+	s3cors_free(&c);
+	if (rc == 0)
+		rc = buf_addc(&x, '\0');
+	if (rc != 0) {
+		buf_free(&x);
+		malformed_xml(q, "the configuration is too large");
+		return;
+	}
+	q->query_xml = x.data; /* taken: freed with the request */
+	x.data = NULL;
+	buf_free(&x);
+	rc = committer_submit(q->o->writer, cors_exec, cors_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
+static void op_get_cors(s3_req *q)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	s3cors *c = NULL;
+	bool found;
+	int rc = load_cors(q->o, q->bucket, &found, &c);
+	if (rc == ERR_NOTFOUND) {
+		s3_error(q, 404, "NoSuchCORSConfiguration", "The CORS configuration does not exist");
+		return;
+	}
+	if (rc != 0) {
+		s3_internal(q, rc);
+		return;
+	}
+	buf x;
+	buf_init(&x, META_CORS_MAX + 4096);
+	rc = s3cors_to_xml(c, &x);
+	s3cors_free(&c);
+	if (rc != 0) {
+		buf_free(&x);
+		s3_internal(q, rc);
+		return;
+	}
+	s3_xml(q, 200, &x);
+}
+
+static void op_delete_cors(s3_req *q)
+{
+	meta_bucket mb;
+	if (need_bucket(q, &mb) != 0)
+		return;
+	int rc = committer_submit(q->o->writer, cors_exec, cors_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
+}
+
 /* Query parameters this slice understands; every other one names a
  * sub-resource or an option we do not have: NotImplemented. */
 static bool param_known(const char *name)
@@ -3325,7 +3547,7 @@ static bool param_known(const char *name)
 		"fetch-owner", "encoding-type", "key-marker", "version-id-marker", "versionId", "x-id",
 		"location", "versions", "delete", "acl", "versioning",
 		"uploads", "uploadId", "partNumber", "part-number-marker", "max-parts", "upload-id-marker",
-		"max-uploads", "tagging",
+		"max-uploads", "tagging", "cors",
 	};
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (strcmp(name, known[i]) == 0)
@@ -3361,6 +3583,19 @@ static void route(s3_req *q)
 	}
 	if (q->key && q->key_len > q->o->cfg->objects.max_key_bytes) {
 		s3_error(q, 400, "KeyTooLongError", "Your key is too long");
+		return;
+	}
+	if (param(q, "cors")) {
+		if (q->key)
+			s3_not_implemented(q, "?cors on an object (CORS is a bucket's configuration)");
+		else if (put)
+			op_put_cors(q);
+		else if (get)
+			op_get_cors(q);
+		else if (del)
+			op_delete_cors(q);
+		else
+			s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
 		return;
 	}
 	if (!q->key && param(q, "tagging")) {
@@ -3588,6 +3823,11 @@ static void s3_on_request(http_request *http, void *arg)
 	http_response_header(http, "x-amz-request-id", q->rid);
 	if (parse_target(q) != 0)
 		return;
+	if (strcmp(q->m->method, "OPTIONS") == 0) {
+		op_preflight(q);
+		return;
+	}
+	cors_actual(q);
 	s3keys_refresh(o->keys, util_now_ms());
 	int rc = sigv4_verify(o->verifier, q->m, &q->auth);
 	if (rc == ERR_NOTFOUND) {

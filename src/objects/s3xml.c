@@ -16,6 +16,7 @@
 #include <expat.h>
 
 #include "core/err.h"
+#include "objects/s3cors.h"
 
 /* --- writing --- */
 
@@ -440,4 +441,128 @@ int s3xml_parse_versioning(const char *body, size_t len, s3xml_versioning_status
 	*status = rc == 0 ? st.status : S3XML_VERSIONING_NONE;
 	*mfa = rc == 0 ? st.mfa : S3XML_MFA_ABSENT;
 	return rc;
+}
+
+/* --- CORSConfiguration --- */
+
+typedef struct cors_state {
+	s3cors *c;
+	char why[160]; /* the reason of an ERR_INVAL */
+} cors_state;
+
+static int cors_start(walker *w, const char *text, size_t len)
+{
+	cors_state *st = w->arg;
+	if (walk_at(w, "CORSRule", NULL)) {
+		if (st->c->count == S3CORS_MAX_RULES)
+			return ERR_LIMIT;
+		s3cors_rule *r = &st->c->rules[st->c->count++];
+		r->max_age = -1;
+	}
+	return 0;
+}
+
+static int cors_add(s3cors_list *l, const char *text, size_t len)
+{
+	if (l->count == S3CORS_MAX_ITEMS || len > S3CORS_MAX_VALUE)
+		return ERR_LIMIT;
+	char *v = strdup(text);
+	if (!v)
+		return ERR_NOMEM;
+	l->items[l->count++] = v;
+	return 0;
+}
+
+static bool one_wildcard_at_most(const char *s)
+{
+	const char *star = strchr(s, '*');
+	return !star || !strchr(star + 1, '*');
+}
+
+static int cors_end(walker *w, const char *text, size_t len)
+{
+	cors_state *st = w->arg;
+	s3cors_rule *r = st->c->count ? &st->c->rules[st->c->count - 1] : NULL;
+	if (!r || w->depth != 3 || strcmp(w->names[1], "CORSRule") != 0) {
+		if (walk_at(w, "CORSRule", NULL) && r && (!r->origins.count || !r->methods))
+			return ERR_PARSE; /* S3: AllowedOrigin and AllowedMethod are required */
+		return 0;
+	}
+	const char *name = w->names[2];
+	if (strcmp(name, "AllowedOrigin") == 0) {
+		if (!one_wildcard_at_most(text)) {
+			snprintf(st->why, sizeof st->why, "AllowedOrigin \"%.64s\" can not have more than one wildcard.",
+				 text);
+			return ERR_INVAL;
+		}
+		return cors_add(&r->origins, text, len);
+	}
+	if (strcmp(name, "AllowedHeader") == 0) {
+		if (!one_wildcard_at_most(text)) {
+			snprintf(st->why, sizeof st->why, "AllowedHeader \"%.64s\" can not have more than one wildcard.",
+				 text);
+			return ERR_INVAL;
+		}
+		return cors_add(&r->headers, text, len);
+	}
+	if (strcmp(name, "ExposeHeader") == 0)
+		return cors_add(&r->expose, text, len);
+	if (strcmp(name, "AllowedMethod") == 0) {
+		unsigned m = s3cors_method(text);
+		if (!m) {
+			snprintf(st->why, sizeof st->why, "Found unsupported HTTP method in CORS config. Unsupported "
+				 "method is %.16s", text);
+			return ERR_INVAL;
+		}
+		r->methods |= m;
+		return 0;
+	}
+	if (strcmp(name, "MaxAgeSeconds") == 0) {
+		long v = 0;
+		if (len == 0 || len > 9)
+			return ERR_PARSE;
+		for (size_t i = 0; i < len; i++) {
+			if (text[i] < '0' || text[i] > '9')
+				return ERR_PARSE;
+			v = v * 10 + (text[i] - '0');
+		}
+		r->max_age = v;
+		return 0;
+	}
+	if (strcmp(name, "ID") == 0) {
+		if (r->id || len > 255)
+			return ERR_PARSE;
+		r->id = strdup(text);
+		return r->id ? 0 : ERR_NOMEM;
+	}
+	return ERR_PARSE; /* an element S3's schema does not have */
+}
+
+int s3xml_parse_cors(const char *body, size_t len, s3cors **out, char *err, size_t errcap)
+{
+	*out = NULL;
+	if (len > S3CORS_MAX_BODY) {
+		snprintf(err, errcap, "the CORS configuration is larger than %d bytes", S3CORS_MAX_BODY);
+		return ERR_LIMIT;
+	}
+	cors_state st = {.c = s3cors_new()};
+	if (!st.c) {
+		snprintf(err, errcap, "out of memory");
+		return ERR_NOMEM;
+	}
+	walker w = {.root = "CORSConfiguration", .err = err, .errcap = errcap, .on_start = cors_start,
+		    .on_end = cors_end, .arg = &st};
+	int rc = walk(&w, body, len);
+	if (rc == ERR_INVAL && st.why[0])
+		snprintf(err, errcap, "%s", st.why);
+	if (rc == 0 && st.c->count == 0) {
+		snprintf(err, errcap, "no CORSRule");
+		rc = ERR_PARSE;
+	}
+	if (rc != 0) {
+		s3cors_free(&st.c);
+		return rc;
+	}
+	*out = st.c;
+	return 0;
 }

@@ -99,4 +99,17 @@ typedef enum s3xml_mfa_delete {
 int s3xml_parse_versioning(const char *body, size_t len, s3xml_versioning_status *status, s3xml_mfa_delete *mfa,
 			   char *err, size_t errcap);
 
+struct s3cors;
+
+/* <CORSConfiguration><CORSRule><ID>..</ID><AllowedOrigin>..</AllowedOrigin>
+ * <AllowedMethod>..</AllowedMethod><AllowedHeader>..</AllowedHeader>
+ * <ExposeHeader>..</ExposeHeader><MaxAgeSeconds>..</MaxAgeSeconds>
+ * </CORSRule>...</CORSConfiguration> (s3cors.h): 1..S3CORS_MAX_RULES rules,
+ * each with at least one AllowedOrigin and AllowedMethod. 0 (*out to free
+ * with s3cors_free), ERR_PARSE (malformed, or a rule lacking a part),
+ * ERR_INVAL (well-formed but not allowed: a method S3 does not know, more
+ * than one '*' in an origin or header; err says which: InvalidRequest),
+ * ERR_LIMIT (too many rules or values, too long), ERR_NOMEM. */
+int s3xml_parse_cors(const char *body, size_t len, struct s3cors **out, char *err, size_t errcap);
+
 #endif

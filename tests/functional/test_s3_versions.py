@@ -2,20 +2,28 @@
 Suspended, a version per write, GET/HEAD/DELETE/Copy with versionId, delete
 markers, Suspended's null version, ListObjectVersions with paging, and the
 tools that empty a versioned bucket by listing its versions (awscli's
-`s3api list-object-versions` + `delete-objects`, `rclone purge`).
+`s3api list-object-versions` + `delete-objects`, `rclone purge`); bucket
+CORS (curl preflights, presigned uploads with an Origin, headless
+Chromium); canned ACL public-read and anonymous GET/HEAD/List (curl).
 
-Before this change PutBucketVersioning answered 501 NotImplemented and any
-versionId other than `null` 400: every test here fails on the old code
-(boto3's put_bucket_versioning raised NotImplemented)."""
+Before this change PutBucketVersioning, `?cors` and `x-amz-acl:
+public-read` answered 501 NotImplemented, any versionId other than `null`
+400, OPTIONS 405 and every anonymous request 403: every test here fails on
+the old code (each says where)."""
+import hashlib
+import http.server
 import json
 import os
+import shutil
 import subprocess
+import threading
 import time
 
 import botocore.exceptions
 import pytest
+import requests
 
-from conftest import Region
+from conftest import Region, free_port_base
 from test_s3 import AWS, S3, aws, blob_files, bucket_name, dev_key, s3_error
 
 MIB = 1024 * 1024
@@ -228,3 +236,181 @@ def test_rclone_purge_empties_a_versioned_bucket(s3, tmp_path):
     names = [x["Name"] for x in c.list_buckets()["Buckets"]]
     assert b not in names
 
+
+
+# ------------------------------------------------------------------ CORS
+
+CORS_RULES = {"CORSRules": [
+    {"ID": "uploads", "AllowedOrigins": ["https://*.example.com"], "AllowedMethods": ["PUT", "GET"],
+     "AllowedHeaders": ["content-type", "x-amz-*"], "ExposeHeaders": ["ETag", "x-amz-version-id"],
+     "MaxAgeSeconds": 300},
+    {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]},
+]}
+
+
+def curl_preflight(s3, path, origin, method, headers=None):
+    """A browser's preflight, sent by curl: (status, lower-cased headers, body)."""
+    cmd = ["curl", "-sS", "-i", "--cacert", s3.ca, "-X", "OPTIONS", s3.url + path,
+           "-H", "Origin: " + origin, "-H", "Access-Control-Request-Method: " + method]
+    if headers:
+        cmd += ["-H", "Access-Control-Request-Headers: " + headers]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout
+    head, _, body = out.replace("\r\n", "\n").partition("\n\n")
+    lines = head.split("\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return status, hdrs, body
+
+
+def test_bucket_cors_preflight_and_actual_requests(s3):
+    """Put/Get/DeleteBucketCors; an unauthenticated OPTIONS preflight (curl)
+    answered from the rules (wildcard origin, allowed headers, first rule
+    wins) or 403 CORSResponse; a presigned PUT sent "by a browser" (with
+    Origin) gets the Access-Control-* headers, a request from an origin no
+    rule allows gets none. Before: ?cors answered 501 and OPTIONS 405."""
+    c = s3.boto()
+    b = bucket_name()
+    c.create_bucket(Bucket=b)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.get_bucket_cors(Bucket=b)
+    assert code_of(e) == "NoSuchCORSConfiguration"
+    status, _, body = curl_preflight(s3, "/%s/up.txt" % b, "https://app.example.com", "PUT")
+    assert status == 403 and "CORS is not enabled for this bucket" in body
+    c.put_bucket_cors(Bucket=b, CORSConfiguration=CORS_RULES)
+    got = c.get_bucket_cors(Bucket=b)["CORSRules"]
+    assert got[0]["ID"] == "uploads" and got[0]["AllowedOrigins"] == ["https://*.example.com"]
+    assert sorted(got[0]["AllowedMethods"]) == ["GET", "PUT"] and got[0]["MaxAgeSeconds"] == 300
+    assert got[1]["AllowedOrigins"] == ["*"]
+    # the preflight of a browser upload: allowed by the first rule
+    status, h, _ = curl_preflight(s3, "/%s/up.txt" % b, "https://app.example.com", "PUT",
+                                  "content-type, x-amz-date")
+    assert status == 200, h
+    assert h["access-control-allow-origin"] == "https://app.example.com"
+    assert "PUT" in h["access-control-allow-methods"]
+    assert h["access-control-allow-headers"] == "content-type, x-amz-date"
+    assert h["access-control-max-age"] == "300"
+    # refused: an origin no rule names for PUT, a header no rule allows, a bucket without rules
+    for origin, method, hdrs in [("https://evil.test", "PUT", None),
+                                 ("https://app.example.com", "PUT", "authorization"),
+                                 ("https://app.example.com", "DELETE", None),
+                                 ("https://example.com.evil.test", "PUT", None)]:
+        status, h, body = curl_preflight(s3, "/%s/up.txt" % b, origin, method, hdrs)
+        assert status == 403 and "<Code>AccessForbidden</Code>" in body, (origin, method, body)
+        assert "CORSResponse: This CORS request is not allowed" in body
+        assert "access-control-allow-origin" not in h
+    # GET from anywhere: the second rule, "*"
+    status, h, _ = curl_preflight(s3, "/" + b, "https://other.test", "GET")
+    assert status == 200 and h["access-control-allow-origin"] == "*"
+    # the actual upload: a presigned PUT with the page's Origin
+    url = c.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "up.txt"}, ExpiresIn=300)
+    r = requests.put(url, data=b"from a browser", verify=s3.ca,
+                     headers={"Origin": "https://app.example.com", "Content-Type": "text/plain"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "ETag" in r.headers["Access-Control-Expose-Headers"]
+    assert c.get_object(Bucket=b, Key="up.txt")["Body"].read() == b"from a browser"
+    url = c.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "up.txt"}, ExpiresIn=300)
+    r = requests.get(url, verify=s3.ca, headers={"Origin": "https://evil.test"})
+    assert r.status_code == 200 and r.headers["Access-Control-Allow-Origin"] == "*"
+    r = requests.put(c.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "x"}, ExpiresIn=300),
+                     data=b"x", verify=s3.ca, headers={"Origin": "https://evil.test"})
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    r = requests.get(url, verify=s3.ca)  # no Origin: no CORS headers
+    assert "Access-Control-Allow-Origin" not in r.headers
+    # a preflight without its headers, malformed and refused configurations
+    r = requests.options(s3.url + "/" + b, verify=s3.ca)
+    assert r.status_code == 400 and s3_error(r) == "BadRequest"
+    r = s3.raw("PUT", "/" + b, query="cors", body=b"<CORSConfiguration></CORSConfiguration>")
+    assert r.status_code == 400 and s3_error(r) == "MalformedXML"
+    r = s3.raw("PUT", "/" + b, query="cors",
+               body=b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin>"
+                    b"<AllowedMethod>PATCH</AllowedMethod></CORSRule></CORSConfiguration>")
+    assert r.status_code == 400 and s3_error(r) == "InvalidRequest" and "PATCH" in r.text
+    rule = b"<CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod></CORSRule>"
+    r = s3.raw("PUT", "/" + b, query="cors", body=b"<CORSConfiguration>" + rule * 101 + b"</CORSConfiguration>")
+    assert r.status_code == 400 and s3_error(r) == "MalformedXML"
+    c.delete_bucket_cors(Bucket=b)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.get_bucket_cors(Bucket=b)
+    assert code_of(e) == "NoSuchCORSConfiguration"
+    status, _, _ = curl_preflight(s3, "/" + b, "https://other.test", "GET")
+    assert status == 403
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    page = b""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(self.page)))
+        self.end_headers()
+        self.wfile.write(self.page)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (Debian package chromium)")
+def test_cors_real_browser_presigned_put(s3, tmp_path):
+    """A real headless Chromium uploads with fetch(PUT presigned URL) from a
+    page on a loopback origin the bucket's rules allow (a real preflight,
+    then the PUT, whose ETag the page reads); a page on another origin is
+    stopped by the browser and nothing is stored."""
+    c = s3.boto()
+    b = bucket_name()
+    c.create_bucket(Bucket=b)
+    page_port = free_port_base(count=2)
+    allowed = "http://127.0.0.1:%d" % page_port
+    c.put_bucket_cors(Bucket=b, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": [allowed], "AllowedMethods": ["PUT"], "AllowedHeaders": ["content-type"],
+         "ExposeHeaders": ["ETag"]}]})
+    results = {}
+    for port in (page_port, page_port + 1):
+        url = c.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "p%d" % port}, ExpiresIn=300)
+        _Page.page = ("""<html><body><pre id="out">pending</pre><script>
+(async () => {
+  const out = {};
+  try {
+    const r = await fetch(%s, {method: "PUT", headers: {"Content-Type": "application/octet-stream"},
+                               body: "uploaded by chromium"});
+    out.status = r.status;
+    out.etag = r.headers.get("ETag");
+  } catch (e) { out.error = String(e); }
+  document.getElementById("out").textContent = "RESULT" + JSON.stringify(out) + "END";
+})();
+</script></body></html>""" % json.dumps(url)).encode()
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Page)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            p = subprocess.run(
+                [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", "--user-data-dir=%s" % (tmp_path / ("chrome%d" % port)),
+                 "--ignore-certificate-errors", "--virtual-time-budget=10000", "--dump-dom",
+                 "http://127.0.0.1:%d/" % port],
+                capture_output=True, text=True, timeout=90)
+        finally:
+            srv.shutdown()
+            srv.server_close()
+        assert "RESULT" in p.stdout, (p.returncode, p.stdout[-2000:], p.stderr[-2000:])
+        results[port] = json.loads(p.stdout.split("RESULT", 1)[1].split("END", 1)[0])
+    ok = results[page_port]
+    assert ok.get("status") == 200, ok
+    assert ok["etag"] == '"%s"' % hashlib.md5(b"uploaded by chromium").hexdigest(), ok
+    assert c.get_object(Bucket=b, Key="p%d" % page_port)["Body"].read() == b"uploaded by chromium"
+    refused = results[page_port + 1]
+    assert "error" in refused and "status" not in refused, refused
+    with pytest.raises(botocore.exceptions.ClientError):
+        c.head_object(Bucket=b, Key="p%d" % (page_port + 1))
