@@ -1,13 +1,16 @@
 /*
  * fuzz_s3xml.c - libFuzzer target for src/objects/s3xml.c: the S3 server
  * parses every DeleteObjects, CreateBucketConfiguration (and, with
- * multipart, CompleteMultipartUpload) body a client sends through it.
+ * multipart, CompleteMultipartUpload; with versions and CORS,
+ * VersioningConfiguration and CORSConfiguration) body a client sends
+ * through it.
  *
  * Input: byte 0 picks the parser, the rest is the body. Always: the call
  * returns 0 or a negative code, a failure leaves no result behind and has a
  * message, a success stays within the limits (1..S3XML_MAX_OBJECTS objects
  * each with a key of the reported length, parts numbered 1..10000, a
- * location that fits its buffer), and escaping the parsed keys back gives
+ * location that fits its buffer, CORS rules within their bounds whose
+ * XML parses back to as many rules), and escaping the parsed keys back gives
  * text without a raw '<' or '&'.
  */
 #undef NDEBUG /* the checks below are the point of this file */
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "objects/s3cors.h"
 #include "objects/s3xml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -26,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *body = (const char *)data + 1;
 	size_t len = size - 1;
 	char err[160] = "";
-	switch (data[0] % 3) {
+	switch (data[0] % 5) {
 	case 0: {
 		s3xml_delete *d = NULL;
 		int rc = s3xml_parse_delete(body, len, &d, err, sizeof err);
@@ -57,6 +61,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(strlen(loc) < sizeof loc);
 		if (rc != 0)
 			assert(loc[0] == '\0');
+		break;
+	}
+	case 3: {
+		s3xml_versioning_status st;
+		s3xml_mfa_delete mfa;
+		int rc = s3xml_parse_versioning(body, len, &st, &mfa, err, sizeof err);
+		assert(rc <= 0);
+		if (rc != 0)
+			assert(st == S3XML_VERSIONING_NONE && mfa == S3XML_MFA_ABSENT && err[0]);
+		break;
+	}
+	case 4: {
+		s3cors *c = NULL;
+		int rc = s3xml_parse_cors(body, len, &c, err, sizeof err);
+		assert(rc <= 0);
+		if (rc != 0) {
+			assert(c == NULL && err[0]);
+			break;
+		}
+		assert(c && c->count >= 1 && c->count <= S3CORS_MAX_RULES);
+		for (size_t i = 0; i < c->count; i++) {
+			const s3cors_rule *r = &c->rules[i];
+			assert(r->origins.count >= 1 && r->origins.count <= S3CORS_MAX_ITEMS && r->methods);
+			for (size_t k = 0; k < r->origins.count; k++)
+				(void)s3cors_match(c, r->origins.items[k], r->methods & -r->methods, "content-type");
+		}
+		buf b;
+		buf_init(&b, S3CORS_MAX_BODY); /* as PutBucketCors stores it: escaping may not fit */
+		if (s3cors_to_xml(c, &b) == 0) {
+			s3cors *again = NULL;
+			assert(s3xml_parse_cors(b.data, b.len, &again, err, sizeof err) == 0);
+			assert(again->count == c->count);
+			s3cors_free(&again);
+		}
+		buf_free(&b);
+		s3cors_free(&c);
 		break;
 	}
 	default: {
