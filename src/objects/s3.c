@@ -191,6 +191,8 @@ struct s3_req {
 	bool src_version_named;                    /* copy: x-amz-copy-source named it */
 	meta_versioning new_versioning;
 	char *query_xml; /* PutBucketCors: the configuration to store (NULL: delete it) */
+	bool anonymous;  /* no authentication: only reads of public-read resources (route_anonymous) */
+	meta_acl new_acl;
 };
 
 /* DeleteObjects: what happened to each entry. */
@@ -679,7 +681,9 @@ static int need_bucket(s3_req *q, meta_bucket *b)
 		s3_internal(q, rc);
 		return -1;
 	}
-	if (strcmp(b->owner, q->tenant) != 0) {
+	/* anonymous: only op_get_object, op_list and op_head_bucket get here
+	 * (route_anonymous), and each checks the public-read ACLs itself */
+	if (!q->anonymous && strcmp(b->owner, q->tenant) != 0) {
 		if (q->head)
 			s3_empty(q, 403);
 		else
@@ -687,6 +691,40 @@ static int need_bucket(s3_req *q, meta_bucket *b)
 		return -1;
 	}
 	return 0;
+}
+
+static void access_denied(s3_req *q)
+{
+	if (q->head)
+		s3_empty(q, 403);
+	else
+		s3_error(q, 403, "AccessDenied", "Access Denied");
+}
+
+/* x-amz-acl: absent or "private" (META_ACL_PRIVATE), "public-read"; any
+ * other canned ACL, and grants, NotImplemented. 0, or answered -1. */
+static int canned_acl(s3_req *q, meta_acl *out)
+{
+	*out = META_ACL_PRIVATE;
+	static const char *const grants[] = {"x-amz-grant-full-control", "x-amz-grant-read", "x-amz-grant-write",
+					     "x-amz-grant-read-acp", "x-amz-grant-write-acp"};
+	for (size_t i = 0; i < sizeof grants / sizeof grants[0]; i++)
+		if (field(q, grants[i], NULL)) {
+			s3_not_implemented(q, "grants (x-amz-grant-*): only the canned ACLs private and public-read");
+			return -1;
+		}
+	if (!field(q, "x-amz-acl", NULL))
+		return 0;
+	char v[32];
+	const char *acl = field_str(q, "x-amz-acl", v, sizeof v);
+	if (acl && strcmp(acl, "private") == 0)
+		return 0;
+	if (acl && strcmp(acl, "public-read") == 0) {
+		*out = META_ACL_PUBLIC_READ;
+		return 0;
+	}
+	s3_not_implemented(q, "x-amz-acl other than private and public-read");
+	return -1;
 }
 
 typedef struct list_buckets_ctx {
@@ -814,17 +852,11 @@ static int small_body(s3_req *q, buf *out)
 static void op_create_bucket(s3_req *q)
 {
 	objects *o = q->o;
-	char acl[32];
-	const char *a = field_str(q, "x-amz-acl", acl, sizeof acl);
-	if (a && strcmp(a, "private") != 0) {
-		s3_not_implemented(q, "x-amz-acl other than private");
+	meta_acl acl;
+	if (canned_acl(q, &acl) != 0)
 		return;
-	}
-	if (field(q, "x-amz-bucket-object-lock-enabled", NULL) || field(q, "x-amz-grant-full-control", NULL) ||
-	    field(q, "x-amz-grant-read", NULL) || field(q, "x-amz-grant-write", NULL) ||
-	    field(q, "x-amz-grant-read-acp", NULL) || field(q, "x-amz-grant-write-acp", NULL) ||
-	    field(q, "x-amz-object-ownership", NULL)) {
-		s3_not_implemented(q, "object lock, grants and object ownership settings");
+	if (field(q, "x-amz-bucket-object-lock-enabled", NULL) || field(q, "x-amz-object-ownership", NULL)) {
+		s3_not_implemented(q, "object lock and object ownership settings");
 		return;
 	}
 	if (!valid_bucket_name(q->bucket)) {
@@ -859,6 +891,7 @@ static void op_create_bucket(s3_req *q)
 	snprintf(q->brow.owner, sizeof q->brow.owner, "%s", q->tenant);
 	snprintf(q->brow.region, sizeof q->brow.region, "%s", loc[0] ? o->self->name : "");
 	q->brow.created_ms = util_now_ms();
+	q->brow.acl = acl;
 	rc = committer_submit(o->writer, bucket_create_exec, bucket_create_done, q);
 	if (rc != 0)
 		s3_internal(q, rc);
@@ -898,6 +931,10 @@ static void op_head_bucket(s3_req *q)
 	meta_bucket b;
 	if (need_bucket(q, &b) != 0)
 		return;
+	if (q->anonymous && b.acl != META_ACL_PUBLIC_READ) {
+		access_denied(q);
+		return;
+	}
 	http_response_header(q->http, "x-amz-bucket-region", q->o->self->name);
 	s3_empty(q, 200);
 }
@@ -993,7 +1030,7 @@ static void op_put_versioning(s3_req *q)
 		s3_internal(q, rc);
 }
 
-static void acl_xml(s3_req *q)
+static void acl_xml(s3_req *q, meta_acl acl)
 {
 	buf x;
 	buf_init(&x, 4096);
@@ -1003,8 +1040,12 @@ static void acl_xml(s3_req *q)
 		      "xsi:type=\"CanonicalUser\">");
 	s3xml_elem(&x, "ID", q->tenant);
 	s3xml_elem(&x, "DisplayName", q->tenant);
-	buf_adds(&x, "</Grantee><Permission>FULL_CONTROL</Permission></Grant></AccessControlList>"
-		      "</AccessControlPolicy>");
+	buf_adds(&x, "</Grantee><Permission>FULL_CONTROL</Permission></Grant>");
+	if (acl == META_ACL_PUBLIC_READ)
+		buf_adds(&x, "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+			      "xsi:type=\"Group\"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI>"
+			      "</Grantee><Permission>READ</Permission></Grant>");
+	buf_adds(&x, "</AccessControlList></AccessControlPolicy>");
 	s3_xml(q, 200, &x);
 }
 
@@ -1286,6 +1327,10 @@ static void op_list(s3_req *q, int kind /* 1: v1, 2: v2, 3: versions */)
 	meta_bucket mb;
 	if (need_bucket(q, &mb) != 0)
 		return;
+	if (q->anonymous && (kind == 3 || mb.acl != META_ACL_PUBLIC_READ)) {
+		access_denied(q);
+		return;
+	}
 	list_opts op = {.versions = kind == 3, .v2 = kind == 2, .owner = kind != 2};
 	const char *enc = param(q, "encoding-type");
 	if (enc && strcmp(enc, "url") != 0) {
@@ -1474,7 +1519,8 @@ static int collect_headers(s3_req *q, meta_object *ob)
 	return rc == 0 ? 0 : -1;
 }
 
-/* Headers that ask for what this slice does not do. 0, or answered -1. */
+/* Headers that ask for what this slice does not do (x-amz-acl: see
+ * canned_acl). 0, or answered -1. */
 static int refuse_unsupported_put(s3_req *q)
 {
 	static const char *const refused[] = {
@@ -1493,11 +1539,6 @@ static int refuse_unsupported_put(s3_req *q)
 			return -1;
 		}
 	char v[64];
-	const char *acl = field_str(q, "x-amz-acl", v, sizeof v);
-	if (field(q, "x-amz-acl", NULL) && (!acl || strcmp(acl, "private") != 0)) {
-		s3_not_implemented(q, "x-amz-acl other than private");
-		return -1;
-	}
 	const char *sc = field_str(q, "x-amz-storage-class", v, sizeof v);
 	if (field(q, "x-amz-storage-class", NULL) && (!sc || strcmp(sc, "STANDARD") != 0)) {
 		s3_not_implemented(q, "x-amz-storage-class other than STANDARD");
@@ -1942,10 +1983,14 @@ static void op_put_object(s3_req *q)
 {
 	objects *o = q->o;
 	meta_bucket mb;
-	if (need_bucket(q, &mb) != 0 || refuse_unsupported_put(q) != 0 || integrity_headers(q) != 0)
+	meta_acl acl;
+	if (need_bucket(q, &mb) != 0 || refuse_unsupported_put(q) != 0 || canned_acl(q, &acl) != 0 ||
+	    integrity_headers(q) != 0)
 		return;
 	q->versioned = mb.versioning != META_VERSIONING_OFF;
 	q->obj = calloc(1, sizeof *q->obj);
+	if (q->obj)
+		q->obj->acl = acl; /* a copy does not take its source's ACL, as S3 */
 	meta_object *cur = malloc(sizeof *cur);
 	if (!q->obj || !cur) {
 		free(cur);
@@ -2302,6 +2347,14 @@ static void op_get_object(s3_req *q)
 	meta_object *ob = q->obj;
 	int rc = vid ? meta_object_version(o->reader, q->bucket, q->key, q->key_len, vid, ob)
 		     : meta_object_latest(o->reader, q->bucket, q->key, q->key_len, ob);
+	/* anonymous: a public-read object, or any object of a public-read
+	 * bucket; else 403, also for what does not exist (a private bucket's
+	 * keys are nobody's business) */
+	if (q->anonymous && mb.acl != META_ACL_PUBLIC_READ &&
+	    (rc != 0 || ob->delete_marker || ob->acl != META_ACL_PUBLIC_READ)) {
+		access_denied(q);
+		return;
+	}
 	if (rc == 0 && ob->delete_marker) {
 		/* S3: the key's current version is a marker: 404 NoSuchKey; a
 		 * marker named by id: 405 (a marker has no data) */
@@ -2661,8 +2714,15 @@ static void op_create_upload(s3_req *q)
 {
 	objects *o = q->o;
 	meta_bucket mb;
-	if (need_bucket(q, &mb) != 0 || refuse_unsupported_put(q) != 0)
+	meta_acl acl;
+	if (need_bucket(q, &mb) != 0 || refuse_unsupported_put(q) != 0 || canned_acl(q, &acl) != 0)
 		return;
+	if (acl != META_ACL_PRIVATE) {
+		/* an upload keeps no ACL until Complete: set it with PutObjectAcl then */
+		s3_not_implemented(q, "x-amz-acl public-read on CreateMultipartUpload (use PutObjectAcl after "
+				      "CompleteMultipartUpload)");
+		return;
+	}
 	q->obj = calloc(1, sizeof *q->obj);
 	q->upload = calloc(1, sizeof *q->upload);
 	if (!q->obj || !q->upload) {
@@ -3235,46 +3295,76 @@ static void expiry_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ------------------------------------------------------------ routing */
 
+static int acl_exec(db_conn *db, void *arg)
+{
+	s3_req *q = arg;
+	if (!q->key)
+		return meta_bucket_set_acl(db, q->bucket, q->new_acl);
+	return meta_object_set_acl(db, q->bucket, q->key, q->key_len, q->version_id[0] ? q->version_id : NULL,
+				   q->new_acl);
+}
+
+static void acl_done(void *arg, int rc, uint64_t seq)
+{
+	s3_req *q = arg;
+	if (rc == ERR_NOTFOUND && q->key && q->version_id[0])
+		s3_error(q, 404, "NoSuchVersion", "The specified version does not exist.");
+	else if (rc == ERR_NOTFOUND && q->key)
+		s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+	else if (rc == ERR_NOTFOUND)
+		s3_error(q, 404, "NoSuchBucket", "The specified bucket does not exist");
+	else if (rc != 0)
+		s3_internal(q, rc);
+	else
+		s3_empty(q, 200);
+}
+
+/* PutBucketAcl / PutObjectAcl with a canned ACL (x-amz-acl); an
+ * AccessControlPolicy body (grants) is not offered. */
 static void op_put_acl(s3_req *q)
 {
 	meta_bucket mb;
-	if (need_bucket(q, &mb) != 0)
+	const char *vid;
+	if (need_bucket(q, &mb) != 0 || !version_param(q, &vid))
 		return;
 	size_t len;
 	http_request_body(q->http, &len);
-	char v[32];
-	const char *acl = field_str(q, "x-amz-acl", v, sizeof v);
-	if (len || (acl && strcmp(acl, "private") != 0) || (!acl && field(q, "x-amz-acl", NULL))) {
-		s3_not_implemented(q, "ACLs other than the canned private one");
+	if (len) {
+		s3_not_implemented(q, "an AccessControlPolicy body (grants): only the canned ACLs private and "
+				      "public-read, in x-amz-acl");
 		return;
 	}
-	if (q->key) {
-		meta_object *ob = malloc(sizeof *ob);
-		int rc = ob ? meta_object_get(q->o->reader, q->bucket, q->key, q->key_len, ob) : ERR_NOMEM;
-		free(ob);
-		if (rc == ERR_NOTFOUND) {
-			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
-			return;
-		}
-		if (rc != 0) {
-			s3_internal(q, rc);
-			return;
-		}
-	}
-	s3_empty(q, 200); /* everything is private already */
+	if (canned_acl(q, &q->new_acl) != 0)
+		return;
+	if (vid)
+		snprintf(q->version_id, sizeof q->version_id, "%s", vid);
+	int rc = committer_submit(q->o->writer, acl_exec, acl_done, q);
+	if (rc != 0)
+		s3_internal(q, rc);
 }
 
 static void op_get_acl(s3_req *q)
 {
 	meta_bucket mb;
-	if (need_bucket(q, &mb) != 0)
+	const char *vid;
+	if (need_bucket(q, &mb) != 0 || !version_param(q, &vid))
 		return;
+	meta_acl acl = mb.acl;
 	if (q->key) {
 		meta_object *ob = malloc(sizeof *ob);
-		int rc = ob ? meta_object_get(q->o->reader, q->bucket, q->key, q->key_len, ob) : ERR_NOMEM;
+		int rc = !ob ? ERR_NOMEM
+			 : vid ? meta_object_version(q->o->reader, q->bucket, q->key, q->key_len, vid, ob)
+			       : meta_object_get(q->o->reader, q->bucket, q->key, q->key_len, ob);
+		if (rc == 0 && ob->delete_marker)
+			rc = ERR_NOTFOUND;
+		if (rc == 0)
+			acl = ob->acl;
 		free(ob);
 		if (rc == ERR_NOTFOUND) {
-			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+			if (vid)
+				s3_error(q, 404, "NoSuchVersion", "The specified version does not exist.");
+			else
+				s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
 			return;
 		}
 		if (rc != 0) {
@@ -3282,7 +3372,7 @@ static void op_get_acl(s3_req *q)
 			return;
 		}
 	}
-	acl_xml(q);
+	acl_xml(q, acl);
 }
 
 /* The bucket exists and is the caller's (true), or the error is answered
@@ -3692,6 +3782,59 @@ static void route(s3_req *q)
 		s3_error(q, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
 }
 
+/*
+ * An unsigned request: only reads of what is public-read (docs/SECURITY.md
+ * "S3 anonymous access"): GET/HEAD of an object whose ACL or whose
+ * bucket's ACL is public-read (versionId allowed), and HEAD/ListObjects
+ * (v1, v2) of a public-read bucket. Everything else is 403 AccessDenied,
+ * decided before any write path is reached; the operations themselves
+ * check the ACLs (q->anonymous).
+ */
+static void route_anonymous(s3_req *q)
+{
+	static const char *const list_params[] = {"prefix", "delimiter", "marker", "max-keys", "list-type",
+						  "continuation-token", "start-after", "fetch-owner", "encoding-type"};
+	bool get = strcmp(q->m->method, "GET") == 0;
+	if ((!get && !q->head) || !q->has_bucket) {
+		access_denied(q);
+		return;
+	}
+	for (size_t i = 0; i < q->nparams; i++) {
+		const char *name = q->params[i].name;
+		bool ok = false;
+		if (q->key) {
+			if (strncmp(name, "response-", 9) == 0) {
+				s3_error(q, 400, "InvalidRequest", "Request specific response headers cannot be used "
+					 "for anonymous GET requests.");
+				return;
+			}
+			ok = strcmp(name, "versionId") == 0 || strcmp(name, "x-id") == 0;
+		} else {
+			for (size_t k = 0; k < sizeof list_params / sizeof list_params[0]; k++)
+				ok = ok || strcmp(name, list_params[k]) == 0;
+		}
+		if (!ok) {
+			access_denied(q);
+			return;
+		}
+	}
+	q->anonymous = true;
+	if (q->key) {
+		if (q->key_len > q->o->cfg->objects.max_key_bytes)
+			s3_error(q, 400, "KeyTooLongError", "Your key is too long");
+		else
+			op_get_object(q);
+	} else if (q->head) {
+		op_head_bucket(q);
+	} else {
+		const char *lt = param(q, "list-type");
+		if (lt && strcmp(lt, "2") != 0)
+			s3_error(q, 400, "InvalidArgument", "Invalid List Type specified in Request");
+		else
+			op_list(q, lt ? 2 : 1);
+	}
+}
+
 /* Split the target into bucket, key and parameters (path-style, or the
  * bucket from Host under [objects] domain). 0, or answered -1. */
 static int parse_target(s3_req *q)
@@ -3831,8 +3974,7 @@ static void s3_on_request(http_request *http, void *arg)
 	s3keys_refresh(o->keys, util_now_ms());
 	int rc = sigv4_verify(o->verifier, q->m, &q->auth);
 	if (rc == ERR_NOTFOUND) {
-		/* anonymous: no public-read resources in this slice */
-		s3_error(q, 403, "AccessDenied", "Access Denied");
+		route_anonymous(q);
 		return;
 	}
 	if (rc != 0) {

@@ -414,3 +414,102 @@ def test_cors_real_browser_presigned_put(s3, tmp_path):
     assert "error" in refused and "status" not in refused, refused
     with pytest.raises(botocore.exceptions.ClientError):
         c.head_object(Bucket=b, Key="p%d" % (page_port + 1))
+
+
+# ------------------------------------------------------------ public-read
+
+def curl_anon(s3, path, method="GET"):
+    """An unsigned request with curl: (status, body)."""
+    cmd = ["curl", "-sS", "--cacert", s3.ca, "-o", "-", "-w", "\n%{http_code}", s3.url + path]
+    if method == "HEAD":
+        cmd.insert(1, "-I")
+    elif method != "GET":
+        cmd[1:1] = ["-X", method]
+    out = subprocess.run(cmd, capture_output=True, timeout=30, check=True).stdout
+    body, _, status = out.rpartition(b"\n")
+    return int(status), body
+
+
+def all_users_read(acl):
+    return any(g["Grantee"].get("URI") == "http://acs.amazonaws.com/groups/global/AllUsers"
+               and g["Permission"] == "READ" for g in acl["Grants"])
+
+
+def test_public_read_objects_and_buckets_anonymous_access(s3):
+    """Canned ACL public-read on PutObject / CopyObject / CreateBucket /
+    PutObjectAcl / PutBucketAcl (GetObjectAcl shows the AllUsers READ
+    grant); unsigned GET/HEAD (curl) of a public-read object or of any
+    object of a public-read bucket, unsigned ListObjects(V2) of a
+    public-read bucket; everything else unsigned stays 403 AccessDenied.
+    Other canned ACLs and grants: 501. Before: public-read answered 501 and
+    every unsigned request 403."""
+    c = s3.boto()
+    b = bucket_name()
+    c.create_bucket(Bucket=b)
+    c.put_object(Bucket=b, Key="pub.txt", Body=b"for everyone", ACL="public-read")
+    c.put_object(Bucket=b, Key="priv.txt", Body=b"secret")
+    assert all_users_read(c.get_object_acl(Bucket=b, Key="pub.txt"))
+    assert not all_users_read(c.get_object_acl(Bucket=b, Key="priv.txt"))
+    assert not all_users_read(c.get_bucket_acl(Bucket=b))
+    assert curl_anon(s3, "/%s/pub.txt" % b) == (200, b"for everyone")
+    status, head = curl_anon(s3, "/%s/pub.txt" % b, "HEAD")
+    assert status == 200 and b"content-length: 12" in head.lower()
+    for path, method in [("/%s/priv.txt" % b, "GET"), ("/%s/missing" % b, "GET"), ("/" + b, "GET"),
+                         ("/%s?list-type=2" % b, "GET"), ("/%s/pub.txt" % b, "PUT"),
+                         ("/%s/pub.txt" % b, "DELETE"), ("/%s/pub.txt?acl" % b, "GET"),
+                         ("/%s/new.txt" % b, "PUT"), ("/", "GET"), ("/" + b, "DELETE")]:
+        status, body = curl_anon(s3, path, method)
+        assert status == 403 and b"<Code>AccessDenied</Code>" in body, (path, method, body)
+    assert c.get_object(Bucket=b, Key="pub.txt")["Body"].read() == b"for everyone"  # not deleted
+    status, body = curl_anon(s3, "/%s/pub.txt?response-content-type=text/html" % b)
+    assert status == 400 and b"InvalidRequest" in body
+    # the ACL changes both ways
+    c.put_object_acl(Bucket=b, Key="priv.txt", ACL="public-read")
+    assert curl_anon(s3, "/%s/priv.txt" % b) == (200, b"secret")
+    c.put_object_acl(Bucket=b, Key="pub.txt", ACL="private")
+    assert curl_anon(s3, "/%s/pub.txt" % b)[0] == 403
+    # a copy takes the ACL it is given, not its source's
+    c.copy_object(Bucket=b, Key="copy-pub", CopySource={"Bucket": b, "Key": "priv.txt"}, ACL="public-read")
+    c.copy_object(Bucket=b, Key="copy-priv", CopySource={"Bucket": b, "Key": "priv.txt"})
+    assert curl_anon(s3, "/%s/copy-pub" % b)[0] == 200
+    assert curl_anon(s3, "/%s/copy-priv" % b)[0] == 403
+    # a public-read bucket: its objects and its listing
+    pb = bucket_name()
+    c.create_bucket(Bucket=pb, ACL="public-read")
+    assert all_users_read(c.get_bucket_acl(Bucket=pb))
+    c.put_object(Bucket=pb, Key="dir/a.txt", Body=b"a")
+    status, body = curl_anon(s3, "/%s?list-type=2&prefix=dir/" % pb)
+    assert status == 200 and b"<Key>dir/a.txt</Key>" in body
+    status, body = curl_anon(s3, "/%s" % pb)
+    assert status == 200 and b"<Key>dir/a.txt</Key>" in body
+    assert curl_anon(s3, "/%s/dir/a.txt" % pb) == (200, b"a")
+    assert curl_anon(s3, "/%s" % pb, "HEAD")[0] == 200
+    status, body = curl_anon(s3, "/%s/dir/none" % pb)
+    assert status == 404 and b"NoSuchKey" in body
+    for path in ["/%s?versions" % pb, "/%s?acl" % pb, "/%s?cors" % pb, "/%s?uploads" % pb]:
+        assert curl_anon(s3, path)[0] == 403, path
+    c.put_bucket_acl(Bucket=pb, ACL="private")
+    assert curl_anon(s3, "/%s?list-type=2" % pb)[0] == 403
+    assert curl_anon(s3, "/%s/dir/a.txt" % pb)[0] == 403
+    # a version of a public object, by id
+    c.put_bucket_versioning(Bucket=pb, VersioningConfiguration={"Status": "Enabled"})
+    v1 = c.put_object(Bucket=pb, Key="v", Body=b"one", ACL="public-read")["VersionId"]
+    c.put_object(Bucket=pb, Key="v", Body=b"two")
+    assert curl_anon(s3, "/%s/v?versionId=%s" % (pb, v1)) == (200, b"one")
+    assert curl_anon(s3, "/%s/v" % pb)[0] == 403
+    # what is not offered says so
+    for acl in ["public-read-write", "authenticated-read", "bucket-owner-full-control"]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.put_object(Bucket=b, Key="x", Body=b"x", ACL=acl)
+        assert code_of(e) == "NotImplemented", acl
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            c.create_bucket(Bucket=bucket_name(), ACL=acl)
+        assert code_of(e) == "NotImplemented", acl
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.put_object(Bucket=b, Key="x", Body=b"x", GrantRead='uri="http://acs.amazonaws.com/groups/global/AllUsers"')
+    assert code_of(e) == "NotImplemented"
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        c.put_object_acl(Bucket=b, Key="priv.txt", AccessControlPolicy={
+            "Owner": {"ID": "dev"}, "Grants": [{"Grantee": {"Type": "Group", "URI":
+                "http://acs.amazonaws.com/groups/global/AllUsers"}, "Permission": "READ"}]})
+    assert code_of(e) == "NotImplemented"
