@@ -34,6 +34,13 @@
  *   complete-looking one).
  * - Operations and sub-resources not implemented answer 501 NotImplemented:
  *   nothing unknown succeeds silently.
+ * - An unsigned request reaches only route_anonymous: GET/HEAD of
+ *   public-read objects, HEAD/List of public-read buckets (q->anonymous,
+ *   checked by those operations); a CORS preflight (OPTIONS) only reads the
+ *   bucket's rules. No write path is reachable without a signature.
+ * - Versions: every write names the version it made or removed
+ *   (x-amz-version-id) once the bucket was ever versioned; which version
+ *   is current is meta.c's rule (meta_version_newer), never decided here.
  *
  * Per-request state (s3_req) lives from on_request to the answer; requests
  * still held at stop (a shutdown timeout) are freed by objects_stop.
