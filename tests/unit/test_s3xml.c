@@ -195,6 +195,37 @@ static void test_complete(void)
 	}
 }
 
+/* PutBucketVersioning's body: Enabled / Suspended, MfaDelete read for
+ * the caller to refuse, anything else malformed. */
+static void test_versioning(void)
+{
+	s3xml_versioning_status st;
+	s3xml_mfa_delete mfa;
+	char err[160];
+	const char *en = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+			 "<Status>Enabled</Status></VersioningConfiguration>";
+	CHECK_EQ_INT(s3xml_parse_versioning(en, strlen(en), &st, &mfa, err, sizeof err), 0);
+	CHECK_EQ_INT(st, S3XML_VERSIONING_ENABLED);
+	CHECK_EQ_INT(mfa, S3XML_MFA_ABSENT);
+	const char *su = "<VersioningConfiguration><Status>Suspended</Status><MfaDelete>Enabled</MfaDelete>"
+			 "</VersioningConfiguration>";
+	CHECK_EQ_INT(s3xml_parse_versioning(su, strlen(su), &st, &mfa, err, sizeof err), 0);
+	CHECK_EQ_INT(st, S3XML_VERSIONING_SUSPENDED);
+	CHECK_EQ_INT(mfa, S3XML_MFA_ENABLED);
+	const char *none = "<VersioningConfiguration/>";
+	CHECK_EQ_INT(s3xml_parse_versioning(none, strlen(none), &st, &mfa, err, sizeof err), 0);
+	CHECK_EQ_INT(st, S3XML_VERSIONING_NONE);
+	const char *bad[] = {"<VersioningConfiguration><Status>enabled</Status></VersioningConfiguration>",
+			     "<VersioningConfiguration><Status>Enabled</Status><Status>Suspended</Status>"
+			     "</VersioningConfiguration>",
+			     "<VersioningConfiguration><MfaDelete>Maybe</MfaDelete></VersioningConfiguration>",
+			     "<Versioning><Status>Enabled</Status></Versioning>", ""};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		CHECK_EQ_INT(s3xml_parse_versioning(bad[i], strlen(bad[i]), &st, &mfa, err, sizeof err), ERR_PARSE);
+		CHECK_EQ_INT(st, S3XML_VERSIONING_NONE);
+	}
+}
+
 int main(void)
 {
 	RUN(test_escape);
@@ -204,5 +235,6 @@ int main(void)
 	RUN(test_limits);
 	RUN(test_create_bucket);
 	RUN(test_complete);
+	RUN(test_versioning);
 	return TEST_SUMMARY();
 }
