@@ -114,6 +114,8 @@ static void section_start(reader *r, const char *section)
 		memset(r->server, 0, sizeof *r->server);
 		snprintf(r->server->name, sizeof r->server->name, "%s", name);
 		r->server->threads = 2;
+		r->server->rrl_rate = 20;
+		r->server->rrl_slip = 2;
 		r->server->line = r->line;
 	}
 }
@@ -211,8 +213,21 @@ static void server_key(reader *r, const char *name, const char *value)
 			error_at(r, r->line, "threads must be an integer from 1 to 64, not '%s'", value);
 		else
 			s->threads = (int)v;
+	} else if (strcmp(name, "rrl_rate") == 0) {
+		long long v;
+		if (parse_uint(value, 1000000, &v) != 0)
+			error_at(r, r->line, "rrl_rate must be an integer from 0 (off) to 1000000, not '%s'", value);
+		else
+			s->rrl_rate = (int)v;
+	} else if (strcmp(name, "rrl_slip") == 0) {
+		long long v;
+		if (parse_uint(value, 10, &v) != 0)
+			error_at(r, r->line, "rrl_slip must be an integer from 0 to 10, not '%s'", value);
+		else
+			s->rrl_slip = (int)v;
 	} else {
-		error_at(r, r->line, "unknown key '%s' in [dns %s] (listen, threads)", name, s->name);
+		error_at(r, r->line, "unknown key '%s' in [dns %s] (listen, threads, rrl_rate, rrl_slip)", name,
+			 s->name);
 	}
 }
 

@@ -13,6 +13,8 @@
  *   [dns ns1]
  *   listen = 127.0.0.5:53, [::1]:53  ; UDP and TCP on each
  *   threads = 2                      ; one socket of each per thread (SO_REUSEPORT)
+ *   rrl_rate = 20                    ; UDP answers/s per source /24 or /56 (0: off)
+ *   rrl_slip = 2                     ; every 2nd limited answer sent truncated
  *
  * Errors are "FILE:LINE: message" lines, as the core config's.
  */
@@ -32,6 +34,8 @@ typedef struct dns_server_conf {
 	char listen[DNSCONF_MAX_LISTEN][64];
 	int nlisten;
 	int threads;
+	int rrl_rate;    /* UDP answers per second per source prefix (0: no limit; rrl.h) */
+	int rrl_slip;    /* every n-th limited answer goes out truncated (0: none) */
 	int line;
 } dns_server_conf;
 

@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "core/privdrop.h"
 #include "core/util.h"
+#include "dns/rrl.h"
 #include "dns/server.h"
 
 #define UDP_BURST 64
@@ -57,6 +58,7 @@ struct worker {
 	struct evconnlistener *lis[DNSCONF_MAX_LISTEN];
 	int nsock;
 	int conns;
+	dns_rrl *rrl;              /* this thread's UDP rate limits */
 	struct bufferevent *conn[TCP_MAX_CONNS]; /* open TCP connections (freed at the end) */
 	pthread_t thread;
 	bool started;
@@ -82,6 +84,21 @@ static size_t answer(worker *w, const uint8_t *msg, size_t len, bool tcp, uint8_
 
 /* --- UDP --- */
 
+/* Over the rate, a slipped answer: the question with TC and nothing else,
+ * so that a real client asks again over TCP. 0 for what gets no answer. */
+static size_t slip_answer(const uint8_t *msg, size_t len, uint8_t *out, size_t cap)
+{
+	dns_query q;
+	dns_parse_result r = dns_parse_query(msg, len, &q);
+	if (r != DNS_PARSE_OK)
+		return 0; /* malformed and over the rate: nothing */
+	dns_writer w;
+	if (dns_w_begin(&w, out, cap, &q, DNS_R_NOERROR, true) != 0)
+		return 0;
+	dns_w_flags(&w, DNS_F_TC, 0);
+	return dns_w_length(&w);
+}
+
 static void udp_read(evutil_socket_t fd, short what, void *arg)
 {
 	worker *w = arg;
@@ -92,7 +109,11 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 		ssize_t n = recvfrom(fd, in, sizeof in, MSG_DONTWAIT, (struct sockaddr *)&from, &fromlen);
 		if (n < 0)
 			return; /* EAGAIN: drained (errors on UDP are per datagram) */
-		size_t len = answer(w, in, (size_t)n, false, w->out, UDP_MAX_ANSWER);
+		dns_rrl_verdict v = dns_rrl_check(w->rrl, (struct sockaddr *)&from, util_mono_us() / 1000);
+		if (v == DNS_RRL_DROP)
+			continue;
+		size_t len = v == DNS_RRL_SLIP ? slip_answer(in, (size_t)n, w->out, UDP_MAX_ANSWER)
+					       : answer(w, in, (size_t)n, false, w->out, UDP_MAX_ANSWER);
 		if (len)
 			(void)sendto(fd, w->out, len, MSG_DONTWAIT, (struct sockaddr *)&from, fromlen);
 		/* a full socket buffer drops the answer: the client retries, as
@@ -247,6 +268,7 @@ static void worker_free(worker *w)
 	}
 	if (w->base)
 		event_base_free(w->base);
+	dns_rrl_free(&w->rrl);
 }
 
 static volatile sig_atomic_t stop_signal;
@@ -291,7 +313,8 @@ int dns_server_main(const config *cfg, const dns_conf *dc, const char *name, int
 		for (int i = 0; i < DNSCONF_MAX_LISTEN; i++)
 			w->udp[i] = w->tcp[i] = -1;
 		w->base = event_base_new();
-		if (!w->base) {
+		w->rrl = dns_rrl_new(16384, (unsigned)sc->rrl_rate, (unsigned)sc->rrl_slip);
+		if (!w->base || !w->rrl) {
 			fprintf(stderr, "tandem: cannot create an event loop\n");
 			goto out;
 		}

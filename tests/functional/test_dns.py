@@ -46,7 +46,7 @@ record = @ TXT "v=spf1 -all"
 
 
 class Dns:
-    def __init__(self, tmp_path, extra=""):
+    def __init__(self, tmp_path, extra="", server_extra=""):
         self.data = str(tmp_path / "d")
         base = free_port_base()
         run("init", "--data", self.data, "--port-base", str(base))
@@ -54,7 +54,8 @@ class Dns:
         self.port = base + 9
         big = "".join('record = big TXT "%s"\n' % (chr(97 + i % 26) * 150) for i in range(20))
         with open(self.config, "a") as f:
-            f.write(ZONE + big + extra + "\n[dns ns1]\nlisten = 127.0.0.1:%d\nthreads = 2\n" % self.port)
+            f.write(ZONE + big + extra + "\n[dns ns1]\nlisten = 127.0.0.1:%d\nthreads = 2\n" % self.port
+                    + server_extra)
         self.proc = None
 
     def start(self):
@@ -217,3 +218,37 @@ def test_config_errors_name_file_and_line(tmp_path):
     p = subprocess.run([TANDEM, "dns", "--config", s.config, "--name", "ns1"], capture_output=True, text=True,
                        timeout=20)
     assert p.returncode == 1 and "999.1.1.1" in p.stderr
+
+
+def test_response_rate_limiting(tmp_path):
+    """Amplification: over rrl_rate answers/s per source /24, UDP answers
+    are dropped, every rrl_slip-th sent truncated (TC, no records) so a real
+    client retries over TCP; TCP is never limited."""
+    s = Dns(tmp_path, server_extra="threads = 1\nrrl_rate = 5\nrrl_slip = 2\n")
+    s.start()
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.settimeout(0.5)
+        q = dns.message.make_query("api.tandem.test", "A")
+        wire = q.to_wire()
+        for _ in range(40):
+            sock.sendto(wire, ("127.0.0.1", s.port))
+        full = slipped = 0
+        while True:
+            try:
+                data, _ = sock.recvfrom(4096)
+            except socket.timeout:
+                break
+            m = dns.message.from_wire(data)
+            if m.flags & dns.flags.TC:
+                assert not m.answer
+                slipped += 1
+            else:
+                assert m.answer
+                full += 1
+        assert full == 5, (full, slipped)          # the burst: one second's worth
+        assert 15 <= slipped <= 18, (full, slipped)  # half of the ~35 limited (a refill may add one)
+        r = s.tcp("api.tandem.test", "A")         # TCP: not limited
+        assert r.answer
+    finally:
+        assert s.stop() == 0
