@@ -52,6 +52,10 @@ enum api_route_id {
 	ROUTE_ME,
 	ROUTE_RECORDS,
 	ROUTE_RECORD,
+	ROUTE_FILES,
+	ROUTE_FILE_UPLOADS,
+	ROUTE_FILE_URL,
+	ROUTE_FILE,
 	API_ROUTE_COUNT
 };
 
@@ -74,7 +78,19 @@ static const api_route api_routes[API_ROUTE_COUNT] = {
 			   {"DELETE", records_delete}},
 			  "GET, HEAD, PUT, PATCH, DELETE",
 			  true},
+	/* files: uploads before {id}, so that the fixed segment wins */
+	[ROUTE_FILES] = {"/v1/files", {{"GET", files_index}, {"POST", files_upload}}, "GET, HEAD, POST", true},
+	[ROUTE_FILE_UPLOADS] = {"/v1/files/uploads", {{"POST", files_presign_upload}}, "POST", true},
+	[ROUTE_FILE_URL] = {"/v1/files/{id}/url", {{"POST", files_url}}, "POST", true},
+	[ROUTE_FILE] = {"/v1/files/{id}", {{"GET", files_get}, {"DELETE", files_remove}}, "GET, HEAD, DELETE", true},
 };
+
+/* The files routes: served in the region that takes them, primary or not
+ * (objects are multi-writer: docs/OBJECTS.md), never forwarded. */
+static bool api_files_route(int index)
+{
+	return index >= ROUTE_FILES && index <= ROUTE_FILE;
+}
 
 const char *api_route_pattern(int index);
 int api_route_count(void);
@@ -128,14 +144,12 @@ static void api_call_free(api_call *call)
 	free(call);
 }
 
-void api_finish(api_call *call)
+/* The answer's header lines (ours, then the common ones); the read
+ * transaction ends. */
+static void api_finish_headers(api_call *call)
 {
 	http_request *req = call->req;
 	region *rg = call->rg;
-	if (call->status == 0) { /* cannot happen: every path sets a status */
-		log_error("BUG: no status for %s", call->route);
-		api_error(call, 500, "internal_error", "internal error");
-	}
 	api_read_end(call);
 	/* our own header lines ("Name: value\r\n"), made from validated parts
 	 * (or read back from a stored answer that we made) */
@@ -149,7 +163,9 @@ void api_finish(api_call *call)
 	if (call->body.len)
 		buf_adds(h, "Content-Type: application/json\r\n");
 	if (call->route_index >= 0 && api_routes[call->route_index].no_store && !call->preflight)
-		buf_adds(h, "Cache-Control: no-store\r\n");
+		/* a file's bytes may sit in the client's own cache (it
+		 * revalidates with If-None-Match), never in a shared one */
+		buf_adds(h, call->cache_private ? "Cache-Control: private\r\n" : "Cache-Control: no-store\r\n");
 	/* CORS: a forwarded call's answer gets them from the region the
 	 * browser talks to; a preflight already has its own */
 	if (!call->via_link && !call->preflight) {
@@ -159,12 +175,43 @@ void api_finish(api_call *call)
 			log_warn("request %s: the CORS headers do not fit the answer", call->request_id);
 	}
 	http_response_header_lines(req, h->data, h->len);
+}
+
+void api_finish(api_call *call)
+{
+	http_request *req = call->req;
+	region *rg = call->rg;
+	if (call->status == 0) { /* cannot happen: every path sets a status */
+		log_error("BUG: no status for %s", call->route);
+		api_error(call, 500, "internal_error", "internal error");
+	}
+	api_finish_headers(call);
 	int64_t duration = util_mono_us() - call->start_us;
 	/* log first: answering may reset the parser that holds the method */
 	log_request(call->msg->method, call->route, call->status, duration, call->request_id);
 	/* handed over, not copied: a large answer exists once in memory */
 	http_respond_take(req, call->status, &call->body);
 	metrics_request(rg->metrics, call->route_index, call->status, duration);
+	api_call_free(call);
+}
+
+void api_stream_begin(api_call *call, int status, uint64_t length)
+{
+	call->status = status;
+	buf_reset(&call->body);
+	api_finish_headers(call);
+	log_request(call->msg->method, call->route, call->status, util_mono_us() - call->start_us,
+		    call->request_id);
+	http_respond_start_length(call->req, status, length);
+}
+
+void api_stream_end(api_call *call, bool complete)
+{
+	if (complete)
+		http_respond_end(call->req);
+	else
+		http_request_abort(call->req);
+	metrics_request(call->rg->metrics, call->route_index, call->status, util_mono_us() - call->start_us);
 	api_call_free(call);
 }
 
@@ -747,7 +794,7 @@ static void api_dispatch(api_call *call, api_handler handler)
 			return;
 		}
 	}
-	if (v1 && api_is_write(method)) {
+	if (v1 && api_is_write(method) && !api_files_route(call->route_index)) {
 		if (call->via_link && api_request_header(call, "X-Tandem-Epoch", value, sizeof value)) {
 			/* fencing: a forward from an older epoch is refused, one from a
 			 * newer epoch deposes us */
@@ -878,6 +925,34 @@ void api_on_request(http_request *req, void *arg)
 void api_on_link_request(http_request *req, void *arg)
 {
 	api_route_request(req, arg, true);
+}
+
+void api_on_head(http_request *req, void *arg)
+{
+	region *rg = arg;
+	const http_message *m = http_request_message(req);
+	const char *t = m->target;
+	size_t plen = strcspn(t, "?");
+	if (strcmp(m->method, "POST") != 0 || plen != 9 || strncmp(t, "/v1/files", 9) != 0)
+		return; /* every other route keeps the JSON body limit */
+	size_t limit = files_body_limit(rg);
+	if (m->content_length >= 0 && (uint64_t)m->content_length > limit) {
+		/* refused before a byte of the body is read (the connection
+		 * closes after the answer: the body is never drained) */
+		char body[256], rid[33];
+		util_request_id(rid);
+		int n = snprintf(body, sizeof body,
+				 "{\"error\":{\"code\":\"file_too_large\",\"message\":\"a file may have at most "
+				 "%zu bytes ([files] max_file_bytes)\"}}",
+				 rg->cfg->files.max_file_bytes);
+		http_response_header(req, "Content-Type", "application/json");
+		http_response_header(req, "X-Request-Id", rid);
+		http_response_header(req, "Cache-Control", "no-store");
+		log_request(m->method, "/v1/files", 413, 0, rid);
+		http_respond(req, 413, body, (size_t)n);
+		return;
+	}
+	http_request_set_body_limit(req, limit);
 }
 
 static void api_route_request(http_request *req, region *rg, bool via_link)
