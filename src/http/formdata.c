@@ -118,14 +118,15 @@ int formdata_boundary(const char *content_type, size_t len, char *out, size_t ca
 	while ((rc = next_param(&p, end, name, sizeof name, value, sizeof value)) == 1) {
 		if (strcasecmp(name, "boundary") != 0)
 			continue;
-		if (found)
-			return ERR_INVAL; /* two boundaries: which one? */
 		size_t n = strlen(value);
-		if (n == 0 || n > FORMDATA_BOUNDARY_MAX || n + 1 > cap || value[n - 1] == ' ')
+		bool ok = !found && n > 0 && n <= FORMDATA_BOUNDARY_MAX && n + 1 <= cap && value[n - 1] != ' ';
+		for (size_t i = 0; ok && i < n; i++)
+			ok = is_bchar(value[i]);
+		if (!ok) { /* bad, or a second one: which would be meant? */
+			if (cap)
+				out[0] = '\0';
 			return ERR_INVAL;
-		for (size_t i = 0; i < n; i++)
-			if (!is_bchar(value[i]))
-				return ERR_INVAL;
+		}
 		memcpy(out, value, n + 1);
 		found = true;
 	}
@@ -257,9 +258,19 @@ int formdata_find_file(const char *body, size_t len, const char *boundary, formd
 		if (rc != 0)
 			return rc;
 		const char *data = hend + (hend == p ? 2 : 4);
-		const char *d = memmem(data, (size_t)(end - data), delim, dlen);
-		if (!d)
-			return ERR_PARSE; /* no closing delimiter: truncated */
+		/* the data ends at the first delimiter line: CRLF --B followed
+		 * by "--" or LWSP CRLF; "--B" and more on its line is data (RFC
+		 * 2046 forbids it, senders do not check) */
+		const char *d = data, *next = NULL;
+		for (;;) {
+			d = memmem(d, (size_t)(end - d), delim, dlen);
+			if (!d)
+				return ERR_PARSE; /* no closing delimiter: truncated */
+			next = after_delimiter(d + dlen, end, &closed);
+			if (next)
+				break;
+			d++;
+		}
 		if (is_file) {
 			if (++files > 1)
 				return ERR_CONFLICT;
@@ -267,9 +278,7 @@ int formdata_find_file(const char *body, size_t len, const char *boundary, formd
 			found.data = data;
 			found.len = (size_t)(d - data);
 		}
-		p = after_delimiter(d + dlen, end, &closed);
-		if (!p)
-			return ERR_PARSE;
+		p = next;
 	}
 	if (!files)
 		return ERR_NOTFOUND;
