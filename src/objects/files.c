@@ -196,7 +196,7 @@ static void name_decode(const char *s, size_t len, char *out, size_t cap)
 	size_t o = 0;
 	for (size_t i = 0; i < len && o + 1 < cap; i++) {
 		int h, l;
-		if (s[i] == '%' && i + 2 < len + 0 && (h = hexval(s[i + 1])) >= 0 && (l = hexval(s[i + 2])) >= 0 &&
+		if (s[i] == '%' && i + 2 < len && (h = hexval(s[i + 1])) >= 0 && (l = hexval(s[i + 2])) >= 0 &&
 		    (h || l)) {
 			out[o++] = (char)(h * 16 + l);
 			i += 2;
@@ -473,14 +473,13 @@ static void put_blob_done(void *arg)
 	snprintf(o->origin, sizeof o->origin, "%s", f->region);
 	snprintf(o->owner, sizeof o->owner, "%s", FILES_TENANT);
 	files_request_hash(j->content_type, j->name, j->sums.sha256, j->request_hash);
-	char name[3 * FILES_NAME_MAX + 1], hash[65];
+	char name[3 * FILES_NAME_MAX + 1], hash[65] = "";
 	name_encode(j->name, name, sizeof name);
-	util_hex(j->request_hash, 32, hash);
-	snprintf(o->headers, sizeof o->headers, HDR_OWNER ": %s\r\n%s%s%s" HDR_REQUEST ": %s\r\n", j->owner,
-		 name[0] ? HDR_NAME ": " : "", name, name[0] ? "\r\n" : "", j->idempotent ? hash : "-");
-	if (!j->idempotent) /* no key: nothing to compare a retry with */
-		snprintf(o->headers, sizeof o->headers, HDR_OWNER ": %s\r\n%s%s%s", j->owner,
-			 name[0] ? HDR_NAME ": " : "", name, name[0] ? "\r\n" : "");
+	if (j->idempotent) /* without a key there is nothing to compare a retry with */
+		util_hex(j->request_hash, 32, hash);
+	snprintf(o->headers, sizeof o->headers, HDR_OWNER ": %s\r\n%s%s%s%s%s%s", j->owner,
+		 name[0] ? HDR_NAME ": " : "", name, name[0] ? "\r\n" : "", hash[0] ? HDR_REQUEST ": " : "", hash,
+		 hash[0] ? "\r\n" : "");
 	if (committer_submit_to(f->writer, f->done_q, put_exec, put_committed, j) != 0) {
 		delete_blob_async(f, j->blob);
 		put_finish(j, ERR_AGAIN);
