@@ -927,6 +927,23 @@ void api_on_link_request(http_request *req, void *arg)
 	api_route_request(req, arg, true);
 }
 
+/* Answer from on_head with a JSON error (the body is not read; the
+ * connection closes after the answer). */
+static void api_head_error(http_request *req, int status, const char *code, const char *message,
+			   const char *www_authenticate)
+{
+	char body[512], rid[33];
+	util_request_id(rid);
+	int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
+	http_response_header(req, "Content-Type", "application/json");
+	http_response_header(req, "X-Request-Id", rid);
+	http_response_header(req, "Cache-Control", "no-store");
+	if (www_authenticate)
+		http_response_header(req, "WWW-Authenticate", www_authenticate);
+	log_request(http_request_message(req)->method, "/v1/files", status, 0, rid);
+	http_respond(req, status, body, n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
+}
+
 void api_on_head(http_request *req, void *arg)
 {
 	region *rg = arg;
@@ -935,21 +952,42 @@ void api_on_head(http_request *req, void *arg)
 	size_t plen = strcspn(t, "?");
 	if (strcmp(m->method, "POST") != 0 || plen != 9 || strncmp(t, "/v1/files", 9) != 0)
 		return; /* every other route keeps the JSON body limit */
+	/* an upload's body may be 10 MiB: a client without a valid token is
+	 * refused before any of it is read (the session's revocation is
+	 * checked by the handler, against the database) */
+	size_t alen = 0;
+	const char *auth = http_message_field(m, "Authorization", &alen);
+	if (!auth) {
+		api_head_error(req, 401, "missing_token", "an access token is required (Authorization: Bearer ...)",
+			       "Bearer");
+		return;
+	}
+	const char *tok = auth + 7;
+	size_t tlen = alen > 7 ? alen - 7 : 0;
+	while (tlen && *tok == ' ') {
+		tok++;
+		tlen--;
+	}
+	token_claims claims;
+	int v = alen > 7 && strncasecmp(auth, "Bearer ", 7) == 0
+			? token_verify_cached(&rg->secrets, tok, tlen, util_now_ms() / 1000, &claims)
+			: TOKEN_MALFORMED;
+	if (v == TOKEN_EXPIRED) {
+		api_head_error(req, 401, "token_expired", "the access token has expired; refresh it",
+			       "Bearer error=\"invalid_token\"");
+		return;
+	}
+	if (v != TOKEN_OK) {
+		api_head_error(req, 401, "invalid_token", "the access token is not valid",
+			       "Bearer error=\"invalid_token\"");
+		return;
+	}
 	size_t limit = files_body_limit(rg);
 	if (m->content_length >= 0 && (uint64_t)m->content_length > limit) {
-		/* refused before a byte of the body is read (the connection
-		 * closes after the answer: the body is never drained) */
-		char body[256], rid[33];
-		util_request_id(rid);
-		int n = snprintf(body, sizeof body,
-				 "{\"error\":{\"code\":\"file_too_large\",\"message\":\"a file may have at most "
-				 "%zu bytes ([files] max_file_bytes)\"}}",
-				 rg->cfg->files.max_file_bytes);
-		http_response_header(req, "Content-Type", "application/json");
-		http_response_header(req, "X-Request-Id", rid);
-		http_response_header(req, "Cache-Control", "no-store");
-		log_request(m->method, "/v1/files", 413, 0, rid);
-		http_respond(req, 413, body, (size_t)n);
+		char message[160];
+		snprintf(message, sizeof message, "a file may have at most %zu bytes ([files] max_file_bytes)",
+			 rg->cfg->files.max_file_bytes);
+		api_head_error(req, 413, "file_too_large", message, NULL);
 		return;
 	}
 	http_request_set_body_limit(req, limit);

@@ -182,31 +182,45 @@ def test_unauthenticated_401(region, user):
                          ("POST", "/v1/files/uploads")):
         r = request(region, method, path, None, data=b"abc")
         assert r.status_code == 401 and error_code(r) == "missing_token", (method, path)
+    # an upload without a valid token is refused before its body is read
+    for auth, code in (("", b"missing_token"), ("Authorization: Bearer forged.token.x\r\n", b"invalid_token")):
+        data = head_only(region, "POST /v1/files HTTP/1.1\r\nHost: x\r\n%sContent-Length: 5000\r\n\r\n" % auth)
+        assert data.startswith(b"HTTP/1.1 401") and code in data, data[:300]
+
+
+def head_only(region, head):
+    """Send a request head alone (no byte of its body) and read the answer."""
+    ctx = ssl.create_default_context(cafile=region.ca)
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", region.port), timeout=10),
+                        server_hostname="127.0.0.1")
+    s.sendall(head.encode())
+    data = b""
+    while True:  # the server closes after answering: the body is never read
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    return data
 
 
 def test_413_answered_before_the_body(region, user):
     """The limit is read from Content-Length: the answer comes with no byte
     of the body sent, and the connection closes (the body is never read)."""
-    ctx = ssl.create_default_context(cafile=region.ca)
-    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", region.port), timeout=10),
-                        server_hostname="127.0.0.1")
-    head = ("POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-            "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
-            % (user["access_token"], MAX_FILE + 64 * 1024 + 1))
-    s.sendall(head.encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = s.recv(65536)
-        assert chunk, data
-        data += chunk
+    data = head_only(region, "POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+                     % (user["access_token"], MAX_FILE + 64 * 1024 + 1))
     assert data.startswith(b"HTTP/1.1 413"), data[:200]
-    assert b"file_too_large" in data or b"file_too_large" in s.recv(65536)
-    s.close()
+    assert b"file_too_large" in data
     # just over the file limit (within the framing allowance): 413 after the body
     r = upload(region, user["access_token"], b"x" * (MAX_FILE + 1))
     assert r.status_code == 413 and error_code(r) == "file_too_large"
-    r = upload(region, user["access_token"], b"x" * MAX_FILE)
+    big = os.urandom(MAX_FILE)
+    r = upload(region, user["access_token"], big)
     assert r.status_code == 201
+    # read back in several pieces (64 KiB each) as the socket drains
+    g = region.get("/v1/files/" + r.json()["id"], user["access_token"], stream=True)
+    assert g.status_code == 200 and g.raw.read() == big
     r = request(region, "POST", "/v1/files/uploads", user["access_token"],
                 json={"content_type": "text/plain", "size": MAX_FILE + 1})
     assert r.status_code == 413 and error_code(r) == "file_too_large"
