@@ -326,3 +326,27 @@ def test_files_bucket_is_not_a_tenants(region, user):
     assert e.value.response["Error"]["Code"] in ("AccessDenied", "403")
     with pytest.raises(botocore.exceptions.ClientError):
         c.create_bucket(Bucket="tandem-files")
+
+
+def test_secondary_takes_uploads_itself_even_without_the_primary(tmp_path):
+    """Files are objects, and objects are multi-writer: the secondary stores
+    an upload (and a delete) itself instead of forwarding it to the primary
+    as record writes are, so it keeps taking them while the primary is
+    down. (Pins the dispatch rule: forwarded, this would be 503
+    primary_unavailable.)"""
+    from regions import TwoRegions, signup as signup2
+    pair = TwoRegions(tmp_path / "pair").start()
+    try:
+        u = signup2(pair.eu)
+        t = u["access_token"]
+        pair.wait_synced()
+        pair.eu.stop()
+        r = pair.us.post("/v1/files", t, data=b"taken by us", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 201, r.text
+        assert r.headers["X-Tandem-Region"] == "us"
+        fid = r.json()["id"]
+        g = pair.us.get("/v1/files/" + fid, t)
+        assert g.status_code == 200 and g.content == b"taken by us"
+        assert pair.us.request("DELETE", "/v1/files/" + fid, t).status_code == 204
+    finally:
+        pair.stop_all()
