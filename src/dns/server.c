@@ -24,12 +24,15 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
+#include <openssl/crypto.h>
 
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/privdrop.h"
 #include "core/util.h"
+#include "core/secrets.h"
+#include "dns/cookie.h"
 #include "dns/rrl.h"
 #include "dns/server.h"
 
@@ -44,6 +47,7 @@ typedef struct worker worker;
 
 typedef struct dns_srv {
 	const dns_conf *dc;
+	dns_cookie_key cookie_key; /* from the secrets file: the same in every instance */
 	const dns_server_conf *sc;
 	worker *workers;
 	int nworkers;
@@ -65,11 +69,15 @@ struct worker {
 	uint8_t out[65535 + 2];    /* one answer at a time per thread */
 };
 
-/* The answer to one message: FORMERR/NOTIMP/BADVERS for what does not
- * parse, else the zones'. 0 when nothing is sent. */
-static size_t answer(worker *w, const uint8_t *msg, size_t len, bool tcp, uint8_t *out, size_t outcap)
+/* The answer to one message from `from`: FORMERR/NOTIMP/BADVERS for what
+ * does not parse, else the zones' (with a fresh server cookie when the
+ * client sent a cookie). *cookie_ok: the client's server cookie was valid
+ * (its address is not forged). 0 when nothing is sent. */
+static size_t answer(worker *w, const uint8_t *msg, size_t len, bool tcp, const struct sockaddr *from,
+		     uint8_t *out, size_t outcap, bool *cookie_ok)
 {
 	dns_query q;
+	*cookie_ok = false;
 	dns_parse_result r = dns_parse_query(msg, len, &q);
 	if (r != DNS_PARSE_OK)
 		return dns_answer_error(msg, len, r, out, outcap < UDP_MAX_ANSWER ? outcap : UDP_MAX_ANSWER,
@@ -79,7 +87,17 @@ static size_t answer(worker *w, const uint8_t *msg, size_t len, bool tcp, uint8_
 		cap = outcap;
 	else if (q.edns && q.udp_size > DNS_UDP_MIN)
 		cap = q.udp_size < UDP_MAX_ANSWER ? q.udp_size : UDP_MAX_ANSWER;
-	return dns_answer(w->srv->dc->zones, w->srv->dc->nzones, &q, out, cap, UDP_MAX_ANSWER);
+	uint8_t sc[DNS_SERVER_COOKIE_BYTES];
+	const uint8_t *scp = NULL;
+	if (q.cookie && from) {
+		uint32_t now = (uint32_t)(util_now_ms() / 1000);
+		*cookie_ok = q.server_cookie_len &&
+			     dns_cookie_valid(&w->srv->cookie_key, q.client_cookie, q.server_cookie,
+					      q.server_cookie_len, from, now);
+		if (dns_cookie_make(&w->srv->cookie_key, q.client_cookie, from, now, sc) == 0)
+			scp = sc;
+	}
+	return dns_answer(w->srv->dc->zones, w->srv->dc->nzones, &q, out, cap, UDP_MAX_ANSWER, scp);
 }
 
 /* --- UDP --- */
@@ -109,11 +127,18 @@ static void udp_read(evutil_socket_t fd, short what, void *arg)
 		ssize_t n = recvfrom(fd, in, sizeof in, MSG_DONTWAIT, (struct sockaddr *)&from, &fromlen);
 		if (n < 0)
 			return; /* EAGAIN: drained (errors on UDP are per datagram) */
-		dns_rrl_verdict v = dns_rrl_check(w->rrl, (struct sockaddr *)&from, util_mono_us() / 1000);
-		if (v == DNS_RRL_DROP)
-			continue;
-		size_t len = v == DNS_RRL_SLIP ? slip_answer(in, (size_t)n, w->out, UDP_MAX_ANSWER)
-					       : answer(w, in, (size_t)n, false, w->out, UDP_MAX_ANSWER);
+		/* answered first (cheap: no I/O), then limited: a valid server
+		 * cookie proves the address, and such answers are not limited */
+		bool cookie_ok;
+		size_t len = answer(w, in, (size_t)n, false, (struct sockaddr *)&from, w->out, UDP_MAX_ANSWER,
+				    &cookie_ok);
+		if (!cookie_ok) {
+			dns_rrl_verdict v = dns_rrl_check(w->rrl, (struct sockaddr *)&from, util_mono_us() / 1000);
+			if (v == DNS_RRL_DROP)
+				continue;
+			if (v == DNS_RRL_SLIP)
+				len = slip_answer(in, (size_t)n, w->out, UDP_MAX_ANSWER);
+		}
 		if (len)
 			(void)sendto(fd, w->out, len, MSG_DONTWAIT, (struct sockaddr *)&from, fromlen);
 		/* a full socket buffer drops the answer: the client retries, as
@@ -155,7 +180,12 @@ static void tcp_read(struct bufferevent *bev, void *arg)
 		uint8_t msg[65535];
 		evbuffer_drain(in, 2);
 		evbuffer_remove(in, msg, mlen);
-		size_t len = answer(w, msg, mlen, true, w->out + 2, 65535);
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof peer;
+		bool cookie_ok;
+		bool have_peer = getpeername(bufferevent_getfd(bev), (struct sockaddr *)&peer, &plen) == 0;
+		size_t len = answer(w, msg, mlen, true, have_peer ? (struct sockaddr *)&peer : NULL, w->out + 2, 65535,
+				    &cookie_ok);
 		if (!len) {
 			tcp_close(bev, w); /* a response or garbage: RFC 7766 lets us close */
 			return;
@@ -271,6 +301,7 @@ static void worker_free(worker *w)
 	dns_rrl_free(&w->rrl);
 }
 
+
 static volatile sig_atomic_t stop_signal;
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -300,6 +331,19 @@ int dns_server_main(const config *cfg, const dns_conf *dc, const char *name, int
 	}
 	evthread_use_pthreads();
 	dns_srv srv = {.dc = dc, .sc = sc, .nworkers = sc->threads};
+	{
+		static secrets sec; /* (large; read once) */
+		if (secrets_load(cfg->secrets_file, &sec, err, sizeof err) != 0) {
+			fprintf(stderr, "tandem: %s\n", err);
+			return 1;
+		}
+		int krc = dns_cookie_key_derive(sec.response_key, sizeof sec.response_key, &srv.cookie_key);
+		OPENSSL_cleanse(&sec, sizeof sec);
+		if (krc != 0) {
+			fprintf(stderr, "tandem: cannot derive the DNS cookie secret\n");
+			return 1;
+		}
+	}
 	srv.workers = calloc((size_t)sc->threads, sizeof *srv.workers);
 	struct event_base *main_base = event_base_new();
 	int status = 1;
@@ -394,6 +438,7 @@ out:
 	for (int t = 0; srv.workers && t < srv.nworkers; t++)
 		worker_free(&srv.workers[t]);
 	free(srv.workers);
+	OPENSSL_cleanse(&srv.cookie_key, sizeof srv.cookie_key);
 	if (main_base)
 		event_base_free(main_base);
 	return status;

@@ -433,14 +433,14 @@ static uint32_t soa_u32(const dns_rr *soa, int k)
 }
 
 /* Reserve room for the OPT so that it always fits: its size. */
-static size_t opt_size(const dns_query *q)
+static size_t opt_size(const dns_query *q, const uint8_t *sc)
 {
 	if (!q->edns)
 		return 0;
-	return 11 + (q->ecs ? 4 + 4 + (size_t)(q->ecs_source + 7) / 8 : 0);
+	return 11 + (q->ecs ? 4 + 4 + (size_t)(q->ecs_source + 7) / 8 : 0) + (q->cookie && sc ? 4 + 8 + 16 : 0);
 }
 
-static void finish_opt(dns_writer *w, const dns_query *q, uint16_t udp_size, int rcode)
+static void finish_opt(dns_writer *w, const dns_query *q, uint16_t udp_size, int rcode, const uint8_t *sc)
 {
 	if (!q->edns)
 		return;
@@ -457,14 +457,21 @@ static void finish_opt(dns_writer *w, const dns_query *q, uint16_t udp_size, int
 		memcpy(e + 4, q->ecs_addr, bytes);
 		dns_w_opt_option(w, 8, e, (uint16_t)(4 + bytes));
 	}
+	if (q->cookie && sc) {
+		uint8_t c[8 + 16];
+		memcpy(c, q->client_cookie, 8);
+		memcpy(c + 8, sc, 16);
+		dns_w_opt_option(w, 10, c, sizeof c);
+	}
 	dns_w_rr_end(w, at);
 }
 
-size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *buf, size_t cap, uint16_t udp_size)
+size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *buf, size_t cap, uint16_t udp_size,
+		  const uint8_t *server_cookie)
 {
 	dns_writer w;
 	bool truncated = false;
-	size_t reserve = opt_size(q);
+	size_t reserve = opt_size(q, server_cookie);
 	if (cap < DNS_UDP_MIN || cap < reserve + DNS_HEADER_BYTES)
 		return 0;
 	int rcode = DNS_R_NOERROR;
@@ -474,7 +481,7 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 	if (dns_w_begin(&w, buf, cap - reserve, q, rcode, true) != 0) {
 		/* the question alone does not fit (cannot happen at 512 bytes) */
 		w.cap = cap;
-		finish_opt(&w, q, udp_size, DNS_R_SERVFAIL);
+		finish_opt(&w, q, udp_size, DNS_R_SERVFAIL, server_cookie);
 		return dns_w_length(&w);
 	}
 	if (rcode != DNS_R_NOERROR)
@@ -565,7 +572,7 @@ done:
 	if (truncated)
 		dns_w_flags(&w, DNS_F_TC, 0);
 	w.cap = cap; /* the reserved room: the OPT always fits */
-	finish_opt(&w, q, udp_size, rcode);
+	finish_opt(&w, q, udp_size, rcode, server_cookie);
 	return dns_w_length(&w);
 }
 

@@ -64,9 +64,11 @@ int dns_zone_ready(const dns_zone *z);
  * Records that do not fit are left out and TC set (on UDP the client then
  * asks again over TCP). With EDNS, an OPT is added (our UDP size
  * udp_size, DO echoed; an ECS option echoed with scope 0: a static answer
- * holds for every subnet). Returns the message length (> 0), or 0 when
- * nothing should be sent. */
-size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *buf, size_t cap, uint16_t udp_size);
+ * holds for every subnet; when the query had a client cookie and
+ * server_cookie is given, the COOKIE option with both, RFC 7873).
+ * Returns the message length (> 0), or 0 when nothing should be sent. */
+size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *buf, size_t cap, uint16_t udp_size,
+		  const uint8_t *server_cookie);
 
 /* The answer to a query that did not parse (r from dns_parse_query):
  * FORMERR, NOTIMP or BADVERS with the id, no question for FORMERR; 0 for

@@ -252,3 +252,50 @@ def test_response_rate_limiting(tmp_path):
         assert r.answer
     finally:
         assert s.stop() == 0
+
+
+def cookie_of(msg):
+    for o in msg.options:
+        if o.otype == 10:
+            return o.data if hasattr(o, "data") else o.to_wire()
+    return None
+
+
+def test_server_cookies_and_rrl_exemption(tmp_path):
+    """RFC 7873/9018: a query with a client cookie gets it back with a
+    server cookie; sent back, dig calls it good; and a client proving its
+    address that way is not rate-limited (rrl_rate 1 here), while the same
+    burst without the cookie is."""
+    s = Dns(tmp_path, server_extra="threads = 1\nrrl_rate = 1\nrrl_slip = 0\n")
+    s.start()
+    try:
+        cc = os.urandom(8)
+        q = dns.message.make_query("api.tandem.test", "A", use_edns=0,
+                                   options=[dns.edns.GenericOption(10, cc)])
+        r = dns.query.udp(q, "127.0.0.1", port=s.port, timeout=5)
+        c = cookie_of(r)
+        assert c is not None and len(c) == 24 and c[:8] == cc and c[8] == 1, c  # RFC 9018 version 1
+        good = dns.edns.GenericOption(10, c)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.settimeout(0.5)
+        for opts, expect in (([good], 30), ([dns.edns.GenericOption(10, cc)], 0)):
+            for _ in range(30):
+                sock.sendto(dns.message.make_query("api.tandem.test", "A", use_edns=0, options=opts).to_wire(),
+                            ("127.0.0.1", s.port))
+            got = 0
+            while True:
+                try:
+                    sock.recvfrom(4096)
+                    got += 1
+                except socket.timeout:
+                    break
+            if expect:
+                assert got == expect, got      # a valid server cookie: never limited
+            else:
+                assert got <= 2, got           # the bucket is spent: dropped (slip 0)
+        if DIG:
+            out = subprocess.run([DIG, "@127.0.0.1", "-p", str(s.port), "+tcp", "+cookie=" + c.hex(),
+                                  "api.tandem.test"], capture_output=True, text=True, timeout=20).stdout
+            assert "(good)" in out, out
+    finally:
+        assert s.stop() == 0
