@@ -17,6 +17,8 @@
 #include "cli/cli.h"
 #include "core/certs.h"
 #include "core/config.h"
+#include "dns/dnsconf.h"
+#include "dns/server.h"
 #include "failover/witness.h"
 #include "region/region.h"
 
@@ -52,6 +54,8 @@ static const char usage_main[] =
 	"                      run one region node\n"
 	"  witness --config FILE\n"
 	"                      run the witness (the third voter)\n"
+	"  dns --config FILE --name NAME\n"
+	"                      run an authoritative DNS server of the deployment\n"
 	"  certs --config FILE create the development CA and certificates\n"
 	"  switchover --config FILE --to REGION\n"
 	"                      planned move of the primary (RPO 0)\n"
@@ -207,6 +211,42 @@ static int cmd_witness(int argc, char **argv)
 	return witness_main(&cfg, ready_fd);
 }
 
+static const char usage_dns[] =
+	"usage: tandem dns --config FILE --name NAME\n"
+	"\n"
+	"Run the authoritative DNS server [dns NAME] of FILE for its [zone ...]\n"
+	"sections, over UDP and TCP on each of its listen addresses (docs/DNS.md).\n"
+	"Stops on SIGTERM or SIGINT.\n";
+
+static int cmd_dns(int argc, char **argv)
+{
+	static const char *const known[] = {"--config", "--name", NULL};
+	int rc = check_options(argc, argv, known, usage_dns);
+	if (rc >= 0)
+		return rc;
+	int bad = 0;
+	const char *path = option(argc, argv, "--config", &bad);
+	const char *name = option(argc, argv, "--name", &bad);
+	if (!path || !name || bad)
+		return cli_fail("dns needs --config FILE --name NAME");
+	static config cfg;
+	if (load_config(path, &cfg) != 0)
+		return 1;
+	static dns_conf dc;
+	char err[4096];
+	if (dnsconf_load(path, &dc, err, sizeof err) != 0) {
+		print_config_errors(err, "tandem: ");
+		return 1;
+	}
+	int ready_fd = -1;
+	const char *fd_env = getenv("TANDEM_READY_FD");
+	if (fd_env)
+		ready_fd = atoi(fd_env);
+	rc = dns_server_main(&cfg, &dc, name, ready_fd);
+	dnsconf_free(&dc);
+	return rc;
+}
+
 static int cmd_certs(int argc, char **argv)
 {
 	static const char *const known[] = {"--config", NULL};
@@ -254,7 +294,17 @@ static int cmd_config(int argc, char **argv)
 		print_config_errors(err, "");
 		return 1;
 	}
-	printf("%s: ok (%d region%s)\n", argv[2], cfg.region_count, cfg.region_count == 1 ? "" : "s");
+	static dns_conf dns;
+	if (dnsconf_load(argv[2], &dns, err, sizeof err) != 0) {
+		print_config_errors(err, "");
+		return 1;
+	}
+	printf("%s: ok (%d region%s", argv[2], cfg.region_count, cfg.region_count == 1 ? "" : "s");
+	if (dns.nzones || dns.nservers)
+		printf(", %d zone%s, %d dns server%s", dns.nzones, dns.nzones == 1 ? "" : "s", dns.nservers,
+		       dns.nservers == 1 ? "" : "s");
+	printf(")\n");
+	dnsconf_free(&dns);
 	return 0;
 }
 
@@ -293,6 +343,8 @@ int main(int argc, char **argv)
 		return cmd_region(argc, argv);
 	if (strcmp(cmd, "witness") == 0)
 		return cmd_witness(argc, argv);
+	if (strcmp(cmd, "dns") == 0)
+		return cmd_dns(argc, argv);
 	if (strcmp(cmd, "switchover") == 0)
 		return cmd_switchover(argc, argv);
 	if (strcmp(cmd, "failover") == 0)

@@ -137,6 +137,7 @@ void config_defaults(config *c)
 		.max_uploads = 10000,
 		.multipart_expiry_s = 7 * 86400,
 	};
+	c->files = (config_files){.max_file_bytes = 10 * 1024 * 1024}; /* the design record's 10 MB */
 }
 
 /* Resolve value against the config's directory into out. */
@@ -363,6 +364,15 @@ static int config_handle_objects(config_reader *r, const char *name, const char 
 	return 1;
 }
 
+static int config_handle_files(config_reader *r, const char *name, const char *value)
+{
+	config_files *f = &r->c->files;
+	/* at most a single S3 PUT's ceiling: a file is one blob */
+	INT_KEY("max_file_bytes", f->max_file_bytes, 1024, 5368709120LL);
+	config_error(r, r->line, "unknown key '%s' in [files]", name);
+	return 1;
+}
+
 static int config_handle_witness(config_reader *r, const char *name, const char *value)
 {
 	config_witness *w = &r->c->witness;
@@ -496,11 +506,15 @@ static int config_handler(void *user, const char *section, const char *name, con
 		return config_handle_drill(r, name, value);
 	if (strcmp(section, "objects") == 0)
 		return config_handle_objects(r, name, value);
+	if (strcmp(section, "files") == 0)
+		return config_handle_files(r, name, value);
 	if (strncmp(section, "region ", 7) == 0) {
 		if (r->region)
 			return config_handle_region(r, name, value);
 		return 1; /* bad section already reported */
 	}
+	if (strncmp(section, "zone ", 5) == 0 || strncmp(section, "dns ", 4) == 0)
+		return 1; /* DNS: read and checked by src/dns/dnsconf.c */
 	if (section[0] == '\0')
 		config_error(r, r->line, "key '%s' outside of any section", name);
 	else

@@ -14,6 +14,7 @@
  *   [failover]     lease and election timings
  *   [drill]        RPO and RTO budgets of `tandem drill`
  *   [objects]      limits of the S3 API (single PUT size, key, metadata), its domain
+ *   [files]        the mobile files API (its size limit)
  *
  * Relative paths are resolved against the directory of the config file.
  * Every error is reported as "FILE:LINE: message".
@@ -91,6 +92,11 @@ typedef struct config_objects {
 	int multipart_expiry_s;     /* an upload not completed this long is aborted by a sweep */
 } config_objects;
 
+/* The mobile files API ([files], docs/OBJECTS.md "Files API"). */
+typedef struct config_files {
+	size_t max_file_bytes;      /* one file's bytes (raw body or form-data part); 413 beyond */
+} config_files;
+
 /* The DR drill's budgets. */
 typedef struct config_drill {
 	int rpo_budget_s;
@@ -165,6 +171,7 @@ typedef struct config {
 	config_failover failover;
 	config_drill drill;
 	config_objects objects;
+	config_files files;
 	config_region regions[CONFIG_MAX_REGIONS];
 	int region_count;
 } config;

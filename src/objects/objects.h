@@ -30,4 +30,17 @@ int objects_run(objects *o);
 /* Stop gracefully and free; no-op on NULL; resets *o. */
 void objects_stop(objects **o);
 
+/* What the files API (files.h) shares with the S3 server: the blob store
+ * (thread-safe), the writer of objects.db (committer_submit_to from the
+ * API loop), the region's hybrid logical clock (thread-safe), the path of
+ * objects.db (files opens its own read-only connection). Valid until
+ * objects_stop. */
+struct blobstore;
+struct committer;
+struct hlc;
+struct blobstore *objects_blobs(objects *o);
+struct committer *objects_writer(objects *o);
+struct hlc *objects_clock(objects *o);
+const char *objects_db_path(objects *o);
+
 #endif

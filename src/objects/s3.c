@@ -67,6 +67,7 @@
 #include "http/server.h"
 #include "objects/blobstore.h"
 #include "objects/chunked.h"
+#include "objects/files.h"
 #include "objects/hlc.h"
 #include "objects/manifest.h"
 #include "objects/meta.h"
@@ -115,6 +116,11 @@ struct objects {
 	struct event *expiry_ev; /* the multipart expiry sweep (periodic) */
 	bool expiry_busy;        /* a sweep's write is queued */
 	s3_req *live; /* requests not yet answered and freed */
+	/* the files API's internal key pair (files.h): presigned URLs of
+	 * FILES_BUCKET only, see files_key_allows() */
+	char files_key_id[FILES_KEY_ID_LEN + 1];
+	char files_secret[FILES_SECRET_LEN + 1];
+	char db_path[CONFIG_PATH_MAX + 32];
 };
 
 /* What a GET or a copy reads: the parts (one for a single-blob object)
@@ -3953,6 +3959,8 @@ static int parse_target(s3_req *q)
 	return 0;
 }
 
+static bool files_key_allows(const s3_req *q);
+
 static void s3_on_request(http_request *http, void *arg)
 {
 	objects *o = arg;
@@ -3986,6 +3994,15 @@ static void s3_on_request(http_request *http, void *arg)
 	}
 	if (rc != 0) {
 		s3_error_sig(q, &q->auth.error);
+		return;
+	}
+	if (strcmp(q->auth.access_key_id, o->files_key_id) == 0) {
+		if (!files_key_allows(q)) {
+			s3_error(q, 403, "AccessDenied", "Access Denied");
+			return;
+		}
+		snprintf(q->tenant, sizeof q->tenant, "%s", FILES_TENANT);
+		route(q);
 		return;
 	}
 	char secret[SIGV4_SECRET_MAX + 1];
@@ -4051,7 +4068,28 @@ static void s3_on_head(http_request *http, void *arg)
 static int key_lookup(void *arg, const char *id, char secret[SIGV4_SECRET_MAX + 1])
 {
 	objects *o = arg;
+	if (strcmp(id, o->files_key_id) == 0) {
+		memcpy(secret, o->files_secret, sizeof o->files_secret);
+		return 0;
+	}
 	return s3keys_lookup(o->keys, id, secret, SIGV4_SECRET_MAX + 1, NULL);
+}
+
+/* The files API's key signs presigned URLs for one thing: a GET, HEAD or
+ * PUT of an object of FILES_BUCKET, with no sub-resource. Anything else
+ * signed with it (a list, a delete, another bucket) is refused, so a
+ * leaked URL reaches at most the one file it names. */
+static bool files_key_allows(const s3_req *q)
+{
+	const char *m = q->m->method;
+	if (!q->auth.presigned || !q->key || strcmp(q->bucket, FILES_BUCKET) != 0)
+		return false;
+	if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "PUT") != 0)
+		return false;
+	for (size_t i = 0; i < q->nparams; i++)
+		if (strncmp(q->params[i].name, "X-Amz-", 6) != 0)
+			return false;
+	return strcmp(m, "PUT") != 0 || !http_message_field(q->m, "x-amz-copy-source", NULL);
 }
 
 static int sweep_known(void *arg, const char *id)
@@ -4121,10 +4159,14 @@ int objects_start(const config *cfg, const config_region *self, const secrets *s
 		goto fail;
 	}
 	rc = meta_init(wdb);
+	if (rc == 0)
+		rc = files_init_bucket(wdb, self->name);
 	if (rc != 0) {
 		snprintf(err, errcap, "%s: cannot create the object tables", path);
 		goto fail;
 	}
+	snprintf(o->db_path, sizeof o->db_path, "%s", path);
+	files_s3_key(sec, self->name, o->files_key_id, o->files_secret);
 	/* before any write is accepted: every blob no row names is an orphan
 	 * (a crash between a blob's commit and its row, or between a row's
 	 * delete and its blob's) */
@@ -4220,6 +4262,26 @@ fail:
 	return rc ? rc : ERR_IO;
 }
 
+blobstore *objects_blobs(objects *o)
+{
+	return o->blobs;
+}
+
+committer *objects_writer(objects *o)
+{
+	return o->writer;
+}
+
+hlc *objects_clock(objects *o)
+{
+	return o->clock;
+}
+
+const char *objects_db_path(objects *o)
+{
+	return o->db_path;
+}
+
 int objects_run(objects *o)
 {
 	if (pthread_create(&o->thread, NULL, s3_thread, o) != 0)
@@ -4250,6 +4312,7 @@ void objects_stop(objects **op)
 	s3keys_free(&o->keys);
 	hlc_free(&o->clock);
 	blobstore_free(&o->blobs);
+	OPENSSL_cleanse(o->files_secret, sizeof o->files_secret);
 	SSL_CTX_free(o->ssl);
 	if (o->stop_ev)
 		event_free(o->stop_ev);

@@ -52,6 +52,10 @@ enum api_route_id {
 	ROUTE_ME,
 	ROUTE_RECORDS,
 	ROUTE_RECORD,
+	ROUTE_FILES,
+	ROUTE_FILE_UPLOADS,
+	ROUTE_FILE_URL,
+	ROUTE_FILE,
 	API_ROUTE_COUNT
 };
 
@@ -74,7 +78,19 @@ static const api_route api_routes[API_ROUTE_COUNT] = {
 			   {"DELETE", records_delete}},
 			  "GET, HEAD, PUT, PATCH, DELETE",
 			  true},
+	/* files: uploads before {id}, so that the fixed segment wins */
+	[ROUTE_FILES] = {"/v1/files", {{"GET", files_index}, {"POST", files_upload}}, "GET, HEAD, POST", true},
+	[ROUTE_FILE_UPLOADS] = {"/v1/files/uploads", {{"POST", files_presign_upload}}, "POST", true},
+	[ROUTE_FILE_URL] = {"/v1/files/{id}/url", {{"POST", files_url}}, "POST", true},
+	[ROUTE_FILE] = {"/v1/files/{id}", {{"GET", files_get}, {"DELETE", files_remove}}, "GET, HEAD, DELETE", true},
 };
+
+/* The files routes: served in the region that takes them, primary or not
+ * (objects are multi-writer: docs/OBJECTS.md), never forwarded. */
+static bool api_files_route(int index)
+{
+	return index >= ROUTE_FILES && index <= ROUTE_FILE;
+}
 
 const char *api_route_pattern(int index);
 int api_route_count(void);
@@ -128,14 +144,12 @@ static void api_call_free(api_call *call)
 	free(call);
 }
 
-void api_finish(api_call *call)
+/* The answer's header lines (ours, then the common ones); the read
+ * transaction ends. */
+static void api_finish_headers(api_call *call)
 {
 	http_request *req = call->req;
 	region *rg = call->rg;
-	if (call->status == 0) { /* cannot happen: every path sets a status */
-		log_error("BUG: no status for %s", call->route);
-		api_error(call, 500, "internal_error", "internal error");
-	}
 	api_read_end(call);
 	/* our own header lines ("Name: value\r\n"), made from validated parts
 	 * (or read back from a stored answer that we made) */
@@ -149,7 +163,9 @@ void api_finish(api_call *call)
 	if (call->body.len)
 		buf_adds(h, "Content-Type: application/json\r\n");
 	if (call->route_index >= 0 && api_routes[call->route_index].no_store && !call->preflight)
-		buf_adds(h, "Cache-Control: no-store\r\n");
+		/* a file's bytes may sit in the client's own cache (it
+		 * revalidates with If-None-Match), never in a shared one */
+		buf_adds(h, call->cache_private ? "Cache-Control: private\r\n" : "Cache-Control: no-store\r\n");
 	/* CORS: a forwarded call's answer gets them from the region the
 	 * browser talks to; a preflight already has its own */
 	if (!call->via_link && !call->preflight) {
@@ -159,12 +175,43 @@ void api_finish(api_call *call)
 			log_warn("request %s: the CORS headers do not fit the answer", call->request_id);
 	}
 	http_response_header_lines(req, h->data, h->len);
+}
+
+void api_finish(api_call *call)
+{
+	http_request *req = call->req;
+	region *rg = call->rg;
+	if (call->status == 0) { /* cannot happen: every path sets a status */
+		log_error("BUG: no status for %s", call->route);
+		api_error(call, 500, "internal_error", "internal error");
+	}
+	api_finish_headers(call);
 	int64_t duration = util_mono_us() - call->start_us;
 	/* log first: answering may reset the parser that holds the method */
 	log_request(call->msg->method, call->route, call->status, duration, call->request_id);
 	/* handed over, not copied: a large answer exists once in memory */
 	http_respond_take(req, call->status, &call->body);
 	metrics_request(rg->metrics, call->route_index, call->status, duration);
+	api_call_free(call);
+}
+
+void api_stream_begin(api_call *call, int status, uint64_t length)
+{
+	call->status = status;
+	buf_reset(&call->body);
+	api_finish_headers(call);
+	log_request(call->msg->method, call->route, call->status, util_mono_us() - call->start_us,
+		    call->request_id);
+	http_respond_start_length(call->req, status, length);
+}
+
+void api_stream_end(api_call *call, bool complete)
+{
+	if (complete)
+		http_respond_end(call->req);
+	else
+		http_request_abort(call->req);
+	metrics_request(call->rg->metrics, call->route_index, call->status, util_mono_us() - call->start_us);
 	api_call_free(call);
 }
 
@@ -747,7 +794,7 @@ static void api_dispatch(api_call *call, api_handler handler)
 			return;
 		}
 	}
-	if (v1 && api_is_write(method)) {
+	if (v1 && api_is_write(method) && !api_files_route(call->route_index)) {
 		if (call->via_link && api_request_header(call, "X-Tandem-Epoch", value, sizeof value)) {
 			/* fencing: a forward from an older epoch is refused, one from a
 			 * newer epoch deposes us */
@@ -878,6 +925,72 @@ void api_on_request(http_request *req, void *arg)
 void api_on_link_request(http_request *req, void *arg)
 {
 	api_route_request(req, arg, true);
+}
+
+/* Answer from on_head with a JSON error (the body is not read; the
+ * connection closes after the answer). */
+static void api_head_error(http_request *req, int status, const char *code, const char *message,
+			   const char *www_authenticate)
+{
+	char body[512], rid[33];
+	util_request_id(rid);
+	int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
+	http_response_header(req, "Content-Type", "application/json");
+	http_response_header(req, "X-Request-Id", rid);
+	http_response_header(req, "Cache-Control", "no-store");
+	if (www_authenticate)
+		http_response_header(req, "WWW-Authenticate", www_authenticate);
+	log_request(http_request_message(req)->method, "/v1/files", status, 0, rid);
+	http_respond(req, status, body, n > 0 && (size_t)n < sizeof body ? (size_t)n : 0);
+}
+
+void api_on_head(http_request *req, void *arg)
+{
+	region *rg = arg;
+	const http_message *m = http_request_message(req);
+	const char *t = m->target;
+	size_t plen = strcspn(t, "?");
+	if (strcmp(m->method, "POST") != 0 || plen != 9 || strncmp(t, "/v1/files", 9) != 0)
+		return; /* every other route keeps the JSON body limit */
+	/* an upload's body may be 10 MiB: a client without a valid token is
+	 * refused before any of it is read (the session's revocation is
+	 * checked by the handler, against the database) */
+	size_t alen = 0;
+	const char *auth = http_message_field(m, "Authorization", &alen);
+	if (!auth) {
+		api_head_error(req, 401, "missing_token", "an access token is required (Authorization: Bearer ...)",
+			       "Bearer");
+		return;
+	}
+	const char *tok = auth + 7;
+	size_t tlen = alen > 7 ? alen - 7 : 0;
+	while (tlen && *tok == ' ') {
+		tok++;
+		tlen--;
+	}
+	token_claims claims;
+	int v = alen > 7 && strncasecmp(auth, "Bearer ", 7) == 0
+			? token_verify_cached(&rg->secrets, tok, tlen, util_now_ms() / 1000, &claims)
+			: TOKEN_MALFORMED;
+	if (v == TOKEN_EXPIRED) {
+		api_head_error(req, 401, "token_expired", "the access token has expired; refresh it",
+			       "Bearer error=\"invalid_token\"");
+		return;
+	}
+	if (v != TOKEN_OK) {
+		api_head_error(req, 401, "invalid_token", "the access token is not valid",
+			       "Bearer error=\"invalid_token\"");
+		return;
+	}
+	size_t limit = files_body_limit(rg);
+	if (m->content_length >= 0 && (uint64_t)m->content_length > limit) {
+		char message[160];
+		snprintf(message, sizeof message, "a file may have at most %zu bytes ([files] max_file_bytes)",
+			 rg->cfg->files.max_file_bytes);
+		api_head_error(req, 413, "file_too_large", message, NULL);
+		return;
+	}
+	http_request_set_body_limit(req, limit);
 }
 
 static void api_route_request(http_request *req, region *rg, bool via_link)

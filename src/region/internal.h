@@ -9,6 +9,7 @@
  * ratelimit.c    login and signup throttling
  * metrics.c      /metrics, on its own listener (metrics_listen)
  * cors.c         the CORS policy ([api] cors_origins), cors.h
+ * filesapi.c     the mobile files API (/v1/files), over objects/files.h
  * node.c     process setup, signals, graceful shutdown
  */
 #ifndef TANDEM_REGION_INTERNAL_H
@@ -34,6 +35,8 @@
 typedef struct ratelimit ratelimit;
 typedef struct metrics metrics;
 typedef struct cors_policy cors_policy;
+typedef struct files files;
+typedef struct files_reader files_reader;
 
 typedef struct region {
 	const config *cfg;
@@ -52,6 +55,10 @@ typedef struct region {
 	unsigned char idem_key[32]; /* keys the scopes and request hashes of anonymous
 				     * Idempotency-Keys (secrets_derive) */
 	metrics *metrics;
+	files *files;          /* the files API's store access; NULL without an object store */
+	unsigned char files_idem_key[32]; /* file ids from Idempotency-Keys (files_idempotent_id) */
+	char files_key_id[24];     /* the internal S3 key pair presigned URLs are signed with */
+	char files_secret[48];
 	capture *capture;
 	repl *repl;
 	SSL_CTX *link_server_ctx, *link_client_ctx;
@@ -128,16 +135,31 @@ struct api_call {
 	bool verified;
 	int patch;                     /* 1 for PATCH (merge), 0 for PUT */
 	char *data_text;               /* compact JSON of the record data, malloc'd */
+	/* files API (filesapi.c) */
+	bool cache_private;            /* Cache-Control: private instead of no-store */
+	char file_id[40];
+	files_reader *file_reader;     /* a GET being streamed */
+	uint64_t file_remaining;       /* bytes of it still to send */
+	bool file_reading;             /* a read is in flight */
 };
 
 /* api.c */
 void api_on_request(http_request *req, void *arg);
+/* Before the body: the files upload's own body limit, and its 413 from
+ * Content-Length before any byte of the body is read. */
+void api_on_head(http_request *req, void *arg);
 /* The same, for API calls forwarded by the other region over the link. */
 void api_on_link_request(http_request *req, void *arg);
 void api_error(api_call *call, int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void api_header(api_call *call, const char *name, const char *value);
 void api_finish(api_call *call);
+/* A streaming answer of length bytes (a file): the call's headers, its log
+ * line, then the caller sends length bytes with http_respond_chunk (none
+ * for HEAD) and ends with api_stream_end (complete false: the body could
+ * not be finished, the connection is cut). */
+void api_stream_begin(api_call *call, int status, uint64_t length);
+void api_stream_end(api_call *call, bool complete);
 /* Queue call->write on the writer thread; the answer goes out when durable. */
 void api_submit_write(api_call *call);
 /* Parse the body as a JSON object into call->json; on failure answers 400/415
@@ -182,6 +204,17 @@ bool records_begin(api_call *call, bool with_id);
 /* Append the record on st's row (RECORD_COLUMNS order) as JSON. 0, or
  * ERR_LIMIT / ERR_NOMEM with b holding part of it (discard it then). */
 int records_json(buf *b, sqlite3_stmt *st);
+
+/* filesapi.c */
+void files_upload(api_call *call);
+void files_get(api_call *call);
+void files_remove(api_call *call);
+void files_index(api_call *call);
+void files_url(api_call *call);
+void files_presign_upload(api_call *call);
+/* The 413 of api_on_head: the bound of an upload's body (form-data framing
+ * included) and the file's own bound. */
+size_t files_body_limit(const region *rg);
 
 /* list.c */
 void records_list(api_call *call);

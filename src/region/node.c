@@ -32,6 +32,7 @@
 #include "core/privdrop.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "objects/files.h"
 #include "objects/objects.h"
 #include "region/cors.h"
 #include "region/internal.h"
@@ -352,7 +353,7 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		.ssl_ctx = ssl,
 		.common_headers = common,
 	};
-	http_handlers handlers = {.on_request = api_on_request, .arg = rg};
+	http_handlers handlers = {.on_head = api_on_head, .on_request = api_on_request, .arg = rg};
 	rg->server = http_server_new(rg->base, &scfg, &handlers);
 	if (!rg->server) {
 		node_fail("%s", "out of memory");
@@ -395,6 +396,15 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", "cannot start the object store's thread");
 		goto out;
 	}
+	/* the files API (/v1/files) on top of it: without an object store its
+	 * routes answer 503 files_unavailable */
+	if (store && files_new(store, rg->base, cfg, name, &rg->files, err, sizeof err) != 0) {
+		node_fail("%s", err);
+		goto out;
+	}
+	secrets_derive(&rg->secrets, "tandem files idempotency v1", rg->files_idem_key);
+	if (store)
+		files_s3_key(&rg->secrets, name, rg->files_key_id, rg->files_secret);
 	if (drop.drop)
 		log_info("running as user %s (uid %d, gid %d)", drop.user, (int)drop.uid, (int)drop.gid);
 	else if (geteuid() == 0 && cfg->user_given) /* asked for explicitly */
@@ -450,7 +460,14 @@ out:
 	 * commits and answers everything queued), and the server last; list
 	 * queries still running are interrupted and answered (503). The
 	 * metrics listener reads all of them: it goes before any */
+	/* the files API's pool first (no blob I/O left), then the object
+	 * store (its writer queues the last completions to this loop), then
+	 * those completions (objects/files.h, "Stop order") */
+	files_stop(rg->files);
 	objects_stop(&store); /* graceful: its requests in flight finish first */
+	files_free(&rg->files);
+	explicit_bzero(rg->files_secret, sizeof rg->files_secret);
+	explicit_bzero(rg->files_idem_key, sizeof rg->files_idem_key);
 	http_server_free(&rg->metrics_server);
 	if (rg->repl)
 		repl_shutdown(rg->repl);

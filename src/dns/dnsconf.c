@@ -1,0 +1,296 @@
+/*
+ * dnsconf.c - the [zone ...] and [dns ...] sections of a deployment's
+ * config (dnsconf.h). Read with libinih as the core config is, through a
+ * line-counting reader so that every error names its line; the other
+ * sections are the core config's and are skipped here.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "dns/dnsconf.h"
+
+typedef struct reader {
+	FILE *file;
+	const char *path;
+	int line;
+	buf *errors;
+	int error_count;
+	dns_conf *c;
+	char section[128];
+	dns_zone *zone;            /* the [zone] being read, or NULL */
+	int zone_line;
+	uint32_t zone_ttl;
+	int zone_has_soa;
+	dns_server_conf *server;   /* the [dns] being read, or NULL */
+} reader;
+
+static void error_at(reader *r, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void error_at(reader *r, int line, const char *fmt, ...)
+{
+	r->error_count++;
+	if (r->error_count > 20)
+		return;
+	buf_printf(r->errors, "%s:%d: ", r->path, line);
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(r->errors, fmt, ap);
+	va_end(ap);
+	buf_addc(r->errors, '\n');
+}
+
+static char *read_line(char *str, int num, void *stream)
+{
+	reader *r = stream;
+	char *s = fgets(str, num, r->file);
+	if (s)
+		r->line++;
+	return s;
+}
+
+/* The end of a [zone]: it must have its SOA. */
+static void zone_done(reader *r)
+{
+	if (r->zone && !r->zone_has_soa)
+		error_at(r, r->zone_line, "[zone %s] needs soa = MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM",
+			 r->section + 5);
+	r->zone = NULL;
+}
+
+static void section_start(reader *r, const char *section)
+{
+	zone_done(r);
+	r->server = NULL;
+	snprintf(r->section, sizeof r->section, "%s", section);
+	if (strncmp(section, "zone ", 5) == 0) {
+		dns_name origin;
+		if (dns_name_from_text(section + 5, &origin) != 0) {
+			error_at(r, r->line, "[%s]: '%s' is not a domain name", section, section + 5);
+			return;
+		}
+		for (int i = 0; i < r->c->nzones; i++)
+			if (dns_name_equal(dns_zone_origin(r->c->zones[i]), &origin)) {
+				error_at(r, r->line, "zone %s is defined twice", section + 5);
+				return;
+			}
+		if (r->c->nzones == DNSCONF_MAX_ZONES) {
+			error_at(r, r->line, "too many zones (at most %d)", DNSCONF_MAX_ZONES);
+			return;
+		}
+		r->zone = dns_zone_new(&origin);
+		if (!r->zone) {
+			error_at(r, r->line, "out of memory");
+			return;
+		}
+		r->c->zones[r->c->nzones++] = r->zone;
+		r->zone_line = r->line;
+		r->zone_ttl = 3600;
+		r->zone_has_soa = 0;
+	} else if (strncmp(section, "dns ", 4) == 0) {
+		const char *name = section + 4;
+		size_t n = strlen(name);
+		int ok = n > 0 && n < sizeof r->server->name && islower((unsigned char)name[0]);
+		for (size_t i = 0; ok && i < n; i++)
+			ok = islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) || name[i] == '-';
+		if (!ok) {
+			error_at(r, r->line, "dns server name '%s' must match [a-z][a-z0-9-]{0,30}", name);
+			return;
+		}
+		if (dnsconf_server(r->c, name)) {
+			error_at(r, r->line, "[dns %s] is defined twice", name);
+			return;
+		}
+		if (r->c->nservers == DNSCONF_MAX_SERVERS) {
+			error_at(r, r->line, "too many [dns] sections (at most %d)", DNSCONF_MAX_SERVERS);
+			return;
+		}
+		r->server = &r->c->servers[r->c->nservers++];
+		memset(r->server, 0, sizeof *r->server);
+		snprintf(r->server->name, sizeof r->server->name, "%s", name);
+		r->server->threads = 2;
+		r->server->rrl_rate = 20;
+		r->server->rrl_slip = 2;
+		r->server->line = r->line;
+	}
+}
+
+static int parse_uint(const char *s, long long max, long long *out)
+{
+	char *end;
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	long long v = strtoll(s, &end, 10);
+	if (*end || v < 0 || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* record = OWNER [TTL] TYPE RDATA */
+static void zone_record(reader *r, const char *value)
+{
+	char owner[300], second[32];
+	int used = 0;
+	if (sscanf(value, "%299s %31s %n", owner, second, &used) != 2) {
+		error_at(r, r->line, "record must be OWNER [TTL] TYPE RDATA, not '%.80s'", value);
+		return;
+	}
+	uint32_t ttl = r->zone_ttl;
+	const char *type = second, *rest = value + used;
+	long long t;
+	char typebuf[32];
+	if (parse_uint(second, 0x7fffffff, &t) == 0) {
+		ttl = (uint32_t)t;
+		int used2 = 0;
+		if (sscanf(rest, "%31s %n", typebuf, &used2) != 1) {
+			error_at(r, r->line, "record must be OWNER [TTL] TYPE RDATA, not '%.80s'", value);
+			return;
+		}
+		type = typebuf;
+		rest += used2;
+	}
+	char err[200] = "";
+	int rc = dns_zone_add(r->zone, owner, type, ttl, rest, err, sizeof err);
+	if (rc != 0)
+		error_at(r, r->line, "record '%.80s': %s", value, err[0] ? err : "cannot be added");
+}
+
+static void zone_key(reader *r, const char *name, const char *value)
+{
+	if (!r->zone)
+		return; /* the section's problem is reported already */
+	if (strcmp(name, "soa") == 0) {
+		char err[200] = "";
+		if (r->zone_has_soa)
+			error_at(r, r->line, "[zone] has one soa");
+		else if (dns_zone_add(r->zone, "@", "SOA", r->zone_ttl, value, err, sizeof err) != 0)
+			error_at(r, r->line, "soa: %s", err);
+		else
+			r->zone_has_soa = 1;
+	} else if (strcmp(name, "ttl") == 0) {
+		long long v;
+		if (parse_uint(value, 0x7fffffff, &v) != 0)
+			error_at(r, r->line, "ttl must be an integer from 0 to 2147483647, not '%s'", value);
+		else
+			r->zone_ttl = (uint32_t)v;
+	} else if (strcmp(name, "record") == 0) {
+		zone_record(r, value);
+	} else {
+		error_at(r, r->line, "unknown key '%s' in [%s] (soa, ttl, record)", name, r->section);
+	}
+}
+
+static void server_key(reader *r, const char *name, const char *value)
+{
+	dns_server_conf *s = r->server;
+	if (!s)
+		return;
+	if (strcmp(name, "listen") == 0) {
+		char copy[512];
+		snprintf(copy, sizeof copy, "%s", value);
+		s->nlisten = 0;
+		char *save = NULL;
+		for (char *a = strtok_r(copy, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
+			const char *colon = strrchr(a, ':');
+			long long port;
+			if (s->nlisten == DNSCONF_MAX_LISTEN || strlen(a) >= sizeof s->listen[0] || !colon ||
+			    colon == a || parse_uint(colon + 1, 65535, &port) != 0 || port == 0) {
+				error_at(r, r->line, "listen must be up to %d HOST:PORT addresses, not '%s'",
+					 DNSCONF_MAX_LISTEN, value);
+				return;
+			}
+			snprintf(s->listen[s->nlisten++], sizeof s->listen[0], "%s", a);
+		}
+	} else if (strcmp(name, "threads") == 0) {
+		long long v;
+		if (parse_uint(value, 64, &v) != 0 || v < 1)
+			error_at(r, r->line, "threads must be an integer from 1 to 64, not '%s'", value);
+		else
+			s->threads = (int)v;
+	} else if (strcmp(name, "rrl_rate") == 0) {
+		long long v;
+		if (parse_uint(value, 1000000, &v) != 0)
+			error_at(r, r->line, "rrl_rate must be an integer from 0 (off) to 1000000, not '%s'", value);
+		else
+			s->rrl_rate = (int)v;
+	} else if (strcmp(name, "rrl_slip") == 0) {
+		long long v;
+		if (parse_uint(value, 10, &v) != 0)
+			error_at(r, r->line, "rrl_slip must be an integer from 0 to 10, not '%s'", value);
+		else
+			s->rrl_slip = (int)v;
+	} else {
+		error_at(r, r->line, "unknown key '%s' in [dns %s] (listen, threads, rrl_rate, rrl_slip)", name,
+			 s->name);
+	}
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	reader *r = user;
+	if (strcmp(section, r->section) != 0)
+		section_start(r, section);
+	if (!name)
+		return 1;
+	if (strncmp(section, "zone ", 5) == 0)
+		zone_key(r, name, value);
+	else if (strncmp(section, "dns ", 4) == 0)
+		server_key(r, name, value);
+	return 1; /* the other sections are the core config's */
+}
+
+int dnsconf_load(const char *path, dns_conf *out, char *err, size_t errcap)
+{
+	memset(out, 0, sizeof *out);
+	buf errors;
+	buf_init(&errors, errcap > 0 ? errcap : 1);
+	reader r = {.path = path, .errors = &errors, .c = out};
+	r.file = fopen(path, "r");
+	if (!r.file) {
+		snprintf(err, errcap, "%s: cannot read: %m", path);
+		buf_free(&errors);
+		return ERR_IO;
+	}
+	int rc = ini_parse_stream(read_line, &r, handler, &r);
+	fclose(r.file);
+	zone_done(&r);
+	if (rc < 0)
+		error_at(&r, 0, "cannot read the file");
+	else if (rc > 0 && r.error_count == 0)
+		error_at(&r, rc, "syntax error");
+	for (int i = 0; i < out->nservers; i++)
+		if (out->servers[i].nlisten == 0)
+			error_at(&r, out->servers[i].line, "[dns %s] needs listen = HOST:PORT", out->servers[i].name);
+	if (r.error_count) {
+		snprintf(err, errcap, "%.*s", (int)errors.len, errors.data ? errors.data : "");
+		buf_free(&errors);
+		dnsconf_free(out);
+		return ERR_CONFIG;
+	}
+	buf_free(&errors);
+	if (errcap)
+		err[0] = '\0';
+	return 0;
+}
+
+void dnsconf_free(dns_conf *c)
+{
+	for (int i = 0; i < c->nzones; i++)
+		dns_zone_free(&c->zones[i]);
+	c->nzones = 0;
+	c->nservers = 0;
+}
+
+const dns_server_conf *dnsconf_server(const dns_conf *c, const char *name)
+{
+	for (int i = 0; i < c->nservers; i++)
+		if (strcmp(c->servers[i].name, name) == 0)
+			return &c->servers[i];
+	return NULL;
+}

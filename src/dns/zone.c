@@ -1,0 +1,598 @@
+/*
+ * zone.c - a zone in memory and the authoritative answer (zone.h has the
+ * rules). Records live in one array, in the order added; a lookup scans
+ * it (zones of tens to hundreds of records; an index comes with the
+ * benchmark against Knot if the scan shows). Record data is kept in wire
+ * form so that answering is copying, except for the names inside NS, CNAME,
+ * PTR, MX and SOA data, which are read back and written with compression.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/err.h"
+#include "dns/zone.h"
+
+#define CNAME_CHAIN_MAX 8
+
+struct dns_zone {
+	dns_name origin;
+	char origin_text[4 * DNS_NAME_MAX + 2];
+	dns_rr **rrs;
+	size_t n, cap;
+	const dns_rr *soa;
+};
+
+dns_zone *dns_zone_new(const dns_name *origin)
+{
+	dns_zone *z = calloc(1, sizeof *z);
+	if (!z)
+		return NULL;
+	z->origin = *origin;
+	dns_name_to_text(origin, z->origin_text, sizeof z->origin_text);
+	return z;
+}
+
+void dns_zone_free(dns_zone **z)
+{
+	if (!*z)
+		return;
+	for (size_t i = 0; i < (*z)->n; i++)
+		free((*z)->rrs[i]);
+	free((*z)->rrs);
+	free(*z);
+	*z = NULL;
+}
+
+const dns_name *dns_zone_origin(const dns_zone *z)
+{
+	return &z->origin;
+}
+
+int dns_zone_ready(const dns_zone *z)
+{
+	return z->soa != NULL;
+}
+
+/* --- presentation form --- */
+
+static const struct {
+	const char *name;
+	uint16_t type;
+} type_names[] = {
+	{"A", DNS_T_A},     {"NS", DNS_T_NS},   {"CNAME", DNS_T_CNAME}, {"SOA", DNS_T_SOA},
+	{"PTR", DNS_T_PTR}, {"MX", DNS_T_MX},   {"TXT", DNS_T_TXT},     {"AAAA", DNS_T_AAAA},
+	{"SRV", DNS_T_SRV}, {"CAA", DNS_T_CAA},
+};
+
+/* A name of the zone file: "@", relative, or absolute (a final dot). */
+static int zone_name(const dns_zone *z, const char *text, dns_name *out)
+{
+	if (strcmp(text, "@") == 0) {
+		*out = z->origin;
+		return 0;
+	}
+	size_t n = strlen(text);
+	if (n > 0 && text[n - 1] == '.' && (n < 2 || text[n - 2] != '\\'))
+		return dns_name_from_text(text, out);
+	char full[4 * DNS_NAME_MAX + 8];
+	int w = snprintf(full, sizeof full, "%s.%s", text, strcmp(z->origin_text, ".") == 0 ? "" : z->origin_text);
+	if (w < 0 || (size_t)w >= sizeof full)
+		return ERR_PARSE;
+	return dns_name_from_text(full, out);
+}
+
+/* The next whitespace-separated token of *s into tok (a quoted string
+ * without its quotes, \" and \\ unescaped when quoted). 0 at the end. */
+static int next_token(const char **s, char *tok, size_t cap, int *quoted)
+{
+	const char *p = *s;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p)
+		return 0;
+	size_t n = 0;
+	*quoted = *p == '"';
+	if (*quoted) {
+		p++;
+		while (*p && *p != '"') {
+			char c = *p++;
+			if (c == '\\' && (*p == '"' || *p == '\\'))
+				c = *p++;
+			if (n + 1 >= cap)
+				return -1;
+			tok[n++] = c;
+		}
+		if (*p != '"')
+			return -1;
+		p++;
+	} else {
+		while (*p && *p != ' ' && *p != '\t') {
+			if (n + 1 >= cap)
+				return -1;
+			tok[n++] = *p++;
+		}
+	}
+	tok[n] = '\0';
+	*s = p;
+	return 1;
+}
+
+static int parse_u32(const char *s, uint32_t max, uint32_t *out)
+{
+	if (!*s)
+		return ERR_PARSE;
+	uint64_t v = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return ERR_PARSE;
+		v = v * 10 + (uint64_t)(*s - '0');
+		if (v > max)
+			return ERR_PARSE;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+typedef struct rdbuf {
+	uint8_t b[65535];
+	size_t n;
+} rdbuf;
+
+static int rd_bytes(rdbuf *r, const void *p, size_t n)
+{
+	if (n > sizeof r->b - r->n)
+		return ERR_PARSE;
+	memcpy(r->b + r->n, p, n);
+	r->n += n;
+	return 0;
+}
+
+static int rd_u16(rdbuf *r, uint32_t v)
+{
+	uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+	return rd_bytes(r, b, 2);
+}
+
+static int rd_u32(rdbuf *r, uint32_t v)
+{
+	uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+	return rd_bytes(r, b, 4);
+}
+
+static int rd_name(const dns_zone *z, rdbuf *r, const char *text)
+{
+	dns_name n;
+	if (zone_name(z, text, &n) != 0)
+		return ERR_PARSE;
+	return rd_bytes(r, n.wire, n.len);
+}
+
+/* The RDATA of type from its presentation form. */
+static int parse_rdata(const dns_zone *z, uint16_t type, const char *text, rdbuf *r, char *err, size_t errcap)
+{
+	char tok[8][512];
+	int quoted[8] = {0};
+	int nt = 0;
+	const char *s = text;
+	if (type == DNS_T_TXT) {
+		/* one or more character-strings of at most 255 bytes */
+		char t[1024];
+		int q, rc;
+		while ((rc = next_token(&s, t, sizeof t, &q)) == 1) {
+			size_t len = strlen(t);
+			if (len > 255) {
+				snprintf(err, errcap, "a TXT string is longer than 255 bytes");
+				return ERR_PARSE;
+			}
+			uint8_t l = (uint8_t)len;
+			if (rd_bytes(r, &l, 1) != 0 || rd_bytes(r, t, len) != 0)
+				return ERR_PARSE;
+		}
+		if (rc < 0 || r->n == 0) {
+			snprintf(err, errcap, "TXT needs one or more strings (quote those with spaces)");
+			return ERR_PARSE;
+		}
+		return 0;
+	}
+	int rc;
+	while (nt < 8 && (rc = next_token(&s, tok[nt], sizeof tok[nt], &quoted[nt])) == 1)
+		nt++;
+	if (nt == 8 || rc < 0) {
+		snprintf(err, errcap, "cannot read the record data '%.80s'", text);
+		return ERR_PARSE;
+	}
+	uint32_t v[5];
+	switch (type) {
+	case DNS_T_A:
+	case DNS_T_AAAA: {
+		uint8_t a[16];
+		if (nt != 1 || inet_pton(type == DNS_T_A ? AF_INET : AF_INET6, tok[0], a) != 1) {
+			snprintf(err, errcap, "'%.80s' is not an %s address", text, type == DNS_T_A ? "IPv4" : "IPv6");
+			return ERR_PARSE;
+		}
+		return rd_bytes(r, a, type == DNS_T_A ? 4 : 16);
+	}
+	case DNS_T_NS:
+	case DNS_T_CNAME:
+	case DNS_T_PTR:
+		if (nt != 1 || rd_name(z, r, tok[0]) != 0)
+			break;
+		return 0;
+	case DNS_T_MX:
+		if (nt != 2 || parse_u32(tok[0], 65535, &v[0]) != 0 || rd_u16(r, v[0]) != 0 ||
+		    rd_name(z, r, tok[1]) != 0)
+			break;
+		return 0;
+	case DNS_T_SRV:
+		if (nt != 4)
+			break;
+		for (int i = 0; i < 3; i++)
+			if (parse_u32(tok[i], 65535, &v[i]) != 0 || rd_u16(r, v[i]) != 0)
+				goto bad;
+		if (rd_name(z, r, tok[3]) != 0)
+			break;
+		return 0;
+	case DNS_T_CAA: {
+		/* flags tag "value" (RFC 8659) */
+		size_t tl = strlen(tok[1]);
+		if (nt != 3 || parse_u32(tok[0], 255, &v[0]) != 0 || tl == 0 || tl > 15)
+			break;
+		for (size_t i = 0; i < tl; i++)
+			if (!isalnum((unsigned char)tok[1][i]))
+				goto bad;
+		uint8_t f = (uint8_t)v[0], l = (uint8_t)tl;
+		if (rd_bytes(r, &f, 1) != 0 || rd_bytes(r, &l, 1) != 0 || rd_bytes(r, tok[1], tl) != 0 ||
+		    rd_bytes(r, tok[2], strlen(tok[2])) != 0)
+			break;
+		return 0;
+	}
+	case DNS_T_SOA:
+		if (nt != 7 || rd_name(z, r, tok[0]) != 0 || rd_name(z, r, tok[1]) != 0)
+			break;
+		for (int i = 0; i < 5; i++)
+			if (parse_u32(tok[2 + i], UINT32_MAX, &v[i]) != 0 || rd_u32(r, v[i]) != 0)
+				goto bad;
+		return 0;
+	default:
+		snprintf(err, errcap, "record type not supported");
+		return ERR_PARSE;
+	}
+bad:
+	snprintf(err, errcap, "cannot read the record data '%.80s'", text);
+	return ERR_PARSE;
+}
+
+static uint16_t type_of(const char *name)
+{
+	for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
+		if (strcasecmp(name, type_names[i].name) == 0)
+			return type_names[i].type;
+	return 0;
+}
+
+int dns_zone_add(dns_zone *z, const char *owner, const char *type, uint32_t ttl, const char *rdata, char *err,
+		 size_t errcap)
+{
+	uint16_t t = type_of(type);
+	if (!t) {
+		snprintf(err, errcap, "record type '%.20s' is not supported (A AAAA CNAME MX TXT CAA SRV NS PTR SOA)",
+			 type);
+		return ERR_PARSE;
+	}
+	dns_name own;
+	if (zone_name(z, owner, &own) != 0) {
+		snprintf(err, errcap, "'%.80s' is not a valid name", owner);
+		return ERR_PARSE;
+	}
+	if (!dns_name_within(&own, &z->origin)) {
+		snprintf(err, errcap, "'%.80s' is not within the zone %s", owner, z->origin_text);
+		return ERR_INVAL;
+	}
+	if (ttl > 0x7fffffffu) {
+		snprintf(err, errcap, "a TTL is at most 2147483647 (RFC 2181)");
+		return ERR_PARSE;
+	}
+	for (size_t i = 0; i < z->n; i++) {
+		const dns_rr *o = z->rrs[i];
+		if (!dns_name_equal(&o->owner, &own))
+			continue;
+		if ((t == DNS_T_CNAME) != (o->type == DNS_T_CNAME)) {
+			snprintf(err, errcap, "a CNAME cannot stand beside other records of '%.80s' (RFC 1034)", owner);
+			return ERR_INVAL;
+		}
+		if (t == DNS_T_CNAME) {
+			snprintf(err, errcap, "'%.80s' has a CNAME already", owner);
+			return ERR_INVAL;
+		}
+	}
+	if (t == DNS_T_SOA && (z->soa || !dns_name_equal(&own, &z->origin))) {
+		snprintf(err, errcap, z->soa ? "the zone has an SOA already" : "the SOA belongs at the apex (@)");
+		return ERR_INVAL;
+	}
+	rdbuf *r = malloc(sizeof *r);
+	if (!r)
+		return ERR_NOMEM;
+	r->n = 0;
+	int rc = parse_rdata(z, t, rdata, r, err, errcap);
+	if (rc != 0) {
+		free(r);
+		return rc;
+	}
+	if (z->n == z->cap) {
+		size_t nc = z->cap ? z->cap * 2 : 16;
+		dns_rr **g = realloc(z->rrs, nc * sizeof *g);
+		if (!g) {
+			free(r);
+			return ERR_NOMEM;
+		}
+		z->rrs = g;
+		z->cap = nc;
+	}
+	dns_rr *rr = malloc(sizeof *rr + r->n);
+	if (!rr) {
+		free(r);
+		return ERR_NOMEM;
+	}
+	rr->owner = own;
+	rr->type = t;
+	rr->ttl = ttl;
+	rr->rdlen = (uint16_t)r->n;
+	memcpy(rr->rdata, r->b, r->n);
+	free(r);
+	z->rrs[z->n++] = rr;
+	if (t == DNS_T_SOA)
+		z->soa = rr;
+	return 0;
+}
+
+/* --- answering --- */
+
+/* Write rr with owner (the query's name for a wildcard) into the current
+ * section. 0 or ERR_LIMIT (rolled back). */
+static int write_rr(dns_writer *w, const dns_rr *rr, const dns_name *owner, uint32_t ttl)
+{
+	dns_mark m = dns_w_mark(w);
+	size_t at;
+	int rc = dns_w_rr_begin(w, owner, rr->type, DNS_C_IN, ttl, &at);
+	size_t off = 0;
+	dns_name n;
+	if (rc == 0) {
+		switch (rr->type) {
+		case DNS_T_NS:
+		case DNS_T_CNAME:
+		case DNS_T_PTR:
+			rc = dns_name_read(rr->rdata, rr->rdlen, &off, &n) == 0 ? dns_w_name(w, &n, true) : ERR_PARSE;
+			break;
+		case DNS_T_MX:
+			rc = dns_w_bytes(w, rr->rdata, 2);
+			off = 2;
+			if (rc == 0)
+				rc = dns_name_read(rr->rdata, rr->rdlen, &off, &n) == 0 ? dns_w_name(w, &n, true) : ERR_PARSE;
+			break;
+		case DNS_T_SOA:
+			for (int k = 0; k < 2 && rc == 0; k++)
+				rc = dns_name_read(rr->rdata, rr->rdlen, &off, &n) == 0 ? dns_w_name(w, &n, true) : ERR_PARSE;
+			if (rc == 0)
+				rc = dns_w_bytes(w, rr->rdata + off, rr->rdlen - off);
+			break;
+		default:
+			rc = dns_w_bytes(w, rr->rdata, rr->rdlen);
+		}
+	}
+	if (rc == 0)
+		rc = dns_w_rr_end(w, at);
+	if (rc != 0) {
+		dns_w_rollback(w, &m);
+		return ERR_LIMIT;
+	}
+	return 0;
+}
+
+static bool node_exists(const dns_zone *z, const dns_name *name)
+{
+	for (size_t i = 0; i < z->n; i++)
+		if (dns_name_equal(&z->rrs[i]->owner, name))
+			return true;
+	return false;
+}
+
+/* An empty non-terminal: no records, but names below it. */
+static bool has_descendants(const dns_zone *z, const dns_name *name)
+{
+	for (size_t i = 0; i < z->n; i++)
+		if (z->rrs[i]->owner.len > name->len && dns_name_within(&z->rrs[i]->owner, name))
+			return true;
+	return false;
+}
+
+static const dns_zone *zone_for(dns_zone *const *zones, int n, const dns_name *name)
+{
+	const dns_zone *best = NULL;
+	for (int i = 0; i < n; i++)
+		if (zones[i] && dns_zone_ready(zones[i]) && dns_name_within(name, &zones[i]->origin) &&
+		    (!best || zones[i]->origin.len > best->origin.len))
+			best = zones[i];
+	return best;
+}
+
+static uint32_t soa_u32(const dns_rr *soa, int k)
+{
+	size_t off = 0;
+	dns_name n;
+	for (int i = 0; i < 2; i++)
+		if (dns_name_read(soa->rdata, soa->rdlen, &off, &n) != 0)
+			return 0;
+	const uint8_t *p = soa->rdata + off + 4 * (size_t)k;
+	if (off + 4 * (size_t)k + 4 > soa->rdlen)
+		return 0;
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Reserve room for the OPT so that it always fits: its size. */
+static size_t opt_size(const dns_query *q, const uint8_t *sc)
+{
+	if (!q->edns)
+		return 0;
+	return 11 + (q->ecs ? 4 + 4 + (size_t)(q->ecs_source + 7) / 8 : 0) + (q->cookie && sc ? 4 + 8 + 16 : 0);
+}
+
+static void finish_opt(dns_writer *w, const dns_query *q, uint16_t udp_size, int rcode, const uint8_t *sc)
+{
+	if (!q->edns)
+		return;
+	size_t at;
+	if (dns_w_opt_begin(w, udp_size, rcode, q->dnssec_ok, &at) != 0)
+		return; /* reserved: cannot happen */
+	if (q->ecs) {
+		uint8_t e[20];
+		size_t bytes = (size_t)(q->ecs_source + 7) / 8;
+		e[0] = (uint8_t)(q->ecs_family >> 8);
+		e[1] = (uint8_t)q->ecs_family;
+		e[2] = q->ecs_source;
+		e[3] = 0; /* scope 0: the same answer for every subnet */
+		memcpy(e + 4, q->ecs_addr, bytes);
+		dns_w_opt_option(w, 8, e, (uint16_t)(4 + bytes));
+	}
+	if (q->cookie && sc) {
+		uint8_t c[8 + 16];
+		memcpy(c, q->client_cookie, 8);
+		memcpy(c + 8, sc, 16);
+		dns_w_opt_option(w, 10, c, sizeof c);
+	}
+	dns_w_rr_end(w, at);
+}
+
+size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *buf, size_t cap, uint16_t udp_size,
+		  const uint8_t *server_cookie)
+{
+	dns_writer w;
+	bool truncated = false;
+	size_t reserve = opt_size(q, server_cookie);
+	if (cap < DNS_UDP_MIN || cap < reserve + DNS_HEADER_BYTES)
+		return 0;
+	int rcode = DNS_R_NOERROR;
+	const dns_zone *z = q->qclass == DNS_C_IN ? zone_for(zones, n, &q->qname) : NULL;
+	if (!z || q->qtype == DNS_T_AXFR || q->qtype == DNS_T_IXFR)
+		rcode = DNS_R_REFUSED;
+	if (dns_w_begin(&w, buf, cap - reserve, q, rcode, true) != 0) {
+		/* the question alone does not fit (cannot happen at 512 bytes) */
+		w.cap = cap;
+		finish_opt(&w, q, udp_size, DNS_R_SERVFAIL, server_cookie);
+		return dns_w_length(&w);
+	}
+	if (rcode != DNS_R_NOERROR)
+		goto done;
+	dns_w_flags(&w, DNS_F_AA, 0);
+	dns_name name = q->qname;
+	dns_name seen[CNAME_CHAIN_MAX + 1]; /* the chain's names: a loop ends it */
+	int nseen = 0;
+	for (int hop = 0; hop <= CNAME_CHAIN_MAX; hop++) {
+		for (int k = 0; k < nseen; k++)
+			if (dns_name_equal(&seen[k], &name))
+				goto done; /* a CNAME loop: what was written stands */
+		seen[nseen++] = name;
+		const dns_name *source = &name; /* the node answered from */
+		dns_name wild;
+		if (!node_exists(z, &name)) {
+			if (has_descendants(z, &name)) {
+				rcode = DNS_R_NOERROR; /* an empty non-terminal: NODATA */
+				goto negative;
+			}
+			/* the closest encloser (the longest ancestor that exists,
+			 * with records or names below it: the apex at least), then
+			 * its wildcard */
+			int labels = dns_name_labels(&name) - dns_name_labels(&z->origin);
+			dns_name enc;
+			bool have = false;
+			for (int skip = 1; skip <= labels && !have; skip++) {
+				dns_name_suffix(&name, skip, &enc);
+				have = node_exists(z, &enc) || has_descendants(z, &enc);
+			}
+			if (have && enc.len + 2 <= DNS_NAME_MAX) {
+				wild.wire[0] = 1;
+				wild.wire[1] = '*';
+				memcpy(wild.wire + 2, enc.wire, enc.len);
+				wild.len = (uint8_t)(enc.len + 2);
+				if (node_exists(z, &wild))
+					source = &wild;
+			}
+			if (source != &wild) {
+				rcode = DNS_R_NXDOMAIN;
+				goto negative;
+			}
+		}
+		/* a CNAME answers every type but CNAME itself (and ANY) */
+		const dns_rr *cname = NULL;
+		for (size_t i = 0; i < z->n; i++)
+			if (z->rrs[i]->type == DNS_T_CNAME && dns_name_equal(&z->rrs[i]->owner, source))
+				cname = z->rrs[i];
+		if (cname && q->qtype != DNS_T_CNAME && q->qtype != DNS_T_ANY) {
+			if (write_rr(&w, cname, &name, cname->ttl) != 0) {
+				truncated = true;
+				goto done;
+			}
+			size_t off = 0;
+			dns_name target;
+			if (dns_name_read(cname->rdata, cname->rdlen, &off, &target) != 0 ||
+			    !dns_name_within(&target, &z->origin))
+				goto done; /* out of the zone: the resolver follows it */
+			name = target;
+			continue;
+		}
+		int found = 0;
+		for (size_t i = 0; i < z->n; i++) {
+			const dns_rr *rr = z->rrs[i];
+			if (!dns_name_equal(&rr->owner, source) || (q->qtype != DNS_T_ANY && rr->type != q->qtype))
+				continue;
+			found++;
+			if (write_rr(&w, rr, &name, rr->ttl) != 0) {
+				truncated = true;
+				goto done;
+			}
+		}
+		if (found)
+			goto done;
+		rcode = DNS_R_NOERROR; /* NODATA */
+		goto negative;
+	}
+	goto done; /* a chain longer than CNAME_CHAIN_MAX: what was written stands */
+negative:
+	dns_w_rcode(&w, rcode);
+	dns_w_section(&w, 2);
+	{
+		uint32_t ttl = z->soa->ttl, min = soa_u32(z->soa, 4);
+		if (write_rr(&w, z->soa, &z->soa->owner, min < ttl ? min : ttl) != 0)
+			truncated = true;
+	}
+done:
+	if (truncated)
+		dns_w_flags(&w, DNS_F_TC, 0);
+	w.cap = cap; /* the reserved room: the OPT always fits */
+	finish_opt(&w, q, udp_size, rcode, server_cookie);
+	return dns_w_length(&w);
+}
+
+size_t dns_answer_error(const uint8_t *query, size_t qlen, dns_parse_result r, uint8_t *buf, size_t cap,
+			uint16_t udp_size)
+{
+	if (r == DNS_PARSE_DROP || r == DNS_PARSE_OK || qlen < DNS_HEADER_BYTES || cap < DNS_UDP_MIN)
+		return 0;
+	dns_query q;
+	memset(&q, 0, sizeof q);
+	q.id = (uint16_t)(query[0] << 8 | query[1]);
+	q.flags = (uint16_t)(query[2] << 8 | query[3]);
+	dns_writer w;
+	int rcode = r == DNS_PARSE_NOTIMP ? DNS_R_NOTIMP : r == DNS_PARSE_BADVERS ? DNS_R_BADVERS : DNS_R_FORMERR;
+	if (dns_w_begin(&w, buf, cap, &q, rcode, false) != 0)
+		return 0;
+	if (r == DNS_PARSE_BADVERS) {
+		size_t at;
+		if (dns_w_opt_begin(&w, udp_size, DNS_R_BADVERS, false, &at) == 0)
+			dns_w_rr_end(&w, at);
+	}
+	return dns_w_length(&w);
+}

@@ -1,0 +1,79 @@
+/*
+ * zone.h - an authoritative zone in memory and the answer to one query
+ * (RFC 1034 section 4.3.2, as an authoritative-only server runs it):
+ *
+ *   the zone: the longest origin that holds the name; none: REFUSED
+ *   the name exists:     its records of the type (AA); a CNAME instead is
+ *                        given and followed inside the zone (at most 8);
+ *                        no record of the type: NODATA (NOERROR, the SOA in
+ *                        the authority section)
+ *   only names below it: an empty non-terminal: NODATA
+ *   neither:             the wildcard `*.` at the closest encloser answers
+ *                        with the query's name as owner; else NXDOMAIN with
+ *                        the SOA
+ *
+ * The SOA in a negative answer has the TTL min(SOA TTL, SOA minimum)
+ * (RFC 2308). AXFR/IXFR are refused (transfers need TSIG: not built), a
+ * class other than IN is REFUSED, ANY is answered with every record set of
+ * the name (small zones; RFC 8482 allows less). Delegations below the apex
+ * are not supported: every name of the zone is answered from it.
+ *
+ * A zone is built once (dns_zone_add) and then only read: lookups take no
+ * lock, so any number of threads may answer from one zone at once.
+ */
+#ifndef TANDEM_DNS_ZONE_H
+#define TANDEM_DNS_ZONE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dns/wire.h"
+
+/* One record. rdata is in wire form with names uncompressed; for NS,
+ * CNAME, PTR, MX and SOA the names inside it are compressed when written
+ * (RFC 3597), SRV's never. */
+typedef struct dns_rr {
+	dns_name owner;
+	uint16_t type;
+	uint32_t ttl;
+	uint16_t rdlen;
+	uint8_t rdata[];
+} dns_rr;
+
+typedef struct dns_zone dns_zone;
+
+/* A new, empty zone for origin (its SOA must be added before it answers).
+ * NULL when out of memory. */
+dns_zone *dns_zone_new(const dns_name *origin);
+void dns_zone_free(dns_zone **z);
+const dns_name *dns_zone_origin(const dns_zone *z);
+
+/* Add a record given in presentation form ("A", "127.0.0.2"; "MX", "10
+ * mail.example."; "TXT", "\"v=spf1 -all\""; "SOA", "ns1 hostmaster 1 3600
+ * 600 86400 10"), names relative to the origin unless they end in a dot,
+ * "@" the origin. The owner must be within the zone. 0, or ERR_PARSE with
+ * the reason in err, ERR_INVAL (owner outside the zone, a CNAME beside
+ * other data, a second SOA or an SOA not at the apex), ERR_NOMEM. */
+int dns_zone_add(dns_zone *z, const char *owner, const char *type, uint32_t ttl, const char *rdata, char *err,
+		 size_t errcap);
+/* Does the zone have its SOA (it answers only then)? */
+int dns_zone_ready(const dns_zone *z);
+
+/* The answer to q from the zone among zones[0..n) that holds its name, in
+ * buf[0..cap) (cap: the client's UDP size, or 65535 on TCP; at least 512).
+ * Records that do not fit are left out and TC set (on UDP the client then
+ * asks again over TCP). With EDNS, an OPT is added (our UDP size
+ * udp_size, DO echoed; an ECS option echoed with scope 0: a static answer
+ * holds for every subnet; when the query had a client cookie and
+ * server_cookie is given, the COOKIE option with both, RFC 7873).
+ * Returns the message length (> 0), or 0 when nothing should be sent. */
+size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *buf, size_t cap, uint16_t udp_size,
+		  const uint8_t *server_cookie);
+
+/* The answer to a query that did not parse (r from dns_parse_query):
+ * FORMERR, NOTIMP or BADVERS with the id, no question for FORMERR; 0 for
+ * DNS_PARSE_DROP. */
+size_t dns_answer_error(const uint8_t *query, size_t qlen, dns_parse_result r, uint8_t *buf, size_t cap,
+			uint16_t udp_size);
+
+#endif
