@@ -192,7 +192,7 @@ fuzz-run: $(FUZZ_BIN)
 # BENCH_ARGS go to every script (--quick, --duration, --rounds, --keep; the
 # replication and hostile-client benches ignore run.py's other options); REPL_BENCH_ARGS go to
 # bench/replication.py only (e.g. --rates 1000, --no-pg).
-BENCH_SCRIPTS := bench/run.py bench/replication.py bench/hostile.py bench/isolation.py
+BENCH_SCRIPTS := bench/run.py bench/replication.py bench/hostile.py bench/isolation.py bench/dns.py
 BENCH_OTHER   := bench/drill.py
 replication_BENCH_ARGS = $(REPL_BENCH_ARGS)
 define newline
