@@ -862,6 +862,32 @@ static int small_body(s3_req *q, buf *out)
 	return 0;
 }
 
+/* An XML request body (DeleteObjects, PutBucketCors): small_body, then its
+ * Content-MD5 when given (BadDigest). 0 with *body initialised (the caller
+ * frees it), or answered -1 with nothing to free. */
+static int xml_body(s3_req *q, buf *body)
+{
+	buf_init(body, S3XML_MAX_BODY);
+	if (small_body(q, body) != 0) {
+		buf_free(body);
+		return -1;
+	}
+	size_t len;
+	const char *md5 = field(q, "Content-MD5", &len);
+	if (md5) {
+		unsigned char want[16], got[16];
+		unsigned int n = 0;
+		if (b64_decode(md5, len, want, sizeof want) != 16 ||
+		    EVP_Digest(body->data ? body->data : "", body->len, got, &n, EVP_md5(), NULL) != 1 ||
+		    memcmp(want, got, 16) != 0) {
+			buf_free(body);
+			s3_error(q, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void op_create_bucket(s3_req *q)
 {
 	objects *o = q->o;
@@ -2611,24 +2637,8 @@ static void op_delete_objects(s3_req *q)
 	if (need_bucket(q, &mb) != 0)
 		return;
 	buf body;
-	buf_init(&body, S3XML_MAX_BODY);
-	if (small_body(q, &body) != 0) {
-		buf_free(&body);
+	if (xml_body(q, &body) != 0)
 		return;
-	}
-	size_t len;
-	const char *md5 = field(q, "Content-MD5", &len);
-	if (md5) {
-		unsigned char want[16], got[16];
-		unsigned int n = 0;
-		if (b64_decode(md5, len, want, sizeof want) != 16 ||
-		    EVP_Digest(body.data ? body.data : "", body.len, got, &n, EVP_md5(), NULL) != 1 ||
-		    memcmp(want, got, 16) != 0) {
-			buf_free(&body);
-			s3_error(q, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
-			return;
-		}
-	}
 	char xerr[160];
 	int rc = s3xml_parse_delete(body.data ? body.data : "", body.len, &q->del, xerr, sizeof xerr);
 	buf_free(&body);
@@ -3550,24 +3560,8 @@ static void op_put_cors(s3_req *q)
 	if (need_bucket(q, &mb) != 0)
 		return;
 	buf body;
-	buf_init(&body, S3XML_MAX_BODY);
-	if (small_body(q, &body) != 0) {
-		buf_free(&body);
+	if (xml_body(q, &body) != 0)
 		return;
-	}
-	size_t len;
-	const char *md5 = field(q, "Content-MD5", &len);
-	if (md5) {
-		unsigned char want[16], got[16];
-		unsigned int n = 0;
-		if (b64_decode(md5, len, want, sizeof want) != 16 ||
-		    EVP_Digest(body.data ? body.data : "", body.len, got, &n, EVP_md5(), NULL) != 1 ||
-		    memcmp(want, got, 16) != 0) {
-			buf_free(&body);
-			s3_error(q, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
-			return;
-		}
-	}
 	s3cors *c = NULL;
 	char xerr[160];
 	int rc = s3xml_parse_cors(body.data ? body.data : "", body.len, &c, xerr, sizeof xerr);
