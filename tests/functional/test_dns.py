@@ -299,3 +299,35 @@ def test_server_cookies_and_rrl_exemption(tmp_path):
             assert "(good)" in out, out
     finally:
         assert s.stop() == 0
+
+
+def test_tcp_client_that_never_reads_holds_bounded_memory(server):
+    """A TCP client pipelining up to 30 MB of queries and never reading its
+    answers: the server stops reading that connection once 256 KiB of
+    answers wait, so the client's sends block (the kernel's buffers fill)
+    long before 30 MB, the server's memory stays bounded, and it goes on
+    answering everyone else over UDP and TCP. (Unbounded, it would read
+    everything and hold some 45 MB of answers.)"""
+    def rss_kb():
+        with open("/proc/%d/status" % server.proc.pid) as f:
+            return int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+    before = rss_kb()
+    wire = dns.message.make_query("api.tandem.test", "A").to_wire()
+    framed = struct.pack(">H", len(wire)) + wire
+    hog = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.setblocking(False)
+    sent, limit = 0, 30 * 1024 * 1024
+    deadline, progress = time.time() + 10, time.time()
+    while sent < limit and time.time() < deadline and time.time() - progress < 1:
+        try:
+            sent += hog.send(framed * 100)
+            progress = time.time()
+        except BlockingIOError:
+            time.sleep(0.01)  # the server stopped reading us: what is pinned
+    time.sleep(0.5)
+    assert sent < limit, "the server read every query of a client that reads nothing"
+    assert rss_kb() - before < 16 * 1024, (before, rss_kb())
+    assert server.udp("api.tandem.test", "A").answer
+    assert server.tcp("www.tandem.test", "A").answer
+    hog.close()
