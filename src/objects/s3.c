@@ -2511,8 +2511,7 @@ static int delete_exec(db_conn *db, void *arg)
 	q->old.count = 0;
 	q->marker = false;
 	if (q->version_id[0]) {
-		int rc = meta_object_delete_version(db, q->bucket, q->key, q->key_len, q->version_id, &q->marker,
-						    &q->old);
+		int rc = meta_object_delete_version(db, q->obj, q->version_id, &q->marker, &q->old);
 		return rc == ERR_NOTFOUND ? 0 : rc; /* deleting a version that is not there: 204, as S3 */
 	}
 	return meta_object_remove(db, q->obj, &q->marker, &q->old);
@@ -2552,11 +2551,10 @@ static void op_delete_object(s3_req *q)
 		s3_not_implemented(q, "MFA Delete (x-amz-mfa)");
 		return;
 	}
-	int rc = 0;
 	if (vid)
 		snprintf(q->version_id, sizeof q->version_id, "%s", vid);
-	else
-		rc = new_marker(q);
+	/* a marker, or the remove's HLC and origin (its tombstone) */
+	int rc = new_marker(q);
 	if (rc == 0)
 		rc = committer_submit(q->o->writer, delete_exec, delete_committed, q);
 	if (rc != 0)
@@ -2576,18 +2574,17 @@ static int delete_many_exec(db_conn *db, void *arg)
 			r->rc = ERR_INVAL;
 			continue;
 		}
+		/* one marker template, its key changed per entry (q->obj's
+		 * HLC is shared: the keys differ) */
+		meta_object *m = q->obj;
+		memcpy(m->key, e->key, e->key_len);
+		m->key_len = e->key_len;
+		m->version_id[0] = '\0';
 		if (e->version_id) {
-			rc = meta_object_delete_version(db, q->bucket, e->key, e->key_len, e->version_id, &r->marker,
-							&q->old);
+			rc = meta_object_delete_version(db, m, e->version_id, &r->marker, &q->old);
 			if (rc == 0 && r->marker)
 				snprintf(r->marker_version, sizeof r->marker_version, "%s", e->version_id);
 		} else {
-			/* one marker template, its key changed per entry (q->obj's
-			 * HLC is shared: the keys differ) */
-			meta_object *m = q->obj;
-			memcpy(m->key, e->key, e->key_len);
-			m->key_len = e->key_len;
-			m->version_id[0] = '\0';
 			rc = meta_object_remove(db, m, &r->marker, &q->old);
 			if (rc == 0 && r->marker)
 				snprintf(r->marker_version, sizeof r->marker_version, "%s", m->version_id);
