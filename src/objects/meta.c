@@ -1561,3 +1561,14 @@ int meta_replica_bucket(db_conn *db, const meta_bucket *b, const char *cors, boo
 	*applied = true;
 	return 0;
 }
+
+int meta_outbox_has(db_conn *db, int64_t seq)
+{
+	sqlite3_stmt *st = db_stmt(db, "SELECT 1 FROM s3_outbox WHERE seq = ?1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, seq);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : ERR_DB;
+}

@@ -339,6 +339,8 @@ int meta_outbox_next(db_conn *db, int64_t after, meta_outbox_entry *out);
  * row goes, and the version's status is set when no other row of it waits.
  * 0 or ERR_DB. */
 int meta_outbox_done(db_conn *db, const meta_outbox_entry *e, meta_repl status);
+/* 1 when outbox row seq still waits, 0 when it is gone, ERR_DB. */
+int meta_outbox_has(db_conn *db, int64_t seq);
 /* How many rows wait, their bytes, and the oldest one's time (0 if none). */
 int meta_outbox_stats(db_conn *db, int64_t *count, int64_t *bytes, int64_t *oldest_ms);
 /* The tombstone of a version. 0 or ERR_NOTFOUND. */

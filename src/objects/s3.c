@@ -72,6 +72,7 @@
 #include "objects/manifest.h"
 #include "objects/meta.h"
 #include "objects/objects.h"
+#include "objects/orepl.h"
 #include "objects/s3cors.h"
 #include "objects/s3keys.h"
 #include "objects/s3xml.h"
@@ -121,6 +122,11 @@ struct objects {
 	char files_key_id[FILES_KEY_ID_LEN + 1];
 	char files_secret[FILES_SECRET_LEN + 1];
 	char db_path[CONFIG_PATH_MAX + 32];
+	/* two-way replication (orepl.h): its link client context, and the
+	 * queue the link's requests arrive by (objects_link_request) */
+	orepl *repl;
+	SSL_CTX *link_client;
+	loop_queue *inbox;
 };
 
 /* What a GET or a copy reads: the parts (one for a single-blob object)
@@ -2338,6 +2344,12 @@ static void add_object_headers(s3_req *q, const meta_object *ob)
 			http_response_header_lines(q->http, p, (size_t)(eol + 2 - p));
 		p = eol + 2;
 	}
+	static const char *const repl_status[] = {[META_REPL_PENDING] = "PENDING",
+						   [META_REPL_COMPLETED] = "COMPLETED",
+						   [META_REPL_FAILED] = "FAILED",
+						   [META_REPL_REPLICA] = "REPLICA"};
+	if (ob->repl > META_REPL_NONE && ob->repl <= META_REPL_REPLICA)
+		http_response_header(q->http, "x-amz-replication-status", repl_status[ob->repl]);
 	const char *ct = param(q, "response-content-type");
 	http_response_header(q->http, "Content-Type", ct ? ct : ob->content_type);
 	for (size_t i = 1; i < sizeof over / sizeof over[0]; i++) {
@@ -4107,6 +4119,7 @@ static void stop_requested(evutil_socket_t fd, short what, void *arg)
 	int ms = o->cfg->limits.shutdown_timeout_ms;
 	struct timeval tv = util_timeval_ms(ms);
 	evtimer_add(o->timeout_ev, &tv);
+	orepl_stop(o->repl);
 	http_server_shutdown(o->srv, shutdown_done, o);
 }
 
@@ -4191,6 +4204,35 @@ int objects_start(const config *cfg, const config_region *self, const secrets *s
 		goto fail;
 	}
 	o->pool = workers_new(o->base, S3_WORKERS, S3_WORKER_QUEUE);
+	o->inbox = loop_queue_new(o->base);
+	if (!o->pool || !o->inbox) {
+		snprintf(err, errcap, "out of memory");
+		goto fail;
+	}
+	{
+		/* two-way replication with the other region, over its link */
+		const config_region *peer = NULL;
+		for (int i = 0; i < cfg->region_count; i++)
+			if (&cfg->regions[i] != self && cfg->regions[i].link_listen[0] && self->link_listen[0])
+				peer = &cfg->regions[i];
+		if (peer) {
+			o->link_client = tls_client_new(cfg->ca_file, self->tls_cert, self->tls_key, err, errcap);
+			if (!o->link_client) {
+				rc = ERR_TLS;
+				goto fail;
+			}
+		}
+		orepl_env env = {.base = o->base, .cfg = cfg, .self = self, .peer = peer,
+				 .client_ctx = o->link_client, .blobs = o->blobs, .writer = o->writer,
+				 .reader = o->reader, .pool = o->pool, .clock = o->clock};
+		o->repl = orepl_new(&env);
+		if (!o->repl) {
+			snprintf(err, errcap, "out of memory");
+			goto fail;
+		}
+		/* journal local writes only when someone will read the journal */
+		meta_set_journal(peer != NULL);
+	}
 	sigv4_config vc = {.region = self->name, .lookup = key_lookup, .lookup_arg = o};
 	o->verifier = sigv4_verifier_new(&vc);
 	o->stop_ev = event_new(o->base, -1, 0, stop_requested, o);
@@ -4273,8 +4315,39 @@ const char *objects_db_path(objects *o)
 	return o->db_path;
 }
 
+typedef struct link_msg {
+	objects *o;
+	http_request *req;
+} link_msg;
+
+static void link_request_run(void *arg) /* S3 thread */
+{
+	link_msg *m = arg;
+	orepl_handle(m->o->repl, m->req);
+	free(m);
+}
+
+int objects_link_request(objects *o, http_request *req)
+{
+	link_msg *m = malloc(sizeof *m);
+	if (!m)
+		return ERR_NOMEM;
+	*m = (link_msg){o, req};
+	int rc = loop_queue_post(o->inbox, link_request_run, m);
+	if (rc != 0)
+		free(m);
+	return rc;
+}
+
+void objects_repl_stats(objects *o, orepl_stats *out)
+{
+	orepl_get_stats(o ? o->repl : NULL, out);
+}
+
 int objects_run(objects *o)
 {
+	if (orepl_start(o->repl) != 0)
+		return ERR_NOMEM;
 	if (pthread_create(&o->thread, NULL, s3_thread, o) != 0)
 		return ERR_IO;
 	o->thread_started = true;
@@ -4293,8 +4366,12 @@ void objects_stop(objects **op)
 	/* completions still due run here, on this thread, now that the loop
 	 * is gone: the pool first (its completions may submit writes), then
 	 * the writer (its completions answer), then the server */
+	if (o->inbox)
+		loop_queue_run(o->inbox); /* link requests that came too late: 503 */
 	workers_free(&o->pool);
 	committer_free(&o->writer);
+	orepl_free(&o->repl); /* after its jobs' completions, before the blob store */
+	loop_queue_free(&o->inbox);
 	http_server_free(&o->srv);
 	while (o->live)
 		req_free(o->live);
@@ -4305,6 +4382,7 @@ void objects_stop(objects **op)
 	blobstore_free(&o->blobs);
 	OPENSSL_cleanse(o->files_secret, sizeof o->files_secret);
 	SSL_CTX_free(o->ssl);
+	SSL_CTX_free(o->link_client);
 	if (o->stop_ev)
 		event_free(o->stop_ev);
 	if (o->timeout_ev)
