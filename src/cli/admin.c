@@ -193,8 +193,8 @@ int cmd_status(int argc, char **argv)
 		free(text);
 		json_decref(top);
 	} else {
-		printf("%-8s %-10s %6s %10s %10s %9s %9s %-6s %s\n", "region", "role", "epoch", "last",
-		       "applied", "lag(pos)", "lag(s)", "link", "degraded");
+		printf("%-8s %-10s %6s %10s %10s %9s %9s %-6s %-18s %s\n", "region", "role", "epoch", "last",
+		       "applied", "lag(pos)", "lag(s)", "link", "objects(pend/lag)", "degraded");
 		const char *key;
 		json_t *s;
 		json_object_foreach(all, key, s) {
@@ -219,9 +219,16 @@ int cmd_status(int argc, char **argv)
 				snprintf(degraded, sizeof degraded, "yes (since %.64s)", since);
 			else
 				snprintf(degraded, sizeof degraded, "%s", is_degraded ? "yes" : "no");
-			printf("%-8s %-10s %6lld %10lld %10lld %9s %9s %-6s %s\n", key, role ? role : "?",
+			/* object replication is two-way: each region's own writes
+			 * not yet at the other, and the oldest one's age */
+			json_t *obj = json_object_get(s, "objects");
+			char objs[48] = "-";
+			if (json_is_true(json_object_get(obj, "replicated")))
+				snprintf(objs, sizeof objs, "%lld/%.1fs", jint(obj, "pending", NULL),
+					 json_number_value(json_object_get(obj, "lag_seconds")));
+			printf("%-8s %-10s %6lld %10lld %10lld %9s %9s %-6s %-18s %s\n", key, role ? role : "?",
 			       jint(s, "epoch", NULL), jint(s, "last_seq", NULL), jint(s, "applied_seq", NULL), lag_pos,
-			       lag_s, link ? link : "-", degraded);
+			       lag_s, link ? link : "-", objs, degraded);
 		}
 		json_decref(all);
 	}

@@ -211,6 +211,7 @@ struct s3_req {
 	meta_versioning new_versioning;
 	char *query_xml; /* PutBucketCors: the configuration to store (NULL: delete it) */
 	bool anonymous;  /* no authentication: only reads of public-read resources (route_anonymous) */
+	bool durable_global; /* PUT/DELETE answered once the other region has it (orepl_wait) */
 	meta_acl new_acl;
 };
 
@@ -1821,6 +1822,8 @@ static void put_answer(s3_req *q, const char *copy_root)
 	s3_empty(q, 200);
 }
 
+static void put_durable(void *arg, bool ok);
+
 static void put_committed(void *arg, int rc, uint64_t seq)
 {
 	s3_req *q = arg;
@@ -1838,6 +1841,10 @@ static void put_committed(void *arg, int rc, uint64_t seq)
 		return;
 	}
 	blobs_delete_async(o, &q->old);
+	if (q->durable_global) {
+		orepl_wait(o->repl, q->obj->journal_seq, o->cfg->replication.global_ack_wait_ms, put_durable, q);
+		return;
+	}
 	put_answer(q, "CopyObjectResult");
 }
 
@@ -2024,13 +2031,52 @@ static int copy_source(s3_req *q, char *src_spec, char dec[2048], const char **s
 	return 0;
 }
 
+/* X-Tandem-Durability (else the deployment's [replication]
+ * write_durability): "global" answers a PUT or DELETE only once the other
+ * region has it durably. 0, or -1 when malformed (answered 400). */
+static int durability(s3_req *q)
+{
+	char v[16];
+	const char *h = field_str(q, "x-tandem-durability", v, sizeof v);
+	if (field(q, "x-tandem-durability", NULL) && (!h || (strcmp(h, "local") != 0 && strcmp(h, "global") != 0))) {
+		s3_error(q, 400, "InvalidArgument", "X-Tandem-Durability must be local or global");
+		return -1;
+	}
+	q->durable_global = h ? strcmp(h, "global") == 0
+			      : strcmp(q->o->cfg->replication.write_durability, "global") == 0;
+	return 0;
+}
+
+/* The other region confirmed the write (or did not in time: the write
+ * stays here, and is shipped when it can be). */
+static void durable_answer(s3_req *q, bool ok, void (*answer)(s3_req *q))
+{
+	if (ok) {
+		answer(q);
+		return;
+	}
+	s3_error(q, 503, "ReplicationTimeout", "The write is stored in this region, but the other region did not "
+		 "confirm it within %d ms (X-Tandem-Durability: global); it is replicated when the link allows",
+		 q->o->cfg->replication.global_ack_wait_ms);
+}
+
+static void put_answer_object(s3_req *q)
+{
+	put_answer(q, "CopyObjectResult");
+}
+
+static void put_durable(void *arg, bool ok)
+{
+	durable_answer(arg, ok, put_answer_object);
+}
+
 static void op_put_object(s3_req *q)
 {
 	objects *o = q->o;
 	meta_bucket mb;
 	meta_acl acl;
 	if (need_bucket(q, &mb) != 0 || refuse_unsupported_put(q) != 0 || canned_acl(q, &acl) != 0 ||
-	    integrity_headers(q) != 0)
+	    integrity_headers(q) != 0 || durability(q) != 0)
 		return;
 	q->versioned = mb.versioning != META_VERSIONING_OFF;
 	q->obj = calloc(1, sizeof *q->obj);
@@ -2529,6 +2575,13 @@ static int delete_exec(db_conn *db, void *arg)
 	return meta_object_remove(db, q->obj, &q->marker, &q->old);
 }
 
+static void delete_answer(s3_req *q);
+
+static void delete_durable(void *arg, bool ok)
+{
+	durable_answer(arg, ok, delete_answer);
+}
+
 static void delete_committed(void *arg, int rc, uint64_t seq)
 {
 	s3_req *q = arg;
@@ -2541,6 +2594,15 @@ static void delete_committed(void *arg, int rc, uint64_t seq)
 		return;
 	}
 	blobs_delete_async(q->o, &q->old);
+	if (q->durable_global) {
+		orepl_wait(q->o->repl, q->obj->journal_seq, q->o->cfg->replication.global_ack_wait_ms, delete_durable, q);
+		return;
+	}
+	delete_answer(q);
+}
+
+static void delete_answer(s3_req *q)
+{
 	if (q->version_id[0])
 		http_response_header(q->http, "x-amz-version-id", q->version_id);
 	else if (q->marker)
@@ -2557,7 +2619,7 @@ static void op_delete_object(s3_req *q)
 {
 	meta_bucket mb;
 	const char *vid;
-	if (need_bucket(q, &mb) != 0 || !version_param(q, &vid))
+	if (need_bucket(q, &mb) != 0 || !version_param(q, &vid) || durability(q) != 0)
 		return;
 	if (field(q, "x-amz-mfa", NULL)) {
 		s3_not_implemented(q, "MFA Delete (x-amz-mfa)");

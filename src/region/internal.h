@@ -74,6 +74,10 @@ typedef struct region {
 	char dummy_hash[160];  /* verified against for unknown emails (timing) */
 } region;
 
+/* The object store's replication figures (node.c; any thread). */
+struct orepl_stats;
+void node_objects_stats(region *rg, struct orepl_stats *st);
+
 #define API_ID_MAX 40
 #define API_PATH_SEGMENTS 8
 

@@ -171,6 +171,27 @@ static int node_objects_request(http_request *req, void *arg)
 	return rc;
 }
 
+/* The object store's replication figures (zero without one), any thread. */
+void node_objects_stats(region *rg, orepl_stats *st)
+{
+	pthread_mutex_lock(&rg->store_lock);
+	objects_repl_stats(rg->store, st);
+	pthread_mutex_unlock(&rg->store_lock);
+}
+
+/* The status's "objects" fields (the link's thread): object lag next to
+ * the records' lag. */
+static void node_status_extra(buf *out, void *arg)
+{
+	orepl_stats st;
+	node_objects_stats(arg, &st);
+	buf_printf(out, "\"objects\":{\"replicated\":%s,\"pending\":%lld,\"pending_bytes\":%lld,"
+		   "\"lag_seconds\":%.3f,\"shipped\":%llu,\"failed\":%llu,\"applied\":%llu},",
+		   st.enabled ? "true" : "false", (long long)st.pending, (long long)st.pending_bytes,
+		   (double)st.lag_ms / 1000.0, (unsigned long long)st.shipped, (unsigned long long)st.failed,
+		   (unsigned long long)st.applied);
+}
+
 int region_main(const config *cfg, const char *name, int ready_fd)
 {
 	region rg_storage;
@@ -346,6 +367,7 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		.objects_request = node_objects_request,
 		.objects_arg = rg,
 		.objects_body_max = ORPL_BODY_MAX,
+		.status_extra = node_status_extra,
 	};
 	rg->repl = repl_new(&env, err, sizeof err);
 	if (!rg->repl) {

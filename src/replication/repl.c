@@ -206,6 +206,8 @@ void repl_status_json(repl *r, buf *out)
 		applier_status_json(r, out);
 	}
 	election_status_json(r, out);
+	if (r->env.status_extra)
+		r->env.status_extra(out, r->env.objects_arg); /* "objects":{...}, */
 	buf_printf(out, "\"time_ms\":%lld}", (long long)now);
 }
 

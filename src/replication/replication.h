@@ -59,6 +59,9 @@ typedef struct repl_env {
 	int (*objects_request)(http_request *req, void *arg);
 	void *objects_arg;
 	size_t objects_body_max;
+	/* more fields of the status (the object store's replication), each
+	 * ending in a comma, appended from the control thread; NULL: none */
+	void (*status_extra)(buf *out, void *arg);
 } repl_env;
 
 /* Set up from the database state (the control loop and its connection
