@@ -666,9 +666,9 @@ static void rx_answer(rx *q, int status, const char *code, const char *msg)
 	if (code) {
 		buf b;
 		buf_init(&b, sizeof body);
-		buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+		buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":\"", code);
 		buf_add_json_escaped(&b, msg, strlen(msg));
-		buf_adds(&b, "}}");
+		buf_adds(&b, "\"}}");
 		http_response_header(q->req, "Content-Type", "application/json");
 		http_respond(q->req, status, b.data, b.len);
 		buf_free(&b);
