@@ -34,6 +34,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -110,7 +112,8 @@ static const char meta_migration_2[] =
 static const char meta_migration_3[] =
 	"CREATE TABLE s3_outbox("
 	" seq INTEGER PRIMARY KEY AUTOINCREMENT, bucket TEXT NOT NULL, key TEXT NOT NULL,"
-	" version_id TEXT NOT NULL, size INTEGER NOT NULL, created_ms INTEGER NOT NULL);"
+	" version_id TEXT NOT NULL, size INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+	" repair INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX s3_outbox_version ON s3_outbox(bucket, key, version_id);"
 	"CREATE TABLE s3_tombstones("
 	" bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL, hlc TEXT NOT NULL,"
@@ -1297,7 +1300,7 @@ done:
 
 int meta_outbox_next(db_conn *db, int64_t after, meta_outbox_entry *out)
 {
-	sqlite3_stmt *st = db_stmt(db, "SELECT seq, bucket, key, version_id, size, created_ms FROM s3_outbox "
+	sqlite3_stmt *st = db_stmt(db, "SELECT seq, bucket, key, version_id, size, created_ms, repair FROM s3_outbox "
 				       "WHERE seq > ?1 ORDER BY seq LIMIT 1");
 	if (!st)
 		return ERR_DB;
@@ -1312,6 +1315,7 @@ int meta_outbox_next(db_conn *db, int64_t after, meta_outbox_entry *out)
 		copy_col(st, 3, out->version_id, sizeof out->version_id);
 		out->size = (uint64_t)sqlite3_column_int64(st, 4);
 		out->created_ms = sqlite3_column_int64(st, 5);
+		out->repair = sqlite3_column_int(st, 6) != 0;
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
@@ -1571,4 +1575,159 @@ int meta_outbox_has(db_conn *db, int64_t seq)
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
+/* --------------------------------------------------------- anti-entropy */
+
+/* The rows of bucket in [from, to) (to_end: no upper bound), versions then
+ * tombstones, each in (key, version id) byte order: the same order in both
+ * regions. */
+static sqlite3_stmt *range_stmt(db_conn *db, bool tombstones, const char *bucket, const char *from,
+				size_t from_len, const char *to, size_t to_len, bool to_end, long limit)
+{
+	sqlite3_stmt *st;
+	if (tombstones)
+		st = to_end ? db_stmt(db, "SELECT key, version_id, hlc, origin FROM s3_tombstones WHERE bucket = ?1 "
+					  "AND key >= ?2 ORDER BY key, version_id LIMIT ?4")
+			    : db_stmt(db, "SELECT key, version_id, hlc, origin FROM s3_tombstones WHERE bucket = ?1 "
+					  "AND key >= ?2 AND key < ?3 ORDER BY key, version_id LIMIT ?4");
+	else
+		st = to_end ? db_stmt(db, "SELECT key, version_id, hlc, origin, etag, deleted, size, acl FROM s3_objects "
+					  "WHERE bucket = ?1 AND key >= ?2 ORDER BY key, version_id LIMIT ?4")
+			    : db_stmt(db, "SELECT key, version_id, hlc, origin, etag, deleted, size, acl FROM s3_objects "
+					  "WHERE bucket = ?1 AND key >= ?2 AND key < ?3 ORDER BY key, version_id LIMIT ?4");
+	if (!st)
+		return NULL;
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, from ? from : "", (int)from_len, SQLITE_STATIC);
+	if (!to_end)
+		sqlite3_bind_text(st, 3, to, (int)to_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, limit);
+	return st;
+}
+
+static void range_entry(sqlite3_stmt *st, bool tomb, meta_range_entry *e)
+{
+	memset(e, 0, sizeof *e);
+	e->tombstone = tomb;
+	copy_col(st, 0, e->key, sizeof e->key);
+	e->key_len = (size_t)sqlite3_column_bytes(st, 0) > META_KEY_MAX ? META_KEY_MAX
+		     : (size_t)sqlite3_column_bytes(st, 0);
+	copy_col(st, 1, e->version_id, sizeof e->version_id);
+	copy_col(st, 2, e->hlc, sizeof e->hlc);
+	copy_col(st, 3, e->origin, sizeof e->origin);
+	if (!tomb) {
+		copy_col(st, 4, e->etag, sizeof e->etag);
+		e->delete_marker = sqlite3_column_int(st, 5) != 0;
+		e->size = (uint64_t)sqlite3_column_int64(st, 6);
+		e->acl = sqlite3_column_int(st, 7);
+	}
+}
+
+int meta_range_entries(db_conn *db, const char *bucket, const char *from, size_t from_len, const char *to,
+		       size_t to_len, bool to_end, long max_rows, int (*fn)(void *arg, const meta_range_entry *e),
+		       void *arg)
+{
+	meta_range_entry *e = malloc(sizeof *e);
+	if (!e)
+		return ERR_NOMEM;
+	long left = max_rows;
+	int rc = 0;
+	for (int pass = 0; pass < 2 && rc == 0 && left > 0; pass++) {
+		sqlite3_stmt *st = range_stmt(db, pass == 1, bucket, from, from_len, to, to_len, to_end, left);
+		if (!st) {
+			rc = ERR_DB;
+			break;
+		}
+		int s;
+		while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+			range_entry(st, pass == 1, e);
+			left--;
+			rc = fn(arg, e);
+		}
+		if (rc == 0 && s != SQLITE_DONE)
+			rc = ERR_DB;
+		sqlite3_reset(st);
+	}
+	free(e);
+	if (rc == 0 && left <= 0)
+		return ERR_LIMIT;
+	return rc;
+}
+
+typedef struct digest_ctx {
+	EVP_MD_CTX *md;
+	meta_digest *out;
+	long half;
+} digest_ctx;
+
+static int digest_one(void *arg, const meta_range_entry *e)
+{
+	digest_ctx *c = arg;
+	char line[256];
+	int n = snprintf(line, sizeof line, "%c %zu %s %s %s %s %d %llu %d\n", e->tombstone ? 't' : 'v', e->key_len,
+			 e->version_id, e->hlc, e->origin, e->etag, e->delete_marker, (unsigned long long)e->size, e->acl);
+	if (EVP_DigestUpdate(c->md, e->key, e->key_len) != 1 || EVP_DigestUpdate(c->md, line, (size_t)n) != 1)
+		return ERR_TLS;
+	if (c->out->rows++ == c->half) {
+		memcpy(c->out->split, e->key, e->key_len);
+		c->out->split[e->key_len] = '\0';
+		c->out->split_len = e->key_len;
+	}
+	return 0;
+}
+
+int meta_digest_range(db_conn *db, const char *bucket, const char *from, size_t from_len, const char *to,
+		      size_t to_len, bool to_end, long max_rows, meta_digest *out)
+{
+	memset(out, 0, sizeof *out);
+	digest_ctx c = {.md = EVP_MD_CTX_new(), .out = out, .half = max_rows / 2};
+	if (!c.md || EVP_DigestInit_ex(c.md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(c.md);
+		return ERR_TLS;
+	}
+	int rc = meta_range_entries(db, bucket, from, from_len, to, to_len, to_end, max_rows, digest_one, &c);
+	if (rc == ERR_LIMIT) {
+		out->truncated = true;
+		rc = 0;
+	} else if (rc == 0 && out->rows > 1) {
+		/* the split of a complete range: its middle row's key */
+		c.half = out->rows / 2;
+		out->rows = 0;
+		EVP_DigestInit_ex(c.md, EVP_sha256(), NULL);
+		rc = meta_range_entries(db, bucket, from, from_len, to, to_len, to_end, max_rows, digest_one, &c);
+	}
+	unsigned int n = 0;
+	if (rc == 0 && EVP_DigestFinal_ex(c.md, out->sha256, &n) != 1)
+		rc = ERR_TLS;
+	EVP_MD_CTX_free(c.md);
+	return rc;
+}
+
+int meta_bucket_next(db_conn *db, const char *after, meta_bucket *out)
+{
+	sqlite3_stmt *st = db_stmt(db, "SELECT " BUCKET_COLUMNS " FROM s3_buckets WHERE name > ?1 ORDER BY name LIMIT 1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		bucket_row(st, out);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
+}
+
+int meta_outbox_repair(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id)
+{
+	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_outbox(bucket, key, version_id, size, created_ms, repair) "
+				       "VALUES(?1, ?2, ?3, 0, ?4, 1)");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, version_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, util_now_ms());
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ERR_DB;
 }

@@ -331,6 +331,7 @@ typedef struct meta_outbox_entry {
 	char version_id[META_VERSION_ID_LEN + 1];
 	uint64_t size;
 	int64_t created_ms;
+	bool repair;              /* queued by anti-entropy: sent even when it is a replica here */
 } meta_outbox_entry;
 
 /* The first outbox row after seq `after`. 0 or ERR_NOTFOUND. */
@@ -378,5 +379,45 @@ int meta_replica_remove(db_conn *db, const char *bucket, const char *key, size_t
  * CORS as given; cors NULL: none), or its delete (removed: only when it is
  * empty here, else kept and *applied false). Not journalled. */
 int meta_replica_bucket(db_conn *db, const meta_bucket *b, const char *cors, bool removed, bool *applied);
+
+/* --- anti-entropy (orepl.h): the two regions compare digests of key
+ * ranges and send each other what the other lacks --- */
+
+typedef struct meta_range_entry {
+	bool tombstone;
+	char key[META_KEY_MAX + 1];
+	size_t key_len;
+	char version_id[META_VERSION_ID_LEN + 1];
+	char hlc[HLC_STR_LEN + 1];
+	char origin[32];
+	char etag[40];
+	bool delete_marker;
+	uint64_t size;
+	int acl;
+} meta_range_entry;
+
+/* fn for each version, then each tombstone, of bucket with a key in
+ * [from, to) (to_end: no upper bound), in (key, version id) byte order; at
+ * most max_rows (then ERR_LIMIT). fn returns 0 to go on. */
+int meta_range_entries(db_conn *db, const char *bucket, const char *from, size_t from_len, const char *to,
+		       size_t to_len, bool to_end, long max_rows, int (*fn)(void *arg, const meta_range_entry *e),
+		       void *arg);
+
+typedef struct meta_digest {
+	int64_t rows;              /* versions and tombstones in the range (up to max_rows) */
+	unsigned char sha256[32];  /* of those rows, in order */
+	bool truncated;            /* more than max_rows: rows and hash cover only the first ones */
+	char split[META_KEY_MAX + 1]; /* a key near the middle, to divide the range */
+	size_t split_len;
+} meta_digest;
+/* The digest of a range (as meta_range_entries). Equal digests in both
+ * regions: the same rows. 0, ERR_DB, ERR_NOMEM, ERR_TLS. */
+int meta_digest_range(db_conn *db, const char *bucket, const char *from, size_t from_len, const char *to,
+		      size_t to_len, bool to_end, long max_rows, meta_digest *out);
+/* The first bucket named after `after` ("" for the first). 0 or ERR_NOTFOUND. */
+int meta_bucket_next(db_conn *db, const char *after, meta_bucket *out);
+/* Queue a version (or a bucket: key "", version "") to be sent again:
+ * anti-entropy found the other region without it. 0 or ERR_DB. */
+int meta_outbox_repair(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id);
 
 #endif

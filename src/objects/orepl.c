@@ -37,6 +37,7 @@
 #include "objects/blobstore.h"
 #include "objects/hlc.h"
 #include "objects/meta.h"
+#include "objects/oae.h"
 #include "store/committer.h"
 
 #define ORPL_POLL_MS 20       /* the outbox is looked at this often when slots are idle */
@@ -135,6 +136,7 @@ struct orepl {
 	_Atomic uint64_t lag_buckets[12];
 	_Atomic uint64_t lag_sum_us;
 	_Atomic int64_t last_error_ms;
+	oae *ae;                     /* anti-entropy (oae.h) */
 };
 
 static void pump(orepl *r);
@@ -569,7 +571,7 @@ static void slot_start(slot *s)
 		slot_retry(s, "cannot read objects.db");
 		return;
 	}
-	if (s->ob->repl == META_REPL_REPLICA || strcmp(s->ob->origin, r->env.self->name) != 0) {
+	if (!s->e.repair && (s->ob->repl == META_REPL_REPLICA || strcmp(s->ob->origin, r->env.self->name) != 0)) {
 		/* the other region's newer write replaced ours: it has it */
 		slot_finish(s, META_REPL_NONE);
 		return;
@@ -1039,6 +1041,17 @@ static void on_bucket(rx *q, json_t *j)
 
 void orepl_handle(orepl *r, http_request *req)
 {
+	const http_message *hm = http_request_message(req);
+	if (strcmp(hm->method, "GET") == 0 && r->started && !r->stopping) {
+		oae_serve(&r->env, req); /* digests and lists: read-only */
+		return;
+	}
+	if (strcmp(hm->method, "POST") == 0 && strcmp(hm->target, "/internal/v1/objects/anti-entropy") == 0) {
+		oae_run_now(r->ae);
+		http_response_header(req, "Content-Type", "application/json");
+		http_respond(req, 202, "{\"started\":true}", 16);
+		return;
+	}
 	rx *q = calloc(1, sizeof *q);
 	if (!q) {
 		http_respond(req, 503, NULL, 0);
@@ -1092,7 +1105,10 @@ orepl *orepl_new(const orepl_env *env)
 	if (!r)
 		return NULL;
 	r->env = *env;
-	if (env->peer && util_split_hostport(env->peer->link_listen, r->host, sizeof r->host, &r->port) != 0) {
+	r->ae = oae_new(env);
+	if (!r->ae ||
+	    (env->peer && util_split_hostport(env->peer->link_listen, r->host, sizeof r->host, &r->port) != 0)) {
+		oae_free(&r->ae);
 		free(r);
 		return NULL;
 	}
@@ -1123,7 +1139,7 @@ int orepl_start(orepl *r)
 	event_add(r->poll_ev, &p);
 	event_add(r->stats_ev, &st);
 	stats_tick(-1, 0, r);
-	return 0;
+	return oae_start(r->ae);
 }
 
 void orepl_stop(orepl *r)
@@ -1131,6 +1147,7 @@ void orepl_stop(orepl *r)
 	if (!r || r->stopping)
 		return;
 	r->stopping = true;
+	oae_stop(r->ae);
 	if (r->poll_ev)
 		event_del(r->poll_ev);
 	if (r->stats_ev)
@@ -1172,6 +1189,7 @@ void orepl_free(orepl **rp)
 		event_free(r->poll_ev);
 	if (r->stats_ev)
 		event_free(r->stats_ev);
+	oae_free(&r->ae);
 	free(r);
 	*rp = NULL;
 }
@@ -1249,6 +1267,7 @@ void orepl_get_stats(orepl *r, orepl_stats *out)
 	out->lag_sum_s = (double)r->lag_sum_us / 1e6;
 	out->last_error_ms = r->last_error_ms;
 	out->lag_ms = out->oldest_pending_ms ? util_now_ms() - out->oldest_pending_ms : 0;
+	oae_stats(r->ae, &out->ae_passes, &out->repairs, &out->ae_last_ms);
 	if (out->lag_ms < 0)
 		out->lag_ms = 0;
 }

@@ -105,6 +105,8 @@ typedef struct orepl_stats {
 	double lag_sum_s;
 	int64_t last_error_ms;
 	int64_t lag_ms;               /* now - oldest pending (0 when none) */
+	uint64_t ae_passes, repairs;  /* anti-entropy (oae.h): passes done, entries queued again */
+	int64_t ae_last_ms;
 } orepl_stats;
 extern const double ORPL_LAG_BOUNDS[12];
 void orepl_get_stats(orepl *r, orepl_stats *out);

@@ -200,9 +200,17 @@ void metrics_render(region *rg, buf *out)
 		buf_printf(out,
 			   "tandem_objects_replication_seconds_bucket{region=\"%s\",le=\"+Inf\"} %llu\n"
 			   "tandem_objects_replication_seconds_sum{region=\"%s\"} %.6f\n"
-			   "tandem_objects_replication_seconds_count{region=\"%s\"} %llu\n",
+			   "tandem_objects_replication_seconds_count{region=\"%s\"} %llu\n"
+			   "# HELP tandem_objects_anti_entropy_passes_total Comparisons of every bucket with the other region.\n"
+			   "# TYPE tandem_objects_anti_entropy_passes_total counter\n"
+			   "tandem_objects_anti_entropy_passes_total{region=\"%s\"} %llu\n"
+			   "# HELP tandem_objects_anti_entropy_repairs_total Versions, tombstones and buckets the other "
+			   "region lacked, queued again by anti-entropy.\n"
+			   "# TYPE tandem_objects_anti_entropy_repairs_total counter\n"
+			   "tandem_objects_anti_entropy_repairs_total{region=\"%s\"} %llu\n",
 			   region_name, (unsigned long long)os.lag_count, region_name, os.lag_sum_s, region_name,
-			   (unsigned long long)os.lag_count);
+			   (unsigned long long)os.lag_count, region_name, (unsigned long long)os.ae_passes, region_name,
+			   (unsigned long long)os.repairs);
 	}
 	buf_adds(out, "# HELP tandem_list_queries_refused_total List queries refused: past their deadline "
 		      "or rows-examined cap (400), or queue full (503).\n"

@@ -186,10 +186,10 @@ static void node_status_extra(buf *out, void *arg)
 	orepl_stats st;
 	node_objects_stats(arg, &st);
 	buf_printf(out, "\"objects\":{\"replicated\":%s,\"pending\":%lld,\"pending_bytes\":%lld,"
-		   "\"lag_seconds\":%.3f,\"shipped\":%llu,\"failed\":%llu,\"applied\":%llu},",
+		   "\"lag_seconds\":%.3f,\"shipped\":%llu,\"failed\":%llu,\"applied\":%llu,\"repairs\":%llu},",
 		   st.enabled ? "true" : "false", (long long)st.pending, (long long)st.pending_bytes,
 		   (double)st.lag_ms / 1000.0, (unsigned long long)st.shipped, (unsigned long long)st.failed,
-		   (unsigned long long)st.applied);
+		   (unsigned long long)st.applied, (unsigned long long)st.repairs);
 }
 
 int region_main(const config *cfg, const char *name, int ready_fd)

@@ -723,9 +723,14 @@ static void link_on_request(http_request *req, void *arg)
 	if (strncmp(t, "/internal/v1/objects/", 21) == 0) {
 		/* object replication (objects/orepl.h): multi-writer, so no
 		 * epoch fencing; only regions */
-		if (!region_peer || !r->env.objects_request) {
-			repl_answer(req, region_peer ? 503 : 403, region_peer ? "objects_unavailable" : "forbidden",
-				    region_peer ? "no object store here" : "only regions replicate objects");
+		/* the admin certificate reads digests (tandem verify) and may
+		 * start an anti-entropy pass */
+		bool admin_ok = admin && (strcmp(m->method, "GET") == 0 ||
+					  strcmp(t, "/internal/v1/objects/anti-entropy") == 0);
+		if ((!region_peer && !admin_ok) || !r->env.objects_request) {
+			repl_answer(req, region_peer || admin_ok ? 503 : 403,
+				    region_peer || admin_ok ? "objects_unavailable" : "forbidden",
+				    region_peer || admin_ok ? "no object store here" : "only regions replicate objects");
 			return;
 		}
 		link_hand_over(r, req, true);
