@@ -821,7 +821,7 @@ static void on_segment(rx *q, const char *target)
 			return;
 		}
 		*x = (xfer){.used = true};
-		snprintf(x->id, sizeof x->id, "%s", id);
+		memcpy(x->id, id, sizeof x->id); /* 32 hex and the NUL: checked above */
 	}
 	if (x->busy || (size_t)part != x->n || (uint64_t)off != x->cur_off ||
 	    (off > 0 && (uint64_t)size != x->cur_size)) {
