@@ -1731,3 +1731,42 @@ int meta_outbox_repair(db_conn *db, const char *bucket, const char *key, size_t 
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : ERR_DB;
 }
+
+int meta_replica_decide(db_conn *db, meta_object *o, const meta_replica_blob *blobs, size_t n, meta_cond cond,
+			const char *etag, char latest_hlc[HLC_STR_LEN + 1], meta_blobs *old)
+{
+	latest_hlc[0] = '\0';
+	meta_object *cur = malloc(sizeof *cur);
+	if (!cur)
+		return ERR_NOMEM;
+	int rc = meta_object_get(db, o->bucket, o->key, o->key_len, cur);
+	bool exists = rc == 0;
+	if (rc != 0 && rc != ERR_NOTFOUND)
+		goto done;
+	rc = 0;
+	if (cond == META_COND_ABSENT && exists)
+		rc = ERR_CONFLICT;
+	else if (cond == META_COND_ETAG && !exists)
+		rc = ERR_NOTFOUND;
+	else if (cond == META_COND_ETAG && strcmp(etag, "*") != 0 && strcmp(cur->etag, etag) != 0)
+		rc = ERR_CONFLICT;
+	if (rc != 0)
+		goto done;
+	/* the decided write must become current here: newer than the latest
+	 * (a marker too), else the writer takes a newer HLC and asks again */
+	rc = meta_object_latest(db, o->bucket, o->key, o->key_len, cur);
+	if (rc == 0 && !meta_version_newer(o->hlc, o->origin, cur->hlc, cur->origin)) {
+		snprintf(latest_hlc, HLC_STR_LEN + 1, "%s", cur->hlc);
+		rc = ERR_AGAIN;
+		goto done;
+	}
+	if (rc != 0 && rc != ERR_NOTFOUND)
+		goto done;
+	bool applied;
+	rc = meta_replica_put(db, o, blobs, n, &applied, old);
+	if (rc == 0 && !applied)
+		rc = ERR_AGAIN; /* a tombstone as new: the same answer */
+done:
+	free(cur);
+	return rc;
+}

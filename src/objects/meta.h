@@ -370,6 +370,15 @@ typedef struct meta_replica_blob {
  */
 int meta_replica_put(db_conn *db, meta_object *o, const meta_replica_blob *blobs, size_t n, bool *applied,
 		     meta_blobs *old);
+/* A conditional write of the other region that this region, the records'
+ * primary, decides (X-Tandem-Consistency: global): cond checked against the
+ * current object here (as meta_object_put), then o applied as by
+ * meta_replica_put, in one transaction. 0 (applied), ERR_CONFLICT (the
+ * condition fails), ERR_NOTFOUND (If-Match and no object), ERR_AGAIN (o is
+ * not newer than the key's latest version, whose HLC goes to latest_hlc:
+ * the writer merges it and asks again with a newer one). */
+int meta_replica_decide(db_conn *db, meta_object *o, const meta_replica_blob *blobs, size_t n, meta_cond cond,
+			const char *etag, char latest_hlc[HLC_STR_LEN + 1], meta_blobs *old);
 /* Apply a remove of a version received from the other region: tombstone
  * kept; the version dropped unless the stored one is newer (a PUT of the
  * "null" version after the delete). 0, ERR_DB, ERR_NOMEM. */

@@ -49,6 +49,11 @@ const char *objects_db_path(objects *o);
  * answers). */
 typedef struct http_request http_request;
 int objects_link_request(objects *o, http_request *req);
+/* Who decides conditional writes with X-Tandem-Consistency: global: the
+ * records' primary; is_primary(arg) says whether this region is it (any
+ * thread). Call before objects_run. */
+#include <stdbool.h>
+void objects_set_primary_fn(objects *o, bool (*is_primary)(void *arg), void *arg);
 /* Replication figures, any thread (zeroed when o is NULL). */
 struct orepl_stats;
 void objects_repl_stats(objects *o, struct orepl_stats *out);

@@ -76,6 +76,13 @@ typedef struct slot {
 	char target[256];
 	buf body;                    /* the request's body (JSON or a segment) */
 	bool body_is_seg;
+	/* a decide slot (orepl_decide): one conditional write sent to the
+	 * records' primary for its decision; its answer goes to dcb */
+	bool decide;
+	meta_cond cond;
+	char cond_etag[80];
+	orepl_decide_cb dcb;
+	void *darg;
 } slot;
 
 /* A transfer being received: the parts of one version, in order. */
@@ -108,6 +115,11 @@ typedef struct rx {
 	meta_bucket b;
 	char *cors;
 	bool removed;
+	/* a conditional write decided here (the records' primary) */
+	bool decide;
+	meta_cond cond;
+	char cond_etag[80];
+	char latest_hlc[HLC_STR_LEN + 1];
 } rx;
 
 typedef struct waiter {
@@ -125,6 +137,9 @@ struct orepl {
 	int port;
 	bool started, stopping;
 	slot slots[ORPL_SLOTS];
+	slot dslots[ORPL_DECIDE_SLOTS];  /* orepl_decide */
+	bool (*is_primary)(void *arg);   /* the records' primary is this region? */
+	void *primary_arg;
 	int64_t cursor;              /* the highest outbox row handed to a slot */
 	struct event *poll_ev, *stats_ev;
 	xfer xfers[ORPL_XFERS];
@@ -140,6 +155,7 @@ struct orepl {
 };
 
 static void pump(orepl *r);
+static void merge_clock(orepl *r, const char *text);
 static void slot_start(slot *s);
 static void slot_next(slot *s);
 
@@ -215,10 +231,26 @@ static void done_committed(void *arg, int rc, uint64_t seq)
 		pump(r);
 }
 
+/* A decide slot's answer (0, ERR_CONFLICT, ERR_NOTFOUND, ERR_AGAIN, ERR_IO). */
+static void decide_end(slot *s, int rc)
+{
+	orepl_decide_cb cb = s->dcb;
+	void *arg = s->darg;
+	s->dcb = NULL;
+	slot_reset(s);
+	s->state = SLOT_IDLE;
+	if (cb)
+		cb(arg, rc);
+}
+
 /* The entry is over: its row leaves the outbox (outcome COMPLETED, FAILED,
  * or NONE: superseded, nothing was sent). */
 static void slot_finish(slot *s, meta_repl outcome)
 {
+	if (s->decide) {
+		decide_end(s, outcome == META_REPL_COMPLETED ? 0 : ERR_IO);
+		return;
+	}
 	s->outcome = outcome;
 	s->state = SLOT_COMMIT;
 	if (committer_submit(s->r->env.writer, done_exec, done_committed, s) != 0) {
@@ -235,6 +267,12 @@ static void slot_retry(slot *s, const char *why)
 	orepl *r = s->r;
 	r->errors++;
 	r->last_error_ms = util_now_ms();
+	if (s->decide) { /* the client is waiting: no retry here */
+		log_warn("objects replication: a conditional write could not be decided at %s: %s", r->env.peer->name,
+			 why);
+		decide_end(s, ERR_IO);
+		return;
+	}
 	const config_replication *c = &r->env.cfg->replication;
 	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : c->reconnect_min_ms;
 	if (s->backoff_ms > c->reconnect_max_ms)
@@ -257,11 +295,35 @@ static void slot_answered(int rc, const http_message *resp, const char *body, si
 	slot *s = arg;
 	orepl *r = s->r;
 	if (r->stopping) {
+		if (s->decide)
+			decide_end(s, ERR_IO);
 		s->state = SLOT_IDLE;
 		slot_reset(s);
 		return;
 	}
 	char why[160];
+	if (s->decide && rc == 0 && s->state == SLOT_SEND_META && resp->status != 200) {
+		/* the decision: refused (412, 404), or ask again with a newer HLC */
+		json_t *j = json_loadb(body ? body : "", len, 0, NULL);
+		json_t *err = json_object_get(j, "error");
+		const char *code = json_string_value(json_object_get(err, "code"));
+		const char *latest = json_string_value(json_object_get(err, "hlc"));
+		int out = ERR_IO;
+		if (resp->status == 412)
+			out = ERR_CONFLICT;
+		else if (resp->status == 404 && code && strcmp(code, "no_such_key") == 0)
+			out = ERR_NOTFOUND;
+		else if (resp->status == 409 && code && strcmp(code, "stale_hlc") == 0 && latest) {
+			merge_clock(r, latest);
+			out = ERR_AGAIN;
+		} else {
+			log_warn("objects replication: %s could not decide a conditional write: %d %.*s", r->env.peer->name,
+				 resp->status, (int)(len > 200 ? 200 : len), body ? body : "");
+		}
+		json_decref(j);
+		decide_end(s, out);
+		return;
+	}
 	if (rc != 0) {
 		int e = 0;
 		snprintf(why, sizeof why, "the link to %s: %s", r->env.peer->name, http_client_error(s->client, &e));
@@ -394,6 +456,10 @@ static void send_version(slot *s)
 	json_set_str(o, "manifest", ob->manifest);
 	json_object_set_new(o, "parts", json_integer(ob->parts));
 	json_set_str(o, "xfer", s->xfer);
+	if (s->decide)
+		json_object_set_new(o, "decide", json_pack("{s:s, s:s}", "cond",
+							   s->cond == META_COND_ABSENT ? "absent" : "etag", "etag",
+							   s->cond_etag));
 	send_meta(s, "version", o);
 }
 
@@ -887,6 +953,12 @@ static int version_exec(db_conn *db, void *arg)
 {
 	rx *q = arg;
 	q->old.count = 0;
+	if (q->kind == 1 && q->decide) {
+		int rc = meta_replica_decide(db, q->ob, q->x->blobs, q->x->n, q->cond, q->cond_etag, q->latest_hlc,
+					     &q->old);
+		q->applied = rc == 0;
+		return rc;
+	}
 	if (q->kind == 1)
 		return meta_replica_put(db, q->ob, q->x ? q->x->blobs : NULL, q->x ? q->x->n : 0, &q->applied, &q->old);
 	if (q->kind == 2)
@@ -909,6 +981,23 @@ static void version_committed(void *arg, int rc, uint64_t seq)
 	}
 	if (q->x)
 		xfer_drop(r, q->x, rc != 0 || !q->applied);
+	if (q->decide && rc == ERR_CONFLICT) {
+		rx_answer(q, 412, "precondition_failed", "the condition does not hold at the records' primary");
+		return;
+	}
+	if (q->decide && rc == ERR_NOTFOUND) {
+		rx_answer(q, 404, "no_such_key", "If-Match: no such object at the records' primary");
+		return;
+	}
+	if (q->decide && rc == ERR_AGAIN) {
+		char body[160];
+		snprintf(body, sizeof body, "{\"error\":{\"code\":\"stale_hlc\",\"message\":\"a newer version is "
+			 "here\",\"hlc\":\"%s\"}}", q->latest_hlc);
+		http_response_header(q->req, "Content-Type", "application/json");
+		http_respond(q->req, 409, body, strlen(body));
+		rx_free(q);
+		return;
+	}
 	if (rc != 0) {
 		log_error("objects replication: cannot apply a write from %s (%s)",
 			  r->env.peer ? r->env.peer->name : "the other region", err_str(rc));
@@ -967,6 +1056,21 @@ static void on_version(rx *q, json_t *j, int kind)
 		o->acl = json_integer_value(json_object_get(j, "acl")) == META_ACL_PUBLIC_READ ? META_ACL_PUBLIC_READ
 											    : META_ACL_PRIVATE;
 		o->delete_marker = json_is_true(json_object_get(j, "delete_marker"));
+		json_t *dec = json_object_get(j, "decide");
+		if (dec) {
+			const char *c = jstr(dec, "cond", 8), *ce = jstr(dec, "etag", sizeof q->cond_etag - 1);
+			if (!c || !ce || (strcmp(c, "absent") != 0 && strcmp(c, "etag") != 0) || o->delete_marker) {
+				rx_answer(q, 400, "bad_request", "decide needs cond (absent or etag) and etag");
+				return;
+			}
+			if (!r->is_primary || !r->is_primary(r->primary_arg)) {
+				rx_answer(q, 409, "not_primary", "conditional writes are decided by the records' primary");
+				return;
+			}
+			q->decide = true;
+			q->cond = strcmp(c, "absent") == 0 ? META_COND_ABSENT : META_COND_ETAG;
+			snprintf(q->cond_etag, sizeof q->cond_etag, "%s", ce);
+		}
 		if (!o->delete_marker) {
 			q->x = xfer_find(r, xid);
 			if (!q->x || q->x->busy || q->x->w) {
@@ -1131,6 +1235,16 @@ int orepl_start(orepl *r)
 		if (!s->client || !s->timer)
 			return ERR_NOMEM;
 	}
+	for (int i = 0; i < ORPL_DECIDE_SLOTS; i++) {
+		slot *s = &r->dslots[i];
+		s->r = r;
+		buf_init(&s->body, ORPL_BODY_MAX);
+		s->client = http_client_new(r->env.base, r->env.client_ctx, r->host, r->port, r->env.peer->name, &limits,
+					    r->env.cfg->replication.forward_timeout_ms);
+		s->timer = evtimer_new(r->env.base, slot_timer, s);
+		if (!s->client || !s->timer)
+			return ERR_NOMEM;
+	}
 	r->poll_ev = event_new(r->env.base, -1, EV_PERSIST, poll_tick, r);
 	r->stats_ev = event_new(r->env.base, -1, EV_PERSIST, stats_tick, r);
 	if (!r->poll_ev || !r->stats_ev)
@@ -1152,12 +1266,14 @@ void orepl_stop(orepl *r)
 		event_del(r->poll_ev);
 	if (r->stats_ev)
 		event_del(r->stats_ev);
-	for (int i = 0; i < ORPL_SLOTS; i++) {
-		slot *s = &r->slots[i];
+	for (int i = 0; i < ORPL_SLOTS + ORPL_DECIDE_SLOTS; i++) {
+		slot *s = i < ORPL_SLOTS ? &r->slots[i] : &r->dslots[i - ORPL_SLOTS];
 		if (s->timer)
 			event_del(s->timer);
 		/* a request on the link: its callback sees stopping */
 		http_client_free(&s->client);
+		if (s->decide && s->dcb)
+			decide_end(s, ERR_IO); /* a worker's read may still be due: see read_done */
 	}
 	waiters_done(r, 0, false);
 }
@@ -1178,8 +1294,8 @@ void orepl_free(orepl **rp)
 	for (int i = 0; i < ORPL_XFERS; i++)
 		if (r->xfers[i].used)
 			xfer_drop(r, &r->xfers[i], true);
-	for (int i = 0; i < ORPL_SLOTS; i++) {
-		slot *s = &r->slots[i];
+	for (int i = 0; i < ORPL_SLOTS + ORPL_DECIDE_SLOTS; i++) {
+		slot *s = i < ORPL_SLOTS ? &r->slots[i] : &r->dslots[i - ORPL_SLOTS];
 		slot_reset(s);
 		buf_free(&s->body);
 		if (s->timer)
@@ -1245,6 +1361,42 @@ void orepl_wait(orepl *r, int64_t seq, int timeout_ms, orepl_wait_cb cb, void *a
 	struct timeval tv = util_timeval_ms(timeout_ms);
 	evtimer_add(w->timer, &tv);
 	pump(r); /* now, rather than at the next poll */
+}
+
+void orepl_set_primary_fn(orepl *r, bool (*is_primary)(void *arg), void *arg)
+{
+	r->is_primary = is_primary;
+	r->primary_arg = arg;
+}
+
+void orepl_decide(orepl *r, const meta_object *o, int cond, const char *etag, orepl_decide_cb cb, void *arg)
+{
+	slot *s = NULL;
+	for (int i = 0; i < ORPL_DECIDE_SLOTS && !s && r->started && !r->stopping && r->env.peer; i++)
+		if (r->dslots[i].state == SLOT_IDLE && r->dslots[i].client)
+			s = &r->dslots[i];
+	if (!s) {
+		cb(arg, ERR_LIMIT);
+		return;
+	}
+	slot_reset(s);
+	s->ob = malloc(sizeof *s->ob);
+	if (!s->ob || part_add(s, o->blob, 0, o->size) != 0) {
+		slot_reset(s);
+		cb(arg, ERR_NOMEM);
+		return;
+	}
+	*s->ob = *o;
+	s->decide = true;
+	s->cond = cond == META_COND_ETAG ? META_COND_ETAG : META_COND_ABSENT;
+	snprintf(s->cond_etag, sizeof s->cond_etag, "%s", etag ? etag : "");
+	s->dcb = cb;
+	s->darg = arg;
+	unsigned char rnd[16];
+	util_random(rnd, sizeof rnd);
+	util_hex(rnd, sizeof rnd, s->xfer);
+	s->xfer[32] = '\0';
+	slot_next(s);
 }
 
 void orepl_get_stats(orepl *r, orepl_stats *out)

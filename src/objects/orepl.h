@@ -48,6 +48,7 @@
 #include "core/config.h"
 
 #define ORPL_SLOTS 8
+#define ORPL_DECIDE_SLOTS 4 /* conditional writes sent to the records' primary at once */
 #define ORPL_SEGMENT (512 * 1024)
 #define ORPL_BODY_MAX (ORPL_SEGMENT + 65536) /* a segment, or a version's JSON */
 #define ORPL_XFERS 32
@@ -94,6 +95,22 @@ void orepl_handle(orepl *r, http_request *req);
  * true at once. S3 thread; cb runs on it, possibly before this returns. */
 typedef void (*orepl_wait_cb)(void *arg, bool ok);
 void orepl_wait(orepl *r, int64_t seq, int timeout_ms, orepl_wait_cb cb, void *arg);
+
+/* The records' primary decides conditional writes with
+ * X-Tandem-Consistency: global: is_primary(arg) says whether this region
+ * is it (any thread). Set before the S3 thread runs. */
+void orepl_set_primary_fn(orepl *r, bool (*is_primary)(void *arg), void *arg);
+/* Send o (a single-blob version written here, its blob stored, its HLC,
+ * origin and version id set) with its condition to the other region, the
+ * records' primary, for its decision; cb(arg, rc) on the S3 thread: 0
+ * (decided and applied there: commit it here too), ERR_CONFLICT (412),
+ * ERR_NOTFOUND (If-Match, no object there), ERR_AGAIN (the primary holds a
+ * newer version: the clock was merged, take a new HLC and ask again),
+ * ERR_LIMIT (every decide slot busy), ERR_IO (the primary could not be
+ * asked or could not decide). */
+struct meta_object;
+typedef void (*orepl_decide_cb)(void *arg, int rc);
+void orepl_decide(orepl *r, const struct meta_object *o, int cond, const char *etag, orepl_decide_cb cb, void *arg);
 
 /* Any thread: figures for /metrics and the status. */
 typedef struct orepl_stats {

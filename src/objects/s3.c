@@ -127,6 +127,8 @@ struct objects {
 	orepl *repl;
 	SSL_CTX *link_client;
 	loop_queue *inbox;
+	bool (*is_primary)(void *arg); /* the records' primary is this region? (NULL: unknown) */
+	void *primary_arg;
 };
 
 /* What a GET or a copy reads: the parts (one for a single-blob object)
@@ -212,6 +214,9 @@ struct s3_req {
 	char *query_xml; /* PutBucketCors: the configuration to store (NULL: delete it) */
 	bool anonymous;  /* no authentication: only reads of public-read resources (route_anonymous) */
 	bool durable_global; /* PUT/DELETE answered once the other region has it (orepl_wait) */
+	bool decide_global;  /* a conditional PUT decided by the records' primary (orepl_decide) */
+	int decide_tries;
+	meta_versioning bucket_versioning;
 	meta_acl new_acl;
 };
 
@@ -1882,6 +1887,8 @@ static void part_committed(void *arg, int rc, uint64_t seq)
 }
 
 /* Worker done: the blob is committed and verified, or the request failed. */
+static void put_decided(void *arg, int rc);
+
 static void put_done(void *arg)
 {
 	s3_req *q = arg;
@@ -1913,12 +1920,57 @@ static void put_done(void *arg)
 	hlc_encode(hlc_now(o->clock), ob->hlc);
 	snprintf(ob->origin, sizeof ob->origin, "%s", o->self->name);
 	snprintf(ob->owner, sizeof ob->owner, "%s", q->tenant);
+	if (q->decide_global && q->cond != META_COND_NONE && !q->is_part && !q->is_copy) {
+		/* the version id both regions will know it by */
+		if (q->bucket_versioning == META_VERSIONING_ENABLED) {
+			unsigned char rnd[META_VERSION_ID_LEN / 2];
+			util_random(rnd, sizeof rnd);
+			util_hex(rnd, sizeof rnd, ob->version_id);
+			ob->version_id[META_VERSION_ID_LEN] = '\0';
+		} else {
+			snprintf(ob->version_id, sizeof ob->version_id, "null");
+		}
+		orepl_decide(o->repl, ob, q->cond, q->cond_etag, put_decided, q);
+		return;
+	}
 	int rc = q->is_part ? committer_submit(o->writer, part_exec, part_committed, q)
 			    : committer_submit(o->writer, put_exec, put_committed, q);
 	if (rc != 0) {
 		blob_delete_async(o, ob->blob);
 		s3_internal(q, rc);
 	}
+}
+
+/* The records' primary decided a conditional PUT (X-Tandem-Consistency:
+ * global): applied there, so it is written here too, unconditionally;
+ * refused; or to be asked again with a newer HLC (it holds a newer
+ * version). */
+static void put_decided(void *arg, int rc)
+{
+	s3_req *q = arg;
+	objects *o = q->o;
+	if (rc == ERR_AGAIN && ++q->decide_tries < 4) {
+		hlc_encode(hlc_now(o->clock), q->obj->hlc); /* the clock merged the primary's */
+		orepl_decide(o->repl, q->obj, q->cond, q->cond_etag, put_decided, q);
+		return;
+	}
+	if (rc == 0) {
+		q->cond = META_COND_NONE;
+		rc = committer_submit(o->writer, put_exec, put_committed, q);
+		if (rc == 0)
+			return;
+	}
+	blob_delete_async(o, q->obj->blob);
+	if (rc == ERR_CONFLICT)
+		s3_error(q, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold "
+			 "(decided by the records' primary)");
+	else if (rc == ERR_NOTFOUND)
+		s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
+	else if (rc == ERR_LIMIT)
+		s3_error(q, 503, "SlowDown", "Too many conditional writes are waiting for the records' primary; retry");
+	else
+		s3_error(q, 503, "ServiceUnavailable", "The records' primary could not decide this conditional write "
+			 "(X-Tandem-Consistency: global); nothing was written, retry");
 }
 
 /* The preconditions of a conditional PUT, checked early against the current
@@ -2047,6 +2099,22 @@ static int durability(s3_req *q)
 	return 0;
 }
 
+/* X-Tandem-Consistency: global on a conditional PUT: the condition is
+ * decided by the records' primary (the other region, when this one is not
+ * it) rather than here. "local" (the default) decides here. 0, or -1 when
+ * malformed (answered 400). */
+static int consistency(s3_req *q)
+{
+	char v[16];
+	const char *h = field_str(q, "x-tandem-consistency", v, sizeof v);
+	if (field(q, "x-tandem-consistency", NULL) && (!h || (strcmp(h, "local") != 0 && strcmp(h, "global") != 0))) {
+		s3_error(q, 400, "InvalidArgument", "X-Tandem-Consistency must be local or global");
+		return -1;
+	}
+	q->decide_global = h && strcmp(h, "global") == 0 && q->o->is_primary && !q->o->is_primary(q->o->primary_arg);
+	return 0;
+}
+
 /* The other region confirmed the write (or did not in time: the write
  * stays here, and is shipped when it can be). */
 static void durable_answer(s3_req *q, bool ok, void (*answer)(s3_req *q))
@@ -2076,9 +2144,10 @@ static void op_put_object(s3_req *q)
 	meta_bucket mb;
 	meta_acl acl;
 	if (need_bucket(q, &mb) != 0 || refuse_unsupported_put(q) != 0 || canned_acl(q, &acl) != 0 ||
-	    integrity_headers(q) != 0 || durability(q) != 0)
+	    integrity_headers(q) != 0 || durability(q) != 0 || consistency(q) != 0)
 		return;
 	q->versioned = mb.versioning != META_VERSIONING_OFF;
+	q->bucket_versioning = mb.versioning;
 	q->obj = calloc(1, sizeof *q->obj);
 	if (q->obj)
 		q->obj->acl = acl; /* a copy does not take its source's ACL, as S3 */
@@ -4399,6 +4468,13 @@ int objects_link_request(objects *o, http_request *req)
 	if (rc != 0)
 		free(m);
 	return rc;
+}
+
+void objects_set_primary_fn(objects *o, bool (*is_primary)(void *arg), void *arg)
+{
+	o->is_primary = is_primary;
+	o->primary_arg = arg;
+	orepl_set_primary_fn(o->repl, is_primary, arg);
 }
 
 void objects_repl_stats(objects *o, orepl_stats *out)

@@ -171,6 +171,13 @@ static int node_objects_request(http_request *req, void *arg)
 	return rc;
 }
 
+/* Is this region the records' primary now (any thread: the published view)? */
+static bool node_is_primary(void *arg)
+{
+	region *rg = arg;
+	return repl_is_primary(rg->repl);
+}
+
 /* The object store's replication figures (zero without one), any thread. */
 void node_objects_stats(region *rg, orepl_stats *st)
 {
@@ -431,6 +438,8 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", err);
 		goto out;
 	}
+	if (store)
+		objects_set_primary_fn(store, node_is_primary, rg);
 	if (store && objects_run(store) != 0) {
 		node_fail("%s", "cannot start the object store's thread");
 		goto out;

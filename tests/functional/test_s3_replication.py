@@ -309,3 +309,74 @@ def test_anti_entropy_repairs_what_the_outbox_lost_and_verify_sees_it(pair):
     Link(pair).post("eu", "/internal/v1/objects/anti-entropy", "admin", {})
     eventually(lambda: pair.eu.metric("tandem_objects_anti_entropy_passes_total") > passes, "a second pass")
     assert pair.eu.metric("tandem_objects_anti_entropy_repairs_total") == repairs
+
+
+def put_with(c, headers, **kw):
+    """PutObject with extra headers (signed)."""
+    def add(request, **_):
+        for k, v in headers.items():
+            request.headers[k] = v
+    c.meta.events.register_first("before-sign.s3.PutObject", add)
+    try:
+        return c.put_object(**kw)
+    finally:
+        c.meta.events.unregister("before-sign.s3.PutObject", add)
+
+
+def test_conditional_put_global_is_decided_by_the_primary(pair):
+    """If-None-Match: * with X-Tandem-Consistency: global, raced in both
+    regions for ten keys: exactly one create per key wins (the other 412),
+    because the secondary (us) asks the records' primary (eu) to decide.
+    Without it, during a partition, both regions accept a create of the same
+    key (documented), and the global one at us gets 503 (no decision
+    possible); If-Match global at us follows eu's current ETag."""
+    import threading
+    eu, us = pair.s3["eu"], pair.s3["us"]
+    eu.c.create_bucket(Bucket="locks")
+    def bucket_at_us():
+        try:
+            return us.c.head_bucket(Bucket="locks")
+        except botocore.exceptions.ClientError:
+            return None
+    eventually(bucket_at_us, "the bucket at us")
+    G = {"X-Tandem-Consistency": "global"}
+    results = {}
+
+    def create(side, key):
+        try:
+            put_with(side.c, dict(G, **{"If-None-Match": "*"}), Bucket="locks", Key=key, Body=side.name.encode())
+            results[(side.name, key)] = 200
+        except botocore.exceptions.ClientError as e:
+            results[(side.name, key)] = e.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    for i in range(10):
+        key = "lock-%d" % i
+        ts = [threading.Thread(target=create, args=(s, key)) for s in (us, eu)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        got = sorted([results[("eu", key)], results[("us", key)]])
+        assert got == [200, 412], (key, results)
+        winner = "eu" if results[("eu", key)] == 200 else "us"
+        for side in (eu, us):
+            eventually(lambda: side.body("locks", key) == winner.encode(), "%s's create at %s" % (winner, side.name))
+    # If-Match global at us: eu's current ETag decides
+    etag = eu.c.head_object(Bucket="locks", Key="lock-0")["ETag"].strip('"')
+    put_with(us.c, dict(G, **{"If-Match": etag}), Bucket="locks", Key="lock-0", Body=b"updated at us")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        put_with(us.c, dict(G, **{"If-Match": etag}), Bucket="locks", Key="lock-0", Body=b"stale")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    eventually(lambda: eu.body("locks", "lock-0") == b"updated at us", "the update at eu")
+    # a partition: local decisions let both create; global at us cannot be decided
+    partition(pair, True)
+    try:
+        put_with(eu.c, {"If-None-Match": "*"}, Bucket="locks", Key="split", Body=b"eu")
+        put_with(us.c, {"If-None-Match": "*"}, Bucket="locks", Key="split", Body=b"us")
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            put_with(us.c, dict(G, **{"If-None-Match": "*"}), Bucket="locks", Key="split-2", Body=b"us")
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503, e.value.response
+        assert us.body("locks", "split-2") is None
+    finally:
+        partition(pair, False)
+    eventually(lambda: eu.body("locks", "split") == us.body("locks", "split") == b"us", "split converged")
