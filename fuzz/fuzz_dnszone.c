@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			q.qtype = types[i];
 			dns_zone *zones[] = {z};
 			size_t cap = i % 2 ? 512 : sizeof out;
-			size_t len = dns_answer(zones, 1, &q, out, cap, 1232, NULL);
+			size_t len = dns_answer(zones, 1, &q, out, cap, 1232, NULL, NULL);
 			check_answer(out, len, cap);
 		}
 	}

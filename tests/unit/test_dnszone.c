@@ -79,7 +79,7 @@ static reply ask(const char *qname, uint16_t qtype, uint16_t qclass, bool edns, 
 	reply rp;
 	memset(&rp, 0, sizeof rp);
 	dns_zone *zones[] = {zone};
-	rp.len = dns_answer(zones, 1, &q, out, cap, 1232, NULL);
+	rp.len = dns_answer(zones, 1, &q, out, cap, 1232, NULL, NULL);
 	CHECK(rp.len >= 12 && rp.len <= cap);
 	CHECK_EQ_INT(u16(out), 0xabcd);
 	rp.flags = u16(out + 2);
@@ -306,7 +306,7 @@ static void test_refused(void)
 	dns_query q;
 	CHECK_EQ_INT(dns_parse_query(qb, qn, &q), DNS_PARSE_OK);
 	dns_zone *zones[] = {e};
-	size_t len = dns_answer(zones, 1, &q, out, sizeof out, 1232, NULL);
+	size_t len = dns_answer(zones, 1, &q, out, sizeof out, 1232, NULL, NULL);
 	CHECK(len >= 12);
 	CHECK_EQ_INT(out[3] & 0xf, DNS_R_REFUSED);
 	dns_zone_free(&e);
