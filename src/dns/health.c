@@ -393,6 +393,8 @@ fail:
 
 int dns_health_start(dns_health *h)
 {
+	if (h->tick)
+		event_active(h->tick, EV_TIMEOUT, 0); /* the first checks at once, not an interval later */
 	if (pthread_create(&h->thread, NULL, health_run, h) != 0)
 		return ERR_IO;
 	h->started = true;

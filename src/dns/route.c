@@ -328,7 +328,7 @@ static int map_entry_parse(dns_latency_map *m, char *text, dns_regions *t, int l
 	if (strcmp(key, "default") == 0) {
 		e->kind = ENTRY_DEFAULT;
 	} else if (strncmp(key, "country:", 8) == 0 || strncmp(key, "continent:", 10) == 0) {
-		e->kind = key[1] == 'o' ? ENTRY_COUNTRY : ENTRY_CONTINENT;
+		e->kind = strncmp(key, "country:", 8) == 0 ? ENTRY_COUNTRY : ENTRY_CONTINENT;
 		const char *c = strchr(key, ':') + 1;
 		if (strlen(c) != 2 || !isalpha((unsigned char)c[0]) || !isalpha((unsigned char)c[1])) {
 			snprintf(err, errcap, "'%.40s': a country or continent is a two-letter code (DE, EU)", key);
