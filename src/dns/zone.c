@@ -402,6 +402,17 @@ int dns_zone_add_route(dns_zone *z, const char *owner, const dns_route *route, c
 	return 0;
 }
 
+size_t dns_zone_routes(const dns_zone *z)
+{
+	return z->nroutes;
+}
+
+const dns_name *dns_zone_route(const dns_zone *z, size_t i, const dns_route **route)
+{
+	*route = &z->routes[i].route;
+	return &z->routes[i].owner;
+}
+
 /* --- answering --- */
 
 static const dns_route *route_at(const dns_zone *z, const dns_name *name)

@@ -62,6 +62,10 @@ int dns_zone_add(dns_zone *z, const char *owner, const char *type, uint32_t ttl,
  * ERR_INVAL (outside the zone; a CNAME, A or AAAA records or another route
  * at that name) with the reason in err, ERR_NOMEM. */
 int dns_zone_add_route(dns_zone *z, const char *owner, const dns_route *route, char *err, size_t errcap);
+/* The zone's routed names, for listing (certificates name them): the i-th
+ * (0 <= i < dns_zone_routes) owner, and its record set in *route. */
+size_t dns_zone_routes(const dns_zone *z);
+const dns_name *dns_zone_route(const dns_zone *z, size_t i, const dns_route **route);
 /* Does the zone have its SOA (it answers only then)? */
 int dns_zone_ready(const dns_zone *z);
 
