@@ -25,7 +25,7 @@ import dns.rcode
 import pytest
 import requests
 
-from conftest import TANDEM, free_port_base
+from conftest import TANDEM, drop_dns_sections, free_port_base
 from regions import TwoRegions, log_events
 
 DIG = shutil.which("dig")
@@ -67,8 +67,10 @@ class RoutedDns:
         base = free_port_base(count=2)
         self.port, self.metrics_port = base, base + 1
         self.name = name
-        with open(pair.config, "a") as f:
-            f.write("\n[zone tandem.test]\n"
+        with open(pair.config) as f:
+            text = drop_dns_sections(f.read())
+        with open(pair.config, "w") as f:
+            f.write(text + "\n[zone tandem.test]\n"
                     "soa = ns1 hostmaster 2026120301 3600 600 86400 30\n"
                     "record = @ NS ns1\n"
                     "record = ns1 A 127.0.0.5\n"
@@ -335,8 +337,10 @@ def test_failover_route_follows_a_switchover(deployment):
 def test_routing_config_errors_name_file_and_line(tmp_path):
     """Bad routes and maps are refused with FILE:LINE, before anything starts."""
     pair = TwoRegions(tmp_path / "d")
-    with open(pair.config, "a") as f:
-        f.write("\n[zone tandem.test]\nsoa = ns1 hostmaster 1 3600 600 86400 30\n"
+    with open(pair.config) as f:
+        text = drop_dns_sections(f.read())
+    with open(pair.config, "w") as f:
+        f.write(text + "\n[zone tandem.test]\nsoa = ns1 hostmaster 1 3600 600 86400 30\n"
                 "route = api nearest eu=127.0.0.2\n"           # line +3
                 "route = db latency ap=127.0.0.9\n"            # a region without [region ap]
                 "\n[dns ns1]\nlisten = 127.0.0.1:1053\n"
@@ -349,3 +353,59 @@ def test_routing_config_errors_name_file_and_line(tmp_path):
     assert "region 'ap' has no [region ap] section" in err, err
     assert "10.0.0.0/33" in err and "need geoip_db" in err, err
     assert "tandem.ini:" in err
+
+
+def test_up_serves_the_zone_on_its_own_addresses(tmp_path):
+    """`tandem up` (issue 11 section 3): every component on its own loopback
+    address, two DNS instances in endpoints.json serving tandem.test with
+    api latency-routed (127.0.0.2 and 127.0.0.3 as resolvers prefer their
+    own region), and the dev certificates naming api.tandem.test, so that
+    curl --resolve to what DNS answered verifies. Before: no DNS, every
+    component on 127.0.0.1, certificates without api.tandem.test."""
+    base = free_port_base(count=13)
+    data = tmp_path / "up"
+    proc = subprocess.Popen([TANDEM, "up", "--data", str(data), "--port-base", str(base)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    endpoints = data / "endpoints.json"
+    try:
+        deadline = time.time() + 60
+        while not endpoints.exists():
+            assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+            time.sleep(0.05)
+        e = json.loads(endpoints.read_text())
+        assert e["zone"] == "tandem.test"
+        assert e["dns"]["ns1"]["address"] == "127.0.0.5" and e["dns"]["ns2"]["address"] == "127.0.0.6", e
+        assert e["regions"]["eu"]["api"] == "https://127.0.0.2:%d" % base
+        assert e["regions"]["us"]["api"] == "https://127.0.0.3:%d" % (base + 1)
+        assert e["witness"]["addr"] == "127.0.0.4:%d" % (base + 4)
+        ports = {"127.0.0.2": base, "127.0.0.3": base + 1}
+        for ns in ("ns1", "ns2"):
+            server, port = e["dns"][ns]["address"], e["dns"][ns]["port"]
+            for source, want in (("127.0.0.2", "127.0.0.2"), ("127.0.0.3", "127.0.0.3"), ("127.0.0.1", "127.0.0.2")):
+                q = dns.message.make_query("api.tandem.test", "A")
+                r = dns.query.udp(q, server, port=port, timeout=3, source=source)
+                assert [rd.address for rd in r.answer[0]] == [want], (ns, source, r)
+            r = dns.query.udp(dns.message.make_query("tandem.test", "NS"), server, port=port, timeout=3)
+            assert sorted(str(rd) for rd in r.answer[0]) == ["ns1.tandem.test.", "ns2.tandem.test."]
+        # the answer, used as curl would: the certificate names api.tandem.test
+        for addr, port in ports.items():
+            out = subprocess.run(["curl", "-sS", "--cacert", e["ca"], "--resolve",
+                                  "api.tandem.test:%d:%s" % (port, addr), "https://api.tandem.test:%d/readyz" % port],
+                                 capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0, out.stderr
+            assert json.loads(out.stdout)["region"] == ("eu" if addr == "127.0.0.2" else "us")
+        # both DNS instances check both regions: `tandem status` says so
+        deadline = time.time() + 10
+        while True:
+            st = subprocess.run([TANDEM, "status", "--config", e["config"], "--json"], capture_output=True,
+                                text=True, timeout=30)
+            assert st.returncode == 0, st.stderr
+            d = json.loads(st.stdout)["dns"]
+            if all(d[ns]["regions"][r]["checks"] > 0 for ns in ("ns1", "ns2") for r in ("eu", "us")):
+                break
+            assert time.time() < deadline, d
+            time.sleep(0.2)
+        assert d["ns1"]["regions"]["eu"]["healthy"] and d["ns2"]["regions"]["us"]["healthy"], d
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()[-3000:]
