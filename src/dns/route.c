@@ -9,7 +9,7 @@
  * length (or the MaxMind network's), and for every configured prefix that
  * does not hold the client, one bit past what the client shares with it,
  * so that the scope never covers a prefix that would be answered
- * differently (RFC 7871 7.2.1: a scope too wide poisons the resolver's
+ * differently (RFC 7871: a scope too wide poisons the resolver's
  * cache for the other subnet).
  */
 #include <arpa/inet.h>
