@@ -103,6 +103,7 @@ struct dns_health {
 	checked_region r[DNS_REGIONS_MAX];
 	int n;
 	bool fail_open;
+	bool stopping;             /* freeing: answers of checks cut short count for nothing */
 	_Atomic dns_health_view view;
 	pthread_t thread;
 	bool started;
@@ -138,6 +139,8 @@ static void check_answer(int rc, const http_message *resp, const char *body, siz
 	checked_region *cr = arg;
 	dns_health *h = cr->h;
 	cr->in_flight = false;
+	if (h->stopping)
+		return;
 	cr->rtt_us = util_mono_us() - cr->sent_us;
 	bool ok = rc == 0 && resp->status == 200;
 	if (rc != 0) {
@@ -422,6 +425,7 @@ void dns_health_free(dns_health **hp)
 		event_base_loopbreak(h->base); /* (thread-safe: evthread_use_pthreads) */
 		pthread_join(h->thread, NULL);
 	}
+	h->stopping = true;
 	for (int i = 0; i < DNS_REGIONS_MAX; i++)
 		http_client_free(&h->r[i].client);
 	http_server_free(&h->metrics);

@@ -473,7 +473,8 @@ static int write_route(dns_writer *w, const dns_route *r, const dns_name *owner,
 	uint8_t addr[16];
 	if (r->policy == DNS_POLICY_LATENCY && env->map && route_client(q, env->from, &family, addr)) {
 		dns_latency_lookup(env->map, family, addr, &prefs);
-		*scope = prefs.scope;
+		if (q->ecs && q->ecs_source > 0)
+			*scope = prefs.scope; /* (a source of 0 gets scope 0: RFC 7871) */
 	}
 	bool fail_open;
 	uint32_t chosen = dns_route_choose(r, env->health, &prefs, env->rand, &fail_open);
