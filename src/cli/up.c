@@ -457,15 +457,16 @@ int cli_ensure_certs(const config *cfg, char *err, size_t errcap)
 				bool ours = false;
 				for (int j = 0; j < route->n; j++)
 					ours |= strcmp(dc.regions.name[route->r[j].region], r->name) == 0;
-				char text[4 * DNS_NAME_MAX + 2];
+				char text[4 * DNS_NAME_MAX + 2], entry[sizeof text + 8];
 				dns_name_to_text(owner, text, sizeof text);
 				size_t tl = strlen(text), n = strlen(s);
 				if (tl > 1)
 					text[tl - 1] = '\0'; /* no final dot */
 				for (char *c = text; *c; c++)
 					*c = (char)tolower((unsigned char)*c);
-				if (ours && n + tl + 6 < sizeof sans[0])
-					snprintf(s + n, sizeof sans[0] - n, "%sDNS:%s", n ? "," : "", text);
+				int el = snprintf(entry, sizeof entry, "%sDNS:%s", n ? "," : "", text);
+				if (ours && el > 0 && n + (size_t)el < sizeof sans[0]) /* (else left out: 1 KiB of names) */
+					memcpy(s + n, entry, (size_t)el + 1);
 			}
 		names[count] = r->name;
 		san_of[count++] = s;
