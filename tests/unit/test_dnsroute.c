@@ -73,7 +73,7 @@ static void test_parse(void)
 static void test_regions_table(void)
 {
 	dns_regions t = {.n = 0};
-	char name[8];
+	char name[16];
 	for (int i = 0; i < DNS_REGIONS_MAX; i++) {
 		snprintf(name, sizeof name, "r%d", i);
 		CHECK_EQ_INT(dns_regions_index(&t, name, 10 + i), i);
