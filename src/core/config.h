@@ -90,6 +90,7 @@ typedef struct config_objects {
 	uint64_t max_object_bytes;  /* a completed multipart object; EntityTooLarge beyond (S3: 5 TiB) */
 	int max_uploads;            /* multipart uploads in progress per region; SlowDown beyond */
 	int multipart_expiry_s;     /* an upload not completed this long is aborted by a sweep */
+	int anti_entropy_s;         /* replication: compare with the other region this often; 0 = never */
 } config_objects;
 
 /* The mobile files API ([files], docs/OBJECTS.md "Files API"). */

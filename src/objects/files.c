@@ -596,8 +596,7 @@ int files_list(files *f, const char *owner, int64_t before_ms, const char *befor
 
 typedef struct del_job {
 	files *f;
-	char key[FILES_OWNER_MAX + FILES_ID_LEN + 2];
-	size_t key_len;
+	meta_object by; /* the key, and the delete's HLC and origin (its tombstone) */
 	meta_blobs old;
 	files_delete_fn done;
 	void *arg;
@@ -606,7 +605,7 @@ typedef struct del_job {
 static int del_exec(db_conn *db, void *arg)
 {
 	del_job *j = arg;
-	return meta_object_delete(db, FILES_BUCKET, j->key, j->key_len, &j->old);
+	return meta_object_delete(db, &j->by, &j->old);
 }
 
 static void del_committed(void *arg, int rc, uint64_t seq)
@@ -626,7 +625,10 @@ int files_delete(files *f, const char *owner, const char *id, files_delete_fn do
 	if (!j)
 		return ERR_NOMEM;
 	j->f = f;
-	j->key_len = file_key(owner, id, j->key, sizeof j->key);
+	snprintf(j->by.bucket, sizeof j->by.bucket, "%s", FILES_BUCKET);
+	j->by.key_len = file_key(owner, id, j->by.key, sizeof j->by.key);
+	hlc_encode(hlc_now(f->clock), j->by.hlc);
+	snprintf(j->by.origin, sizeof j->by.origin, "%s", f->region);
 	j->done = done;
 	j->arg = arg;
 	int rc = committer_submit_to(f->writer, f->done_q, del_exec, del_committed, j);

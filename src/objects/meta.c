@@ -28,10 +28,13 @@
  */
 #include "objects/meta.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <openssl/evp.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -100,6 +103,37 @@ static const char meta_migration_2[] =
 	"ALTER TABLE s3_buckets ADD COLUMN acl INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE s3_buckets ADD COLUMN cors TEXT;";
 
+/* Version 3 (two-way replication, docs/OBJECTS.md "Replication"): the
+ * outbox journals every local write in its own transaction (a row names
+ * what changed: a version of a key, or a bucket's configuration when key
+ * and version are ''), tombstones remember versions removed for good (so
+ * that a late copy of one never brings it back), and each version carries
+ * its replication status (0: none, the rows of before; META_REPL_*). */
+static const char meta_migration_3[] =
+	"CREATE TABLE s3_outbox("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT, bucket TEXT NOT NULL, key TEXT NOT NULL,"
+	" version_id TEXT NOT NULL, size INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+	" repair INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX s3_outbox_version ON s3_outbox(bucket, key, version_id);"
+	"CREATE TABLE s3_tombstones("
+	" bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL, hlc TEXT NOT NULL,"
+	" origin TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+	" PRIMARY KEY(bucket, key, version_id)) WITHOUT ROWID;"
+	"CREATE INDEX s3_tombstones_created ON s3_tombstones(created_ms);"
+	"ALTER TABLE s3_objects ADD COLUMN repl INTEGER NOT NULL DEFAULT 0;";
+
+/* Journal local writes (meta_set_journal): off in a region without a peer,
+ * so that its outbox does not grow for no one. */
+static _Atomic bool journal_on;
+
+void meta_set_journal(bool on)
+{
+	journal_on = on;
+}
+
+static int journal(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id,
+		   uint64_t size, int64_t *seq);
+
 static int migrate(db_conn *db, const char *sql, int to)
 {
 	int rc = db_exec(db, "BEGIN IMMEDIATE");
@@ -134,6 +168,8 @@ int meta_init(db_conn *db)
 	if (version < 1 && (rc = migrate(db, meta_migration_1, 1)) != 0)
 		return rc;
 	if (version < 2 && (rc = migrate(db, meta_migration_2, 2)) != 0)
+		return rc;
+	if (version < 3 && (rc = migrate(db, meta_migration_3, 3)) != 0)
 		return rc;
 	return 0;
 }
@@ -266,10 +302,10 @@ int meta_bucket_create(db_conn *db, const meta_bucket *b, meta_bucket *existing)
 	sqlite3_bind_int(st, 5, (int)b->acl);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : ERR_DB;
+	return rc == SQLITE_DONE ? journal(db, b->name, "", 0, "", 0, NULL) : ERR_DB;
 }
 
-int meta_bucket_delete(db_conn *db, const char *name)
+static int bucket_delete(db_conn *db, const char *name)
 {
 	/* uploads in progress keep it too: their parts are state a client
 	 * still has to complete or abort (S3 lists them; we refuse rather than
@@ -301,6 +337,12 @@ int meta_bucket_delete(db_conn *db, const char *name)
 	return sqlite3_changes(db_handle(db)) ? 0 : ERR_NOTFOUND;
 }
 
+int meta_bucket_delete(db_conn *db, const char *name)
+{
+	int rc = bucket_delete(db, name);
+	return rc == 0 ? journal(db, name, "", 0, "", 0, NULL) : rc;
+}
+
 /* One UPDATE of a bucket's column; 0 or ERR_NOTFOUND. text NULL: the
  * integer v (or SQL NULL when clear). */
 static int bucket_update(db_conn *db, const char *sql, const char *name, const char *text, size_t len, int v,
@@ -320,7 +362,9 @@ static int bucket_update(db_conn *db, const char *sql, const char *name, const c
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return ERR_DB;
-	return sqlite3_changes(db_handle(db)) ? 0 : ERR_NOTFOUND;
+	if (!sqlite3_changes(db_handle(db)))
+		return ERR_NOTFOUND;
+	return journal(db, name, "", 0, "", 0, NULL);
 }
 
 int meta_bucket_set_versioning(db_conn *db, const char *name, meta_versioning v)
@@ -364,7 +408,7 @@ int meta_bucket_cors(db_conn *db, const char *name, char *out, size_t cap)
 
 #define OBJECT_COLUMNS                                                                             \
 	"bucket, key, blob, size, etag, content_type, headers, mtime_ms, sha256, crc32, crc32c, hlc, " \
-	"origin, owner, manifest, parts, version_id, latest, deleted, acl"
+	"origin, owner, manifest, parts, version_id, latest, deleted, acl, repl"
 
 static void object_row(sqlite3_stmt *st, meta_object *o)
 {
@@ -391,6 +435,8 @@ static void object_row(sqlite3_stmt *st, meta_object *o)
 	o->latest = sqlite3_column_int(st, 17) != 0;
 	o->delete_marker = sqlite3_column_int(st, 18) != 0;
 	o->acl = sqlite3_column_int(st, 19) == META_ACL_PUBLIC_READ ? META_ACL_PUBLIC_READ : META_ACL_PRIVATE;
+	int r = sqlite3_column_int(st, 20);
+	o->repl = r >= META_REPL_NONE && r <= META_REPL_REPLICA ? (meta_repl)r : META_REPL_NONE;
 }
 
 /* One row of the statement st (bound by the caller) into out. */
@@ -590,11 +636,82 @@ static int promote_newest(db_conn *db, const char *bucket, const char *key, size
 	return rc;
 }
 
+/* --- the outbox and tombstones (replication) --- */
+
+/* Journal a local write of (bucket, key, version_id) in the caller's
+ * transaction (key and version "" name the bucket's configuration).
+ * *seq (may be NULL) gets the outbox position, 0 when journalling is off. */
+static int journal(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id,
+		   uint64_t size, int64_t *seq)
+{
+	if (seq)
+		*seq = 0;
+	if (!journal_on)
+		return 0;
+	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_outbox(bucket, key, version_id, size, created_ms) "
+				       "VALUES(?1, ?2, ?3, ?4, ?5)");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, version_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (int64_t)size);
+	sqlite3_bind_int64(st, 5, util_now_ms());
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	if (seq)
+		*seq = sqlite3_last_insert_rowid(db_handle(db));
+	return 0;
+}
+
+/* Remember that version_id of the key was removed for good at (hlc,
+ * origin), keeping the newer of two tombstones of the same version. */
+static int tombstone(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id,
+		     const char *ts, const char *origin)
+{
+	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_tombstones(bucket, key, version_id, hlc, origin, created_ms) "
+				       "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(bucket, key, version_id) DO UPDATE "
+				       "SET hlc = excluded.hlc, origin = excluded.origin, created_ms = excluded.created_ms "
+				       "WHERE excluded.hlc > hlc OR (excluded.hlc = hlc AND excluded.origin > origin)");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, version_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, origin, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, util_now_ms());
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
+int meta_tombstone_get(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id,
+		       char ts[HLC_STR_LEN + 1], char origin[32])
+{
+	sqlite3_stmt *st = db_stmt(db, "SELECT hlc, origin FROM s3_tombstones WHERE bucket = ?1 AND key = ?2 "
+				       "AND version_id = ?3");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, version_id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		copy_col(st, 0, ts, HLC_STR_LEN + 1);
+		copy_col(st, 1, origin, 32);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
+}
+
 static int object_write(db_conn *db, const meta_object *o)
 {
 	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_objects(" OBJECT_COLUMNS ") VALUES("
 				       "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-				       "?17, ?18, ?19, ?20)");
+				       "?17, ?18, ?19, ?20, ?21)");
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_text(st, 1, o->bucket, -1, SQLITE_STATIC);
@@ -617,6 +734,7 @@ static int object_write(db_conn *db, const meta_object *o)
 	sqlite3_bind_int(st, 18, o->latest);
 	sqlite3_bind_int(st, 19, o->delete_marker);
 	sqlite3_bind_int(st, 20, (int)o->acl);
+	sqlite3_bind_int(st, 21, (int)o->repl);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc == SQLITE_CONSTRAINT)
@@ -686,8 +804,11 @@ int meta_object_put(db_conn *db, meta_object *o, meta_cond cond, const char *eta
 		rc = ERR_CONFLICT;
 	if (rc == 0) {
 		o->delete_marker = false;
+		o->repl = journal_on ? META_REPL_PENDING : META_REPL_NONE;
 		rc = version_write(db, b.versioning, o, cur, old);
 	}
+	if (rc == 0)
+		rc = journal(db, o->bucket, o->key, o->key_len, o->version_id, o->size, &o->journal_seq);
 done:
 	if (rc != 0)
 		old->count = mark;
@@ -695,42 +816,53 @@ done:
 	return rc;
 }
 
-int meta_object_delete_version(db_conn *db, const char *bucket, const char *key, size_t key_len,
-			       const char *version_id, bool *was_marker, meta_blobs *old)
+int meta_object_delete_version(db_conn *db, meta_object *by, const char *version_id, bool *was_marker,
+			       meta_blobs *old)
 {
 	*was_marker = false;
+	by->journal_seq = 0;
 	meta_object *cur = malloc(sizeof *cur);
 	if (!cur)
 		return ERR_NOMEM;
 	size_t mark = old->count;
-	int rc = meta_object_version(db, bucket, key, key_len, version_id, cur);
+	int rc = meta_object_version(db, by->bucket, by->key, by->key_len, version_id, cur);
+	bool found = rc == 0;
 	if (rc == 0) {
 		*was_marker = cur->delete_marker;
 		rc = drop_version(db, cur, old);
+	} else if (rc == ERR_NOTFOUND && journal_on) {
+		rc = 0; /* journalled all the same: the other region may have it */
 	}
-	if (rc == 0 && cur->latest)
-		rc = promote_newest(db, bucket, key, key_len);
-	if (rc != 0)
+	if (rc == 0 && found && cur->latest)
+		rc = promote_newest(db, by->bucket, by->key, by->key_len);
+	if (rc == 0 && journal_on)
+		rc = tombstone(db, by->bucket, by->key, by->key_len, version_id, by->hlc, by->origin);
+	if (rc == 0)
+		rc = journal(db, by->bucket, by->key, by->key_len, version_id, 0, &by->journal_seq);
+	if (rc == 0 && !found)
+		rc = ERR_NOTFOUND;
+	if (rc != 0 && rc != ERR_NOTFOUND)
 		old->count = mark;
 	free(cur);
 	return rc;
 }
 
-int meta_object_delete(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_blobs *old)
+int meta_object_delete(db_conn *db, meta_object *by, meta_blobs *old)
 {
 	bool marker;
-	return meta_object_delete_version(db, bucket, key, key_len, "null", &marker, old);
+	return meta_object_delete_version(db, by, "null", &marker, old);
 }
 
 int meta_object_remove(db_conn *db, meta_object *m, bool *marker, meta_blobs *old)
 {
 	*marker = false;
+	m->journal_seq = 0;
 	meta_bucket b;
 	int rc = meta_bucket_get(db, m->bucket, &b);
 	if (rc != 0)
 		return rc;
 	if (b.versioning == META_VERSIONING_OFF) {
-		rc = meta_object_delete(db, m->bucket, m->key, m->key_len, old);
+		rc = meta_object_delete(db, m, old);
 		return rc == ERR_NOTFOUND ? 0 : rc;
 	}
 	meta_object *cur = malloc(sizeof *cur);
@@ -743,7 +875,10 @@ int meta_object_remove(db_conn *db, meta_object *m, bool *marker, meta_blobs *ol
 	m->size = 0;
 	m->parts = 0;
 	m->crc32 = m->crc32c = 0;
+	m->repl = journal_on ? META_REPL_PENDING : META_REPL_NONE;
 	rc = version_write(db, b.versioning, m, cur, old);
+	if (rc == 0)
+		rc = journal(db, m->bucket, m->key, m->key_len, m->version_id, 0, &m->journal_seq);
 	if (rc != 0)
 		old->count = mark;
 	else
@@ -757,9 +892,9 @@ int meta_object_set_acl(db_conn *db, const char *bucket, const char *key, size_t
 {
 	sqlite3_stmt *st = version_id
 		? db_stmt(db, "UPDATE s3_objects SET acl = ?4 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3 "
-			      "AND deleted = 0")
+			      "AND deleted = 0 RETURNING version_id")
 		: db_stmt(db, "UPDATE s3_objects SET acl = ?4 WHERE bucket = ?1 AND key = ?2 AND latest = 1 "
-			      "AND deleted = 0");
+			      "AND deleted = 0 RETURNING version_id");
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
@@ -767,11 +902,19 @@ int meta_object_set_acl(db_conn *db, const char *bucket, const char *key, size_t
 	if (version_id)
 		sqlite3_bind_text(st, 3, version_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, (int)acl);
+	char vid[META_VERSION_ID_LEN + 1] = "";
 	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		copy_col(st, 0, vid, sizeof vid);
+		rc = sqlite3_step(st);
+	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return ERR_DB;
-	return sqlite3_changes(db_handle(db)) ? 0 : ERR_NOTFOUND;
+	if (!vid[0])
+		return ERR_NOTFOUND;
+	/* the version is shipped again, with its new ACL */
+	return journal(db, bucket, key, key_len, vid, 0, NULL);
 }
 
 int meta_manifest_parts(db_conn *db, const char *manifest, uint64_t offset, uint64_t length,
@@ -1151,4 +1294,440 @@ done:
 	free(sizes);
 	free(md5s);
 	return rc;
+}
+
+/* --------------------------------------------------------- replication */
+
+int meta_outbox_next(db_conn *db, int64_t after, meta_outbox_entry *out)
+{
+	sqlite3_stmt *st = db_stmt(db, "SELECT seq, bucket, key, version_id, size, created_ms, repair FROM s3_outbox "
+				       "WHERE seq > ?1 ORDER BY seq LIMIT 1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, after);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->seq = sqlite3_column_int64(st, 0);
+		copy_col(st, 1, out->bucket, sizeof out->bucket);
+		copy_col(st, 2, out->key, sizeof out->key);
+		out->key_len = (size_t)sqlite3_column_bytes(st, 2) > META_KEY_MAX ? META_KEY_MAX
+			     : (size_t)sqlite3_column_bytes(st, 2);
+		copy_col(st, 3, out->version_id, sizeof out->version_id);
+		out->size = (uint64_t)sqlite3_column_int64(st, 4);
+		out->created_ms = sqlite3_column_int64(st, 5);
+		out->repair = sqlite3_column_int(st, 6) != 0;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
+}
+
+int meta_outbox_done(db_conn *db, const meta_outbox_entry *e, meta_repl status)
+{
+	sqlite3_stmt *st = db_stmt(db, "DELETE FROM s3_outbox WHERE seq = ?1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, e->seq);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	if (!e->key_len)
+		return 0;
+	/* the version's status, unless a later row of it still waits (its ACL
+	 * changed meanwhile, say): then it stays PENDING */
+	st = db_stmt(db, "UPDATE s3_objects SET repl = ?4 WHERE bucket = ?1 AND key = ?2 AND version_id = ?3 "
+			 "AND repl != 4 AND NOT EXISTS (SELECT 1 FROM s3_outbox WHERE bucket = ?1 AND key = ?2 "
+			 "AND version_id = ?3)");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, e->bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->key, (int)e->key_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, e->version_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, (int)status);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
+int meta_outbox_stats(db_conn *db, int64_t *count, int64_t *bytes, int64_t *oldest_ms)
+{
+	sqlite3_stmt *st = db_stmt(db, "SELECT count(*), total(size), min(created_ms) FROM s3_outbox");
+	if (!st)
+		return ERR_DB;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*count = sqlite3_column_int64(st, 0);
+		*bytes = (int64_t)sqlite3_column_double(st, 1);
+		*oldest_ms = sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : ERR_DB;
+}
+
+int meta_tombstone_expire(db_conn *db, int64_t cutoff_ms, int limit, int *dropped)
+{
+	*dropped = 0;
+	sqlite3_stmt *st = db_stmt(db, "DELETE FROM s3_tombstones WHERE (bucket, key, version_id) IN (SELECT bucket, key, version_id "
+			 "FROM s3_tombstones INDEXED BY s3_tombstones_created WHERE created_ms < ?1 LIMIT ?2)");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, cutoff_ms);
+	sqlite3_bind_int(st, 2, limit);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	*dropped = sqlite3_changes(db_handle(db));
+	return 0;
+}
+
+int meta_replica_put(db_conn *db, meta_object *o, const meta_replica_blob *blobs, size_t n, bool *applied,
+		     meta_blobs *old)
+{
+	*applied = false;
+	if (o->delete_marker ? n != 0 : (n == 0 || (o->parts ? n != o->parts : n != 1)))
+		return ERR_INVAL;
+	size_t mark = old->count;
+	meta_object *cur = malloc(sizeof *cur);
+	if (!cur)
+		return ERR_NOMEM;
+	char th[HLC_STR_LEN + 1], to[32];
+	meta_bucket b;
+	int rc = meta_bucket_get(db, o->bucket, &b);
+	if (rc == ERR_NOTFOUND) {
+		/* the bucket's own entry is on its way (entries may overtake
+		 * each other), or it was deleted here while the other region
+		 * wrote into it: either way the write is kept */
+		meta_bucket nb = {0};
+		snprintf(nb.name, sizeof nb.name, "%s", o->bucket);
+		snprintf(nb.owner, sizeof nb.owner, "%s", o->owner);
+		nb.created_ms = util_now_ms();
+		sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_buckets(name, owner, region, created_ms) "
+					       "VALUES(?1, ?2, '', ?3)");
+		rc = st ? 0 : ERR_DB;
+		if (st) {
+			sqlite3_bind_text(st, 1, nb.name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, nb.owner, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, nb.created_ms);
+			rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ERR_DB;
+			sqlite3_reset(st);
+		}
+	}
+	if (rc != 0)
+		goto done;
+	rc = meta_tombstone_get(db, o->bucket, o->key, o->key_len, o->version_id, th, to);
+	if (rc == 0 && !meta_version_newer(o->hlc, o->origin, th, to))
+		goto done; /* removed after it was written: it stays removed */
+	if (rc != 0 && rc != ERR_NOTFOUND)
+		goto done;
+	rc = meta_object_version(db, o->bucket, o->key, o->key_len, o->version_id, cur);
+	if (rc == 0) {
+		if (meta_version_newer(cur->hlc, cur->origin, o->hlc, o->origin)) {
+			rc = 0; /* a newer "null" version is here */
+			goto done;
+		}
+		if (strcmp(cur->hlc, o->hlc) == 0 && strcmp(cur->origin, o->origin) == 0) {
+			/* the same version again (a retry, or its ACL changed) */
+			sqlite3_stmt *st = db_stmt(db, "UPDATE s3_objects SET acl = ?4 WHERE bucket = ?1 AND key = ?2 "
+						       "AND version_id = ?3");
+			rc = st ? 0 : ERR_DB;
+			if (st) {
+				sqlite3_bind_text(st, 1, o->bucket, -1, SQLITE_STATIC);
+				sqlite3_bind_text(st, 2, o->key, (int)o->key_len, SQLITE_STATIC);
+				sqlite3_bind_text(st, 3, o->version_id, -1, SQLITE_STATIC);
+				sqlite3_bind_int(st, 4, (int)o->acl);
+				rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ERR_DB;
+				sqlite3_reset(st);
+			}
+			goto done;
+		}
+		/* an older "null" version: replaced */
+		bool was_latest = cur->latest;
+		rc = drop_version(db, cur, old);
+		if (rc == 0 && was_latest)
+			rc = promote_newest(db, o->bucket, o->key, o->key_len);
+	} else if (rc == ERR_NOTFOUND) {
+		rc = 0;
+	}
+	if (rc != 0)
+		goto done;
+	rc = meta_object_latest(db, o->bucket, o->key, o->key_len, cur);
+	if (rc != 0 && rc != ERR_NOTFOUND)
+		goto done;
+	bool have_latest = rc == 0;
+	o->latest = !have_latest || meta_version_newer(o->hlc, o->origin, cur->hlc, cur->origin);
+	rc = 0;
+	if (o->latest && have_latest)
+		rc = set_latest(db, o->bucket, o->key, o->key_len, NULL);
+	o->repl = META_REPL_REPLICA;
+	if (o->delete_marker) {
+		o->blob[0] = o->manifest[0] = '\0';
+		o->parts = 0;
+	} else if (o->parts) {
+		o->blob[0] = '\0';
+	} else {
+		snprintf(o->blob, sizeof o->blob, "%s", blobs[0].blob);
+		o->manifest[0] = '\0';
+	}
+	if (rc == 0)
+		rc = object_write(db, o);
+	if (rc == 0 && o->parts) {
+		sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_object_parts(manifest, idx, blob, pos, size) "
+					       "VALUES(?1, ?2, ?3, ?4, ?5)");
+		uint64_t pos = 0;
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			if (!st) {
+				rc = ERR_DB;
+				break;
+			}
+			sqlite3_bind_text(st, 1, o->manifest, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, (int64_t)i);
+			sqlite3_bind_text(st, 3, blobs[i].blob, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 4, (int64_t)pos);
+			sqlite3_bind_int64(st, 5, (int64_t)blobs[i].size);
+			rc = sqlite3_step(st) == SQLITE_DONE ? 0 : ERR_DB;
+			sqlite3_reset(st);
+			pos += blobs[i].size;
+		}
+		if (rc == 0 && pos != o->size)
+			rc = ERR_INVAL;
+	}
+	if (rc == 0)
+		*applied = true;
+done:
+	if (rc != 0) {
+		old->count = mark;
+		*applied = false;
+	}
+	free(cur);
+	return rc;
+}
+
+int meta_replica_remove(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id,
+			const char *ts, const char *origin, bool *applied, meta_blobs *old)
+{
+	*applied = false;
+	size_t mark = old->count;
+	meta_object *cur = malloc(sizeof *cur);
+	if (!cur)
+		return ERR_NOMEM;
+	int rc = tombstone(db, bucket, key, key_len, version_id, ts, origin);
+	if (rc == 0)
+		rc = meta_object_version(db, bucket, key, key_len, version_id, cur);
+	if (rc == 0 && !meta_version_newer(cur->hlc, cur->origin, ts, origin)) {
+		bool was_latest = cur->latest;
+		rc = drop_version(db, cur, old);
+		if (rc == 0 && was_latest)
+			rc = promote_newest(db, bucket, key, key_len);
+		if (rc == 0)
+			*applied = true;
+	} else if (rc == ERR_NOTFOUND) {
+		rc = 0; /* not here (yet): the tombstone keeps it out */
+	}
+	if (rc != 0) {
+		old->count = mark;
+		*applied = false;
+	}
+	free(cur);
+	return rc;
+}
+
+int meta_replica_bucket(db_conn *db, const meta_bucket *b, const char *cors, bool removed, bool *applied)
+{
+	*applied = false;
+	if (removed) {
+		int rc = bucket_delete(db, b->name);
+		if (rc == 0)
+			*applied = true;
+		return rc == ERR_NOTFOUND || rc == ERR_CONFLICT ? 0 : rc;
+	}
+	if (cors && strlen(cors) > META_CORS_MAX)
+		return ERR_LIMIT;
+	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_buckets(name, owner, region, created_ms, versioning, acl, cors) "
+				       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name) DO UPDATE SET "
+				       "versioning = excluded.versioning, acl = excluded.acl, cors = excluded.cors");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, b->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, b->owner, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, b->region, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, b->created_ms);
+	sqlite3_bind_int(st, 5, (int)b->versioning);
+	sqlite3_bind_int(st, 6, (int)b->acl);
+	if (cors)
+		sqlite3_bind_text(st, 7, cors, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 7);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return ERR_DB;
+	*applied = true;
+	return 0;
+}
+
+int meta_outbox_has(db_conn *db, int64_t seq)
+{
+	sqlite3_stmt *st = db_stmt(db, "SELECT 1 FROM s3_outbox WHERE seq = ?1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_int64(st, 1, seq);
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
+/* --------------------------------------------------------- anti-entropy */
+
+/* The rows of bucket in [from, to) (to_end: no upper bound), versions then
+ * tombstones, each in (key, version id) byte order: the same order in both
+ * regions. */
+static sqlite3_stmt *range_stmt(db_conn *db, bool tombstones, const char *bucket, const char *from,
+				size_t from_len, const char *to, size_t to_len, bool to_end, long limit)
+{
+	sqlite3_stmt *st;
+	if (tombstones)
+		st = to_end ? db_stmt(db, "SELECT key, version_id, hlc, origin FROM s3_tombstones WHERE bucket = ?1 "
+					  "AND key >= ?2 ORDER BY key, version_id LIMIT ?4")
+			    : db_stmt(db, "SELECT key, version_id, hlc, origin FROM s3_tombstones WHERE bucket = ?1 "
+					  "AND key >= ?2 AND key < ?3 ORDER BY key, version_id LIMIT ?4");
+	else
+		st = to_end ? db_stmt(db, "SELECT key, version_id, hlc, origin, etag, deleted, size, acl FROM s3_objects "
+					  "WHERE bucket = ?1 AND key >= ?2 ORDER BY key, version_id LIMIT ?4")
+			    : db_stmt(db, "SELECT key, version_id, hlc, origin, etag, deleted, size, acl FROM s3_objects "
+					  "WHERE bucket = ?1 AND key >= ?2 AND key < ?3 ORDER BY key, version_id LIMIT ?4");
+	if (!st)
+		return NULL;
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, from ? from : "", (int)from_len, SQLITE_STATIC);
+	if (!to_end)
+		sqlite3_bind_text(st, 3, to, (int)to_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, limit);
+	return st;
+}
+
+static void range_entry(sqlite3_stmt *st, bool tomb, meta_range_entry *e)
+{
+	memset(e, 0, sizeof *e);
+	e->tombstone = tomb;
+	copy_col(st, 0, e->key, sizeof e->key);
+	e->key_len = (size_t)sqlite3_column_bytes(st, 0) > META_KEY_MAX ? META_KEY_MAX
+		     : (size_t)sqlite3_column_bytes(st, 0);
+	copy_col(st, 1, e->version_id, sizeof e->version_id);
+	copy_col(st, 2, e->hlc, sizeof e->hlc);
+	copy_col(st, 3, e->origin, sizeof e->origin);
+	if (!tomb) {
+		copy_col(st, 4, e->etag, sizeof e->etag);
+		e->delete_marker = sqlite3_column_int(st, 5) != 0;
+		e->size = (uint64_t)sqlite3_column_int64(st, 6);
+		e->acl = sqlite3_column_int(st, 7);
+	}
+}
+
+int meta_range_entries(db_conn *db, const char *bucket, const char *from, size_t from_len, const char *to,
+		       size_t to_len, bool to_end, long max_rows, int (*fn)(void *arg, const meta_range_entry *e),
+		       void *arg)
+{
+	meta_range_entry *e = malloc(sizeof *e);
+	if (!e)
+		return ERR_NOMEM;
+	long left = max_rows;
+	int rc = 0;
+	for (int pass = 0; pass < 2 && rc == 0 && left > 0; pass++) {
+		sqlite3_stmt *st = range_stmt(db, pass == 1, bucket, from, from_len, to, to_len, to_end, left);
+		if (!st) {
+			rc = ERR_DB;
+			break;
+		}
+		int s;
+		while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+			range_entry(st, pass == 1, e);
+			left--;
+			rc = fn(arg, e);
+		}
+		if (rc == 0 && s != SQLITE_DONE)
+			rc = ERR_DB;
+		sqlite3_reset(st);
+	}
+	free(e);
+	if (rc == 0 && left <= 0)
+		return ERR_LIMIT;
+	return rc;
+}
+
+typedef struct digest_ctx {
+	EVP_MD_CTX *md;
+	meta_digest *out;
+	long half;
+} digest_ctx;
+
+static int digest_one(void *arg, const meta_range_entry *e)
+{
+	digest_ctx *c = arg;
+	char line[256];
+	int n = snprintf(line, sizeof line, "%c %zu %s %s %s %s %d %llu %d\n", e->tombstone ? 't' : 'v', e->key_len,
+			 e->version_id, e->hlc, e->origin, e->etag, e->delete_marker, (unsigned long long)e->size, e->acl);
+	if (EVP_DigestUpdate(c->md, e->key, e->key_len) != 1 || EVP_DigestUpdate(c->md, line, (size_t)n) != 1)
+		return ERR_TLS;
+	if (c->out->rows++ == c->half) {
+		memcpy(c->out->split, e->key, e->key_len);
+		c->out->split[e->key_len] = '\0';
+		c->out->split_len = e->key_len;
+	}
+	return 0;
+}
+
+int meta_digest_range(db_conn *db, const char *bucket, const char *from, size_t from_len, const char *to,
+		      size_t to_len, bool to_end, long max_rows, meta_digest *out)
+{
+	memset(out, 0, sizeof *out);
+	digest_ctx c = {.md = EVP_MD_CTX_new(), .out = out, .half = max_rows / 2};
+	if (!c.md || EVP_DigestInit_ex(c.md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(c.md);
+		return ERR_TLS;
+	}
+	int rc = meta_range_entries(db, bucket, from, from_len, to, to_len, to_end, max_rows, digest_one, &c);
+	if (rc == ERR_LIMIT) {
+		out->truncated = true;
+		rc = 0;
+	} else if (rc == 0 && out->rows > 1) {
+		/* the split of a complete range: its middle row's key */
+		c.half = out->rows / 2;
+		out->rows = 0;
+		EVP_DigestInit_ex(c.md, EVP_sha256(), NULL);
+		rc = meta_range_entries(db, bucket, from, from_len, to, to_len, to_end, max_rows, digest_one, &c);
+	}
+	unsigned int n = 0;
+	if (rc == 0 && EVP_DigestFinal_ex(c.md, out->sha256, &n) != 1)
+		rc = ERR_TLS;
+	EVP_MD_CTX_free(c.md);
+	return rc;
+}
+
+int meta_bucket_next(db_conn *db, const char *after, meta_bucket *out)
+{
+	sqlite3_stmt *st = db_stmt(db, "SELECT " BUCKET_COLUMNS " FROM s3_buckets WHERE name > ?1 ORDER BY name LIMIT 1");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, after ? after : "", -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		bucket_row(st, out);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
+}
+
+int meta_outbox_repair(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id)
+{
+	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_outbox(bucket, key, version_id, size, created_ms, repair) "
+				       "VALUES(?1, ?2, ?3, 0, ?4, 1)");
+	if (!st)
+		return ERR_DB;
+	sqlite3_bind_text(st, 1, bucket, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, (int)key_len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, version_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, util_now_ms());
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : ERR_DB;
 }

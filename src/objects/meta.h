@@ -64,6 +64,18 @@ typedef enum meta_acl {
 	META_ACL_PUBLIC_READ,     /* anonymous GET/HEAD (object), and List (bucket) */
 } meta_acl;
 
+/* A version's replication status (x-amz-replication-status): PENDING until
+ * the other region has it, COMPLETED then, FAILED when the other region
+ * refused it for good; REPLICA on the copy. NONE: no peer, or written
+ * before replication existed. */
+typedef enum meta_repl {
+	META_REPL_NONE = 0,
+	META_REPL_PENDING,
+	META_REPL_COMPLETED,
+	META_REPL_FAILED,
+	META_REPL_REPLICA,
+} meta_repl;
+
 typedef struct meta_bucket {
 	char name[META_BUCKET_MAX + 1];
 	char owner[64];  /* tenant */
@@ -95,6 +107,8 @@ typedef struct meta_object {
 	bool latest;             /* the key's current version (read only: kept by the writes) */
 	bool delete_marker;      /* a delete marker: no blob, no data */
 	meta_acl acl;
+	meta_repl repl;          /* set by the writes (read only) */
+	int64_t journal_seq;     /* out: the outbox position of a local write (0: not journalled) */
 } meta_object;
 
 /* The rule that orders a key's versions, here and in replication: true when
@@ -185,15 +199,19 @@ typedef enum meta_cond {
  * or every part of its manifest (whose rows go too). On failure old is
  * unaltered (rows too: the caller's transaction rolls back). */
 int meta_object_put(db_conn *db, meta_object *o, meta_cond cond, const char *etag, meta_blobs *old);
-/* Delete the "null" version of the key for good (and its manifest); old
- * gets its blob(s); the next newest version becomes the latest. 0 or
- * ERR_NOTFOUND (nothing to do). In a bucket never versioned this is
- * "delete the object". */
-int meta_object_delete(db_conn *db, const char *bucket, const char *key, size_t key_len, meta_blobs *old);
+/* Delete the "null" version of by's key (by: bucket, key, and the delete's
+ * hlc and origin) for good (and its manifest); old gets its blob(s); the
+ * next newest version becomes the latest. With journalling on, a tombstone
+ * (the version, by's HLC) is kept and the delete journalled, by->journal_seq
+ * its position. 0 or ERR_NOTFOUND (nothing here: with journalling on the
+ * tombstone and the journal row are written all the same, since the other
+ * region may hold the version; they stay if the caller's transaction
+ * commits). In a bucket never versioned this is "delete the object". */
+int meta_object_delete(db_conn *db, meta_object *by, meta_blobs *old);
 /* Delete one version (an object or a delete marker) for good, as above.
  * *was_marker: it was a delete marker. 0 or ERR_NOTFOUND. */
-int meta_object_delete_version(db_conn *db, const char *bucket, const char *key, size_t key_len,
-			       const char *version_id, bool *was_marker, meta_blobs *old);
+int meta_object_delete_version(db_conn *db, meta_object *by, const char *version_id, bool *was_marker,
+			       meta_blobs *old);
 /*
  * DeleteObject without a version id, by the bucket's versioning: OFF
  * deletes the null version (as meta_object_delete; *marker false, 0 even
@@ -289,5 +307,117 @@ typedef struct meta_complete_part {
  */
 int meta_upload_complete(db_conn *db, const char *upload_id, const meta_complete_part *parts, size_t n,
 			 uint64_t min_part, uint64_t max_size, meta_object *o, int *bad_part, meta_blobs *old);
+
+/* --- replication (docs/OBJECTS.md "Replication") ---
+ *
+ * Every local write above is journalled in its own transaction: a row of
+ * the outbox names what changed (a version of a key; a bucket's
+ * configuration: key and version ""); the shipper (orepl.h) sends its
+ * current state to the other region and drops the row once acknowledged.
+ * A version removed for good leaves a tombstone with the remove's HLC, so
+ * that a late copy of it never comes back. Writes applied from the other
+ * region (meta_replica_*) are not journalled: no loops.
+ */
+
+/* Journal local writes from now on (a region with a peer) or not. Set once
+ * before the first write; process-wide. */
+void meta_set_journal(bool on);
+
+typedef struct meta_outbox_entry {
+	int64_t seq;
+	char bucket[META_BUCKET_MAX + 1];
+	char key[META_KEY_MAX + 1];
+	size_t key_len;           /* 0: the bucket's configuration */
+	char version_id[META_VERSION_ID_LEN + 1];
+	uint64_t size;
+	int64_t created_ms;
+	bool repair;              /* queued by anti-entropy: sent even when it is a replica here */
+} meta_outbox_entry;
+
+/* The first outbox row after seq `after`. 0 or ERR_NOTFOUND. */
+int meta_outbox_next(db_conn *db, int64_t after, meta_outbox_entry *out);
+/* Row e was shipped (status COMPLETED) or refused for good (FAILED): the
+ * row goes, and the version's status is set when no other row of it waits.
+ * 0 or ERR_DB. */
+int meta_outbox_done(db_conn *db, const meta_outbox_entry *e, meta_repl status);
+/* 1 when outbox row seq still waits, 0 when it is gone, ERR_DB. */
+int meta_outbox_has(db_conn *db, int64_t seq);
+/* How many rows wait, their bytes, and the oldest one's time (0 if none). */
+int meta_outbox_stats(db_conn *db, int64_t *count, int64_t *bytes, int64_t *oldest_ms);
+/* The tombstone of a version. 0 or ERR_NOTFOUND. */
+int meta_tombstone_get(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id,
+		       char ts[HLC_STR_LEN + 1], char origin[32]);
+/* Drop up to limit tombstones older than cutoff_ms; *dropped counts them. */
+int meta_tombstone_expire(db_conn *db, int64_t cutoff_ms, int limit, int *dropped);
+
+/* One blob of a replica: a single-blob object has one, a multipart object
+ * one per part, in order. */
+typedef struct meta_replica_blob {
+	char blob[BLOBSTORE_ID_LEN + 1];
+	uint64_t size;
+} meta_replica_blob;
+
+/*
+ * Apply a version received from the other region: o as it is there
+ * (version id, HLC, origin, data fields; delete_marker for a marker, with
+ * n 0), its blob(s) already in this store. Applied unless a tombstone of
+ * that version or a stored version with that id is as new or newer
+ * (equal: the same version again, its ACL is refreshed); the newest
+ * version (meta_version_newer) becomes the latest. A bucket unknown here is
+ * created (owner: o's), so that no acknowledged write is dropped. *applied
+ * false: o's blobs are not used (the caller deletes them). Not journalled.
+ * 0, ERR_INVAL (n does not fit o), ERR_DB, ERR_NOMEM.
+ */
+int meta_replica_put(db_conn *db, meta_object *o, const meta_replica_blob *blobs, size_t n, bool *applied,
+		     meta_blobs *old);
+/* Apply a remove of a version received from the other region: tombstone
+ * kept; the version dropped unless the stored one is newer (a PUT of the
+ * "null" version after the delete). 0, ERR_DB, ERR_NOMEM. */
+int meta_replica_remove(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id,
+			const char *ts, const char *origin, bool *applied, meta_blobs *old);
+/* Apply a bucket's configuration (created if absent; versioning, ACL and
+ * CORS as given; cors NULL: none), or its delete (removed: only when it is
+ * empty here, else kept and *applied false). Not journalled. */
+int meta_replica_bucket(db_conn *db, const meta_bucket *b, const char *cors, bool removed, bool *applied);
+
+/* --- anti-entropy (orepl.h): the two regions compare digests of key
+ * ranges and send each other what the other lacks --- */
+
+typedef struct meta_range_entry {
+	bool tombstone;
+	char key[META_KEY_MAX + 1];
+	size_t key_len;
+	char version_id[META_VERSION_ID_LEN + 1];
+	char hlc[HLC_STR_LEN + 1];
+	char origin[32];
+	char etag[40];
+	bool delete_marker;
+	uint64_t size;
+	int acl;
+} meta_range_entry;
+
+/* fn for each version, then each tombstone, of bucket with a key in
+ * [from, to) (to_end: no upper bound), in (key, version id) byte order; at
+ * most max_rows (then ERR_LIMIT). fn returns 0 to go on. */
+int meta_range_entries(db_conn *db, const char *bucket, const char *from, size_t from_len, const char *to,
+		       size_t to_len, bool to_end, long max_rows, int (*fn)(void *arg, const meta_range_entry *e),
+		       void *arg);
+
+typedef struct meta_digest {
+	int64_t rows;              /* versions and tombstones in the range (up to max_rows) */
+	unsigned char sha256[32];  /* of those rows, in order */
+	bool truncated;            /* more than max_rows: rows and hash cover only the first ones */
+	char split[META_KEY_MAX + 1]; /* a key near the middle, to divide the range */
+	size_t split_len;
+} meta_digest;
+/* The digest of a range (as meta_range_entries). Equal digests in both
+ * regions: the same rows. 0, ERR_DB, ERR_NOMEM, ERR_TLS. */
+int meta_digest_range(db_conn *db, const char *bucket, const char *from, size_t from_len, const char *to,
+		      size_t to_len, bool to_end, long max_rows, meta_digest *out);
+/* The first bucket named after `after` ("" for the first). 0 or ERR_NOTFOUND. */
+int meta_bucket_next(db_conn *db, const char *after, meta_bucket *out);
+/* Queue a version (or a bucket: key "", version "") to be sent again:
+ * anti-entropy found the other region without it. 0 or ERR_DB. */
+int meta_outbox_repair(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id);
 
 #endif

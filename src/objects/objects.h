@@ -43,4 +43,14 @@ struct committer *objects_writer(objects *o);
 struct hlc *objects_clock(objects *o);
 const char *objects_db_path(objects *o);
 
+/* Two-way replication (orepl.h). A link request /internal/v1/objects/...
+ * (a detached copy, http/server.h), from the link's thread: handed to the
+ * S3 thread, which answers it. 0, or ERR_NOMEM (not taken: the caller
+ * answers). */
+typedef struct http_request http_request;
+int objects_link_request(objects *o, http_request *req);
+/* Replication figures, any thread (zeroed when o is NULL). */
+struct orepl_stats;
+void objects_repl_stats(objects *o, struct orepl_stats *out);
+
 #endif

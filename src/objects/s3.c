@@ -72,6 +72,7 @@
 #include "objects/manifest.h"
 #include "objects/meta.h"
 #include "objects/objects.h"
+#include "objects/orepl.h"
 #include "objects/s3cors.h"
 #include "objects/s3keys.h"
 #include "objects/s3xml.h"
@@ -121,6 +122,11 @@ struct objects {
 	char files_key_id[FILES_KEY_ID_LEN + 1];
 	char files_secret[FILES_SECRET_LEN + 1];
 	char db_path[CONFIG_PATH_MAX + 32];
+	/* two-way replication (orepl.h): its link client context, and the
+	 * queue the link's requests arrive by (objects_link_request) */
+	orepl *repl;
+	SSL_CTX *link_client;
+	loop_queue *inbox;
 };
 
 /* What a GET or a copy reads: the parts (one for a single-blob object)
@@ -205,6 +211,7 @@ struct s3_req {
 	meta_versioning new_versioning;
 	char *query_xml; /* PutBucketCors: the configuration to store (NULL: delete it) */
 	bool anonymous;  /* no authentication: only reads of public-read resources (route_anonymous) */
+	bool durable_global; /* PUT/DELETE answered once the other region has it (orepl_wait) */
 	meta_acl new_acl;
 };
 
@@ -1815,6 +1822,8 @@ static void put_answer(s3_req *q, const char *copy_root)
 	s3_empty(q, 200);
 }
 
+static void put_durable(void *arg, bool ok);
+
 static void put_committed(void *arg, int rc, uint64_t seq)
 {
 	s3_req *q = arg;
@@ -1832,6 +1841,10 @@ static void put_committed(void *arg, int rc, uint64_t seq)
 		return;
 	}
 	blobs_delete_async(o, &q->old);
+	if (q->durable_global) {
+		orepl_wait(o->repl, q->obj->journal_seq, o->cfg->replication.global_ack_wait_ms, put_durable, q);
+		return;
+	}
 	put_answer(q, "CopyObjectResult");
 }
 
@@ -2018,13 +2031,52 @@ static int copy_source(s3_req *q, char *src_spec, char dec[2048], const char **s
 	return 0;
 }
 
+/* X-Tandem-Durability (else the deployment's [replication]
+ * write_durability): "global" answers a PUT or DELETE only once the other
+ * region has it durably. 0, or -1 when malformed (answered 400). */
+static int durability(s3_req *q)
+{
+	char v[16];
+	const char *h = field_str(q, "x-tandem-durability", v, sizeof v);
+	if (field(q, "x-tandem-durability", NULL) && (!h || (strcmp(h, "local") != 0 && strcmp(h, "global") != 0))) {
+		s3_error(q, 400, "InvalidArgument", "X-Tandem-Durability must be local or global");
+		return -1;
+	}
+	q->durable_global = h ? strcmp(h, "global") == 0
+			      : strcmp(q->o->cfg->replication.write_durability, "global") == 0;
+	return 0;
+}
+
+/* The other region confirmed the write (or did not in time: the write
+ * stays here, and is shipped when it can be). */
+static void durable_answer(s3_req *q, bool ok, void (*answer)(s3_req *q))
+{
+	if (ok) {
+		answer(q);
+		return;
+	}
+	s3_error(q, 503, "ReplicationTimeout", "The write is stored in this region, but the other region did not "
+		 "confirm it within %d ms (X-Tandem-Durability: global); it is replicated when the link allows",
+		 q->o->cfg->replication.global_ack_wait_ms);
+}
+
+static void put_answer_object(s3_req *q)
+{
+	put_answer(q, "CopyObjectResult");
+}
+
+static void put_durable(void *arg, bool ok)
+{
+	durable_answer(arg, ok, put_answer_object);
+}
+
 static void op_put_object(s3_req *q)
 {
 	objects *o = q->o;
 	meta_bucket mb;
 	meta_acl acl;
 	if (need_bucket(q, &mb) != 0 || refuse_unsupported_put(q) != 0 || canned_acl(q, &acl) != 0 ||
-	    integrity_headers(q) != 0)
+	    integrity_headers(q) != 0 || durability(q) != 0)
 		return;
 	q->versioned = mb.versioning != META_VERSIONING_OFF;
 	q->obj = calloc(1, sizeof *q->obj);
@@ -2338,6 +2390,12 @@ static void add_object_headers(s3_req *q, const meta_object *ob)
 			http_response_header_lines(q->http, p, (size_t)(eol + 2 - p));
 		p = eol + 2;
 	}
+	static const char *const repl_status[] = {[META_REPL_PENDING] = "PENDING",
+						   [META_REPL_COMPLETED] = "COMPLETED",
+						   [META_REPL_FAILED] = "FAILED",
+						   [META_REPL_REPLICA] = "REPLICA"};
+	if (ob->repl > META_REPL_NONE && ob->repl <= META_REPL_REPLICA)
+		http_response_header(q->http, "x-amz-replication-status", repl_status[ob->repl]);
 	const char *ct = param(q, "response-content-type");
 	http_response_header(q->http, "Content-Type", ct ? ct : ob->content_type);
 	for (size_t i = 1; i < sizeof over / sizeof over[0]; i++) {
@@ -2511,11 +2569,17 @@ static int delete_exec(db_conn *db, void *arg)
 	q->old.count = 0;
 	q->marker = false;
 	if (q->version_id[0]) {
-		int rc = meta_object_delete_version(db, q->bucket, q->key, q->key_len, q->version_id, &q->marker,
-						    &q->old);
+		int rc = meta_object_delete_version(db, q->obj, q->version_id, &q->marker, &q->old);
 		return rc == ERR_NOTFOUND ? 0 : rc; /* deleting a version that is not there: 204, as S3 */
 	}
 	return meta_object_remove(db, q->obj, &q->marker, &q->old);
+}
+
+static void delete_answer(s3_req *q);
+
+static void delete_durable(void *arg, bool ok)
+{
+	durable_answer(arg, ok, delete_answer);
 }
 
 static void delete_committed(void *arg, int rc, uint64_t seq)
@@ -2530,6 +2594,15 @@ static void delete_committed(void *arg, int rc, uint64_t seq)
 		return;
 	}
 	blobs_delete_async(q->o, &q->old);
+	if (q->durable_global) {
+		orepl_wait(q->o->repl, q->obj->journal_seq, q->o->cfg->replication.global_ack_wait_ms, delete_durable, q);
+		return;
+	}
+	delete_answer(q);
+}
+
+static void delete_answer(s3_req *q)
+{
 	if (q->version_id[0])
 		http_response_header(q->http, "x-amz-version-id", q->version_id);
 	else if (q->marker)
@@ -2546,17 +2619,16 @@ static void op_delete_object(s3_req *q)
 {
 	meta_bucket mb;
 	const char *vid;
-	if (need_bucket(q, &mb) != 0 || !version_param(q, &vid))
+	if (need_bucket(q, &mb) != 0 || !version_param(q, &vid) || durability(q) != 0)
 		return;
 	if (field(q, "x-amz-mfa", NULL)) {
 		s3_not_implemented(q, "MFA Delete (x-amz-mfa)");
 		return;
 	}
-	int rc = 0;
 	if (vid)
 		snprintf(q->version_id, sizeof q->version_id, "%s", vid);
-	else
-		rc = new_marker(q);
+	/* a marker, or the remove's HLC and origin (its tombstone) */
+	int rc = new_marker(q);
 	if (rc == 0)
 		rc = committer_submit(q->o->writer, delete_exec, delete_committed, q);
 	if (rc != 0)
@@ -2576,18 +2648,17 @@ static int delete_many_exec(db_conn *db, void *arg)
 			r->rc = ERR_INVAL;
 			continue;
 		}
+		/* one marker template, its key changed per entry (q->obj's
+		 * HLC is shared: the keys differ) */
+		meta_object *m = q->obj;
+		memcpy(m->key, e->key, e->key_len);
+		m->key_len = e->key_len;
+		m->version_id[0] = '\0';
 		if (e->version_id) {
-			rc = meta_object_delete_version(db, q->bucket, e->key, e->key_len, e->version_id, &r->marker,
-							&q->old);
+			rc = meta_object_delete_version(db, m, e->version_id, &r->marker, &q->old);
 			if (rc == 0 && r->marker)
 				snprintf(r->marker_version, sizeof r->marker_version, "%s", e->version_id);
 		} else {
-			/* one marker template, its key changed per entry (q->obj's
-			 * HLC is shared: the keys differ) */
-			meta_object *m = q->obj;
-			memcpy(m->key, e->key, e->key_len);
-			m->key_len = e->key_len;
-			m->version_id[0] = '\0';
 			rc = meta_object_remove(db, m, &r->marker, &q->old);
 			if (rc == 0 && r->marker)
 				snprintf(r->marker_version, sizeof r->marker_version, "%s", m->version_id);
@@ -4110,6 +4181,7 @@ static void stop_requested(evutil_socket_t fd, short what, void *arg)
 	int ms = o->cfg->limits.shutdown_timeout_ms;
 	struct timeval tv = util_timeval_ms(ms);
 	evtimer_add(o->timeout_ev, &tv);
+	orepl_stop(o->repl);
 	http_server_shutdown(o->srv, shutdown_done, o);
 }
 
@@ -4194,6 +4266,35 @@ int objects_start(const config *cfg, const config_region *self, const secrets *s
 		goto fail;
 	}
 	o->pool = workers_new(o->base, S3_WORKERS, S3_WORKER_QUEUE);
+	o->inbox = loop_queue_new(o->base);
+	if (!o->pool || !o->inbox) {
+		snprintf(err, errcap, "out of memory");
+		goto fail;
+	}
+	{
+		/* two-way replication with the other region, over its link */
+		const config_region *peer = NULL;
+		for (int i = 0; i < cfg->region_count; i++)
+			if (&cfg->regions[i] != self && cfg->regions[i].link_listen[0] && self->link_listen[0])
+				peer = &cfg->regions[i];
+		if (peer) {
+			o->link_client = tls_client_new(cfg->ca_file, self->tls_cert, self->tls_key, err, errcap);
+			if (!o->link_client) {
+				rc = ERR_TLS;
+				goto fail;
+			}
+		}
+		orepl_env env = {.base = o->base, .cfg = cfg, .self = self, .peer = peer,
+				 .client_ctx = o->link_client, .blobs = o->blobs, .writer = o->writer,
+				 .reader = o->reader, .pool = o->pool, .clock = o->clock};
+		o->repl = orepl_new(&env);
+		if (!o->repl) {
+			snprintf(err, errcap, "out of memory");
+			goto fail;
+		}
+		/* journal local writes only when someone will read the journal */
+		meta_set_journal(peer != NULL);
+	}
 	sigv4_config vc = {.region = self->name, .lookup = key_lookup, .lookup_arg = o};
 	o->verifier = sigv4_verifier_new(&vc);
 	o->stop_ev = event_new(o->base, -1, 0, stop_requested, o);
@@ -4276,8 +4377,39 @@ const char *objects_db_path(objects *o)
 	return o->db_path;
 }
 
+typedef struct link_msg {
+	objects *o;
+	http_request *req;
+} link_msg;
+
+static void link_request_run(void *arg) /* S3 thread */
+{
+	link_msg *m = arg;
+	orepl_handle(m->o->repl, m->req);
+	free(m);
+}
+
+int objects_link_request(objects *o, http_request *req)
+{
+	link_msg *m = malloc(sizeof *m);
+	if (!m)
+		return ERR_NOMEM;
+	*m = (link_msg){o, req};
+	int rc = loop_queue_post(o->inbox, link_request_run, m);
+	if (rc != 0)
+		free(m);
+	return rc;
+}
+
+void objects_repl_stats(objects *o, orepl_stats *out)
+{
+	orepl_get_stats(o ? o->repl : NULL, out);
+}
+
 int objects_run(objects *o)
 {
+	if (orepl_start(o->repl) != 0)
+		return ERR_NOMEM;
 	if (pthread_create(&o->thread, NULL, s3_thread, o) != 0)
 		return ERR_IO;
 	o->thread_started = true;
@@ -4296,8 +4428,12 @@ void objects_stop(objects **op)
 	/* completions still due run here, on this thread, now that the loop
 	 * is gone: the pool first (its completions may submit writes), then
 	 * the writer (its completions answer), then the server */
+	if (o->inbox)
+		loop_queue_run(o->inbox); /* link requests that came too late: 503 */
 	workers_free(&o->pool);
 	committer_free(&o->writer);
+	orepl_free(&o->repl); /* after its jobs' completions, before the blob store */
+	loop_queue_free(&o->inbox);
 	http_server_free(&o->srv);
 	while (o->live)
 		req_free(o->live);
@@ -4308,6 +4444,7 @@ void objects_stop(objects **op)
 	blobstore_free(&o->blobs);
 	OPENSSL_cleanse(o->files_secret, sizeof o->files_secret);
 	SSL_CTX_free(o->ssl);
+	SSL_CTX_free(o->link_client);
 	if (o->stop_ev)
 		event_free(o->stop_ev);
 	if (o->timeout_ev)

@@ -15,6 +15,7 @@
 #ifndef TANDEM_REGION_INTERNAL_H
 #define TANDEM_REGION_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -56,6 +57,11 @@ typedef struct region {
 				     * Idempotency-Keys (secrets_derive) */
 	metrics *metrics;
 	files *files;          /* the files API's store access; NULL without an object store */
+	/* the object store while it serves (set after objects_run, cleared
+	 * before objects_stop), for the link's thread: object replication
+	 * requests reach it under store_lock */
+	struct objects *store;
+	pthread_mutex_t store_lock;
 	unsigned char files_idem_key[32]; /* file ids from Idempotency-Keys (files_idempotent_id) */
 	char files_key_id[24];     /* the internal S3 key pair presigned URLs are signed with */
 	char files_secret[48];
@@ -67,6 +73,10 @@ typedef struct region {
 	bool shutting_down;
 	char dummy_hash[160];  /* verified against for unknown emails (timing) */
 } region;
+
+/* The object store's replication figures (node.c; any thread). */
+struct orepl_stats;
+void node_objects_stats(region *rg, struct orepl_stats *st);
 
 #define API_ID_MAX 40
 #define API_PATH_SEGMENTS 8

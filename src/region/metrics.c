@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "core/looplag.h"
+#include "objects/orepl.h"
 #include "region/internal.h"
 
 /* Bound of one rendering: 16 routes x 20 lines plus the replication block is
@@ -161,6 +162,56 @@ void metrics_render(region *rg, buf *out)
 		   region_name, http_server_buffered(rg->server), region_name,
 		   http_server_overloaded(rg->server), region_name,
 		   http_server_refused_per_address(rg->server));
+	orepl_stats os;
+	node_objects_stats(rg, &os);
+	if (os.enabled) {
+		buf_printf(out,
+			   "# HELP tandem_objects_replication_pending Local object writes not yet at the other region.\n"
+			   "# TYPE tandem_objects_replication_pending gauge\n"
+			   "tandem_objects_replication_pending{region=\"%s\"} %lld\n"
+			   "# HELP tandem_objects_replication_pending_bytes Their bytes.\n"
+			   "# TYPE tandem_objects_replication_pending_bytes gauge\n"
+			   "tandem_objects_replication_pending_bytes{region=\"%s\"} %lld\n"
+			   "# HELP tandem_objects_replication_oldest_pending_seconds Age of the oldest one.\n"
+			   "# TYPE tandem_objects_replication_oldest_pending_seconds gauge\n"
+			   "tandem_objects_replication_oldest_pending_seconds{region=\"%s\"} %.3f\n"
+			   "# HELP tandem_objects_replication_shipped_total Local writes the other region took.\n"
+			   "# TYPE tandem_objects_replication_shipped_total counter\n"
+			   "tandem_objects_replication_shipped_total{region=\"%s\"} %llu\n"
+			   "# HELP tandem_objects_replication_failed_total Local writes the other region refused for good.\n"
+			   "# TYPE tandem_objects_replication_failed_total counter\n"
+			   "tandem_objects_replication_failed_total{region=\"%s\"} %llu\n"
+			   "# HELP tandem_objects_replication_applied_total Writes of the other region applied here.\n"
+			   "# TYPE tandem_objects_replication_applied_total counter\n"
+			   "tandem_objects_replication_applied_total{region=\"%s\"} %llu\n"
+			   "# HELP tandem_objects_replication_errors_total Shipping attempts that failed and were retried.\n"
+			   "# TYPE tandem_objects_replication_errors_total counter\n"
+			   "tandem_objects_replication_errors_total{region=\"%s\"} %llu\n"
+			   "# HELP tandem_objects_replication_seconds From a local write's commit to the other "
+			   "region's acknowledgement.\n"
+			   "# TYPE tandem_objects_replication_seconds histogram\n",
+			   region_name, (long long)os.pending, region_name, (long long)os.pending_bytes, region_name,
+			   (double)os.lag_ms / 1000.0, region_name, (unsigned long long)os.shipped, region_name,
+			   (unsigned long long)os.failed, region_name, (unsigned long long)os.applied, region_name,
+			   (unsigned long long)os.errors);
+		for (int b = 0; b < 12; b++)
+			buf_printf(out, "tandem_objects_replication_seconds_bucket{region=\"%s\",le=\"%g\"} %llu\n",
+				   region_name, ORPL_LAG_BOUNDS[b], (unsigned long long)os.lag_buckets[b]);
+		buf_printf(out,
+			   "tandem_objects_replication_seconds_bucket{region=\"%s\",le=\"+Inf\"} %llu\n"
+			   "tandem_objects_replication_seconds_sum{region=\"%s\"} %.6f\n"
+			   "tandem_objects_replication_seconds_count{region=\"%s\"} %llu\n"
+			   "# HELP tandem_objects_anti_entropy_passes_total Comparisons of every bucket with the other region.\n"
+			   "# TYPE tandem_objects_anti_entropy_passes_total counter\n"
+			   "tandem_objects_anti_entropy_passes_total{region=\"%s\"} %llu\n"
+			   "# HELP tandem_objects_anti_entropy_repairs_total Versions, tombstones and buckets the other "
+			   "region lacked, queued again by anti-entropy.\n"
+			   "# TYPE tandem_objects_anti_entropy_repairs_total counter\n"
+			   "tandem_objects_anti_entropy_repairs_total{region=\"%s\"} %llu\n",
+			   region_name, (unsigned long long)os.lag_count, region_name, os.lag_sum_s, region_name,
+			   (unsigned long long)os.lag_count, region_name, (unsigned long long)os.ae_passes, region_name,
+			   (unsigned long long)os.repairs);
+	}
 	buf_adds(out, "# HELP tandem_list_queries_refused_total List queries refused: past their deadline "
 		      "or rows-examined cap (400), or queue full (503).\n"
 		      "# TYPE tandem_list_queries_refused_total counter\n");

@@ -34,6 +34,7 @@
 #include "core/util.h"
 #include "objects/files.h"
 #include "objects/objects.h"
+#include "objects/orepl.h"
 #include "region/cors.h"
 #include "region/internal.h"
 #include "region/region.h"
@@ -158,11 +159,45 @@ static int node_listen_metrics(region *rg, char *err, size_t errcap)
 	return 0;
 }
 
+/* The link's thread: an object replication request for the object store
+ * (objects/orepl.h), or ERR_AGAIN when it does not serve (not started yet,
+ * stopping): the link answers 503 and the other region retries. */
+static int node_objects_request(http_request *req, void *arg)
+{
+	region *rg = arg;
+	pthread_mutex_lock(&rg->store_lock);
+	int rc = rg->store ? objects_link_request(rg->store, req) : ERR_AGAIN;
+	pthread_mutex_unlock(&rg->store_lock);
+	return rc;
+}
+
+/* The object store's replication figures (zero without one), any thread. */
+void node_objects_stats(region *rg, orepl_stats *st)
+{
+	pthread_mutex_lock(&rg->store_lock);
+	objects_repl_stats(rg->store, st);
+	pthread_mutex_unlock(&rg->store_lock);
+}
+
+/* The status's "objects" fields (the link's thread): object lag next to
+ * the records' lag. */
+static void node_status_extra(buf *out, void *arg)
+{
+	orepl_stats st;
+	node_objects_stats(arg, &st);
+	buf_printf(out, "\"objects\":{\"replicated\":%s,\"pending\":%lld,\"pending_bytes\":%lld,"
+		   "\"lag_seconds\":%.3f,\"shipped\":%llu,\"failed\":%llu,\"applied\":%llu,\"repairs\":%llu},",
+		   st.enabled ? "true" : "false", (long long)st.pending, (long long)st.pending_bytes,
+		   (double)st.lag_ms / 1000.0, (unsigned long long)st.shipped, (unsigned long long)st.failed,
+		   (unsigned long long)st.applied, (unsigned long long)st.repairs);
+}
+
 int region_main(const config *cfg, const char *name, int ready_fd)
 {
 	region rg_storage;
 	region *rg = &rg_storage;
 	memset(rg, 0, sizeof *rg);
+	pthread_mutex_init(&rg->store_lock, NULL);
 	char err[1024];
 	int status = 1;
 	SSL_CTX *ssl = NULL;
@@ -329,6 +364,10 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		.link_client_ctx = rg->link_client_ctx,
 		.api_request = api_on_link_request,
 		.api_arg = rg,
+		.objects_request = node_objects_request,
+		.objects_arg = rg,
+		.objects_body_max = ORPL_BODY_MAX,
+		.status_extra = node_status_extra,
 	};
 	rg->repl = repl_new(&env, err, sizeof err);
 	if (!rg->repl) {
@@ -396,6 +435,9 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		node_fail("%s", "cannot start the object store's thread");
 		goto out;
 	}
+	pthread_mutex_lock(&rg->store_lock);
+	rg->store = store;
+	pthread_mutex_unlock(&rg->store_lock);
 	/* the files API (/v1/files) on top of it: without an object store its
 	 * routes answer 503 files_unavailable */
 	if (store && files_new(store, rg->base, cfg, name, &rg->files, err, sizeof err) != 0) {
@@ -464,6 +506,9 @@ out:
 	 * store (its writer queues the last completions to this loop), then
 	 * those completions (objects/files.h, "Stop order") */
 	files_stop(rg->files);
+	pthread_mutex_lock(&rg->store_lock);
+	rg->store = NULL; /* the link's object requests get 503 from here on */
+	pthread_mutex_unlock(&rg->store_lock);
 	objects_stop(&store); /* graceful: its requests in flight finish first */
 	files_free(&rg->files);
 	explicit_bzero(rg->files_secret, sizeof rg->files_secret);

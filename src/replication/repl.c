@@ -206,6 +206,8 @@ void repl_status_json(repl *r, buf *out)
 		applier_status_json(r, out);
 	}
 	election_status_json(r, out);
+	if (r->env.status_extra)
+		r->env.status_extra(out, r->env.objects_arg); /* "objects":{...}, */
 	buf_printf(out, "\"time_ms\":%lld}", (long long)now);
 }
 
@@ -571,7 +573,9 @@ static void link_call_run(void *arg) /* API thread */
 	c->r->env.api_request(c->copy, c->r->env.api_arg);
 }
 
-static void link_hand_to_api(repl *r, http_request *req)
+/* The copy goes to the API thread (a forwarded write) or, for
+ * /internal/v1/objects/, to the object store's thread (env.objects_request). */
+static void link_hand_over(repl *r, http_request *req, bool objects)
 {
 	if (r->link_calls_n >= REPL_LINK_CALLS_MAX) {
 		repl_answer(req, 503, "overloaded", "too many forwarded writes in progress here; retry shortly");
@@ -592,11 +596,14 @@ static void link_hand_to_api(repl *r, http_request *req)
 		repl_answer(req, 503, "overloaded", "out of memory");
 		return;
 	}
-	if (mailbox_post(r->to_api, link_call_run, c) != 0) {
+	int posted = objects ? r->env.objects_request(c->copy, r->env.objects_arg)
+			     : mailbox_post(r->to_api, link_call_run, c);
+	if (posted != 0) {
 		c->discard = true;
 		http_request_abort(c->copy); /* frees the copy; its answer is dropped */
 		link_call_free(c);
-		repl_answer(req, 503, "overloaded", "the API thread is saturated; retry shortly");
+		repl_answer(req, 503, "overloaded", objects ? "the object store is not serving here"
+						   : "the API thread is saturated; retry shortly");
 		return;
 	}
 	c->next = r->link_calls;
@@ -639,6 +646,16 @@ static void link_admin_stall(repl *r, http_request *req)
 	char json[64];
 	snprintf(json, sizeof json, "{\"api_stall_ms\":%lld}", n);
 	repl_answer(req, 200, NULL, json);
+}
+
+/* Object replication sends segments of object data: a larger body limit
+ * on those routes (still bounded: env.objects_body_max). */
+static void link_on_head(http_request *req, void *arg)
+{
+	repl *r = arg;
+	const http_message *m = http_request_message(req);
+	if (r->env.objects_body_max && strncmp(m->target, "/internal/v1/objects/", 21) == 0)
+		http_request_set_body_limit(req, r->env.objects_body_max);
 }
 
 static void link_on_request(http_request *req, void *arg)
@@ -700,7 +717,23 @@ static void link_on_request(http_request *req, void *arg)
 			repl_answer(req, 403, "forbidden", "only regions forward API calls");
 			return;
 		}
-		link_hand_to_api(r, req);
+		link_hand_over(r, req, false);
+		return;
+	}
+	if (strncmp(t, "/internal/v1/objects/", 21) == 0) {
+		/* object replication (objects/orepl.h): multi-writer, so no
+		 * epoch fencing; only regions */
+		/* the admin certificate reads digests (tandem verify) and may
+		 * start an anti-entropy pass */
+		bool admin_ok = admin && (strcmp(m->method, "GET") == 0 ||
+					  strcmp(t, "/internal/v1/objects/anti-entropy") == 0);
+		if ((!region_peer && !admin_ok) || !r->env.objects_request) {
+			repl_answer(req, region_peer || admin_ok ? 503 : 403,
+				    region_peer || admin_ok ? "objects_unavailable" : "forbidden",
+				    region_peer || admin_ok ? "no object store here" : "only regions replicate objects");
+			return;
+		}
+		link_hand_over(r, req, true);
 		return;
 	}
 	if (strncmp(t, "/internal/v1/replication/stream", 31) == 0 && strcmp(m->method, "GET") == 0) {
@@ -921,7 +954,7 @@ int repl_start(repl *r, char *err, size_t errcap)
 			.max_connections_per_address = 64,
 			.ssl_ctx = r->env.link_server_ctx,
 		};
-		http_handlers h = {.on_request = link_on_request, .arg = r};
+		http_handlers h = {.on_head = link_on_head, .on_request = link_on_request, .arg = r};
 		r->link = http_server_new(r->env.base, &scfg, &h);
 		if (!r->link || http_server_listen(r->link, r->env.self->link_listen) != 0) {
 			snprintf(err, errcap, "cannot listen on the link address %s", r->env.self->link_listen);

@@ -53,6 +53,15 @@ typedef struct repl_env {
 	/* API requests arriving over the link (forwarded writes) go here */
 	void (*api_request)(http_request *req, void *arg);
 	void *api_arg;
+	/* object replication requests (/internal/v1/objects/...) go here, from
+	 * the control thread (a detached copy: 0 when taken, else the link
+	 * answers 503); NULL: none. Their body limit: objects_body_max. */
+	int (*objects_request)(http_request *req, void *arg);
+	void *objects_arg;
+	size_t objects_body_max;
+	/* more fields of the status (the object store's replication), each
+	 * ending in a comma, appended from the control thread; NULL: none */
+	void (*status_extra)(buf *out, void *arg);
 } repl_env;
 
 /* Set up from the database state (the control loop and its connection

@@ -281,7 +281,9 @@ def test_status_table_one_line_per_region_no_lag_for_the_primary(tmp_path):
         assert len(rows) == 3, r.stdout
         header, eu, us = rows
         assert header == ["region", "role", "epoch", "last", "applied", "lag(pos)", "lag(s)", "link",
-                          "degraded"], header
+                          "objects(pend/lag)", "degraded"], header
+        # object replication is two-way: both rows say what waits (nothing)
+        assert eu[8] == us[8] == "0/0.0s", rows
         assert eu[:2] == ["eu", "primary"] and eu[5:7] == ["-", "-"], eu
         assert us[:2] == ["us", "secondary"] and us[5] == "0" and float(us[6]) >= 0, us
         assert len(eu) == len(us) == len(header), rows

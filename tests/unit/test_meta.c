@@ -17,6 +17,19 @@
 #include "store/db.h"
 #include "test.h"
 
+/* The key of a delete, with its HLC (a late one: 0xffff... ms) and origin. */
+static meta_object *by(const char *bucket, const char *key)
+{
+	static meta_object m;
+	memset(&m, 0, sizeof m);
+	snprintf(m.bucket, sizeof m.bucket, "%s", bucket);
+	snprintf(m.key, sizeof m.key, "%s", key);
+	m.key_len = strlen(key);
+	snprintf(m.hlc, sizeof m.hlc, "00000000ffff-00000000");
+	snprintf(m.origin, sizeof m.origin, "eu");
+	return &m;
+}
+
 static char dir[] = "/tmp/test_meta_XXXXXX";
 
 static db_conn *open_db(void)
@@ -74,7 +87,7 @@ static void test_buckets(void)
 	meta_blobs old = {0};
 	CHECK_EQ_INT(meta_object_put(db, &o, META_COND_NONE, NULL, &old), 0);
 	CHECK_EQ_INT(meta_bucket_delete(db, "photos"), ERR_CONFLICT);
-	CHECK_EQ_INT(meta_object_delete(db, "photos", "a.jpg", 5, &old), 0);
+	CHECK_EQ_INT(meta_object_delete(db, by("photos", "a.jpg"), &old), 0);
 	CHECK_EQ_STR(take(&old), "0123456789abcdef0123456789abcdef");
 	CHECK_EQ_INT(meta_bucket_delete(db, "photos"), 0);
 	CHECK_EQ_INT(meta_bucket_delete(db, "photos"), ERR_NOTFOUND);
@@ -108,9 +121,9 @@ static void test_objects_and_conditions(void)
 	CHECK_EQ_STR(got.origin, "eu");
 	CHECK_EQ_INT(meta_blob_known(db, "22222222222222222222222222222222"), 1);
 	CHECK_EQ_INT(meta_blob_known(db, "11111111111111111111111111111111"), 0);
-	CHECK_EQ_INT(meta_object_delete(db, "docs", "k", 1, &old), 0);
+	CHECK_EQ_INT(meta_object_delete(db, by("docs", "k"), &old), 0);
 	CHECK_EQ_STR(take(&old), "22222222222222222222222222222222");
-	CHECK_EQ_INT(meta_object_delete(db, "docs", "k", 1, &old), ERR_NOTFOUND);
+	CHECK_EQ_INT(meta_object_delete(db, by("docs", "k"), &old), ERR_NOTFOUND);
 	CHECK_EQ_STR(take(&old), "");
 	db_close(&db);
 }
@@ -289,7 +302,7 @@ static void test_multipart_complete(void)
 	CHECK_EQ_INT(pos[1], 5 * MIB);
 
 	CHECK_EQ_INT(meta_bucket_delete(db, "mp"), ERR_CONFLICT);
-	CHECK_EQ_INT(meta_object_delete(db, "mp", "big.bin", 7, &old), 0);
+	CHECK_EQ_INT(meta_object_delete(db, by("mp", "big.bin"), &old), 0);
 	CHECK_EQ_INT((int)old.count, 3); /* every part of the manifest */
 	meta_blobs_free(&old);
 	CHECK_EQ_INT(meta_blob_known(db, hex_md5('a')), 0);
@@ -466,16 +479,16 @@ static void test_versions(void)
 	}
 	CHECK_EQ_INT(meta_version_next(db, "ver", "k", 1, false, vid, &got), ERR_NOTFOUND);
 	/* removing the marker for good brings v1 back */
-	CHECK_EQ_INT(meta_object_delete_version(db, "ver", "k", 1, m.version_id, &marker, &old), 0);
+	CHECK_EQ_INT(meta_object_delete_version(db, by("ver", "k"), m.version_id, &marker, &old), 0);
 	CHECK(marker);
 	CHECK_EQ_INT(meta_object_get(db, "ver", "k", 1, &got), 0);
 	CHECK_EQ_STR(got.version_id, v1.version_id);
 	/* removing v1 for good: its blob goes; the newest left is `late` */
-	CHECK_EQ_INT(meta_object_delete_version(db, "ver", "k", 1, v1.version_id, &marker, &old), 0);
+	CHECK_EQ_INT(meta_object_delete_version(db, by("ver", "k"), v1.version_id, &marker, &old), 0);
 	CHECK_EQ_STR(take(&old), "a0000000000000000000000000000002");
 	CHECK_EQ_INT(meta_object_get(db, "ver", "k", 1, &got), 0);
 	CHECK_EQ_STR(got.version_id, late.version_id);
-	CHECK_EQ_INT(meta_object_delete_version(db, "ver", "k", 1, v1.version_id, &marker, &old), ERR_NOTFOUND);
+	CHECK_EQ_INT(meta_object_delete_version(db, by("ver", "k"), v1.version_id, &marker, &old), ERR_NOTFOUND);
 	/* Suspended: writes replace the null version wherever it is */
 	CHECK_EQ_INT(meta_bucket_set_versioning(db, "ver", META_VERSIONING_SUSPENDED), 0);
 	meta_object s1 = versioned("k", "a0000000000000000000000000000004", "000000000004-00000000", "eu");
@@ -489,8 +502,8 @@ static void test_versions(void)
 	CHECK_EQ_STR(take(&old), "a0000000000000000000000000000004");
 	CHECK_EQ_INT(meta_object_get(db, "ver", "k", 1, &got), ERR_NOTFOUND);
 	CHECK_EQ_INT(meta_bucket_delete(db, "ver"), ERR_CONFLICT); /* versions left */
-	CHECK_EQ_INT(meta_object_delete_version(db, "ver", "k", 1, late.version_id, &marker, &old), 0);
-	CHECK_EQ_INT(meta_object_delete(db, "ver", "k", 1, &old), 0); /* the null marker */
+	CHECK_EQ_INT(meta_object_delete_version(db, by("ver", "k"), late.version_id, &marker, &old), 0);
+	CHECK_EQ_INT(meta_object_delete(db, by("ver", "k"), &old), 0); /* the null marker */
 	CHECK_EQ_INT(meta_bucket_delete(db, "ver"), 0);
 	meta_blobs_free(&old);
 	db_close(&db);
@@ -530,9 +543,144 @@ static void test_acl_cors(void)
 	CHECK_EQ_INT(meta_object_get(db, "pub", "k", 1, &r), 0);
 	CHECK_EQ_INT(r.acl, META_ACL_PRIVATE);
 	CHECK_EQ_INT(meta_object_set_acl(db, "pub", "nope", 4, NULL, META_ACL_PRIVATE), ERR_NOTFOUND);
-	CHECK_EQ_INT(meta_object_delete(db, "pub", "k", 1, &old), 0);
+	CHECK_EQ_INT(meta_object_delete(db, by("pub", "k"), &old), 0);
 	meta_blobs_free(&old);
 	db_close(&db);
+}
+
+static db_conn *open_named(const char *name)
+{
+	char path[256], err[256];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	db_conn *db = db_open(path, false, err, sizeof err);
+	CHECK(db != NULL);
+	if (db)
+		CHECK_EQ_INT(meta_init(db), 0);
+	return db;
+}
+
+/* A local write as it leaves: the row, and its blob as the peer stored it. */
+static int ship(db_conn *from, db_conn *to, const char *bucket, const char *key, const char *vid, const char *blob,
+		bool *applied, meta_blobs *old)
+{
+	meta_object o;
+	int rc = meta_object_version(from, bucket, key, strlen(key), vid, &o);
+	if (rc != 0)
+		return rc;
+	meta_replica_blob rb = {.size = o.size};
+	snprintf(rb.blob, sizeof rb.blob, "%s", blob);
+	return meta_replica_put(to, &o, &rb, o.delete_marker ? 0 : 1, applied, old);
+}
+
+/* Two-way replication between two databases (eu, us): every local write
+ * is journalled, replicas are not (no loops), the newest version wins in
+ * both whatever the order of arrival, a delete is never undone by an
+ * older write that arrives late, and the outbox drains with the status. */
+static void test_replication(void)
+{
+	db_conn *eu = open_named("eu.db"), *us = open_named("us.db");
+	if (!eu || !us)
+		return;
+	meta_set_journal(true);
+	meta_blobs old = {0};
+	meta_outbox_entry e;
+	bool applied;
+	meta_bucket b = {.name = "rep", .owner = "alice", .created_ms = 5}, ex;
+	CHECK_EQ_INT(meta_bucket_create(eu, &b, &ex), 0);
+	CHECK_EQ_INT(meta_outbox_next(eu, 0, &e), 0);
+	CHECK_EQ_STR(e.bucket, "rep");
+	CHECK_EQ_INT((long long)e.key_len, 0); /* the bucket's configuration */
+	CHECK_EQ_INT(meta_replica_bucket(us, &b, NULL, false, &applied), 0);
+	CHECK(applied);
+	CHECK_EQ_INT(meta_outbox_next(us, 0, &e), ERR_NOTFOUND); /* a replica is not journalled */
+	/* a PUT at eu: journalled, PENDING; at us a REPLICA, not journalled */
+	meta_object o = make("rep", "k", "e0000000000000000000000000000001", "e1");
+	snprintf(o.hlc, sizeof o.hlc, "000000000010-00000000");
+	CHECK_EQ_INT(meta_object_put(eu, &o, META_COND_NONE, NULL, &old), 0);
+	CHECK(o.journal_seq > 0);
+	CHECK_EQ_INT(meta_outbox_next(eu, 1, &e), 0);
+	CHECK_EQ_INT(e.seq, o.journal_seq);
+	CHECK_EQ_STR(e.version_id, "null");
+	meta_object got;
+	CHECK_EQ_INT(meta_object_get(eu, "rep", "k", 1, &got), 0);
+	CHECK_EQ_INT(got.repl, META_REPL_PENDING);
+	CHECK_EQ_INT(ship(eu, us, "rep", "k", "null", "u0000000000000000000000000000001", &applied, &old), 0);
+	CHECK(applied);
+	CHECK_EQ_INT(meta_object_get(us, "rep", "k", 1, &got), 0);
+	CHECK_EQ_INT(got.repl, META_REPL_REPLICA);
+	CHECK_EQ_STR(got.blob, "u0000000000000000000000000000001");
+	CHECK_EQ_STR(got.origin, "eu");
+	CHECK_EQ_INT(meta_outbox_next(us, 0, &e), ERR_NOTFOUND);
+	/* the same version again (a retry): not applied, nothing changes */
+	CHECK_EQ_INT(ship(eu, us, "rep", "k", "null", "u0000000000000000000000000000009", &applied, &old), 0);
+	CHECK(!applied);
+	CHECK_EQ_INT(meta_outbox_next(eu, 1, &e), 0);
+	CHECK_EQ_INT(meta_outbox_done(eu, &e, META_REPL_COMPLETED), 0);
+	CHECK_EQ_INT(meta_object_get(eu, "rep", "k", 1, &got), 0);
+	CHECK_EQ_INT(got.repl, META_REPL_COMPLETED);
+	CHECK_EQ_INT(meta_outbox_next(eu, 0, &e), 0); /* the bucket's row is still there */
+	CHECK_EQ_INT(meta_outbox_done(eu, &e, META_REPL_COMPLETED), 0);
+	CHECK_EQ_INT(meta_outbox_next(eu, 0, &e), ERR_NOTFOUND);
+	old.count = 0;
+	/* concurrent PUTs of the key in both regions (a partition): us at 20
+	 * wins over eu at 15 in both, whatever the order of arrival */
+	meta_object a = make("rep", "k", "e0000000000000000000000000000002", "e2");
+	snprintf(a.hlc, sizeof a.hlc, "000000000015-00000000");
+	meta_object c = make("rep", "k", "u0000000000000000000000000000002", "u2");
+	snprintf(c.hlc, sizeof c.hlc, "000000000020-00000000");
+	snprintf(c.origin, sizeof c.origin, "us");
+	CHECK_EQ_INT(meta_object_put(eu, &a, META_COND_NONE, NULL, &old), 0);
+	CHECK_EQ_INT(meta_object_put(us, &c, META_COND_NONE, NULL, &old), 0);
+	old.count = 0;
+	CHECK_EQ_INT(ship(us, eu, "rep", "k", "null", "e0000000000000000000000000000003", &applied, &old), 0);
+	CHECK(applied);
+	CHECK_EQ_STR(old.count == 1 ? old.ids[0] : "", "e0000000000000000000000000000002"); /* the loser's blob */
+	old.count = 0;
+	/* eu's own version is gone: its outbox row now finds a REPLICA, which
+	 * the shipper never sends back */
+	CHECK_EQ_INT(meta_object_get(eu, "rep", "k", 1, &got), 0);
+	CHECK_EQ_STR(got.etag, "u2");
+	CHECK_EQ_INT(got.repl, META_REPL_REPLICA);
+	CHECK_EQ_INT(meta_object_get(us, "rep", "k", 1, &got), 0);
+	CHECK_EQ_STR(got.etag, "u2");
+	/* an older copy that arrives late loses at us too */
+	CHECK_EQ_INT(meta_replica_put(us, &a, &(meta_replica_blob){.blob = "u0000000000000000000000000000004", .size = 3},
+				      1, &applied, &old),
+		     0);
+	CHECK(!applied);
+	/* a delete at eu (at 30) while us, not knowing, writes at 25: the
+	 * delete wins in both, and the late write never brings the key back */
+	meta_object *d = by("rep", "k");
+	snprintf(d->hlc, sizeof d->hlc, "000000000030-00000000");
+	old.count = 0;
+	CHECK_EQ_INT(meta_object_delete(eu, d, &old), 0);
+	CHECK(d->journal_seq > 0);
+	meta_object late = make("rep", "k", "u0000000000000000000000000000005", "u5");
+	snprintf(late.hlc, sizeof late.hlc, "000000000025-00000000");
+	snprintf(late.origin, sizeof late.origin, "us");
+	CHECK_EQ_INT(meta_object_put(us, &late, META_COND_NONE, NULL, &old), 0);
+	old.count = 0;
+	CHECK_EQ_INT(ship(us, eu, "rep", "k", "null", "e0000000000000000000000000000006", &applied, &old), 0);
+	CHECK(!applied); /* the tombstone at eu is newer */
+	CHECK_EQ_INT(meta_object_get(eu, "rep", "k", 1, &got), ERR_NOTFOUND);
+	CHECK_EQ_INT(meta_replica_remove(us, "rep", "k", 1, "null", d->hlc, "eu", &applied, &old), 0);
+	CHECK(applied);
+	CHECK_EQ_INT(meta_object_get(us, "rep", "k", 1, &got), ERR_NOTFOUND);
+	/* a PUT after the delete (at 40) is not removed by the delete arriving late */
+	meta_object after = make("rep", "k2", "u0000000000000000000000000000007", "u7");
+	snprintf(after.hlc, sizeof after.hlc, "000000000040-00000000");
+	CHECK_EQ_INT(meta_object_put(us, &after, META_COND_NONE, NULL, &old), 0);
+	CHECK_EQ_INT(meta_replica_remove(us, "rep", "k2", 2, "null", "000000000035-00000000", "eu", &applied, &old), 0);
+	CHECK(!applied);
+	CHECK_EQ_INT(meta_object_get(us, "rep", "k2", 2, &got), 0);
+	/* a bucket deleted at the other region while it holds objects here: kept */
+	CHECK_EQ_INT(meta_replica_bucket(us, &b, NULL, true, &applied), 0);
+	CHECK(!applied);
+	CHECK_EQ_INT(meta_bucket_get(us, "rep", &ex), 0);
+	meta_set_journal(false);
+	meta_blobs_free(&old);
+	db_close(&eu);
+	db_close(&us);
 }
 
 int main(void)
@@ -550,6 +698,7 @@ int main(void)
 	RUN(test_version_rule);
 	RUN(test_versions);
 	RUN(test_acl_cors);
+	RUN(test_replication);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
