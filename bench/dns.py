@@ -82,11 +82,15 @@ def wait_answer(port, what, timeout=15):
 def start_tandem(tandem, work, threads):
     data = os.path.join(work, "tandem")
     port = free_port()
-    subprocess.run([tandem, "init", "--data", data, "--port-base", "17000"], check=True,
+    subprocess.run([tandem, "init", "--address", "127.0.0.1", "--data", data, "--port-base", "17000"], check=True,
                    capture_output=True)
     conf = os.path.join(data, "tandem.ini")
-    with open(conf, "a") as f:
-        f.write("\n[zone tandem.test]\nsoa = ns1 hostmaster 1 3600 600 86400 30\nttl = 300\n")
+    # the generated config's own zone and DNS servers (the local
+    # deployment's) give way to the benchmark's
+    with open(conf) as f:
+        text = re.sub(r"(?ms)^\[(zone|dns) [^\]]*\].*?(?=^\[|\Z)", "", f.read())
+    with open(conf, "w") as f:
+        f.write(text + "\n[zone tandem.test]\nsoa = ns1 hostmaster 1 3600 600 86400 30\nttl = 300\n")
         for owner, t, rdata in RECORDS:
             f.write("record = %s %s %s\n" % (owner, t, rdata))
         f.write("\n[dns bench]\nlisten = 127.0.0.1:%d\nthreads = %d\nrrl_rate = 0\n" % (port, threads))

@@ -111,7 +111,7 @@ class Region:
         self.tandem = tandem
         self.dir = os.path.join(workdir, "eu")
         self.port = free_port_base()
-        r = subprocess.run([tandem, "init", "--data", self.dir, "--port-base", str(self.port)],
+        r = subprocess.run([tandem, "init", "--address", "127.0.0.1", "--data", self.dir, "--port-base", str(self.port)],
                            capture_output=True, text=True)
         if r.returncode != 0:
             fail("tandem init failed: " + r.stderr.strip())

@@ -101,7 +101,7 @@ class Deployment:
 
     def start(self):
         self.log_file = open(os.path.join(os.path.dirname(self.dir), "up.log"), "ab")
-        self.proc = subprocess.Popen([self.tandem, "up", "--data", self.dir, "--port-base", str(self.base)],
+        self.proc = subprocess.Popen([self.tandem, "up", "--address", "127.0.0.1", "--data", self.dir, "--port-base", str(self.base)],
                                      stdout=self.log_file, stderr=self.log_file)
         deadline = time.monotonic() + 60
         while not os.path.exists(os.path.join(self.dir, "endpoints.json")):

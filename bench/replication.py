@@ -645,7 +645,7 @@ class Tandem:
         self.env = env
         self.dir = os.path.join(workdir, name)
         self.base = free_port_base(10)  # the generated config uses base .. base+8
-        r = subprocess.run([binary, "init", "--data", self.dir, "--port-base", str(self.base)],
+        r = subprocess.run([binary, "init", "--address", "127.0.0.1", "--data", self.dir, "--port-base", str(self.base)],
                            capture_output=True, text=True)
         if r.returncode != 0:
             fail(f"tandem init: {r.stderr.strip()}")

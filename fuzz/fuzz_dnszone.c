@@ -5,10 +5,12 @@
  * an error message, never a crash or a malformed answer.
  *
  * Input: lines "OWNER TYPE TTL RDATA..." added to a zone `fuzz.test` (with
- * an SOA first); the first line's owner is also asked for, with every type
- * of the types a zone holds. Checks: every answer reads back (header, the
- * question as asked, each record inside the message), fits its buffer, and
- * is authoritative unless REFUSED.
+ * an SOA first); TYPE ROUTE adds a routed name (RDATA: a route line,
+ * route.h) and TYPE MAP a latency map line; the first line's owner is also
+ * asked for, with every type of the types a zone holds, from a client
+ * subnet, under a health view taken from the input's size. Checks: every
+ * answer reads back (header, the question as asked, each record inside the
+ * message), fits its buffer, and is authoritative unless REFUSED.
  */
 #undef NDEBUG
 #include <assert.h>
@@ -58,6 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	assert(dns_zone_add(z, "@", "SOA", 60, "ns hostmaster 1 2 3 4 5", err, sizeof err) == 0);
 	char first_owner[300] = "";
+	dns_regions regions = {.n = 0};
+	dns_latency_map *map = dns_latency_map_new();
+	assert(map);
 	char *save = NULL;
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char owner[300], type[16];
@@ -65,7 +70,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int used = 0;
 		if (sscanf(line, "%299s %15s %u %n", owner, type, &ttl, &used) != 3)
 			continue;
-		int rc = dns_zone_add(z, owner, type, ttl, line + used, err, sizeof err);
+		int rc;
+		err[0] = '\0';
+		if (strcmp(type, "ROUTE") == 0) {
+			dns_route r;
+			rc = dns_route_parse(line + used, &regions, 1, &r, err, sizeof err);
+			assert(rc == 0 || rc == ERR_PARSE);
+			if (rc == 0) {
+				assert(r.n >= 1 && r.n <= DNS_REGIONS_MAX);
+				rc = dns_zone_add_route(z, owner, &r, err, sizeof err);
+			}
+		} else if (strcmp(type, "MAP") == 0) {
+			rc = dns_latency_map_add(map, line + used, &regions, 1, err, sizeof err);
+			assert(rc == 0 || rc == ERR_PARSE || rc == ERR_LIMIT);
+			rc = rc == ERR_LIMIT ? ERR_INVAL : rc;
+		} else {
+			rc = dns_zone_add(z, owner, type, ttl, line + used, err, sizeof err);
+		}
 		assert(rc == 0 || rc == ERR_PARSE || rc == ERR_INVAL);
 		assert(rc == 0 || err[0]);
 		if (!first_owner[0])
@@ -88,10 +109,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			q.qtype = types[i];
 			dns_zone *zones[] = {z};
 			size_t cap = i % 2 ? 512 : sizeof out;
-			size_t len = dns_answer(zones, 1, &q, out, cap, 1232, NULL);
+			dns_route_env env = {.health = (dns_health_view)(size * 2654435761u), .map = map, .rand = (uint32_t)i};
+			q.ecs = i % 3 == 0;
+			q.ecs_family = (uint16_t)(i % 2 ? 1 : 2);
+			q.ecs_source = (uint8_t)(size % (q.ecs_family == 1 ? 33 : 129));
+			memcpy(q.ecs_addr, data, size < 16 ? size : 16);
+			size_t len = dns_answer(zones, 1, &q, out, cap, 1232, NULL, &env);
 			check_answer(out, len, cap);
 		}
 	}
+	dns_latency_map_free(&map);
 	dns_zone_free(&z);
 	free(text);
 	return 0;

@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "dns/dnsconf.h"
 #include "http/client.h"
 
 static const char usage_status[] =
@@ -27,7 +28,8 @@ static const char usage_status[] =
 	"\n"
 	"Show, for each region: role, epoch, last and applied position, lag in\n"
 	"positions and seconds, link state, and whether the deployment is degraded.\n"
-	"Unreachable regions are shown as such.\n";
+	"Unreachable regions are shown as such. Then, for each DNS instance with a\n"
+	"metrics_listen: the health of every region its routed names answer.\n";
 
 static const char usage_verify[] =
 	"usage: tandem verify --config FILE\n"
@@ -62,8 +64,21 @@ static void admin_answer(int rc, const http_message *resp, const char *body, siz
 	event_base_loopbreak(a->base);
 }
 
+/* admin_request over ctx (NULL: plain HTTP, the DNS instances' loopback
+ * metrics listener). */
+static json_t *request_over(admin *ad, SSL_CTX *ctx, const char *hostport, const char *name, const char *method,
+			    const char *target, const char *body, int timeout_ms, int *status, char *err,
+			    size_t errcap);
+
 json_t *admin_request(admin *ad, const char *hostport, const char *name, const char *method,
 		      const char *target, const char *body, int timeout_ms, int *status, char *err, size_t errcap)
+{
+	return request_over(ad, ad->ctx, hostport, name, method, target, body, timeout_ms, status, err, errcap);
+}
+
+static json_t *request_over(admin *ad, SSL_CTX *ctx, const char *hostport, const char *name, const char *method,
+			    const char *target, const char *body, int timeout_ms, int *status, char *err,
+			    size_t errcap)
 {
 	char host[64];
 	int port;
@@ -73,7 +88,7 @@ json_t *admin_request(admin *ad, const char *hostport, const char *name, const c
 		return NULL;
 	}
 	http_limits limits = {16384, 100, 16 << 20, 0};
-	http_client *c = http_client_new(ad->base, ad->ctx, host, port, name, &limits, timeout_ms);
+	http_client *c = http_client_new(ad->base, ctx, host, port, name, &limits, timeout_ms);
 	admin_call a = {.base = ad->base, .client = c};
 	if (!c || http_client_request(c, method, target, body ? "Content-Type: application/json\r\n" : NULL, body,
 				      body ? strlen(body) : 0, 0, admin_answer, &a) != 0) {
@@ -170,6 +185,68 @@ static long long jint(json_t *o, const char *path1, const char *path2)
 	return json_integer_value(v);
 }
 
+/* The health state of every [dns] instance with a metrics_listen (its
+ * /health, plain HTTP on loopback): {NAME: {...} or {"error": why}}. A
+ * config whose DNS part does not load gives {"error": why} under "-". */
+static json_t *dns_status(admin *ad, const char *path)
+{
+	static dns_conf dc;
+	char err[2048];
+	json_t *all = json_object();
+	if (dnsconf_load(path, &dc, err, sizeof err) != 0) {
+		json_object_set_new(all, "-", json_pack("{s:s}", "error", err));
+		return all;
+	}
+	for (int i = 0; i < dc.nservers; i++) {
+		const dns_server_conf *sc = &dc.servers[i];
+		if (!sc->metrics_listen[0])
+			continue;
+		int status;
+		char why[256];
+		json_t *j = request_over(ad, NULL, sc->metrics_listen, NULL, "GET", "/health", NULL, 3000, &status, why,
+					 sizeof why);
+		if (j && status != 200) {
+			json_decref(j);
+			j = NULL;
+			snprintf(why, sizeof why, "answered %d", status);
+		}
+		json_object_set_new(all, sc->name, j ? j : json_pack("{s:s}", "error", why));
+	}
+	dnsconf_free(&dc);
+	return all;
+}
+
+/* One line per DNS instance: each region's health, role and RTT. */
+static void print_dns(json_t *dns)
+{
+	const char *name;
+	json_t *d;
+	json_object_foreach(dns, name, d) {
+		const char *error = json_string_value(json_object_get(d, "error"));
+		if (error) {
+			printf("dns %-8s %s\n", name, error);
+			continue;
+		}
+		printf("dns %-8s%s", name, json_is_true(json_object_get(d, "fail_open")) ? " FAIL OPEN (every region "
+											 "unhealthy: all answered)" : "");
+		const char *region;
+		json_t *r;
+		json_object_foreach(json_object_get(d, "regions"), region, r) {
+			bool healthy = json_is_true(json_object_get(r, "healthy"));
+			const char *since = json_string_value(json_object_get(r, "since"));
+			const char *last = json_string_value(json_object_get(r, "last_error"));
+			printf("  %s %s", region, healthy ? "healthy" : "unhealthy");
+			if (!healthy)
+				printf(" since %.32s (%.120s)", since ? since : "?", last ? last : "?");
+			else {
+				const char *role = json_string_value(json_object_get(r, "role"));
+				printf(" (%s, rtt %.1f ms)", role ? role : "?", json_number_value(json_object_get(r, "rtt_ms")));
+			}
+		}
+		printf("\n");
+	}
+}
+
 int cmd_status(int argc, char **argv)
 {
 	static config cfg;
@@ -187,8 +264,9 @@ int cmd_status(int argc, char **argv)
 		}
 		json_object_set_new(all, cfg.regions[i].name, s);
 	}
+	json_t *dns = dns_status(&ad, cfg.path);
 	if (as_json) {
-		json_t *top = json_pack("{s:o}", "regions", all);
+		json_t *top = json_pack("{s:o, s:o}", "regions", all, "dns", dns);
 		char *text = json_dumps(top, JSON_INDENT(2) | JSON_SORT_KEYS);
 		printf("%s\n", text);
 		free(text);
@@ -232,6 +310,8 @@ int cmd_status(int argc, char **argv)
 			       lag_s, link ? link : "-", objs, degraded);
 		}
 		json_decref(all);
+		print_dns(dns);
+		json_decref(dns);
 	}
 	admin_close(&ad);
 	return 0;

@@ -18,6 +18,10 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * "tandem: FILE:LINE: message", and return -1 (cfg then holds defaults). */
 struct config;
 int cli_load_config(const char *path, struct config *cfg);
+/* The development certificates of cfg's components (certs.h): every
+ * region's naming its listeners' addresses and the routed names that
+ * answer with it, the witness's its address. 0, or an ERR_* with err. */
+int cli_ensure_certs(const struct config *cfg, char *err, size_t errcap);
 /* Does argv[i] ask for help? */
 int cli_is_help(const char *arg);
 

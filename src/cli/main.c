@@ -260,15 +260,8 @@ static int cmd_certs(int argc, char **argv)
 	static config cfg;
 	if (load_config(path, &cfg) != 0)
 		return 1;
-	const char *names[CONFIG_MAX_REGIONS + 2];
-	for (int i = 0; i < cfg.region_count; i++)
-		names[i] = cfg.regions[i].name;
-	names[cfg.region_count] = "admin"; /* the command line's client certificate */
-	size_t count = (size_t)cfg.region_count + 1;
-	if (cfg.witness.listen[0])
-		names[count++] = "witness";
 	char err[1024];
-	if (certs_ensure(cfg.certs_dir, names, count, err, sizeof err) != 0)
+	if (cli_ensure_certs(&cfg, err, sizeof err) != 0)
 		return cli_fail("%s", err);
 	printf("certificates ready in %s\n", cfg.certs_dir);
 	return 0;

@@ -27,6 +27,7 @@
  */
 #include "core/certs.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -60,6 +61,7 @@
 #define CERTS_RENEW_SECONDS (30L * 24 * 3600)
 #define CERTS_SERIAL_BITS 128
 #define CERTS_NAME_MAX 63
+#define CERTS_SANS_MAX 1024 /* the extra names of one certificate, as text */
 #define CERTS_FILE_MAX (64 * 1024)     /* our PEM files are < 2 KiB */
 
 /* One X509v3 extension in OpenSSL's config syntax. */
@@ -394,13 +396,52 @@ static bool ca_is_valid(X509 *cert, EVP_PKEY *key)
 
 /* True if cert + key are a usable certificate for name, signed by ca. Cannot
  * fail; leaves no OpenSSL error. */
-static bool leaf_is_valid(X509 *cert, EVP_PKEY *key, X509 *ca, const char *name)
+static bool leaf_is_valid(X509 *cert, EVP_PKEY *key, X509 *ca, const char *name, const char *sans)
 {
 	bool ok = cert && key && X509_check_private_key(cert, key) == 1 &&
 		  X509_verify(cert, X509_get0_pubkey(ca)) == 1 && in_validity(cert) &&
 		  X509_check_host(cert, name, 0, 0, NULL) == 1;
+	/* every extra name it must carry (a deployment that moved a component
+	 * to another address gets a certificate naming the new one) */
+	char copy[CERTS_SANS_MAX + 1];
+	snprintf(copy, sizeof copy, "%s", sans ? sans : "");
+	char *save = NULL;
+	for (char *e = strtok_r(copy, ",", &save); ok && e; e = strtok_r(NULL, ",", &save))
+		ok = strncmp(e, "IP:", 3) == 0 ? X509_check_ip_asc(cert, e + 3, 0) == 1
+					       : X509_check_host(cert, e + 4, 0, X509_CHECK_FLAG_NO_WILDCARDS, NULL) == 1;
 	ERR_clear_error();
 	return ok;
+}
+
+/* Extra subject names: "DNS:name" or "IP:address" separated by commas, each
+ * checked (they go into OpenSSL's extension syntax). 0 or ERR_INVAL. */
+static int check_sans(const char *sans, char *err, size_t errlen)
+{
+	if (!sans || !sans[0])
+		return 0;
+	char copy[CERTS_SANS_MAX + 1];
+	if (strlen(sans) > CERTS_SANS_MAX) {
+		certs_message(err, errlen, "certs: extra names longer than %d bytes", CERTS_SANS_MAX);
+		return ERR_INVAL;
+	}
+	snprintf(copy, sizeof copy, "%s", sans);
+	char *save = NULL;
+	for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+		bool ok;
+		if (strncmp(e, "IP:", 3) == 0) {
+			unsigned char a[16];
+			ok = inet_pton(AF_INET, e + 3, a) == 1 || inet_pton(AF_INET6, e + 3, a) == 1;
+		} else {
+			ok = strncmp(e, "DNS:", 4) == 0 && strlen(e + 4) >= 1 && strlen(e + 4) <= 253;
+			for (const char *c = e + 4; ok && *c; c++)
+				ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '-';
+		}
+		if (!ok) {
+			certs_message(err, errlen, "certs: '%.80s' is not DNS:NAME or IP:ADDRESS", e);
+			return ERR_INVAL;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -526,15 +567,18 @@ fail:
 
 /* Issue and write a new certificate for name, signed by the CA. Returns 0, or
  * a negative ERR_* with a message. */
-static int leaf_issue(const char *dir, const char *name, X509 *ca, EVP_PKEY *ca_key,
+static int leaf_issue(const char *dir, const char *name, const char *sans, X509 *ca, EVP_PKEY *ca_key,
 		      char *err, size_t errlen)
 {
-	char san[3 * CERTS_NAME_MAX];
-	/* name is checked ([a-z0-9.-]), so it cannot inject into the syntax. */
+	char san[3 * CERTS_NAME_MAX + CERTS_SANS_MAX + 2];
+	/* name and sans are checked ([a-z0-9.-], check_sans), so they cannot
+	 * inject into the syntax. */
 	if (strcmp(name, "localhost") == 0)
 		snprintf(san, sizeof(san), "DNS:localhost,IP:127.0.0.1");
 	else
 		snprintf(san, sizeof(san), "DNS:%s,DNS:localhost,IP:127.0.0.1", name);
+	if (sans && sans[0])
+		snprintf(san + strlen(san), sizeof(san) - strlen(san), ",%s", sans);
 	const certs_ext exts[] = {
 		{ NID_basic_constraints, "critical,CA:FALSE" },
 		{ NID_key_usage, "critical,digitalSignature" },
@@ -560,6 +604,12 @@ fail:
 
 int certs_ensure(const char *dir, const char *const *names, size_t n, char *err, size_t errlen)
 {
+	return certs_ensure_sans(dir, names, NULL, n, err, errlen);
+}
+
+int certs_ensure_sans(const char *dir, const char *const *names, const char *const *sans, size_t n, char *err,
+		      size_t errlen)
+{
 	X509 *ca = NULL, *leaf = NULL;
 	EVP_PKEY *ca_key = NULL, *leaf_key = NULL;
 	int dir_fd = -1, rc;
@@ -573,7 +623,7 @@ int certs_ensure(const char *dir, const char *const *names, size_t n, char *err,
 	}
 	/* Check every name before touching the disk. */
 	for (size_t i = 0; i < n; i++)
-		if ((rc = check_name(names[i], err, errlen)))
+		if ((rc = check_name(names[i], err, errlen)) || (rc = check_sans(sans ? sans[i] : NULL, err, errlen)))
 			return rc;
 	if ((rc = make_dirs(dir, err, errlen)))
 		return rc;
@@ -603,7 +653,7 @@ int certs_ensure(const char *dir, const char *const *names, size_t n, char *err,
 		if (!ca_new) {
 			if ((rc = load_pair(dir, names[i], &leaf, &leaf_key, err, errlen)))
 				goto fail;
-			bool valid = leaf_is_valid(leaf, leaf_key, ca, names[i]);
+			bool valid = leaf_is_valid(leaf, leaf_key, ca, names[i], sans ? sans[i] : NULL);
 			X509_free(leaf);
 			EVP_PKEY_free(leaf_key);
 			leaf = NULL;
@@ -611,7 +661,7 @@ int certs_ensure(const char *dir, const char *const *names, size_t n, char *err,
 			if (valid)
 				continue;
 		}
-		if ((rc = leaf_issue(dir, names[i], ca, ca_key, err, errlen)))
+		if ((rc = leaf_issue(dir, names[i], sans ? sans[i] : NULL, ca, ca_key, err, errlen)))
 			goto fail;
 		changed = true;
 	}

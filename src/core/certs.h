@@ -9,7 +9,8 @@
  *
  *   DIR/ca.pem, DIR/ca.key          the CA (ECDSA P-256, 10 years)
  *   DIR/NAME.pem, DIR/NAME.key      per component (ECDSA P-256, 825 days),
- *                                   SAN: DNS:NAME, DNS:localhost, IP:127.0.0.1,
+ *                                   SAN: DNS:NAME, DNS:localhost, IP:127.0.0.1
+ *                                   (and the extra names certs_ensure_sans gives),
  *                                   extended key usage serverAuth + clientAuth
  *                                   (regions authenticate each other with them)
  */
@@ -25,5 +26,13 @@
  * failure, no half-written file is left in place.
  */
 int certs_ensure(const char *dir, const char *const *names, size_t n, char *err, size_t errlen);
+/*
+ * The same, each certificate also naming sans[i] (NULL or "": nothing
+ * more): "DNS:api.tandem.test,IP:127.0.0.2", at most 1024 bytes. A
+ * certificate that lacks one of them is issued again. ERR_INVAL for an
+ * entry that is not DNS:NAME ([a-z0-9.-]) or IP:ADDRESS.
+ */
+int certs_ensure_sans(const char *dir, const char *const *names, const char *const *sans, size_t n, char *err,
+		      size_t errlen);
 
 #endif

@@ -6,6 +6,7 @@
  */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,9 @@ typedef struct reader {
 	uint32_t zone_ttl;
 	int zone_has_soa;
 	dns_server_conf *server;   /* the [dns] being read, or NULL */
+	char config_regions[16][32]; /* the [region NAME] sections seen (routes must name one) */
+	int nconfig_regions;
+	char dir[512];             /* the config file's directory, for relative paths */
 } reader;
 
 static void error_at(reader *r, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -116,7 +120,15 @@ static void section_start(reader *r, const char *section)
 		r->server->threads = 2;
 		r->server->rrl_rate = 20;
 		r->server->rrl_slip = 2;
+		r->server->health_interval_ms = 1000;
+		r->server->health_timeout_ms = 1000;
+		r->server->health_failures = 3;
+		r->server->health_recoveries = 2;
+		r->server->health_max_rtt_ms = 0;
 		r->server->line = r->line;
+	} else if (strncmp(section, "region ", 7) == 0 &&
+		   r->nconfig_regions < (int)(sizeof r->config_regions / sizeof r->config_regions[0])) {
+		snprintf(r->config_regions[r->nconfig_regions++], sizeof r->config_regions[0], "%s", section + 7);
 	}
 }
 
@@ -161,6 +173,25 @@ static void zone_record(reader *r, const char *value)
 		error_at(r, r->line, "record '%.80s': %s", value, err[0] ? err : "cannot be added");
 }
 
+/* route = OWNER POLICY REGION=ADDR... [ttl=N] [weights=...] */
+static void zone_route(reader *r, const char *value)
+{
+	char owner[300];
+	int used = 0;
+	if (sscanf(value, "%299s %n", owner, &used) != 1 || !value[used]) {
+		error_at(r, r->line, "route must be OWNER POLICY REGION=ADDR..., not '%.80s'", value);
+		return;
+	}
+	dns_route route;
+	char err[200] = "";
+	if (dns_route_parse(value + used, &r->c->regions, r->line, &route, err, sizeof err) != 0) {
+		error_at(r, r->line, "route '%.80s': %s", value, err);
+		return;
+	}
+	if (dns_zone_add_route(r->zone, owner, &route, err, sizeof err) != 0)
+		error_at(r, r->line, "route '%.80s': %s", value, err[0] ? err : "cannot be added");
+}
+
 static void zone_key(reader *r, const char *name, const char *value)
 {
 	if (!r->zone)
@@ -181,8 +212,10 @@ static void zone_key(reader *r, const char *name, const char *value)
 			r->zone_ttl = (uint32_t)v;
 	} else if (strcmp(name, "record") == 0) {
 		zone_record(r, value);
+	} else if (strcmp(name, "route") == 0) {
+		zone_route(r, value);
 	} else {
-		error_at(r, r->line, "unknown key '%s' in [%s] (soa, ttl, record)", name, r->section);
+		error_at(r, r->line, "unknown key '%s' in [%s] (soa, ttl, record, route)", name, r->section);
 	}
 }
 
@@ -225,9 +258,86 @@ static void server_key(reader *r, const char *name, const char *value)
 			error_at(r, r->line, "rrl_slip must be an integer from 0 to 10, not '%s'", value);
 		else
 			s->rrl_slip = (int)v;
+	} else if (strcmp(name, "latency_map") == 0) {
+		/* several lines add up (a config line is at most 200 bytes) */
+		char err[200] = "";
+		if (!s->latency_map && !(s->latency_map = dns_latency_map_new()))
+			error_at(r, r->line, "out of memory");
+		else if (dns_latency_map_add(s->latency_map, value, &r->c->regions, r->line, err, sizeof err) != 0)
+			error_at(r, r->line, "latency_map: %s", err);
+	} else if (strcmp(name, "geoip_db") == 0) {
+		int n = value[0] == '/' || !value[0]
+				? snprintf(s->geoip_db, sizeof s->geoip_db, "%s", value)
+				: snprintf(s->geoip_db, sizeof s->geoip_db, "%s/%s", r->dir, value);
+		if (n < 0 || (size_t)n >= sizeof s->geoip_db)
+			error_at(r, r->line, "geoip_db: the path is too long");
+	} else if (strcmp(name, "metrics_listen") == 0) {
+		const char *colon = strrchr(value, ':');
+		long long port;
+		if (!colon || colon == value || strlen(value) >= sizeof s->metrics_listen ||
+		    parse_uint(colon + 1, 65535, &port) != 0 || port == 0)
+			error_at(r, r->line, "metrics_listen must be HOST:PORT, not '%s'", value);
+		else
+			snprintf(s->metrics_listen, sizeof s->metrics_listen, "%s", value);
+	} else if (strcmp(name, "health_interval_ms") == 0 || strcmp(name, "health_timeout_ms") == 0 ||
+		   strcmp(name, "health_failures") == 0 || strcmp(name, "health_recoveries") == 0 ||
+		   strcmp(name, "health_max_rtt_ms") == 0) {
+		static const struct {
+			const char *name;
+			size_t off;
+			long long min, max;
+		} keys[] = {
+			{"health_interval_ms", offsetof(dns_server_conf, health_interval_ms), 50, 600000},
+			{"health_timeout_ms", offsetof(dns_server_conf, health_timeout_ms), 50, 600000},
+			{"health_failures", offsetof(dns_server_conf, health_failures), 1, 100},
+			{"health_recoveries", offsetof(dns_server_conf, health_recoveries), 1, 100},
+			{"health_max_rtt_ms", offsetof(dns_server_conf, health_max_rtt_ms), 0, 600000},
+		};
+		for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+			if (strcmp(name, keys[k].name) != 0)
+				continue;
+			long long v;
+			if (parse_uint(value, keys[k].max, &v) != 0 || v < keys[k].min)
+				error_at(r, r->line, "%s must be an integer from %lld to %lld, not '%s'", name, keys[k].min,
+					 keys[k].max, value);
+			else
+				*(int *)((char *)s + keys[k].off) = (int)v;
+		}
 	} else {
-		error_at(r, r->line, "unknown key '%s' in [dns %s] (listen, threads, rrl_rate, rrl_slip)", name,
-			 s->name);
+		error_at(r, r->line,
+			 "unknown key '%s' in [dns %s] (listen, threads, rrl_rate, rrl_slip, latency_map, geoip_db, "
+			 "metrics_listen, health_interval_ms, health_timeout_ms, health_failures, health_recoveries, "
+			 "health_max_rtt_ms)",
+			 name, s->name);
+	}
+}
+
+/* After the file: what needs the whole of it. */
+static void check_routing(reader *r)
+{
+	dns_conf *c = r->c;
+	for (int i = 0; i < c->regions.n; i++) {
+		bool found = false;
+		for (int k = 0; k < r->nconfig_regions && !found; k++)
+			found = strcmp(r->config_regions[k], c->regions.name[i]) == 0;
+		if (!found)
+			error_at(r, c->regions.line[i], "region '%s' has no [region %s] section (its api_listen is checked)",
+				 c->regions.name[i], c->regions.name[i]);
+	}
+	for (int i = 0; i < c->nservers; i++) {
+		dns_server_conf *s = &c->servers[i];
+		char err[700] = "";
+		if (s->geoip_db[0]) {
+			if (!s->latency_map && !(s->latency_map = dns_latency_map_new()))
+				error_at(r, s->line, "out of memory");
+			else if (dns_latency_map_open_geo(s->latency_map, s->geoip_db, err, sizeof err) != 0)
+				error_at(r, s->line, "[dns %s] geoip_db: %s", s->name, err);
+		} else if (s->latency_map && dns_latency_map_wants_geo(s->latency_map)) {
+			error_at(r, s->line, "[dns %s]: the latency map's country:/continent: entries need geoip_db = FILE",
+				 s->name);
+		}
+		if (s->health_timeout_ms > 0 && s->health_timeout_ms > 10 * s->health_interval_ms)
+			error_at(r, s->line, "[dns %s]: health_timeout_ms is at most 10 x health_interval_ms", s->name);
 	}
 }
 
@@ -251,6 +361,11 @@ int dnsconf_load(const char *path, dns_conf *out, char *err, size_t errcap)
 	buf errors;
 	buf_init(&errors, errcap > 0 ? errcap : 1);
 	reader r = {.path = path, .errors = &errors, .c = out};
+	const char *slash = strrchr(path, '/');
+	if (slash && slash != path)
+		snprintf(r.dir, sizeof r.dir, "%.*s", (int)(slash - path), path);
+	else
+		snprintf(r.dir, sizeof r.dir, "%s", slash ? "/" : ".");
 	r.file = fopen(path, "r");
 	if (!r.file) {
 		snprintf(err, errcap, "%s: cannot read: %m", path);
@@ -267,6 +382,8 @@ int dnsconf_load(const char *path, dns_conf *out, char *err, size_t errcap)
 	for (int i = 0; i < out->nservers; i++)
 		if (out->servers[i].nlisten == 0)
 			error_at(&r, out->servers[i].line, "[dns %s] needs listen = HOST:PORT", out->servers[i].name);
+	if (rc >= 0)
+		check_routing(&r);
 	if (r.error_count) {
 		snprintf(err, errcap, "%.*s", (int)errors.len, errors.data ? errors.data : "");
 		buf_free(&errors);
@@ -283,8 +400,11 @@ void dnsconf_free(dns_conf *c)
 {
 	for (int i = 0; i < c->nzones; i++)
 		dns_zone_free(&c->zones[i]);
+	for (int i = 0; i < c->nservers; i++)
+		dns_latency_map_free(&c->servers[i].latency_map);
 	c->nzones = 0;
 	c->nservers = 0;
+	c->regions.n = 0;
 }
 
 const dns_server_conf *dnsconf_server(const dns_conf *c, const char *name)

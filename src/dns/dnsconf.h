@@ -15,6 +15,15 @@
  *   threads = 2                      ; one socket of each per thread (SO_REUSEPORT)
  *   rrl_rate = 20                    ; UDP answers/s per source /24 or /56 (0: off)
  *   rrl_slip = 2                     ; every 2nd limited answer sent truncated
+ *   latency_map = 10.1.0.0/16 eu us, default eu us   ; route.h
+ *   geoip_db = GeoLite2-Country.mmdb ; optional, for country:/continent: entries
+ *   metrics_listen = 127.0.0.1:9153  ; /metrics and /health (health.h)
+ *   health_interval_ms = 1000        ; and health_timeout_ms, health_failures (3),
+ *                                    ; health_recoveries (2), health_max_rtt_ms (0)
+ *
+ * and in a [zone], routed names: `route = api latency eu=127.0.0.2 us=127.0.0.3`.
+ * Every region a route or a latency map names must have its [region NAME]
+ * section in the same file (its api_listen is what the checks call).
  *
  * Errors are "FILE:LINE: message" lines, as the core config's.
  */
@@ -23,6 +32,7 @@
 
 #include <stddef.h>
 
+#include "dns/route.h"
 #include "dns/zone.h"
 
 #define DNSCONF_MAX_ZONES 16
@@ -36,12 +46,22 @@ typedef struct dns_server_conf {
 	int threads;
 	int rrl_rate;    /* UDP answers per second per source prefix (0: no limit; rrl.h) */
 	int rrl_slip;    /* every n-th limited answer goes out truncated (0: none) */
+	/* routing (route.h) and health checks (health.h) */
+	dns_latency_map *latency_map; /* owned; NULL: none (routes answer in their own order) */
+	char geoip_db[512];           /* the MaxMind DB of the map's country:/continent: entries ("" none) */
+	char metrics_listen[128];     /* /metrics and /health, plain HTTP ("" none) */
+	int health_interval_ms;       /* 1000 */
+	int health_timeout_ms;        /* 1000 */
+	int health_failures;          /* 3 */
+	int health_recoveries;        /* 2 */
+	int health_max_rtt_ms;        /* a slower check fails (0: only the timeout) */
 	int line;
 } dns_server_conf;
 
 typedef struct dns_conf {
 	dns_zone *zones[DNSCONF_MAX_ZONES];
 	int nzones;
+	dns_regions regions;          /* every region a route or latency map names */
 	dns_server_conf servers[DNSCONF_MAX_SERVERS];
 	int nservers;
 } dns_conf;

@@ -33,6 +33,7 @@
 #include "core/util.h"
 #include "core/secrets.h"
 #include "dns/cookie.h"
+#include "dns/health.h"
 #include "dns/rrl.h"
 #include "dns/server.h"
 
@@ -49,6 +50,7 @@ typedef struct dns_srv {
 	const dns_conf *dc;
 	dns_cookie_key cookie_key; /* from the secrets file: the same in every instance */
 	const dns_server_conf *sc;
+	dns_health *health;        /* the regions' health (health.h); NULL without routes */
 	worker *workers;
 	int nworkers;
 } dns_srv;
@@ -66,6 +68,7 @@ struct worker {
 	struct bufferevent *conn[TCP_MAX_CONNS]; /* open TCP connections (freed at the end) */
 	pthread_t thread;
 	bool started;
+	uint32_t rand;             /* xorshift32 state: weighted routes (no lock, no syscall) */
 	uint8_t out[65535 + 2];    /* one answer at a time per thread */
 };
 
@@ -97,7 +100,16 @@ static size_t answer(worker *w, const uint8_t *msg, size_t len, bool tcp, const 
 		if (dns_cookie_make(&w->srv->cookie_key, q.client_cookie, from, now, sc) == 0)
 			scp = sc;
 	}
-	return dns_answer(w->srv->dc->zones, w->srv->dc->nzones, &q, out, cap, UDP_MAX_ANSWER, scp);
+	w->rand ^= w->rand << 13;
+	w->rand ^= w->rand >> 17;
+	w->rand ^= w->rand << 5;
+	dns_route_env env = {
+		.health = dns_health_current(w->srv->health),
+		.map = w->srv->sc->latency_map,
+		.from = from,
+		.rand = w->rand,
+	};
+	return dns_answer(w->srv->dc->zones, w->srv->dc->nzones, &q, out, cap, UDP_MAX_ANSWER, scp, &env);
 }
 
 /* --- UDP --- */
@@ -354,6 +366,9 @@ int dns_server_main(const config *cfg, const dns_conf *dc, const char *name, int
 	for (int t = 0; t < srv.nworkers; t++) {
 		worker *w = &srv.workers[t];
 		w->srv = &srv;
+		w->rand = (uint32_t)(util_mono_us() * 2654435761u) ^ (uint32_t)(t + 1) * 0x9e3779b9u;
+		if (!w->rand)
+			w->rand = 1;
 		for (int i = 0; i < DNSCONF_MAX_LISTEN; i++)
 			w->udp[i] = w->tcp[i] = -1;
 		w->base = event_base_new();
@@ -377,6 +392,14 @@ int dns_server_main(const config *cfg, const dns_conf *dc, const char *name, int
 				fprintf(stderr, "tandem: out of memory\n");
 				goto out;
 			}
+		}
+	}
+	/* the checker's CA and metrics socket, before privileges go */
+	if (dc->regions.n > 0 || sc->metrics_listen[0]) {
+		srv.health = dns_health_new(cfg, dc, sc, err, sizeof err);
+		if (!srv.health) {
+			fprintf(stderr, "tandem: %s\n", err);
+			goto out;
 		}
 	}
 	if (privdrop_apply(&drop, err, sizeof err) != 0) {
@@ -405,6 +428,14 @@ int dns_server_main(const config *cfg, const dns_conf *dc, const char *name, int
 			goto out;
 		}
 		srv.workers[t].started = true;
+	}
+	if (srv.health && dns_health_start(srv.health) != 0) {
+		fprintf(stderr, "tandem: cannot start the health checks' thread\n");
+		for (int k = 0; k < srv.nworkers; k++)
+			event_base_loopbreak(srv.workers[k].base);
+		event_free(sigterm);
+		event_free(sigint);
+		goto out;
 	}
 	buf zones;
 	buf_init(&zones, 4096);
@@ -437,6 +468,7 @@ out:
 	}
 	for (int t = 0; srv.workers && t < srv.nworkers; t++)
 		worker_free(&srv.workers[t]);
+	dns_health_free(&srv.health); /* after the workers: they read its view */
 	free(srv.workers);
 	OPENSSL_cleanse(&srv.cookie_key, sizeof srv.cookie_key);
 	if (main_base)

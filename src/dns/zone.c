@@ -7,6 +7,7 @@
  * PTR, MX and SOA data, which are read back and written with compression.
  */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,12 @@
 #include "dns/zone.h"
 
 #define CNAME_CHAIN_MAX 8
+#define ROUTES_MAX 256 /* routed names per zone */
+
+typedef struct zone_route {
+	dns_name owner;
+	dns_route route;
+} zone_route;
 
 struct dns_zone {
 	dns_name origin;
@@ -24,6 +31,8 @@ struct dns_zone {
 	dns_rr **rrs;
 	size_t n, cap;
 	const dns_rr *soa;
+	zone_route *routes;        /* routed names (route.h), few: scanned */
+	size_t nroutes;
 };
 
 dns_zone *dns_zone_new(const dns_name *origin)
@@ -43,6 +52,7 @@ void dns_zone_free(dns_zone **z)
 	for (size_t i = 0; i < (*z)->n; i++)
 		free((*z)->rrs[i]);
 	free((*z)->rrs);
+	free((*z)->routes);
 	free(*z);
 	*z = NULL;
 }
@@ -296,6 +306,11 @@ int dns_zone_add(dns_zone *z, const char *owner, const char *type, uint32_t ttl,
 		snprintf(err, errcap, "a TTL is at most 2147483647 (RFC 2181)");
 		return ERR_PARSE;
 	}
+	for (size_t i = 0; i < z->nroutes; i++)
+		if ((t == DNS_T_CNAME || t == DNS_T_A || t == DNS_T_AAAA) && dns_name_equal(&z->routes[i].owner, &own)) {
+			snprintf(err, errcap, "'%.80s' is a routed name: its addresses come from its route", owner);
+			return ERR_INVAL;
+		}
 	for (size_t i = 0; i < z->n; i++) {
 		const dns_rr *o = z->rrs[i];
 		if (!dns_name_equal(&o->owner, &own))
@@ -349,7 +364,141 @@ int dns_zone_add(dns_zone *z, const char *owner, const char *type, uint32_t ttl,
 	return 0;
 }
 
+int dns_zone_add_route(dns_zone *z, const char *owner, const dns_route *route, char *err, size_t errcap)
+{
+	dns_name own;
+	if (zone_name(z, owner, &own) != 0) {
+		snprintf(err, errcap, "'%.80s' is not a valid name", owner);
+		return ERR_PARSE;
+	}
+	if (!dns_name_within(&own, &z->origin)) {
+		snprintf(err, errcap, "'%.80s' is not within the zone %s", owner, z->origin_text);
+		return ERR_INVAL;
+	}
+	for (size_t i = 0; i < z->n; i++) {
+		uint16_t t = z->rrs[i]->type;
+		if ((t == DNS_T_CNAME || t == DNS_T_A || t == DNS_T_AAAA) && dns_name_equal(&z->rrs[i]->owner, &own)) {
+			snprintf(err, errcap, "'%.80s' has %s records: a routed name gets its addresses from its route only",
+				 owner, t == DNS_T_CNAME ? "CNAME" : "address");
+			return ERR_INVAL;
+		}
+	}
+	for (size_t i = 0; i < z->nroutes; i++)
+		if (dns_name_equal(&z->routes[i].owner, &own)) {
+			snprintf(err, errcap, "'%.80s' has a route already", owner);
+			return ERR_INVAL;
+		}
+	if (z->nroutes == ROUTES_MAX) {
+		snprintf(err, errcap, "at most %d routed names in a zone", ROUTES_MAX);
+		return ERR_INVAL;
+	}
+	zone_route *g = realloc(z->routes, (z->nroutes + 1) * sizeof *g);
+	if (!g)
+		return ERR_NOMEM;
+	z->routes = g;
+	g[z->nroutes].owner = own;
+	g[z->nroutes].route = *route;
+	z->nroutes++;
+	return 0;
+}
+
+size_t dns_zone_routes(const dns_zone *z)
+{
+	return z->nroutes;
+}
+
+const dns_name *dns_zone_route(const dns_zone *z, size_t i, const dns_route **route)
+{
+	*route = &z->routes[i].route;
+	return &z->routes[i].owner;
+}
+
 /* --- answering --- */
+
+static const dns_route *route_at(const dns_zone *z, const dns_name *name)
+{
+	for (size_t i = 0; i < z->nroutes; i++)
+		if (dns_name_equal(&z->routes[i].owner, name))
+			return &z->routes[i].route;
+	return NULL;
+}
+
+/* One address record. 0 or ERR_LIMIT (rolled back). */
+static int write_addr(dns_writer *w, const dns_name *owner, uint16_t type, uint32_t ttl, const uint8_t *addr)
+{
+	dns_mark m = dns_w_mark(w);
+	size_t at;
+	if (dns_w_rr_begin(w, owner, type, DNS_C_IN, ttl, &at) != 0 ||
+	    dns_w_bytes(w, addr, type == DNS_T_A ? 4 : 16) != 0 || dns_w_rr_end(w, at) != 0) {
+		dns_w_rollback(w, &m);
+		return ERR_LIMIT;
+	}
+	return 0;
+}
+
+/* The client a latency map looks up: the query's subnet (RFC 7871), else
+ * the resolver's address. false when there is neither. */
+static bool route_client(const dns_query *q, const struct sockaddr *from, int *family, uint8_t addr[16])
+{
+	memset(addr, 0, 16);
+	if (q->ecs && q->ecs_source > 0) { /* (source 0: the resolver asks us not to use it) */
+		*family = q->ecs_family == 1 ? 4 : 6;
+		memcpy(addr, q->ecs_addr, *family == 4 ? 4 : 16);
+		return true;
+	}
+	if (from && from->sa_family == AF_INET) {
+		*family = 4;
+		memcpy(addr, &((const struct sockaddr_in *)from)->sin_addr, 4);
+		return true;
+	}
+	if (from && from->sa_family == AF_INET6) {
+		*family = 6;
+		memcpy(addr, &((const struct sockaddr_in6 *)from)->sin6_addr, 16);
+		return true;
+	}
+	return false;
+}
+
+/* The routed answer of r for qtype (A, AAAA or ANY) with owner. Returns
+ * the records written (0: NODATA for that type); *truncated when they did
+ * not all fit; *scope: the ECS scope the answer holds for. */
+static int write_route(dns_writer *w, const dns_route *r, const dns_name *owner, const dns_query *q,
+		       const dns_route_env *env, bool *truncated, int *scope)
+{
+	static const dns_route_env none = {.health = DNS_VIEW_ALL_HEALTHY};
+	if (!env)
+		env = &none;
+	dns_prefs prefs = {.n = 0, .scope = 0};
+	int family;
+	uint8_t addr[16];
+	if (r->policy == DNS_POLICY_LATENCY && env->map && route_client(q, env->from, &family, addr)) {
+		dns_latency_lookup(env->map, family, addr, &prefs);
+		if (q->ecs && q->ecs_source > 0)
+			*scope = prefs.scope; /* (a source of 0 gets scope 0: RFC 7871) */
+	}
+	bool fail_open;
+	uint32_t chosen = dns_route_choose(r, env->health, &prefs, env->rand, &fail_open);
+	int written = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		uint16_t type = pass == 0 ? DNS_T_A : DNS_T_AAAA;
+		if (q->qtype != type && q->qtype != DNS_T_ANY)
+			continue;
+		for (int i = 0; i < r->n; i++) {
+			if (!(chosen >> i & 1u))
+				continue;
+			const dns_route_region *rr = &r->r[i];
+			int count = type == DNS_T_A ? rr->n4 : rr->n6;
+			for (int k = 0; k < count; k++) {
+				if (write_addr(w, owner, type, r->ttl, type == DNS_T_A ? rr->a4[k] : rr->a6[k]) != 0) {
+					*truncated = true;
+					return written;
+				}
+				written++;
+			}
+		}
+	}
+	return written;
+}
 
 /* Write rr with owner (the query's name for a wildcard) into the current
  * section. 0 or ERR_LIMIT (rolled back). */
@@ -397,7 +546,7 @@ static bool node_exists(const dns_zone *z, const dns_name *name)
 	for (size_t i = 0; i < z->n; i++)
 		if (dns_name_equal(&z->rrs[i]->owner, name))
 			return true;
-	return false;
+	return route_at(z, name) != NULL;
 }
 
 /* An empty non-terminal: no records, but names below it. */
@@ -405,6 +554,9 @@ static bool has_descendants(const dns_zone *z, const dns_name *name)
 {
 	for (size_t i = 0; i < z->n; i++)
 		if (z->rrs[i]->owner.len > name->len && dns_name_within(&z->rrs[i]->owner, name))
+			return true;
+	for (size_t i = 0; i < z->nroutes; i++)
+		if (z->routes[i].owner.len > name->len && dns_name_within(&z->routes[i].owner, name))
 			return true;
 	return false;
 }
@@ -440,7 +592,8 @@ static size_t opt_size(const dns_query *q, const uint8_t *sc)
 	return 11 + (q->ecs ? 4 + 4 + (size_t)(q->ecs_source + 7) / 8 : 0) + (q->cookie && sc ? 4 + 8 + 16 : 0);
 }
 
-static void finish_opt(dns_writer *w, const dns_query *q, uint16_t udp_size, int rcode, const uint8_t *sc)
+static void finish_opt(dns_writer *w, const dns_query *q, uint16_t udp_size, int rcode, const uint8_t *sc,
+		       int scope)
 {
 	if (!q->edns)
 		return;
@@ -453,7 +606,7 @@ static void finish_opt(dns_writer *w, const dns_query *q, uint16_t udp_size, int
 		e[0] = (uint8_t)(q->ecs_family >> 8);
 		e[1] = (uint8_t)q->ecs_family;
 		e[2] = q->ecs_source;
-		e[3] = 0; /* scope 0: the same answer for every subnet */
+		e[3] = (uint8_t)scope; /* 0: the same answer for every subnet */
 		memcpy(e + 4, q->ecs_addr, bytes);
 		dns_w_opt_option(w, 8, e, (uint16_t)(4 + bytes));
 	}
@@ -467,10 +620,11 @@ static void finish_opt(dns_writer *w, const dns_query *q, uint16_t udp_size, int
 }
 
 size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *buf, size_t cap, uint16_t udp_size,
-		  const uint8_t *server_cookie)
+		  const uint8_t *server_cookie, const dns_route_env *env)
 {
 	dns_writer w;
 	bool truncated = false;
+	int scope = 0;
 	size_t reserve = opt_size(q, server_cookie);
 	if (cap < DNS_UDP_MIN || cap < reserve + DNS_HEADER_BYTES)
 		return 0;
@@ -481,7 +635,7 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 	if (dns_w_begin(&w, buf, cap - reserve, q, rcode, true) != 0) {
 		/* the question alone does not fit (cannot happen at 512 bytes) */
 		w.cap = cap;
-		finish_opt(&w, q, udp_size, DNS_R_SERVFAIL, server_cookie);
+		finish_opt(&w, q, udp_size, DNS_R_SERVFAIL, server_cookie, 0);
 		return dns_w_length(&w);
 	}
 	if (rcode != DNS_R_NOERROR)
@@ -554,6 +708,12 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 				goto done;
 			}
 		}
+		const dns_route *route = route_at(z, source);
+		if (route && (q->qtype == DNS_T_A || q->qtype == DNS_T_AAAA || q->qtype == DNS_T_ANY)) {
+			found += write_route(&w, route, &name, q, env, &truncated, &scope);
+			if (truncated)
+				goto done;
+		}
 		if (found)
 			goto done;
 		rcode = DNS_R_NOERROR; /* NODATA */
@@ -572,7 +732,7 @@ done:
 	if (truncated)
 		dns_w_flags(&w, DNS_F_TC, 0);
 	w.cap = cap; /* the reserved room: the OPT always fits */
-	finish_opt(&w, q, udp_size, rcode, server_cookie);
+	finish_opt(&w, q, udp_size, rcode, server_cookie, scope);
 	return dns_w_length(&w);
 }
 

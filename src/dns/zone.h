@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dns/route.h"
 #include "dns/wire.h"
 
 /* One record. rdata is in wire form with names uncompressed; for NS,
@@ -56,19 +57,39 @@ const dns_name *dns_zone_origin(const dns_zone *z);
  * other data, a second SOA or an SOA not at the apex), ERR_NOMEM. */
 int dns_zone_add(dns_zone *z, const char *owner, const char *type, uint32_t ttl, const char *rdata, char *err,
 		 size_t errcap);
+/* Add a routed record set (route.h) at owner (relative as above): its A
+ * and AAAA answers are chosen per query. 0, or ERR_PARSE (a bad name) /
+ * ERR_INVAL (outside the zone; a CNAME, A or AAAA records or another route
+ * at that name) with the reason in err, ERR_NOMEM. */
+int dns_zone_add_route(dns_zone *z, const char *owner, const dns_route *route, char *err, size_t errcap);
+/* The zone's routed names, for listing (certificates name them): the i-th
+ * (0 <= i < dns_zone_routes) owner, and its record set in *route. */
+size_t dns_zone_routes(const dns_zone *z);
+const dns_name *dns_zone_route(const dns_zone *z, size_t i, const dns_route **route);
 /* Does the zone have its SOA (it answers only then)? */
 int dns_zone_ready(const dns_zone *z);
+
+/* What a routed answer depends on (route.h). */
+typedef struct dns_route_env {
+	dns_health_view health;         /* one load of the checker's view per answer */
+	const dns_latency_map *map;     /* NULL: routes answer in their own order */
+	const struct sockaddr *from;    /* the resolver (used without a Client Subnet); may be NULL */
+	uint32_t rand;                  /* for weighted routes */
+} dns_route_env;
 
 /* The answer to q from the zone among zones[0..n) that holds its name, in
  * buf[0..cap) (cap: the client's UDP size, or 65535 on TCP; at least 512).
  * Records that do not fit are left out and TC set (on UDP the client then
  * asks again over TCP). With EDNS, an OPT is added (our UDP size
- * udp_size, DO echoed; an ECS option echoed with scope 0: a static answer
- * holds for every subnet; when the query had a client cookie and
+ * udp_size, DO echoed; an ECS option echoed with scope 0 for a static
+ * answer, which holds for every subnet; when the query had a client cookie and
  * server_cookie is given, the COOKIE option with both, RFC 7873).
+ * A routed name answers with the addresses route.h's policy picks under
+ * env (NULL: every region healthy, no latency map); a latency-routed
+ * answer gives the ECS scope its latency map found (dns_prefs.scope).
  * Returns the message length (> 0), or 0 when nothing should be sent. */
 size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *buf, size_t cap, uint16_t udp_size,
-		  const uint8_t *server_cookie);
+		  const uint8_t *server_cookie, const dns_route_env *env);
 
 /* The answer to a query that did not parse (r from dns_parse_query):
  * FORMERR, NOTIMP or BADVERS with the id, no question for FORMERR; 0 for

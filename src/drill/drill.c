@@ -362,7 +362,9 @@ static int prepare_deployment(drill_run_state *s, char *err, size_t errcap)
 	int base = o->port_base ? o->port_base : pick_port_base();
 	char port[16];
 	snprintf(port, sizeof port, "%d", base);
-	char *argv[] = {s->self, "init", "--data", abs, "--port-base", port, NULL};
+	/* one address (127.0.0.1) for every component, as the drill expects:
+	 * its network namespace mode gives them their own (rewrite_config) */
+	char *argv[] = {s->self, "init", "--address", "127.0.0.1", "--data", abs, "--port-base", port, NULL};
 	char log[PATH_MAX];
 	snprintf(log, sizeof log, "%.*s/init.log", PATH_MAX - 16, s->logs_dir);
 	buf out;

@@ -75,6 +75,20 @@ def raise_signup_limit(text):
     return text.replace("signup_max_per_address = 10\n", "signup_max_per_address = 100000\n")
 
 
+def drop_dns_sections(text):
+    """The config text without its [zone ...] and [dns ...] sections (the
+    generated config has the local deployment's: tests that write their
+    own zone and servers drop those first)."""
+    out, skip = [], False
+    for line in text.splitlines(keepends=True):
+        head = line.strip()
+        if head.startswith("["):
+            skip = head.startswith("[zone ") or head.startswith("[dns ")
+        if not skip:
+            out.append(line)
+    return "".join(out)
+
+
 class Region:
     """One region node of a local deployment made with `tandem init`."""
 
@@ -82,7 +96,7 @@ class Region:
         self.data = str(data_dir)
         self.name = name
         self.port = free_port_base()
-        run("init", "--data", self.data, "--port-base", str(self.port))
+        run("init", "--address", "127.0.0.1", "--data", self.data, "--port-base", str(self.port))
         self.config = os.path.join(self.data, "tandem.ini")
         with open(self.config) as f:
             text = f.read()
@@ -270,6 +284,7 @@ TSAN_MODULES = {
     "test_replication.py": "the stream, the applier and the committer of two regions",
     "test_failover.py": "leases, votes, handover and rejoin (the control plane) beside the API",
     "test_isolation.py": "the control thread keeps the lease while the API loop is stalled",
+    "test_dnsroute.py": "the health checker's thread publishes the view every answering thread reads",
 }
 # Tests of those modules left out: they hold the binary to wall-clock or
 # memory bounds that TSan's slowdown (5-15x) and shadow memory break, which
@@ -280,6 +295,9 @@ TSAN_EXCLUDED = {
     "test_query_limits.py::test_expensive_filter_on_the_primary_keeps_the_lease":
         "the API loop busy with filters under TSan's slowdown delays the lease renewals past "
         "isolation_ms (no_quorum): the shared-loop problem of issue 9 item 1, not a race",
+    "test_dnsroute.py::test_killed_region_withdrawn_in_time_then_back_and_fail_open":
+        "a region withdrawn within interval x failures + 1 s (1.6 s): TSan's slowdown of the "
+        "checks' TLS and of the restarted region's start says nothing about races",
 }
 
 

@@ -317,7 +317,7 @@ class TwoRegions:
         self.dir = str(directory)
         os.makedirs(self.dir, exist_ok=True)
         self.port_base = free_port_base(count=10)
-        run("init", "--data", self.dir, "--port-base", str(self.port_base))
+        run("init", "--address", "127.0.0.1", "--data", self.dir, "--port-base", str(self.port_base))
         self.config = os.path.join(self.dir, "tandem.ini")
         self.ca = os.path.join(self.dir, "certs", "ca.pem")
         self.certs = os.path.join(self.dir, "certs")

@@ -286,7 +286,7 @@ def test_metrics_only_on_the_metrics_listener(cors_region):
 
 
 def test_metrics_listen_clashes_are_config_errors(tmp_path):
-    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    run("init", "--address", "127.0.0.1", "--data", str(tmp_path), "--port-base", str(free_port_base()))
     cfg = tmp_path / "tandem.ini"
     text = cfg.read_text()
     lines = text.splitlines()

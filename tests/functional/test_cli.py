@@ -37,7 +37,7 @@ def test_unknown_command_and_options_fail_with_one_line():
 
 
 def test_config_check_reports_file_and_line(tmp_path):
-    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    run("init", "--address", "127.0.0.1", "--data", str(tmp_path), "--port-base", str(free_port_base()))
     cfg = tmp_path / "tandem.ini"
     r = run("config", "check", str(cfg))
     assert r.returncode == 0 and "ok" in r.stdout
@@ -77,7 +77,7 @@ def test_config_check_syntax_error_and_missing_file(tmp_path):
 
 
 def test_certs_are_created_idempotently_with_private_keys(tmp_path):
-    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    run("init", "--address", "127.0.0.1", "--data", str(tmp_path), "--port-base", str(free_port_base()))
     certs = tmp_path / "certs"
     for key in ["ca.key", "eu.key"]:
         assert stat.S_IMODE(os.stat(certs / key).st_mode) == 0o600
@@ -95,7 +95,7 @@ def test_certs_are_created_idempotently_with_private_keys(tmp_path):
 
 
 def test_region_refuses_readable_secrets(tmp_path):
-    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    run("init", "--address", "127.0.0.1", "--data", str(tmp_path), "--port-base", str(free_port_base()))
     os.chmod(tmp_path / "secrets.ini", 0o644)
     r = run("region", "--config", str(tmp_path / "tandem.ini"), "--region", "eu", check=False)
     assert r.returncode != 0
@@ -106,7 +106,10 @@ def test_region_refuses_readable_secrets(tmp_path):
 
 def test_up_print_config_uses_port_base(tmp_path):
     r = run("up", "--data", str(tmp_path / "d"), "--port-base", "12345", "--print-config")
-    assert "api_listen = 127.0.0.1:12345" in r.stdout
+    assert "api_listen = 127.0.0.2:12345" in r.stdout  # eu on its own loopback address
+    assert "api_listen = 127.0.0.3:12346" in r.stdout
+    r = run("up", "--data", str(tmp_path / "d"), "--port-base", "12345", "--address", "127.0.0.1", "--print-config")
+    assert "api_listen = 127.0.0.1:12345" in r.stdout and "127.0.0.2:" not in r.stdout.split("[zone")[0]
     assert not (tmp_path / "d").exists(), "--print-config must not create anything"
 
 
@@ -123,25 +126,25 @@ def start_up(data, port_base):
 
 
 def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
-    base1, base2 = free_port_base(count=10), free_port_base(count=10)
+    base1, base2 = free_port_base(count=13), free_port_base(count=13)
     p1, e1 = start_up(tmp_path / "one", base1)
     p2, e2 = start_up(tmp_path / "two", base2)
     try:
         for e, base, d in [(e1, base1, "one"), (e2, base2, "two")]:
-            assert set(e) == {"ca", "config", "regions", "witness", "s3_keys"}
-            assert e["witness"]["addr"] == "127.0.0.1:%d" % (base + 4)
+            assert set(e) == {"ca", "config", "regions", "witness", "s3_keys", "dns", "zone"}
+            assert e["witness"]["addr"] == "127.0.0.4:%d" % (base + 4)
             os.kill(e["witness"]["pid"], 0)  # the witness runs too
             assert e["ca"] == str(tmp_path / d / "certs" / "ca.pem")
             assert e["config"] == str(tmp_path / d / "tandem.ini")
             eu = e["regions"]["eu"]
-            assert eu["api"] == "https://127.0.0.1:%d" % base
+            assert eu["api"] == "https://127.0.0.2:%d" % base
             os.kill(eu["pid"], 0)  # the pid is a live process
             r = requests.get(eu["api"] + "/readyz", verify=e["ca"])
             assert r.json()["region"] == "eu" and r.json()["role"] == "primary"
             # where Prometheus scrapes each region: plain HTTP on loopback
-            for name, port in (("eu", base + 5), ("us", base + 6)):
+            for name, addr, port in (("eu", "127.0.0.2", base + 5), ("us", "127.0.0.3", base + 6)):
                 m = e["regions"][name]["metrics"]
-                assert m == "http://127.0.0.1:%d" % port, e["regions"][name]
+                assert m == "http://%s:%d" % (addr, port), e["regions"][name]
                 r = requests.get(m + "/metrics", timeout=5)
                 assert r.status_code == 200 and 'region="%s"' % name in r.text
         # the same client works against the first deployment's API (curl)
@@ -165,7 +168,7 @@ def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
 
 
 def test_up_reports_a_dead_region_and_keeps_running(tmp_path):
-    proc, e = start_up(tmp_path, free_port_base(count=10))
+    proc, e = start_up(tmp_path, free_port_base(count=13))
     try:
         os.kill(e["regions"]["eu"]["pid"], signal.SIGKILL)
         time.sleep(0.5)
@@ -178,7 +181,7 @@ def test_up_reports_a_dead_region_and_keeps_running(tmp_path):
 
 
 def test_up_data_survives_restart(tmp_path):
-    base = free_port_base(count=10)
+    base = free_port_base(count=13)
     proc, e = start_up(tmp_path, base)
     try:
         class R:
@@ -229,14 +232,18 @@ def test_status_and_verify_say_a_stopped_region_is_not_running(tmp_path):
     """Pins issue 8 (section 4): a region that refuses connections was shown
     as "unreachable (TLS or crypto error)"; it is "not running (connection
     refused)" now, in status (exit 0) and verify (exit 2, one line)."""
-    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    run("init", "--address", "127.0.0.1", "--data", str(tmp_path), "--port-base", str(free_port_base()))
     config = str(tmp_path / "tandem.ini")
     r = run("status", "--config", config, check=False)
     assert r.returncode == 0, r.stderr
-    rows = r.stdout.splitlines()
+    # the region table, then one line per DNS instance (their /health)
+    rows = [row for row in r.stdout.splitlines() if not row.startswith("dns ")]
     assert rows[0].split()[0] == "region" and len(rows) == 3, r.stdout
     assert rows[1].split(None, 1) == ["eu", "not running (connection refused)"], rows
     assert rows[2].split(None, 1) == ["us", "not running (connection refused)"], rows
+    dns_rows = [row.split(None, 2) for row in r.stdout.splitlines() if row.startswith("dns ")]
+    assert dns_rows == [["dns", "ns1", "not running (connection refused)"],
+                        ["dns", "ns2", "not running (connection refused)"]], r.stdout
     assert "TLS" not in r.stdout
     r = run("verify", "--config", config, check=False)
     assert r.returncode == 2
@@ -270,7 +277,7 @@ def test_status_table_one_line_per_region_no_lag_for_the_primary(tmp_path):
     pair = TwoRegions(tmp_path / "pair").start()
     try:
         r = run("status", "--config", pair.config)
-        rows = [row.split() for row in r.stdout.splitlines()]
+        rows = [row.split() for row in r.stdout.splitlines() if not row.startswith("dns ")]
         assert len(rows) == 3, r.stdout
         header, eu, us = rows
         assert header == ["region", "role", "epoch", "last", "applied", "lag(pos)", "lag(s)", "link",
@@ -288,7 +295,7 @@ def test_status_table_one_line_per_region_no_lag_for_the_primary(tmp_path):
             if "yes (since" in r.stdout or time.time() > deadline:
                 break
             time.sleep(0.2)
-        rows = r.stdout.splitlines()
+        rows = [row for row in r.stdout.splitlines() if not row.startswith("dns ")]
         assert len(rows) == 3, r.stdout
         assert rows[1].startswith("eu ") and "yes (since " in rows[1] and rows[1].endswith(")"), rows
         assert rows[2].split(None, 1) == ["us", "not running (connection refused)"], rows
@@ -305,7 +312,7 @@ def test_make_run_passes_port_base(tmp_path):
     build = os.path.basename(os.path.dirname(TANDEM))
     if os.path.dirname(os.path.dirname(TANDEM)) != ROOT or build not in ("build", "build-san"):
         pytest.skip("TANDEM_BIN is not this repository's build")
-    base = free_port_base(count=10)
+    base = free_port_base(count=13)
     data = tmp_path / "data"
     san = ["SAN=1"] if build == "build-san" else []
     # -o: use the binary as it is (never rebuild it from here)
@@ -320,8 +327,8 @@ def test_make_run_passes_port_base(tmp_path):
             assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.05)
         e = json.loads(endpoints.read_text())
-        assert e["regions"]["eu"]["api"] == "https://127.0.0.1:%d" % base, e
-        assert e["regions"]["us"]["api"] == "https://127.0.0.1:%d" % (base + 1), e
+        assert e["regions"]["eu"]["api"] == "https://127.0.0.2:%d" % base, e
+        assert e["regions"]["us"]["api"] == "https://127.0.0.3:%d" % (base + 1), e
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -377,7 +384,7 @@ def test_region_started_as_root_drops_to_the_tandem_user(tmp_path):
     from conftest import Region
     # pytest's directories are 0700 root: the user could not pass; the
     # generated config says so (user = (empty)) and the region stays root
-    run("init", "--data", str(tmp_path / "private"), "--port-base", str(free_port_base()))
+    run("init", "--address", "127.0.0.1", "--data", str(tmp_path / "private"), "--port-base", str(free_port_base()))
     text = (tmp_path / "private" / "tandem.ini").read_text()
     assert "\nuser =\n" in text, text
     top = tempfile.mkdtemp(prefix="tandem-drop-", dir="/tmp")

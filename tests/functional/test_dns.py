@@ -23,7 +23,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from conftest import TANDEM, free_port_base, run
+from conftest import TANDEM, drop_dns_sections, free_port_base, run
 
 DIG = shutil.which("dig")
 KDIG = shutil.which("kdig")
@@ -49,12 +49,14 @@ class Dns:
     def __init__(self, tmp_path, extra="", server_extra=""):
         self.data = str(tmp_path / "d")
         base = free_port_base()
-        run("init", "--data", self.data, "--port-base", str(base))
+        run("init", "--address", "127.0.0.1", "--data", self.data, "--port-base", str(base))
         self.config = os.path.join(self.data, "tandem.ini")
         self.port = base + 9
         big = "".join('record = big TXT "%s"\n' % (chr(97 + i % 26) * 150) for i in range(20))
-        with open(self.config, "a") as f:
-            f.write(ZONE + big + extra + "\n[dns ns1]\nlisten = 127.0.0.1:%d\nthreads = 2\n" % self.port
+        with open(self.config) as f:
+            text = drop_dns_sections(f.read())
+        with open(self.config, "w") as f:
+            f.write(text + ZONE + big + extra + "\n[dns ns1]\nlisten = 127.0.0.1:%d\nthreads = 2\n" % self.port
                     + server_extra)
         self.proc = None
 

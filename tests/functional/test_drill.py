@@ -130,7 +130,7 @@ def test_over_budget_exits_1(tmp_path):
     """With rto_budget_s = 1 in [drill] of an existing deployment (--config),
     a primary crash cannot come back in time: exit 1, RTO not ok."""
     data = tmp_path / "deployment"
-    run("init", "--data", str(data), "--port-base", str(free_port_base(10)))
+    run("init", "--address", "127.0.0.1", "--data", str(data), "--port-base", str(free_port_base(10)))
     config = data / "tandem.ini"
     with open(config, "a") as f:
         f.write("\n[drill]\nrpo_budget_s = 30\nrto_budget_s = 1\n")
@@ -187,7 +187,7 @@ def test_refuses_a_running_deployment(tmp_path):
     """The drill starts the components itself (to kill them, to read their
     logs): with --config of a deployment that `tandem up` runs, it says so."""
     data = tmp_path / "up"
-    up = subprocess.Popen([TANDEM, "up", "--data", str(data), "--port-base", str(free_port_base(10))],
+    up = subprocess.Popen([TANDEM, "up", "--data", str(data), "--port-base", str(free_port_base(13))],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = ""

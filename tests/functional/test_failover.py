@@ -1312,7 +1312,7 @@ def test_forwards_waiting_for_a_frozen_primary_end_when_us_takes_over(make_pair)
     ({"isolation_ms": 3760}, "isolation_ms"),
 ])
 def test_config_check_refuses_unsafe_failover_timings(tmp_path, settings, words):
-    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base(count=5)))
+    run("init", "--address", "127.0.0.1", "--data", str(tmp_path), "--port-base", str(free_port_base(count=5)))
     path = os.path.join(str(tmp_path), "tandem.ini")
     with open(path) as f:
         text = f.read()
@@ -1343,7 +1343,7 @@ def test_config_check_refuses_unsafe_failover_timings(tmp_path, settings, words)
 
 def test_witness_without_a_witness_section_and_private_voter_files(make_pair, tmp_path):
     d = tmp_path / "nowit"
-    run("init", "--data", str(d), "--port-base", str(free_port_base(count=5)))
+    run("init", "--address", "127.0.0.1", "--data", str(d), "--port-base", str(free_port_base(count=5)))
     path = str(d / "tandem.ini")
     with open(path) as f:
         text = f.read()

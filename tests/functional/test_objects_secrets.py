@@ -32,7 +32,7 @@ def test_init_writes_a_kek_and_the_region_runs_with_it(tmp_path):
     assert len(b64url_decode(secrets.get("objects", "kek." + kek_id))) == 32
     # a second deployment gets a different KEK
     other = tmp_path / "other"
-    run("init", "--data", str(other), "--port-base", str(free_port_base()))
+    run("init", "--address", "127.0.0.1", "--data", str(other), "--port-base", str(free_port_base()))
     assert read_secrets(other).get("objects", "kek.k1") != secrets.get("objects", "kek.k1")
     region.start()
     try:
@@ -62,7 +62,7 @@ def test_secrets_without_objects_still_work(tmp_path):
 def test_malformed_kek_refused_with_file_and_line(tmp_path):
     """Pins: a KEK that is not 32 bytes, or a kek_id naming no kek.ID, is
     refused at start with FILE:LINE, never echoing the key."""
-    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    run("init", "--address", "127.0.0.1", "--data", str(tmp_path), "--port-base", str(free_port_base()))
     path = tmp_path / "secrets.ini"
     good = path.read_text()
     lines = good.splitlines()

@@ -592,7 +592,7 @@ def link_get(port, path, ca=None, cert=None, timeout=5):
 
 def test_link_refuses_foreign_and_anonymous_peers(pair, tmp_path):
     other = tmp_path / "other"
-    run("init", "--data", str(other), "--port-base", "40000")
+    run("init", "--address", "127.0.0.1", "--data", str(other), "--port-base", "40000")
     certs = pair.certs
     port = pair.eu.link_port
     foreign = (str(other / "certs" / "us.pem"), str(other / "certs" / "us.key"))
@@ -868,7 +868,7 @@ def test_link_logs_why_it_cannot_connect_rate_limited(tmp_path):
         assert len([m for m in lines if "connection refused" in m]) == 1, lines
         # eu with a certificate of another deployment's CA
         other = tmp_path / "other"
-        run("init", "--data", str(other), "--port-base", str(pair.port_base + 40))
+        run("init", "--address", "127.0.0.1", "--data", str(other), "--port-base", str(pair.port_base + 40))
         for name in ("eu.pem", "eu.key"):
             with open(str(other / "certs" / name), "rb") as src, \
                     open(os.path.join(pair.certs, name), "wb") as dst:

@@ -741,7 +741,7 @@ def test_virtual_host_style(s3):
 
 def test_config_objects_section_checked(tmp_path):
     """The new keys are validated with FILE:LINE like the others."""
-    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    run("init", "--address", "127.0.0.1", "--data", str(tmp_path), "--port-base", str(free_port_base()))
     path = tmp_path / "tandem.ini"
     text = path.read_text()
     assert "s3_listen = 127.0.0.1:" in text and "[objects]" in text

@@ -493,7 +493,7 @@ def test_config_multipart_keys_checked(tmp_path):
     """The generated config has the multipart keys with their defaults, and
     each is validated with FILE:LINE like the other [objects] keys (before
     this change they were unknown keys)."""
-    run("init", "--data", str(tmp_path), "--port-base", str(free_port_base()))
+    run("init", "--address", "127.0.0.1", "--data", str(tmp_path), "--port-base", str(free_port_base()))
     path = tmp_path / "tandem.ini"
     text = path.read_text()
     for line in ("max_object_bytes = 5368709120", "max_uploads = 10000", "multipart_expiry_s = 604800"):

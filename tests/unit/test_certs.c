@@ -503,6 +503,50 @@ static void test_invalid_names(void)
 	fixture_done(&f);
 }
 
+/* Extra names (certs_ensure_sans): written into the certificate, kept
+ * while present, and a certificate that lacks one is issued again (a
+ * deployment moved to per-component addresses gets new certificates);
+ * entries that are not DNS:/IP: are refused before anything is written. */
+static void test_extra_names(void)
+{
+	fixture f;
+	char err[512] = "";
+	fixture_ensure(&f); /* eu and us without extra names */
+	snapshot before, after;
+	take_snapshot(&before, &f, "eu.pem");
+	const char *sans[] = {"DNS:api.tandem.test,IP:127.0.0.2", NULL};
+	CHECK_EQ_INT(certs_ensure_sans(f.dir, NAMES, sans, N_NAMES, err, sizeof err), 0);
+	take_snapshot(&after, &f, "eu.pem");
+	CHECK(before.len != after.len || memcmp(before.data, after.data, before.len) != 0); /* issued again */
+	X509 *eu = load_cert(&f, "eu.pem");
+	CHECK(eu != NULL);
+	CHECK_EQ_INT(X509_check_host(eu, "api.tandem.test", 0, 0, NULL), 1);
+	CHECK_EQ_INT(X509_check_ip_asc(eu, "127.0.0.2", 0), 1);
+	CHECK_EQ_INT(X509_check_ip_asc(eu, "127.0.0.1", 0), 1);
+	CHECK_EQ_INT(X509_check_host(eu, "eu", 0, 0, NULL), 1);
+	X509_free(eu);
+	X509 *us = load_cert(&f, "us.pem");
+	CHECK_EQ_INT(X509_check_host(us, "api.tandem.test", 0, 0, NULL), 0);
+	X509_free(us);
+	CHECK(leaf_verifies(&f, "eu.pem"));
+	/* the same names again: kept as is */
+	take_snapshot(&before, &f, "eu.pem");
+	CHECK_EQ_INT(certs_ensure_sans(f.dir, NAMES, sans, N_NAMES, err, sizeof err), 0);
+	take_snapshot(&after, &f, "eu.pem");
+	CHECK(before.ino == after.ino && before.len == after.len && memcmp(before.data, after.data, before.len) == 0);
+	static const char *const bad[] = {"api.tandem.test", "DNS:", "DNS:API.x", "DNS:a,b", "IP:1.2.3",
+					  "IP:127.0.0.1,DNS:a b", "URI:https://x"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *one[] = {bad[i], NULL};
+		err[0] = '\0';
+		CHECK_EQ_INT(certs_ensure_sans(f.dir, NAMES, one, N_NAMES, err, sizeof err), ERR_INVAL);
+		CHECK(err[0] != '\0');
+	}
+	take_snapshot(&after, &f, "eu.pem");
+	CHECK(before.ino == after.ino); /* refused before writing */
+	fixture_done(&f);
+}
+
 static void test_valid_name_edges(void)
 {
 	static const char *const good[] = {
@@ -702,5 +746,6 @@ int main(void)
 	RUN(test_write_failure_leaves_old_files);
 	RUN(test_tls_handshake);
 	RUN(test_tls_rejects_wrong_host);
+	RUN(test_extra_names);
 	return TEST_SUMMARY();
 }

@@ -7,7 +7,7 @@
  * NODATA (empty non-terminals too) with the SOA at the negative TTL,
  * wildcards at the closest encloser, REFUSED outside the zone and for
  * transfers and other classes, truncation with TC that keeps the OPT, ECS
- * echoed with scope 0, and the error answers.
+ * echoed with scope 0, the error answers, and routed names (route.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@
 #include "test.h"
 
 static dns_zone *zone;
+static const dns_route_env *ask_env; /* what routed answers see (NULL: all healthy, no map) */
 
 /* --- a query, as dig sends it (optionally with EDNS and ECS) --- */
 
@@ -79,7 +80,7 @@ static reply ask(const char *qname, uint16_t qtype, uint16_t qclass, bool edns, 
 	reply rp;
 	memset(&rp, 0, sizeof rp);
 	dns_zone *zones[] = {zone};
-	rp.len = dns_answer(zones, 1, &q, out, cap, 1232, NULL);
+	rp.len = dns_answer(zones, 1, &q, out, cap, 1232, NULL, ask_env);
 	CHECK(rp.len >= 12 && rp.len <= cap);
 	CHECK_EQ_INT(u16(out), 0xabcd);
 	rp.flags = u16(out + 2);
@@ -306,7 +307,7 @@ static void test_refused(void)
 	dns_query q;
 	CHECK_EQ_INT(dns_parse_query(qb, qn, &q), DNS_PARSE_OK);
 	dns_zone *zones[] = {e};
-	size_t len = dns_answer(zones, 1, &q, out, sizeof out, 1232, NULL);
+	size_t len = dns_answer(zones, 1, &q, out, sizeof out, 1232, NULL, NULL);
 	CHECK(len >= 12);
 	CHECK_EQ_INT(out[3] & 0xf, DNS_R_REFUSED);
 	dns_zone_free(&e);
@@ -363,6 +364,66 @@ static void test_error_answers(void)
 	CHECK_EQ_INT(dns_answer_error(qb, 5, DNS_PARSE_DROP, out, sizeof out, 1232), 0);
 }
 
+/* Routed names (route.h) answered through the zone: the policy's pick
+ * under the health view, the ECS scope of the latency map, NODATA for a
+ * family the picked region lacks, a CNAME to a routed name, and the
+ * refusals of addresses beside a route. */
+static void test_routed_answers(void)
+{
+	dns_regions t = {.n = 0};
+	dns_route r;
+	char err[200] = "";
+	CHECK_EQ_INT(dns_route_parse("latency eu=127.0.0.2 us=127.0.0.3,::3 ttl=7", &t, 1, &r, err, sizeof err), 0);
+	CHECK_EQ_INT(dns_zone_add_route(zone, "geo", &r, err, sizeof err), 0);
+	CHECK_EQ_INT(dns_zone_add_route(zone, "geo", &r, err, sizeof err), ERR_INVAL);   /* twice */
+	CHECK_EQ_INT(dns_zone_add_route(zone, "api", &r, err, sizeof err), ERR_INVAL);   /* beside A records */
+	CHECK_EQ_INT(dns_zone_add(zone, "geo", "A", 60, "1.2.3.4", err, sizeof err), ERR_INVAL);
+	CHECK_EQ_INT(dns_zone_add(zone, "geo", "CNAME", 60, "api", err, sizeof err), ERR_INVAL);
+	CHECK_EQ_INT(dns_zone_add_route(zone, "x.example.", &r, err, sizeof err), ERR_INVAL);
+	add("geo", "TXT", 60, "\"other types stay static\"");
+	add("www-geo", "CNAME", 60, "geo");
+	dns_latency_map *m = dns_latency_map_new();
+	CHECK_EQ_INT(dns_latency_map_add(m, "10.2.0.0/16 us eu, 10.1.0.0/16 eu us", &t, 2, err, sizeof err), 0);
+	dns_route_env env = {.health = DNS_VIEW_ALL_HEALTHY, .map = m};
+	ask_env = &env;
+	/* the query's subnet is 10.2.3.0/24: us, scope /16 */
+	reply rp = ask("GEO.tandem.test", DNS_T_A, DNS_C_IN, true, true, 1232);
+	CHECK_EQ_INT(count(&rp, 1, DNS_T_A), 1);
+	CHECK_EQ_STR(rp.r[0].data, "127.0.0.3");
+	CHECK_EQ_INT(rp.r[0].ttl, 7);
+	CHECK_EQ_STR(rp.r[0].owner, "GEO.tandem.test.");
+	CHECK(strstr(rp.r[rp.n - 1].data, "00080007000118100a0203") != NULL); /* ECS scope 16 (0x10) */
+	/* us withdrawn: eu, whatever the subnet prefers */
+	env.health = 1u; /* only eu (index 0) healthy */
+	rp = ask("geo.tandem.test", DNS_T_A, DNS_C_IN, true, true, 1232);
+	CHECK_EQ_STR(rp.r[0].data, "127.0.0.2");
+	/* eu has no IPv6 address: NODATA with the SOA */
+	rp = ask("geo.tandem.test", DNS_T_AAAA, DNS_C_IN, false, false, 512);
+	CHECK_EQ_INT(rp.rcode, DNS_R_NOERROR);
+	CHECK_EQ_INT(count(&rp, 1, 0), 0);
+	CHECK_EQ_INT(count(&rp, 2, DNS_T_SOA), 1);
+	/* both down: fail open, both answer */
+	env.health = 0;
+	rp = ask("geo.tandem.test", DNS_T_A, DNS_C_IN, false, false, 512);
+	CHECK_EQ_INT(count(&rp, 1, DNS_T_A), 2);
+	rp = ask("geo.tandem.test", DNS_T_AAAA, DNS_C_IN, false, false, 512);
+	CHECK_EQ_INT(count(&rp, 1, DNS_T_AAAA), 1);
+	/* a CNAME to a routed name is followed; static types of the name stay */
+	env.health = DNS_VIEW_ALL_HEALTHY;
+	rp = ask("www-geo.tandem.test", DNS_T_A, DNS_C_IN, true, true, 1232);
+	CHECK_EQ_INT(count(&rp, 1, DNS_T_CNAME), 1);
+	CHECK_EQ_INT(count(&rp, 1, DNS_T_A), 1);
+	rp = ask("geo.tandem.test", DNS_T_TXT, DNS_C_IN, false, false, 512);
+	CHECK_EQ_INT(count(&rp, 1, DNS_T_TXT), 1);
+	rp = ask("geo.tandem.test", DNS_T_ANY, DNS_C_IN, false, false, 512);
+	CHECK_EQ_INT(count(&rp, 1, 0), 2); /* TXT, and eu's A (no client: the route's order) */
+	/* a static name's ECS scope stays 0 */
+	rp = ask("api.tandem.test", DNS_T_A, DNS_C_IN, true, true, 1232);
+	CHECK(strstr(rp.r[rp.n - 1].data, "00080007000118000a0203") != NULL);
+	ask_env = NULL;
+	dns_latency_map_free(&m);
+}
+
 int main(void)
 {
 	build_zone();
@@ -374,6 +435,7 @@ int main(void)
 	RUN(test_refused);
 	RUN(test_edns_ecs_and_truncation);
 	RUN(test_error_answers);
+	RUN(test_routed_answers);
 	dns_zone_free(&zone);
 	return TEST_SUMMARY();
 }
