@@ -82,6 +82,9 @@
 #define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"
 #define S3_XML_HEAD "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 #define S3_READ_PIECE (256 * 1024) /* one read job of a GET */
+/* GET bodies up to this size are sent even over max_buffered_bytes, as the
+ * HTTP server's own small answers are (HTTP_SMALL_ANSWER in http/server.c) */
+#define S3_SMALL_BODY 4096
 #define S3_WORKERS 4               /* blob I/O threads (BULK puts use 3, GET reads take any) */
 #define S3_WORKER_QUEUE 4096
 #define S3_PARAMS_MAX 64
@@ -2236,6 +2239,19 @@ static void get_open_done(void *arg)
 			s3_error(q, 404, "NoSuchKey", "The specified key does not exist.");
 		else
 			s3_internal(q, q->job_rc); /* damaged: logged by the store, never served */
+		return;
+	}
+	/* A streaming answer escapes http_respond's max_buffered_bytes check,
+	 * and each one may queue up to max_unsent_bytes: 1,000 slow readers of
+	 * 1 MiB objects held 1 GiB against a 128 MiB bound (bench/objects.py).
+	 * So a large one is refused here, before its head, while the server is
+	 * over the bound, as http_respond refuses a large GET answer. */
+	if (q->remaining > S3_SMALL_BODY && http_request_server_overloaded(q->http)) {
+		http_request_note_overloaded(q->http);
+		http_request_close_after(q->http);
+		http_response_header(q->http, "Retry-After", "1");
+		s3_error(q, 503, "SlowDown", "Please reduce your request rate: the region holds too much "
+			 "unsent data for clients now.");
 		return;
 	}
 	get_headers(q);
