@@ -2479,7 +2479,9 @@ static void op_get_object(s3_req *q)
 		req_done(q);
 		return;
 	}
-	q->piece = malloc(S3_READ_PIECE);
+	/* no bigger than the answer: a 256 KiB buffer per small GET was an
+	 * mmap, page faults and a munmap (node.c's M_MMAP_THRESHOLD) each time */
+	q->piece = malloc(n < S3_READ_PIECE ? (size_t)n : S3_READ_PIECE);
 	if (!q->piece) {
 		s3_internal(q, ERR_NOMEM);
 		return;
