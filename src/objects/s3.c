@@ -81,7 +81,7 @@
 
 #define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"
 #define S3_XML_HEAD "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-#define S3_READ_PIECE (256 * 1024) /* one read job of a GET */
+#define S3_READ_PIECE (128 * 1024) /* one read job of a GET */
 /* GET bodies up to this size are sent even over max_buffered_bytes, as the
  * HTTP server's own small answers are (HTTP_SMALL_ANSWER in http/server.c) */
 #define S3_SMALL_BODY 4096
@@ -2160,6 +2160,11 @@ static void get_read_work(void *arg)
 	size_t want = q->remaining < S3_READ_PIECE ? (size_t)q->remaining : S3_READ_PIECE;
 	q->piece_len = 0;
 	q->job_rc = 0;
+	/* the previous piece was handed to the connection */
+	if (!q->piece && !(q->piece = malloc(want))) {
+		q->job_rc = ERR_NOMEM;
+		return;
+	}
 	while (q->piece_len < want) {
 		size_t n;
 		q->job_rc = source_read(q->o->blobs, &q->src, q->piece + q->piece_len, want - q->piece_len, &n);
@@ -2169,6 +2174,15 @@ static void get_read_work(void *arg)
 	}
 	if (q->job_rc == 0 && q->piece_len < want)
 		q->job_rc = ERR_CORRUPT; /* cannot happen: the size is authenticated */
+}
+
+/* Hand the piece just read to the connection (no copy); the next read
+ * allocates another. */
+static void send_piece(s3_req *q)
+{
+	http_respond_chunk_take(q->http, q->piece, q->piece_len);
+	q->piece = NULL;
+	q->remaining -= q->piece_len;
 }
 
 static void get_read_done(void *arg)
@@ -2187,8 +2201,7 @@ static void get_read_done(void *arg)
 		req_done(q);
 		return;
 	}
-	http_respond_chunk(q->http, q->piece, q->piece_len);
-	q->remaining -= q->piece_len;
+	send_piece(q);
 	get_pump(q);
 }
 
@@ -2256,8 +2269,7 @@ static void get_open_done(void *arg)
 	}
 	get_headers(q);
 	http_respond_start_length(q->http, q->status, q->remaining);
-	http_respond_chunk(q->http, q->piece, q->piece_len);
-	q->remaining -= q->piece_len;
+	send_piece(q);
 	get_pump(q);
 }
 
