@@ -15,11 +15,13 @@ but replication lag), in one run, tandem and its baselines back to back:
         per thread), next to 64 threads doing write + fsync + rename + fsync
         of the directory (what the blob store does per blob) on the same
         file system as the region's data: the ratio, no target.
-  RSS   the region while 1,000 slow readers (a few KB/s each, small receive
-        buffers) download 1 MiB objects at once: before, peak and per
-        connection, and the latency of a normal client meanwhile. Bounded:
-        at most max_unsent_bytes (1 MiB on the S3 listener) plus one 256 KiB
-        read piece per connection.
+  RSS   the region while 1,000 slow readers (4 KB/s each, small receive
+        buffers, an Ethernet MSS) download a 1 MiB object at once: before,
+        peak, per served download, the answers (200 or 503 SlowDown), and a
+        normal client's 4 KiB and 1 MiB GETs meanwhile. Bounded: the growth
+        stays within 1.5 x [limits] max_buffered_bytes (128 MiB), which the
+        listener enforces by refusing new large GETs while over it; each
+        download holds at most its 1 MiB of unsent answer.
 
     /usr/bin/python3 bench/objects.py [--tandem build/tandem] [--rounds 3]
         [--duration 10] [--slow-readers 1000] [--quick] [--keep] [--out F]

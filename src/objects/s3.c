@@ -12,8 +12,9 @@
  *            meta row ------------------------------------------> committer
  *            <-- done: answer, old blob deleted (worker) ---------'
  *     GET:   meta lookup; open blob ------> get_open
- *            head (Content-Length); pieces of 256 KiB read in the pool as
- *            the socket drains (never a whole object in memory)
+ *            head (Content-Length); pieces of 128 KiB read in the pool as
+ *            the socket drains, handed to the connection (no copy); a large
+ *            GET refused (503) while the listener is over max_buffered_bytes
  *     multipart: each part is a PUT's blob (same worker path) and a part
  *            row; Complete writes the object row and its manifest (the
  *            ordered part blobs) in one write, copying no data; GET and
