@@ -226,7 +226,8 @@ http {
         except OSError:
             pass
         time.sleep(0.1)
-    fail("nginx did not serve the object")
+    srv.stop()  # not yet in the caller's list of servers to stop
+    fail("nginx did not serve the object (its log: %s)" % os.path.join(d, "error.log"))
 
 
 # ------------------------------------------------------------------ PUT
