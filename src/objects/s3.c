@@ -12,8 +12,9 @@
  *            meta row ------------------------------------------> committer
  *            <-- done: answer, old blob deleted (worker) ---------'
  *     GET:   meta lookup; open blob ------> get_open
- *            head (Content-Length); pieces of 256 KiB read in the pool as
- *            the socket drains (never a whole object in memory)
+ *            head (Content-Length); pieces of 128 KiB read in the pool as
+ *            the socket drains, handed to the connection (no copy); a large
+ *            GET refused (503) while the listener is over max_buffered_bytes
  *     multipart: each part is a PUT's blob (same worker path) and a part
  *            row; Complete writes the object row and its manifest (the
  *            ordered part blobs) in one write, copying no data; GET and
@@ -82,7 +83,10 @@
 
 #define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"
 #define S3_XML_HEAD "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-#define S3_READ_PIECE (256 * 1024) /* one read job of a GET */
+#define S3_READ_PIECE (128 * 1024) /* one read job of a GET */
+/* GET bodies up to this size are sent even over max_buffered_bytes, as the
+ * HTTP server's own small answers are (HTTP_SMALL_ANSWER in http/server.c) */
+#define S3_SMALL_BODY 4096
 #define S3_WORKERS 4               /* blob I/O threads (BULK puts use 3, GET reads take any) */
 #define S3_WORKER_QUEUE 4096
 #define S3_PARAMS_MAX 64
@@ -2278,6 +2282,11 @@ static void get_read_work(void *arg)
 	size_t want = q->remaining < S3_READ_PIECE ? (size_t)q->remaining : S3_READ_PIECE;
 	q->piece_len = 0;
 	q->job_rc = 0;
+	/* the previous piece was handed to the connection */
+	if (!q->piece && !(q->piece = malloc(want))) {
+		q->job_rc = ERR_NOMEM;
+		return;
+	}
 	while (q->piece_len < want) {
 		size_t n;
 		q->job_rc = source_read(q->o->blobs, &q->src, q->piece + q->piece_len, want - q->piece_len, &n);
@@ -2287,6 +2296,15 @@ static void get_read_work(void *arg)
 	}
 	if (q->job_rc == 0 && q->piece_len < want)
 		q->job_rc = ERR_CORRUPT; /* cannot happen: the size is authenticated */
+}
+
+/* Hand the piece just read to the connection (no copy); the next read
+ * allocates another. */
+static void send_piece(s3_req *q)
+{
+	http_respond_chunk_take(q->http, q->piece, q->piece_len);
+	q->piece = NULL;
+	q->remaining -= q->piece_len;
 }
 
 static void get_read_done(void *arg)
@@ -2305,8 +2323,7 @@ static void get_read_done(void *arg)
 		req_done(q);
 		return;
 	}
-	http_respond_chunk(q->http, q->piece, q->piece_len);
-	q->remaining -= q->piece_len;
+	send_piece(q);
 	get_pump(q);
 }
 
@@ -2359,10 +2376,22 @@ static void get_open_done(void *arg)
 			s3_internal(q, q->job_rc); /* damaged: logged by the store, never served */
 		return;
 	}
+	/* A streaming answer escapes http_respond's max_buffered_bytes check,
+	 * and each one may queue up to max_unsent_bytes: 1,000 slow readers of
+	 * 1 MiB objects held 1 GiB against a 128 MiB bound (bench/objects.py).
+	 * So a large one is refused here, before its head, while the server is
+	 * over the bound, as http_respond refuses a large GET answer. */
+	if (q->remaining > S3_SMALL_BODY && http_request_server_overloaded(q->http)) {
+		http_request_note_overloaded(q->http);
+		http_request_close_after(q->http);
+		http_response_header(q->http, "Retry-After", "1");
+		s3_error(q, 503, "SlowDown", "Please reduce your request rate: the region holds too much "
+			 "unsent data for clients now.");
+		return;
+	}
 	get_headers(q);
 	http_respond_start_length(q->http, q->status, q->remaining);
-	http_respond_chunk(q->http, q->piece, q->piece_len);
-	q->remaining -= q->piece_len;
+	send_piece(q);
 	get_pump(q);
 }
 
@@ -2590,7 +2619,9 @@ static void op_get_object(s3_req *q)
 		req_done(q);
 		return;
 	}
-	q->piece = malloc(S3_READ_PIECE);
+	/* no bigger than the answer: a 256 KiB buffer per small GET was an
+	 * mmap, page faults and a munmap (node.c's M_MMAP_THRESHOLD) each time */
+	q->piece = malloc(n < S3_READ_PIECE ? (size_t)n : S3_READ_PIECE);
 	if (!q->piece) {
 		s3_internal(q, ERR_NOMEM);
 		return;

@@ -839,3 +839,66 @@ def test_tagging_reads_the_empty_set_and_refuses_writes(s3):
     assert s3.raw("GET", "/%s/t2" % b).status_code == 404  # nothing stored
     c.delete_object(Bucket=b, Key="t")
     c.delete_bucket(Bucket=b)
+
+
+# ------------------------------------------------------- memory bounds
+
+def test_slow_readers_of_large_objects_stay_within_max_buffered_bytes(tmp_path):
+    """Slow readers of large objects cannot make the S3 listener hold more
+    than [limits] max_buffered_bytes: once it holds more, a GET of a large
+    object is refused before its head (503 SlowDown, Retry-After, the
+    connection closed), while a 4 KiB object is still served, and large
+    GETs are served again once the readers leave.
+    Pins the bug bench/objects.py found: a streaming GET answer escaped the
+    bound that http_respond applies to large GET answers, each queueing up to
+    1 MiB, so 1,000 slow readers of 1 MiB objects held 1 GiB against a
+    128 MiB bound. On the old code every GET here is a 200."""
+    region = Region(tmp_path, edit_config=lambda t: t.replace(
+        "max_buffered_bytes = 134217728", "max_buffered_bytes = 2097152"))
+    region.start()
+    readers = []
+    try:
+        akid, secret = dev_key(region.data)
+        s3 = S3(region, akid, secret)
+        b = bucket_name()
+        assert s3.raw("PUT", "/" + b).status_code == 200
+        big, small = os.urandom(1024 * 1024), os.urandom(4096)
+        for key, data in (("big", big), ("small", small)):
+            r = s3.raw("PUT", "/%s/%s" % (b, key), headers={"x-amz-acl": "public-read"}, body=data)
+            assert r.status_code == 200, r.text
+        ctx = ssl.create_default_context(cafile=region.ca)
+        statuses = []
+        for _ in range(8):
+            raw = socket.socket()
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+            # an Ethernet MSS, so that the server's socket buffer stays small
+            # and what the client does not read stays in the server's memory
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1460)
+            raw.settimeout(10)
+            raw.connect(("127.0.0.1", s3_port(region)))
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
+            s.sendall(("GET /%s/big HTTP/1.1\r\nHost: %s\r\n\r\n" % (b, s3.host)).encode())
+            statuses.append(int(s.recv(4096)[9:12]))  # the status line; nothing more is read
+            readers.append(s)
+            time.sleep(0.2)  # the accepted download fills its connection's output
+        assert statuses[0] == 200 and 503 in statuses, statuses
+        r = requests.get("%s/%s/big" % (s3.url, b), verify=s3.ca, timeout=10)
+        assert r.status_code == 503 and s3_error(r) == "SlowDown", r.text
+        assert r.headers.get("Retry-After") == "1" and r.headers.get("Connection") == "close"
+        r = requests.get("%s/%s/small" % (s3.url, b), verify=s3.ca, timeout=10)
+        assert r.status_code == 200 and r.content == small
+        for s in readers:
+            s.close()
+        readers = []
+        deadline = time.time() + 10
+        while True:
+            r = requests.get("%s/%s/big" % (s3.url, b), verify=s3.ca, timeout=10)
+            if r.status_code == 200 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert r.status_code == 200 and r.content == big
+        assert "over max_buffered_bytes" in region.log()
+    finally:
+        for s in readers:
+            s.close()
+        region.stop()
