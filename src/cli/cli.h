@@ -11,6 +11,11 @@ int cmd_failover(int argc, char **argv);
 int cmd_quarantine(int argc, char **argv);
 int cmd_drill(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
+/* `tandem dns key|ds` (argv[1] is "key" or "ds"). */
+int cmd_dns_keys(int argc, char **argv);
+/* For `tandem init`: a DNSSEC key in the secrets file for every zone of
+ * the config with dnssec = on that has no active key. 0, or 1 (printed). */
+int cli_dnssec_init_keys(const char *config_path, const char *secrets_path);
 
 /* Print "tandem: <message>" on stderr; returns 1 (the exit code). */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -56,6 +56,8 @@ static const char usage_main[] =
 	"                      run the witness (the third voter)\n"
 	"  dns --config FILE --name NAME\n"
 	"                      run an authoritative DNS server of the deployment\n"
+	"  dns key|ds --config FILE --zone ZONE\n"
+	"                      add a DNSSEC key (rollover); print the DS for the parent\n"
 	"  certs --config FILE create the development CA and certificates\n"
 	"  switchover --config FILE --to REGION\n"
 	"                      planned move of the primary (RPO 0)\n"
@@ -213,6 +215,7 @@ static int cmd_witness(int argc, char **argv)
 
 static const char usage_dns[] =
 	"usage: tandem dns --config FILE --name NAME\n"
+	"       tandem dns key|ds --config FILE --zone ZONE   (DNSSEC keys: tandem dns key --help)\n"
 	"\n"
 	"Run the authoritative DNS server [dns NAME] of FILE for its [zone ...]\n"
 	"sections, over UDP and TCP on each of its listen addresses (docs/DNS.md).\n"
@@ -220,6 +223,8 @@ static const char usage_dns[] =
 
 static int cmd_dns(int argc, char **argv)
 {
+	if (argc >= 2 && (strcmp(argv[1], "key") == 0 || strcmp(argv[1], "ds") == 0))
+		return cmd_dns_keys(argc, argv);
 	static const char *const known[] = {"--config", "--name", NULL};
 	int rc = check_options(argc, argv, known, usage_dns);
 	if (rc >= 0)

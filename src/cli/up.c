@@ -320,7 +320,10 @@ static void generated_config(buf *b, int port_base, const char *user, const up_a
 		   "record = @ NS ns2\n"
 		   "record = ns1 A %s\n"
 		   "record = ns2 A %s\n"
-		   "route = api latency eu=%s us=%s ttl=10\n",
+		   "route = api latency eu=%s us=%s ttl=10\n"
+		   "; signed online (ECDSA P-256 keys in the secrets file's [dnssec]; `tandem dns ds`\n"
+		   "; prints the DS for the parent zone)\n"
+		   "dnssec = on\n",
 		   UP_ZONE, UP_ZONE, a->dns[0], a->dns[1], a->eu, a->us);
 	for (int i = 0; i < 2; i++)
 		buf_printf(b,
@@ -401,6 +404,8 @@ static int ensure_deployment(const up_options *o, config *cfg)
 			return cli_fail("%s: cannot create: %s", cfg->secrets_file, strerror(errno));
 		fprintf(stderr, "tandem: created %s (mode 0600)\n", cfg->secrets_file);
 	}
+	if (cli_dnssec_init_keys(cfg->path, cfg->secrets_file) != 0)
+		return 1;
 	/* a development S3 key pair (endpoints.json shows it) */
 	char id[S3KEYS_ID_LEN + 12], secret[S3KEYS_SECRET_LEN + 24];
 	int krc = s3keys_find_tenant(cfg->secrets_file, DEV_S3_TENANT, id, secret, err, sizeof err);

@@ -109,6 +109,8 @@ static int secrets_handler(void *user, const char *section, const char *name, co
 		snprintf(k->id, sizeof k->id, "%s", name + 4);
 		k->len = (size_t)n;
 		s->kek_count++;
+	} else if (strcmp(section, "dnssec") == 0) {
+		/* the zones' DNSSEC keys: read by dns/dnssec.c, checked there */
 	} else if (strcmp(section, "s3") == 0) {
 		/* the S3 access keys: read (and re-read while running) by
 		 * objects/s3keys.c, checked there */

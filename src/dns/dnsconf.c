@@ -29,6 +29,7 @@ typedef struct reader {
 	int zone_line;
 	uint32_t zone_ttl;
 	int zone_has_soa;
+	int dnssec_line;           /* where the zone's `dnssec = on` is */
 	dns_server_conf *server;   /* the [dns] being read, or NULL */
 	char config_regions[16][32]; /* the [region NAME] sections seen (routes must name one) */
 	int nconfig_regions;
@@ -64,6 +65,9 @@ static void zone_done(reader *r)
 	if (r->zone && !r->zone_has_soa)
 		error_at(r, r->zone_line, "[zone %s] needs soa = MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM",
 			 r->section + 5);
+	char err[300];
+	if (r->zone && dns_zone_dnssec(r->zone) && dns_zone_check_dnssec(r->zone, err, sizeof err) != 0)
+		error_at(r, r->dnssec_line, "[zone %s] dnssec = on: %s", r->section + 5, err);
 	r->zone = NULL;
 }
 
@@ -214,8 +218,14 @@ static void zone_key(reader *r, const char *name, const char *value)
 		zone_record(r, value);
 	} else if (strcmp(name, "route") == 0) {
 		zone_route(r, value);
+	} else if (strcmp(name, "dnssec") == 0) {
+		/* the keys are in the secrets file ([dnssec]): the server loads them */
+		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+			error_at(r, r->line, "dnssec must be on or off, not '%s'", value);
+		dns_zone_set_dnssec(r->zone, strcmp(value, "on") == 0);
+		r->dnssec_line = r->line;
 	} else {
-		error_at(r, r->line, "unknown key '%s' in [%s] (soa, ttl, record, route)", name, r->section);
+		error_at(r, r->line, "unknown key '%s' in [%s] (soa, ttl, record, route, dnssec)", name, r->section);
 	}
 }
 

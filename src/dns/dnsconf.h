@@ -21,7 +21,10 @@
  *   health_interval_ms = 1000        ; and health_timeout_ms, health_failures (3),
  *                                    ; health_recoveries (2), health_max_rtt_ms (0)
  *
- * and in a [zone], routed names: `route = api latency eu=127.0.0.2 us=127.0.0.3`.
+ * and in a [zone], routed names: `route = api latency eu=127.0.0.2 us=127.0.0.3`,
+ * and `dnssec = on` (the zone is signed with its keys from the secrets
+ * file's [dnssec] section, dnssec.h; a zone that cannot be signed, with NS
+ * below its apex, is refused here).
  * Every region a route or a latency map names must have its [region NAME]
  * section in the same file (its api_listen is what the checks call).
  *

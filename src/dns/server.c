@@ -33,6 +33,7 @@
 #include "core/util.h"
 #include "core/secrets.h"
 #include "dns/cookie.h"
+#include "dns/dnssec.h"
 #include "dns/health.h"
 #include "dns/rrl.h"
 #include "dns/server.h"
@@ -69,6 +70,7 @@ struct worker {
 	pthread_t thread;
 	bool started;
 	uint32_t rand;             /* xorshift32 state: weighted routes (no lock, no syscall) */
+	dnssec_signer *signer;     /* this thread's signatures cache (dnssec.h) */
 	uint8_t out[65535 + 2];    /* one answer at a time per thread */
 };
 
@@ -108,6 +110,7 @@ static size_t answer(worker *w, const uint8_t *msg, size_t len, bool tcp, const 
 		.map = w->srv->sc->latency_map,
 		.from = from,
 		.rand = w->rand,
+		.signer = w->signer,
 	};
 	return dns_answer(w->srv->dc->zones, w->srv->dc->nzones, &q, out, cap, UDP_MAX_ANSWER, scp, &env);
 }
@@ -311,6 +314,7 @@ static void worker_free(worker *w)
 	if (w->base)
 		event_base_free(w->base);
 	dns_rrl_free(&w->rrl);
+	dnssec_signer_free(&w->signer);
 }
 
 
@@ -356,6 +360,19 @@ int dns_server_main(const config *cfg, const dns_conf *dc, const char *name, int
 			return 1;
 		}
 	}
+	/* the signed zones' keys, from the same file, before privileges go */
+	bool signing = false;
+	for (int i = 0; i < dc->nzones; i++) {
+		if (!dns_zone_dnssec(dc->zones[i]))
+			continue;
+		dnssec_keys *keys;
+		if (dnssec_keys_load(cfg->secrets_file, dns_zone_origin(dc->zones[i]), &keys, err, sizeof err) != 0) {
+			fprintf(stderr, "tandem: %s\n", err);
+			return 1;
+		}
+		dns_zone_set_keys(dc->zones[i], keys);
+		signing = true;
+	}
 	srv.workers = calloc((size_t)sc->threads, sizeof *srv.workers);
 	struct event_base *main_base = event_base_new();
 	int status = 1;
@@ -373,7 +390,9 @@ int dns_server_main(const config *cfg, const dns_conf *dc, const char *name, int
 			w->udp[i] = w->tcp[i] = -1;
 		w->base = event_base_new();
 		w->rrl = dns_rrl_new(16384, (unsigned)sc->rrl_rate, (unsigned)sc->rrl_slip);
-		if (!w->base || !w->rrl) {
+		if (signing)
+			w->signer = dnssec_signer_new(DNSSEC_CACHE_DEFAULT);
+		if (!w->base || !w->rrl || (signing && !w->signer)) {
 			fprintf(stderr, "tandem: cannot create an event loop\n");
 			goto out;
 		}

@@ -33,6 +33,8 @@ struct dns_zone {
 	const dns_rr *soa;
 	zone_route *routes;        /* routed names (route.h), few: scanned */
 	size_t nroutes;
+	bool dnssec;               /* `dnssec = on`: signed once it has keys */
+	dnssec_keys *keys;         /* owned; NULL: not signed */
 };
 
 dns_zone *dns_zone_new(const dns_name *origin)
@@ -53,6 +55,7 @@ void dns_zone_free(dns_zone **z)
 		free((*z)->rrs[i]);
 	free((*z)->rrs);
 	free((*z)->routes);
+	dnssec_keys_free(&(*z)->keys);
 	free(*z);
 	*z = NULL;
 }
@@ -65,6 +68,62 @@ const dns_name *dns_zone_origin(const dns_zone *z)
 int dns_zone_ready(const dns_zone *z)
 {
 	return z->soa != NULL;
+}
+
+void dns_zone_set_dnssec(dns_zone *z, bool on)
+{
+	z->dnssec = on;
+}
+
+bool dns_zone_dnssec(const dns_zone *z)
+{
+	return z->dnssec;
+}
+
+void dns_zone_set_keys(dns_zone *z, dnssec_keys *keys)
+{
+	dnssec_keys_free(&z->keys);
+	z->keys = keys;
+}
+
+const dnssec_keys *dns_zone_keys(const dns_zone *z)
+{
+	return z->keys;
+}
+
+int dns_zone_check_dnssec(const dns_zone *z, char *err, size_t errcap)
+{
+	for (size_t i = 0; i < z->n; i++) {
+		const dns_rr *rr = z->rrs[i];
+		char name[4 * DNS_NAME_MAX + 2];
+		if (rr->type == DNS_T_NS && !dns_name_equal(&rr->owner, &z->origin)) {
+			dns_name_to_text(&rr->owner, name, sizeof name);
+			snprintf(err, errcap,
+				 "%.200s has NS records: delegations below the apex cannot be signed (not supported with "
+				 "dnssec = on)",
+				 name);
+			return ERR_INVAL;
+		}
+		/* the first record of each RRset: its size bounds the signer's work */
+		bool first = true;
+		for (size_t k = 0; k < i && first; k++)
+			first = !(z->rrs[k]->type == rr->type && dns_name_equal(&z->rrs[k]->owner, &rr->owner));
+		if (!first)
+			continue;
+		size_t count = 0, bytes = 0;
+		for (size_t k = i; k < z->n; k++)
+			if (z->rrs[k]->type == rr->type && dns_name_equal(&z->rrs[k]->owner, &rr->owner)) {
+				count++;
+				bytes += (size_t)rr->owner.len + 10 + z->rrs[k]->rdlen;
+			}
+		if (count > DNSSEC_RRSET_MAX || bytes > DNSSEC_SIGNED_MAX - 64) {
+			dns_name_to_text(&rr->owner, name, sizeof name);
+			snprintf(err, errcap, "%.200s: an RRset of %zu records (%zu bytes) is too large to sign (at most %d, "
+				 "%d bytes)", name, count, bytes, DNSSEC_RRSET_MAX, DNSSEC_SIGNED_MAX - 64);
+			return ERR_INVAL;
+		}
+	}
+	return 0;
 }
 
 /* --- presentation form --- */
@@ -423,14 +482,57 @@ static const dns_route *route_at(const dns_zone *z, const dns_name *name)
 	return NULL;
 }
 
-/* One address record. 0 or ERR_LIMIT (rolled back). */
-static int write_addr(dns_writer *w, const dns_name *owner, uint16_t type, uint32_t ttl, const uint8_t *addr)
+/* One record whose RDATA is copied as is. 0 or ERR_LIMIT (rolled back). */
+static int write_raw(dns_writer *w, const dns_name *owner, uint16_t type, uint32_t ttl, const uint8_t *rdata,
+		     size_t rdlen)
 {
 	dns_mark m = dns_w_mark(w);
 	size_t at;
-	if (dns_w_rr_begin(w, owner, type, DNS_C_IN, ttl, &at) != 0 ||
-	    dns_w_bytes(w, addr, type == DNS_T_A ? 4 : 16) != 0 || dns_w_rr_end(w, at) != 0) {
+	if (dns_w_rr_begin(w, owner, type, DNS_C_IN, ttl, &at) != 0 || dns_w_bytes(w, rdata, rdlen) != 0 ||
+	    dns_w_rr_end(w, at) != 0) {
 		dns_w_rollback(w, &m);
+		return ERR_LIMIT;
+	}
+	return 0;
+}
+
+/* How one answer is signed (dnssec.h). */
+typedef struct answer_sign {
+	dnssec_signer *signer;     /* NULL: not signed */
+	const dnssec_keys *keys;
+	bool failed;               /* the signer failed: the answer becomes SERVFAIL */
+	/* the RRset being written */
+	dnssec_rrset set;
+} answer_sign;
+
+static void set_begin(answer_sign *as, const dns_name *owner, uint16_t type, uint32_t ttl)
+{
+	as->set.owner = owner;
+	as->set.type = type;
+	as->set.ttl = ttl;
+	as->set.n = 0;
+}
+
+static void set_add(answer_sign *as, const uint8_t *rdata, uint16_t rdlen)
+{
+	if (as->set.n < DNSSEC_RRSET_MAX) { /* (signed zones are checked to stay within it) */
+		as->set.rdata[as->set.n] = rdata;
+		as->set.rdlen[as->set.n] = rdlen;
+	}
+	as->set.n++;
+}
+
+/* The RRSIGs of the RRset just written. 0, or ERR_LIMIT (no room: the
+ * answer is truncated); a signing failure marks the answer failed. */
+static int set_sign(dns_writer *w, answer_sign *as)
+{
+	if (!as->signer || as->set.n == 0)
+		return 0;
+	int rc = dnssec_sign(as->signer, as->keys, &as->set, w);
+	if (rc == ERR_LIMIT)
+		return ERR_LIMIT;
+	if (rc != 0) {
+		as->failed = true;
 		return ERR_LIMIT;
 	}
 	return 0;
@@ -463,7 +565,7 @@ static bool route_client(const dns_query *q, const struct sockaddr *from, int *f
  * the records written (0: NODATA for that type); *truncated when they did
  * not all fit; *scope: the ECS scope the answer holds for. */
 static int write_route(dns_writer *w, const dns_route *r, const dns_name *owner, const dns_query *q,
-		       const dns_route_env *env, bool *truncated, int *scope)
+		       const dns_route_env *env, answer_sign *as, bool *truncated, int *scope)
 {
 	static const dns_route_env none = {.health = DNS_VIEW_ALL_HEALTHY};
 	if (!env)
@@ -483,18 +585,26 @@ static int write_route(dns_writer *w, const dns_route *r, const dns_name *owner,
 		uint16_t type = pass == 0 ? DNS_T_A : DNS_T_AAAA;
 		if (q->qtype != type && q->qtype != DNS_T_ANY)
 			continue;
+		set_begin(as, owner, type, r->ttl);
 		for (int i = 0; i < r->n; i++) {
 			if (!(chosen >> i & 1u))
 				continue;
 			const dns_route_region *rr = &r->r[i];
 			int count = type == DNS_T_A ? rr->n4 : rr->n6;
 			for (int k = 0; k < count; k++) {
-				if (write_addr(w, owner, type, r->ttl, type == DNS_T_A ? rr->a4[k] : rr->a6[k]) != 0) {
+				const uint8_t *a = type == DNS_T_A ? rr->a4[k] : rr->a6[k];
+				uint16_t alen = type == DNS_T_A ? 4 : 16;
+				if (write_raw(w, owner, type, r->ttl, a, alen) != 0) {
 					*truncated = true;
 					return written;
 				}
+				set_add(as, a, alen);
 				written++;
 			}
+		}
+		if (set_sign(w, as) != 0) { /* the set as answered: these regions' addresses */
+			*truncated = true;
+			return written;
 		}
 	}
 	return written;
@@ -539,6 +649,70 @@ static int write_rr(dns_writer *w, const dns_rr *rr, const dns_name *owner, uint
 		return ERR_LIMIT;
 	}
 	return 0;
+}
+
+/* Every record of type at node source, with owner, as one RRset (one
+ * TTL: the smallest, RFC 2181 5.2), then its RRSIGs. Adds to *found.
+ * 0 or ERR_LIMIT (truncated). */
+static int write_set(dns_writer *w, const dns_zone *z, const dns_name *source, uint16_t type,
+		     const dns_name *owner, answer_sign *as, int *found)
+{
+	uint32_t ttl = UINT32_MAX;
+	for (size_t i = 0; i < z->n; i++)
+		if (z->rrs[i]->type == type && z->rrs[i]->ttl < ttl && dns_name_equal(&z->rrs[i]->owner, source))
+			ttl = z->rrs[i]->ttl;
+	if (ttl == UINT32_MAX)
+		return 0;
+	set_begin(as, owner, type, ttl);
+	for (size_t i = 0; i < z->n; i++) {
+		const dns_rr *rr = z->rrs[i];
+		if (rr->type != type || !dns_name_equal(&rr->owner, source))
+			continue;
+		(*found)++;
+		if (write_rr(w, rr, owner, ttl) != 0)
+			return ERR_LIMIT;
+		set_add(as, rr->rdata, rr->rdlen);
+	}
+	return set_sign(w, as);
+}
+
+/* The DNSKEY RRset at the apex (TTL: the SOA's). 0 or ERR_LIMIT. */
+static int write_dnskey(dns_writer *w, const dns_zone *z, const dns_name *owner, answer_sign *as, int *found)
+{
+	set_begin(as, owner, DNS_T_DNSKEY, z->soa->ttl);
+	for (int i = 0; i < dnssec_keys_count(z->keys); i++) {
+		(*found)++;
+		if (write_raw(w, owner, DNS_T_DNSKEY, z->soa->ttl, dnssec_key_dnskey(z->keys, i),
+			      DNSSEC_DNSKEY_RDLEN) != 0)
+			return ERR_LIMIT;
+		set_add(as, dnssec_key_dnskey(z->keys, i), DNSSEC_DNSKEY_RDLEN);
+	}
+	return set_sign(w, as);
+}
+
+/* The types at node (for an NSEC's bitmap), at most cap. */
+static int node_types(const dns_zone *z, const dns_name *node, uint16_t *types, int cap)
+{
+	int n = 0;
+	for (size_t i = 0; i < z->n && n < cap; i++) {
+		if (!dns_name_equal(&z->rrs[i]->owner, node))
+			continue;
+		bool dup = false;
+		for (int k = 0; k < n && !dup; k++)
+			dup = types[k] == z->rrs[i]->type;
+		if (!dup)
+			types[n++] = z->rrs[i]->type;
+	}
+	const dns_route *r = route_at(z, node);
+	for (int i = 0; r && i < r->n && n + 2 <= cap; i++) {
+		if (r->r[i].n4)
+			types[n++] = DNS_T_A; /* (duplicates are harmless in a bitmap) */
+		if (r->r[i].n6)
+			types[n++] = DNS_T_AAAA;
+	}
+	if (z->keys && dns_name_equal(node, &z->origin) && n < cap)
+		types[n++] = DNS_T_DNSKEY;
+	return n;
 }
 
 static bool node_exists(const dns_zone *z, const dns_name *name)
@@ -641,6 +815,15 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 	if (rcode != DNS_R_NOERROR)
 		goto done;
 	dns_w_flags(&w, DNS_F_AA, 0);
+	dns_mark start = dns_w_mark(&w);
+	answer_sign as = {.signer = NULL};
+	if (z->keys && q->edns && q->dnssec_ok && env && env->signer) {
+		as.signer = env->signer;
+		as.keys = z->keys;
+	}
+	enum { NEG_NODATA, NEG_EMPTY, NEG_NXDOMAIN } neg = NEG_NODATA;
+	const dns_name *neg_node = NULL; /* the node a NODATA's types come from */
+	dns_name wild;
 	dns_name name = q->qname;
 	dns_name seen[CNAME_CHAIN_MAX + 1]; /* the chain's names: a loop ends it */
 	int nseen = 0;
@@ -650,10 +833,10 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 				goto done; /* a CNAME loop: what was written stands */
 		seen[nseen++] = name;
 		const dns_name *source = &name; /* the node answered from */
-		dns_name wild;
 		if (!node_exists(z, &name)) {
 			if (has_descendants(z, &name)) {
 				rcode = DNS_R_NOERROR; /* an empty non-terminal: NODATA */
+				neg = NEG_EMPTY;
 				goto negative;
 			}
 			/* the closest encloser (the longest ancestor that exists,
@@ -676,6 +859,7 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 			}
 			if (source != &wild) {
 				rcode = DNS_R_NXDOMAIN;
+				neg = NEG_NXDOMAIN;
 				goto negative;
 			}
 		}
@@ -685,7 +869,8 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 			if (z->rrs[i]->type == DNS_T_CNAME && dns_name_equal(&z->rrs[i]->owner, source))
 				cname = z->rrs[i];
 		if (cname && q->qtype != DNS_T_CNAME && q->qtype != DNS_T_ANY) {
-			if (write_rr(&w, cname, &name, cname->ttl) != 0) {
+			int unused = 0;
+			if (write_set(&w, z, source, DNS_T_CNAME, &name, &as, &unused) != 0) {
 				truncated = true;
 				goto done;
 			}
@@ -698,37 +883,92 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 			continue;
 		}
 		int found = 0;
-		for (size_t i = 0; i < z->n; i++) {
-			const dns_rr *rr = z->rrs[i];
-			if (!dns_name_equal(&rr->owner, source) || (q->qtype != DNS_T_ANY && rr->type != q->qtype))
-				continue;
-			found++;
-			if (write_rr(&w, rr, &name, rr->ttl) != 0) {
+		if (q->qtype != DNS_T_ANY) {
+			if (write_set(&w, z, source, q->qtype, &name, &as, &found) != 0) {
 				truncated = true;
 				goto done;
 			}
+		} else {
+			for (size_t i = 0; i < z->n; i++) { /* each RRset once, in the order first added */
+				const dns_rr *rr = z->rrs[i];
+				if (!dns_name_equal(&rr->owner, source))
+					continue;
+				bool seen_type = false;
+				for (size_t k = 0; k < i && !seen_type; k++)
+					seen_type = z->rrs[k]->type == rr->type && dns_name_equal(&z->rrs[k]->owner, source);
+				if (!seen_type && write_set(&w, z, source, rr->type, &name, &as, &found) != 0) {
+					truncated = true;
+					goto done;
+				}
+			}
+		}
+		if (z->keys && (q->qtype == DNS_T_DNSKEY || q->qtype == DNS_T_ANY) && dns_name_equal(source, &z->origin) &&
+		    write_dnskey(&w, z, &name, &as, &found) != 0) {
+			truncated = true;
+			goto done;
 		}
 		const dns_route *route = route_at(z, source);
 		if (route && (q->qtype == DNS_T_A || q->qtype == DNS_T_AAAA || q->qtype == DNS_T_ANY)) {
-			found += write_route(&w, route, &name, q, env, &truncated, &scope);
+			found += write_route(&w, route, &name, q, env, &as, &truncated, &scope);
 			if (truncated)
 				goto done;
 		}
 		if (found)
 			goto done;
 		rcode = DNS_R_NOERROR; /* NODATA */
+		neg = NEG_NODATA;
+		neg_node = source;
 		goto negative;
 	}
 	goto done; /* a chain longer than CNAME_CHAIN_MAX: what was written stands */
 negative:
+	if (as.signer && rcode == DNS_R_NXDOMAIN)
+		rcode = DNS_R_NOERROR; /* compact denial (RFC 9824): the NSEC says NXNAME */
 	dns_w_rcode(&w, rcode);
 	dns_w_section(&w, 2);
 	{
 		uint32_t ttl = z->soa->ttl, min = soa_u32(z->soa, 4);
-		if (write_rr(&w, z->soa, &z->soa->owner, min < ttl ? min : ttl) != 0)
+		ttl = min < ttl ? min : ttl;
+		set_begin(&as, &z->soa->owner, DNS_T_SOA, ttl);
+		set_add(&as, z->soa->rdata, z->soa->rdlen);
+		if (write_rr(&w, z->soa, &z->soa->owner, ttl) != 0 || set_sign(&w, &as) != 0) {
 			truncated = true;
+			goto done;
+		}
+		if (as.signer) {
+			/* an NSEC at the name that covers nothing else: no walking.
+			 * Its types: NXNAME for no such name; none for an empty
+			 * non-terminal; else those of the node, but the one asked */
+			uint16_t types[40];
+			int nt = 0;
+			if (neg == NEG_NXDOMAIN)
+				types[nt++] = DNSSEC_T_NXNAME;
+			else if (neg == NEG_NODATA && neg_node)
+				nt = node_types(z, neg_node, types, 36);
+			for (int i = 0; i < nt; i++)
+				if (types[i] == q->qtype)
+					types[i--] = types[--nt];
+			types[nt++] = DNS_T_RRSIG;
+			types[nt++] = DNS_T_NSEC;
+			uint8_t rd[DNS_NAME_MAX + 2 + 2 * (2 + 32)];
+			int len = dnssec_nsec_rdata(&name, types, nt, rd, sizeof rd);
+			set_begin(&as, &name, DNS_T_NSEC, ttl);
+			set_add(&as, rd, (uint16_t)(len > 0 ? len : 0));
+			if (len < 0)
+				as.failed = true; /* cannot happen: rd holds the largest */
+			else if (write_raw(&w, &name, DNS_T_NSEC, ttl, rd, (size_t)len) != 0 || set_sign(&w, &as) != 0)
+				truncated = true;
+		}
 	}
 done:
+	if (as.failed) {
+		/* a signed zone's answer without its signatures would be bogus:
+		 * say the server failed instead */
+		dns_w_rollback(&w, &start);
+		truncated = false;
+		rcode = DNS_R_SERVFAIL;
+		dns_w_rcode(&w, rcode);
+	}
 	if (truncated)
 		dns_w_flags(&w, DNS_F_TC, 0);
 	w.cap = cap; /* the reserved room: the OPT always fits */

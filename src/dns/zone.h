@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dns/dnssec.h"
 #include "dns/route.h"
 #include "dns/wire.h"
 
@@ -69,12 +70,31 @@ const dns_name *dns_zone_route(const dns_zone *z, size_t i, const dns_route **ro
 /* Does the zone have its SOA (it answers only then)? */
 int dns_zone_ready(const dns_zone *z);
 
+/* DNSSEC (dnssec.h, docs/DNS.md "DNSSEC"). `dnssec = on` in the config
+ * marks the zone (dns_zone_set_dnssec); dns_zone_check_dnssec says why a
+ * marked zone cannot be signed (an NS below the apex: delegations are not
+ * supported; an RRset over DNSSEC_RRSET_MAX records or DNSSEC_SIGNED_MAX
+ * bytes): 0, or ERR_INVAL with the reason in err. The server then gives
+ * the zone its keys (dns_zone_set_keys takes them; freed with the zone).
+ * A zone with keys publishes its DNSKEY RRset at the apex and, to a query
+ * with DO=1 and a signer in the dns_route_env, signs every RRset it
+ * answers and denies with compact NSEC answers (RFC 9824): a name that
+ * does not exist gets NOERROR and an NSEC at the name with the types
+ * RRSIG, NSEC and NXNAME; a type that does not exist gets an NSEC at the
+ * name with the types that do. Without DO, answers are as unsigned. */
+void dns_zone_set_dnssec(dns_zone *z, bool on);
+bool dns_zone_dnssec(const dns_zone *z);
+int dns_zone_check_dnssec(const dns_zone *z, char *err, size_t errcap);
+void dns_zone_set_keys(dns_zone *z, dnssec_keys *keys);
+const dnssec_keys *dns_zone_keys(const dns_zone *z);
+
 /* What a routed answer depends on (route.h). */
 typedef struct dns_route_env {
 	dns_health_view health;         /* one load of the checker's view per answer */
 	const dns_latency_map *map;     /* NULL: routes answer in their own order */
 	const struct sockaddr *from;    /* the resolver (used without a Client Subnet); may be NULL */
 	uint32_t rand;                  /* for weighted routes */
+	dnssec_signer *signer;          /* this thread's (dnssec.h); NULL: answers are never signed */
 } dns_route_env;
 
 /* The answer to q from the zone among zones[0..n) that holds its name, in
