@@ -15,6 +15,9 @@ interval x failures + 1 s with the defaults 1 s x 3).
         [--duration 10] [--threads 2] [--quick] [--keep] [--no-health]
         [--kills 10] [--p99-rate 20000]
 
+A last figure is the worst case of online signing: random names (each a
+compact denial at its own name, so no signature comes from the cache).
+
 Both servers listen on 127.0.0.1 (their own ports), answer the same query
 mix (answers, a CNAME chain, NXDOMAIN, NODATA, a wildcard) from the same
 records; tandem's response rate limiting is off for the run (rrl_rate = 0;
@@ -173,17 +176,19 @@ def latency_p99(port, qfile, rate, duration, extra=()):
 
 # --- health detection: kill a region under a query load ---
 
-def dns_query_ecs(qid, subnet):
+def dns_query_ecs(qid, subnet, dnssec_ok=False):
     """api.tandem.test A with EDNS and ECS subnet/24 (IPv4), as bytes."""
     a = bytes(int(x) for x in subnet.split(".")[:3])
     opt = b"\x00\x08" + (4 + 3).to_bytes(2, "big") + b"\x00\x01\x18\x00" + a
     return (qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01"
             + b"\x03api\x06tandem\x04test\x00\x00\x01\x00\x01"
-            + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00" + len(opt).to_bytes(2, "big") + opt)
+            + b"\x00\x00\x29\x04\xd0\x00\x00" + (b"\x80" if dnssec_ok else b"\x00") + b"\x00"
+            + len(opt).to_bytes(2, "big") + opt)
 
 
-def answer_addresses(msg):
-    """The A addresses of an answer (names compressed to the question)."""
+def answer_addresses(msg, types=None):
+    """The A addresses of an answer (names compressed to the question);
+    the types of its records into types (a list) when given."""
     an = int.from_bytes(msg[6:8], "big")
     off = 12
     while msg[off]:
@@ -193,6 +198,8 @@ def answer_addresses(msg):
     for _ in range(an):
         off += 2 if msg[off] & 0xc0 == 0xc0 else 0  # (the owner is a pointer to the question)
         rtype, rdlen = int.from_bytes(msg[off:off + 2], "big"), int.from_bytes(msg[off + 8:off + 10], "big")
+        if types is not None:
+            types.append(rtype)
         if rtype == 1 and rdlen == 4:
             out.append(".".join(str(b) for b in msg[off + 10:off + 14]))
         off += 10 + rdlen
@@ -323,6 +330,15 @@ def main():
         procs.append(rp)
         kp, kport = start_knot(work, a.threads)
         procs.append(kp)
+        # the routed instance answers a 10.2/16 client with us, signed
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        s.sendto(dns_query_ecs(7, "10.2.7.0", dnssec_ok=True), ("127.0.0.1", rport))
+        types = []
+        got = answer_addresses(s.recv(4096), types)
+        s.close()
+        if got != ["127.0.0.3"] or 46 not in types:
+            fail("the routed instance answered %s with types %s, not us's address and its RRSIG" % (got, types))
         qfile = os.path.join(work, "queries.txt")
         with open(qfile, "w") as f:
             f.write("\n".join(QUERIES) + "\n")
@@ -345,6 +361,14 @@ def main():
                                     "PASS" if ratio >= 0.8 else "MISS"))
         print("routed + ECS + DNSSEC (DO=1): tandem %.0f q/s = %.2fx knot's static  %s (target >= 0.5)"
               % (med["tandem_routed_ecs_do"], routed_ratio, "PASS" if routed_ratio >= 0.5 else "MISS"))
+        # the worst case of online signing: random names (compact denials
+        # at the query name), so that every answer is signed (no cache hit)
+        rfile = os.path.join(work, "random.txt")
+        with open(rfile, "w") as f:
+            f.write("".join("r%08x.tandem.test A\n" % int.from_bytes(os.urandom(4), "big") for _ in range(400000)))
+        uncached = dnsperf(rport, rfile, a.duration, ("-D", "-E", ECS_OPTION, "-n", "1"))
+        print("  every answer signed (random names, DO=1): %.0f q/s  avg %.3f ms" %
+              (uncached["qps"], uncached["avg_latency_ms"] or 0), flush=True)
         lat = {}
         for name in order:
             port, extra = runs[name]
@@ -366,6 +390,7 @@ def main():
         with open(os.path.join(out_dir, "dns.json"), "w") as f:
             json.dump({"threads": a.threads, "duration_s": a.duration, "rounds": rows, "median_qps": med,
                        "ratio": ratio, "routed_ecs_do_ratio": routed_ratio, "latency": lat,
+                       "signed_uncached": uncached,
                        "p99_rate": a.p99_rate, "health": health}, f, indent=1)
     finally:
         for p in procs:
