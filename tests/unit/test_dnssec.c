@@ -365,6 +365,11 @@ static void test_signed_answers_and_compact_denial(void)
 	CHECK_EQ_INT(dns_zone_add(z, "www", "A", 60, "192.0.2.1", err, sizeof err), 0);
 	CHECK_EQ_INT(dns_zone_add(z, "www", "CAA", 60, "0 issue \"ca.example\"", err, sizeof err), 0);
 	CHECK_EQ_INT(dns_zone_add(z, "a.ent", "A", 60, "192.0.2.2", err, sizeof err), 0);
+	char txt[200];
+	for (int i = 0; i < 3; i++) { /* 3 x 150 bytes: fits 512 bytes alone, not with its RRSIG */
+		snprintf(txt, sizeof txt, "\"%c%0149d\"", 'a' + i, 0);
+		CHECK_EQ_INT(dns_zone_add(z, "big", "TXT", 60, txt, err, sizeof err), 0);
+	}
 	dns_zone_set_dnssec(z, true);
 	CHECK_EQ_INT(dns_zone_check_dnssec(z, err, sizeof err), 0);
 	dns_zone_set_keys(z, rfc_keys("example.net"));
@@ -440,9 +445,19 @@ static void test_signed_answers_and_compact_denial(void)
 	len = dns_answer(&z, 1, &q, out, sizeof out, 1232, NULL, &env);
 	n = read_records(out, len, r, 32);
 	CHECK(n == 3 && r[1].type == DNS_T_RRSIG && rrsig_valid(out, r, n, 1, pub));
-	/* a 512-byte UDP answer without room for the RRSIG: TC */
-	len = dns_answer(&z, 1, &q, out, 90, 1232, NULL, &env);
-	CHECK(len == 0 || (out[2] & 0x02));
+	/* a 512-byte UDP answer without room for the RRSIG: TC (the client
+	 * asks again over TCP); with room: the whole set and its RRSIG */
+	qn = query_do(qb, "big.example.net", DNS_T_TXT, true);
+	dns_parse_query(qb, qn, &q);
+	len = dns_answer(&z, 1, &q, out, 512, 1232, NULL, &env);
+	CHECK(len > 0 && len <= 512 && (out[2] & 0x02));
+	n = read_records(out, len, r, 32);
+	for (int i = 0; i < n; i++)
+		CHECK(r[i].type != DNS_T_RRSIG);
+	len = dns_answer(&z, 1, &q, out, 65535, 1232, NULL, &env);
+	CHECK(len > 512 && !(out[2] & 0x02));
+	n = read_records(out, len, r, 32);
+	CHECK(n == 5 && r[3].type == DNS_T_RRSIG && rrsig_valid(out, r, n, 3, pub));
 
 	/* a delegation cannot be signed: refused */
 	CHECK_EQ_INT(dns_zone_add(z, "sub", "NS", 60, "ns.other.example.", err, sizeof err), 0);
