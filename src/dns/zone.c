@@ -803,6 +803,8 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 	if (cap < DNS_UDP_MIN || cap < reserve + DNS_HEADER_BYTES)
 		return 0;
 	int rcode = DNS_R_NOERROR;
+	answer_sign as = {.signer = NULL, .failed = false}; /* (before any goto done) */
+	dns_mark start = {0};
 	const dns_zone *z = q->qclass == DNS_C_IN ? zone_for(zones, n, &q->qname) : NULL;
 	if (!z || q->qtype == DNS_T_AXFR || q->qtype == DNS_T_IXFR)
 		rcode = DNS_R_REFUSED;
@@ -815,8 +817,7 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 	if (rcode != DNS_R_NOERROR)
 		goto done;
 	dns_w_flags(&w, DNS_F_AA, 0);
-	dns_mark start = dns_w_mark(&w);
-	answer_sign as = {.signer = NULL};
+	start = dns_w_mark(&w);
 	if (z->keys && q->edns && q->dnssec_ok && env && env->signer) {
 		as.signer = env->signer;
 		as.keys = z->keys;

@@ -18,8 +18,12 @@ import subprocess
 import threading
 import time
 
+import dns.dnssec
 import dns.edns
 import dns.message
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
 import dns.query
 import dns.rcode
 import pytest
@@ -360,8 +364,10 @@ def test_up_serves_the_zone_on_its_own_addresses(tmp_path):
     address, two DNS instances in endpoints.json serving tandem.test with
     api latency-routed (127.0.0.2 and 127.0.0.3 as resolvers prefer their
     own region), and the dev certificates naming api.tandem.test, so that
-    curl --resolve to what DNS answered verifies. Before: no DNS, every
-    component on 127.0.0.1, certificates without api.tandem.test."""
+    curl --resolve to what DNS answered verifies; the zone is signed, both
+    instances with the same key (init made it; the NS set shares the
+    secrets file). Before: no DNS, every component on 127.0.0.1,
+    certificates without api.tandem.test; before DNSSEC: no RRSIG."""
     base = free_port_base(count=13)
     data = tmp_path / "up"
     proc = subprocess.Popen([TANDEM, "up", "--data", str(data), "--port-base", str(base)],
@@ -387,6 +393,20 @@ def test_up_serves_the_zone_on_its_own_addresses(tmp_path):
                 assert [rd.address for rd in r.answer[0]] == [want], (ns, source, r)
             r = dns.query.udp(dns.message.make_query("tandem.test", "NS"), server, port=port, timeout=3)
             assert sorted(str(rd) for rd in r.answer[0]) == ["ns1.tandem.test.", "ns2.tandem.test."]
+            zone = dns.name.from_text("tandem.test.")
+            r = dns.query.udp(dns.message.make_query(zone, "DNSKEY", want_dnssec=True), server, port=port,
+                              timeout=3)
+            keys = r.find_rrset(r.answer, zone, dns.rdataclass.IN, dns.rdatatype.DNSKEY)
+            if ns == "ns1":
+                first_keys = keys
+            assert keys == first_keys  # one key for the NS set
+            r = dns.query.udp(dns.message.make_query("api.tandem.test", "A", want_dnssec=True), server, port=port,
+                              timeout=3, source="127.0.0.3")
+            name = dns.name.from_text("api.tandem.test.")
+            a = r.find_rrset(r.answer, name, dns.rdataclass.IN, dns.rdatatype.A)
+            sig = r.find_rrset(r.answer, name, dns.rdataclass.IN, dns.rdatatype.RRSIG, dns.rdatatype.A)
+            assert [rd.address for rd in a] == ["127.0.0.3"]
+            dns.dnssec.validate(a, sig, {zone: keys})
         # the answer, used as curl would: the certificate names api.tandem.test
         for addr, port in ports.items():
             out = subprocess.run(["curl", "-sS", "--cacert", e["ca"], "--resolve",
