@@ -13,11 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/certs.h"
 #include "core/config.h"
 #include "dns/dnsconf.h"
+#include "dns/dnssec.h"
 #include "dns/server.h"
 #include "failover/witness.h"
 #include "region/region.h"
@@ -296,6 +298,17 @@ static int cmd_config(int argc, char **argv)
 	if (dnsconf_load(argv[2], &dns, err, sizeof err) != 0) {
 		print_config_errors(err, "");
 		return 1;
+	}
+	/* a signed zone needs its key (when the secrets file is there to say) */
+	for (int i = 0; i < dns.nzones && access(cfg.secrets_file, F_OK) == 0; i++) {
+		dnssec_keys *keys = NULL;
+		if (dns_zone_dnssec(dns.zones[i]) &&
+		    dnssec_keys_load(cfg.secrets_file, dns_zone_origin(dns.zones[i]), &keys, err, sizeof err) != 0) {
+			print_config_errors(err, "");
+			dnsconf_free(&dns);
+			return 1;
+		}
+		dnssec_keys_free(&keys);
 	}
 	printf("%s: ok (%d region%s", argv[2], cfg.region_count, cfg.region_count == 1 ? "" : "s");
 	if (dns.nzones || dns.nservers)

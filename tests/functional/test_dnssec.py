@@ -307,4 +307,14 @@ def test_config_refusals(tmp_path):
                        timeout=20)
     assert p.returncode == 1 and "no active key for tandem.test." in p.stderr, p.stderr
     assert "tandem dns key" in p.stderr
-    assert "PRIVATE" not in p.stderr
+    p = subprocess.run([TANDEM, "config", "check", s.config], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1 and "no active key for tandem.test." in p.stdout + p.stderr, p.stdout + p.stderr
+    # `tandem dns key` adds one; the check passes again
+    run("dns", "key", "--config", s.config, "--zone", "tandem.test")
+    p = subprocess.run([TANDEM, "config", "check", s.config], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stdout + p.stderr
+    # a bad value
+    with open(s.config, "w") as f:
+        f.write(text.replace("dnssec = on", "dnssec = yes"))
+    p = subprocess.run([TANDEM, "config", "check", s.config], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1 and "%s:%d: dnssec must be on or off" % (s.config, line) in p.stdout + p.stderr
