@@ -1850,6 +1850,7 @@ static void put_committed(void *arg, int rc, uint64_t seq)
 		return;
 	}
 	blobs_delete_async(o, &q->old);
+	orepl_kick(o->repl); /* ship it now rather than at the next poll */
 	if (q->durable_global) {
 		orepl_wait(o->repl, q->obj->journal_seq, o->cfg->replication.global_ack_wait_ms, put_durable, q);
 		return;
@@ -2694,6 +2695,7 @@ static void delete_committed(void *arg, int rc, uint64_t seq)
 		return;
 	}
 	blobs_delete_async(q->o, &q->old);
+	orepl_kick(q->o->repl);
 	if (q->durable_global) {
 		orepl_wait(q->o->repl, q->obj->journal_seq, q->o->cfg->replication.global_ack_wait_ms, delete_durable, q);
 		return;
