@@ -1583,7 +1583,7 @@ static int refuse_unsupported_put(s3_req *q)
 		"x-amz-object-lock-legal-hold", "x-amz-website-redirect-location",
 		"x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-aws-kms-key-id",
 		"x-amz-grant-full-control", "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
-		"x-amz-copy-source-range", "x-amz-checksum-crc64nvme",
+		"x-amz-copy-source-range",
 		"x-amz-copy-source-if-match", "x-amz-copy-source-if-none-match",
 		"x-amz-copy-source-if-modified-since", "x-amz-copy-source-if-unmodified-since",
 		"x-amz-tagging-directive",
@@ -1625,7 +1625,7 @@ static int integrity_headers(s3_req *q)
 		const char *name;
 		size_t bytes;
 	} algs[] = {{"x-amz-checksum-crc32", 4}, {"x-amz-checksum-crc32c", 4}, {"x-amz-checksum-sha1", 20},
-		    {"x-amz-checksum-sha256", 32}};
+		    {"x-amz-checksum-sha256", 32}, {"x-amz-checksum-crc64nvme", 8}};
 	for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++) {
 		const char *v = field(q, algs[i].name, &len);
 		if (!v)
@@ -1648,6 +1648,8 @@ static int integrity_headers(s3_req *q)
 typedef struct put_sink_ctx {
 	blobstore_writer *w;
 	EVP_MD_CTX *sha1;
+	bool crc64;        /* x-amz-checksum-crc64nvme given: computed here */
+	uint64_t crc64v;
 } put_sink_ctx;
 
 static int put_sink(void *arg, const char *data, size_t len)
@@ -1655,6 +1657,8 @@ static int put_sink(void *arg, const char *data, size_t len)
 	put_sink_ctx *c = arg;
 	if (c->sha1 && EVP_DigestUpdate(c->sha1, data, len) != 1)
 		return ERR_TLS;
+	if (c->crc64)
+		c->crc64v = awschunked_crc64nvme(c->crc64v, data, len);
 	return blobstore_put_write(c->w, data, len);
 }
 
@@ -1676,6 +1680,7 @@ static void put_work(void *arg)
 	awschunked *dec = NULL;
 	char *piece = NULL;
 	bool want_sha1 = strcmp(q->want_sum_name, "x-amz-checksum-sha1") == 0;
+	sink.crc64 = strcmp(q->want_sum_name, "x-amz-checksum-crc64nvme") == 0;
 	q->job_rc = blobstore_put_begin(o->blobs, &sink.w);
 	if (q->job_rc != 0)
 		return;
@@ -1764,6 +1769,10 @@ static void put_work(void *arg)
 			ok = memcmp(want, q->want_sum, 4) == 0;
 		} else if (strcmp(alg, "sha256") == 0) {
 			ok = memcmp(q->sums.sha256, q->want_sum, 32) == 0;
+		} else if (strcmp(alg, "crc64nvme") == 0) {
+			for (int i = 0; i < 8; i++)
+				want[i] = (unsigned char)(sink.crc64v >> (56 - 8 * i));
+			ok = memcmp(want, q->want_sum, 8) == 0;
 		} else {
 			unsigned int n = 0;
 			ok = EVP_DigestFinal_ex(sink.sha1, want, &n) == 1 && n == 20 &&
