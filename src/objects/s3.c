@@ -156,6 +156,9 @@ typedef struct s3_source {
 struct s3_req {
 	objects *o;
 	http_request *http;
+	int64_t start_us;  /* for the access log line */
+	char method[16];   /* copied: the message is gone once answered */
+	int log_status;    /* the status answered (0: the connection was cut) */
 	s3_req *prev, *next;
 	char rid[33];
 	const http_message *m;
@@ -258,9 +261,30 @@ static void req_free(s3_req *q)
 	free(q);
 }
 
-/* The request is answered: forget it. */
+/* The access log's route of a request: the kind of resource and its
+ * sub-resource, never the bucket's or the key's name (keys can carry
+ * personal data; docs/SECURITY.md "Logs"). */
+static void log_route(const s3_req *q, char *out, size_t cap)
+{
+	static const char *const subs[] = {"uploads", "uploadId", "versioning", "versions", "delete", "acl",
+					   "cors", "location", "tagging", "list-type"};
+	const char *sub = "";
+	for (size_t i = 0; i < sizeof subs / sizeof subs[0] && !sub[0]; i++)
+		for (size_t k = 0; k < q->nparams; k++)
+			if (strcmp(q->params[k].name, subs[i]) == 0) {
+				sub = subs[i];
+				break;
+			}
+	snprintf(out, cap, "s3 %s%s%s", q->key ? "/{bucket}/{key}" : q->has_bucket ? "/{bucket}" : "/",
+		 sub[0] ? "?" : "", sub);
+}
+
+/* The request is answered: one access log line, then forget it. */
 static void req_done(s3_req *q)
 {
+	char route[64];
+	log_route(q, route, sizeof route);
+	log_request(q->method[0] ? q->method : "?", route, q->log_status, util_mono_us() - q->start_us, q->rid);
 	req_free(q);
 }
 
@@ -330,6 +354,7 @@ static void s3_error(s3_req *q, int status, const char *code, const char *fmt, .
 	http_response_header(q->http, "Content-Type", "application/xml");
 	http_respond_take(q->http, status, &b);
 	buf_free(&b);
+	q->log_status = status;
 	req_done(q);
 }
 
@@ -357,12 +382,14 @@ static void s3_xml(s3_req *q, int status, buf *b)
 	http_response_header(q->http, "Content-Type", "application/xml");
 	http_respond_take(q->http, status, b);
 	buf_free(b);
+	q->log_status = status;
 	req_done(q);
 }
 
 static void s3_empty(s3_req *q, int status)
 {
 	http_respond(q->http, status, NULL, 0);
+	q->log_status = status;
 	req_done(q);
 }
 
@@ -2349,6 +2376,7 @@ static void get_pump(s3_req *q)
 			http_request_abort(q->http);
 		else
 			http_respond_end(q->http);
+		q->log_status = q->remaining ? 0 : q->status;
 		req_done(q);
 		return;
 	}
@@ -2626,6 +2654,7 @@ static void op_get_object(s3_req *q)
 		get_headers(q);
 		http_respond_start_length(q->http, q->status, n);
 		http_respond_end(q->http);
+		q->log_status = q->status;
 		req_done(q);
 		return;
 	}
@@ -4147,11 +4176,13 @@ static void s3_on_request(http_request *http, void *arg)
 	}
 	q->o = o;
 	q->http = http;
+	q->start_us = util_mono_us();
 	q->next = o->live;
 	if (o->live)
 		o->live->prev = q;
 	o->live = q;
 	q->m = http_request_message(http);
+	snprintf(q->method, sizeof q->method, "%s", q->m->method);
 	q->head = strcmp(q->m->method, "HEAD") == 0;
 	util_request_id(q->rid);
 	http_response_header(http, "x-amz-request-id", q->rid);

@@ -923,3 +923,32 @@ def test_slow_readers_of_large_objects_stay_within_max_buffered_bytes(tmp_path):
         for s in readers:
             s.close()
         region.stop()
+
+
+def test_access_log_lines_without_names(s3):
+    """Every S3 request leaves one access log line (method, route, status,
+    duration, request id: the x-amz-request-id the client saw), and the line
+    names neither the bucket nor the key (keys can carry personal data).
+    Before, the S3 API logged nothing per request."""
+    b = bucket_name()
+    secret_key = "alice@example.com/passport.jpg"
+    assert s3.raw("PUT", "/" + b).status_code == 200
+    r = s3.raw("PUT", "/%s/%s" % (b, secret_key), body=b"x")
+    assert r.status_code == 200
+    rid = r.headers["x-amz-request-id"]
+    missing = s3.raw("GET", "/%s/nope" % b)
+    assert missing.status_code == 404
+    deadline = time.time() + 5
+    while True:  # request lines are flushed every 100 ms
+        text = s3.region.log()
+        if rid in text and missing.headers["x-amz-request-id"] in text or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    import json as _json
+    lines = [_json.loads(l) for l in text.splitlines() if l.startswith("{") and '"request"' in l]
+    put = [l for l in lines if l.get("request_id") == rid]
+    assert len(put) == 1 and put[0]["method"] == "PUT" and put[0]["route"] == "s3 /{bucket}/{key}" \
+        and put[0]["status"] == 200, put
+    miss = [l for l in lines if l.get("request_id") == missing.headers["x-amz-request-id"]]
+    assert len(miss) == 1 and miss[0]["status"] == 404, miss
+    assert "alice@example.com" not in text and b not in text.replace("bucket", "")
