@@ -158,6 +158,7 @@ struct orepl {
 	_Atomic uint64_t lag_sum_us;
 	_Atomic int64_t last_error_ms;
 	oae *ae;                     /* anti-entropy (oae.h) */
+	unsigned long ticks;         /* of stats_tick */
 };
 
 static void pump(orepl *r);
@@ -728,9 +729,40 @@ static void poll_tick(evutil_socket_t fd, short what, void *arg)
 	pump(arg);
 }
 
+typedef struct expire_job {
+	orepl *r;
+	int64_t cutoff_ms;
+	int dropped;
+} expire_job;
+
+static int expire_exec(db_conn *db, void *arg)
+{
+	expire_job *j = arg;
+	return meta_tombstone_expire(db, j->cutoff_ms, 1000, &j->dropped);
+}
+
+static void expire_done(void *arg, int rc, uint64_t seq)
+{
+	expire_job *j = arg;
+	if (rc == 0 && j->dropped)
+		log_info("objects replication: %d tombstone(s) older than %d days dropped ([objects] tombstone_days)",
+			 j->dropped, j->r->env.cfg->objects.tombstone_days);
+	free(j);
+}
+
 static void stats_tick(evutil_socket_t fd, short what, void *arg)
 {
 	orepl *r = arg;
+	/* tombstones past their keeping time, a batch a minute */
+	if (++r->ticks % (60000 / ORPL_STATS_MS) == 1 && !r->stopping) {
+		expire_job *j = calloc(1, sizeof *j);
+		if (j) {
+			j->r = r;
+			j->cutoff_ms = util_now_ms() - (int64_t)r->env.cfg->objects.tombstone_days * 86400000;
+			if (committer_submit(r->env.writer, expire_exec, expire_done, j) != 0)
+				free(j);
+		}
+	}
 	int64_t n = 0, bytes = 0, oldest = 0;
 	if (meta_outbox_stats(r->env.reader, &n, &bytes, &oldest) == 0) {
 		r->pending = n;
