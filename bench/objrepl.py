@@ -43,7 +43,7 @@ OUT_DIR = os.path.join(ROOT, "build", "bench")
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 from objects import S3, dev_key  # noqa: E402  (bench/objects.py: signed S3 requests)
-from replication import BenchError, Tandem, fail, log, set_ini  # noqa: E402  (bench/replication.py: two regions)
+from replication import BenchError, Tandem, fail, log, proc_cpu_seconds, set_ini  # noqa: E402  (bench/replication.py: two regions)
 
 BUCKET = "objrepl"
 SIZE = 1024 * 1024
@@ -153,6 +153,7 @@ def one_round(t, s3_eu, ctx, args, rnd):
     for w in watchers:
         w.start()
     before = metrics(t, "eu")
+    cpu0 = {name: proc_cpu_seconds(p.pid) for name, p in t.procs.items()}
     n = put_loop(s3_eu, args.rate, args.duration, jobs, errors, "r%d" % rnd)
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
@@ -161,6 +162,7 @@ def one_round(t, s3_eu, ctx, args, rnd):
                 break
         time.sleep(0.05)
     stop.set()
+    cpu = {name: proc_cpu_seconds(p.pid) - cpu0[name] for name, p in t.procs.items()}
     after = metrics(t, "eu")
     ok = [r for r in results if r[0] is not None]
     from_ack = [r[0] for r in ok]
@@ -173,6 +175,8 @@ def one_round(t, s3_eu, ctx, args, rnd):
         "lag_from_send_s": {"p50": pct(from_send, 50), "p99": pct(from_send, 99)},
         "eu_histogram": {"count": cnt, "mean_s": sm / cnt if cnt else None},
         "first_error": errors[0][1].decode(errors="replace") if errors else None,
+        # CPU of each region per object: eu takes the PUT and ships it, us applies it
+        "cpu_ms_per_object": {name: 1000.0 * v / max(1, len(ok)) for name, v in cpu.items()},
     }
 
 
@@ -268,6 +272,10 @@ def main():
     print("| lag from the PUT's send | %s | %s | |" % (f(s50), f(s99)))
     print("p99 from ack < %.0f ms: %s; objects never seen at us: %d; PUT errors: %d"
           % (TARGET_P99_S * 1000, "PASS" if ok else "MISS", missing, errors))
+    ce, cu = med(["cpu_ms_per_object", "eu"]), med(["cpu_ms_per_object", "us"])
+    if ce is not None and cu is not None:
+        print("CPU per 1 MiB object: eu %.1f ms (PUT, ship), us %.1f ms (apply); at %d/s that is %.2f cores"
+              % (ce, cu, a.rate, (ce + cu) * a.rate / 1000.0))
     out = {"rate": a.rate, "delay_ms": a.delay, "duration_s": a.duration, "rounds": rounds,
            "median": {"lag_from_ack_p50_s": p50, "lag_from_ack_p99_s": p99, "lag_from_ack_max_s": mx,
                       "lag_from_send_p50_s": s50, "lag_from_send_p99_s": s99},
