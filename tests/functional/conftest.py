@@ -285,6 +285,8 @@ TSAN_MODULES = {
     "test_failover.py": "leases, votes, handover and rejoin (the control plane) beside the API",
     "test_isolation.py": "the control thread keeps the lease while the API loop is stalled",
     "test_dnsroute.py": "the health checker's thread publishes the view every answering thread reads",
+    "test_s3_replication.py": "object replication: the link's control thread hands requests to the S3 "
+                              "thread, blob workers, the objects.db committer, the status read by the link",
 }
 # Tests of those modules left out: they hold the binary to wall-clock or
 # memory bounds that TSan's slowdown (5-15x) and shadow memory break, which
