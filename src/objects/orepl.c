@@ -520,6 +520,10 @@ static void read_done(void *arg)
 {
 	slot *s = arg;
 	orepl *r = s->r;
+	if (r->stopping && s->decide) {
+		decide_end(s, ERR_IO);
+		return;
+	}
 	if (r->stopping) {
 		s->state = SLOT_IDLE;
 		slot_reset(s);
@@ -1424,8 +1428,10 @@ void orepl_stop(orepl *r)
 			event_del(s->timer);
 		/* a request on the link: its callback sees stopping */
 		http_client_free(&s->client);
-		if (s->decide && s->dcb)
-			decide_end(s, ERR_IO); /* a worker's read may still be due: see read_done */
+		/* a decide slot whose segment a worker is reading ends in
+		 * read_done (its buffer is the worker's until then) */
+		if (s->decide && s->dcb && s->state != SLOT_READ)
+			decide_end(s, ERR_IO);
 	}
 	waiters_done(r, 0, false);
 }
