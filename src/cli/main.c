@@ -19,6 +19,8 @@
 #include "core/certs.h"
 #include "core/config.h"
 #include "dns/dnsconf.h"
+#include "edge/edge.h"
+#include "edge/edgeconf.h"
 #include "dns/dnssec.h"
 #include "dns/server.h"
 #include "failover/witness.h"
@@ -60,6 +62,8 @@ static const char usage_main[] =
 	"                      run an authoritative DNS server of the deployment\n"
 	"  dns key|ds --config FILE --zone ZONE\n"
 	"                      add a DNSSEC key (rollover); print the DS for the parent\n"
+	"  edge --config FILE --name NAME\n"
+	"                      run the edge [edge NAME]: a proxy with failover in front of the regions\n"
 	"  certs --config FILE create the development CA and certificates\n"
 	"  switchover --config FILE --to REGION\n"
 	"                      planned move of the primary (RPO 0)\n"
@@ -254,6 +258,40 @@ static int cmd_dns(int argc, char **argv)
 	return rc;
 }
 
+static const char usage_edge[] =
+	"usage: tandem edge --config FILE --name NAME\n"
+	"\n"
+	"Run the edge [edge NAME] of FILE: a reverse proxy in front of its origins\n"
+	"(the regions) with failover inside a request (docs/EDGE.md).\n"
+	"Stops on SIGTERM or SIGINT.\n";
+
+static int cmd_edge(int argc, char **argv)
+{
+	static const char *const known[] = {"--config", "--name", NULL};
+	int rc = check_options(argc, argv, known, usage_edge);
+	if (rc >= 0)
+		return rc;
+	int bad = 0;
+	const char *path = option(argc, argv, "--config", &bad);
+	const char *name = option(argc, argv, "--name", &bad);
+	if (!path || !name || bad)
+		return cli_fail("edge needs --config FILE --name NAME");
+	static config cfg;
+	if (load_config(path, &cfg) != 0)
+		return 1;
+	static edge_confs ec;
+	char err[4096];
+	if (edgeconf_load(path, &ec, err, sizeof err) != 0) {
+		print_config_errors(err, "tandem: ");
+		return 1;
+	}
+	int ready_fd = -1;
+	const char *fd_env = getenv("TANDEM_READY_FD");
+	if (fd_env)
+		ready_fd = atoi(fd_env);
+	return edge_main(&cfg, &ec, name, ready_fd);
+}
+
 static int cmd_certs(int argc, char **argv)
 {
 	static const char *const known[] = {"--config", NULL};
@@ -310,7 +348,15 @@ static int cmd_config(int argc, char **argv)
 		}
 		dnssec_keys_free(&keys);
 	}
+	static edge_confs edges;
+	if (edgeconf_load(argv[2], &edges, err, sizeof err) != 0) {
+		print_config_errors(err, "");
+		dnsconf_free(&dns);
+		return 1;
+	}
 	printf("%s: ok (%d region%s", argv[2], cfg.region_count, cfg.region_count == 1 ? "" : "s");
+	if (edges.count)
+		printf(", %d edge%s", edges.count, edges.count == 1 ? "" : "s");
 	if (dns.nzones || dns.nservers)
 		printf(", %d zone%s, %d dns server%s", dns.nzones, dns.nzones == 1 ? "" : "s", dns.nservers,
 		       dns.nservers == 1 ? "" : "s");
@@ -356,6 +402,8 @@ int main(int argc, char **argv)
 		return cmd_witness(argc, argv);
 	if (strcmp(cmd, "dns") == 0)
 		return cmd_dns(argc, argv);
+	if (strcmp(cmd, "edge") == 0)
+		return cmd_edge(argc, argv);
 	if (strcmp(cmd, "switchover") == 0)
 		return cmd_switchover(argc, argv);
 	if (strcmp(cmd, "failover") == 0)

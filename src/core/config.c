@@ -517,7 +517,7 @@ static int config_handler(void *user, const char *section, const char *name, con
 			return config_handle_region(r, name, value);
 		return 1; /* bad section already reported */
 	}
-	if (strncmp(section, "zone ", 5) == 0 || strncmp(section, "dns ", 4) == 0)
+	if (strncmp(section, "zone ", 5) == 0 || strncmp(section, "dns ", 4) == 0 || strncmp(section, "edge ", 5) == 0)
 		return 1; /* DNS: read and checked by src/dns/dnsconf.c */
 	if (section[0] == '\0')
 		config_error(r, r->line, "key '%s' outside of any section", name);

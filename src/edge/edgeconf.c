@@ -1,0 +1,241 @@
+/*
+ * edgeconf.c - the [edge NAME] sections (edgeconf.h): read with libinih
+ * from the deployment's file, checked, every problem reported with its
+ * FILE:LINE.
+ */
+#include "edge/edgeconf.h"
+
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/util.h"
+
+typedef struct reader {
+	const char *path;
+	char dir[EDGECONF_PATH_MAX];
+	FILE *file;
+	int line;
+	buf *errors;
+	int error_count;
+	edge_confs *c;
+	edge_conf *cur;
+	char section[160];
+} reader;
+
+static void error_at(reader *r, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void error_at(reader *r, int line, const char *fmt, ...)
+{
+	r->error_count++;
+	if (r->error_count > 20)
+		return;
+	buf_printf(r->errors, "%s:%d: ", r->path, line);
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(r->errors, fmt, ap);
+	va_end(ap);
+	buf_addc(r->errors, '\n');
+}
+
+static char *read_line(char *str, int num, void *stream)
+{
+	reader *r = stream;
+	char *s = fgets(str, num, r->file);
+	if (s)
+		r->line++;
+	return s;
+}
+
+static void section_start(reader *r, const char *section)
+{
+	snprintf(r->section, sizeof r->section, "%s", section);
+	r->cur = NULL;
+	if (strncmp(section, "edge ", 5) != 0)
+		return;
+	const char *name = section + 5;
+	if (!name[0] || strlen(name) >= sizeof r->c->edges[0].name) {
+		error_at(r, r->line, "[edge NAME]: a name of 1 to 31 characters");
+		return;
+	}
+	for (int i = 0; i < r->c->count; i++)
+		if (strcmp(r->c->edges[i].name, name) == 0) {
+			error_at(r, r->line, "[edge %s] appears twice (first at line %d)", name, r->c->edges[i].line);
+			return;
+		}
+	if (r->c->count == EDGECONF_MAX_EDGES) {
+		error_at(r, r->line, "at most %d [edge] sections", EDGECONF_MAX_EDGES);
+		return;
+	}
+	edge_conf *e = r->cur = &r->c->edges[r->c->count++];
+	memset(e, 0, sizeof *e);
+	snprintf(e->name, sizeof e->name, "%s", name);
+	e->line = r->line;
+	e->tls = true;
+	e->response_timeout_ms = 10000;
+	e->probe_interval_ms = 1000;
+	snprintf(e->probe_path, sizeof e->probe_path, "/readyz");
+	e->max_body_bytes = 16u << 20;
+}
+
+static void path_value(reader *r, const char *value, char *out, size_t cap)
+{
+	int n = value[0] == '/' ? snprintf(out, cap, "%s", value) : snprintf(out, cap, "%s/%s", r->dir, value);
+	if (n < 0 || (size_t)n >= cap)
+		error_at(r, r->line, "path too long");
+}
+
+/* "NAME=https://host:port" or "http://host:port" (no path). */
+static int origin_parse(const char *text, edge_origin_conf *o)
+{
+	memset(o, 0, sizeof *o);
+	const char *eq = strchr(text, '=');
+	const char *url = text;
+	if (eq) {
+		size_t n = (size_t)(eq - text);
+		if (!n || n >= sizeof o->name)
+			return -1;
+		memcpy(o->name, text, n);
+		url = eq + 1;
+	}
+	if (strncmp(url, "https://", 8) == 0) {
+		o->https = true;
+		url += 8;
+	} else if (strncmp(url, "http://", 7) == 0) {
+		url += 7;
+	} else {
+		return -1;
+	}
+	if (strchr(url, '/'))
+		return -1;
+	if (util_split_hostport(url, o->host, sizeof o->host, &o->port) != 0 || o->port <= 0)
+		return -1;
+	if (!o->name[0]) {
+		size_t n = strnlen(o->host, sizeof o->name - 1);
+		memcpy(o->name, o->host, n);
+		o->name[n] = '\0';
+	}
+	return 0;
+}
+
+static void edge_key(reader *r, const char *name, const char *value)
+{
+	edge_conf *e = r->cur;
+	if (!e)
+		return;
+	long long v;
+	if (strcmp(name, "listen") == 0) {
+		char host[128];
+		int port;
+		if (util_split_hostport(value, host, sizeof host, &port) != 0 || strlen(value) >= sizeof e->listen)
+			error_at(r, r->line, "listen: HOST:PORT");
+		else
+			snprintf(e->listen, sizeof e->listen, "%s", value);
+	} else if (strcmp(name, "origins") == 0) {
+		char copy[1024];
+		snprintf(copy, sizeof copy, "%s", value);
+		e->norigins = 0;
+		for (char *save = NULL, *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+			if (e->norigins == EDGECONF_MAX_ORIGINS) {
+				error_at(r, r->line, "origins: at most %d", EDGECONF_MAX_ORIGINS);
+				break;
+			}
+			if (origin_parse(t, &e->origins[e->norigins]) != 0) {
+				error_at(r, r->line, "origins: '%s' is not [NAME=]https://HOST:PORT or http://HOST:PORT", t);
+				continue;
+			}
+			e->norigins++;
+		}
+	} else if (strcmp(name, "tls") == 0) {
+		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+			error_at(r, r->line, "tls: on or off");
+		e->tls = strcmp(value, "off") != 0;
+	} else if (strcmp(name, "tls_cert") == 0) {
+		path_value(r, value, e->tls_cert, sizeof e->tls_cert);
+	} else if (strcmp(name, "tls_key") == 0) {
+		path_value(r, value, e->tls_key, sizeof e->tls_key);
+	} else if (strcmp(name, "response_timeout_ms") == 0) {
+		if (util_parse_int(value, 100, 600000, &v) != 0)
+			error_at(r, r->line, "response_timeout_ms: 100..600000");
+		else
+			e->response_timeout_ms = (int)v;
+	} else if (strcmp(name, "probe_interval_ms") == 0) {
+		if (util_parse_int(value, 0, 60000, &v) != 0)
+			error_at(r, r->line, "probe_interval_ms: 0..60000 (0: no probes)");
+		else
+			e->probe_interval_ms = (int)v;
+	} else if (strcmp(name, "probe_path") == 0) {
+		if (value[0] != '/' || strlen(value) >= sizeof e->probe_path || strpbrk(value, " \r\n"))
+			error_at(r, r->line, "probe_path: a path starting with /");
+		else
+			snprintf(e->probe_path, sizeof e->probe_path, "%s", value);
+	} else if (strcmp(name, "max_body_bytes") == 0) {
+		if (util_parse_int(value, 1024, 1LL << 30, &v) != 0)
+			error_at(r, r->line, "max_body_bytes: 1024..1073741824");
+		else
+			e->max_body_bytes = (size_t)v;
+	} else {
+		error_at(r, r->line, "unknown key '%s' in [edge %s]", name, e->name);
+	}
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	reader *r = user;
+	if (strcmp(section, r->section) != 0)
+		section_start(r, section);
+	if (name && strncmp(section, "edge ", 5) == 0)
+		edge_key(r, name, value);
+	return 1; /* the other sections are the core config's and the DNS's */
+}
+
+int edgeconf_load(const char *path, edge_confs *out, char *err, size_t errcap)
+{
+	memset(out, 0, sizeof *out);
+	buf errors;
+	buf_init(&errors, errcap > 0 ? errcap : 1);
+	reader r = {.path = path, .errors = &errors, .c = out};
+	const char *slash = strrchr(path, '/');
+	if (slash && slash != path)
+		snprintf(r.dir, sizeof r.dir, "%.*s", (int)(slash - path), path);
+	else
+		snprintf(r.dir, sizeof r.dir, "%s", slash ? "/" : ".");
+	r.file = fopen(path, "r");
+	if (!r.file) {
+		snprintf(err, errcap, "%s: cannot read: %m", path);
+		buf_free(&errors);
+		return ERR_IO;
+	}
+	int rc = ini_parse_stream(read_line, &r, handler, &r);
+	fclose(r.file);
+	if (rc < 0)
+		error_at(&r, 0, "cannot read the file");
+	for (int i = 0; i < out->count; i++) {
+		edge_conf *e = &out->edges[i];
+		if (!e->listen[0])
+			error_at(&r, e->line, "[edge %s] needs listen = HOST:PORT", e->name);
+		if (!e->norigins)
+			error_at(&r, e->line, "[edge %s] needs origins = URL, URL", e->name);
+		if (e->tls && (!e->tls_cert[0] || !e->tls_key[0]))
+			error_at(&r, e->line, "[edge %s] tls = on needs tls_cert and tls_key (or tls = off)", e->name);
+	}
+	int result = 0;
+	if (r.error_count) {
+		snprintf(err, errcap, "%.*s", (int)errors.len, errors.data ? errors.data : "");
+		result = ERR_CONFIG;
+	}
+	buf_free(&errors);
+	return result;
+}
+
+const edge_conf *edgeconf_find(const edge_confs *c, const char *name)
+{
+	for (int i = 0; i < c->count; i++)
+		if (strcmp(c->edges[i].name, name) == 0)
+			return &c->edges[i];
+	return NULL;
+}

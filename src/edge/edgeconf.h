@@ -1,0 +1,65 @@
+/*
+ * edgeconf.h - the [edge NAME] sections of a deployment's config file
+ * (docs/EDGE.md, "Config"). The core config (core/config.h) leaves them to
+ * this module, which reads the same file on its own:
+ *
+ *   [edge eu-pop]
+ *   listen = 127.0.0.7:8450           ; host:port
+ *   origins = eu=https://127.0.0.2:8443, us=https://127.0.0.3:8444
+ *                                     ; in order of preference; NAME= optional
+ *   tls = on                          ; on (tls_cert, tls_key) | off (tests, behind a balancer)
+ *   tls_cert = certs/edge.pem
+ *   tls_key = certs/edge.key
+ *   response_timeout_ms = 10000       ; an origin's answer, from the request
+ *   probe_interval_ms = 1000          ; active health probes of each origin (0: none)
+ *   probe_path = /readyz
+ *   max_body_bytes = 16777216         ; request and response bodies (buffered)
+ *
+ * Origins are verified against the deployment's CA ([deployment] ca_file)
+ * when https. Errors are "FILE:LINE: message" lines.
+ */
+#ifndef TANDEM_EDGE_EDGECONF_H
+#define TANDEM_EDGE_EDGECONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define EDGECONF_MAX_EDGES 8
+#define EDGECONF_MAX_ORIGINS 4
+#define EDGECONF_PATH_MAX 512
+
+typedef struct edge_origin_conf {
+	char name[32];     /* "eu", or the host when not named */
+	char host[128];
+	int port;
+	bool https;
+} edge_origin_conf;
+
+typedef struct edge_conf {
+	char name[32];
+	char listen[128];
+	edge_origin_conf origins[EDGECONF_MAX_ORIGINS];
+	int norigins;
+	bool tls;
+	char tls_cert[EDGECONF_PATH_MAX];
+	char tls_key[EDGECONF_PATH_MAX];
+	int response_timeout_ms;
+	int probe_interval_ms;
+	char probe_path[128];
+	size_t max_body_bytes;
+	int line;
+} edge_conf;
+
+typedef struct edge_confs {
+	edge_conf edges[EDGECONF_MAX_EDGES];
+	int count;
+} edge_confs;
+
+/* Read the [edge ...] sections of path (relative paths against its
+ * directory). 0, or ERR_CONFIG / ERR_IO with every problem in err, one
+ * "FILE:LINE: message" per line. */
+int edgeconf_load(const char *path, edge_confs *out, char *err, size_t errcap);
+/* The edge named name, or NULL. */
+const edge_conf *edgeconf_find(const edge_confs *c, const char *name);
+
+#endif
