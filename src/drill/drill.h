@@ -33,6 +33,8 @@ typedef struct drill_options {
 	double fault_at_s;       /* < 0: duration / 3 */
 	double heal_at_s;        /* < 0: 2 * duration / 3 */
 	int global_percent;      /* share of writes with X-Tandem-Durability: global */
+	int object_rate;         /* S3 PUT/DELETE per second, both regions; -1: rate / 20
+				  * (at least 2); 0: no object workload */
 	int port_base;           /* 0: random */
 	char data_dir[PATH_MAX]; /* "" : REPORT/deployment */
 	char config_path[PATH_MAX]; /* "" : a fresh deployment */
