@@ -417,6 +417,8 @@ typedef struct drill_run_state {
 	obj_state obj_final[DRILL_REGIONS][2]; /* after convergence, twice ~1 s apart */
 	double obj_drain_s;       /* until no object write was pending in either region */
 	int obj_drained;
+	int obj_ae_ran[DRILL_REGIONS];     /* the anti-entropy pass the drill asked for ended */
+	long obj_ae_repairs[DRILL_REGIONS]; /* what anti-entropy queued again (from the logs) */
 	double *obj_lag[DRILL_REGIONS]; /* objects.lag_seconds of each status poll */
 	size_t obj_nlag[DRILL_REGIONS];
 	json_t *obj_histogram;    /* region -> {"le": [...], "count": [...]} from /metrics */

@@ -362,10 +362,15 @@ int check_objects(drill_run_state *s, json_t *checks, int *failed, json_t **sect
 		if (d > 0)
 			differences += d;
 	}
-	json_object_set_new(o, "final", json_pack("{s:o, s:b, s:I, s:b, s:o, s:o}", "readbacks", readbacks,
+	json_t *ae = json_object();
+	for (int k = 0; k < DRILL_REGIONS; k++)
+		json_object_set_new(ae, oc->region[k], json_pack("{s:b, s:I}", "pass_ended", s->obj_ae_ran[k],
+								  "repaired", (json_int_t)s->obj_ae_repairs[k]));
+	json_object_set_new(o, "final", json_pack("{s:o, s:b, s:I, s:b, s:o, s:o, s:o}", "readbacks", readbacks,
 						    "all_read", all_taken, "differences",
 						    (json_int_t)differences, "drained", s->obj_drained,
-						    "drain_s", num3(s->obj_drain_s), "examples", examples));
+						    "drain_s", num3(s->obj_drain_s), "anti_entropy", ae,
+						    "examples", examples));
 	if (all_taken) {
 		obj_check(checks, failed, "objects: acknowledged PUTs kept or superseded",
 			  sum.missing == 0 && sum.unknown == 0,

@@ -91,6 +91,13 @@ static void print_objects(FILE *f, json_t *o)
 		json_is_true(json_object_get(fin, "all_read")) ? "both regions listed twice" : "NOT LISTED",
 		num(fin, "differences"), json_is_true(json_object_get(fin, "drained")) ? "empty" : "NOT EMPTY",
 		json_number_value(json_object_get(fin, "drain_s")));
+	const char *name;
+	json_t *v;
+	fprintf(f, "              anti-entropy pass after the heal:");
+	json_object_foreach(json_object_get(fin, "anti_entropy"), name, v)
+		fprintf(f, " %s %s, %lld repaired;", name,
+			json_is_true(json_object_get(v, "pass_ended")) ? "ran" : "DID NOT END", num(v, "repaired"));
+	fputc('\n', f);
 	size_t i;
 	json_t *rb;
 	json_array_foreach(json_object_get(fin, "readbacks"), i, rb) {
@@ -117,8 +124,6 @@ static void print_objects(FILE *f, json_t *o)
 		else
 			fprintf(f, "              %-6s not listed: %s\n", str(rb, "region"), str(rb, "error"));
 	}
-	const char *name;
-	json_t *v;
 	json_object_foreach(json_object_get(lag, "status_lag_seconds"), name, v) {
 		char d[32], e[32]; /* every figure of the line its own buffer */
 		json_t *h = json_object_get(json_object_get(lag, "histogram"), name);
