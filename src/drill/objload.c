@@ -10,12 +10,13 @@
  * loop that would delay its 2 ms schedule and distort the records' RTO.
  *
  * Schedule (open loop, like the records): object write j is due at
- * start + j / rate and goes to region j % 2. Its key and kind come from a
+ * start + j / rate and goes to region (j + j / 4) % 2 (alternating, the
+ * DELETEs too). Its key and kind come from a
  * generator seeded by the run id (the same run id gives the same plan):
  *
  *   j % 4 == 3        DELETE of a key an earlier write named
- *   j % 5 == 1        PUT of the key of write j - 1 (the other region,
- *                     1/rate earlier): concurrent versions of one key
+ *   j % 5 == 1        PUT of the key of write j - 1 (mostly the other
+ *                     region, 1/rate earlier): concurrent versions of one key
  *   otherwise         PUT of a random key of the pool (about total/3 keys,
  *                     so keys are rewritten, in both regions)
  *
@@ -160,7 +161,8 @@ static void plan(objload *o, uint32_t j, obj_write *w)
 {
 	uint64_t r = mix64(o->seed + j);
 	w->index = j;
-	w->region = (uint8_t)(j % DRILL_REGIONS);
+	/* alternate, shifted every 4 writes so the DELETEs (j % 4 == 3) alternate too */
+	w->region = (uint8_t)((j + j / 4) % DRILL_REGIONS);
 	if (j >= 4 && j % 4 == 3) {
 		w->kind = OBJ_DELETE;
 		w->key = o->writes[(r >> 8) % j].key;
