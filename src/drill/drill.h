@@ -8,7 +8,10 @@
  * waits until the regions converge, and checks what the failover design
  * promises: every acknowledged write kept or quarantined (RPO), service
  * back within the budget (RTO), no duplicate from a retry, never two
- * primaries at once, both regions identical at the end. It writes a readable
+ * primaries at once, both regions identical at the end; and, with an object
+ * workload (S3 PUT/DELETE in both regions), every acknowledged object write
+ * kept or superseded in both, no deleted object back, object RPO and
+ * replication lag. It writes a readable
  * report, report.json, timeline.svg and every component's log.
  *
  * The module is the library side; src/cli/drill.c parses the command line.
