@@ -192,7 +192,8 @@ fuzz-run: $(FUZZ_BIN)
 # BENCH_ARGS go to every script (--quick, --duration, --rounds, --keep; the
 # replication and hostile-client benches ignore run.py's other options); REPL_BENCH_ARGS go to
 # bench/replication.py only (e.g. --rates 1000, --no-pg).
-BENCH_SCRIPTS := bench/run.py bench/replication.py bench/hostile.py bench/isolation.py bench/dns.py
+BENCH_SCRIPTS := bench/run.py bench/replication.py bench/hostile.py bench/isolation.py bench/dns.py \
+                 bench/objects.py bench/objrepl.py
 BENCH_OTHER   := bench/drill.py
 replication_BENCH_ARGS = $(REPL_BENCH_ARGS)
 define newline
@@ -200,11 +201,18 @@ define newline
 
 endef
 
-bench: $(BUILD)/tandem
+# bench/objects.py's load generator (durable PUTs, signed with src/objects/sigv4.c's
+# signer, and its write + fsync + rename baseline)
+BENCH_TOOLS   := $(BUILD)/bench/objects_load
+$(BUILD)/bench/objects_load: bench/objects_load.c $(BUILD)/libtandem.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libtandem.a $(LDLIBS)
+
+bench: $(BUILD)/tandem $(BENCH_TOOLS)
 	@scripts/deps.sh deps/bench.txt
 	$(foreach s,$(BENCH_SCRIPTS),$(PYTHON) $(s) --tandem $(BUILD)/tandem $(BENCH_ARGS) $($(basename $(notdir $(s)))_BENCH_ARGS)$(newline))
 
-bench-smoke: $(BUILD)/tandem
+bench-smoke: $(BUILD)/tandem $(BENCH_TOOLS)
 	@scripts/deps.sh deps/bench.txt
 	@unlisted="$(filter-out $(BENCH_SCRIPTS) $(BENCH_OTHER),$(wildcard bench/*.py))"; \
 	if [ -n "$$unlisted" ]; then \

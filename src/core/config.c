@@ -137,6 +137,7 @@ void config_defaults(config *c)
 		.max_uploads = 10000,
 		.multipart_expiry_s = 7 * 86400,
 		.anti_entropy_s = 600,
+		.tombstone_days = 30,
 	};
 	c->files = (config_files){.max_file_bytes = 10 * 1024 * 1024}; /* the design record's 10 MB */
 }
@@ -349,6 +350,7 @@ static int config_handle_objects(config_reader *r, const char *name, const char 
 	INT_KEY("max_uploads", o->max_uploads, 1, 1000000);
 	INT_KEY("multipart_expiry_s", o->multipart_expiry_s, 1, 365 * 86400);
 	INT_KEY("anti_entropy_s", o->anti_entropy_s, 0, 7 * 86400);
+	INT_KEY("tombstone_days", o->tombstone_days, 1, 3650);
 	if (strcmp(name, "domain") == 0) {
 		/* a host name: what a Host header BUCKET.domain ends with */
 		bool ok = true;

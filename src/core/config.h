@@ -91,6 +91,7 @@ typedef struct config_objects {
 	int max_uploads;            /* multipart uploads in progress per region; SlowDown beyond */
 	int multipart_expiry_s;     /* an upload not completed this long is aborted by a sweep */
 	int anti_entropy_s;         /* replication: compare with the other region this often; 0 = never */
+	int tombstone_days;         /* replication: a removed version's tombstone is kept this long */
 } config_objects;
 
 /* The mobile files API ([files], docs/OBJECTS.md "Files API"). */

@@ -1297,6 +1297,22 @@ void http_respond_chunk(http_request *req, const char *data, size_t len)
 		evbuffer_add(out, "\r\n", 2);
 }
 
+void http_respond_chunk_take(http_request *req, char *data, size_t len)
+{
+	if (req->det || req->chunked_response) { /* (not the S3 GET's path) */
+		http_respond_chunk(req, data, len);
+		free(data);
+		return;
+	}
+	http_conn *c = req->conn;
+	if (!c->bev || len == 0 || req->head_method) {
+		free(data);
+		return;
+	}
+	if (evbuffer_add_reference(bufferevent_get_output(c->bev), data, len, free_reference, NULL) != 0)
+		free(data); /* as http_respond_chunk: the answer is cut short, the client sees it */
+}
+
 void http_request_abort(http_request *req)
 {
 	if (req->det) {

@@ -145,6 +145,11 @@ void http_respond_take(http_request *req, int status, struct buf *body);
  * the body is sent until close). End with http_respond_end(). */
 void http_respond_start(http_request *req, int status);
 void http_respond_chunk(http_request *req, const char *data, size_t len);
+/* The same, handing data (malloc'd) over instead of copying it: the server
+ * frees it once sent or dropped, and at once when it cannot queue it. A
+ * large piece is then not copied into a freshly allocated buffer (for a
+ * 256 KiB piece, a 512 KiB mmap, its page faults and a munmap). */
+void http_respond_chunk_take(http_request *req, char *data, size_t len);
 /* A streaming answer of a known length (S3 GET): Content-Length instead of
  * chunked framing; http_respond_chunk then sends bytes as they are, and the
  * caller sends exactly length of them (none for HEAD) before

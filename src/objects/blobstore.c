@@ -91,6 +91,7 @@ struct blobstore_reader {
 	blobfile_header hdr;
 	blobfile_cipher *cipher;
 	unsigned char *chunk; /* SEALED_CHUNK bytes: read, opened in place */
+	size_t chunk_used;    /* the most bytes of `chunk` ever written: what close wipes */
 	uint64_t loaded;      /* index of the chunk in `chunk`, UINT64_MAX: none */
 	size_t loaded_len;    /* its plaintext bytes */
 	uint64_t pos, end;
@@ -708,6 +709,8 @@ static int reader_load(blobstore_reader *r, uint64_t idx)
 	size_t plain = last ? (size_t)(r->hdr.size - idx * BLOBFILE_CHUNK) : BLOBFILE_CHUNK;
 	size_t got = 0;
 	r->loaded = UINT64_MAX;
+	if (plain + BLOBFILE_TAG > r->chunk_used)
+		r->chunk_used = plain + BLOBFILE_TAG;
 	if (fs_pread(r->store, r->fd, r->chunk, plain + BLOBFILE_TAG,
 		     BLOBFILE_DATA_OFFSET + idx * SEALED_CHUNK, &got) != 0) {
 		log_error("blobstore: blob %s: cannot read: %s", r->hex, strerror(errno));
@@ -834,7 +837,9 @@ void blobstore_get_close(blobstore_reader **rp)
 		close(r->fd);
 	blobfile_cipher_free(&r->cipher);
 	if (r->chunk) {
-		OPENSSL_cleanse(r->chunk, SEALED_CHUNK);
+		/* only the bytes ever written: wiping all 64 KiB after a 4 KiB
+		 * GET faulted in 15 untouched pages each time */
+		OPENSSL_cleanse(r->chunk, r->chunk_used);
 		free(r->chunk);
 	}
 	free(r);

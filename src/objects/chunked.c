@@ -152,6 +152,16 @@ static void build_tables(void)
 
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
+uint64_t awschunked_crc64nvme(uint64_t crc, const void *data, size_t len)
+{
+	pthread_once(&tables_once, build_tables);
+	const unsigned char *s = data;
+	crc = ~crc;
+	for (size_t i = 0; i < len; i++)
+		crc = crc64_table[(crc ^ s[i]) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
 /* A reflected 32-bit CRC over s[0..n) with table t, eight bytes at a time. */
 static uint32_t crc32_sliced(uint32_t crc, const uint32_t t[8][256], const unsigned char *s,
 			     size_t n)

@@ -104,4 +104,8 @@ uint64_t awschunked_total(const awschunked *d);
  * ("x-amz-checksum-crc32c") and the verified base64 value; NULL otherwise. */
 const char *awschunked_checksum(const awschunked *d, const char **name);
 
+/* CRC-64/NVME (S3's x-amz-checksum-crc64nvme) of data, continuing crc (0
+ * to start): the value S3 shows, big-endian, before base64. Thread-safe. */
+uint64_t awschunked_crc64nvme(uint64_t crc, const void *data, size_t len);
+
 #endif

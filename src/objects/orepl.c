@@ -76,6 +76,11 @@ typedef struct slot {
 	char target[256];
 	buf body;                    /* the request's body (JSON or a segment) */
 	bool body_is_seg;
+	/* the transfer's final segment goes with the version (one round trip
+	 * for an object of up to ORPL_SEGMENT bytes): seg/seg_len, where */
+	bool have_inline;
+	size_t inline_part;
+	uint64_t inline_off, inline_size;
 	/* a decide slot (orepl_decide): one conditional write sent to the
 	 * records' primary for its decision; its answer goes to dcb */
 	bool decide;
@@ -120,6 +125,7 @@ typedef struct rx {
 	meta_cond cond;
 	char cond_etag[80];
 	char latest_hlc[HLC_STR_LEN + 1];
+	char xfer_id[33];
 } rx;
 
 typedef struct waiter {
@@ -152,6 +158,7 @@ struct orepl {
 	_Atomic uint64_t lag_sum_us;
 	_Atomic int64_t last_error_ms;
 	oae *ae;                     /* anti-entropy (oae.h) */
+	unsigned long ticks;         /* of stats_tick */
 };
 
 static void pump(orepl *r);
@@ -173,6 +180,7 @@ static void slot_reset(slot *s)
 	s->seg_len = 0;
 	s->part = 0;
 	s->off = 0;
+	s->have_inline = false;
 	s->xfer[0] = '\0';
 	buf_reset(&s->body);
 }
@@ -356,8 +364,8 @@ static void slot_answered(int rc, const http_message *resp, const char *body, si
 static void slot_send_now(slot *s)
 {
 	s->state = s->body_is_seg ? SLOT_SEND_SEGMENT : SLOT_SEND_META;
-	const char *hdr = s->body_is_seg ? "Content-Type: application/octet-stream\r\n"
-					 : "Content-Type: application/json\r\n";
+	const char *hdr = s->body_is_seg || s->have_inline ? "Content-Type: application/octet-stream\r\n"
+							   : "Content-Type: application/json\r\n";
 	int rc = http_client_request(s->client, "POST", s->target, hdr, s->body.data ? s->body.data : "", s->body.len,
 				     0, slot_answered, s);
 	if (rc != 0)
@@ -426,6 +434,25 @@ static void send_meta(slot *s, const char *route, json_t *o)
 		slot_retry(s, "out of memory");
 		return;
 	}
+	if (s->have_inline) {
+		/* u32 length of the JSON, the JSON, the final segment */
+		size_t jl = s->body.len;
+		char *json = malloc(jl ? jl : 1);
+		unsigned char pre[4] = {(unsigned char)(jl >> 24), (unsigned char)(jl >> 16), (unsigned char)(jl >> 8),
+					(unsigned char)jl};
+		int rc = json ? 0 : ERR_NOMEM;
+		if (json)
+			memcpy(json, s->body.data, jl);
+		buf_reset(&s->body);
+		if (rc == 0 && (buf_add(&s->body, (const char *)pre, 4) != 0 || buf_add(&s->body, json, jl) != 0 ||
+				buf_add(&s->body, s->seg, s->seg_len) != 0))
+			rc = ERR_NOMEM;
+		free(json);
+		if (rc != 0) {
+			slot_retry(s, "out of memory");
+			return;
+		}
+	}
 	slot_send(s, false);
 }
 
@@ -456,6 +483,9 @@ static void send_version(slot *s)
 	json_set_str(o, "manifest", ob->manifest);
 	json_object_set_new(o, "parts", json_integer(ob->parts));
 	json_set_str(o, "xfer", s->xfer);
+	if (s->have_inline)
+		json_object_set_new(o, "seg", json_pack("{s:I, s:I, s:I}", "part", (json_int_t)s->inline_part, "off",
+							(json_int_t)s->inline_off, "size", (json_int_t)s->inline_size));
 	if (s->decide)
 		json_object_set_new(o, "decide", json_pack("{s:s, s:s}", "cond",
 							   s->cond == META_COND_ABSENT ? "absent" : "etag", "etag",
@@ -508,6 +538,17 @@ static void read_done(void *arg)
 		return;
 	}
 	const meta_replica_blob *p = &s->parts[s->part];
+	if (s->part + 1 == s->nparts && s->off + s->seg_len >= p->size) {
+		/* the last bytes of the version: they go with its metadata */
+		s->have_inline = true;
+		s->inline_part = s->part;
+		s->inline_off = s->off;
+		s->inline_size = p->size;
+		s->part++;
+		s->off = 0;
+		send_version(s);
+		return;
+	}
 	snprintf(s->target, sizeof s->target, "/internal/v1/objects/segment?xfer=%s&part=%zu&off=%llu&size=%llu",
 		 s->xfer, s->part, (unsigned long long)s->off, (unsigned long long)p->size);
 	buf_reset(&s->body);
@@ -688,9 +729,40 @@ static void poll_tick(evutil_socket_t fd, short what, void *arg)
 	pump(arg);
 }
 
+typedef struct expire_job {
+	orepl *r;
+	int64_t cutoff_ms;
+	int dropped;
+} expire_job;
+
+static int expire_exec(db_conn *db, void *arg)
+{
+	expire_job *j = arg;
+	return meta_tombstone_expire(db, j->cutoff_ms, 1000, &j->dropped);
+}
+
+static void expire_done(void *arg, int rc, uint64_t seq)
+{
+	expire_job *j = arg;
+	if (rc == 0 && j->dropped)
+		log_info("objects replication: %d tombstone(s) older than %d days dropped ([objects] tombstone_days)",
+			 j->dropped, j->r->env.cfg->objects.tombstone_days);
+	free(j);
+}
+
 static void stats_tick(evutil_socket_t fd, short what, void *arg)
 {
 	orepl *r = arg;
+	/* tombstones past their keeping time, a batch a minute */
+	if (++r->ticks % (60000 / ORPL_STATS_MS) == 1 && !r->stopping) {
+		expire_job *j = calloc(1, sizeof *j);
+		if (j) {
+			j->r = r;
+			j->cutoff_ms = util_now_ms() - (int64_t)r->env.cfg->objects.tombstone_days * 86400000;
+			if (committer_submit(r->env.writer, expire_exec, expire_done, j) != 0)
+				free(j);
+		}
+	}
 	int64_t n = 0, bytes = 0, oldest = 0;
 	if (meta_outbox_stats(r->env.reader, &n, &bytes, &oldest) == 0) {
 		r->pending = n;
@@ -856,9 +928,57 @@ static void segment_done(void *arg)
 	rx_answer(q, 200, NULL, NULL);
 }
 
-static void on_segment(rx *q, const char *target)
+/* Take segment q->data/q->len (bytes [off, off + len) of part `part`, of
+ * `size` bytes, of transfer id) into its transfer and hand it to a worker;
+ * done(q) runs on the S3 loop afterwards (q->rc). Answers and returns false
+ * when it cannot be taken. */
+static bool segment_accept(rx *q, const char *id, long long part, long long off, long long size,
+			   void (*done)(void *arg))
 {
 	orepl *r = q->r;
+	if (q->len > ORPL_SEGMENT || (uint64_t)off + q->len > (uint64_t)size) {
+		rx_answer(q, 400, "bad_request", "a segment past its part's size, or too long");
+		return false;
+	}
+	xfer *x = xfer_find(r, id);
+	if (!x) {
+		if (part != 0 || off != 0) {
+			rx_answer(q, 404, "unknown_transfer", "no such transfer here (restarted?): send it again");
+			return false;
+		}
+		for (int i = 0; i < ORPL_XFERS && !x; i++)
+			if (!r->xfers[i].used)
+				x = &r->xfers[i];
+		if (!x) {
+			rx_answer(q, 503, "busy", "too many transfers in progress here");
+			return false;
+		}
+		*x = (xfer){.used = true};
+		memcpy(x->id, id, sizeof x->id); /* 32 hex and the NUL: checked by the caller */
+	}
+	if (x->busy || (size_t)part != x->n || (uint64_t)off != x->cur_off ||
+	    (off > 0 && (uint64_t)size != x->cur_size)) {
+		rx_answer(q, 409, "out_of_order", "a segment out of order: send the transfer again");
+		if (!x->busy)
+			xfer_drop(r, x, true);
+		return false;
+	}
+	x->cur_size = (uint64_t)size;
+	x->busy = true;
+	x->last_ms = util_now_ms();
+	q->x = x;
+	q->final = (uint64_t)off + q->len == (uint64_t)size;
+	if (workers_submit(r->env.pool, WORKERS_BULK, segment_work, done, q) != 0) {
+		x->busy = false;
+		q->x = NULL;
+		rx_answer(q, 503, "busy", "the blob workers are saturated");
+		return false;
+	}
+	return true;
+}
+
+static void on_segment(rx *q, const char *target)
+{
 	char id[40], part_s[24], off_s[24], size_s[24];
 	long long part, off, size;
 	if (!query_get(target, "xfer", id, sizeof id) || !is_hex_id(id, 32) ||
@@ -869,42 +989,7 @@ static void on_segment(rx *q, const char *target)
 		return;
 	}
 	q->data = http_request_body(q->req, &q->len);
-	if (q->len > ORPL_SEGMENT || (uint64_t)off + q->len > (uint64_t)size) {
-		rx_answer(q, 400, "bad_request", "a segment past its part's size, or too long");
-		return;
-	}
-	xfer *x = xfer_find(r, id);
-	if (!x) {
-		if (part != 0 || off != 0) {
-			rx_answer(q, 404, "unknown_transfer", "no such transfer here (restarted?): send it again");
-			return;
-		}
-		for (int i = 0; i < ORPL_XFERS && !x; i++)
-			if (!r->xfers[i].used)
-				x = &r->xfers[i];
-		if (!x) {
-			rx_answer(q, 503, "busy", "too many transfers in progress here");
-			return;
-		}
-		*x = (xfer){.used = true};
-		memcpy(x->id, id, sizeof x->id); /* 32 hex and the NUL: checked above */
-	}
-	if (x->busy || (size_t)part != x->n || (uint64_t)off != x->cur_off ||
-	    (off > 0 && (uint64_t)size != x->cur_size)) {
-		rx_answer(q, 409, "out_of_order", "a segment out of order: send the transfer again");
-		if (!x->busy)
-			xfer_drop(r, x, true);
-		return;
-	}
-	x->cur_size = (uint64_t)size;
-	x->busy = true;
-	x->last_ms = util_now_ms();
-	q->x = x;
-	q->final = (uint64_t)off + q->len == (uint64_t)size;
-	if (workers_submit(r->env.pool, WORKERS_BULK, segment_work, segment_done, q) != 0) {
-		x->busy = false;
-		rx_answer(q, 503, "busy", "the blob workers are saturated");
-	}
+	segment_accept(q, id, part, off, size, segment_done);
 }
 
 static const char *jstr(json_t *o, const char *k, size_t max)
@@ -1008,6 +1093,9 @@ static void version_committed(void *arg, int rc, uint64_t seq)
 	rx_answer(q, 200, NULL, NULL);
 }
 
+static void inline_done(void *arg);
+static void version_ready(rx *q);
+
 static void on_version(rx *q, json_t *j, int kind)
 {
 	orepl *r = q->r;
@@ -1071,30 +1159,80 @@ static void on_version(rx *q, json_t *j, int kind)
 			q->cond = strcmp(c, "absent") == 0 ? META_COND_ABSENT : META_COND_ETAG;
 			snprintf(q->cond_etag, sizeof q->cond_etag, "%s", ce);
 		}
+		if (q->len && !json_object_get(j, "seg")) {
+			rx_answer(q, 400, "bad_request", "data after the version's JSON without seg");
+			return;
+		}
 		if (!o->delete_marker) {
-			q->x = xfer_find(r, xid);
-			if (!q->x || q->x->busy || q->x->w) {
-				q->x = NULL;
-				rx_answer(q, 404, "unknown_transfer", "the version's data is not here: send it again");
-				return;
-			}
-			size_t want = o->parts ? o->parts : 1;
-			uint64_t total = 0;
-			for (size_t i = 0; i < q->x->n; i++)
-				total += q->x->blobs[i].size;
-			char got[65] = "";
-			if (!o->parts) {
-				util_hex(q->x->sums0.sha256, 32, got);
-				got[64] = '\0';
-			}
-			if (q->x->n != want || total != o->size || (!o->parts && o->sha256[0] && strcmp(got, o->sha256) != 0)) {
-				xfer_drop(r, q->x, true);
-				q->x = NULL;
-				rx_answer(q, 409, "data_mismatch", "the data received does not match the version: send it again");
+			snprintf(q->xfer_id, sizeof q->xfer_id, "%s", xid);
+			json_t *seg = json_object_get(j, "seg");
+			if (seg) {
+				/* the transfer's final segment came with the version */
+				json_t *sp = json_object_get(seg, "part"), *so = json_object_get(seg, "off"),
+				       *ss = json_object_get(seg, "size");
+				if (!json_is_integer(sp) || !json_is_integer(so) || !json_is_integer(ss) ||
+				    json_integer_value(sp) < 0 || json_integer_value(sp) > 9999 ||
+				    json_integer_value(so) < 0 || json_integer_value(ss) < 0 || !is_hex_id(xid, 32) ||
+				    (uint64_t)json_integer_value(so) + q->len != (uint64_t)json_integer_value(ss)) {
+					rx_answer(q, 400, "bad_request", "seg needs part, off and size, and ends its part");
+					return;
+				}
+				segment_accept(q, xid, json_integer_value(sp), json_integer_value(so),
+					       json_integer_value(ss), inline_done);
 				return;
 			}
 		} else if (o->parts) {
 			rx_answer(q, 400, "bad_request", "a delete marker has no parts");
+			return;
+		}
+	}
+	version_ready(q);
+}
+
+/* The inline final segment is stored: on to the version. */
+static void inline_done(void *arg)
+{
+	rx *q = arg;
+	orepl *r = q->r;
+	xfer *x = q->x;
+	x->busy = false;
+	x->last_ms = util_now_ms();
+	q->x = NULL;
+	if (q->rc != 0) {
+		log_error("objects replication: cannot store a received object (%s)", err_str(q->rc));
+		xfer_drop(r, x, true);
+		rx_answer(q, 503, "store_failed", "cannot store the data here; send it again");
+		return;
+	}
+	x->cur_off = x->cur_size = 0;
+	version_ready(q);
+}
+
+/* The version's data is here (or it has none): check it, apply it. */
+static void version_ready(rx *q)
+{
+	orepl *r = q->r;
+	meta_object *o = q->ob;
+	if (q->kind == 1 && !o->delete_marker) {
+		q->x = xfer_find(r, q->xfer_id);
+		if (!q->x || q->x->busy || q->x->w) {
+			q->x = NULL;
+			rx_answer(q, 404, "unknown_transfer", "the version's data is not here: send it again");
+			return;
+		}
+		size_t want = o->parts ? o->parts : 1;
+		uint64_t total = 0;
+		for (size_t i = 0; i < q->x->n; i++)
+			total += q->x->blobs[i].size;
+		char got[65] = "";
+		if (!o->parts) {
+			util_hex(q->x->sums0.sha256, 32, got);
+			got[64] = '\0';
+		}
+		if (q->x->n != want || total != o->size || (!o->parts && o->sha256[0] && strcmp(got, o->sha256) != 0)) {
+			xfer_drop(r, q->x, true);
+			q->x = NULL;
+			rx_answer(q, 409, "data_mismatch", "the data received does not match the version: send it again");
 			return;
 		}
 	}
@@ -1188,7 +1326,21 @@ void orepl_handle(orepl *r, http_request *req)
 		rx_answer(q, 404, "not_found", "no such object replication route");
 		return;
 	}
-	json_t *j = json_loadb(body ? body : "", len, 0, NULL);
+	/* a version may carry its final segment: u32 length of the JSON, the
+	 * JSON, then the bytes */
+	size_t jlen = len;
+	if (kind == 1 && body && len >= 4 && body[0] != '{') {
+		const unsigned char *u = (const unsigned char *)body;
+		jlen = (size_t)u[0] << 24 | (size_t)u[1] << 16 | (size_t)u[2] << 8 | u[3];
+		if (jlen > len - 4) {
+			rx_answer(q, 400, "bad_request", "the version's JSON is longer than the body");
+			return;
+		}
+		q->data = body + 4 + jlen;
+		q->len = len - 4 - jlen;
+		body += 4;
+	}
+	json_t *j = json_loadb(body ? body : "", jlen, 0, NULL);
 	if (!json_is_object(j)) {
 		json_decref(j);
 		rx_answer(q, 400, "bad_request", "the body must be a JSON object");
@@ -1361,6 +1513,11 @@ void orepl_wait(orepl *r, int64_t seq, int timeout_ms, orepl_wait_cb cb, void *a
 	struct timeval tv = util_timeval_ms(timeout_ms);
 	evtimer_add(w->timer, &tv);
 	pump(r); /* now, rather than at the next poll */
+}
+
+void orepl_kick(orepl *r)
+{
+	pump(r);
 }
 
 void orepl_set_primary_fn(orepl *r, bool (*is_primary)(void *arg), void *arg)

@@ -49,7 +49,7 @@
 
 #define ORPL_SLOTS 8
 #define ORPL_DECIDE_SLOTS 4 /* conditional writes sent to the records' primary at once */
-#define ORPL_SEGMENT (512 * 1024)
+#define ORPL_SEGMENT (1024 * 1024)
 #define ORPL_BODY_MAX (ORPL_SEGMENT + 65536) /* a segment, or a version's JSON */
 #define ORPL_XFERS 32
 #define ORPL_XFER_IDLE_MS 60000
@@ -95,6 +95,10 @@ void orepl_handle(orepl *r, http_request *req);
  * true at once. S3 thread; cb runs on it, possibly before this returns. */
 typedef void (*orepl_wait_cb)(void *arg, bool ok);
 void orepl_wait(orepl *r, int64_t seq, int timeout_ms, orepl_wait_cb cb, void *arg);
+
+/* A local write committed: look at the outbox now (else within
+ * ORPL_POLL_MS). S3 thread. */
+void orepl_kick(orepl *r);
 
 /* The records' primary decides conditional writes with
  * X-Tandem-Consistency: global: is_primary(arg) says whether this region

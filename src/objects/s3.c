@@ -12,8 +12,9 @@
  *            meta row ------------------------------------------> committer
  *            <-- done: answer, old blob deleted (worker) ---------'
  *     GET:   meta lookup; open blob ------> get_open
- *            head (Content-Length); pieces of 256 KiB read in the pool as
- *            the socket drains (never a whole object in memory)
+ *            head (Content-Length); pieces of 128 KiB read in the pool as
+ *            the socket drains, handed to the connection (no copy); a large
+ *            GET refused (503) while the listener is over max_buffered_bytes
  *     multipart: each part is a PUT's blob (same worker path) and a part
  *            row; Complete writes the object row and its manifest (the
  *            ordered part blobs) in one write, copying no data; GET and
@@ -82,7 +83,10 @@
 
 #define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"
 #define S3_XML_HEAD "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-#define S3_READ_PIECE (256 * 1024) /* one read job of a GET */
+#define S3_READ_PIECE (128 * 1024) /* one read job of a GET */
+/* GET bodies up to this size are sent even over max_buffered_bytes, as the
+ * HTTP server's own small answers are (HTTP_SMALL_ANSWER in http/server.c) */
+#define S3_SMALL_BODY 4096
 #define S3_WORKERS 4               /* blob I/O threads (BULK puts use 3, GET reads take any) */
 #define S3_WORKER_QUEUE 4096
 #define S3_PARAMS_MAX 64
@@ -152,6 +156,9 @@ typedef struct s3_source {
 struct s3_req {
 	objects *o;
 	http_request *http;
+	int64_t start_us;  /* for the access log line */
+	char method[16];   /* copied: the message is gone once answered */
+	int log_status;    /* the status answered (0: the connection was cut) */
 	s3_req *prev, *next;
 	char rid[33];
 	const http_message *m;
@@ -254,9 +261,30 @@ static void req_free(s3_req *q)
 	free(q);
 }
 
-/* The request is answered: forget it. */
+/* The access log's route of a request: the kind of resource and its
+ * sub-resource, never the bucket's or the key's name (keys can carry
+ * personal data; docs/SECURITY.md "Logs"). */
+static void log_route(const s3_req *q, char *out, size_t cap)
+{
+	static const char *const subs[] = {"uploads", "uploadId", "versioning", "versions", "delete", "acl",
+					   "cors", "location", "tagging", "list-type"};
+	const char *sub = "";
+	for (size_t i = 0; i < sizeof subs / sizeof subs[0] && !sub[0]; i++)
+		for (size_t k = 0; k < q->nparams; k++)
+			if (strcmp(q->params[k].name, subs[i]) == 0) {
+				sub = subs[i];
+				break;
+			}
+	snprintf(out, cap, "s3 %s%s%s", q->key ? "/{bucket}/{key}" : q->has_bucket ? "/{bucket}" : "/",
+		 sub[0] ? "?" : "", sub);
+}
+
+/* The request is answered: one access log line, then forget it. */
 static void req_done(s3_req *q)
 {
+	char route[64];
+	log_route(q, route, sizeof route);
+	log_request(q->method[0] ? q->method : "?", route, q->log_status, util_mono_us() - q->start_us, q->rid);
 	req_free(q);
 }
 
@@ -326,6 +354,7 @@ static void s3_error(s3_req *q, int status, const char *code, const char *fmt, .
 	http_response_header(q->http, "Content-Type", "application/xml");
 	http_respond_take(q->http, status, &b);
 	buf_free(&b);
+	q->log_status = status;
 	req_done(q);
 }
 
@@ -353,12 +382,14 @@ static void s3_xml(s3_req *q, int status, buf *b)
 	http_response_header(q->http, "Content-Type", "application/xml");
 	http_respond_take(q->http, status, b);
 	buf_free(b);
+	q->log_status = status;
 	req_done(q);
 }
 
 static void s3_empty(s3_req *q, int status)
 {
 	http_respond(q->http, status, NULL, 0);
+	q->log_status = status;
 	req_done(q);
 }
 
@@ -1579,7 +1610,7 @@ static int refuse_unsupported_put(s3_req *q)
 		"x-amz-object-lock-legal-hold", "x-amz-website-redirect-location",
 		"x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-aws-kms-key-id",
 		"x-amz-grant-full-control", "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
-		"x-amz-copy-source-range", "x-amz-checksum-crc64nvme",
+		"x-amz-copy-source-range",
 		"x-amz-copy-source-if-match", "x-amz-copy-source-if-none-match",
 		"x-amz-copy-source-if-modified-since", "x-amz-copy-source-if-unmodified-since",
 		"x-amz-tagging-directive",
@@ -1621,7 +1652,7 @@ static int integrity_headers(s3_req *q)
 		const char *name;
 		size_t bytes;
 	} algs[] = {{"x-amz-checksum-crc32", 4}, {"x-amz-checksum-crc32c", 4}, {"x-amz-checksum-sha1", 20},
-		    {"x-amz-checksum-sha256", 32}};
+		    {"x-amz-checksum-sha256", 32}, {"x-amz-checksum-crc64nvme", 8}};
 	for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++) {
 		const char *v = field(q, algs[i].name, &len);
 		if (!v)
@@ -1644,6 +1675,8 @@ static int integrity_headers(s3_req *q)
 typedef struct put_sink_ctx {
 	blobstore_writer *w;
 	EVP_MD_CTX *sha1;
+	bool crc64;        /* x-amz-checksum-crc64nvme given: computed here */
+	uint64_t crc64v;
 } put_sink_ctx;
 
 static int put_sink(void *arg, const char *data, size_t len)
@@ -1651,6 +1684,8 @@ static int put_sink(void *arg, const char *data, size_t len)
 	put_sink_ctx *c = arg;
 	if (c->sha1 && EVP_DigestUpdate(c->sha1, data, len) != 1)
 		return ERR_TLS;
+	if (c->crc64)
+		c->crc64v = awschunked_crc64nvme(c->crc64v, data, len);
 	return blobstore_put_write(c->w, data, len);
 }
 
@@ -1672,6 +1707,7 @@ static void put_work(void *arg)
 	awschunked *dec = NULL;
 	char *piece = NULL;
 	bool want_sha1 = strcmp(q->want_sum_name, "x-amz-checksum-sha1") == 0;
+	sink.crc64 = strcmp(q->want_sum_name, "x-amz-checksum-crc64nvme") == 0;
 	q->job_rc = blobstore_put_begin(o->blobs, &sink.w);
 	if (q->job_rc != 0)
 		return;
@@ -1760,6 +1796,10 @@ static void put_work(void *arg)
 			ok = memcmp(want, q->want_sum, 4) == 0;
 		} else if (strcmp(alg, "sha256") == 0) {
 			ok = memcmp(q->sums.sha256, q->want_sum, 32) == 0;
+		} else if (strcmp(alg, "crc64nvme") == 0) {
+			for (int i = 0; i < 8; i++)
+				want[i] = (unsigned char)(sink.crc64v >> (56 - 8 * i));
+			ok = memcmp(want, q->want_sum, 8) == 0;
 		} else {
 			unsigned int n = 0;
 			ok = EVP_DigestFinal_ex(sink.sha1, want, &n) == 1 && n == 20 &&
@@ -1846,6 +1886,7 @@ static void put_committed(void *arg, int rc, uint64_t seq)
 		return;
 	}
 	blobs_delete_async(o, &q->old);
+	orepl_kick(o->repl); /* ship it now rather than at the next poll */
 	if (q->durable_global) {
 		orepl_wait(o->repl, q->obj->journal_seq, o->cfg->replication.global_ack_wait_ms, put_durable, q);
 		return;
@@ -2278,6 +2319,11 @@ static void get_read_work(void *arg)
 	size_t want = q->remaining < S3_READ_PIECE ? (size_t)q->remaining : S3_READ_PIECE;
 	q->piece_len = 0;
 	q->job_rc = 0;
+	/* the previous piece was handed to the connection */
+	if (!q->piece && !(q->piece = malloc(want))) {
+		q->job_rc = ERR_NOMEM;
+		return;
+	}
 	while (q->piece_len < want) {
 		size_t n;
 		q->job_rc = source_read(q->o->blobs, &q->src, q->piece + q->piece_len, want - q->piece_len, &n);
@@ -2287,6 +2333,15 @@ static void get_read_work(void *arg)
 	}
 	if (q->job_rc == 0 && q->piece_len < want)
 		q->job_rc = ERR_CORRUPT; /* cannot happen: the size is authenticated */
+}
+
+/* Hand the piece just read to the connection (no copy); the next read
+ * allocates another. */
+static void send_piece(s3_req *q)
+{
+	http_respond_chunk_take(q->http, q->piece, q->piece_len);
+	q->piece = NULL;
+	q->remaining -= q->piece_len;
 }
 
 static void get_read_done(void *arg)
@@ -2305,8 +2360,7 @@ static void get_read_done(void *arg)
 		req_done(q);
 		return;
 	}
-	http_respond_chunk(q->http, q->piece, q->piece_len);
-	q->remaining -= q->piece_len;
+	send_piece(q);
 	get_pump(q);
 }
 
@@ -2322,6 +2376,7 @@ static void get_pump(s3_req *q)
 			http_request_abort(q->http);
 		else
 			http_respond_end(q->http);
+		q->log_status = q->remaining ? 0 : q->status;
 		req_done(q);
 		return;
 	}
@@ -2359,10 +2414,22 @@ static void get_open_done(void *arg)
 			s3_internal(q, q->job_rc); /* damaged: logged by the store, never served */
 		return;
 	}
+	/* A streaming answer escapes http_respond's max_buffered_bytes check,
+	 * and each one may queue up to max_unsent_bytes: 1,000 slow readers of
+	 * 1 MiB objects held 1 GiB against a 128 MiB bound (bench/objects.py).
+	 * So a large one is refused here, before its head, while the server is
+	 * over the bound, as http_respond refuses a large GET answer. */
+	if (q->remaining > S3_SMALL_BODY && http_request_server_overloaded(q->http)) {
+		http_request_note_overloaded(q->http);
+		http_request_close_after(q->http);
+		http_response_header(q->http, "Retry-After", "1");
+		s3_error(q, 503, "SlowDown", "Please reduce your request rate: the region holds too much "
+			 "unsent data for clients now.");
+		return;
+	}
 	get_headers(q);
 	http_respond_start_length(q->http, q->status, q->remaining);
-	http_respond_chunk(q->http, q->piece, q->piece_len);
-	q->remaining -= q->piece_len;
+	send_piece(q);
 	get_pump(q);
 }
 
@@ -2587,10 +2654,13 @@ static void op_get_object(s3_req *q)
 		get_headers(q);
 		http_respond_start_length(q->http, q->status, n);
 		http_respond_end(q->http);
+		q->log_status = q->status;
 		req_done(q);
 		return;
 	}
-	q->piece = malloc(S3_READ_PIECE);
+	/* no bigger than the answer: a 256 KiB buffer per small GET was an
+	 * mmap, page faults and a munmap (node.c's M_MMAP_THRESHOLD) each time */
+	q->piece = malloc(n < S3_READ_PIECE ? (size_t)n : S3_READ_PIECE);
 	if (!q->piece) {
 		s3_internal(q, ERR_NOMEM);
 		return;
@@ -2663,6 +2733,7 @@ static void delete_committed(void *arg, int rc, uint64_t seq)
 		return;
 	}
 	blobs_delete_async(q->o, &q->old);
+	orepl_kick(q->o->repl);
 	if (q->durable_global) {
 		orepl_wait(q->o->repl, q->obj->journal_seq, q->o->cfg->replication.global_ack_wait_ms, delete_durable, q);
 		return;
@@ -4105,11 +4176,13 @@ static void s3_on_request(http_request *http, void *arg)
 	}
 	q->o = o;
 	q->http = http;
+	q->start_us = util_mono_us();
 	q->next = o->live;
 	if (o->live)
 		o->live->prev = q;
 	o->live = q;
 	q->m = http_request_message(http);
+	snprintf(q->method, sizeof q->method, "%s", q->m->method);
 	q->head = strcmp(q->m->method, "HEAD") == 0;
 	util_request_id(q->rid);
 	http_response_header(http, "x-amz-request-id", q->rid);

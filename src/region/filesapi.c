@@ -287,6 +287,9 @@ static int files_range(const char *v, size_t len, uint64_t size, uint64_t *off, 
 
 static void get_pump(api_call *call);
 
+/* Files up to this size are sent even over max_buffered_bytes (S3_SMALL_BODY). */
+#define FILES_SMALL_BODY 4096
+
 static void get_finish(api_call *call, bool complete)
 {
 	files_reader_close(&call->file_reader);
@@ -364,6 +367,21 @@ static void get_opened(void *arg, int rc, files_reader *r)
 			files_store_error(call, rc);
 		buf_reset(&call->headers);
 		call->cache_private = false;
+		api_finish(call);
+		return;
+	}
+	/* A streaming answer queues up to max_unsent_bytes per connection,
+	 * outside what http_respond bounds: while the server already holds more
+	 * than max_buffered_bytes (slow readers), a large file is refused before
+	 * its head, as the S3 API does (a small one is still served). */
+	if (call->file_remaining > FILES_SMALL_BODY && http_request_server_overloaded(call->req)) {
+		files_reader_close(&r);
+		http_request_note_overloaded(call->req);
+		http_request_close_after(call->req);
+		buf_reset(&call->headers);
+		call->cache_private = false;
+		api_header(call, "Retry-After", "1");
+		api_error(call, 503, "overloaded", "the region holds too much unsent data for clients now; retry shortly");
 		api_finish(call);
 		return;
 	}

@@ -41,6 +41,7 @@ static int requests_seen;
 static size_t stream_sent;
 static size_t stream_max_pending;
 static int stream_waits;
+static bool stream_take; /* Content-Length framing, pieces handed over (the S3 GET's way) */
 
 static void stream_more(http_request *req, void *arg)
 {
@@ -48,7 +49,14 @@ static void stream_more(http_request *req, void *arg)
 	while (!http_request_is_closed(req) && http_request_output_room(req) > 0 && stream_sent < STREAM_TOTAL) {
 		for (size_t i = 0; i < sizeof piece; i++)
 			piece[i] = (char)('a' + (stream_sent + i) % 26);
-		http_respond_chunk(req, piece, sizeof piece);
+		if (stream_take) {
+			char *owned = malloc(sizeof piece);
+			CHECK(owned != NULL);
+			memcpy(owned, piece, sizeof piece);
+			http_respond_chunk_take(req, owned, sizeof piece);
+		} else {
+			http_respond_chunk(req, piece, sizeof piece);
+		}
 		stream_sent += sizeof piece;
 		size_t pending = http_request_output_pending(req);
 		if (pending > stream_max_pending)
@@ -129,7 +137,10 @@ static void on_request(http_request *req, void *arg)
 	if (strcmp(m->target, "/stream") == 0) {
 		stream_sent = stream_max_pending = 0;
 		stream_waits = 0;
-		http_respond_start(req, 200);
+		if (stream_take)
+			http_respond_start_length(req, 200, STREAM_TOTAL);
+		else
+			http_respond_start(req, 200);
 		stream_more(req, NULL);
 		return;
 	}
@@ -481,7 +492,7 @@ static size_t raw_read(int fd, char *out, size_t cap, const char *want, bool *cl
 /* A streaming answer far larger than max_unsent_bytes is produced as the
  * socket drains: the producer never queues much more than the bound, waits
  * on http_request_on_drain, and the client gets every byte in order. */
-static void test_streaming_waits_for_drain(void)
+static void streaming_waits_for_drain(void)
 {
 	http_server_config cfg = {.limits = limits, .header_timeout_ms = 5000, .idle_timeout_ms = 5000,
 				  .max_connections = 100, .max_unsent_bytes = 64 * 1024};
@@ -508,6 +519,22 @@ static void test_streaming_waits_for_drain(void)
 	spin(20);
 	CHECK_EQ_INT(http_server_buffered(srv), 0);
 	http_server_free(&srv);
+}
+
+static void test_streaming_waits_for_drain(void)
+{
+	stream_take = false;
+	streaming_waits_for_drain();
+}
+
+/* The same with pieces handed over (http_respond_chunk_take) under a
+ * Content-Length: same bytes in order, same bound, every byte accounted
+ * (the server's total back to 0, so each handed piece was released). */
+static void test_streaming_pieces_handed_over(void)
+{
+	stream_take = true;
+	streaming_waits_for_drain();
+	stream_take = false;
 }
 
 /* Clients that do not read hold their answers in the server: accounted
@@ -642,6 +669,7 @@ int main(void)
 	RUN(test_graceful_shutdown_waits_for_parked_request);
 	RUN(test_tls_verified_and_refused);
 	RUN(test_streaming_waits_for_drain);
+	RUN(test_streaming_pieces_handed_over);
 	RUN(test_buffered_bound_and_overloaded);
 	RUN(test_body_deadline);
 	RUN(test_per_address_cap);

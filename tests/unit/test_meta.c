@@ -7,6 +7,7 @@
  * expiry, the uploads bound, listing order) and the migration of an
  * objects.db written before multipart; versions (the current-version rule,
  * delete markers, Suspended's null version, listing order), ACLs and CORS. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -677,6 +678,15 @@ static void test_replication(void)
 	CHECK_EQ_INT(meta_replica_bucket(us, &b, NULL, true, &applied), 0);
 	CHECK(!applied);
 	CHECK_EQ_INT(meta_bucket_get(us, "rep", &ex), 0);
+	/* tombstones go after their keeping time, not before */
+	char ts[HLC_STR_LEN + 1], org[32];
+	int dropped = -1;
+	CHECK_EQ_INT(meta_tombstone_get(eu, "rep", "k", 1, "null", ts, org), 0);
+	CHECK_EQ_INT(meta_tombstone_expire(eu, 1000, 10, &dropped), 0); /* cutoff long ago */
+	CHECK_EQ_INT(dropped, 0);
+	CHECK_EQ_INT(meta_tombstone_expire(eu, INT64_MAX, 10, &dropped), 0);
+	CHECK(dropped >= 1);
+	CHECK_EQ_INT(meta_tombstone_get(eu, "rep", "k", 1, "null", ts, org), ERR_NOTFOUND);
 	meta_set_journal(false);
 	meta_blobs_free(&old);
 	db_close(&eu);
