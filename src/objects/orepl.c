@@ -22,6 +22,7 @@
  */
 #include "objects/orepl.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -704,6 +705,17 @@ static void slot_start(slot *s)
 	slot_next(s);
 }
 
+void orepl_bind_source(const orepl_env *env, http_client *client)
+{
+	char host[64];
+	int port;
+	unsigned char a[16];
+	if (client && util_split_hostport(env->self->link_listen, host, sizeof host, &port) == 0 &&
+	    (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1) &&
+	    strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
+		http_client_set_source(client, host);
+}
+
 static void pump(orepl *r)
 {
 	if (!r->started || r->stopping || !r->env.peer)
@@ -1383,6 +1395,7 @@ int orepl_start(orepl *r)
 		buf_init(&s->body, ORPL_BODY_MAX);
 		s->client = http_client_new(r->env.base, r->env.client_ctx, r->host, r->port, r->env.peer->name, &limits,
 					    ORPL_TIMEOUT_MS);
+		orepl_bind_source(&r->env, s->client);
 		s->timer = evtimer_new(r->env.base, slot_timer, s);
 		if (!s->client || !s->timer)
 			return ERR_NOMEM;
@@ -1393,6 +1406,7 @@ int orepl_start(orepl *r)
 		buf_init(&s->body, ORPL_BODY_MAX);
 		s->client = http_client_new(r->env.base, r->env.client_ctx, r->host, r->port, r->env.peer->name, &limits,
 					    r->env.cfg->replication.forward_timeout_ms);
+		orepl_bind_source(&r->env, s->client);
 		s->timer = evtimer_new(r->env.base, slot_timer, s);
 		if (!s->client || !s->timer)
 			return ERR_NOMEM;

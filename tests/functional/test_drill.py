@@ -133,6 +133,12 @@ def assert_objects_passed(r, text, scenario):
         assert listed == {"eu", "us"}
     assert set(o["lag"]["status_lag_seconds"]) == {"eu", "us"}
     assert all(v["samples"] > 0 for v in o["lag"]["status_lag_seconds"].values())
+    if scenario.startswith("partition") and r["fault"]["method"] == "nftables":
+        # the cut holds object replication too (orepl and anti-entropy bind their
+        # connections to link_listen's host, as the records' link does; before,
+        # they came from 127.0.0.1 and went through the partition): some
+        # region's oldest unshipped object write aged past 2 s (the cut lasts 3.3 s or more)
+        assert max(v["max"] for v in o["lag"]["status_lag_seconds"].values()) >= 2.0, o["lag"]
     names = [c["name"] for c in r["checks"] if c["name"].startswith("objects: ")]
     assert len(names) == 4 and all(c["status"] == "pass" for c in r["checks"] if c["name"] in names)
     assert "  objects     3 writes/s into bucket " + o["bucket"] in text
