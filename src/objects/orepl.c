@@ -88,6 +88,13 @@ typedef struct slot {
 	meta_cond cond;
 	char cond_etag[80];
 	orepl_decide_cb dcb;
+	/* the entry's version exists and so does a tombstone of the same
+	 * (key, version id): a delete written over again (an unversioned key
+	 * deleted, then PUT, before the delete's entry was shipped). The
+	 * tombstone goes first (tomb_sending), then the version: without it the
+	 * other region never learns of the delete, and the regions' rows differ
+	 * for good (tandem verify, anti-entropy). tomb_sent: done for this try. */
+	bool tomb_sending, tomb_sent;
 	void *darg;
 } slot;
 
@@ -283,6 +290,7 @@ static void slot_retry(slot *s, const char *why)
 		return;
 	}
 	const config_replication *c = &r->env.cfg->replication;
+	s->tomb_sending = s->tomb_sent = false; /* the entry starts over, its tombstone too */
 	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : c->reconnect_min_ms;
 	if (s->backoff_ms > c->reconnect_max_ms)
 		s->backoff_ms = c->reconnect_max_ms;
@@ -344,6 +352,11 @@ static void slot_answered(int rc, const http_message *resp, const char *body, si
 		s->backoff_ms = 0;
 		if (s->state == SLOT_SEND_SEGMENT) {
 			slot_next(s);
+			return;
+		}
+		if (s->tomb_sending) { /* the tombstone is there: now the version */
+			s->tomb_sending = false;
+			slot_start(s);
 			return;
 		}
 		slot_finish(s, META_REPL_COMPLETED);
@@ -636,6 +649,22 @@ static void send_bucket(slot *s)
 	send_meta(s, "bucket", o);
 }
 
+/* The tombstone of the entry's (key, version id). */
+static void send_remove(slot *s, const char *ts, const char *origin)
+{
+	json_t *o = json_object();
+	if (!o) {
+		slot_retry(s, "out of memory");
+		return;
+	}
+	json_set_str(o, "bucket", s->e.bucket);
+	json_set_hex(o, "key", s->e.key, s->e.key_len);
+	json_set_str(o, "version_id", s->e.version_id);
+	json_set_str(o, "hlc", ts);
+	json_set_str(o, "origin", origin);
+	send_meta(s, "remove", o);
+}
+
 /* Load what the entry names now and send it. */
 static void slot_start(slot *s)
 {
@@ -662,22 +691,25 @@ static void slot_start(slot *s)
 			slot_retry(s, "cannot read objects.db");
 			return;
 		}
-		json_t *o = json_object();
-		if (!o) {
-			slot_retry(s, "out of memory");
-			return;
-		}
-		json_set_str(o, "bucket", s->e.bucket);
-		json_set_hex(o, "key", s->e.key, s->e.key_len);
-		json_set_str(o, "version_id", s->e.version_id);
-		json_set_str(o, "hlc", ts);
-		json_set_str(o, "origin", origin);
-		send_meta(s, "remove", o);
+		send_remove(s, ts, origin);
 		return;
 	}
 	if (rc != 0) {
 		slot_retry(s, "cannot read objects.db");
 		return;
+	}
+	if (!s->decide && !s->tomb_sent) {
+		char ts[HLC_STR_LEN + 1], origin[32];
+		rc = meta_tombstone_get(r->env.reader, s->e.bucket, s->e.key, s->e.key_len, s->e.version_id, ts, origin);
+		if (rc == 0) {
+			s->tomb_sending = s->tomb_sent = true;
+			send_remove(s, ts, origin);
+			return;
+		}
+		if (rc != ERR_NOTFOUND) {
+			slot_retry(s, "cannot read objects.db");
+			return;
+		}
 	}
 	if (!s->e.repair && (s->ob->repl == META_REPL_REPLICA || strcmp(s->ob->origin, r->env.self->name) != 0)) {
 		/* the other region's newer write replaced ours: it has it */
@@ -732,6 +764,7 @@ static void pump(orepl *r)
 		}
 		r->cursor = s->e.seq;
 		s->backoff_ms = 0;
+		s->tomb_sending = s->tomb_sent = false;
 		slot_start(s);
 	}
 }
