@@ -701,12 +701,13 @@ static void slot_start(slot *s)
 	if (!s->decide && !s->tomb_sent) {
 		char ts[HLC_STR_LEN + 1], origin[32];
 		rc = meta_tombstone_get(r->env.reader, s->e.bucket, s->e.key, s->e.key_len, s->e.version_id, ts, origin);
-		if (rc == 0) {
+		/* ours to deliver (the other region's came from it), or a repair */
+		if (rc == 0 && (s->e.repair || strcmp(origin, r->env.self->name) == 0)) {
 			s->tomb_sending = s->tomb_sent = true;
 			send_remove(s, ts, origin);
 			return;
 		}
-		if (rc != ERR_NOTFOUND) {
+		if (rc != 0 && rc != ERR_NOTFOUND) {
 			slot_retry(s, "cannot read objects.db");
 			return;
 		}
