@@ -42,6 +42,8 @@ static const char usage_drill[] =
 	"  --fault-at S       fault time in seconds from the start (default duration/3)\n"
 	"  --heal-at S        heal time (default 2*duration/3)\n"
 	"  --read-rate N      reads per second per region (default rate/10, at least 2)\n"
+	"  --object-rate N    S3 PUTs and DELETEs per second over both regions (default\n"
+	"                     rate/20, at least 2; 0: no object workload)\n"
 	"  --global-percent P share of writes with global durability (default 20)\n"
 	"  --data DIR         where the fresh deployment goes (default REPORT/deployment;\n"
 	"                     emptied first if an earlier drill made it)\n"
@@ -111,7 +113,7 @@ int cmd_drill(int argc, char **argv)
 		int known = 0;
 		static const char *const with_value[] = {
 			"--scenario", "--rate",   "--duration", "--fault-at", "--heal-at", "--read-rate",
-			"--global-percent", "--data", "--config", "--port-base", "--report", "--net", NULL};
+			"--object-rate", "--global-percent", "--data", "--config", "--port-base", "--report", "--net", NULL};
 		for (int k = 0; with_value[k]; k++)
 			known |= strcmp(a, with_value[k]) == 0;
 		if (!known)
@@ -150,6 +152,10 @@ int cmd_drill(int argc, char **argv)
 			if (util_parse_int(v, 0, 10000, &n) != 0)
 				return usage_error("--read-rate must be a whole number from 0 to 10000, not '%s'", v);
 			o.read_rate = (int)n;
+		} else if (strcmp(a, "--object-rate") == 0) {
+			if (util_parse_int(v, 0, 1000, &n) != 0)
+				return usage_error("--object-rate must be a whole number from 0 to 1000, not '%s'", v);
+			o.object_rate = (int)n;
 		} else if (strcmp(a, "--global-percent") == 0) {
 			if (util_parse_int(v, 0, 100, &n) != 0)
 				return usage_error("--global-percent must be from 0 to 100, not '%s'", v);

@@ -26,6 +26,12 @@ static void call_answer(int rc, const http_message *resp, const char *body, size
 	if (rc == 0) {
 		w->out->status = resp->status;
 		w->out->json = json_loadb(body, len, 0, NULL);
+		w->out->body = malloc(len + 1);
+		if (w->out->body) { /* without it the caller sees no body */
+			memcpy(w->out->body, body, len);
+			w->out->body[len] = '\0';
+			w->out->body_len = len;
+		}
 		size_t n;
 		const char *lsn = http_message_field(resp, "X-Tandem-LSN", &n);
 		if (lsn && n < sizeof w->out->lsn) {
@@ -70,4 +76,7 @@ void reply_free(drill_reply *r)
 {
 	json_decref(r->json);
 	r->json = NULL;
+	free(r->body);
+	r->body = NULL;
+	r->body_len = 0;
 }

@@ -606,7 +606,9 @@ void check_all(drill_run_state *s)
 		add_target(targets, &missed, "no write errors beyond the documented ones", undocumented == 0,
 			   json_integer(undocumented), 0);
 
-	int budgets_ok = rpo_ok && rto_ok;
+	json_t *objects;
+	int objects_rpo_ok = check_objects(s, checks, &failed, &objects);
+	int budgets_ok = rpo_ok && rto_ok && objects_rpo_ok;
 	s->exit_code = (failed || !budgets_ok || (o->strict && missed)) ? 1 : 0;
 
 	/* per second, per region */
@@ -700,6 +702,7 @@ void check_all(drill_run_state *s)
 	json_object_set_new(r, "workload", wl_json);
 	json_object_set_new(r, "rpo", rpo);
 	json_object_set_new(r, "rto", rto);
+	json_object_set_new(r, "objects", objects);
 	json_object_set_new(r, "checks", checks);
 	json_object_set_new(r, "targets", targets);
 	json_object_set_new(r, "targets_missed", json_integer(missed));

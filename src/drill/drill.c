@@ -7,11 +7,15 @@
  *                namespace mode), or the one of --config
  *   start        witness, then the regions; each one's log in REPORT/logs/
  *   warm-up      both regions serve, one primary; a user per region
- *   workload     from t = 0 to the duration, on its own thread
- *   fault        at fault_at (a third of the run by default)
+ *   workload     from t = 0 to the duration, on its own thread; the object
+ *                workload (S3 PUT/DELETE into a bucket it creates) on another
+ *   fault        at fault_at (a third of the run by default); every region
+ *                still running is listed at once (object RPO)
  *   heal         at heal_at (two thirds)
  *   stop         the workload drains (unacknowledged writes retried, bounded)
- *   converge     both regions at the same position (bounded), `tandem verify`
+ *   converge     both regions at the same position (bounded), no object write
+ *                pending (bounded), `tandem verify`, each region's objects
+ *                listed twice ~1 s apart, the object lag histograms
  *   collect      the final primary's records, the quarantine files, the logs
  *   check        RPO, RTO, duplicates, two primaries, documented errors
  *   report       text (or --json), report.json, timeline.svg; exit 0 / 1
@@ -36,18 +40,23 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <sqlite3.h>
 
 #include "core/err.h"
 #include "core/tls.h"
 #include "core/util.h"
 #include "drill/internal.h"
+#include "objects/s3keys.h"
 
 #define STATUS_POLL_MS 500
 #define PROGRESS_MS 5000
 #define DRAIN_MS 10000
 #define CONVERGE_TIMEOUT_MS 60000
 #define MARKER_FILE ".tandem-drill"
+#define OBJ_SETTLE_MS 30000      /* for the object outboxes to drain after the heal */
+#define OBJ_BUCKET_WAIT_MS 15000 /* for the bucket to reach the other region */
+#define OBJ_LAG_SAMPLES 8192     /* status polls kept per region */
 
 static volatile sig_atomic_t interrupted;
 
@@ -65,6 +74,7 @@ void drill_options_defaults(drill_options *o)
 	o->fault_at_s = -1;
 	o->heal_at_s = -1;
 	o->global_percent = 20;
+	o->object_rate = -1;
 	o->report_dir[0] = '\0'; /* chosen by drill_default_report() */
 	o->net = DRILL_NET_AUTO;
 }
@@ -458,6 +468,17 @@ static void view_region(drill_run_state *s, int k, region_view *v)
 		v->epoch = json_integer_value(json_object_get(r.json, "epoch"));
 		v->last_seq = json_integer_value(json_object_get(r.json, "last_seq"));
 		v->applied_seq = json_integer_value(json_object_get(r.json, "applied_seq"));
+		json_t *objects = json_object_get(r.json, "objects");
+		v->objects_pending = json_is_integer(json_object_get(objects, "pending"))
+					     ? json_integer_value(json_object_get(objects, "pending"))
+					     : -1;
+		json_t *lag = json_object_get(objects, "lag_seconds");
+		if (s->ol && json_is_number(lag) && s->obj_nlag[k] < OBJ_LAG_SAMPLES) {
+			if (!s->obj_lag[k])
+				s->obj_lag[k] = calloc(OBJ_LAG_SAMPLES, sizeof *s->obj_lag[k]);
+			if (s->obj_lag[k]) /* without memory the lag goes unsampled */
+				s->obj_lag[k][s->obj_nlag[k]++] = json_number_value(lag);
+		}
 	}
 	reply_free(&r);
 }
@@ -523,6 +544,11 @@ static int wait_until(drill_run_state *s, int64_t t_ms)
 			workload_progress(s->wl, &acked, &errors, &pending);
 			fprintf(stderr, "drill: %6.1f s  progress   %ld acknowledged, %ld failed attempts, %ld pending;",
 				run_t(s, now), acked, errors, pending);
+			if (s->ol) {
+				long oacked, oerrors;
+				objload_progress(s->ol, &oacked, &oerrors);
+				fprintf(stderr, " objects %ld acknowledged, %ld failed attempts;", oacked, oerrors);
+			}
 			for (int k = 0; k < DRILL_REGIONS; k++)
 				fprintf(stderr, " %s %s", s->comps[s->region_comp[k]].name,
 					s->last_view[k].reachable ? s->last_view[k].role : "down");
@@ -969,6 +995,276 @@ static int setup(drill_run_state *s, char *err, size_t errcap)
 	return 0;
 }
 
+/* ---- objects ---- */
+
+typedef struct first_s3_key {
+	char id[S3KEYS_ID_LEN + 12];
+	char tenant[S3KEYS_NAME_MAX + 1];
+} first_s3_key;
+
+static void take_first_key(void *arg, const char *id, const char *tenant)
+{
+	first_s3_key *f = arg;
+	if (!f->id[0]) {
+		snprintf(f->id, sizeof f->id, "%s", id);
+		snprintf(f->tenant, sizeof f->tenant, "%s", tenant ? tenant : id);
+	}
+}
+
+/*
+ * The object workload: its config, the first S3 key of the secrets file,
+ * its bucket (created in the first region, waited for in the other). When
+ * there is nothing to run (--object-rate 0, no s3_listen, no key), s->ol
+ * stays NULL and s->obj_note says why. 0, or -1 with the reason in err.
+ */
+static int prepare_objects(drill_run_state *s, const char *run_id, char *err, size_t errcap)
+{
+	const drill_options *o = s->opt;
+	int rate = o->object_rate >= 0 ? o->object_rate : (o->rate / 20 > 2 ? o->rate / 20 : 2);
+	if (rate == 0) {
+		snprintf(s->obj_note, sizeof s->obj_note, "no object workload: --object-rate 0");
+		return 0;
+	}
+	objload_config oc;
+	memset(&oc, 0, sizeof oc);
+	for (int k = 0; k < DRILL_REGIONS; k++) {
+		const config_region *r = &s->cfg.regions[k];
+		if (!r->s3_listen[0]) {
+			snprintf(s->obj_note, sizeof s->obj_note,
+				 "no object workload: region %s has no s3_listen", r->name);
+			return 0;
+		}
+		snprintf(oc.region[k], sizeof oc.region[k], "%s", r->name);
+		snprintf(oc.s3[k], sizeof oc.s3[k], "%s", r->s3_listen);
+	}
+	first_s3_key first;
+	memset(&first, 0, sizeof first);
+	char id[S3KEYS_ID_LEN + 12], secret[S3KEYS_SECRET_LEN + 24];
+	if (s3keys_list(s->cfg.secrets_file, take_first_key, &first, err, errcap) != 0)
+		return -1;
+	if (!first.id[0] ||
+	    s3keys_find_tenant(s->cfg.secrets_file, first.tenant, id, secret, err, errcap) != 0) {
+		snprintf(s->obj_note, sizeof s->obj_note,
+			 "no object workload: no [s3] key in %.150s (tandem keys create NAME)",
+			 s->cfg.secrets_file);
+		return 0;
+	}
+	snprintf(oc.access_key_id, sizeof oc.access_key_id, "%s", id);
+	snprintf(oc.secret, sizeof oc.secret, "%s", secret);
+	OPENSSL_cleanse(secret, sizeof secret);
+	snprintf(oc.run_id, sizeof oc.run_id, "%s", run_id);
+	snprintf(oc.bucket, sizeof oc.bucket, "drill-%s", run_id);
+	oc.ctx = s->api_ctx;
+	oc.rate = rate;
+	oc.duration_s = o->duration_s;
+	int rc = objs3_create_bucket(s->base, &oc, OBJ_BUCKET_WAIT_MS, err, errcap);
+	if (rc == 0) {
+		s->ol = objload_new(&oc, err, errcap);
+		rc = s->ol ? 0 : -1;
+	}
+	OPENSSL_cleanse(oc.secret, sizeof oc.secret);
+	return rc;
+}
+
+/* Right after the fault: every region still running, listed (object RPO). */
+static void objects_at_fault(drill_run_state *s)
+{
+	if (!s->ol)
+		return;
+	const objload_config *oc = objload_config_of(s->ol);
+	for (int k = 0; k < DRILL_REGIONS; k++) {
+		if (!s->comps[s->region_comp[k]].alive)
+			continue;
+		obj_state *st = &s->obj_at_fault[k];
+		if (objs3_list(s->base, oc, k, objload_key_count(s->ol), st) != 0 && !st->error[0])
+			snprintf(st->error, sizeof st->error, "listing failed");
+		st->done_ms = util_now_ms();
+		run_event(s, "note", oc->region[k], "objects of %s listed after the fault (%lld ms)%s%s",
+			  oc->region[k], (long long)(st->done_ms - st->at_ms), st->taken ? "" : ": ",
+			  st->taken ? "" : st->error);
+	}
+}
+
+/* After the heal: wait (bounded) until no region has object writes pending. */
+static void objects_settle(drill_run_state *s)
+{
+	int64_t t = util_now_ms(), deadline = t + OBJ_SETTLE_MS;
+	while (!interrupted && util_now_ms() < deadline) {
+		int drained = 1;
+		for (int k = 0; k < DRILL_REGIONS; k++) {
+			region_view v;
+			view_region(s, k, &v);
+			drained &= v.reachable && v.objects_pending == 0;
+		}
+		if (drained) {
+			s->obj_drained = 1;
+			break;
+		}
+		usleep(250000);
+	}
+	s->obj_drain_s = (double)(util_now_ms() - t) / 1000.0;
+}
+
+/* The value of a region's metric line "NAME{region=...} V" from /metrics;
+ * -1 when it cannot be read. */
+static double region_metric(drill_run_state *s, int k, const char *name)
+{
+	const char *addr = s->cfg.regions[k].metrics_listen;
+	char host[64];
+	int port;
+	if (!addr[0] || util_split_hostport(addr, host, sizeof host, &port) != 0)
+		return -1;
+	drill_reply r;
+	drill_call(s->base, NULL, addr, host, "GET", "/metrics", NULL, NULL, 5000, &r);
+	double v = -1;
+	size_t n = strlen(name);
+	for (char *p = r.rc == 0 && r.status == 200 ? r.body : NULL; p && *p;) {
+		char *eol = strchr(p, '\n');
+		if (strncmp(p, name, n) == 0 && p[n] == '{') {
+			char *close = strstr(p, "} ");
+			if (close && (!eol || close < eol))
+				v = strtod(close + 2, NULL);
+			break;
+		}
+		p = eol ? eol + 1 : NULL;
+	}
+	reply_free(&r);
+	return v;
+}
+
+/* objects.repairs of a region's status (what its anti-entropy queued again
+ * since it started); -1 when unknown. */
+static long long region_repairs(drill_run_state *s, int k)
+{
+	drill_component *c = &s->comps[s->region_comp[k]];
+	drill_reply r;
+	drill_call(s->base, s->admin_ctx, c->link, c->name, "GET", "/internal/v1/status", NULL, NULL, 1500, &r);
+	json_t *v = json_object_get(json_object_get(r.json, "objects"), "repairs");
+	long long n = r.rc == 0 && r.status == 200 && json_is_integer(v) ? json_integer_value(v) : -1;
+	reply_free(&r);
+	return n;
+}
+
+/*
+ * One anti-entropy pass in each region, asked for (POST
+ * /internal/v1/objects/anti-entropy) once the outboxes are empty, waited for
+ * (its end in the log, up to 15 s), then the outboxes again: what the
+ * outbox missed is repaired as the design says, and counted for the report
+ * (s->obj_ae_repairs) rather than waited out for anti_entropy_s.
+ */
+static void objects_anti_entropy(drill_run_state *s)
+{
+	static const char passes_metric[] = "tandem_objects_anti_entropy_passes_total";
+	double before[DRILL_REGIONS];
+	long long repairs0[DRILL_REGIONS];
+	for (int k = 0; k < DRILL_REGIONS; k++) {
+		drill_component *c = &s->comps[s->region_comp[k]];
+		before[k] = region_metric(s, k, passes_metric);
+		repairs0[k] = region_repairs(s, k);
+		drill_reply r;
+		drill_call(s->base, s->admin_ctx, c->link, c->name, "POST", "/internal/v1/objects/anti-entropy",
+			   NULL, "", 5000, &r);
+		if (r.rc != 0 || r.status != 202)
+			run_event(s, "note", c->name, "anti-entropy pass in %s not started: %s %d", c->name,
+				  r.rc ? "error" : "status", r.rc ? r.rc : r.status);
+		reply_free(&r);
+	}
+	int64_t deadline = util_now_ms() + 15000;
+	int done = 0;
+	while (!done && !interrupted && util_now_ms() < deadline) {
+		usleep(200000);
+		done = 1;
+		for (int k = 0; k < DRILL_REGIONS; k++) {
+			if (!s->obj_ae_ran[k])
+				s->obj_ae_ran[k] = before[k] >= 0 && region_metric(s, k, passes_metric) > before[k];
+			done &= s->obj_ae_ran[k];
+		}
+	}
+	for (int k = 0; k < DRILL_REGIONS; k++) {
+		long long after = region_repairs(s, k);
+		s->obj_ae_repairs[k] = after >= 0 && repairs0[k] >= 0 ? (long)(after - repairs0[k]) : -1;
+		if (s->obj_ae_repairs[k])
+			run_event(s, "note", s->comps[s->region_comp[k]].name,
+				  "objects: anti-entropy in %s queued %ld write(s) the outbox had not delivered%s",
+				  s->comps[s->region_comp[k]].name, s->obj_ae_repairs[k],
+				  s->obj_ae_repairs[k] < 0 ? " (unknown: -1)" : "");
+	}
+	objects_settle(s);
+}
+
+/* A region's tandem_objects_replication_seconds histogram from /metrics:
+ * {"count", "p50_le_s", "p99_le_s"} (null: beyond the last bound), or
+ * {"error"}. */
+static json_t *objects_histogram(drill_run_state *s, int k)
+{
+	const char *addr = s->cfg.regions[k].metrics_listen;
+	if (!addr[0])
+		return json_pack("{s:s}", "error", "no metrics_listen");
+	char host[64];
+	int port;
+	if (util_split_hostport(addr, host, sizeof host, &port) != 0)
+		return json_pack("{s:s}", "error", "bad metrics_listen");
+	drill_reply r;
+	drill_call(s->base, NULL, addr, host, "GET", "/metrics", NULL, NULL, 5000, &r);
+	if (r.rc != 0 || r.status != 200 || !r.body) {
+		json_t *e = json_pack("{s:s, s:i}", "error", "GET /metrics failed", "status", r.status);
+		reply_free(&r);
+		return e;
+	}
+	double le[32];
+	unsigned long long cum[32];
+	int n = 0;
+	unsigned long long total = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(r.body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		static const char prefix[] = "tandem_objects_replication_seconds_bucket{";
+		if (strncmp(line, prefix, sizeof prefix - 1) != 0)
+			continue;
+		char *l = strstr(line, "le=\""), *close = strstr(line, "} ");
+		if (!l || !close)
+			continue;
+		unsigned long long v = strtoull(close + 2, NULL, 10);
+		if (strncmp(l + 4, "+Inf", 4) == 0)
+			total = v;
+		else if (n < 32) {
+			le[n] = strtod(l + 4, NULL);
+			cum[n++] = v;
+		}
+	}
+	reply_free(&r);
+	json_t *h = json_pack("{s:I}", "count", (json_int_t)total);
+	const double qs[2] = {0.5, 0.99};
+	const char *names[2] = {"p50_le_s", "p99_le_s"};
+	for (int q = 0; q < 2; q++) {
+		json_t *v = json_null();
+		for (int i = 0; i < n && total; i++)
+			if ((double)cum[i] >= qs[q] * (double)total) {
+				v = json_real(le[i]);
+				break;
+			}
+		json_object_set_new(h, names[q], v);
+	}
+	return h;
+}
+
+/* The final state: both regions listed twice ~1 s apart; the histograms. */
+static void objects_final(drill_run_state *s)
+{
+	const objload_config *oc = objload_config_of(s->ol);
+	for (int round = 0; round < 2 && !interrupted; round++) {
+		if (round)
+			sleep(1);
+		for (int k = 0; k < DRILL_REGIONS; k++) {
+			obj_state *st = &s->obj_final[k][round];
+			objs3_list(s->base, oc, k, objload_key_count(s->ol), st);
+			st->done_ms = util_now_ms();
+		}
+	}
+	s->obj_histogram = json_object();
+	for (int k = 0; k < DRILL_REGIONS; k++)
+		json_object_set_new(s->obj_histogram, oc->region[k], objects_histogram(s, k));
+}
+
 /* A user per region, then the workload's thread: schedule time 0 is now.
  * 0 or -1 with the reason in err. */
 static int start_workload(drill_run_state *s, char *err, size_t errcap)
@@ -1006,6 +1302,8 @@ static int start_workload(drill_run_state *s, char *err, size_t errcap)
 		       "connections to a region from one address, and the ones over the cap are refused "
 		       "(counted as connection errors): raise it for the drill",
 		    s->cfg.limits.max_connections_per_address, s->config_path, wc.pool_max * 2);
+	if (prepare_objects(s, wc.run_id, err, errcap) != 0)
+		return -1;
 	s->wl = workload_new(&wc, err, errcap);
 	if (!s->wl)
 		return -1;
@@ -1013,9 +1311,18 @@ static int start_workload(drill_run_state *s, char *err, size_t errcap)
 		snprintf(err, errcap, "cannot start the workload thread");
 		return -1;
 	}
+	if (s->ol && objload_start(s->ol) != 0) {
+		snprintf(err, errcap, "cannot start the object workload thread");
+		return -1;
+	}
 	s->t0_ms = workload_start_ms(s->wl);
 	say(s, "workload: %d writes/s over both regions (%d%% global), %d reads/s per region, %d s",
 	    o->rate, o->global_percent, wc.read_rate, o->duration_s);
+	if (s->ol)
+		say(s, "objects: %d writes/s (PUT 16 KiB..1 MiB, DELETE) over both regions into bucket %s",
+		    objload_config_of(s->ol)->rate, objload_config_of(s->ol)->bucket);
+	else
+		say(s, "%s", s->obj_note);
 	run_event(s, "note", "drill", "workload started (run %s)", wc.run_id);
 	return 0;
 }
@@ -1041,6 +1348,7 @@ static int play_scenario(drill_run_state *s)
 		run_event(s, "note", s->fault_target[0] ? s->fault_target : "drill", "fault failed: %s",
 			  s->fault_detail);
 	}
+	objects_at_fault(s);
 	if (wait_until(s, s->t0_ms + (int64_t)(heal_at * 1000)) != 0)
 		return -1;
 	s->heal_ms = util_now_ms();
@@ -1050,7 +1358,11 @@ static int play_scenario(drill_run_state *s)
 		return -1;
 	s->end_ms = util_now_ms();
 	say(s, "workload ends; retrying unacknowledged writes for up to %d s", DRAIN_MS / 1000);
+	if (s->ol) /* both drain at once */
+		objload_drain(s->ol, DRAIN_MS);
 	workload_stop(s->wl, DRAIN_MS);
+	if (s->ol)
+		objload_stop(s->ol, DRAIN_MS);
 	run_event(s, "note", "drill", "workload stopped");
 	return 0;
 }
@@ -1063,6 +1375,15 @@ static int collect(drill_run_state *s)
 	s->converge_s = (double)(util_now_ms() - t) / 1000.0;
 	if (interrupted)
 		return -1;
+	if (s->ol) {
+		objects_settle(s);
+		double first = s->obj_drain_s;
+		objects_anti_entropy(s);
+		s->obj_drain_s += first;
+		say(s, "objects: %s after %.1f s (anti-entropy repaired %ld + %ld)",
+		    s->obj_drained ? "nothing pending" : "still pending", s->obj_drain_s, s->obj_ae_repairs[0],
+		    s->obj_ae_repairs[1]);
+	}
 	if (s->converged) {
 		say(s, "converged after %.1f s at position %lld, primary %s", s->converge_s,
 		    (long long)s->final_position, s->final_primary);
@@ -1075,6 +1396,8 @@ static int collect(drill_run_state *s)
 			 "the regions did not converge within %d s", CONVERGE_TIMEOUT_MS / 1000);
 		say(s, "%s", s->readback_error);
 	}
+	if (s->ol && !interrupted)
+		objects_final(s);
 	scan_quarantine(s, s->quarantine_before);
 	return 0;
 }
@@ -1103,6 +1426,8 @@ static int run(drill_run_state *s)
 			(int)interrupted);
 	if (rc != 0 && s->wl)
 		workload_stop(s->wl, 0);
+	if (rc != 0 && s->ol)
+		objload_stop(s->ol, 0);
 	fault_cleanup(s); /* a fault still in place (an interrupted run) slows the stops */
 	stop_all(s);
 	if (rc != 0)
@@ -1152,6 +1477,14 @@ int drill_run(const drill_options *given)
 	s->base = event_base_new();
 	int code = s->base ? run(s) : 1;
 	workload_free(&s->wl);
+	objload_free(&s->ol);
+	for (int k = 0; k < DRILL_REGIONS; k++) {
+		obj_state_free(&s->obj_at_fault[k]);
+		obj_state_free(&s->obj_final[k][0]);
+		obj_state_free(&s->obj_final[k][1]);
+		free(s->obj_lag[k]);
+	}
+	json_decref(s->obj_histogram);
 	SSL_CTX_free(s->admin_ctx);
 	SSL_CTX_free(s->api_ctx);
 	if (s->base)

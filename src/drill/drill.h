@@ -8,7 +8,10 @@
  * waits until the regions converge, and checks what the failover design
  * promises: every acknowledged write kept or quarantined (RPO), service
  * back within the budget (RTO), no duplicate from a retry, never two
- * primaries at once, both regions identical at the end. It writes a readable
+ * primaries at once, both regions identical at the end; and, with an object
+ * workload (S3 PUT/DELETE in both regions), every acknowledged object write
+ * kept or superseded in both, no deleted object back, object RPO and
+ * replication lag. It writes a readable
  * report, report.json, timeline.svg and every component's log.
  *
  * The module is the library side; src/cli/drill.c parses the command line.
@@ -33,6 +36,8 @@ typedef struct drill_options {
 	double fault_at_s;       /* < 0: duration / 3 */
 	double heal_at_s;        /* < 0: 2 * duration / 3 */
 	int global_percent;      /* share of writes with X-Tandem-Durability: global */
+	int object_rate;         /* S3 PUT/DELETE per second, both regions; -1: rate / 20
+				  * (at least 2); 0: no object workload */
 	int port_base;           /* 0: random */
 	char data_dir[PATH_MAX]; /* "" : REPORT/deployment */
 	char config_path[PATH_MAX]; /* "" : a fresh deployment */

@@ -6,6 +6,9 @@
  *   component.c  child processes (regions, witness, commands) and their logs
  *   call.c       blocking HTTPS calls of the drill's own thread (admin, API)
  *   workload.c   the client workload, on its own thread and event loop
+ *   objload.c    the object workload (S3 PUT/DELETE), its own thread and loop;
+ *                the drill thread's S3 calls (bucket, listings)
+ *   objcheck.c   the object checks: final state, resurrection, object RPO, lag
  *   fault.c      network namespace, nftables, fault switch, kill, switchover
  *   check.c      RPO, RTO, duplicates, two primaries, documented errors
  *   report.c     the readable report and report.json
@@ -28,6 +31,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "objects/sigv4.h"
 #include "drill/drill.h"
 
 #define DRILL_REGIONS 2           /* the workload and the checks compare two regions */
@@ -109,6 +113,8 @@ typedef struct drill_reply {
 	int status;
 	json_t *json;    /* parsed body, or NULL */
 	char lsn[48];    /* X-Tandem-LSN */
+	char *body;      /* the raw body (NUL-terminated; S3 answers are XML), or NULL */
+	size_t body_len;
 } drill_reply;
 
 /* One request to hostport (SNI/verified name sni); waits for the answer.
@@ -196,6 +202,138 @@ const workload_config *workload_config_of(const workload *w);
 void workload_marker(const workload *w, uint32_t index, char out[48]);
 void workload_free(workload **w);
 
+/* ---- the object workload (objload.c) ---- */
+
+typedef enum { OBJ_PUT = 0, OBJ_DELETE = 1 } obj_kind;
+
+#define OBJ_KEY_NAME_MAX 16      /* "k00042" */
+#define OBJ_MIN_BYTES (16 * 1024)
+#define OBJ_MAX_BYTES (1024 * 1024)
+
+/* One object write (a PUT of fresh content or a DELETE), retried until
+ * acknowledged or the end of the run, like a drill_write. */
+typedef struct obj_write {
+	int64_t sched_ms;   /* when it was due */
+	int64_t send_ms;    /* its first attempt; 0: never sent */
+	int64_t ack_ms;     /* the 2xx; 0 without one */
+	uint32_t index;
+	uint32_t key;       /* index of the key (objload_key_name) */
+	uint32_t size;      /* PUT: body bytes */
+	uint16_t attempts;
+	uint8_t kind;       /* obj_kind */
+	uint8_t region;
+	uint8_t state;      /* write_state */
+	int16_t status;     /* last HTTP status; 0: no answer */
+	char etag[33];      /* PUT: hex MD5 of the body (the ETag), which names the write */
+	char error[40];     /* last error class */
+} obj_write;
+
+/* One attempt of an object write. */
+typedef struct obj_op {
+	int64_t send_ms, done_ms;
+	uint32_t write_index;
+	uint8_t region;
+	uint8_t ok;
+	int16_t status;
+	char cls[40];
+} obj_op;
+
+typedef struct objload_config {
+	char region[DRILL_REGIONS][32];  /* names: TLS name and SigV4 region */
+	char s3[DRILL_REGIONS][128];     /* s3_listen host:port */
+	SSL_CTX *ctx;                    /* verifies the regions' certificates (not owned) */
+	char run_id[16];
+	char bucket[64];
+	char access_key_id[136];
+	char secret[136];
+	int rate;                        /* object writes/s over both regions */
+	int duration_s;
+} objload_config;
+
+typedef struct objload objload;
+
+/* Prepare (no thread). NULL with err on failure. */
+objload *objload_new(const objload_config *oc, char *err, size_t errcap);
+/* Start the thread at schedule 0 = now. 0 or -1. */
+int objload_start(objload *o);
+/* No new writes; unacknowledged ones retried until drain_ms has passed. Does not wait. */
+void objload_drain(objload *o, int drain_ms);
+/* objload_drain if not yet, then wait for the thread. Results stable afterwards. */
+void objload_stop(objload *o, int drain_ms);
+void objload_progress(const objload *o, long *acked, long *errors);
+const obj_write *objload_writes(const objload *o, size_t *n);
+const obj_op *objload_ops(const objload *o, size_t *n);
+const objload_config *objload_config_of(const objload *o);
+/* Keys the workload may write: 0 .. objload_key_count - 1. */
+uint32_t objload_key_count(const objload *o);
+void objload_key_name(uint32_t key, char out[OBJ_KEY_NAME_MAX]);
+/* The key index of a name, -1 when it is not one of the workload's. */
+long objload_key_parse(const char *name);
+void objload_free(objload **o);
+
+/*
+ * One signed S3 request with an empty body from the drill's thread
+ * (blocking, drill_call). region: index into oc's regions; path from '/'
+ * (the workload's names need no escaping); query parameters unencoded.
+ * Always fills out (free with reply_free).
+ */
+void objs3_call(struct event_base *base, const objload_config *oc, int region, const char *method,
+		const char *path, const sigv4_param *query, size_t nquery, int timeout_ms,
+		drill_reply *out);
+
+/* A region's objects as a listing shows them: per key its ETag or absent. */
+typedef struct obj_state {
+	int taken;          /* 1: listed; 0: not (error says why, or not attempted) */
+	int64_t at_ms;      /* when the listing started */
+	int64_t done_ms;    /* when it ended */
+	uint32_t nkeys;
+	char (*etag)[33];   /* etag[key]; "" when absent */
+	uint32_t foreign;   /* keys in the bucket that are not the workload's */
+	char error[160];
+} obj_state;
+
+/* Create the bucket in region 0 and wait (up to timeout_ms) until region 1
+ * has it too. 0, or -1 with the reason in err. */
+int objs3_create_bucket(struct event_base *base, const objload_config *oc, int timeout_ms, char *err,
+			size_t errcap);
+/* List the bucket in region into st (allocated for nkeys; freed with
+ * obj_state_free). 0, or -1 with st->taken 0 and st->error set. */
+int objs3_list(struct event_base *base, const objload_config *oc, int region, uint32_t nkeys,
+	       obj_state *st);
+void obj_state_free(obj_state *st);
+
+/* ---- the object checks (objcheck.c; pure: unit-tested) ---- */
+
+typedef enum {
+	OBJ_VERDICT_NONE = 0,   /* not judged (not acknowledged, or after the cut-off) */
+	OBJ_VERDICT_CURRENT,    /* the state is this write (PUT: its ETag; DELETE: absent) */
+	OBJ_VERDICT_SUPERSEDED, /* the state comes from a write not strictly before it */
+	OBJ_VERDICT_MISSING,    /* PUT: the state is older than it (or absent) */
+	OBJ_VERDICT_REAPPEARED, /* DELETE: an object written strictly before it is there */
+	OBJ_VERDICT_UNKNOWN,    /* the key holds content no write of the workload made */
+} obj_verdict;
+
+/* Slack (ms) of "strictly before": A is before B when A was acknowledged
+ * more than this before B's first attempt. */
+#define OBJ_ORDER_SLACK_MS 5
+
+typedef struct obj_tally {
+	long judged, current, superseded, missing, reappeared, unknown;
+	int64_t missing_first_ack, missing_last_ack; /* of missing and reappeared ones */
+} obj_tally;
+
+/*
+ * Judge every write acknowledged at or before cutoff_ms (INT64_MAX: all),
+ * and not made in skip_region (-1: none), against the state st: verdict[i]
+ * for writes[i] (may be NULL), the counts in *t. Cannot fail.
+ */
+void objcheck_judge(const obj_write *writes, size_t n, const obj_state *st, int64_t cutoff_ms,
+		    int skip_region, obj_verdict *verdict, obj_tally *t);
+/* Keys whose ETag differs between two states; -1 when one was not taken. */
+long objcheck_differences(const obj_state *a, const obj_state *b, uint32_t *first_key);
+/* The q-quantile (0..1) of n values (sorted in place); 0 when n is 0. */
+double objcheck_quantile(double *v, size_t n, double q);
+
 /* ---- the run: everything check, report and timeline need ---- */
 
 typedef struct drill_event {
@@ -217,6 +355,7 @@ typedef struct region_view {
 	int reachable;
 	char role[16];
 	long long epoch, last_seq, applied_seq;
+	long long objects_pending;   /* object writes not yet at the other region; -1: unknown */
 } region_view;
 
 typedef struct drill_run_state {
@@ -271,6 +410,18 @@ typedef struct drill_run_state {
 	json_t *role_events;      /* from the logs */
 	int log_events_seen;      /* writes_on / writes_off lines found */
 	char readback_error[256];
+	/* objects (objload.c, objcheck.c) */
+	objload *ol;              /* NULL when --object-rate 0 or the regions have no S3 */
+	char obj_note[256];       /* why there is no object workload */
+	obj_state obj_at_fault[DRILL_REGIONS]; /* read right after the fault (survivors) */
+	obj_state obj_final[DRILL_REGIONS][2]; /* after convergence, twice ~1 s apart */
+	double obj_drain_s;       /* until no object write was pending in either region */
+	int obj_drained;
+	int obj_ae_ran[DRILL_REGIONS];     /* the anti-entropy pass the drill asked for ended */
+	long obj_ae_repairs[DRILL_REGIONS]; /* what anti-entropy queued again (from the logs) */
+	double *obj_lag[DRILL_REGIONS]; /* objects.lag_seconds of each status poll */
+	size_t obj_nlag[DRILL_REGIONS];
+	json_t *obj_histogram;    /* region -> {"le": [...], "count": [...]} from /metrics */
 	json_t *report;           /* built by check + report */
 	int exit_code;
 } drill_run_state;
@@ -296,6 +447,10 @@ void fault_cleanup(drill_run_state *s);
 void check_parse_logs(drill_run_state *s);
 /* Build s->report (everything but the file names) and s->exit_code. */
 void check_all(drill_run_state *s);
+/* The object section of the report; adds its checks to checks (failures
+ * counted in *failed). Returns 1 when object RPO is within the budget (or
+ * there is no object workload). */
+int check_objects(drill_run_state *s, json_t *checks, int *failed, json_t **section);
 /* Print the readable report on f. */
 void report_print_text(const drill_run_state *s, FILE *f);
 /* Write REPORT/report.json and REPORT/timeline.svg. 0 or -1 (errno). */

@@ -57,6 +57,85 @@ static int event_line_cmp(const void *a, const void *b)
 	return x->t < y->t ? -1 : x->t > y->t;
 }
 
+/* "0.250 s" for a number, "none" otherwise (a histogram past its last bound). */
+static const char *secs_or(json_t *v, char *out, size_t cap, const char *otherwise)
+{
+	if (json_is_number(v))
+		snprintf(out, cap, "%.3f s", json_number_value(v));
+	else
+		snprintf(out, cap, "%s", otherwise);
+	return out;
+}
+
+/* The object workload's lines (objcheck.c built the section). */
+static void print_objects(FILE *f, json_t *o)
+{
+	if (!json_is_true(json_object_get(o, "enabled"))) {
+		fprintf(f, "\n  objects     %s\n", str(o, "note"));
+		return;
+	}
+	json_t *w = json_object_get(o, "workload"), *fin = json_object_get(o, "final"),
+	       *rpo = json_object_get(o, "rpo"), *lag = json_object_get(o, "lag");
+	json_t *lat = json_object_get(w, "latency_ms");
+	char a[32], b[32], c[32];
+	fprintf(f, "\n  objects     %lld writes/s into bucket %s (%lld keys): %lld PUTs and %lld DELETEs scheduled, "
+		   "%lld + %lld acknowledged (%.1f MiB), %lld refused, %lld unacknowledged at the end\n",
+		num(w, "rate"), str(o, "bucket"), num(w, "keys"), num(w, "puts"), num(w, "deletes"),
+		num(w, "acknowledged_puts"), num(w, "acknowledged_deletes"),
+		(double)num(w, "bytes_acknowledged") / 1048576.0, num(w, "failed"), num(w, "unacknowledged"));
+	fprintf(f, "              %lld attempts, %lld retried; latency from schedule p50 %.0f ms, p99 %.0f ms, "
+		   "max %.0f ms\n",
+		num(w, "attempts"), num(w, "retried"), json_number_value(json_object_get(lat, "p50")),
+		json_number_value(json_object_get(lat, "p99")), json_number_value(json_object_get(lat, "max")));
+	fprintf(f, "  obj final   %s; %lld keys differ between the regions; outboxes %s after %.1f s\n",
+		json_is_true(json_object_get(fin, "all_read")) ? "both regions listed twice" : "NOT LISTED",
+		num(fin, "differences"), json_is_true(json_object_get(fin, "drained")) ? "empty" : "NOT EMPTY",
+		json_number_value(json_object_get(fin, "drain_s")));
+	const char *name;
+	json_t *v;
+	fprintf(f, "              anti-entropy pass after the heal:");
+	json_object_foreach(json_object_get(fin, "anti_entropy"), name, v)
+		fprintf(f, " %s %s, %lld repaired;", name,
+			json_is_true(json_object_get(v, "pass_ended")) ? "ran" : "DID NOT END", num(v, "repaired"));
+	fputc('\n', f);
+	size_t i;
+	json_t *rb;
+	json_array_foreach(json_object_get(fin, "readbacks"), i, rb) {
+		if (!json_is_true(json_object_get(rb, "taken"))) {
+			fprintf(f, "              round %lld %-6s not listed: %s\n", num(rb, "round"), str(rb, "region"),
+				str(rb, "error"));
+			continue;
+		}
+		fprintf(f, "              round %lld %-6s %lld keys; of %lld acknowledged writes %lld current, "
+			   "%lld superseded, %lld missing, %lld reappeared, %lld unknown\n",
+			num(rb, "round"), str(rb, "region"), num(rb, "keys_present"), num(rb, "judged"),
+			num(rb, "current"), num(rb, "superseded"), num(rb, "missing"), num(rb, "reappeared"),
+			num(rb, "unknown"));
+	}
+	fprintf(f, "  obj RPO     %s: %s (budget %lld s); %lld writes of the other region lacked right after "
+		   "the fault\n",
+		json_is_true(json_object_get(rpo, "ok")) ? "ok" : "NOT OK",
+		secs(json_object_get(rpo, "rpo_s"), a, sizeof a), num(rpo, "budget_s"), num(rpo, "lacked"));
+	json_array_foreach(json_object_get(rpo, "regions"), i, rb) {
+		if (json_is_true(json_object_get(rb, "taken")))
+			fprintf(f, "              %-6s listed at %.1f s: lacked %lld of %lld\n", str(rb, "region"),
+				json_number_value(json_object_get(rb, "listed_s")), num(rb, "lacked"),
+				num(rb, "judged"));
+		else
+			fprintf(f, "              %-6s not listed: %s\n", str(rb, "region"), str(rb, "error"));
+	}
+	json_object_foreach(json_object_get(lag, "status_lag_seconds"), name, v) {
+		char d[32], e[32]; /* every figure of the line its own buffer */
+		json_t *h = json_object_get(json_object_get(lag, "histogram"), name);
+		fprintf(f, "  obj lag     %-6s oldest pending (status, %lld polls) p50 %s, p99 %s, max %s; shipped "
+			   "(histogram, %lld) p50 <= %s, p99 <= %s\n",
+			name, num(v, "samples"), secs(json_object_get(v, "p50"), a, sizeof a),
+			secs(json_object_get(v, "p99"), b, sizeof b), secs(json_object_get(v, "max"), c, sizeof c),
+			num(h, "count"), secs_or(json_object_get(h, "p50_le_s"), d, sizeof d, "inf"),
+			secs_or(json_object_get(h, "p99_le_s"), e, sizeof e, "inf"));
+	}
+}
+
 void report_print_text(const drill_run_state *s, FILE *f)
 {
 	json_t *r = s->report;
@@ -140,6 +219,7 @@ void report_print_text(const drill_run_state *s, FILE *f)
 			secs(json_object_get(reg, "reads_s"), c3, sizeof c3), num(reg, "write_failures_after_fault"),
 			num(reg, "global_write_failures_after_fault"), num(reg, "read_failures_after_fault"));
 	}
+	print_objects(f, json_object_get(r, "objects"));
 
 	fprintf(f, "\n  checks\n");
 	json_array_foreach(json_object_get(r, "checks"), i, c)

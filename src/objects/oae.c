@@ -617,6 +617,7 @@ int oae_start(oae *a)
 				    OAE_TIMEOUT_MS);
 	if (!a->client)
 		return ERR_NOMEM;
+	orepl_bind_source(&a->env, a->client);
 	int every = a->env.cfg->objects.anti_entropy_s;
 	if (every <= 0)
 		return 0;

@@ -22,6 +22,7 @@
  */
 #include "objects/orepl.h"
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -87,6 +88,13 @@ typedef struct slot {
 	meta_cond cond;
 	char cond_etag[80];
 	orepl_decide_cb dcb;
+	/* the entry's version exists and so does a tombstone of the same
+	 * (key, version id): a delete written over again (an unversioned key
+	 * deleted, then PUT, before the delete's entry was shipped). The
+	 * tombstone goes first (tomb_sending), then the version: without it the
+	 * other region never learns of the delete, and the regions' rows differ
+	 * for good (tandem verify, anti-entropy). tomb_sent: done for this try. */
+	bool tomb_sending, tomb_sent;
 	void *darg;
 } slot;
 
@@ -282,6 +290,7 @@ static void slot_retry(slot *s, const char *why)
 		return;
 	}
 	const config_replication *c = &r->env.cfg->replication;
+	s->tomb_sending = s->tomb_sent = false; /* the entry starts over, its tombstone too */
 	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : c->reconnect_min_ms;
 	if (s->backoff_ms > c->reconnect_max_ms)
 		s->backoff_ms = c->reconnect_max_ms;
@@ -343,6 +352,11 @@ static void slot_answered(int rc, const http_message *resp, const char *body, si
 		s->backoff_ms = 0;
 		if (s->state == SLOT_SEND_SEGMENT) {
 			slot_next(s);
+			return;
+		}
+		if (s->tomb_sending) { /* the tombstone is there: now the version */
+			s->tomb_sending = false;
+			slot_start(s);
 			return;
 		}
 		slot_finish(s, META_REPL_COMPLETED);
@@ -639,6 +653,22 @@ static void send_bucket(slot *s)
 	send_meta(s, "bucket", o);
 }
 
+/* The tombstone of the entry's (key, version id). */
+static void send_remove(slot *s, const char *ts, const char *origin)
+{
+	json_t *o = json_object();
+	if (!o) {
+		slot_retry(s, "out of memory");
+		return;
+	}
+	json_set_str(o, "bucket", s->e.bucket);
+	json_set_hex(o, "key", s->e.key, s->e.key_len);
+	json_set_str(o, "version_id", s->e.version_id);
+	json_set_str(o, "hlc", ts);
+	json_set_str(o, "origin", origin);
+	send_meta(s, "remove", o);
+}
+
 /* Load what the entry names now and send it. */
 static void slot_start(slot *s)
 {
@@ -665,22 +695,26 @@ static void slot_start(slot *s)
 			slot_retry(s, "cannot read objects.db");
 			return;
 		}
-		json_t *o = json_object();
-		if (!o) {
-			slot_retry(s, "out of memory");
-			return;
-		}
-		json_set_str(o, "bucket", s->e.bucket);
-		json_set_hex(o, "key", s->e.key, s->e.key_len);
-		json_set_str(o, "version_id", s->e.version_id);
-		json_set_str(o, "hlc", ts);
-		json_set_str(o, "origin", origin);
-		send_meta(s, "remove", o);
+		send_remove(s, ts, origin);
 		return;
 	}
 	if (rc != 0) {
 		slot_retry(s, "cannot read objects.db");
 		return;
+	}
+	if (!s->decide && !s->tomb_sent) {
+		char ts[HLC_STR_LEN + 1], origin[32];
+		rc = meta_tombstone_get(r->env.reader, s->e.bucket, s->e.key, s->e.key_len, s->e.version_id, ts, origin);
+		/* ours to deliver (the other region's came from it), or a repair */
+		if (rc == 0 && (s->e.repair || strcmp(origin, r->env.self->name) == 0)) {
+			s->tomb_sending = s->tomb_sent = true;
+			send_remove(s, ts, origin);
+			return;
+		}
+		if (rc != 0 && rc != ERR_NOTFOUND) {
+			slot_retry(s, "cannot read objects.db");
+			return;
+		}
 	}
 	if (!s->e.repair && (s->ob->repl == META_REPL_REPLICA || strcmp(s->ob->origin, r->env.self->name) != 0)) {
 		/* the other region's newer write replaced ours: it has it */
@@ -708,6 +742,17 @@ static void slot_start(slot *s)
 	slot_next(s);
 }
 
+void orepl_bind_source(const orepl_env *env, http_client *client)
+{
+	char host[64];
+	int port;
+	unsigned char a[16];
+	if (client && util_split_hostport(env->self->link_listen, host, sizeof host, &port) == 0 &&
+	    (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1) &&
+	    strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0)
+		http_client_set_source(client, host);
+}
+
 static void pump(orepl *r)
 {
 	if (!r->started || r->stopping || !r->env.peer)
@@ -724,6 +769,7 @@ static void pump(orepl *r)
 		}
 		r->cursor = s->e.seq;
 		s->backoff_ms = 0;
+		s->tomb_sending = s->tomb_sent = false;
 		slot_start(s);
 	}
 }
@@ -1387,6 +1433,7 @@ int orepl_start(orepl *r)
 		buf_init(&s->body, ORPL_BODY_MAX);
 		s->client = http_client_new(r->env.base, r->env.client_ctx, r->host, r->port, r->env.peer->name, &limits,
 					    ORPL_TIMEOUT_MS);
+		orepl_bind_source(&r->env, s->client);
 		s->timer = evtimer_new(r->env.base, slot_timer, s);
 		if (!s->client || !s->timer)
 			return ERR_NOMEM;
@@ -1397,6 +1444,7 @@ int orepl_start(orepl *r)
 		buf_init(&s->body, ORPL_BODY_MAX);
 		s->client = http_client_new(r->env.base, r->env.client_ctx, r->host, r->port, r->env.peer->name, &limits,
 					    r->env.cfg->replication.forward_timeout_ms);
+		orepl_bind_source(&r->env, s->client);
 		s->timer = evtimer_new(r->env.base, slot_timer, s);
 		if (!s->client || !s->timer)
 			return ERR_NOMEM;

@@ -85,6 +85,13 @@ void orepl_stop(orepl *r);
 /* Free (after orepl_stop); no-op on NULL; resets *r. */
 void orepl_free(orepl **r);
 
+/* Bind client's outgoing connections to this region's link_listen host
+ * when it is a specific address (as the records' link does: network rules,
+ * the drill's nftables partitions, can then tell the regions apart). No-op
+ * for a wildcard or a name. Cannot fail. */
+struct http_client;
+void orepl_bind_source(const orepl_env *env, struct http_client *client);
+
 /* A link request /internal/v1/objects/... (a detached copy, http/server.h);
  * answered exactly once. S3 thread. */
 void orepl_handle(orepl *r, http_request *req);
