@@ -408,3 +408,53 @@ def test_a_delete_then_a_rewrite_during_a_partition_leave_the_regions_identical(
     eventually(quiet, "empty outboxes")
     v = pair.verify()
     assert v.returncode == 0 and v.stdout.strip().splitlines()[-1] == "identical", (v.stdout, v.stderr)
+
+
+def test_s3cmd_and_rclone_across_regions(pair, tmp_path):
+    """s3cmd writes at eu and reads at us; rclone syncs a directory into us
+    and reads it back from eu (issue 10 section 6: each client across
+    regions, not only against one)."""
+    eu, us = pair.s3["eu"], pair.s3["us"]
+    data = os.urandom(300000)
+    src = tmp_path / "s.bin"
+    src.write_bytes(data)
+
+    def s3cmd(side, *args):
+        cfg = tmp_path / ("s3cfg-" + side.name)
+        host = side.url[len("https://"):]
+        cfg.write_text("[default]\naccess_key = %s\nsecret_key = %s\nhost_base = %s\nhost_bucket = %s\n"
+                       "bucket_location = %s\nuse_https = True\nca_certs_file = %s\n"
+                       "check_ssl_certificate = True\nsignature_v2 = False\n"
+                       % (side.akid, side.secret, host, host, side.name, pair.ca))
+        p = subprocess.run(["s3cmd", "-c", str(cfg), *args], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr + p.stdout
+        return p.stdout
+
+    s3cmd(eu, "mb", "s3://xreg")
+    s3cmd(eu, "put", str(src), "s3://xreg/dir/s.bin")
+    eventually(lambda: us.body("xreg", "dir/s.bin") == data, "s.bin at us")
+    s3cmd(us, "get", "s3://xreg/dir/s.bin", str(tmp_path / "back"))
+    assert (tmp_path / "back").read_bytes() == data
+
+    def rclone(side, *args):
+        conf = tmp_path / ("rclone-%s.conf" % side.name)
+        conf.write_text("[t]\ntype = s3\nprovider = Other\naccess_key_id = %s\nsecret_access_key = %s\n"
+                        "endpoint = %s\nregion = %s\nforce_path_style = true\n"
+                        % (side.akid, side.secret, side.url, side.name))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        p = subprocess.run(["rclone", "--config", str(conf), "--ca-cert", pair.ca, *args],
+                           capture_output=True, text=True, timeout=60, env=env)
+        assert p.returncode == 0, p.stderr + p.stdout
+        return p.stdout
+
+    d = tmp_path / "dir"
+    d.mkdir()
+    for i in range(4):
+        (d / ("f%d.txt" % i)).write_bytes(os.urandom(1000 * (i + 1)))
+    rclone(us, "copy", str(d), "t:xreg/sync")
+    want = ["f%d.txt" % i for i in range(4)]
+    eventually(lambda: sorted(rclone(eu, "lsf", "t:xreg/sync").split()) == want, "the synced files at eu")
+    out = tmp_path / "out"
+    rclone(eu, "copy", "t:xreg/sync", str(out))
+    for i in range(4):
+        assert (out / ("f%d.txt" % i)).read_bytes() == (d / ("f%d.txt" % i)).read_bytes()
