@@ -66,6 +66,9 @@ static void zone_done(reader *r)
 		error_at(r, r->zone_line, "[zone %s] needs soa = MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM",
 			 r->section + 5);
 	char err[300];
+	int line = 0;
+	if (r->zone && dns_zone_check_aliases(r->zone, &line, err, sizeof err) != 0)
+		error_at(r, line ? line : r->zone_line, "[zone %s]: %s", r->section + 5, err);
 	if (r->zone && dns_zone_dnssec(r->zone) && dns_zone_check_dnssec(r->zone, err, sizeof err) != 0)
 		error_at(r, r->dnssec_line, "[zone %s] dnssec = on: %s", r->section + 5, err);
 	r->zone = NULL;
@@ -172,7 +175,7 @@ static void zone_record(reader *r, const char *value)
 		rest += used2;
 	}
 	char err[200] = "";
-	int rc = dns_zone_add(r->zone, owner, type, ttl, rest, err, sizeof err);
+	int rc = dns_zone_add_at(r->zone, dns_zone_origin(r->zone), r->line, owner, type, ttl, rest, err, sizeof err);
 	if (rc != 0)
 		error_at(r, r->line, "record '%.80s': %s", value, err[0] ? err : "cannot be added");
 }
@@ -218,6 +221,16 @@ static void zone_key(reader *r, const char *name, const char *value)
 		zone_record(r, value);
 	} else if (strcmp(name, "route") == 0) {
 		zone_route(r, value);
+	} else if (strcmp(name, "alias") == 0) {
+		/* alias = OWNER TARGET: the same as record = OWNER ALIAS TARGET */
+		char owner[300];
+		int used = 0;
+		char err[200] = "";
+		if (sscanf(value, "%299s %n", owner, &used) != 1 || !value[used])
+			error_at(r, r->line, "alias must be OWNER TARGET, not '%.80s'", value);
+		else if (dns_zone_add_at(r->zone, dns_zone_origin(r->zone), r->line, owner, "ALIAS", 0, value + used, err,
+					 sizeof err) != 0)
+			error_at(r, r->line, "alias '%.80s': %s", value, err);
 	} else if (strcmp(name, "dnssec") == 0) {
 		/* the keys are in the secrets file ([dnssec]): the server loads them */
 		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
@@ -225,7 +238,7 @@ static void zone_key(reader *r, const char *name, const char *value)
 		dns_zone_set_dnssec(r->zone, strcmp(value, "on") == 0);
 		r->dnssec_line = r->line;
 	} else {
-		error_at(r, r->line, "unknown key '%s' in [%s] (soa, ttl, record, route, dnssec)", name, r->section);
+		error_at(r, r->line, "unknown key '%s' in [%s] (soa, ttl, record, route, alias, dnssec, file)", name, r->section);
 	}
 }
 

@@ -58,6 +58,21 @@ const dns_name *dns_zone_origin(const dns_zone *z);
  * other data, a second SOA or an SOA not at the apex), ERR_NOMEM. */
 int dns_zone_add(dns_zone *z, const char *owner, const char *type, uint32_t ttl, const char *rdata, char *err,
 		 size_t errcap);
+/* The same with names relative to origin (a zone file's $ORIGIN, within
+ * or equal to the zone's) instead of the zone's; line is kept for
+ * dns_zone_check_aliases' message. Type "ALIAS" (RDATA: one target name
+ * within the zone) makes owner an alias, as Route 53's alias records: it
+ * answers A and AAAA with the target's addresses (its routed answer with
+ * its ECS scope, or its static records; a CNAME or alias at the target is
+ * followed inside the zone), signed as owner's, never a CNAME, so it may
+ * stand at the apex beside SOA and NS. An alias cannot stand beside A,
+ * AAAA, CNAME, a route or another alias (ERR_INVAL). */
+int dns_zone_add_at(dns_zone *z, const dns_name *origin, int line, const char *owner, const char *type, uint32_t ttl,
+		    const char *rdata, char *err, size_t errcap);
+/* After every record is added: each alias' target must be a name of the
+ * zone. 0, or ERR_INVAL with the reason in err and the alias' line in
+ * *line. */
+int dns_zone_check_aliases(const dns_zone *z, int *line, char *err, size_t errcap);
 /* Add a routed record set (route.h) at owner (relative as above): its A
  * and AAAA answers are chosen per query. 0, or ERR_PARSE (a bad name) /
  * ERR_INVAL (outside the zone; a CNAME, A or AAAA records or another route
