@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "dns/dnsconf.h"
+#include "dns/zonefile.h"
 
 typedef struct reader {
 	FILE *file;
@@ -62,7 +63,7 @@ static char *read_line(char *str, int num, void *stream)
 /* The end of a [zone]: it must have its SOA. */
 static void zone_done(reader *r)
 {
-	if (r->zone && !r->zone_has_soa)
+	if (r->zone && !dns_zone_ready(r->zone))
 		error_at(r, r->zone_line, "[zone %s] needs soa = MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM",
 			 r->section + 5);
 	char err[300];
@@ -199,6 +200,38 @@ static void zone_route(reader *r, const char *value)
 		error_at(r, r->line, "route '%.80s': %s", value, err[0] ? err : "cannot be added");
 }
 
+/* file = PATH (relative to the config's directory): its records join the
+ * zone's; its errors are its own FILE:LINE lines. */
+static void zone_file(reader *r, const char *value)
+{
+	char path[1024];
+	int n = value[0] == '/' ? snprintf(path, sizeof path, "%s", value)
+				: snprintf(path, sizeof path, "%s/%s", r->dir, value);
+	if (!value[0] || n < 0 || (size_t)n >= sizeof path) {
+		error_at(r, r->line, "file needs a PATH (at most %zu bytes)", sizeof path - 1);
+		return;
+	}
+	char err[4096];
+	int rc = dns_zonefile_load(r->zone, path, r->zone_ttl, err, sizeof err);
+	if (rc == ERR_CONFIG) {
+		/* the zone file's own lines, each counted as an error */
+		for (char *line = err, *next; *line; line = next) {
+			next = strchr(line, '\n');
+			if (next)
+				*next++ = '\0';
+			else
+				next = line + strlen(line);
+			r->error_count++;
+			if (r->error_count <= 20)
+				buf_printf(r->errors, "%s\n", line);
+		}
+	} else if (rc != 0) {
+		error_at(r, r->line, "file: %s", rc == ERR_NOMEM ? "out of memory" : err);
+	} else {
+		r->zone_has_soa = dns_zone_ready(r->zone);
+	}
+}
+
 static void zone_key(reader *r, const char *name, const char *value)
 {
 	if (!r->zone)
@@ -221,6 +254,8 @@ static void zone_key(reader *r, const char *name, const char *value)
 		zone_record(r, value);
 	} else if (strcmp(name, "route") == 0) {
 		zone_route(r, value);
+	} else if (strcmp(name, "file") == 0) {
+		zone_file(r, value);
 	} else if (strcmp(name, "alias") == 0) {
 		/* alias = OWNER TARGET: the same as record = OWNER ALIAS TARGET */
 		char owner[300];
