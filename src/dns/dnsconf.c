@@ -329,6 +329,11 @@ static void server_key(reader *r, const char *name, const char *value)
 				: snprintf(s->geoip_db, sizeof s->geoip_db, "%s/%s", r->dir, value);
 		if (n < 0 || (size_t)n >= sizeof s->geoip_db)
 			error_at(r, r->line, "geoip_db: the path is too long");
+	} else if (strcmp(name, "secondaries") == 0) {
+		/* several lines add up (a config line is at most 200 bytes) */
+		char err[200] = "";
+		if (dns_xfr_parse_secondaries(value, s->secondaries, &s->nsecondaries, err, sizeof err) != 0)
+			error_at(r, r->line, "secondaries: %s", err);
 	} else if (strcmp(name, "metrics_listen") == 0) {
 		const char *colon = strrchr(value, ':');
 		long long port;
@@ -364,7 +369,7 @@ static void server_key(reader *r, const char *name, const char *value)
 	} else {
 		error_at(r, r->line,
 			 "unknown key '%s' in [dns %s] (listen, threads, rrl_rate, rrl_slip, latency_map, geoip_db, "
-			 "metrics_listen, health_interval_ms, health_timeout_ms, health_failures, health_recoveries, "
+			 "metrics_listen, secondaries, health_interval_ms, health_timeout_ms, health_failures, health_recoveries, "
 			 "health_max_rtt_ms)",
 			 name, s->name);
 	}

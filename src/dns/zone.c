@@ -1167,3 +1167,106 @@ size_t dns_answer_error(const uint8_t *query, size_t qlen, dns_parse_result r, u
 	}
 	return dns_w_length(&w);
 }
+
+/* --- zone transfers --- */
+
+typedef struct axfr {
+	const dns_query *q;
+	uint8_t *buf;
+	size_t cap;
+	dns_writer w;
+	bool begun, first;
+	int (*sink)(void *arg, uint8_t *msg, size_t len);
+	void *arg;
+	int rc;
+} axfr;
+
+static int axfr_begin(axfr *x)
+{
+	if (dns_w_begin(&x->w, x->buf, x->cap, x->q, DNS_R_NOERROR, x->first) != 0)
+		return ERR_LIMIT;
+	dns_w_flags(&x->w, DNS_F_AA, 0);
+	x->first = false;
+	x->begun = true;
+	return 0;
+}
+
+static int axfr_flush(axfr *x)
+{
+	if (!x->begun)
+		return 0;
+	x->begun = false;
+	return x->sink(x->arg, x->buf, dns_w_length(&x->w));
+}
+
+/* One record into the current message, or into a new one when it is full.
+ * The first failure sticks in x->rc. */
+static void axfr_put(axfr *x, const dns_rr *rr, const dns_name *owner, uint16_t type, uint32_t ttl,
+		     const uint8_t *rdata, size_t rdlen)
+{
+	for (int attempt = 0; attempt < 2 && x->rc == 0; attempt++) {
+		if (!x->begun && (x->rc = axfr_begin(x)) != 0)
+			return;
+		int rc = rr ? write_rr(&x->w, rr, owner, ttl) : write_raw(&x->w, owner, type, ttl, rdata, rdlen);
+		if (rc == 0)
+			return;
+		if (attempt == 1 || dns_w_length(&x->w) == 0) {
+			x->rc = ERR_LIMIT; /* one record larger than a message: cannot happen below 64 KiB */
+			return;
+		}
+		x->rc = axfr_flush(x);
+	}
+}
+
+/* The configured addresses of a routed record set (every region's). */
+static void axfr_route(axfr *x, const dns_name *owner, const dns_route *r)
+{
+	for (int i = 0; i < r->n; i++) {
+		for (int k = 0; k < r->r[i].n4; k++)
+			axfr_put(x, NULL, owner, DNS_T_A, r->ttl, r->r[i].a4[k], 4);
+		for (int k = 0; k < r->r[i].n6; k++)
+			axfr_put(x, NULL, owner, DNS_T_AAAA, r->ttl, r->r[i].a6[k], 16);
+	}
+}
+
+int dns_zone_axfr(const dns_zone *z, const dns_query *q, uint8_t *buf, size_t cap,
+		  int (*sink)(void *arg, uint8_t *msg, size_t len), void *arg)
+{
+	if (!z->soa)
+		return ERR_INVAL;
+	axfr x = {.q = q, .buf = buf, .cap = cap, .first = true, .sink = sink, .arg = arg};
+	axfr_put(&x, z->soa, &z->soa->owner, 0, z->soa->ttl, NULL, 0);
+	for (size_t i = 0; i < z->n && x.rc == 0; i++)
+		if (z->rrs[i] != z->soa)
+			axfr_put(&x, z->rrs[i], &z->rrs[i]->owner, 0, z->rrs[i]->ttl, NULL, 0);
+	for (size_t i = 0; i < z->nroutes && x.rc == 0; i++)
+		axfr_route(&x, &z->routes[i].owner, &z->routes[i].route);
+	/* an alias is transferred as the addresses its target has in this
+	 * static view (a secondary knows no ALIAS type) */
+	for (size_t i = 0; i < z->naliases && x.rc == 0; i++) {
+		dns_name target = z->aliases[i].target;
+		for (int hop = 0; hop <= CNAME_CHAIN_MAX; hop++) {
+			const zone_alias *next = alias_at(z, &target);
+			if (!next)
+				break;
+			target = next->target;
+		}
+		const dns_route *r = route_at(z, &target);
+		if (r)
+			axfr_route(&x, &z->aliases[i].owner, r);
+		for (size_t k = 0; k < z->n && x.rc == 0; k++) {
+			const dns_rr *rr = z->rrs[k];
+			if ((rr->type == DNS_T_A || rr->type == DNS_T_AAAA) && dns_name_equal(&rr->owner, &target))
+				axfr_put(&x, rr, &z->aliases[i].owner, 0, rr->ttl, NULL, 0);
+		}
+	}
+	axfr_put(&x, z->soa, &z->soa->owner, 0, z->soa->ttl, NULL, 0);
+	if (x.rc == 0)
+		x.rc = axfr_flush(&x);
+	return x.rc;
+}
+
+uint32_t dns_zone_serial(const dns_zone *z)
+{
+	return z->soa ? soa_u32(z->soa, 0) : 0;
+}
