@@ -310,13 +310,15 @@ static void tsig_append(uint8_t *msg, size_t *len, const dns_name *key, uint64_t
 	put16(p + 6, DNS_TSIG_FUDGE);
 	put16(p + 8, mac_len);
 	p += 10;
-	memcpy(p, macv, mac_len);
+	if (mac_len) /* (an unsigned error answer has none: macv NULL) */
+		memcpy(p, macv, mac_len);
 	p += mac_len;
 	put16(p, orig_id);
 	put16(p + 2, error);
 	put16(p + 4, other_len);
 	p += 6;
-	memcpy(p, other, other_len);
+	if (other_len)
+		memcpy(p, other, other_len);
 	p += other_len;
 	put16(rdlen, (uint16_t)(p - rd));
 	*len = (size_t)(p - msg);
