@@ -69,18 +69,21 @@ static bool take_token(const char **s, char *tok, size_t cap)
 	while (*p && (quoted || (*p != ' ' && *p != '\t'))) {
 		if (*p == '\\' && p[1]) {
 			if (n + 2 >= cap)
-				return false;
+				goto too_long;
 			tok[n++] = *p++;
 		} else if (*p == '"') {
 			quoted = !quoted;
 		}
 		if (n + 1 >= cap)
-			return false;
+			goto too_long;
 		tok[n++] = *p++;
 	}
 	tok[n] = '\0';
 	*s = p;
 	return true;
+too_long:
+	tok[n] = '\0'; /* (what was read, for an error message) */
+	return false;
 }
 
 /* A TTL: seconds, or numbers with units s m h d w ("1h30m"). 0 or
@@ -177,7 +180,7 @@ static void directive(zf *f, int line, const char *e)
 static void entry(zf *f, int line, const char *e, bool blank_owner)
 {
 	const char *s = e;
-	char tok[1024];
+	char tok[1024] = "";
 	if (!blank_owner && *s == '$') {
 		directive(f, line, e);
 		return;
