@@ -377,6 +377,24 @@ static int sign_and_send(void *arg, uint8_t *msg, size_t len)
 	return x->out(x->arg, msg, len);
 }
 
+/* The serial of an IXFR's SOA (the secondary's version, in the authority
+ * section) in msg[0..end). false when there is none. */
+static bool ixfr_serial(const uint8_t *msg, size_t end, uint32_t *serial)
+{
+	size_t off = DNS_HEADER_BYTES;
+	dns_name n;
+	if (get16(msg + 8) < 1 || dns_name_read(msg, end, &off, &n) != 0 || off + 4 > end)
+		return false;
+	off += 4; /* the question */
+	if (dns_name_read(msg, end, &off, &n) != 0 || off + 10 > end || get16(msg + off) != DNS_T_SOA)
+		return false;
+	off += 10;
+	if (dns_name_read(msg, end, &off, &n) != 0 || dns_name_read(msg, end, &off, &n) != 0 || off + 4 > end)
+		return false;
+	*serial = (uint32_t)msg[off] << 24 | (uint32_t)msg[off + 1] << 16 | (uint32_t)msg[off + 2] << 8 | msg[off + 3];
+	return true;
+}
+
 static void peer_text(const struct sockaddr *peer, char *out, size_t cap)
 {
 	snprintf(out, cap, "?");
@@ -516,7 +534,10 @@ int dns_xfr_answer(dns_zone *const *zones, int nzones, const dns_secondary *list
 		rc = ERR_NOMEM;
 		goto fail;
 	}
-	rc = dns_zone_axfr(z, q, buf, XFR_MESSAGE, sign_and_send, &x);
+	uint32_t theirs;
+	bool current = q->qtype == DNS_T_IXFR && ixfr_serial(msg, q->tsig_at, &theirs) &&
+		       (int32_t)(theirs - dns_zone_serial(z)) >= 0; /* (serial arithmetic, RFC 1982) */
+	rc = dns_zone_axfr(z, q, current, buf, XFR_MESSAGE, sign_and_send, &x);
 	if (rc == 0) {
 		char f2[200];
 		snprintf(f2, sizeof f2, "%s,\"messages\":%d,\"bytes\":%zu", fields, x.messages, x.bytes);

@@ -1,6 +1,7 @@
 /*
  * xfr.h - zone transfers (AXFR, and IXFR answered with the whole zone as
- * RFC 1995 section 4 allows) to the configured secondaries only, each
+ * RFC 1995 section 4 allows, or the SOA alone when the secondary's serial
+ * is current) to the configured secondaries only, each
  * request and every message of the answer authenticated with TSIG
  * (RFC 8945, HMAC-SHA256):
  *

@@ -1229,13 +1229,18 @@ static void axfr_route(axfr *x, const dns_name *owner, const dns_route *r)
 	}
 }
 
-int dns_zone_axfr(const dns_zone *z, const dns_query *q, uint8_t *buf, size_t cap,
+int dns_zone_axfr(const dns_zone *z, const dns_query *q, bool soa_only, uint8_t *buf, size_t cap,
 		  int (*sink)(void *arg, uint8_t *msg, size_t len), void *arg)
 {
 	if (!z->soa)
 		return ERR_INVAL;
 	axfr x = {.q = q, .buf = buf, .cap = cap, .first = true, .sink = sink, .arg = arg};
 	axfr_put(&x, z->soa, &z->soa->owner, 0, z->soa->ttl, NULL, 0);
+	if (soa_only) {
+		if (x.rc == 0)
+			x.rc = axfr_flush(&x);
+		return x.rc;
+	}
 	for (size_t i = 0; i < z->n && x.rc == 0; i++)
 		if (z->rrs[i] != z->soa)
 			axfr_put(&x, z->rrs[i], &z->rrs[i]->owner, 0, z->rrs[i]->ttl, NULL, 0);

@@ -129,12 +129,13 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 /* A zone transfer (RFC 5936) of the zone whose apex q asks for: the SOA,
  * every other record, each routed name as its configured record set (every
  * region's addresses), each alias as its target's addresses, the SOA
- * again; DNSSEC records are not transferred. Built one message at a time
+ * again; DNSSEC records are not transferred (soa_only: the SOA alone, an
+ * IXFR's answer to a secondary that is up to date, RFC 1995 section 2). Built one message at a time
  * in buf[0..cap) (AA, the question in the first only) and handed to sink,
  * which may change buf past the message (it signs it) before the next one
  * is built. 0, ERR_INVAL (no SOA), ERR_LIMIT (cap too small), or the
  * sink's error (the transfer stops at once). */
-int dns_zone_axfr(const dns_zone *z, const dns_query *q, uint8_t *buf, size_t cap,
+int dns_zone_axfr(const dns_zone *z, const dns_query *q, bool soa_only, uint8_t *buf, size_t cap,
 		  int (*sink)(void *arg, uint8_t *msg, size_t len), void *arg);
 /* The SOA's serial (0 without an SOA). */
 uint32_t dns_zone_serial(const dns_zone *z);

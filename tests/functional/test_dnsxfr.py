@@ -1,5 +1,6 @@
 """`tandem dns` zone transfers (issue 11 section 1): AXFR and IXFR only to
-the configured secondaries (`secondaries = ADDR key=NAME`), over TCP, with
+the configured secondaries (`secondaries = ADDR key=NAME`; an IXFR gets the whole zone, or the SOA
+alone when the secondary is current), over TCP, with
 TSIG (RFC 8945, HMAC-SHA256, the secret in the secrets file's [tsig]):
 kdig and dig transfer the static zone (routed names as their configured
 record sets, an alias as its target's addresses), every message signed
@@ -102,9 +103,10 @@ def xfr_records(out):
                   if line and not line.startswith(";") and "\tTSIG\t" not in line and " TSIG " not in line)
 
 
+SOA = "tandem.test. 3600 IN SOA ns1.tandem.test. hostmaster.tandem.test. 2026120301 3600 600 86400 30"
 EXPECTED = sorted([
-    "tandem.test. 3600 IN SOA ns1.tandem.test. hostmaster.tandem.test. 2026120301 3600 600 86400 30",
-    "tandem.test. 3600 IN SOA ns1.tandem.test. hostmaster.tandem.test. 2026120301 3600 600 86400 30",
+    SOA,
+    SOA,
     "tandem.test. 300 IN NS ns1.tandem.test.",
     "ns1.tandem.test. 300 IN A 127.0.0.5",
     "www.tandem.test. 300 IN CNAME api.tandem.test.",
@@ -127,6 +129,12 @@ def test_kdig_and_dig_transfer_with_tsig(server):
         assert p.returncode == 0 and ";; ERROR" not in p.stdout + p.stderr, p.stdout + p.stderr
         assert xfr_records(p.stdout) == EXPECTED, p.stdout
         assert "TSIG\thmac-sha256." in p.stdout and "NOERROR" in p.stdout  # the answer is signed
+    # an IXFR from a secondary that has our serial (or a newer one): our SOA alone (RFC 1995 2)
+    for serial in ("2026120301", "2026120399"):
+        p = subprocess.run([KDIG, "@127.0.0.1", "-p", str(server.port), "-y", "hmac-sha256:xfr1:" + SECRET,
+                            "IXFR=" + serial, "tandem.test"], capture_output=True, text=True, timeout=20)
+        assert ";; ERROR" not in p.stdout + p.stderr, p.stdout + p.stderr
+        assert xfr_records(p.stdout) == [SOA], p.stdout
     if DIG:  # dig checks the answer's TSIG: "Transfer failed" / "tsig verify failure" otherwise
         p = subprocess.run([DIG, "@127.0.0.1", "-p", str(server.port), "-y", "hmac-sha256:xfr1:" + SECRET, "AXFR",
                             "tandem.test"], capture_output=True, text=True, timeout=20)
