@@ -467,13 +467,15 @@ int dns_xfr_answer(dns_zone *const *zones, int nzones, const dns_secondary *list
 		if (prefix_match(&list[i], peer))
 			allowed = &list[i];
 	if (!z || !allowed || !q->tsig) {
-		log_event(LOG_WARN, "dns_xfr_refused", fields, "%s of %.200s from %s refused: %s", type, zname, who,
-			  !z ? "not a zone's apex" : !allowed ? "not a configured secondary" : "the request has no TSIG");
+		/* a stranger's request is logged at debug level only: anyone can
+		 * connect, and a line per refusal would let them fill the log */
+		log_msg(allowed ? LOG_WARN : LOG_DEBUG, "%s of %.200s from %s refused: %s", type, zname, who,
+			!z ? "not a zone's apex" : !allowed ? "not a configured secondary" : "the request has no TSIG");
 		return send_error(q, DNS_R_REFUSED, NULL, 0, now, out, arg);
 	}
 	tsig_rr t;
 	if (tsig_read(msg, len, q->tsig_at, &t) != 0) {
-		log_event(LOG_WARN, "dns_xfr_refused", fields, "%s of %.200s from %s: a malformed TSIG", type, zname, who);
+		log_warn("%s of %.200s from %s: a malformed TSIG", type, zname, who);
 		return send_error(q, DNS_R_FORMERR, NULL, 0, now, out, arg);
 	}
 	const dns_secondary *s = NULL;
@@ -483,8 +485,8 @@ int dns_xfr_answer(dns_zone *const *zones, int nzones, const dns_secondary *list
 	dns_name alg_canon;
 	canon(&t.alg, &alg_canon);
 	if (!s || alg_canon.len != sizeof HMAC_SHA256 || memcmp(alg_canon.wire, HMAC_SHA256, sizeof HMAC_SHA256) != 0) {
-		log_event(LOG_WARN, "dns_xfr_refused", fields, "%s of %.200s from %s: %s (TSIG BADKEY)", type, zname, who,
-			  !s ? "not the key of this secondary" : "an algorithm other than hmac-sha256");
+		log_warn("%s of %.200s from %s refused: %s (TSIG BADKEY)", type, zname, who,
+			 !s ? "not the key of this secondary" : "an algorithm other than hmac-sha256");
 		return send_error(q, DNS_R_NOTAUTH, &t.key, TSIG_BADKEY, now, out, arg);
 	}
 	xfr x = {.q = q, .now = now, .first = true, .out = out, .arg = arg};
@@ -508,8 +510,7 @@ int dns_xfr_answer(dns_zone *const *zones, int nzones, const dns_secondary *list
 	if ((rc = mac_end(&x.m, want)) != 0)
 		goto fail;
 	if (t.mac_len != MAC_BYTES || CRYPTO_memcmp(want, t.mac, MAC_BYTES) != 0) {
-		log_event(LOG_WARN, "dns_xfr_refused", fields, "%s of %.200s from %s: the TSIG does not verify (BADSIG)",
-			  type, zname, who);
+		log_warn("%s of %.200s from %s refused: the TSIG does not verify (BADSIG)", type, zname, who);
 		rc = send_error(q, DNS_R_NOTAUTH, &t.key, TSIG_BADSIG, now, out, arg);
 		goto done;
 	}
@@ -517,8 +518,8 @@ int dns_xfr_answer(dns_zone *const *zones, int nzones, const dns_secondary *list
 	x.prior_len = MAC_BYTES;
 	uint64_t skew = now > t.time ? now - t.time : t.time - now;
 	if (skew > t.fudge) {
-		log_event(LOG_WARN, "dns_xfr_refused", fields, "%s of %.200s from %s: its TSIG time is %llu s off ours "
-			  "(BADTIME)", type, zname, who, (unsigned long long)skew);
+		log_warn("%s of %.200s from %s refused: its TSIG time is %llu s off ours (BADTIME)", type, zname, who,
+			 (unsigned long long)skew);
 		uint8_t ebuf[DNS_HEADER_BYTES + DNS_NAME_MAX + 4 + TSIG_ROOM];
 		dns_writer w;
 		x.error = TSIG_BADTIME;

@@ -71,8 +71,9 @@ int dns_xfr_load_keys(const char *secrets_path, dns_secondary *list, int n, char
  * without the TCP length prefix; out returns 0, or an error that stops
  * the transfer). now: the wall clock in seconds. Returns 0, or the error
  * out returned / ERR_NOMEM (the connection should then be closed). Each
- * transfer and refusal is logged as an event (dns_xfr, dns_xfr_refused)
- * with the peer's address, never a key. */
+ * transfer is logged as an event (dns_xfr) with the peer's address, each
+ * refusal of a configured secondary's request as a warning (a stranger's:
+ * at debug level, so that no one can fill the log); never a key. */
 int dns_xfr_answer(dns_zone *const *zones, int nzones, const dns_secondary *list, int n, const dns_query *q,
 		   const uint8_t *msg, size_t len, const struct sockaddr *peer, uint64_t now,
 		   int (*out)(void *arg, const uint8_t *msg, size_t len), void *arg);

@@ -219,7 +219,8 @@ def test_other_addresses_refused_and_bad_config(tmp_path):
         q.use_tsig(keyring, keyname="xfr1.", algorithm=dns.tsig.HMAC_SHA256)
         r = raw_tcp(s, q)
         assert r.rcode() == dns.rcode.REFUSED and not r.answer
-        assert "not a configured secondary" in s.log()
+        # a stranger's refusal is not logged (at debug level only): no one can fill the log
+        assert "not a configured secondary" not in s.log()
     finally:
         assert s.stop() == 0, s.log()
     for bad, message in (("127.0.0.1", "each secondary is ADDR[/LEN] key=NAME"),
