@@ -111,6 +111,8 @@ static int secrets_handler(void *user, const char *section, const char *name, co
 		s->kek_count++;
 	} else if (strcmp(section, "dnssec") == 0) {
 		/* the zones' DNSSEC keys: read by dns/dnssec.c, checked there */
+	} else if (strcmp(section, "tsig") == 0) {
+		/* the zone transfers' TSIG keys: read by dns/xfr.c, checked there */
 	} else if (strcmp(section, "s3") == 0) {
 		/* the S3 access keys: read (and re-read while running) by
 		 * objects/s3keys.c, checked there */

@@ -14,6 +14,7 @@
  *   [s3]                           ; S3 access keys: objects/s3keys.h reads them
  *   key.AKID = SECRET
  *   name.AKID = TENANT
+ *   [dnssec], [tsig]               ; DNS keys: dns/dnssec.c and dns/xfr.c read them
  *
  * The file is refused when group or others may read it. A file without
  * [objects] loads (kek_current = -1); the object store refuses to open then.

@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "dns/dnsconf.h"
+#include "dns/zonefile.h"
 
 typedef struct reader {
 	FILE *file;
@@ -62,10 +63,13 @@ static char *read_line(char *str, int num, void *stream)
 /* The end of a [zone]: it must have its SOA. */
 static void zone_done(reader *r)
 {
-	if (r->zone && !r->zone_has_soa)
+	if (r->zone && !dns_zone_ready(r->zone))
 		error_at(r, r->zone_line, "[zone %s] needs soa = MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM",
 			 r->section + 5);
 	char err[300];
+	int line = 0;
+	if (r->zone && dns_zone_check_aliases(r->zone, &line, err, sizeof err) != 0)
+		error_at(r, line ? line : r->zone_line, "[zone %s]: %s", r->section + 5, err);
 	if (r->zone && dns_zone_dnssec(r->zone) && dns_zone_check_dnssec(r->zone, err, sizeof err) != 0)
 		error_at(r, r->dnssec_line, "[zone %s] dnssec = on: %s", r->section + 5, err);
 	r->zone = NULL;
@@ -172,7 +176,7 @@ static void zone_record(reader *r, const char *value)
 		rest += used2;
 	}
 	char err[200] = "";
-	int rc = dns_zone_add(r->zone, owner, type, ttl, rest, err, sizeof err);
+	int rc = dns_zone_add_at(r->zone, dns_zone_origin(r->zone), r->line, owner, type, ttl, rest, err, sizeof err);
 	if (rc != 0)
 		error_at(r, r->line, "record '%.80s': %s", value, err[0] ? err : "cannot be added");
 }
@@ -194,6 +198,38 @@ static void zone_route(reader *r, const char *value)
 	}
 	if (dns_zone_add_route(r->zone, owner, &route, err, sizeof err) != 0)
 		error_at(r, r->line, "route '%.80s': %s", value, err[0] ? err : "cannot be added");
+}
+
+/* file = PATH (relative to the config's directory): its records join the
+ * zone's; its errors are its own FILE:LINE lines. */
+static void zone_file(reader *r, const char *value)
+{
+	char path[1024];
+	int n = value[0] == '/' ? snprintf(path, sizeof path, "%s", value)
+				: snprintf(path, sizeof path, "%s/%s", r->dir, value);
+	if (!value[0] || n < 0 || (size_t)n >= sizeof path) {
+		error_at(r, r->line, "file needs a PATH (at most %zu bytes)", sizeof path - 1);
+		return;
+	}
+	char err[4096];
+	int rc = dns_zonefile_load(r->zone, path, r->zone_ttl, err, sizeof err);
+	if (rc == ERR_CONFIG) {
+		/* the zone file's own lines, each counted as an error */
+		for (char *line = err, *next; *line; line = next) {
+			next = strchr(line, '\n');
+			if (next)
+				*next++ = '\0';
+			else
+				next = line + strlen(line);
+			r->error_count++;
+			if (r->error_count <= 20)
+				buf_printf(r->errors, "%s\n", line);
+		}
+	} else if (rc != 0) {
+		error_at(r, r->line, "file: %s", rc == ERR_NOMEM ? "out of memory" : err);
+	} else {
+		r->zone_has_soa = dns_zone_ready(r->zone);
+	}
 }
 
 static void zone_key(reader *r, const char *name, const char *value)
@@ -218,6 +254,18 @@ static void zone_key(reader *r, const char *name, const char *value)
 		zone_record(r, value);
 	} else if (strcmp(name, "route") == 0) {
 		zone_route(r, value);
+	} else if (strcmp(name, "file") == 0) {
+		zone_file(r, value);
+	} else if (strcmp(name, "alias") == 0) {
+		/* alias = OWNER TARGET: the same as record = OWNER ALIAS TARGET */
+		char owner[300];
+		int used = 0;
+		char err[200] = "";
+		if (sscanf(value, "%299s %n", owner, &used) != 1 || !value[used])
+			error_at(r, r->line, "alias must be OWNER TARGET, not '%.80s'", value);
+		else if (dns_zone_add_at(r->zone, dns_zone_origin(r->zone), r->line, owner, "ALIAS", 0, value + used, err,
+					 sizeof err) != 0)
+			error_at(r, r->line, "alias '%.80s': %s", value, err);
 	} else if (strcmp(name, "dnssec") == 0) {
 		/* the keys are in the secrets file ([dnssec]): the server loads them */
 		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
@@ -225,7 +273,7 @@ static void zone_key(reader *r, const char *name, const char *value)
 		dns_zone_set_dnssec(r->zone, strcmp(value, "on") == 0);
 		r->dnssec_line = r->line;
 	} else {
-		error_at(r, r->line, "unknown key '%s' in [%s] (soa, ttl, record, route, dnssec)", name, r->section);
+		error_at(r, r->line, "unknown key '%s' in [%s] (soa, ttl, record, route, alias, dnssec, file)", name, r->section);
 	}
 }
 
@@ -281,6 +329,11 @@ static void server_key(reader *r, const char *name, const char *value)
 				: snprintf(s->geoip_db, sizeof s->geoip_db, "%s/%s", r->dir, value);
 		if (n < 0 || (size_t)n >= sizeof s->geoip_db)
 			error_at(r, r->line, "geoip_db: the path is too long");
+	} else if (strcmp(name, "secondaries") == 0) {
+		/* several lines add up (a config line is at most 200 bytes) */
+		char err[200] = "";
+		if (dns_xfr_parse_secondaries(value, s->secondaries, &s->nsecondaries, err, sizeof err) != 0)
+			error_at(r, r->line, "secondaries: %s", err);
 	} else if (strcmp(name, "metrics_listen") == 0) {
 		const char *colon = strrchr(value, ':');
 		long long port;
@@ -316,7 +369,7 @@ static void server_key(reader *r, const char *name, const char *value)
 	} else {
 		error_at(r, r->line,
 			 "unknown key '%s' in [dns %s] (listen, threads, rrl_rate, rrl_slip, latency_map, geoip_db, "
-			 "metrics_listen, health_interval_ms, health_timeout_ms, health_failures, health_recoveries, "
+			 "metrics_listen, secondaries, health_interval_ms, health_timeout_ms, health_failures, health_recoveries, "
 			 "health_max_rtt_ms)",
 			 name, s->name);
 	}

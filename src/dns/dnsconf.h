@@ -18,6 +18,7 @@
  *   latency_map = 10.1.0.0/16 eu us, default eu us   ; route.h
  *   geoip_db = GeoLite2-Country.mmdb ; optional, for country:/continent: entries
  *   metrics_listen = 127.0.0.1:9153  ; /metrics and /health (health.h)
+ *   secondaries = 127.0.0.9 key=xfr1 ; who may transfer the zones (TSIG: xfr.h)
  *   health_interval_ms = 1000        ; and health_timeout_ms, health_failures (3),
  *                                    ; health_recoveries (2), health_max_rtt_ms (0)
  *
@@ -36,6 +37,7 @@
 #include <stddef.h>
 
 #include "dns/route.h"
+#include "dns/xfr.h"
 #include "dns/zone.h"
 
 #define DNSCONF_MAX_ZONES 16
@@ -58,6 +60,10 @@ typedef struct dns_server_conf {
 	int health_failures;          /* 3 */
 	int health_recoveries;        /* 2 */
 	int health_max_rtt_ms;        /* a slower check fails (0: only the timeout) */
+	/* zone transfers (xfr.h): who may ask, with which TSIG key (their
+	 * secrets: dns_xfr_load_keys, at start) */
+	dns_secondary secondaries[DNS_XFR_MAX_SECONDARIES];
+	int nsecondaries;
 	int line;
 } dns_server_conf;
 

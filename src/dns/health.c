@@ -95,6 +95,7 @@ struct dns_health {
 	char dns_name[32];
 	struct event_base *base;
 	struct event *tick;
+	struct event *stop_ev;     /* made active to stop the thread (see dns_health_free) */
 	SSL_CTX *ssl;
 	http_server *metrics;
 	char metrics_listen[128];
@@ -302,6 +303,11 @@ static void on_metrics_request(http_request *req, void *arg)
 
 /* --- life --- */
 
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
 static void *health_run(void *arg)
 {
 	dns_health *h = arg;
@@ -325,7 +331,9 @@ dns_health *dns_health_new(const config *cfg, const dns_conf *dc, const dns_serv
 	h->max_rtt_ms = sc->health_max_rtt_ms;
 	atomic_init(&h->view, DNS_VIEW_ALL_HEALTHY);
 	h->base = event_base_new();
-	if (!h->base) {
+	if (h->base)
+		h->stop_ev = event_new(h->base, -1, 0, on_stop, h->base);
+	if (!h->base || !h->stop_ev) {
 		snprintf(err, errcap, "cannot create an event loop");
 		goto fail;
 	}
@@ -422,7 +430,10 @@ void dns_health_free(dns_health **hp)
 	if (!h)
 		return;
 	if (h->started) {
-		event_base_loopbreak(h->base); /* (thread-safe: evthread_use_pthreads) */
+		/* an active event, not event_base_loopbreak: a loop that has not
+		 * begun yet clears a break when it begins, and would run on
+		 * (thread-safe: evthread_use_pthreads) */
+		event_active(h->stop_ev, EV_READ, 0);
 		pthread_join(h->thread, NULL);
 	}
 	h->stopping = true;
@@ -431,6 +442,8 @@ void dns_health_free(dns_health **hp)
 	http_server_free(&h->metrics);
 	if (h->tick)
 		event_free(h->tick);
+	if (h->stop_ev)
+		event_free(h->stop_ev);
 	if (h->base)
 		event_base_free(h->base);
 	SSL_CTX_free(h->ssl);

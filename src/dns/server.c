@@ -37,6 +37,7 @@
 #include "dns/health.h"
 #include "dns/rrl.h"
 #include "dns/server.h"
+#include "dns/xfr.h"
 
 #define UDP_BURST 64
 #define UDP_MAX_ANSWER 1232        /* RFC 9715: avoids IP fragmentation */
@@ -51,6 +52,7 @@ typedef struct dns_srv {
 	const dns_conf *dc;
 	dns_cookie_key cookie_key; /* from the secrets file: the same in every instance */
 	const dns_server_conf *sc;
+	dns_secondary secondaries[DNS_XFR_MAX_SECONDARIES]; /* sc's, with their TSIG secrets */
 	dns_health *health;        /* the regions' health (health.h); NULL without routes */
 	worker *workers;
 	int nworkers;
@@ -71,6 +73,7 @@ struct worker {
 	bool started;
 	uint32_t rand;             /* xorshift32 state: weighted routes (no lock, no syscall) */
 	dnssec_signer *signer;     /* this thread's signatures cache (dnssec.h) */
+	struct event *stop_ev;     /* made active by worker_stop: breaks the loop */
 	uint8_t out[65535 + 2];    /* one answer at a time per thread */
 };
 
@@ -174,6 +177,16 @@ static void tcp_close(struct bufferevent *bev, worker *w)
 	w->conns--;
 }
 
+/* One message of a transfer onto the connection, with its length. */
+static int xfr_out(void *arg, const uint8_t *msg, size_t len)
+{
+	struct evbuffer *out = arg;
+	uint8_t lenb[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+	if (evbuffer_add(out, lenb, 2) != 0 || evbuffer_add(out, msg, len) != 0)
+		return ERR_NOMEM;
+	return 0;
+}
+
 static void tcp_read(struct bufferevent *bev, void *arg)
 {
 	worker *w = arg;
@@ -199,6 +212,19 @@ static void tcp_read(struct bufferevent *bev, void *arg)
 		socklen_t plen = sizeof peer;
 		bool cookie_ok;
 		bool have_peer = getpeername(bufferevent_getfd(bev), (struct sockaddr *)&peer, &plen) == 0;
+		dns_query q;
+		if (dns_parse_query(msg, mlen, &q) == DNS_PARSE_OK && (q.qtype == DNS_T_AXFR || q.qtype == DNS_T_IXFR)) {
+			/* a transfer: its messages, each signed, go out at once (a
+			 * zone's size, bounded by the zone file's limits) */
+			dns_srv *srv = w->srv;
+			if (dns_xfr_answer(srv->dc->zones, srv->dc->nzones, srv->secondaries, srv->sc->nsecondaries, &q, msg,
+					   mlen, have_peer ? (struct sockaddr *)&peer : NULL, (uint64_t)(util_now_ms() / 1000),
+					   xfr_out, out) != 0) {
+				tcp_close(bev, w);
+				return;
+			}
+			continue;
+		}
 		size_t len = answer(w, msg, mlen, true, have_peer ? (struct sockaddr *)&peer : NULL, w->out + 2, 65535,
 				    &cookie_ok);
 		if (!len) {
@@ -289,6 +315,20 @@ static int bind_socket(const char *hostport, int type, char *err, size_t errcap)
 	return fd;
 }
 
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
+/* Stop a started worker's loop. Not event_base_loopbreak from here: a
+ * loop that has not begun yet clears the break when it does (libevent),
+ * and the worker would run on (a SIGTERM just after start hung the
+ * stop); an active event stays active until the loop runs it. */
+static void worker_stop(worker *w)
+{
+	event_active(w->stop_ev, EV_READ, 0); /* (thread-safe: evthread_use_pthreads) */
+}
+
 static void *worker_run(void *arg)
 {
 	worker *w = arg;
@@ -301,6 +341,8 @@ static void worker_free(worker *w)
 	for (int i = 0; i < TCP_MAX_CONNS; i++)
 		if (w->conn[i])
 			bufferevent_free(w->conn[i]);
+	if (w->stop_ev)
+		event_free(w->stop_ev);
 	for (int i = 0; i < w->nsock; i++) {
 		if (w->udp_ev[i])
 			event_free(w->udp_ev[i]);
@@ -360,6 +402,12 @@ int dns_server_main(const config *cfg, const dns_conf *dc, const char *name, int
 			return 1;
 		}
 	}
+	/* the secondaries' TSIG secrets, from the same file */
+	memcpy(srv.secondaries, sc->secondaries, sizeof srv.secondaries);
+	if (dns_xfr_load_keys(cfg->secrets_file, srv.secondaries, sc->nsecondaries, err, sizeof err) != 0) {
+		fprintf(stderr, "tandem: %s\n", err);
+		return 1;
+	}
 	/* the signed zones' keys, from the same file, before privileges go */
 	bool signing = false;
 	for (int i = 0; i < dc->nzones; i++) {
@@ -392,7 +440,9 @@ int dns_server_main(const config *cfg, const dns_conf *dc, const char *name, int
 		w->rrl = dns_rrl_new(16384, (unsigned)sc->rrl_rate, (unsigned)sc->rrl_slip);
 		if (signing)
 			w->signer = dnssec_signer_new(DNSSEC_CACHE_DEFAULT);
-		if (!w->base || !w->rrl || (signing && !w->signer)) {
+		if (w->base)
+			w->stop_ev = event_new(w->base, -1, 0, on_stop, w->base);
+		if (!w->base || !w->stop_ev || !w->rrl || (signing && !w->signer)) {
 			fprintf(stderr, "tandem: cannot create an event loop\n");
 			goto out;
 		}
@@ -441,7 +491,7 @@ int dns_server_main(const config *cfg, const dns_conf *dc, const char *name, int
 		if (pthread_create(&srv.workers[t].thread, NULL, worker_run, &srv.workers[t]) != 0) {
 			fprintf(stderr, "tandem: cannot start a thread\n");
 			for (int k = 0; k < t; k++)
-				event_base_loopbreak(srv.workers[k].base);
+				worker_stop(&srv.workers[k]);
 			event_free(sigterm);
 			event_free(sigint);
 			goto out;
@@ -451,7 +501,7 @@ int dns_server_main(const config *cfg, const dns_conf *dc, const char *name, int
 	if (srv.health && dns_health_start(srv.health) != 0) {
 		fprintf(stderr, "tandem: cannot start the health checks' thread\n");
 		for (int k = 0; k < srv.nworkers; k++)
-			event_base_loopbreak(srv.workers[k].base);
+			worker_stop(&srv.workers[k]);
 		event_free(sigterm);
 		event_free(sigint);
 		goto out;
@@ -481,7 +531,7 @@ out:
 	for (int t = 0; srv.workers && t < srv.nworkers; t++) {
 		worker *w = &srv.workers[t];
 		if (w->started) {
-			event_base_loopbreak(w->base);
+			worker_stop(w);
 			pthread_join(w->thread, NULL);
 		}
 	}
@@ -490,6 +540,7 @@ out:
 	dns_health_free(&srv.health); /* after the workers: they read its view */
 	free(srv.workers);
 	OPENSSL_cleanse(&srv.cookie_key, sizeof srv.cookie_key);
+	OPENSSL_cleanse(srv.secondaries, sizeof srv.secondaries);
 	if (main_base)
 		event_base_free(main_base);
 	return status;

@@ -284,12 +284,19 @@ dns_parse_result dns_parse_query(const uint8_t *p, size_t n, dns_query *q)
 	bool badvers = false;
 	for (unsigned i = 0; i < ar; i++) {
 		dns_name owner;
+		size_t at = off;
 		if (dns_name_read(p, n, &off, &owner) != 0 || off + 10 > n)
 			return DNS_PARSE_FORMERR;
 		uint16_t type = get16(p + off), rdlen = get16(p + off + 8);
 		if (off + 10 + rdlen > n)
 			return DNS_PARSE_FORMERR;
-		if (type == DNS_T_OPT) {
+		if (type == DNS_T_TSIG) {
+			/* the last record only (RFC 8945 5.1); what follows it is not signed */
+			if (i != ar - 1u || off + 10 + rdlen != n || at > 0xffff)
+				return DNS_PARSE_FORMERR;
+			q->tsig = true;
+			q->tsig_at = (uint16_t)at;
+		} else if (type == DNS_T_OPT) {
 			/* one OPT, owned by the root (RFC 6891 6.1.1) */
 			if (q->edns || owner.len != 1)
 				return DNS_PARSE_FORMERR;

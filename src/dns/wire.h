@@ -36,14 +36,14 @@
 enum { /* types and classes used here (the others pass through as numbers) */
 	DNS_T_A = 1, DNS_T_NS = 2, DNS_T_CNAME = 5, DNS_T_SOA = 6, DNS_T_PTR = 12, DNS_T_MX = 15,
 	DNS_T_TXT = 16, DNS_T_AAAA = 28, DNS_T_SRV = 33, DNS_T_OPT = 41, DNS_T_DS = 43, DNS_T_RRSIG = 46,
-	DNS_T_NSEC = 47, DNS_T_DNSKEY = 48, DNS_T_IXFR = 251, DNS_T_AXFR = 252, DNS_T_ANY = 255,
+	DNS_T_NSEC = 47, DNS_T_DNSKEY = 48, DNS_T_TSIG = 250, DNS_T_IXFR = 251, DNS_T_AXFR = 252, DNS_T_ANY = 255,
 	DNS_T_CAA = 257,
 	DNS_C_IN = 1, DNS_C_CH = 3, DNS_C_ANY = 255,
 };
 
 enum { /* response codes (the low 4 bits; BADVERS is extended, 16) */
 	DNS_R_NOERROR = 0, DNS_R_FORMERR = 1, DNS_R_SERVFAIL = 2, DNS_R_NXDOMAIN = 3, DNS_R_NOTIMP = 4,
-	DNS_R_REFUSED = 5, DNS_R_BADVERS = 16, DNS_R_BADCOOKIE = 23,
+	DNS_R_REFUSED = 5, DNS_R_NOTAUTH = 9, DNS_R_BADVERS = 16, DNS_R_BADCOOKIE = 23,
 };
 
 /* Header flag bits (the second 16-bit word). */
@@ -86,6 +86,10 @@ typedef struct dns_query {
 	uint8_t client_cookie[8];
 	uint8_t server_cookie[32];
 	uint8_t server_cookie_len;
+	/* TSIG (RFC 8945): the last record of the additional section; where
+	 * its owner starts in the message (tsig.h verifies it) */
+	bool tsig;
+	uint16_t tsig_at;
 } dns_query;
 
 /* The outcome of reading a query. */

@@ -25,6 +25,14 @@ typedef struct zone_route {
 	dns_route route;
 } zone_route;
 
+/* An alias (Route 53's alias record, `record = @ ALIAS api`): owner
+ * answers A and AAAA with target's addresses, as target answers them. */
+typedef struct zone_alias {
+	dns_name owner;
+	dns_name target;
+	int line;                  /* for dns_zone_check_aliases' message (0: unknown) */
+} zone_alias;
+
 struct dns_zone {
 	dns_name origin;
 	char origin_text[4 * DNS_NAME_MAX + 2];
@@ -33,6 +41,8 @@ struct dns_zone {
 	const dns_rr *soa;
 	zone_route *routes;        /* routed names (route.h), few: scanned */
 	size_t nroutes;
+	zone_alias *aliases;       /* few: scanned */
+	size_t naliases;
 	bool dnssec;               /* `dnssec = on`: signed once it has keys */
 	dnssec_keys *keys;         /* owned; NULL: not signed */
 };
@@ -55,6 +65,7 @@ void dns_zone_free(dns_zone **z)
 		free((*z)->rrs[i]);
 	free((*z)->rrs);
 	free((*z)->routes);
+	free((*z)->aliases);
 	dnssec_keys_free(&(*z)->keys);
 	free(*z);
 	*z = NULL;
@@ -137,22 +148,33 @@ static const struct {
 	{"SRV", DNS_T_SRV}, {"CAA", DNS_T_CAA},
 };
 
-/* A name of the zone file: "@", relative, or absolute (a final dot). */
-static int zone_name(const dns_zone *z, const char *text, dns_name *out)
+/* A name of the zone file: "@" (origin), relative to origin, or absolute
+ * (a final dot). */
+static int name_at(const dns_name *origin, const char *text, dns_name *out)
 {
 	if (strcmp(text, "@") == 0) {
-		*out = z->origin;
+		*out = *origin;
 		return 0;
 	}
 	size_t n = strlen(text);
 	if (n > 0 && text[n - 1] == '.' && (n < 2 || text[n - 2] != '\\'))
 		return dns_name_from_text(text, out);
+	char origin_text[4 * DNS_NAME_MAX + 2];
+	dns_name_to_text(origin, origin_text, sizeof origin_text);
 	char full[4 * DNS_NAME_MAX + 8];
-	int w = snprintf(full, sizeof full, "%s.%s", text, strcmp(z->origin_text, ".") == 0 ? "" : z->origin_text);
+	int w = snprintf(full, sizeof full, "%s.%s", text, strcmp(origin_text, ".") == 0 ? "" : origin_text);
 	if (w < 0 || (size_t)w >= sizeof full)
 		return ERR_PARSE;
 	return dns_name_from_text(full, out);
 }
+
+static int zone_name(const dns_zone *z, const char *text, dns_name *out)
+{
+	return name_at(&z->origin, text, out);
+}
+
+static const dns_route *route_at(const dns_zone *z, const dns_name *name);
+static bool node_exists(const dns_zone *z, const dns_name *name);
 
 /* The next whitespace-separated token of *s into tok (a quoted string
  * without its quotes, \" and \\ unescaped when quoted). 0 at the end. */
@@ -232,16 +254,16 @@ static int rd_u32(rdbuf *r, uint32_t v)
 	return rd_bytes(r, b, 4);
 }
 
-static int rd_name(const dns_zone *z, rdbuf *r, const char *text)
+static int rd_name(const dns_name *origin, rdbuf *r, const char *text)
 {
 	dns_name n;
-	if (zone_name(z, text, &n) != 0)
+	if (name_at(origin, text, &n) != 0)
 		return ERR_PARSE;
 	return rd_bytes(r, n.wire, n.len);
 }
 
 /* The RDATA of type from its presentation form. */
-static int parse_rdata(const dns_zone *z, uint16_t type, const char *text, rdbuf *r, char *err, size_t errcap)
+static int parse_rdata(const dns_name *z, uint16_t type, const char *text, rdbuf *r, char *err, size_t errcap)
 {
 	char tok[8][512];
 	int quoted[8] = {0};
@@ -343,9 +365,77 @@ static uint16_t type_of(const char *name)
 	return 0;
 }
 
+static const zone_alias *alias_at(const dns_zone *z, const dns_name *name)
+{
+	for (size_t i = 0; i < z->naliases; i++)
+		if (dns_name_equal(&z->aliases[i].owner, name))
+			return &z->aliases[i];
+	return NULL;
+}
+
+/* owner ALIAS target: checked against the records already there (and
+ * they against it as they come: dns_zone_add). */
+static int add_alias(dns_zone *z, const dns_name *origin, const char *owner, const char *rdata, int line, char *err,
+		     size_t errcap)
+{
+	dns_name own, target;
+	char tok[300];
+	int quoted = 0;
+	const char *s = rdata;
+	if (name_at(origin, owner, &own) != 0) {
+		snprintf(err, errcap, "'%.80s' is not a valid name", owner);
+		return ERR_PARSE;
+	}
+	char extra[8];
+	if (next_token(&s, tok, sizeof tok, &quoted) != 1 || quoted || next_token(&s, extra, sizeof extra, &quoted) != 0 ||
+	    name_at(origin, tok, &target) != 0) {
+		snprintf(err, errcap, "ALIAS needs one target name, not '%.80s'", rdata);
+		return ERR_PARSE;
+	}
+	if (!dns_name_within(&own, &z->origin) || !dns_name_within(&target, &z->origin)) {
+		snprintf(err, errcap, "an alias and its target must be within the zone %s", z->origin_text);
+		return ERR_INVAL;
+	}
+	if (dns_name_equal(&own, &target)) {
+		snprintf(err, errcap, "an alias cannot point at itself");
+		return ERR_INVAL;
+	}
+	for (size_t i = 0; i < z->n; i++) {
+		uint16_t t = z->rrs[i]->type;
+		if ((t == DNS_T_CNAME || t == DNS_T_A || t == DNS_T_AAAA) && dns_name_equal(&z->rrs[i]->owner, &own)) {
+			snprintf(err, errcap, "'%.80s' has %s records: an alias gives its addresses", owner,
+				 t == DNS_T_CNAME ? "CNAME" : "address");
+			return ERR_INVAL;
+		}
+	}
+	if (route_at(z, &own) || alias_at(z, &own)) {
+		snprintf(err, errcap, "'%.80s' is a routed name or has an alias already", owner);
+		return ERR_INVAL;
+	}
+	if (z->naliases == ROUTES_MAX) {
+		snprintf(err, errcap, "at most %d aliases in a zone", ROUTES_MAX);
+		return ERR_INVAL;
+	}
+	zone_alias *g = realloc(z->aliases, (z->naliases + 1) * sizeof *g);
+	if (!g)
+		return ERR_NOMEM;
+	z->aliases = g;
+	g[z->naliases] = (zone_alias){.owner = own, .target = target, .line = line};
+	z->naliases++;
+	return 0;
+}
+
 int dns_zone_add(dns_zone *z, const char *owner, const char *type, uint32_t ttl, const char *rdata, char *err,
 		 size_t errcap)
 {
+	return dns_zone_add_at(z, &z->origin, 0, owner, type, ttl, rdata, err, errcap);
+}
+
+int dns_zone_add_at(dns_zone *z, const dns_name *origin, int line, const char *owner, const char *type, uint32_t ttl,
+		    const char *rdata, char *err, size_t errcap)
+{
+	if (strcasecmp(type, "ALIAS") == 0)
+		return add_alias(z, origin, owner, rdata, line, err, errcap);
 	uint16_t t = type_of(type);
 	if (!t) {
 		snprintf(err, errcap, "record type '%.20s' is not supported (A AAAA CNAME MX TXT CAA SRV NS PTR SOA)",
@@ -353,12 +443,16 @@ int dns_zone_add(dns_zone *z, const char *owner, const char *type, uint32_t ttl,
 		return ERR_PARSE;
 	}
 	dns_name own;
-	if (zone_name(z, owner, &own) != 0) {
+	if (name_at(origin, owner, &own) != 0) {
 		snprintf(err, errcap, "'%.80s' is not a valid name", owner);
 		return ERR_PARSE;
 	}
 	if (!dns_name_within(&own, &z->origin)) {
 		snprintf(err, errcap, "'%.80s' is not within the zone %s", owner, z->origin_text);
+		return ERR_INVAL;
+	}
+	if ((t == DNS_T_CNAME || t == DNS_T_A || t == DNS_T_AAAA) && alias_at(z, &own)) {
+		snprintf(err, errcap, "'%.80s' has an alias: its addresses come from the alias' target", owner);
 		return ERR_INVAL;
 	}
 	if (ttl > 0x7fffffffu) {
@@ -391,7 +485,7 @@ int dns_zone_add(dns_zone *z, const char *owner, const char *type, uint32_t ttl,
 	if (!r)
 		return ERR_NOMEM;
 	r->n = 0;
-	int rc = parse_rdata(z, t, rdata, r, err, errcap);
+	int rc = parse_rdata(origin, t, rdata, r, err, errcap);
 	if (rc != 0) {
 		free(r);
 		return rc;
@@ -441,6 +535,10 @@ int dns_zone_add_route(dns_zone *z, const char *owner, const dns_route *route, c
 				 owner, t == DNS_T_CNAME ? "CNAME" : "address");
 			return ERR_INVAL;
 		}
+	}
+	if (alias_at(z, &own)) {
+		snprintf(err, errcap, "'%.80s' has an alias: a name gets its addresses from one of them", owner);
+		return ERR_INVAL;
 	}
 	for (size_t i = 0; i < z->nroutes; i++)
 		if (dns_name_equal(&z->routes[i].owner, &own)) {
@@ -690,6 +788,65 @@ static int write_dnskey(dns_writer *w, const dns_zone *z, const dns_name *owner,
 	return set_sign(w, as);
 }
 
+/* The addresses of alias a for q (A, AAAA or ANY), with owner: the
+ * target's routed answer (with its ECS scope), or its static A and AAAA
+ * RRsets, each signed as owner's; a CNAME or another alias at the target is
+ * followed inside the zone (CNAME_CHAIN_MAX links; a loop or a name without
+ * addresses gives nothing: NODATA). Returns the records written;
+ * *truncated when they did not all fit. */
+static int write_alias(dns_writer *w, const dns_zone *z, const zone_alias *a, const dns_name *owner,
+		       const dns_query *q, const dns_route_env *env, answer_sign *as, bool *truncated, int *scope)
+{
+	dns_name target = a->target;
+	for (int hop = 0; hop <= CNAME_CHAIN_MAX; hop++) {
+		const dns_route *route = route_at(z, &target);
+		if (route)
+			return write_route(w, route, owner, q, env, as, truncated, scope);
+		const zone_alias *next = alias_at(z, &target);
+		const dns_rr *cname = NULL;
+		for (size_t i = 0; i < z->n && !next; i++)
+			if (z->rrs[i]->type == DNS_T_CNAME && dns_name_equal(&z->rrs[i]->owner, &target))
+				cname = z->rrs[i];
+		if (next) {
+			target = next->target;
+			continue;
+		}
+		if (cname) {
+			size_t off = 0;
+			if (dns_name_read(cname->rdata, cname->rdlen, &off, &target) != 0 ||
+			    !dns_name_within(&target, &z->origin))
+				return 0; /* out of the zone: we do not resolve */
+			continue;
+		}
+		int found = 0;
+		if ((q->qtype == DNS_T_A || q->qtype == DNS_T_ANY) &&
+		    write_set(w, z, &target, DNS_T_A, owner, as, &found) != 0) {
+			*truncated = true;
+			return found;
+		}
+		if ((q->qtype == DNS_T_AAAA || q->qtype == DNS_T_ANY) &&
+		    write_set(w, z, &target, DNS_T_AAAA, owner, as, &found) != 0)
+			*truncated = true;
+		return found;
+	}
+	return 0; /* a chain too long (or a loop) */
+}
+
+int dns_zone_check_aliases(const dns_zone *z, int *line, char *err, size_t errcap)
+{
+	for (size_t i = 0; i < z->naliases; i++) {
+		const zone_alias *a = &z->aliases[i];
+		if (node_exists(z, &a->target))
+			continue;
+		char name[4 * DNS_NAME_MAX + 2];
+		dns_name_to_text(&a->target, name, sizeof name);
+		snprintf(err, errcap, "the alias target %.200s is not a name of the zone", name);
+		*line = a->line;
+		return ERR_INVAL;
+	}
+	return 0;
+}
+
 /* The types at node (for an NSEC's bitmap), at most cap. */
 static int node_types(const dns_zone *z, const dns_name *node, uint16_t *types, int cap)
 {
@@ -710,6 +867,10 @@ static int node_types(const dns_zone *z, const dns_name *node, uint16_t *types, 
 		if (r->r[i].n6)
 			types[n++] = DNS_T_AAAA;
 	}
+	if (alias_at(z, node) && n + 2 <= cap) {
+		types[n++] = DNS_T_A; /* (what the target has; the type asked is taken out) */
+		types[n++] = DNS_T_AAAA;
+	}
 	if (z->keys && dns_name_equal(node, &z->origin) && n < cap)
 		types[n++] = DNS_T_DNSKEY;
 	return n;
@@ -720,7 +881,7 @@ static bool node_exists(const dns_zone *z, const dns_name *name)
 	for (size_t i = 0; i < z->n; i++)
 		if (dns_name_equal(&z->rrs[i]->owner, name))
 			return true;
-	return route_at(z, name) != NULL;
+	return route_at(z, name) != NULL || alias_at(z, name) != NULL;
 }
 
 /* An empty non-terminal: no records, but names below it. */
@@ -731,6 +892,9 @@ static bool has_descendants(const dns_zone *z, const dns_name *name)
 			return true;
 	for (size_t i = 0; i < z->nroutes; i++)
 		if (z->routes[i].owner.len > name->len && dns_name_within(&z->routes[i].owner, name))
+			return true;
+	for (size_t i = 0; i < z->naliases; i++)
+		if (z->aliases[i].owner.len > name->len && dns_name_within(&z->aliases[i].owner, name))
 			return true;
 	return false;
 }
@@ -914,6 +1078,12 @@ size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *bu
 			if (truncated)
 				goto done;
 		}
+		const zone_alias *alias = alias_at(z, source);
+		if (alias && (q->qtype == DNS_T_A || q->qtype == DNS_T_AAAA || q->qtype == DNS_T_ANY)) {
+			found += write_alias(&w, z, alias, &name, q, env, &as, &truncated, &scope);
+			if (truncated)
+				goto done;
+		}
 		if (found)
 			goto done;
 		rcode = DNS_R_NOERROR; /* NODATA */
@@ -996,4 +1166,112 @@ size_t dns_answer_error(const uint8_t *query, size_t qlen, dns_parse_result r, u
 			dns_w_rr_end(&w, at);
 	}
 	return dns_w_length(&w);
+}
+
+/* --- zone transfers --- */
+
+typedef struct axfr {
+	const dns_query *q;
+	uint8_t *buf;
+	size_t cap;
+	dns_writer w;
+	bool begun, first;
+	int (*sink)(void *arg, uint8_t *msg, size_t len);
+	void *arg;
+	int rc;
+} axfr;
+
+static int axfr_begin(axfr *x)
+{
+	if (dns_w_begin(&x->w, x->buf, x->cap, x->q, DNS_R_NOERROR, x->first) != 0)
+		return ERR_LIMIT;
+	dns_w_flags(&x->w, DNS_F_AA, 0);
+	x->first = false;
+	x->begun = true;
+	return 0;
+}
+
+static int axfr_flush(axfr *x)
+{
+	if (!x->begun)
+		return 0;
+	x->begun = false;
+	return x->sink(x->arg, x->buf, dns_w_length(&x->w));
+}
+
+/* One record into the current message, or into a new one when it is full.
+ * The first failure sticks in x->rc. */
+static void axfr_put(axfr *x, const dns_rr *rr, const dns_name *owner, uint16_t type, uint32_t ttl,
+		     const uint8_t *rdata, size_t rdlen)
+{
+	for (int attempt = 0; attempt < 2 && x->rc == 0; attempt++) {
+		if (!x->begun && (x->rc = axfr_begin(x)) != 0)
+			return;
+		int rc = rr ? write_rr(&x->w, rr, owner, ttl) : write_raw(&x->w, owner, type, ttl, rdata, rdlen);
+		if (rc == 0)
+			return;
+		if (attempt == 1 || dns_w_length(&x->w) == 0) {
+			x->rc = ERR_LIMIT; /* one record larger than a message: cannot happen below 64 KiB */
+			return;
+		}
+		x->rc = axfr_flush(x);
+	}
+}
+
+/* The configured addresses of a routed record set (every region's). */
+static void axfr_route(axfr *x, const dns_name *owner, const dns_route *r)
+{
+	for (int i = 0; i < r->n; i++) {
+		for (int k = 0; k < r->r[i].n4; k++)
+			axfr_put(x, NULL, owner, DNS_T_A, r->ttl, r->r[i].a4[k], 4);
+		for (int k = 0; k < r->r[i].n6; k++)
+			axfr_put(x, NULL, owner, DNS_T_AAAA, r->ttl, r->r[i].a6[k], 16);
+	}
+}
+
+int dns_zone_axfr(const dns_zone *z, const dns_query *q, bool soa_only, uint8_t *buf, size_t cap,
+		  int (*sink)(void *arg, uint8_t *msg, size_t len), void *arg)
+{
+	if (!z->soa)
+		return ERR_INVAL;
+	axfr x = {.q = q, .buf = buf, .cap = cap, .first = true, .sink = sink, .arg = arg};
+	axfr_put(&x, z->soa, &z->soa->owner, 0, z->soa->ttl, NULL, 0);
+	if (soa_only) {
+		if (x.rc == 0)
+			x.rc = axfr_flush(&x);
+		return x.rc;
+	}
+	for (size_t i = 0; i < z->n && x.rc == 0; i++)
+		if (z->rrs[i] != z->soa)
+			axfr_put(&x, z->rrs[i], &z->rrs[i]->owner, 0, z->rrs[i]->ttl, NULL, 0);
+	for (size_t i = 0; i < z->nroutes && x.rc == 0; i++)
+		axfr_route(&x, &z->routes[i].owner, &z->routes[i].route);
+	/* an alias is transferred as the addresses its target has in this
+	 * static view (a secondary knows no ALIAS type) */
+	for (size_t i = 0; i < z->naliases && x.rc == 0; i++) {
+		dns_name target = z->aliases[i].target;
+		for (int hop = 0; hop <= CNAME_CHAIN_MAX; hop++) {
+			const zone_alias *next = alias_at(z, &target);
+			if (!next)
+				break;
+			target = next->target;
+		}
+		const dns_route *r = route_at(z, &target);
+		if (r)
+			axfr_route(&x, &z->aliases[i].owner, r);
+		for (size_t k = 0; k < z->n && x.rc == 0; k++) {
+			const dns_rr *rr = z->rrs[k];
+			if ((rr->type == DNS_T_A || rr->type == DNS_T_AAAA) && dns_name_equal(&rr->owner, &target))
+				axfr_put(&x, rr, &z->aliases[i].owner, 0, rr->ttl, NULL, 0);
+		}
+	}
+	axfr_put(&x, z->soa, &z->soa->owner, 0, z->soa->ttl, NULL, 0);
+	if (x.rc == 0)
+		x.rc = axfr_flush(&x);
+	return x.rc;
+}
+
+uint32_t dns_zone_serial(const dns_zone *z)
+{
+	return z->soa ? soa_u32(z->soa, 0) : 0;
 }

@@ -58,6 +58,21 @@ const dns_name *dns_zone_origin(const dns_zone *z);
  * other data, a second SOA or an SOA not at the apex), ERR_NOMEM. */
 int dns_zone_add(dns_zone *z, const char *owner, const char *type, uint32_t ttl, const char *rdata, char *err,
 		 size_t errcap);
+/* The same with names relative to origin (a zone file's $ORIGIN, within
+ * or equal to the zone's) instead of the zone's; line is kept for
+ * dns_zone_check_aliases' message. Type "ALIAS" (RDATA: one target name
+ * within the zone) makes owner an alias, as Route 53's alias records: it
+ * answers A and AAAA with the target's addresses (its routed answer with
+ * its ECS scope, or its static records; a CNAME or alias at the target is
+ * followed inside the zone), signed as owner's, never a CNAME, so it may
+ * stand at the apex beside SOA and NS. An alias cannot stand beside A,
+ * AAAA, CNAME, a route or another alias (ERR_INVAL). */
+int dns_zone_add_at(dns_zone *z, const dns_name *origin, int line, const char *owner, const char *type, uint32_t ttl,
+		    const char *rdata, char *err, size_t errcap);
+/* After every record is added: each alias' target must be a name of the
+ * zone. 0, or ERR_INVAL with the reason in err and the alias' line in
+ * *line. */
+int dns_zone_check_aliases(const dns_zone *z, int *line, char *err, size_t errcap);
 /* Add a routed record set (route.h) at owner (relative as above): its A
  * and AAAA answers are chosen per query. 0, or ERR_PARSE (a bad name) /
  * ERR_INVAL (outside the zone; a CNAME, A or AAAA records or another route
@@ -110,6 +125,20 @@ typedef struct dns_route_env {
  * Returns the message length (> 0), or 0 when nothing should be sent. */
 size_t dns_answer(dns_zone *const *zones, int n, const dns_query *q, uint8_t *buf, size_t cap, uint16_t udp_size,
 		  const uint8_t *server_cookie, const dns_route_env *env);
+
+/* A zone transfer (RFC 5936) of the zone whose apex q asks for: the SOA,
+ * every other record, each routed name as its configured record set (every
+ * region's addresses), each alias as its target's addresses, the SOA
+ * again; DNSSEC records are not transferred (soa_only: the SOA alone, an
+ * IXFR's answer to a secondary that is up to date, RFC 1995 section 2). Built one message at a time
+ * in buf[0..cap) (AA, the question in the first only) and handed to sink,
+ * which may change buf past the message (it signs it) before the next one
+ * is built. 0, ERR_INVAL (no SOA), ERR_LIMIT (cap too small), or the
+ * sink's error (the transfer stops at once). */
+int dns_zone_axfr(const dns_zone *z, const dns_query *q, bool soa_only, uint8_t *buf, size_t cap,
+		  int (*sink)(void *arg, uint8_t *msg, size_t len), void *arg);
+/* The SOA's serial (0 without an SOA). */
+uint32_t dns_zone_serial(const dns_zone *z);
 
 /* The answer to a query that did not parse (r from dns_parse_query):
  * FORMERR, NOTIMP or BADVERS with the id, no question for FORMERR; 0 for

@@ -128,7 +128,7 @@ def test_nxdomain_nodata_and_refused(server):
         assert r.authority[0].rdtype == dns.rdatatype.SOA
     r = server.udp("example.org", "A")
     assert r.rcode() == dns.rcode.REFUSED and not r.flags & dns.flags.AA
-    # a zone transfer: refused (transfers need TSIG, not built)
+    # a zone transfer without TSIG from an address that is no secondary: refused
     r = server.tcp("tandem.test", "AXFR")
     assert r.rcode() == dns.rcode.REFUSED
 

@@ -420,6 +420,31 @@ static void test_routed_answers(void)
 	/* a static name's ECS scope stays 0 */
 	rp = ask("api.tandem.test", DNS_T_A, DNS_C_IN, true, true, 1232);
 	CHECK(strstr(rp.r[rp.n - 1].data, "00080007000118000a0203") != NULL);
+	/* an alias at the apex answers with its routed target's pick, under
+	 * the apex's name, with the target's ECS scope; never a CNAME */
+	CHECK_EQ_INT(dns_zone_add(zone, "@", "ALIAS", 0, "geo", err, sizeof err), 0);
+	CHECK_EQ_INT(dns_zone_add(zone, "@", "ALIAS", 0, "api", err, sizeof err), ERR_INVAL);  /* one alias */
+	CHECK_EQ_INT(dns_zone_add(zone, "api", "ALIAS", 0, "geo", err, sizeof err), ERR_INVAL); /* beside A */
+	CHECK_EQ_INT(dns_zone_add(zone, "@", "A", 60, "1.2.3.4", err, sizeof err), ERR_INVAL);
+	CHECK_EQ_INT(dns_zone_add(zone, "al2", "ALIAS", 0, "www", err, sizeof err), 0); /* -> CNAME -> api */
+	rp = ask("Tandem.Test", DNS_T_A, DNS_C_IN, true, true, 1232);
+	CHECK_EQ_INT(count(&rp, 1, DNS_T_A), 1);
+	CHECK_EQ_INT(count(&rp, 1, DNS_T_CNAME), 0);
+	CHECK_EQ_STR(rp.r[0].data, "127.0.0.3");
+	CHECK_EQ_STR(rp.r[0].owner, "Tandem.Test.");
+	CHECK_EQ_INT(rp.r[0].ttl, 7);
+	CHECK(strstr(rp.r[rp.n - 1].data, "00080007000118100a0203") != NULL); /* the target's scope, 16 */
+	rp = ask("tandem.test", DNS_T_MX, DNS_C_IN, false, false, 512); /* the apex's other types stay */
+	CHECK_EQ_INT(count(&rp, 1, DNS_T_MX), 1);
+	rp = ask("al2.tandem.test", DNS_T_AAAA, DNS_C_IN, false, false, 512);
+	CHECK_EQ_INT(count(&rp, 1, DNS_T_AAAA), 1);
+	CHECK_EQ_INT(count(&rp, 1, DNS_T_CNAME), 0);
+	CHECK_EQ_STR(rp.r[0].data, "00000000000000000000000000000001"); /* ::1, api's */
+	int line = -1;
+	CHECK_EQ_INT(dns_zone_check_aliases(zone, &line, err, sizeof err), 0);
+	CHECK_EQ_INT(dns_zone_add_at(zone, dns_zone_origin(zone), 42, "al3", "ALIAS", 0, "nosuch", err, sizeof err), 0);
+	CHECK_EQ_INT(dns_zone_check_aliases(zone, &line, err, sizeof err), ERR_INVAL);
+	CHECK_EQ_INT(line, 42);
 	ask_env = NULL;
 	dns_latency_map_free(&m);
 }
