@@ -646,6 +646,13 @@ static void entry_free(cache_entry *e)
 	free(e);
 }
 
+cache_entry *cache_entry_hold(cache_entry *e)
+{
+	assert(e->magic == CACHE_MAGIC && e->refs > 0);
+	e->refs++;
+	return e;
+}
+
 void cache_entry_release(cache_entry **ep)
 {
 	cache_entry *e = *ep;

@@ -117,6 +117,8 @@ cache_verdict cache_lookup(cache *c, const http_message *req, int64_t now, cache
 /* The request's Cache-Control says only-if-cached (answer 504 on a miss). */
 bool cache_request_only_if_cached(const http_message *req);
 
+/* Another reference to e (released with cache_entry_release). */
+cache_entry *cache_entry_hold(cache_entry *e);
 void cache_entry_release(cache_entry **e);
 int cache_entry_status(const cache_entry *e);
 /* Stored header lines ("Name: value\r\n"...; no hop-by-hop fields, no
