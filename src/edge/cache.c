@@ -1097,6 +1097,10 @@ int cache_update_304(cache *c, cache_entry *e, const http_message *resp, int64_t
 		/* grown past the bound: make room, this entry first in line to stay */
 		lru_unlink(c, e);
 		lru_front(c, e);
+		if (e->bytes > c->max_bytes) {
+			entry_remove(c, e); /* alone larger than the cache */
+			return ERR_LIMIT;
+		}
 		if (c->bytes > c->max_bytes) {
 			c->bytes -= e->bytes;
 			lru_unlink(c, e);

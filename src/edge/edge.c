@@ -92,6 +92,7 @@ struct edge {
 	cache *cache;            /* NULL: cache_bytes = 0 */
 	bool purge_enabled;      /* the secrets file could be read */
 	char purge_token[65];    /* hex of secrets_derive(EDGE_PURGE_LABEL) */
+	bool stopping;           /* tearing down: answers (ERR_IO from freed clients) only end requests */
 };
 
 typedef struct pxy {
@@ -143,7 +144,8 @@ static void background_done(void *arg, int status, const char *head, size_t head
 static void pxy_free(pxy *p)
 {
 	if (p->key) {
-		cache_fetch_done(p->e->cache, p->key);
+		if (!p->e->stopping) /* else waiters' requests are gone with the server */
+			cache_fetch_done(p->e->cache, p->key);
 		free(p->key);
 	}
 	cache_entry_release(&p->entry);
@@ -284,6 +286,12 @@ static void answered(int rc, const http_message *resp, const char *body, size_t 
 	edge *e = p->e;
 	origin *o = &e->origins[p->origin];
 	o->inflight[p->slot]--;
+	if (e->stopping) {
+		/* the clients are being freed (their requests end with ERR_IO):
+		 * no retry on a freed pool, no answer to a freed server's request */
+		pxy_free(p);
+		return;
+	}
 	bool failed = rc != 0 || resp->status == 502 || resp->status == 503 || resp->status == 504;
 	const http_message *m = http_request_message(p->req);
 	if (!failed) {
@@ -768,6 +776,7 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 oom:
 	fprintf(stderr, "tandem: out of memory\n");
 out:
+	e.stopping = true;
 	http_server_free(&e.srv);
 	for (int i = 0; i < e.norigins; i++) {
 		for (int k = 0; k < EDGE_POOL; k++)

@@ -273,8 +273,10 @@ def origin_and_edge(tmp_path, extra=""):
 def test_cache_hits_head_negative_and_invalidation(tmp_path):
     """A fresh answer is served from the cache (X-Cache: hit, Age) without
     reaching the origin; a HEAD is answered from the stored GET; a 404 with
-    max-age is cached for its freshness; no-store never is; a POST to the
-    URL invalidates it; cache_bytes is checked by `tandem config check`."""
+    max-age is cached for its freshness; no-store never is; only-if-cached
+    on a miss is 504 without asking the origin; /_edge/ paths are never
+    proxied; a POST to the URL invalidates it; cache_bytes is checked by
+    `tandem config check`."""
     origin, edge = origin_and_edge(tmp_path)
     try:
         origin.routes["/c"] = (200, {"Cache-Control": "max-age=60", "Content-Type": "text/plain"}, b"cached body")
@@ -296,6 +298,10 @@ def test_cache_hits_head_negative_and_invalidation(tmp_path):
         for _ in range(2):
             assert edge.get("/live").headers["X-Cache"] == "miss"
         assert origin.count("/live") == 2
+        r = edge.get("/never", headers={"Cache-Control": "only-if-cached"})
+        assert r.status_code == 504 and r.json()["error"]["code"] == "not_cached"
+        assert origin.count("/never") == 0
+        assert edge.get("/_edge/other").status_code == 404 and origin.count("/_edge/other") == 0
         origin.routes["/c"] = (200, {"Cache-Control": "max-age=60"}, b"new body")
         assert edge.post("/c", data=b"x").status_code == 200
         r3 = edge.get("/c")
