@@ -1030,6 +1030,72 @@ const char *cache_entry_last_modified(const cache_entry *e)
 	return e->last_modified;
 }
 
+/* One entity-tag of a list at *p (weak prefix kept), advancing *p. */
+static bool next_etag(const char **p, const char *end, const char **tag, size_t *len)
+{
+	const char *s = *p;
+	while (s < end && (is_ws(*s) || *s == ','))
+		s++;
+	if (s >= end)
+		return false;
+	const char *t = s;
+	if (end - s >= 2 && s[0] == 'W' && s[1] == '/')
+		s += 2;
+	if (s < end && *s == '"') {
+		const char *q = memchr(s + 1, '"', (size_t)(end - s - 1));
+		s = q ? q + 1 : end;
+	} else {
+		while (s < end && *s != ',' && !is_ws(*s))
+			s++;
+	}
+	*tag = t;
+	*len = (size_t)(s - t);
+	*p = s;
+	return true;
+}
+
+/* Weak comparison (RFC 9110 8.8.3.2): equal once W/ is ignored. */
+static bool etag_weak_eq(const char *a, size_t al, const char *b, size_t bl)
+{
+	if (al >= 2 && a[0] == 'W' && a[1] == '/') {
+		a += 2;
+		al -= 2;
+	}
+	if (bl >= 2 && b[0] == 'W' && b[1] == '/') {
+		b += 2;
+		bl -= 2;
+	}
+	return al == bl && al > 0 && memcmp(a, b, al) == 0;
+}
+
+bool cache_entry_not_modified_for(const cache_entry *e, const http_message *req)
+{
+	if (e->status != 200)
+		return false;
+	size_t len;
+	const char *inm = http_message_field(req, "If-None-Match", &len);
+	if (inm) {
+		if (!e->etag)
+			return len == 1 && inm[0] == '*';
+		for (size_t i = 0; i < req->field_count; i++) {
+			if (!field_is(&req->fields[i], "if-none-match"))
+				continue;
+			const char *p = req->fields[i].value, *end = p + req->fields[i].value_len, *tag;
+			size_t tl;
+			while (next_etag(&p, end, &tag, &tl))
+				if ((tl == 1 && tag[0] == '*') || etag_weak_eq(tag, tl, e->etag, strlen(e->etag)))
+					return true;
+		}
+		return false; /* If-Modified-Since is ignored with If-None-Match */
+	}
+	const char *ims = http_message_field(req, "If-Modified-Since", &len);
+	if (!ims || !e->last_modified)
+		return false;
+	int64_t since = cache_parse_http_date(ims, len);
+	int64_t lm = cache_parse_http_date(e->last_modified, strlen(e->last_modified));
+	return since >= 0 && lm >= 0 && lm <= since;
+}
+
 bool cache_entry_current(const cache_entry *e)
 {
 	return e->in_table;

@@ -138,6 +138,10 @@ const char *cache_entry_last_modified(const cache_entry *e);
  * at most CACHE_STALE_ON_ERROR_MAX_S unless the answer forbids serving it
  * stale (must-revalidate, proxy-revalidate, s-maxage, no-cache). */
 bool cache_entry_usable_on_error(const cache_entry *e, const http_message *req, int64_t now);
+/* req's own conditionals (If-None-Match, weak comparison; else
+ * If-Modified-Since against Last-Modified) hold for e, a 200: the client
+ * already has it, a 304 answers (RFC 9110 13.1). */
+bool cache_entry_not_modified_for(const cache_entry *e, const http_message *req);
 /* The entry is still in the table (not evicted, purged or replaced). */
 bool cache_entry_current(const cache_entry *e);
 

@@ -250,6 +250,10 @@ static void serve_entry(edge *e, http_request *req, const cache_entry *ce, const
 		answer_error(req, 502, "bad_gateway", "the stored answer has too many headers");
 		return;
 	}
+	if (cache_entry_not_modified_for(ce, http_request_message(req))) {
+		http_respond(req, 304, NULL, 0); /* the client has it already */
+		return;
+	}
 	if (strcmp(http_request_message(req)->method, "HEAD") == 0) {
 		/* HEAD from a stored GET: the length a GET would get, no body */
 		http_respond_start_length(req, cache_entry_status(ce), blen);
@@ -505,6 +509,13 @@ static void route(pxy *p, bool coalesce)
 		pxy_free(p);
 		return;
 	case CACHE_VALIDATE:
+		if (cache_request_only_if_cached(m)) {
+			/* stored, but not usable without the origin (RFC 9111 5.2.1.7) */
+			cache_entry_release(&ce);
+			answer_error(p->req, 504, "not_cached", "only-if-cached, and nothing usable is stored");
+			pxy_free(p);
+			return;
+		}
 		p->entry = ce;
 		break;
 	case CACHE_MISS:

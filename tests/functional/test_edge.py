@@ -279,7 +279,8 @@ def test_cache_hits_head_negative_and_invalidation(tmp_path):
     `tandem config check`."""
     origin, edge = origin_and_edge(tmp_path)
     try:
-        origin.routes["/c"] = (200, {"Cache-Control": "max-age=60", "Content-Type": "text/plain"}, b"cached body")
+        origin.routes["/c"] = (200, {"Cache-Control": "max-age=60", "Content-Type": "text/plain", "ETag": '"c1"'},
+                               b"cached body")
         origin.routes["/gone"] = (404, {"Cache-Control": "max-age=60"}, b"no such thing")
         origin.routes["/live"] = (200, {"Cache-Control": "no-store"}, b"live")
         r1 = edge.get("/c")
@@ -288,6 +289,8 @@ def test_cache_hits_head_negative_and_invalidation(tmp_path):
         assert r2.status_code == 200 and r2.headers["X-Cache"] == "hit", r2.headers
         assert r2.content == b"cached body" and r2.headers["Content-Type"] == "text/plain"
         assert int(r2.headers["Age"]) >= 0 and r2.headers["X-Tandem-Edge"] == "pop"
+        nm = edge.get("/c", headers={"If-None-Match": '"x", "c1"'})
+        assert nm.status_code == 304 and nm.headers["X-Cache"] == "hit" and nm.content == b""
         h = requests.head(edge.url + "/c", timeout=10)
         assert h.status_code == 200 and h.headers["X-Cache"] == "hit" and h.headers["Content-Length"] == "11"
         assert origin.count("/c") == 1

@@ -585,6 +585,44 @@ static void test_coalescing_bookkeeping(void)
 	CHECK_EQ_INT(woken[7], 0);
 }
 
+static bool not_modified(cache_entry *e, const char *lines)
+{
+	char rq[1024];
+	snprintf(rq, sizeof rq, "GET /a HTTP/1.1\r\nHost: example.test\r\n%s\r\n", lines);
+	msg q = parse(HTTP_REQUEST, rq);
+	bool r = cache_entry_not_modified_for(e, q.m);
+	done(&q);
+	return r;
+}
+
+/* A client's own conditionals against a stored answer. */
+static void test_client_conditionals(void)
+{
+	cache *c = cache_new(1 << 20, 1 << 16);
+	CHECK_EQ_INT(store(c, "", "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nETag: W/\"v1\"\r\n"
+				  "Last-Modified: Tue, 14 Nov 2023 21:56:40 GMT\r\n", "x", T0),
+		     CACHE_STORED);
+	cache_entry *e = NULL;
+	CHECK_EQ_INT(look(c, "", T0, &e), CACHE_FRESH);
+	CHECK(not_modified(e, "If-None-Match: \"v0\", \"v1\"\r\n")); /* weak comparison */
+	CHECK(not_modified(e, "If-None-Match: \"v0\"\r\nIf-None-Match: W/\"v1\"\r\n"));
+	CHECK(not_modified(e, "If-None-Match: *\r\n"));
+	CHECK(!not_modified(e, "If-None-Match: \"v2\"\r\n"));
+	CHECK(!not_modified(e, "If-None-Match: \"v2\"\r\nIf-Modified-Since: Tue, 14 Nov 2023 22:00:00 GMT\r\n"));
+	CHECK(not_modified(e, "If-Modified-Since: Tue, 14 Nov 2023 22:00:00 GMT\r\n"));
+	CHECK(!not_modified(e, "If-Modified-Since: Tue, 14 Nov 2023 21:00:00 GMT\r\n"));
+	CHECK(!not_modified(e, "If-Modified-Since: garbage\r\n"));
+	CHECK(!not_modified(e, ""));
+	cache_entry_release(&e);
+	/* only a 200 */
+	CHECK_EQ_INT(store(c, "", "HTTP/1.1 404 Not Found\r\nCache-Control: max-age=60\r\nETag: \"n\"\r\n", "", T0),
+		     CACHE_STORED);
+	CHECK_EQ_INT(look(c, "", T0, &e), CACHE_FRESH);
+	CHECK(!not_modified(e, "If-None-Match: \"n\"\r\n"));
+	cache_entry_release(&e);
+	cache_free(&c);
+}
+
 int main(void)
 {
 	RUN(test_cache_control_parsing);
@@ -603,5 +641,6 @@ int main(void)
 	RUN(test_purge);
 	RUN(test_lru_byte_bound);
 	RUN(test_coalescing_bookkeeping);
+	RUN(test_client_conditionals);
 	return TEST_SUMMARY();
 }
