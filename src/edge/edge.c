@@ -274,13 +274,13 @@ static void cache_answer(pxy *p, const http_message *resp, const char *body, siz
 	if (strcmp(m->method, "GET") == 0) {
 		int rc = cache_store(e->cache, m, resp, body, len, p->sent_at, now_s());
 		if (rc != CACHE_STORED)
-			log_debug("edge %s: request %s: %s not stored: %s", e->ec->name, p->rid, m->target,
-				  cache_store_reason(e->cache));
+			log_debug("edge %s: request %s: not stored: %s", e->ec->name, p->rid,
+				  cache_store_reason(e->cache)); /* no URL in logs: it may name a user's data */
 	} else if (!p->head) {
 		int n = cache_invalidate_after(e->cache, m, resp);
 		if (n > 0)
-			log_debug("edge %s: request %s: %s %s invalidated %d stored answer(s)", e->ec->name, p->rid,
-				  m->method, m->target, n);
+			log_debug("edge %s: request %s: %s invalidated %d stored answer(s)", e->ec->name, p->rid,
+				  m->method, n);
 	}
 }
 
@@ -455,7 +455,7 @@ static void refresh_in_background(edge *e, http_request *req, cache_entry *ce)
 	pxy *p = NULL;
 	http_request *copy = http_request_detach(req, background_done, NULL);
 	if (!copy || !(p = pxy_new(e, copy)) || !(p->key = strdup(key))) {
-		log_warn("edge %s: out of memory: no background refresh of %s", e->ec->name, key);
+		log_warn("edge %s: out of memory: no background refresh", e->ec->name);
 		if (copy)
 			http_respond(copy, 204, NULL, 0);
 		if (p) {
@@ -468,7 +468,7 @@ static void refresh_in_background(edge *e, http_request *req, cache_entry *ce)
 	}
 	p->background = true;
 	p->entry = cache_entry_hold(ce); /* revalidated with its validators */
-	log_debug("edge %s: request %s: background refresh of %s", e->ec->name, p->rid, key);
+	log_debug("edge %s: request %s: background refresh", e->ec->name, p->rid);
 	dispatch(p);
 }
 
