@@ -260,20 +260,36 @@ static int cmd_dns(int argc, char **argv)
 
 static const char usage_edge[] =
 	"usage: tandem edge --config FILE --name NAME\n"
+	"       tandem edge --config FILE --print purge-token\n"
 	"\n"
-	"Run the edge [edge NAME] of FILE: a reverse proxy in front of its origins\n"
-	"(the regions) with failover inside a request (docs/EDGE.md).\n"
-	"Stops on SIGTERM or SIGINT.\n";
+	"Run the edge [edge NAME] of FILE: a caching reverse proxy in front of its\n"
+	"origins (the regions) with failover inside a request (docs/EDGE.md).\n"
+	"Stops on SIGTERM or SIGINT.\n"
+	"--print purge-token: print the bearer token of POST /_edge/purge (derived\n"
+	"from the deployment's secrets file; the same for every edge).\n";
 
 static int cmd_edge(int argc, char **argv)
 {
-	static const char *const known[] = {"--config", "--name", NULL};
+	static const char *const known[] = {"--config", "--name", "--print", NULL};
 	int rc = check_options(argc, argv, known, usage_edge);
 	if (rc >= 0)
 		return rc;
 	int bad = 0;
 	const char *path = option(argc, argv, "--config", &bad);
 	const char *name = option(argc, argv, "--name", &bad);
+	const char *print = option(argc, argv, "--print", &bad);
+	if (print && path && !bad) {
+		if (strcmp(print, "purge-token") != 0)
+			return cli_fail("--print: only purge-token");
+		static config pcfg;
+		if (load_config(path, &pcfg) != 0)
+			return 1;
+		char token[65], perr[512];
+		if (edge_purge_token(&pcfg, token, perr, sizeof perr) != 0)
+			return cli_fail("%s", perr);
+		printf("%s\n", token);
+		return 0;
+	}
 	if (!path || !name || bad)
 		return cli_fail("edge needs --config FILE --name NAME");
 	static config cfg;

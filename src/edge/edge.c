@@ -11,11 +11,35 @@
  *     -> no connection, timeout, 502/503/504: the origin is marked
  *        unhealthy; retryable (GET/HEAD/OPTIONS, Idempotency-Key) and
  *        not retried yet: the next origin, at once; else relay / 502 / 504
+ *
+ * With the cache (cache.h decides, this file does the I/O), a GET or HEAD
+ * first looks up:
+ *
+ *   fresh                 -> served (X-Cache: hit, Age)
+ *   stale, client allows  -> served (X-Cache: stale)
+ *   stale-while-revalidate-> served (X-Cache: stale); a GET also starts a
+ *                            background refresh: a detached copy of the
+ *                            request, unless a fetch of the key is pending
+ *   must validate         -> sent with our validators (the client's own
+ *                            conditionals dropped): 304 -> stored headers
+ *                            updated, served (X-Cache: revalidated); 200 ->
+ *                            stored, relayed; every origin failing or a 5xx
+ *                            -> served stale if the entry allows it
+ *   miss (GET)            -> coalesced: the first miss of a key fetches,
+ *                            later ones wait (at most CACHE_MAX_WAITERS) and
+ *                            look up again when it ends; a waiter that still
+ *                            misses fetches on its own
+ *
+ * Any answer to a GET is offered to cache_store; a 2xx/3xx to an unsafe
+ * method invalidates the URL (and Location, Content-Location). POST
+ * /_edge/purge (a bearer token derived from the secrets file) removes URLs
+ * or prefixes.
  */
 #include "edge/edge.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +48,23 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/secrets.h"
 #include "core/tls.h"
 #include "core/util.h"
+#include "edge/cache.h"
 #include "http/client.h"
 #include "http/server.h"
 
 #define EDGE_POOL 16          /* keep-alive connections per origin */
 #define EDGE_HEADERS_MAX 65536 /* the header lines relayed one way */
+#define EDGE_PURGE_PATH "/_edge/purge"
+#define EDGE_PURGE_LABEL "tandem edge purge v1"
 
 typedef struct edge edge;
 
@@ -59,6 +89,10 @@ struct edge {
 	int norigins;
 	struct event *probe_timer, *sigterm, *sigint, *stop_timer;
 	char via[64];
+	cache *cache;            /* NULL: cache_bytes = 0 */
+	bool purge_enabled;      /* the secrets file could be read */
+	char purge_token[65];    /* hex of secrets_derive(EDGE_PURGE_LABEL) */
+	bool stopping;           /* tearing down: answers (ERR_IO from freed clients) only end requests */
 };
 
 typedef struct pxy {
@@ -70,6 +104,10 @@ typedef struct pxy {
 	int origin, slot;
 	bool retryable;
 	bool head;
+	bool background;     /* a stale-while-revalidate refresh: req is a detached copy, no client */
+	char *key;           /* leading the coalesced fetch of this key (cache_fetch_done at the end) */
+	cache_entry *entry;  /* the stored answer this request revalidates */
+	int64_t sent_at;     /* request_time for the cache (RFC 9111 4.2.3) */
 	char rid[33];
 } pxy;
 
@@ -93,10 +131,33 @@ static void answer_error(http_request *req, int status, const char *code, const 
 	http_respond(req, status, body, strlen(body));
 }
 
+static void background_done(void *arg, int status, const char *head, size_t head_len, const char *body,
+			    size_t body_len)
+{
+	/* the answer to a background refresh's detached request: nobody reads it */
+}
+
+/* The end of a proxied request, whatever happened: the coalesced fetch it
+ * led ends (its waiters look up again, finding what was just stored), the
+ * entry it held is released, a background refresh's detached request is
+ * answered so that it is freed. */
 static void pxy_free(pxy *p)
 {
+	if (p->key) {
+		if (!p->e->stopping) /* else waiters' requests are gone with the server */
+			cache_fetch_done(p->e->cache, p->key);
+		free(p->key);
+	}
+	cache_entry_release(&p->entry);
+	if (p->background)
+		http_respond(p->req, 204, NULL, 0);
 	buf_free(&p->headers);
 	free(p);
+}
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
 }
 
 static void mark(edge *e, int i, bool healthy, const char *why)
@@ -127,11 +188,18 @@ static void send_to(pxy *p);
 static void relay(pxy *p, const http_message *resp, const char *body, size_t len)
 {
 	http_request *req = p->req;
+	if (p->background)
+		return;
+	if (http_request_is_closed(req)) {
+		http_respond(req, 502, NULL, 0); /* discarded: the client left */
+		return;
+	}
 	buf lines;
 	buf_init(&lines, EDGE_HEADERS_MAX);
 	for (size_t i = 0; i < resp->field_count; i++) {
 		const http_field *f = &resp->fields[i];
-		if (hop_by_hop(f->name, f->name_len) || (f->name_len == 4 && strncasecmp(f->name, "date", 4) == 0))
+		if (hop_by_hop(f->name, f->name_len) || (f->name_len == 4 && strncasecmp(f->name, "date", 4) == 0) ||
+		    (f->name_len == 7 && strncasecmp(f->name, "x-cache", 7) == 0))
 			continue;
 		buf_add(&lines, f->name, f->name_len);
 		buf_adds(&lines, ": ");
@@ -164,18 +232,87 @@ static void relay(pxy *p, const http_message *resp, const char *body, size_t len
 	http_respond(req, resp->status, body, len);
 }
 
+/* Answer req from a stored entry: its headers, Age, ours, X-Cache: how. */
+static void serve_entry(edge *e, http_request *req, const cache_entry *ce, const char *how)
+{
+	if (http_request_is_closed(req)) {
+		http_respond(req, 502, NULL, 0); /* discarded: the client left */
+		return;
+	}
+	size_t hlen, blen;
+	const char *lines = cache_entry_headers(ce, &hlen);
+	const char *body = cache_entry_body(ce, &blen);
+	char ours[256];
+	int n = snprintf(ours, sizeof ours, "Age: %lld\r\nVia: %s\r\nX-Tandem-Edge: %s\r\nX-Cache: %s\r\n",
+			 (long long)cache_entry_age(ce, now_s()), e->via, e->ec->name, how);
+	if (n < 0 || (size_t)n >= sizeof ours || http_response_header_lines(req, lines, hlen) != 0 ||
+	    http_response_header_lines(req, ours, (size_t)n) != 0) {
+		answer_error(req, 502, "bad_gateway", "the stored answer has too many headers");
+		return;
+	}
+	if (cache_entry_not_modified_for(ce, http_request_message(req))) {
+		http_respond(req, 304, NULL, 0); /* the client has it already */
+		return;
+	}
+	if (strcmp(http_request_message(req)->method, "HEAD") == 0) {
+		/* HEAD from a stored GET: the length a GET would get, no body */
+		http_respond_start_length(req, cache_entry_status(ce), blen);
+		http_respond_end(req);
+		return;
+	}
+	http_respond(req, cache_entry_status(ce), body, blen);
+}
+
+/* An answer came: offer it to the cache (a GET's), or invalidate (an
+ * unsafe method's). */
+static void cache_answer(pxy *p, const http_message *resp, const char *body, size_t len)
+{
+	edge *e = p->e;
+	if (!e->cache)
+		return;
+	const http_message *m = http_request_message(p->req);
+	if (strcmp(m->method, "GET") == 0) {
+		int rc = cache_store(e->cache, m, resp, body, len, p->sent_at, now_s());
+		if (rc != CACHE_STORED)
+			log_debug("edge %s: request %s: not stored: %s", e->ec->name, p->rid,
+				  cache_store_reason(e->cache)); /* no URL in logs: it may name a user's data */
+	} else if (!p->head) {
+		int n = cache_invalidate_after(e->cache, m, resp);
+		if (n > 0)
+			log_debug("edge %s: request %s: %s invalidated %d stored answer(s)", e->ec->name, p->rid,
+				  m->method, n);
+	}
+}
+
 static void answered(int rc, const http_message *resp, const char *body, size_t len, void *arg)
 {
 	pxy *p = arg;
 	edge *e = p->e;
 	origin *o = &e->origins[p->origin];
 	o->inflight[p->slot]--;
+	if (e->stopping) {
+		/* the clients are being freed (their requests end with ERR_IO):
+		 * no retry on a freed pool, no answer to a freed server's request */
+		pxy_free(p);
+		return;
+	}
 	bool failed = rc != 0 || resp->status == 502 || resp->status == 503 || resp->status == 504;
+	const http_message *m = http_request_message(p->req);
 	if (!failed) {
-		if (!http_request_is_closed(p->req))
+		if (p->entry && resp->status == 304) {
+			/* our revalidation: the stored answer is good, with the 304's fields */
+			if (cache_update_304(e->cache, p->entry, resp, p->sent_at, now_s()) != 0)
+				log_warn("edge %s: request %s: a 304 could not update the stored answer: dropped",
+					 e->ec->name, p->rid);
+			if (!p->background)
+				serve_entry(e, p->req, p->entry, "revalidated");
+		} else if (p->entry && resp->status >= 500 && cache_entry_usable_on_error(p->entry, m, now_s())) {
+			if (!p->background)
+				serve_entry(e, p->req, p->entry, "stale");
+		} else {
+			cache_answer(p, resp, body, len);
 			relay(p, resp, body, len);
-		else
-			http_respond(p->req, 502, NULL, 0); /* discarded: the client left */
+		}
 		pxy_free(p);
 		return;
 	}
@@ -186,19 +323,27 @@ static void answered(int rc, const http_message *resp, const char *body, size_t 
 		snprintf(why, sizeof why, "answered %d", resp->status);
 	mark(e, p->origin, false, why);
 	int next = p->retryable && p->attempts < 2 ? pick(e, p->tried) : -1;
-	if (next >= 0 && !http_request_is_closed(p->req)) {
+	if (next >= 0 && (p->background || !http_request_is_closed(p->req))) {
 		log_info("edge %s: request %s: %s at %s, sent to %s", e->ec->name, p->rid, why, o->conf->name,
 			 e->origins[next].conf->name);
 		p->origin = next;
 		send_to(p);
 		return;
 	}
-	if (rc == 0)
+	if (p->entry && cache_entry_usable_on_error(p->entry, m, now_s())) {
+		/* every origin failed: the stored answer allows being served stale */
+		log_info("edge %s: request %s: %s: served stale from the cache", e->ec->name, p->rid, why);
+		if (!p->background)
+			serve_entry(e, p->req, p->entry, "stale");
+	} else if (p->background) {
+		log_info("edge %s: request %s: background refresh failed: %s", e->ec->name, p->rid, why);
+	} else if (rc == 0) {
 		relay(p, resp, body, len); /* the origin's own 5xx */
-	else if (rc == ERR_AGAIN)
+	} else if (rc == ERR_AGAIN) {
 		answer_error(p->req, 504, "gateway_timeout", "the region did not answer in time");
-	else
+	} else {
 		answer_error(p->req, 502, "bad_gateway", "no region could be reached");
+	}
 	pxy_free(p);
 }
 
@@ -216,54 +361,268 @@ static void send_to(pxy *p)
 	const http_message *m = http_request_message(p->req);
 	size_t len;
 	const char *body = http_request_body(p->req, &len);
+	if (p->attempts == 1)
+		p->sent_at = now_s();
 	if (http_client_request(o->pool[best], m->method, m->target, p->headers.data, body, len, 0, answered, p) !=
 	    0) {
-		answer_error(p->req, 503, "overloaded", "out of memory");
+		if (!p->background)
+			answer_error(p->req, 503, "overloaded", "out of memory");
 		pxy_free(p);
 		return;
 	}
 	o->inflight[best]++;
 }
 
-static void on_request(http_request *req, void *arg)
+/* The header lines sent to the origin: the client's minus hop-by-hop ones
+ * and its Forwarded, plus ours; when revalidating a stored answer, the
+ * client's own conditionals are replaced by the entry's validators (a 304
+ * then answers our question, not the client's). 0 or ERR_LIMIT. */
+static int build_headers(pxy *p, bool *keyed)
 {
-	edge *e = arg;
-	pxy *p = calloc(1, sizeof *p);
-	if (!p) {
-		answer_error(req, 503, "overloaded", "out of memory");
-		return;
-	}
-	p->e = e;
-	p->req = req;
-	util_request_id(p->rid);
-	const http_message *m = http_request_message(req);
-	buf_init(&p->headers, EDGE_HEADERS_MAX);
-	bool keyed = false;
+	edge *e = p->e;
+	const http_message *m = http_request_message(p->req);
+	buf_reset(&p->headers);
 	for (size_t i = 0; i < m->field_count; i++) {
 		const http_field *f = &m->fields[i];
 		if (hop_by_hop(f->name, f->name_len) ||
 		    (f->name_len == 9 && strncasecmp(f->name, "forwarded", 9) == 0))
 			continue; /* a client's own Forwarded is not believed */
+		if (p->entry && ((f->name_len == 13 && strncasecmp(f->name, "if-none-match", 13) == 0) ||
+				 (f->name_len == 17 && strncasecmp(f->name, "if-modified-since", 17) == 0)))
+			continue;
 		if (f->name_len == 15 && strncasecmp(f->name, "idempotency-key", 15) == 0)
-			keyed = true;
+			*keyed = true;
 		buf_add(&p->headers, f->name, f->name_len);
 		buf_adds(&p->headers, ": ");
 		buf_add(&p->headers, f->value, f->value_len);
 		buf_adds(&p->headers, "\r\n");
 	}
-	const char *peer = http_request_peer(req);
+	if (p->entry) {
+		const char *etag = cache_entry_etag(p->entry), *lm = cache_entry_last_modified(p->entry);
+		if (etag)
+			buf_printf(&p->headers, "If-None-Match: %s\r\n", etag);
+		if (lm)
+			buf_printf(&p->headers, "If-Modified-Since: %s\r\n", lm);
+	}
+	const char *peer = http_request_peer(p->req);
 	bool v6 = peer && strchr(peer, ':');
 	buf_printf(&p->headers, "Forwarded: for=%s%s%s;proto=%s\r\nVia: %s\r\n", v6 ? "\"[" : "", peer ? peer : "unknown",
 		   v6 ? "]\"" : "", e->ec->tls ? "https" : "http", e->via);
-	if (p->headers.len >= EDGE_HEADERS_MAX - 1) {
-		answer_error(req, 431, "headers_too_large", "the request's headers are too large to relay");
+	return p->headers.len >= EDGE_HEADERS_MAX - 1 ? ERR_LIMIT : 0;
+}
+
+/* Send p to the first origin (headers built). */
+static void dispatch(pxy *p)
+{
+	bool keyed = false;
+	if (build_headers(p, &keyed) != 0) {
+		if (!p->background)
+			answer_error(p->req, 431, "headers_too_large", "the request's headers are too large to relay");
 		pxy_free(p);
 		return;
 	}
-	p->head = strcmp(m->method, "HEAD") == 0;
-	p->retryable = keyed || p->head || strcmp(m->method, "GET") == 0 || strcmp(m->method, "OPTIONS") == 0;
-	p->origin = pick(e, 0);
+	const char *method = http_request_message(p->req)->method;
+	p->head = strcmp(method, "HEAD") == 0;
+	p->retryable = keyed || p->head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0;
+	p->origin = pick(p->e, 0);
 	send_to(p);
+}
+
+static pxy *pxy_new(edge *e, http_request *req)
+{
+	pxy *p = calloc(1, sizeof *p);
+	if (!p)
+		return NULL;
+	p->e = e;
+	p->req = req;
+	util_request_id(p->rid);
+	buf_init(&p->headers, EDGE_HEADERS_MAX);
+	return p;
+}
+
+/* A stale-while-revalidate hit on a GET: refresh the entry with a detached
+ * copy of the request, unless a fetch of the key is pending already. */
+static void refresh_in_background(edge *e, http_request *req, cache_entry *ce)
+{
+	char key[CACHE_KEY_MAX];
+	if (cache_request_key(http_request_message(req), key, sizeof key) < 0)
+		return;
+	int rc = cache_fetch_begin(e->cache, key, NULL, req);
+	if (rc == 0)
+		cache_fetch_cancel(e->cache, key, req); /* being fetched already */
+	if (rc != 1)
+		return;
+	pxy *p = NULL;
+	http_request *copy = http_request_detach(req, background_done, NULL);
+	if (!copy || !(p = pxy_new(e, copy)) || !(p->key = strdup(key))) {
+		log_warn("edge %s: out of memory: no background refresh", e->ec->name);
+		if (copy)
+			http_respond(copy, 204, NULL, 0);
+		if (p) {
+			p->req = NULL;
+			buf_free(&p->headers);
+			free(p);
+		}
+		cache_fetch_done(e->cache, key);
+		return;
+	}
+	p->background = true;
+	p->entry = cache_entry_hold(ce); /* revalidated with its validators */
+	log_debug("edge %s: request %s: background refresh", e->ec->name, p->rid);
+	dispatch(p);
+}
+
+static void route(pxy *p, bool coalesce);
+
+/* A coalesced fetch this request waited for has ended: look up again. */
+static void waiter_woken(void *arg)
+{
+	route(arg, false);
+}
+
+/* Look up the cache, then serve, wait or send to an origin. coalesce:
+ * a miss may wait for a pending fetch (false once it has waited). */
+static void route(pxy *p, bool coalesce)
+{
+	edge *e = p->e;
+	const http_message *m = http_request_message(p->req);
+	bool get = strcmp(m->method, "GET") == 0;
+	if (!e->cache || (!get && strcmp(m->method, "HEAD") != 0)) {
+		dispatch(p);
+		return;
+	}
+	cache_entry *ce = NULL;
+	cache_verdict v = cache_lookup(e->cache, m, now_s(), &ce);
+	switch (v) {
+	case CACHE_FRESH:
+		serve_entry(e, p->req, ce, "hit");
+		cache_entry_release(&ce);
+		pxy_free(p);
+		return;
+	case CACHE_STALE_REFRESH:
+		if (get && coalesce)
+			refresh_in_background(e, p->req, ce); /* before answering: req is copied */
+		/* fall through */
+	case CACHE_STALE_OK:
+		serve_entry(e, p->req, ce, "stale");
+		cache_entry_release(&ce);
+		pxy_free(p);
+		return;
+	case CACHE_VALIDATE:
+		if (cache_request_only_if_cached(m)) {
+			/* stored, but not usable without the origin (RFC 9111 5.2.1.7) */
+			cache_entry_release(&ce);
+			answer_error(p->req, 504, "not_cached", "only-if-cached, and nothing usable is stored");
+			pxy_free(p);
+			return;
+		}
+		p->entry = ce;
+		break;
+	case CACHE_MISS:
+		if (cache_request_only_if_cached(m)) {
+			answer_error(p->req, 504, "not_cached", "only-if-cached, and nothing usable is stored");
+			pxy_free(p);
+			return;
+		}
+		if (get && coalesce) {
+			char key[CACHE_KEY_MAX];
+			int rc = cache_request_key(m, key, sizeof key) < 0 ? ERR_LIMIT
+									   : cache_fetch_begin(e->cache, key, waiter_woken, p);
+			if (rc == 0)
+				return; /* waits for the pending fetch of key */
+			if (rc == 1 && !(p->key = strdup(key)))
+				cache_fetch_done(e->cache, key); /* no memory to lead: fetch alone */
+		}
+		break;
+	}
+	dispatch(p);
+}
+
+/* POST /_edge/purge, {"url": U} or {"prefix": P}: U and P are "/path" (on
+ * every host) or "http[s]://host/path" (on that host only). Authorization:
+ * Bearer <the purge token>. */
+static void purge(edge *e, http_request *req)
+{
+	const http_message *m = http_request_message(req);
+	if (strcmp(m->method, "POST") != 0) {
+		http_response_header(req, "Allow", "POST");
+		answer_error(req, 405, "method_not_allowed", "purge is a POST");
+		return;
+	}
+	size_t alen;
+	const char *auth = http_message_field(m, "Authorization", &alen);
+	if (!auth || alen < 7 || strncasecmp(auth, "Bearer ", 7) != 0) {
+		http_response_header(req, "WWW-Authenticate", "Bearer");
+		answer_error(req, 401, "unauthenticated", "purge needs Authorization: Bearer <purge token>");
+		return;
+	}
+	if (!e->purge_enabled || alen - 7 != 64 || CRYPTO_memcmp(auth + 7, e->purge_token, 64) != 0) {
+		log_warn("edge %s: purge refused from %s: wrong token", e->ec->name, http_request_peer(req));
+		answer_error(req, 403, "forbidden", "the purge token is not this deployment's");
+		return;
+	}
+	size_t blen;
+	const char *body = http_request_body(req, &blen);
+	json_error_t jerr;
+	json_t *j = json_loadb(body, blen, 0, &jerr);
+	const char *url = j ? json_string_value(json_object_get(j, "url")) : NULL;
+	const char *prefix = j ? json_string_value(json_object_get(j, "prefix")) : NULL;
+	const char *what = url ? url : prefix;
+	if (!json_is_object(j) || !what || (url && prefix)) {
+		json_decref(j);
+		answer_error(req, 400, "bad_request", "the body is a JSON object with url or prefix (one of them)");
+		return;
+	}
+	char host[256] = "";
+	const char *path = what;
+	size_t skip = strncmp(what, "https://", 8) == 0 ? 8 : strncmp(what, "http://", 7) == 0 ? 7 : 0;
+	if (skip) {
+		const char *slash = strchr(what + skip, '/');
+		size_t hl = slash ? (size_t)(slash - what - skip) : strlen(what + skip);
+		if (hl == 0 || hl >= sizeof host) {
+			json_decref(j);
+			answer_error(req, 400, "bad_request", "the URL's host is empty or too long");
+			return;
+		}
+		memcpy(host, what + skip, hl);
+		for (size_t i = 0; i < hl; i++)
+			host[i] = (char)(host[i] >= 'A' && host[i] <= 'Z' ? host[i] + 32 : host[i]);
+		path = slash ? slash : "/";
+	}
+	if (path[0] != '/') {
+		json_decref(j);
+		answer_error(req, 400, "bad_request", "a URL is /path or http[s]://host/path");
+		return;
+	}
+	int n = url ? cache_purge_url(e->cache, skip ? host : NULL, path)
+		    : cache_purge_prefix(e->cache, skip ? host : NULL, path);
+	log_info("edge %s: purge by %s of %s%s%s: %d stored answer(s) removed", e->ec->name, url ? "url" : "prefix",
+		 host, skip ? "" : "(every host)", path, n);
+	json_decref(j);
+	char out[64];
+	snprintf(out, sizeof out, "{\"purged\":%d}", n);
+	http_response_header(req, "Content-Type", "application/json");
+	http_respond(req, 200, out, strlen(out));
+}
+
+static void on_request(http_request *req, void *arg)
+{
+	edge *e = arg;
+	const http_message *m = http_request_message(req);
+	if (strncmp(m->target, "/_edge/", 7) == 0) {
+		/* the edge's own paths: never proxied */
+		if (strcmp(m->target, EDGE_PURGE_PATH) == 0 && e->cache)
+			purge(e, req);
+		else
+			answer_error(req, 404, "not_found", "no such edge endpoint");
+		return;
+	}
+	pxy *p = pxy_new(e, req);
+	if (!p) {
+		answer_error(req, 503, "overloaded", "out of memory");
+		return;
+	}
+	route(p, true);
 }
 
 static void probe_answered(int rc, const http_message *resp, const char *body, size_t len, void *arg)
@@ -311,6 +670,19 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	http_server_shutdown(e->srv, stopped, e);
 }
 
+int edge_purge_token(const config *cfg, char out[65], char *err, size_t errcap)
+{
+	static secrets s; /* large; one caller at a time (start-up, the CLI) */
+	if (secrets_load(cfg->secrets_file, &s, err, errcap) != 0)
+		return ERR_CONFIG;
+	unsigned char key[32];
+	secrets_derive(&s, EDGE_PURGE_LABEL, key);
+	util_hex(key, sizeof key, out);
+	OPENSSL_cleanse(key, sizeof key);
+	secrets_clear(&s);
+	return 0;
+}
+
 int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int ready_fd)
 {
 	log_setup("edge", log_level_parse(cfg->log_level) < 0 ? LOG_INFO : (log_level)log_level_parse(cfg->log_level));
@@ -340,6 +712,14 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 	if (!(e.client_ctx = tls_client_new(cfg->ca_file, NULL, NULL, err, sizeof err))) {
 		fprintf(stderr, "tandem: [edge %s]: %s\n", ec->name, err);
 		goto out;
+	}
+	if (ec->cache_bytes > 0 && !(e.cache = cache_new(ec->cache_bytes, ec->cache_max_object_bytes)))
+		goto oom;
+	if (e.cache) {
+		if (edge_purge_token(cfg, e.purge_token, err, sizeof err) == 0)
+			e.purge_enabled = true;
+		else
+			log_warn("edge %s: purge refused (403) until restarted: %s", ec->name, err);
 	}
 	http_limits limits = {.max_header_bytes = cfg->limits.max_header_bytes, .max_headers = cfg->limits.max_headers,
 			      .max_body_bytes = ec->max_body_bytes, .max_target_bytes = cfg->limits.max_url_bytes};
@@ -407,6 +787,7 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 oom:
 	fprintf(stderr, "tandem: out of memory\n");
 out:
+	e.stopping = true;
 	http_server_free(&e.srv);
 	for (int i = 0; i < e.norigins; i++) {
 		for (int k = 0; k < EDGE_POOL; k++)
@@ -421,6 +802,8 @@ out:
 		event_free(e.sigint);
 	if (e.stop_timer)
 		event_free(e.stop_timer);
+	cache_free(&e.cache);
+	OPENSSL_cleanse(e.purge_token, sizeof e.purge_token);
 	SSL_CTX_free(e.server_ctx);
 	SSL_CTX_free(e.client_ctx);
 	event_base_free(e.base);

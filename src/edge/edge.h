@@ -14,17 +14,27 @@
  * Origins are tried in their configured order, skipping those marked
  * unhealthy (until a probe succeeds); when every origin is unhealthy, all
  * are tried (fail open). Answers carry Via, X-Tandem-Edge: NAME and
- * X-Cache: miss (no cache yet); requests carry Forwarded (for=, proto=) and
- * Via. Bodies are buffered, bounded by max_body_bytes both ways.
+ * X-Cache: hit|miss|stale|revalidated (and Age from the cache); requests
+ * carry Forwarded (for=, proto=) and Via. Bodies are buffered, bounded by
+ * max_body_bytes both ways. GET and HEAD go through an RFC 9111 shared
+ * cache (cache.h) of cache_bytes; POST /_edge/purge removes stored answers
+ * (bearer token: edge_purge_token).
  *
  * Errors a client can cause or see: 502 bad_gateway (no origin answered),
- * 504 gateway_timeout (the origin's answer timed out), as JSON bodies.
+ * 504 gateway_timeout (the origin's answer timed out), 504 not_cached
+ * (only-if-cached on a miss), and from /_edge/purge 401 unauthenticated,
+ * 403 forbidden, 400 bad_request, as JSON bodies.
  */
 #ifndef TANDEM_EDGE_EDGE_H
 #define TANDEM_EDGE_EDGE_H
 
 #include "core/config.h"
 #include "edge/edgeconf.h"
+
+/* The bearer token of POST /_edge/purge: the hex of
+ * secrets_derive(response_key, "tandem edge purge v1") from cfg's secrets
+ * file, into out. 0, or ERR_CONFIG / ERR_IO with the reason in err. */
+int edge_purge_token(const config *cfg, char out[65], char *err, size_t errcap);
 
 /* Run edge `name` of ec until SIGTERM/SIGINT (graceful). ready_fd >= 0:
  * "ready\n" is written there once it listens. Returns the exit status (1

@@ -80,6 +80,8 @@ static void section_start(reader *r, const char *section)
 	e->probe_interval_ms = 1000;
 	snprintf(e->probe_path, sizeof e->probe_path, "/readyz");
 	e->max_body_bytes = 16u << 20;
+	e->cache_bytes = 64u << 20;
+	e->cache_max_object_bytes = 1u << 20;
 }
 
 static void path_value(reader *r, const char *value, char *out, size_t cap)
@@ -178,6 +180,16 @@ static void edge_key(reader *r, const char *name, const char *value)
 			error_at(r, r->line, "max_body_bytes: 1024..1073741824");
 		else
 			e->max_body_bytes = (size_t)v;
+	} else if (strcmp(name, "cache_bytes") == 0) {
+		if (util_parse_int(value, 0, 1LL << 40, &v) != 0)
+			error_at(r, r->line, "cache_bytes: 0..1099511627776 (0: no cache)");
+		else
+			e->cache_bytes = (size_t)v;
+	} else if (strcmp(name, "cache_max_object_bytes") == 0) {
+		if (util_parse_int(value, 1, 1LL << 30, &v) != 0)
+			error_at(r, r->line, "cache_max_object_bytes: 1..1073741824");
+		else
+			e->cache_max_object_bytes = (size_t)v;
 	} else {
 		error_at(r, r->line, "unknown key '%s' in [edge %s]", name, e->name);
 	}

@@ -14,6 +14,8 @@
  *   probe_interval_ms = 1000          ; active health probes of each origin (0: none)
  *   probe_path = /readyz
  *   max_body_bytes = 16777216         ; request and response bodies (buffered)
+ *   cache_bytes = 67108864            ; the memory cache's bound (0: no cache)
+ *   cache_max_object_bytes = 1048576  ; the largest body stored
  *
  * Origins are verified against the deployment's CA ([deployment] ca_file)
  * when https. Errors are "FILE:LINE: message" lines.
@@ -47,6 +49,8 @@ typedef struct edge_conf {
 	int probe_interval_ms;
 	char probe_path[128];
 	size_t max_body_bytes;
+	size_t cache_bytes;            /* 0: no cache */
+	size_t cache_max_object_bytes;
 	int line;
 } edge_conf;
 

@@ -162,10 +162,16 @@ static void api_finish_headers(api_call *call)
 	buf_printf(h, "X-Tandem-Region: %s\r\nX-Request-Id: %s\r\n", rg->self->name, call->request_id);
 	if (call->body.len)
 		buf_adds(h, "Content-Type: application/json\r\n");
-	if (call->route_index >= 0 && api_routes[call->route_index].no_store && !call->preflight)
-		/* a file's bytes may sit in the client's own cache (it
-		 * revalidates with If-None-Match), never in a shared one */
-		buf_adds(h, call->cache_private ? "Cache-Control: private\r\n" : "Cache-Control: no-store\r\n");
+	if (!call->preflight) {
+		/* Nothing the API answers belongs in a shared cache (an edge,
+		 * docs/EDGE.md "Cache"): personal answers hold a user's data or
+		 * credentials, and the rest (health, readiness, errors of
+		 * unknown routes) must be live. A file's bytes may sit in the
+		 * client's own cache (it revalidates with If-None-Match):
+		 * private, which a shared cache never stores either. */
+		bool personal = call->route_index >= 0 && api_routes[call->route_index].no_store;
+		buf_adds(h, personal && call->cache_private ? "Cache-Control: private\r\n" : "Cache-Control: no-store\r\n");
+	}
 	/* CORS: a forwarded call's answer gets them from the region the
 	 * browser talks to; a preflight already has its own */
 	if (!call->via_link && !call->preflight) {

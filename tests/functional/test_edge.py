@@ -150,3 +150,320 @@ def test_probes_mark_an_origin_and_bring_it_back(tmp_path):
     finally:
         edge.stop()
         pair.stop_all()
+
+
+# --- the cache (issue 12 section 2) -----------------------------------------
+# Each test below would fail on the code before the cache: that edge answered
+# X-Cache: miss always and sent every request to an origin.
+
+import http.server
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import Region, run
+
+
+class CountingOrigin:
+    """A tiny HTTP/1.1 origin the test scripts: routes[path] = (status,
+    headers, body); it counts what reaches it (per path, and conditional
+    requests), can answer 304 to a matching If-None-Match with other
+    headers, can be slow (coalescing) and can be stopped (origin down)."""
+
+    def __init__(self):
+        self.routes, self.hits, self.seen = {}, {}, []
+        self.delay, self.not_modified = 0.0, {}
+        self.lock = threading.Lock()
+        self.conns = []
+        origin = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def setup(self):
+                super().setup()
+                with origin.lock:
+                    origin.conns.append(self.connection)
+
+            def answer(self, head_only):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                path = self.path
+                with origin.lock:
+                    origin.hits[path] = origin.hits.get(path, 0) + 1
+                    origin.seen.append((self.command, path, dict(self.headers)))
+                if origin.delay:
+                    time.sleep(origin.delay)
+                status, headers, body = origin.routes.get(path, (404, {"Cache-Control": "no-store"}, b"none"))
+                inm = self.headers.get("If-None-Match")
+                if inm and path in origin.not_modified and headers.get("ETag") == inm:
+                    status, headers, body = 304, origin.not_modified[path], b""
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not head_only and status != 304:
+                    self.wfile.write(body)
+
+            def do_GET(self):
+                self.answer(False)
+
+            def do_HEAD(self):
+                self.answer(True)
+
+            def do_POST(self):
+                self.answer(False)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port_base(count=1)), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def count(self, path):
+        with self.lock:
+            return self.hits.get(path, 0)
+
+    def stop(self):
+        """Down: no new connection, and the keep-alive ones the edge holds
+        are cut (so its next request fails at once)."""
+        self.server.shutdown()
+        self.server.server_close()
+        with self.lock:
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class CacheEdge(Edge):
+    """An edge of a `tandem init` deployment (no region running) in front of
+    a CountingOrigin, or of any origins given."""
+
+    def __init__(self, tmp_path, origins, extra="", config=None):
+        if config:  # a running deployment's (its CA verifies the origins)
+            self.dir, self.config = os.path.dirname(config), config
+        else:
+            self.dir = str(tmp_path / "deploy")
+            run("init", "--address", "127.0.0.1", "--data", self.dir, "--port-base", str(free_port_base()))
+            self.config = os.path.join(self.dir, "tandem.ini")
+        self.name = "pop"
+        self.port = free_port_base(count=1)
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log_path = os.path.join(self.dir, "edge-pop.log")
+        with open(self.config, "a") as f:
+            f.write("\n[edge pop]\nlisten = 127.0.0.1:%d\norigins = %s\ntls = off\nresponse_timeout_ms = 3000\n"
+                    "probe_interval_ms = 0\n%s" % (self.port, origins, extra))
+        self.proc = None
+        self.pair = type("P", (), {"config": self.config})()
+
+
+def origin_and_edge(tmp_path, extra=""):
+    origin = CountingOrigin()
+    edge = CacheEdge(tmp_path, "http://127.0.0.1:%d" % origin.port, extra).start()
+    return origin, edge
+
+
+def test_cache_hits_head_negative_and_invalidation(tmp_path):
+    """A fresh answer is served from the cache (X-Cache: hit, Age) without
+    reaching the origin; a HEAD is answered from the stored GET; a 404 with
+    max-age is cached for its freshness; no-store never is; only-if-cached
+    on a miss is 504 without asking the origin; /_edge/ paths are never
+    proxied; a POST to the URL invalidates it; cache_bytes is checked by
+    `tandem config check`."""
+    origin, edge = origin_and_edge(tmp_path)
+    try:
+        origin.routes["/c"] = (200, {"Cache-Control": "max-age=60", "Content-Type": "text/plain", "ETag": '"c1"'},
+                               b"cached body")
+        origin.routes["/gone"] = (404, {"Cache-Control": "max-age=60"}, b"no such thing")
+        origin.routes["/live"] = (200, {"Cache-Control": "no-store"}, b"live")
+        r1 = edge.get("/c")
+        assert r1.status_code == 200 and r1.headers["X-Cache"] == "miss" and r1.content == b"cached body"
+        r2 = edge.get("/c")
+        assert r2.status_code == 200 and r2.headers["X-Cache"] == "hit", r2.headers
+        assert r2.content == b"cached body" and r2.headers["Content-Type"] == "text/plain"
+        assert int(r2.headers["Age"]) >= 0 and r2.headers["X-Tandem-Edge"] == "pop"
+        nm = edge.get("/c", headers={"If-None-Match": '"x", "c1"'})
+        assert nm.status_code == 304 and nm.headers["X-Cache"] == "hit" and nm.content == b""
+        h = requests.head(edge.url + "/c", timeout=10)
+        assert h.status_code == 200 and h.headers["X-Cache"] == "hit" and h.headers["Content-Length"] == "11"
+        assert origin.count("/c") == 1
+        for _ in range(2):
+            g = edge.get("/gone")
+            assert g.status_code == 404 and g.content == b"no such thing"
+        assert g.headers["X-Cache"] == "hit" and origin.count("/gone") == 1
+        for _ in range(2):
+            assert edge.get("/live").headers["X-Cache"] == "miss"
+        assert origin.count("/live") == 2
+        r = edge.get("/never", headers={"Cache-Control": "only-if-cached"})
+        assert r.status_code == 504 and r.json()["error"]["code"] == "not_cached"
+        assert origin.count("/never") == 0
+        assert edge.get("/_edge/other").status_code == 404 and origin.count("/_edge/other") == 0
+        origin.routes["/c"] = (200, {"Cache-Control": "max-age=60"}, b"new body")
+        assert edge.post("/c", data=b"x").status_code == 200
+        r3 = edge.get("/c")
+        assert r3.headers["X-Cache"] == "miss" and r3.content == b"new body"
+        with open(edge.config, "a") as f:
+            f.write("cache_bytes = -1\n")
+        bad = subprocess.run([TANDEM, "config", "check", edge.config], capture_output=True, text=True)
+        assert bad.returncode == 1 and "cache_bytes: 0.." in bad.stdout + bad.stderr
+    finally:
+        edge.stop()
+        origin.stop()
+
+
+def test_concurrent_misses_are_coalesced(tmp_path):
+    """Twelve clients asking at once for the same uncached URL: the origin
+    sees one fetch, and every client gets the answer."""
+    origin, edge = origin_and_edge(tmp_path)
+    try:
+        origin.delay = 0.6
+        origin.routes["/slow"] = (200, {"Cache-Control": "max-age=60"}, b"slow answer")
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda _: edge.get("/slow"), range(12)))
+        assert all(a.status_code == 200 and a.content == b"slow answer" for a in answers)
+        assert origin.count("/slow") == 1, origin.count("/slow")
+        assert sorted(a.headers["X-Cache"] for a in answers).count("miss") == 1
+    finally:
+        edge.stop()
+        origin.stop()
+
+
+def test_revalidation_304_updates_stored_headers(tmp_path):
+    """A stale answer with an ETag is revalidated with If-None-Match; the
+    origin's 304 updates the stored headers (X-Version 1 -> 2) and freshness,
+    and the client gets the stored body (X-Cache: revalidated)."""
+    origin, edge = origin_and_edge(tmp_path)
+    try:
+        origin.routes["/v"] = (200, {"Cache-Control": "max-age=1", "ETag": '"v1"', "X-Version": "1"}, b"versioned")
+        origin.not_modified["/v"] = {"Cache-Control": "max-age=60", "ETag": '"v1"', "X-Version": "2"}
+        assert edge.get("/v").headers["X-Version"] == "1"
+        time.sleep(1.3)
+        r = edge.get("/v", headers={"If-None-Match": '"client-own"'})
+        assert r.status_code == 200 and r.headers["X-Cache"] == "revalidated", r.headers
+        assert r.headers["X-Version"] == "2" and r.content == b"versioned"
+        assert origin.seen[-1][2].get("If-None-Match") == '"v1"'  # ours, not the client's
+        r = edge.get("/v")
+        assert r.headers["X-Cache"] == "hit" and r.headers["X-Version"] == "2"
+        assert origin.count("/v") == 2
+    finally:
+        edge.stop()
+        origin.stop()
+
+
+def test_stale_while_revalidate_and_stale_when_origins_fail(tmp_path):
+    """stale-while-revalidate: a stale answer is served at once (X-Cache:
+    stale) and refreshed in the background. With the origin down, a stale
+    answer is served (stale-if-error, or no directive forbidding it), but
+    never one marked must-revalidate (the client gets the 502)."""
+    origin, edge = origin_and_edge(tmp_path)
+    try:
+        origin.routes["/swr"] = (200, {"Cache-Control": "max-age=1, stale-while-revalidate=30"}, b"one")
+        origin.routes["/sie"] = (200, {"Cache-Control": "max-age=1, stale-if-error=60"}, b"kept")
+        origin.routes["/must"] = (200, {"Cache-Control": "max-age=1, must-revalidate"}, b"strict")
+        for p in ("/swr", "/sie", "/must"):
+            assert edge.get(p).headers["X-Cache"] == "miss"
+        time.sleep(1.3)
+        origin.routes["/swr"] = (200, {"Cache-Control": "max-age=60"}, b"two")
+        r = edge.get("/swr")
+        assert r.headers["X-Cache"] == "stale" and r.content == b"one", r.headers
+        deadline = time.time() + 5
+        while origin.count("/swr") < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        r = edge.get("/swr")
+        assert r.headers["X-Cache"] == "hit" and r.content == b"two"
+        origin.stop()
+        r = edge.get("/sie")
+        assert r.status_code == 200 and r.headers["X-Cache"] == "stale" and r.content == b"kept"
+        r = edge.get("/must")
+        assert r.status_code == 502 and r.json()["error"]["code"] == "bad_gateway"
+    finally:
+        edge.stop()
+
+
+def test_authorization_and_vary(tmp_path):
+    """An answer to a request with Authorization is not stored unless it is
+    explicitly public; Vary: Accept-Encoding keeps variants apart, with the
+    codings normalised (order, case, q=0)."""
+    origin, edge = origin_and_edge(tmp_path)
+    try:
+        origin.routes["/mine"] = (200, {"Cache-Control": "max-age=60"}, b"personal")
+        origin.routes["/shared"] = (200, {"Cache-Control": "public, max-age=60"}, b"for all")
+        origin.routes["/v"] = (200, {"Cache-Control": "max-age=60", "Vary": "Accept-Encoding"}, b"variant")
+        for _ in range(2):
+            r = edge.get("/mine", headers={"Authorization": "Bearer abc"})
+            assert r.headers["X-Cache"] == "miss"
+        assert origin.count("/mine") == 2
+        for _ in range(2):
+            r = edge.get("/shared", headers={"Authorization": "Bearer abc"})
+        assert r.headers["X-Cache"] == "hit" and origin.count("/shared") == 1
+        assert edge.get("/v", headers={"Accept-Encoding": "gzip, br"}).headers["X-Cache"] == "miss"
+        assert edge.get("/v", headers={"Accept-Encoding": "BR,gzip;q=1, zstd;q=0"}).headers["X-Cache"] == "hit"
+        assert edge.get("/v", headers={"Accept-Encoding": "identity"}).headers["X-Cache"] == "miss"
+        assert origin.count("/v") == 2
+    finally:
+        edge.stop()
+        origin.stop()
+
+
+def test_purge_by_url_and_prefix(tmp_path):
+    """POST /_edge/purge removes stored answers by URL or prefix with the
+    deployment's purge token (tandem edge --print purge-token); without a
+    token 401, with a wrong one 403, and nothing is removed."""
+    origin, edge = origin_and_edge(tmp_path)
+    try:
+        for p in ("/p/a", "/p/b", "/q"):
+            origin.routes[p] = (200, {"Cache-Control": "max-age=60"}, p.encode())
+            edge.get(p)
+            assert edge.get(p).headers["X-Cache"] == "hit"
+        r = edge.post("/_edge/purge", json={"url": "/p/a"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthenticated"
+        r = edge.post("/_edge/purge", json={"url": "/p/a"}, headers={"Authorization": "Bearer " + "0" * 64})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+        assert edge.get("/p/a").headers["X-Cache"] == "hit"
+        token = run("edge", "--config", edge.config, "--print", "purge-token").stdout.strip()
+        auth = {"Authorization": "Bearer " + token}
+        r = edge.post("/_edge/purge", data=b"{nope", headers=auth)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+        r = edge.post("/_edge/purge", json={"url": "/p/a"}, headers=auth)
+        assert r.status_code == 200 and r.json() == {"purged": 1}, r.text
+        assert edge.get("/p/a").headers["X-Cache"] == "miss"
+        host = "127.0.0.1:%d" % edge.port
+        r = edge.post("/_edge/purge", json={"prefix": "http://%s/p/" % host}, headers=auth)
+        assert r.json() == {"purged": 2}, r.text
+        assert edge.get("/p/b").headers["X-Cache"] == "miss"
+        assert edge.get("/q").headers["X-Cache"] == "hit"
+        assert origin.count("/q") == 1 and origin.count("/p/a") == 2
+    finally:
+        edge.stop()
+        origin.stop()
+
+
+def test_personal_answers_through_the_edge_are_never_hits(tmp_path):
+    """The region's answers carry Cache-Control (no-store; private for a
+    file's bytes), so that an edge never stores them: /v1/me and a record
+    read twice with a token are misses both times, and so is /healthz."""
+    region = Region(tmp_path / "eu").start()
+    edge = CacheEdge(tmp_path, "eu=https://127.0.0.1:%d" % region.port, config=region.config).start()
+    try:
+        s = edge.post("/v1/auth/signup", json={"email": new_email(), "password": "correct horse battery"})
+        assert s.status_code == 201, s.text
+        auth = {"Authorization": "Bearer " + s.json()["access_token"]}
+        c = edge.post("/v1/collections/notes/records", json={"text": "secret"}, headers=auth)
+        assert c.status_code == 201, c.text
+        rid = c.json()["id"]
+        for path in ("/v1/me", "/v1/collections/notes/records/" + rid, "/healthz"):
+            for _ in range(2):
+                r = edge.get(path, headers=auth)
+                assert r.status_code == 200 and r.headers["X-Cache"] == "miss", (path, r.headers)
+                assert "no-store" in r.headers["Cache-Control"], (path, r.headers)
+    finally:
+        edge.stop()
+        region.stop()
