@@ -30,7 +30,7 @@ import pytest
 import requests
 
 from conftest import TANDEM, drop_dns_sections, free_port_base
-from regions import TwoRegions, log_events
+from regions import TwoRegions, log_events, wait_follower
 
 DIG = shutil.which("dig")
 KDIG = shutil.which("kdig")
@@ -332,6 +332,9 @@ def test_failover_route_follows_a_switchover(deployment):
     assert d.health()["regions"]["us"]["role"] == "primary"
     # and the latency route is not affected by roles
     assert d.addresses(subnet="10.1.0.0/24") == ["127.0.0.2"]
+    # eu follows us before it can be switched back to (under TSan's slowdown
+    # the second switchover came before eu streamed: "could not catch up")
+    wait_follower(d.pair.us, d.pair.eu, timeout=30)
     out = subprocess.run([TANDEM, "switchover", "--config", d.pair.config, "--to", "eu"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
