@@ -192,6 +192,43 @@ void util_hex(const void *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
+long util_unhex(const char *hex, void *out, size_t max)
+{
+	size_t n = hex ? strlen(hex) : 0;
+	if (!hex || n % 2 || n / 2 > max)
+		return -1;
+	unsigned char *o = out;
+	for (size_t i = 0; i < n / 2; i++) {
+		int a = hex[2 * i], b = hex[2 * i + 1];
+		a = a >= '0' && a <= '9' ? a - '0' : a >= 'a' && a <= 'f' ? a - 'a' + 10 : -1;
+		b = b >= '0' && b <= '9' ? b - '0' : b >= 'a' && b <= 'f' ? b - 'a' + 10 : -1;
+		if (a < 0 || b < 0)
+			return -1;
+		o[i] = (unsigned char)(a * 16 + b);
+	}
+	return (long)(n / 2);
+}
+
+bool util_query_param(const char *target, const char *name, char *out, size_t cap)
+{
+	const char *q = strchr(target, '?');
+	size_t nl = strlen(name);
+	while (q) {
+		q++;
+		if (strncmp(q, name, nl) == 0 && q[nl] == '=') {
+			const char *v = q + nl + 1;
+			size_t n = strcspn(v, "&");
+			if (n >= cap)
+				return false;
+			memcpy(out, v, n);
+			out[n] = '\0';
+			return true;
+		}
+		q = strchr(q, '&');
+	}
+	return false;
+}
+
 void util_sha256(const void *data, size_t len, unsigned char out[32])
 {
 	unsigned int outlen = 32;

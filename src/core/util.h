@@ -38,6 +38,14 @@ size_t util_b64url_encode(const void *in, size_t len, char *out);
 long util_b64url_decode(const char *in, size_t len, void *out, size_t outcap);
 /* Lowercase hex; out holds 2*len+1 bytes. */
 void util_hex(const void *in, size_t len, char *out);
+/* Lowercase hex text (NUL-terminated, NULL refused) back into at most max
+ * bytes of out (not NUL-terminated). The byte count, or -1 for NULL, an odd
+ * length, a non-hex character, or more than max bytes. */
+long util_unhex(const char *hex, void *out, size_t max);
+/* The value of parameter name in the query of a request target
+ * ("/p?a=1&b=2"), as it is (not decoded), copied into out. false when
+ * absent or longer than cap - 1. */
+bool util_query_param(const char *target, const char *name, char *out, size_t cap);
 /* SHA-256 of data into out (32 bytes). */
 void util_sha256(const void *data, size_t len, unsigned char out[32]);
 /* HMAC-SHA256. */

@@ -80,23 +80,6 @@ static char *hex_of(const char *s, size_t len)
 	return h;
 }
 
-/* Hex text into out (at most max bytes); its length or -1. */
-static long from_hex(const char *h, char *out, size_t max)
-{
-	size_t n = h ? strlen(h) : 0;
-	if (!h || n % 2 || n / 2 > max)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		int x = h[2 * i], y = h[2 * i + 1];
-		x = x >= '0' && x <= '9' ? x - '0' : x >= 'a' && x <= 'f' ? x - 'a' + 10 : -1;
-		y = y >= '0' && y <= '9' ? y - '0' : y >= 'a' && y <= 'f' ? y - 'a' + 10 : -1;
-		if (x < 0 || y < 0)
-			return -1;
-		out[i] = (char)(x * 16 + y);
-	}
-	return (long)(n / 2);
-}
-
 static void range_free(range *r)
 {
 	free(r->from);
@@ -292,7 +275,7 @@ static void entries_answered(int rc, const http_message *resp, const char *body,
 		const char *vid = json_string_value(json_object_get(x, "version_id"));
 		const char *h = json_string_value(json_object_get(x, "hlc"));
 		const char *o = json_string_value(json_object_get(x, "origin"));
-		long kl = from_hex(json_string_value(json_object_get(x, "key")), e->key, META_KEY_MAX);
+		long kl = util_unhex(json_string_value(json_object_get(x, "key")), e->key, META_KEY_MAX);
 		if (!vid || !h || !o || kl < 0 || strlen(vid) > META_VERSION_ID_LEN || strlen(h) > HLC_STR_LEN ||
 		    strlen(o) >= sizeof e->origin)
 			continue;
@@ -349,9 +332,9 @@ static void digest_answered(int rc, const http_message *resp, const char *body, 
 		const char *sha = json_string_value(json_object_get(j, "sha256"));
 		remote.rows = json_integer_value(json_object_get(j, "rows"));
 		remote.truncated = json_is_true(json_object_get(j, "truncated"));
-		long sl = from_hex(json_string_value(json_object_get(j, "split")), remote.split, META_KEY_MAX);
+		long sl = util_unhex(json_string_value(json_object_get(j, "split")), remote.split, META_KEY_MAX);
 		remote.split_len = sl > 0 ? (size_t)sl : 0;
-		bool ok = sha && strlen(sha) == 64 && from_hex(sha, (char *)remote.sha256, 32) == 32;
+		bool ok = sha && strlen(sha) == 64 && util_unhex(sha, remote.sha256, 32) == 32;
 		json_decref(j);
 		if (!ok) {
 			pass_end(a, "a malformed digest");
@@ -492,26 +475,6 @@ static void answer_json(http_request *req, json_t *o)
 	free(text);
 }
 
-static bool qget(const char *target, const char *name, char *out, size_t cap)
-{
-	const char *q = strchr(target, '?');
-	size_t nl = strlen(name);
-	while (q) {
-		q++;
-		if (strncmp(q, name, nl) == 0 && q[nl] == '=') {
-			const char *v = q + nl + 1;
-			size_t n = strcspn(v, "&");
-			if (n >= cap)
-				return false;
-			memcpy(out, v, n);
-			out[n] = '\0';
-			return true;
-		}
-		q = strchr(q, '&');
-	}
-	return false;
-}
-
 static int entry_json(void *arg, const meta_range_entry *e)
 {
 	json_t *arr = arg;
@@ -550,10 +513,10 @@ void oae_serve(const orepl_env *env, http_request *req)
 	}
 	char bucket[META_BUCKET_MAX + 1], fh[2 * META_KEY_MAX + 1], th[2 * META_KEY_MAX + 1];
 	char from[META_KEY_MAX + 1], to[META_KEY_MAX + 1];
-	bool has_to = qget(m->target, "to", th, sizeof th);
-	long fl = qget(m->target, "from", fh, sizeof fh) ? from_hex(fh, from, META_KEY_MAX) : -1;
-	long tl = has_to ? from_hex(th, to, META_KEY_MAX) : 0;
-	if (!qget(m->target, "bucket", bucket, sizeof bucket) || fl < 0 || tl < 0) {
+	bool has_to = util_query_param(m->target, "to", th, sizeof th);
+	long fl = util_query_param(m->target, "from", fh, sizeof fh) ? util_unhex(fh, from, META_KEY_MAX) : -1;
+	long tl = has_to ? util_unhex(th, to, META_KEY_MAX) : 0;
+	if (!util_query_param(m->target, "bucket", bucket, sizeof bucket) || fl < 0 || tl < 0) {
 		answer(req, 400, "{\"error\":{\"code\":\"bad_request\",\"message\":\"needs bucket, from (hex) and "
 				 "optionally to (hex)\"}}");
 		return;

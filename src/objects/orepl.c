@@ -888,27 +888,6 @@ static xfer *xfer_find(orepl *r, const char *id)
 	return NULL;
 }
 
-/* The value of name in the query of target, copied into out (cap). */
-static bool query_get(const char *target, const char *name, char *out, size_t cap)
-{
-	const char *q = strchr(target, '?');
-	size_t nl = strlen(name);
-	while (q) {
-		q++;
-		if (strncmp(q, name, nl) == 0 && q[nl] == '=') {
-			const char *v = q + nl + 1;
-			size_t n = strcspn(v, "&");
-			if (n >= cap)
-				return false;
-			memcpy(out, v, n);
-			out[n] = '\0';
-			return true;
-		}
-		q = strchr(q, '&');
-	}
-	return false;
-}
-
 static bool is_hex_id(const char *s, size_t n)
 {
 	if (strlen(s) != n)
@@ -1031,10 +1010,10 @@ static void on_segment(rx *q, const char *target)
 {
 	char id[40], part_s[24], off_s[24], size_s[24];
 	long long part, off, size;
-	if (!query_get(target, "xfer", id, sizeof id) || !is_hex_id(id, 32) ||
-	    !query_get(target, "part", part_s, sizeof part_s) || util_parse_int(part_s, 0, 9999, &part) != 0 ||
-	    !query_get(target, "off", off_s, sizeof off_s) || util_parse_int(off_s, 0, INT64_MAX, &off) != 0 ||
-	    !query_get(target, "size", size_s, sizeof size_s) || util_parse_int(size_s, 0, INT64_MAX, &size) != 0) {
+	if (!util_query_param(target, "xfer", id, sizeof id) || !is_hex_id(id, 32) ||
+	    !util_query_param(target, "part", part_s, sizeof part_s) || util_parse_int(part_s, 0, 9999, &part) != 0 ||
+	    !util_query_param(target, "off", off_s, sizeof off_s) || util_parse_int(off_s, 0, INT64_MAX, &off) != 0 ||
+	    !util_query_param(target, "size", size_s, sizeof size_s) || util_parse_int(size_s, 0, INT64_MAX, &size) != 0) {
 		rx_answer(q, 400, "bad_request", "a segment needs xfer (32 hex), part, off and size");
 		return;
 	}
@@ -1050,22 +1029,14 @@ static const char *jstr(json_t *o, const char *k, size_t max)
 	return json_string_value(v);
 }
 
-/* Hex text of at most max bytes into out (NUL-terminated); its length, or -1. */
+/* Hex text of at most max bytes into out, NUL-terminated (out holds
+ * max + 1); its length, or -1. */
 static long unhex(const char *h, char *out, size_t max)
 {
-	size_t n = h ? strlen(h) : 0;
-	if (!h || n % 2 || n / 2 > max)
-		return -1;
-	for (size_t i = 0; i < n / 2; i++) {
-		int a = h[2 * i], b = h[2 * i + 1];
-		a = a >= '0' && a <= '9' ? a - '0' : a >= 'a' && a <= 'f' ? a - 'a' + 10 : -1;
-		b = b >= '0' && b <= '9' ? b - '0' : b >= 'a' && b <= 'f' ? b - 'a' + 10 : -1;
-		if (a < 0 || b < 0)
-			return -1;
-		out[i] = (char)(a * 16 + b);
-	}
-	out[n / 2] = '\0';
-	return (long)(n / 2);
+	long n = util_unhex(h, out, max);
+	if (n >= 0)
+		out[n] = '\0';
+	return n;
 }
 
 static bool valid_hlc(const char *s)

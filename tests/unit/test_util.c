@@ -109,9 +109,34 @@ static void test_timeval_ms(void)
 	CHECK_EQ_INT(tv.tv_usec, 0);
 }
 
+/* util_unhex: the inverse of util_hex, bounded, refusing what is not hex;
+ * util_query_param: a parameter's raw value, absent or too long refused. */
+static void test_unhex_and_query_param(void)
+{
+	unsigned char out[4];
+	char hex[9];
+	util_hex("\x01\xab\xff\x00", 4, hex);
+	CHECK_EQ_INT(util_unhex(hex, out, sizeof out), 4);
+	CHECK(memcmp(out, "\x01\xab\xff\x00", 4) == 0);
+	CHECK_EQ_INT(util_unhex("", out, sizeof out), 0);
+	CHECK_EQ_INT(util_unhex(NULL, out, sizeof out), -1);
+	CHECK_EQ_INT(util_unhex("abc", out, sizeof out), -1);        /* odd */
+	CHECK_EQ_INT(util_unhex("zz", out, sizeof out), -1);         /* not hex */
+	CHECK_EQ_INT(util_unhex("AB", out, sizeof out), -1);         /* lowercase only */
+	CHECK_EQ_INT(util_unhex("0102030405", out, sizeof out), -1); /* over max */
+	char v[8];
+	CHECK(util_query_param("/x?a=1&bb=22&b=3", "b", v, sizeof v) && strcmp(v, "3") == 0);
+	CHECK(util_query_param("/x?a=1&bb=22", "bb", v, sizeof v) && strcmp(v, "22") == 0);
+	CHECK(util_query_param("/x?a=&c", "a", v, sizeof v) && strcmp(v, "") == 0);
+	CHECK(!util_query_param("/x?a=1", "c", v, sizeof v));
+	CHECK(!util_query_param("/x", "a", v, sizeof v));
+	CHECK(!util_query_param("/x?a=12345678", "a", v, sizeof v)); /* longer than cap - 1 */
+}
+
 int main(void)
 {
 	RUN(test_timeval_ms);
+	RUN(test_unhex_and_query_param);
 	RUN(test_b64url);
 	RUN(test_ids_sort_by_time);
 	RUN(test_hostport_and_int);
