@@ -184,6 +184,29 @@ def new_email():
     return "user-%s@example.com" % uuid.uuid4().hex[:12]
 
 
+def start_ready(argv, log_path, mode="a", timeout=20):
+    """Start a tandem component (argv) with stdout and stderr going to
+    log_path (opened with mode), and wait for the "ready" line it writes on
+    TANDEM_READY_FD once it serves. The Popen; the test fails with the log
+    when no such line comes (the process exited, or timeout seconds)."""
+    import select
+    r, w = os.pipe()
+    with open(log_path, mode) as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, pass_fds=(w,),
+                                env=dict(os.environ, TANDEM_READY_FD=str(w)))
+    os.close(w)
+    ready, _, _ = select.select([r], [], [], timeout)
+    line = os.read(r, 16) if ready else b""
+    os.close(r)
+    if not line.startswith(b"ready"):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        with open(log_path, errors="replace") as f:
+            raise AssertionError("%s did not start: %s" % (argv[1], f.read()[-3000:]))
+    return proc
+
+
 def signup(region, email=None, password="correct horse battery"):
     email = email or new_email()
     r = region.post("/v1/auth/signup", json={"email": email, "password": password})

@@ -23,7 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from conftest import TANDEM, drop_dns_sections, free_port_base, run
+from conftest import TANDEM, drop_dns_sections, free_port_base, run, start_ready
 
 DIG = shutil.which("dig")
 DELV = shutil.which("delv")
@@ -68,21 +68,12 @@ class AliasDns:
         self.proc = None
 
     def start(self):
-        r, w = os.pipe()
-        env = dict(os.environ, TANDEM_READY_FD=str(w))
         self.log_path = os.path.join(self.data, "dns.log")
-        self.logf = open(self.log_path, "a")
-        self.proc = subprocess.Popen([TANDEM, "dns", "--config", self.config, "--name", "ns1"],
-                                     stdout=self.logf, stderr=subprocess.STDOUT, env=env, pass_fds=(w,))
-        os.close(w)
-        with os.fdopen(r) as ready:
-            line = ready.readline()
-        assert line == "ready\n", open(self.log_path).read()
+        self.proc = start_ready([TANDEM, "dns", "--config", self.config, "--name", "ns1"], self.log_path, "a")
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(10)
-        self.logf.close()
         return code
 
     def ask(self, name, rdtype, **kw):

@@ -29,7 +29,7 @@ import dns.rcode
 import pytest
 import requests
 
-from conftest import TANDEM, drop_dns_sections, free_port_base
+from conftest import TANDEM, drop_dns_sections, free_port_base, start_ready
 from regions import TwoRegions, log_events, wait_follower
 
 DIG = shutil.which("dig")
@@ -92,22 +92,14 @@ class RoutedDns:
         self.proc = None
 
     def start(self):
-        r, w = os.pipe()
-        env = dict(os.environ, TANDEM_READY_FD=str(w))
-        self.logf = open(self.log_path, "w")
-        self.proc = subprocess.Popen([TANDEM, "dns", "--config", self.pair.config, "--name", self.name],
-                                     stdout=self.logf, stderr=subprocess.STDOUT, env=env, pass_fds=(w,))
-        os.close(w)
-        with os.fdopen(r) as ready:
-            line = ready.readline()
-        assert line == "ready\n", self.log()
+        self.proc = start_ready([TANDEM, "dns", "--config", self.pair.config, "--name", self.name],
+                                self.log_path, "w")
         return self
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             code = self.proc.wait(10)
-            self.logf.close()
             return code
         return self.proc.returncode if self.proc else None
 

@@ -29,7 +29,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from conftest import TANDEM, drop_dns_sections, free_port_base, run
+from conftest import TANDEM, drop_dns_sections, free_port_base, run, start_ready
 
 DELV = shutil.which("delv")
 KDIG = shutil.which("kdig")
@@ -72,21 +72,12 @@ class SignedDns:
         self.proc = None
 
     def start(self):
-        r, w = os.pipe()
-        env = dict(os.environ, TANDEM_READY_FD=str(w))
         self.log_path = os.path.join(self.data, "dns.log")
-        self.logf = open(self.log_path, "a")
-        self.proc = subprocess.Popen([TANDEM, "dns", "--config", self.config, "--name", "ns1"],
-                                     stdout=self.logf, stderr=subprocess.STDOUT, env=env, pass_fds=(w,))
-        os.close(w)
-        with os.fdopen(r) as ready:
-            line = ready.readline()
-        assert line == "ready\n", open(self.log_path).read()
+        self.proc = start_ready([TANDEM, "dns", "--config", self.config, "--name", "ns1"], self.log_path, "a")
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(10)
-        self.logf.close()
         return code
 
     def restart(self):

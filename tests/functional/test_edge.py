@@ -2,14 +2,13 @@
 regions, with failover inside one request. Each test would fail on the code
 before it: there was no `tandem edge` command at all."""
 import os
-import select
 import subprocess
 import time
 import uuid
 
 import requests
 
-from conftest import TANDEM, free_port_base, new_email
+from conftest import TANDEM, free_port_base, new_email, start_ready
 from regions import TwoRegions
 
 
@@ -29,17 +28,8 @@ class Edge:
         self.proc = None
 
     def start(self):
-        r, w = os.pipe()
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([TANDEM, "edge", "--config", self.pair.config, "--name", self.name],
-                                     stdout=log, stderr=log, pass_fds=(w,),
-                                     env=dict(os.environ, TANDEM_READY_FD=str(w)))
-        log.close()
-        os.close(w)
-        ready, _, _ = select.select([r], [], [], 10)
-        line = os.read(r, 16) if ready else b""
-        os.close(r)
-        assert line.startswith(b"ready"), self.log()
+        self.proc = start_ready([TANDEM, "edge", "--config", self.pair.config, "--name", self.name],
+                                self.log_path, "ab")
         return self
 
     def stop(self):
