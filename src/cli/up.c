@@ -6,8 +6,8 @@
  * and does not have yet: tandem.ini (ports from --port-base), secrets.ini
  * (mode 0600) and certs/ (development CA). up does the same, then starts
  * every component as a child process (`tandem witness`, `tandem region ...`,
- * then `tandem dns ...`: each on its own loopback address unless
- * --address), waits until each says it is ready, writes
+ * `tandem dns ...`, then `tandem edge ...`: each on its own loopback
+ * address unless --address), waits until each says it is ready, writes
  * DIR/endpoints.json and supervises: a child that
  * dies is reported and not restarted (drills kill them on purpose); SIGINT
  * or SIGTERM stops every child gracefully.
@@ -37,6 +37,7 @@
 #include "core/secrets.h"
 #include "core/util.h"
 #include "dns/dnsconf.h"
+#include "edge/edgeconf.h"
 #include "objects/s3keys.h"
 
 #define DEFAULT_DATA "tandem-data"
@@ -56,7 +57,8 @@ static const char usage_up[] =
 	"  --data DIR       where everything lives (default ./" DEFAULT_DATA ")\n"
 	"  --port-base N    first port; every port is N + offset (default 8443)\n"
 	"  --address IP     every component on IP, instead of one loopback address\n"
-	"                   each (eu 127.0.0.2, us .3, witness .4, DNS .5 and .6);\n"
+	"                   each (eu 127.0.0.2, us .3, witness .4, DNS .5 and .6,\n"
+	"                   edges .7 and .8);\n"
 	"                   for systems with only 127.0.0.1 on loopback (macOS)\n"
 	"  --config FILE    use this config instead of DIR/tandem.ini\n"
 	"  --print-config   print the config that would be used, and exit\n";
@@ -153,7 +155,8 @@ static void user_lines(char *out, size_t cap, const char *data, const privdrop *
  * that DNS can answer one address per region, and network rules can tell
  * them apart), or one address for all (--address). */
 typedef struct up_addresses {
-	char eu[64], us[64], witness[64], dns[2][64];
+	char eu[64], us[64], witness[64], dns[2][64], edge[2][64];
+	bool one;  /* --address: every component on it */
 } up_addresses;
 
 static void addresses_for(const up_options *o, up_addresses *a)
@@ -164,6 +167,9 @@ static void addresses_for(const up_options *o, up_addresses *a)
 	snprintf(a->witness, sizeof a->witness, "%s", one ? one : "127.0.0.4");
 	snprintf(a->dns[0], sizeof a->dns[0], "%s", one ? one : "127.0.0.5");
 	snprintf(a->dns[1], sizeof a->dns[1], "%s", one ? one : "127.0.0.6");
+	snprintf(a->edge[0], sizeof a->edge[0], "%s", one ? one : "127.0.0.7");
+	snprintf(a->edge[1], sizeof a->edge[1], "%s", one ? one : "127.0.0.8");
+	a->one = one != NULL;
 }
 
 /* The generated config: relative paths, so DIR can move. user: the
@@ -324,10 +330,14 @@ static void generated_config(buf *b, int port_base, const char *user, const up_a
 		   "record = ns1 A %s\n"
 		   "record = ns2 A %s\n"
 		   "route = api latency eu=%s us=%s ttl=10\n"
+		   "; the app's name: the edges (its points of presence, [edge ...] below)\n"
+		   "record = app A %s\n"
+		   "%s%s%s"
 		   "; signed online (ECDSA P-256 keys in the secrets file's [dnssec]; `tandem dns ds`\n"
 		   "; prints the DS for the parent zone)\n"
 		   "dnssec = on\n",
-		   UP_ZONE, UP_ZONE, a->dns[0], a->dns[1], a->eu, a->us);
+		   UP_ZONE, UP_ZONE, a->dns[0], a->dns[1], a->eu, a->us, a->edge[0], a->one ? "" : "record = app A ",
+		   a->one ? "" : a->edge[1], a->one ? "" : "\n");
 	for (int i = 0; i < 2; i++)
 		buf_printf(b,
 			   "\n"
@@ -338,12 +348,36 @@ static void generated_config(buf *b, int port_base, const char *user, const up_a
 			   "metrics_listen = %s:%d\n"
 			   "; clients (their subnet, or their resolver) -> regions in order of preference\n"
 			   "latency_map = 10.1.0.0/16 eu us, 127.0.0.2/32 eu us, 10.2.0.0/16 us eu, 127.0.0.3/32 us eu\n"
+			   "; the edges: the EU point of presence (.7) nearer eu, the US one (.8) nearer us\n"
+			   "latency_map = 127.0.0.7/32 eu us, 127.0.0.8/32 us eu\n"
 			   "latency_map = default eu us\n"
 			   "health_interval_ms = 1000\n"
 			   "health_timeout_ms = 1000\n"
 			   "health_failures = 3\n"
 			   "health_recoveries = 2\n",
 			   i + 1, a->dns[i], port_base + 9 + i, a->dns[i], port_base + 11 + i);
+	/* the edges (docs/EDGE.md): both list both regions; each asks the DNS
+	 * which is nearer to it (ECS: its own address) and tries that one first */
+	static const char *const pops[2][2] = {{"eu-pop", "EU"}, {"us-pop", "US"}};
+	for (int i = 0; i < 2; i++)
+		buf_printf(b,
+			   "\n"
+			   "; the %s point of presence: TLS for app.%s, a cache, failover inside a request\n"
+			   "[edge %s]\n"
+			   "listen = %s:%d\n"
+			   "server_names = app.%s\n"
+			   "tls_cert = certs/%s.pem\n"
+			   "tls_key = certs/%s.key\n"
+			   "origins = eu=https://%s:%d, us=https://%s:%d\n"
+			   "resolve = api.%s\n"
+			   "resolvers = %s:%d, %s:%d\n"
+			   "connect_timeout_ms = 1000\n"
+			   "response_timeout_ms = 10000\n"
+			   "probe_interval_ms = 1000\n"
+			   "cache_bytes = 67108864\n",
+			   pops[i][1], UP_ZONE, pops[i][0], a->edge[i], port_base + 13 + (a->one ? i : 0), UP_ZONE,
+			   pops[i][0], pops[i][0], a->eu, port_base, a->us, port_base + 1, UP_ZONE, a->dns[0],
+			   port_base + 9, a->dns[1], port_base + 10);
 }
 
 /*
@@ -440,11 +474,40 @@ static void san_ip(char *sans, size_t cap, const char *hostport)
 	snprintf(sans + n, cap - n, "%s%s", n ? "," : "", entry);
 }
 
+/* The certificate of an edge whose tls_cert and tls_key are
+ * CERTS_DIR/NAME.pem and .key (an operator's own certificate elsewhere is
+ * left alone): NAME into name; its names (server_names, the listen
+ * address) into sans. false when it is not one of ours. */
+static bool edge_cert(const config *cfg, const edge_conf *e, char *name, size_t namecap, char *sans, size_t cap)
+{
+	size_t dl = strlen(cfg->certs_dir);
+	const char *c = e->tls_cert, *k = e->tls_key;
+	if (!e->tls || strncmp(c, cfg->certs_dir, dl) != 0 || c[dl] != '/' || strncmp(k, cfg->certs_dir, dl) != 0 ||
+	    k[dl] != '/')
+		return false;
+	const char *stem = c + dl + 1;
+	size_t sl = strlen(stem);
+	if (sl < 5 || sl >= namecap + 4 || strcmp(stem + sl - 4, ".pem") != 0 || strchr(stem, '/') ||
+	    strncmp(k + dl + 1, stem, sl - 4) != 0 || strcmp(k + dl + 1 + sl - 4, ".key") != 0)
+		return false;
+	snprintf(name, namecap, "%.*s", (int)(sl - 4), stem);
+	sans[0] = '\0';
+	char copy[sizeof e->server_names];
+	snprintf(copy, sizeof copy, "%s", e->server_names);
+	for (char *save = NULL, *t = strtok_r(copy, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
+		size_t n = strlen(sans);
+		snprintf(sans + n, cap - n, "%sDNS:%s", n ? "," : "", t);
+	}
+	san_ip(sans, cap, e->listen);
+	return true;
+}
+
 int cli_ensure_certs(const config *cfg, char *err, size_t errcap)
 {
-	static char sans[CONFIG_MAX_REGIONS + 2][1024];
-	const char *names[CONFIG_MAX_REGIONS + 2];
-	const char *san_of[CONFIG_MAX_REGIONS + 2];
+	static char sans[CONFIG_MAX_REGIONS + 2 + EDGECONF_MAX_EDGES][1024];
+	static char edge_names[EDGECONF_MAX_EDGES][40];
+	const char *names[CONFIG_MAX_REGIONS + 2 + EDGECONF_MAX_EDGES];
+	const char *san_of[CONFIG_MAX_REGIONS + 2 + EDGECONF_MAX_EDGES];
 	static dns_conf dc;
 	/* routed names answer with the regions' addresses: their certificates
 	 * name them, so that a client connecting to what DNS answered verifies
@@ -493,6 +556,18 @@ int cli_ensure_certs(const config *cfg, char *err, size_t errcap)
 	}
 	if (have_dns)
 		dnsconf_free(&dc);
+	/* the edges' certificates: their server names (the config's edges
+	 * being wrong is `tandem edge`'s and `config check`'s to say) */
+	static edge_confs ecs;
+	char ecerr[256];
+	if (edgeconf_load(cfg->path, &ecs, ecerr, sizeof ecerr) == 0)
+		for (int i = 0; i < ecs.count; i++)
+			if (edge_cert(cfg, &ecs.edges[i], edge_names[i], sizeof edge_names[i], sans[count],
+				      sizeof sans[0])) {
+				names[count] = edge_names[i];
+				san_of[count] = sans[count];
+				count++;
+			}
 	return certs_ensure_sans(cfg->certs_dir, names, san_of, count, err, errcap);
 }
 
@@ -511,7 +586,7 @@ int cmd_init(int argc, char **argv)
 
 /* --- supervision --- */
 
-typedef enum child_kind { CHILD_REGION, CHILD_WITNESS, CHILD_DNS } child_kind;
+typedef enum child_kind { CHILD_REGION, CHILD_WITNESS, CHILD_DNS, CHILD_EDGE } child_kind;
 
 typedef struct child {
 	child_kind kind;
@@ -520,7 +595,7 @@ typedef struct child {
 	int alive;
 } child;
 
-static const char *const kind_names[] = {"region", "witness", "dns"};
+static const char *const kind_names[] = {"region", "witness", "dns", "edge"};
 
 static volatile sig_atomic_t stop_requested;
 
@@ -554,6 +629,8 @@ static int start_child(const config *cfg, child_kind kind, const char *name, chi
 			execl(self, "tandem", "region", "--config", cfg->path, "--region", name, (char *)NULL);
 		else if (kind == CHILD_DNS)
 			execl(self, "tandem", "dns", "--config", cfg->path, "--name", name, (char *)NULL);
+		else if (kind == CHILD_EDGE)
+			execl(self, "tandem", "edge", "--config", cfg->path, "--name", name, (char *)NULL);
 		else
 			execl(self, "tandem", "witness", "--config", cfg->path, (char *)NULL);
 		_exit(127);
@@ -580,8 +657,21 @@ static int start_child(const config *cfg, child_kind kind, const char *name, chi
 	return 0;
 }
 
-static int write_endpoints(const up_options *o, const config *cfg, const dns_conf *dc, const child *children,
-			   int n)
+/* The region an edge prefers: the first the deployment's DNS latency map
+ * gives for its ECS subnet (the first server's map). "" when not known. */
+static void edge_preferred_region(const dns_conf *dc, const edge_conf *e, char *out, size_t cap)
+{
+	out[0] = '\0';
+	if (!e->resolve[0] || e->ecs_prefix < 0 || dc->nservers < 1 || !dc->servers[0].latency_map)
+		return;
+	dns_prefs prefs;
+	dns_latency_lookup(dc->servers[0].latency_map, e->ecs_family == 2 ? 6 : 4, e->ecs_addr, &prefs);
+	if (prefs.n > 0 && prefs.region[0] < dc->regions.n)
+		snprintf(out, cap, "%s", dc->regions.name[prefs.region[0]]);
+}
+
+static int write_endpoints(const up_options *o, const config *cfg, const dns_conf *dc, const edge_confs *ecs,
+			   const child *children, int n)
 {
 	buf b;
 	buf_init(&b, 65536);
@@ -634,6 +724,28 @@ static int write_endpoints(const up_options *o, const config *cfg, const dns_con
 		any_dns = true;
 	}
 	if (any_dns)
+		buf_adds(&b, "\n  }");
+	/* the edges: what a client uses (https://NAME:PORT, NAME resolving to
+	 * the edge's address), and the region it prefers (its first origin once
+	 * resolved: the DNS's latency map for its address) */
+	bool any_edge = false;
+	for (int i = 0; i < n; i++) {
+		const edge_conf *e = children[i].kind == CHILD_EDGE ? edgeconf_find(ecs, children[i].name) : NULL;
+		char host[64], first[64] = "", region[32] = "";
+		int port;
+		if (!e || util_split_hostport(e->listen, host, sizeof host, &port) != 0)
+			continue;
+		sscanf(e->server_names, "%63s", first);
+		edge_preferred_region(dc, e, region, sizeof region);
+		buf_printf(&b, "%s\n    \"%s\": {\"url\": \"%s://%s:%d\", \"address\": \"%s\", \"port\": %d, ",
+			   any_edge ? "," : ",\n  \"edges\": {", e->name, e->tls ? "https" : "http", first[0] ? first : host,
+			   port, host, port);
+		if (region[0])
+			buf_printf(&b, "\"region\": \"%s\", ", region);
+		buf_printf(&b, "\"pid\": %d}", (int)children[i].pid);
+		any_edge = true;
+	}
+	if (any_edge)
 		buf_adds(&b, "\n  }");
 	if (dc->nzones > 0) {
 		char zone[4 * DNS_NAME_MAX + 2];
@@ -727,7 +839,14 @@ int cmd_up(int argc, char **argv)
 		fprintf(stderr, "%s", dnserr);
 		return cli_fail("%s: the DNS sections are not valid", cfg.path);
 	}
-	child children[CONFIG_MAX_REGIONS + 1 + DNSCONF_MAX_SERVERS];
+	static edge_confs ecs;
+	char edgeerr[4096];
+	if (edgeconf_load(cfg.path, &ecs, edgeerr, sizeof edgeerr) != 0) {
+		fprintf(stderr, "%s", edgeerr);
+		dnsconf_free(&dc);
+		return cli_fail("%s: the [edge] sections are not valid", cfg.path);
+	}
+	child children[CONFIG_MAX_REGIONS + 1 + DNSCONF_MAX_SERVERS + EDGECONF_MAX_EDGES];
 	memset(children, 0, sizeof children);
 	int n = 0;
 	if (cfg.witness.listen[0]) { /* first: the regions' first lease needs a majority */
@@ -739,12 +858,17 @@ int cmd_up(int argc, char **argv)
 		}
 		n++;
 	}
-	for (int i = 0; i < cfg.region_count + dc.nservers; i++) {
+	for (int i = 0; i < cfg.region_count + dc.nservers + ecs.count; i++) {
 		/* the regions, then the DNS instances (their first checks find
-		 * the regions up) */
-		bool region = i < cfg.region_count;
-		const char *name = region ? cfg.regions[i].name : dc.servers[i - cfg.region_count].name;
-		if (start_child(&cfg, region ? CHILD_REGION : CHILD_DNS, name, &children[n]) != 0) {
+		 * the regions up), then the edges (their first resolution finds
+		 * the DNS up) */
+		child_kind kind = i < cfg.region_count			   ? CHILD_REGION
+				  : i < cfg.region_count + dc.nservers ? CHILD_DNS
+								       : CHILD_EDGE;
+		const char *name = kind == CHILD_REGION ? cfg.regions[i].name
+				   : kind == CHILD_DNS	    ? dc.servers[i - cfg.region_count].name
+							    : ecs.edges[i - cfg.region_count - dc.nservers].name;
+		if (start_child(&cfg, kind, name, &children[n]) != 0) {
 			n++;
 			stop_children(children, n);
 			dnsconf_free(&dc);
@@ -752,7 +876,7 @@ int cmd_up(int argc, char **argv)
 		}
 		n++;
 	}
-	if (write_endpoints(&o, &cfg, &dc, children, n) != 0) {
+	if (write_endpoints(&o, &cfg, &dc, &ecs, children, n) != 0) {
 		stop_children(children, n);
 		dnsconf_free(&dc);
 		return 1;
@@ -769,7 +893,13 @@ int cmd_up(int argc, char **argv)
 			printf("  dns    %-4s %s (UDP, TCP)  metrics %s%s  (pid %d)\n", children[i].name, sc->listen[0],
 			       sc->metrics_listen[0] ? "http://" : "", sc->metrics_listen[0] ? sc->metrics_listen : "(none)",
 			       (int)children[i].pid);
-		else
+		else if (children[i].kind == CHILD_EDGE && edgeconf_find(&ecs, children[i].name)) {
+			const edge_conf *e = edgeconf_find(&ecs, children[i].name);
+			char first[64] = "";
+			sscanf(e->server_names, "%63s", first);
+			printf("  edge   %-6s %s://%s  (%s%s%s; pid %d)\n", e->name, e->tls ? "https" : "http", e->listen,
+			       first[0] ? "serving " : "", first, first[0] ? ", TLS" : "plain", (int)children[i].pid);
+		} else
 			printf("  witness     %s  (pid %d)\n", cfg.witness.listen, (int)children[i].pid);
 	}
 	printf("  CA          %s\n  endpoints   %s/endpoints.json\nCtrl-C stops everything.\n",
@@ -792,15 +922,14 @@ int cmd_up(int argc, char **argv)
 			if (children[i].pid != pid)
 				continue;
 			children[i].alive = 0;
-			const char *kind = children[i].kind == CHILD_REGION ? "region "
-					   : children[i].kind == CHILD_DNS  ? "dns "
-									    : "";
+			const char *kind = children[i].kind == CHILD_WITNESS ? "" : kind_names[children[i].kind];
+			const char *space = children[i].kind == CHILD_WITNESS ? "" : " ";
 			if (WIFSIGNALED(status))
-				fprintf(stderr, "tandem: %s%s (pid %d) was killed by signal %d; not restarting it\n", kind,
-					children[i].name, (int)pid, WTERMSIG(status));
+				fprintf(stderr, "tandem: %s%s%s (pid %d) was killed by signal %d; not restarting it\n", kind,
+					space, children[i].name, (int)pid, WTERMSIG(status));
 			else
-				fprintf(stderr, "tandem: %s%s (pid %d) exited with status %d; not restarting it\n", kind,
-					children[i].name, (int)pid, WEXITSTATUS(status));
+				fprintf(stderr, "tandem: %s%s%s (pid %d) exited with status %d; not restarting it\n", kind,
+					space, children[i].name, (int)pid, WEXITSTATUS(status));
 		}
 	}
 	fprintf(stderr, "tandem: stopping\n");

@@ -58,6 +58,7 @@
 #include "core/tls.h"
 #include "core/util.h"
 #include "edge/cache.h"
+#include "edge/resolve.h"
 #include "http/client.h"
 #include "http/server.h"
 
@@ -87,6 +88,8 @@ struct edge {
 	SSL_CTX *server_ctx, *client_ctx;
 	origin origins[EDGECONF_MAX_ORIGINS];
 	int norigins;
+	int order[EDGECONF_MAX_ORIGINS]; /* preference: configured, or what resolve = NAME answers first */
+	edge_resolver *resolver;          /* NULL: no resolve = NAME */
 	struct event *probe_timer, *sigterm, *sigint, *stop_timer;
 	char via[64];
 	cache *cache;            /* NULL: cache_bytes = 0 */
@@ -173,14 +176,38 @@ static void mark(edge *e, int i, bool healthy, const char *why)
 			 e->ec->name, o->conf->name, why);
 }
 
-/* The next origin to try: configured order, healthy first, not tried. */
+/* The next origin to try: in order of preference, healthy first, not tried. */
 static int pick(edge *e, unsigned tried)
 {
 	for (int pass = 0; pass < 2; pass++)
-		for (int i = 0; i < e->norigins; i++)
+		for (int k = 0; k < e->norigins; k++) {
+			int i = e->order[k];
 			if (!(tried & (1u << i)) && (pass == 1 || e->origins[i].healthy))
 				return i;
+		}
 	return -1;
+}
+
+/* What resolve = NAME answered: the origins at those addresses first (in
+ * their configured order), then the others (failover targets). An answer
+ * naming none of them leaves the configured order. */
+static void resolved(void *arg, const char addrs[][EDGE_RESOLVE_ADDR_TEXT], int n, uint32_t ttl)
+{
+	edge *e = arg;
+	int order[EDGECONF_MAX_ORIGINS], k = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < e->norigins; i++) {
+			bool named = false;
+			for (int a = 0; a < n; a++)
+				named |= strcmp(addrs[a], e->origins[i].conf->host) == 0;
+			if (named == (pass == 0))
+				order[k++] = i;
+		}
+	if (memcmp(order, e->order, sizeof(int) * (size_t)e->norigins) == 0)
+		return;
+	memcpy(e->order, order, sizeof(int) * (size_t)e->norigins);
+	log_info("edge %s: %s answers %s (ttl %u s): origin %s first", e->ec->name, e->ec->resolve,
+		 n ? addrs[0] : "nothing", ttl, e->origins[order[0]].conf->name);
 }
 
 static void send_to(pxy *p);
@@ -730,15 +757,21 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 		o->idx = i;
 		o->conf = &ec->origins[i];
 		o->healthy = true; /* until a failure or a probe says otherwise */
+		e.order[i] = i;
 		SSL_CTX *ctx = o->conf->https ? e.client_ctx : NULL;
-		for (int k = 0; k < EDGE_POOL; k++)
+		for (int k = 0; k < EDGE_POOL; k++) {
 			if (!(o->pool[k] = http_client_new(e.base, ctx, o->conf->host, o->conf->port, NULL, &limits,
 							   ec->response_timeout_ms)))
 				goto oom;
+			http_client_set_connect_timeout(o->pool[k], ec->connect_timeout_ms);
+		}
 		if (!(o->probe = http_client_new(e.base, ctx, o->conf->host, o->conf->port, NULL, &limits,
 						 ec->probe_interval_ms > 0 ? ec->probe_interval_ms : 1000)))
 			goto oom;
+		http_client_set_connect_timeout(o->probe, ec->connect_timeout_ms);
 	}
+	if (ec->resolve[0] && !(e.resolver = edge_resolver_new(e.base, ec, resolved, &e)))
+		goto oom;
 	http_server_config scfg = {
 		.limits = limits,
 		.header_timeout_ms = cfg->limits.header_timeout_ms,
@@ -788,6 +821,7 @@ oom:
 	fprintf(stderr, "tandem: out of memory\n");
 out:
 	e.stopping = true;
+	edge_resolver_free(&e.resolver);
 	http_server_free(&e.srv);
 	for (int i = 0; i < e.norigins; i++) {
 		for (int k = 0; k < EDGE_POOL; k++)

@@ -10,7 +10,12 @@
  *   tls = on                          ; on (tls_cert, tls_key) | off (tests, behind a balancer)
  *   tls_cert = certs/edge.pem
  *   tls_key = certs/edge.key
+ *   server_names = app.tandem.test    ; the names its certificate holds (tandem up / certs)
+ *   connect_timeout_ms = 1000         ; a connection to an origin (then: the next origin)
  *   response_timeout_ms = 10000       ; an origin's answer, from the request
+ *   resolve = api.tandem.test         ; order the origins by what tandem dns answers for
+ *   resolvers = 127.0.0.5:8452, 127.0.0.6:8453 ; ... asked with ECS = ecs
+ *   ecs = 127.0.0.7/32                ; default: the listen address (/32, /56 for IPv6)
  *   probe_interval_ms = 1000          ; active health probes of each origin (0: none)
  *   probe_path = /readyz
  *   max_body_bytes = 16777216         ; request and response bodies (buffered)
@@ -29,6 +34,7 @@
 #define EDGECONF_MAX_EDGES 8
 #define EDGECONF_MAX_ORIGINS 4
 #define EDGECONF_PATH_MAX 512
+#define EDGECONF_MAX_RESOLVERS 4
 
 typedef struct edge_origin_conf {
 	char name[32];     /* "eu", or the host when not named */
@@ -45,7 +51,15 @@ typedef struct edge_conf {
 	bool tls;
 	char tls_cert[EDGECONF_PATH_MAX];
 	char tls_key[EDGECONF_PATH_MAX];
+	char server_names[256];        /* space separated */
+	int connect_timeout_ms;
 	int response_timeout_ms;
+	char resolve[256];             /* "": no resolution, the configured order */
+	char resolvers[EDGECONF_MAX_RESOLVERS][128]; /* host:port */
+	int nresolvers;
+	unsigned char ecs_addr[16];
+	int ecs_family;                /* 1 IPv4, 2 IPv6 (RFC 7871 family numbers) */
+	int ecs_prefix;                /* -1: from listen */
 	int probe_interval_ms;
 	char probe_path[128];
 	size_t max_body_bytes;

@@ -60,6 +60,7 @@ struct http_client {
 	int port;
 	http_limits limits;
 	int timeout_ms;
+	int connect_timeout_ms;         /* 0: timeout_ms bounds the connection too */
 	struct bufferevent *bev;
 	struct event *timer;
 	http_parser *parser;
@@ -295,6 +296,10 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	http_client *c = arg;
 	if (what & BEV_EVENT_CONNECTED) {
 		c->connected = true;
+		if (c->connect_timeout_ms && c->in_flight) { /* from now on the answer's own timeout */
+			struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+			evtimer_add(c->timer, &tv);
+		}
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) && c->in_flight) {
@@ -319,10 +324,13 @@ static void client_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	http_client *c = arg;
 	char what_timed_out[96];
+	bool connecting = !c->connected && c->connect_timeout_ms;
 	snprintf(what_timed_out, sizeof what_timed_out, "%s within %d ms",
-		 c->connected ? "no answer" : "timeout: no connection", c->timeout_ms);
+		 c->connected ? "no answer" : "timeout: no connection",
+		 connecting ? c->connect_timeout_ms : c->timeout_ms);
 	client_set_error(c, ETIMEDOUT, "%s", what_timed_out);
-	client_fail(c, ERR_AGAIN);
+	/* connecting: nothing was sent, a connection failure, not an answer's timeout */
+	client_fail(c, connecting ? ERR_IO : ERR_AGAIN);
 }
 
 void http_client_set_source(http_client *c, const char *addr)
@@ -418,7 +426,10 @@ static void client_start_next(http_client *c)
 		c->error[0] = '\0';
 		c->error_errno = 0;
 		http_parser_reset(c->parser);
-		struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+		int ms = !c->connected && c->connect_timeout_ms && c->connect_timeout_ms < c->timeout_ms
+				 ? c->connect_timeout_ms
+				 : c->timeout_ms;
+		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 		evtimer_add(c->timer, &tv);
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 		evbuffer_add(out, r->head, r->head_len);
@@ -513,6 +524,11 @@ int http_client_stream(http_client *c, const char *method, const char *target, c
 		       http_client_data_cb on_data, http_client_cb cb, void *arg)
 {
 	return client_enqueue(c, method, target, headers, NULL, 0, 0, cb, on_data, arg);
+}
+
+void http_client_set_connect_timeout(http_client *c, int ms)
+{
+	c->connect_timeout_ms = ms > 0 ? ms : 0;
 }
 
 void http_client_on_connect_failed(http_client *c, http_client_connect_failed_cb cb, void *arg)

@@ -57,6 +57,12 @@ int http_client_request(http_client *c, const char *method, const char *target, 
 typedef void (*http_client_data_cb)(void *arg, const char *data, size_t len);
 int http_client_stream(http_client *c, const char *method, const char *target, const char *headers,
 		       http_client_data_cb on_data, http_client_cb cb, void *arg);
+/* Bound the making of a connection (TCP and TLS handshake) by ms, apart
+ * from the answer's timeout_ms (which then starts once connected); a
+ * connection not made in time fails the request with ERR_IO ("timeout: no
+ * connection"), as a refused one: nothing was sent. 0: timeout_ms bounds
+ * both (the default). */
+void http_client_set_connect_timeout(http_client *c, int ms);
 /* Bind the connection's local address to addr (a numeric IP) before
  * connecting, so that network rules can tell components apart. */
 void http_client_set_source(http_client *c, const char *addr);

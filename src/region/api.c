@@ -193,8 +193,13 @@ void api_finish(api_call *call)
 	}
 	api_finish_headers(call);
 	int64_t duration = util_mono_us() - call->start_us;
-	/* log first: answering may reset the parser that holds the method */
-	log_request(call->msg->method, call->route, call->status, duration, call->request_id);
+	/* log first: answering may reset the parser that holds the method. A
+	 * health probe that passes is not logged (the DNS's and the edges'
+	 * probes come every second from each; /metrics counts them): only a
+	 * failing one is */
+	bool probe_ok = call->status == 200 && (strcmp(call->route, "/readyz") == 0 || strcmp(call->route, "/healthz") == 0);
+	if (!probe_ok)
+		log_request(call->msg->method, call->route, call->status, duration, call->request_id);
 	/* handed over, not copied: a large answer exists once in memory */
 	http_respond_take(req, call->status, &call->body);
 	metrics_request(rg->metrics, call->route_index, call->status, duration);

@@ -64,7 +64,7 @@ def test_relays_with_its_headers_and_a_config_check(tmp_path):
         s = edge.post("/v1/auth/signup", json={"email": new_email(), "password": "correct horse battery"})
         assert s.status_code == 201 and s.json()["access_token"], s.text
         ok = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)
-        assert ok.returncode == 0 and "1 edge" in ok.stdout, (ok.stdout, ok.stderr)
+        assert ok.returncode == 0 and "3 edges" in ok.stdout, (ok.stdout, ok.stderr)  # eu-pop, us-pop, pop
         with open(pair.config, "a") as f:
             f.write("\n[edge bad]\nlisten = nope\norigins = ftp://x:1\n")
         bad = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)

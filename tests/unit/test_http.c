@@ -24,6 +24,7 @@
 #include "core/certs.h"
 #include "core/err.h"
 #include "core/tls.h"
+#include "core/util.h"
 #include "http/client.h"
 #include "http/server.h"
 #include "test.h"
@@ -352,6 +353,57 @@ static void test_timeout_and_refused(void)
 	http_client_free(&c);
 }
 
+/* connect_timeout_ms bounds the making of a connection apart from the
+ * answer's timeout: a TLS handshake that never comes (a listener that never
+ * accepts) fails with ERR_IO, a connection failure, long before the answer's
+ * 10 s; once connected, the answer's own timeout applies (ERR_AGAIN), not
+ * the connect timeout. */
+static void test_connect_timeout(void)
+{
+	char dir[] = "/tmp/tandem-test-http-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	const char *names[] = {"eu"};
+	char err[512], ca[256];
+	CHECK_EQ_INT(certs_ensure(dir, names, 1, err, sizeof err), 0);
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	SSL_CTX *cctx = tls_client_new(ca, NULL, NULL, err, sizeof err);
+	CHECK(cctx != NULL);
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	CHECK_EQ_INT(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+	CHECK_EQ_INT(listen(ls, 8), 0); /* never accepted: the kernel completes TCP, nobody answers TLS */
+	socklen_t sl = sizeof sa;
+	CHECK_EQ_INT(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	http_client *c = http_client_new(base, cctx, "127.0.0.1", ntohs(sa.sin_port), NULL, &limits, 10000);
+	http_client_set_connect_timeout(c, 100);
+	result r;
+	memset(&r, 0, sizeof r);
+	int64_t t0 = util_mono_us();
+	http_client_request(c, "GET", "/echo", NULL, NULL, 0, 0, on_answer, &r);
+	run_until(&r, 1);
+	CHECK_EQ_INT(r.rc, ERR_IO);
+	CHECK(util_mono_us() - t0 < 9000000); /* not the answer's 10 s timeout */
+	CHECK(strstr(http_client_error(c, NULL), "no connection") != NULL);
+	http_client_free(&c);
+	close(ls);
+	/* connected: a parked request times out as an answer, after the connect timeout passed */
+	int port;
+	http_server *srv = start_server(NULL, &port);
+	c = http_client_new(base, NULL, "127.0.0.1", port, NULL, &limits, 300);
+	http_client_set_connect_timeout(c, 50);
+	memset(&r, 0, sizeof r);
+	parked = NULL;
+	http_client_request(c, "GET", "/park", NULL, NULL, 0, 0, on_answer, &r);
+	run_until(&r, 1);
+	CHECK_EQ_INT(r.rc, ERR_AGAIN);
+	CHECK(parked != NULL);
+	if (parked)
+		http_respond(parked, 200, "late", 4);
+	http_client_free(&c);
+	http_server_free(&srv);
+	SSL_CTX_free(cctx);
+}
+
 static void shutdown_done(void *arg)
 {
 	*(int *)arg = 1;
@@ -666,6 +718,7 @@ int main(void)
 	RUN(test_detached_request_round_trip);
 	RUN(test_connection_close_then_reconnect);
 	RUN(test_timeout_and_refused);
+	RUN(test_connect_timeout);
 	RUN(test_graceful_shutdown_waits_for_parked_request);
 	RUN(test_tls_verified_and_refused);
 	RUN(test_streaming_waits_for_drain);
