@@ -1,6 +1,7 @@
 """`tandem edge` (issue 12, first slice): the proxy in front of two real
 regions, with failover inside one request. Each test would fail on the code
 before it: there was no `tandem edge` command at all."""
+import json
 import os
 import subprocess
 import time
@@ -457,3 +458,45 @@ def test_personal_answers_through_the_edge_are_never_hits(tmp_path):
     finally:
         edge.stop()
         region.stop()
+
+
+def test_region_trusts_forwarded_only_from_its_edges(tmp_path):
+    """[api] trusted_proxies (issue 12 section 1): behind an edge, the
+    per-address signup limit counts each client apart (clients at
+    127.0.0.9 and .10, the edge connecting from 127.0.0.1, the trusted
+    address); a client that connects directly (from .11) and sends its own
+    Forwarded is not believed: its signups count against its own address,
+    whatever for= it claims. Before: the region ignored Forwarded, so every
+    client behind the edge shared one limit."""
+    pair = TwoRegions(tmp_path / "pair", auth={"signup_max_per_address": 2})
+    with open(pair.config) as f:
+        text = f.read()
+    with open(pair.config, "w") as f:
+        f.write(text.replace("trusted_proxies = \n", "trusted_proxies = 127.0.0.1\n"))
+    pair.start()
+    edge = Edge(pair, "pop", ["eu", "us"])
+
+    def signup_from(source, url, extra=()):
+        body = json.dumps({"email": new_email(), "password": "correct horse battery"})
+        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--interface", source,
+                              "--cacert", pair.ca, "-H", "Content-Type: application/json", *extra, "-d", body,
+                              url + "/v1/auth/signup"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout)
+    try:
+        edge.start()
+        assert [signup_from("127.0.0.9", edge.url) for _ in range(3)] == [201, 201, 429]
+        assert signup_from("127.0.0.10", edge.url) == 201  # another client behind the same edge
+        direct = [signup_from("127.0.0.11", pair.eu.url, ("-H", "Forwarded: for=10.0.0.%d" % i)) for i in range(3)]
+        assert direct == [201, 201, 429], direct  # its own for= values were not believed
+        ok = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        with open(pair.config) as f:
+            text = f.read()
+        with open(pair.config, "w") as f:
+            f.write(text.replace("trusted_proxies = 127.0.0.1\n", "trusted_proxies = 127.0.0.1, edge.example\n"))
+        bad = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)
+        assert bad.returncode == 1 and "trusted_proxies: 'edge.example' is not an address" in bad.stderr + bad.stdout
+    finally:
+        edge.stop()
+        pair.stop_all()
