@@ -112,6 +112,13 @@ typedef struct pxy {
 	cache_entry *entry;  /* the stored answer this request revalidates */
 	int64_t sent_at;     /* request_time for the cache (RFC 9111 4.2.3) */
 	char rid[33];
+	/* a streamed answer (stream_head): relayed as it arrives */
+	bool streaming;
+	bool stream_gone;    /* the client left mid-stream: the origin's request is abandoned */
+	bool req_done;       /* the client's request was answered already (an error at the head) */
+	bool tee;            /* a GET's answer small enough to store: a copy kept in tee_buf */
+	buf tee_buf;
+	uint64_t streamed;   /* body bytes relayed */
 } pxy;
 
 /* Hop-by-hop and framing headers: never relayed either way (RFC 9110 7.6.1). */
@@ -155,6 +162,7 @@ static void pxy_free(pxy *p)
 	if (p->background)
 		http_respond(p->req, 204, NULL, 0);
 	buf_free(&p->headers);
+	buf_free(&p->tee_buf);
 	free(p);
 }
 
@@ -212,15 +220,11 @@ static void resolved(void *arg, const char addrs[][EDGE_RESOLVE_ADDR_TEXT], int 
 
 static void send_to(pxy *p);
 
-static void relay(pxy *p, const http_message *resp, const char *body, size_t len)
+/* The origin's answer's header lines, minus hop-by-hop ones (and Date,
+ * X-Cache: ours), plus Via, X-Tandem-Edge, X-Cache: miss, on p's answer.
+ * 0 or ERR_LIMIT. */
+static int relay_headers(pxy *p, const http_message *resp)
 {
-	http_request *req = p->req;
-	if (p->background)
-		return;
-	if (http_request_is_closed(req)) {
-		http_respond(req, 502, NULL, 0); /* discarded: the client left */
-		return;
-	}
 	buf lines;
 	buf_init(&lines, EDGE_HEADERS_MAX);
 	for (size_t i = 0; i < resp->field_count; i++) {
@@ -234,12 +238,26 @@ static void relay(pxy *p, const http_message *resp, const char *body, size_t len
 		buf_adds(&lines, "\r\n");
 	}
 	buf_printf(&lines, "Via: %s\r\nX-Tandem-Edge: %s\r\nX-Cache: miss\r\n", p->e->via, p->e->ec->name);
-	if (lines.len >= EDGE_HEADERS_MAX - 1 || http_response_header_lines(req, lines.data, lines.len) != 0) {
-		buf_free(&lines);
+	int rc = lines.len >= EDGE_HEADERS_MAX - 1 || http_response_header_lines(p->req, lines.data, lines.len) != 0
+			 ? ERR_LIMIT
+			 : 0;
+	buf_free(&lines);
+	return rc;
+}
+
+static void relay(pxy *p, const http_message *resp, const char *body, size_t len)
+{
+	http_request *req = p->req;
+	if (p->background)
+		return;
+	if (http_request_is_closed(req)) {
+		http_respond(req, 502, NULL, 0); /* discarded: the client left */
+		return;
+	}
+	if (relay_headers(p, resp) != 0) {
 		answer_error(req, 502, "bad_gateway", "the origin's answer has too many headers");
 		return;
 	}
-	buf_free(&lines);
 	if (p->head) {
 		/* a HEAD relays the length of what a GET would get */
 		size_t n;
@@ -311,6 +329,129 @@ static void cache_answer(pxy *p, const http_message *resp, const char *body, siz
 	}
 }
 
+/* --- streamed answers ---
+ *
+ * An answer is relayed as it arrives unless the whole of it decides what
+ * happens next: a 502/503/504 (retried at the next origin, or a stale entry
+ * served instead), our own revalidation's 304 or 5xx, a background refresh
+ * (nobody to relay to), HEAD and bodiless statuses. A streamed body goes
+ * to the client piece by piece; when the client's unsent output is full
+ * (max_unsent_bytes), the origin's connection stops being read until it
+ * drains, so a client that reads slowly holds one window of the answer,
+ * not all of it, and the origin is slowed by TCP. A GET's answer of at most
+ * cache_max_object_bytes is also copied (the tee) and offered to the cache
+ * once complete. A client that leaves mid-stream: the origin's request is
+ * abandoned (its connection closed). An origin that fails mid-stream: the
+ * client's connection is closed, so it sees a short body, never a
+ * complete-looking one. No retry once a byte was relayed.
+ */
+static http_client *client_of(pxy *p)
+{
+	return p->e->origins[p->origin].pool[p->slot];
+}
+
+static void stream_abandon(pxy *p)
+{
+	if (p->stream_gone)
+		return;
+	p->stream_gone = true;
+	http_client_abort(client_of(p)); /* answered() follows with ERR_IO */
+}
+
+static void stream_drained(http_request *req, void *arg)
+{
+	pxy *p = arg;
+	if (http_request_is_closed(req))
+		stream_abandon(p);
+	else
+		http_client_resume(client_of(p));
+}
+
+static bool stream_head(void *arg, const http_message *resp)
+{
+	pxy *p = arg;
+	edge *e = p->e;
+	int st = resp->status;
+	if (e->stopping || p->background || p->head || st < 200 || st == 204 || st == 304 || st == 502 || st == 503 ||
+	    st == 504 || (p->entry && st >= 500))
+		return false;
+	p->streaming = true;
+	if (http_request_is_closed(p->req)) {
+		stream_abandon(p);
+		return true; /* the bytes that come meanwhile are dropped */
+	}
+	if (relay_headers(p, resp) != 0) {
+		answer_error(p->req, 502, "bad_gateway", "the origin's answer has too many headers");
+		p->req_done = true;
+		stream_abandon(p);
+		return true;
+	}
+	size_t n;
+	const char *cl = http_message_field(resp, "Content-Length", &n);
+	long long length = -1;
+	if (cl && n < 24) {
+		char tmp[24];
+		memcpy(tmp, cl, n);
+		tmp[n] = '\0';
+		if (util_parse_int(tmp, 0, INT64_MAX, &length) != 0)
+			length = -1;
+	}
+	if (e->cache && strcmp(http_request_message(p->req)->method, "GET") == 0 &&
+	    (length < 0 || (unsigned long long)length <= e->ec->cache_max_object_bytes)) {
+		buf_init(&p->tee_buf, e->ec->cache_max_object_bytes);
+		p->tee = true;
+	}
+	if (length >= 0)
+		http_respond_start_length(p->req, st, (uint64_t)length);
+	else
+		http_respond_start(p->req, st); /* chunked to the client */
+	return true;
+}
+
+static void stream_data(void *arg, const char *data, size_t len)
+{
+	pxy *p = arg;
+	if (p->stream_gone || p->req_done)
+		return;
+	if (http_request_is_closed(p->req)) {
+		stream_abandon(p);
+		return;
+	}
+	if (p->tee && buf_add(&p->tee_buf, data, len) != 0) { /* over cache_max_object_bytes: not stored */
+		p->tee = false;
+		buf_free(&p->tee_buf);
+	}
+	http_respond_chunk(p->req, data, len);
+	p->streamed += len;
+	if (http_request_output_room(p->req) == 0) {
+		http_client_pause(client_of(p));
+		http_request_on_drain(p->req, stream_drained, p);
+	}
+}
+
+/* The end of a streamed answer. */
+static void stream_end(pxy *p, int rc, const http_message *resp, const char *why)
+{
+	edge *e = p->e;
+	if (rc == 0 && !p->stream_gone) {
+		/* offered to the cache first: the request (its method, URL, fields) ends with the answer */
+		if (p->tee || strcmp(http_request_message(p->req)->method, "GET") != 0)
+			cache_answer(p, resp, p->tee_buf.data ? p->tee_buf.data : "", p->tee_buf.len);
+		http_respond_end(p->req);
+	} else {
+		if (!p->stream_gone) {
+			log_warn("edge %s: request %s: the answer from %s was cut after %llu bytes (%s): the client's "
+				 "connection is closed",
+				 e->ec->name, p->rid, e->origins[p->origin].conf->name, (unsigned long long)p->streamed,
+				 why);
+			mark(e, p->origin, false, why);
+		}
+		if (!p->req_done)
+			http_request_abort(p->req); /* a short body, never a complete-looking one */
+	}
+	pxy_free(p);
+}
+
 static void answered(int rc, const http_message *resp, const char *body, size_t len, void *arg)
 {
 	pxy *p = arg;
@@ -321,6 +462,10 @@ static void answered(int rc, const http_message *resp, const char *body, size_t 
 		/* the clients are being freed (their requests end with ERR_IO):
 		 * no retry on a freed pool, no answer to a freed server's request */
 		pxy_free(p);
+		return;
+	}
+	if (p->streaming) {
+		stream_end(p, rc, resp, rc == 0 ? "" : rc == ERR_AGAIN ? "timeout" : http_client_error(o->pool[p->slot], NULL));
 		return;
 	}
 	bool failed = rc != 0 || resp->status == 502 || resp->status == 503 || resp->status == 504;
@@ -390,8 +535,8 @@ static void send_to(pxy *p)
 	const char *body = http_request_body(p->req, &len);
 	if (p->attempts == 1)
 		p->sent_at = now_s();
-	if (http_client_request(o->pool[best], m->method, m->target, p->headers.data, body, len, 0, answered, p) !=
-	    0) {
+	if (http_client_request_streamed(o->pool[best], m->method, m->target, p->headers.data, body, len, 0,
+					 stream_head, stream_data, answered, p) != 0) {
 		if (!p->background)
 			answer_error(p->req, 503, "overloaded", "out of memory");
 		pxy_free(p);
