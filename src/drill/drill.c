@@ -379,7 +379,9 @@ static int add_edges(drill_run_state *s, int base, char *err, size_t errcap)
 			   "origins = %s=https://%s:%d, %s=https://%s:%d\n"
 			   "connect_timeout_ms = 1000\n"
 			   "response_timeout_ms = 10000\n"
-			   "probe_interval_ms = 1000\n",
+			   "probe_interval_ms = 1000\n"
+			   "; as many as the workload's own connections to a region (start_workload)\n"
+			   "max_origin_connections = 4096\n",
 			   k ? "us" : "eu", drill_edges[k], base + 13 + k, drill_edges[k], drill_edges[k],
 			   k ? "us" : "eu", k ? us : eu, base + k, k ? "eu" : "us", k ? eu : us, base + 1 - k);
 	int fd = open(s->config_path, O_WRONLY | O_APPEND | O_CLOEXEC);

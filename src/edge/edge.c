@@ -62,7 +62,6 @@
 #include "http/client.h"
 #include "http/server.h"
 
-#define EDGE_POOL 16          /* keep-alive connections per origin */
 #define EDGE_HEADERS_MAX 65536 /* the header lines relayed one way */
 #define EDGE_PURGE_PATH "/_edge/purge"
 #define EDGE_PURGE_LABEL "tandem edge purge v1"
@@ -73,11 +72,15 @@ typedef struct origin {
 	edge *e;
 	int idx;
 	const edge_origin_conf *conf;
-	http_client *pool[EDGE_POOL];
-	int inflight[EDGE_POOL];
+	http_client **pool;               /* [0, npool) made; each carries one request at a time */
+	int *inflight;
+	int npool;                        /* at most max_origin_connections */
+	SSL_CTX *ctx;                     /* the origin's TLS (NULL: plain) */
 	http_client *probe;
 	bool probing;
 	bool healthy;
+	int write_gate;      /* a tandem region's /readyz "write_gate": 1 "open" (it takes writes
+			      * itself), 0 anything else (a secondary, no lease...), -1 not said */
 } origin;
 
 struct edge {
@@ -107,6 +110,7 @@ typedef struct pxy {
 	int origin, slot;
 	bool retryable;
 	bool head;
+	bool write;          /* not GET, HEAD or OPTIONS */
 	bool background;     /* a stale-while-revalidate refresh: req is a detached copy, no client */
 	char *key;           /* leading the coalesced fetch of this key (cache_fetch_done at the end) */
 	cache_entry *entry;  /* the stored answer this request revalidates */
@@ -184,13 +188,20 @@ static void mark(edge *e, int i, bool healthy, const char *why)
 			 e->ec->name, o->conf->name, why);
 }
 
-/* The next origin to try: in order of preference, healthy first, not tried. */
-static int pick(edge *e, unsigned tried)
+/* The next origin to try: in order of preference, healthy first, not
+ * tried. A write goes first to a healthy origin that takes writes itself
+ * (its probe said write_gate "open": the primary): straight there, not
+ * forwarded by a secondary, and, during a failover, not to a cut-off old
+ * primary that refuses them while its reads still work. */
+static int pick(edge *e, unsigned tried, bool write)
 {
-	for (int pass = 0; pass < 2; pass++)
+	for (int pass = write ? 0 : 1; pass < 3; pass++)
 		for (int k = 0; k < e->norigins; k++) {
 			int i = e->order[k];
-			if (!(tried & (1u << i)) && (pass == 1 || e->origins[i].healthy))
+			const origin *o = &e->origins[i];
+			if (tried & (1u << i))
+				continue;
+			if ((pass == 0 && o->healthy && o->write_gate == 1) || (pass == 1 && o->healthy) || pass == 2)
 				return i;
 		}
 	return -1;
@@ -493,8 +504,11 @@ static void answered(int rc, const http_message *resp, const char *body, size_t 
 		snprintf(why, sizeof why, "%s", rc == ERR_AGAIN ? "timeout" : http_client_error(o->pool[p->slot], NULL));
 	else
 		snprintf(why, sizeof why, "answered %d", resp->status);
-	mark(e, p->origin, false, why);
-	int next = p->retryable && p->attempts < 2 ? pick(e, p->tried) : -1;
+	if (rc == 0 && resp->status == 503 && p->write)
+		o->write_gate = 0; /* it refuses writes (no lease, no primary to forward to): its reads go on */
+	else
+		mark(e, p->origin, false, why);
+	int next = p->retryable && p->attempts < 2 ? pick(e, p->tried, p->write) : -1;
 	if (next >= 0 && (p->background || !http_request_is_closed(p->req))) {
 		log_info("edge %s: request %s: %s at %s, sent to %s", e->ec->name, p->rid, why, o->conf->name,
 			 e->origins[next].conf->name);
@@ -523,10 +537,40 @@ static void send_to(pxy *p)
 {
 	edge *e = p->e;
 	origin *o = &e->origins[p->origin];
-	int best = 0;
-	for (int i = 1; i < EDGE_POOL; i++)
-		if (o->inflight[i] < o->inflight[best])
+	/* an idle connection, else a new one (a request never waits behind
+	 * another: a write waiting out its global durability must not hold up
+	 * the reads), else, at max_origin_connections, the least busy */
+	int best = -1;
+	for (int i = 0; i < o->npool && best < 0; i++)
+		if (o->inflight[i] == 0)
 			best = i;
+	if (best < 0 && o->npool < e->ec->max_origin_connections) {
+		const edge_conf *ec = e->ec;
+		http_limits limits = {.max_header_bytes = e->cfg->limits.max_header_bytes,
+				      .max_headers = e->cfg->limits.max_headers,
+				      .max_body_bytes = ec->max_body_bytes,
+				      .max_target_bytes = e->cfg->limits.max_url_bytes};
+		http_client *c = http_client_new(e->base, o->ctx, o->conf->host, o->conf->port, NULL, &limits,
+						 ec->response_timeout_ms);
+		if (c) {
+			http_client_set_connect_timeout(c, ec->connect_timeout_ms);
+			best = o->npool;
+			o->pool[o->npool] = c;
+			o->inflight[o->npool++] = 0;
+		}
+	}
+	if (best < 0) {
+		best = 0;
+		for (int i = 1; i < o->npool; i++)
+			if (o->inflight[i] < o->inflight[best])
+				best = i;
+	}
+	if (o->npool == 0) {
+		if (!p->background)
+			answer_error(p->req, 503, "overloaded", "out of memory");
+		pxy_free(p);
+		return;
+	}
 	p->slot = best;
 	p->tried |= 1u << p->origin;
 	p->attempts++;
@@ -596,7 +640,8 @@ static void dispatch(pxy *p)
 	const char *method = http_request_message(p->req)->method;
 	p->head = strcmp(method, "HEAD") == 0;
 	p->retryable = keyed || p->head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0;
-	p->origin = pick(p->e, 0);
+	p->write = !(p->head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0);
+	p->origin = pick(p->e, 0, p->write);
 	send_to(p);
 }
 
@@ -696,7 +741,10 @@ static void route(pxy *p, bool coalesce)
 			pxy_free(p);
 			return;
 		}
-		if (get && coalesce) {
+		/* not with Authorization: such an answer is not shared unless the
+		 * origin says so (RFC 9111 3.5), so one user's request must not wait
+		 * for another's (each would fetch again after it anyway) */
+		if (get && coalesce && !http_message_field(m, "Authorization", NULL)) {
 			char key[CACHE_KEY_MAX];
 			int rc = cache_request_key(m, key, sizeof key) < 0 ? ERR_LIMIT
 									   : cache_fetch_begin(e->cache, key, waiter_woken, p);
@@ -801,6 +849,15 @@ static void probe_answered(int rc, const http_message *resp, const char *body, s
 {
 	origin *o = arg;
 	o->probing = false;
+	if (rc == 0) {
+		size_t n;
+		const char *ct = http_message_field(resp, "Content-Type", &n);
+		static const char field[] = "\"write_gate\":", open[] = "\"write_gate\":\"open\"";
+		if (ct && n >= 16 && strncasecmp(ct, "application/json", 16) == 0 && memmem(body, len, field, sizeof field - 1))
+			o->write_gate = memmem(body, len, open, sizeof open - 1) != NULL;
+		else
+			o->write_gate = -1;
+	}
 	char why[96];
 	snprintf(why, sizeof why, "probe %s", rc ? "failed" : "answered non-200");
 	mark(o->e, o->idx, rc == 0 && resp->status == 200, why);
@@ -902,14 +959,13 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 		o->idx = i;
 		o->conf = &ec->origins[i];
 		o->healthy = true; /* until a failure or a probe says otherwise */
+		o->write_gate = -1;
 		e.order[i] = i;
-		SSL_CTX *ctx = o->conf->https ? e.client_ctx : NULL;
-		for (int k = 0; k < EDGE_POOL; k++) {
-			if (!(o->pool[k] = http_client_new(e.base, ctx, o->conf->host, o->conf->port, NULL, &limits,
-							   ec->response_timeout_ms)))
-				goto oom;
-			http_client_set_connect_timeout(o->pool[k], ec->connect_timeout_ms);
-		}
+		SSL_CTX *ctx = o->ctx = o->conf->https ? e.client_ctx : NULL;
+		o->pool = calloc((size_t)ec->max_origin_connections, sizeof *o->pool);
+		o->inflight = calloc((size_t)ec->max_origin_connections, sizeof *o->inflight);
+		if (!o->pool || !o->inflight)
+			goto oom;
 		if (!(o->probe = http_client_new(e.base, ctx, o->conf->host, o->conf->port, NULL, &limits,
 						 ec->probe_interval_ms > 0 ? ec->probe_interval_ms : 1000)))
 			goto oom;
@@ -969,8 +1025,10 @@ out:
 	edge_resolver_free(&e.resolver);
 	http_server_free(&e.srv);
 	for (int i = 0; i < e.norigins; i++) {
-		for (int k = 0; k < EDGE_POOL; k++)
+		for (int k = 0; k < e.origins[i].npool; k++)
 			http_client_free(&e.origins[i].pool[k]);
+		free(e.origins[i].pool);
+		free(e.origins[i].inflight);
 		http_client_free(&e.origins[i].probe);
 	}
 	if (e.probe_timer)

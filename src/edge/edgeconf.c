@@ -77,6 +77,7 @@ static void section_start(reader *r, const char *section)
 	e->line = r->line;
 	e->tls = true;
 	e->connect_timeout_ms = 1000;
+	e->max_origin_connections = 1024;
 	e->response_timeout_ms = 10000;
 	e->ecs_prefix = -1;
 	e->probe_interval_ms = 1000;
@@ -199,6 +200,11 @@ static void edge_key(reader *r, const char *name, const char *value)
 			error_at(r, r->line, "ecs: an address prefix (10.1.0.0/24, 2001:db8::/56)");
 		else
 			e->ecs_family = e->ecs_family == 6 ? 2 : 1;
+	} else if (strcmp(name, "max_origin_connections") == 0) {
+		if (util_parse_int(value, 1, 65536, &v) != 0)
+			error_at(r, r->line, "max_origin_connections: 1..65536");
+		else
+			e->max_origin_connections = (int)v;
 	} else if (strcmp(name, "response_timeout_ms") == 0) {
 		if (util_parse_int(value, 100, 600000, &v) != 0)
 			error_at(r, r->line, "response_timeout_ms: 100..600000");

@@ -13,6 +13,7 @@
  *   server_names = app.tandem.test    ; the names its certificate holds (tandem up / certs)
  *   connect_timeout_ms = 1000         ; a connection to an origin (then: the next origin)
  *   response_timeout_ms = 10000       ; an origin's answer, from the request
+ *   max_origin_connections = 1024     ; per origin: one request at a time on each
  *   resolve = api.tandem.test         ; order the origins by what tandem dns answers for
  *   resolvers = 127.0.0.5:8452, 127.0.0.6:8453 ; ... asked with ECS = ecs
  *   ecs = 127.0.0.7/32                ; default: the listen address (/32, /56 for IPv6)
@@ -54,6 +55,7 @@ typedef struct edge_conf {
 	char server_names[256];        /* space separated */
 	int connect_timeout_ms;
 	int response_timeout_ms;
+	int max_origin_connections;    /* per origin, opened as requests need them */
 	char resolve[256];             /* "": no resolution, the configured order */
 	char resolvers[EDGECONF_MAX_RESOLVERS][128]; /* host:port */
 	int nresolvers;

@@ -500,3 +500,25 @@ def test_region_trusts_forwarded_only_from_its_edges(tmp_path):
     finally:
         edge.stop()
         pair.stop_all()
+
+
+def test_writes_go_to_the_region_that_takes_them(tmp_path):
+    """With probes, the edge knows each region's write gate (/readyz
+    "write_gate"): a write goes straight to the primary (eu) although us is
+    first in its order, while reads keep the order (us); not forwarded by
+    the secondary. Before: every request went to us, writes forwarded."""
+    pair = TwoRegions(tmp_path / "pair").start()
+    edge = Edge(pair, "pop", ["us", "eu"], probe_ms=200)
+    try:
+        edge.start()
+        time.sleep(0.6)  # a probe of each origin answered
+        assert edge.get("/healthz").headers["X-Tandem-Region"] == "us"
+        for _ in range(3):
+            r = edge.post("/v1/auth/signup", json={"email": new_email(), "password": "correct horse battery"},
+                          headers={"Idempotency-Key": uuid.uuid4().hex})
+            assert r.status_code == 201, r.text
+            assert r.headers["X-Tandem-Region"] == "eu", r.headers  # the primary answered it itself
+        assert "sent to" not in edge.log()  # no failed attempt on the way
+    finally:
+        edge.stop()
+        pair.stop_all()
