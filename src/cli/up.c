@@ -340,6 +340,7 @@ static void generated_config(buf *b, int port_base, const char *user, const up_a
 		   "; the app's name: the edges (its points of presence, [edge ...] below)\n"
 		   "record = app A %s\n"
 		   "%s%s%s"
+		   "record = s3.app CNAME app\n"
 		   "; signed online (ECDSA P-256 keys in the secrets file's [dnssec]; `tandem dns ds`\n"
 		   "; prints the DS for the parent zone)\n"
 		   "dnssec = on\n",
@@ -372,18 +373,21 @@ static void generated_config(buf *b, int port_base, const char *user, const up_a
 			   "; the %s point of presence: TLS for app.%s, a cache, failover inside a request\n"
 			   "[edge %s]\n"
 			   "listen = %s:%d\n"
-			   "server_names = app.%s\n"
+			   "server_names = app.%s s3.app.%s\n"
 			   "tls_cert = certs/%s.pem\n"
 			   "tls_key = certs/%s.key\n"
 			   "origins = eu=https://%s:%d, us=https://%s:%d\n"
+			   "; the object store: s3.app.%s (path-style) goes to the regions' S3 endpoints\n"
+			   "host_origins = s3.app.%s eu=https://%s:%d, us=https://%s:%d\n"
 			   "resolve = api.%s\n"
 			   "resolvers = %s:%d, %s:%d\n"
 			   "connect_timeout_ms = 1000\n"
 			   "response_timeout_ms = 10000\n"
 			   "probe_interval_ms = 1000\n"
 			   "cache_bytes = 67108864\n",
-			   pops[i][1], UP_ZONE, pops[i][0], a->edge[i], port_base + 13 + (a->one ? i : 0), UP_ZONE,
-			   pops[i][0], pops[i][0], a->eu, port_base, a->us, port_base + 1, UP_ZONE, a->dns[0],
+			   pops[i][1], UP_ZONE, pops[i][0], a->edge[i], port_base + 13 + (a->one ? i : 0), UP_ZONE, UP_ZONE,
+			   pops[i][0], pops[i][0], a->eu, port_base, a->us, port_base + 1, UP_ZONE, UP_ZONE, a->eu,
+			   port_base + 7, a->us, port_base + 8, UP_ZONE, a->dns[0],
 			   port_base + 9, a->dns[1], port_base + 10);
 }
 

@@ -111,6 +111,7 @@ typedef struct pxy {
 	bool retryable;
 	bool head;
 	bool write;          /* not GET, HEAD or OPTIONS */
+	int group;           /* the origins it goes to: 0 `origins`, k the k-th `host_origins` */
 	bool background;     /* a stale-while-revalidate refresh: req is a detached copy, no client */
 	char *key;           /* leading the coalesced fetch of this key (cache_fetch_done at the end) */
 	cache_entry *entry;  /* the stored answer this request revalidates */
@@ -193,13 +194,13 @@ static void mark(edge *e, int i, bool healthy, const char *why)
  * (its probe said write_gate "open": the primary): straight there, not
  * forwarded by a secondary, and, during a failover, not to a cut-off old
  * primary that refuses them while its reads still work. */
-static int pick(edge *e, unsigned tried, bool write)
+static int pick(edge *e, unsigned tried, bool write, int group)
 {
 	for (int pass = write ? 0 : 1; pass < 3; pass++)
 		for (int k = 0; k < e->norigins; k++) {
 			int i = e->order[k];
 			const origin *o = &e->origins[i];
-			if (tried & (1u << i))
+			if ((tried & (1u << i)) || o->conf->group != group)
 				continue;
 			if ((pass == 0 && o->healthy && o->write_gate == 1) || (pass == 1 && o->healthy) || pass == 2)
 				return i;
@@ -508,7 +509,7 @@ static void answered(int rc, const http_message *resp, const char *body, size_t 
 		o->write_gate = 0; /* it refuses writes (no lease, no primary to forward to): its reads go on */
 	else
 		mark(e, p->origin, false, why);
-	int next = p->retryable && p->attempts < 2 ? pick(e, p->tried, p->write) : -1;
+	int next = p->retryable && p->attempts < 2 ? pick(e, p->tried, p->write, p->group) : -1;
 	if (next >= 0 && (p->background || !http_request_is_closed(p->req))) {
 		log_info("edge %s: request %s: %s at %s, sent to %s", e->ec->name, p->rid, why, o->conf->name,
 			 e->origins[next].conf->name);
@@ -579,8 +580,9 @@ static void send_to(pxy *p)
 	const char *body = http_request_body(p->req, &len);
 	if (p->attempts == 1)
 		p->sent_at = now_s();
-	if (http_client_request_streamed(o->pool[best], m->method, m->target, p->headers.data, body, len, 0,
-					 stream_head, stream_data, answered, p) != 0) {
+	if (http_client_request_streamed(o->pool[best], m->method, m->target, p->headers.data, body, len,
+					 p->group > 0 ? HTTP_CLIENT_OWN_HOST : 0, stream_head, stream_data, answered,
+					 p) != 0) {
 		if (!p->background)
 			answer_error(p->req, 503, "overloaded", "out of memory");
 		pxy_free(p);
@@ -613,6 +615,15 @@ static int build_headers(pxy *p, bool *keyed)
 		buf_add(&p->headers, f->value, f->value_len);
 		buf_adds(&p->headers, "\r\n");
 	}
+	if (p->group > 0) { /* the client's Host, which an S3 signature covers */
+		size_t n;
+		const char *host = http_message_field(m, "Host", &n);
+		if (host) {
+			buf_adds(&p->headers, "Host: ");
+			buf_add(&p->headers, host, n);
+			buf_adds(&p->headers, "\r\n");
+		}
+	}
 	if (p->entry) {
 		const char *etag = cache_entry_etag(p->entry), *lm = cache_entry_last_modified(p->entry);
 		if (etag)
@@ -627,10 +638,34 @@ static int build_headers(pxy *p, bool *keyed)
 	return p->headers.len >= EDGE_HEADERS_MAX - 1 ? ERR_LIMIT : 0;
 }
 
+/* The origin group of a request: the `host_origins` whose host is the
+ * request's Host (its port aside, any case) or a parent of it (a bucket's
+ * virtual host: photos.s3.app.example under s3.app.example); else 0. */
+static int host_group(const edge *e, const http_message *m)
+{
+	size_t n;
+	const char *h = http_message_field(m, "Host", &n);
+	if (!h || e->ec->ngroups == 0)
+		return 0;
+	const char *colon = h[0] == '[' ? NULL : memchr(h, ':', n);
+	if (colon)
+		n = (size_t)(colon - h);
+	for (int k = 1; k <= e->ec->ngroups; k++) {
+		const char *g = e->ec->group_host[k];
+		size_t gl = strlen(g);
+		if (n == gl && strncasecmp(h, g, n) == 0)
+			return k;
+		if (n > gl + 1 && h[n - gl - 1] == '.' && strncasecmp(h + n - gl, g, gl) == 0)
+			return k;
+	}
+	return 0;
+}
+
 /* Send p to the first origin (headers built). */
 static void dispatch(pxy *p)
 {
 	bool keyed = false;
+	p->group = host_group(p->e, http_request_message(p->req));
 	if (build_headers(p, &keyed) != 0) {
 		if (!p->background)
 			answer_error(p->req, 431, "headers_too_large", "the request's headers are too large to relay");
@@ -641,7 +676,11 @@ static void dispatch(pxy *p)
 	p->head = strcmp(method, "HEAD") == 0;
 	p->retryable = keyed || p->head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0;
 	p->write = !(p->head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0);
-	p->origin = pick(p->e, 0, p->write);
+	/* a host group (an object store): PUT and DELETE are idempotent there (RFC 9110 9.2.2;
+	 * an object written twice is the same object), so they may go to the other region too */
+	if (p->group > 0)
+		p->retryable |= strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
+	p->origin = pick(p->e, 0, p->write, p->group);
 	send_to(p);
 }
 
@@ -860,7 +899,8 @@ static void probe_answered(int rc, const http_message *resp, const char *body, s
 	}
 	char why[96];
 	snprintf(why, sizeof why, "probe %s", rc ? "failed" : "answered non-200");
-	mark(o->e, o->idx, rc == 0 && resp->status == 200, why);
+	bool up = rc == 0 && (o->conf->group ? resp->status < 500 : resp->status == 200);
+	mark(o->e, o->idx, up, why);
 }
 
 static void probe_tick(evutil_socket_t fd, short what, void *arg)
@@ -870,7 +910,10 @@ static void probe_tick(evutil_socket_t fd, short what, void *arg)
 		origin *o = &e->origins[i];
 		if (o->probing)
 			continue;
-		if (http_client_request(o->probe, "GET", e->ec->probe_path, NULL, NULL, 0, 0, probe_answered, o) == 0)
+		/* a host group's origin (an object store) is probed at "/": any answer below 500
+		 * (an S3 endpoint's 403 to an anonymous ListBuckets) says it is up */
+		const char *path = o->conf->group ? "/" : e->ec->probe_path;
+		if (http_client_request(o->probe, "GET", path, NULL, NULL, 0, 0, probe_answered, o) == 0)
 			o->probing = true;
 	}
 }

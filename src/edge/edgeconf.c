@@ -5,6 +5,7 @@
  */
 #include "edge/edgeconf.h"
 
+#include <ctype.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -140,21 +141,48 @@ static void edge_key(reader *r, const char *name, const char *value)
 			error_at(r, r->line, "listen: HOST:PORT");
 		else
 			snprintf(e->listen, sizeof e->listen, "%s", value);
-	} else if (strcmp(name, "origins") == 0) {
+	} else if (strcmp(name, "origins") == 0 || strcmp(name, "host_origins") == 0) {
 		char copy[1024];
 		snprintf(copy, sizeof copy, "%s", value);
-		e->norigins = 0;
-		for (char *save = NULL, *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-			if (e->norigins == EDGECONF_MAX_ORIGINS) {
-				error_at(r, r->line, "origins: at most %d", EDGECONF_MAX_ORIGINS);
+		char *save = NULL, *t = strtok_r(copy, ", ", &save);
+		int group = 0;
+		if (strcmp(name, "host_origins") == 0) {
+			if (!t || strchr(t, '=') || strchr(t, '/') || strchr(t, ':') || strlen(t) >= sizeof e->group_host[0]) {
+				error_at(r, r->line, "host_origins: HOST [NAME=]URL, ... (a host name first)");
+				return;
+			}
+			if (e->ngroups == EDGECONF_MAX_GROUPS - 1) {
+				error_at(r, r->line, "host_origins: at most %d", EDGECONF_MAX_GROUPS - 1);
+				return;
+			}
+			group = ++e->ngroups;
+			snprintf(e->group_host[group], sizeof e->group_host[group], "%s", t);
+			for (char *c = e->group_host[group]; *c; c++)
+				*c = (char)tolower((unsigned char)*c);
+			t = strtok_r(NULL, ", ", &save);
+		} else { /* a second `origins =` replaces the first */
+			int kept = 0;
+			for (int i = 0; i < e->norigins; i++)
+				if (e->origins[i].group != 0)
+					e->origins[kept++] = e->origins[i];
+			e->norigins = kept;
+		}
+		int in_group = 0;
+		for (; t; t = strtok_r(NULL, ", ", &save)) {
+			if (e->norigins == EDGECONF_MAX_ORIGINS || in_group == EDGECONF_MAX_GROUP) {
+				error_at(r, r->line, "%s: at most %d origins (%d in all)", name, EDGECONF_MAX_GROUP,
+					 EDGECONF_MAX_ORIGINS);
 				break;
 			}
 			if (origin_parse(t, &e->origins[e->norigins]) != 0) {
-				error_at(r, r->line, "origins: '%s' is not [NAME=]https://HOST:PORT or http://HOST:PORT", t);
+				error_at(r, r->line, "%s: '%s' is not [NAME=]https://HOST:PORT or http://HOST:PORT", name, t);
 				continue;
 			}
-			e->norigins++;
+			e->origins[e->norigins++].group = group;
+			in_group++;
 		}
+		if (!in_group)
+			error_at(r, r->line, "%s: no origin", name);
 	} else if (strcmp(name, "tls") == 0) {
 		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
 			error_at(r, r->line, "tls: on or off");
@@ -275,7 +303,10 @@ int edgeconf_load(const char *path, edge_confs *out, char *err, size_t errcap)
 		edge_conf *e = &out->edges[i];
 		if (!e->listen[0])
 			error_at(&r, e->line, "[edge %s] needs listen = HOST:PORT", e->name);
-		if (!e->norigins)
+		bool any = false;
+		for (int k = 0; k < e->norigins; k++)
+			any |= e->origins[k].group == 0;
+		if (!any)
 			error_at(&r, e->line, "[edge %s] needs origins = URL, URL", e->name);
 		if (e->resolve[0] && !e->nresolvers)
 			error_at(&r, e->line, "[edge %s] resolve = NAME needs resolvers = IP:PORT, ...", e->name);

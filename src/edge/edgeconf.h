@@ -7,6 +7,9 @@
  *   listen = 127.0.0.7:8450           ; host:port
  *   origins = eu=https://127.0.0.2:8443, us=https://127.0.0.3:8444
  *                                     ; in order of preference; NAME= optional
+ *   host_origins = s3.app.tandem.test eu=https://127.0.0.2:8450, us=https://127.0.0.3:8451
+ *                                     ; requests for that host (or below it) go there,
+ *                                     ; with the client's Host (S3 signs it); repeatable
  *   tls = on                          ; on (tls_cert, tls_key) | off (tests, behind a balancer)
  *   tls_cert = certs/edge.pem
  *   tls_key = certs/edge.key
@@ -33,7 +36,9 @@
 #include <stddef.h>
 
 #define EDGECONF_MAX_EDGES 8
-#define EDGECONF_MAX_ORIGINS 4
+#define EDGECONF_MAX_ORIGINS 16   /* every group together */
+#define EDGECONF_MAX_GROUP 4      /* origins of one group */
+#define EDGECONF_MAX_GROUPS 4     /* `origins` (group 0) and up to 3 `host_origins` */
 #define EDGECONF_PATH_MAX 512
 #define EDGECONF_MAX_RESOLVERS 4
 
@@ -42,6 +47,7 @@ typedef struct edge_origin_conf {
 	char host[128];
 	int port;
 	bool https;
+	int group;         /* 0: `origins`; k: the k-th `host_origins` */
 } edge_origin_conf;
 
 typedef struct edge_conf {
@@ -49,6 +55,8 @@ typedef struct edge_conf {
 	char listen[128];
 	edge_origin_conf origins[EDGECONF_MAX_ORIGINS];
 	int norigins;
+	char group_host[EDGECONF_MAX_GROUPS][128]; /* [0] "": the default group */
+	int ngroups;
 	bool tls;
 	char tls_cert[EDGECONF_PATH_MAX];
 	char tls_key[EDGECONF_PATH_MAX];

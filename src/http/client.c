@@ -489,8 +489,10 @@ static int client_enqueue(http_client *c, const char *method, const char *target
 		return ERR_NOMEM;
 	buf head;
 	buf_init(&head, 1 << 20);
-	int rc = buf_printf(&head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s", method, target, c->sni,
-			    c->port, headers ? headers : "");
+	int rc = (flags & HTTP_CLIENT_OWN_HOST)
+			 ? buf_printf(&head, "%s %s HTTP/1.1\r\n%s", method, target, headers ? headers : "")
+			 : buf_printf(&head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s", method, target, c->sni, c->port,
+				      headers ? headers : "");
 	if (rc == 0 && (flags & HTTP_CLIENT_CHUNKED))
 		rc = buf_adds(&head, "Transfer-Encoding: chunked\r\n");
 	else if (rc == 0 && (len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||

@@ -26,6 +26,8 @@ typedef struct http_client http_client;
 enum {
 	HTTP_CLIENT_CHUNKED = 1,         /* send the body with Transfer-Encoding: chunked */
 	HTTP_CLIENT_EXPECT_CONTINUE = 2, /* send Expect: 100-continue, body after the 100 */
+	HTTP_CLIENT_OWN_HOST = 4,        /* the caller's headers carry Host (a proxy passing the
+					  * client's on): none added */
 };
 
 /*

@@ -87,3 +87,55 @@ def test_up_runs_two_edges_each_nearer_its_region_and_a_killed_region_costs_no_r
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, proc.log()[-3000:]
 
+
+
+def test_objects_through_the_edge_with_a_region_killed(tmp_path, monkeypatch):
+    """s3.app.tandem.test through the US edge (its host_origins): boto3
+    creates a bucket, writes and reads an object (the client's Host passed
+    on, so SigV4 holds), the object replicates to the other region; us is
+    killed and the same client keeps writing and reading through the same
+    edge (PUT is idempotent: sent to eu inside the request). Before: the
+    edge sent every host to the API and replaced Host."""
+    import socket as socketmod
+    import boto3
+    import botocore.config
+    base = free_port_base(count=UP_PORTS)
+    proc, e = start_up(tmp_path / "up", base)
+    try:
+        edge = e["edges"]["us-pop"]
+        real = socketmod.getaddrinfo
+
+        def resolve(host, *a, **kw):  # the phone's DNS answer for the app's names
+            return real(edge["address"] if host == "s3.app.tandem.test" else host, *a, **kw)
+        monkeypatch.setattr(socketmod, "getaddrinfo", resolve)
+        keys = e["s3_keys"]
+        s3 = boto3.client("s3", endpoint_url="https://s3.app.tandem.test:%d" % edge["port"],
+                          aws_access_key_id=keys["access_key_id"], aws_secret_access_key=keys["secret_access_key"],
+                          region_name="us", verify=e["ca"],
+                          config=botocore.config.Config(s3={"addressing_style": "path"},
+                                                        retries={"max_attempts": 1}))
+        s3.create_bucket(Bucket="photos", CreateBucketConfiguration={"LocationConstraint": "us"})
+        put = s3.put_object(Bucket="photos", Key="cat.jpg", Body=b"meow" * 1000)
+        got = s3.get_object(Bucket="photos", Key="cat.jpg")
+        assert got["Body"].read() == b"meow" * 1000
+        assert got["ResponseMetadata"]["HTTPHeaders"]["x-tandem-edge"] == "us-pop"
+        assert got["ETag"] == put["ETag"]
+        eu = boto3.client("s3", endpoint_url=e["regions"]["eu"]["s3"], aws_access_key_id=keys["access_key_id"],
+                          aws_secret_access_key=keys["secret_access_key"], region_name="eu", verify=e["ca"],
+                          config=botocore.config.Config(s3={"addressing_style": "path"}))
+        deadline = time.time() + 10
+        while True:  # replicated to eu
+            try:
+                assert eu.get_object(Bucket="photos", Key="cat.jpg")["Body"].read() == b"meow" * 1000
+                break
+            except Exception:
+                assert time.time() < deadline
+                time.sleep(0.2)
+        os.kill(e["regions"]["us"]["pid"], signal.SIGKILL)
+        for i in range(5):
+            s3.put_object(Bucket="photos", Key="dog-%d.jpg" % i, Body=b"woof")
+            assert s3.get_object(Bucket="photos", Key="dog-%d.jpg" % i)["Body"].read() == b"woof"
+        assert s3.get_object(Bucket="photos", Key="cat.jpg")["Body"].read() == b"meow" * 1000
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.log()[-3000:]
