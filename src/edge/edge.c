@@ -987,6 +987,11 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 	}
 	if (ec->cache_bytes > 0 && !(e.cache = cache_new(ec->cache_bytes, ec->cache_max_object_bytes)))
 		goto oom;
+	if (e.cache && ec->disk_cache_bytes && cache_set_disk(e.cache, ec->disk_cache_dir, ec->disk_cache_bytes, err,
+							      sizeof err) != 0) {
+		fprintf(stderr, "tandem: [edge %s]: the disk cache: %s\n", ec->name, err);
+		goto out;
+	}
 	if (e.cache) {
 		if (edge_purge_token(cfg, e.purge_token, err, sizeof err) == 0)
 			e.purge_enabled = true;

@@ -258,6 +258,14 @@ static void edge_key(reader *r, const char *name, const char *value)
 			error_at(r, r->line, "cache_bytes: 0..1099511627776 (0: no cache)");
 		else
 			e->cache_bytes = (size_t)v;
+	} else if (strcmp(name, "disk_cache_dir") == 0) {
+		if (value[0])
+			path_value(r, value, e->disk_cache_dir, sizeof e->disk_cache_dir);
+	} else if (strcmp(name, "disk_cache_bytes") == 0) {
+		if (util_parse_int(value, 0, 1LL << 50, &v) != 0)
+			error_at(r, r->line, "disk_cache_bytes: 0..1125899906842624");
+		else
+			e->disk_cache_bytes = (size_t)v;
 	} else if (strcmp(name, "cache_max_object_bytes") == 0) {
 		if (util_parse_int(value, 1, 1LL << 30, &v) != 0)
 			error_at(r, r->line, "cache_max_object_bytes: 1..1073741824");
@@ -324,6 +332,12 @@ int edgeconf_load(const char *path, edge_confs *out, char *err, size_t errcap)
 				error_at(&r, e->line, "[edge %s] listens on a name: give ecs = PREFIX", e->name);
 			}
 		}
+		if (e->disk_cache_dir[0] && !e->disk_cache_bytes)
+			error_at(&r, e->line, "[edge %s] disk_cache_dir needs disk_cache_bytes > 0", e->name);
+		if (e->disk_cache_bytes && !e->disk_cache_dir[0])
+			error_at(&r, e->line, "[edge %s] disk_cache_bytes needs disk_cache_dir", e->name);
+		if (e->disk_cache_bytes && !e->cache_bytes)
+			error_at(&r, e->line, "[edge %s] a disk tier needs the memory cache (cache_bytes > 0)", e->name);
 		if (e->tls && (!e->tls_cert[0] || !e->tls_key[0]))
 			error_at(&r, e->line, "[edge %s] tls = on needs tls_cert and tls_key (or tls = off)", e->name);
 	}

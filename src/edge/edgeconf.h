@@ -25,6 +25,8 @@
  *   max_body_bytes = 16777216         ; request and response bodies (buffered)
  *   cache_bytes = 67108864            ; the memory cache's bound (0: no cache)
  *   cache_max_object_bytes = 1048576  ; the largest body stored
+ *   disk_cache_dir = cache/eu-pop     ; the disk tier (what memory evicts); "" none
+ *   disk_cache_bytes = 1073741824     ; its bound
  *
  * Origins are verified against the deployment's CA ([deployment] ca_file)
  * when https. Errors are "FILE:LINE: message" lines.
@@ -75,6 +77,8 @@ typedef struct edge_conf {
 	size_t max_body_bytes;
 	size_t cache_bytes;            /* 0: no cache */
 	size_t cache_max_object_bytes;
+	char disk_cache_dir[EDGECONF_PATH_MAX]; /* "": no disk tier */
+	size_t disk_cache_bytes;
 	int line;
 } edge_conf;
 

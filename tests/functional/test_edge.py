@@ -522,3 +522,43 @@ def test_writes_go_to_the_region_that_takes_them(tmp_path):
     finally:
         edge.stop()
         pair.stop_all()
+
+
+def test_disk_tier_holds_what_memory_cannot(tmp_path):
+    """disk_cache_dir / disk_cache_bytes: with room in memory for a few
+    64 KiB answers only, 40 of them are all hits on the second round (the
+    memory LRU's evictions went to disk and come back), the origin asked
+    once each; the tier's files are 0600 in a 0700 directory; a purge
+    reaches them; config check refuses a disk tier without its bound.
+    Before: the second round was 40 misses (an unknown key, in fact)."""
+    disk = tmp_path / "edge-disk"
+    origin, edge = origin_and_edge(tmp_path, "cache_bytes = 300000\ncache_max_object_bytes = 131072\n"
+                                   "disk_cache_dir = %s\ndisk_cache_bytes = 16777216\n" % disk)
+    try:
+        body = os.urandom(65536)
+        for i in range(40):
+            origin.routes["/o/%d" % i] = (200, {"Cache-Control": "max-age=600"}, body)
+        for rnd in range(2):
+            for i in range(40):
+                r = edge.get("/o/%d" % i)
+                assert r.status_code == 200 and r.content == body, (rnd, i, r.status_code)
+                assert r.headers["X-Cache"] == ("miss" if rnd == 0 else "hit"), (rnd, i, r.headers)
+        assert all(origin.count("/o/%d" % i) == 1 for i in range(40))
+        files = [f for f in os.listdir(disk) if f.endswith(".tdc")]
+        assert len(files) >= 30, files  # memory holds 4 of them
+        assert os.stat(disk).st_mode & 0o777 == 0o700
+        assert all(os.stat(disk / f).st_mode & 0o777 == 0o600 for f in files)
+        token = subprocess.run([TANDEM, "edge", "--config", edge.config, "--print", "purge-token"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        p = edge.post("/_edge/purge", json={"prefix": "/o/"}, headers={"Authorization": "Bearer " + token})
+        assert p.status_code == 200 and p.json()["purged"] == 40, p.text
+        assert [f for f in os.listdir(disk) if f.endswith(".tdc")] == []
+        assert edge.get("/o/1").headers["X-Cache"] == "miss"
+    finally:
+        edge.stop()
+        origin.stop()
+    with open(edge.config, "a") as f:
+        f.write("\n[edge bad]\nlisten = 127.0.0.1:1\norigins = http://127.0.0.1:2\ntls = off\n"
+                "disk_cache_dir = /tmp/x\n")
+    bad = subprocess.run([TANDEM, "config", "check", edge.config], capture_output=True, text=True)
+    assert bad.returncode == 1 and "disk_cache_dir needs disk_cache_bytes" in bad.stdout + bad.stderr
