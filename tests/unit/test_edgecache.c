@@ -607,7 +607,7 @@ static void test_disk_tier(void)
 	CHECK_EQ_INT(disk_files(sub), 2);
 	/* the disk bound: 6000 bytes hold 3 such entries (1591 bytes each); the oldest goes */
 	for (int i = 5; i <= 9; i++) {
-		char t[8];
+		char t[16];
 		snprintf(t, sizeof t, "/%d", i);
 		store_target(c, "h", t, 1500);
 	}
@@ -616,7 +616,7 @@ static void test_disk_tier(void)
 	CHECK_EQ_INT(disk_files(sub), 3);
 	int found = 0;
 	for (int i = 1; i <= 9; i++) {
-		char t[8];
+		char t[16];
 		snprintf(t, sizeof t, "/%d", i);
 		found += present(c, "h", t);
 	}
@@ -629,7 +629,7 @@ static void test_disk_tier(void)
 	CHECK_EQ_INT(disk_files(sub), 0);
 	/* a damaged file: a miss, counted, the file removed */
 	for (int i = 1; i <= 4; i++) {
-		char t[8];
+		char t[16];
 		snprintf(t, sizeof t, "/%d", i);
 		store_target(c, "h", t, 1500);
 	}
