@@ -21,6 +21,7 @@
 #include "core/tls.h"
 #include "core/util.h"
 #include "dns/dnsconf.h"
+#include "edge/edgeconf.h"
 #include "http/client.h"
 
 static const char usage_status[] =
@@ -29,7 +30,8 @@ static const char usage_status[] =
 	"Show, for each region: role, epoch, last and applied position, lag in\n"
 	"positions and seconds, link state, and whether the deployment is degraded.\n"
 	"Unreachable regions are shown as such. Then, for each DNS instance with a\n"
-	"metrics_listen: the health of every region its routed names answer.\n";
+	"metrics_listen: the health of every region its routed names answer; for each\n"
+	"edge with one: its origins in order (health, write gate) and its cache.\n";
 
 static const char usage_verify[] =
 	"usage: tandem verify --config FILE\n"
@@ -216,6 +218,68 @@ static json_t *dns_status(admin *ad, const char *path)
 	return all;
 }
 
+/* The /health of every [edge] with a metrics_listen: {NAME: {...} or
+ * {"error": why}}. */
+static json_t *edge_status(admin *ad, const char *path)
+{
+	static edge_confs ecs;
+	char err[2048];
+	json_t *all = json_object();
+	if (edgeconf_load(path, &ecs, err, sizeof err) != 0) {
+		json_object_set_new(all, "-", json_pack("{s:s}", "error", err));
+		return all;
+	}
+	for (int i = 0; i < ecs.count; i++) {
+		const edge_conf *e = &ecs.edges[i];
+		if (!e->metrics_listen[0])
+			continue;
+		int status;
+		char why[256];
+		json_t *j = request_over(ad, NULL, e->metrics_listen, NULL, "GET", "/health", NULL, 3000, &status, why,
+					 sizeof why);
+		if (j && status != 200) {
+			json_decref(j);
+			j = NULL;
+			snprintf(why, sizeof why, "answered %d", status);
+		}
+		json_object_set_new(all, e->name, j ? j : json_pack("{s:s}", "error", why));
+	}
+	return all;
+}
+
+/* One line per edge: its origins in the order it tries them, and its cache. */
+static void print_edges(json_t *edges)
+{
+	const char *name;
+	json_t *d;
+	json_object_foreach(edges, name, d) {
+		const char *error = json_string_value(json_object_get(d, "error"));
+		if (error) {
+			printf("edge %-8s %s\n", name, error);
+			continue;
+		}
+		printf("edge %-8s", name);
+		size_t i;
+		json_t *o;
+		json_array_foreach(json_object_get(d, "origins"), i, o) {
+			const char *group = json_string_value(json_object_get(o, "group"));
+			printf(" %s%s%s %s%s", group && group[0] ? group : "", group && group[0] ? ":" : "",
+			       json_string_value(json_object_get(o, "name")),
+			       json_is_true(json_object_get(o, "healthy")) ? "healthy" : "UNHEALTHY",
+			       strcmp(json_string_value(json_object_get(o, "write_gate")) ?: "", "open") == 0 ? " (writes)" : "");
+		}
+		json_t *c = json_object_get(d, "cache"), *a = json_object_get(d, "answers");
+		if (json_is_true(json_object_get(c, "on")))
+			printf("; cache %lld entries %.1f MiB", jint(c, "entries", NULL),
+			       (double)jint(c, "bytes", NULL) / 1048576.0);
+		if (jint(c, "disk_entries", NULL))
+			printf(" (disk %lld, %.1f MiB)", jint(c, "disk_entries", NULL),
+			       (double)jint(c, "disk_bytes", NULL) / 1048576.0);
+		printf("; %lld hits %lld misses, %lld failovers\n", jint(a, "hit", NULL), jint(a, "miss", NULL),
+		       jint(d, "failovers", NULL));
+	}
+}
+
 /* One line per DNS instance: each region's health, role and RTT. */
 static void print_dns(json_t *dns)
 {
@@ -265,8 +329,9 @@ int cmd_status(int argc, char **argv)
 		json_object_set_new(all, cfg.regions[i].name, s);
 	}
 	json_t *dns = dns_status(&ad, cfg.path);
+	json_t *edges = edge_status(&ad, cfg.path);
 	if (as_json) {
-		json_t *top = json_pack("{s:o, s:o}", "regions", all, "dns", dns);
+		json_t *top = json_pack("{s:o, s:o, s:o}", "regions", all, "dns", dns, "edges", edges);
 		char *text = json_dumps(top, JSON_INDENT(2) | JSON_SORT_KEYS);
 		printf("%s\n", text);
 		free(text);
@@ -312,6 +377,8 @@ int cmd_status(int argc, char **argv)
 		json_decref(all);
 		print_dns(dns);
 		json_decref(dns);
+		print_edges(edges);
+		json_decref(edges);
 	}
 	admin_close(&ad);
 	return 0;

@@ -373,6 +373,8 @@ static void generated_config(buf *b, int port_base, const char *user, const up_a
 			   "; the %s point of presence: TLS for app.%s, a cache, failover inside a request\n"
 			   "[edge %s]\n"
 			   "listen = %s:%d\n"
+			   "; /metrics and /health (what `tandem status` shows), plain HTTP\n"
+			   "metrics_listen = %s:%d\n"
 			   "server_names = app.%s s3.app.%s\n"
 			   "tls_cert = certs/%s.pem\n"
 			   "tls_key = certs/%s.key\n"
@@ -385,7 +387,8 @@ static void generated_config(buf *b, int port_base, const char *user, const up_a
 			   "response_timeout_ms = 10000\n"
 			   "probe_interval_ms = 1000\n"
 			   "cache_bytes = 67108864\n",
-			   pops[i][1], UP_ZONE, pops[i][0], a->edge[i], port_base + 13 + (a->one ? i : 0), UP_ZONE, UP_ZONE,
+			   pops[i][1], UP_ZONE, pops[i][0], a->edge[i], port_base + 13 + (a->one ? i : 0), a->edge[i],
+			   port_base + (a->one ? 15 + i : 14), UP_ZONE, UP_ZONE,
 			   pops[i][0], pops[i][0], a->eu, port_base, a->us, port_base + 1, UP_ZONE, UP_ZONE, a->eu,
 			   port_base + 7, a->us, port_base + 8, UP_ZONE, a->dns[0],
 			   port_base + 9, a->dns[1], port_base + 10);
@@ -753,6 +756,8 @@ static int write_endpoints(const up_options *o, const config *cfg, const dns_con
 			   port, host, port);
 		if (region[0])
 			buf_printf(&b, "\"region\": \"%s\", ", region);
+		if (e->metrics_listen[0])
+			buf_printf(&b, "\"metrics\": \"http://%s\", ", e->metrics_listen);
 		buf_printf(&b, "\"pid\": %d}", (int)children[i].pid);
 		any_edge = true;
 	}

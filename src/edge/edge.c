@@ -79,6 +79,7 @@ typedef struct origin {
 	http_client *probe;
 	bool probing;
 	bool healthy;
+	unsigned long attempts, failures; /* requests sent to it, and those that failed there */
 	int write_gate;      /* a tandem region's /readyz "write_gate": 1 "open" (it takes writes
 			      * itself), 0 anything else (a secondary, no lease...), -1 not said */
 } origin;
@@ -99,6 +100,10 @@ struct edge {
 	bool purge_enabled;      /* the secrets file could be read */
 	char purge_token[65];    /* hex of secrets_derive(EDGE_PURGE_LABEL) */
 	bool stopping;           /* tearing down: answers (ERR_IO from freed clients) only end requests */
+	http_server *metrics;    /* metrics_listen: /metrics and /health (NULL: none) */
+	/* answers, by how they were made (X-Cache), and what went wrong */
+	unsigned long n_hit, n_miss, n_stale, n_revalidated, n_bad_gateway, n_gateway_timeout, n_failovers,
+		n_stream_cuts;
 };
 
 typedef struct pxy {
@@ -266,6 +271,7 @@ static void relay(pxy *p, const http_message *resp, const char *body, size_t len
 		http_respond(req, 502, NULL, 0); /* discarded: the client left */
 		return;
 	}
+	p->e->n_miss++;
 	if (relay_headers(p, resp) != 0) {
 		answer_error(req, 502, "bad_gateway", "the origin's answer has too many headers");
 		return;
@@ -292,6 +298,12 @@ static void relay(pxy *p, const http_message *resp, const char *body, size_t len
 /* Answer req from a stored entry: its headers, Age, ours, X-Cache: how. */
 static void serve_entry(edge *e, http_request *req, const cache_entry *ce, const char *how)
 {
+	if (how[0] == 'h')
+		e->n_hit++;
+	else if (how[0] == 's')
+		e->n_stale++;
+	else
+		e->n_revalidated++;
 	if (http_request_is_closed(req)) {
 		http_respond(req, 502, NULL, 0); /* discarded: the client left */
 		return;
@@ -388,6 +400,7 @@ static bool stream_head(void *arg, const http_message *resp)
 	    st == 504 || (p->entry && st >= 500))
 		return false;
 	p->streaming = true;
+	e->n_miss++;
 	if (http_request_is_closed(p->req)) {
 		stream_abandon(p);
 		return true; /* the bytes that come meanwhile are dropped */
@@ -452,6 +465,7 @@ static void stream_end(pxy *p, int rc, const http_message *resp, const char *why
 		http_respond_end(p->req);
 	} else {
 		if (!p->stream_gone) {
+			e->n_stream_cuts++;
 			log_warn("edge %s: request %s: the answer from %s was cut after %llu bytes (%s): the client's "
 				 "connection is closed",
 				 e->ec->name, p->rid, e->origins[p->origin].conf->name, (unsigned long long)p->streamed,
@@ -505,12 +519,14 @@ static void answered(int rc, const http_message *resp, const char *body, size_t 
 		snprintf(why, sizeof why, "%s", rc == ERR_AGAIN ? "timeout" : http_client_error(o->pool[p->slot], NULL));
 	else
 		snprintf(why, sizeof why, "answered %d", resp->status);
+	o->failures++;
 	if (rc == 0 && resp->status == 503 && p->write)
 		o->write_gate = 0; /* it refuses writes (no lease, no primary to forward to): its reads go on */
 	else
 		mark(e, p->origin, false, why);
 	int next = p->retryable && p->attempts < 2 ? pick(e, p->tried, p->write, p->group) : -1;
 	if (next >= 0 && (p->background || !http_request_is_closed(p->req))) {
+		e->n_failovers++;
 		log_info("edge %s: request %s: %s at %s, sent to %s", e->ec->name, p->rid, why, o->conf->name,
 			 e->origins[next].conf->name);
 		p->origin = next;
@@ -527,8 +543,10 @@ static void answered(int rc, const http_message *resp, const char *body, size_t 
 	} else if (rc == 0) {
 		relay(p, resp, body, len); /* the origin's own 5xx */
 	} else if (rc == ERR_AGAIN) {
+		e->n_gateway_timeout++;
 		answer_error(p->req, 504, "gateway_timeout", "the region did not answer in time");
 	} else {
+		e->n_bad_gateway++;
 		answer_error(p->req, 502, "bad_gateway", "no region could be reached");
 	}
 	pxy_free(p);
@@ -589,6 +607,7 @@ static void send_to(pxy *p)
 		return;
 	}
 	o->inflight[best]++;
+	o->attempts++;
 }
 
 /* The header lines sent to the origin: the client's minus hop-by-hop ones
@@ -918,6 +937,149 @@ static void probe_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* --- metrics_listen: /metrics (Prometheus text) and /health (JSON, what
+ * `tandem status` shows) --- */
+
+static void buf_add_json_string(buf *b, const char *s)
+{
+	buf_addc(b, '"');
+	buf_add_json_escaped(b, s, strlen(s));
+	buf_addc(b, '"');
+}
+
+static const char *gate_name(int g)
+{
+	return g == 1 ? "open" : g == 0 ? "closed" : "unknown";
+}
+
+static void render_metrics(edge *e, buf *b)
+{
+	const char *n = e->ec->name;
+	buf_printf(b,
+		   "# HELP tandem_edge_answers_total Answers, by how they were made (X-Cache).\n"
+		   "# TYPE tandem_edge_answers_total counter\n"
+		   "tandem_edge_answers_total{edge=\"%s\",cache=\"hit\"} %lu\n"
+		   "tandem_edge_answers_total{edge=\"%s\",cache=\"miss\"} %lu\n"
+		   "tandem_edge_answers_total{edge=\"%s\",cache=\"stale\"} %lu\n"
+		   "tandem_edge_answers_total{edge=\"%s\",cache=\"revalidated\"} %lu\n"
+		   "# HELP tandem_edge_errors_total The edge's own error answers: no origin reached, or its answer late.\n"
+		   "# TYPE tandem_edge_errors_total counter\n"
+		   "tandem_edge_errors_total{edge=\"%s\",code=\"bad_gateway\"} %lu\n"
+		   "tandem_edge_errors_total{edge=\"%s\",code=\"gateway_timeout\"} %lu\n"
+		   "# HELP tandem_edge_failovers_total Requests sent to another origin after a failure.\n"
+		   "# TYPE tandem_edge_failovers_total counter\n"
+		   "tandem_edge_failovers_total{edge=\"%s\"} %lu\n"
+		   "# HELP tandem_edge_stream_cuts_total Streamed answers an origin cut off (the client saw a short body).\n"
+		   "# TYPE tandem_edge_stream_cuts_total counter\n"
+		   "tandem_edge_stream_cuts_total{edge=\"%s\"} %lu\n"
+		   "# HELP tandem_edge_client_connections Client connections open.\n"
+		   "# TYPE tandem_edge_client_connections gauge\n"
+		   "tandem_edge_client_connections{edge=\"%s\"} %d\n",
+		   n, e->n_hit, n, e->n_miss, n, e->n_stale, n, e->n_revalidated, n, e->n_bad_gateway, n,
+		   e->n_gateway_timeout, n, e->n_failovers, n, e->n_stream_cuts, n, e->srv ? http_server_connections(e->srv) : 0);
+	buf_adds(b, "# HELP tandem_edge_origin_up Whether the origin is taken as healthy (probes, failed attempts).\n"
+		    "# TYPE tandem_edge_origin_up gauge\n");
+	for (int i = 0; i < e->norigins; i++)
+		buf_printf(b, "tandem_edge_origin_up{edge=\"%s\",origin=\"%s\"} %d\n", n, e->origins[i].conf->name,
+			   e->origins[i].healthy ? 1 : 0);
+	buf_adds(b, "# HELP tandem_edge_origin_preference The origin's place in the order (0: tried first; resolve =).\n"
+		    "# TYPE tandem_edge_origin_preference gauge\n");
+	for (int k = 0; k < e->norigins; k++)
+		buf_printf(b, "tandem_edge_origin_preference{edge=\"%s\",origin=\"%s\"} %d\n", n,
+			   e->origins[e->order[k]].conf->name, k);
+	buf_adds(b, "# HELP tandem_edge_origin_requests_total Requests sent to the origin, and those that failed there.\n"
+		    "# TYPE tandem_edge_origin_requests_total counter\n");
+	for (int i = 0; i < e->norigins; i++)
+		buf_printf(b,
+			   "tandem_edge_origin_requests_total{edge=\"%s\",origin=\"%s\",result=\"sent\"} %lu\n"
+			   "tandem_edge_origin_requests_total{edge=\"%s\",origin=\"%s\",result=\"failed\"} %lu\n",
+			   n, e->origins[i].conf->name, e->origins[i].attempts, n, e->origins[i].conf->name,
+			   e->origins[i].failures);
+	buf_adds(b, "# HELP tandem_edge_origin_connections Keep-alive connections opened to the origin (max_origin_connections).\n"
+		    "# TYPE tandem_edge_origin_connections gauge\n");
+	for (int i = 0; i < e->norigins; i++)
+		buf_printf(b, "tandem_edge_origin_connections{edge=\"%s\",origin=\"%s\"} %d\n", n,
+			   e->origins[i].conf->name, e->origins[i].npool);
+	cache_stats cs = {0};
+	if (e->cache)
+		cache_get_stats(e->cache, &cs);
+	buf_printf(b,
+		   "# HELP tandem_edge_cache_bytes Bytes stored, by tier.\n"
+		   "# TYPE tandem_edge_cache_bytes gauge\n"
+		   "tandem_edge_cache_bytes{edge=\"%s\",tier=\"memory\"} %zu\n"
+		   "tandem_edge_cache_bytes{edge=\"%s\",tier=\"disk\"} %zu\n"
+		   "# HELP tandem_edge_cache_entries Answers stored, by tier.\n"
+		   "# TYPE tandem_edge_cache_entries gauge\n"
+		   "tandem_edge_cache_entries{edge=\"%s\",tier=\"memory\"} %zu\n"
+		   "tandem_edge_cache_entries{edge=\"%s\",tier=\"disk\"} %zu\n"
+		   "# HELP tandem_edge_cache_events_total Answers stored, evicted from memory, invalidated or purged,\n"
+		   "# written to and promoted from disk, and disk files dropped as unreadable.\n"
+		   "# TYPE tandem_edge_cache_events_total counter\n"
+		   "tandem_edge_cache_events_total{edge=\"%s\",event=\"stored\"} %lu\n"
+		   "tandem_edge_cache_events_total{edge=\"%s\",event=\"evicted\"} %lu\n"
+		   "tandem_edge_cache_events_total{edge=\"%s\",event=\"invalidated\"} %lu\n"
+		   "tandem_edge_cache_events_total{edge=\"%s\",event=\"disk_written\"} %lu\n"
+		   "tandem_edge_cache_events_total{edge=\"%s\",event=\"disk_promoted\"} %lu\n"
+		   "tandem_edge_cache_events_total{edge=\"%s\",event=\"disk_errors\"} %lu\n",
+		   n, cs.bytes, n, cs.disk_bytes, n, cs.entries, n, cs.disk_entries, n, cs.stored, n, cs.evicted, n,
+		   cs.invalidated, n, cs.disk_written, n, cs.disk_promoted, n, cs.disk_errors);
+}
+
+static void render_health(edge *e, buf *b)
+{
+	buf_adds(b, "{\"edge\":");
+	buf_add_json_string(b, e->ec->name);
+	buf_printf(b, ",\"resolve\":");
+	if (e->ec->resolve[0])
+		buf_add_json_string(b, e->ec->resolve);
+	else
+		buf_adds(b, "null");
+	buf_adds(b, ",\"origins\":[");
+	for (int k = 0; k < e->norigins; k++) {
+		const origin *o = &e->origins[e->order[k]];
+		buf_printf(b, "%s{\"name\":", k ? "," : "");
+		buf_add_json_string(b, o->conf->name);
+		buf_printf(b, ",\"group\":");
+		buf_add_json_string(b, e->ec->group_host[o->conf->group]);
+		buf_printf(b, ",\"healthy\":%s,\"write_gate\":\"%s\",\"connections\":%d,\"sent\":%lu,\"failed\":%lu}",
+			   o->healthy ? "true" : "false", gate_name(o->write_gate), o->npool, o->attempts, o->failures);
+	}
+	cache_stats cs = {0};
+	if (e->cache)
+		cache_get_stats(e->cache, &cs);
+	buf_printf(b,
+		   "],\"answers\":{\"hit\":%lu,\"miss\":%lu,\"stale\":%lu,\"revalidated\":%lu,\"bad_gateway\":%lu,"
+		   "\"gateway_timeout\":%lu},\"failovers\":%lu,\"cache\":{\"on\":%s,\"bytes\":%zu,\"entries\":%zu,"
+		   "\"disk_bytes\":%zu,\"disk_entries\":%zu}}\n",
+		   e->n_hit, e->n_miss, e->n_stale, e->n_revalidated, e->n_bad_gateway, e->n_gateway_timeout,
+		   e->n_failovers, e->cache ? "true" : "false", cs.bytes, cs.entries, cs.disk_bytes, cs.disk_entries);
+}
+
+static void on_metrics_request(http_request *req, void *arg)
+{
+	edge *e = arg;
+	const http_message *m = http_request_message(req);
+	bool get = strcmp(m->method, "GET") == 0 || strcmp(m->method, "HEAD") == 0;
+	buf b;
+	buf_init(&b, 1 << 20);
+	int status = 200;
+	const char *type = "text/plain; version=0.0.4";
+	if (get && strcmp(m->target, "/metrics") == 0) {
+		render_metrics(e, &b);
+	} else if (get && strcmp(m->target, "/health") == 0) {
+		render_health(e, &b);
+		type = "application/json";
+	} else {
+		status = get ? 404 : 405;
+		type = "application/json";
+		buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n", get ? "not_found" : "method_not_allowed",
+			   get ? "this listener serves /metrics and /health" : "only GET");
+	}
+	http_response_header(req, "Content-Type", type);
+	http_respond(req, status, b.data ? b.data : "", b.len);
+	buf_free(&b);
+}
+
 static void stopped(void *arg)
 {
 	edge *e = arg;
@@ -1037,6 +1199,20 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 	e.srv = http_server_new(e.base, &scfg, &h);
 	if (!e.srv)
 		goto oom;
+	if (ec->metrics_listen[0]) {
+		http_server_config mcfg = {.limits = {.max_header_bytes = 8192, .max_headers = 64, .max_body_bytes = 0},
+					   .header_timeout_ms = 5000,
+					   .idle_timeout_ms = 60000,
+					   .max_connections = 16};
+		http_handlers mh = {.on_request = on_metrics_request, .arg = &e};
+		if (!(e.metrics = http_server_new(e.base, &mcfg, &mh)))
+			goto oom;
+		if (http_server_listen(e.metrics, ec->metrics_listen) != 0) {
+			fprintf(stderr, "tandem: [edge %s]: cannot listen on %s (metrics_listen): %s\n", ec->name,
+				ec->metrics_listen, strerror(errno));
+			goto out;
+		}
+	}
 	if (http_server_listen(e.srv, ec->listen) != 0) {
 		fprintf(stderr, "tandem: [edge %s]: cannot listen on %s: %s\n", ec->name, ec->listen, strerror(errno));
 		goto out;
@@ -1071,6 +1247,7 @@ oom:
 out:
 	e.stopping = true;
 	edge_resolver_free(&e.resolver);
+	http_server_free(&e.metrics);
 	http_server_free(&e.srv);
 	for (int i = 0; i < e.norigins; i++) {
 		for (int k = 0; k < e.origins[i].npool; k++)

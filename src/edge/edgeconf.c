@@ -141,6 +141,13 @@ static void edge_key(reader *r, const char *name, const char *value)
 			error_at(r, r->line, "listen: HOST:PORT");
 		else
 			snprintf(e->listen, sizeof e->listen, "%s", value);
+	} else if (strcmp(name, "metrics_listen") == 0) {
+		char host[128];
+		int port;
+		if (util_split_hostport(value, host, sizeof host, &port) != 0 || strlen(value) >= sizeof e->metrics_listen)
+			error_at(r, r->line, "metrics_listen: HOST:PORT");
+		else
+			snprintf(e->metrics_listen, sizeof e->metrics_listen, "%s", value);
 	} else if (strcmp(name, "origins") == 0 || strcmp(name, "host_origins") == 0) {
 		char copy[1024];
 		snprintf(copy, sizeof copy, "%s", value);

@@ -5,6 +5,7 @@
  *
  *   [edge eu-pop]
  *   listen = 127.0.0.7:8450           ; host:port
+ *   metrics_listen = 127.0.0.7:8457   ; /metrics and /health, plain HTTP (optional)
  *   origins = eu=https://127.0.0.2:8443, us=https://127.0.0.3:8444
  *                                     ; in order of preference; NAME= optional
  *   host_origins = s3.app.tandem.test eu=https://127.0.0.2:8450, us=https://127.0.0.3:8451
@@ -55,6 +56,7 @@ typedef struct edge_origin_conf {
 typedef struct edge_conf {
 	char name[32];
 	char listen[128];
+	char metrics_listen[128];      /* /metrics and /health, plain HTTP ("": none) */
 	edge_origin_conf origins[EDGECONF_MAX_ORIGINS];
 	int norigins;
 	char group_host[EDGECONF_MAX_GROUPS][128]; /* [0] "": the default group */

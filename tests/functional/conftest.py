@@ -207,7 +207,7 @@ def start_ready(argv, log_path, mode="a", timeout=20):
     return proc
 
 
-UP_PORTS = 15  # the ports `tandem up --port-base N` uses: N .. N+14
+UP_PORTS = 17  # the ports `tandem up --port-base N` uses: N .. N+16 (with --address)
 
 
 def start_up(data, port_base, timeout=60, argv=None):

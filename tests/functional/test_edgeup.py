@@ -18,8 +18,9 @@ import time
 
 import dns.message
 import dns.query
+import requests
 
-from conftest import UP_PORTS, free_port_base, new_email, start_up
+from conftest import TANDEM, UP_PORTS, free_port_base, new_email, start_up
 
 
 def curl(edge, ca, path, *args):
@@ -83,6 +84,15 @@ def test_up_runs_two_edges_each_nearer_its_region_and_a_killed_region_costs_no_r
         assert set(regions) == {"eu"}, regions
         log = proc.log()
         assert "edge us-pop: origin us is unhealthy" in log, log[-3000:]
+        # what an operator sees: `tandem status` lists the edges, and each edge's /metrics
+        st = subprocess.run([TANDEM, "status", "--config", e["config"]], capture_output=True, text=True,
+                            timeout=30)
+        line = next((ln for ln in st.stdout.splitlines() if ln.startswith("edge us-pop")), "")
+        assert "us UNHEALTHY" in line and "eu healthy (writes)" in line, st.stdout
+        metrics = requests.get(edges["us-pop"]["metrics"] + "/metrics", timeout=5).text
+        assert 'tandem_edge_origin_up{edge="us-pop",origin="us"} 0' in metrics, metrics
+        miss = [ln for ln in metrics.splitlines() if ln.startswith('tandem_edge_answers_total{edge="us-pop",cache="miss"}')]
+        assert miss and int(miss[0].split()[-1]) >= len(regions), metrics
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, proc.log()[-3000:]
