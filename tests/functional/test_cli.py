@@ -225,13 +225,16 @@ def test_status_and_verify_say_a_stopped_region_is_not_running(tmp_path):
     r = run("status", "--config", config, check=False)
     assert r.returncode == 0, r.stderr
     # the region table, then one line per DNS instance (their /health)
-    rows = [row for row in r.stdout.splitlines() if not row.startswith("dns ")]
+    rows = [row for row in r.stdout.splitlines() if not row.startswith(("dns ", "edge "))]
     assert rows[0].split()[0] == "region" and len(rows) == 3, r.stdout
     assert rows[1].split(None, 1) == ["eu", "not running (connection refused)"], rows
     assert rows[2].split(None, 1) == ["us", "not running (connection refused)"], rows
     dns_rows = [row.split(None, 2) for row in r.stdout.splitlines() if row.startswith("dns ")]
     assert dns_rows == [["dns", "ns1", "not running (connection refused)"],
                         ["dns", "ns2", "not running (connection refused)"]], r.stdout
+    edge_rows = [row.split(None, 2) for row in r.stdout.splitlines() if row.startswith("edge ")]
+    assert edge_rows == [["edge", "eu-pop", "not running (connection refused)"],
+                         ["edge", "us-pop", "not running (connection refused)"]], r.stdout
     assert "TLS" not in r.stdout
     r = run("verify", "--config", config, check=False)
     assert r.returncode == 2
@@ -265,7 +268,7 @@ def test_status_table_one_line_per_region_no_lag_for_the_primary(tmp_path):
     pair = TwoRegions(tmp_path / "pair").start()
     try:
         r = run("status", "--config", pair.config)
-        rows = [row.split() for row in r.stdout.splitlines() if not row.startswith("dns ")]
+        rows = [row.split() for row in r.stdout.splitlines() if not row.startswith(("dns ", "edge "))]
         assert len(rows) == 3, r.stdout
         header, eu, us = rows
         assert header == ["region", "role", "epoch", "last", "applied", "lag(pos)", "lag(s)", "link",
@@ -283,7 +286,7 @@ def test_status_table_one_line_per_region_no_lag_for_the_primary(tmp_path):
             if "yes (since" in r.stdout or time.time() > deadline:
                 break
             time.sleep(0.2)
-        rows = [row for row in r.stdout.splitlines() if not row.startswith("dns ")]
+        rows = [row for row in r.stdout.splitlines() if not row.startswith(("dns ", "edge "))]
         assert len(rows) == 3, r.stdout
         assert rows[1].startswith("eu ") and "yes (since " in rows[1] and rows[1].endswith(")"), rows
         assert rows[2].split(None, 1) == ["us", "not running (connection refused)"], rows
