@@ -9,7 +9,12 @@
  *                                     ; in order of preference; NAME= optional
  *   tls = on                          ; on (tls_cert, tls_key) | off (tests, behind a balancer)
  *   tls_cert = certs/edge.pem
- *   tls_key = certs/edge.key
+ *   tls_key = certs/edge.key         ; the default certificate
+ *   cert = app.example.com certs/app.pem certs/app.key
+ *   cert = *.example.com certs/wild.pem certs/wild.key
+ *                                     ; more certificates, chosen by SNI
+ *                                     ; (edge/sni.h); repeated, at most 16
+ *   http2 = on                        ; offer h2 by ALPN (tls = on only)
  *   response_timeout_ms = 10000       ; an origin's answer, from the request
  *   probe_interval_ms = 1000          ; active health probes of each origin (0: none)
  *   probe_path = /readyz
@@ -29,6 +34,7 @@
 #define EDGECONF_MAX_EDGES 8
 #define EDGECONF_MAX_ORIGINS 4
 #define EDGECONF_PATH_MAX 512
+#define EDGECONF_MAX_CERTS 16 /* = EDGE_SNI_MAX */
 
 typedef struct edge_origin_conf {
 	char name[32];     /* "eu", or the host when not named */
@@ -36,6 +42,13 @@ typedef struct edge_origin_conf {
 	int port;
 	bool https;
 } edge_origin_conf;
+
+typedef struct edge_cert_conf {
+	char name[254];    /* "app.example.com" or "*.example.com" */
+	char cert[EDGECONF_PATH_MAX];
+	char key[EDGECONF_PATH_MAX];
+	int line;
+} edge_cert_conf;
 
 typedef struct edge_conf {
 	char name[32];
@@ -45,6 +58,9 @@ typedef struct edge_conf {
 	bool tls;
 	char tls_cert[EDGECONF_PATH_MAX];
 	char tls_key[EDGECONF_PATH_MAX];
+	edge_cert_conf certs[EDGECONF_MAX_CERTS];
+	int ncerts;
+	bool http2;
 	int response_timeout_ms;
 	int probe_interval_ms;
 	char probe_path[128];

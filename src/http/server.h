@@ -47,6 +47,8 @@ typedef struct http_server_config {
 	int max_connections_per_address; /* per IPv4 address / IPv6 /64 (http/peers.h); beyond:
 					  * a new connection is closed at once; 0: no cap */
 	SSL_CTX *ssl_ctx;         /* NULL: plain HTTP (tests, loopback only) */
+	bool http2;               /* connections whose ALPN chose "h2" speak HTTP/2 (http/h2.h;
+				   * the contexts offer it: tls_server_offer_h2) */
 	/* Header lines added to responses the server makes itself (parse errors),
 	 * e.g. "X-Tandem-Region: eu\r\n"; may be NULL. */
 	const char *common_headers;
