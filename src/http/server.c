@@ -589,12 +589,15 @@ static void conn_h2_finish(http_conn *c)
 		conn_close(c);
 		return;
 	}
+	/* lingering close, as after an HTTP/1.1 error answer: closing with
+	 * unread input would reset the connection, and the client could lose
+	 * our last frames (GOAWAY); it closes once it has read them */
 	c->state = CONN_CLOSING;
-	bufferevent_disable(c->bev, EV_READ);
+	c->linger = true;
+	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	timer_arm(c, HTTP_LINGER_MS); /* the flush is bounded too */
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		conn_free(c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	timer_arm(c, HTTP_LINGER_MS);
 }
 
 /* The idle timer of an HTTP/2 connection: armed (not restarted) while it
