@@ -782,7 +782,7 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 		.max_connections = cfg->limits.max_connections,
 		.max_connections_per_address = cfg->limits.max_connections_per_address,
 		.ssl_ctx = e.sni ? edge_sni_default(e.sni) : NULL,
-		.http2 = e.sni && ec->http2,
+		.http2 = ec->http2,
 	};
 	http_handlers h = {.on_request = on_request, .arg = &e};
 	e.srv = http_server_new(e.base, &scfg, &h);

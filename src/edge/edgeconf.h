@@ -14,7 +14,8 @@
  *   cert = *.example.com certs/wild.pem certs/wild.key
  *                                     ; more certificates, chosen by SNI
  *                                     ; (edge/sni.h); repeated, at most 16
- *   http2 = on                        ; offer h2 by ALPN (tls = on only)
+ *   http2 = on                        ; h2 by ALPN (tls = on), h2c by prior
+ *                                     ; knowledge (tls = off)
  *   response_timeout_ms = 10000       ; an origin's answer, from the request
  *   probe_interval_ms = 1000          ; active health probes of each origin (0: none)
  *   probe_path = /readyz

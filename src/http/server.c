@@ -616,21 +616,46 @@ static void conn_h2_timer(http_conn *c)
 	}
 }
 
-/* After the TLS handshake: did ALPN choose h2? Then the connection is
- * the session's. false: HTTP/1.1 goes on (or the connection was closed:
- * out of memory, *closed set). */
-static bool conn_maybe_h2(http_conn *c, bool *closed)
+/* The first bytes of an HTTP/2 client (RFC 9113 3.4). */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN (sizeof h2_preface - 1)
+
+/* Does this connection speak HTTP/2 (cfg.http2)? Over TLS: did ALPN choose
+ * h2 (asked once, after the handshake). In clear (h2c, behind a balancer,
+ * and the fuzz target): does the input start with the client preface
+ * ("prior knowledge", RFC 9113 3.3)? Then the connection is the session's.
+ * false: HTTP/1.1 goes on, or (*wait) not enough bytes to tell yet, or
+ * (*closed) the connection was closed: out of memory. */
+static bool conn_maybe_h2(http_conn *c, bool *wait, bool *closed)
 {
-	c->alpn_checked = true;
-	if (!c->srv->cfg.http2 || !c->srv->cfg.ssl_ctx)
+	if (!c->srv->cfg.http2) {
+		c->alpn_checked = true;
 		return false;
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	const unsigned char *proto = NULL;
-	unsigned int len = 0;
-	if (ssl)
-		SSL_get0_alpn_selected(ssl, &proto, &len);
-	if (len != 2 || memcmp(proto, "h2", 2) != 0)
-		return false;
+	}
+	if (c->srv->cfg.ssl_ctx) {
+		c->alpn_checked = true;
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		const unsigned char *proto = NULL;
+		unsigned int len = 0;
+		if (ssl)
+			SSL_get0_alpn_selected(ssl, &proto, &len);
+		if (len != 2 || memcmp(proto, "h2", 2) != 0)
+			return false;
+	} else {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		char head[H2_PREFACE_LEN];
+		size_t have = evbuffer_get_length(in);
+		size_t n = have < H2_PREFACE_LEN ? have : H2_PREFACE_LEN;
+		if (evbuffer_copyout(in, head, n) != (ev_ssize_t)n || memcmp(head, h2_preface, n) != 0) {
+			c->alpn_checked = true;
+			return false;
+		}
+		if (n < H2_PREFACE_LEN) {
+			*wait = true; /* a prefix of the preface: more bytes tell */
+			return false;
+		}
+		c->alpn_checked = true;
+	}
 	c->h2 = h2_session_new(c, c->bev, &c->srv->cfg);
 	if (!c->h2) {
 		log_error("cannot start an HTTP/2 session: out of memory");
@@ -648,9 +673,9 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	http_conn *c = arg;
 	if (c->state == CONN_HEAD && !c->alpn_checked) {
-		bool closed = false;
-		conn_maybe_h2(c, &closed);
-		if (closed)
+		bool wait = false, closed = false;
+		conn_maybe_h2(c, &wait, &closed);
+		if (wait || closed)
 			return;
 	}
 	if (c->state == CONN_H2) {
@@ -841,6 +866,20 @@ static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
 			evconnlistener_disable(srv->listeners[i]);
 		srv->listening_paused = true;
 	}
+}
+
+int http_server_adopt(http_server *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+	if (srv->shutting_down) {
+		evutil_closesocket(fd);
+		return ERR_AGAIN;
+	}
+	if (evutil_make_socket_nonblocking(fd) != 0) {
+		evutil_closesocket(fd);
+		return ERR_IO;
+	}
+	server_accept_cb(NULL, fd, (struct sockaddr *)sa, salen, srv);
+	return 0;
 }
 
 static void server_accept_error_cb(struct evconnlistener *l, void *arg)
