@@ -469,6 +469,11 @@ h2_session *h2_session_new(struct http_conn *c, struct bufferevent *bev, const h
 	};
 	if (nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, settings, sizeof settings / sizeof settings[0]) != 0)
 		goto fail;
+	/* the connection's window (65535 by default) would hold uploads on
+	 * several streams to one window per round trip; what it lets in is
+	 * bounded anyway by max_body_bytes per stream and max_buffered_bytes */
+	if (nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, H2_CONNECTION_WINDOW) != 0)
+		goto fail;
 	bufferevent_setwatermark(bev, EV_WRITE, H2_OUTPUT_LOW, 0);
 	return s;
 fail:

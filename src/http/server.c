@@ -423,6 +423,7 @@ static void conn_close(http_conn *c)
 
 static void conn_error_response(http_conn *c, int status, const char *code, const char *message,
 				const char *extra_headers);
+static void conn_h2_finish(http_conn *c);
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -435,6 +436,11 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	log_debug("closing connection from %s: timeout in state %d", c->peer, c->state);
+	if (c->state == CONN_H2 && c->bev) { /* idle: say so (GOAWAY) before closing */
+		h2_session_goaway(c->h2);
+		conn_h2_finish(c);
+		return;
+	}
 	conn_close(c);
 }
 
