@@ -673,7 +673,12 @@ int h2_session_read(h2_session *s)
 		s->in_ng = false;
 		if (n < 0) {
 			log_debug("HTTP/2 connection from %s: %s", http__conn_peer(s->c), nghttp2_strerror((int)n));
-			session_flush(s); /* the GOAWAY nghttp2 queued, if it can */
+			/* say why before closing (a no-op when nghttp2 queued its own) */
+			nghttp2_session_terminate_session(s->ng, n == NGHTTP2_ERR_FLOODED ||
+									 n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+								 ? NGHTTP2_ENHANCE_YOUR_CALM
+								 : NGHTTP2_PROTOCOL_ERROR);
+			session_flush(s);
 			return -1;
 		}
 		evbuffer_drain(in, (size_t)n);

@@ -514,3 +514,32 @@ def test_h2c_without_tls_and_http2_off(tmp_path):
     bad = subprocess.run([TANDEM, "certs", "--config", edge.config, "--name", "x", "--san", "DNS:a b"],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "is not DNS:NAME" in bad.stderr, bad.stderr
+
+
+def test_hostile_continuation_flood_is_cut_short(tmp_path):
+    """A header block that never ends (HEADERS without END_HEADERS, then
+    CONTINUATION frames; CVE-2024-28182) is cut after a few frames with
+    GOAWAY, and the edge keeps serving others."""
+    from hpack import Encoder
+    from hyperframe.frame import ContinuationFrame, HeadersFrame
+    origin, edge = start(tmp_path)
+    try:
+        origin.routes["/ok"] = (200, {"Cache-Control": "no-store"}, b"ok")
+        c = H2Client(edge)
+        block = Encoder().encode([(":method", "GET"), (":path", "/ok"), (":scheme", "https"),
+                                  (":authority", c.authority)])
+        frames = [HeadersFrame(1, data=block, flags=["END_STREAM"]).serialize()]
+        frames += [ContinuationFrame(1, data=Encoder().encode([("x-a", "b")])).serialize() for _ in range(1000)]
+        try:
+            c.sock.sendall(b"".join(frames))
+        except OSError:
+            pass  # the edge may close before reading it all
+        goaways = [f for f in c.raw_frames() if isinstance(f, GoAwayFrame)]
+        c.close()
+        assert goaways, "no GOAWAY"
+        assert origin.count("/ok") == 0
+        v, s, _, b = edge.curl("/ok", "--http2")
+        assert (v, s, b) == ("2", 200, "ok")
+    finally:
+        edge.stop()
+        origin.stop()
