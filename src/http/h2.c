@@ -35,6 +35,7 @@
  */
 #include "http/h2.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,9 @@ struct h2_session {
 	bool broken;             /* nghttp2 gave up (callback failure): close */
 	bool data_sent;          /* a DATA frame went out during this flush */
 	size_t pending;          /* bytes in the streams' out buffers */
+	buf wbuf;                /* the frames of one flush, added to the socket's output
+				  * in one piece (one TLS record where they fit, not one per
+				  * frame) */
 	struct event *stall_timer;
 };
 
@@ -231,21 +235,26 @@ static void queue_push(h2_session *s, h2_stream *st)
 
 /* --- nghttp2 callbacks: they only record --- */
 
+/* What is queued for the socket: its output and this flush's frames. */
+static size_t session_queued(const h2_session *s)
+{
+	return evbuffer_get_length(bufferevent_get_output(s->bev)) + s->wbuf.len;
+}
+
 static ssize_t send_cb(nghttp2_session *ng, const uint8_t *data, size_t length, int flags, void *user_data)
 {
 	h2_session *s = user_data;
 	if (!s->bev)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-	if (evbuffer_get_length(out) >= H2_OUTPUT_HIGH)
+	if (session_queued(s) >= H2_OUTPUT_HIGH)
 		return NGHTTP2_ERR_WOULDBLOCK;
-	if (evbuffer_add(out, data, length) != 0)
+	if (buf_add(&s->wbuf, data, length) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	return (ssize_t)length;
 }
 
-/* A DATA frame of st->out: the frame header, then the bytes moved (not
- * copied) from the stream's buffer to the socket's. */
+/* A DATA frame of st->out (at most SETTINGS_MAX_FRAME_SIZE, 16 KiB by
+ * default): its header and bytes join the flush's frames. */
 static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
 			nghttp2_data_source *source, void *user_data)
 {
@@ -253,13 +262,16 @@ static int send_data_cb(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t
 	h2_stream *st = source->ptr;
 	if (!s->bev)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-	if (evbuffer_get_length(out) >= H2_OUTPUT_HIGH)
+	if (session_queued(s) >= H2_OUTPUT_HIGH)
 		return NGHTTP2_ERR_WOULDBLOCK;
-	if (evbuffer_add(out, framehd, 9) != 0)
+	size_t mark = s->wbuf.len;
+	unsigned char *bytes = length ? evbuffer_pullup(st->out, (ev_ssize_t)length) : NULL;
+	if ((length && !bytes) || buf_add(&s->wbuf, framehd, 9) != 0 ||
+	    (length && buf_add(&s->wbuf, bytes, length) != 0)) {
+		s->wbuf.len = mark;
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	if (length && evbuffer_remove_buffer(st->out, out, length) != (int)length)
-		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
+	evbuffer_drain(st->out, length);
 	s->data_sent = true;
 	stream_account(st);
 	if (st->drain_fn && evbuffer_get_length(st->out) <= max_unsent(s) / 2)
@@ -435,6 +447,7 @@ h2_session *h2_session_new(struct http_conn *c, struct bufferevent *bev, const h
 	s->c = c;
 	s->bev = bev;
 	s->cfg = cfg;
+	buf_init(&s->wbuf, H2_OUTPUT_HIGH + 64 * 1024);
 	s->stall_timer = evtimer_new(http__conn_base(c), stall_cb, s);
 	if (!s->stall_timer || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
 		goto fail;
@@ -501,6 +514,7 @@ void h2_session_free(h2_session **ps)
 	}
 	if (s->stall_timer)
 		event_free(s->stall_timer);
+	buf_free(&s->wbuf);
 	s->magic = 0;
 	free(s);
 	*ps = NULL;
@@ -646,6 +660,11 @@ static void session_flush(h2_session *s)
 	s->in_ng = true;
 	int rc = nghttp2_session_send(s->ng);
 	s->in_ng = false;
+	if (s->wbuf.len) {
+		if (evbuffer_add(bufferevent_get_output(s->bev), s->wbuf.data, s->wbuf.len) != 0 && rc == 0)
+			rc = NGHTTP2_ERR_NOMEM;
+		buf_reset(&s->wbuf);
+	}
 	if (rc != 0) {
 		log_debug("HTTP/2 connection from %s: %s", http__conn_peer(s->c), nghttp2_strerror(rc));
 		s->broken = true;
@@ -663,6 +682,7 @@ static void session_flush(h2_session *s)
 
 int h2_session_read(h2_session *s)
 {
+	assert(s->magic == H2_SESSION_MAGIC);
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	while (s->ng && evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
@@ -690,6 +710,7 @@ int h2_session_read(h2_session *s)
 
 int h2_session_write(h2_session *s)
 {
+	assert(s->magic == H2_SESSION_MAGIC);
 	session_flush(s);
 	return h2_session_finished(s) ? -1 : 0;
 }
@@ -721,6 +742,7 @@ bool h2_session_idle(const h2_session *s)
 
 void h2_session_peer_gone(h2_session *s)
 {
+	assert(s->magic == H2_SESSION_MAGIC);
 	s->bev = NULL;
 	if (s->ng)
 		nghttp2_session_del(s->ng);
@@ -749,6 +771,7 @@ int h2_session_held(const h2_session *s)
 
 const http_message *h2_stream_message(const h2_stream *st)
 {
+	assert(st->magic == H2_STREAM_MAGIC);
 	return http_parser_message(st->parser);
 }
 
@@ -759,6 +782,7 @@ const char *h2_stream_body(const h2_stream *st, size_t *len)
 
 bool h2_stream_closed(const h2_stream *st)
 {
+	assert(st->magic == H2_STREAM_MAGIC);
 	return st->ng_closed || !st->s || !st->s->ng;
 }
 
@@ -769,6 +793,7 @@ size_t h2_stream_pending(const h2_stream *st)
 
 void h2_stream_on_drain(h2_stream *st, http_drain_fn fn, void *arg)
 {
+	assert(st->magic == H2_STREAM_MAGIC);
 	if (!st->drain_event &&
 	    !(st->drain_event = event_new(http__conn_base(st->s->c), -1, 0, stream_drain_cb, st))) {
 		log_error("cannot wait for an HTTP/2 stream to drain: out of memory; answer cut");
@@ -872,6 +897,7 @@ static bool stream_can_answer(const h2_stream *st)
 void h2_stream_respond(h2_stream *st, int status, const char *head, size_t head_len, const char *body, size_t len,
 		       char *owned)
 {
+	assert(st->magic == H2_STREAM_MAGIC && st->s->magic == H2_SESSION_MAGIC);
 	if (!stream_can_answer(st)) {
 		free(owned);
 		stream_unhold(st);
@@ -905,6 +931,7 @@ void h2_stream_respond(h2_stream *st, int status, const char *head, size_t head_
 
 void h2_stream_start(h2_stream *st, int status, const char *head, size_t head_len, int64_t length)
 {
+	assert(st->magic == H2_STREAM_MAGIC);
 	if (!stream_can_answer(st))
 		return;
 	char len_text[24];
@@ -919,6 +946,7 @@ void h2_stream_start(h2_stream *st, int status, const char *head, size_t head_le
 
 void h2_stream_chunk(h2_stream *st, const char *data, size_t len, char *owned)
 {
+	assert(st->magic == H2_STREAM_MAGIC);
 	if (!stream_can_answer(st) || !st->responding || st->head_method || len == 0) {
 		free(owned);
 		return;
@@ -938,6 +966,7 @@ void h2_stream_chunk(h2_stream *st, const char *data, size_t len, char *owned)
 
 void h2_stream_end(h2_stream *st)
 {
+	assert(st->magic == H2_STREAM_MAGIC);
 	if (stream_can_answer(st) && st->responding) {
 		st->ended = true;
 		nghttp2_session_resume_data(st->s->ng, st->id);
@@ -947,6 +976,7 @@ void h2_stream_end(h2_stream *st)
 
 void h2_stream_abort(h2_stream *st)
 {
+	assert(st->magic == H2_STREAM_MAGIC);
 	if (stream_can_answer(st))
 		nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 	stream_unhold(st);
