@@ -848,7 +848,8 @@ static int stream_submit(h2_stream *st, int status, const char *head, size_t hea
 		free(lower);
 		return -1;
 	}
-	memcpy(lower, head, head_len);
+	if (head_len)
+		memcpy(lower, head, head_len);
 	char status_text[8];
 	snprintf(status_text, sizeof status_text, "%d", status);
 	size_t n = 0;
