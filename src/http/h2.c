@@ -78,7 +78,7 @@ struct h2_stream {
 	bool ended;             /* the answer's last byte is in out */
 	bool reset_after;       /* RST_STREAM(NO_ERROR) once the answer went (body unread) */
 	struct evbuffer *out;   /* the answer's body not yet framed */
-	size_t accounted;       /* body.len + out's length, as last counted */
+	size_t accounted;       /* body.len, the parsed body and out's length, as last counted */
 	size_t out_accounted;   /* out's length, as last counted in s->pending */
 	http_drain_fn drain_fn;
 	void *drain_arg;
@@ -121,8 +121,10 @@ static size_t max_unsent(const h2_session *s)
  * holds. */
 static void stream_account(h2_stream *st)
 {
-	size_t out_len = evbuffer_get_length(st->out);
-	size_t now = st->body.len + out_len;
+	size_t out_len = evbuffer_get_length(st->out), parsed = 0;
+	if (st->parser) /* the request's body, once parsed, until the stream goes */
+		http_parser_body(st->parser, &parsed);
+	size_t now = st->body.len + parsed + out_len;
 	http__conn_account(st->s->c, (ssize_t)now - (ssize_t)st->accounted);
 	st->s->pending = st->s->pending - st->out_accounted + out_len;
 	st->accounted = now;
@@ -561,6 +563,8 @@ static int stream_parse(h2_session *s, h2_stream *st)
 	size_t lens[2] = {head.len, st->body.len};
 	int prc = HTTP_PARSE_MORE;
 	for (int i = 0; i < 2 && prc >= 0 && prc != HTTP_PARSE_DONE; i++) {
+		if (!parts[i])
+			break; /* no body: the head alone must have been complete */
 		size_t off = 0;
 		do {
 			size_t used = 0;
