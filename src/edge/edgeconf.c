@@ -79,7 +79,10 @@ static void section_start(reader *r, const char *section)
 	e->line = r->line;
 	e->tls = true;
 	e->http2 = true;
+	e->connect_timeout_ms = 1000;
+	e->max_origin_connections = 1024;
 	e->response_timeout_ms = 10000;
+	e->ecs_prefix = -1;
 	e->probe_interval_ms = 1000;
 	snprintf(e->probe_path, sizeof e->probe_path, "/readyz");
 	e->max_body_bytes = 16u << 20;
@@ -220,6 +223,48 @@ static void edge_key(reader *r, const char *name, const char *value)
 		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
 			error_at(r, r->line, "http2: on or off");
 		e->http2 = strcmp(value, "off") != 0;
+	} else if (strcmp(name, "server_names") == 0) {
+		if (strlen(value) >= sizeof e->server_names || strpbrk(value, "/:@\"\\"))
+			error_at(r, r->line, "server_names: host names separated by spaces (at most %zu bytes)",
+				 sizeof e->server_names - 1);
+		else
+			snprintf(e->server_names, sizeof e->server_names, "%s", value);
+	} else if (strcmp(name, "connect_timeout_ms") == 0) {
+		if (util_parse_int(value, 10, 60000, &v) != 0)
+			error_at(r, r->line, "connect_timeout_ms: 10..60000");
+		else
+			e->connect_timeout_ms = (int)v;
+	} else if (strcmp(name, "resolve") == 0) {
+		if (!value[0] || strlen(value) >= sizeof e->resolve || strpbrk(value, " /:@"))
+			error_at(r, r->line, "resolve: a DNS name (the latency-routed name of the regions)");
+		else
+			snprintf(e->resolve, sizeof e->resolve, "%s", value);
+	} else if (strcmp(name, "resolvers") == 0) {
+		char copy[1024];
+		snprintf(copy, sizeof copy, "%s", value);
+		e->nresolvers = 0;
+		for (char *save = NULL, *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+			char host[128];
+			int port;
+			if (e->nresolvers == EDGECONF_MAX_RESOLVERS) {
+				error_at(r, r->line, "resolvers: at most %d", EDGECONF_MAX_RESOLVERS);
+				break;
+			}
+			if (util_split_hostport(t, host, sizeof host, &port) != 0 || strlen(t) >= sizeof e->resolvers[0])
+				error_at(r, r->line, "resolvers: '%s' is not IP:PORT", t);
+			else
+				snprintf(e->resolvers[e->nresolvers++], sizeof e->resolvers[0], "%s", t);
+		}
+	} else if (strcmp(name, "ecs") == 0) {
+		if (util_parse_cidr(value, e->ecs_addr, &e->ecs_family, &e->ecs_prefix) != 0)
+			error_at(r, r->line, "ecs: an address prefix (10.1.0.0/24, 2001:db8::/56)");
+		else
+			e->ecs_family = e->ecs_family == 6 ? 2 : 1;
+	} else if (strcmp(name, "max_origin_connections") == 0) {
+		if (util_parse_int(value, 1, 65536, &v) != 0)
+			error_at(r, r->line, "max_origin_connections: 1..65536");
+		else
+			e->max_origin_connections = (int)v;
 	} else if (strcmp(name, "response_timeout_ms") == 0) {
 		if (util_parse_int(value, 100, 600000, &v) != 0)
 			error_at(r, r->line, "response_timeout_ms: 100..600000");
@@ -292,6 +337,22 @@ int edgeconf_load(const char *path, edge_confs *out, char *err, size_t errcap)
 			error_at(&r, e->line, "[edge %s] needs listen = HOST:PORT", e->name);
 		if (!e->norigins)
 			error_at(&r, e->line, "[edge %s] needs origins = URL, URL", e->name);
+		if (e->resolve[0] && !e->nresolvers)
+			error_at(&r, e->line, "[edge %s] resolve = NAME needs resolvers = IP:PORT, ...", e->name);
+		if (e->resolve[0] && e->ecs_prefix < 0 && e->listen[0]) { /* ECS: the listen address */
+			char host[128];
+			int port;
+			if (util_split_hostport(e->listen, host, sizeof host, &port) == 0 &&
+			    util_parse_cidr(host, e->ecs_addr, &e->ecs_family, &e->ecs_prefix) == 0) {
+				if (e->ecs_family == 6) { /* a /56, as resolvers send (RFC 7871 11.1) */
+					e->ecs_prefix = 56;
+					memset(e->ecs_addr + 7, 0, 9);
+				}
+				e->ecs_family = e->ecs_family == 6 ? 2 : 1;
+			} else {
+				error_at(&r, e->line, "[edge %s] listens on a name: give ecs = PREFIX", e->name);
+			}
+		}
 		if (e->tls && (!e->tls_cert[0] || !e->tls_key[0]))
 			error_at(&r, e->line, "[edge %s] tls = on needs tls_cert and tls_key (or tls = off)", e->name);
 		if (!e->tls && e->ncerts)

@@ -16,7 +16,13 @@
  *                                     ; (edge/sni.h); repeated, at most 16
  *   http2 = on                        ; h2 by ALPN (tls = on), h2c by prior
  *                                     ; knowledge (tls = off)
+ *   server_names = app.tandem.test    ; the names its certificate holds (tandem up / certs)
+ *   connect_timeout_ms = 1000         ; a connection to an origin (then: the next origin)
  *   response_timeout_ms = 10000       ; an origin's answer, from the request
+ *   max_origin_connections = 1024     ; per origin: one request at a time on each
+ *   resolve = api.tandem.test         ; order the origins by what tandem dns answers for
+ *   resolvers = 127.0.0.5:8452, 127.0.0.6:8453 ; ... asked with ECS = ecs
+ *   ecs = 127.0.0.7/32                ; default: the listen address (/32, /56 for IPv6)
  *   probe_interval_ms = 1000          ; active health probes of each origin (0: none)
  *   probe_path = /readyz
  *   max_body_bytes = 16777216         ; request and response bodies (buffered)
@@ -36,6 +42,7 @@
 #define EDGECONF_MAX_ORIGINS 4
 #define EDGECONF_PATH_MAX 512
 #define EDGECONF_MAX_CERTS 16 /* = EDGE_SNI_MAX */
+#define EDGECONF_MAX_RESOLVERS 4
 
 typedef struct edge_origin_conf {
 	char name[32];     /* "eu", or the host when not named */
@@ -62,7 +69,16 @@ typedef struct edge_conf {
 	edge_cert_conf certs[EDGECONF_MAX_CERTS];
 	int ncerts;
 	bool http2;
+	char server_names[256];        /* space separated */
+	int connect_timeout_ms;
 	int response_timeout_ms;
+	int max_origin_connections;    /* per origin, opened as requests need them */
+	char resolve[256];             /* "": no resolution, the configured order */
+	char resolvers[EDGECONF_MAX_RESOLVERS][128]; /* host:port */
+	int nresolvers;
+	unsigned char ecs_addr[16];
+	int ecs_family;                /* 1 IPv4, 2 IPv6 (RFC 7871 family numbers) */
+	int ecs_prefix;                /* -1: from listen */
 	int probe_interval_ms;
 	char probe_path[128];
 	size_t max_body_bytes;

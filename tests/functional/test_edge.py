@@ -1,6 +1,7 @@
 """`tandem edge` (issue 12, first slice): the proxy in front of two real
 regions, with failover inside one request. Each test would fail on the code
 before it: there was no `tandem edge` command at all."""
+import json
 import os
 import subprocess
 import time
@@ -64,7 +65,7 @@ def test_relays_with_its_headers_and_a_config_check(tmp_path):
         s = edge.post("/v1/auth/signup", json={"email": new_email(), "password": "correct horse battery"})
         assert s.status_code == 201 and s.json()["access_token"], s.text
         ok = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)
-        assert ok.returncode == 0 and "1 edge" in ok.stdout, (ok.stdout, ok.stderr)
+        assert ok.returncode == 0 and "3 edges" in ok.stdout, (ok.stdout, ok.stderr)  # eu-pop, us-pop, pop
         with open(pair.config, "a") as f:
             f.write("\n[edge bad]\nlisten = nope\norigins = ftp://x:1\n")
         bad = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)
@@ -457,3 +458,67 @@ def test_personal_answers_through_the_edge_are_never_hits(tmp_path):
     finally:
         edge.stop()
         region.stop()
+
+
+def test_region_trusts_forwarded_only_from_its_edges(tmp_path):
+    """[api] trusted_proxies (issue 12 section 1): behind an edge, the
+    per-address signup limit counts each client apart (clients at
+    127.0.0.9 and .10, the edge connecting from 127.0.0.1, the trusted
+    address); a client that connects directly (from .11) and sends its own
+    Forwarded is not believed: its signups count against its own address,
+    whatever for= it claims. Before: the region ignored Forwarded, so every
+    client behind the edge shared one limit."""
+    pair = TwoRegions(tmp_path / "pair", auth={"signup_max_per_address": 2})
+    with open(pair.config) as f:
+        text = f.read()
+    with open(pair.config, "w") as f:
+        f.write(text.replace("trusted_proxies = \n", "trusted_proxies = 127.0.0.1\n"))
+    pair.start()
+    edge = Edge(pair, "pop", ["eu", "us"])
+
+    def signup_from(source, url, extra=()):
+        body = json.dumps({"email": new_email(), "password": "correct horse battery"})
+        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--interface", source,
+                              "--cacert", pair.ca, "-H", "Content-Type: application/json", *extra, "-d", body,
+                              url + "/v1/auth/signup"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout)
+    try:
+        edge.start()
+        assert [signup_from("127.0.0.9", edge.url) for _ in range(3)] == [201, 201, 429]
+        assert signup_from("127.0.0.10", edge.url) == 201  # another client behind the same edge
+        direct = [signup_from("127.0.0.11", pair.eu.url, ("-H", "Forwarded: for=10.0.0.%d" % i)) for i in range(3)]
+        assert direct == [201, 201, 429], direct  # its own for= values were not believed
+        ok = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        with open(pair.config) as f:
+            text = f.read()
+        with open(pair.config, "w") as f:
+            f.write(text.replace("trusted_proxies = 127.0.0.1\n", "trusted_proxies = 127.0.0.1, edge.example\n"))
+        bad = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)
+        assert bad.returncode == 1 and "trusted_proxies: 'edge.example' is not an address" in bad.stderr + bad.stdout
+    finally:
+        edge.stop()
+        pair.stop_all()
+
+
+def test_writes_go_to_the_region_that_takes_them(tmp_path):
+    """With probes, the edge knows each region's write gate (/readyz
+    "write_gate"): a write goes straight to the primary (eu) although us is
+    first in its order, while reads keep the order (us); not forwarded by
+    the secondary. Before: every request went to us, writes forwarded."""
+    pair = TwoRegions(tmp_path / "pair").start()
+    edge = Edge(pair, "pop", ["us", "eu"], probe_ms=200)
+    try:
+        edge.start()
+        time.sleep(0.6)  # a probe of each origin answered
+        assert edge.get("/healthz").headers["X-Tandem-Region"] == "us"
+        for _ in range(3):
+            r = edge.post("/v1/auth/signup", json={"email": new_email(), "password": "correct horse battery"},
+                          headers={"Idempotency-Key": uuid.uuid4().hex})
+            assert r.status_code == 201, r.text
+            assert r.headers["X-Tandem-Region"] == "eu", r.headers  # the primary answered it itself
+        assert "sent to" not in edge.log()  # no failed attempt on the way
+    finally:
+        edge.stop()
+        pair.stop_all()
