@@ -7,7 +7,7 @@
 # TSAN=1 into build-tsan/ with ThreadSanitizer (`make tsan` runs it). The two
 # cannot be combined (each replaces the memory allocator with its own).
 
-PKGS      := libevent libevent_openssl libevent_pthreads openssl sqlite3 jansson libargon2 inih expat libmaxminddb
+PKGS      := libevent libevent_openssl libevent_pthreads openssl sqlite3 jansson libargon2 inih expat libmaxminddb libnghttp2
 DEPS_OK   := $(shell scripts/deps.sh deps/debian.txt >&2 && echo ok)
 ifneq ($(DEPS_OK),ok)
 $(error missing Debian packages, see above)

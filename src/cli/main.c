@@ -101,13 +101,17 @@ static const char usage_witness[] =
 	"SIGTERM or SIGINT stop it.\n";
 
 static const char usage_certs[] =
-	"usage: tandem certs --config FILE\n"
+	"usage: tandem certs --config FILE [--name NAME [--san LIST]]\n"
 	"\n"
 	"Create, in the config's certs_dir, a development CA (ca.pem, ca.key) and a\n"
 	"certificate per region (NAME.pem, NAME.key) and one for the command line\n"
 	"(admin.pem, admin.key), with the OpenSSL API. Files that\n"
 	"exist and are valid are kept. Keys are mode 0600. Real deployments point\n"
-	"the config at their own PEM files instead.\n";
+	"the config at their own PEM files instead.\n"
+	"With --name, one more certificate, NAME.pem and NAME.key (NAME: [a-z0-9.-]),\n"
+	"signed by the same CA, naming NAME, localhost, 127.0.0.1 and the --san list\n"
+	"(\"DNS:app.example.test,DNS:*.example.test,IP:127.0.0.7\"): an edge's\n"
+	"certificates for its domains (cert = NAME CERTFILE KEYFILE, docs/EDGE.md).\n";
 
 static const char usage_config[] =
 	"usage: tandem config check FILE\n"
@@ -310,18 +314,28 @@ static int cmd_edge(int argc, char **argv)
 
 static int cmd_certs(int argc, char **argv)
 {
-	static const char *const known[] = {"--config", NULL};
+	static const char *const known[] = {"--config", "--name", "--san", NULL};
 	int rc = check_options(argc, argv, known, usage_certs);
 	if (rc >= 0)
 		return rc;
 	int bad = 0;
 	const char *path = option(argc, argv, "--config", &bad);
+	const char *name = option(argc, argv, "--name", &bad);
+	const char *san = option(argc, argv, "--san", &bad);
 	if (!path || bad)
 		return cli_fail("certs needs --config FILE");
+	if (san && !name)
+		return cli_fail("certs: --san needs --name");
 	static config cfg;
 	if (load_config(path, &cfg) != 0)
 		return 1;
 	char err[1024];
+	if (name) {
+		if (certs_ensure_sans(cfg.certs_dir, &name, &san, 1, err, sizeof err) != 0)
+			return cli_fail("%s", err);
+		printf("certificate %s ready in %s\n", name, cfg.certs_dir);
+		return 0;
+	}
 	if (cli_ensure_certs(&cfg, err, sizeof err) != 0)
 		return cli_fail("%s", err);
 	printf("certificates ready in %s\n", cfg.certs_dir);

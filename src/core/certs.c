@@ -433,7 +433,11 @@ static int check_sans(const char *sans, char *err, size_t errlen)
 			ok = inet_pton(AF_INET, e + 3, a) == 1 || inet_pton(AF_INET6, e + 3, a) == 1;
 		} else {
 			ok = strncmp(e, "DNS:", 4) == 0 && strlen(e + 4) >= 1 && strlen(e + 4) <= 253;
-			for (const char *c = e + 4; ok && *c; c++)
+			const char *host = e + 4;
+			if (ok && strncmp(host, "*.", 2) == 0) /* a wildcard, for SNI tests and dev edges */
+				host += 2;
+			ok = ok && *host;
+			for (const char *c = host; ok && *c; c++)
 				ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '-';
 		}
 		if (!ok) {

@@ -30,7 +30,8 @@ int certs_ensure(const char *dir, const char *const *names, size_t n, char *err,
  * The same, each certificate also naming sans[i] (NULL or "": nothing
  * more): "DNS:api.tandem.test,IP:127.0.0.2", at most 1024 bytes. A
  * certificate that lacks one of them is issued again. ERR_INVAL for an
- * entry that is not DNS:NAME ([a-z0-9.-]) or IP:ADDRESS.
+ * entry that is not DNS:NAME ([a-z0-9.-], optionally after "*.") or
+ * IP:ADDRESS.
  */
 int certs_ensure_sans(const char *dir, const char *const *names, const char *const *sans, size_t n, char *err,
 		      size_t errlen);

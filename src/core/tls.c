@@ -7,6 +7,8 @@
 #include <openssl/err.h>
 
 static const unsigned char alpn_http11[] = "\x08http/1.1";
+/* h2 first: the server's order decides (SSL_select_next_proto) */
+static const unsigned char alpn_h2_http11[] = "\x02h2\x08http/1.1";
 
 const char *tls_last_error(char *out, size_t cap)
 {
@@ -33,7 +35,25 @@ static int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *o
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
-/* SNI: one certificate per process today; the callback is where a name ->
+/* ALPN for a server that also speaks HTTP/2 (tls_server_offer_h2). */
+static int tls_alpn_select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+			      const unsigned char *in, unsigned int inlen, void *arg)
+{
+	unsigned char *sel;
+	if (SSL_select_next_proto(&sel, outlen, alpn_h2_http11, sizeof alpn_h2_http11 - 1, in, inlen) ==
+	    OPENSSL_NPN_NEGOTIATED) {
+		*out = sel;
+		return SSL_TLSEXT_ERR_OK;
+	}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+void tls_server_offer_h2(SSL_CTX *ctx)
+{
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select_h2, NULL);
+}
+
+/* SNI: one certificate per process by default; the callback is where a name ->
  * certificate map goes (the edge will serve several names). Unknown names are
  * served the default certificate, as most servers do. */
 static int tls_servername(SSL *ssl, int *alert, void *arg)

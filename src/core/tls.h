@@ -22,6 +22,10 @@ SSL_CTX *tls_server_new(const char *cert, const char *key, const char *client_ca
  */
 SSL_CTX *tls_client_new(const char *ca_file, const char *cert, const char *key, char *err,
 			size_t errcap);
+/* ALPN on a server context: offer "h2" before "http/1.1" (the server's
+ * order wins). The caller then runs HTTP/2 on connections that chose it
+ * (http_server_config.http2). Cannot fail. */
+void tls_server_offer_h2(SSL_CTX *ctx);
 /* The last OpenSSL error as text (thread-local queue), for messages. */
 const char *tls_last_error(char *out, size_t cap);
 

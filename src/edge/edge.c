@@ -56,6 +56,7 @@
 #include "core/log.h"
 #include "core/secrets.h"
 #include "core/tls.h"
+#include "edge/sni.h"
 #include "core/util.h"
 #include "edge/cache.h"
 #include "edge/resolve.h"
@@ -89,7 +90,8 @@ struct edge {
 	const edge_conf *ec;
 	struct event_base *base;
 	http_server *srv;
-	SSL_CTX *server_ctx, *client_ctx;
+	edge_sni *sni;           /* the listener's certificates (NULL: tls = off) */
+	SSL_CTX *client_ctx;
 	origin origins[EDGECONF_MAX_ORIGINS];
 	int norigins;
 	int order[EDGECONF_MAX_ORIGINS]; /* preference: configured, or what resolve = NAME answers first */
@@ -1117,6 +1119,36 @@ int edge_purge_token(const config *cfg, char out[65], char *err, size_t errcap)
 	return 0;
 }
 
+/* The listener's certificates: the default one (tls_cert, tls_key) and
+ * one per "cert =" line, chosen by SNI (edge/sni.h); ALPN offers h2 when
+ * the config says http2 = on. 0, or -1 with a reason in err. */
+static int edge_tls_setup(edge *e, const edge_conf *ec, char *err, size_t errcap)
+{
+	SSL_CTX *ctx = tls_server_new(ec->tls_cert, ec->tls_key, NULL, err, errcap);
+	if (!ctx)
+		return -1;
+	if (!(e->sni = edge_sni_new(ctx))) {
+		snprintf(err, errcap, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < ec->ncerts; i++) {
+		const edge_cert_conf *c = &ec->certs[i];
+		char reason[400];
+		SSL_CTX *extra = tls_server_new(c->cert, c->key, NULL, reason, sizeof reason);
+		if (!extra) {
+			snprintf(err, errcap, "cert %s (line %d): %s", c->name, c->line, reason);
+			return -1;
+		}
+		if (edge_sni_add(e->sni, c->name, extra) != 0) {
+			snprintf(err, errcap, "cert %s (line %d): a bad or repeated name", c->name, c->line);
+			return -1;
+		}
+	}
+	if (ec->http2)
+		edge_sni_each(e->sni, tls_server_offer_h2);
+	return 0;
+}
+
 int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int ready_fd)
 {
 	log_setup("edge", log_level_parse(cfg->log_level) < 0 ? LOG_INFO : (log_level)log_level_parse(cfg->log_level));
@@ -1139,7 +1171,7 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 		fprintf(stderr, "tandem: out of memory\n");
 		return 1;
 	}
-	if (ec->tls && !(e.server_ctx = tls_server_new(ec->tls_cert, ec->tls_key, NULL, err, sizeof err))) {
+	if (ec->tls && edge_tls_setup(&e, ec, err, sizeof err) != 0) {
 		fprintf(stderr, "tandem: [edge %s]: %s\n", ec->name, err);
 		goto out;
 	}
@@ -1193,7 +1225,8 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 		.max_buffered_bytes = cfg->limits.max_buffered_bytes,
 		.max_connections = cfg->limits.max_connections,
 		.max_connections_per_address = cfg->limits.max_connections_per_address,
-		.ssl_ctx = e.server_ctx,
+		.ssl_ctx = e.sni ? edge_sni_default(e.sni) : NULL,
+		.http2 = ec->http2,
 	};
 	http_handlers h = {.on_request = on_request, .arg = &e};
 	e.srv = http_server_new(e.base, &scfg, &h);
@@ -1266,7 +1299,7 @@ out:
 		event_free(e.stop_timer);
 	cache_free(&e.cache);
 	OPENSSL_cleanse(e.purge_token, sizeof e.purge_token);
-	SSL_CTX_free(e.server_ctx);
+	edge_sni_free(&e.sni);
 	SSL_CTX_free(e.client_ctx);
 	event_base_free(e.base);
 	log_flush();

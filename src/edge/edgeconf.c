@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "edge/sni.h"
 
 typedef struct reader {
 	const char *path;
@@ -77,6 +79,7 @@ static void section_start(reader *r, const char *section)
 	snprintf(e->name, sizeof e->name, "%s", name);
 	e->line = r->line;
 	e->tls = true;
+	e->http2 = true;
 	e->connect_timeout_ms = 1000;
 	e->max_origin_connections = 1024;
 	e->response_timeout_ms = 10000;
@@ -126,6 +129,57 @@ static int origin_parse(const char *text, edge_origin_conf *o)
 		o->name[n] = '\0';
 	}
 	return 0;
+}
+
+/* "cert = NAME CERTFILE KEYFILE": a certificate served by SNI. */
+static void cert_line(reader *r, const char *value)
+{
+	edge_conf *e = r->cur;
+	char copy[3 * EDGECONF_PATH_MAX];
+	if (strlen(value) >= sizeof copy) {
+		error_at(r, r->line, "cert: line too long");
+		return;
+	}
+	snprintf(copy, sizeof copy, "%s", value);
+	char *save = NULL;
+	char *name = strtok_r(copy, " \t", &save);
+	char *certfile = name ? strtok_r(NULL, " \t", &save) : NULL;
+	char *keyfile = certfile ? strtok_r(NULL, " \t", &save) : NULL;
+	if (!keyfile || strtok_r(NULL, " \t", &save)) {
+		error_at(r, r->line, "cert: NAME CERTFILE KEYFILE");
+		return;
+	}
+	if (!edge_sni_name_valid(name)) {
+		error_at(r, r->line, "cert: '%.80s' is not a host name or *.domain", name);
+		return;
+	}
+	for (int i = 0; i < e->ncerts; i++)
+		if (strcasecmp(e->certs[i].name, name) == 0) {
+			error_at(r, r->line, "cert: %s appears twice (first at line %d)", name, e->certs[i].line);
+			return;
+		}
+	if (e->ncerts == EDGECONF_MAX_CERTS) {
+		error_at(r, r->line, "cert: at most %d per edge", EDGECONF_MAX_CERTS);
+		return;
+	}
+	edge_cert_conf *c = &e->certs[e->ncerts];
+	memset(c, 0, sizeof *c);
+	snprintf(c->name, sizeof c->name, "%s", name);
+	c->line = r->line;
+	int before = r->error_count;
+	path_value(r, certfile, c->cert, sizeof c->cert);
+	path_value(r, keyfile, c->key, sizeof c->key);
+	if (r->error_count != before)
+		return;
+	if (access(c->cert, R_OK) != 0) {
+		error_at(r, r->line, "cert: %s: cannot read: %m", c->cert);
+		return;
+	}
+	if (access(c->key, R_OK) != 0) {
+		error_at(r, r->line, "cert: %s: cannot read: %m", c->key);
+		return;
+	}
+	e->ncerts++;
 }
 
 static void edge_key(reader *r, const char *name, const char *value)
@@ -198,6 +252,12 @@ static void edge_key(reader *r, const char *name, const char *value)
 		path_value(r, value, e->tls_cert, sizeof e->tls_cert);
 	} else if (strcmp(name, "tls_key") == 0) {
 		path_value(r, value, e->tls_key, sizeof e->tls_key);
+	} else if (strcmp(name, "cert") == 0) {
+		cert_line(r, value);
+	} else if (strcmp(name, "http2") == 0) {
+		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+			error_at(r, r->line, "http2: on or off");
+		e->http2 = strcmp(value, "off") != 0;
 	} else if (strcmp(name, "server_names") == 0) {
 		if (strlen(value) >= sizeof e->server_names || strpbrk(value, "/:@\"\\"))
 			error_at(r, r->line, "server_names: host names separated by spaces (at most %zu bytes)",
@@ -347,6 +407,8 @@ int edgeconf_load(const char *path, edge_confs *out, char *err, size_t errcap)
 			error_at(&r, e->line, "[edge %s] a disk tier needs the memory cache (cache_bytes > 0)", e->name);
 		if (e->tls && (!e->tls_cert[0] || !e->tls_key[0]))
 			error_at(&r, e->line, "[edge %s] tls = on needs tls_cert and tls_key (or tls = off)", e->name);
+		if (!e->tls && e->ncerts)
+			error_at(&r, e->certs[0].line, "[edge %s] cert needs tls = on", e->name);
 	}
 	int result = 0;
 	if (r.error_count) {

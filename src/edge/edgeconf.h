@@ -13,7 +13,13 @@
  *                                     ; with the client's Host (S3 signs it); repeatable
  *   tls = on                          ; on (tls_cert, tls_key) | off (tests, behind a balancer)
  *   tls_cert = certs/edge.pem
- *   tls_key = certs/edge.key
+ *   tls_key = certs/edge.key         ; the default certificate
+ *   cert = app.example.com certs/app.pem certs/app.key
+ *   cert = *.example.com certs/wild.pem certs/wild.key
+ *                                     ; more certificates, chosen by SNI
+ *                                     ; (edge/sni.h); repeated, at most 16
+ *   http2 = on                        ; h2 by ALPN (tls = on), h2c by prior
+ *                                     ; knowledge (tls = off)
  *   server_names = app.tandem.test    ; the names its certificate holds (tandem up / certs)
  *   connect_timeout_ms = 1000         ; a connection to an origin (then: the next origin)
  *   response_timeout_ms = 10000       ; an origin's answer, from the request
@@ -43,6 +49,7 @@
 #define EDGECONF_MAX_GROUP 4      /* origins of one group */
 #define EDGECONF_MAX_GROUPS 4     /* `origins` (group 0) and up to 3 `host_origins` */
 #define EDGECONF_PATH_MAX 512
+#define EDGECONF_MAX_CERTS 16 /* = EDGE_SNI_MAX */
 #define EDGECONF_MAX_RESOLVERS 4
 
 typedef struct edge_origin_conf {
@@ -52,6 +59,13 @@ typedef struct edge_origin_conf {
 	bool https;
 	int group;         /* 0: `origins`; k: the k-th `host_origins` */
 } edge_origin_conf;
+
+typedef struct edge_cert_conf {
+	char name[254];    /* "app.example.com" or "*.example.com" */
+	char cert[EDGECONF_PATH_MAX];
+	char key[EDGECONF_PATH_MAX];
+	int line;
+} edge_cert_conf;
 
 typedef struct edge_conf {
 	char name[32];
@@ -64,6 +78,9 @@ typedef struct edge_conf {
 	bool tls;
 	char tls_cert[EDGECONF_PATH_MAX];
 	char tls_key[EDGECONF_PATH_MAX];
+	edge_cert_conf certs[EDGECONF_MAX_CERTS];
+	int ncerts;
+	bool http2;
 	char server_names[256];        /* space separated */
 	int connect_timeout_ms;
 	int response_timeout_ms;

@@ -14,6 +14,13 @@
  *     v                                                           CLOSING --> freed
  *   (refused)
  *
+ * HTTP/2: when the TLS handshake chose "h2" by ALPN (cfg.http2), the first
+ * read moves the connection from HEAD to H2 for good, and its bytes belong
+ * to an h2_session (h2.h) that runs many requests at once; the connection
+ * goes to CLOSING when the session is finished (GOAWAY done, or a protocol
+ * error), once its output is flushed. In H2 the timer is the idle timeout,
+ * armed while no request is being handled or answered (h2_session_idle).
+ *
  * Timers: one per connection. HEAD: header_timeout from the first byte of
  * the request (from accept for the first one, so it covers the TLS
  * handshake); idle_timeout when no byte of a next request has come. BODY:
@@ -73,6 +80,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "http/h2.h"
 #include "http/peers.h"
 
 #define HTTP_CONN_MAGIC 0x48434f4eu /* "HCON" */
@@ -102,6 +110,7 @@ typedef enum conn_state {
 	CONN_HANDLING,
 	CONN_WRITING,
 	CONN_CLOSING,
+	CONN_H2,       /* an h2_session owns the connection's bytes */
 } conn_state;
 
 /* A detached request (http_request_detach): a copy, answered into done(). */
@@ -118,6 +127,7 @@ typedef struct http_detached {
 struct http_request {
 	struct http_conn *conn;  /* NULL for a detached request */
 	http_detached *det;
+	h2_stream *h2;           /* a request of an HTTP/2 stream (h2.c), else NULL */
 	buf response_head;      /* header lines added by the handler */
 	void *data;
 	bool responded;
@@ -149,6 +159,10 @@ typedef struct http_conn {
 	http_drain_fn drain_fn;  /* a streaming producer waits for the output to drain */
 	void *drain_arg;
 	struct event *drain_event; /* runs drain_fn from the loop */
+	h2_session *h2;          /* CONN_H2 (and CLOSING after it) */
+	bool alpn_checked;
+	bool h2_idle_armed;      /* the idle timer runs (h2_session_idle) */
+	size_t h2_bytes;         /* what the session holds outside the buffers */
 	struct http_conn *prev, *next;
 } http_conn;
 
@@ -360,6 +374,7 @@ static void conn_drop_socket(http_conn *c)
 static void conn_free(http_conn *c)
 {
 	http_server *srv = c->srv;
+	h2_session_free(&c->h2); /* its streams' bytes leave srv->buffered */
 	conn_drop_socket(c);
 	if (c->timer)
 		event_free(c->timer);
@@ -388,6 +403,14 @@ static void conn_free(http_conn *c)
  * socket, and free when it answers. */
 static void conn_close(http_conn *c)
 {
+	if (c->h2 && h2_session_held(c->h2) > 0) {
+		/* handlers still hold requests: they are told, and the
+		 * connection is freed when the last one answers */
+		h2_session_peer_gone(c->h2);
+		conn_drop_socket(c);
+		evtimer_del(c->timer);
+		return;
+	}
 	if (c->state == CONN_HANDLING) {
 		conn_drop_socket(c);
 		evtimer_del(c->timer);
@@ -400,6 +423,7 @@ static void conn_close(http_conn *c)
 
 static void conn_error_response(http_conn *c, int status, const char *code, const char *message,
 				const char *extra_headers);
+static void conn_h2_finish(http_conn *c);
 
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -412,6 +436,11 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	log_debug("closing connection from %s: timeout in state %d", c->peer, c->state);
+	if (c->state == CONN_H2 && c->bev) { /* idle: say so (GOAWAY) before closing */
+		h2_session_goaway(c->h2);
+		conn_h2_finish(c);
+		return;
+	}
 	conn_close(c);
 }
 
@@ -559,9 +588,109 @@ static void conn_process(http_conn *c)
 	}
 }
 
+/* The HTTP/2 session is done: close once its last frames (GOAWAY) are out. */
+static void conn_h2_finish(http_conn *c)
+{
+	if (h2_session_held(c->h2) > 0 || !c->bev) {
+		conn_close(c);
+		return;
+	}
+	/* lingering close, as after an HTTP/1.1 error answer: closing with
+	 * unread input would reset the connection, and the client could lose
+	 * our last frames (GOAWAY); it closes once it has read them */
+	c->state = CONN_CLOSING;
+	c->linger = true;
+	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	timer_arm(c, HTTP_LINGER_MS);
+}
+
+/* The idle timer of an HTTP/2 connection: armed (not restarted) while it
+ * waits for its client, stopped while requests are handled or answered. */
+static void conn_h2_timer(http_conn *c)
+{
+	if (!c->bev || c->state != CONN_H2)
+		return;
+	if (h2_session_idle(c->h2)) {
+		if (!c->h2_idle_armed)
+			timer_arm(c, c->srv->cfg.idle_timeout_ms);
+		c->h2_idle_armed = true;
+	} else if (c->h2_idle_armed) {
+		evtimer_del(c->timer);
+		c->h2_idle_armed = false;
+	}
+}
+
+/* The first bytes of an HTTP/2 client (RFC 9113 3.4). */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define H2_PREFACE_LEN (sizeof h2_preface - 1)
+
+/* Does this connection speak HTTP/2 (cfg.http2)? Over TLS: did ALPN choose
+ * h2 (asked once, after the handshake). In clear (h2c, behind a balancer,
+ * and the fuzz target): does the input start with the client preface
+ * ("prior knowledge", RFC 9113 3.3)? Then the connection is the session's.
+ * false: HTTP/1.1 goes on, or (*wait) not enough bytes to tell yet, or
+ * (*closed) the connection was closed: out of memory. */
+static bool conn_maybe_h2(http_conn *c, bool *wait, bool *closed)
+{
+	if (!c->srv->cfg.http2) {
+		c->alpn_checked = true;
+		return false;
+	}
+	if (c->srv->cfg.ssl_ctx) {
+		c->alpn_checked = true;
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		const unsigned char *proto = NULL;
+		unsigned int len = 0;
+		if (ssl)
+			SSL_get0_alpn_selected(ssl, &proto, &len);
+		if (len != 2 || memcmp(proto, "h2", 2) != 0)
+			return false;
+	} else {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		char head[H2_PREFACE_LEN];
+		size_t have = evbuffer_get_length(in);
+		size_t n = have < H2_PREFACE_LEN ? have : H2_PREFACE_LEN;
+		if (evbuffer_copyout(in, head, n) != (ev_ssize_t)n || memcmp(head, h2_preface, n) != 0) {
+			c->alpn_checked = true;
+			return false;
+		}
+		if (n < H2_PREFACE_LEN) {
+			*wait = true; /* a prefix of the preface: more bytes tell */
+			return false;
+		}
+		c->alpn_checked = true;
+	}
+	c->h2 = h2_session_new(c, c->bev, &c->srv->cfg);
+	if (!c->h2) {
+		log_error("cannot start an HTTP/2 session: out of memory");
+		*closed = true;
+		conn_free(c);
+		return false;
+	}
+	c->state = CONN_H2;
+	evtimer_del(c->timer);
+	c->h2_idle_armed = false;
+	return true;
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	http_conn *c = arg;
+	if (c->state == CONN_HEAD && !c->alpn_checked) {
+		bool wait = false, closed = false;
+		conn_maybe_h2(c, &wait, &closed);
+		if (wait || closed)
+			return;
+	}
+	if (c->state == CONN_H2) {
+		if (h2_session_read(c->h2) != 0)
+			conn_h2_finish(c);
+		else
+			conn_h2_timer(c);
+		return;
+	}
 	if (c->state == CONN_HEAD || c->state == CONN_BODY) {
 		conn_process(c);
 	} else if (c->state == CONN_CLOSING && c->linger) {
@@ -606,6 +735,13 @@ static void conn_after_response(http_conn *c)
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	http_conn *c = arg;
+	if (c->state == CONN_H2) {
+		if (h2_session_write(c->h2) != 0)
+			conn_h2_finish(c);
+		else
+			conn_h2_timer(c);
+		return;
+	}
 	if (c->state == CONN_CLOSING) {
 		if (!c->linger) /* lingering ends with the peer's close or the timer */
 			conn_free(c);
@@ -738,6 +874,20 @@ static void server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struc
 	}
 }
 
+int http_server_adopt(http_server *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+	if (srv->shutting_down) {
+		evutil_closesocket(fd);
+		return ERR_AGAIN;
+	}
+	if (evutil_make_socket_nonblocking(fd) != 0) {
+		evutil_closesocket(fd);
+		return ERR_IO;
+	}
+	server_accept_cb(NULL, fd, (struct sockaddr *)sa, salen, srv);
+	return 0;
+}
+
 static void server_accept_error_cb(struct evconnlistener *l, void *arg)
 {
 	int err = EVUTIL_SOCKET_ERROR();
@@ -857,6 +1007,14 @@ void http_server_shutdown(http_server *srv, void (*done)(void *arg), void *arg)
 	http_conn *c = srv->conns;
 	while (c) {
 		http_conn *next = c->next;
+		if (c->state == CONN_H2) {
+			/* GOAWAY: streams in progress finish, no new one starts */
+			h2_session_goaway(c->h2);
+			if (h2_session_finished(c->h2))
+				conn_h2_finish(c);
+			c = next;
+			continue;
+		}
 		/* idle keep-alive connections (no byte of a request yet) go now */
 		if (c->state == CONN_HEAD && !http_parser_started(c->parser))
 			conn_free(c);
@@ -971,11 +1129,15 @@ fail:
 
 const http_message *http_request_message(const http_request *req)
 {
+	if (req->h2)
+		return h2_stream_message(req->h2);
 	return http_parser_message(req->det ? req->det->parser : req->conn->parser);
 }
 
 const char *http_request_body(const http_request *req, size_t *len)
 {
+	if (req->h2)
+		return h2_stream_body(req->h2, len);
 	return http_parser_body(req->det ? req->det->parser : req->conn->parser, len);
 }
 
@@ -1006,6 +1168,8 @@ const char *http_request_peer_name(http_request *req)
 
 bool http_request_is_closed(const http_request *req)
 {
+	if (req->h2)
+		return h2_stream_closed(req->h2);
 	return req->det ? false : req->conn->bev == NULL;
 }
 
@@ -1013,6 +1177,8 @@ size_t http_request_output_pending(const http_request *req)
 {
 	if (req->det)
 		return 0;
+	if (req->h2)
+		return h2_stream_pending(req->h2);
 	return req->conn->bev ? evbuffer_get_length(bufferevent_get_output(req->conn->bev)) : 0;
 }
 
@@ -1020,7 +1186,7 @@ size_t http_request_output_room(const http_request *req)
 {
 	if (req->det) /* gathered in memory, bounded by what the handler produces */
 		return req->det->stream.len < HTTP_UNSENT_DEFAULT ? HTTP_UNSENT_DEFAULT - req->det->stream.len : 0;
-	if (!req->conn->bev)
+	if (http_request_is_closed(req))
 		return 0;
 	size_t max = server_max_unsent(req->conn->srv);
 	size_t pending = http_request_output_pending(req);
@@ -1034,6 +1200,10 @@ void http_request_on_drain(http_request *req, http_drain_fn fn, void *arg)
 		return;
 	}
 	http_conn *c = req->conn;
+	if (req->h2 && !req->responded) {
+		h2_stream_on_drain(req->h2, fn, arg);
+		return;
+	}
 	if (req->responded || c->state != CONN_HANDLING) {
 		log_error("BUG: waiting for the output of a finished answer ignored");
 		return;
@@ -1068,8 +1238,8 @@ void http_request_close_after(http_request *req)
 
 void http_request_set_body_limit(http_request *req, size_t max)
 {
-	if (req->det)
-		return; /* the body is here already */
+	if (req->det || req->h2)
+		return; /* the body is here already (HTTP/2: bounded by the server's limit) */
 	http_parser_set_body_limit(req->conn->parser, max);
 }
 
@@ -1170,7 +1340,7 @@ static bool respond_over_budget(http_request *req, int status, size_t len)
 	http_conn *c = req->conn;
 	if (len <= HTTP_SMALL_ANSWER || status < 200 || status > 299 || !server_over_budget(c->srv))
 		return false;
-	const http_message *m = http_parser_message(c->parser);
+	const http_message *m = http_request_message(req);
 	return m && strcmp(m->method, "GET") == 0;
 }
 
@@ -1189,12 +1359,12 @@ static void respond_full(http_request *req, int status, const char *body, size_t
 		return;
 	}
 	req->responded = true;
-	if (c->state != CONN_HANDLING) {
+	if (c->state != CONN_HANDLING && !req->h2) {
 		log_error("BUG: answer outside of a request ignored");
 		free(owned);
 		return;
 	}
-	if (c->bev && respond_over_budget(req, status, len)) {
+	if ((c->bev || req->h2) && respond_over_budget(req, status, len)) {
 		server_note_overload(c->srv, "a large answer to a GET replaced by 503");
 		free(owned);
 		owned = NULL;
@@ -1217,6 +1387,11 @@ static void respond_full(http_request *req, int status, const char *body, size_t
 		if (c->srv->common_headers)
 			buf_adds(&req->response_head, c->srv->common_headers);
 		log_request("GET", "(overloaded)", 503, 0, rid);
+	}
+	if (req->h2) {
+		h2_stream_respond(req->h2, status, req->response_head.data, req->response_head.len, body, len,
+				  owned);
+		return; /* req may be gone */
 	}
 	if (c->bev) {
 		/* answered from on_head: the body was not read, so the connection
@@ -1259,6 +1434,10 @@ void http_respond_start(http_request *req, int status)
 		return;
 	}
 	http_conn *c = req->conn;
+	if (req->h2) {
+		h2_stream_start(req->h2, status, req->response_head.data, req->response_head.len, -1);
+		return;
+	}
 	const http_message *m = http_parser_message(c->parser);
 	req->chunked_response = m->version_minor >= 1;
 	if (!req->chunked_response)
@@ -1272,6 +1451,10 @@ void http_respond_start_length(http_request *req, int status, uint64_t length)
 {
 	http_conn *c = req->conn;
 	req->chunked_response = false; /* chunks go out as they are: the length frames them */
+	if (req->h2) {
+		h2_stream_start(req->h2, status, req->response_head.data, req->response_head.len, (int64_t)length);
+		return;
+	}
 	if (c->bev) {
 		char framing[48];
 		snprintf(framing, sizeof framing, "Content-Length: %llu\r\n", (unsigned long long)length);
@@ -1284,6 +1467,10 @@ void http_respond_chunk(http_request *req, const char *data, size_t len)
 	if (req->det) {
 		if (buf_add(&req->det->stream, data, len) != 0)
 			log_error("a detached streaming answer passed its bound; its end is cut");
+		return;
+	}
+	if (req->h2) {
+		h2_stream_chunk(req->h2, data, len, NULL);
 		return;
 	}
 	http_conn *c = req->conn;
@@ -1299,6 +1486,10 @@ void http_respond_chunk(http_request *req, const char *data, size_t len)
 
 void http_respond_chunk_take(http_request *req, char *data, size_t len)
 {
+	if (req->h2) {
+		h2_stream_chunk(req->h2, data, len, data);
+		return;
+	}
 	if (req->det || req->chunked_response) { /* (not the S3 GET's path) */
 		http_respond_chunk(req, data, len);
 		free(data);
@@ -1323,6 +1514,10 @@ void http_request_abort(http_request *req)
 	if (req->responded)
 		return;
 	req->responded = true;
+	if (req->h2) {
+		h2_stream_abort(req->h2);
+		return;
+	}
 	conn_cancel_drain(c);
 	conn_drop_socket(c);
 	conn_after_response(c);
@@ -1338,8 +1533,95 @@ void http_respond_end(http_request *req)
 	if (req->responded)
 		return;
 	req->responded = true;
+	if (req->h2) {
+		h2_stream_end(req->h2);
+		return;
+	}
 	conn_cancel_drain(c);
 	if (c->bev && req->chunked_response && !req->head_method)
 		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
 	conn_after_response(c);
+}
+
+/* --- for h2.c (h2.h) --- */
+
+http_request *http__request_new_h2(struct http_conn *c, h2_stream *st)
+{
+	http_request *req = calloc(1, sizeof *req);
+	if (!req)
+		return NULL;
+	req->conn = c;
+	req->h2 = st;
+	buf_init(&req->response_head, c->srv->cfg.limits.max_header_bytes);
+	const http_message *m = h2_stream_message(st);
+	req->head_method = m && strcmp(m->method, "HEAD") == 0;
+	return req;
+}
+
+void http__request_free_h2(http_request *req)
+{
+	buf_free(&req->response_head);
+	free(req);
+}
+
+void http__request_dispatch(http_request *req)
+{
+	http_server *srv = req->conn->srv;
+	if (srv->handlers.on_head) {
+		srv->handlers.on_head(req, srv->handlers.arg);
+		if (req->responded)
+			return;
+	}
+	srv->handlers.on_request(req, srv->handlers.arg);
+}
+
+void http__conn_h2_answered(struct http_conn *c)
+{
+	if (!c->bev) {
+		if (h2_session_held(c->h2) == 0)
+			conn_free(c);
+		return;
+	}
+	conn_h2_timer(c);
+}
+
+void http__conn_h2_close(struct http_conn *c)
+{
+	conn_close(c);
+}
+
+void http__conn_account(struct http_conn *c, ssize_t delta)
+{
+	c->h2_bytes = (size_t)((ssize_t)c->h2_bytes + delta);
+	c->srv->buffered = (size_t)((ssize_t)c->srv->buffered + delta);
+}
+
+bool http__conn_over_budget(struct http_conn *c)
+{
+	return server_over_budget(c->srv);
+}
+
+void http__conn_note_overload(struct http_conn *c, const char *what)
+{
+	server_note_overload(c->srv, what);
+}
+
+const char *http__conn_date(struct http_conn *c)
+{
+	return server_date(c->srv);
+}
+
+const char *http__conn_common_headers(struct http_conn *c)
+{
+	return c->srv->common_headers;
+}
+
+const char *http__conn_peer(struct http_conn *c)
+{
+	return c->peer;
+}
+
+struct event_base *http__conn_base(struct http_conn *c)
+{
+	return c->srv->base;
 }

@@ -47,6 +47,9 @@ typedef struct http_server_config {
 	int max_connections_per_address; /* per IPv4 address / IPv6 /64 (http/peers.h); beyond:
 					  * a new connection is closed at once; 0: no cap */
 	SSL_CTX *ssl_ctx;         /* NULL: plain HTTP (tests, loopback only) */
+	bool http2;               /* HTTP/2 (http/h2.h) on connections whose ALPN chose "h2"
+				   * (the contexts offer it: tls_server_offer_h2), and without
+				   * TLS on those that start with the client preface (h2c) */
 	/* Header lines added to responses the server makes itself (parse errors),
 	 * e.g. "X-Tandem-Region: eu\r\n"; may be NULL. */
 	const char *common_headers;
@@ -70,6 +73,12 @@ http_server *http_server_new(struct event_base *base, const http_server_config *
  * ERR_IO with errno set, ERR_INVAL for a bad address. */
 int http_server_listen(http_server *srv, const char *hostport);
 int http_server_port(const http_server *srv);
+/* Serve a socket connected elsewhere as if accepted (peer address sa):
+ * socket activation, tests and the fuzz target (over a socketpair). The
+ * server owns fd from now on, even on failure. 0, ERR_AGAIN when shutting
+ * down, ERR_IO. */
+struct sockaddr;
+int http_server_adopt(http_server *srv, evutil_socket_t fd, const struct sockaddr *sa, int salen);
 /* Stop accepting; close idle connections; let requests in flight finish
  * (their connection closes after the answer). done() runs once no connection
  * is left (possibly before this returns). */

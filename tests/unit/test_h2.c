@@ -1,0 +1,381 @@
+/*
+ * test_h2.c - HTTP/2 on the HTTP server (src/http/h2.c and its seam in
+ * server.c), in one process: an nghttp2 client session talks h2c (prior
+ * knowledge) to an http_server over a socketpair (http_server_adopt), and
+ * the loop is run by hand between the two, so there is no sleep and no
+ * port. Covered: a request as handlers see it (:authority as Host, cookies
+ * joined, the body), response headers (lowercase, connection-specific ones
+ * dropped), the header-list and body limits (431, 413), streaming answers,
+ * requests that outlive a reset stream and a vanished peer, GOAWAY on
+ * shutdown, and the memory accounting back to 0 each time.
+ */
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "http/server.h"
+#include "test.h"
+
+#define MAX_STREAMS 16
+
+static struct event_base *base;
+static http_server *srv;
+static http_request *held;   /* /hold: not answered yet */
+static bool shutdown_done;
+
+/* --- the server side --- */
+
+static void on_request(http_request *req, void *arg)
+{
+	const http_message *m = http_request_message(req);
+	if (strcmp(m->target, "/hold") == 0) {
+		held = req;
+		return;
+	}
+	if (strcmp(m->target, "/stream") == 0) {
+		http_respond_start(req, 200);
+		for (int i = 0; i < 3; i++)
+			http_respond_chunk(req, "abc", 3);
+		http_respond_end(req);
+		return;
+	}
+	/* /echo: what the handler saw, in headers; the body back */
+	size_t hlen = 0, clen = 0;
+	const char *host = http_message_field(m, "Host", &hlen);
+	const char *cookie = http_message_field(m, "cookie", &clen);
+	char value[256];
+	snprintf(value, sizeof value, "%.*s", host ? (int)hlen : 1, host ? host : "-");
+	http_response_header(req, "X-Host", value);
+	snprintf(value, sizeof value, "%.*s", cookie ? (int)clen : 1, cookie ? cookie : "-");
+	http_response_header(req, "X-Cookie", value);
+	http_response_header(req, "X-Method", m->method);
+	http_response_header(req, "Connection", "keep-alive"); /* must not reach an h2 client */
+	size_t len = 0;
+	const char *body = http_request_body(req, &len);
+	http_respond(req, 200, body, len);
+}
+
+static void on_shutdown(void *arg)
+{
+	shutdown_done = true;
+}
+
+/* --- the client side: an nghttp2 client session on the other end --- */
+
+typedef struct client {
+	int fd;
+	nghttp2_session *ng;
+	int status[MAX_STREAMS * 2 + 2];
+	buf body[MAX_STREAMS * 2 + 2];
+	char headers[MAX_STREAMS * 2 + 2][512]; /* "name: value\n"... */
+	bool ended[MAX_STREAMS * 2 + 2];
+	uint32_t reset[MAX_STREAMS * 2 + 2];
+	bool goaway;
+	bool eof;
+} client;
+
+static ssize_t c_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *user)
+{
+	client *c = user;
+	ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+	return n < 0 ? NGHTTP2_ERR_WOULDBLOCK : n;
+}
+
+static int c_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+		    const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+{
+	client *c = user;
+	int id = f->hd.stream_id;
+	if (id <= 0 || id > MAX_STREAMS * 2 + 1)
+		return 0;
+	if (nlen == 7 && memcmp(name, ":status", 7) == 0)
+		c->status[id] = atoi((const char *)value);
+	size_t used = strlen(c->headers[id]);
+	snprintf(c->headers[id] + used, sizeof c->headers[id] - used, "%.*s: %.*s\n", (int)nlen, name, (int)vlen,
+		 value);
+	return 0;
+}
+
+static int c_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *user)
+{
+	client *c = user;
+	if (id > 0 && id <= MAX_STREAMS * 2 + 1)
+		buf_add(&c->body[id], data, len);
+	return 0;
+}
+
+static int c_frame(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+	client *c = user;
+	int id = f->hd.stream_id;
+	if (f->hd.type == NGHTTP2_GOAWAY)
+		c->goaway = true;
+	if (f->hd.type == NGHTTP2_RST_STREAM && id <= MAX_STREAMS * 2 + 1)
+		c->reset[id] = f->rst_stream.error_code;
+	if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && id <= MAX_STREAMS * 2 + 1)
+		c->ended[id] = true;
+	return 0;
+}
+
+static void client_open(client *c)
+{
+	memset(c, 0, sizeof *c);
+	for (int i = 0; i < MAX_STREAMS * 2 + 2; i++)
+		buf_init(&c->body[i], 1 << 20);
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	CHECK_EQ_INT(http_server_adopt(srv, sv[0], (struct sockaddr *)&peer, sizeof peer), 0);
+	c->fd = sv[1];
+	nghttp2_session_callbacks *cb;
+	nghttp2_session_callbacks_new(&cb);
+	nghttp2_session_callbacks_set_send_callback(cb, c_send);
+	nghttp2_session_callbacks_set_on_header_callback(cb, c_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, c_data);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, c_frame);
+	nghttp2_session_client_new(&c->ng, cb, c);
+	nghttp2_session_callbacks_del(cb);
+	/* the preface is sent by the session itself */
+	nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, NULL, 0);
+}
+
+static void client_close(client *c)
+{
+	nghttp2_session_del(c->ng);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	for (int i = 0; i < MAX_STREAMS * 2 + 2; i++)
+		buf_free(&c->body[i]);
+}
+
+/* Run both ends for a while: the client's frames out, the server's loop,
+ * the server's frames in. */
+static void pump(client *c, int rounds)
+{
+	for (int r = 0; r < rounds; r++) {
+		if (c->fd >= 0)
+			nghttp2_session_send(c->ng);
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if (c->fd < 0)
+			continue;
+		unsigned char in[65536];
+		ssize_t n;
+		while ((n = read(c->fd, in, sizeof in)) > 0)
+			nghttp2_session_mem_recv(c->ng, in, (size_t)n);
+		if (n == 0)
+			c->eof = true;
+	}
+}
+
+static int32_t request(client *c, const char *method, const char *path, const nghttp2_nv *extra, size_t nextra)
+{
+	nghttp2_nv nv[16] = {
+		{(uint8_t *)":method", (uint8_t *)method, 7, strlen(method), 0},
+		{(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
+		{(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+		{(uint8_t *)":authority", (uint8_t *)"a.test", 10, 6, 0},
+	};
+	size_t n = 4;
+	for (size_t i = 0; i < nextra && n < 16; i++)
+		nv[n++] = extra[i];
+	return nghttp2_submit_request(c->ng, NULL, nv, n, NULL, NULL);
+}
+
+/* A request with a body: HEADERS then DATA with END_STREAM. */
+static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
+			 nghttp2_data_source *src, void *user)
+{
+	buf *b = src->ptr;
+	size_t n = b->len < len ? b->len : len;
+	memcpy(out, b->data, n);
+	memmove(b->data, b->data + n, b->len - n);
+	b->len -= n;
+	if (b->len == 0)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static int32_t post(client *c, const char *path, buf *body)
+{
+	nghttp2_nv nv[] = {
+		{(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+		{(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
+		{(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+		{(uint8_t *)":authority", (uint8_t *)"a.test", 10, 6, 0},
+	};
+	nghttp2_data_provider dp = {.source.ptr = body, .read_callback = body_read};
+	return nghttp2_submit_request(c->ng, NULL, nv, 4, &dp, NULL);
+}
+
+static void server_start(void)
+{
+	base = event_base_new();
+	http_server_config cfg = {
+		.limits = {.max_header_bytes = 4096, .max_headers = 50, .max_body_bytes = 16384},
+		.header_timeout_ms = 10000,
+		.idle_timeout_ms = 10000,
+		.write_timeout_ms = 10000,
+		.max_buffered_bytes = 1 << 24,
+		.max_connections = 16,
+		.http2 = true,
+	};
+	http_handlers h = {.on_request = on_request};
+	srv = http_server_new(base, &cfg, &h);
+	held = NULL;
+	shutdown_done = false;
+}
+
+static void server_stop(void)
+{
+	http_server_free(&srv);
+	event_base_free(base);
+}
+
+static bool has_header(const client *c, int id, const char *line)
+{
+	return strstr(c->headers[id], line) != NULL;
+}
+
+static void test_request_as_handlers_see_it(void)
+{
+	server_start();
+	client c;
+	client_open(&c);
+	nghttp2_nv cookies[] = {
+		{(uint8_t *)"cookie", (uint8_t *)"a=1", 6, 3, 0},
+		{(uint8_t *)"cookie", (uint8_t *)"b=2", 6, 3, 0},
+	};
+	int32_t get = request(&c, "GET", "/echo", cookies, 2);
+	buf body;
+	buf_init(&body, 1 << 20);
+	buf_adds(&body, "hello body");
+	int32_t p = post(&c, "/echo", &body);
+	int32_t st = request(&c, "GET", "/stream", NULL, 0);
+	pump(&c, 10);
+	CHECK_EQ_INT(c.status[get], 200);
+	CHECK(has_header(&c, get, "x-host: a.test\n"));        /* :authority is the Host */
+	CHECK(has_header(&c, get, "x-cookie: a=1; b=2\n"));    /* RFC 9113 8.2.3 */
+	CHECK(has_header(&c, get, "content-length: 0\n"));
+	CHECK(has_header(&c, get, "date: "));
+	CHECK(!strstr(c.headers[get], "connection"));          /* connection-specific: dropped */
+	CHECK(c.ended[get]);
+	CHECK_EQ_INT(c.status[p], 200);
+	CHECK(has_header(&c, p, "x-method: POST\n"));
+	CHECK_EQ_INT(c.body[p].len, 10);
+	CHECK(c.body[p].data && memcmp(c.body[p].data, "hello body", 10) == 0);
+	CHECK_EQ_INT(c.status[st], 200);
+	CHECK(c.body[st].data && strcmp(c.body[st].data, "abcabcabc") == 0 && c.ended[st]);
+	CHECK(!strstr(c.headers[st], "transfer-encoding"));
+	CHECK_EQ_INT(http_server_connections(srv), 1);
+	client_close(&c);
+	pump(&c, 5);
+	CHECK_EQ_INT(http_server_connections(srv), 0);
+	CHECK_EQ_INT(http_server_buffered(srv), 0);
+	buf_free(&body);
+	server_stop();
+}
+
+static void test_limits(void)
+{
+	server_start();
+	client c;
+	client_open(&c);
+	static char big[5000];
+	memset(big, 'b', sizeof big - 1);
+	nghttp2_nv large[] = {{(uint8_t *)"x-big", (uint8_t *)big, 5, sizeof big - 1, 0}};
+	int32_t h = request(&c, "GET", "/echo", large, 1);
+	buf body;
+	buf_init(&body, 1 << 20);
+	for (int i = 0; i < 2000; i++)
+		buf_adds(&body, "0123456789");
+	int32_t p = post(&c, "/echo", &body);
+	int32_t ok = request(&c, "GET", "/echo", NULL, 0);
+	pump(&c, 20);
+	CHECK_EQ_INT(c.status[h], 431);
+	CHECK(c.body[h].data && strstr(c.body[h].data, "headers_too_large"));
+	CHECK_EQ_INT(c.status[p], 413);
+	CHECK(c.body[p].data && strstr(c.body[p].data, "payload_too_large"));
+	CHECK_EQ_INT(c.status[ok], 200); /* the connection goes on */
+	client_close(&c);
+	pump(&c, 5);
+	CHECK_EQ_INT(http_server_connections(srv), 0);
+	CHECK_EQ_INT(http_server_buffered(srv), 0);
+	buf_free(&body);
+	server_stop();
+}
+
+static void test_requests_outlive_a_reset_and_the_peer(void)
+{
+	server_start();
+	client c;
+	client_open(&c);
+	int32_t id = request(&c, "GET", "/hold", NULL, 0);
+	pump(&c, 5);
+	CHECK(held != NULL);
+	CHECK(!http_request_is_closed(held));
+	nghttp2_submit_rst_stream(c.ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+	pump(&c, 5);
+	CHECK(http_request_is_closed(held));
+	CHECK_EQ_INT(http_request_output_room(held), 0);
+	http_respond(held, 200, "late", 4); /* dropped, no harm */
+	held = NULL;
+	int32_t again = request(&c, "GET", "/hold", NULL, 0);
+	pump(&c, 5);
+	CHECK(held != NULL && again > id);
+	client_close(&c); /* the peer goes while the request is held */
+	pump(&c, 5);
+	CHECK(http_request_is_closed(held));
+	CHECK_EQ_INT(http_server_connections(srv), 1); /* kept for the handler */
+	http_respond(held, 200, "late", 4);
+	held = NULL;
+	pump(&c, 2);
+	CHECK_EQ_INT(http_server_connections(srv), 0);
+	CHECK_EQ_INT(http_server_buffered(srv), 0);
+	server_stop();
+}
+
+static void test_goaway_on_shutdown(void)
+{
+	server_start();
+	client c;
+	client_open(&c);
+	int32_t id = request(&c, "GET", "/hold", NULL, 0);
+	pump(&c, 5);
+	CHECK(held != NULL);
+	http_server_shutdown(srv, on_shutdown, NULL);
+	pump(&c, 5);
+	CHECK(c.goaway);
+	CHECK(!shutdown_done); /* the stream in progress finishes first */
+	http_respond(held, 200, "finished", 8);
+	held = NULL;
+	pump(&c, 5);
+	CHECK_EQ_INT(c.status[id], 200);
+	CHECK(c.body[id].data && strcmp(c.body[id].data, "finished") == 0);
+	client_close(&c); /* the client closes on GOAWAY once its streams are done */
+	pump(&c, 5);
+	CHECK(shutdown_done);
+	CHECK_EQ_INT(http_server_buffered(srv), 0);
+	server_stop();
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	log_setup("test", LOG_ERROR);
+	RUN(test_request_as_handlers_see_it);
+	RUN(test_limits);
+	RUN(test_requests_outlive_a_reset_and_the_peer);
+	RUN(test_goaway_on_shutdown);
+	return TEST_SUMMARY();
+}
