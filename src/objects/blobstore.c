@@ -417,6 +417,11 @@ static int writer_fail(blobstore_writer *w, int rc, const char *what)
 
 int blobstore_put_begin(blobstore *s, blobstore_writer **out)
 {
+	return blobstore_put_begin_sums(s, BLOBHASH_ALL, out);
+}
+
+int blobstore_put_begin_sums(blobstore *s, unsigned sums, blobstore_writer **out)
+{
 	*out = NULL;
 	blobstore_writer *w = calloc(1, sizeof *w);
 	if (!w)
@@ -430,7 +435,7 @@ int blobstore_put_begin(blobstore *s, blobstore_writer **out)
 	blobfile_header_encode(&h, w->head);
 	util_random(w->data_key, sizeof w->data_key);
 	w->cipher = blobfile_cipher_new(w->data_key, w->head, w->id);
-	w->hash = blobhash_new();
+	w->hash = blobhash_new_for(sums);
 	w->chunk = malloc(SEALED_CHUNK);
 	if (!w->cipher || !w->hash || !w->chunk) {
 		writer_free(w);

@@ -68,8 +68,12 @@ void blobstore_free(blobstore **s);
 int blobstore_recover(blobstore *s, int *removed);
 
 /* Start a new blob: a fresh random id and data key, a temp file. 0 or
- * ERR_IO/ERR_NOMEM/ERR_TLS (nothing left on disk, *out NULL). */
+ * ERR_IO/ERR_NOMEM/ERR_TLS (nothing left on disk, *out NULL). Its
+ * plaintext's checksums are every kind (BLOBHASH_ALL). */
 int blobstore_put_begin(blobstore *s, blobstore_writer **out);
+/* The same, computing only the checksums in sums (BLOBHASH_*, blobhash.h):
+ * the others are zero in put_commit's blob_sums. */
+int blobstore_put_begin_sums(blobstore *s, unsigned sums, blobstore_writer **out);
 /* The new blob's id (NUL-terminated hex), fixed at begin. */
 const char *blobstore_writer_id(const blobstore_writer *w);
 /* Append plaintext. 0, or ERR_IO/ERR_TLS, ERR_LIMIT past BLOBFILE_MAX_SIZE

@@ -904,8 +904,13 @@ static void segment_work(void *arg)
 	xfer *x = q->x;
 	blobstore *bs = q->r->env.blobs;
 	q->rc = 0;
+	/* SHA-256 of a transfer's first part only: for a single-part version
+	 * it is the whole object, checked against the version's sha256, the one
+	 * end-to-end check of replicated bytes (docs/OBJECTS.md, "Integrity");
+	 * MD5 and the CRCs come with the version, recomputing them here would
+	 * check nothing the SHA-256 does not */
 	if (!x->w)
-		q->rc = blobstore_put_begin(bs, &x->w);
+		q->rc = blobstore_put_begin_sums(bs, x->n == 0 ? BLOBHASH_SHA256 : 0, &x->w);
 	if (q->rc == 0 && q->len)
 		q->rc = blobstore_put_write(x->w, q->data, q->len);
 	if (q->rc == 0 && q->final) {

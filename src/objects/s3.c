@@ -1708,7 +1708,21 @@ static void put_work(void *arg)
 	char *piece = NULL;
 	bool want_sha1 = strcmp(q->want_sum_name, "x-amz-checksum-sha1") == 0;
 	sink.crc64 = strcmp(q->want_sum_name, "x-amz-checksum-crc64nvme") == 0;
-	q->job_rc = blobstore_put_begin(o->blobs, &sink.w);
+	/* Only the checksums something uses (each is a pass over the bytes):
+	 * MD5 always (the ETag, the part's ETag); SHA-256 for an object (the
+	 * row keeps it: replication's end-to-end check, anti-entropy, the files
+	 * API) and for a part only when the signature or a header covers it;
+	 * CRC32 / CRC32C only when the request's header asks (a trailer's sum
+	 * is the aws-chunked decoder's own). */
+	unsigned sums = BLOBHASH_MD5;
+	if (!q->is_part || (!q->is_copy && q->auth.payload == SIGV4_PAYLOAD_SHA256) ||
+	    strcmp(q->want_sum_name, "x-amz-checksum-sha256") == 0)
+		sums |= BLOBHASH_SHA256;
+	if (strcmp(q->want_sum_name, "x-amz-checksum-crc32") == 0)
+		sums |= BLOBHASH_CRC32;
+	if (strcmp(q->want_sum_name, "x-amz-checksum-crc32c") == 0)
+		sums |= BLOBHASH_CRC32C;
+	q->job_rc = blobstore_put_begin_sums(o->blobs, sums, &sink.w);
 	if (q->job_rc != 0)
 		return;
 	snprintf(q->obj->blob, sizeof q->obj->blob, "%s", blobstore_writer_id(sink.w));

@@ -223,8 +223,16 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	/* argon2id allocates its working memory (19 MiB by default) per hash:
 	 * keep such blocks mmap'd so that they go back to the system when
 	 * freed (glibc would otherwise raise its threshold after the first
-	 * free and keep them in the hashing threads' heaps for good) */
-	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	 * free and keep them in the hashing threads' heaps for good). Below
+	 * 4 MiB, blocks come from the heap: the object store's 1-2 MiB buffers
+	 * (a PUT's body, a replication segment, TLS output) are then reused
+	 * from one request to the next. With a 256 KiB threshold each was a
+	 * fresh mmap whose 256+ pages faulted in one by one, about 60 % of the
+	 * CPU of a replicated 1 MiB object on this project's VMs
+	 * (docs/BENCHMARKS.md, "Object replication lag"). Free memory at a
+	 * heap's top beyond 8 MiB goes back to the system. */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	mallopt(M_ARENA_MAX, 4);
 	json_object_seed(0); /* before any thread uses jansson */
 	umask(077); /* the database, its WAL, snapshots, quarantine files: 0600 */

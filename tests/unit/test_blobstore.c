@@ -306,6 +306,49 @@ static void test_checksums(void)
 	blobstore_free(&bs);
 }
 
+/* Only the sums asked for are computed: the others are zero and `have`
+ * says which; the blob itself is the same. */
+static void test_checksums_selected(void)
+{
+	char root[256];
+	new_root(root);
+	blobstore *bs = open_store(root, &kek1, NULL);
+	size_t len = CHUNK + 777;
+	unsigned char *data = malloc(len), *back = malloc(len);
+	fill(data, len, 5);
+	unsigned char sha[32], zero[32] = {0};
+	unsigned int n;
+	CHECK(EVP_Digest(data, len, sha, &n, EVP_sha256(), NULL) == 1);
+	unsigned kinds[] = {0, BLOBHASH_SHA256, BLOBHASH_MD5 | BLOBHASH_CRC32C, BLOBHASH_CRC32, BLOBHASH_ALL};
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+		blobstore_writer *w = NULL;
+		blob_sums sums;
+		CHECK_EQ_INT(blobstore_put_begin_sums(bs, kinds[k], &w), 0);
+		char id[33];
+		snprintf(id, sizeof id, "%s", blobstore_writer_id(w));
+		CHECK_EQ_INT(blobstore_put_write(w, data, 100), 0);
+		CHECK_EQ_INT(blobstore_put_write(w, data + 100, len - 100), 0);
+		CHECK_EQ_INT(blobstore_put_commit(&w, &sums), 0);
+		CHECK_EQ_INT(sums.have, kinds[k]);
+		CHECK_EQ_INT(sums.size, len);
+		CHECK(memcmp(sums.sha256, (kinds[k] & BLOBHASH_SHA256) ? sha : zero, 32) == 0);
+		CHECK(((kinds[k] & BLOBHASH_MD5) != 0) == (memcmp(sums.md5, zero, 16) != 0));
+		CHECK_EQ_INT(sums.crc32, (kinds[k] & BLOBHASH_CRC32) ? crc_ref(0xEDB88320u, data, len) : 0);
+		CHECK_EQ_INT(sums.crc32c, (kinds[k] & BLOBHASH_CRC32C) ? crc_ref(0x82F63B78u, data, len) : 0);
+		blobstore_reader *r = NULL;
+		size_t got = 0, m;
+		CHECK_EQ_INT(blobstore_get_open(bs, id, &r), 0);
+		while (blobstore_get_read(r, back + got, len - got, &m) == 0 && m)
+			got += m;
+		CHECK_EQ_INT(got, len);
+		CHECK(memcmp(back, data, len) == 0);
+		blobstore_get_close(&r);
+	}
+	free(data);
+	free(back);
+	blobstore_free(&bs);
+}
+
 static int count_reads(void *arg, blobstore_op op)
 {
 	if (op == BLOBSTORE_OP_READ)
@@ -1278,6 +1321,7 @@ int main(void)
 	make_kek(&kek2, "k2");
 	RUN(test_round_trips);
 	RUN(test_checksums);
+	RUN(test_checksums_selected);
 	RUN(test_ranges);
 	RUN(test_tampering);
 	RUN(test_blobfile_binding);
