@@ -706,24 +706,42 @@ static int reader_fail(blobstore_reader *r, int rc)
 	return r->err;
 }
 
-/* Read and open chunk idx into r->chunk. */
+/* Read and open chunk idx into dst (room for its plaintext and tag), or
+ * into r->chunk when dst is NULL (then it is the loaded chunk). */
+static int reader_load_into(blobstore_reader *r, uint64_t idx, unsigned char *dst);
+
 static int reader_load(blobstore_reader *r, uint64_t idx)
+{
+	return reader_load_into(r, idx, NULL);
+}
+
+/* The plaintext bytes of chunk idx. */
+static size_t chunk_plain(const blobstore_reader *r, uint64_t idx)
+{
+	uint64_t count = blobfile_chunk_count(r->hdr.size);
+	return idx == count - 1 ? (size_t)(r->hdr.size - idx * BLOBFILE_CHUNK) : BLOBFILE_CHUNK;
+}
+
+static int reader_load_into(blobstore_reader *r, uint64_t idx, unsigned char *dst)
 {
 	uint64_t count = blobfile_chunk_count(r->hdr.size);
 	int last = idx == count - 1;
 	size_t plain = last ? (size_t)(r->hdr.size - idx * BLOBFILE_CHUNK) : BLOBFILE_CHUNK;
 	size_t got = 0;
-	r->loaded = UINT64_MAX;
-	if (plain + BLOBFILE_TAG > r->chunk_used)
-		r->chunk_used = plain + BLOBFILE_TAG;
-	if (fs_pread(r->store, r->fd, r->chunk, plain + BLOBFILE_TAG,
+	unsigned char *buf = dst ? dst : r->chunk;
+	if (!dst) {
+		r->loaded = UINT64_MAX;
+		if (plain + BLOBFILE_TAG > r->chunk_used)
+			r->chunk_used = plain + BLOBFILE_TAG;
+	}
+	if (fs_pread(r->store, r->fd, buf, plain + BLOBFILE_TAG,
 		     BLOBFILE_DATA_OFFSET + idx * SEALED_CHUNK, &got) != 0) {
 		log_error("blobstore: blob %s: cannot read: %s", r->hex, strerror(errno));
 		return reader_fail(r, ERR_IO);
 	}
 	if (got < plain + BLOBFILE_TAG)
 		return reader_fail(r, blob_corrupt(r->hex, "truncated"));
-	int rc = blobfile_chunk_open(r->cipher, idx, last, r->chunk, plain + BLOBFILE_TAG, r->chunk);
+	int rc = blobfile_chunk_open(r->cipher, idx, last, buf, plain + BLOBFILE_TAG, buf);
 	if (rc == ERR_CORRUPT) {
 		char what[64];
 		snprintf(what, sizeof what, "chunk %llu fails authentication", (unsigned long long)idx);
@@ -733,8 +751,10 @@ static int reader_load(blobstore_reader *r, uint64_t idx)
 		log_error("blobstore: blob %s: cannot decrypt: %s", r->hex, err_str(rc));
 		return reader_fail(r, rc);
 	}
-	r->loaded = idx;
-	r->loaded_len = plain;
+	if (!dst) {
+		r->loaded = idx;
+		r->loaded_len = plain;
+	}
 	return 0;
 }
 
@@ -809,12 +829,31 @@ int blobstore_get_range(blobstore_reader *r, uint64_t offset, uint64_t length)
 
 int blobstore_get_read(blobstore_reader *r, void *buf, size_t cap, size_t *n)
 {
+	/* no room beyond what the range gives out (cap may exceed the buffer
+	 * when the range is shorter): never in place */
+	return blobstore_get_read_room(r, buf, cap, 0, n);
+}
+
+int blobstore_get_read_room(blobstore_reader *r, void *buf, size_t cap, size_t room, size_t *n)
+{
 	*n = 0;
 	if (r->err)
 		return r->err;
 	if (r->pos >= r->end || cap == 0)
 		return 0;
 	uint64_t idx = r->pos / BLOBFILE_CHUNK;
+	size_t plain = chunk_plain(r, idx);
+	if (r->loaded != idx && r->pos == idx * BLOBFILE_CHUNK && r->end - r->pos >= plain &&
+	    cap >= plain && room >= plain + BLOBFILE_TAG) {
+		/* a whole chunk wanted and room for it with its tag: read and
+		 * open it in the caller's buffer, one copy fewer */
+		int rc = reader_load_into(r, idx, buf);
+		if (rc != 0)
+			return rc;
+		r->pos += plain;
+		*n = plain;
+		return 0;
+	}
 	if (r->loaded != idx) {
 		int rc = reader_load(r, idx);
 		if (rc != 0)

@@ -110,6 +110,13 @@ int blobstore_get_range(blobstore_reader *r, uint64_t offset, uint64_t length);
  * / ERR_IO (nothing of the failing chunk given out, sticky: every later
  * call fails the same way). */
 int blobstore_get_read(blobstore_reader *r, void *buf, size_t cap, size_t *n);
+/* The same, where buf has room writable bytes (blobstore_get_read writes
+ * no byte past the range, whatever cap says): when a whole chunk
+ * comes next, fits in cap and its sealed form (plaintext + 16, blobfile.h)
+ * in room, it is read and decrypted in buf itself, one copy fewer (the GET
+ * and replication paths give room = cap + BLOBFILE_TAG). buf[*n, room) may
+ * be overwritten; a chunk that fails its tag leaves no plaintext there. */
+int blobstore_get_read_room(blobstore_reader *r, void *buf, size_t cap, size_t room, size_t *n);
 /* Close; no-op on NULL; resets *r. */
 void blobstore_get_close(blobstore_reader **r);
 

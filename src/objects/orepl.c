@@ -35,6 +35,7 @@
 #include "core/workers.h"
 #include "http/client.h"
 #include "http/server.h"
+#include "objects/blobfile.h"
 #include "objects/blobstore.h"
 #include "objects/hlc.h"
 #include "objects/meta.h"
@@ -44,6 +45,7 @@
 #define ORPL_POLL_MS 20       /* the outbox is looked at this often when slots are idle */
 #define ORPL_STATS_MS 500     /* the outbox's size, for metrics and the status */
 #define ORPL_TIMEOUT_MS 30000 /* one request on the link */
+#define ORPL_HEADROOM 16384   /* before a segment: its version's length and JSON, when inline */
 
 const double ORPL_LAG_BOUNDS[12] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
@@ -67,8 +69,15 @@ typedef struct slot {
 	size_t part;                 /* the part being sent */
 	uint64_t off;                /* the next byte of it */
 	char xfer[33];
-	char *seg;                   /* one segment, read by a worker */
+	/* one segment, read by a worker at seg + ORPL_HEADROOM (the space
+	 * before it takes the version's length and JSON when it goes inline,
+	 * the BLOBFILE_TAG bytes after it let chunks be decrypted in place);
+	 * handed to the link's client without a copy (http_client_request_take) */
+	char *seg;
 	size_t seg_len;
+	char *send_mem;              /* the request body's block, given to the client at send */
+	const char *send_body;
+	size_t send_len;
 	int job_rc;
 	meta_repl outcome;           /* what the commit records */
 	http_client *client;
@@ -186,6 +195,10 @@ static void slot_reset(slot *s)
 	free(s->seg);
 	s->seg = NULL;
 	s->seg_len = 0;
+	free(s->send_mem);
+	s->send_mem = NULL;
+	s->send_body = NULL;
+	s->send_len = 0;
 	s->part = 0;
 	s->off = 0;
 	s->have_inline = false;
@@ -380,8 +393,16 @@ static void slot_send_now(slot *s)
 	s->state = s->body_is_seg ? SLOT_SEND_SEGMENT : SLOT_SEND_META;
 	const char *hdr = s->body_is_seg || s->have_inline ? "Content-Type: application/octet-stream\r\n"
 							   : "Content-Type: application/json\r\n";
-	int rc = http_client_request(s->client, "POST", s->target, hdr, s->body.data ? s->body.data : "", s->body.len,
-				     0, slot_answered, s);
+	int rc;
+	if (s->send_mem) { /* the segment's block goes to the client as it is */
+		char *mem = s->send_mem;
+		s->send_mem = NULL;
+		rc = http_client_request_take(s->client, "POST", s->target, hdr, mem, s->send_body, s->send_len, 0,
+					      slot_answered, s);
+	} else {
+		rc = http_client_request(s->client, "POST", s->target, hdr, s->body.data ? s->body.data : "",
+					 s->body.len, 0, slot_answered, s);
+	}
 	if (rc != 0)
 		slot_retry(s, "cannot queue a request on the link");
 }
@@ -448,8 +469,22 @@ static void send_meta(slot *s, const char *route, json_t *o)
 		slot_retry(s, "out of memory");
 		return;
 	}
-	if (s->have_inline) {
-		/* u32 length of the JSON, the JSON, the final segment */
+	if (s->have_inline && s->body.len + 4 <= ORPL_HEADROOM) {
+		/* u32 length of the JSON, the JSON, the final segment: the
+		 * first two written just before the segment, in its block */
+		size_t jl = s->body.len;
+		char *at = s->seg + ORPL_HEADROOM - jl - 4;
+		at[0] = (char)(jl >> 24);
+		at[1] = (char)(jl >> 16);
+		at[2] = (char)(jl >> 8);
+		at[3] = (char)jl;
+		memcpy(at + 4, s->body.data, jl);
+		s->send_mem = s->seg;
+		s->send_body = at;
+		s->send_len = 4 + jl + s->seg_len;
+		s->seg = NULL;
+	} else if (s->have_inline) {
+		/* a JSON longer than the headroom (long keys and headers): copied */
 		size_t jl = s->body.len;
 		char *json = malloc(jl ? jl : 1);
 		unsigned char pre[4] = {(unsigned char)(jl >> 24), (unsigned char)(jl >> 16), (unsigned char)(jl >> 8),
@@ -459,7 +494,7 @@ static void send_meta(slot *s, const char *route, json_t *o)
 			memcpy(json, s->body.data, jl);
 		buf_reset(&s->body);
 		if (rc == 0 && (buf_add(&s->body, (const char *)pre, 4) != 0 || buf_add(&s->body, json, jl) != 0 ||
-				buf_add(&s->body, s->seg, s->seg_len) != 0))
+				buf_add(&s->body, s->seg + ORPL_HEADROOM, s->seg_len) != 0))
 			rc = ERR_NOMEM;
 		free(json);
 		if (rc != 0) {
@@ -520,9 +555,11 @@ static void read_work(void *arg)
 	s->job_rc = blobstore_get_open(s->r->env.blobs, p->blob, &rd);
 	if (s->job_rc == 0 && n)
 		s->job_rc = blobstore_get_range(rd, s->off, n);
+	char *seg = s->seg + ORPL_HEADROOM;
 	while (s->job_rc == 0 && s->seg_len < n) {
 		size_t got = 0;
-		s->job_rc = blobstore_get_read(rd, s->seg + s->seg_len, (size_t)n - s->seg_len, &got);
+		s->job_rc = blobstore_get_read_room(rd, seg + s->seg_len, (size_t)n - s->seg_len,
+						    (size_t)n + BLOBFILE_TAG - s->seg_len, &got);
 		if (s->job_rc == 0 && got == 0)
 			s->job_rc = ERR_CORRUPT; /* shorter than its row says */
 		s->seg_len += got;
@@ -570,10 +607,10 @@ static void read_done(void *arg)
 	snprintf(s->target, sizeof s->target, "/internal/v1/objects/segment?xfer=%s&part=%zu&off=%llu&size=%llu",
 		 s->xfer, s->part, (unsigned long long)s->off, (unsigned long long)p->size);
 	buf_reset(&s->body);
-	if (buf_add(&s->body, s->seg, s->seg_len) != 0) {
-		slot_retry(s, "out of memory");
-		return;
-	}
+	s->send_mem = s->seg; /* sent as it is */
+	s->send_body = s->seg + ORPL_HEADROOM;
+	s->send_len = s->seg_len;
+	s->seg = NULL;
 	s->off += s->seg_len;
 	if (s->off >= p->size) {
 		s->part++;
@@ -589,7 +626,7 @@ static void slot_next(slot *s)
 		send_version(s);
 		return;
 	}
-	if (!s->seg && !(s->seg = malloc(ORPL_SEGMENT))) {
+	if (!s->seg && !(s->seg = malloc(ORPL_HEADROOM + ORPL_SEGMENT + BLOBFILE_TAG))) {
 		slot_retry(s, "out of memory");
 		return;
 	}

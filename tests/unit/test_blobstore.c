@@ -558,6 +558,78 @@ static void test_tampering(void)
 
 /* The format's own checks, below the store: a chunk opens only with its
  * index, its last flag, its blob id and its header. */
+/* blobstore_get_read_room: whole chunks decrypted in the caller's buffer
+ * give the same bytes as the copying path, in every alignment (a range
+ * starting mid-chunk, a short last chunk, room too small for the tag); a
+ * damaged chunk read in place leaves none of its plaintext in the buffer. */
+static void test_read_in_place(void)
+{
+	char root[256], id[33], path[512];
+	new_root(root);
+	blobstore *bs = open_store(root, &kek1, NULL);
+	size_t len = 3 * CHUNK + 4321;
+	unsigned char *data = malloc(len), *back = malloc(len + 2 * BLOBFILE_TAG);
+	fill(data, len, 42);
+	CHECK_EQ_INT(put(bs, data, len, 0, id, NULL), 0);
+	struct {
+		uint64_t off, len;
+		size_t cap, slack;
+		bool last_in_place; /* the short last chunk opened in the buffer */
+	} cases[] = {
+		{0, len, 2 * CHUNK, BLOBFILE_TAG, true},        /* every chunk in place */
+		{0, len, CHUNK, BLOBFILE_TAG, true},            /* one chunk per read */
+		{0, len, CHUNK, BLOBFILE_TAG - 1, true},        /* full chunks copied, the short one fits */
+		{3 * CHUNK, 4321, 4321, BLOBFILE_TAG - 1, false}, /* room one byte short: copied */
+		{3 * CHUNK, 4321, 4320, BLOBFILE_TAG, false},   /* cap one byte short: copied */
+		{100, len - 100, 2 * CHUNK, BLOBFILE_TAG, true}, /* mid-chunk start, then aligned */
+		{CHUNK, 4321 + 2 * CHUNK, 3 * CHUNK, BLOBFILE_TAG, true},
+		{3 * CHUNK, 4321, 8192, BLOBFILE_TAG, true},    /* the short last chunk alone */
+		{0, CHUNK - 1, CHUNK, BLOBFILE_TAG, false},     /* a range ending before a chunk's end */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		blobstore_reader *r = NULL;
+		CHECK_EQ_INT(blobstore_get_open(bs, id, &r), 0);
+		CHECK_EQ_INT(blobstore_get_range(r, cases[i].off, cases[i].len), 0);
+		size_t got = 0, n;
+		int rc;
+		memset(back, 0xee, len + 2 * BLOBFILE_TAG);
+		while ((rc = blobstore_get_read_room(r, back + got, cases[i].cap, cases[i].cap + cases[i].slack,
+						     &n)) == 0 && n) {
+			CHECK(n <= cases[i].cap);
+			got += n;
+		}
+		CHECK_EQ_INT(rc, 0);
+		CHECK_EQ_INT(got, cases[i].len);
+		CHECK(memcmp(back, data + cases[i].off, cases[i].len) == 0);
+		/* the last chunk was opened in place (its tag left just past the
+		 * range) exactly when the room allowed it */
+		bool scratch = false;
+		for (size_t k = 0; k < BLOBFILE_TAG; k++)
+			scratch |= back[cases[i].len + k] != 0xee;
+		CHECK_EQ_INT(scratch, cases[i].last_in_place);
+		blobstore_get_close(&r);
+	}
+	/* chunk 1 damaged: chunk 0 comes out, then the error, and the buffer
+	 * where chunk 1 was decrypted holds no plaintext of it */
+	blob_file(root, id, path);
+	patch_file(path, BLOBFILE_DATA_OFFSET + CHUNK + BLOBFILE_TAG + 10, 0x04);
+	blobstore_reader *r = NULL;
+	CHECK_EQ_INT(blobstore_get_open(bs, id, &r), 0);
+	size_t n = 0;
+	CHECK_EQ_INT(blobstore_get_read_room(r, back, CHUNK, CHUNK + BLOBFILE_TAG, &n), 0);
+	CHECK_EQ_INT(n, CHUNK);
+	log_capture_start();
+	CHECK_EQ_INT(blobstore_get_read_room(r, back, CHUNK, CHUNK + BLOBFILE_TAG, &n), ERR_CORRUPT);
+	free(log_capture_end());
+	CHECK_EQ_INT(n, 0);
+	CHECK(memcmp(back, data + CHUNK, 4096) != 0);
+	CHECK_EQ_INT(blobstore_get_read_room(r, back, CHUNK, CHUNK + BLOBFILE_TAG, &n), ERR_CORRUPT);
+	blobstore_get_close(&r);
+	free(data);
+	free(back);
+	blobstore_free(&bs);
+}
+
 static void test_blobfile_binding(void)
 {
 	unsigned char key[32], id[16], id2[16], head[BLOBFILE_HEADER_BYTES];
@@ -1323,6 +1395,7 @@ int main(void)
 	RUN(test_checksums);
 	RUN(test_checksums_selected);
 	RUN(test_ranges);
+	RUN(test_read_in_place);
 	RUN(test_tampering);
 	RUN(test_blobfile_binding);
 	RUN(test_kill9_during_put);
