@@ -106,17 +106,14 @@ uint64_t blobstore_reader_size(const blobstore_reader *r);
  * range does not lie within the blob (reader unchanged). */
 int blobstore_get_range(blobstore_reader *r, uint64_t offset, uint64_t length);
 /* Copy up to cap bytes of the range into buf; *n = 0 at its end. Every
- * byte given out belongs to a chunk whose tag verified. 0, or ERR_CORRUPT
- * / ERR_IO (nothing of the failing chunk given out, sticky: every later
- * call fails the same way). */
+ * byte given out belongs to a chunk whose tag verified. Whole chunks that
+ * fit in cap are read with one preadv (up to 8) and decrypted in buf
+ * itself, without a copy; a partial chunk goes through the reader's own
+ * chunk buffer. No byte past buf[*n] is written. 0, or ERR_CORRUPT /
+ * ERR_IO (nothing of the failing chunk given out, sticky: every later call
+ * fails the same way; chunks of a batch before the failing one are given
+ * out first, the error comes at the next call). */
 int blobstore_get_read(blobstore_reader *r, void *buf, size_t cap, size_t *n);
-/* The same, where buf has room writable bytes (blobstore_get_read writes
- * no byte past the range, whatever cap says): when a whole chunk
- * comes next, fits in cap and its sealed form (plaintext + 16, blobfile.h)
- * in room, it is read and decrypted in buf itself, one copy fewer (the GET
- * and replication paths give room = cap + BLOBFILE_TAG). buf[*n, room) may
- * be overwritten; a chunk that fails its tag leaves no plaintext there. */
-int blobstore_get_read_room(blobstore_reader *r, void *buf, size_t cap, size_t room, size_t *n);
 /* Close; no-op on NULL; resets *r. */
 void blobstore_get_close(blobstore_reader **r);
 

@@ -35,7 +35,6 @@
 #include "core/workers.h"
 #include "http/client.h"
 #include "http/server.h"
-#include "objects/blobfile.h"
 #include "objects/blobstore.h"
 #include "objects/hlc.h"
 #include "objects/meta.h"
@@ -70,8 +69,7 @@ typedef struct slot {
 	uint64_t off;                /* the next byte of it */
 	char xfer[33];
 	/* one segment, read by a worker at seg + ORPL_HEADROOM (the space
-	 * before it takes the version's length and JSON when it goes inline,
-	 * the BLOBFILE_TAG bytes after it let chunks be decrypted in place);
+	 * before it takes the version's length and JSON when it goes inline);
 	 * handed to the link's client without a copy (http_client_request_take) */
 	char *seg;
 	size_t seg_len;
@@ -558,8 +556,7 @@ static void read_work(void *arg)
 	char *seg = s->seg + ORPL_HEADROOM;
 	while (s->job_rc == 0 && s->seg_len < n) {
 		size_t got = 0;
-		s->job_rc = blobstore_get_read_room(rd, seg + s->seg_len, (size_t)n - s->seg_len,
-						    (size_t)n + BLOBFILE_TAG - s->seg_len, &got);
+		s->job_rc = blobstore_get_read(rd, seg + s->seg_len, (size_t)n - s->seg_len, &got);
 		if (s->job_rc == 0 && got == 0)
 			s->job_rc = ERR_CORRUPT; /* shorter than its row says */
 		s->seg_len += got;
@@ -626,7 +623,7 @@ static void slot_next(slot *s)
 		send_version(s);
 		return;
 	}
-	if (!s->seg && !(s->seg = malloc(ORPL_HEADROOM + ORPL_SEGMENT + BLOBFILE_TAG))) {
+	if (!s->seg && !(s->seg = malloc(ORPL_HEADROOM + ORPL_SEGMENT))) {
 		slot_retry(s, "out of memory");
 		return;
 	}
