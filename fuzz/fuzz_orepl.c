@@ -47,7 +47,10 @@ static void fuzz_version(const char *body, size_t len, int remove)
 			check(why != NULL, "split failed without a reason");
 			return;
 		}
-		check(f.json >= body && f.json + f.json_len <= body + len, "frame JSON outside the body");
+		if (body)
+			check(f.json >= body && f.json + f.json_len <= body + len, "frame JSON outside the body");
+		else
+			check(f.json_len == 0 && !f.data, "a frame out of nothing");
 		if (f.data) {
 			check(f.data == f.json + f.json_len && f.data + f.data_len == body + len, "frame data misplaced");
 			check(4 + f.json_len + f.data_len == len, "frame parts do not add up");
