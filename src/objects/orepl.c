@@ -1148,10 +1148,14 @@ static void on_version(rx *q, const char *json, size_t jlen, int kind)
 	orepl *r = q->r;
 	q->kind = kind;
 	oreplmsg_version *m = malloc(sizeof *m);
-	const char *why = "out of memory";
-	if (!m || oreplmsg_parse_version(json, jlen, kind == 2, q->len, m, &why) != 0) {
+	if (!m) {
+		rx_answer(q, 503, "overloaded", "out of memory");
+		return;
+	}
+	const char *why = NULL;
+	if (oreplmsg_parse_version(json, jlen, kind == 2, q->len, m, &why) != 0) {
 		free(m);
-		rx_answer(q, m ? 400 : 503, m ? "bad_request" : "overloaded", why);
+		rx_answer(q, 400, "bad_request", why);
 		return;
 	}
 	q->ob = malloc(sizeof *q->ob);
