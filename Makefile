@@ -193,7 +193,7 @@ fuzz-run: $(FUZZ_BIN)
 # replication and hostile-client benches ignore run.py's other options); REPL_BENCH_ARGS go to
 # bench/replication.py only (e.g. --rates 1000, --no-pg).
 BENCH_SCRIPTS := bench/run.py bench/replication.py bench/hostile.py bench/isolation.py bench/dns.py \
-                 bench/objects.py bench/objrepl.py
+                 bench/objects.py bench/objrepl.py bench/edge.py
 BENCH_OTHER   := bench/drill.py
 replication_BENCH_ARGS = $(REPL_BENCH_ARGS)
 define newline

@@ -22,7 +22,7 @@ import subprocess
 import sys
 
 SCENARIOS = ["crash-primary", "crash-secondary", "crash-witness", "partition-primary", "partition-link",
-             "switchover"]
+             "switchover", "crash-primary@edge", "partition-primary@edge"]
 
 
 def median(values):
@@ -80,7 +80,7 @@ def main():
         if getattr(a, name) is None:
             setattr(a, name, quick if a.quick else real)
     for s in a.scenarios:
-        if s not in SCENARIOS + ["restart-all"]:
+        if s not in SCENARIOS + ["restart-all"] and not (s.endswith("@edge") and s[:-5] in SCENARIOS):
             ap.error("unknown scenario %r" % s)
     base = os.path.join(os.path.dirname(a.out) or ".", "drill")
     results, failed = {}, 0
@@ -89,7 +89,9 @@ def main():
         for n in range(1, a.rounds + 1):
             report = os.path.join(base, "%s-%d" % (s, n))
             subprocess.run(["rm", "-rf", report], check=True)
-            p = subprocess.run([a.tandem, "drill", "--scenario", s, "--rate", str(a.rate), "--duration",
+            name, _, via = s.partition("@")  # "X@edge": scenario X with --via edge
+            p = subprocess.run([a.tandem, "drill", "--scenario", name, *(["--via", via] if via else []),
+                                "--rate", str(a.rate), "--duration",
                                 str(a.duration), *([] if a.quick else ["--strict"]), "--json",
                                 "--report", report, "--quiet"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -103,7 +105,10 @@ def main():
                    "lost": rpo.get("only_in_quarantine"), "lost_global": rpo.get("lost_global"),
                    "lost_span_s": rpo.get("lost_span_s"), "missing": rpo.get("missing"),
                    "write_rto_s": rto.get("writes_s"), "global_rto_s": rto.get("global_writes_s"),
-                   "read_rto_s": rto.get("reads_s"), "method": (r.get("fault") or {}).get("method")}
+                   "read_rto_s": rto.get("reads_s"), "method": (r.get("fault") or {}).get("method"),
+                   "client_write_rto_s": rto.get("client_writes_s"), "client_read_rto_s": rto.get("client_reads_s"),
+                   "client_failed_reads": rto.get("client_failed_reads"),
+                   "regions_write_rto_s": rto.get("regions_writes_s")}
             if p.returncode != 0:
                 failed += 1
                 run["stderr"] = p.stderr[-500:]
@@ -124,6 +129,13 @@ def main():
             fmt(median([r["global_rto_s"] for r in runs])), fmt(median([r["read_rto_s"] for r in runs])),
             "%s (%s)" % (fmt(median([r["lost"] for r in runs]), ""), fmt(median([r["lost_span_s"] for r in runs]))),
             fmt(max([r["lost_global"] or 0 for r in runs]), ""), fmt(max([r["missing"] or 0 for r in runs]), "")))
+    for s, runs in results.items():
+        if "@" in s:  # through the edges: what the clients saw, next to the regions' own
+            print("%-18s  clients' write RTO %s (regions' %s), reads back after %s, failed reads %s (max)" % (
+                s, fmt(median([r["client_write_rto_s"] for r in runs])),
+                fmt(median([r["regions_write_rto_s"] for r in runs])),
+                fmt(median([r["client_read_rto_s"] for r in runs])),
+                fmt(max([r["client_failed_reads"] or 0 for r in runs]), "")))
     print("medians of %d rounds at %d writes/s for %d s each; %s" % (a.rounds, a.rate, a.duration, a.out))
     return 1 if failed else 0
 

@@ -55,6 +55,10 @@ static const char usage_drill[] =
 	"                     of --data or --config, else a new /tmp/tandem-drill-XXXXXX\n"
 	"  --net METHOD       partitions: auto (nftables in a network namespace when\n"
 	"                     root, else the fault switch), nftables, switch\n"
+	"  --via WHERE        direct (default): the workload calls each region;\n"
+	"                     edge: it goes through two edges (tandem edge), one per\n"
+	"                     region, and the report gives the RTO the clients saw\n"
+	"                     next to the regions' own (a fresh deployment only)\n"
 	"  --json             print report.json instead of the readable report\n"
 	"  --strict           a missed scenario target fails the drill too\n"
 	"  --quiet            no progress lines on stderr\n"
@@ -113,7 +117,8 @@ int cmd_drill(int argc, char **argv)
 		int known = 0;
 		static const char *const with_value[] = {
 			"--scenario", "--rate",   "--duration", "--fault-at", "--heal-at", "--read-rate",
-			"--object-rate", "--global-percent", "--data", "--config", "--port-base", "--report", "--net", NULL};
+			"--object-rate", "--global-percent", "--data", "--config", "--port-base", "--report", "--net",
+			"--via", NULL};
 		for (int k = 0; with_value[k]; k++)
 			known |= strcmp(a, with_value[k]) == 0;
 		if (!known)
@@ -164,6 +169,10 @@ int cmd_drill(int argc, char **argv)
 			if (util_parse_int(v, 1024, 65000, &n) != 0)
 				return usage_error("--port-base must be from 1024 to 65000, not '%s'", v);
 			o.port_base = (int)n;
+		} else if (strcmp(a, "--via") == 0) {
+			if (strcmp(v, "edge") != 0 && strcmp(v, "direct") != 0)
+				return usage_error("--via must be direct or edge, not '%s'", v);
+			o.via_edge = strcmp(v, "edge") == 0;
 		} else if (strcmp(a, "--net") == 0) {
 			if (strcmp(v, "auto") == 0)
 				o.net = DRILL_NET_AUTO;
@@ -186,6 +195,8 @@ int cmd_drill(int argc, char **argv)
 		return usage_error("--scenario NAME is required");
 	if (o.config_path[0] && o.data_dir[0])
 		return usage_error("--data and --config exclude each other");
+	if (o.config_path[0] && o.via_edge)
+		return usage_error("--via edge drills a fresh deployment (the drill writes its edges): drop --config");
 	double fault_at = o.fault_at_s >= 0 ? o.fault_at_s : o.duration_s / 3.0;
 	double heal_at = o.heal_at_s >= 0 ? o.heal_at_s : 2.0 * o.duration_s / 3.0;
 	if (fault_at < 1 || heal_at < fault_at || heal_at > o.duration_s)

@@ -274,6 +274,24 @@ static int config_handle_api(config_reader *r, const char *name, const char *val
 			config_string(r, name, value, a->cors_origins, sizeof a->cors_origins);
 		return 1;
 	}
+	if (strcmp(name, "trusted_proxies") == 0) {
+		char copy[1024];
+		snprintf(copy, sizeof copy, "%s", value);
+		a->nproxies = 0;
+		char *save = NULL;
+		for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+			if (a->nproxies == CONFIG_MAX_PROXIES) {
+				config_error(r, r->line, "trusted_proxies: at most %d", CONFIG_MAX_PROXIES);
+				break;
+			}
+			int i = a->nproxies;
+			if (util_parse_cidr(t, a->proxy_addr[i], &a->proxy_family[i], &a->proxy_bits[i]) != 0)
+				config_error(r, r->line, "trusted_proxies: '%s' is not an address or prefix", t);
+			else
+				a->nproxies++;
+		}
+		return 1;
+	}
 	config_error(r, r->line, "unknown key '%s' in [api]", name);
 	return 1;
 }
@@ -708,4 +726,12 @@ const config_region *config_region_find(const config *c, const char *name)
 		if (strcmp(c->regions[i].name, name) == 0)
 			return &c->regions[i];
 	return NULL;
+}
+
+bool config_trusted_proxy(const config_api *api, const char *peer)
+{
+	for (int i = 0; peer && i < api->nproxies; i++)
+		if (util_cidr_holds(api->proxy_addr[i], api->proxy_family[i], api->proxy_bits[i], peer))
+			return true;
+	return false;
 }

@@ -22,6 +22,7 @@
 #ifndef TANDEM_CONFIG_H
 #define TANDEM_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -150,9 +151,19 @@ typedef struct config_auth {
 } config_auth;
 
 /* What web and mobile clients need of the API ([api]). */
+#define CONFIG_MAX_PROXIES 16
 typedef struct config_api {
 	char cors_origins[1024];       /* "" (no CORS), "*", or origins separated by commas/spaces */
+	/* trusted_proxies: the edges' addresses (prefixes). A request from one
+	 * of them is taken to come from its Forwarded: for= address, for the
+	 * per-address limits; from anyone else, Forwarded is ignored. */
+	unsigned char proxy_addr[CONFIG_MAX_PROXIES][16];
+	int proxy_family[CONFIG_MAX_PROXIES], proxy_bits[CONFIG_MAX_PROXIES];
+	int nproxies;
 } config_api;
+
+/* Whether the textual address peer is one of api's trusted proxies. */
+bool config_trusted_proxy(const config_api *api, const char *peer);
 
 typedef struct config {
 	char path[CONFIG_PATH_MAX]; /* the file it was read from */

@@ -1,6 +1,8 @@
 /* util.c - small shared helpers; see util.h. */
 #include "core/util.h"
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -289,6 +291,46 @@ int util_split_hostport(const char *s, char *host, size_t hostcap, int *port)
 	host[hlen] = '\0';
 	*port = (int)p;
 	return 0;
+}
+
+int util_parse_cidr(const char *s, unsigned char addr[16], int *family, int *bits)
+{
+	char text[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	if (n == 0 || n >= sizeof text)
+		return ERR_INVAL;
+	memcpy(text, s, n);
+	text[n] = '\0';
+	memset(addr, 0, 16);
+	int fam = strchr(text, ':') ? 6 : 4;
+	if (inet_pton(fam == 6 ? AF_INET6 : AF_INET, text, addr) != 1)
+		return ERR_INVAL;
+	int max = fam == 6 ? 128 : 32;
+	long long len = max;
+	if (slash && util_parse_int(slash + 1, 0, max, &len) != 0)
+		return ERR_INVAL;
+	for (int b = (int)len; b < max; b++) /* keep the prefix's bits only */
+		addr[b / 8] &= (unsigned char)~(0x80u >> (b % 8));
+	*family = fam;
+	*bits = (int)len;
+	return 0;
+}
+
+bool util_cidr_holds(const unsigned char prefix[16], int family, int bits, const char *text)
+{
+	unsigned char a[16];
+	if (inet_pton(family == 6 ? AF_INET6 : AF_INET, text, a) != 1)
+		return false;
+	int whole = bits / 8;
+	if (memcmp(prefix, a, (size_t)whole) != 0)
+		return false;
+	if (bits % 8) {
+		unsigned char mask = (unsigned char)(0xff00u >> (bits % 8));
+		if ((prefix[whole] & mask) != (a[whole] & mask))
+			return false;
+	}
+	return true;
 }
 
 int util_mkdirs(const char *path, unsigned mode)

@@ -58,6 +58,12 @@ bool util_equal_ct(const void *a, const void *b, size_t len);
 int util_parse_int(const char *s, long long min, long long max, long long *out);
 /* Split "host:port" (IPv4 or [IPv6]); 0 or ERR_INVAL. host gets up to hostcap-1 chars. */
 int util_split_hostport(const char *s, char *host, size_t hostcap, int *port);
+/* An address prefix: "10.1.0.0/16", "2001:db8::/32", or an address alone
+ * (all its bits). addr gets the address (host bits cleared), *family 4 or
+ * 6, *bits the length. 0 or ERR_INVAL. */
+int util_parse_cidr(const char *s, unsigned char addr[16], int *family, int *bits);
+/* Whether the textual address text (IPv4 or IPv6) is within the prefix. */
+bool util_cidr_holds(const unsigned char prefix[16], int family, int bits, const char *text);
 /* mkdir -p with the given mode for created directories; 0 or ERR_IO (errno kept). */
 int util_mkdirs(const char *path, unsigned mode);
 /* Write a whole file atomically (tmp + fsync + rename) with mode; 0 or ERR_IO. */

@@ -293,6 +293,29 @@ static void add_target(json_t *targets, int *missed, const char *name, int ok, j
 		(*missed)++;
 }
 
+/* The regions' own write RTO, from their logs: the primary at the fault
+ * stopped taking writes at some point (killed, cut off, handed over); the
+ * first term that began after that is when the deployment took writes
+ * again. 0 when the primary at the fault kept taking them past the
+ * workload's end; -1 when writes never came back. */
+static double regions_write_rto(const drill_run_state *s, int64_t fault, int64_t end)
+{
+	int64_t gap = fault;
+	for (size_t i = 0; i < s->nintervals; i++) {
+		const primary_interval *iv = &s->intervals[i];
+		if (iv->from_ms <= fault && fault < iv->to_ms) {
+			if (iv->to_ms >= end)
+				return 0;
+			gap = iv->to_ms;
+		}
+	}
+	int64_t back = -1;
+	for (size_t i = 0; i < s->nintervals; i++)
+		if (s->intervals[i].from_ms >= gap && (back < 0 || s->intervals[i].from_ms < back))
+			back = s->intervals[i].from_ms;
+	return back < 0 ? -1 : (double)(back - fault) / 1000.0;
+}
+
 /* ---- everything ---- */
 
 void check_all(drill_run_state *s)
@@ -467,6 +490,34 @@ void check_all(drill_run_state *s)
 	json_object_set_new(rto, "budget_s", json_integer(s->cfg.drill.rto_budget_s));
 	json_object_set_new(rto, "ok", json_boolean(rto_ok));
 	json_object_set_new(rto, "regions", rto_regions);
+	/* --via edge: what the clients saw (every population back: the latest
+	 * recovery of the two edges' clients), next to the regions' own */
+	double client_w = -1, client_r = -1, regions_w = -1;
+	long failed_reads = 0;
+	if (o->via_edge) {
+		int64_t last_w = fault, last_r = fault;
+		int all_w = 1, all_r = 1;
+		for (int k = 0; k < DRILL_REGIONS; k++) {
+			recovery w = compute_recovery(ops, nops, k, OP_WRITE, local_durability, fault);
+			recovery r = compute_recovery(ops, nops, k, OP_READ, -1, fault);
+			all_w &= w.recovered;
+			all_r &= r.recovered;
+			if (w.recovered && w.recovery_ms > last_w)
+				last_w = w.recovery_ms;
+			if (r.recovered && r.recovery_ms > last_r)
+				last_r = r.recovery_ms;
+		}
+		for (size_t i = 0; i < nops; i++)
+			failed_reads += ops[i].kind == OP_READ && !ops[i].ok;
+		client_w = all_w ? (double)(last_w - fault) / 1000.0 : -1;
+		client_r = all_r ? (double)(last_r - fault) / 1000.0 : -1;
+		regions_w = regions_write_rto(s, fault, s->t0_ms + (int64_t)o->duration_s * 1000);
+		json_object_set_new(rto, "via", json_string("edge"));
+		json_object_set_new(rto, "client_writes_s", real_or_null(client_w, client_w >= 0));
+		json_object_set_new(rto, "client_reads_s", real_or_null(client_r, client_r >= 0));
+		json_object_set_new(rto, "client_failed_reads", json_integer(failed_reads));
+		json_object_set_new(rto, "regions_writes_s", real_or_null(regions_w, regions_w >= 0));
+	}
 
 	/* errors by class and region, and the documented ones */
 	json_t *errors = json_object();
@@ -582,6 +633,15 @@ void check_all(drill_run_state *s)
 		snprintf(name, sizeof name, "write RTO <= %g s", sc->rto_target_s);
 		add_target(targets, &missed, name, service_w >= 0 && rto_w <= sc->rto_target_s,
 			   real_or_null(rto_w, service_w >= 0), sc->rto_target_s);
+	}
+	if (o->via_edge && (sc->kind == SC_CRASH || sc->kind == SC_PARTITION) && sc->target == SC_PRIMARY) {
+		/* issue 12 section 4: a region's death costs the edge's clients no
+		 * read, and writes no more than a second over the regions' own RTO */
+		add_target(targets, &missed, "no failed read through the edges", failed_reads == 0,
+			   json_integer(failed_reads), 0);
+		add_target(targets, &missed, "client write RTO <= regions' write RTO + 1 s",
+			   client_w >= 0 && regions_w >= 0 && client_w <= regions_w + 1.0,
+			   real_or_null(client_w, client_w >= 0), regions_w >= 0 ? regions_w + 1.0 : -1);
 	}
 	if (sc->lost_span_target_s >= 0) {
 		char name[80];

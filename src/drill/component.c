@@ -115,11 +115,11 @@ int component_start(drill_component *c, const char *config_path, int timeout_ms,
 	char *argv[8];
 	int k = 0;
 	argv[k++] = "tandem";
-	argv[k++] = c->is_witness ? "witness" : "region";
+	argv[k++] = c->is_witness ? "witness" : c->is_edge ? "edge" : "region";
 	argv[k++] = "--config";
 	argv[k++] = (char *)config_path;
 	if (!c->is_witness) {
-		argv[k++] = "--region";
+		argv[k++] = c->is_edge ? "--name" : "--region";
 		argv[k++] = c->name;
 	}
 	argv[k] = NULL;

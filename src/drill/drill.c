@@ -26,6 +26,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -47,6 +48,7 @@
 #include "core/tls.h"
 #include "core/util.h"
 #include "drill/internal.h"
+#include "edge/edgeconf.h"
 #include "objects/s3keys.h"
 
 #define STATUS_POLL_MS 500
@@ -192,15 +194,16 @@ static int port_free(int port)
 	return addr_free("127.0.0.1", port);
 }
 
-/* A port base in 20000-28990 with base..base+9 free. */
+/* A port base in 20000-28980 with base..base+14 free (tandem init's
+ * ports; the drill's edges take base+13 and base+14). */
 static int pick_port_base(void)
 {
 	for (int attempt = 0; attempt < 200; attempt++) {
 		uint32_t r;
 		util_random(&r, sizeof r);
-		int base = 20000 + (int)(r % 899) * 10;
+		int base = 20000 + (int)(r % 599) * 15;
 		int ok = 1;
-		for (int p = base; p < base + 10 && ok; p++)
+		for (int p = base; p < base + 15 && ok; p++)
 			ok = port_free(p);
 		if (ok)
 			return base;
@@ -250,9 +253,12 @@ static int rewrite_config(const char *path, bool netns, char *err, size_t errcap
 		const char *p = line + strspn(line, " \t");
 		if (*p == '[') {
 			snprintf(section, sizeof section, "%.*s", (int)strcspn(p + 1, "]"), p + 1);
-			buf_printf(&out, "%s\n", line);
+			if (strncmp(section, "edge ", 5) != 0) /* tandem up's edges: the drill writes its own */
+				buf_printf(&out, "%s\n", line);
 			continue;
 		}
+		if (strncmp(section, "edge ", 5) == 0)
+			continue;
 		if (strcmp(section, "limits") == 0 && strncmp(p, "max_connections_per_address", 27) == 0 &&
 		    strchr(" \t=", p[27])) {
 			buf_printf(&out, "max_connections_per_address = %d\n", DRILL_CONNECTIONS_PER_ADDRESS);
@@ -346,6 +352,61 @@ static int drill_default_report(drill_options *o, char *err, size_t errcap)
 	return 0;
 }
 
+/* The names of the drill's edges: the one in front of region k is
+ * "edge-" + its name (the config's regions: eu primary, us secondary). */
+static const char *const drill_edges[DRILL_REGIONS] = {"edge-eu", "edge-us"};
+
+/*
+ * --via edge: two [edge] sections in the fresh deployment's config, edge-eu
+ * trying eu first and edge-us trying us first (the other region: the
+ * failover inside a request), on 127.0.0.1 (the drill's own address, which
+ * no partition rule matches: the edges keep reaching both regions, as an
+ * edge outside both regions would), TLS with their own certificates, probes
+ * every second. 0 or -1.
+ */
+static int add_edges(drill_run_state *s, int base, char *err, size_t errcap)
+{
+	const char *eu = s->netns ? "127.0.0.2" : "127.0.0.1", *us = s->netns ? "127.0.0.3" : "127.0.0.1";
+	buf b;
+	buf_init(&b, 4096);
+	for (int k = 0; k < DRILL_REGIONS; k++)
+		buf_printf(&b,
+			   "\n; tandem drill --via edge: the edge in front of %s\n"
+			   "[edge %s]\n"
+			   "listen = 127.0.0.1:%d\n"
+			   "tls_cert = certs/%s.pem\n"
+			   "tls_key = certs/%s.key\n"
+			   "origins = %s=https://%s:%d, %s=https://%s:%d\n"
+			   "connect_timeout_ms = 1000\n"
+			   "response_timeout_ms = 10000\n"
+			   "probe_interval_ms = 1000\n"
+			   "; as many as the workload's own connections to a region (start_workload)\n"
+			   "max_origin_connections = 4096\n",
+			   k ? "us" : "eu", drill_edges[k], base + 13 + k, drill_edges[k], drill_edges[k],
+			   k ? "us" : "eu", k ? us : eu, base + k, k ? "eu" : "us", k ? eu : us, base + 1 - k);
+	int fd = open(s->config_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	int ok = fd >= 0 && write(fd, b.data, b.len) == (ssize_t)b.len;
+	if (fd >= 0)
+		close(fd);
+	buf_free(&b);
+	if (!ok) {
+		snprintf(err, errcap, "cannot append the edges to %s: %s", s->config_path, strerror(errno));
+		return -1;
+	}
+	/* the edges' certificates, and the regions' again when the namespace
+	 * moved them (the edges verify the addresses they connect to) */
+	char *argv[] = {s->self, "certs", "--config", s->config_path, NULL};
+	char log[PATH_MAX];
+	snprintf(log, sizeof log, "%.*s/init.log", PATH_MAX - 16, s->logs_dir);
+	buf out;
+	buf_init(&out, 16384);
+	int rc = command_run(argv, NULL, &out, log, 120000);
+	if (rc != 0)
+		snprintf(err, errcap, "tandem certs failed (exit %d): %.300s", rc, out.data ? out.data : "");
+	buf_free(&out);
+	return rc == 0 ? 0 : -1;
+}
+
 static int prepare_deployment(drill_run_state *s, char *err, size_t errcap)
 {
 	const drill_options *o = s->opt;
@@ -389,6 +450,8 @@ static int prepare_deployment(drill_run_state *s, char *err, size_t errcap)
 	snprintf(s->config_path, sizeof s->config_path, "%.*s/tandem.ini", PATH_MAX - 16, abs);
 	if (rewrite_config(s->config_path, s->netns, err, errcap) != 0)
 		return -1;
+	if (o->via_edge && add_edges(s, base, err, errcap) != 0)
+		return -1;
 	say(s, "fresh deployment in %s (port base %d%s)", abs, base,
 	    s->netns ? "; eu 127.0.0.2, us 127.0.0.3, witness 127.0.0.4 in a private network namespace"
 		     : "");
@@ -426,6 +489,26 @@ static int setup_components(drill_run_state *s, char *err, size_t errcap)
 		snprintf(c->data_dir, sizeof c->data_dir, "%s", cfg->witness.data_dir);
 		s->witness = s->ncomps++;
 	}
+	for (int k = 0; k < DRILL_REGIONS; k++)
+		s->edge_comp[k] = -1;
+	if (s->opt->via_edge) {
+		static edge_confs ecs;
+		if (edgeconf_load(s->config_path, &ecs, err, errcap) != 0)
+			return -1;
+		for (int k = 0; k < DRILL_REGIONS; k++) {
+			const edge_conf *e = edgeconf_find(&ecs, drill_edges[k]);
+			if (!e) {
+				snprintf(err, errcap, "%s: no [edge %s]", s->config_path, drill_edges[k]);
+				return -1;
+			}
+			drill_component *c = &s->comps[s->ncomps];
+			memset(c, 0, sizeof *c);
+			snprintf(c->name, sizeof c->name, "%s", e->name);
+			c->is_edge = 1;
+			snprintf(c->api, sizeof c->api, "%s", e->listen);
+			s->edge_comp[k] = s->ncomps++;
+		}
+	}
 	for (int i = 0; i < s->ncomps; i++) {
 		drill_component *c = &s->comps[i];
 		char path[PATH_MAX]; /* c lives inside s: no overlapping snprintf */
@@ -438,6 +521,9 @@ static int setup_components(drill_run_state *s, char *err, size_t errcap)
 		char hosts[DRILL_MAX_COMPONENTS][64];
 		for (int i = 0; i < s->ncomps; i++) {
 			int port;
+			hosts[i][0] = '\0';
+			if (s->comps[i].is_edge) /* on the drill's own address, outside every rule */
+				continue;
 			util_split_hostport(s->comps[i].link, hosts[i], sizeof hosts[i], &port);
 			for (int j = 0; j < i; j++)
 				if (strcmp(hosts[i], hosts[j]) == 0) {
@@ -1279,6 +1365,11 @@ static int start_workload(drill_run_state *s, char *err, size_t errcap)
 		drill_component *c = &s->comps[s->region_comp[k]];
 		snprintf(wc.regions[k].name, sizeof wc.regions[k].name, "%s", c->name);
 		snprintf(wc.regions[k].api, sizeof wc.regions[k].api, "%s", c->api);
+		if (s->edge_comp[k] >= 0) { /* the clients near region k: through its edge */
+			const drill_component *e = &s->comps[s->edge_comp[k]];
+			snprintf(wc.regions[k].api, sizeof wc.regions[k].api, "%s", e->api);
+			snprintf(wc.regions[k].tls_name, sizeof wc.regions[k].tls_name, "%s", e->name);
+		}
 		snprintf(wc.regions[k].collection, sizeof wc.regions[k].collection, "drill_%s_%s", wc.run_id,
 			 c->name);
 		for (char *p = wc.regions[k].collection; *p; p++)

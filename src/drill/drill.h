@@ -11,7 +11,9 @@
  * primaries at once, both regions identical at the end; and, with an object
  * workload (S3 PUT/DELETE in both regions), every acknowledged object write
  * kept or superseded in both, no deleted object back, object RPO and
- * replication lag. It writes a readable
+ * replication lag. With --via edge the workload goes through two `tandem
+ * edge` processes (one in front of each region) and the report gives the
+ * RTO the clients saw next to the regions' own. It writes a readable
  * report, report.json, timeline.svg and every component's log.
  *
  * The module is the library side; src/cli/drill.c parses the command line.
@@ -47,6 +49,8 @@ typedef struct drill_options {
 	int json;                /* print report.json instead of the text report */
 	int strict;              /* missed scenario targets fail the drill too */
 	int quiet;               /* no progress lines on stderr */
+	int via_edge;            /* --via edge: the workload goes through two edges
+				  * (tandem edge), one in front of each region */
 } drill_options;
 
 /* Defaults for every option. */

@@ -35,7 +35,7 @@
 #include "drill/drill.h"
 
 #define DRILL_REGIONS 2           /* the workload and the checks compare two regions */
-#define DRILL_MAX_COMPONENTS 3    /* two regions and the witness */
+#define DRILL_MAX_COMPONENTS 5    /* two regions, the witness, two edges (--via edge) */
 #define DRILL_READY_TIMEOUT_MS 30000
 
 /* ---- scenarios (scenario.c) ---- */
@@ -68,7 +68,8 @@ int scenario_error_allowed(const char *patterns, const char *cls);
 typedef struct drill_component {
 	char name[32];        /* "eu", "us", "witness" */
 	int is_witness;
-	char api[128];        /* regions: api_listen */
+	int is_edge;          /* `tandem edge --name NAME` (--via edge) */
+	char api[128];        /* regions: api_listen; edges: listen */
 	char link[128];       /* regions: link_listen; witness: listen */
 	char data_dir[CONFIG_PATH_MAX];
 	char log_path[PATH_MAX];
@@ -163,6 +164,7 @@ typedef struct drill_op {
 typedef struct workload_region {
 	char name[32];
 	char api[128];        /* host:port */
+	char tls_name[64];    /* the name its certificate is verified against ("": name) */
 	char token[1024];     /* access token of the region's drill user */
 	char user_id[64];
 	char collection[64];
@@ -369,6 +371,7 @@ typedef struct drill_run_state {
 	int ncomps;
 	int witness;              /* index in comps, -1 when none */
 	int region_comp[DRILL_REGIONS]; /* comps index of each workload region */
+	int edge_comp[DRILL_REGIONS];   /* --via edge: comps index of the edge in front of each region */
 	int netns;                /* running in a private network namespace */
 	char net_method[32];      /* "nftables" or "fault-switch" */
 	char net_note[256];       /* why, when not the one asked */

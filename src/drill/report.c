@@ -219,6 +219,14 @@ void report_print_text(const drill_run_state *s, FILE *f)
 			secs(json_object_get(reg, "reads_s"), c3, sizeof c3), num(reg, "write_failures_after_fault"),
 			num(reg, "global_write_failures_after_fault"), num(reg, "read_failures_after_fault"));
 	}
+	if (json_object_get(rto, "via")) { /* --via edge: the regions' rows are the clients near each */
+		char c1[32], c2[32], c3[32];
+		fprintf(f, "  clients     through the edges: every client's writes back after %s, reads after %s, "
+			   "%lld failed reads in the run; the regions took writes again after %s\n",
+			secs(json_object_get(rto, "client_writes_s"), c1, sizeof c1),
+			secs(json_object_get(rto, "client_reads_s"), c2, sizeof c2), num(rto, "client_failed_reads"),
+			secs(json_object_get(rto, "regions_writes_s"), c3, sizeof c3));
+	}
 	print_objects(f, json_object_get(r, "objects"));
 
 	fprintf(f, "\n  checks\n");

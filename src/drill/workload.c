@@ -368,8 +368,8 @@ static wl_conn *conn_new(workload *w, wl_region *r, int timeout_ms)
 	http_limits limits = {65536, 200, 4 << 20, 0};
 	c->w = w;
 	c->region = r;
-	c->client = http_client_new(w->base, w->cfg.api_ctx, r->host, r->port, r->cfg.name, &limits,
-				    timeout_ms);
+	const char *tls_name = r->cfg.tls_name[0] ? r->cfg.tls_name : r->cfg.name;
+	c->client = http_client_new(w->base, w->cfg.api_ctx, r->host, r->port, tls_name, &limits, timeout_ms);
 	if (!c->client) {
 		free(c);
 		return NULL;

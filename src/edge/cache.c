@@ -27,14 +27,20 @@
 
 #include <assert.h>
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/util.h"
 
 #define CACHE_MAGIC 0x45434348u /* "ECCH" */
 #define ENTRY_OVERHEAD 256      /* bytes charged per entry beyond its strings */
@@ -42,6 +48,9 @@
 #define HEADERS_MAX 65536       /* stored header block */
 #define VARY_MAX 16384          /* a secondary key */
 #define PENDING_BUCKETS 256
+#define DISK_MAGIC 0x31434454u  /* "TDC1": a disk tier file */
+#define DISK_SUFFIX ".tdc"
+
 
 struct cache_entry {
 	unsigned magic;
@@ -81,9 +90,29 @@ typedef struct pending {
 	int count;
 } pending;
 
+/* An entry of the disk tier: where it is and what matches it; the rest
+ * is in its file (disk_demote's format). */
+typedef struct disk_rec {
+	struct disk_rec *chain, *prev, *next; /* bucket chain, disk LRU */
+	uint32_t hash;
+	char *key;
+	size_t key_len, host_len;
+	char *vary_names, *vary_key;          /* NULL: no Vary */
+	int64_t response_time;
+	uint64_t id;
+	size_t bytes;                         /* the file's size */
+} disk_rec;
+
 struct cache {
 	unsigned magic;
 	size_t max_bytes, max_object_bytes;
+	/* the disk tier (cache_set_disk): what the memory LRU evicts */
+	char disk_dir[512];
+	size_t disk_max, disk_bytes, disk_entries;
+	disk_rec **dbuckets;                  /* nbuckets of them */
+	disk_rec *dhead, *dtail;
+	uint64_t disk_next_id;
+	unsigned long disk_written, disk_promoted, disk_errors;
 	cache_entry **buckets;
 	size_t nbuckets; /* a power of two */
 	cache_entry *head, *tail;
@@ -706,10 +735,307 @@ static void entry_remove(cache *c, cache_entry *e)
 	cache_entry_release(&e);
 }
 
+/* ---------------------------------------------------------- the disk tier
+ *
+ * What the memory LRU evicts goes to a file of its own in disk_dir (mode
+ * 0600, the directory 0700), named by a counter, when it fits the disk
+ * bound (disk_max bytes, an LRU of its own); a lookup that misses memory
+ * looks there, and a match comes back into memory (its file removed: an
+ * entry lives in one tier). The index is in memory; the directory is
+ * emptied when the cache starts (cache_set_disk), so the tier extends the
+ * capacity, it does not survive a restart. Purges and invalidations reach
+ * both tiers. A file that cannot be written or read back (short, damaged,
+ * another version) is dropped and counted (disk_errors), never served.
+ *
+ * File: u32 magic, u32 status, i64 request_time, response_time,
+ * date_value, age_value, then u32 lengths of key, vary names, vary key
+ * (0xffffffff: none), headers, body, then those bytes.
+ */
+static void disk_path(const cache *c, uint64_t id, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/%016llx" DISK_SUFFIX, c->disk_dir, (unsigned long long)id);
+}
+
+static void disk_unlink_lru(cache *c, disk_rec *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		c->dhead = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		c->dtail = r->prev;
+	r->prev = r->next = NULL;
+}
+
+/* Forget r and remove its file. */
+static void disk_remove(cache *c, disk_rec *r)
+{
+	disk_rec **pp = &c->dbuckets[r->hash & (c->nbuckets - 1)];
+	while (*pp && *pp != r)
+		pp = &(*pp)->chain;
+	if (*pp)
+		*pp = r->chain;
+	disk_unlink_lru(c, r);
+	char path[640];
+	disk_path(c, r->id, path, sizeof path);
+	unlink(path);
+	c->disk_bytes -= r->bytes;
+	c->disk_entries--;
+	free(r->key);
+	free(r->vary_names);
+	free(r->vary_key);
+	free(r);
+}
+
+/* The disk record of req's variant of key (the most recent), or NULL. */
+static disk_rec *disk_find(cache *c, const http_message *req, const char *key, size_t key_len, uint32_t h)
+{
+	if (!c->dbuckets)
+		return NULL;
+	disk_rec *best = NULL;
+	for (disk_rec *r = c->dbuckets[h & (c->nbuckets - 1)]; r; r = r->chain) {
+		if (r->hash != h || r->key_len != key_len || memcmp(r->key, key, key_len) != 0)
+			continue;
+		if (r->vary_names) {
+			buf vk;
+			buf_init(&vk, VARY_MAX);
+			bool match = vary_key(req, r->vary_names, &vk) == 0 && strcmp(vk.data ? vk.data : "", r->vary_key) == 0;
+			buf_free(&vk);
+			if (!match)
+				continue;
+		}
+		if (!best || r->response_time > best->response_time)
+			best = r;
+	}
+	return best;
+}
+
+static void put32(buf *b, uint32_t v)
+{
+	buf_add(b, (const char *)&v, sizeof v);
+}
+
+static void put64(buf *b, int64_t v)
+{
+	buf_add(b, (const char *)&v, sizeof v);
+}
+
+/* e leaves memory: keep it on disk when the tier is on and it fits. */
+static void disk_demote(cache *c, const cache_entry *e)
+{
+	if (!c->disk_max)
+		return;
+	size_t vnl = e->vary_names ? strlen(e->vary_names) : 0, vkl = e->vary_key ? strlen(e->vary_key) : 0;
+	size_t size = 4 * 2 + 8 * 4 + 4 * 5 + e->key_len + vnl + vkl + e->headers.len + e->body_len;
+	if (size > c->disk_max)
+		return;
+	buf b;
+	buf_init(&b, size + 16);
+	put32(&b, DISK_MAGIC);
+	put32(&b, (uint32_t)e->status);
+	put64(&b, e->request_time);
+	put64(&b, e->response_time);
+	put64(&b, e->date_value);
+	put64(&b, e->age_value);
+	put32(&b, (uint32_t)e->key_len);
+	put32(&b, e->vary_names ? (uint32_t)vnl : 0xffffffffu);
+	put32(&b, e->vary_key ? (uint32_t)vkl : 0xffffffffu);
+	put32(&b, (uint32_t)e->headers.len);
+	put32(&b, (uint32_t)e->body_len);
+	buf_add(&b, e->key, e->key_len);
+	if (vnl)
+		buf_add(&b, e->vary_names, vnl);
+	if (vkl)
+		buf_add(&b, e->vary_key, vkl);
+	if (e->headers.len)
+		buf_add(&b, e->headers.data, e->headers.len);
+	if (e->body_len)
+		buf_add(&b, e->body, e->body_len);
+	disk_rec *r = calloc(1, sizeof *r);
+	if (b.len != size || !r || !(r->key = strndup(e->key, e->key_len)) ||
+	    (e->vary_names && !(r->vary_names = strdup(e->vary_names))) ||
+	    (e->vary_key && !(r->vary_key = strdup(e->vary_key)))) {
+		if (r) {
+			free(r->key);
+			free(r->vary_names);
+			free(r->vary_key);
+			free(r);
+		}
+		buf_free(&b);
+		c->disk_errors++;
+		return;
+	}
+	/* the same variant on disk already is older: it goes */
+	for (disk_rec *o = c->dbuckets[e->hash & (c->nbuckets - 1)], *next; o; o = next) {
+		next = o->chain;
+		if (o->hash == e->hash && o->key_len == e->key_len && memcmp(o->key, e->key, e->key_len) == 0 &&
+		    ((!o->vary_key && !e->vary_key) || (o->vary_key && e->vary_key && strcmp(o->vary_key, e->vary_key) == 0)))
+			disk_remove(c, o);
+	}
+	while (c->dtail && c->disk_bytes + size > c->disk_max)
+		disk_remove(c, c->dtail);
+	r->id = c->disk_next_id++;
+	char path[640];
+	disk_path(c, r->id, path, sizeof path);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && write(fd, b.data, b.len) == (ssize_t)b.len; /* no fsync: a cache */
+	if (fd >= 0 && close(fd) != 0)
+		ok = false;
+	buf_free(&b);
+	if (!ok) {
+		unlink(path);
+		free(r->key);
+		free(r->vary_names);
+		free(r->vary_key);
+		free(r);
+		c->disk_errors++;
+		return;
+	}
+	r->hash = e->hash;
+	r->key_len = e->key_len;
+	r->host_len = e->host_len;
+	r->response_time = e->response_time;
+	r->bytes = size;
+	r->chain = c->dbuckets[r->hash & (c->nbuckets - 1)];
+	c->dbuckets[r->hash & (c->nbuckets - 1)] = r;
+	r->next = c->dhead;
+	if (c->dhead)
+		c->dhead->prev = r;
+	c->dhead = r;
+	if (!c->dtail)
+		c->dtail = r;
+	c->disk_bytes += size;
+	c->disk_entries++;
+	c->disk_written++;
+}
+
+static bool take(const unsigned char **p, const unsigned char *end, void *out, size_t n)
+{
+	if ((size_t)(end - *p) < n)
+		return false;
+	memcpy(out, *p, n);
+	*p += n;
+	return true;
+}
+
+/* A string of n bytes (0xffffffff: none, *out NULL) from the file. */
+static bool take_str(const unsigned char **p, const unsigned char *end, uint32_t n, char **out)
+{
+	*out = NULL;
+	if (n == 0xffffffffu)
+		return true;
+	if ((size_t)(end - *p) < n || !(*out = malloc((size_t)n + 1)))
+		return false;
+	memcpy(*out, *p, n);
+	(*out)[n] = '\0';
+	*p += n;
+	return true;
+}
+
+static void evict_for(cache *c, size_t need);
+
+/* Bring r's entry back into memory (its file goes). NULL when the file is
+ * unusable (dropped, counted) or memory is short. */
+static cache_entry *disk_promote(cache *c, disk_rec *r)
+{
+	char path[640];
+	disk_path(c, r->id, path, sizeof path);
+	size_t len = 0;
+	unsigned char *data = (unsigned char *)util_read_file(path, r->bytes + 1, &len);
+	cache_entry *e = calloc(1, sizeof *e);
+	const unsigned char *p = data, *end = data ? data + len : NULL;
+	uint32_t magic = 0, status = 0, kl = 0, vnl = 0, vkl = 0, hl = 0, bl = 0;
+	char *headers = NULL;
+	bool ok = data && e && len == r->bytes && take(&p, end, &magic, 4) && magic == DISK_MAGIC &&
+		  take(&p, end, &status, 4) && take(&p, end, &e->request_time, 8) &&
+		  take(&p, end, &e->response_time, 8) && take(&p, end, &e->date_value, 8) &&
+		  take(&p, end, &e->age_value, 8) && take(&p, end, &kl, 4) && take(&p, end, &vnl, 4) &&
+		  take(&p, end, &vkl, 4) && take(&p, end, &hl, 4) && take(&p, end, &bl, 4) &&
+		  kl == r->key_len && hl != 0xffffffffu && bl != 0xffffffffu && take_str(&p, end, kl, &e->key) &&
+		  memcmp(e->key, r->key, kl) == 0 && take_str(&p, end, vnl, &e->vary_names) &&
+		  take_str(&p, end, vkl, &e->vary_key) && take_str(&p, end, hl, &headers) &&
+		  take_str(&p, end, bl, &e->body) && p == end;
+	free(data);
+	if (e) {
+		e->magic = CACHE_MAGIC;
+		e->refs = 1;
+		buf_init(&e->headers, HEADERS_MAX);
+	}
+	if (ok) {
+		e->status = (int)status;
+		e->key_len = kl;
+		e->host_len = r->host_len;
+		e->hash = r->hash;
+		e->body_len = bl;
+		ok = buf_add(&e->headers, headers ? headers : "", hl) == 0 && entry_derive(e) == 0;
+	}
+	free(headers);
+	disk_remove(c, r); /* one tier at a time; a bad file is not kept either */
+	if (!ok) {
+		c->disk_errors++;
+		if (e) {
+			e->refs = 0;
+			entry_free(e);
+		}
+		return NULL;
+	}
+	e->bytes = entry_bytes(e);
+	if (e->bytes > c->max_bytes) {
+		e->refs = 0;
+		entry_free(e);
+		return NULL;
+	}
+	evict_for(c, e->bytes);
+	e->in_table = true;
+	e->chain = c->buckets[e->hash & (c->nbuckets - 1)];
+	c->buckets[e->hash & (c->nbuckets - 1)] = e;
+	lru_front(c, e);
+	c->bytes += e->bytes;
+	c->entries++;
+	c->disk_promoted++;
+	return e;
+}
+
+int cache_set_disk(cache *c, const char *dir, size_t max_bytes, char *err, size_t errcap)
+{
+	if (snprintf(c->disk_dir, sizeof c->disk_dir, "%s", dir) >= (int)sizeof c->disk_dir) {
+		snprintf(err, errcap, "%s: path too long", dir);
+		return ERR_INVAL;
+	}
+	if (util_mkdirs(dir, 0700) != 0 || chmod(dir, 0700) != 0) {
+		snprintf(err, errcap, "%s: cannot create: %s", dir, strerror(errno));
+		return ERR_IO;
+	}
+	DIR *d = opendir(dir);
+	if (!d) {
+		snprintf(err, errcap, "%s: cannot open: %s", dir, strerror(errno));
+		return ERR_IO;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) { /* an earlier run's files: stale, and not indexed */
+		size_t n = strlen(de->d_name);
+		if (n == 16 + strlen(DISK_SUFFIX) && strcmp(de->d_name + 16, DISK_SUFFIX) == 0) {
+			char path[800];
+			snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+	}
+	closedir(d);
+	if (!c->dbuckets && !(c->dbuckets = calloc(c->nbuckets, sizeof *c->dbuckets))) {
+		snprintf(err, errcap, "out of memory");
+		return ERR_NOMEM;
+	}
+	c->disk_max = max_bytes;
+	return 0;
+}
+
 static void evict_for(cache *c, size_t need)
 {
 	while (c->tail && c->bytes + need > c->max_bytes) {
 		c->evicted++;
+		disk_demote(c, c->tail);
 		entry_remove(c, c->tail);
 	}
 }
@@ -747,6 +1073,9 @@ void cache_free(cache **cp)
 	assert(c->magic == CACHE_MAGIC);
 	while (c->head)
 		entry_remove(c, c->head);
+	while (c->dhead)
+		disk_remove(c, c->dhead);
+	free(c->dbuckets);
 	for (int i = 0; i < PENDING_BUCKETS; i++)
 		while (c->pend[i]) {
 			pending *p = c->pend[i];
@@ -830,6 +1159,8 @@ int cache_store(cache *c, const http_message *req, const http_message *resp, con
 	cache_entry *old = kl > 0 ? find_variant(c, req, key, (size_t)kl, h) : NULL;
 	if (old)
 		entry_remove(c, old);
+	for (disk_rec *r; kl > 0 && (r = disk_find(c, req, key, (size_t)kl, h));)
+		disk_remove(c, r);
 	if (c->max_bytes == 0)
 		NOT_STORABLE("the cache is off");
 	if (kl <= 0)
@@ -961,9 +1292,15 @@ cache_verdict cache_lookup(cache *c, const http_message *req, int64_t now, cache
 		return CACHE_MISS;
 	char key[CACHE_KEY_MAX];
 	int kl = cache_request_key(req, key, sizeof key);
-	if (kl <= 0 || c->entries == 0)
+	if (kl <= 0 || (c->entries == 0 && c->disk_entries == 0))
 		return CACHE_MISS;
-	cache_entry *e = find_variant(c, req, key, (size_t)kl, hash_key(key, (size_t)kl));
+	uint32_t h = hash_key(key, (size_t)kl);
+	cache_entry *e = find_variant(c, req, key, (size_t)kl, h);
+	if (!e) { /* the disk tier: back into memory */
+		disk_rec *r = disk_find(c, req, key, (size_t)kl, h);
+		if (r)
+			e = disk_promote(c, r);
+	}
 	if (!e)
 		return CACHE_MISS;
 	lru_unlink(c, e);
@@ -1199,6 +1536,17 @@ static int remove_matching(cache *c, const char *host, size_t host_len, const ch
 		}
 		e = next;
 	}
+	for (disk_rec *r = c->dhead, *next; r; r = next) {
+		next = r->next;
+		const char *rt = r->key + r->host_len + 1;
+		size_t rtl = r->key_len - r->host_len - 1;
+		bool host_ok = !host || (r->host_len == host_len && strncasecmp(r->key, host, host_len) == 0);
+		bool target_ok = prefix ? (rtl >= tl && memcmp(rt, target, tl) == 0) : (rtl == tl && memcmp(rt, target, tl) == 0);
+		if (host_ok && target_ok) {
+			disk_remove(c, r);
+			removed++;
+		}
+	}
 	c->invalidated += (unsigned long)removed;
 	return removed;
 }
@@ -1337,5 +1685,7 @@ void cache_fetch_cancel(cache *c, const char *key, void *arg)
 void cache_get_stats(const cache *c, cache_stats *out)
 {
 	*out = (cache_stats){.bytes = c->bytes, .entries = c->entries, .pending = c->npending, .stored = c->stored,
-			     .evicted = c->evicted, .invalidated = c->invalidated};
+			     .evicted = c->evicted, .invalidated = c->invalidated, .disk_bytes = c->disk_bytes,
+			     .disk_entries = c->disk_entries, .disk_written = c->disk_written,
+			     .disk_promoted = c->disk_promoted, .disk_errors = c->disk_errors};
 }

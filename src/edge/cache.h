@@ -21,7 +21,8 @@
  *   - request coalescing bookkeeping: one fetch per key, bounded waiters.
  *
  * Storage: memory, an LRU bounded by bytes (key + headers + body + a fixed
- * overhead per entry). An entry is reference counted: one reference from
+ * overhead per entry), and optionally a disk tier below it
+ * (cache_set_disk). An entry is reference counted: one reference from
  * the table while it is in it, one per holder (cache_lookup's result); it is
  * freed when the last goes, so an entry being revalidated or served survives
  * its eviction or purge.
@@ -77,6 +78,15 @@ typedef struct cache_entry cache_entry;
 /* A cache of at most max_bytes, objects at most max_object_bytes. NULL on
  * allocation failure. */
 cache *cache_new(size_t max_bytes, size_t max_object_bytes);
+/*
+ * The disk tier: what the memory LRU evicts is kept in files under dir
+ * (created 0700; files 0600, one per entry), at most max_bytes of them
+ * (an LRU of their own), and comes back into memory when a lookup finds
+ * it there. The files of an earlier run in dir are removed (the tier does
+ * not survive a restart). 0, or ERR_IO / ERR_INVAL / ERR_NOMEM with the
+ * reason in err.
+ */
+int cache_set_disk(cache *c, const char *dir, size_t max_bytes, char *err, size_t errcap);
 /* Free the table (entries still held elsewhere live until released);
  * waiters of pending fetches are dropped without a call. No-op on NULL;
  * resets *c. */
@@ -188,6 +198,8 @@ void cache_fetch_cancel(cache *c, const char *key, void *arg);
 typedef struct cache_stats {
 	size_t bytes, entries, pending;
 	unsigned long stored, evicted, invalidated;
+	size_t disk_bytes, disk_entries;                 /* the disk tier */
+	unsigned long disk_written, disk_promoted, disk_errors;
 } cache_stats;
 void cache_get_stats(const cache *c, cache_stats *out);
 

@@ -58,10 +58,10 @@
 #include "core/tls.h"
 #include "core/util.h"
 #include "edge/cache.h"
+#include "edge/resolve.h"
 #include "http/client.h"
 #include "http/server.h"
 
-#define EDGE_POOL 16          /* keep-alive connections per origin */
 #define EDGE_HEADERS_MAX 65536 /* the header lines relayed one way */
 #define EDGE_PURGE_PATH "/_edge/purge"
 #define EDGE_PURGE_LABEL "tandem edge purge v1"
@@ -72,11 +72,15 @@ typedef struct origin {
 	edge *e;
 	int idx;
 	const edge_origin_conf *conf;
-	http_client *pool[EDGE_POOL];
-	int inflight[EDGE_POOL];
+	http_client **pool;               /* [0, npool) made; each carries one request at a time */
+	int *inflight;
+	int npool;                        /* at most max_origin_connections */
+	SSL_CTX *ctx;                     /* the origin's TLS (NULL: plain) */
 	http_client *probe;
 	bool probing;
 	bool healthy;
+	int write_gate;      /* a tandem region's /readyz "write_gate": 1 "open" (it takes writes
+			      * itself), 0 anything else (a secondary, no lease...), -1 not said */
 } origin;
 
 struct edge {
@@ -87,6 +91,8 @@ struct edge {
 	SSL_CTX *server_ctx, *client_ctx;
 	origin origins[EDGECONF_MAX_ORIGINS];
 	int norigins;
+	int order[EDGECONF_MAX_ORIGINS]; /* preference: configured, or what resolve = NAME answers first */
+	edge_resolver *resolver;          /* NULL: no resolve = NAME */
 	struct event *probe_timer, *sigterm, *sigint, *stop_timer;
 	char via[64];
 	cache *cache;            /* NULL: cache_bytes = 0 */
@@ -104,11 +110,20 @@ typedef struct pxy {
 	int origin, slot;
 	bool retryable;
 	bool head;
+	bool write;          /* not GET, HEAD or OPTIONS */
+	int group;           /* the origins it goes to: 0 `origins`, k the k-th `host_origins` */
 	bool background;     /* a stale-while-revalidate refresh: req is a detached copy, no client */
 	char *key;           /* leading the coalesced fetch of this key (cache_fetch_done at the end) */
 	cache_entry *entry;  /* the stored answer this request revalidates */
 	int64_t sent_at;     /* request_time for the cache (RFC 9111 4.2.3) */
 	char rid[33];
+	/* a streamed answer (stream_head): relayed as it arrives */
+	bool streaming;
+	bool stream_gone;    /* the client left mid-stream: the origin's request is abandoned */
+	bool req_done;       /* the client's request was answered already (an error at the head) */
+	bool tee;            /* a GET's answer small enough to store: a copy kept in tee_buf */
+	buf tee_buf;
+	uint64_t streamed;   /* body bytes relayed */
 } pxy;
 
 /* Hop-by-hop and framing headers: never relayed either way (RFC 9110 7.6.1). */
@@ -152,6 +167,7 @@ static void pxy_free(pxy *p)
 	if (p->background)
 		http_respond(p->req, 204, NULL, 0);
 	buf_free(&p->headers);
+	buf_free(&p->tee_buf);
 	free(p);
 }
 
@@ -173,27 +189,54 @@ static void mark(edge *e, int i, bool healthy, const char *why)
 			 e->ec->name, o->conf->name, why);
 }
 
-/* The next origin to try: configured order, healthy first, not tried. */
-static int pick(edge *e, unsigned tried)
+/* The next origin to try: in order of preference, healthy first, not
+ * tried. A write goes first to a healthy origin that takes writes itself
+ * (its probe said write_gate "open": the primary): straight there, not
+ * forwarded by a secondary, and, during a failover, not to a cut-off old
+ * primary that refuses them while its reads still work. */
+static int pick(edge *e, unsigned tried, bool write, int group)
 {
-	for (int pass = 0; pass < 2; pass++)
-		for (int i = 0; i < e->norigins; i++)
-			if (!(tried & (1u << i)) && (pass == 1 || e->origins[i].healthy))
+	for (int pass = write ? 0 : 1; pass < 3; pass++)
+		for (int k = 0; k < e->norigins; k++) {
+			int i = e->order[k];
+			const origin *o = &e->origins[i];
+			if ((tried & (1u << i)) || o->conf->group != group)
+				continue;
+			if ((pass == 0 && o->healthy && o->write_gate == 1) || (pass == 1 && o->healthy) || pass == 2)
 				return i;
+		}
 	return -1;
+}
+
+/* What resolve = NAME answered: the origins at those addresses first (in
+ * their configured order), then the others (failover targets). An answer
+ * naming none of them leaves the configured order. */
+static void resolved(void *arg, const char addrs[][EDGE_RESOLVE_ADDR_TEXT], int n, uint32_t ttl)
+{
+	edge *e = arg;
+	int order[EDGECONF_MAX_ORIGINS], k = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < e->norigins; i++) {
+			bool named = false;
+			for (int a = 0; a < n; a++)
+				named |= strcmp(addrs[a], e->origins[i].conf->host) == 0;
+			if (named == (pass == 0))
+				order[k++] = i;
+		}
+	if (memcmp(order, e->order, sizeof(int) * (size_t)e->norigins) == 0)
+		return;
+	memcpy(e->order, order, sizeof(int) * (size_t)e->norigins);
+	log_info("edge %s: %s answers %s (ttl %u s): origin %s first", e->ec->name, e->ec->resolve,
+		 n ? addrs[0] : "nothing", ttl, e->origins[order[0]].conf->name);
 }
 
 static void send_to(pxy *p);
 
-static void relay(pxy *p, const http_message *resp, const char *body, size_t len)
+/* The origin's answer's header lines, minus hop-by-hop ones (and Date,
+ * X-Cache: ours), plus Via, X-Tandem-Edge, X-Cache: miss, on p's answer.
+ * 0 or ERR_LIMIT. */
+static int relay_headers(pxy *p, const http_message *resp)
 {
-	http_request *req = p->req;
-	if (p->background)
-		return;
-	if (http_request_is_closed(req)) {
-		http_respond(req, 502, NULL, 0); /* discarded: the client left */
-		return;
-	}
 	buf lines;
 	buf_init(&lines, EDGE_HEADERS_MAX);
 	for (size_t i = 0; i < resp->field_count; i++) {
@@ -207,12 +250,26 @@ static void relay(pxy *p, const http_message *resp, const char *body, size_t len
 		buf_adds(&lines, "\r\n");
 	}
 	buf_printf(&lines, "Via: %s\r\nX-Tandem-Edge: %s\r\nX-Cache: miss\r\n", p->e->via, p->e->ec->name);
-	if (lines.len >= EDGE_HEADERS_MAX - 1 || http_response_header_lines(req, lines.data, lines.len) != 0) {
-		buf_free(&lines);
+	int rc = lines.len >= EDGE_HEADERS_MAX - 1 || http_response_header_lines(p->req, lines.data, lines.len) != 0
+			 ? ERR_LIMIT
+			 : 0;
+	buf_free(&lines);
+	return rc;
+}
+
+static void relay(pxy *p, const http_message *resp, const char *body, size_t len)
+{
+	http_request *req = p->req;
+	if (p->background)
+		return;
+	if (http_request_is_closed(req)) {
+		http_respond(req, 502, NULL, 0); /* discarded: the client left */
+		return;
+	}
+	if (relay_headers(p, resp) != 0) {
 		answer_error(req, 502, "bad_gateway", "the origin's answer has too many headers");
 		return;
 	}
-	buf_free(&lines);
 	if (p->head) {
 		/* a HEAD relays the length of what a GET would get */
 		size_t n;
@@ -284,6 +341,129 @@ static void cache_answer(pxy *p, const http_message *resp, const char *body, siz
 	}
 }
 
+/* --- streamed answers ---
+ *
+ * An answer is relayed as it arrives unless the whole of it decides what
+ * happens next: a 502/503/504 (retried at the next origin, or a stale entry
+ * served instead), our own revalidation's 304 or 5xx, a background refresh
+ * (nobody to relay to), HEAD and bodiless statuses. A streamed body goes
+ * to the client piece by piece; when the client's unsent output is full
+ * (max_unsent_bytes), the origin's connection stops being read until it
+ * drains, so a client that reads slowly holds one window of the answer,
+ * not all of it, and the origin is slowed by TCP. A GET's answer of at most
+ * cache_max_object_bytes is also copied (the tee) and offered to the cache
+ * once complete. A client that leaves mid-stream: the origin's request is
+ * abandoned (its connection closed). An origin that fails mid-stream: the
+ * client's connection is closed, so it sees a short body, never a
+ * complete-looking one. No retry once a byte was relayed.
+ */
+static http_client *client_of(pxy *p)
+{
+	return p->e->origins[p->origin].pool[p->slot];
+}
+
+static void stream_abandon(pxy *p)
+{
+	if (p->stream_gone)
+		return;
+	p->stream_gone = true;
+	http_client_abort(client_of(p)); /* answered() follows with ERR_IO */
+}
+
+static void stream_drained(http_request *req, void *arg)
+{
+	pxy *p = arg;
+	if (http_request_is_closed(req))
+		stream_abandon(p);
+	else
+		http_client_resume(client_of(p));
+}
+
+static bool stream_head(void *arg, const http_message *resp)
+{
+	pxy *p = arg;
+	edge *e = p->e;
+	int st = resp->status;
+	if (e->stopping || p->background || p->head || st < 200 || st == 204 || st == 304 || st == 502 || st == 503 ||
+	    st == 504 || (p->entry && st >= 500))
+		return false;
+	p->streaming = true;
+	if (http_request_is_closed(p->req)) {
+		stream_abandon(p);
+		return true; /* the bytes that come meanwhile are dropped */
+	}
+	if (relay_headers(p, resp) != 0) {
+		answer_error(p->req, 502, "bad_gateway", "the origin's answer has too many headers");
+		p->req_done = true;
+		stream_abandon(p);
+		return true;
+	}
+	size_t n;
+	const char *cl = http_message_field(resp, "Content-Length", &n);
+	long long length = -1;
+	if (cl && n < 24) {
+		char tmp[24];
+		memcpy(tmp, cl, n);
+		tmp[n] = '\0';
+		if (util_parse_int(tmp, 0, INT64_MAX, &length) != 0)
+			length = -1;
+	}
+	if (e->cache && strcmp(http_request_message(p->req)->method, "GET") == 0 &&
+	    (length < 0 || (unsigned long long)length <= e->ec->cache_max_object_bytes)) {
+		buf_init(&p->tee_buf, e->ec->cache_max_object_bytes);
+		p->tee = true;
+	}
+	if (length >= 0)
+		http_respond_start_length(p->req, st, (uint64_t)length);
+	else
+		http_respond_start(p->req, st); /* chunked to the client */
+	return true;
+}
+
+static void stream_data(void *arg, const char *data, size_t len)
+{
+	pxy *p = arg;
+	if (p->stream_gone || p->req_done)
+		return;
+	if (http_request_is_closed(p->req)) {
+		stream_abandon(p);
+		return;
+	}
+	if (p->tee && buf_add(&p->tee_buf, data, len) != 0) { /* over cache_max_object_bytes: not stored */
+		p->tee = false;
+		buf_free(&p->tee_buf);
+	}
+	http_respond_chunk(p->req, data, len);
+	p->streamed += len;
+	if (http_request_output_room(p->req) == 0) {
+		http_client_pause(client_of(p));
+		http_request_on_drain(p->req, stream_drained, p);
+	}
+}
+
+/* The end of a streamed answer. */
+static void stream_end(pxy *p, int rc, const http_message *resp, const char *why)
+{
+	edge *e = p->e;
+	if (rc == 0 && !p->stream_gone) {
+		/* offered to the cache first: the request (its method, URL, fields) ends with the answer */
+		if (p->tee || strcmp(http_request_message(p->req)->method, "GET") != 0)
+			cache_answer(p, resp, p->tee_buf.data ? p->tee_buf.data : "", p->tee_buf.len);
+		http_respond_end(p->req);
+	} else {
+		if (!p->stream_gone) {
+			log_warn("edge %s: request %s: the answer from %s was cut after %llu bytes (%s): the client's "
+				 "connection is closed",
+				 e->ec->name, p->rid, e->origins[p->origin].conf->name, (unsigned long long)p->streamed,
+				 why);
+			mark(e, p->origin, false, why);
+		}
+		if (!p->req_done)
+			http_request_abort(p->req); /* a short body, never a complete-looking one */
+	}
+	pxy_free(p);
+}
+
 static void answered(int rc, const http_message *resp, const char *body, size_t len, void *arg)
 {
 	pxy *p = arg;
@@ -294,6 +474,10 @@ static void answered(int rc, const http_message *resp, const char *body, size_t 
 		/* the clients are being freed (their requests end with ERR_IO):
 		 * no retry on a freed pool, no answer to a freed server's request */
 		pxy_free(p);
+		return;
+	}
+	if (p->streaming) {
+		stream_end(p, rc, resp, rc == 0 ? "" : rc == ERR_AGAIN ? "timeout" : http_client_error(o->pool[p->slot], NULL));
 		return;
 	}
 	bool failed = rc != 0 || resp->status == 502 || resp->status == 503 || resp->status == 504;
@@ -321,8 +505,11 @@ static void answered(int rc, const http_message *resp, const char *body, size_t 
 		snprintf(why, sizeof why, "%s", rc == ERR_AGAIN ? "timeout" : http_client_error(o->pool[p->slot], NULL));
 	else
 		snprintf(why, sizeof why, "answered %d", resp->status);
-	mark(e, p->origin, false, why);
-	int next = p->retryable && p->attempts < 2 ? pick(e, p->tried) : -1;
+	if (rc == 0 && resp->status == 503 && p->write)
+		o->write_gate = 0; /* it refuses writes (no lease, no primary to forward to): its reads go on */
+	else
+		mark(e, p->origin, false, why);
+	int next = p->retryable && p->attempts < 2 ? pick(e, p->tried, p->write, p->group) : -1;
 	if (next >= 0 && (p->background || !http_request_is_closed(p->req))) {
 		log_info("edge %s: request %s: %s at %s, sent to %s", e->ec->name, p->rid, why, o->conf->name,
 			 e->origins[next].conf->name);
@@ -351,10 +538,40 @@ static void send_to(pxy *p)
 {
 	edge *e = p->e;
 	origin *o = &e->origins[p->origin];
-	int best = 0;
-	for (int i = 1; i < EDGE_POOL; i++)
-		if (o->inflight[i] < o->inflight[best])
+	/* an idle connection, else a new one (a request never waits behind
+	 * another: a write waiting out its global durability must not hold up
+	 * the reads), else, at max_origin_connections, the least busy */
+	int best = -1;
+	for (int i = 0; i < o->npool && best < 0; i++)
+		if (o->inflight[i] == 0)
 			best = i;
+	if (best < 0 && o->npool < e->ec->max_origin_connections) {
+		const edge_conf *ec = e->ec;
+		http_limits limits = {.max_header_bytes = e->cfg->limits.max_header_bytes,
+				      .max_headers = e->cfg->limits.max_headers,
+				      .max_body_bytes = ec->max_body_bytes,
+				      .max_target_bytes = e->cfg->limits.max_url_bytes};
+		http_client *c = http_client_new(e->base, o->ctx, o->conf->host, o->conf->port, NULL, &limits,
+						 ec->response_timeout_ms);
+		if (c) {
+			http_client_set_connect_timeout(c, ec->connect_timeout_ms);
+			best = o->npool;
+			o->pool[o->npool] = c;
+			o->inflight[o->npool++] = 0;
+		}
+	}
+	if (best < 0) {
+		best = 0;
+		for (int i = 1; i < o->npool; i++)
+			if (o->inflight[i] < o->inflight[best])
+				best = i;
+	}
+	if (o->npool == 0) {
+		if (!p->background)
+			answer_error(p->req, 503, "overloaded", "out of memory");
+		pxy_free(p);
+		return;
+	}
 	p->slot = best;
 	p->tried |= 1u << p->origin;
 	p->attempts++;
@@ -363,8 +580,9 @@ static void send_to(pxy *p)
 	const char *body = http_request_body(p->req, &len);
 	if (p->attempts == 1)
 		p->sent_at = now_s();
-	if (http_client_request(o->pool[best], m->method, m->target, p->headers.data, body, len, 0, answered, p) !=
-	    0) {
+	if (http_client_request_streamed(o->pool[best], m->method, m->target, p->headers.data, body, len,
+					 p->group > 0 ? HTTP_CLIENT_OWN_HOST : 0, stream_head, stream_data, answered,
+					 p) != 0) {
 		if (!p->background)
 			answer_error(p->req, 503, "overloaded", "out of memory");
 		pxy_free(p);
@@ -397,6 +615,15 @@ static int build_headers(pxy *p, bool *keyed)
 		buf_add(&p->headers, f->value, f->value_len);
 		buf_adds(&p->headers, "\r\n");
 	}
+	if (p->group > 0) { /* the client's Host, which an S3 signature covers */
+		size_t n;
+		const char *host = http_message_field(m, "Host", &n);
+		if (host) {
+			buf_adds(&p->headers, "Host: ");
+			buf_add(&p->headers, host, n);
+			buf_adds(&p->headers, "\r\n");
+		}
+	}
 	if (p->entry) {
 		const char *etag = cache_entry_etag(p->entry), *lm = cache_entry_last_modified(p->entry);
 		if (etag)
@@ -411,10 +638,34 @@ static int build_headers(pxy *p, bool *keyed)
 	return p->headers.len >= EDGE_HEADERS_MAX - 1 ? ERR_LIMIT : 0;
 }
 
+/* The origin group of a request: the `host_origins` whose host is the
+ * request's Host (its port aside, any case) or a parent of it (a bucket's
+ * virtual host: photos.s3.app.example under s3.app.example); else 0. */
+static int host_group(const edge *e, const http_message *m)
+{
+	size_t n;
+	const char *h = http_message_field(m, "Host", &n);
+	if (!h || e->ec->ngroups == 0)
+		return 0;
+	const char *colon = h[0] == '[' ? NULL : memchr(h, ':', n);
+	if (colon)
+		n = (size_t)(colon - h);
+	for (int k = 1; k <= e->ec->ngroups; k++) {
+		const char *g = e->ec->group_host[k];
+		size_t gl = strlen(g);
+		if (n == gl && strncasecmp(h, g, n) == 0)
+			return k;
+		if (n > gl + 1 && h[n - gl - 1] == '.' && strncasecmp(h + n - gl, g, gl) == 0)
+			return k;
+	}
+	return 0;
+}
+
 /* Send p to the first origin (headers built). */
 static void dispatch(pxy *p)
 {
 	bool keyed = false;
+	p->group = host_group(p->e, http_request_message(p->req));
 	if (build_headers(p, &keyed) != 0) {
 		if (!p->background)
 			answer_error(p->req, 431, "headers_too_large", "the request's headers are too large to relay");
@@ -424,7 +675,12 @@ static void dispatch(pxy *p)
 	const char *method = http_request_message(p->req)->method;
 	p->head = strcmp(method, "HEAD") == 0;
 	p->retryable = keyed || p->head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0;
-	p->origin = pick(p->e, 0);
+	p->write = !(p->head || strcmp(method, "GET") == 0 || strcmp(method, "OPTIONS") == 0);
+	/* a host group (an object store): PUT and DELETE are idempotent there (RFC 9110 9.2.2;
+	 * an object written twice is the same object), so they may go to the other region too */
+	if (p->group > 0)
+		p->retryable |= strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0;
+	p->origin = pick(p->e, 0, p->write, p->group);
 	send_to(p);
 }
 
@@ -524,7 +780,10 @@ static void route(pxy *p, bool coalesce)
 			pxy_free(p);
 			return;
 		}
-		if (get && coalesce) {
+		/* not with Authorization: such an answer is not shared unless the
+		 * origin says so (RFC 9111 3.5), so one user's request must not wait
+		 * for another's (each would fetch again after it anyway) */
+		if (get && coalesce && !http_message_field(m, "Authorization", NULL)) {
 			char key[CACHE_KEY_MAX];
 			int rc = cache_request_key(m, key, sizeof key) < 0 ? ERR_LIMIT
 									   : cache_fetch_begin(e->cache, key, waiter_woken, p);
@@ -629,9 +888,19 @@ static void probe_answered(int rc, const http_message *resp, const char *body, s
 {
 	origin *o = arg;
 	o->probing = false;
+	if (rc == 0) {
+		size_t n;
+		const char *ct = http_message_field(resp, "Content-Type", &n);
+		static const char field[] = "\"write_gate\":", open[] = "\"write_gate\":\"open\"";
+		if (ct && n >= 16 && strncasecmp(ct, "application/json", 16) == 0 && memmem(body, len, field, sizeof field - 1))
+			o->write_gate = memmem(body, len, open, sizeof open - 1) != NULL;
+		else
+			o->write_gate = -1;
+	}
 	char why[96];
 	snprintf(why, sizeof why, "probe %s", rc ? "failed" : "answered non-200");
-	mark(o->e, o->idx, rc == 0 && resp->status == 200, why);
+	bool up = rc == 0 && (o->conf->group ? resp->status < 500 : resp->status == 200);
+	mark(o->e, o->idx, up, why);
 }
 
 static void probe_tick(evutil_socket_t fd, short what, void *arg)
@@ -641,7 +910,10 @@ static void probe_tick(evutil_socket_t fd, short what, void *arg)
 		origin *o = &e->origins[i];
 		if (o->probing)
 			continue;
-		if (http_client_request(o->probe, "GET", e->ec->probe_path, NULL, NULL, 0, 0, probe_answered, o) == 0)
+		/* a host group's origin (an object store) is probed at "/": any answer below 500
+		 * (an S3 endpoint's 403 to an anonymous ListBuckets) says it is up */
+		const char *path = o->conf->group ? "/" : e->ec->probe_path;
+		if (http_client_request(o->probe, "GET", path, NULL, NULL, 0, 0, probe_answered, o) == 0)
 			o->probing = true;
 	}
 }
@@ -715,6 +987,11 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 	}
 	if (ec->cache_bytes > 0 && !(e.cache = cache_new(ec->cache_bytes, ec->cache_max_object_bytes)))
 		goto oom;
+	if (e.cache && ec->disk_cache_bytes && cache_set_disk(e.cache, ec->disk_cache_dir, ec->disk_cache_bytes, err,
+							      sizeof err) != 0) {
+		fprintf(stderr, "tandem: [edge %s]: the disk cache: %s\n", ec->name, err);
+		goto out;
+	}
 	if (e.cache) {
 		if (edge_purge_token(cfg, e.purge_token, err, sizeof err) == 0)
 			e.purge_enabled = true;
@@ -730,15 +1007,20 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 		o->idx = i;
 		o->conf = &ec->origins[i];
 		o->healthy = true; /* until a failure or a probe says otherwise */
-		SSL_CTX *ctx = o->conf->https ? e.client_ctx : NULL;
-		for (int k = 0; k < EDGE_POOL; k++)
-			if (!(o->pool[k] = http_client_new(e.base, ctx, o->conf->host, o->conf->port, NULL, &limits,
-							   ec->response_timeout_ms)))
-				goto oom;
+		o->write_gate = -1;
+		e.order[i] = i;
+		SSL_CTX *ctx = o->ctx = o->conf->https ? e.client_ctx : NULL;
+		o->pool = calloc((size_t)ec->max_origin_connections, sizeof *o->pool);
+		o->inflight = calloc((size_t)ec->max_origin_connections, sizeof *o->inflight);
+		if (!o->pool || !o->inflight)
+			goto oom;
 		if (!(o->probe = http_client_new(e.base, ctx, o->conf->host, o->conf->port, NULL, &limits,
 						 ec->probe_interval_ms > 0 ? ec->probe_interval_ms : 1000)))
 			goto oom;
+		http_client_set_connect_timeout(o->probe, ec->connect_timeout_ms);
 	}
+	if (ec->resolve[0] && !(e.resolver = edge_resolver_new(e.base, ec, resolved, &e)))
+		goto oom;
 	http_server_config scfg = {
 		.limits = limits,
 		.header_timeout_ms = cfg->limits.header_timeout_ms,
@@ -788,10 +1070,13 @@ oom:
 	fprintf(stderr, "tandem: out of memory\n");
 out:
 	e.stopping = true;
+	edge_resolver_free(&e.resolver);
 	http_server_free(&e.srv);
 	for (int i = 0; i < e.norigins; i++) {
-		for (int k = 0; k < EDGE_POOL; k++)
+		for (int k = 0; k < e.origins[i].npool; k++)
 			http_client_free(&e.origins[i].pool[k]);
+		free(e.origins[i].pool);
+		free(e.origins[i].inflight);
 		http_client_free(&e.origins[i].probe);
 	}
 	if (e.probe_timer)

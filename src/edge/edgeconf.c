@@ -5,6 +5,7 @@
  */
 #include "edge/edgeconf.h"
 
+#include <ctype.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,7 +77,10 @@ static void section_start(reader *r, const char *section)
 	snprintf(e->name, sizeof e->name, "%s", name);
 	e->line = r->line;
 	e->tls = true;
+	e->connect_timeout_ms = 1000;
+	e->max_origin_connections = 1024;
 	e->response_timeout_ms = 10000;
+	e->ecs_prefix = -1;
 	e->probe_interval_ms = 1000;
 	snprintf(e->probe_path, sizeof e->probe_path, "/readyz");
 	e->max_body_bytes = 16u << 20;
@@ -137,21 +141,48 @@ static void edge_key(reader *r, const char *name, const char *value)
 			error_at(r, r->line, "listen: HOST:PORT");
 		else
 			snprintf(e->listen, sizeof e->listen, "%s", value);
-	} else if (strcmp(name, "origins") == 0) {
+	} else if (strcmp(name, "origins") == 0 || strcmp(name, "host_origins") == 0) {
 		char copy[1024];
 		snprintf(copy, sizeof copy, "%s", value);
-		e->norigins = 0;
-		for (char *save = NULL, *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-			if (e->norigins == EDGECONF_MAX_ORIGINS) {
-				error_at(r, r->line, "origins: at most %d", EDGECONF_MAX_ORIGINS);
+		char *save = NULL, *t = strtok_r(copy, ", ", &save);
+		int group = 0;
+		if (strcmp(name, "host_origins") == 0) {
+			if (!t || strchr(t, '=') || strchr(t, '/') || strchr(t, ':') || strlen(t) >= sizeof e->group_host[0]) {
+				error_at(r, r->line, "host_origins: HOST [NAME=]URL, ... (a host name first)");
+				return;
+			}
+			if (e->ngroups == EDGECONF_MAX_GROUPS - 1) {
+				error_at(r, r->line, "host_origins: at most %d", EDGECONF_MAX_GROUPS - 1);
+				return;
+			}
+			group = ++e->ngroups;
+			snprintf(e->group_host[group], sizeof e->group_host[group], "%s", t);
+			for (char *c = e->group_host[group]; *c; c++)
+				*c = (char)tolower((unsigned char)*c);
+			t = strtok_r(NULL, ", ", &save);
+		} else { /* a second `origins =` replaces the first */
+			int kept = 0;
+			for (int i = 0; i < e->norigins; i++)
+				if (e->origins[i].group != 0)
+					e->origins[kept++] = e->origins[i];
+			e->norigins = kept;
+		}
+		int in_group = 0;
+		for (; t; t = strtok_r(NULL, ", ", &save)) {
+			if (e->norigins == EDGECONF_MAX_ORIGINS || in_group == EDGECONF_MAX_GROUP) {
+				error_at(r, r->line, "%s: at most %d origins (%d in all)", name, EDGECONF_MAX_GROUP,
+					 EDGECONF_MAX_ORIGINS);
 				break;
 			}
 			if (origin_parse(t, &e->origins[e->norigins]) != 0) {
-				error_at(r, r->line, "origins: '%s' is not [NAME=]https://HOST:PORT or http://HOST:PORT", t);
+				error_at(r, r->line, "%s: '%s' is not [NAME=]https://HOST:PORT or http://HOST:PORT", name, t);
 				continue;
 			}
-			e->norigins++;
+			e->origins[e->norigins++].group = group;
+			in_group++;
 		}
+		if (!in_group)
+			error_at(r, r->line, "%s: no origin", name);
 	} else if (strcmp(name, "tls") == 0) {
 		if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
 			error_at(r, r->line, "tls: on or off");
@@ -160,6 +191,48 @@ static void edge_key(reader *r, const char *name, const char *value)
 		path_value(r, value, e->tls_cert, sizeof e->tls_cert);
 	} else if (strcmp(name, "tls_key") == 0) {
 		path_value(r, value, e->tls_key, sizeof e->tls_key);
+	} else if (strcmp(name, "server_names") == 0) {
+		if (strlen(value) >= sizeof e->server_names || strpbrk(value, "/:@\"\\"))
+			error_at(r, r->line, "server_names: host names separated by spaces (at most %zu bytes)",
+				 sizeof e->server_names - 1);
+		else
+			snprintf(e->server_names, sizeof e->server_names, "%s", value);
+	} else if (strcmp(name, "connect_timeout_ms") == 0) {
+		if (util_parse_int(value, 10, 60000, &v) != 0)
+			error_at(r, r->line, "connect_timeout_ms: 10..60000");
+		else
+			e->connect_timeout_ms = (int)v;
+	} else if (strcmp(name, "resolve") == 0) {
+		if (!value[0] || strlen(value) >= sizeof e->resolve || strpbrk(value, " /:@"))
+			error_at(r, r->line, "resolve: a DNS name (the latency-routed name of the regions)");
+		else
+			snprintf(e->resolve, sizeof e->resolve, "%s", value);
+	} else if (strcmp(name, "resolvers") == 0) {
+		char copy[1024];
+		snprintf(copy, sizeof copy, "%s", value);
+		e->nresolvers = 0;
+		for (char *save = NULL, *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+			char host[128];
+			int port;
+			if (e->nresolvers == EDGECONF_MAX_RESOLVERS) {
+				error_at(r, r->line, "resolvers: at most %d", EDGECONF_MAX_RESOLVERS);
+				break;
+			}
+			if (util_split_hostport(t, host, sizeof host, &port) != 0 || strlen(t) >= sizeof e->resolvers[0])
+				error_at(r, r->line, "resolvers: '%s' is not IP:PORT", t);
+			else
+				snprintf(e->resolvers[e->nresolvers++], sizeof e->resolvers[0], "%s", t);
+		}
+	} else if (strcmp(name, "ecs") == 0) {
+		if (util_parse_cidr(value, e->ecs_addr, &e->ecs_family, &e->ecs_prefix) != 0)
+			error_at(r, r->line, "ecs: an address prefix (10.1.0.0/24, 2001:db8::/56)");
+		else
+			e->ecs_family = e->ecs_family == 6 ? 2 : 1;
+	} else if (strcmp(name, "max_origin_connections") == 0) {
+		if (util_parse_int(value, 1, 65536, &v) != 0)
+			error_at(r, r->line, "max_origin_connections: 1..65536");
+		else
+			e->max_origin_connections = (int)v;
 	} else if (strcmp(name, "response_timeout_ms") == 0) {
 		if (util_parse_int(value, 100, 600000, &v) != 0)
 			error_at(r, r->line, "response_timeout_ms: 100..600000");
@@ -185,6 +258,14 @@ static void edge_key(reader *r, const char *name, const char *value)
 			error_at(r, r->line, "cache_bytes: 0..1099511627776 (0: no cache)");
 		else
 			e->cache_bytes = (size_t)v;
+	} else if (strcmp(name, "disk_cache_dir") == 0) {
+		if (value[0])
+			path_value(r, value, e->disk_cache_dir, sizeof e->disk_cache_dir);
+	} else if (strcmp(name, "disk_cache_bytes") == 0) {
+		if (util_parse_int(value, 0, 1LL << 50, &v) != 0)
+			error_at(r, r->line, "disk_cache_bytes: 0..1125899906842624");
+		else
+			e->disk_cache_bytes = (size_t)v;
 	} else if (strcmp(name, "cache_max_object_bytes") == 0) {
 		if (util_parse_int(value, 1, 1LL << 30, &v) != 0)
 			error_at(r, r->line, "cache_max_object_bytes: 1..1073741824");
@@ -230,8 +311,33 @@ int edgeconf_load(const char *path, edge_confs *out, char *err, size_t errcap)
 		edge_conf *e = &out->edges[i];
 		if (!e->listen[0])
 			error_at(&r, e->line, "[edge %s] needs listen = HOST:PORT", e->name);
-		if (!e->norigins)
+		bool any = false;
+		for (int k = 0; k < e->norigins; k++)
+			any |= e->origins[k].group == 0;
+		if (!any)
 			error_at(&r, e->line, "[edge %s] needs origins = URL, URL", e->name);
+		if (e->resolve[0] && !e->nresolvers)
+			error_at(&r, e->line, "[edge %s] resolve = NAME needs resolvers = IP:PORT, ...", e->name);
+		if (e->resolve[0] && e->ecs_prefix < 0 && e->listen[0]) { /* ECS: the listen address */
+			char host[128];
+			int port;
+			if (util_split_hostport(e->listen, host, sizeof host, &port) == 0 &&
+			    util_parse_cidr(host, e->ecs_addr, &e->ecs_family, &e->ecs_prefix) == 0) {
+				if (e->ecs_family == 6) { /* a /56, as resolvers send (RFC 7871 11.1) */
+					e->ecs_prefix = 56;
+					memset(e->ecs_addr + 7, 0, 9);
+				}
+				e->ecs_family = e->ecs_family == 6 ? 2 : 1;
+			} else {
+				error_at(&r, e->line, "[edge %s] listens on a name: give ecs = PREFIX", e->name);
+			}
+		}
+		if (e->disk_cache_dir[0] && !e->disk_cache_bytes)
+			error_at(&r, e->line, "[edge %s] disk_cache_dir needs disk_cache_bytes > 0", e->name);
+		if (e->disk_cache_bytes && !e->disk_cache_dir[0])
+			error_at(&r, e->line, "[edge %s] disk_cache_bytes needs disk_cache_dir", e->name);
+		if (e->disk_cache_bytes && !e->cache_bytes)
+			error_at(&r, e->line, "[edge %s] a disk tier needs the memory cache (cache_bytes > 0)", e->name);
 		if (e->tls && (!e->tls_cert[0] || !e->tls_key[0]))
 			error_at(&r, e->line, "[edge %s] tls = on needs tls_cert and tls_key (or tls = off)", e->name);
 	}

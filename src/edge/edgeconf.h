@@ -7,15 +7,26 @@
  *   listen = 127.0.0.7:8450           ; host:port
  *   origins = eu=https://127.0.0.2:8443, us=https://127.0.0.3:8444
  *                                     ; in order of preference; NAME= optional
+ *   host_origins = s3.app.tandem.test eu=https://127.0.0.2:8450, us=https://127.0.0.3:8451
+ *                                     ; requests for that host (or below it) go there,
+ *                                     ; with the client's Host (S3 signs it); repeatable
  *   tls = on                          ; on (tls_cert, tls_key) | off (tests, behind a balancer)
  *   tls_cert = certs/edge.pem
  *   tls_key = certs/edge.key
+ *   server_names = app.tandem.test    ; the names its certificate holds (tandem up / certs)
+ *   connect_timeout_ms = 1000         ; a connection to an origin (then: the next origin)
  *   response_timeout_ms = 10000       ; an origin's answer, from the request
+ *   max_origin_connections = 1024     ; per origin: one request at a time on each
+ *   resolve = api.tandem.test         ; order the origins by what tandem dns answers for
+ *   resolvers = 127.0.0.5:8452, 127.0.0.6:8453 ; ... asked with ECS = ecs
+ *   ecs = 127.0.0.7/32                ; default: the listen address (/32, /56 for IPv6)
  *   probe_interval_ms = 1000          ; active health probes of each origin (0: none)
  *   probe_path = /readyz
  *   max_body_bytes = 16777216         ; request and response bodies (buffered)
  *   cache_bytes = 67108864            ; the memory cache's bound (0: no cache)
  *   cache_max_object_bytes = 1048576  ; the largest body stored
+ *   disk_cache_dir = cache/eu-pop     ; the disk tier (what memory evicts); "" none
+ *   disk_cache_bytes = 1073741824     ; its bound
  *
  * Origins are verified against the deployment's CA ([deployment] ca_file)
  * when https. Errors are "FILE:LINE: message" lines.
@@ -27,14 +38,18 @@
 #include <stddef.h>
 
 #define EDGECONF_MAX_EDGES 8
-#define EDGECONF_MAX_ORIGINS 4
+#define EDGECONF_MAX_ORIGINS 16   /* every group together */
+#define EDGECONF_MAX_GROUP 4      /* origins of one group */
+#define EDGECONF_MAX_GROUPS 4     /* `origins` (group 0) and up to 3 `host_origins` */
 #define EDGECONF_PATH_MAX 512
+#define EDGECONF_MAX_RESOLVERS 4
 
 typedef struct edge_origin_conf {
 	char name[32];     /* "eu", or the host when not named */
 	char host[128];
 	int port;
 	bool https;
+	int group;         /* 0: `origins`; k: the k-th `host_origins` */
 } edge_origin_conf;
 
 typedef struct edge_conf {
@@ -42,15 +57,28 @@ typedef struct edge_conf {
 	char listen[128];
 	edge_origin_conf origins[EDGECONF_MAX_ORIGINS];
 	int norigins;
+	char group_host[EDGECONF_MAX_GROUPS][128]; /* [0] "": the default group */
+	int ngroups;
 	bool tls;
 	char tls_cert[EDGECONF_PATH_MAX];
 	char tls_key[EDGECONF_PATH_MAX];
+	char server_names[256];        /* space separated */
+	int connect_timeout_ms;
 	int response_timeout_ms;
+	int max_origin_connections;    /* per origin, opened as requests need them */
+	char resolve[256];             /* "": no resolution, the configured order */
+	char resolvers[EDGECONF_MAX_RESOLVERS][128]; /* host:port */
+	int nresolvers;
+	unsigned char ecs_addr[16];
+	int ecs_family;                /* 1 IPv4, 2 IPv6 (RFC 7871 family numbers) */
+	int ecs_prefix;                /* -1: from listen */
 	int probe_interval_ms;
 	char probe_path[128];
 	size_t max_body_bytes;
 	size_t cache_bytes;            /* 0: no cache */
 	size_t cache_max_object_bytes;
+	char disk_cache_dir[EDGECONF_PATH_MAX]; /* "": no disk tier */
+	size_t disk_cache_bytes;
 	int line;
 } edge_conf;
 

@@ -47,6 +47,7 @@ typedef struct client_req {
 	bool no_body_answer; /* HEAD */
 	http_client_cb cb;
 	http_client_data_cb on_data; /* streaming */
+	http_client_head_cb on_head; /* the answer's head: stream its body? */
 	void *arg;
 	struct client_req *next;
 } client_req;
@@ -61,6 +62,7 @@ struct http_client {
 	int port;
 	http_limits limits;
 	int timeout_ms;
+	int connect_timeout_ms;         /* 0: timeout_ms bounds the connection too */
 	struct bufferevent *bev;
 	struct event *timer;
 	http_parser *parser;
@@ -73,6 +75,8 @@ struct http_client {
 	int error_errno;                /* its socket errno, 0 when not a socket error */
 	http_client_connect_failed_cb on_connect_failed;
 	void *on_connect_failed_arg;
+	bool paused;                    /* http_client_pause: not reading the answer */
+	struct event *abort_ev;         /* http_client_abort, run from the loop */
 };
 
 static void client_start_next(http_client *c);
@@ -85,6 +89,7 @@ static void client_close_connection(http_client *c)
 	}
 	c->state = CLIENT_CLOSED;
 	c->connected = false;
+	c->paused = false; /* a new connection reads */
 }
 
 static void client_set_error(http_client *c, int sys_errno, const char *fmt, const char *detail)
@@ -157,6 +162,11 @@ static void client_complete(http_client *c, int rc)
 		c->queue_tail = NULL;
 	c->in_flight = false;
 	evtimer_del(c->timer);
+	if (c->paused) { /* paused by its reader: the next request on this connection reads */
+		c->paused = false;
+		if (c->bev)
+			bufferevent_enable(c->bev, EV_READ);
+	}
 	if (rc == 0) {
 		size_t len;
 		const char *body = http_parser_body(c->parser, &len);
@@ -216,7 +226,8 @@ static void client_sink(void *arg, const char *data, size_t len)
 	http_client *c = arg;
 	client_req *r = c->queue;
 	struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
-	evtimer_add(c->timer, &tv);
+	if (!c->paused) /* paused by on_data (below): the timer waits for the resume */
+		evtimer_add(c->timer, &tv);
 	if (r && r->on_data)
 		r->on_data(r->arg, data, len);
 }
@@ -225,7 +236,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 {
 	http_client *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	while (c->in_flight) {
+	while (c->in_flight && !c->paused) {
 		struct evbuffer_iovec v = {NULL, 0};
 		evbuffer_peek(in, -1, NULL, &v, 1);
 		size_t used = 0;
@@ -239,8 +250,12 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 			const http_message *m = http_parser_message(c->parser);
 			if (c->queue->no_body_answer)
 				http_parser_set_no_body(c->parser);
-			if (c->queue->on_data && m->status >= 200 && m->status < 300)
+			if (c->queue->on_head && m->status >= 200) {
+				if (c->queue->on_head(c->queue->arg, m))
+					http_parser_set_body_sink(c->parser, client_sink, c);
+			} else if (c->queue->on_data && m->status >= 200 && m->status < 300) {
 				http_parser_set_body_sink(c->parser, client_sink, c);
+			}
 			continue;
 		}
 		if (rc == HTTP_PARSE_DONE) {
@@ -306,6 +321,10 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	http_client *c = arg;
 	if (what & BEV_EVENT_CONNECTED) {
 		c->connected = true;
+		if (c->connect_timeout_ms && c->in_flight) { /* from now on the answer's own timeout */
+			struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+			evtimer_add(c->timer, &tv);
+		}
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) && c->in_flight) {
@@ -330,10 +349,13 @@ static void client_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	http_client *c = arg;
 	char what_timed_out[96];
+	bool connecting = !c->connected && c->connect_timeout_ms;
 	snprintf(what_timed_out, sizeof what_timed_out, "%s within %d ms",
-		 c->connected ? "no answer" : "timeout: no connection", c->timeout_ms);
+		 c->connected ? "no answer" : "timeout: no connection",
+		 connecting ? c->connect_timeout_ms : c->timeout_ms);
 	client_set_error(c, ETIMEDOUT, "%s", what_timed_out);
-	client_fail(c, ERR_AGAIN);
+	/* connecting: nothing was sent, a connection failure, not an answer's timeout */
+	client_fail(c, connecting ? ERR_IO : ERR_AGAIN);
 }
 
 void http_client_set_source(http_client *c, const char *addr)
@@ -429,7 +451,10 @@ static void client_start_next(http_client *c)
 		c->error[0] = '\0';
 		c->error_errno = 0;
 		http_parser_reset(c->parser);
-		struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+		int ms = !c->connected && c->connect_timeout_ms && c->connect_timeout_ms < c->timeout_ms
+				 ? c->connect_timeout_ms
+				 : c->timeout_ms;
+		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 		evtimer_add(c->timer, &tv);
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 		evbuffer_add(out, r->head, r->head_len);
@@ -467,7 +492,7 @@ http_client *http_client_new(struct event_base *base, SSL_CTX *ssl_ctx, const ch
 /* mem: the body's block, owned from here on (NULL: body is copied). */
 static int client_enqueue(http_client *c, const char *method, const char *target, const char *headers,
 			  char *mem, const char *body, size_t len, int flags, http_client_cb cb,
-			  http_client_data_cb on_data, void *arg)
+			  http_client_data_cb on_data, http_client_head_cb on_head, void *arg)
 {
 	if (strpbrk(method, " \r\n") || strpbrk(target, " \r\n") || !*target) {
 		free(mem);
@@ -482,8 +507,10 @@ static int client_enqueue(http_client *c, const char *method, const char *target
 	r->body = mem ? body : NULL;
 	buf head;
 	buf_init(&head, 1 << 20);
-	int rc = buf_printf(&head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s", method, target, c->sni,
-			    c->port, headers ? headers : "");
+	int rc = (flags & HTTP_CLIENT_OWN_HOST)
+			 ? buf_printf(&head, "%s %s HTTP/1.1\r\n%s", method, target, headers ? headers : "")
+			 : buf_printf(&head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s", method, target, c->sni, c->port,
+				      headers ? headers : "");
 	if (rc == 0 && (flags & HTTP_CLIENT_CHUNKED))
 		rc = buf_adds(&head, "Transfer-Encoding: chunked\r\n");
 	else if (rc == 0 && (len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
@@ -512,6 +539,7 @@ static int client_enqueue(http_client *c, const char *method, const char *target
 	r->no_body_answer = strcmp(method, "HEAD") == 0;
 	r->cb = cb;
 	r->on_data = on_data;
+	r->on_head = on_head;
 	r->arg = arg;
 	if (c->queue_tail)
 		c->queue_tail->next = r;
@@ -525,7 +553,7 @@ static int client_enqueue(http_client *c, const char *method, const char *target
 int http_client_request(http_client *c, const char *method, const char *target, const char *headers,
 			const char *body, size_t len, int flags, http_client_cb cb, void *arg)
 {
-	return client_enqueue(c, method, target, headers, NULL, body, len, flags, cb, NULL, arg);
+	return client_enqueue(c, method, target, headers, NULL, body, len, flags, cb, NULL, NULL, arg);
 }
 
 int http_client_request_take(http_client *c, const char *method, const char *target, const char *headers,
@@ -533,13 +561,76 @@ int http_client_request_take(http_client *c, const char *method, const char *tar
 {
 	if (!mem && len)
 		return ERR_INVAL;
-	return client_enqueue(c, method, target, headers, mem, body, len, flags, cb, NULL, arg);
+	return client_enqueue(c, method, target, headers, mem, body, len, flags, cb, NULL, NULL, arg);
 }
 
 int http_client_stream(http_client *c, const char *method, const char *target, const char *headers,
 		       http_client_data_cb on_data, http_client_cb cb, void *arg)
 {
-	return client_enqueue(c, method, target, headers, NULL, NULL, 0, 0, cb, on_data, arg);
+	return client_enqueue(c, method, target, headers, NULL, NULL, 0, 0, cb, on_data, NULL, arg);
+}
+
+int http_client_request_streamed(http_client *c, const char *method, const char *target, const char *headers,
+				 const char *body, size_t len, int flags, http_client_head_cb on_head,
+				 http_client_data_cb on_data, http_client_cb cb, void *arg)
+{
+	return client_enqueue(c, method, target, headers, NULL, body, len, flags, cb, on_data, on_head, arg);
+}
+
+void http_client_pause(http_client *c)
+{
+	if (c->paused || !c->bev)
+		return;
+	c->paused = true;
+	bufferevent_disable(c->bev, EV_READ);
+	evtimer_del(c->timer); /* the reader is slow, not the origin */
+}
+
+void http_client_resume(http_client *c)
+{
+	if (!c->paused)
+		return;
+	c->paused = false;
+	if (!c->bev)
+		return;
+	if (c->in_flight) {
+		struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+		evtimer_add(c->timer, &tv);
+	}
+	bufferevent_enable(c->bev, EV_READ);
+	/* what was read before the pause is still in the input buffer: from the loop */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void client_abort_cb(evutil_socket_t fd, short what, void *arg)
+{
+	http_client *c = arg;
+	if (!c->in_flight)
+		return;
+	client_set_error(c, 0, "%s", "abandoned by the caller");
+	c->paused = false;
+	client_close_connection(c);
+	client_complete(c, ERR_IO);
+	client_start_next(c);
+}
+
+void http_client_abort(http_client *c)
+{
+	if (!c->in_flight)
+		return;
+	http_client_pause(c);
+	if (!c->abort_ev)
+		c->abort_ev = evtimer_new(c->base, client_abort_cb, c);
+	if (c->abort_ev) {
+		struct timeval now = {0, 0};
+		evtimer_add(c->abort_ev, &now);
+	}
+}
+
+void http_client_set_connect_timeout(http_client *c, int ms)
+{
+	c->connect_timeout_ms = ms > 0 ? ms : 0;
 }
 
 void http_client_on_connect_failed(http_client *c, http_client_connect_failed_cb cb, void *arg)
@@ -580,6 +671,8 @@ void http_client_free(http_client **pc)
 	}
 	if (c->timer)
 		event_free(c->timer);
+	if (c->abort_ev)
+		event_free(c->abort_ev);
 	http_parser_free(&c->parser);
 	free(c);
 	*pc = NULL;

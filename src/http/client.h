@@ -13,6 +13,7 @@
 #ifndef TANDEM_HTTP_CLIENT_H
 #define TANDEM_HTTP_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <event2/event.h>
@@ -25,6 +26,8 @@ typedef struct http_client http_client;
 enum {
 	HTTP_CLIENT_CHUNKED = 1,         /* send the body with Transfer-Encoding: chunked */
 	HTTP_CLIENT_EXPECT_CONTINUE = 2, /* send Expect: 100-continue, body after the 100 */
+	HTTP_CLIENT_OWN_HOST = 4,        /* the caller's headers carry Host (a proxy passing the
+					  * client's on): none added */
 };
 
 /*
@@ -66,6 +69,36 @@ int http_client_request_take(http_client *c, const char *method, const char *tar
 typedef void (*http_client_data_cb)(void *arg, const char *data, size_t len);
 int http_client_stream(http_client *c, const char *method, const char *target, const char *headers,
 		       http_client_data_cb on_data, http_client_cb cb, void *arg);
+/*
+ * A request whose answer may be streamed (a proxy relaying it): on_head
+ * runs when the answer's head is in (status >= 200), before any body byte;
+ * when it returns true, the body's bytes go to on_data as they arrive (no
+ * body limit: the caller bounds what it keeps) and cb ends it (rc 0 and an
+ * empty body once complete, or the error that cut it); when false, the
+ * body is collected for cb as with http_client_request. The fields of the
+ * message given to on_head stay valid until cb returns.
+ */
+typedef bool (*http_client_head_cb)(void *arg, const http_message *resp);
+int http_client_request_streamed(http_client *c, const char *method, const char *target, const char *headers,
+				 const char *body, size_t len, int flags, http_client_head_cb on_head,
+				 http_client_data_cb on_data, http_client_cb cb, void *arg);
+/* Stop reading the answer in flight (its reader is slow: what is read
+ * stays in the socket's buffers, and the origin is pushed back by TCP); the
+ * timeout is suspended meanwhile. Resume reads again (at once from what was
+ * read before the pause). A new connection starts unpaused. */
+void http_client_pause(http_client *c);
+void http_client_resume(http_client *c);
+/* Give up the request in flight (its reader left): from the event loop,
+ * soon after this returns, the connection is closed and the request ends
+ * with ERR_IO ("abandoned by the caller"). Safe inside this client's own
+ * callbacks. No effect when nothing is in flight. */
+void http_client_abort(http_client *c);
+/* Bound the making of a connection (TCP and TLS handshake) by ms, apart
+ * from the answer's timeout_ms (which then starts once connected); a
+ * connection not made in time fails the request with ERR_IO ("timeout: no
+ * connection"), as a refused one: nothing was sent. 0: timeout_ms bounds
+ * both (the default). */
+void http_client_set_connect_timeout(http_client *c, int ms);
 /* Bind the connection's local address to addr (a numeric IP) before
  * connecting, so that network rules can tell components apart. */
 void http_client_set_source(http_client *c, const char *addr);

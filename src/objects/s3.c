@@ -4456,7 +4456,15 @@ int objects_start(const config *cfg, const config_region *self, const secrets *s
 		/* journal local writes only when someone will read the journal */
 		meta_set_journal(peer != NULL);
 	}
-	sigv4_config vc = {.region = self->name, .lookup = key_lookup, .lookup_arg = o};
+	/* the deployment's other regions too: a client that signed for us is
+	 * served by eu when an edge sends it there (both hold the same keys) */
+	char also[256] = "";
+	for (int i = 0; i < o->cfg->region_count; i++)
+		if (strcmp(o->cfg->regions[i].name, self->name) != 0) {
+			size_t n = strlen(also);
+			snprintf(also + n, sizeof also - n, "%s%s", n ? "," : "", o->cfg->regions[i].name);
+		}
+	sigv4_config vc = {.region = self->name, .also = also, .lookup = key_lookup, .lookup_arg = o};
 	o->verifier = sigv4_verifier_new(&vc);
 	o->stop_ev = event_new(o->base, -1, 0, stop_requested, o);
 	o->timeout_ev = evtimer_new(o->base, shutdown_timeout, o);

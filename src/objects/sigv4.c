@@ -479,6 +479,7 @@ typedef struct key_entry {
 struct sigv4_verifier {
 	unsigned magic;
 	char region[SIGV4_REGION_MAX + 1]; /* "" accepts any */
+	char also[256];                    /* ",us,ap," : accepted too */
 	int64_t max_skew_s;
 	sigv4_lookup_fn lookup;
 	void *lookup_arg;
@@ -498,6 +499,10 @@ sigv4_verifier *sigv4_verifier_new(const sigv4_config *cfg)
 	v->magic = VERIFIER_MAGIC;
 	if (cfg->region)
 		strcpy(v->region, cfg->region);
+	if (cfg->also && cfg->also[0] && snprintf(v->also, sizeof v->also, ",%s,", cfg->also) >= (int)sizeof v->also) {
+		free(v);
+		return NULL;
+	}
 	v->max_skew_s = cfg->max_skew_s > 0 ? cfg->max_skew_s : SIGV4_MAX_SKEW_S;
 	v->lookup = cfg->lookup;
 	v->lookup_arg = cfg->lookup_arg;
@@ -660,7 +665,9 @@ static int parse_credential(const sigv4_verifier *v, auth_parts *a, sigv4_error 
 	a->date[8] = '\0';
 	memcpy(a->region, region, region_len);
 	a->region[region_len] = '\0';
-	if (v->region[0] && strcmp(a->region, v->region) != 0)
+	char as_item[SIGV4_REGION_MAX + 3];
+	snprintf(as_item, sizeof as_item, ",%s,", a->region);
+	if (v->region[0] && strcmp(a->region, v->region) != 0 && !(v->also[0] && strstr(v->also, as_item)))
 		return malformed(e, a->presigned, "the region '%s' is wrong; expecting '%s'",
 				 a->region, v->region);
 	return 0;

@@ -120,6 +120,9 @@ typedef int64_t (*sigv4_clock_fn)(void *arg);
 typedef struct sigv4_config {
 	const char *region;    /* the region clients sign for; NULL or "": any region
 				* (the scope's region is still part of the signature) */
+	const char *also;      /* other region names accepted, comma separated (the
+				* deployment's other regions: a client signing for one is
+				* served by the other after a failover); NULL: none */
 	int64_t max_skew_s;    /* 0: SIGV4_MAX_SKEW_S */
 	sigv4_lookup_fn lookup;
 	void *lookup_arg;

@@ -10,6 +10,7 @@
  * writes go to the writer thread (api_submit_write) and are answered from the
  * completion, once durable.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -193,8 +194,13 @@ void api_finish(api_call *call)
 	}
 	api_finish_headers(call);
 	int64_t duration = util_mono_us() - call->start_us;
-	/* log first: answering may reset the parser that holds the method */
-	log_request(call->msg->method, call->route, call->status, duration, call->request_id);
+	/* log first: answering may reset the parser that holds the method. A
+	 * health probe that passes is not logged (the DNS's and the edges'
+	 * probes come every second from each; /metrics counts them): only a
+	 * failing one is */
+	bool probe_ok = call->status == 200 && (strcmp(call->route, "/readyz") == 0 || strcmp(call->route, "/healthz") == 0);
+	if (!probe_ok)
+		log_request(call->msg->method, call->route, call->status, duration, call->request_id);
 	/* handed over, not copied: a large answer exists once in memory */
 	http_respond_take(req, call->status, &call->body);
 	metrics_request(rg->metrics, call->route_index, call->status, duration);
@@ -999,6 +1005,43 @@ void api_on_head(http_request *req, void *arg)
 	http_request_set_body_limit(req, limit);
 }
 
+/* The client address a trusted proxy (an edge) passed in Forwarded (RFC
+ * 7239): the last for= of the last Forwarded field, the one the proxy
+ * itself added (an edge drops the client's own). An address only
+ * (for=1.2.3.4, for="[2001:db8::1]", a port after it dropped); anything
+ * else (unknown, an obfuscated name) leaves out as it was: the proxy. */
+static void api_forwarded_for(const http_message *m, char *out, size_t cap)
+{
+	const http_field *last = NULL;
+	for (size_t i = 0; i < m->field_count; i++)
+		if (m->fields[i].name_len == 9 && strncasecmp(m->fields[i].name, "forwarded", 9) == 0)
+			last = &m->fields[i];
+	if (!last)
+		return;
+	const char *v = last->value, *end = v + last->value_len, *found = NULL;
+	for (const char *p = v; p + 4 <= end; p++)
+		if (strncasecmp(p, "for=", 4) == 0 && (p == v || p[-1] == ';' || p[-1] == ',' || p[-1] == ' '))
+			found = p + 4;
+	if (!found)
+		return;
+	char text[64];
+	size_t n = 0;
+	const char *p = found;
+	bool quoted = p < end && *p == '"';
+	if (quoted)
+		p++;
+	bool bracket = p < end && *p == '[';
+	if (bracket)
+		p++;
+	while (p < end && n < sizeof text - 1 && *p != '"' && *p != ';' && *p != ',' && *p != ' ' &&
+	       !(bracket && *p == ']') && !(!bracket && *p == ':' && !quoted))
+		text[n++] = *p++;
+	text[n] = '\0';
+	unsigned char a[16];
+	if (n && (inet_pton(AF_INET, text, a) == 1 || inet_pton(AF_INET6, text, a) == 1))
+		snprintf(out, cap, "%s", text);
+}
+
 static void api_route_request(http_request *req, region *rg, bool via_link)
 {
 	api_call *call = calloc(1, sizeof *call);
@@ -1013,6 +1056,8 @@ static void api_route_request(http_request *req, region *rg, bool via_link)
 	snprintf(call->client_addr, sizeof call->client_addr, "%s", http_request_peer(req));
 	if (via_link) /* the region that forwarded it knows the client */
 		api_request_header(call, "X-Forwarded-For", call->client_addr, sizeof call->client_addr);
+	else if (config_trusted_proxy(&rg->cfg->api, call->client_addr)) /* an edge: its client */
+		api_forwarded_for(call->msg, call->client_addr, sizeof call->client_addr);
 	call->start_us = util_mono_us();
 	call->now_ms = util_now_ms();
 	call->route = "(unmatched)";

@@ -207,6 +207,34 @@ def start_ready(argv, log_path, mode="a", timeout=20):
     return proc
 
 
+UP_PORTS = 15  # the ports `tandem up --port-base N` uses: N .. N+14
+
+
+def start_up(data, port_base, timeout=60, argv=None):
+    """Start `tandem up --data DATA --port-base N` (or argv) with its output
+    (and its children's) in DATA.log - a file, never a pipe nobody reads,
+    which would block every component once 64 KiB are written - and wait
+    for DATA/endpoints.json. (proc, endpoints); proc.log() reads the log."""
+    import json
+    log_path = str(data) + ".log"
+    argv = argv or [TANDEM, "up", "--data", str(data), "--port-base", str(port_base)]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def read_log():
+        with open(log_path, errors="replace") as f:
+            return f.read()
+    proc.log = read_log
+    endpoints = os.path.join(str(data), "endpoints.json")
+    deadline = time.time() + timeout
+    while not os.path.exists(endpoints):
+        assert proc.poll() is None and time.time() < deadline, read_log()[-4000:]
+        time.sleep(0.05)
+    time.sleep(0.05)  # written atomically (rename), but let it settle
+    with open(endpoints) as f:
+        return proc, json.load(f)
+
+
 def signup(region, email=None, password="correct horse battery"):
     email = email or new_email()
     r = region.post("/v1/auth/signup", json={"email": email, "password": password})

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from conftest import TANDEM, free_port_base, run, signup
+from conftest import TANDEM, UP_PORTS, free_port_base, run, signup, start_up
 
 
 def test_version_and_help():
@@ -113,25 +113,13 @@ def test_up_print_config_uses_port_base(tmp_path):
     assert not (tmp_path / "d").exists(), "--print-config must not create anything"
 
 
-def start_up(data, port_base):
-    proc = subprocess.Popen([TANDEM, "up", "--data", str(data), "--port-base", str(port_base)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    endpoints = os.path.join(str(data), "endpoints.json")
-    deadline = time.time() + 30
-    while time.time() < deadline and not os.path.exists(endpoints):
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.05)
-    with open(endpoints) as f:
-        return proc, json.load(f)
-
-
 def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
-    base1, base2 = free_port_base(count=13), free_port_base(count=13)
+    base1, base2 = free_port_base(count=UP_PORTS), free_port_base(count=UP_PORTS)
     p1, e1 = start_up(tmp_path / "one", base1)
     p2, e2 = start_up(tmp_path / "two", base2)
     try:
         for e, base, d in [(e1, base1, "one"), (e2, base2, "two")]:
-            assert set(e) == {"ca", "config", "regions", "witness", "s3_keys", "dns", "zone"}
+            assert set(e) == {"ca", "config", "regions", "witness", "s3_keys", "dns", "zone", "edges"}
             assert e["witness"]["addr"] == "127.0.0.4:%d" % (base + 4)
             os.kill(e["witness"]["pid"], 0)  # the witness runs too
             assert e["ca"] == str(tmp_path / d / "certs" / "ca.pem")
@@ -168,7 +156,7 @@ def test_up_runs_two_deployments_side_by_side_and_stops_cleanly(tmp_path):
 
 
 def test_up_reports_a_dead_region_and_keeps_running(tmp_path):
-    proc, e = start_up(tmp_path, free_port_base(count=13))
+    proc, e = start_up(tmp_path, free_port_base(count=UP_PORTS))
     try:
         os.kill(e["regions"]["eu"]["pid"], signal.SIGKILL)
         time.sleep(0.5)
@@ -176,12 +164,12 @@ def test_up_reports_a_dead_region_and_keeps_running(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    err = proc.stderr.read()
+    err = proc.log()
     assert "region eu (pid %d) was killed by signal 9; not restarting it" % e["regions"]["eu"]["pid"] in err
 
 
 def test_up_data_survives_restart(tmp_path):
-    base = free_port_base(count=13)
+    base = free_port_base(count=UP_PORTS)
     proc, e = start_up(tmp_path, base)
     try:
         class R:
@@ -312,21 +300,13 @@ def test_make_run_passes_port_base(tmp_path):
     build = os.path.basename(os.path.dirname(TANDEM))
     if os.path.dirname(os.path.dirname(TANDEM)) != ROOT or build not in ("build", "build-san"):
         pytest.skip("TANDEM_BIN is not this repository's build")
-    base = free_port_base(count=13)
+    base = free_port_base(count=UP_PORTS)
     data = tmp_path / "data"
     san = ["SAN=1"] if build == "build-san" else []
     # -o: use the binary as it is (never rebuild it from here)
-    proc = subprocess.Popen(["make", "-s", "-C", ROOT, "-o", "%s/tandem" % build, *san, "run",
-                             "DATA=%s" % data, "PORT_BASE=%d" % base],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc, e = start_up(data, base, argv=["make", "-s", "-C", ROOT, "-o", "%s/tandem" % build, *san, "run",
+                                         "DATA=%s" % data, "PORT_BASE=%d" % base])
     try:
-        endpoints = data / "endpoints.json"
-        deadline = time.time() + 30
-        while time.time() < deadline and not endpoints.exists():
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.05)
-        e = json.loads(endpoints.read_text())
         assert e["regions"]["eu"]["api"] == "https://127.0.0.2:%d" % base, e
         assert e["regions"]["us"]["api"] == "https://127.0.0.3:%d" % (base + 1), e
     finally:

@@ -29,7 +29,7 @@ import dns.rcode
 import pytest
 import requests
 
-from conftest import TANDEM, drop_dns_sections, free_port_base, start_ready
+from conftest import TANDEM, UP_PORTS, drop_dns_sections, free_port_base, start_ready, start_up
 from regions import TwoRegions, log_events, wait_follower
 
 DIG = shutil.which("dig")
@@ -363,17 +363,10 @@ def test_up_serves_the_zone_on_its_own_addresses(tmp_path):
     instances with the same key (init made it; the NS set shares the
     secrets file). Before: no DNS, every component on 127.0.0.1,
     certificates without api.tandem.test; before DNSSEC: no RRSIG."""
-    base = free_port_base(count=13)
+    base = free_port_base(count=UP_PORTS)
     data = tmp_path / "up"
-    proc = subprocess.Popen([TANDEM, "up", "--data", str(data), "--port-base", str(base)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    endpoints = data / "endpoints.json"
+    proc, e = start_up(data, base)
     try:
-        deadline = time.time() + 60
-        while not endpoints.exists():
-            assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
-            time.sleep(0.05)
-        e = json.loads(endpoints.read_text())
         assert e["zone"] == "tandem.test"
         assert e["dns"]["ns1"]["address"] == "127.0.0.5" and e["dns"]["ns2"]["address"] == "127.0.0.6", e
         assert e["regions"]["eu"]["api"] == "https://127.0.0.2:%d" % base
@@ -423,4 +416,4 @@ def test_up_serves_the_zone_on_its_own_addresses(tmp_path):
         assert d["ns1"]["regions"]["eu"]["healthy"] and d["ns2"]["regions"]["us"]["healthy"], d
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, proc.stderr.read()[-3000:]
+        assert proc.wait(timeout=30) == 0, proc.log()[-3000:]

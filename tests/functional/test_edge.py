@@ -1,6 +1,7 @@
 """`tandem edge` (issue 12, first slice): the proxy in front of two real
 regions, with failover inside one request. Each test would fail on the code
 before it: there was no `tandem edge` command at all."""
+import json
 import os
 import subprocess
 import time
@@ -64,7 +65,7 @@ def test_relays_with_its_headers_and_a_config_check(tmp_path):
         s = edge.post("/v1/auth/signup", json={"email": new_email(), "password": "correct horse battery"})
         assert s.status_code == 201 and s.json()["access_token"], s.text
         ok = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)
-        assert ok.returncode == 0 and "1 edge" in ok.stdout, (ok.stdout, ok.stderr)
+        assert ok.returncode == 0 and "3 edges" in ok.stdout, (ok.stdout, ok.stderr)  # eu-pop, us-pop, pop
         with open(pair.config, "a") as f:
             f.write("\n[edge bad]\nlisten = nope\norigins = ftp://x:1\n")
         bad = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)
@@ -457,3 +458,107 @@ def test_personal_answers_through_the_edge_are_never_hits(tmp_path):
     finally:
         edge.stop()
         region.stop()
+
+
+def test_region_trusts_forwarded_only_from_its_edges(tmp_path):
+    """[api] trusted_proxies (issue 12 section 1): behind an edge, the
+    per-address signup limit counts each client apart (clients at
+    127.0.0.9 and .10, the edge connecting from 127.0.0.1, the trusted
+    address); a client that connects directly (from .11) and sends its own
+    Forwarded is not believed: its signups count against its own address,
+    whatever for= it claims. Before: the region ignored Forwarded, so every
+    client behind the edge shared one limit."""
+    pair = TwoRegions(tmp_path / "pair", auth={"signup_max_per_address": 2})
+    with open(pair.config) as f:
+        text = f.read()
+    with open(pair.config, "w") as f:
+        f.write(text.replace("trusted_proxies = \n", "trusted_proxies = 127.0.0.1\n"))
+    pair.start()
+    edge = Edge(pair, "pop", ["eu", "us"])
+
+    def signup_from(source, url, extra=()):
+        body = json.dumps({"email": new_email(), "password": "correct horse battery"})
+        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--interface", source,
+                              "--cacert", pair.ca, "-H", "Content-Type: application/json", *extra, "-d", body,
+                              url + "/v1/auth/signup"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout)
+    try:
+        edge.start()
+        assert [signup_from("127.0.0.9", edge.url) for _ in range(3)] == [201, 201, 429]
+        assert signup_from("127.0.0.10", edge.url) == 201  # another client behind the same edge
+        direct = [signup_from("127.0.0.11", pair.eu.url, ("-H", "Forwarded: for=10.0.0.%d" % i)) for i in range(3)]
+        assert direct == [201, 201, 429], direct  # its own for= values were not believed
+        ok = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        with open(pair.config) as f:
+            text = f.read()
+        with open(pair.config, "w") as f:
+            f.write(text.replace("trusted_proxies = 127.0.0.1\n", "trusted_proxies = 127.0.0.1, edge.example\n"))
+        bad = subprocess.run([TANDEM, "config", "check", pair.config], capture_output=True, text=True)
+        assert bad.returncode == 1 and "trusted_proxies: 'edge.example' is not an address" in bad.stderr + bad.stdout
+    finally:
+        edge.stop()
+        pair.stop_all()
+
+
+def test_writes_go_to_the_region_that_takes_them(tmp_path):
+    """With probes, the edge knows each region's write gate (/readyz
+    "write_gate"): a write goes straight to the primary (eu) although us is
+    first in its order, while reads keep the order (us); not forwarded by
+    the secondary. Before: every request went to us, writes forwarded."""
+    pair = TwoRegions(tmp_path / "pair").start()
+    edge = Edge(pair, "pop", ["us", "eu"], probe_ms=200)
+    try:
+        edge.start()
+        time.sleep(0.6)  # a probe of each origin answered
+        assert edge.get("/healthz").headers["X-Tandem-Region"] == "us"
+        for _ in range(3):
+            r = edge.post("/v1/auth/signup", json={"email": new_email(), "password": "correct horse battery"},
+                          headers={"Idempotency-Key": uuid.uuid4().hex})
+            assert r.status_code == 201, r.text
+            assert r.headers["X-Tandem-Region"] == "eu", r.headers  # the primary answered it itself
+        assert "sent to" not in edge.log()  # no failed attempt on the way
+    finally:
+        edge.stop()
+        pair.stop_all()
+
+
+def test_disk_tier_holds_what_memory_cannot(tmp_path):
+    """disk_cache_dir / disk_cache_bytes: with room in memory for a few
+    64 KiB answers only, 40 of them are all hits on the second round (the
+    memory LRU's evictions went to disk and come back), the origin asked
+    once each; the tier's files are 0600 in a 0700 directory; a purge
+    reaches them; config check refuses a disk tier without its bound.
+    Before: the second round was 40 misses (an unknown key, in fact)."""
+    disk = tmp_path / "edge-disk"
+    origin, edge = origin_and_edge(tmp_path, "cache_bytes = 300000\ncache_max_object_bytes = 131072\n"
+                                   "disk_cache_dir = %s\ndisk_cache_bytes = 16777216\n" % disk)
+    try:
+        body = os.urandom(65536)
+        for i in range(40):
+            origin.routes["/o/%d" % i] = (200, {"Cache-Control": "max-age=600"}, body)
+        for rnd in range(2):
+            for i in range(40):
+                r = edge.get("/o/%d" % i)
+                assert r.status_code == 200 and r.content == body, (rnd, i, r.status_code)
+                assert r.headers["X-Cache"] == ("miss" if rnd == 0 else "hit"), (rnd, i, r.headers)
+        assert all(origin.count("/o/%d" % i) == 1 for i in range(40))
+        files = [f for f in os.listdir(disk) if f.endswith(".tdc")]
+        assert len(files) >= 30, files  # memory holds 4 of them
+        assert os.stat(disk).st_mode & 0o777 == 0o700
+        assert all(os.stat(disk / f).st_mode & 0o777 == 0o600 for f in files)
+        token = subprocess.run([TANDEM, "edge", "--config", edge.config, "--print", "purge-token"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        p = edge.post("/_edge/purge", json={"prefix": "/o/"}, headers={"Authorization": "Bearer " + token})
+        assert p.status_code == 200 and p.json()["purged"] == 40, p.text
+        assert [f for f in os.listdir(disk) if f.endswith(".tdc")] == []
+        assert edge.get("/o/1").headers["X-Cache"] == "miss"
+    finally:
+        edge.stop()
+        origin.stop()
+    with open(edge.config, "a") as f:
+        f.write("\n[edge bad]\nlisten = 127.0.0.1:1\norigins = http://127.0.0.1:2\ntls = off\n"
+                "disk_cache_dir = /tmp/x\n")
+    bad = subprocess.run([TANDEM, "config", "check", edge.config], capture_output=True, text=True)
+    assert bad.returncode == 1 and "disk_cache_dir needs disk_cache_bytes" in bad.stdout + bad.stderr

@@ -722,10 +722,10 @@ def test_up_writes_s3_endpoints_and_a_dev_key(tmp_path):
     """`tandem up`: endpoints.json (mode 0600) names each region's S3 URL and
     the development key pair, which works in both regions."""
     import json
-    from test_cli import start_up
-    proc, e = start_up(tmp_path, free_port_base(count=10))
+    from conftest import UP_PORTS, start_up
+    proc, e = start_up(tmp_path / "up", free_port_base(count=UP_PORTS))
     try:
-        assert os.stat(tmp_path / "endpoints.json").st_mode & 0o777 == 0o600
+        assert os.stat(tmp_path / "up" / "endpoints.json").st_mode & 0o777 == 0o600
         keys = e["s3_keys"]
         for name in ("eu", "us"):
             url = e["regions"][name]["s3"]

@@ -6,8 +6,12 @@
  * `now` from the test, no sleeps. Messages are parsed from raw text with
  * the real parser, as the edge gets them.
  */
+#include <dirent.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "edge/cache.h"
@@ -537,6 +541,175 @@ static void test_lru_byte_bound(void)
 	cache_free(&c);
 }
 
+/* Files of the disk tier in dir. */
+static int disk_files(const char *dir)
+{
+	int n = 0;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		n += strstr(de->d_name, ".tdc") != NULL;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* The disk tier: what memory evicts goes to files (0600) and comes back,
+ * whole (status, headers, body, age), when looked up; Vary variants stay
+ * apart; the disk bound evicts its own LRU; purges reach it; a damaged
+ * file is a miss, never served; a new cache empties the directory. */
+static void test_disk_tier(void)
+{
+	char dir[] = "/tmp/tandem-test-edgedisk-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char sub[64];
+	snprintf(sub, sizeof sub, "%s/tier", dir);
+	char err[256];
+	cache *c = cache_new(5000, 4096);
+	CHECK_EQ_INT(cache_set_disk(c, sub, 6000, err, sizeof err), 0);
+	struct stat st;
+	CHECK(stat(sub, &st) == 0 && (st.st_mode & 0777) == 0700);
+	store_target(c, "h", "/1", 1500);
+	store_target(c, "h", "/2", 1500);
+	store_target(c, "h", "/3", 1500);
+	store_target(c, "h", "/4", 1500); /* memory holds 2 (1787 bytes each): /1 and /2 go to disk */
+	cache_stats cs;
+	cache_get_stats(c, &cs);
+	CHECK_EQ_INT(cs.entries, 2);
+	CHECK_EQ_INT(cs.disk_entries, 2);
+	CHECK_EQ_INT(disk_files(sub), 2);
+	char path[512];
+	DIR *d = opendir(sub);
+	struct dirent *de;
+	while (d && (de = readdir(d)))
+		if (strstr(de->d_name, ".tdc"))
+			snprintf(path, sizeof path, "%s/%s", sub, de->d_name);
+	closedir(d);
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	/* /1 comes back from disk, whole, and is in memory again (its file gone) */
+	msg q = parse(HTTP_REQUEST, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n");
+	cache_entry *e = NULL;
+	CHECK_EQ_INT(cache_lookup(c, q.m, T0 + 10, &e), CACHE_FRESH);
+	done(&q);
+	size_t len, hl;
+	const char *body = cache_entry_body(e, &len);
+	CHECK_EQ_INT(len, 1500);
+	CHECK(body[0] == 'b' && body[1499] == 'b');
+	CHECK_EQ_INT(cache_entry_status(e), 200);
+	CHECK(strstr(cache_entry_headers(e, &hl), "Cache-Control: max-age=60") != NULL);
+	CHECK_EQ_INT(cache_entry_age(e, T0 + 10), 10);
+	CHECK_EQ_INT(cache_entry_lifetime(e), 60);
+	cache_entry_release(&e);
+	cache_get_stats(c, &cs);
+	CHECK_EQ_INT(cs.disk_promoted, 1);
+	CHECK_EQ_INT(cs.entries, 2);       /* /1 back, and /3 went down in its place */
+	CHECK_EQ_INT(cs.disk_entries, 2);
+	CHECK_EQ_INT(disk_files(sub), 2);
+	/* the disk bound: 6000 bytes hold 3 such entries (1591 bytes each); the oldest goes */
+	for (int i = 5; i <= 9; i++) {
+		char t[16];
+		snprintf(t, sizeof t, "/%d", i);
+		store_target(c, "h", t, 1500);
+	}
+	cache_get_stats(c, &cs);
+	CHECK(cs.disk_bytes <= 6000 && cs.disk_entries == 3);
+	CHECK_EQ_INT(disk_files(sub), 3);
+	int found = 0;
+	for (int i = 1; i <= 9; i++) {
+		char t[16];
+		snprintf(t, sizeof t, "/%d", i);
+		found += present(c, "h", t);
+	}
+	CHECK_EQ_INT(found, 5); /* memory's 2 and disk's 3 (lookups swap them, none lost) */
+	/* purge reaches the disk tier */
+	CHECK_EQ_INT(cache_purge_prefix(c, "h", "/"), 5);
+	cache_get_stats(c, &cs);
+	CHECK_EQ_INT(cs.entries, 0);
+	CHECK_EQ_INT(cs.disk_entries, 0);
+	CHECK_EQ_INT(disk_files(sub), 0);
+	/* a damaged file: a miss, counted, the file removed */
+	for (int i = 1; i <= 4; i++) {
+		char t[16];
+		snprintf(t, sizeof t, "/%d", i);
+		store_target(c, "h", t, 1500);
+	}
+	d = opendir(sub);
+	int damaged = 0;
+	while (d && (de = readdir(d)))
+		if (strstr(de->d_name, ".tdc")) { /* /1's and /2's: the magic overwritten */
+			snprintf(path, sizeof path, "%s/%s", sub, de->d_name);
+			FILE *f = fopen(path, "r+b");
+			CHECK(f != NULL);
+			if (f) {
+				fputc('X', f);
+				fclose(f);
+				damaged++;
+			}
+		}
+	closedir(d);
+	CHECK_EQ_INT(damaged, 2);
+	CHECK(!present(c, "h", "/1"));
+	CHECK(!present(c, "h", "/2"));
+	CHECK(present(c, "h", "/4")); /* memory's are untouched */
+	cache_get_stats(c, &cs);
+	CHECK_EQ_INT(cs.disk_errors, 2);
+	CHECK_EQ_INT(cs.disk_entries, 0);
+	CHECK_EQ_INT(disk_files(sub), 0);
+	/* Vary: two variants of one URL on disk, each found by its own request */
+	cache_free(&c);
+	CHECK_EQ_INT(disk_files(sub), 0); /* freed with the cache */
+	c = cache_new(3000, 4096);
+	CHECK_EQ_INT(cache_set_disk(c, sub, 1 << 20, err, sizeof err), 0);
+	static char big[1500];
+	memset(big, 'v', sizeof big);
+	const char *langs[] = {"en", "de"};
+	for (int i = 0; i < 2; i++) {
+		char rq[256];
+		snprintf(rq, sizeof rq, "GET /v HTTP/1.1\r\nHost: h\r\nAccept-Language: %s\r\n\r\n", langs[i]);
+		msg vq = parse(HTTP_REQUEST, rq);
+		msg vs = parse(HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nVary: Accept-Language\r\n"
+					      "Content-Length: 0\r\n\r\n");
+		big[0] = langs[i][0];
+		CHECK_EQ_INT(cache_store(c, vq.m, vs.m, big, sizeof big, T0, T0), CACHE_STORED);
+		done(&vq);
+		done(&vs);
+	}
+	store_target(c, "h", "/x", 1500); /* memory holds 1: both variants are on disk now */
+	cache_get_stats(c, &cs);
+	CHECK_EQ_INT(cs.disk_entries, 2);
+	for (int i = 1; i >= 0; i--) {
+		char rq[256];
+		snprintf(rq, sizeof rq, "GET /v HTTP/1.1\r\nHost: h\r\nAccept-Language: %s\r\n\r\n", langs[i]);
+		msg vq = parse(HTTP_REQUEST, rq);
+		e = NULL;
+		CHECK_EQ_INT(cache_lookup(c, vq.m, T0, &e), CACHE_FRESH);
+		done(&vq);
+		if (e)
+			CHECK(cache_entry_body(e, &len)[0] == langs[i][0]);
+		cache_entry_release(&e);
+	}
+	cache_free(&c);
+	/* an earlier run's files are removed by a new cache on the directory */
+	c = cache_new(3000, 4096);
+	CHECK_EQ_INT(cache_set_disk(c, sub, 1 << 20, err, sizeof err), 0);
+	store_target(c, "h", "/1", 1500);
+	store_target(c, "h", "/2", 1500);
+	store_target(c, "h", "/3", 1500);
+	CHECK(disk_files(sub) >= 1);
+	cache *again = cache_new(3000, 4096);
+	CHECK_EQ_INT(cache_set_disk(again, sub, 1 << 20, err, sizeof err), 0);
+	CHECK_EQ_INT(disk_files(sub), 0);
+	cache_free(&again);
+	cache_free(&c);
+	/* a directory that cannot be made */
+	c = cache_new(3000, 4096);
+	CHECK(cache_set_disk(c, "/proc/nope/tier", 1000, err, sizeof err) != 0);
+	CHECK(strstr(err, "/proc/nope/tier") != NULL);
+	cache_free(&c);
+	rmdir(sub);
+	rmdir(dir);
+}
+
 static int woken[8];
 static void wake(void *arg)
 {
@@ -640,6 +813,7 @@ int main(void)
 	RUN(test_invalidation_after_unsafe_methods);
 	RUN(test_purge);
 	RUN(test_lru_byte_bound);
+	RUN(test_disk_tier);
 	RUN(test_coalescing_bookkeeping);
 	RUN(test_client_conditionals);
 	return TEST_SUMMARY();

@@ -24,6 +24,7 @@
 #include "core/certs.h"
 #include "core/err.h"
 #include "core/tls.h"
+#include "core/util.h"
 #include "http/client.h"
 #include "http/server.h"
 #include "test.h"
@@ -372,6 +373,166 @@ static void test_timeout_and_refused(void)
 	http_client_free(&c);
 }
 
+/* connect_timeout_ms bounds the making of a connection apart from the
+ * answer's timeout: a TLS handshake that never comes (a listener that never
+ * accepts) fails with ERR_IO, a connection failure, long before the answer's
+ * 10 s; once connected, the answer's own timeout applies (ERR_AGAIN), not
+ * the connect timeout. */
+static void test_connect_timeout(void)
+{
+	char dir[] = "/tmp/tandem-test-http-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	const char *names[] = {"eu"};
+	char err[512], ca[256];
+	CHECK_EQ_INT(certs_ensure(dir, names, 1, err, sizeof err), 0);
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	SSL_CTX *cctx = tls_client_new(ca, NULL, NULL, err, sizeof err);
+	CHECK(cctx != NULL);
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	CHECK_EQ_INT(bind(ls, (struct sockaddr *)&sa, sizeof sa), 0);
+	CHECK_EQ_INT(listen(ls, 8), 0); /* never accepted: the kernel completes TCP, nobody answers TLS */
+	socklen_t sl = sizeof sa;
+	CHECK_EQ_INT(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	http_client *c = http_client_new(base, cctx, "127.0.0.1", ntohs(sa.sin_port), NULL, &limits, 10000);
+	http_client_set_connect_timeout(c, 100);
+	result r;
+	memset(&r, 0, sizeof r);
+	int64_t t0 = util_mono_us();
+	http_client_request(c, "GET", "/echo", NULL, NULL, 0, 0, on_answer, &r);
+	run_until(&r, 1);
+	CHECK_EQ_INT(r.rc, ERR_IO);
+	CHECK(util_mono_us() - t0 < 9000000); /* not the answer's 10 s timeout */
+	CHECK(strstr(http_client_error(c, NULL), "no connection") != NULL);
+	http_client_free(&c);
+	close(ls);
+	/* connected: a parked request times out as an answer, after the connect timeout passed */
+	int port;
+	http_server *srv = start_server(NULL, &port);
+	c = http_client_new(base, NULL, "127.0.0.1", port, NULL, &limits, 300);
+	http_client_set_connect_timeout(c, 50);
+	memset(&r, 0, sizeof r);
+	parked = NULL;
+	http_client_request(c, "GET", "/park", NULL, NULL, 0, 0, on_answer, &r);
+	run_until(&r, 1);
+	CHECK_EQ_INT(r.rc, ERR_AGAIN);
+	CHECK(parked != NULL);
+	if (parked)
+		http_respond(parked, 200, "late", 4);
+	http_client_free(&c);
+	http_server_free(&srv);
+	SSL_CTX_free(cctx);
+}
+
+/* http_client_request_streamed: on_head decides (true: body bytes to
+ * on_data as they come; false: collected as usual); a paused client
+ * delivers nothing until resumed, then the rest, in order, and the
+ * connection serves the next request; an abandoned request ends with
+ * ERR_IO and the next one works on a new connection. */
+typedef struct streamed {
+	result r;
+	int heads;
+	bool want_stream;
+	size_t got;
+	bool in_order;
+	http_client *pause_me; /* paused after the first piece */
+} streamed;
+
+static bool streamed_head(void *arg, const http_message *resp)
+{
+	streamed *s = arg;
+	s->heads++;
+	return s->want_stream;
+}
+
+static void streamed_data(void *arg, const char *data, size_t len)
+{
+	streamed *s = arg;
+	for (size_t i = 0; i < len; i++)
+		if (data[i] != (char)('a' + (s->got + i) % 26))
+			s->in_order = false;
+	s->got += len;
+	if (s->pause_me) {
+		http_client_pause(s->pause_me);
+		s->pause_me = NULL;
+	}
+}
+
+static void test_client_streamed_pause_abort(void)
+{
+	int port;
+	http_server *srv = start_server(NULL, &port);
+	http_client *c = http_client_new(base, NULL, "127.0.0.1", port, NULL, &limits, 5000);
+	/* streamed: every byte through on_data, in order, nothing collected */
+	streamed s = {.want_stream = true, .in_order = true};
+	stream_take = false;
+	CHECK_EQ_INT(http_client_request_streamed(c, "GET", "/stream", NULL, NULL, 0, 0, streamed_head, streamed_data,
+						  on_answer, &s.r),
+		     0);
+	run_until(&s.r, 1);
+	CHECK_EQ_INT(s.r.rc, 0);
+	CHECK_EQ_INT(s.heads, 1);
+	CHECK_EQ_INT(s.got, STREAM_TOTAL);
+	CHECK(s.in_order);
+	CHECK_EQ_INT(strlen(s.r.body), 0);
+	/* declined: collected for the callback as usual */
+	streamed d = {.want_stream = false, .in_order = true};
+	http_client_request_streamed(c, "GET", "/chunked", NULL, NULL, 0, 0, streamed_head, streamed_data, on_answer,
+				     &d.r);
+	run_until(&d.r, 1);
+	CHECK_EQ_INT(d.r.rc, 0);
+	CHECK_EQ_INT(d.heads, 1);
+	CHECK_EQ_INT(d.got, 0);
+	CHECK_EQ_STR(d.r.body, "one,two,three");
+	/* paused after the first piece: nothing more arrives until resumed */
+	streamed ps = {.want_stream = true, .in_order = true, .pause_me = c};
+	http_client_request_streamed(c, "GET", "/stream", NULL, NULL, 0, 0, streamed_head, streamed_data, on_answer,
+				     &ps.r);
+	for (int i = 0; i < 300 && !ps.got; i++) {
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	size_t at_pause = ps.got;
+	CHECK(at_pause > 0 && at_pause < STREAM_TOTAL);
+	for (int i = 0; i < 200; i++) { /* 200 ms of the loop: the answer waits */
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	CHECK_EQ_INT(ps.got, at_pause);
+	CHECK(!ps.r.done);
+	http_client_resume(c);
+	run_until(&ps.r, 1);
+	CHECK_EQ_INT(ps.r.rc, 0);
+	CHECK_EQ_INT(ps.got, STREAM_TOTAL);
+	CHECK(ps.in_order);
+	/* the same connection serves the next request (it reads again) */
+	result after;
+	memset(&after, 0, sizeof after);
+	http_client_request(c, "POST", "/echo", NULL, "x", 1, 0, on_answer, &after);
+	run_until(&after, 1);
+	CHECK_EQ_INT(after.rc, 0);
+	CHECK_EQ_STR(after.body, "POST|x|");
+	/* abandoned: ERR_IO, and the client goes on with a new connection */
+	streamed ab = {.want_stream = true, .in_order = true, .pause_me = c};
+	http_client_request_streamed(c, "GET", "/stream", NULL, NULL, 0, 0, streamed_head, streamed_data, on_answer,
+				     &ab.r);
+	for (int i = 0; i < 300 && !ab.got; i++) {
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	http_client_abort(c);
+	run_until(&ab.r, 1);
+	CHECK_EQ_INT(ab.r.rc, ERR_IO);
+	CHECK(strstr(http_client_error(c, NULL), "abandoned") != NULL);
+	memset(&after, 0, sizeof after);
+	http_client_request(c, "POST", "/echo", NULL, "y", 1, 0, on_answer, &after);
+	run_until(&after, 1);
+	CHECK_EQ_INT(after.rc, 0);
+	CHECK_EQ_STR(after.body, "POST|y|");
+	http_client_free(&c);
+	http_server_free(&srv);
+}
+
 static void shutdown_done(void *arg)
 {
 	*(int *)arg = 1;
@@ -686,6 +847,8 @@ int main(void)
 	RUN(test_detached_request_round_trip);
 	RUN(test_connection_close_then_reconnect);
 	RUN(test_timeout_and_refused);
+	RUN(test_connect_timeout);
+	RUN(test_client_streamed_pause_abort);
 	RUN(test_graceful_shutdown_waits_for_parked_request);
 	RUN(test_tls_verified_and_refused);
 	RUN(test_streaming_waits_for_drain);

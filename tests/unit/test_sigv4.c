@@ -1192,8 +1192,48 @@ static void test_allocation_failures(void)
 	sigv4_verifier_free(&v);
 }
 
+/* A deployment's regions share their keys: a client that signed for us is
+ * served by eu when an edge fails over there (sigv4_config.also); a name
+ * that is not one of them is still refused, and without `also` so is us. */
+static void test_other_regions_of_the_deployment(void)
+{
+	sigv4_param headers[] = {
+		{"Host", "s3.app.example"},
+		{"x-amz-content-sha256", SIGV4_EMPTY_SHA256},
+		{"x-amz-date", AMZ_2013},
+	};
+	sigv4_sign_params p = {.method = "GET", .path = "/photos/cat.jpg", .headers = headers, .header_count = 3,
+			       .payload_hash = SIGV4_EMPTY_SHA256, .access_key_id = AKID,
+			       .secret_access_key = SECRET, .region = "us", .now_s = T2013};
+	buf auth;
+	buf_init(&auth, 4096);
+	CHECK_EQ_INT(sigv4_sign(&p, &auth), 0);
+	char raw[2048];
+	snprintf(raw, sizeof raw,
+		 "GET /photos/cat.jpg HTTP/1.1\nHost: s3.app.example\nx-amz-content-sha256: %s\nx-amz-date: %s\n"
+		 "Authorization: %s\n",
+		 SIGV4_EMPTY_SHA256, AMZ_2013, auth.data);
+	buf_free(&auth);
+	fake_now = T2013;
+	current_secret = SECRET;
+	lookup_fails = 0;
+	sigv4_config with = {.region = "eu", .also = "us,ap", .lookup = lookup, .clock = fake_clock};
+	sigv4_verifier *v = sigv4_verifier_new(&with);
+	CHECK(v != NULL);
+	expect(v, raw, NULL, 0);
+	sigv4_verifier_free(&v);
+	sigv4_config other = {.region = "eu", .also = "usa,ap", .lookup = lookup, .clock = fake_clock};
+	v = sigv4_verifier_new(&other); /* "us" is not "usa": whole names only */
+	expect(v, raw, "AuthorizationHeaderMalformed", 400);
+	sigv4_verifier_free(&v);
+	v = verifier("eu"); /* no other region accepted */
+	expect(v, raw, "AuthorizationHeaderMalformed", 400);
+	sigv4_verifier_free(&v);
+}
+
 int main(void)
 {
+	RUN(test_other_regions_of_the_deployment);
 	RUN(test_aws_get_object);
 	RUN(test_aws_get_object_signer);
 	RUN(test_aws_put_object);

@@ -133,8 +133,39 @@ static void test_unhex_and_query_param(void)
 	CHECK(!util_query_param("/x?a=12345678", "a", v, sizeof v)); /* longer than cap - 1 */
 }
 
+static void test_cidr(void)
+{
+	unsigned char a[16];
+	int fam, bits;
+	CHECK_EQ_INT(util_parse_cidr("10.1.2.3/16", a, &fam, &bits), 0);
+	CHECK_EQ_INT(fam, 4);
+	CHECK_EQ_INT(bits, 16);
+	CHECK(a[0] == 10 && a[1] == 1 && a[2] == 0 && a[3] == 0); /* host bits cleared */
+	CHECK(util_cidr_holds(a, fam, bits, "10.1.255.7"));
+	CHECK(!util_cidr_holds(a, fam, bits, "10.2.0.1"));
+	CHECK(!util_cidr_holds(a, fam, bits, "::1"));            /* another family */
+	CHECK(!util_cidr_holds(a, fam, bits, "not an address"));
+	CHECK_EQ_INT(util_parse_cidr("127.0.0.7", a, &fam, &bits), 0); /* an address alone: /32 */
+	CHECK_EQ_INT(bits, 32);
+	CHECK(util_cidr_holds(a, fam, bits, "127.0.0.7"));
+	CHECK(!util_cidr_holds(a, fam, bits, "127.0.0.8"));
+	CHECK_EQ_INT(util_parse_cidr("10.0.0.0/12", a, &fam, &bits), 0); /* a length not a multiple of 8 */
+	CHECK(util_cidr_holds(a, fam, bits, "10.15.1.1"));
+	CHECK(!util_cidr_holds(a, fam, bits, "10.16.0.0"));
+	CHECK_EQ_INT(util_parse_cidr("2001:db8::/33", a, &fam, &bits), 0);
+	CHECK_EQ_INT(fam, 6);
+	CHECK(util_cidr_holds(a, fam, bits, "2001:db8:7fff::1"));
+	CHECK(!util_cidr_holds(a, fam, bits, "2001:db8:8000::1"));
+	CHECK_EQ_INT(util_parse_cidr("10.0.0.0/33", a, &fam, &bits), ERR_INVAL);
+	CHECK_EQ_INT(util_parse_cidr("10.0.0/8", a, &fam, &bits), ERR_INVAL);
+	CHECK_EQ_INT(util_parse_cidr("/8", a, &fam, &bits), ERR_INVAL);
+	CHECK_EQ_INT(util_parse_cidr("10.0.0.0/", a, &fam, &bits), ERR_INVAL);
+	CHECK_EQ_INT(util_parse_cidr("", a, &fam, &bits), ERR_INVAL);
+}
+
 int main(void)
 {
+	RUN(test_cidr);
 	RUN(test_timeval_ms);
 	RUN(test_unhex_and_query_param);
 	RUN(test_b64url);
