@@ -40,7 +40,8 @@
 typedef struct client_req {
 	char *head;          /* the serialized head */
 	size_t head_len;
-	char *body;
+	const char *body;    /* within body_mem */
+	char *body_mem;      /* ours to free; NULL once the output evbuffer holds it */
 	size_t body_len;
 	int flags;
 	bool no_body_answer; /* HEAD */
@@ -146,7 +147,7 @@ static int client_diagnose(http_client *c, struct bufferevent *bev, short what, 
 static void client_req_free(client_req *r)
 {
 	free(r->head);
-	free(r->body);
+	free(r->body_mem);
 	free(r);
 }
 
@@ -193,6 +194,11 @@ static void client_fail(http_client *c, int rc)
 	client_start_next(c);
 }
 
+static void body_release(const void *data, size_t len, void *mem)
+{
+	free(mem);
+}
+
 static void client_send_body(http_client *c, client_req *r)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -204,7 +210,12 @@ static void client_send_body(http_client *c, client_req *r)
 		}
 		evbuffer_add(out, "0\r\n\r\n", 5);
 	} else if (r->body_len) {
-		evbuffer_add(out, r->body, r->body_len);
+		/* by reference: the body is not copied again (1 MiB segments);
+		 * on failure (out of memory) copied after all */
+		if (evbuffer_add_reference(out, r->body, r->body_len, body_release, r->body_mem) == 0)
+			r->body_mem = NULL; /* the evbuffer frees it once sent or dropped */
+		else
+			evbuffer_add(out, r->body, r->body_len);
 	}
 }
 
@@ -478,15 +489,22 @@ http_client *http_client_new(struct event_base *base, SSL_CTX *ssl_ctx, const ch
 	return c;
 }
 
+/* mem: the body's block, owned from here on (NULL: body is copied). */
 static int client_enqueue(http_client *c, const char *method, const char *target, const char *headers,
-			  const char *body, size_t len, int flags, http_client_cb cb,
+			  char *mem, const char *body, size_t len, int flags, http_client_cb cb,
 			  http_client_data_cb on_data, http_client_head_cb on_head, void *arg)
 {
-	if (strpbrk(method, " \r\n") || strpbrk(target, " \r\n") || !*target)
+	if (strpbrk(method, " \r\n") || strpbrk(target, " \r\n") || !*target) {
+		free(mem);
 		return ERR_INVAL;
+	}
 	client_req *r = calloc(1, sizeof *r);
-	if (!r)
+	if (!r) {
+		free(mem);
 		return ERR_NOMEM;
+	}
+	r->body_mem = mem;
+	r->body = mem ? body : NULL;
 	buf head;
 	buf_init(&head, 1 << 20);
 	int rc = (flags & HTTP_CLIENT_OWN_HOST)
@@ -502,12 +520,13 @@ static int client_enqueue(http_client *c, const char *method, const char *target
 		rc = buf_adds(&head, "Expect: 100-continue\r\n");
 	if (rc == 0)
 		rc = buf_adds(&head, "\r\n");
-	if (rc == 0 && len) {
-		r->body = malloc(len);
-		if (!r->body)
+	if (rc == 0 && len && !mem) {
+		r->body_mem = malloc(len);
+		if (!r->body_mem)
 			rc = ERR_NOMEM;
 		else
-			memcpy(r->body, body, len);
+			memcpy(r->body_mem, body, len);
+		r->body = r->body_mem;
 	}
 	if (rc != 0) {
 		buf_free(&head);
@@ -534,20 +553,28 @@ static int client_enqueue(http_client *c, const char *method, const char *target
 int http_client_request(http_client *c, const char *method, const char *target, const char *headers,
 			const char *body, size_t len, int flags, http_client_cb cb, void *arg)
 {
-	return client_enqueue(c, method, target, headers, body, len, flags, cb, NULL, NULL, arg);
+	return client_enqueue(c, method, target, headers, NULL, body, len, flags, cb, NULL, NULL, arg);
+}
+
+int http_client_request_take(http_client *c, const char *method, const char *target, const char *headers,
+			     char *mem, const char *body, size_t len, int flags, http_client_cb cb, void *arg)
+{
+	if (!mem && len)
+		return ERR_INVAL;
+	return client_enqueue(c, method, target, headers, mem, body, len, flags, cb, NULL, NULL, arg);
 }
 
 int http_client_stream(http_client *c, const char *method, const char *target, const char *headers,
 		       http_client_data_cb on_data, http_client_cb cb, void *arg)
 {
-	return client_enqueue(c, method, target, headers, NULL, 0, 0, cb, on_data, NULL, arg);
+	return client_enqueue(c, method, target, headers, NULL, NULL, 0, 0, cb, on_data, NULL, arg);
 }
 
 int http_client_request_streamed(http_client *c, const char *method, const char *target, const char *headers,
 				 const char *body, size_t len, int flags, http_client_head_cb on_head,
 				 http_client_data_cb on_data, http_client_cb cb, void *arg)
 {
-	return client_enqueue(c, method, target, headers, body, len, flags, cb, on_data, on_head, arg);
+	return client_enqueue(c, method, target, headers, NULL, body, len, flags, cb, on_data, on_head, arg);
 }
 
 void http_client_pause(http_client *c)

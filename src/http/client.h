@@ -51,6 +51,15 @@ http_client *http_client_new(struct event_base *base, SSL_CTX *ssl_ctx, const ch
 int http_client_request(http_client *c, const char *method, const char *target, const char *headers,
 			const char *body, size_t len, int flags, http_client_cb cb, void *arg);
 /*
+ * The same without copying the body: body (len bytes, lying within mem, a
+ * malloc'd block) goes to the connection by reference, and the client owns
+ * mem from this call on, whatever happens (freed once the bytes are sent or
+ * the request ends; also when this fails). For large bodies (object
+ * replication's 1 MiB segments).
+ */
+int http_client_request_take(http_client *c, const char *method, const char *target, const char *headers,
+			     char *mem, const char *body, size_t len, int flags, http_client_cb cb, void *arg);
+/*
  * A streaming request (a long-lived answer such as the replication stream):
  * when the answer is 2xx, its body bytes go to on_data as they arrive (the
  * timeout then bounds inactivity, not the whole answer) and cb runs when it

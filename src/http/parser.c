@@ -1282,6 +1282,15 @@ const char *http_parser_body(const http_parser *p, size_t *len)
 	return p->body.data ? p->body.data : "";
 }
 
+char *http_parser_take_body(http_parser *p, size_t *len)
+{
+	assert(p->magic == HTTP_PARSER_MAGIC);
+	size_t max = p->body.max;
+	char *data = buf_take(&p->body, len);
+	buf_init(&p->body, max);
+	return data;
+}
+
 bool http_parser_started(const http_parser *p)
 {
 	assert(p->magic == HTTP_PARSER_MAGIC);

@@ -101,6 +101,10 @@ int http_parser_finish(http_parser *p);
 const http_message *http_parser_message(const http_parser *p);
 /* The decoded body (NUL-terminated, len without the NUL); "" when none. */
 const char *http_parser_body(const http_parser *p, size_t *len);
+/* The decoded body moves to the caller (free() it; NULL when there is none,
+ * *len 0): no copy. The parser's body reads as empty afterwards, until the
+ * next message. Cannot fail. */
+char *http_parser_take_body(http_parser *p, size_t *len);
 /* True once any byte of the current message has been consumed. */
 bool http_parser_started(const http_parser *p);
 

@@ -116,6 +116,8 @@ typedef enum conn_state {
 /* A detached request (http_request_detach): a copy, answered into done(). */
 typedef struct http_detached {
 	http_parser *parser;     /* holds the copied message and body */
+	char *body;              /* the body taken (detach_take), else NULL */
+	size_t body_len;
 	char peer[INET6_ADDRSTRLEN];
 	char peer_name[72];
 	buf stream;              /* a streaming answer, gathered until its end */
@@ -1060,17 +1062,34 @@ static void detached_finish(http_request *req, int status, const char *body, siz
 	d->done(d->arg, status, req->response_head.data ? req->response_head.data : "", req->response_head.len,
 		body ? body : "", body ? len : 0);
 	http_parser_free(&d->parser);
+	free(d->body);
 	buf_free(&d->stream);
 	buf_free(&req->response_head);
 	free(d);
 	free(req);
 }
 
+static http_request *detach(http_request *req, http_detached_done_fn done, void *arg, bool take);
+
 http_request *http_request_detach(http_request *req, http_detached_done_fn done, void *arg)
+{
+	return detach(req, done, arg, false);
+}
+
+http_request *http_request_detach_take(http_request *req, http_detached_done_fn done, void *arg)
+{
+	return detach(req, done, arg, true);
+}
+
+static http_request *detach(http_request *req, http_detached_done_fn done, void *arg, bool take)
 {
 	const http_message *m = http_request_message(req);
 	size_t blen = 0;
 	const char *body = http_request_body(req, &blen);
+	if (req->h2) /* an HTTP/2 stream's body is the session's: copied */
+		take = false;
+	if (take) /* the copy's parser sees no body: it comes along below */
+		blen = 0;
 	http_request *copy = calloc(1, sizeof *copy);
 	http_detached *d = calloc(1, sizeof *d);
 	buf head;
@@ -1109,6 +1128,16 @@ http_request *http_request_detach(http_request *req, http_detached_done_fn done,
 	snprintf(d->peer, sizeof d->peer, "%s", http_request_peer(req));
 	const char *name = http_request_peer_name(req);
 	snprintf(d->peer_name, sizeof d->peer_name, "%s", name ? name : "");
+	if (take && req->det) {
+		d->body = req->det->body; /* a copy of a copy: move it on */
+		d->body_len = req->det->body_len;
+		req->det->body = NULL;
+		req->det->body_len = 0;
+		if (!d->body)
+			d->body = http_parser_take_body(req->det->parser, &d->body_len);
+	} else if (take) {
+		d->body = http_parser_take_body(req->conn->parser, &d->body_len);
+	}
 	buf_init(&d->stream, (size_t)64 << 20);
 	buf_init(&copy->response_head, req->conn ? req->conn->srv->cfg.limits.max_header_bytes : 65536);
 	d->done = done;
@@ -1138,6 +1167,11 @@ const char *http_request_body(const http_request *req, size_t *len)
 {
 	if (req->h2)
 		return h2_stream_body(req->h2, len);
+	if (req->det && req->det->body) {
+		if (len)
+			*len = req->det->body_len;
+		return req->det->body;
+	}
 	return http_parser_body(req->det ? req->det->parser : req->conn->parser, len);
 }
 

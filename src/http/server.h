@@ -183,6 +183,10 @@ void http_respond_end(http_request *req);
 typedef void (*http_detached_done_fn)(void *arg, int status, const char *head, size_t head_len,
 				      const char *body, size_t body_len);
 http_request *http_request_detach(http_request *req, http_detached_done_fn done, void *arg);
+/* The same, but the body moves to the copy instead of being copied (a
+ * 1 MiB object replication segment is not copied again): req's body reads
+ * as empty afterwards. NULL on allocation failure (req's body unaltered). */
+http_request *http_request_detach_take(http_request *req, http_detached_done_fn done, void *arg);
 
 /* Drop the connection without an answer (fault injection: a partition). */
 void http_request_abort(http_request *req);

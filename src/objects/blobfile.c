@@ -265,9 +265,19 @@ int blobfile_chunk_open(blobfile_cipher *c, uint64_t index, int last, const unsi
 {
 	if (len < BLOBFILE_TAG || len > BLOBFILE_CHUNK + BLOBFILE_TAG)
 		return ERR_CORRUPT;
-	unsigned char nonce[BLOBFILE_NONCE], tag[BLOBFILE_TAG];
+	unsigned char tag[BLOBFILE_TAG];
 	size_t plain = len - BLOBFILE_TAG;
 	memcpy(tag, in + plain, BLOBFILE_TAG); /* before out (maybe == in) is written */
+	return blobfile_chunk_open_tag(c, index, last, in, plain, tag, out);
+}
+
+int blobfile_chunk_open_tag(blobfile_cipher *c, uint64_t index, int last, const unsigned char *in,
+			    size_t plain, const unsigned char tag[BLOBFILE_TAG], unsigned char *out)
+{
+	if (plain > BLOBFILE_CHUNK)
+		return ERR_CORRUPT;
+	unsigned char nonce[BLOBFILE_NONCE], t[BLOBFILE_TAG];
+	memcpy(t, tag, BLOBFILE_TAG);
 	chunk_params(c, index, last, nonce);
-	return gcm_run(c->ctx, 0, c->key, nonce, c->aad, sizeof c->aad, in, plain, out, tag);
+	return gcm_run(c->ctx, 0, c->key, nonce, c->aad, sizeof c->aad, in, plain, out, t);
 }

@@ -101,5 +101,10 @@ int blobfile_chunk_seal(blobfile_cipher *c, uint64_t index, int last, const unsi
  * fails (out wiped: no unauthenticated byte is left behind), ERR_TLS. */
 int blobfile_chunk_open(blobfile_cipher *c, uint64_t index, int last, const unsigned char *in,
 			size_t len, unsigned char *out);
+/* The same with the tag apart: plain ciphertext bytes at in, its tag at
+ * tag (a batch of chunks read with one preadv lands as contiguous
+ * plaintext, the tags elsewhere). */
+int blobfile_chunk_open_tag(blobfile_cipher *c, uint64_t index, int last, const unsigned char *in,
+			    size_t plain, const unsigned char tag[BLOBFILE_TAG], unsigned char *out);
 
 #endif

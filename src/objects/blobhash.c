@@ -74,7 +74,8 @@ uint32_t blobhash_crc32c(uint32_t crc, const void *data, size_t len)
 }
 
 struct blobhash {
-	EVP_MD_CTX *md5;
+	unsigned what;    /* BLOBHASH_* */
+	EVP_MD_CTX *md5;  /* NULL when not asked for */
 	EVP_MD_CTX *sha256;
 	uint64_t size;
 	uint32_t crc32;
@@ -83,13 +84,26 @@ struct blobhash {
 
 blobhash *blobhash_new(void)
 {
+	return blobhash_new_for(BLOBHASH_ALL);
+}
+
+/* A digest context for md, or NULL on failure. */
+static EVP_MD_CTX *digest_new(const EVP_MD *md)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	if (c && EVP_DigestInit_ex(c, md, NULL) != 1)
+		EVP_MD_CTX_free(c), c = NULL;
+	return c;
+}
+
+blobhash *blobhash_new_for(unsigned what)
+{
 	blobhash *h = calloc(1, sizeof *h);
 	if (!h)
 		return NULL;
-	h->md5 = EVP_MD_CTX_new();
-	h->sha256 = EVP_MD_CTX_new();
-	if (!h->md5 || !h->sha256 || EVP_DigestInit_ex(h->md5, EVP_md5(), NULL) != 1 ||
-	    EVP_DigestInit_ex(h->sha256, EVP_sha256(), NULL) != 1) {
+	h->what = what & BLOBHASH_ALL;
+	if (((h->what & BLOBHASH_MD5) && !(h->md5 = digest_new(EVP_md5()))) ||
+	    ((h->what & BLOBHASH_SHA256) && !(h->sha256 = digest_new(EVP_sha256())))) {
 		blobhash_free(&h);
 		return NULL;
 	}
@@ -100,10 +114,13 @@ int blobhash_update(blobhash *h, const void *data, size_t len)
 {
 	if (len == 0)
 		return 0;
-	if (EVP_DigestUpdate(h->md5, data, len) != 1 || EVP_DigestUpdate(h->sha256, data, len) != 1)
+	if ((h->md5 && EVP_DigestUpdate(h->md5, data, len) != 1) ||
+	    (h->sha256 && EVP_DigestUpdate(h->sha256, data, len) != 1))
 		return ERR_TLS;
-	h->crc32 = blobhash_crc32(h->crc32, data, len);
-	h->crc32c = blobhash_crc32c(h->crc32c, data, len);
+	if (h->what & BLOBHASH_CRC32)
+		h->crc32 = blobhash_crc32(h->crc32, data, len);
+	if (h->what & BLOBHASH_CRC32C)
+		h->crc32c = blobhash_crc32c(h->crc32c, data, len);
 	h->size += len;
 	return 0;
 }
@@ -111,10 +128,14 @@ int blobhash_update(blobhash *h, const void *data, size_t len)
 int blobhash_final(blobhash *h, blob_sums *out)
 {
 	memset(out, 0, sizeof *out);
-	unsigned int n5 = 0, n256 = 0;
-	if (EVP_DigestFinal_ex(h->md5, out->md5, &n5) != 1 ||
-	    EVP_DigestFinal_ex(h->sha256, out->sha256, &n256) != 1 || n5 != 16 || n256 != 32)
+	unsigned int n5 = 16, n256 = 32;
+	if ((h->md5 && EVP_DigestFinal_ex(h->md5, out->md5, &n5) != 1) ||
+	    (h->sha256 && EVP_DigestFinal_ex(h->sha256, out->sha256, &n256) != 1) || n5 != 16 ||
+	    n256 != 32) {
+		memset(out, 0, sizeof *out);
 		return ERR_TLS;
+	}
+	out->have = h->what;
 	out->size = h->size;
 	out->crc32 = h->crc32;
 	out->crc32c = h->crc32c;

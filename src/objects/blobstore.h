@@ -68,8 +68,12 @@ void blobstore_free(blobstore **s);
 int blobstore_recover(blobstore *s, int *removed);
 
 /* Start a new blob: a fresh random id and data key, a temp file. 0 or
- * ERR_IO/ERR_NOMEM/ERR_TLS (nothing left on disk, *out NULL). */
+ * ERR_IO/ERR_NOMEM/ERR_TLS (nothing left on disk, *out NULL). Its
+ * plaintext's checksums are every kind (BLOBHASH_ALL). */
 int blobstore_put_begin(blobstore *s, blobstore_writer **out);
+/* The same, computing only the checksums in sums (BLOBHASH_*, blobhash.h):
+ * the others are zero in put_commit's blob_sums. */
+int blobstore_put_begin_sums(blobstore *s, unsigned sums, blobstore_writer **out);
 /* The new blob's id (NUL-terminated hex), fixed at begin. */
 const char *blobstore_writer_id(const blobstore_writer *w);
 /* Append plaintext. 0, or ERR_IO/ERR_TLS, ERR_LIMIT past BLOBFILE_MAX_SIZE
@@ -102,9 +106,13 @@ uint64_t blobstore_reader_size(const blobstore_reader *r);
  * range does not lie within the blob (reader unchanged). */
 int blobstore_get_range(blobstore_reader *r, uint64_t offset, uint64_t length);
 /* Copy up to cap bytes of the range into buf; *n = 0 at its end. Every
- * byte given out belongs to a chunk whose tag verified. 0, or ERR_CORRUPT
- * / ERR_IO (nothing of the failing chunk given out, sticky: every later
- * call fails the same way). */
+ * byte given out belongs to a chunk whose tag verified. Whole chunks that
+ * fit in cap are read with one preadv (up to 8) and decrypted in buf
+ * itself, without a copy; a partial chunk goes through the reader's own
+ * chunk buffer. No byte past buf[*n] is written. 0, or ERR_CORRUPT /
+ * ERR_IO (nothing of the failing chunk given out, sticky: every later call
+ * fails the same way; chunks of a batch before the failing one are given
+ * out first, the error comes at the next call). */
 int blobstore_get_read(blobstore_reader *r, void *buf, size_t cap, size_t *n);
 /* Close; no-op on NULL; resets *r. */
 void blobstore_get_close(blobstore_reader **r);

@@ -390,7 +390,9 @@ static void put_work(void *arg)
 {
 	put_job *j = arg;
 	blobstore_writer *w = NULL;
-	j->rc = blobstore_put_begin(j->f->blobs, &w);
+	/* MD5: the object's ETag; SHA-256: the file's id-level checksum (its
+	 * answer, the Idempotency-Key hash) and replication's check */
+	j->rc = blobstore_put_begin_sums(j->f->blobs, BLOBHASH_MD5 | BLOBHASH_SHA256, &w);
 	if (j->rc != 0)
 		return;
 	snprintf(j->blob, sizeof j->blob, "%s", blobstore_writer_id(w));

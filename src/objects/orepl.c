@@ -39,11 +39,13 @@
 #include "objects/hlc.h"
 #include "objects/meta.h"
 #include "objects/oae.h"
+#include "objects/oreplmsg.h"
 #include "store/committer.h"
 
 #define ORPL_POLL_MS 20       /* the outbox is looked at this often when slots are idle */
 #define ORPL_STATS_MS 500     /* the outbox's size, for metrics and the status */
 #define ORPL_TIMEOUT_MS 30000 /* one request on the link */
+#define ORPL_HEADROOM 16384   /* before a segment: its version's length and JSON, when inline */
 
 const double ORPL_LAG_BOUNDS[12] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 
@@ -67,8 +69,14 @@ typedef struct slot {
 	size_t part;                 /* the part being sent */
 	uint64_t off;                /* the next byte of it */
 	char xfer[33];
-	char *seg;                   /* one segment, read by a worker */
+	/* one segment, read by a worker at seg + ORPL_HEADROOM (the space
+	 * before it takes the version's length and JSON when it goes inline);
+	 * handed to the link's client without a copy (http_client_request_take) */
+	char *seg;
 	size_t seg_len;
+	char *send_mem;              /* the request body's block, given to the client at send */
+	const char *send_body;
+	size_t send_len;
 	int job_rc;
 	meta_repl outcome;           /* what the commit records */
 	http_client *client;
@@ -90,11 +98,16 @@ typedef struct slot {
 	orepl_decide_cb dcb;
 	/* the entry's version exists and so does a tombstone of the same
 	 * (key, version id): a delete written over again (an unversioned key
-	 * deleted, then PUT, before the delete's entry was shipped). The
-	 * tombstone goes first (tomb_sending), then the version: without it the
-	 * other region never learns of the delete, and the regions' rows differ
-	 * for good (tandem verify, anti-entropy). tomb_sent: done for this try. */
-	bool tomb_sending, tomb_sent;
+	 * deleted, then PUT, before the delete's entry was shipped). Without
+	 * the tombstone the other region never learns of the delete, and the
+	 * regions' rows differ for good (tandem verify, anti-entropy). It goes
+	 * in the version's own message ("tomb"), applied there before the
+	 * version in one transaction: no extra round trip. When the version is
+	 * not ours to send (the other region's newer write replaced it), the
+	 * tombstone goes alone (POST .../remove). */
+	bool with_tomb;
+	char tomb_hlc[HLC_STR_LEN + 1];
+	char tomb_origin[32];
 	void *darg;
 } slot;
 
@@ -134,6 +147,11 @@ typedef struct rx {
 	char cond_etag[80];
 	char latest_hlc[HLC_STR_LEN + 1];
 	char xfer_id[33];
+	/* a tombstone of the same (key, version id) that came with the
+	 * version: applied first, in the same transaction */
+	bool has_tomb;
+	char tomb_hlc[HLC_STR_LEN + 1];
+	char tomb_origin[32];
 } rx;
 
 typedef struct waiter {
@@ -186,9 +204,14 @@ static void slot_reset(slot *s)
 	free(s->seg);
 	s->seg = NULL;
 	s->seg_len = 0;
+	free(s->send_mem);
+	s->send_mem = NULL;
+	s->send_body = NULL;
+	s->send_len = 0;
 	s->part = 0;
 	s->off = 0;
 	s->have_inline = false;
+	s->with_tomb = false;
 	s->xfer[0] = '\0';
 	buf_reset(&s->body);
 }
@@ -290,7 +313,6 @@ static void slot_retry(slot *s, const char *why)
 		return;
 	}
 	const config_replication *c = &r->env.cfg->replication;
-	s->tomb_sending = s->tomb_sent = false; /* the entry starts over, its tombstone too */
 	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : c->reconnect_min_ms;
 	if (s->backoff_ms > c->reconnect_max_ms)
 		s->backoff_ms = c->reconnect_max_ms;
@@ -354,11 +376,6 @@ static void slot_answered(int rc, const http_message *resp, const char *body, si
 			slot_next(s);
 			return;
 		}
-		if (s->tomb_sending) { /* the tombstone is there: now the version */
-			s->tomb_sending = false;
-			slot_start(s);
-			return;
-		}
 		slot_finish(s, META_REPL_COMPLETED);
 		return;
 	}
@@ -380,8 +397,16 @@ static void slot_send_now(slot *s)
 	s->state = s->body_is_seg ? SLOT_SEND_SEGMENT : SLOT_SEND_META;
 	const char *hdr = s->body_is_seg || s->have_inline ? "Content-Type: application/octet-stream\r\n"
 							   : "Content-Type: application/json\r\n";
-	int rc = http_client_request(s->client, "POST", s->target, hdr, s->body.data ? s->body.data : "", s->body.len,
-				     0, slot_answered, s);
+	int rc;
+	if (s->send_mem) { /* the segment's block goes to the client as it is */
+		char *mem = s->send_mem;
+		s->send_mem = NULL;
+		rc = http_client_request_take(s->client, "POST", s->target, hdr, mem, s->send_body, s->send_len, 0,
+					      slot_answered, s);
+	} else {
+		rc = http_client_request(s->client, "POST", s->target, hdr, s->body.data ? s->body.data : "",
+					 s->body.len, 0, slot_answered, s);
+	}
 	if (rc != 0)
 		slot_retry(s, "cannot queue a request on the link");
 }
@@ -448,8 +473,22 @@ static void send_meta(slot *s, const char *route, json_t *o)
 		slot_retry(s, "out of memory");
 		return;
 	}
-	if (s->have_inline) {
-		/* u32 length of the JSON, the JSON, the final segment */
+	if (s->have_inline && s->body.len + 4 <= ORPL_HEADROOM) {
+		/* u32 length of the JSON, the JSON, the final segment: the
+		 * first two written just before the segment, in its block */
+		size_t jl = s->body.len;
+		char *at = s->seg + ORPL_HEADROOM - jl - 4;
+		at[0] = (char)(jl >> 24);
+		at[1] = (char)(jl >> 16);
+		at[2] = (char)(jl >> 8);
+		at[3] = (char)jl;
+		memcpy(at + 4, s->body.data, jl);
+		s->send_mem = s->seg;
+		s->send_body = at;
+		s->send_len = 4 + jl + s->seg_len;
+		s->seg = NULL;
+	} else if (s->have_inline) {
+		/* a JSON longer than the headroom (long keys and headers): copied */
 		size_t jl = s->body.len;
 		char *json = malloc(jl ? jl : 1);
 		unsigned char pre[4] = {(unsigned char)(jl >> 24), (unsigned char)(jl >> 16), (unsigned char)(jl >> 8),
@@ -459,7 +498,7 @@ static void send_meta(slot *s, const char *route, json_t *o)
 			memcpy(json, s->body.data, jl);
 		buf_reset(&s->body);
 		if (rc == 0 && (buf_add(&s->body, (const char *)pre, 4) != 0 || buf_add(&s->body, json, jl) != 0 ||
-				buf_add(&s->body, s->seg, s->seg_len) != 0))
+				buf_add(&s->body, s->seg + ORPL_HEADROOM, s->seg_len) != 0))
 			rc = ERR_NOMEM;
 		free(json);
 		if (rc != 0) {
@@ -500,6 +539,8 @@ static void send_version(slot *s)
 	if (s->have_inline)
 		json_object_set_new(o, "seg", json_pack("{s:I, s:I, s:I}", "part", (json_int_t)s->inline_part, "off",
 							(json_int_t)s->inline_off, "size", (json_int_t)s->inline_size));
+	if (s->with_tomb)
+		json_object_set_new(o, "tomb", json_pack("{s:s, s:s}", "hlc", s->tomb_hlc, "origin", s->tomb_origin));
 	if (s->decide)
 		json_object_set_new(o, "decide", json_pack("{s:s, s:s}", "cond",
 							   s->cond == META_COND_ABSENT ? "absent" : "etag", "etag",
@@ -520,9 +561,10 @@ static void read_work(void *arg)
 	s->job_rc = blobstore_get_open(s->r->env.blobs, p->blob, &rd);
 	if (s->job_rc == 0 && n)
 		s->job_rc = blobstore_get_range(rd, s->off, n);
+	char *seg = s->seg + ORPL_HEADROOM;
 	while (s->job_rc == 0 && s->seg_len < n) {
 		size_t got = 0;
-		s->job_rc = blobstore_get_read(rd, s->seg + s->seg_len, (size_t)n - s->seg_len, &got);
+		s->job_rc = blobstore_get_read(rd, seg + s->seg_len, (size_t)n - s->seg_len, &got);
 		if (s->job_rc == 0 && got == 0)
 			s->job_rc = ERR_CORRUPT; /* shorter than its row says */
 		s->seg_len += got;
@@ -570,10 +612,10 @@ static void read_done(void *arg)
 	snprintf(s->target, sizeof s->target, "/internal/v1/objects/segment?xfer=%s&part=%zu&off=%llu&size=%llu",
 		 s->xfer, s->part, (unsigned long long)s->off, (unsigned long long)p->size);
 	buf_reset(&s->body);
-	if (buf_add(&s->body, s->seg, s->seg_len) != 0) {
-		slot_retry(s, "out of memory");
-		return;
-	}
+	s->send_mem = s->seg; /* sent as it is */
+	s->send_body = s->seg + ORPL_HEADROOM;
+	s->send_len = s->seg_len;
+	s->seg = NULL;
 	s->off += s->seg_len;
 	if (s->off >= p->size) {
 		s->part++;
@@ -589,7 +631,7 @@ static void slot_next(slot *s)
 		send_version(s);
 		return;
 	}
-	if (!s->seg && !(s->seg = malloc(ORPL_SEGMENT))) {
+	if (!s->seg && !(s->seg = malloc(ORPL_HEADROOM + ORPL_SEGMENT))) {
 		slot_retry(s, "out of memory");
 		return;
 	}
@@ -702,22 +744,27 @@ static void slot_start(slot *s)
 		slot_retry(s, "cannot read objects.db");
 		return;
 	}
-	if (!s->decide && !s->tomb_sent) {
-		char ts[HLC_STR_LEN + 1], origin[32];
-		rc = meta_tombstone_get(r->env.reader, s->e.bucket, s->e.key, s->e.key_len, s->e.version_id, ts, origin);
+	if (!s->decide) {
+		rc = meta_tombstone_get(r->env.reader, s->e.bucket, s->e.key, s->e.key_len, s->e.version_id, s->tomb_hlc,
+					s->tomb_origin);
 		/* ours to deliver (the other region's came from it), or a repair */
-		if (rc == 0 && (s->e.repair || strcmp(origin, r->env.self->name) == 0)) {
-			s->tomb_sending = s->tomb_sent = true;
-			send_remove(s, ts, origin);
-			return;
-		}
+		s->with_tomb = rc == 0 && (s->e.repair || strcmp(s->tomb_origin, r->env.self->name) == 0);
 		if (rc != 0 && rc != ERR_NOTFOUND) {
 			slot_retry(s, "cannot read objects.db");
 			return;
 		}
 	}
 	if (!s->e.repair && (s->ob->repl == META_REPL_REPLICA || strcmp(s->ob->origin, r->env.self->name) != 0)) {
-		/* the other region's newer write replaced ours: it has it */
+		/* the other region's newer write replaced ours: it has it; our
+		 * tombstone, if any, still goes */
+		if (s->with_tomb) {
+			char ts[HLC_STR_LEN + 1], origin[32];
+			snprintf(ts, sizeof ts, "%s", s->tomb_hlc);
+			snprintf(origin, sizeof origin, "%s", s->tomb_origin);
+			s->with_tomb = false;
+			send_remove(s, ts, origin);
+			return;
+		}
 		slot_finish(s, META_REPL_NONE);
 		return;
 	}
@@ -769,7 +816,6 @@ static void pump(orepl *r)
 		}
 		r->cursor = s->e.seq;
 		s->backoff_ms = 0;
-		s->tomb_sending = s->tomb_sent = false;
 		slot_start(s);
 	}
 }
@@ -888,24 +934,19 @@ static xfer *xfer_find(orepl *r, const char *id)
 	return NULL;
 }
 
-static bool is_hex_id(const char *s, size_t n)
-{
-	if (strlen(s) != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
 static void segment_work(void *arg)
 {
 	rx *q = arg;
 	xfer *x = q->x;
 	blobstore *bs = q->r->env.blobs;
 	q->rc = 0;
+	/* SHA-256 of a transfer's first part only: for a single-part version
+	 * it is the whole object, checked against the version's sha256, the one
+	 * end-to-end check of replicated bytes (docs/OBJECTS.md, "Integrity");
+	 * MD5 and the CRCs come with the version, recomputing them here would
+	 * check nothing the SHA-256 does not */
 	if (!x->w)
-		q->rc = blobstore_put_begin(bs, &x->w);
+		q->rc = blobstore_put_begin_sums(bs, x->n == 0 ? BLOBHASH_SHA256 : 0, &x->w);
 	if (q->rc == 0 && q->len)
 		q->rc = blobstore_put_write(x->w, q->data, q->len);
 	if (q->rc == 0 && q->final) {
@@ -1008,41 +1049,15 @@ static bool segment_accept(rx *q, const char *id, long long part, long long off,
 
 static void on_segment(rx *q, const char *target)
 {
-	char id[40], part_s[24], off_s[24], size_s[24];
+	char id[33];
 	long long part, off, size;
-	if (!util_query_param(target, "xfer", id, sizeof id) || !is_hex_id(id, 32) ||
-	    !util_query_param(target, "part", part_s, sizeof part_s) || util_parse_int(part_s, 0, 9999, &part) != 0 ||
-	    !util_query_param(target, "off", off_s, sizeof off_s) || util_parse_int(off_s, 0, INT64_MAX, &off) != 0 ||
-	    !util_query_param(target, "size", size_s, sizeof size_s) || util_parse_int(size_s, 0, INT64_MAX, &size) != 0) {
-		rx_answer(q, 400, "bad_request", "a segment needs xfer (32 hex), part, off and size");
+	const char *why = NULL;
+	if (oreplmsg_parse_segment(target, id, &part, &off, &size, &why) != 0) {
+		rx_answer(q, 400, "bad_request", why);
 		return;
 	}
 	q->data = http_request_body(q->req, &q->len);
 	segment_accept(q, id, part, off, size, segment_done);
-}
-
-static const char *jstr(json_t *o, const char *k, size_t max)
-{
-	json_t *v = json_object_get(o, k);
-	if (!json_is_string(v) || json_string_length(v) > max)
-		return NULL;
-	return json_string_value(v);
-}
-
-/* Hex text of at most max bytes into out, NUL-terminated (out holds
- * max + 1); its length, or -1. */
-static long unhex(const char *h, char *out, size_t max)
-{
-	long n = util_unhex(h, out, max);
-	if (n >= 0)
-		out[n] = '\0';
-	return n;
-}
-
-static bool valid_hlc(const char *s)
-{
-	hlc_ts t;
-	return s && hlc_decode(s, strlen(s), &t) == 0;
 }
 
 /* The HLC of what the other region wrote, merged into ours: what we write
@@ -1065,6 +1080,13 @@ static int version_exec(db_conn *db, void *arg)
 		q->applied = rc == 0;
 		return rc;
 	}
+	if (q->kind == 1 && q->has_tomb) {
+		bool removed = false;
+		int rc = meta_replica_remove(db, q->ob->bucket, q->ob->key, q->ob->key_len, q->ob->version_id,
+					     q->tomb_hlc, q->tomb_origin, &removed, &q->old);
+		if (rc != 0)
+			return rc;
+	}
 	if (q->kind == 1)
 		return meta_replica_put(db, q->ob, q->x ? q->x->blobs : NULL, q->x ? q->x->n : 0, &q->applied, &q->old);
 	if (q->kind == 2)
@@ -1084,6 +1106,8 @@ static void version_committed(void *arg, int rc, uint64_t seq)
 			r->applied++;
 		if (q->kind != 3)
 			merge_clock(r, q->ob->hlc);
+		if (q->has_tomb)
+			merge_clock(r, q->tomb_hlc);
 	}
 	if (q->x)
 		xfer_drop(r, q->x, rc != 0 || !q->applied);
@@ -1117,96 +1141,53 @@ static void version_committed(void *arg, int rc, uint64_t seq)
 static void inline_done(void *arg);
 static void version_ready(rx *q);
 
-static void on_version(rx *q, json_t *j, int kind)
+/* A version (kind 1) or tombstone (kind 2) message: its JSON, and for a
+ * version the inline final segment in q->data/q->len. */
+static void on_version(rx *q, const char *json, size_t jlen, int kind)
 {
 	orepl *r = q->r;
-	meta_object *o = q->ob = calloc(1, sizeof *q->ob);
-	if (!o) {
+	q->kind = kind;
+	oreplmsg_version *m = malloc(sizeof *m);
+	if (!m) {
 		rx_answer(q, 503, "overloaded", "out of memory");
 		return;
 	}
-	q->kind = kind;
-	const char *bucket = jstr(j, "bucket", META_BUCKET_MAX), *vid = jstr(j, "version_id", META_VERSION_ID_LEN),
-		   *ts = jstr(j, "hlc", HLC_STR_LEN), *origin = jstr(j, "origin", sizeof o->origin - 1);
-	long klen = unhex(jstr(j, "key", 2 * META_KEY_MAX), o->key, META_KEY_MAX);
-	if (!bucket || !bucket[0] || !vid || !meta_version_id_valid(vid) || !valid_hlc(ts) || !origin || !origin[0] ||
-	    klen <= 0) {
-		rx_answer(q, 400, "bad_request", "a version needs bucket, key, version_id, hlc and origin");
+	const char *why = NULL;
+	if (oreplmsg_parse_version(json, jlen, kind == 2, q->len, m, &why) != 0) {
+		free(m);
+		rx_answer(q, 400, "bad_request", why);
 		return;
 	}
-	snprintf(o->bucket, sizeof o->bucket, "%s", bucket);
-	o->key_len = (size_t)klen;
-	snprintf(o->version_id, sizeof o->version_id, "%s", vid);
-	snprintf(o->hlc, sizeof o->hlc, "%s", ts);
-	snprintf(o->origin, sizeof o->origin, "%s", origin);
-	if (kind == 1) {
-		const char *owner = jstr(j, "owner", sizeof o->owner - 1), *etag = jstr(j, "etag", sizeof o->etag - 1),
-			   *ct = jstr(j, "content_type", sizeof o->content_type - 1),
-			   *sha = jstr(j, "sha256", 64), *manifest = jstr(j, "manifest", META_UPLOAD_ID_LEN),
-			   *xid = jstr(j, "xfer", 32);
-		json_t *size = json_object_get(j, "size"), *parts = json_object_get(j, "parts");
-		long hlen = unhex(jstr(j, "headers", 2 * (META_HEADERS_MAX - 1)), o->headers, META_HEADERS_MAX - 1);
-		if (!owner || !etag || !ct || !sha || !manifest || !xid || !json_is_integer(size) ||
-		    json_integer_value(size) < 0 || !json_is_integer(parts) || json_integer_value(parts) < 0 ||
-		    json_integer_value(parts) > 10000 || hlen < 0) {
-			rx_answer(q, 400, "bad_request", "a version's fields are missing or malformed");
+	q->ob = malloc(sizeof *q->ob);
+	if (!q->ob) {
+		free(m);
+		rx_answer(q, 503, "overloaded", "out of memory");
+		return;
+	}
+	*q->ob = m->ob;
+	q->has_tomb = m->has_tomb;
+	snprintf(q->tomb_hlc, sizeof q->tomb_hlc, "%s", m->tomb_hlc);
+	snprintf(q->tomb_origin, sizeof q->tomb_origin, "%s", m->tomb_origin);
+	if (m->has_decide) {
+		if (!r->is_primary || !r->is_primary(r->primary_arg)) {
+			free(m);
+			rx_answer(q, 409, "not_primary", "conditional writes are decided by the records' primary");
 			return;
 		}
-		snprintf(o->owner, sizeof o->owner, "%s", owner);
-		snprintf(o->etag, sizeof o->etag, "%s", etag);
-		snprintf(o->content_type, sizeof o->content_type, "%s", ct);
-		snprintf(o->sha256, sizeof o->sha256, "%s", sha);
-		snprintf(o->manifest, sizeof o->manifest, "%s", manifest);
-		o->size = (uint64_t)json_integer_value(size);
-		o->parts = (uint32_t)json_integer_value(parts);
-		o->mtime_ms = json_integer_value(json_object_get(j, "mtime_ms"));
-		o->crc32 = (uint32_t)json_integer_value(json_object_get(j, "crc32"));
-		o->crc32c = (uint32_t)json_integer_value(json_object_get(j, "crc32c"));
-		o->acl = json_integer_value(json_object_get(j, "acl")) == META_ACL_PUBLIC_READ ? META_ACL_PUBLIC_READ
-											    : META_ACL_PRIVATE;
-		o->delete_marker = json_is_true(json_object_get(j, "delete_marker"));
-		json_t *dec = json_object_get(j, "decide");
-		if (dec) {
-			const char *c = jstr(dec, "cond", 8), *ce = jstr(dec, "etag", sizeof q->cond_etag - 1);
-			if (!c || !ce || (strcmp(c, "absent") != 0 && strcmp(c, "etag") != 0) || o->delete_marker) {
-				rx_answer(q, 400, "bad_request", "decide needs cond (absent or etag) and etag");
-				return;
-			}
-			if (!r->is_primary || !r->is_primary(r->primary_arg)) {
-				rx_answer(q, 409, "not_primary", "conditional writes are decided by the records' primary");
-				return;
-			}
-			q->decide = true;
-			q->cond = strcmp(c, "absent") == 0 ? META_COND_ABSENT : META_COND_ETAG;
-			snprintf(q->cond_etag, sizeof q->cond_etag, "%s", ce);
-		}
-		if (q->len && !json_object_get(j, "seg")) {
-			rx_answer(q, 400, "bad_request", "data after the version's JSON without seg");
-			return;
-		}
-		if (!o->delete_marker) {
-			snprintf(q->xfer_id, sizeof q->xfer_id, "%s", xid);
-			json_t *seg = json_object_get(j, "seg");
-			if (seg) {
-				/* the transfer's final segment came with the version */
-				json_t *sp = json_object_get(seg, "part"), *so = json_object_get(seg, "off"),
-				       *ss = json_object_get(seg, "size");
-				if (!json_is_integer(sp) || !json_is_integer(so) || !json_is_integer(ss) ||
-				    json_integer_value(sp) < 0 || json_integer_value(sp) > 9999 ||
-				    json_integer_value(so) < 0 || json_integer_value(ss) < 0 || !is_hex_id(xid, 32) ||
-				    (uint64_t)json_integer_value(so) + q->len != (uint64_t)json_integer_value(ss)) {
-					rx_answer(q, 400, "bad_request", "seg needs part, off and size, and ends its part");
-					return;
-				}
-				segment_accept(q, xid, json_integer_value(sp), json_integer_value(so),
-					       json_integer_value(ss), inline_done);
-				return;
-			}
-		} else if (o->parts) {
-			rx_answer(q, 400, "bad_request", "a delete marker has no parts");
+		q->decide = true;
+		q->cond = m->cond;
+		snprintf(q->cond_etag, sizeof q->cond_etag, "%s", m->cond_etag);
+	}
+	if (kind == 1 && !q->ob->delete_marker) {
+		snprintf(q->xfer_id, sizeof q->xfer_id, "%s", m->xfer);
+		if (m->has_seg) {
+			long long part = m->seg_part, off = m->seg_off, size = m->seg_size;
+			free(m);
+			segment_accept(q, q->xfer_id, part, off, size, inline_done);
 			return;
 		}
 	}
+	free(m);
 	version_ready(q);
 }
 
@@ -1267,36 +1248,15 @@ static void version_ready(rx *q)
 	}
 }
 
-static void on_bucket(rx *q, json_t *j)
+static void on_bucket(rx *q, const char *json, size_t jlen)
 {
 	orepl *r = q->r;
 	q->kind = 3;
-	const char *name = jstr(j, "name", META_BUCKET_MAX);
-	if (!name || !name[0]) {
-		rx_answer(q, 400, "bad_request", "a bucket needs its name");
+	const char *why = NULL;
+	int rc = oreplmsg_parse_bucket(json, jlen, &q->b, &q->cors, &q->removed, &why);
+	if (rc != 0) {
+		rx_answer(q, rc == ERR_NOMEM ? 503 : 400, rc == ERR_NOMEM ? "overloaded" : "bad_request", why);
 		return;
-	}
-	snprintf(q->b.name, sizeof q->b.name, "%s", name);
-	q->removed = json_is_true(json_object_get(j, "removed"));
-	if (!q->removed) {
-		const char *owner = jstr(j, "owner", sizeof q->b.owner - 1), *region = jstr(j, "region", sizeof q->b.region - 1);
-		json_t *cors = json_object_get(j, "cors");
-		if (!owner || !region || (cors && (!json_is_string(cors) || json_string_length(cors) > META_CORS_MAX))) {
-			rx_answer(q, 400, "bad_request", "a bucket's fields are missing or malformed");
-			return;
-		}
-		snprintf(q->b.owner, sizeof q->b.owner, "%s", owner);
-		snprintf(q->b.region, sizeof q->b.region, "%s", region);
-		q->b.created_ms = json_integer_value(json_object_get(j, "created_ms"));
-		json_int_t v = json_integer_value(json_object_get(j, "versioning"));
-		q->b.versioning = v == META_VERSIONING_ENABLED ? META_VERSIONING_ENABLED
-				  : v == META_VERSIONING_SUSPENDED ? META_VERSIONING_SUSPENDED : META_VERSIONING_OFF;
-		q->b.acl = json_integer_value(json_object_get(j, "acl")) == META_ACL_PUBLIC_READ ? META_ACL_PUBLIC_READ
-												 : META_ACL_PRIVATE;
-		if (cors && !(q->cors = strdup(json_string_value(cors)))) {
-			rx_answer(q, 503, "overloaded", "out of memory");
-			return;
-		}
 	}
 	if (committer_submit(r->env.writer, version_exec, version_committed, q) != 0)
 		rx_answer(q, 503, "overloaded", "the object store's writer is saturated");
@@ -1348,30 +1308,19 @@ void orepl_handle(orepl *r, http_request *req)
 		return;
 	}
 	/* a version may carry its final segment: u32 length of the JSON, the
-	 * JSON, then the bytes */
-	size_t jlen = len;
-	if (kind == 1 && body && len >= 4 && body[0] != '{') {
-		const unsigned char *u = (const unsigned char *)body;
-		jlen = (size_t)u[0] << 24 | (size_t)u[1] << 16 | (size_t)u[2] << 8 | u[3];
-		if (jlen > len - 4) {
-			rx_answer(q, 400, "bad_request", "the version's JSON is longer than the body");
-			return;
-		}
-		q->data = body + 4 + jlen;
-		q->len = len - 4 - jlen;
-		body += 4;
-	}
-	json_t *j = json_loadb(body ? body : "", jlen, 0, NULL);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		rx_answer(q, 400, "bad_request", "the body must be a JSON object");
+	 * JSON, then the bytes (oreplmsg.h) */
+	oreplmsg_frame f = {.json = body ? body : "", .json_len = body ? len : 0};
+	const char *why = NULL;
+	if (kind == 1 && oreplmsg_split(body, len, &f, &why) != 0) {
+		rx_answer(q, 400, "bad_request", why);
 		return;
 	}
+	q->data = f.data;
+	q->len = f.data_len;
 	if (kind == 3)
-		on_bucket(q, j);
+		on_bucket(q, f.json, f.json_len);
 	else
-		on_version(q, j, kind);
-	json_decref(j);
+		on_version(q, f.json, f.json_len, kind);
 }
 
 /* ------------------------------------------------------------ lifecycle */

@@ -47,7 +47,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 
-#define ORPL_SLOTS 8
+#define ORPL_SLOTS 16
 #define ORPL_DECIDE_SLOTS 4 /* conditional writes sent to the records' primary at once */
 #define ORPL_SEGMENT (1024 * 1024)
 #define ORPL_BODY_MAX (ORPL_SEGMENT + 65536) /* a segment, or a version's JSON */

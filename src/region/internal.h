@@ -68,7 +68,7 @@ typedef struct region {
 	capture *capture;
 	repl *repl;
 	SSL_CTX *link_server_ctx, *link_client_ctx;
-	struct event *sigterm, *sigint, *purge_timer, *shutdown_timer, *log_timer;
+	struct event *sigterm, *sigint, *purge_timer, *shutdown_timer, *log_timer, *trim_timer;
 	struct looplag *api_lag; /* the API loop's lag (tandem_api_loop_lag_seconds) */
 	bool shutting_down;
 	char dummy_hash[160];  /* verified against for unknown emails (timing) */

@@ -89,6 +89,17 @@ static void node_flush_logs(evutil_socket_t fd, short what, void *arg)
 	log_flush();
 }
 
+/* Heap memory freed after a burst (the object store's 1-2 MiB buffers live
+ * in the heap, mallopt in node_run) goes back to the system every
+ * NODE_TRIM_S: M_TRIM_THRESHOLD only trims a heap's top, this also
+ * releases free pages in its middle. Under steady traffic the buffers are
+ * faulted in again once per period, not once per request. */
+#define NODE_TRIM_S 10
+static void node_trim(evutil_socket_t fd, short what, void *arg)
+{
+	malloc_trim(0);
+}
+
 static void node_purge(evutil_socket_t fd, short what, void *arg)
 {
 	region *rg = arg;
@@ -223,8 +234,17 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	/* argon2id allocates its working memory (19 MiB by default) per hash:
 	 * keep such blocks mmap'd so that they go back to the system when
 	 * freed (glibc would otherwise raise its threshold after the first
-	 * free and keep them in the hashing threads' heaps for good) */
-	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	 * free and keep them in the hashing threads' heaps for good). Below
+	 * 4 MiB, blocks come from the heap, and free heap memory stays until
+	 * 64 MiB collect at a heap's top or node_trim runs (every NODE_TRIM_S):
+	 * the object store's 128 KiB - 2 MiB buffers (a PUT's body, a GET's
+	 * pieces, a replication segment) are then reused from one request to
+	 * the next. With a 256 KiB threshold each was a fresh mmap whose pages
+	 * faulted in one by one: about 60 % of the CPU of a replicated 1 MiB
+	 * object on this project's VMs, and a third of a 1 MiB GET's
+	 * (docs/BENCHMARKS.md, "Object store"). */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	mallopt(M_ARENA_MAX, 4);
 	json_object_seed(0); /* before any thread uses jansson */
 	umask(077); /* the database, its WAL, snapshots, quarantine files: 0600 */
@@ -469,6 +489,10 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	rg->log_timer = event_new(rg->base, -1, EV_PERSIST, node_flush_logs, rg);
 	struct timeval log_every = {0, 100000};
 	evtimer_add(rg->log_timer, &log_every);
+	rg->trim_timer = event_new(rg->base, -1, EV_PERSIST, node_trim, rg);
+	struct timeval trim_every = {NODE_TRIM_S, 0};
+	if (rg->trim_timer)
+		evtimer_add(rg->trim_timer, &trim_every);
 	rg->api_lag = looplag_new(rg->base, 50, NULL, NULL); /* NULL: no histogram, said once */
 	if (!rg->api_lag)
 		log_warn("out of memory: tandem_api_loop_lag_seconds stays empty");
@@ -544,6 +568,8 @@ out:
 		event_free(rg->purge_timer);
 	if (rg->log_timer)
 		event_free(rg->log_timer);
+	if (rg->trim_timer)
+		event_free(rg->trim_timer);
 	looplag_free(&rg->api_lag);
 	log_flush();
 	ratelimit_free(&rg->login_limit);

@@ -590,7 +590,9 @@ static void link_hand_over(repl *r, http_request *req, bool objects)
 	c->req = req;
 	buf_init(&c->head, 256 * 1024);
 	buf_init(&c->body, (size_t)64 << 20);
-	c->copy = http_request_detach(req, link_call_answered, c);
+	/* an object segment (1 MiB) moves rather than being copied again */
+	c->copy = objects ? http_request_detach_take(req, link_call_answered, c)
+			  : http_request_detach(req, link_call_answered, c);
 	if (!c->copy) {
 		link_call_free(c);
 		repl_answer(req, 503, "overloaded", "out of memory");

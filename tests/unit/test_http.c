@@ -117,8 +117,15 @@ static void *handle_detached(void *arg) /* another thread, as the API thread wou
 static void answer_detached(http_request *req)
 {
 	memset(&det, 0, sizeof det);
-	http_request *copy = http_request_detach(req, detached_done, NULL);
+	size_t before = 0;
+	http_request_body(req, &before);
+	bool take = strcmp(http_request_message(req)->target, "/detach-take") == 0;
+	http_request *copy = take ? http_request_detach_take(req, detached_done, NULL)
+				  : http_request_detach(req, detached_done, NULL);
 	CHECK(copy != NULL);
+	size_t after = 99;
+	http_request_body(req, &after);
+	CHECK_EQ_INT(after, take ? 0 : before); /* taken: moved, not copied */
 	pthread_t t;
 	CHECK_EQ_INT(pthread_create(&t, NULL, handle_detached, copy), 0);
 	pthread_join(t, NULL);
@@ -306,6 +313,19 @@ static void test_detached_request_round_trip(void)
 	run_until(r, 2);
 	CHECK_EQ_INT(r[1].status, 201);
 	CHECK_EQ_STR(r[1].body, "in pieces");
+	/* the body moved to the copy (detach_take), sent by the client from a
+	 * block it owns (request_take: the body lies after 16 bytes of room) */
+	result t[1];
+	memset(t, 0, sizeof t);
+	char *mem = malloc(16 + 200000);
+	for (int i = 0; i < 200000; i++)
+		mem[16 + i] = (char)('a' + i % 26);
+	CHECK_EQ_INT(http_client_request_take(c, "POST", "/detach-take", NULL, mem, mem + 16, 200000, 0, on_answer,
+					      &t[0]),
+		     0);
+	run_until(t, 1);
+	CHECK_EQ_INT(t[0].status, 202);
+	CHECK(strncmp(t[0].body, "POST|abcdefghijklmnopqrstuvwxyzabc", 34) == 0);
 	http_client_free(&c);
 	http_server_free(&srv);
 }

@@ -312,6 +312,37 @@ static void test_post_content_length(void)
 	http_parser_free(&p);
 }
 
+/* http_parser_take_body: the body moves out (no copy), the parser's reads
+ * as empty, and the next message on the same parser has its own body. */
+static void test_take_body(void)
+{
+	const char *s = "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+			"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc";
+	http_parser *p = http_parser_new(HTTP_REQUEST, &limits_default);
+	size_t off = 0, used = 0, len = 99;
+	int rc;
+	while ((rc = http_parser_feed(p, s + off, strlen(s) - off, &used)) == HTTP_PARSE_HEAD)
+		off += used;
+	CHECK_EQ_INT(rc, HTTP_PARSE_DONE);
+	off += used;
+	char *body = http_parser_take_body(p, &len);
+	CHECK(body != NULL);
+	CHECK_EQ_INT(len, 5);
+	CHECK(memcmp(body, "hello", 5) == 0 && body[5] == '\0');
+	CHECK_EQ_STR(http_parser_body(p, &len), "");
+	CHECK_EQ_INT(len, 0);
+	CHECK(http_parser_take_body(p, &len) == NULL); /* nothing left */
+	CHECK_EQ_INT(len, 0);
+	http_parser_reset(p);
+	while ((rc = http_parser_feed(p, s + off, strlen(s) - off, &used)) == HTTP_PARSE_HEAD)
+		off += used;
+	CHECK_EQ_INT(rc, HTTP_PARSE_DONE);
+	CHECK_EQ_STR(http_parser_body(p, &len), "abc");
+	CHECK_EQ_STR(body, "hello"); /* ours, untouched by the next message */
+	free(body);
+	http_parser_free(&p);
+}
+
 /* Byte-at-a-time and other piece sizes agree with one-shot feeding, for
  * valid messages and for errors alike. */
 static void test_pieces_match_one_shot(void)
@@ -1317,6 +1348,7 @@ int main(void)
 	RUN(test_char_classes);
 	RUN(test_simple_get);
 	RUN(test_post_content_length);
+	RUN(test_take_body);
 	RUN(test_pieces_match_one_shot);
 	RUN(test_pipelined);
 	RUN(test_chunked_extensions_and_trailers);
