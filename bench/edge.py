@@ -9,6 +9,9 @@ baseline back to back in one run:
         serving the file with Cache-Control: public, max-age=3600). Each is
         warmed first and checked to answer from its cache. Target: >= 1.0x
         nginx with 1 worker.
+  H2    the same hits over HTTP/2 with h2load (-c 64 -m 10: 64 connections,
+        10 streams each), through the edge and through nginx (http2 on the
+        same proxy_cache server): the ratio, reported (no target of its own).
   MISS  the latency a miss adds: a region's /healthz (no-store, so every
         request is a miss) asked one at a time over one keep-alive TLS
         connection, directly and through the edge; p50 and p99 of each and
@@ -140,7 +143,7 @@ def proxy_conf(d, port, origin_port, cert, key, workers):
         keepalive 16;
     }}
     server {{
-        listen 127.0.0.1:{port} ssl;
+        listen 127.0.0.1:{port} ssl http2;
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -208,6 +211,30 @@ def sequential_latency(port, ctx, n):
                 fail("GET /healthz answered %d" % status)
     finally:
         conn.close()
+    return out
+
+
+def run_h2load(url, duration, connections, streams, log_path, server):
+    """h2load over TLS (ALPN h2) for duration seconds: req/s, and the
+    requests that did not get a 2xx."""
+    argv = ["h2load", "-D", str(duration), "-c", str(connections), "-m", str(streams), "-t", "2", url]
+    with common.CpuMeter(server) as cpu:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 120)
+    with open(log_path, "a") as f:
+        f.write("$ %s\n%s%s\n" % (" ".join(argv), r.stdout, r.stderr))
+    out = {"rps": None, "failed": None, "errored": None, "non_2xx": None, **cpu.result}
+    for line in r.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("finished in"):  # finished in 3.00s, 41234.33 req/s, 12.34MB/s
+            out["rps"] = float(line.split(",")[1].split()[0])
+        elif line.startswith("requests:"):  # requests: N total, N started, N done, N succeeded, N failed, N errored
+            parts = dict((p.split()[1], int(p.split()[0])) for p in line[len("requests:"):].split(","))
+            out["failed"], out["errored"] = parts.get("failed"), parts.get("errored")
+        elif line.startswith("status codes:"):  # status codes: N 2xx, N 3xx, N 4xx, N 5xx
+            codes = dict((p.split()[1], int(p.split()[0])) for p in line[len("status codes:"):].split(","))
+            out["non_2xx"] = sum(v for k, v in codes.items() if k != "2xx")
+    if r.returncode != 0 or out["rps"] is None:
+        fail("h2load failed (%d): %s" % (r.returncode, (r.stdout + r.stderr)[-800:]))
     return out
 
 
@@ -289,6 +316,22 @@ def main():
                     rnd + 1, label, r["rps"], r["p50_ms"], r["p99_ms"], r["server_cpu"] or 0))
         med = {k: statistics.median(x["rps"] for x in v) for k, v in hits.items()}
         ratio = med["tandem_edge"] / med["nginx_1"] if med["nginx_1"] else None
+        h2 = {"tandem_edge": [], "nginx_1": []}
+        if shutil.which("h2load"):
+            for rnd in range(a.rounds):
+                for key, label, port, srv in proxies:
+                    if key not in h2:
+                        continue
+                    r = run_h2load("https://127.0.0.1:%d/obj" % port, a.duration, a.connections, 10, wrk_log, srv)
+                    if r["failed"] or r["errored"] or r["non_2xx"]:
+                        fail("%s over HTTP/2: %s" % (label, r))
+                    h2[key].append(r)
+                    log("round %d: %-32s %9.0f req/s over HTTP/2 (server %.2f cores)" % (
+                        rnd + 1, label, r["rps"], r["server_cpu"] or 0))
+            h2med = {k: statistics.median(x["rps"] for x in v) for k, v in h2.items()}
+            result["h2"] = {"median_rps": h2med, "streams_per_connection": 10,
+                            "ratio_vs_nginx_1": h2med["tandem_edge"] / h2med["nginx_1"] if h2med["nginx_1"] else None,
+                            "runs": h2}
         result["hit"] = {"object_bytes": len(OBJECT), "median_rps": med, "ratio_vs_nginx_1": ratio,
                          "target": TARGET_HIT, "met": ratio is not None and ratio >= TARGET_HIT,
                          "runs": {k: [{kk: vv for kk, vv in x.items() if kk != "raw"} for x in v]
@@ -348,6 +391,11 @@ def main():
         print("  HIT 1 KiB over TLS  %-14s %10.0f req/s" % (k, v))
     print("  HIT ratio tandem edge / nginx proxy_cache (1 worker): %.2fx (target >= %.1f: %s)" % (
         h["ratio_vs_nginx_1"] or 0, TARGET_HIT, "met" if h["met"] else "MISS"))
+    if result.get("h2"):
+        h2r = result["h2"]
+        print("  H2 hits (h2load -c %d -m 10): tandem edge %.0f req/s, nginx 1 worker %.0f req/s: %.2fx" % (
+            a.connections, h2r["median_rps"]["tandem_edge"], h2r["median_rps"]["nginx_1"],
+            h2r["ratio_vs_nginx_1"] or 0))
     m = result["miss"]
     print("  MISS added latency (region /healthz, sequential): p50 +%.3f ms, p99 +%.3f ms "
           "(direct %.3f/%.3f ms, through the edge %.3f/%.3f ms)" % (
