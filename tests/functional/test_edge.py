@@ -562,3 +562,23 @@ def test_disk_tier_holds_what_memory_cannot(tmp_path):
                 "disk_cache_dir = /tmp/x\n")
     bad = subprocess.run([TANDEM, "config", "check", edge.config], capture_output=True, text=True)
     assert bad.returncode == 1 and "disk_cache_dir needs disk_cache_bytes" in bad.stdout + bad.stderr
+
+
+def test_config_check_refuses_a_disk_tier_shared_by_two_edges(tmp_path):
+    """Each edge empties its disk_cache_dir at start and names its files by
+    a counter from 0: two edges on one directory delete each other's files,
+    collide on names (every write an error) and could promote the other's
+    file for a key of the same length. `tandem config check` refuses it
+    (the same directory, however written). Before: accepted."""
+    disk = tmp_path / "shared-disk"
+    edge = CacheEdge(tmp_path, "http://127.0.0.1:2",
+                     "cache_bytes = 300000\ndisk_cache_dir = %s\ndisk_cache_bytes = 1048576\n" % disk)
+    ok = subprocess.run([TANDEM, "config", "check", edge.config], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    with open(edge.config, "a") as f:
+        f.write("\n[edge other]\nlisten = 127.0.0.1:1\norigins = http://127.0.0.1:2\ntls = off\n"
+                "cache_bytes = 300000\ndisk_cache_dir = %s/./\ndisk_cache_bytes = 1048576\n" % disk)
+    bad = subprocess.run([TANDEM, "config", "check", edge.config], capture_output=True, text=True)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode == 1 and "[edge other] disk_cache_dir" in out and "[edge pop]" in out, out
+    assert "tandem.ini:" in out, out  # FILE:LINE: message
