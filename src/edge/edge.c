@@ -374,6 +374,19 @@ static http_client *client_of(pxy *p)
 	return p->e->origins[p->origin].pool[p->slot];
 }
 
+/* p leads the coalesced fetch of its key, and what it streams will not be
+ * stored: its waiters are let go at once (they look up again, miss, and
+ * fetch on their own), not held until the stream ends (an endless one:
+ * never). */
+static void stream_release_waiters(pxy *p)
+{
+	if (!p->key)
+		return;
+	cache_fetch_done(p->e->cache, p->key);
+	free(p->key);
+	p->key = NULL;
+}
+
 static void stream_abandon(pxy *p)
 {
 	if (p->stream_gone)
@@ -426,6 +439,8 @@ static bool stream_head(void *arg, const http_message *resp)
 		buf_init(&p->tee_buf, e->ec->cache_max_object_bytes);
 		p->tee = true;
 	}
+	if (!p->tee || !cache_response_may_store(e->cache, http_request_message(p->req), resp))
+		stream_release_waiters(p);
 	if (length >= 0)
 		http_respond_start_length(p->req, st, (uint64_t)length);
 	else
@@ -445,6 +460,7 @@ static void stream_data(void *arg, const char *data, size_t len)
 	if (p->tee && buf_add(&p->tee_buf, data, len) != 0) { /* over cache_max_object_bytes: not stored */
 		p->tee = false;
 		buf_free(&p->tee_buf);
+		stream_release_waiters(p);
 	}
 	http_respond_chunk(p->req, data, len);
 	p->streamed += len;
