@@ -101,6 +101,8 @@ struct edge {
 	char purge_token[65];    /* hex of secrets_derive(EDGE_PURGE_LABEL) */
 	bool stopping;           /* tearing down: answers (ERR_IO from freed clients) only end requests */
 	http_server *metrics;    /* metrics_listen: /metrics and /health (NULL: none) */
+	int pool_max;            /* connections per origin: max_origin_connections, within the
+				  * origins' max_connections_per_address minus the probe's */
 	/* answers, by how they were made (X-Cache), and what went wrong */
 	unsigned long n_hit, n_miss, n_stale, n_revalidated, n_bad_gateway, n_gateway_timeout, n_failovers,
 		n_stream_cuts;
@@ -579,7 +581,7 @@ static void send_to(pxy *p)
 	for (int i = 0; i < o->npool && best < 0; i++)
 		if (o->inflight[i] == 0)
 			best = i;
-	if (best < 0 && o->npool < e->ec->max_origin_connections) {
+	if (best < 0 && o->npool < e->pool_max) {
 		const edge_conf *ec = e->ec;
 		http_limits limits = {.max_header_bytes = e->cfg->limits.max_header_bytes,
 				      .max_headers = e->cfg->limits.max_headers,
@@ -1178,6 +1180,18 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 	}
 	http_limits limits = {.max_header_bytes = cfg->limits.max_header_bytes, .max_headers = cfg->limits.max_headers,
 			      .max_body_bytes = ec->max_body_bytes, .max_target_bytes = cfg->limits.max_url_bytes};
+	/* The origins are this deployment's regions, with this file's [limits]: a
+	 * region closes at once the connections from one address past
+	 * max_connections_per_address, which would look like the origin failing
+	 * (marked unhealthy, requests failed over or answered 502). So the pool
+	 * stays within it, one left for the probe; past it requests queue. */
+	e.pool_max = ec->max_origin_connections;
+	if (cfg->limits.max_connections_per_address > 0 && e.pool_max > cfg->limits.max_connections_per_address - 1) {
+		e.pool_max = cfg->limits.max_connections_per_address > 1 ? cfg->limits.max_connections_per_address - 1 : 1;
+		log_info("edge %s: at most %d connection(s) per origin (max_connections_per_address %d, one for the "
+			 "probe), not max_origin_connections %d",
+			 ec->name, e.pool_max, cfg->limits.max_connections_per_address, ec->max_origin_connections);
+	}
 	e.norigins = ec->norigins;
 	for (int i = 0; i < ec->norigins; i++) {
 		origin *o = &e.origins[i];
@@ -1188,8 +1202,8 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 		o->write_gate = -1;
 		e.order[i] = i;
 		SSL_CTX *ctx = o->ctx = o->conf->https ? e.client_ctx : NULL;
-		o->pool = calloc((size_t)ec->max_origin_connections, sizeof *o->pool);
-		o->inflight = calloc((size_t)ec->max_origin_connections, sizeof *o->inflight);
+		o->pool = calloc((size_t)e.pool_max, sizeof *o->pool);
+		o->inflight = calloc((size_t)e.pool_max, sizeof *o->inflight);
 		if (!o->pool || !o->inflight)
 			goto oom;
 		if (!(o->probe = http_client_new(e.base, ctx, o->conf->host, o->conf->port, NULL, &limits,
