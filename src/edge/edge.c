@@ -1188,7 +1188,7 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 	e.pool_max = ec->max_origin_connections;
 	if (cfg->limits.max_connections_per_address > 0 && e.pool_max > cfg->limits.max_connections_per_address - 1) {
 		e.pool_max = cfg->limits.max_connections_per_address > 1 ? cfg->limits.max_connections_per_address - 1 : 1;
-		log_info("edge %s: at most %d connection(s) per origin (max_connections_per_address %d, one for the "
+		log_debug("edge %s: at most %d connection(s) per origin (max_connections_per_address %d, one for the "
 			 "probe), not max_origin_connections %d",
 			 ec->name, e.pool_max, cfg->limits.max_connections_per_address, ec->max_origin_connections);
 	}
