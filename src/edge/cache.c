@@ -1137,6 +1137,36 @@ const char *cache_store_reason(const cache *c)
 	return c->reason;
 }
 
+bool cache_response_may_store(const cache *c, const http_message *req, const http_message *resp)
+{
+	assert(c->magic == CACHE_MAGIC);
+	cache_control rq;
+	request_cc(req, &rq);
+	if (c->max_bytes == 0 || strcmp(req->method, "GET") != 0 || rq.no_store)
+		return false;
+	int st = resp->status;
+	size_t vlen;
+	if (!(heuristic_status(st) && st != 206) && st != 302 && st != 307)
+		return false;
+	if (http_message_field(resp, "Content-Range", &vlen))
+		return false;
+	derived d = derive(resp->fields, resp->field_count, st, 0);
+	if (d.cc.no_store || d.cc.private_)
+		return false;
+	if (http_message_field(req, "Authorization", &vlen) && !d.cc.public_ && d.cc.s_maxage < 0 &&
+	    !d.cc.must_revalidate)
+		return false;
+	if (http_message_field(resp, "Set-Cookie", &vlen) && !d.cc.public_)
+		return false;
+	if (!d.explicit_ && !d.cc.public_ && !heuristic_status(st))
+		return false;
+	buf names;
+	buf_init(&names, 2048);
+	int vn = vary_names(resp->fields, resp->field_count, &names);
+	buf_free(&names);
+	return vn == 0;
+}
+
 #define NOT_STORABLE(why)                    \
 	do {                                 \
 		c->reason = why;             \

@@ -106,6 +106,10 @@ enum {
  */
 int cache_store(cache *c, const http_message *req, const http_message *resp, const char *body, size_t len,
 		int64_t request_time, int64_t response_time);
+/* What the head of resp (to req) says before its body is in: false when
+ * cache_store would certainly refuse it (not a GET, no-store, private, a
+ * status or Vary not stored...); true: it may be stored once complete. */
+bool cache_response_may_store(const cache *c, const http_message *req, const http_message *resp);
 /* Why the last cache_store did not store (a static string; "" if it did). */
 const char *cache_store_reason(const cache *c);
 

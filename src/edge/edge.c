@@ -103,6 +103,8 @@ struct edge {
 	char purge_token[65];    /* hex of secrets_derive(EDGE_PURGE_LABEL) */
 	bool stopping;           /* tearing down: answers (ERR_IO from freed clients) only end requests */
 	http_server *metrics;    /* metrics_listen: /metrics and /health (NULL: none) */
+	int pool_max;            /* connections per origin: max_origin_connections, within the
+				  * origins' max_connections_per_address minus the probe's */
 	/* answers, by how they were made (X-Cache), and what went wrong */
 	unsigned long n_hit, n_miss, n_stale, n_revalidated, n_bad_gateway, n_gateway_timeout, n_failovers,
 		n_stream_cuts;
@@ -376,6 +378,19 @@ static http_client *client_of(pxy *p)
 	return p->e->origins[p->origin].pool[p->slot];
 }
 
+/* p leads the coalesced fetch of its key, and what it streams will not be
+ * stored: its waiters are let go at once (they look up again, miss, and
+ * fetch on their own), not held until the stream ends (an endless one:
+ * never). */
+static void stream_release_waiters(pxy *p)
+{
+	if (!p->key)
+		return;
+	cache_fetch_done(p->e->cache, p->key);
+	free(p->key);
+	p->key = NULL;
+}
+
 static void stream_abandon(pxy *p)
 {
 	if (p->stream_gone)
@@ -428,6 +443,8 @@ static bool stream_head(void *arg, const http_message *resp)
 		buf_init(&p->tee_buf, e->ec->cache_max_object_bytes);
 		p->tee = true;
 	}
+	if (!p->tee || !cache_response_may_store(e->cache, http_request_message(p->req), resp))
+		stream_release_waiters(p);
 	if (length >= 0)
 		http_respond_start_length(p->req, st, (uint64_t)length);
 	else
@@ -447,6 +464,7 @@ static void stream_data(void *arg, const char *data, size_t len)
 	if (p->tee && buf_add(&p->tee_buf, data, len) != 0) { /* over cache_max_object_bytes: not stored */
 		p->tee = false;
 		buf_free(&p->tee_buf);
+		stream_release_waiters(p);
 	}
 	http_respond_chunk(p->req, data, len);
 	p->streamed += len;
@@ -565,7 +583,7 @@ static void send_to(pxy *p)
 	for (int i = 0; i < o->npool && best < 0; i++)
 		if (o->inflight[i] == 0)
 			best = i;
-	if (best < 0 && o->npool < e->ec->max_origin_connections) {
+	if (best < 0 && o->npool < e->pool_max) {
 		const edge_conf *ec = e->ec;
 		http_limits limits = {.max_header_bytes = e->cfg->limits.max_header_bytes,
 				      .max_headers = e->cfg->limits.max_headers,
@@ -1194,6 +1212,18 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 	}
 	http_limits limits = {.max_header_bytes = cfg->limits.max_header_bytes, .max_headers = cfg->limits.max_headers,
 			      .max_body_bytes = ec->max_body_bytes, .max_target_bytes = cfg->limits.max_url_bytes};
+	/* The origins are this deployment's regions, with this file's [limits]: a
+	 * region closes at once the connections from one address past
+	 * max_connections_per_address, which would look like the origin failing
+	 * (marked unhealthy, requests failed over or answered 502). So the pool
+	 * stays within it, one left for the probe; past it requests queue. */
+	e.pool_max = ec->max_origin_connections;
+	if (cfg->limits.max_connections_per_address > 0 && e.pool_max > cfg->limits.max_connections_per_address - 1) {
+		e.pool_max = cfg->limits.max_connections_per_address > 1 ? cfg->limits.max_connections_per_address - 1 : 1;
+		log_debug("edge %s: at most %d connection(s) per origin (max_connections_per_address %d, one for the "
+			 "probe), not max_origin_connections %d",
+			 ec->name, e.pool_max, cfg->limits.max_connections_per_address, ec->max_origin_connections);
+	}
 	e.norigins = ec->norigins;
 	for (int i = 0; i < ec->norigins; i++) {
 		origin *o = &e.origins[i];
@@ -1204,8 +1234,8 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 		o->write_gate = -1;
 		e.order[i] = i;
 		SSL_CTX *ctx = o->ctx = o->conf->https ? e.client_ctx : NULL;
-		o->pool = calloc((size_t)ec->max_origin_connections, sizeof *o->pool);
-		o->inflight = calloc((size_t)ec->max_origin_connections, sizeof *o->inflight);
+		o->pool = calloc((size_t)e.pool_max, sizeof *o->pool);
+		o->inflight = calloc((size_t)e.pool_max, sizeof *o->inflight);
 		if (!o->pool || !o->inflight)
 			goto oom;
 		if (!(o->probe = http_client_new(e.base, ctx, o->conf->host, o->conf->port, NULL, &limits,

@@ -353,6 +353,30 @@ static int handler(void *user, const char *section, const char *name, const char
 	return 1; /* the other sections are the core config's and the DNS's */
 }
 
+/* path without empty and "." components and a final slash ("a//./b/" ->
+ * "a/b"): the same directory written two ways compares equal. */
+static void dir_normal(const char *path, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (const char *p = path; *p && n + 1 < cap;) {
+		const char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		bool skip = (len == 0 && p != path) || (len == 1 && p[0] == '.' && p != path);
+		if (!skip) {
+			if (n && out[n - 1] != '/' && n + 1 < cap)
+				out[n++] = '/';
+			for (size_t i = 0; i < len && n + 1 < cap; i++)
+				out[n++] = p[i];
+			if (len == 0 && n + 1 < cap) /* the root's slash */
+				out[n++] = '/';
+		}
+		p += len + (end ? 1 : 0);
+		if (!end)
+			break;
+	}
+	out[n] = '\0';
+}
+
 int edgeconf_load(const char *path, edge_confs *out, char *err, size_t errcap)
 {
 	memset(out, 0, sizeof *out);
@@ -405,6 +429,15 @@ int edgeconf_load(const char *path, edge_confs *out, char *err, size_t errcap)
 			error_at(&r, e->line, "[edge %s] disk_cache_bytes needs disk_cache_dir", e->name);
 		if (e->disk_cache_bytes && !e->cache_bytes)
 			error_at(&r, e->line, "[edge %s] a disk tier needs the memory cache (cache_bytes > 0)", e->name);
+		/* each edge empties its directory at start and names files by a counter of its own */
+		for (int k = 0; k < i && e->disk_cache_dir[0]; k++) {
+			char a[sizeof e->disk_cache_dir], b[sizeof e->disk_cache_dir];
+			dir_normal(e->disk_cache_dir, a, sizeof a);
+			dir_normal(out->edges[k].disk_cache_dir, b, sizeof b);
+			if (strcmp(a, b) == 0)
+				error_at(&r, e->line, "[edge %s] disk_cache_dir is [edge %s]'s: each edge needs its own",
+					 e->name, out->edges[k].name);
+		}
 		if (e->tls && (!e->tls_cert[0] || !e->tls_key[0]))
 			error_at(&r, e->line, "[edge %s] tls = on needs tls_cert and tls_key (or tls = off)", e->name);
 		if (!e->tls && e->ncerts)

@@ -77,6 +77,9 @@ struct http_client {
 	void *on_connect_failed_arg;
 	bool paused;                    /* http_client_pause: not reading the answer */
 	struct event *abort_ev;         /* http_client_abort, run from the loop */
+	bool completing;                /* in a request's callback: a request queued from
+					 * there starts once the one that ended is finished
+					 * with (its connection closed or made idle) */
 };
 
 static void client_start_next(http_client *c);
@@ -162,11 +165,14 @@ static void client_complete(http_client *c, int rc)
 		c->queue_tail = NULL;
 	c->in_flight = false;
 	evtimer_del(c->timer);
+	if (c->abort_ev) /* an abandonment still pending was this request's, not the next's */
+		evtimer_del(c->abort_ev);
 	if (c->paused) { /* paused by its reader: the next request on this connection reads */
 		c->paused = false;
 		if (c->bev)
 			bufferevent_enable(c->bev, EV_READ);
 	}
+	c->completing = true;
 	if (rc == 0) {
 		size_t len;
 		const char *body = http_parser_body(c->parser, &len);
@@ -174,6 +180,7 @@ static void client_complete(http_client *c, int rc)
 	} else {
 		r->cb(rc, NULL, NULL, 0, r->arg);
 	}
+	c->completing = false;
 	client_req_free(r);
 }
 
@@ -433,8 +440,13 @@ static int client_connect(http_client *c)
 	return 0;
 }
 
+/* Every caller of client_complete calls this after it, once the connection
+ * is settled (idle, or closed): a request the callback queued is not sent
+ * on a connection about to be closed or reset. */
 static void client_start_next(http_client *c)
 {
+	if (c->completing)
+		return;
 	while (c->queue && !c->in_flight) {
 		client_req *r = c->queue;
 		if (!c->bev) {

@@ -34,7 +34,9 @@ enum {
  * Called once per request on the loop thread. rc 0: resp/body are the
  * answer (valid only during the call). rc < 0: ERR_IO (connection failed or
  * closed mid-answer), ERR_TLS (handshake or verification), ERR_AGAIN
- * (timeout), ERR_PARSE/ERR_LIMIT (bad answer); resp is NULL.
+ * (timeout), ERR_PARSE/ERR_LIMIT (bad answer); resp is NULL. cb may queue
+ * requests on the same client: they are sent once the request that ended
+ * is finished with (on the kept connection, or a new one after a close).
  */
 typedef void (*http_client_cb)(int rc, const http_message *resp, const char *body, size_t len,
 			       void *arg);

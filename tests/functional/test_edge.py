@@ -562,3 +562,79 @@ def test_disk_tier_holds_what_memory_cannot(tmp_path):
                 "disk_cache_dir = /tmp/x\n")
     bad = subprocess.run([TANDEM, "config", "check", edge.config], capture_output=True, text=True)
     assert bad.returncode == 1 and "disk_cache_dir needs disk_cache_bytes" in bad.stdout + bad.stderr
+
+
+def test_config_check_refuses_a_disk_tier_shared_by_two_edges(tmp_path):
+    """Each edge empties its disk_cache_dir at start and names its files by
+    a counter from 0: two edges on one directory delete each other's files,
+    collide on names (every write an error) and could promote the other's
+    file for a key of the same length. `tandem config check` refuses it
+    (the same directory, however written). Before: accepted."""
+    disk = tmp_path / "shared-disk"
+    edge = CacheEdge(tmp_path, "http://127.0.0.1:2",
+                     "cache_bytes = 300000\ndisk_cache_dir = %s\ndisk_cache_bytes = 1048576\n" % disk)
+    ok = subprocess.run([TANDEM, "config", "check", edge.config], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    with open(edge.config, "a") as f:
+        f.write("\n[edge other]\nlisten = 127.0.0.1:1\norigins = http://127.0.0.1:2\ntls = off\n"
+                "cache_bytes = 300000\ndisk_cache_dir = %s/./\ndisk_cache_bytes = 1048576\n" % disk)
+    bad = subprocess.run([TANDEM, "config", "check", edge.config], capture_output=True, text=True)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode == 1 and "[edge other] disk_cache_dir" in out and "[edge pop]" in out, out
+    assert "tandem.ini:" in out, out  # FILE:LINE: message
+
+
+def test_origin_connections_stay_within_the_origins_per_address_cap(tmp_path):
+    """An edge (front) in front of another tandem server (pop) whose [limits]
+    max_connections_per_address is 4: 8 slow requests at once through front
+    all succeed; front opens at most 3 connections to pop (its cap, minus
+    the probe's) and queues the rest. Before: front opened 8 (the default
+    max_origin_connections is 1024), pop closed those past 4 at once, and
+    front took that for the origin failing: 502s, the origin marked down."""
+    origin = CountingOrigin()
+    pop = CacheEdge(tmp_path, "http://127.0.0.1:%d" % origin.port, "cache_bytes = 0\n")
+    with open(pop.config) as f:
+        text = f.read()
+    assert "max_connections_per_address = 256" in text
+    front_port = free_port_base(count=1)
+    text = text.replace("max_connections_per_address = 256", "max_connections_per_address = 4")
+    text += ("\n[edge front]\nlisten = 127.0.0.1:%d\norigins = http://127.0.0.1:%d\ntls = off\n"
+             "response_timeout_ms = 10000\nprobe_interval_ms = 0\ncache_bytes = 0\n" % (front_port, pop.port))
+    with open(pop.config, "w") as f:
+        f.write(text)
+    pop.start()
+    front_log = os.path.join(pop.dir, "edge-front.log")
+    front = start_ready([TANDEM, "edge", "--config", pop.config, "--name", "front"], front_log, "ab")
+    try:
+        origin.delay = 1.0
+        for i in range(8):
+            origin.routes["/slow/%d" % i] = (200, {"Cache-Control": "no-store"}, b"slow %d" % i)
+        results = [None] * 8
+
+        def fetch(i):  # each from its own address: front's own cap is 4 per client address too
+            s = socket.create_connection(("127.0.0.1", front_port), timeout=20,
+                                         source_address=("127.0.0.%d" % (20 + i), 0))
+            s.sendall(b"GET /slow/%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % i)
+            data = b""
+            while True:
+                piece = s.recv(65536)
+                if not piece:
+                    break
+                data += piece
+            s.close()
+            results[i] = data
+
+        threads = [threading.Thread(target=fetch, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        for i, data in enumerate(results):
+            assert data and data.startswith(b"HTTP/1.1 200") and data.endswith(b"slow %d" % i), (i, data[:300])
+        with open(front_log, errors="replace") as f:
+            assert "unhealthy" not in f.read()
+    finally:
+        front.terminate()
+        front.wait(10)
+        pop.stop()
+        origin.stop()

@@ -198,3 +198,22 @@ def test_an_origin_cut_mid_answer_is_a_short_body_not_a_complete_one(tmp_path):
     finally:
         edge.stop()
         origin.stop()
+
+
+def test_a_second_client_of_a_live_stream_is_not_held_behind_the_first(tmp_path):
+    """Two clients of the same server-sent events URL (no-store): the second
+    gets its own stream at once. Before: its GET waited, coalesced behind
+    the first one's fetch, until that stream ended (an endless stream:
+    forever), although nothing of it would be stored."""
+    origin, edge = start(tmp_path)
+    try:
+        with requests.get(edge.url + "/events", stream=True, timeout=20) as first:
+            assert next(first.iter_lines()) == b"data: one"
+            t0 = time.monotonic()
+            with requests.get(edge.url + "/events", stream=True, timeout=5) as second:
+                assert second.status_code == 200 and next(second.iter_lines()) == b"data: one"
+                assert time.monotonic() - t0 < 4
+                origin.go.set()
+    finally:
+        edge.stop()
+        origin.stop()

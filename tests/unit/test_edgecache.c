@@ -312,6 +312,50 @@ static void test_storability(void)
 	cache_free(&c);
 }
 
+/* cache_response_may_store, from the head alone, agrees with cache_store
+ * on every rule it can judge there (the edge lets coalesced waiters go on
+ * its word while a stream is still arriving). */
+static void test_head_verdict(void)
+{
+	cache *c = cache_new(1 << 20, 1 << 16);
+	static const struct {
+		const char *req, *resp;
+	} cases[] = {
+		{"", "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"},
+		{"", "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\nContent-Type: text/event-stream\r\n"},
+		{"", "HTTP/1.1 200 OK\r\nCache-Control: max-age=60, private\r\n"},
+		{"Cache-Control: no-store\r\n", "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"},
+		{"Authorization: Bearer t\r\n", "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"},
+		{"Authorization: Bearer t\r\n", "HTTP/1.1 200 OK\r\nCache-Control: public, max-age=6\r\n"},
+		{"", "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nSet-Cookie: a=b\r\n"},
+		{"", "HTTP/1.1 500 Oops\r\nCache-Control: max-age=60\r\n"},
+		{"", "HTTP/1.1 206 Partial\r\nCache-Control: max-age=60\r\nContent-Range: bytes 0-0/9\r\n"},
+		{"", "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nVary: *\r\n"},
+		{"", "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nVary: Accept-Language\r\n"},
+		{"", "HTTP/1.1 302 Found\r\nCache-Control: max-age=60\r\nLocation: /b\r\n"},
+		{"", "HTTP/1.1 201 Created\r\nCache-Control: max-age=60\r\n"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char rq[512], rs[512];
+		snprintf(rq, sizeof rq, "GET /a HTTP/1.1\r\nHost: example.test\r\n%s\r\n", cases[i].req);
+		snprintf(rs, sizeof rs, "%sContent-Length: 0\r\n\r\n", cases[i].resp);
+		msg q = parse(HTTP_REQUEST, rq), r = parse(HTTP_RESPONSE, rs);
+		bool may = cache_response_may_store(c, q.m, r.m);
+		done(&q);
+		done(&r);
+		int stored = store(c, cases[i].req, cases[i].resp, "x", T0);
+		if (may != (stored == CACHE_STORED))
+			fprintf(stderr, "case %zu: may_store %d, cache_store %d\n", i, may, stored);
+		CHECK_EQ_INT(may, stored == CACHE_STORED);
+	}
+	msg q = parse(HTTP_REQUEST, "HEAD /a HTTP/1.1\r\nHost: example.test\r\n\r\n");
+	msg r = parse(HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 0\r\n\r\n");
+	CHECK(!cache_response_may_store(c, q.m, r.m));
+	done(&q);
+	done(&r);
+	cache_free(&c);
+}
+
 static void test_negative_caching(void)
 {
 	cache *c = cache_new(1 << 20, 1 << 16);
@@ -806,6 +850,7 @@ int main(void)
 	RUN(test_cdn_cache_control_and_expires);
 	RUN(test_heuristic_freshness);
 	RUN(test_storability);
+	RUN(test_head_verdict);
 	RUN(test_negative_caching);
 	RUN(test_vary);
 	RUN(test_stale_while_revalidate_and_if_error);

@@ -533,6 +533,85 @@ static void test_client_streamed_pause_abort(void)
 	http_server_free(&srv);
 }
 
+/* Re-entrancy: a callback that sends the next request on the same client
+ * (the edge's waiters do: the connection just answered is the idle one). It
+ * goes out once the answer that woke it is finished with, on a connection
+ * that stays open: after a Connection: close answer, on a new one; after an
+ * answer whose reader abandoned it while its last bytes were arriving, not
+ * killed by that abandonment. */
+typedef struct chained {
+	result first, second;
+	http_client *c;
+	const char *next_target;
+	int next_flags;
+} chained;
+
+static void chained_answer(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	chained *ch = arg;
+	on_answer(rc, resp, body, len, &ch->first);
+	CHECK_EQ_INT(http_client_request(ch->c, "POST", ch->next_target, NULL, "z", 1, ch->next_flags, on_answer,
+					 &ch->second),
+		     0);
+}
+
+static void abort_on_data(void *arg, const char *data, size_t len)
+{
+	http_client_abort(((chained *)arg)->c);
+}
+
+static bool stream_it(void *arg, const http_message *resp)
+{
+	return true;
+}
+
+static void chained_run(chained *ch)
+{
+	for (int i = 0; i < 3000 && !ch->second.done; i++) {
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+}
+
+static void test_client_reentrant_callbacks(void)
+{
+	int port;
+	http_server *srv = start_server(NULL, &port);
+	/* a short timeout: a request stranded on a closed connection fails in 1 s */
+	http_client *c = http_client_new(base, NULL, "127.0.0.1", port, NULL, &limits, 1000);
+	/* after Connection: close */
+	chained ch = {.c = c, .next_target = "/echo"};
+	CHECK_EQ_INT(http_client_request(c, "GET", "/close", NULL, NULL, 0, 0, chained_answer, &ch), 0);
+	chained_run(&ch);
+	CHECK_EQ_INT(ch.first.rc, 0);
+	CHECK_EQ_INT(ch.second.rc, 0);
+	CHECK_EQ_STR(ch.second.body, "POST|z|");
+	/* after a keep-alive answer, with Expect: 100-continue (its body goes after the 100) */
+	memset(&ch, 0, sizeof ch);
+	ch.c = c;
+	ch.next_target = "/echo";
+	ch.next_flags = HTTP_CLIENT_EXPECT_CONTINUE;
+	CHECK_EQ_INT(http_client_request(c, "GET", "/echo", NULL, NULL, 0, 0, chained_answer, &ch), 0);
+	chained_run(&ch);
+	CHECK_EQ_INT(ch.first.rc, 0);
+	CHECK_EQ_INT(ch.second.rc, 0);
+	CHECK_EQ_STR(ch.second.body, "POST|z|");
+	/* abandoned by its reader as its last bytes came in: it completes, and the
+	 * abandonment does not reach the next request */
+	memset(&ch, 0, sizeof ch);
+	ch.c = c;
+	ch.next_target = "/echo";
+	CHECK_EQ_INT(http_client_request_streamed(c, "GET", "/chunked", NULL, NULL, 0, 0, stream_it, abort_on_data,
+						  chained_answer, &ch),
+		     0);
+	chained_run(&ch);
+	CHECK(ch.first.done);
+	CHECK_EQ_INT(ch.second.rc, 0);
+	CHECK_EQ_STR(ch.second.body, "POST|z|");
+	http_client_free(&c);
+	http_server_free(&srv);
+}
+
 static void shutdown_done(void *arg)
 {
 	*(int *)arg = 1;
@@ -849,6 +928,7 @@ int main(void)
 	RUN(test_timeout_and_refused);
 	RUN(test_connect_timeout);
 	RUN(test_client_streamed_pause_abort);
+	RUN(test_client_reentrant_callbacks);
 	RUN(test_graceful_shutdown_waits_for_parked_request);
 	RUN(test_tls_verified_and_refused);
 	RUN(test_streaming_waits_for_drain);
