@@ -1307,6 +1307,21 @@ fail:
 	return rc;
 }
 
+int cache_forget(cache *c, const http_message *req)
+{
+	char key[CACHE_KEY_MAX];
+	int kl = cache_request_key(req, key, sizeof key);
+	if (kl <= 0)
+		return 0;
+	uint32_t h = hash_key(key, (size_t)kl);
+	int n = 0;
+	for (cache_entry *e; (e = find_variant(c, req, key, (size_t)kl, h)); n++)
+		entry_remove(c, e);
+	for (disk_rec *r; (r = disk_find(c, req, key, (size_t)kl, h)); n++)
+		disk_remove(c, r);
+	return n;
+}
+
 bool cache_request_only_if_cached(const http_message *req)
 {
 	cache_control cc;

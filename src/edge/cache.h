@@ -110,6 +110,10 @@ int cache_store(cache *c, const http_message *req, const http_message *resp, con
  * cache_store would certainly refuse it (not a GET, no-store, private, a
  * status or Vary not stored...); true: it may be stored once complete. */
 bool cache_response_may_store(const cache *c, const http_message *req, const http_message *resp);
+/* A newer answer to req was seen and not stored (too large to keep): its
+ * stored variant, in either tier, goes (it is stale by definition).
+ * Returns how many were removed. */
+int cache_forget(cache *c, const http_message *req);
 /* Why the last cache_store did not store (a static string; "" if it did). */
 const char *cache_store_reason(const cache *c);
 

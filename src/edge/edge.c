@@ -147,6 +147,28 @@ static bool hop_by_hop(const char *name, size_t len)
 	return false;
 }
 
+/* A field the message's Connection header names: hop-by-hop for this
+ * connection only, never relayed (RFC 9110 7.6.1). */
+static bool named_by_connection(const http_message *m, const char *name, size_t len)
+{
+	for (size_t i = 0; i < m->field_count; i++) {
+		const http_field *f = &m->fields[i];
+		if (f->name_len != 10 || strncasecmp(f->name, "connection", 10) != 0)
+			continue;
+		const char *v = f->value, *end = f->value + f->value_len;
+		while (v < end) {
+			while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+				v++;
+			const char *t = v;
+			while (v < end && *v != ',' && *v != ' ' && *v != '\t')
+				v++;
+			if ((size_t)(v - t) == len && len && strncasecmp(t, name, len) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
 static void answer_error(http_request *req, int status, const char *code, const char *msg)
 {
 	char body[256];
@@ -250,7 +272,8 @@ static int relay_headers(pxy *p, const http_message *resp)
 	buf_init(&lines, EDGE_HEADERS_MAX);
 	for (size_t i = 0; i < resp->field_count; i++) {
 		const http_field *f = &resp->fields[i];
-		if (hop_by_hop(f->name, f->name_len) || (f->name_len == 4 && strncasecmp(f->name, "date", 4) == 0) ||
+		if (hop_by_hop(f->name, f->name_len) || named_by_connection(resp, f->name, f->name_len) ||
+		    (f->name_len == 4 && strncasecmp(f->name, "date", 4) == 0) ||
 		    (f->name_len == 7 && strncasecmp(f->name, "x-cache", 7) == 0))
 			continue;
 		buf_add(&lines, f->name, f->name_len);
@@ -482,6 +505,8 @@ static void stream_end(pxy *p, int rc, const http_message *resp, const char *why
 		/* offered to the cache first: the request (its method, URL, fields) ends with the answer */
 		if (p->tee || strcmp(http_request_message(p->req)->method, "GET") != 0)
 			cache_answer(p, resp, p->tee_buf.data ? p->tee_buf.data : "", p->tee_buf.len);
+		else if (e->cache) /* a GET's answer too large to keep: what was stored for it is stale */
+			cache_forget(e->cache, http_request_message(p->req));
 		http_respond_end(p->req);
 	} else {
 		if (!p->stream_gone) {
@@ -641,7 +666,7 @@ static int build_headers(pxy *p, bool *keyed)
 	buf_reset(&p->headers);
 	for (size_t i = 0; i < m->field_count; i++) {
 		const http_field *f = &m->fields[i];
-		if (hop_by_hop(f->name, f->name_len) ||
+		if (hop_by_hop(f->name, f->name_len) || named_by_connection(m, f->name, f->name_len) ||
 		    (f->name_len == 9 && strncasecmp(f->name, "forwarded", 9) == 0))
 			continue; /* a client's own Forwarded is not believed */
 		if (p->entry && ((f->name_len == 13 && strncasecmp(f->name, "if-none-match", 13) == 0) ||

@@ -259,10 +259,14 @@ static void next_server(edge_resolver *r, const char *why)
 	if (!r->warned)
 		log_warn("edge %s: resolving %s at %s: %s", r->ec->name, r->ec->resolve, r->ec->resolvers[r->server],
 			 why);
-	r->failed++;
+	/* the next servers in turn, until one can be asked (a send that fails
+	 * at once counts as that server failing) */
+	while (++r->failed < r->ec->nresolvers) {
+		r->server = (r->server + 1) % r->ec->nresolvers;
+		if (ask(r) == 0)
+			return;
+	}
 	r->server = (r->server + 1) % r->ec->nresolvers;
-	if (r->failed < r->ec->nresolvers && ask(r) == 0)
-		return;
 	if (!r->warned)
 		log_warn("edge %s: no server answered for %s: keeping the origins' order, asking again in %d ms",
 			 r->ec->name, r->ec->resolve, RESOLVE_RETRY_MS);
@@ -299,7 +303,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 			}
 			r->got[i] = true;
 			r->naddrs += n;
-			if (ttl < r->ttl)
+			if (n && ttl < r->ttl) /* a type with no address (NODATA) does not shorten the answer's TTL */
 				r->ttl = ttl;
 		}
 		if (r->got[0] && r->got[1]) {
@@ -308,7 +312,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 				log_info("edge %s: %s resolves again", r->ec->name, r->ec->resolve);
 			r->warned = false;
 			r->failed = 0;
-			uint32_t ttl = r->ttl < RESOLVE_TTL_MIN ? RESOLVE_TTL_MIN : r->ttl > RESOLVE_TTL_MAX ? RESOLVE_TTL_MAX : r->ttl;
+			uint32_t ttl = !r->naddrs ? RESOLVE_NEG_TTL
+				       : r->ttl < RESOLVE_TTL_MIN ? RESOLVE_TTL_MIN
+				       : r->ttl > RESOLVE_TTL_MAX ? RESOLVE_TTL_MAX
+								  : r->ttl;
 			r->cb(r->arg, (const char(*)[EDGE_RESOLVE_ADDR_TEXT])r->addrs, r->naddrs, ttl);
 			schedule(r, (int)ttl * 1000);
 			return;

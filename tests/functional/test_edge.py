@@ -161,7 +161,7 @@ class CountingOrigin:
     requests), can answer 304 to a matching If-None-Match with other
     headers, can be slow (coalescing) and can be stopped (origin down)."""
 
-    def __init__(self):
+    def __init__(self, host="127.0.0.1"):
         self.routes, self.hits, self.seen = {}, {}, []
         self.delay, self.not_modified = 0.0, {}
         self.lock = threading.Lock()
@@ -210,7 +210,7 @@ class CountingOrigin:
             def do_POST(self):
                 self.answer(False)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port_base(count=1)), Handler)
+        self.server = http.server.ThreadingHTTPServer((host, free_port_base(count=1)), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -638,3 +638,106 @@ def test_origin_connections_stay_within_the_origins_per_address_cap(tmp_path):
         front.wait(10)
         pop.stop()
         origin.stop()
+
+
+def test_fields_named_by_connection_are_not_relayed(tmp_path):
+    """RFC 9110 7.6.1: a field a message's Connection header names is for
+    that hop only: the client's X-Hop does not reach the origin, the
+    origin's X-Internal does not reach the client (the others do)."""
+    origin, edge = origin_and_edge(tmp_path)
+    try:
+        origin.routes["/h"] = (200, {"Cache-Control": "no-store", "Connection": "X-Internal",
+                                     "X-Internal": "origin-only", "X-Public": "yes"}, b"ok")
+        r = edge.get("/h", headers={"Connection": "X-Hop, keep-alive", "X-Hop": "client-only", "X-Kept": "1"})
+        assert r.status_code == 200 and r.headers.get("X-Public") == "yes", r.headers
+        assert "X-Internal" not in r.headers, r.headers
+        sent = [h for (m, path, h) in origin.seen if path == "/h"][-1]
+        assert "X-Hop" not in sent and sent.get("X-Kept") == "1", sent
+    finally:
+        edge.stop()
+        origin.stop()
+
+
+def test_a_newer_answer_too_large_to_keep_removes_the_stored_one(tmp_path):
+    """A stored answer goes stale; its revalidation gets a new 200 too large
+    to store (over cache_max_object_bytes, streamed): the stored one is
+    forgotten, so the next request is a plain miss, not a revalidation of
+    an answer the origin has replaced."""
+    origin, edge = origin_and_edge(tmp_path, "cache_max_object_bytes = 4096\n")
+    try:
+        origin.routes["/g"] = (200, {"Cache-Control": "max-age=0", "ETag": '"v1"'}, b"small")
+        assert edge.get("/g").content == b"small"
+        origin.routes["/g"] = (200, {"Cache-Control": "max-age=0", "ETag": '"v2"'}, b"L" * 10000)
+        r = edge.get("/g")
+        assert r.status_code == 200 and len(r.content) == 10000, r.headers
+        seen = [h for (m, path, h) in origin.seen if path == "/g"]
+        assert seen[1].get("If-None-Match") == '"v1"', seen  # the stored one was revalidated
+        edge.get("/g")
+        seen = [h for (m, path, h) in origin.seen if path == "/g"]
+        assert "If-None-Match" not in seen[2], seen  # ... and then forgotten
+    finally:
+        edge.stop()
+        origin.stop()
+
+
+def test_origins_ordered_by_what_the_dns_answers(tmp_path):
+    """resolve = NAME, resolvers = DEAD, LIVE: the first resolver does not
+    answer (nothing listens), the second (a small DNS server here, as
+    tandem dns would) answers api.tandem.test with the second origin's
+    address: requests go there although it is listed second; the query
+    carried the edge's subnet as ECS; when the answer changes (TTL 1 s) the
+    edge follows. Before: no resolve key (config refused)."""
+    import dns.edns
+    import dns.message
+    import dns.rdatatype
+    import dns.rrset
+    eu, us = CountingOrigin("127.0.0.2"), CountingOrigin("127.0.0.3")
+    for o in (eu, us):
+        o.routes["/who"] = (200, {"Cache-Control": "no-store"}, b"x")
+    answer = {"addr": "127.0.0.3"}
+    seen_ecs = []
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    dead = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead.bind(("127.0.0.1", 0))
+    dead_port = dead.getsockname()[1]
+    dead.close()  # nothing listens there: the edge's query is refused
+
+    def serve():
+        while True:
+            try:
+                data, peer = sock.recvfrom(4096)
+            except OSError:
+                return
+            q = dns.message.from_wire(data)
+            seen_ecs.extend(o for o in q.options if isinstance(o, dns.edns.ECSOption))
+            r = dns.message.make_response(q)
+            if q.question[0].rdtype == dns.rdatatype.A:
+                r.answer.append(dns.rrset.from_text(q.question[0].name, 1, "IN", "A", answer["addr"]))
+            sock.sendto(r.to_wire(), peer)
+    threading.Thread(target=serve, daemon=True).start()
+    edge = CacheEdge(tmp_path, "eu=http://127.0.0.2:%d, us=http://127.0.0.3:%d" % (eu.port, us.port),
+                     "resolve = api.tandem.test\nresolvers = 127.0.0.1:%d, 127.0.0.1:%d\n"
+                     % (dead_port, sock.getsockname()[1])).start()
+    try:
+        deadline = time.time() + 10
+        while us.count("/who") == 0:
+            edge.get("/who")
+            assert time.time() < deadline, edge.log()
+            time.sleep(0.1)
+        before = eu.count("/who")
+        for _ in range(5):
+            assert edge.get("/who").status_code == 200
+        assert eu.count("/who") == before, "an origin the DNS did not name was tried first"
+        assert seen_ecs and str(seen_ecs[0].address) == "127.0.0.1" and seen_ecs[0].srclen == 32, seen_ecs
+        answer["addr"] = "127.0.0.2"  # the DNS now prefers the other
+        deadline = time.time() + 10
+        while edge.get("/who") is not None and eu.count("/who") == before:
+            assert time.time() < deadline, edge.log()
+            time.sleep(0.2)
+        assert "api.tandem.test answers 127.0.0.2" in edge.log()
+    finally:
+        edge.stop()
+        sock.close()
+        eu.stop()
+        us.stop()
