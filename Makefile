@@ -119,9 +119,12 @@ functional: $(BUILD)/tandem
 # (with one short drill per scenario family).
 test: unit functional
 
-# The drill's full scenario matrix and the other long drills (CI).
+# The drill's full scenario matrix and the other long drills (CI), two at
+# a time: each is a whole deployment (regions, witness, edges) under a
+# workload whose pace it checks, and four at once on two cores starve it
+# (most under the sanitizers).
 test-drill: $(BUILD)/tandem
-	$(MAKE) functional FUNCTIONAL_MARKS=drill_matrix
+	$(MAKE) functional FUNCTIONAL_MARKS=drill_matrix FUNCTIONAL_JOBS=2
 
 # `make san-test` = `make SAN=1 test`: every test against the ASan+UBSan build.
 san-test:
