@@ -800,6 +800,24 @@ void orepl_bind_source(const orepl_env *env, http_client *client)
 		http_client_set_source(client, host);
 }
 
+/* Another slot is sending a configuration of e's bucket. A bucket message
+ * carries the state read when its slot started, with no clock of its own:
+ * two of them in flight at once (created, then versioning enabled) could
+ * be applied in the other order, and the older state would stay there for
+ * good. So one bucket's entries go one at a time, in outbox order; object
+ * versions and tombstones carry their HLC and need no such care. */
+static bool bucket_busy(const orepl *r, const meta_outbox_entry *e)
+{
+	if (e->key_len)
+		return false;
+	for (int i = 0; i < ORPL_SLOTS; i++) {
+		const slot *o = &r->slots[i];
+		if (o->state != SLOT_IDLE && !o->decide && !o->e.key_len && strcmp(o->e.bucket, e->bucket) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void pump(orepl *r)
 {
 	if (!r->started || r->stopping || !r->env.peer)
@@ -808,12 +826,16 @@ static void pump(orepl *r)
 		slot *s = &r->slots[i];
 		if (s->state != SLOT_IDLE)
 			continue;
-		int rc = meta_outbox_next(r->env.reader, r->cursor, &s->e);
+		meta_outbox_entry e;
+		int rc = meta_outbox_next(r->env.reader, r->cursor, &e);
 		if (rc != 0) {
 			if (rc != ERR_NOTFOUND)
 				log_error("objects replication: cannot read the outbox (%s)", err_str(rc));
 			return;
 		}
+		if (bucket_busy(r, &e))
+			return; /* taken again when that slot is done (the poll) */
+		s->e = e;
 		r->cursor = s->e.seq;
 		s->backoff_ms = 0;
 		slot_start(s);
