@@ -30,6 +30,11 @@
  *                            look up again when it ends; a waiter that still
  *                            misses fetches on its own
  *
+ * A request body larger than stream_upload_bytes (or chunked, of unknown
+ * length) is streamed (see "streamed uploads" below); smaller ones are
+ * collected whole first (max_body_bytes), as are answers' bodies that
+ * decide a retry.
+ *
  * Any answer to a GET is offered to cache_store; a 2xx/3xx to an unsafe
  * method invalidates the URL (and Location, Content-Location). POST
  * /_edge/purge (a bearer token derived from the secrets file) removes URLs
@@ -66,6 +71,9 @@
 #define EDGE_HEADERS_MAX 65536 /* the header lines relayed one way */
 #define EDGE_PURGE_PATH "/_edge/purge"
 #define EDGE_PURGE_LABEL "tandem edge purge v1"
+/* A streamed upload's body waiting for its origin, at most (beyond it the
+ * client is not read), and what the origin's connection may queue. */
+#define EDGE_UPLOAD_WINDOW (256 * 1024)
 
 typedef struct edge edge;
 
@@ -107,7 +115,7 @@ struct edge {
 				  * origins' max_connections_per_address minus the probe's */
 	/* answers, by how they were made (X-Cache), and what went wrong */
 	unsigned long n_hit, n_miss, n_stale, n_revalidated, n_bad_gateway, n_gateway_timeout, n_failovers,
-		n_stream_cuts;
+		n_stream_cuts, n_uploads, n_upload_replays, n_upload_cuts;
 };
 
 typedef struct pxy {
@@ -133,6 +141,17 @@ typedef struct pxy {
 	bool tee;            /* a GET's answer small enough to store: a copy kept in tee_buf */
 	buf tee_buf;
 	uint64_t streamed;   /* body bytes relayed */
+	/* a streamed upload (the request's body relayed as it arrives) */
+	bool upload;
+	bool up_replayable;  /* every byte received is still in up_held (from offset 0) */
+	bool up_body_done;   /* the client's body ended */
+	bool up_client_failed; /* it failed (answered here, the origin's request abandoned) */
+	bool up_origin_ended; /* the origin has the whole body */
+	bool up_answered;    /* the origin's answer began: no more body to it */
+	bool up_in_flight;   /* a request to an origin carries it */
+	buf up_held;         /* the body from offset up_base: kept for a replay, or not yet sent */
+	uint64_t up_base;
+	uint64_t up_received, up_sent; /* from the client; to the current origin */
 } pxy;
 
 /* Hop-by-hop and framing headers: never relayed either way (RFC 9110 7.6.1). */
@@ -199,6 +218,7 @@ static void pxy_free(pxy *p)
 		http_respond(p->req, 204, NULL, 0);
 	buf_free(&p->headers);
 	buf_free(&p->tee_buf);
+	buf_free(&p->up_held);
 	free(p);
 }
 
@@ -436,6 +456,7 @@ static bool stream_head(void *arg, const http_message *resp)
 	pxy *p = arg;
 	edge *e = p->e;
 	int st = resp->status;
+	p->up_answered = true; /* an upload's body stops here (a failover sends it again) */
 	if (e->stopping || p->background || p->head || st < 200 || st == 204 || st == 304 || st == 502 || st == 503 ||
 	    st == 504 || (p->entry && st >= 500))
 		return false;
@@ -523,6 +544,130 @@ static void stream_end(pxy *p, int rc, const http_message *resp, const char *why
 	pxy_free(p);
 }
 
+/* --- streamed uploads ---
+ *
+ * A request body over stream_upload_bytes (or chunked) is not collected:
+ * the server hands its pieces to upload_data as they arrive and they go to
+ * the origin's connection as it takes them (upload_pump). What waits here
+ * (up_held past up_sent) is bounded by EDGE_UPLOAD_WINDOW: beyond it the
+ * client's body is paused (TCP, or HTTP/2 flow control, pushes back), and
+ * resumed when the origin's connection has room again (upload_room). So
+ * an upload of any size holds about retry_buffer_bytes + two windows here.
+ *
+ * Retry: the first retry_buffer_bytes of the body are kept (up_replayable)
+ * while no more than that has arrived; an origin that fails then (no
+ * connection, closed, 502/503/504) gets the usual rule (retryable method,
+ * one retry), and the body is sent again from its start. Past it, a failed
+ * origin means a 502 for the client and no repeat. An origin that answers
+ * before the body ended (413, 401...) gets no more of it; its answer is
+ * relayed and the client's connection (HTTP/2: stream) closed after it.
+ * The client's body failing (too large: 413, too slow: 408, bad framing:
+ * 400, client gone) answers here and abandons the origin's request (its
+ * connection closed, so the origin sees a cut body, never a complete one).
+ */
+static http_client *client_of(pxy *p);
+
+static size_t upload_pending(const pxy *p)
+{
+	return (size_t)(p->up_base + p->up_held.len - p->up_sent);
+}
+
+/* Send what the origin's connection has room for; end its body once the
+ * client's ended and all is sent; pause or resume the client's body. */
+static void upload_pump(pxy *p)
+{
+	if (p->up_in_flight && !p->up_answered && !p->up_client_failed) {
+		http_client *oc = client_of(p);
+		while (upload_pending(p) > 0) {
+			size_t room = http_client_upload_room(oc);
+			size_t n = upload_pending(p);
+			if (n > room)
+				n = room;
+			if (n == 0 || http_client_upload_write(oc, p->up_held.data + (p->up_sent - p->up_base), n) != 0)
+				break;
+			p->up_sent += n;
+		}
+		if (!p->up_replayable && p->up_sent > p->up_base) { /* sent and not kept: dropped */
+			size_t drop = (size_t)(p->up_sent - p->up_base);
+			memmove(p->up_held.data, p->up_held.data + drop, p->up_held.len - drop);
+			p->up_held.len -= drop;
+			p->up_base = p->up_sent;
+		}
+		if (p->up_body_done && upload_pending(p) == 0 && !p->up_origin_ended) {
+			p->up_origin_ended = true;
+			http_client_upload_end(oc);
+		}
+	}
+	if (p->up_body_done || p->up_client_failed)
+		return;
+	if (upload_pending(p) >= EDGE_UPLOAD_WINDOW && !p->up_answered)
+		http_request_body_pause(p->req);
+	else
+		http_request_body_resume(p->req);
+}
+
+static void upload_room(void *arg)
+{
+	upload_pump(arg);
+}
+
+static void upload_data(http_request *req, void *arg, const char *data, size_t len)
+{
+	pxy *p = arg;
+	edge *e = p->e;
+	p->up_received += len;
+	if (p->up_answered && !p->up_replayable)
+		return; /* the origin answered: the rest is dropped */
+	if (p->up_replayable && p->up_received > e->ec->retry_buffer_bytes) {
+		/* past what is kept for a replay: from now on only what waits is held */
+		p->up_replayable = false;
+		size_t drop = (size_t)(p->up_sent - p->up_base);
+		memmove(p->up_held.data, p->up_held.data + drop, p->up_held.len - drop);
+		p->up_held.len -= drop;
+		p->up_base = p->up_sent;
+		if (p->up_answered)
+			return;
+	}
+	if (buf_add(&p->up_held, data, len) != 0) { /* cannot happen: paused at EDGE_UPLOAD_WINDOW */
+		log_error("edge %s: request %s: an upload's buffer overflowed; request cut", e->ec->name, p->rid);
+		http_request_body_pause(req);
+		return;
+	}
+	upload_pump(p);
+}
+
+static void upload_end(http_request *req, void *arg, int rc)
+{
+	pxy *p = arg;
+	edge *e = p->e;
+	if (rc == 0) {
+		p->up_body_done = true;
+		upload_pump(p);
+		return;
+	}
+	p->up_client_failed = true;
+	e->n_upload_cuts++;
+	log_info("edge %s: request %s: the client's body failed after %llu bytes (%s): the origin's request is "
+		 "abandoned",
+		 e->ec->name, p->rid, (unsigned long long)p->up_received, err_str(rc));
+	if (p->streaming) { /* the origin's answer is being relayed: cut both */
+		stream_abandon(p);
+		return;
+	}
+	if (rc == ERR_LIMIT)
+		answer_error(req, 413, "payload_too_large", "the request body is larger than max_upload_bytes");
+	else if (rc == ERR_AGAIN)
+		answer_error(req, 408, "request_timeout", "the request body stopped arriving");
+	else if (rc == ERR_PARSE)
+		answer_error(req, 400, "bad_request", "the request body's framing is broken");
+	else
+		http_respond(req, 400, NULL, 0); /* the client is gone: discarded */
+	if (p->up_in_flight)
+		http_client_abort(client_of(p)); /* answered() frees p */
+	else
+		pxy_free(p);
+}
+
 static void answered(int rc, const http_message *resp, const char *body, size_t len, void *arg)
 {
 	pxy *p = arg;
@@ -535,8 +680,13 @@ static void answered(int rc, const http_message *resp, const char *body, size_t 
 		pxy_free(p);
 		return;
 	}
+	p->up_in_flight = false;
 	if (p->streaming) {
 		stream_end(p, rc, resp, rc == 0 ? "" : rc == ERR_AGAIN ? "timeout" : http_client_error(o->pool[p->slot], NULL));
+		return;
+	}
+	if (p->up_client_failed) { /* answered in upload_end already */
+		pxy_free(p);
 		return;
 	}
 	bool failed = rc != 0 || resp->status == 502 || resp->status == 503 || resp->status == 504;
@@ -569,13 +719,28 @@ static void answered(int rc, const http_message *resp, const char *body, size_t 
 		o->write_gate = 0; /* it refuses writes (no lease, no primary to forward to): its reads go on */
 	else
 		mark(e, p->origin, false, why);
-	int next = p->retryable && p->attempts < 2 ? pick(e, p->tried, p->write, p->group) : -1;
+	/* a streamed upload goes again only while all of its body is still here */
+	bool replayable = !p->upload || p->up_replayable;
+	int next = p->retryable && replayable && p->attempts < 2 ? pick(e, p->tried, p->write, p->group) : -1;
 	if (next >= 0 && (p->background || !http_request_is_closed(p->req))) {
 		e->n_failovers++;
-		log_info("edge %s: request %s: %s at %s, sent to %s", e->ec->name, p->rid, why, o->conf->name,
-			 e->origins[next].conf->name);
+		if (p->upload)
+			e->n_upload_replays++;
+		log_info("edge %s: request %s: %s at %s, sent to %s%s", e->ec->name, p->rid, why, o->conf->name,
+			 e->origins[next].conf->name, p->upload ? " (its body replayed)" : "");
 		p->origin = next;
 		send_to(p);
+		return;
+	}
+	if (p->upload && rc != 0 && !p->up_replayable) {
+		e->n_upload_cuts++;
+		e->n_bad_gateway++;
+		log_warn("edge %s: request %s: %s at %s after %llu bytes of its body: not repeated (more than "
+			 "retry_buffer_bytes were sent)",
+			 e->ec->name, p->rid, why, o->conf->name, (unsigned long long)p->up_sent);
+		answer_error(p->req, 502, "bad_gateway",
+			     "the region failed while the upload was being relayed; it was not repeated");
+		pxy_free(p);
 		return;
 	}
 	if (p->entry && cache_entry_usable_on_error(p->entry, m, now_s())) {
@@ -643,9 +808,24 @@ static void send_to(pxy *p)
 	const char *body = http_request_body(p->req, &len);
 	if (p->attempts == 1)
 		p->sent_at = now_s();
-	if (http_client_request_streamed(o->pool[best], m->method, m->target, p->headers.data, body, len,
-					 p->group > 0 ? HTTP_CLIENT_OWN_HOST : 0, stream_head, stream_data, answered,
-					 p) != 0) {
+	int rc;
+	if (p->upload) {
+		/* the body follows as it arrives (upload_pump), from its start */
+		p->up_sent = 0;
+		p->up_origin_ended = false;
+		p->up_answered = false;
+		p->up_in_flight = true;
+		rc = http_client_request_upload(o->pool[best], m->method, m->target, p->headers.data,
+						m->chunked ? -1 : m->content_length, EDGE_UPLOAD_WINDOW,
+						p->group > 0 ? HTTP_CLIENT_OWN_HOST : 0, stream_head, stream_data,
+						upload_room, answered, p);
+	} else {
+		rc = http_client_request_streamed(o->pool[best], m->method, m->target, p->headers.data, body, len,
+						  p->group > 0 ? HTTP_CLIENT_OWN_HOST : 0, stream_head, stream_data,
+						  answered, p);
+	}
+	if (rc != 0) {
+		p->up_in_flight = false;
 		if (!p->background)
 			answer_error(p->req, 503, "overloaded", "out of memory");
 		pxy_free(p);
@@ -928,9 +1108,39 @@ static void purge(edge *e, http_request *req)
 	http_respond(req, 200, out, strlen(out));
 }
 
+/* The head of a request: a body over stream_upload_bytes (or chunked) is
+ * streamed to the origin as it arrives (see "streamed uploads"). */
+static void on_head(http_request *req, void *arg)
+{
+	edge *e = arg;
+	const http_message *m = http_request_message(req);
+	size_t threshold = e->ec->stream_upload_bytes < e->ec->max_body_bytes ? e->ec->stream_upload_bytes
+									       : e->ec->max_body_bytes;
+	if (strncmp(m->target, "/_edge/", 7) == 0 || !(m->chunked || (m->content_length > 0 &&
+								      (uint64_t)m->content_length > threshold)))
+		return;
+	pxy *p = pxy_new(e, req);
+	if (!p)
+		return; /* collected, as a small one */
+	p->upload = true;
+	p->up_replayable = true;
+	buf_init(&p->up_held, e->ec->retry_buffer_bytes + 2 * EDGE_UPLOAD_WINDOW + 256 * 1024);
+	if (http_request_stream_body(req, e->ec->max_upload_bytes, upload_data, upload_end, p) != 0) {
+		pxy_free(p);
+		return;
+	}
+	e->n_uploads++;
+	http_request_set_data(req, p);
+}
+
 static void on_request(http_request *req, void *arg)
 {
 	edge *e = arg;
+	pxy *up = http_request_data(req);
+	if (up) { /* a streamed upload (on_head): to an origin at once, its body follows */
+		dispatch(up);
+		return;
+	}
 	const http_message *m = http_request_message(req);
 	if (strncmp(m->target, "/_edge/", 7) == 0) {
 		/* the edge's own paths: never proxied */
@@ -1283,7 +1493,7 @@ int edge_main(const config *cfg, const edge_confs *ecs, const char *name, int re
 		.ssl_ctx = e.sni ? edge_sni_default(e.sni) : NULL,
 		.http2 = ec->http2,
 	};
-	http_handlers h = {.on_request = on_request, .arg = &e};
+	http_handlers h = {.on_head = on_head, .on_request = on_request, .arg = &e};
 	e.srv = http_server_new(e.base, &scfg, &h);
 	if (!e.srv)
 		goto oom;

@@ -87,6 +87,9 @@ static void section_start(reader *r, const char *section)
 	e->probe_interval_ms = 1000;
 	snprintf(e->probe_path, sizeof e->probe_path, "/readyz");
 	e->max_body_bytes = 16u << 20;
+	e->stream_upload_bytes = 1u << 20;
+	e->max_upload_bytes = 5ULL << 30;
+	e->retry_buffer_bytes = 1u << 20;
 	e->cache_bytes = 64u << 20;
 	e->cache_max_object_bytes = 1u << 20;
 }
@@ -320,6 +323,21 @@ static void edge_key(reader *r, const char *name, const char *value)
 			error_at(r, r->line, "max_body_bytes: 1024..1073741824");
 		else
 			e->max_body_bytes = (size_t)v;
+	} else if (strcmp(name, "stream_upload_bytes") == 0) {
+		if (util_parse_int(value, 0, 1LL << 30, &v) != 0)
+			error_at(r, r->line, "stream_upload_bytes: 0..1073741824 (bodies larger are streamed)");
+		else
+			e->stream_upload_bytes = (size_t)v;
+	} else if (strcmp(name, "max_upload_bytes") == 0) {
+		if (util_parse_int(value, 1024, 1LL << 42, &v) != 0)
+			error_at(r, r->line, "max_upload_bytes: 1024..4398046511104");
+		else
+			e->max_upload_bytes = (unsigned long long)v;
+	} else if (strcmp(name, "retry_buffer_bytes") == 0) {
+		if (util_parse_int(value, 0, 64LL << 20, &v) != 0)
+			error_at(r, r->line, "retry_buffer_bytes: 0..67108864");
+		else
+			e->retry_buffer_bytes = (size_t)v;
 	} else if (strcmp(name, "cache_bytes") == 0) {
 		if (util_parse_int(value, 0, 1LL << 40, &v) != 0)
 			error_at(r, r->line, "cache_bytes: 0..1099511627776 (0: no cache)");

@@ -30,6 +30,9 @@
  *   probe_interval_ms = 1000          ; active health probes of each origin (0: none)
  *   probe_path = /readyz
  *   max_body_bytes = 16777216         ; request and response bodies (buffered)
+ *   stream_upload_bytes = 1048576     ; request bodies larger (or chunked): streamed to the origin
+ *   max_upload_bytes = 5368709120     ; the bound of a streamed request body (413 beyond)
+ *   retry_buffer_bytes = 1048576      ; a streamed body's first bytes kept for one replay
  *   cache_bytes = 67108864            ; the memory cache's bound (0: no cache)
  *   cache_max_object_bytes = 1048576  ; the largest body stored
  *   disk_cache_dir = cache/eu-pop     ; the disk tier (what memory evicts); "" none
@@ -94,6 +97,9 @@ typedef struct edge_conf {
 	int probe_interval_ms;
 	char probe_path[128];
 	size_t max_body_bytes;
+	size_t stream_upload_bytes;    /* bodies over it, or chunked, are streamed (not collected) */
+	unsigned long long max_upload_bytes; /* a streamed body's bound */
+	size_t retry_buffer_bytes;     /* kept of a streamed body so it can go to another origin */
 	size_t cache_bytes;            /* 0: no cache */
 	size_t cache_max_object_bytes;
 	char disk_cache_dir[EDGECONF_PATH_MAX]; /* "": no disk tier */

@@ -9,6 +9,10 @@
  *   any --error/timeout--> CLOSED (the request in flight fails; the queue goes on
  *                                  with a new connection)
  *
+ * An upload (http_client_request_upload) goes to READING at once, its
+ * body written by the producer while the answer may already come; the
+ * write low-watermark (half the window) calls the producer back.
+ *
  * Invariant: at most one request is in flight; its callback runs exactly
  * once. A request that was sent on a reused keep-alive connection which the
  * server had already closed is not retried automatically (the server may
@@ -48,6 +52,13 @@ typedef struct client_req {
 	http_client_cb cb;
 	http_client_data_cb on_data; /* streaming */
 	http_client_head_cb on_head; /* the answer's head: stream its body? */
+	/* an upload: the body comes from the producer */
+	bool upload;
+	bool upload_ended;
+	int64_t upload_length;       /* -1: chunked */
+	uint64_t upload_written;
+	size_t upload_window;
+	http_client_room_cb on_room;
 	void *arg;
 	struct client_req *next;
 } client_req;
@@ -77,12 +88,17 @@ struct http_client {
 	void *on_connect_failed_arg;
 	bool paused;                    /* http_client_pause: not reading the answer */
 	struct event *abort_ev;         /* http_client_abort, run from the loop */
+	struct event *room_ev;          /* an upload's on_room, run from the loop */
 	bool completing;                /* in a request's callback: a request queued from
 					 * there starts once the one that ended is finished
 					 * with (its connection closed or made idle) */
 };
 
 static void client_start_next(http_client *c);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static client_req *client_uploading(const http_client *c);
+static void client_arm_timer(http_client *c);
+static void client_room_cb(evutil_socket_t fd, short what, void *arg);
 
 static void client_close_connection(http_client *c)
 {
@@ -167,6 +183,10 @@ static void client_complete(http_client *c, int rc)
 	evtimer_del(c->timer);
 	if (c->abort_ev) /* an abandonment still pending was this request's, not the next's */
 		evtimer_del(c->abort_ev);
+	if (c->room_ev)
+		event_del(c->room_ev);
+	if (r->upload && c->bev)
+		bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	if (c->paused) { /* paused by its reader: the next request on this connection reads */
 		c->paused = false;
 		if (c->bev)
@@ -277,7 +297,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 				continue;
 			}
 			bool keep = m->keep_alive;
-			if (c->state == CLIENT_AWAIT_CONTINUE)
+			if (c->state == CLIENT_AWAIT_CONTINUE || (c->queue->upload && !c->queue->upload_ended))
 				keep = false; /* answered without reading our body */
 			client_complete(c, 0);
 			http_parser_reset(c->parser);
@@ -328,7 +348,12 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	http_client *c = arg;
 	if (what & BEV_EVENT_CONNECTED) {
 		c->connected = true;
-		if (c->connect_timeout_ms && c->in_flight) { /* from now on the answer's own timeout */
+		if (client_uploading(c)) { /* the body's progress arms it (client_write_cb) */
+			if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+				evtimer_del(c->timer);
+			else
+				client_arm_timer(c);
+		} else if (c->connect_timeout_ms && c->in_flight) { /* from now on the answer's own timeout */
 			struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
 			evtimer_add(c->timer, &tv);
 		}
@@ -350,6 +375,43 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		client_fail(c, rc);
 	else
 		client_close_connection(c); /* idle connection closed by the server */
+}
+
+static void client_arm_timer(http_client *c)
+{
+	struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+	evtimer_add(c->timer, &tv);
+}
+
+/* An upload in flight whose body has not ended, or NULL. */
+static client_req *client_uploading(const http_client *c)
+{
+	client_req *r = c->queue;
+	return c->in_flight && r && r->upload && !r->upload_ended && c->bev ? r : NULL;
+}
+
+/* The output drained (to the write low-watermark): an upload's producer
+ * may write more; the timer follows the origin's progress. */
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+	http_client *c = arg;
+	client_req *r = client_uploading(c);
+	if (!r)
+		return;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		evtimer_del(c->timer); /* all taken: waiting for the producer, not the origin */
+	else if (!c->paused)
+		client_arm_timer(c);
+	if (r->on_room)
+		r->on_room(r->arg);
+}
+
+static void client_room_cb(evutil_socket_t fd, short what, void *arg)
+{
+	http_client *c = arg;
+	client_req *r = client_uploading(c);
+	if (r && r->on_room)
+		r->on_room(r->arg);
 }
 
 static void client_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -422,7 +484,7 @@ static int client_connect(http_client *c)
 		if (!c->bev)
 			return ERR_NOMEM;
 	}
-	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
+	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (c->source[0]) {
 		if (client_connect_from(c) != 0) {
@@ -470,7 +532,16 @@ static void client_start_next(http_client *c)
 		evtimer_add(c->timer, &tv);
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 		evbuffer_add(out, r->head, r->head_len);
-		if (r->flags & HTTP_CLIENT_EXPECT_CONTINUE) {
+		if (r->upload) {
+			/* the body follows from the producer; the answer may come meanwhile */
+			c->state = CLIENT_READING;
+			evtimer_del(c->timer); /* armed as the body's bytes wait in the output */
+			if (!c->connected)
+				evtimer_add(c->timer, &tv); /* the connection's */
+			bufferevent_setwatermark(c->bev, EV_WRITE, r->upload_window / 2, 0);
+			if (c->room_ev)
+				event_active(c->room_ev, EV_TIMEOUT, 1);
+		} else if (r->flags & HTTP_CLIENT_EXPECT_CONTINUE) {
 			c->state = CLIENT_AWAIT_CONTINUE;
 		} else {
 			client_send_body(c, r);
@@ -562,6 +633,49 @@ static int client_enqueue(http_client *c, const char *method, const char *target
 	return 0;
 }
 
+/* An upload's request: head with the caller's framing line (in headers),
+ * no body of its own. */
+static int client_enqueue_upload(http_client *c, const char *method, const char *target, const char *headers,
+				 int64_t length, size_t window, http_client_head_cb on_head,
+				 http_client_data_cb on_data, http_client_room_cb on_room, http_client_cb cb, void *arg,
+				 int flags)
+{
+	if (strpbrk(method, " \r\n") || strpbrk(target, " \r\n") || !*target)
+		return ERR_INVAL;
+	client_req *r = calloc(1, sizeof *r);
+	if (!r)
+		return ERR_NOMEM;
+	buf head;
+	buf_init(&head, 1 << 20);
+	int rc = (flags & HTTP_CLIENT_OWN_HOST)
+			 ? buf_printf(&head, "%s %s HTTP/1.1\r\n%s\r\n", method, target, headers)
+			 : buf_printf(&head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s\r\n", method, target, c->sni, c->port,
+				      headers);
+	if (rc != 0) {
+		buf_free(&head);
+		free(r);
+		return rc;
+	}
+	r->head = buf_take(&head, &r->head_len);
+	r->flags = flags;
+	r->no_body_answer = strcmp(method, "HEAD") == 0;
+	r->cb = cb;
+	r->on_data = on_data;
+	r->on_head = on_head;
+	r->on_room = on_room;
+	r->upload = true;
+	r->upload_length = length;
+	r->upload_window = window;
+	r->arg = arg;
+	if (c->queue_tail)
+		c->queue_tail->next = r;
+	else
+		c->queue = r;
+	c->queue_tail = r;
+	client_start_next(c);
+	return 0;
+}
+
 int http_client_request(http_client *c, const char *method, const char *target, const char *headers,
 			const char *body, size_t len, int flags, http_client_cb cb, void *arg)
 {
@@ -587,6 +701,74 @@ int http_client_request_streamed(http_client *c, const char *method, const char 
 				 http_client_data_cb on_data, http_client_cb cb, void *arg)
 {
 	return client_enqueue(c, method, target, headers, NULL, body, len, flags, cb, on_data, on_head, arg);
+}
+
+int http_client_request_upload(http_client *c, const char *method, const char *target, const char *headers,
+			       int64_t length, size_t window, int flags, http_client_head_cb on_head,
+			       http_client_data_cb on_data, http_client_room_cb on_room, http_client_cb cb,
+			       void *arg)
+{
+	if (!c->room_ev && !(c->room_ev = event_new(c->base, -1, 0, client_room_cb, c)))
+		return ERR_NOMEM;
+	char framing[64] = "Transfer-Encoding: chunked\r\n";
+	if (length >= 0)
+		snprintf(framing, sizeof framing, "Content-Length: %lld\r\n", (long long)length);
+	buf lines;
+	buf_init(&lines, 1 << 20);
+	if (buf_adds(&lines, headers ? headers : "") != 0 || buf_adds(&lines, framing) != 0) {
+		buf_free(&lines);
+		return ERR_NOMEM;
+	}
+	/* the framing is ours (no Content-Length added, no body of the request's own) */
+	int rc = client_enqueue_upload(c, method, target, lines.data, length, window ? window : 1 << 20, on_head,
+				       on_data, on_room, cb, arg, flags & HTTP_CLIENT_OWN_HOST);
+	buf_free(&lines);
+	return rc;
+}
+
+size_t http_client_upload_room(const http_client *c)
+{
+	client_req *r = client_uploading(c);
+	if (!r)
+		return 0;
+	size_t pending = evbuffer_get_length(bufferevent_get_output(c->bev));
+	return pending < r->upload_window ? r->upload_window - pending : 0;
+}
+
+int http_client_upload_write(http_client *c, const char *data, size_t len)
+{
+	client_req *r = client_uploading(c);
+	if (!r || (r->upload_length >= 0 && r->upload_written + len > (uint64_t)r->upload_length))
+		return ERR_INVAL;
+	if (len == 0)
+		return 0;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int rc = 0;
+	if (r->upload_length < 0)
+		rc |= evbuffer_add_printf(out, "%zx\r\n", len) < 0;
+	rc |= evbuffer_add(out, data, len);
+	if (r->upload_length < 0)
+		rc |= evbuffer_add(out, "\r\n", 2);
+	if (rc != 0)
+		return ERR_NOMEM;
+	r->upload_written += len;
+	if (!c->paused && c->connected)
+		client_arm_timer(c); /* the origin has this long to take some of it */
+	return 0;
+}
+
+int http_client_upload_end(http_client *c)
+{
+	client_req *r = client_uploading(c);
+	if (!r || (r->upload_length >= 0 && r->upload_written != (uint64_t)r->upload_length))
+		return ERR_INVAL;
+	if (r->upload_length < 0 && evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5) != 0)
+		return ERR_NOMEM;
+	r->upload_ended = true;
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	if (!c->paused)
+		client_arm_timer(c); /* now the answer's */
+	return 0;
 }
 
 void http_client_pause(http_client *c)
@@ -685,6 +867,8 @@ void http_client_free(http_client **pc)
 		event_free(c->timer);
 	if (c->abort_ev)
 		event_free(c->abort_ev);
+	if (c->room_ev)
+		event_free(c->room_ev);
 	http_parser_free(&c->parser);
 	free(c);
 	*pc = NULL;

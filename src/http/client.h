@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 #include <openssl/ssl.h>
@@ -84,6 +85,37 @@ typedef bool (*http_client_head_cb)(void *arg, const http_message *resp);
 int http_client_request_streamed(http_client *c, const char *method, const char *target, const char *headers,
 				 const char *body, size_t len, int flags, http_client_head_cb on_head,
 				 http_client_data_cb on_data, http_client_cb cb, void *arg);
+/*
+ * A request whose body comes in pieces (an upload relayed as it arrives):
+ * the head goes with Content-Length: length (length >= 0) or
+ * Transfer-Encoding: chunked (length < 0); once the request is in flight,
+ * the producer writes with http_client_upload_write while
+ * http_client_upload_room() > 0 and ends with http_client_upload_end (with
+ * a length: after exactly length bytes). At most window bytes of the body
+ * wait in the connection's output: on_room(arg) runs (from the event loop)
+ * when the request starts and whenever what waits is down to half of it,
+ * until the end. The answer is handled as for request_streamed, and may
+ * come before the body's end (an early 413 or 401): the connection is then
+ * not reused, and writes after cb are refused. While the body is being
+ * sent, timeout_ms bounds the origin's taking no byte of what waits (an
+ * empty output with the producer idle is not the origin's fault: no
+ * timer); after the end, the answer. 0, or ERR_NOMEM / ERR_INVAL.
+ */
+typedef void (*http_client_room_cb)(void *arg);
+int http_client_request_upload(http_client *c, const char *method, const char *target, const char *headers,
+			       int64_t length, size_t window, int flags, http_client_head_cb on_head,
+			       http_client_data_cb on_data, http_client_room_cb on_room, http_client_cb cb,
+			       void *arg);
+/* Bytes the producer may write now (0: wait for on_room; also when no
+ * upload is in flight or its body ended). */
+size_t http_client_upload_room(const http_client *c);
+/* Queue body bytes (copied; chunked: one chunk). 0, ERR_INVAL (no upload
+ * in flight, its body ended, or more than the announced length),
+ * ERR_NOMEM. Never calls back. */
+int http_client_upload_write(http_client *c, const char *data, size_t len);
+/* The body is complete (chunked: the last chunk goes). 0 or ERR_INVAL
+ * (no upload in flight, or short of the announced length). */
+int http_client_upload_end(http_client *c);
 /* Stop reading the answer in flight (its reader is slow: what is read
  * stays in the socket's buffers, and the origin is pushed back by TCP); the
  * timeout is suspended meanwhile. Resume reads again (at once from what was

@@ -18,7 +18,19 @@
  * no longer knows it. A stream nghttp2 closed while HELD (client reset,
  * peer gone) stays until the handler answers; its answer is dropped.
  *
- * Invariants: handlers run only from session_dispatch, after
+ * Streamed request bodies (http_request_stream_body): a stream whose
+ * HEADERS came without END_STREAM runs the server's on_head at once (its
+ * head parsed alone, Content-Length as announced or chunked when none);
+ * when the handler chooses streaming, on_request runs too and the DATA
+ * that follow go to its on_data from session_deliver (outside nghttp2),
+ * then on_end. Otherwise the body is collected and on_request runs at
+ * END_STREAM as before (on_head is not run again). Flow control is ours
+ * (no automatic WINDOW_UPDATE): the connection's window is given back as
+ * DATA arrive, a stream's once its bytes were handed on (collected, or
+ * given to on_data while not paused), so a paused stream holds at most
+ * one stream window (H2_INITIAL_WINDOW).
+ *
+ * Invariants: handlers run only from session_dispatch and session_deliver, after
  * nghttp2_session_mem_recv returned, never inside an nghttp2 callback;
  * nghttp2_session_send runs only outside callbacks (s->in_ng guards it);
  * s->held == number of HELD streams; every byte of a request body or of
@@ -47,6 +59,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "core/buf.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -69,6 +82,7 @@ struct h2_stream {
 	buf body;
 	size_t header_bytes;    /* RFC 9113 accounting: name + value + 32 each */
 	bool had_content_length;
+	int64_t announced_length; /* its value (-1: none, or not a number) */
 	int error_status;       /* answer this instead of running the handler */
 	const char *error_code, *error_message;
 	bool head_method;
@@ -77,6 +91,18 @@ struct h2_stream {
 	bool responding;        /* a data provider is attached */
 	bool ended;             /* the answer's last byte is in out */
 	bool reset_after;       /* RST_STREAM(NO_ERROR) once the answer went (body unread) */
+	bool end_stream;        /* the request's END_STREAM came */
+	bool head_dispatched;   /* on_head ran before the body */
+	bool in_on_head;
+	/* a streamed body */
+	bool streaming, body_paused, body_reported;
+	int body_error;         /* ERR_LIMIT, ERR_AGAIN: to report */
+	uint64_t body_max, body_received;
+	http_body_data_fn body_data;
+	http_body_end_fn body_end;
+	void *body_arg;
+	struct event *body_timer;
+	size_t unconsumed;      /* bytes of this stream's window to give back */
 	struct evbuffer *out;   /* the answer's body not yet framed */
 	size_t accounted;       /* body.len, the parsed body and out's length, as last counted */
 	size_t out_accounted;   /* out's length, as last counted in s->pending */
@@ -106,9 +132,12 @@ struct h2_session {
 				  * in one piece (one TLS record where they fit, not one per
 				  * frame) */
 	struct event *stall_timer;
+	struct event *deliver_ev; /* session_deliver from the loop (resume, peer gone) */
+	size_t conn_unconsumed;  /* bytes of the connection's window to give back */
 };
 
 static void session_flush(h2_session *s);
+static void deliver_cb(evutil_socket_t fd, short what, void *arg);
 
 /* --- streams --- */
 
@@ -169,6 +198,7 @@ static h2_stream *stream_new(h2_session *s, int32_t id)
 	buf_init(&st->authority, 256);
 	buf_init(&st->host, 256);
 	buf_init(&st->body, s->cfg->limits.max_body_bytes ? s->cfg->limits.max_body_bytes : 1);
+	st->announced_length = -1;
 	st->out = evbuffer_new();
 	if (!st->out) {
 		free(st);
@@ -199,6 +229,8 @@ static void stream_release(h2_stream *st)
 	s->nstreams--;
 	if (st->drain_event)
 		event_free(st->drain_event);
+	if (st->body_timer)
+		event_free(st->body_timer);
 	if (st->req)
 		http__request_free_h2(st->req);
 	http_parser_free(&st->parser);
@@ -355,6 +387,13 @@ static int on_header_cb(nghttp2_session *ng, const nghttp2_frame *frame, const u
 		rc = buf_add(&st->host, value, valuelen);
 	} else if (name_is(name, namelen, "content-length")) {
 		st->had_content_length = true; /* nghttp2 checks it against the DATA */
+		int64_t v = 0;
+		bool ok = valuelen > 0 && valuelen <= 18;
+		for (size_t i = 0; ok && i < valuelen; i++) {
+			ok = value[i] >= '0' && value[i] <= '9';
+			v = v * 10 + (value[i] - '0');
+		}
+		st->announced_length = ok ? v : -1;
 	} else if (name_is(name, namelen, "te")) {
 		/* "trailers" only (nghttp2 checked): hop-by-hop, not passed on */
 	} else {
@@ -371,6 +410,24 @@ static int on_data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t stream_i
 {
 	h2_session *s = user_data;
 	h2_stream *st = nghttp2_session_get_stream_user_data(ng, stream_id);
+	s->conn_unconsumed += len;
+	if (st)
+		st->unconsumed += len; /* given back in session_deliver (a streamed one: once handed on) */
+	if (st && st->streaming) {
+		if (!st->held || st->body_error || st->body_reported)
+			return 0; /* answered already, or failed: dropped */
+		st->body_received += len;
+		st->unconsumed -= len; /* not before on_data had them */
+		if (st->body_received > st->body_max) {
+			st->body_error = ERR_LIMIT;
+			st->unconsumed += len;
+		} else if (buf_add(&st->body, data, len) != 0) {
+			st->body_error = ERR_NOMEM;
+			st->unconsumed += len;
+		}
+		stream_account(st);
+		return 0;
+	}
 	if (!st || st->error_status || st->dispatched)
 		return 0; /* discarded (its window is given back all the same) */
 	if (http__conn_over_budget(s->c)) {
@@ -397,10 +454,13 @@ static int on_frame_recv_cb(nghttp2_session *ng, const nghttp2_frame *frame, voi
 	if (!st)
 		return 0;
 	if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+		st->end_stream = true;
 		queue_push(s, st);
 	} else if (st->error_status && frame->hd.type == NGHTTP2_HEADERS) {
 		st->reset_after = true; /* answered before its body: reset it after */
 		queue_push(s, st);
+	} else if (frame->hd.type == NGHTTP2_HEADERS && http__server_has_on_head(s->c)) {
+		queue_push(s, st); /* on_head before the body: it may stream it */
 	}
 	return 0;
 }
@@ -418,6 +478,7 @@ static int on_frame_send_cb(nghttp2_session *ng, const nghttp2_frame *frame, voi
 
 static int on_stream_close_cb(nghttp2_session *ng, int32_t stream_id, uint32_t error_code, void *user_data)
 {
+	h2_session *s = user_data;
 	h2_stream *st = nghttp2_session_get_stream_user_data(ng, stream_id);
 	if (!st)
 		return 0;
@@ -425,6 +486,8 @@ static int on_stream_close_cb(nghttp2_session *ng, int32_t stream_id, uint32_t e
 	st->ng_closed = true;
 	if (st->held)
 		stream_wake_producer(st); /* it sees http_request_is_closed() */
+	if (st->held && st->streaming && !st->body_reported)
+		event_active(s->deliver_ev, EV_TIMEOUT, 1); /* its on_end hears it */
 	stream_release(st);
 	return 0;
 }
@@ -451,7 +514,8 @@ h2_session *h2_session_new(struct http_conn *c, struct bufferevent *bev, const h
 	s->cfg = cfg;
 	buf_init(&s->wbuf, H2_OUTPUT_HIGH + 64 * 1024);
 	s->stall_timer = evtimer_new(http__conn_base(c), stall_cb, s);
-	if (!s->stall_timer || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
+	s->deliver_ev = event_new(http__conn_base(c), -1, 0, deliver_cb, s);
+	if (!s->stall_timer || !s->deliver_ev || nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
 		goto fail;
 	nghttp2_session_callbacks_set_send_callback(cb, send_cb);
 	nghttp2_session_callbacks_set_send_data_callback(cb, send_data_cb);
@@ -470,6 +534,7 @@ h2_session *h2_session_new(struct http_conn *c, struct bufferevent *bev, const h
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
 	nghttp2_option_set_max_settings(opt, 32);
 	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+	nghttp2_option_set_no_auto_window_update(opt, 1); /* ours: streamed bodies (design block) */
 	if (nghttp2_session_server_new2(&s->ng, cb, s, opt) != 0)
 		goto fail;
 	nghttp2_session_callbacks_del(cb);
@@ -516,15 +581,18 @@ void h2_session_free(h2_session **ps)
 	}
 	if (s->stall_timer)
 		event_free(s->stall_timer);
+	if (s->deliver_ev)
+		event_free(s->deliver_ev);
 	buf_free(&s->wbuf);
 	s->magic = 0;
 	free(s);
 	*ps = NULL;
 }
 
-/* Build the HTTP/1.1 form of the request and parse it with the server's
- * parser and limits. 0, or an error recorded in st. */
-static int stream_parse(h2_session *s, h2_stream *st)
+/* The HTTP/1.1 head of the request into head, framed by framing (a
+ * Content-Length or Transfer-Encoding line, or ""). 0, or an error
+ * recorded in st. */
+static int stream_build_head(h2_session *s, h2_stream *st, buf *head, const char *framing)
 {
 	if (st->host.len && st->authority.len &&
 	    (st->host.len != st->authority.len || strncasecmp(st->host.data, st->authority.data, st->host.len) != 0)) {
@@ -532,24 +600,79 @@ static int stream_parse(h2_session *s, h2_stream *st)
 		return -1;
 	}
 	const buf *host = st->authority.len ? &st->authority : &st->host;
-	buf head;
-	buf_init(&head, s->cfg->limits.max_header_bytes + H2_REQUEST_LINE_MAX);
-	int rc = buf_printf(&head, "%s %.*s HTTP/1.1\r\n", st->method, (int)st->path.len,
+	buf_init(head, s->cfg->limits.max_header_bytes + H2_REQUEST_LINE_MAX);
+	int rc = buf_printf(head, "%s %.*s HTTP/1.1\r\n", st->method, (int)st->path.len,
 			    st->path.data ? st->path.data : "");
 	if (host->len)
-		rc |= buf_printf(&head, "Host: %.*s\r\n", (int)host->len, host->data);
+		rc |= buf_printf(head, "Host: %.*s\r\n", (int)host->len, host->data);
 	if (st->head.len)
-		rc |= buf_add(&head, st->head.data, st->head.len);
+		rc |= buf_add(head, st->head.data, st->head.len);
 	if (st->cookie.len)
-		rc |= buf_printf(&head, "cookie: %.*s\r\n", (int)st->cookie.len, st->cookie.data);
-	if (st->body.len || st->had_content_length)
-		rc |= buf_printf(&head, "Content-Length: %zu\r\n", st->body.len);
-	rc |= buf_add(&head, "\r\n", 2);
+		rc |= buf_printf(head, "cookie: %.*s\r\n", (int)st->cookie.len, st->cookie.data);
+	rc |= buf_adds(head, framing);
+	rc |= buf_add(head, "\r\n", 2);
 	if (rc != 0) {
-		buf_free(&head);
+		buf_free(head);
 		stream_fail(st, 431, "headers_too_large", "header section too large");
 		return -1;
 	}
+	return 0;
+}
+
+/* The error recorded by a failed parse of st's request. */
+static void stream_parse_failed(h2_stream *st)
+{
+	int status = http_parser_error_status(st->parser);
+	stream_fail(st, status, status == 431 ? "headers_too_large" : status == 414 ? "uri_too_long"
+				: status == 501 ? "not_implemented" : status == 413 ? "payload_too_large"
+				: "bad_request",
+		    http_parser_error(st->parser));
+}
+
+/* The head alone (its body to come, maybe streamed): parsed with the
+ * server's limits, framed as announced (Content-Length, else chunked). 0,
+ * or an error recorded in st. */
+static int stream_parse_head(h2_session *s, h2_stream *st)
+{
+	char framing[64] = "Transfer-Encoding: chunked\r\n";
+	if (st->announced_length >= 0)
+		snprintf(framing, sizeof framing, "Content-Length: %lld\r\n", (long long)st->announced_length);
+	buf head;
+	if (stream_build_head(s, st, &head, framing) != 0)
+		return -1;
+	http_limits limits = s->cfg->limits;
+	limits.max_header_bytes += H2_REQUEST_LINE_MAX;
+	st->parser = http_parser_new(HTTP_REQUEST, &limits);
+	if (!st->parser) {
+		buf_free(&head);
+		stream_fail(st, 503, "overloaded", "out of memory");
+		return -1;
+	}
+	size_t used = 0;
+	int prc = http_parser_feed(st->parser, head.data, head.len, &used);
+	buf_free(&head);
+	if (prc < 0) {
+		stream_parse_failed(st);
+		return -1;
+	}
+	if (prc != HTTP_PARSE_HEAD) {
+		stream_fail(st, 400, "bad_request", "incomplete request");
+		return -1;
+	}
+	return 0;
+}
+
+/* Build the HTTP/1.1 form of the request and parse it with the server's
+ * parser and limits. 0, or an error recorded in st. */
+static int stream_parse(h2_session *s, h2_stream *st)
+{
+	char framing[48] = "";
+	if (st->body.len || st->had_content_length)
+		snprintf(framing, sizeof framing, "Content-Length: %zu\r\n", st->body.len);
+	buf head;
+	if (stream_build_head(s, st, &head, framing) != 0)
+		return -1;
+	http_parser_free(&st->parser); /* the head's alone, parsed before the body */
 	http_limits limits = s->cfg->limits;
 	limits.max_header_bytes += H2_REQUEST_LINE_MAX;
 	limits.max_body_bytes = st->body.len;
@@ -576,11 +699,7 @@ static int stream_parse(h2_session *s, h2_stream *st)
 	buf_free(&st->body); /* the parser holds its copy */
 	stream_account(st);
 	if (prc < 0) {
-		int status = http_parser_error_status(st->parser);
-		stream_fail(st, status, status == 431 ? "headers_too_large" : status == 414 ? "uri_too_long"
-					: status == 501 ? "not_implemented" : status == 413 ? "payload_too_large"
-					: "bad_request",
-			    http_parser_error(st->parser));
+		stream_parse_failed(st);
 		return -1;
 	}
 	if (prc != HTTP_PARSE_DONE) {
@@ -618,6 +737,138 @@ static void stream_error_answer(h2_session *s, h2_stream *st)
 	buf_free(&body);
 }
 
+static int body_timeout_ms(const h2_session *s)
+{
+	return s->cfg->body_timeout_ms ? s->cfg->body_timeout_ms : s->cfg->idle_timeout_ms;
+}
+
+/* A stream's head came without its body: on_head now, which may stream the
+ * body (then on_request too); else the body is collected and on_request
+ * runs at its end (session_dispatch). A head that fails to parse is
+ * answered at once, the stream reset after. */
+static void stream_head_dispatch(h2_session *s, h2_stream *st)
+{
+	st->head_dispatched = true;
+	if (stream_parse_head(s, st) == 0 && !(st->req = http__request_new_h2(s->c, st)))
+		stream_fail(st, 503, "overloaded", "out of memory");
+	if (st->error_status) {
+		st->dispatched = true;
+		st->reset_after = true;
+		stream_error_answer(s, st);
+		return;
+	}
+	st->head_method = strcmp(st->method, "HEAD") == 0;
+	st->held = true;
+	s->held++;
+	st->in_dispatch = true;
+	st->in_on_head = true;
+	st->reset_after = true; /* answered here: the body is not read */
+	http__request_on_head(st->req);
+	st->in_on_head = false;
+	if (!st->held) { /* answered */
+		st->dispatched = true;
+	} else if (st->streaming) {
+		st->reset_after = false;
+		st->dispatched = true;
+		struct timeval tv = util_timeval_ms(body_timeout_ms(s));
+		if (st->body_timer)
+			evtimer_add(st->body_timer, &tv);
+		http__request_on_request(st->req);
+	} else { /* collected: the handler holds it from its end on */
+		st->reset_after = false;
+		st->held = false;
+		s->held--;
+	}
+	st->in_dispatch = false;
+	stream_release(st);
+}
+
+/* A streamed body's bytes to on_data (not while paused), then its end or
+ * failure to on_end, once. */
+static void stream_deliver(h2_stream *st)
+{
+	bool closed = h2_stream_closed(st);
+	if (st->body.len && !st->body_paused && !st->body_error && !closed) {
+		size_t n = st->body.len;
+		st->body_data(st->req, st->body_arg, st->body.data, n);
+		st->unconsumed += n;
+		buf_reset(&st->body);
+		stream_account(st);
+		if (st->body_timer && !st->body_paused && st->held) {
+			struct timeval tv = util_timeval_ms(body_timeout_ms(st->s));
+			evtimer_add(st->body_timer, &tv); /* inactivity restarts */
+		}
+	}
+	if (!st->held || st->body_reported)
+		return;
+	int rc;
+	if (st->body_error)
+		rc = st->body_error;
+	else if (closed)
+		rc = ERR_IO;
+	else if (st->end_stream && st->body.len == 0)
+		rc = 0;
+	else
+		return;
+	st->body_reported = true;
+	if (st->body_timer)
+		evtimer_del(st->body_timer);
+	if (rc != 0)
+		st->reset_after = true; /* the rest is not read */
+	buf_free(&st->body);
+	stream_account(st);
+	st->body_end(st->req, st->body_arg, rc);
+}
+
+/* Streamed bodies to their handlers; flow-control windows given back (a
+ * paused stream's are withheld). The caller makes sure the session
+ * survives (a pseudo-hold here: handlers answering do not free it). */
+static void session_deliver(h2_session *s)
+{
+	s->held++;
+	h2_stream *st = s->streams;
+	while (st) {
+		st->in_dispatch = true;
+		if (st->streaming && st->held && !st->body_reported)
+			stream_deliver(st);
+		bool withheld = st->streaming && st->body_paused && st->held && !st->body_reported;
+		if (s->ng && st->unconsumed && !withheld && !st->ng_closed) {
+			nghttp2_session_consume_stream(s->ng, st->id, st->unconsumed);
+			st->unconsumed = 0;
+		}
+		st->in_dispatch = false;
+		h2_stream *next = st->next;
+		stream_release(st);
+		st = next;
+	}
+	if (s->ng && s->conn_unconsumed) {
+		nghttp2_session_consume_connection(s->ng, s->conn_unconsumed);
+		s->conn_unconsumed = 0;
+	}
+	s->held--;
+	session_flush(s);
+}
+
+/* session_deliver from the loop (a resume, a peer gone, a stream reset). */
+static void deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	h2_session *s = arg;
+	struct http_conn *c = s->c;
+	session_deliver(s);
+	http__conn_h2_answered(c); /* last: may free the connection and s */
+}
+
+static void body_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	h2_stream *st = arg;
+	h2_session *s = st->s;
+	struct http_conn *c = s->c;
+	if (!st->body_reported && !st->body_error)
+		st->body_error = ERR_AGAIN;
+	session_deliver(s);
+	http__conn_h2_answered(c); /* last: may free the connection and s */
+}
+
 /* Run the handlers of the streams that completed (outside nghttp2). */
 static void session_dispatch(h2_session *s)
 {
@@ -627,6 +878,11 @@ static void session_dispatch(h2_session *s)
 		if (!s->queue_head)
 			s->queue_tail = NULL;
 		st->queued = false;
+		if (!st->ng_closed && !st->end_stream && !st->error_status) {
+			if (!st->head_dispatched)
+				stream_head_dispatch(s, st);
+			continue;
+		}
 		st->dispatched = true;
 		if (st->ng_closed) { /* reset by the client meanwhile */
 			stream_release(st);
@@ -639,7 +895,8 @@ static void session_dispatch(h2_session *s)
 			continue;
 		}
 		st->head_method = strcmp(st->method, "HEAD") == 0;
-		st->req = http__request_new_h2(s->c, st);
+		if (!st->req)
+			st->req = http__request_new_h2(s->c, st);
 		if (!st->req) {
 			stream_fail(st, 503, "overloaded", "out of memory");
 			stream_error_answer(s, st);
@@ -648,7 +905,7 @@ static void session_dispatch(h2_session *s)
 		st->held = true;
 		s->held++;
 		st->in_dispatch = true;
-		http__request_dispatch(st->req);
+		http__request_dispatch(st->req, st->head_dispatched);
 		st->in_dispatch = false;
 		stream_release(st); /* if it was answered and closed meanwhile */
 	}
@@ -707,6 +964,7 @@ int h2_session_read(h2_session *s)
 		}
 		evbuffer_drain(in, (size_t)n);
 		session_dispatch(s);
+		session_deliver(s);
 	}
 	session_flush(s);
 	return h2_session_finished(s) ? -1 : 0;
@@ -764,6 +1022,7 @@ void h2_session_peer_gone(h2_session *s)
 		st = next;
 	}
 	s->queue_head = s->queue_tail = NULL;
+	event_active(s->deliver_ev, EV_TIMEOUT, 1); /* streamed bodies' on_end hear it */
 }
 
 int h2_session_held(const h2_session *s)
@@ -886,6 +1145,8 @@ static int stream_submit(h2_stream *st, int status, const char *head, size_t hea
 		}
 		p = eol + 1;
 	}
+	if (st->streaming && !st->body_reported)
+		st->reset_after = true; /* answered before the body's end: the rest is not read */
 	nghttp2_data_provider dp = {.source.ptr = st, .read_callback = data_read_cb};
 	int rc = nghttp2_submit_response(s->ng, st->id, nv, n, with_body ? &dp : NULL); /* copies nv */
 	free(nv);
@@ -985,4 +1246,40 @@ void h2_stream_abort(h2_stream *st)
 	if (stream_can_answer(st))
 		nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
 	stream_unhold(st);
+}
+
+int h2_stream_stream_body(h2_stream *st, uint64_t max, http_body_data_fn on_data, http_body_end_fn on_end,
+			  void *arg)
+{
+	assert(st->magic == H2_STREAM_MAGIC);
+	if (!st->in_on_head || st->end_stream)
+		return ERR_INVAL; /* the body is here already: collected */
+	if (!st->body_timer && !(st->body_timer = evtimer_new(http__conn_base(st->s->c), body_timer_cb, st)))
+		return ERR_NOMEM;
+	st->streaming = true;
+	st->body_max = max;
+	st->body_data = on_data;
+	st->body_end = on_end;
+	st->body_arg = arg;
+	st->body_received = st->body.len; /* DATA that came with the head */
+	if (st->body_received > max)
+		st->body_error = ERR_LIMIT;
+	/* at most one stream window is held (it is given back once handed on) */
+	st->body.max = H2_INITIAL_WINDOW + 64 * 1024 > st->body.len ? H2_INITIAL_WINDOW + 64 * 1024 : st->body.len;
+	return 0;
+}
+
+void h2_stream_body_pause(h2_stream *st, bool pause)
+{
+	assert(st->magic == H2_STREAM_MAGIC);
+	if (!st->streaming || st->body_reported || st->body_paused == pause)
+		return;
+	st->body_paused = pause;
+	if (pause) {
+		evtimer_del(st->body_timer); /* the handler is slow, not the client */
+		return;
+	}
+	struct timeval tv = util_timeval_ms(body_timeout_ms(st->s));
+	evtimer_add(st->body_timer, &tv);
+	event_active(st->s->deliver_ev, EV_TIMEOUT, 1);
 }

@@ -88,12 +88,22 @@ void h2_stream_chunk(h2_stream *st, const char *data, size_t len, char *owned);
 void h2_stream_end(h2_stream *st);
 /* RST_STREAM(INTERNAL_ERROR): the client sees an incomplete answer. */
 void h2_stream_abort(h2_stream *st);
+/* http_request_stream_body / body_pause / body_resume (server.h). */
+int h2_stream_stream_body(h2_stream *st, uint64_t max, http_body_data_fn on_data, http_body_end_fn on_end,
+			  void *arg);
+void h2_stream_body_pause(h2_stream *st, bool pause);
 
 /* --- in server.c, for h2.c --- */
 http_request *http__request_new_h2(struct http_conn *c, h2_stream *st);
 void http__request_free_h2(http_request *req);
-/* Run the server's on_head (if any) then on_request, as for HTTP/1.1. */
-void http__request_dispatch(http_request *req);
+/* Run the server's on_head (if any; not when head_done: it ran before the
+ * body, http__request_on_head) then on_request, as for HTTP/1.1. */
+void http__request_dispatch(http_request *req, bool head_done);
+/* The server's on_head alone (a stream's head, before its body: the
+ * handler may choose to stream the body), and on_request alone. */
+void http__request_on_head(http_request *req);
+void http__request_on_request(http_request *req);
+bool http__server_has_on_head(struct http_conn *c);
 /* The request's handler answered (after h2_stream_* above): frees the
  * connection when its socket is gone and nothing is held any more. Must be
  * the caller's last action on c. */

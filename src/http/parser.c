@@ -172,6 +172,7 @@ struct http_parser {
 	buf body;                 /* decoded body; body.max is the current body limit */
 	http_body_sink sink;      /* when set, decoded bytes go here instead of body */
 	void *sink_arg;
+	uint64_t sunk;            /* bytes given to the sink, counted against body.max */
 	uint64_t remaining;       /* Content-Length or chunk-data bytes still to come */
 	unsigned chunk_digits;
 	size_t chunk_line_bytes;
@@ -346,14 +347,18 @@ static http_field *field_slot(http_parser *p)
  * caller may have lowered below what is already stored). */
 static size_t body_room(const http_parser *p)
 {
-	return p->body.len < p->body.max ? p->body.max - p->body.len : 0;
+	uint64_t held = p->sink ? p->sunk : p->body.len;
+	return held < p->body.max ? (size_t)(p->body.max - held) : 0;
 }
 
 /* Append decoded body bytes. 413 when the body limit would be passed, 500 on
  * allocation failure; the body is unaltered on failure. */
 static int body_append(http_parser *p, const char *data, size_t len)
 {
-	if (p->sink) { /* streaming: no buffering, no size limit */
+	if (p->sink) { /* streaming: no buffering; the limit counts what went by */
+		if (len > body_room(p))
+			return fail(p, ERR_LIMIT, 413, "content too large");
+		p->sunk += len;
 		if (len)
 			p->sink(p->sink_arg, data, len);
 		return 0;
@@ -1189,6 +1194,7 @@ void http_parser_reset(http_parser *p)
 	p->body.max = p->limits.max_body_bytes;
 	p->sink = NULL;
 	p->sink_arg = NULL;
+	p->sunk = 0;
 
 	p->state = STATE_HEAD;
 	p->head_len = 0;

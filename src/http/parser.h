@@ -110,8 +110,10 @@ bool http_parser_started(const http_parser *p);
 
 /* Streaming: for the current message (call after HTTP_PARSE_HEAD), decoded
  * body bytes are handed to sink as they arrive instead of being collected
- * (http_parser_body() stays empty, and the body limit no longer applies: the
- * sink bounds what it keeps). Used for long-lived streams (replication). */
+ * (http_parser_body() stays empty). The body limit becomes unbounded (the
+ * sink bounds what it keeps: long-lived streams, replication); a limit set
+ * afterwards (http_parser_set_body_limit) counts the bytes handed to the
+ * sink (a streamed upload's max_upload_bytes: 413 as for a collected body). */
 typedef void (*http_body_sink)(void *arg, const char *data, size_t len);
 void http_parser_set_body_sink(http_parser *p, http_body_sink sink, void *arg);
 

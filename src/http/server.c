@@ -14,6 +14,20 @@
  *     v                                                           CLOSING --> freed
  *   (refused)
  *
+ * A streamed body (http_request_stream_body in on_head): the head goes
+ * from BODY to STREAMING, where on_request has run already and the body's
+ * bytes go to the handler as they are read (the parser's sink); its end
+ * (or failure) moves to HANDLING. An answer in STREAMING (before the body
+ * ended) closes the connection after it, lingering to drop the rest:
+ *
+ *   BODY --(on_head chose streaming; on_request)--> STREAMING --(end/error: on_end)--> HANDLING
+ *                                                      |
+ *                                                      +--(answered early)--> CLOSING (linger)
+ *
+ * In STREAMING reading is enabled unless the handler paused it
+ * (http_request_body_pause); the timer is the body's inactivity
+ * (body_timeout_ms, else idle_timeout_ms), stopped while paused.
+ *
  * HTTP/2: when the TLS handshake chose "h2" by ALPN (cfg.http2), the first
  * read moves the connection from HEAD to H2 for good, and its bytes belong
  * to an h2_session (h2.h) that runs many requests at once; the connection
@@ -111,6 +125,7 @@ typedef enum conn_state {
 	CONN_WRITING,
 	CONN_CLOSING,
 	CONN_H2,       /* an h2_session owns the connection's bytes */
+	CONN_STREAMING, /* the handler holds the request; its body streams to it */
 } conn_state;
 
 /* A detached request (http_request_detach): a copy, answered into done(). */
@@ -136,6 +151,13 @@ struct http_request {
 	bool chunked_response;  /* streaming with chunked encoding */
 	bool close_after;       /* close the connection after this answer */
 	bool head_method;
+	/* a streamed body (http_request_stream_body) */
+	http_body_data_fn body_data;
+	http_body_end_fn body_end;
+	void *body_arg;
+	uint64_t body_max;
+	bool body_streamed;     /* chosen in on_head */
+	bool body_paused;
 };
 
 typedef struct http_conn {
@@ -152,6 +174,7 @@ typedef struct http_conn {
 	bool request_started;    /* header timer armed for the current request */
 	bool in_on_head;         /* the on_head handler is running */
 	bool linger;             /* CLOSING: read and discard until the peer stops sending */
+	bool body_cut;           /* a streamed body failed: linger after the answer */
 	size_t discarded;
 	size_t io_bytes;         /* in the input and output evbuffers */
 	size_t body_bytes;       /* request body held by the parser */
@@ -401,6 +424,47 @@ static void conn_free(http_conn *c)
 	server_check_shutdown_done(srv);
 }
 
+/* A streamed body ends (rc 0) or fails: the connection moves to HANDLING
+ * (reading on again for what follows, a failure closes after the answer),
+ * then the handler's on_end runs. Must be the caller's last action on c
+ * (the handler may answer, which may free c). */
+static void conn_stream_end(http_conn *c, int rc)
+{
+	http_request *req = &c->req;
+	c->state = CONN_HANDLING;
+	if (c->timer)
+		evtimer_del(c->timer);
+	if (rc != 0) {
+		req->close_after = true;
+		c->body_cut = c->bev != NULL;
+	}
+	if (req->body_paused) {
+		req->body_paused = false;
+		if (c->bev && rc == 0)
+			bufferevent_enable(c->bev, EV_READ);
+	}
+	if (c->bev && rc != 0)
+		bufferevent_disable(c->bev, EV_READ); /* what follows is not read: closed after the answer */
+	http_body_end_fn end = req->body_end;
+	req->body_end = NULL;
+	req->body_data = NULL;
+	if (end && !req->responded)
+		end(req, req->body_arg, rc);
+}
+
+/* The parser's sink in STREAMING: decoded body bytes to the handler. */
+static void conn_sink(void *arg, const char *data, size_t len)
+{
+	http_conn *c = arg;
+	if (c->req.body_data && !c->req.responded)
+		c->req.body_data(&c->req, c->req.body_arg, data, len);
+}
+
+static int conn_body_timeout(const http_conn *c)
+{
+	return c->srv->cfg.body_timeout_ms ? c->srv->cfg.body_timeout_ms : c->srv->cfg.idle_timeout_ms;
+}
+
 /* Close now, unless a handler still owns the request: then only drop the
  * socket, and free when it answers. */
 static void conn_close(http_conn *c)
@@ -411,6 +475,14 @@ static void conn_close(http_conn *c)
 		h2_session_peer_gone(c->h2);
 		conn_drop_socket(c);
 		evtimer_del(c->timer);
+		return;
+	}
+	if (c->state == CONN_STREAMING) {
+		/* the client left mid-body: the handler hears it (last: it may answer, and the
+		 * connection is freed then) */
+		conn_drop_socket(c);
+		evtimer_del(c->timer);
+		conn_stream_end(c, ERR_IO);
 		return;
 	}
 	if (c->state == CONN_HANDLING) {
@@ -430,6 +502,11 @@ static void conn_h2_finish(http_conn *c);
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	http_conn *c = arg;
+	if (c->state == CONN_STREAMING) {
+		log_debug("connection from %s: no byte of the streamed body for %d ms", c->peer, conn_body_timeout(c));
+		conn_stream_end(c, ERR_AGAIN);
+		return;
+	}
 	if (c->state == CONN_BODY && c->bev && c->srv->cfg.body_timeout_ms) {
 		char message[96];
 		snprintf(message, sizeof message, "the request body did not arrive within %d ms",
@@ -501,6 +578,11 @@ static void conn_on_head(http_conn *c)
 	req->chunked_response = false;
 	req->close_after = !m->keep_alive || srv->shutting_down;
 	req->head_method = strcmp(m->method, "HEAD") == 0;
+	req->body_data = NULL;
+	req->body_end = NULL;
+	req->body_arg = NULL;
+	req->body_streamed = false;
+	req->body_paused = false;
 	c->state = CONN_BODY;
 	evtimer_del(c->timer);
 	if (srv->handlers.on_head) {
@@ -515,6 +597,10 @@ static void conn_on_head(http_conn *c)
 	}
 	/* the body's deadline runs from here, whatever arrives meanwhile */
 	timer_arm(c, srv->cfg.body_timeout_ms ? srv->cfg.body_timeout_ms : srv->cfg.idle_timeout_ms);
+	if (req->body_streamed) { /* its limit, before 100-continue looks at it */
+		http_parser_set_body_sink(c->parser, conn_sink, c);
+		http_parser_set_body_limit(c->parser, req->body_max > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)req->body_max);
+	}
 	if (m->expect_continue && m->version_minor == 1) {
 		/* A body the parser will refuse (too large) gets its 413 without
 		 * the 100: an empty feed makes it check the announced length. */
@@ -522,6 +608,12 @@ static void conn_on_head(http_conn *c)
 		if (http_parser_feed(c->parser, "", 0, &none) >= 0)
 			evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n",
 				     25);
+	}
+	if (req->body_streamed) {
+		/* the handler takes the request now; the body follows to its on_data */
+		c->state = CONN_STREAMING;
+		timer_arm(c, conn_body_timeout(c));
+		srv->handlers.on_request(req, srv->handlers.arg);
 	}
 }
 
@@ -531,7 +623,8 @@ static void conn_process(http_conn *c)
 {
 	http_server *srv = c->srv;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	while (c->state == CONN_HEAD || c->state == CONN_BODY) {
+	while (c->state == CONN_HEAD || c->state == CONN_BODY ||
+	       (c->state == CONN_STREAMING && !c->req.body_paused && c->bev)) {
 		struct evbuffer_iovec v = {NULL, 0};
 		evbuffer_peek(in, -1, NULL, &v, 1);
 		if (v.iov_len == 0 && c->state == CONN_HEAD)
@@ -546,6 +639,19 @@ static void conn_process(http_conn *c)
 			evbuffer_drain(in, used);
 		size_t body_before = c->body_bytes;
 		conn_account_body(c);
+		if (c->state == CONN_STREAMING) {
+			if (rc < 0 || rc == HTTP_PARSE_DONE) {
+				conn_stream_end(c, rc < 0 ? rc : 0);
+				return;
+			}
+			if (c->state != CONN_STREAMING || !c->bev) /* cannot happen: on_data answered */
+				return;
+			if (used && !c->req.body_paused)
+				timer_arm(c, conn_body_timeout(c)); /* inactivity restarts */
+			if (used < v.iov_len || evbuffer_get_length(in) == 0)
+				break;
+			continue;
+		}
 		if (rc < 0) {
 			int status = http_parser_error_status(c->parser);
 			conn_error_response(c, status, parse_error_code(status),
@@ -568,9 +674,9 @@ static void conn_process(http_conn *c)
 		}
 		if (rc == HTTP_PARSE_HEAD) {
 			conn_on_head(c);
-			if (c->req.responded) /* answered in on_head, body unread */
+			if (c->req.responded) /* answered in on_head (body unread), or on_request */
 				return;
-			if (c->state != CONN_BODY)
+			if (c->state != CONN_BODY && c->state != CONN_STREAMING)
 				return;
 			continue;
 		}
@@ -693,7 +799,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 			conn_h2_timer(c);
 		return;
 	}
-	if (c->state == CONN_HEAD || c->state == CONN_BODY) {
+	if (c->state == CONN_HEAD || c->state == CONN_BODY || c->state == CONN_STREAMING) {
 		conn_process(c);
 	} else if (c->state == CONN_CLOSING && c->linger) {
 		struct evbuffer *in = bufferevent_get_input(bev);
@@ -713,7 +819,21 @@ static void conn_after_response(http_conn *c)
 		return;
 	}
 	conn_cancel_drain(c);
+	bool body_unread = c->state == CONN_STREAMING || c->body_cut; /* the body did not end */
+	c->body_cut = false;
 	conn_reset_parser(c); /* the request is finished: its body goes now */
+	if (body_unread) {
+		/* the rest of the body is read and dropped for a while (a client
+		 * still sending would otherwise get a reset instead of the answer) */
+		c->req.close_after = true;
+		c->req.body_paused = false;
+		c->state = CONN_CLOSING;
+		c->linger = true;
+		evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		timer_arm(c, HTTP_LINGER_MS);
+		return;
+	}
 	if (c->req.close_after || srv->shutting_down) {
 		c->state = CONN_CLOSING;
 		bufferevent_enable(c->bev, EV_WRITE);
@@ -747,7 +867,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	if (c->state == CONN_CLOSING) {
 		if (!c->linger) /* lingering ends with the peer's close or the timer */
 			conn_free(c);
-	} else if (c->state == CONN_HANDLING) {
+	} else if (c->state == CONN_HANDLING || c->state == CONN_STREAMING) {
 		conn_fire_drain(c); /* the write low-watermark is set only while a producer waits */
 	} else if (c->state == CONN_WRITING) {
 		c->state = CONN_HEAD;
@@ -1238,7 +1358,7 @@ void http_request_on_drain(http_request *req, http_drain_fn fn, void *arg)
 		h2_stream_on_drain(req->h2, fn, arg);
 		return;
 	}
-	if (req->responded || c->state != CONN_HANDLING) {
+	if (req->responded || (c->state != CONN_HANDLING && c->state != CONN_STREAMING)) {
 		log_error("BUG: waiting for the output of a finished answer ignored");
 		return;
 	}
@@ -1275,6 +1395,61 @@ void http_request_set_body_limit(http_request *req, size_t max)
 	if (req->det || req->h2)
 		return; /* the body is here already (HTTP/2: bounded by the server's limit) */
 	http_parser_set_body_limit(req->conn->parser, max);
+}
+
+int http_request_stream_body(http_request *req, uint64_t max, http_body_data_fn on_data, http_body_end_fn on_end,
+			     void *arg)
+{
+	if (req->det || !on_data || !on_end)
+		return ERR_INVAL;
+	if (req->h2)
+		return h2_stream_stream_body(req->h2, max, on_data, on_end, arg);
+	http_conn *c = req->conn;
+	const http_message *m = http_parser_message(c->parser);
+	if (!c->in_on_head || !m || (m->content_length <= 0 && !m->chunked))
+		return ERR_INVAL;
+	req->body_data = on_data;
+	req->body_end = on_end;
+	req->body_arg = arg;
+	req->body_max = max;
+	req->body_streamed = true;
+	return 0;
+}
+
+void http_request_body_pause(http_request *req)
+{
+	if (req->h2) {
+		h2_stream_body_pause(req->h2, true);
+		return;
+	}
+	if (req->det || req->body_paused || !req->body_streamed)
+		return;
+	http_conn *c = req->conn;
+	if (c->state != CONN_STREAMING)
+		return;
+	req->body_paused = true;
+	evtimer_del(c->timer); /* the handler is slow, not the client */
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+void http_request_body_resume(http_request *req)
+{
+	if (req->h2) {
+		h2_stream_body_pause(req->h2, false);
+		return;
+	}
+	if (req->det || !req->body_paused)
+		return;
+	http_conn *c = req->conn;
+	req->body_paused = false;
+	if (c->state != CONN_STREAMING || !c->bev)
+		return;
+	timer_arm(c, conn_body_timeout(c));
+	bufferevent_enable(c->bev, EV_READ);
+	/* what was read before the pause waits in the input buffer: from the loop */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 void http_request_set_data(http_request *req, void *data)
@@ -1393,7 +1568,7 @@ static void respond_full(http_request *req, int status, const char *body, size_t
 		return;
 	}
 	req->responded = true;
-	if (c->state != CONN_HANDLING && !req->h2) {
+	if (c->state != CONN_HANDLING && c->state != CONN_STREAMING && !req->h2) {
 		log_error("BUG: answer outside of a request ignored");
 		free(owned);
 		return;
@@ -1598,10 +1773,28 @@ void http__request_free_h2(http_request *req)
 	free(req);
 }
 
-void http__request_dispatch(http_request *req)
+void http__request_on_head(http_request *req)
 {
 	http_server *srv = req->conn->srv;
-	if (srv->handlers.on_head) {
+	if (srv->handlers.on_head)
+		srv->handlers.on_head(req, srv->handlers.arg);
+}
+
+bool http__server_has_on_head(struct http_conn *c)
+{
+	return c->srv->handlers.on_head != NULL;
+}
+
+void http__request_on_request(http_request *req)
+{
+	http_server *srv = req->conn->srv;
+	srv->handlers.on_request(req, srv->handlers.arg);
+}
+
+void http__request_dispatch(http_request *req, bool head_done)
+{
+	http_server *srv = req->conn->srv;
+	if (srv->handlers.on_head && !head_done) {
 		srv->handlers.on_head(req, srv->handlers.arg);
 		if (req->responded)
 			return;

@@ -128,6 +128,40 @@ void http_request_note_overloaded(http_request *req);
 void http_request_close_after(http_request *req);
 /* Only in on_head: change this request's body limit. */
 void http_request_set_body_limit(http_request *req, size_t max);
+/*
+ * Streamed request bodies (an upload relayed as it arrives, not collected).
+ * Only in on_head, for a request with a body: its bytes then go to on_data
+ * as they arrive (HTTP/1.1 Content-Length or chunked, decoded; HTTP/2 DATA
+ * frames), up to max bytes (over it: on_end(ERR_LIMIT)); on_request runs
+ * right after on_head returns, before any body byte (the request is the
+ * handler's from then on, as usual: exactly one answer). on_end(req, arg,
+ * rc) runs once when the body ends: 0 complete; ERR_LIMIT past max (answer
+ * 413); ERR_PARSE bad framing (400); ERR_AGAIN no byte for body_timeout_ms
+ * (idle_timeout_ms when 0) while not paused (408: for a streamed body the
+ * timeout bounds inactivity, not the whole body); ERR_IO the client left or
+ * reset the stream (http_request_is_closed() is then true; the answer is
+ * discarded). After a failure the connection (HTTP/2: the stream) is closed
+ * after the answer. A handler may answer before the end (the origin refused
+ * early): the rest of the body is discarded (HTTP/1.1: read and dropped for
+ * a while, then the connection closes; HTTP/2: RST_STREAM(NO_ERROR) after
+ * the answer) and on_end is not called. on_data must not answer (on_end
+ * and other events may). 0, or ERR_INVAL (not in on_head, no body, or
+ * a detached request): the body is then collected as usual.
+ *
+ * Back-pressure: http_request_body_pause() stops reading the body (HTTP/1.1:
+ * the socket is not read, TCP pushes back; HTTP/2: the stream's
+ * WINDOW_UPDATEs are withheld) and stops its timer; at most what was read
+ * already (one socket read, or one HTTP/2 window) still comes to on_data.
+ * http_request_body_resume() goes on (from the event loop). The server
+ * holds no body byte itself beyond that: what the handler keeps is its own
+ * to bound.
+ */
+typedef void (*http_body_data_fn)(http_request *req, void *arg, const char *data, size_t len);
+typedef void (*http_body_end_fn)(http_request *req, void *arg, int rc);
+int http_request_stream_body(http_request *req, uint64_t max, http_body_data_fn on_data, http_body_end_fn on_end,
+			     void *arg);
+void http_request_body_pause(http_request *req);
+void http_request_body_resume(http_request *req);
 /* Opaque pointer for the handler's own per-request state. */
 void http_request_set_data(http_request *req, void *data);
 void *http_request_data(const http_request *req);
