@@ -234,9 +234,10 @@ def test_a_200_mib_upload_streams_through_with_bounded_memory(tmp_path):
 
 
 def test_a_slow_client_upload_arrives_whole(tmp_path):
-    """A client trickling a 3 MiB body (in pauses) is relayed whole."""
+    """A client trickling a 3 MiB body (in pauses) is relayed whole, streamed
+    (over stream_upload_bytes: 64 KiB here)."""
     origin = UploadOrigin()
-    edge = start(tmp_path, "http://127.0.0.1:%d" % origin.port)
+    edge = start(tmp_path, "http://127.0.0.1:%d" % origin.port, "stream_upload_bytes = 65536\n")
     try:
         data = os.urandom(3 * MIB)
         s = socket.create_connection(("127.0.0.1", edge.port), timeout=20)
