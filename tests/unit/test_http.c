@@ -918,6 +918,311 @@ static void test_per_address_cap(void)
 	http_server_free(&srv);
 }
 
+
+/* --- streamed request bodies (http_request_stream_body) and uploads in
+ * pieces (http_client_request_upload) --- */
+
+#define UP_MAX (8u << 20)
+typedef struct upload_seen {
+	http_request *req;
+	uint64_t bytes;
+	uint32_t sum;           /* a position-dependent checksum of what arrived */
+	int ends, end_rc;
+	bool pause;             /* pause after each piece, resume from the loop */
+	bool paused;
+	size_t while_paused, max_while_paused; /* bytes that came after a pause, before its resume */
+	int pauses;
+} upload_seen;
+static upload_seen up;
+
+static bool watchdog_fired;
+
+static void watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	watchdog_fired = true;
+}
+
+/* Run the loop (blocking on its events, not spinning) until *flag, or 10 s. */
+static void run_while_zero(const int *flag)
+{
+	watchdog_fired = false;
+	struct event *w = evtimer_new(base, watchdog, NULL);
+	struct timeval tv = {10, 0};
+	evtimer_add(w, &tv);
+	while (*flag == 0 && !watchdog_fired)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(w);
+}
+
+static uint32_t up_mix(uint32_t sum, uint64_t pos, unsigned char b)
+{
+	return sum * 31 + (uint32_t)(pos % 251) * b + 1;
+}
+
+static void up_resume(evutil_socket_t fd, short what, void *arg)
+{
+	up.paused = false;
+	up.while_paused = 0;
+	http_request_body_resume(up.req);
+}
+
+static void up_data(http_request *req, void *arg, const char *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		up.sum = up_mix(up.sum, up.bytes + i, (unsigned char)data[i]);
+	up.bytes += len;
+	if (up.paused) {
+		up.while_paused += len;
+		if (up.while_paused > up.max_while_paused)
+			up.max_while_paused = up.while_paused;
+		return;
+	}
+	if (up.pause) {
+		up.paused = true;
+		up.pauses++;
+		http_request_body_pause(req);
+		struct timeval now = {0, 0};
+		event_base_once(base, -1, EV_TIMEOUT, up_resume, NULL, &now);
+	}
+}
+
+static void up_end(http_request *req, void *arg, int rc)
+{
+	up.ends++;
+	up.end_rc = rc;
+	size_t len = 99;
+	http_request_body(req, &len);
+	CHECK_EQ_INT(len, 0); /* nothing collected */
+	if (rc == 0) {
+		char out[64];
+		int n = snprintf(out, sizeof out, "%llu %08x", (unsigned long long)up.bytes, up.sum);
+		http_respond(req, 200, out, (size_t)n);
+	} else {
+		http_respond(req, rc == ERR_LIMIT ? 413 : rc == ERR_AGAIN ? 408 : 400, NULL, 0);
+	}
+}
+
+static void up_on_head(http_request *req, void *arg)
+{
+	const http_message *m = http_request_message(req);
+	if (strncmp(m->target, "/up", 3) == 0)
+		CHECK_EQ_INT(http_request_stream_body(req, UP_MAX, up_data, up_end, NULL), 0);
+	else if (m->content_length <= 0 && !m->chunked) /* no body: refused (nothing to stream) */
+		CHECK_EQ_INT(http_request_stream_body(req, UP_MAX, up_data, up_end, NULL), ERR_INVAL);
+}
+
+static void up_on_request(http_request *req, void *arg)
+{
+	const http_message *m = http_request_message(req);
+	if (strncmp(m->target, "/up", 3) != 0) {
+		on_request(req, arg);
+		return;
+	}
+	up.req = req;
+	CHECK_EQ_INT(http_request_stream_body(req, UP_MAX, up_data, up_end, NULL), ERR_INVAL); /* only in on_head */
+	if (strcmp(m->target, "/up-early") == 0)
+		http_respond(req, 413, "no", 2); /* before the body: the rest is dropped */
+}
+
+/* The producer of an upload: TOTAL bytes of a pattern, written while the
+ * client has room. */
+typedef struct producer {
+	http_client *c;
+	uint64_t total, written;
+	uint32_t sum;
+	size_t max_room;
+	int rooms;
+	bool ended;
+} producer;
+
+static void produce(void *arg)
+{
+	producer *pr = arg;
+	pr->rooms++;
+	size_t room;
+	char piece[40000];
+	while (!pr->ended && (room = http_client_upload_room(pr->c)) > 0) {
+		if (room > pr->max_room)
+			pr->max_room = room;
+		size_t n = sizeof piece;
+		if (n > room)
+			n = room;
+		if (n > pr->total - pr->written)
+			n = (size_t)(pr->total - pr->written);
+		for (size_t i = 0; i < n; i++) {
+			piece[i] = (char)((pr->written + i) * 7 % 253);
+			pr->sum = up_mix(pr->sum, pr->written + i, (unsigned char)piece[i]);
+		}
+		if (n && http_client_upload_write(pr->c, piece, n) != 0)
+			return;
+		pr->written += n;
+		if (pr->written == pr->total) {
+			CHECK_EQ_INT(http_client_upload_end(pr->c), 0);
+			pr->ended = true;
+		}
+	}
+}
+
+static http_server *start_upload_server(int body_timeout_ms, int *port)
+{
+	http_server_config cfg = {.limits = limits, .header_timeout_ms = 5000, .idle_timeout_ms = 5000,
+				  .body_timeout_ms = body_timeout_ms, .max_connections = 100};
+	http_handlers h = {.on_head = up_on_head, .on_request = up_on_request};
+	http_server *srv = http_server_new(base, &cfg, &h);
+	CHECK(srv != NULL);
+	CHECK_EQ_INT(http_server_listen(srv, "127.0.0.1:0"), 0);
+	*port = http_server_port(srv);
+	return srv;
+}
+
+/* Uploads of 4 MiB (Content-Length) and 1 MiB + 3 (chunked) through a
+ * window of 64 KiB to a handler that pauses after every piece: every byte
+ * arrives in order; the producer never had more room than the window; what
+ * came during a pause is at most one read; the server held no body. Then
+ * the bounds: past max (announced, or chunked) 413; an early answer ends
+ * the request (later writes refused) and the client goes on with a new
+ * connection. */
+static void test_streamed_upload(void)
+{
+	int port;
+	http_server *srv = start_upload_server(5000, &port);
+	http_client *c = http_client_new(base, NULL, "127.0.0.1", port, NULL, &limits, 5000);
+	CHECK(c != NULL);
+	uint64_t sizes[2] = {4u << 20, (1u << 20) + 3};
+	for (int k = 0; k < 2; k++) {
+		memset(&up, 0, sizeof up);
+		up.pause = true;
+		producer pr = {.c = c, .total = sizes[k]};
+		result r = {0};
+		CHECK_EQ_INT(http_client_request_upload(c, "PUT", "/up", NULL, k == 0 ? (int64_t)sizes[k] : -1,
+							64 * 1024, 0, NULL, NULL, produce, on_answer, &pr),
+			     0);
+		/* the producer is in the request's on_room, also as r's arg: keep them apart */
+		(void)r;
+		run_while_zero(&up.ends);
+		CHECK_EQ_INT(up.ends, 1);
+		CHECK_EQ_INT(up.end_rc, 0);
+		CHECK_EQ_INT(up.bytes, sizes[k]);
+		CHECK_EQ_INT(up.sum, pr.sum);
+		CHECK(pr.max_room <= 64 * 1024);
+		CHECK(pr.rooms > 10); /* written as the window drained, not at once */
+		CHECK(up.pauses > 2);
+		CHECK(up.max_while_paused <= 256 * 1024); /* at most one read after a pause */
+		CHECK_EQ_INT(http_server_buffered(srv) < 512 * 1024, 1);
+		spin(20);
+	}
+	http_client_free(&c);
+	http_server_free(&srv);
+}
+
+typedef struct up_result {
+	result r;
+	producer pr;
+} up_result;
+
+static void on_up_answer(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	up_result *u = arg;
+	on_answer(rc, resp, body, len, &u->r);
+}
+
+static void produce_u(void *arg)
+{
+	up_result *u = arg;
+	produce(&u->pr);
+}
+
+static void upload_and_wait(http_client *c, const char *target, int64_t length, uint64_t total, up_result *u)
+{
+	memset(u, 0, sizeof *u);
+	u->pr.c = c;
+	u->pr.total = total;
+	CHECK_EQ_INT(http_client_request_upload(c, "PUT", target, NULL, length, 64 * 1024, 0, NULL, NULL, produce_u,
+						on_up_answer, u),
+		     0);
+	run_while_zero(&u->r.done);
+	CHECK_EQ_INT(u->r.done, 1);
+}
+
+static void test_streamed_upload_bounds(void)
+{
+	int port;
+	http_server *srv = start_upload_server(5000, &port);
+	http_client *c = http_client_new(base, NULL, "127.0.0.1", port, NULL, &limits, 5000);
+	up_result u;
+	/* announced over max: refused before any byte reaches the handler */
+	memset(&up, 0, sizeof up);
+	upload_and_wait(c, "/up", UP_MAX + 1, UP_MAX + 1, &u);
+	CHECK_EQ_INT(u.r.rc, 0);
+	CHECK_EQ_INT(u.r.status, 413);
+	CHECK_EQ_INT(up.end_rc, ERR_LIMIT);
+	CHECK_EQ_INT(up.bytes, 0);
+	CHECK(!u.pr.ended);
+	CHECK_EQ_INT(http_client_upload_write(c, "x", 1), ERR_INVAL); /* the request is over */
+	/* chunked, passing max: cut there */
+	memset(&up, 0, sizeof up);
+	upload_and_wait(c, "/up", -1, UP_MAX + 100000, &u);
+	CHECK_EQ_INT(u.r.status, 413);
+	CHECK_EQ_INT(up.end_rc, ERR_LIMIT);
+	CHECK(up.bytes <= UP_MAX);
+	/* answered early: 413 while the body is being sent */
+	memset(&up, 0, sizeof up);
+	upload_and_wait(c, "/up-early", 1 << 20, 1 << 20, &u);
+	CHECK_EQ_INT(u.r.status, 413);
+	CHECK_EQ_INT(strcmp(u.r.body, "no"), 0);
+	CHECK_EQ_INT(up.ends, 0); /* answered: on_end is not called */
+	/* the client goes on, on a new connection */
+	memset(&up, 0, sizeof up);
+	upload_and_wait(c, "/up", 70000, 70000, &u);
+	CHECK_EQ_INT(u.r.status, 200);
+	CHECK_EQ_INT(up.bytes, 70000);
+	/* a small body: collected as usual when on_head does not stream it */
+	result r = {0};
+	CHECK_EQ_INT(http_client_request(c, "POST", "/echo", NULL, "abc", 3, 0, on_answer, &r), 0);
+	run_until(&r, 1);
+	CHECK_EQ_INT(r.status, 200);
+	CHECK_EQ_INT(strcmp(r.body, "POST|abc|"), 0);
+	http_client_free(&c);
+	http_server_free(&srv);
+}
+
+/* A streamed body that stops arriving: on_end(ERR_AGAIN) after
+ * body_timeout_ms of inactivity (not of the whole body), 408; a client
+ * leaving mid-body: on_end(ERR_IO). */
+static void test_streamed_body_timeout_and_gone(void)
+{
+	int port;
+	http_server *srv = start_upload_server(200, &port);
+	memset(&up, 0, sizeof up);
+	int fd = raw_connect(port, "127.0.0.1", 0);
+	raw_send(fd, "PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+	for (int i = 0; i < 30; i++) { /* 300 ms of a byte each 10 ms: activity restarts it */
+		raw_send(fd, "a");
+		spin(10);
+	}
+	CHECK_EQ_INT(up.ends, 0);
+	static char out[4096];
+	bool closed;
+	raw_read(fd, out, sizeof out, "\r\n\r\n", &closed);
+	CHECK(strncmp(out, "HTTP/1.1 408 ", 13) == 0);
+	CHECK_EQ_INT(up.ends, 1);
+	CHECK_EQ_INT(up.end_rc, ERR_AGAIN);
+	CHECK_EQ_INT(up.bytes, 30);
+	close(fd);
+	memset(&up, 0, sizeof up);
+	fd = raw_connect(port, "127.0.0.1", 0);
+	raw_send(fd, "PUT /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+	spin(20);
+	CHECK_EQ_INT(up.bytes, 5);
+	close(fd);
+	run_while_zero(&up.ends);
+	CHECK_EQ_INT(up.ends, 1);
+	CHECK_EQ_INT(up.end_rc, ERR_IO);
+	spin(20);
+	CHECK_EQ_INT(http_server_connections(srv), 0);
+	http_server_free(&srv);
+}
+
 int main(void)
 {
 	evthread_use_pthreads();
@@ -936,6 +1241,9 @@ int main(void)
 	RUN(test_buffered_bound_and_overloaded);
 	RUN(test_body_deadline);
 	RUN(test_per_address_cap);
+	RUN(test_streamed_upload);
+	RUN(test_streamed_upload_bounds);
+	RUN(test_streamed_body_timeout_and_gone);
 	event_base_free(base);
 	return TEST_SUMMARY();
 }
