@@ -1116,8 +1116,12 @@ static void on_head(http_request *req, void *arg)
 	const http_message *m = http_request_message(req);
 	size_t threshold = e->ec->stream_upload_bytes < e->ec->max_body_bytes ? e->ec->stream_upload_bytes
 									       : e->ec->max_body_bytes;
-	if (strncmp(m->target, "/_edge/", 7) == 0 || !(m->chunked || (m->content_length > 0 &&
-								      (uint64_t)m->content_length > threshold)))
+	/* a body of unknown length is streamed only for methods that carry one: over HTTP/2 a
+	 * GET whose HEADERS lack END_STREAM reads as chunked until its (empty) end */
+	bool carries = strcmp(m->method, "GET") != 0 && strcmp(m->method, "HEAD") != 0 &&
+		       strcmp(m->method, "OPTIONS") != 0 && strcmp(m->method, "DELETE") != 0;
+	if (strncmp(m->target, "/_edge/", 7) == 0 ||
+	    !((m->chunked && carries) || (m->content_length > 0 && (uint64_t)m->content_length > threshold)))
 		return;
 	pxy *p = pxy_new(e, req);
 	if (!p)
