@@ -24,7 +24,8 @@
  * when the handler chooses streaming, on_request runs too and the DATA
  * that follow go to its on_data from session_deliver (outside nghttp2),
  * then on_end. Otherwise the body is collected and on_request runs at
- * END_STREAM as before (on_head is not run again). Flow control is ours
+ * END_STREAM as before (on_head is not run again, unless the length was
+ * not announced: then it runs again with the length). Flow control is ours
  * (no automatic WINDOW_UPDATE): the connection's window is given back as
  * DATA arrive, a stream's once its bytes were handed on (collected, or
  * given to on_data while not paused), so a paused stream holds at most
@@ -905,7 +906,9 @@ static void session_dispatch(h2_session *s)
 		st->held = true;
 		s->held++;
 		st->in_dispatch = true;
-		http__request_dispatch(st->req, st->head_dispatched);
+		/* on_head ran before the body; again when the length was not announced
+		 * then (it saw chunked framing): now with the length */
+		http__request_dispatch(st->req, st->head_dispatched && st->announced_length >= 0);
 		st->in_dispatch = false;
 		stream_release(st); /* if it was answered and closed meanwhile */
 	}

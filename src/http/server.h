@@ -57,8 +57,12 @@ typedef struct http_server_config {
 
 typedef struct http_handlers {
 	/* Optional. The head is complete, the body not read yet: may change the
-	 * body limit, or answer at once (the body is then not read, and the
-	 * connection is closed after the answer). */
+	 * body limit, choose to stream the body (http_request_stream_body), or
+	 * answer at once (the body is then not read, and the connection is
+	 * closed after the answer). HTTP/2: runs when a stream's HEADERS come
+	 * (a stream whose body is not announced by content-length reads as
+	 * chunked then, and on_head runs again, once, when the body is
+	 * complete and collected, with its length). */
 	void (*on_head)(http_request *req, void *arg);
 	/* The whole request is here. Must lead to exactly one http_respond*(). */
 	void (*on_request)(http_request *req, void *arg);
