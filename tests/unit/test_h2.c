@@ -22,6 +22,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "core/buf.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "http/server.h"
 #include "test.h"
@@ -38,6 +39,8 @@ static bool shutdown_done;
 static void on_request(http_request *req, void *arg)
 {
 	const http_message *m = http_request_message(req);
+	if (strncmp(m->target, "/up", 3) == 0)
+		return; /* its body streams: answered in up_end */
 	if (strcmp(m->target, "/hold") == 0) {
 		held = req;
 		return;
@@ -63,6 +66,45 @@ static void on_request(http_request *req, void *arg)
 	size_t len = 0;
 	const char *body = http_request_body(req, &len);
 	http_respond(req, 200, body, len);
+}
+
+/* /up*: the body streamed to the handler (http_request_stream_body) */
+#define UP_MAX (4u << 20)
+static struct {
+	http_request *req;
+	size_t bytes, during_pause;
+	bool paused;
+	int ends, end_rc, heads;
+} up;
+
+static void up_data(http_request *req, void *arg, const char *data, size_t len)
+{
+	up.bytes += len;
+	if (up.paused)
+		up.during_pause += len;
+	if (strcmp(http_request_message(req)->target, "/up-pause") == 0 && !up.paused && up.bytes >= 1000) {
+		up.paused = true; /* the test resumes */
+		http_request_body_pause(req);
+	}
+}
+
+static void up_end(http_request *req, void *arg, int rc)
+{
+	up.ends++;
+	up.end_rc = rc;
+	char out[32];
+	int n = snprintf(out, sizeof out, "%zu", up.bytes);
+	http_respond(req, rc == 0 ? 200 : rc == ERR_LIMIT ? 413 : 400, out, (size_t)n);
+}
+
+static void on_head(http_request *req, void *arg)
+{
+	const http_message *m = http_request_message(req);
+	up.heads++;
+	if (strncmp(m->target, "/up", 3) == 0) {
+		CHECK_EQ_INT(http_request_stream_body(req, UP_MAX, up_data, up_end, NULL), 0);
+		up.req = req;
+	}
 }
 
 static void on_shutdown(void *arg)
@@ -206,10 +248,17 @@ static ssize_t body_read(nghttp2_session *ng, int32_t id, uint8_t *out, size_t l
 	return (ssize_t)n;
 }
 
+static int32_t post_as(client *c, const char *method, const char *path, buf *body);
+
 static int32_t post(client *c, const char *path, buf *body)
 {
+	return post_as(c, "POST", path, body);
+}
+
+static int32_t post_as(client *c, const char *method, const char *path, buf *body)
+{
 	nghttp2_nv nv[] = {
-		{(uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0},
+		{(uint8_t *)":method", (uint8_t *)method, 7, strlen(method), 0},
 		{(uint8_t *)":path", (uint8_t *)path, 5, strlen(path), 0},
 		{(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
 		{(uint8_t *)":authority", (uint8_t *)"a.test", 10, 6, 0},
@@ -230,7 +279,7 @@ static void server_start(void)
 		.max_connections = 16,
 		.http2 = true,
 	};
-	http_handlers h = {.on_request = on_request};
+	http_handlers h = {.on_head = on_head, .on_request = on_request};
 	srv = http_server_new(base, &cfg, &h);
 	held = NULL;
 	shutdown_done = false;
@@ -369,6 +418,81 @@ static void test_goaway_on_shutdown(void)
 	server_stop();
 }
 
+/* A streamed body over HTTP/2: 2 MiB in DATA frames (no content-length:
+ * chunked to the handler) to a handler that pauses early: while paused the
+ * client's window for the stream runs out (it is not given back), the
+ * server holds at most one stream window, and on resume the rest arrives;
+ * on_end(0) once. Then: past the handler's max, on_end(ERR_LIMIT) and 413
+ * (the stream reset after); a client resetting mid-body, on_end(ERR_IO). */
+static void test_streamed_body(void)
+{
+	server_start();
+	client c;
+	client_open(&c);
+	memset(&up, 0, sizeof up);
+	buf body;
+	buf_init(&body, 8 << 20);
+	for (int i = 0; i < (2 << 20) / 8; i++)
+		buf_adds(&body, "01234567");
+	int32_t id = post(&c, "/up-pause", &body);
+	pump(&c, 40);
+	CHECK(up.paused);
+	CHECK_EQ_INT(up.ends, 0);
+	CHECK(up.bytes < 300 * 1024);
+	CHECK_EQ_INT(nghttp2_session_get_stream_remote_window_size(c.ng, id), 0); /* held back */
+	CHECK(http_server_buffered(srv) <= 256 * 1024 + 64 * 1024);
+	CHECK(up.during_pause <= 256 * 1024);
+	size_t before = up.bytes;
+	pump(&c, 20);
+	CHECK_EQ_INT(up.bytes, before); /* nothing while paused */
+	http_request_body_resume(up.req);
+	for (int i = 0; i < 400 && up.ends == 0; i++)
+		pump(&c, 1);
+	CHECK_EQ_INT(up.ends, 1);
+	CHECK_EQ_INT(up.end_rc, 0);
+	CHECK_EQ_INT(up.bytes, 2 << 20);
+	pump(&c, 5);
+	CHECK_EQ_INT(c.status[id], 200);
+	CHECK(c.body[id].data && strcmp(c.body[id].data, "2097152") == 0);
+	/* over the handler's max */
+	memset(&up, 0, sizeof up);
+	buf_reset(&body);
+	for (int i = 0; i < (5 << 20) / 8; i++)
+		buf_adds(&body, "01234567");
+	int32_t big = post_as(&c, "PUT", "/up", &body);
+	for (int i = 0; i < 800 && !c.ended[big] && !c.reset[big]; i++)
+		pump(&c, 1);
+	CHECK_EQ_INT(up.ends, 1);
+	CHECK_EQ_INT(up.end_rc, ERR_LIMIT);
+	CHECK(up.bytes <= UP_MAX);
+	CHECK_EQ_INT(c.status[big], 413);
+	/* reset mid-body */
+	memset(&up, 0, sizeof up);
+	buf_reset(&body);
+	for (int i = 0; i < (1 << 20) / 8; i++)
+		buf_adds(&body, "01234567");
+	int32_t gone = post(&c, "/up-pause", &body);
+	pump(&c, 20);
+	CHECK(up.paused && up.ends == 0);
+	nghttp2_submit_rst_stream(c.ng, NGHTTP2_FLAG_NONE, gone, NGHTTP2_CANCEL);
+	pump(&c, 10);
+	CHECK_EQ_INT(up.ends, 1);
+	CHECK_EQ_INT(up.end_rc, ERR_IO);
+	/* the connection goes on, with a collected body too */
+	buf_reset(&body);
+	buf_adds(&body, "small");
+	int32_t small = post(&c, "/echo", &body);
+	pump(&c, 10);
+	CHECK_EQ_INT(c.status[small], 200);
+	CHECK(c.body[small].data && strcmp(c.body[small].data, "small") == 0);
+	client_close(&c);
+	pump(&c, 5);
+	CHECK_EQ_INT(http_server_connections(srv), 0);
+	CHECK_EQ_INT(http_server_buffered(srv), 0);
+	buf_free(&body);
+	server_stop();
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -377,5 +501,6 @@ int main(void)
 	RUN(test_limits);
 	RUN(test_requests_outlive_a_reset_and_the_peer);
 	RUN(test_goaway_on_shutdown);
+	RUN(test_streamed_body);
 	return TEST_SUMMARY();
 }
