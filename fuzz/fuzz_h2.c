@@ -11,7 +11,10 @@
  * itself, the loop runs between pieces, and what the server writes back is
  * read and dropped. Handlers answer in three ways chosen by the path:
  * at once with a body, streaming (start, chunks, end), or later from a
- * timer (so requests outlive reads, resets and the peer's close). Then the
+ * timer (so requests outlive reads, resets and the peer's close); /up*
+ * streams its body to the handler (http_request_stream_body), which pauses
+ * after each piece and resumes from a timer (/up-early answers before the
+ * body). Then the
  * client side closes; the loop runs until no connection is left, and
  * http_server_buffered() must be 0.
  */
@@ -45,9 +48,67 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
 	http_respond(req, 200, "later", 5);
 }
 
+/* A streamed body's handler state (the request's data). */
+typedef struct upstate {
+	struct event *resume;
+	size_t bytes;
+} upstate;
+
+static void up_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	http_request_body_resume(arg);
+}
+
+static void up_data(http_request *req, void *arg, const char *data, size_t len)
+{
+	upstate *u = arg;
+	assert(len > 0 && data);
+	u->bytes += len;
+	if (u->bytes & 1) { /* paused now and then, resumed from the loop */
+		http_request_body_pause(req);
+		struct timeval tv = {0, 0};
+		evtimer_add(u->resume, &tv);
+	}
+}
+
+static void up_end(http_request *req, void *arg, int rc)
+{
+	upstate *u = arg;
+	event_free(u->resume);
+	free(u);
+	http_respond(req, rc == 0 ? 200 : 400, "up", 2);
+}
+
+static void on_head(http_request *req, void *arg)
+{
+	const http_message *m = http_request_message(req);
+	if (strncmp(m->target, "/up", 3) != 0)
+		return;
+	upstate *u = calloc(1, sizeof *u);
+	assert(u);
+	u->resume = evtimer_new(base, up_resume_cb, req);
+	assert(u->resume);
+	if (http_request_stream_body(req, 100000, up_data, up_end, u) != 0) {
+		event_free(u->resume);
+		free(u);
+		return;
+	}
+	http_request_set_data(req, u);
+}
+
 static void on_request(http_request *req, void *arg)
 {
 	const http_message *m = http_request_message(req);
+	upstate *u = http_request_data(req);
+	if (u && strncmp(m->target, "/up-early", 9) == 0) {
+		/* answered before its body: on_end will not run */
+		event_free(u->resume);
+		free(u);
+		http_respond(req, 413, NULL, 0);
+		return;
+	}
+	if (u)
+		return; /* up_end answers */
 	assert(m && m->method && m->target);
 	size_t blen = 0;
 	const char *body = http_request_body(req, &blen);
@@ -88,7 +149,7 @@ static void setup(void)
 		.max_connections = 16,
 		.http2 = true,
 	};
-	http_handlers h = {.on_request = on_request};
+	http_handlers h = {.on_head = on_head, .on_request = on_request};
 	srv = http_server_new(base, &cfg, &h);
 	assert(srv);
 }

@@ -1236,6 +1236,15 @@ static void render_metrics(edge *e, buf *b)
 		   "tandem_edge_client_connections{edge=\"%s\"} %d\n",
 		   n, e->n_hit, n, e->n_miss, n, e->n_stale, n, e->n_revalidated, n, e->n_bad_gateway, n,
 		   e->n_gateway_timeout, n, e->n_failovers, n, e->n_stream_cuts, n, e->srv ? http_server_connections(e->srv) : 0);
+	buf_printf(b,
+		   "# HELP tandem_edge_uploads_total Request bodies streamed to an origin as they arrived, those sent "
+		   "again to another origin, and those cut (the client's body failed, or the origin past "
+		   "retry_buffer_bytes).\n"
+		   "# TYPE tandem_edge_uploads_total counter\n"
+		   "tandem_edge_uploads_total{edge=\"%s\",outcome=\"streamed\"} %lu\n"
+		   "tandem_edge_uploads_total{edge=\"%s\",outcome=\"replayed\"} %lu\n"
+		   "tandem_edge_uploads_total{edge=\"%s\",outcome=\"cut\"} %lu\n",
+		   n, e->n_uploads, n, e->n_upload_replays, n, e->n_upload_cuts);
 	buf_adds(b, "# HELP tandem_edge_origin_up Whether the origin is taken as healthy (probes, failed attempts).\n"
 		    "# TYPE tandem_edge_origin_up gauge\n");
 	for (int i = 0; i < e->norigins; i++)

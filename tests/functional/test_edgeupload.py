@@ -18,6 +18,8 @@ import subprocess
 import threading
 import time
 
+import requests
+
 from conftest import free_port_base, run
 from test_edge import CacheEdge
 
@@ -265,8 +267,10 @@ def test_a_small_streamed_upload_is_replayed_once_at_the_other_origin(tmp_path):
     retry_buffer_bytes) is sent again to b, once; a 6 MiB one is not
     (502, one attempt at a, none at b)."""
     a, b = UploadOrigin(die=True), UploadOrigin()
+    mport = free_port_base(count=1)
     edge = start(tmp_path, "a=http://127.0.0.1:%d, b=http://127.0.0.1:%d" % (a.port, b.port),
-                 "stream_upload_bytes = 1048576\nretry_buffer_bytes = 4194304\n")
+                 "stream_upload_bytes = 1048576\nretry_buffer_bytes = 4194304\n"
+                 "metrics_listen = 127.0.0.1:%d\n" % mport)
     try:
         data = os.urandom(2 * MIB)
         path = str(tmp_path / "small")
@@ -278,6 +282,9 @@ def test_a_small_streamed_upload_is_replayed_once_at_the_other_origin(tmp_path):
         assert json.loads(body)["sha256"] == hashlib.sha256(data).hexdigest()
         assert a.count("/die") == 1 and b.count("/die") == 1
         assert "its body replayed" in edge.log()
+        metrics = requests.get("http://127.0.0.1:%d/metrics" % mport, timeout=10).text
+        assert 'tandem_edge_uploads_total{edge="pop",outcome="streamed"} 1' in metrics, metrics
+        assert 'tandem_edge_uploads_total{edge="pop",outcome="replayed"} 1' in metrics
     finally:
         edge.stop()
         a.stop()
