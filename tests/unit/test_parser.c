@@ -1343,12 +1343,69 @@ static void test_allocation_failures(void)
 	CHECK(failures >= 4); /* the parser, the head twice or more, the fields */
 }
 
+/* A body handed to a sink (streamed) is not collected; a limit set after
+ * the sink counts what went by: an announced length over it is 413 at the
+ * body's start, a chunked body at the chunk that passes it; without a
+ * limit set afterwards there is none (the replication stream's case). */
+static size_t sunk;
+static void count_sink(void *arg, const char *data, size_t len)
+{
+	sunk += len;
+}
+
+static void test_sink_limit(void)
+{
+	size_t used = 0;
+	http_parser *p = http_parser_new(HTTP_REQUEST, &limits_default);
+	const char *chunked = "PUT /u HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+	CHECK_EQ_INT(http_parser_feed(p, chunked, strlen(chunked), &used), HTTP_PARSE_HEAD);
+	http_parser_set_body_sink(p, count_sink, NULL);
+	http_parser_set_body_limit(p, 10);
+	sunk = 0;
+	const char *c1 = "6\r\nabcdef\r\n";
+	CHECK_EQ_INT(http_parser_feed(p, c1, strlen(c1), &used), HTTP_PARSE_MORE);
+	CHECK_EQ_INT(sunk, 6);
+	size_t blen = 99;
+	http_parser_body(p, &blen);
+	CHECK_EQ_INT(blen, 0); /* not collected */
+	const char *c2 = "5\r\nghijk\r\n";
+	CHECK(http_parser_feed(p, c2, strlen(c2), &used) == ERR_LIMIT);
+	CHECK_EQ_INT(http_parser_error_status(p), 413);
+	CHECK_EQ_INT(sunk, 6);
+	http_parser_reset(p);
+	const char *cl = "PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n";
+	CHECK_EQ_INT(http_parser_feed(p, cl, strlen(cl), &used), HTTP_PARSE_HEAD);
+	http_parser_set_body_sink(p, count_sink, NULL);
+	http_parser_set_body_limit(p, 10);
+	CHECK(http_parser_feed(p, "", 0, &used) == ERR_LIMIT); /* announced: at once */
+	http_parser_reset(p);
+	/* no limit after the sink: unbounded, as before */
+	const char *big = "PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 2000000\r\n\r\n";
+	CHECK_EQ_INT(http_parser_feed(p, big, strlen(big), &used), HTTP_PARSE_HEAD);
+	http_parser_set_body_sink(p, count_sink, NULL);
+	sunk = 0;
+	static char block[100000];
+	int rc = HTTP_PARSE_MORE;
+	for (int i = 0; i < 20; i++)
+		rc = http_parser_feed(p, block, sizeof block, &used);
+	CHECK_EQ_INT(rc, HTTP_PARSE_DONE);
+	CHECK_EQ_INT(sunk, 2000000);
+	/* the next message is collected again, under the default limit */
+	http_parser_reset(p);
+	const char *small = "PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc";
+	CHECK_EQ_INT(http_parser_feed(p, small, strlen(small), &used), HTTP_PARSE_HEAD);
+	CHECK_EQ_INT(http_parser_feed(p, small + used, strlen(small) - used, &used), HTTP_PARSE_DONE);
+	CHECK_EQ_STR(http_parser_body(p, &blen), "abc");
+	http_parser_free(&p);
+}
+
 int main(void)
 {
 	RUN(test_char_classes);
 	RUN(test_simple_get);
 	RUN(test_post_content_length);
 	RUN(test_take_body);
+	RUN(test_sink_limit);
 	RUN(test_pieces_match_one_shot);
 	RUN(test_pipelined);
 	RUN(test_chunked_extensions_and_trailers);
