@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -122,6 +123,7 @@ typedef struct client {
 	char headers[MAX_STREAMS * 2 + 2][512]; /* "name: value\n"... */
 	bool ended[MAX_STREAMS * 2 + 2];
 	uint32_t reset[MAX_STREAMS * 2 + 2];
+	bool was_reset[MAX_STREAMS * 2 + 2];
 	bool goaway;
 	bool eof;
 } client;
@@ -162,8 +164,10 @@ static int c_frame(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 	int id = f->hd.stream_id;
 	if (f->hd.type == NGHTTP2_GOAWAY)
 		c->goaway = true;
-	if (f->hd.type == NGHTTP2_RST_STREAM && id <= MAX_STREAMS * 2 + 1)
+	if (f->hd.type == NGHTTP2_RST_STREAM && id <= MAX_STREAMS * 2 + 1) {
 		c->reset[id] = f->rst_stream.error_code;
+		c->was_reset[id] = true;
+	}
 	if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && id <= MAX_STREAMS * 2 + 1)
 		c->ended[id] = true;
 	return 0;
@@ -275,6 +279,7 @@ static void server_start(void)
 		.header_timeout_ms = 10000,
 		.idle_timeout_ms = 10000,
 		.write_timeout_ms = 10000,
+		.body_timeout_ms = 300, /* streamed bodies' inactivity (no other use over h2) */
 		.max_buffered_bytes = 1 << 24,
 		.max_connections = 16,
 		.http2 = true,
@@ -493,6 +498,60 @@ static void test_streamed_body(void)
 	server_stop();
 }
 
+/* A body that stops arriving: 100 bytes, then nothing (the client's data
+ * provider defers): after body_timeout_ms of inactivity, on_end(ERR_AGAIN),
+ * the answer, and the stream reset after it. */
+static ssize_t trickle_read(nghttp2_session *ng, int32_t id, uint8_t *out, size_t len, uint32_t *flags,
+			    nghttp2_data_source *src, void *user)
+{
+	int *calls = src->ptr;
+	if ((*calls)++ > 0)
+		return NGHTTP2_ERR_DEFERRED;
+	memset(out, 't', 100);
+	return 100;
+}
+
+static void test_streamed_body_inactivity(void)
+{
+	server_start();
+	client c;
+	client_open(&c);
+	memset(&up, 0, sizeof up);
+	int calls = 0;
+	nghttp2_nv nv[] = {
+		{(uint8_t *)":method", (uint8_t *)"PUT", 7, 3, 0},
+		{(uint8_t *)":path", (uint8_t *)"/up", 5, 3, 0},
+		{(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+		{(uint8_t *)":authority", (uint8_t *)"a.test", 10, 6, 0},
+	};
+	nghttp2_data_provider dp = {.source.ptr = &calls, .read_callback = trickle_read};
+	int32_t id = nghttp2_submit_request(c.ng, NULL, nv, 4, &dp, NULL);
+	pump(&c, 10);
+	CHECK_EQ_INT(up.bytes, 100);
+	CHECK_EQ_INT(up.ends, 0);
+	struct timeval start, now;
+	gettimeofday(&start, NULL);
+	long ms = 0;
+	while (up.ends == 0 && ms < 3000) { /* the server's timer is real time: wait it out */
+		pump(&c, 1);
+		usleep(10000);
+		gettimeofday(&now, NULL);
+		ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_usec - start.tv_usec) / 1000;
+	}
+	CHECK_EQ_INT(up.ends, 1);
+	CHECK_EQ_INT(up.end_rc, ERR_AGAIN);
+	CHECK(ms >= 250);
+	pump(&c, 10);
+	CHECK_EQ_INT(c.status[id], 400);
+	CHECK(c.ended[id]);
+	CHECK(c.was_reset[id] && c.reset[id] == NGHTTP2_NO_ERROR); /* the rest is not read */
+	client_close(&c);
+	pump(&c, 5);
+	CHECK_EQ_INT(http_server_connections(srv), 0);
+	CHECK_EQ_INT(http_server_buffered(srv), 0);
+	server_stop();
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -502,5 +561,6 @@ int main(void)
 	RUN(test_requests_outlive_a_reset_and_the_peer);
 	RUN(test_goaway_on_shutdown);
 	RUN(test_streamed_body);
+	RUN(test_streamed_body_inactivity);
 	return TEST_SUMMARY();
 }
