@@ -7,7 +7,9 @@
  * joined, the body), response headers (lowercase, connection-specific ones
  * dropped), the header-list and body limits (431, 413), streaming answers,
  * requests that outlive a reset stream and a vanished peer, GOAWAY on
- * shutdown, and the memory accounting back to 0 each time.
+ * shutdown, streamed request bodies (the stream's window withheld while the
+ * handler pauses, the bound, a reset mid-body, inactivity), and the memory
+ * accounting back to 0 each time.
  */
 #include <netinet/in.h>
 #include <signal.h>

@@ -5,7 +5,10 @@
  * failure), request timeouts, graceful shutdown; and the memory bounds:
  * streaming answers produced as the socket drains, the accounting of what
  * connections hold and 503 overloaded over max_buffered_bytes, the body
- * deadline (408), the per-address cap.
+ * deadline (408), the per-address cap; streamed request bodies
+ * (http_request_stream_body: pause/resume, chunked, the bound, an early
+ * answer, inactivity, the client gone) fed by the client's uploads in
+ * pieces (http_client_request_upload, through a window).
  */
 #include <arpa/inet.h>
 #include <errno.h>
