@@ -200,6 +200,44 @@ def test_a_buckets_configuration_arrives_in_the_order_it_was_made(pair):
     assert {b: config(us, b) for b in names} == want
 
 
+def test_bucket_configuration_changed_in_both_regions_during_a_partition_converges(pair):
+    """During a partition eu enables versioning and makes the bucket
+    private again, us makes it public-read a moment later, and sets CORS.
+    After the heal both regions hold, for each part of the configuration,
+    its newest change: versioning Enabled (eu's, the only one), ACL
+    public-read (us's, newer than eu's), CORS (us's). Before each part was
+    stamped, each region took the other's whole configuration and they
+    stayed swapped."""
+    eu, us = pair.s3["eu"], pair.s3["us"]
+    eu.c.create_bucket(Bucket="shared", ACL="public-read")
+    eventually(lambda: "shared" in [b["Name"] for b in us.c.list_buckets()["Buckets"]], "the bucket at us")
+    partition(pair, True)
+    try:
+        eu.c.put_bucket_versioning(Bucket="shared", VersioningConfiguration={"Status": "Enabled"})
+        eu.c.put_bucket_acl(Bucket="shared", ACL="private")
+        time.sleep(0.01)
+        us.c.put_bucket_acl(Bucket="shared", ACL="public-read")
+        us.c.put_bucket_cors(Bucket="shared", CORSConfiguration={"CORSRules": [
+            {"AllowedMethods": ["GET"], "AllowedOrigins": ["https://app.example"]}]})
+        time.sleep(0.3)
+    finally:
+        partition(pair, False)
+
+    def config(side):
+        v = side.c.get_bucket_versioning(Bucket="shared").get("Status")
+        public = any(g["Grantee"].get("URI", "").endswith("/AllUsers")
+                     for g in side.c.get_bucket_acl(Bucket="shared")["Grants"])
+        try:
+            cors = side.c.get_bucket_cors(Bucket="shared")["CORSRules"][0]["AllowedOrigins"]
+        except botocore.exceptions.ClientError:
+            cors = None
+        return (v, public, cors)
+
+    want = ("Enabled", True, ["https://app.example"])
+    eventually(lambda: config(eu) == want and config(us) == want, "both regions at the newest of each part",
+               timeout=20)
+
+
 def test_delete_while_peer_down_replicates_after(pair):
     """A delete taken while the other region is down is journalled and
     reaches it when it is back: the object does not come back."""
