@@ -349,12 +349,14 @@ def wipe_outbox(region_dir):
 
 def test_anti_entropy_repairs_what_the_outbox_lost_and_verify_sees_it(pair):
     """Writes at eu whose outbox rows are lost (300 keys, so the digests
-    split the bucket; new objects and a delete) never reach us by the
-    outbox; `tandem verify` reports the bucket DIFFERENT; one anti-entropy
+    split the bucket; new objects and a delete; a bucket made public) never
+    reach us by the outbox; `tandem verify` reports the buckets DIFFERENT
+    (the public one by its configuration's stamps alone); one anti-entropy
     pass queues them again (its repairs counted), us converges, verify says
     identical, and a second pass repairs nothing."""
     eu, us = pair.s3["eu"], pair.s3["us"]
     eu.c.create_bucket(Bucket="aeb")
+    eu.c.create_bucket(Bucket="conf")
     for i in range(300):
         eu.c.put_object(Bucket="aeb", Key="k%03d" % i, Body=b"v%d" % i)
     eventually(lambda: us.body("aeb", "k299") == b"v299", "the 300 keys at us", timeout=30)
@@ -362,20 +364,28 @@ def test_anti_entropy_repairs_what_the_outbox_lost_and_verify_sees_it(pair):
     for i in range(5):
         eu.c.put_object(Bucket="aeb", Key="late-%d" % i, Body=b"written while us was down")
     eu.c.delete_object(Bucket="aeb", Key="k007")
+    eu.c.put_bucket_acl(Bucket="conf", ACL="public-read")
     pair.eu.stop()
-    assert wipe_outbox(os.path.join(pair.dir, "data", "eu")) >= 6
+    assert wipe_outbox(os.path.join(pair.dir, "data", "eu")) >= 7
     pair.eu.start()
     pair.us.start()
     time.sleep(1.0)
     assert us.body("aeb", "late-0") is None and us.body("aeb", "k007") == b"v7"  # the outbox had them
     v = pair.verify()
     assert v.returncode == 1 and "DIFFERENT" in v.stdout and "aeb" in v.stdout, (v.returncode, v.stdout, v.stderr)
+    assert [l for l in v.stdout.splitlines() if " conf " in l + " "][0].endswith("DIFFERENT"), v.stdout
+
+    def public(side):
+        return any(g["Grantee"].get("URI", "").endswith("/AllUsers")
+                   for g in side.c.get_bucket_acl(Bucket="conf")["Grants"])
+    assert public(eu) and not public(us)
     before = pair.eu.metric("tandem_objects_anti_entropy_repairs_total")
     r = Link(pair).post("eu", "/internal/v1/objects/anti-entropy", "admin", {})
     assert r.status_code == 202, r.text
     eventually(lambda: us.body("aeb", "late-4") == b"written while us was down", "late-4 at us", timeout=20)
     eventually(lambda: us.body("aeb", "k007") is None, "the delete at us", timeout=20)
-    assert pair.eu.metric("tandem_objects_anti_entropy_repairs_total") - before >= 6
+    eventually(lambda: public(us), "the bucket's ACL at us", timeout=20)
+    assert pair.eu.metric("tandem_objects_anti_entropy_repairs_total") - before >= 7
     v = pair.verify()
     assert v.returncode == 0 and v.stdout.strip().splitlines()[-1] == "identical", (v.stdout, v.stderr)
     passes = pair.eu.metric("tandem_objects_anti_entropy_passes_total")
