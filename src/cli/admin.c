@@ -388,9 +388,35 @@ int cmd_status(int argc, char **argv)
  * regions by digests of key ranges, split where a digest covers only part
  * of a range (more than 10,000 rows). rows_a and rows_b count them. 1 same,
  * 0 different, -1 with a message printed. */
+/* The bucket's configuration stamps (versioning, ACL, CORS) in both
+ * regions: 1 the same (or the bucket absent from one: its rows say so), 0
+ * different, -1 error. */
+static int verify_bucket_stamps(admin *ad, const config_region *ra, const config_region *rb, const char *bucket)
+{
+	char target[128], err[256], text[2][200]; /* three stamps (objects/meta.h) */
+	snprintf(target, sizeof target, "/internal/v1/objects/bucket-stamps?bucket=%s", bucket);
+	for (int i = 0; i < 2; i++) {
+		json_t *s = admin_get(ad, i ? rb : ra, target, 10000, err, sizeof err);
+		if (!s && strstr(err, "404"))
+			return 1;
+		if (!s) {
+			fprintf(stderr, "tandem: region %s: %s\n", (i ? rb : ra)->name, err);
+			return -1;
+		}
+		const char *v = json_string_value(json_object_get(s, "versioning")),
+			   *a = json_string_value(json_object_get(s, "acl")), *c = json_string_value(json_object_get(s, "cors"));
+		snprintf(text[i], sizeof text[i], "%s %s %s", v ? v : "?", a ? a : "?", c ? c : "?");
+		json_decref(s);
+	}
+	return strcmp(text[0], text[1]) == 0;
+}
+
 static int verify_bucket(admin *ad, const config_region *ra, const config_region *rb, const char *bucket,
 			 long long *rows_a, long long *rows_b)
 {
+	int conf = verify_bucket_stamps(ad, ra, rb, bucket);
+	if (conf <= 0)
+		return conf;
 	/* a stack of ranges as hex pairs (from, to; to "" = the end) */
 	size_t cap = 16, depth = 1;
 	char **stack = calloc(cap * 2, sizeof *stack);

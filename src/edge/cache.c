@@ -101,7 +101,19 @@ typedef struct disk_rec {
 	int64_t response_time;
 	uint64_t id;
 	size_t bytes;                         /* the file's size */
+	size_t cost;                          /* what it counts against disk_max: disk_cost() */
 } disk_rec;
+
+/* What a file of size bytes counts against the disk bound: its size in
+ * whole 4 KiB blocks (what a file system spends on it), plus its share of
+ * the in-memory index (the record, its key and Vary strings). So the
+ * number of files, and the index's memory, are bounded by the disk bound
+ * too: many tiny answers cannot grow the index without limit (at most
+ * disk_max / 4 KiB records). */
+static size_t disk_cost(size_t bytes, size_t index_bytes)
+{
+	return ((bytes + 4095) & ~(size_t)4095) + index_bytes;
+}
 
 struct cache {
 	unsigned magic;
@@ -781,7 +793,7 @@ static void disk_remove(cache *c, disk_rec *r)
 	char path[640];
 	disk_path(c, r->id, path, sizeof path);
 	unlink(path);
-	c->disk_bytes -= r->bytes;
+	c->disk_bytes -= r->cost;
 	c->disk_entries--;
 	free(r->key);
 	free(r->vary_names);
@@ -829,7 +841,8 @@ static void disk_demote(cache *c, const cache_entry *e)
 		return;
 	size_t vnl = e->vary_names ? strlen(e->vary_names) : 0, vkl = e->vary_key ? strlen(e->vary_key) : 0;
 	size_t size = 4 * 2 + 8 * 4 + 4 * 5 + e->key_len + vnl + vkl + e->headers.len + e->body_len;
-	if (size > c->disk_max)
+	size_t cost = disk_cost(size, sizeof(disk_rec) + e->key_len + vnl + vkl + 3);
+	if (cost > c->disk_max)
 		return;
 	buf b;
 	buf_init(&b, size + 16);
@@ -874,7 +887,7 @@ static void disk_demote(cache *c, const cache_entry *e)
 		    ((!o->vary_key && !e->vary_key) || (o->vary_key && e->vary_key && strcmp(o->vary_key, e->vary_key) == 0)))
 			disk_remove(c, o);
 	}
-	while (c->dtail && c->disk_bytes + size > c->disk_max)
+	while (c->dtail && c->disk_bytes + cost > c->disk_max)
 		disk_remove(c, c->dtail);
 	r->id = c->disk_next_id++;
 	char path[640];
@@ -898,6 +911,7 @@ static void disk_demote(cache *c, const cache_entry *e)
 	r->host_len = e->host_len;
 	r->response_time = e->response_time;
 	r->bytes = size;
+	r->cost = cost;
 	r->chain = c->dbuckets[r->hash & (c->nbuckets - 1)];
 	c->dbuckets[r->hash & (c->nbuckets - 1)] = r;
 	r->next = c->dhead;
@@ -906,7 +920,7 @@ static void disk_demote(cache *c, const cache_entry *e)
 	c->dhead = r;
 	if (!c->dtail)
 		c->dtail = r;
-	c->disk_bytes += size;
+	c->disk_bytes += cost;
 	c->disk_entries++;
 	c->disk_written++;
 }

@@ -122,6 +122,15 @@ static const char meta_migration_3[] =
 	"CREATE INDEX s3_tombstones_created ON s3_tombstones(created_ms);"
 	"ALTER TABLE s3_objects ADD COLUMN repl INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 4: each part of a bucket's configuration carries the stamp of
+ * its last change (meta_bucket), so that changes made at once in both
+ * regions converge (meta_replica_bucket); older rows have none ('' is
+ * older than any). */
+static const char meta_migration_4[] =
+	"ALTER TABLE s3_buckets ADD COLUMN versioning_stamp TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE s3_buckets ADD COLUMN acl_stamp TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE s3_buckets ADD COLUMN cors_stamp TEXT NOT NULL DEFAULT '';";
+
 /* Journal local writes (meta_set_journal): off in a region without a peer,
  * so that its outbox does not grow for no one. */
 static _Atomic bool journal_on;
@@ -170,6 +179,8 @@ int meta_init(db_conn *db)
 	if (version < 2 && (rc = migrate(db, meta_migration_2, 2)) != 0)
 		return rc;
 	if (version < 3 && (rc = migrate(db, meta_migration_3, 3)) != 0)
+		return rc;
+	if (version < 4 && (rc = migrate(db, meta_migration_4, 4)) != 0)
 		return rc;
 	return 0;
 }
@@ -250,9 +261,29 @@ static void bucket_row(sqlite3_stmt *st, meta_bucket *b)
 			: v == META_VERSIONING_SUSPENDED ? META_VERSIONING_SUSPENDED : META_VERSIONING_OFF;
 	b->acl = sqlite3_column_int(st, 5) == META_ACL_PUBLIC_READ ? META_ACL_PUBLIC_READ : META_ACL_PRIVATE;
 	b->has_cors = sqlite3_column_int(st, 6) != 0;
+	copy_col(st, 7, b->versioning_stamp, sizeof b->versioning_stamp);
+	copy_col(st, 8, b->acl_stamp, sizeof b->acl_stamp);
+	copy_col(st, 9, b->cors_stamp, sizeof b->cors_stamp);
 }
 
-#define BUCKET_COLUMNS "name, owner, region, created_ms, versioning, acl, cors IS NOT NULL"
+#define BUCKET_COLUMNS                                                                                             \
+	"name, owner, region, created_ms, versioning, acl, cors IS NOT NULL, versioning_stamp, acl_stamp, cors_stamp"
+
+void meta_stamp_make(char out[META_STAMP_LEN + 1], hlc_ts ts, const char *origin)
+{
+	hlc_encode(ts, out);
+	snprintf(out + HLC_STR_LEN, META_STAMP_LEN + 1 - HLC_STR_LEN, ":%s", origin);
+}
+
+bool meta_stamp_valid(const char *s, hlc_ts *ts)
+{
+	*ts = (hlc_ts){0};
+	if (!s[0])
+		return true;
+	size_t n = strlen(s);
+	return n > HLC_STR_LEN + 1 && n <= META_STAMP_LEN && s[HLC_STR_LEN] == ':' &&
+	       hlc_decode(s, HLC_STR_LEN, ts) == 0;
+}
 
 
 int meta_bucket_get(db_conn *db, const char *name, meta_bucket *out)
@@ -291,8 +322,8 @@ int meta_bucket_create(db_conn *db, const meta_bucket *b, meta_bucket *existing)
 		return ERR_EXISTS;
 	if (rc != ERR_NOTFOUND)
 		return rc;
-	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_buckets(name, owner, region, created_ms, acl) "
-				       "VALUES(?1, ?2, ?3, ?4, ?5)");
+	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_buckets(name, owner, region, created_ms, acl, versioning_stamp, "
+				       "acl_stamp, cors_stamp) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_text(st, 1, b->name, -1, SQLITE_STATIC);
@@ -300,6 +331,9 @@ int meta_bucket_create(db_conn *db, const meta_bucket *b, meta_bucket *existing)
 	sqlite3_bind_text(st, 3, b->region, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, b->created_ms);
 	sqlite3_bind_int(st, 5, (int)b->acl);
+	sqlite3_bind_text(st, 6, b->versioning_stamp, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, b->acl_stamp, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, b->cors_stamp, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? journal(db, b->name, "", 0, "", 0, NULL) : ERR_DB;
@@ -343,15 +377,16 @@ int meta_bucket_delete(db_conn *db, const char *name)
 	return rc == 0 ? journal(db, name, "", 0, "", 0, NULL) : rc;
 }
 
-/* One UPDATE of a bucket's column; 0 or ERR_NOTFOUND. text NULL: the
- * integer v (or SQL NULL when clear). */
+/* One UPDATE of a bucket's column (?2) and its stamp (?3); 0 or
+ * ERR_NOTFOUND. text NULL: the integer v (or SQL NULL when clear). */
 static int bucket_update(db_conn *db, const char *sql, const char *name, const char *text, size_t len, int v,
-			 bool clear)
+			 bool clear, const char *stamp)
 {
 	sqlite3_stmt *st = db_stmt(db, sql);
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, stamp, -1, SQLITE_STATIC);
 	if (text)
 		sqlite3_bind_text(st, 2, text, (int)len, SQLITE_STATIC);
 	else if (clear)
@@ -367,22 +402,24 @@ static int bucket_update(db_conn *db, const char *sql, const char *name, const c
 	return journal(db, name, "", 0, "", 0, NULL);
 }
 
-int meta_bucket_set_versioning(db_conn *db, const char *name, meta_versioning v)
+int meta_bucket_set_versioning(db_conn *db, const char *name, meta_versioning v, const char *stamp)
 {
-	return bucket_update(db, "UPDATE s3_buckets SET versioning = ?2 WHERE name = ?1", name, NULL, 0, (int)v,
-			     false);
+	return bucket_update(db, "UPDATE s3_buckets SET versioning = ?2, versioning_stamp = ?3 WHERE name = ?1", name,
+			     NULL, 0, (int)v, false, stamp);
 }
 
-int meta_bucket_set_acl(db_conn *db, const char *name, meta_acl acl)
+int meta_bucket_set_acl(db_conn *db, const char *name, meta_acl acl, const char *stamp)
 {
-	return bucket_update(db, "UPDATE s3_buckets SET acl = ?2 WHERE name = ?1", name, NULL, 0, (int)acl, false);
+	return bucket_update(db, "UPDATE s3_buckets SET acl = ?2, acl_stamp = ?3 WHERE name = ?1", name, NULL, 0,
+			     (int)acl, false, stamp);
 }
 
-int meta_bucket_set_cors(db_conn *db, const char *name, const char *xml, size_t len)
+int meta_bucket_set_cors(db_conn *db, const char *name, const char *xml, size_t len, const char *stamp)
 {
 	if (xml && len > META_CORS_MAX)
 		return ERR_LIMIT;
-	return bucket_update(db, "UPDATE s3_buckets SET cors = ?2 WHERE name = ?1", name, xml, len, 0, !xml);
+	return bucket_update(db, "UPDATE s3_buckets SET cors = ?2, cors_stamp = ?3 WHERE name = ?1", name, xml, len, 0,
+			     !xml, stamp);
 }
 
 int meta_bucket_cors(db_conn *db, const char *name, char *out, size_t cap)
@@ -1543,9 +1580,25 @@ int meta_replica_bucket(db_conn *db, const meta_bucket *b, const char *cors, boo
 	}
 	if (cors && strlen(cors) > META_CORS_MAX)
 		return ERR_LIMIT;
-	sqlite3_stmt *st = db_stmt(db, "INSERT INTO s3_buckets(name, owner, region, created_ms, versioning, acl, cors) "
-				       "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name) DO UPDATE SET "
-				       "versioning = excluded.versioning, acl = excluded.acl, cors = excluded.cors");
+	meta_bucket here;
+	int rc = meta_bucket_get(db, b->name, &here);
+	if (rc != 0 && rc != ERR_NOTFOUND)
+		return rc;
+	if (rc == 0 && strcmp(b->versioning_stamp, here.versioning_stamp) <= 0 &&
+	    strcmp(b->acl_stamp, here.acl_stamp) <= 0 && strcmp(b->cors_stamp, here.cors_stamp) <= 0)
+		return 0; /* nothing newer than ours: ours goes the other way */
+	/* each part taken only when its stamp is newer (TEXT compares as
+	 * BINARY: strcmp's order) */
+	sqlite3_stmt *st = db_stmt(
+		db, "INSERT INTO s3_buckets(name, owner, region, created_ms, versioning, acl, cors, versioning_stamp, "
+		    "acl_stamp, cors_stamp) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT(name) DO UPDATE SET "
+		    "versioning = CASE WHEN excluded.versioning_stamp > versioning_stamp THEN excluded.versioning "
+		    "ELSE versioning END, "
+		    "versioning_stamp = max(excluded.versioning_stamp, versioning_stamp), "
+		    "acl = CASE WHEN excluded.acl_stamp > acl_stamp THEN excluded.acl ELSE acl END, "
+		    "acl_stamp = max(excluded.acl_stamp, acl_stamp), "
+		    "cors = CASE WHEN excluded.cors_stamp > cors_stamp THEN excluded.cors ELSE cors END, "
+		    "cors_stamp = max(excluded.cors_stamp, cors_stamp)");
 	if (!st)
 		return ERR_DB;
 	sqlite3_bind_text(st, 1, b->name, -1, SQLITE_STATIC);
@@ -1558,7 +1611,10 @@ int meta_replica_bucket(db_conn *db, const meta_bucket *b, const char *cors, boo
 		sqlite3_bind_text(st, 7, cors, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 7);
-	int rc = sqlite3_step(st);
+	sqlite3_bind_text(st, 8, b->versioning_stamp, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, b->acl_stamp, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, b->cors_stamp, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
 		return ERR_DB;

@@ -76,6 +76,10 @@ typedef enum meta_repl {
 	META_REPL_REPLICA,
 } meta_repl;
 
+/* A stamp: an HLC's text, ':', the region that made the change (at most
+ * 31 bytes). Byte order is (HLC, region) order: strcmp compares stamps. */
+#define META_STAMP_LEN (HLC_STR_LEN + 1 + 31)
+
 typedef struct meta_bucket {
 	char name[META_BUCKET_MAX + 1];
 	char owner[64];  /* tenant */
@@ -84,6 +88,15 @@ typedef struct meta_bucket {
 	meta_versioning versioning;
 	meta_acl acl;
 	bool has_cors;   /* a CORS configuration is stored (meta_bucket_cors) */
+	/* The stamp of each part of the configuration's last change
+	 * (meta_stamp_make: "HLC:origin"; "" before schema 4, for a part never
+	 * set, and for the files API's bucket, which each region makes): in
+	 * both regions the newer stamp of each part wins (meta_replica_bucket),
+	 * so changes made at once in the two regions converge, and a change of
+	 * one part never undoes a concurrent change of another. */
+	char versioning_stamp[META_STAMP_LEN + 1];
+	char acl_stamp[META_STAMP_LEN + 1];
+	char cors_stamp[META_STAMP_LEN + 1];
 } meta_bucket;
 
 typedef struct meta_object {
@@ -143,20 +156,26 @@ int meta_bucket_get(db_conn *db, const char *name, meta_bucket *out);
 /* fn per bucket of owner, by name; fn returns 0 to go on. */
 int meta_bucket_list(db_conn *db, const char *owner, void (*fn)(void *arg, const meta_bucket *b),
 		     void *arg);
-/* 0, or ERR_EXISTS with *out filled with the existing bucket. */
+/* The stamp of a change made at ts by region origin. */
+void meta_stamp_make(char out[META_STAMP_LEN + 1], hlc_ts ts, const char *origin);
+/* s is "" or a well-formed stamp; its HLC into *ts (0 when ""). */
+bool meta_stamp_valid(const char *s, hlc_ts *ts);
+
+/* 0, or ERR_EXISTS with *out filled with the existing bucket. b's stamps
+ * are stored as given. */
 int meta_bucket_create(db_conn *db, const meta_bucket *b, meta_bucket *existing);
 /* 0, ERR_NOTFOUND, ERR_CONFLICT (objects, versions or delete markers, or
  * multipart uploads in progress). */
 int meta_bucket_delete(db_conn *db, const char *name);
 /* Set the bucket's versioning (ENABLED or SUSPENDED; never back to OFF, as
- * S3). 0 or ERR_NOTFOUND. */
-int meta_bucket_set_versioning(db_conn *db, const char *name, meta_versioning v);
-/* Set the bucket's canned ACL. 0 or ERR_NOTFOUND. */
-int meta_bucket_set_acl(db_conn *db, const char *name, meta_acl acl);
+ * S3), with the change's stamp. 0 or ERR_NOTFOUND. */
+int meta_bucket_set_versioning(db_conn *db, const char *name, meta_versioning v, const char *stamp);
+/* Set the bucket's canned ACL, stamped. 0 or ERR_NOTFOUND. */
+int meta_bucket_set_acl(db_conn *db, const char *name, meta_acl acl, const char *stamp);
 /* Store (xml non-NULL, at most META_CORS_MAX bytes, already validated by
- * the caller) or remove (NULL) the bucket's CORS configuration. 0 or
- * ERR_NOTFOUND (no bucket). */
-int meta_bucket_set_cors(db_conn *db, const char *name, const char *xml, size_t len);
+ * the caller) or remove (NULL) the bucket's CORS configuration, stamped. 0
+ * or ERR_NOTFOUND (no bucket). */
+int meta_bucket_set_cors(db_conn *db, const char *name, const char *xml, size_t len, const char *stamp);
 /* The bucket's CORS configuration into out (NUL-terminated, cap bytes).
  * 0, ERR_NOTFOUND (no bucket, or no configuration), ERR_LIMIT (cap). */
 int meta_bucket_cors(db_conn *db, const char *name, char *out, size_t cap);
@@ -384,9 +403,11 @@ int meta_replica_decide(db_conn *db, meta_object *o, const meta_replica_blob *bl
  * "null" version after the delete). 0, ERR_DB, ERR_NOMEM. */
 int meta_replica_remove(db_conn *db, const char *bucket, const char *key, size_t key_len, const char *version_id,
 			const char *ts, const char *origin, bool *applied, meta_blobs *old);
-/* Apply a bucket's configuration (created if absent; versioning, ACL and
- * CORS as given; cors NULL: none), or its delete (removed: only when it is
- * empty here, else kept and *applied false). Not journalled. */
+/* Apply a bucket's configuration (created if absent; else each of
+ * versioning, ACL and CORS (cors NULL: none) taken only when its stamp in b
+ * is newer than the one here: *applied false when none is), or its delete
+ * (removed: only when it is empty here, else kept and *applied false). Not
+ * journalled. */
 int meta_replica_bucket(db_conn *db, const meta_bucket *b, const char *cors, bool removed, bool *applied);
 
 /* --- anti-entropy (orepl.h): the two regions compare digests of key

@@ -1,8 +1,9 @@
 /*
  * oae.c - anti-entropy of object replication (oae.h has the contract).
  *
- * A pass walks this region's buckets one by one; for each, a stack of key
- * ranges starts with the whole bucket:
+ * A pass walks this region's buckets one by one; for each, first its
+ * configuration's stamps there (one of ours newer: the bucket is queued
+ * again), then a stack of key ranges starts with the whole bucket:
  *
  *   pop a range -> local digest -> GET the other region's digest
  *     equal                       -> next range
@@ -52,6 +53,7 @@ struct oae {
 	bool running, stopping;
 	/* the pass */
 	char bucket[META_BUCKET_MAX + 1];
+	meta_bucket conf;            /* its configuration here, read when the pass came to it */
 	range *stack;
 	size_t depth, cap;
 	range cur;
@@ -67,6 +69,7 @@ struct oae {
 
 static void step(oae *a);
 static void next_bucket(oae *a);
+static void get(oae *a, const char *target, http_client_cb cb);
 
 /* ------------------------------------------------------------- helpers */
 
@@ -419,6 +422,54 @@ static void step(oae *a)
 	get(a, target, digest_answered);
 }
 
+/* The other region's stamps of the bucket's configuration: when one of
+ * ours is newer (a configuration change it never got: an outbox row lost,
+ * say), the bucket is queued again, as a version would be. A bucket it
+ * lacks altogether is the digest's business (404: every row missing). */
+static void stamps_answered(int rc, const http_message *resp, const char *body, size_t len, void *arg)
+{
+	oae *a = arg;
+	if (a->stopping) {
+		pass_end(a, "stopping");
+		return;
+	}
+	if (rc != 0 || (resp->status != 200 && resp->status != 404)) {
+		pass_end(a, rc != 0 ? "the link failed" : "the other region refused a bucket's stamps");
+		return;
+	}
+	if (resp->status == 404) {
+		step(a);
+		return;
+	}
+	json_t *j = json_loadb(body ? body : "", len, 0, NULL);
+	const char *theirs[3] = {json_string_value(json_object_get(j, "versioning")),
+				 json_string_value(json_object_get(j, "acl")),
+				 json_string_value(json_object_get(j, "cors"))};
+	const char *ours[3] = {a->conf.versioning_stamp, a->conf.acl_stamp, a->conf.cors_stamp};
+	bool behind = false, ok = true;
+	for (int i = 0; i < 3; i++) {
+		if (!theirs[i])
+			ok = false;
+		else if (strcmp(ours[i], theirs[i]) > 0)
+			behind = true;
+	}
+	json_decref(j);
+	if (!ok) {
+		pass_end(a, "malformed bucket stamps");
+		return;
+	}
+	if (!behind) {
+		step(a);
+		return;
+	}
+	if (fix_add(a, "", 0, "") != 0 || committer_submit(a->env.writer, fix_exec, fix_done, a) != 0) {
+		free(a->fix);
+		a->fix = NULL;
+		a->nfix = 0;
+		pass_end(a, "the writer is saturated");
+	}
+}
+
 static void next_bucket(oae *a)
 {
 	meta_bucket b;
@@ -432,11 +483,15 @@ static void next_bucket(oae *a)
 		return;
 	}
 	snprintf(a->bucket, sizeof a->bucket, "%s", b.name);
+	a->conf = b;
 	if (push(a, "", 0, NULL, 0, true) != 0) {
 		pass_end(a, "out of memory");
 		return;
 	}
-	step(a);
+	/* first the bucket's configuration: its stamps there */
+	char target[256];
+	snprintf(target, sizeof target, "/internal/v1/objects/bucket-stamps?bucket=%s", a->bucket);
+	get(a, target, stamps_answered);
 }
 
 void oae_run_now(oae *a)
@@ -504,6 +559,22 @@ void oae_serve(const orepl_env *env, http_request *req)
 			snprintf(after, sizeof after, "%s", b.name);
 		}
 		answer_json(req, arr ? json_pack("{s:o}", "buckets", arr) : NULL);
+		return;
+	}
+	if (strncmp(t, "bucket-stamps?", 14) == 0) {
+		char name[META_BUCKET_MAX + 1];
+		meta_bucket b;
+		int rc = util_query_param(m->target, "bucket", name, sizeof name) ? meta_bucket_get(db, name, &b)
+										     : ERR_INVAL;
+		if (rc == ERR_INVAL)
+			answer(req, 400, "{\"error\":{\"code\":\"bad_request\",\"message\":\"needs bucket\"}}");
+		else if (rc == ERR_NOTFOUND)
+			answer(req, 404, "{\"error\":{\"code\":\"no_such_bucket\",\"message\":\"no such bucket here\"}}");
+		else if (rc != 0)
+			answer(req, 503, "{\"error\":{\"code\":\"store_failed\",\"message\":\"cannot read objects.db\"}}");
+		else
+			answer_json(req, json_pack("{s:s, s:s, s:s}", "versioning", b.versioning_stamp, "acl", b.acl_stamp,
+						   "cors", b.cors_stamp));
 		return;
 	}
 	bool digest = strncmp(t, "digest?", 7) == 0, entries = strncmp(t, "entries?", 8) == 0;

@@ -680,6 +680,9 @@ static void send_bucket(slot *s)
 		json_object_set_new(o, "created_ms", json_integer(b.created_ms));
 		json_object_set_new(o, "versioning", json_integer(b.versioning));
 		json_object_set_new(o, "acl", json_integer(b.acl));
+		json_set_str(o, "versioning_stamp", b.versioning_stamp);
+		json_set_str(o, "acl_stamp", b.acl_stamp);
+		json_set_str(o, "cors_stamp", b.cors_stamp);
 		if (b.has_cors) {
 			char *x = malloc(META_CORS_MAX + 1);
 			if (!x || meta_bucket_cors(r->env.reader, b.name, x, META_CORS_MAX + 1) != 0) {
@@ -1126,8 +1129,18 @@ static void version_committed(void *arg, int rc, uint64_t seq)
 			blobstore_delete(r->env.blobs, q->old.ids[i]);
 		if (q->applied)
 			r->applied++;
-		if (q->kind != 3)
+		if (q->kind != 3) {
 			merge_clock(r, q->ob->hlc);
+		} else {
+			const char *stamps[] = {q->b.versioning_stamp, q->b.acl_stamp, q->b.cors_stamp};
+			for (size_t i = 0; i < 3; i++)
+				if (stamps[i][0]) {
+					char t[HLC_STR_LEN + 1];
+					memcpy(t, stamps[i], HLC_STR_LEN);
+					t[HLC_STR_LEN] = '\0';
+					merge_clock(r, t);
+				}
+		}
 		if (q->has_tomb)
 			merge_clock(r, q->tomb_hlc);
 	}

@@ -205,6 +205,20 @@ int oreplmsg_parse_bucket(const char *json, size_t len, meta_bucket *b, char **c
 		rc = bad(why, "a bucket's fields are missing or malformed");
 		goto done;
 	}
+	/* the stamps (meta_bucket); absent (a sender before them): "", the
+	 * oldest */
+	static const char *const names[] = {"versioning_stamp", "acl_stamp", "cors_stamp"};
+	char *stamps[] = {b->versioning_stamp, b->acl_stamp, b->cors_stamp};
+	for (size_t i = 0; i < 3; i++) {
+		json_t *v = json_object_get(j, names[i]);
+		const char *s = v ? jstr(j, names[i], META_STAMP_LEN) : "";
+		hlc_ts ts;
+		if (!s || (v && strlen(s) != json_string_length(v)) || !meta_stamp_valid(s, &ts)) {
+			rc = bad(why, "a bucket's stamp is malformed");
+			goto done;
+		}
+		snprintf(stamps[i], META_STAMP_LEN + 1, "%s", s);
+	}
 	snprintf(b->owner, sizeof b->owner, "%s", owner);
 	snprintf(b->region, sizeof b->region, "%s", region);
 	b->created_ms = json_integer_value(json_object_get(j, "created_ms"));

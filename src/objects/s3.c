@@ -979,6 +979,7 @@ static void op_create_bucket(s3_req *q)
 	snprintf(q->brow.region, sizeof q->brow.region, "%s", loc[0] ? o->self->name : "");
 	q->brow.created_ms = util_now_ms();
 	q->brow.acl = acl;
+	meta_stamp_make(q->brow.acl_stamp, hlc_now(o->clock), o->self->name);
 	rc = committer_submit(o->writer, bucket_create_exec, bucket_create_done, q);
 	if (rc != 0)
 		s3_internal(q, rc);
@@ -1055,10 +1056,18 @@ static void op_bucket_versioning(s3_req *q)
 	s3_xml(q, 200, &x);
 }
 
+/* The stamp of a bucket configuration change made now (meta_bucket). */
+static void bucket_stamp(s3_req *q, char stamp[META_STAMP_LEN + 1])
+{
+	meta_stamp_make(stamp, hlc_now(q->o->clock), q->o->self->name);
+}
+
 static int versioning_exec(db_conn *db, void *arg)
 {
 	s3_req *q = arg;
-	return meta_bucket_set_versioning(db, q->bucket, q->new_versioning);
+	char stamp[META_STAMP_LEN + 1];
+	bucket_stamp(q, stamp);
+	return meta_bucket_set_versioning(db, q->bucket, q->new_versioning, stamp);
 }
 
 static void versioning_done(void *arg, int rc, uint64_t seq)
@@ -3551,8 +3560,11 @@ static void expiry_tick(evutil_socket_t fd, short what, void *arg)
 static int acl_exec(db_conn *db, void *arg)
 {
 	s3_req *q = arg;
-	if (!q->key)
-		return meta_bucket_set_acl(db, q->bucket, q->new_acl);
+	if (!q->key) {
+		char stamp[META_STAMP_LEN + 1];
+		bucket_stamp(q, stamp);
+		return meta_bucket_set_acl(db, q->bucket, q->new_acl, stamp);
+	}
 	return meta_object_set_acl(db, q->bucket, q->key, q->key_len, q->version_id[0] ? q->version_id : NULL,
 				   q->new_acl);
 }
@@ -3767,7 +3779,9 @@ static void cors_actual(s3_req *q)
 static int cors_exec(db_conn *db, void *arg)
 {
 	s3_req *q = arg;
-	return meta_bucket_set_cors(db, q->bucket, q->query_xml, q->query_xml ? strlen(q->query_xml) : 0);
+	char stamp[META_STAMP_LEN + 1];
+	bucket_stamp(q, stamp);
+	return meta_bucket_set_cors(db, q->bucket, q->query_xml, q->query_xml ? strlen(q->query_xml) : 0, stamp);
 }
 
 static void cors_done(void *arg, int rc, uint64_t seq)

@@ -10,7 +10,6 @@
  * writes go to the writer thread (api_submit_write) and are answered from the
  * completion, once durable.
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +21,7 @@
 #include "core/jsonpos.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "http/forwarded.h"
 #include "region/cors.h"
 #include "region/internal.h"
 
@@ -1007,39 +1007,16 @@ void api_on_head(http_request *req, void *arg)
 
 /* The client address a trusted proxy (an edge) passed in Forwarded (RFC
  * 7239): the last for= of the last Forwarded field, the one the proxy
- * itself added (an edge drops the client's own). An address only
- * (for=1.2.3.4, for="[2001:db8::1]", a port after it dropped); anything
- * else (unknown, an obfuscated name) leaves out as it was: the proxy. */
+ * itself added (an edge drops the client's own); http/forwarded.h says
+ * which forms count. Anything else leaves out as it was: the proxy. */
 static void api_forwarded_for(const http_message *m, char *out, size_t cap)
 {
 	const http_field *last = NULL;
 	for (size_t i = 0; i < m->field_count; i++)
 		if (m->fields[i].name_len == 9 && strncasecmp(m->fields[i].name, "forwarded", 9) == 0)
 			last = &m->fields[i];
-	if (!last)
-		return;
-	const char *v = last->value, *end = v + last->value_len, *found = NULL;
-	for (const char *p = v; p + 4 <= end; p++)
-		if (strncasecmp(p, "for=", 4) == 0 && (p == v || p[-1] == ';' || p[-1] == ',' || p[-1] == ' '))
-			found = p + 4;
-	if (!found)
-		return;
-	char text[64];
-	size_t n = 0;
-	const char *p = found;
-	bool quoted = p < end && *p == '"';
-	if (quoted)
-		p++;
-	bool bracket = p < end && *p == '[';
-	if (bracket)
-		p++;
-	while (p < end && n < sizeof text - 1 && *p != '"' && *p != ';' && *p != ',' && *p != ' ' &&
-	       !(bracket && *p == ']') && !(!bracket && *p == ':' && !quoted))
-		text[n++] = *p++;
-	text[n] = '\0';
-	unsigned char a[16];
-	if (n && (inet_pton(AF_INET, text, a) == 1 || inet_pton(AF_INET6, text, a) == 1))
-		snprintf(out, cap, "%s", text);
+	if (last)
+		http_forwarded_for(last->value, last->value_len, out, cap);
 }
 
 static void api_route_request(http_request *req, region *rg, bool via_link)

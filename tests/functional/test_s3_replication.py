@@ -200,6 +200,44 @@ def test_a_buckets_configuration_arrives_in_the_order_it_was_made(pair):
     assert {b: config(us, b) for b in names} == want
 
 
+def test_bucket_configuration_changed_in_both_regions_during_a_partition_converges(pair):
+    """During a partition eu enables versioning and makes the bucket
+    private again, us makes it public-read a moment later, and sets CORS.
+    After the heal both regions hold, for each part of the configuration,
+    its newest change: versioning Enabled (eu's, the only one), ACL
+    public-read (us's, newer than eu's), CORS (us's). Before each part was
+    stamped, each region took the other's whole configuration and they
+    stayed swapped."""
+    eu, us = pair.s3["eu"], pair.s3["us"]
+    eu.c.create_bucket(Bucket="shared", ACL="public-read")
+    eventually(lambda: "shared" in [b["Name"] for b in us.c.list_buckets()["Buckets"]], "the bucket at us")
+    partition(pair, True)
+    try:
+        eu.c.put_bucket_versioning(Bucket="shared", VersioningConfiguration={"Status": "Enabled"})
+        eu.c.put_bucket_acl(Bucket="shared", ACL="private")
+        time.sleep(0.01)
+        us.c.put_bucket_acl(Bucket="shared", ACL="public-read")
+        us.c.put_bucket_cors(Bucket="shared", CORSConfiguration={"CORSRules": [
+            {"AllowedMethods": ["GET"], "AllowedOrigins": ["https://app.example"]}]})
+        time.sleep(0.3)
+    finally:
+        partition(pair, False)
+
+    def config(side):
+        v = side.c.get_bucket_versioning(Bucket="shared").get("Status")
+        public = any(g["Grantee"].get("URI", "").endswith("/AllUsers")
+                     for g in side.c.get_bucket_acl(Bucket="shared")["Grants"])
+        try:
+            cors = side.c.get_bucket_cors(Bucket="shared")["CORSRules"][0]["AllowedOrigins"]
+        except botocore.exceptions.ClientError:
+            cors = None
+        return (v, public, cors)
+
+    want = ("Enabled", True, ["https://app.example"])
+    eventually(lambda: config(eu) == want and config(us) == want, "both regions at the newest of each part",
+               timeout=20)
+
+
 def test_delete_while_peer_down_replicates_after(pair):
     """A delete taken while the other region is down is journalled and
     reaches it when it is back: the object does not come back."""
@@ -311,12 +349,14 @@ def wipe_outbox(region_dir):
 
 def test_anti_entropy_repairs_what_the_outbox_lost_and_verify_sees_it(pair):
     """Writes at eu whose outbox rows are lost (300 keys, so the digests
-    split the bucket; new objects and a delete) never reach us by the
-    outbox; `tandem verify` reports the bucket DIFFERENT; one anti-entropy
+    split the bucket; new objects and a delete; a bucket made public) never
+    reach us by the outbox; `tandem verify` reports the buckets DIFFERENT
+    (the public one by its configuration's stamps alone); one anti-entropy
     pass queues them again (its repairs counted), us converges, verify says
     identical, and a second pass repairs nothing."""
     eu, us = pair.s3["eu"], pair.s3["us"]
     eu.c.create_bucket(Bucket="aeb")
+    eu.c.create_bucket(Bucket="conf")
     for i in range(300):
         eu.c.put_object(Bucket="aeb", Key="k%03d" % i, Body=b"v%d" % i)
     eventually(lambda: us.body("aeb", "k299") == b"v299", "the 300 keys at us", timeout=30)
@@ -324,20 +364,28 @@ def test_anti_entropy_repairs_what_the_outbox_lost_and_verify_sees_it(pair):
     for i in range(5):
         eu.c.put_object(Bucket="aeb", Key="late-%d" % i, Body=b"written while us was down")
     eu.c.delete_object(Bucket="aeb", Key="k007")
+    eu.c.put_bucket_acl(Bucket="conf", ACL="public-read")
     pair.eu.stop()
-    assert wipe_outbox(os.path.join(pair.dir, "data", "eu")) >= 6
+    assert wipe_outbox(os.path.join(pair.dir, "data", "eu")) >= 7
     pair.eu.start()
     pair.us.start()
     time.sleep(1.0)
     assert us.body("aeb", "late-0") is None and us.body("aeb", "k007") == b"v7"  # the outbox had them
     v = pair.verify()
     assert v.returncode == 1 and "DIFFERENT" in v.stdout and "aeb" in v.stdout, (v.returncode, v.stdout, v.stderr)
+    assert [l for l in v.stdout.splitlines() if " conf " in l + " "][0].endswith("DIFFERENT"), v.stdout
+
+    def public(side):
+        return any(g["Grantee"].get("URI", "").endswith("/AllUsers")
+                   for g in side.c.get_bucket_acl(Bucket="conf")["Grants"])
+    assert public(eu) and not public(us)
     before = pair.eu.metric("tandem_objects_anti_entropy_repairs_total")
     r = Link(pair).post("eu", "/internal/v1/objects/anti-entropy", "admin", {})
     assert r.status_code == 202, r.text
     eventually(lambda: us.body("aeb", "late-4") == b"written while us was down", "late-4 at us", timeout=20)
     eventually(lambda: us.body("aeb", "k007") is None, "the delete at us", timeout=20)
-    assert pair.eu.metric("tandem_objects_anti_entropy_repairs_total") - before >= 6
+    eventually(lambda: public(us), "the bucket's ACL at us", timeout=20)
+    assert pair.eu.metric("tandem_objects_anti_entropy_repairs_total") - before >= 7
     v = pair.verify()
     assert v.returncode == 0 and v.stdout.strip().splitlines()[-1] == "identical", (v.stdout, v.stderr)
     passes = pair.eu.metric("tandem_objects_anti_entropy_passes_total")

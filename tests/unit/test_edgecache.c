@@ -610,7 +610,7 @@ static void test_disk_tier(void)
 	snprintf(sub, sizeof sub, "%s/tier", dir);
 	char err[256];
 	cache *c = cache_new(5000, 4096);
-	CHECK_EQ_INT(cache_set_disk(c, sub, 6000, err, sizeof err), 0);
+	CHECK_EQ_INT(cache_set_disk(c, sub, 13000, err, sizeof err), 0);
 	struct stat st;
 	CHECK(stat(sub, &st) == 0 && (st.st_mode & 0777) == 0700);
 	store_target(c, "h", "/1", 1500);
@@ -649,14 +649,16 @@ static void test_disk_tier(void)
 	CHECK_EQ_INT(cs.entries, 2);       /* /1 back, and /3 went down in its place */
 	CHECK_EQ_INT(cs.disk_entries, 2);
 	CHECK_EQ_INT(disk_files(sub), 2);
-	/* the disk bound: 6000 bytes hold 3 such entries (1591 bytes each); the oldest goes */
+	/* the disk bound: a file counts in whole 4 KiB blocks plus its index
+	 * record (about 4.2 KB each here), so 13000 bytes hold 3 such entries
+	 * (1591 bytes each); the oldest goes */
 	for (int i = 5; i <= 9; i++) {
 		char t[16];
 		snprintf(t, sizeof t, "/%d", i);
 		store_target(c, "h", t, 1500);
 	}
 	cache_get_stats(c, &cs);
-	CHECK(cs.disk_bytes <= 6000 && cs.disk_entries == 3);
+	CHECK(cs.disk_bytes <= 13000 && cs.disk_bytes > 3 * 4096 && cs.disk_entries == 3);
 	CHECK_EQ_INT(disk_files(sub), 3);
 	int found = 0;
 	for (int i = 1; i <= 9; i++) {
@@ -840,6 +842,34 @@ static void test_client_conditionals(void)
 	cache_free(&c);
 }
 
+/* Many tiny answers: each file counts at least a 4 KiB block plus its
+ * index record against the disk bound, so their number (and the index's
+ * memory) stays bounded by it, not by their bytes (before: 2,000 answers of
+ * 10 bytes made 2,000 index records under a 64 KiB bound). */
+static void test_disk_tier_counts_blocks(void)
+{
+	char dir[] = "/tmp/tandem-test-edgedisk-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char sub[64], err[256];
+	snprintf(sub, sizeof sub, "%s/tier", dir);
+	cache *c = cache_new(2000, 1024);
+	CHECK_EQ_INT(cache_set_disk(c, sub, 64 * 1024, err, sizeof err), 0);
+	for (int i = 0; i < 2000; i++) {
+		char t[16];
+		snprintf(t, sizeof t, "/t%d", i);
+		store_target(c, "h", t, 10);
+	}
+	cache_stats cs;
+	cache_get_stats(c, &cs);
+	CHECK(cs.disk_entries <= 16 && cs.disk_entries >= 8);
+	CHECK(cs.disk_bytes <= 64 * 1024);
+	CHECK_EQ_INT(disk_files(sub), (int)cs.disk_entries);
+	cache_free(&c);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	CHECK_EQ_INT(system(cmd), 0);
+}
+
 int main(void)
 {
 	RUN(test_cache_control_parsing);
@@ -859,6 +889,7 @@ int main(void)
 	RUN(test_purge);
 	RUN(test_lru_byte_bound);
 	RUN(test_disk_tier);
+	RUN(test_disk_tier_counts_blocks);
 	RUN(test_coalescing_bookkeeping);
 	RUN(test_client_conditionals);
 	return TEST_SUMMARY();

@@ -440,8 +440,8 @@ static void test_versions(void)
 	meta_object o = versioned("k", "a0000000000000000000000000000001", "000000000001-00000000", "eu");
 	CHECK_EQ_INT(meta_object_put(db, &o, META_COND_NONE, NULL, &old), 0);
 	CHECK_EQ_STR(o.version_id, "null");
-	CHECK_EQ_INT(meta_bucket_set_versioning(db, "ver", META_VERSIONING_ENABLED), 0);
-	CHECK_EQ_INT(meta_bucket_set_versioning(db, "nope", META_VERSIONING_ENABLED), ERR_NOTFOUND);
+	CHECK_EQ_INT(meta_bucket_set_versioning(db, "ver", META_VERSIONING_ENABLED, "000000000001-00000000:eu"), 0);
+	CHECK_EQ_INT(meta_bucket_set_versioning(db, "nope", META_VERSIONING_ENABLED, "000000000001-00000000:eu"), ERR_NOTFOUND);
 	meta_object v1 = versioned("k", "a0000000000000000000000000000002", "000000000002-00000000", "eu");
 	CHECK_EQ_INT(meta_object_put(db, &v1, META_COND_NONE, NULL, &old), 0);
 	CHECK_EQ_STR(take(&old), ""); /* the null version stays */
@@ -491,7 +491,7 @@ static void test_versions(void)
 	CHECK_EQ_STR(got.version_id, late.version_id);
 	CHECK_EQ_INT(meta_object_delete_version(db, by("ver", "k"), v1.version_id, &marker, &old), ERR_NOTFOUND);
 	/* Suspended: writes replace the null version wherever it is */
-	CHECK_EQ_INT(meta_bucket_set_versioning(db, "ver", META_VERSIONING_SUSPENDED), 0);
+	CHECK_EQ_INT(meta_bucket_set_versioning(db, "ver", META_VERSIONING_SUSPENDED, "000000000001-00000000:eu"), 0);
 	meta_object s1 = versioned("k", "a0000000000000000000000000000004", "000000000004-00000000", "eu");
 	CHECK_EQ_INT(meta_object_put(db, &s1, META_COND_NONE, NULL, &old), 0);
 	CHECK_EQ_STR(s1.version_id, "null");
@@ -520,18 +520,18 @@ static void test_acl_cors(void)
 	CHECK_EQ_INT(meta_bucket_create(db, &b, &ex), 0);
 	CHECK_EQ_INT(meta_bucket_get(db, "pub", &got), 0);
 	CHECK_EQ_INT(got.acl, META_ACL_PUBLIC_READ);
-	CHECK_EQ_INT(meta_bucket_set_acl(db, "pub", META_ACL_PRIVATE), 0);
+	CHECK_EQ_INT(meta_bucket_set_acl(db, "pub", META_ACL_PRIVATE, "000000000001-00000000:eu"), 0);
 	CHECK_EQ_INT(meta_bucket_get(db, "pub", &got), 0);
 	CHECK_EQ_INT(got.acl, META_ACL_PRIVATE);
 	char xml[128];
 	CHECK_EQ_INT(meta_bucket_cors(db, "pub", xml, sizeof xml), ERR_NOTFOUND);
-	CHECK_EQ_INT(meta_bucket_set_cors(db, "pub", "<CORSConfiguration/>", 20), 0);
+	CHECK_EQ_INT(meta_bucket_set_cors(db, "pub", "<CORSConfiguration/>", 20, "000000000001-00000000:eu"), 0);
 	CHECK_EQ_INT(meta_bucket_cors(db, "pub", xml, sizeof xml), 0);
 	CHECK_EQ_STR(xml, "<CORSConfiguration/>");
 	CHECK_EQ_INT(meta_bucket_cors(db, "pub", xml, 8), ERR_LIMIT);
 	CHECK_EQ_INT(meta_bucket_get(db, "pub", &got), 0);
 	CHECK(got.has_cors);
-	CHECK_EQ_INT(meta_bucket_set_cors(db, "pub", NULL, 0), 0);
+	CHECK_EQ_INT(meta_bucket_set_cors(db, "pub", NULL, 0, "000000000001-00000000:eu"), 0);
 	CHECK_EQ_INT(meta_bucket_cors(db, "pub", xml, sizeof xml), ERR_NOTFOUND);
 	meta_blobs old = {0};
 	meta_object o = make("pub", "k", "b0000000000000000000000000000001", "e");
@@ -693,6 +693,80 @@ static void test_replication(void)
 	db_close(&us);
 }
 
+/* A bucket's configuration changed in both regions at once: each part
+ * (versioning, ACL, CORS) is taken from the other region's message only
+ * when its stamp is newer, so both end with the newer change of each part
+ * (before stamps, each took the other's whole state and they stayed
+ * swapped, or one part's change undid the other's), whatever the order of
+ * arrival; a message sent twice or late changes nothing. */
+static void test_bucket_config_converges(void)
+{
+	db_conn *eu = open_named("eu2.db"), *us = open_named("us2.db");
+	if (!eu || !us)
+		return;
+	bool applied;
+	meta_bucket b = {.name = "both", .owner = "alice", .created_ms = 5, .acl_stamp = "000000000010-00000000:eu"};
+	meta_bucket ex, eu_b, us_b;
+	CHECK_EQ_INT(meta_bucket_create(eu, &b, &ex), 0);
+	CHECK_EQ_INT(meta_replica_bucket(us, &b, NULL, false, &applied), 0);
+	CHECK(applied);
+	/* the same part: eu enables versioning at 20, us suspends it at 21 */
+	CHECK_EQ_INT(meta_bucket_set_versioning(eu, "both", META_VERSIONING_ENABLED, "000000000020-00000000:eu"), 0);
+	CHECK_EQ_INT(meta_bucket_set_versioning(us, "both", META_VERSIONING_SUSPENDED, "000000000021-00000000:us"), 0);
+	/* two other parts at once: eu makes it public at 22, us sets CORS at 23 */
+	CHECK_EQ_INT(meta_bucket_set_acl(eu, "both", META_ACL_PUBLIC_READ, "000000000022-00000000:eu"), 0);
+	CHECK_EQ_INT(meta_bucket_set_cors(us, "both", "<CORSConfiguration/>", 20, "000000000023-00000000:us"), 0);
+	CHECK_EQ_INT(meta_bucket_get(eu, "both", &eu_b), 0);
+	CHECK_EQ_INT(meta_bucket_get(us, "both", &us_b), 0);
+	CHECK_EQ_STR(eu_b.versioning_stamp, "000000000020-00000000:eu");
+	/* the messages cross; each side takes what is newer in the other's */
+	CHECK_EQ_INT(meta_replica_bucket(us, &eu_b, NULL, false, &applied), 0);
+	CHECK(applied); /* the ACL */
+	CHECK_EQ_INT(meta_replica_bucket(eu, &us_b, "<CORSConfiguration/>", false, &applied), 0);
+	CHECK(applied); /* versioning and CORS */
+	CHECK_EQ_INT(meta_bucket_get(eu, "both", &eu_b), 0);
+	CHECK_EQ_INT(meta_bucket_get(us, "both", &us_b), 0);
+	CHECK_EQ_INT((int)eu_b.versioning, (int)META_VERSIONING_SUSPENDED);
+	CHECK_EQ_INT((int)us_b.versioning, (int)META_VERSIONING_SUSPENDED);
+	CHECK_EQ_INT((int)eu_b.acl, (int)META_ACL_PUBLIC_READ);
+	CHECK_EQ_INT((int)us_b.acl, (int)META_ACL_PUBLIC_READ);
+	CHECK(eu_b.has_cors && us_b.has_cors);
+	CHECK_EQ_STR(eu_b.versioning_stamp, us_b.versioning_stamp);
+	CHECK_EQ_STR(eu_b.acl_stamp, us_b.acl_stamp);
+	CHECK_EQ_STR(eu_b.cors_stamp, us_b.cors_stamp);
+	/* the same HLC from both: the region name decides (us > eu) */
+	CHECK_EQ_INT(meta_bucket_set_acl(eu, "both", META_ACL_PRIVATE, "000000000030-00000000:eu"), 0);
+	CHECK_EQ_INT(meta_bucket_set_acl(us, "both", META_ACL_PUBLIC_READ, "000000000030-00000000:us"), 0);
+	CHECK_EQ_INT(meta_bucket_get(eu, "both", &eu_b), 0);
+	CHECK_EQ_INT(meta_bucket_get(us, "both", &us_b), 0);
+	CHECK_EQ_INT(meta_replica_bucket(us, &eu_b, "<CORSConfiguration/>", false, &applied), 0);
+	CHECK(!applied);
+	CHECK_EQ_INT(meta_replica_bucket(eu, &us_b, "<CORSConfiguration/>", false, &applied), 0);
+	CHECK(applied);
+	CHECK_EQ_INT(meta_bucket_get(eu, "both", &eu_b), 0);
+	CHECK_EQ_INT((int)eu_b.acl, (int)META_ACL_PUBLIC_READ);
+	/* an old message arriving late (the creation, ACL private at 10)
+	 * changes nothing */
+	CHECK_EQ_INT(meta_replica_bucket(eu, &b, NULL, false, &applied), 0);
+	CHECK(!applied);
+	CHECK_EQ_INT(meta_bucket_get(eu, "both", &eu_b), 0);
+	CHECK_EQ_INT((int)eu_b.acl, (int)META_ACL_PUBLIC_READ);
+	CHECK(eu_b.has_cors);
+	/* stamps: made, checked */
+	char st[META_STAMP_LEN + 1];
+	hlc_ts ts = {.ms = 0x1234, .logical = 2};
+	meta_stamp_make(st, ts, "us");
+	CHECK_EQ_STR(st, "000000001234-00000002:us");
+	CHECK(meta_stamp_valid(st, &ts) && ts.ms == 0x1234 && ts.logical == 2);
+	CHECK(meta_stamp_valid("", &ts) && ts.ms == 0);
+	CHECK(!meta_stamp_valid("000000001234-00000002", &ts));
+	CHECK(!meta_stamp_valid("000000001234-00000002:", &ts));
+	CHECK(!meta_stamp_valid("00000000123x-00000002:us", &ts));
+	CHECK(!meta_stamp_valid("000000001234-00000002:us-and-a-region-name-that-is-far-too-long", &ts));
+	db_close(&eu);
+	db_close(&us);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -709,6 +783,7 @@ int main(void)
 	RUN(test_versions);
 	RUN(test_acl_cors);
 	RUN(test_replication);
+	RUN(test_bucket_config_converges);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)

@@ -168,12 +168,22 @@ static void test_bucket(void)
 	CHECK_EQ_STR(b.name, "b");
 	CHECK(!removed && b.versioning == META_VERSIONING_ENABLED && b.acl == META_ACL_PUBLIC_READ);
 	CHECK(cors && strcmp(cors, "<CORSConfiguration/>") == 0);
+	CHECK_EQ_STR(b.acl_stamp, ""); /* a sender without stamps: the oldest */
 	free(cors);
+	const char *stamped = "{\"name\":\"b\",\"owner\":\"t\",\"region\":\"\",\"versioning\":2,\"acl\":0,"
+			      "\"acl_stamp\":\"0000000000ff-00000002:us\",\"cors_stamp\":\"\"}";
+	CHECK_EQ_INT(oreplmsg_parse_bucket(stamped, strlen(stamped), &b, &cors, &removed, &why), 0);
+	CHECK_EQ_STR(b.acl_stamp, "0000000000ff-00000002:us");
+	CHECK_EQ_STR(b.versioning_stamp, "");
+	CHECK(cors == NULL && b.versioning == META_VERSIONING_SUSPENDED);
 	const char *gone = "{\"name\":\"b\",\"removed\":true}";
 	CHECK_EQ_INT(oreplmsg_parse_bucket(gone, strlen(gone), &b, &cors, &removed, &why), 0);
 	CHECK(removed && cors == NULL);
 	const char *bad[] = {"{\"name\":\"\"}", "{\"name\":\"b\"}", "{\"name\":\"b\",\"owner\":\"t\",\"region\":\"\","
 								    "\"cors\":5}",
+			     "{\"name\":\"b\",\"owner\":\"t\",\"region\":\"\",\"acl_stamp\":\"tomorrow\"}",
+			     "{\"name\":\"b\",\"owner\":\"t\",\"region\":\"\",\"cors_stamp\":7}",
+			     "{\"name\":\"b\",\"owner\":\"t\",\"region\":\"\",\"versioning_stamp\":\"0000000000ff-00000002:u\\u0000s\"}",
 			     "nope"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		cors = (char *)1;
