@@ -29,7 +29,9 @@
  * (no automatic WINDOW_UPDATE): the connection's window is given back as
  * DATA arrive, a stream's once its bytes were handed on (collected, or
  * given to on_data while not paused), so a paused stream holds at most
- * one stream window (H2_INITIAL_WINDOW).
+ * one stream window (H2_UPLOAD_WINDOW for a streamed body: one of 256 KiB
+ * held a fast upload to 256 KiB per turn of the loop, 47 MB/s; with 1 MiB,
+ * 112 MB/s, about what HTTP/1.1 does).
  *
  * Invariants: handlers run only from session_dispatch and session_deliver, after
  * nghttp2_session_mem_recv returned, never inside an nghttp2 callback;
@@ -422,8 +424,9 @@ static int on_data_chunk_cb(nghttp2_session *ng, uint8_t flags, int32_t stream_i
 		if (st->body_received > st->body_max) {
 			st->body_error = ERR_LIMIT;
 			st->unconsumed += len;
-		} else if (buf_add(&st->body, data, len) != 0) {
-			st->body_error = ERR_NOMEM;
+		} else if (buf_add(&st->body, data, len) != 0) { /* cannot happen: flow control bounds it */
+			log_error("HTTP/2 connection from %s: a streamed body passed its window", http__conn_peer(s->c));
+			st->body_error = ERR_LIMIT;
 			st->unconsumed += len;
 		}
 		stream_account(st);
@@ -1267,8 +1270,14 @@ int h2_stream_stream_body(h2_stream *st, uint64_t max, http_body_data_fn on_data
 	st->body_received = st->body.len; /* DATA that came with the head */
 	if (st->body_received > max)
 		st->body_error = ERR_LIMIT;
-	/* at most one stream window is held (it is given back once handed on) */
-	st->body.max = H2_INITIAL_WINDOW + 64 * 1024 > st->body.len ? H2_INITIAL_WINDOW + 64 * 1024 : st->body.len;
+	/* a larger window for this stream (a fast upload is not held to one 256 KiB window per
+	 * round of the loop); at most that is held: it is given back once handed on */
+	if (nghttp2_session_set_local_window_size(st->s->ng, NGHTTP2_FLAG_NONE, st->id, H2_UPLOAD_WINDOW) != 0)
+		return ERR_NOMEM;
+	/* (a client that had not acknowledged our SETTINGS yet gets INITIAL_WINDOW's change on
+	 * top once it does: hence the sum) */
+	size_t most = H2_UPLOAD_WINDOW + H2_INITIAL_WINDOW + 64 * 1024;
+	st->body.max = most > st->body.len ? most : st->body.len;
 	return 0;
 }
 
