@@ -20,7 +20,10 @@ import time
 
 import requests
 
-from conftest import free_port_base, run
+from conftest import TANDEM, free_port_base, run
+
+# ASan keeps freed memory in quarantine: RSS says nothing about bounds there
+RSS_MEANINGFUL = "build-san" not in TANDEM
 from test_edge import CacheEdge
 
 MIB = 1 << 20
@@ -228,7 +231,8 @@ def test_a_200_mib_upload_streams_through_with_bounded_memory(tmp_path):
             assert got["sha256"] == want and got["bytes"] == 200 * MIB, (name, got)
             assert got["chunked"] == chunked, (name, got)  # chunked arrives chunked, a length as a length
             print("%s: edge RSS %d KiB before, peak %d KiB during a 200 MiB upload" % (name, base, peak))
-            assert peak - base < 32 * 1024, (name, base, peak)  # far below 200 MiB
+            if RSS_MEANINGFUL:
+                assert peak - base < 32 * 1024, (name, base, peak)  # far below 200 MiB
         assert origin.count("/hash") == 3
     finally:
         edge.stop()
@@ -431,7 +435,8 @@ def test_objects_uploaded_through_the_edge_to_a_real_region(tmp_path, monkeypatc
         h = hashlib.sha256(s3.get_object(Bucket="big", Key="parts")["Body"].read()).hexdigest()
         assert h == want
         print("edge RSS %d KiB before, peak %d KiB during 52 MiB of S3 uploads" % (base_rss, peak))
-        assert peak - base_rss < 24 * 1024, (base_rss, peak)
+        if RSS_MEANINGFUL:
+            assert peak - base_rss < 24 * 1024, (base_rss, peak)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, proc.log()[-3000:]
