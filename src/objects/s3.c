@@ -11,9 +11,11 @@
  *            <-- done ----------------------'
  *            meta row ------------------------------------------> committer
  *            <-- done: answer, old blob deleted (worker) ---------'
- *     GET:   meta lookup; open blob ------> get_open
- *            head (Content-Length); pieces of 128 KiB read in the pool as
- *            the socket drains, handed to the connection (no copy); a large
+ *     GET:   meta lookup; open blob ------> get_open (+ the first piece)
+ *            head (Content-Length); pieces of 128 KiB read as the socket
+ *            drains: on the loop when cached (RWF_NOWAIT, never waiting
+ *            for the disk), else in the pool ---> get_read
+ *            each handed to the connection (no copy); a large
  *            GET refused (503) while the listener is over max_buffered_bytes
  *     multipart: each part is a PUT's blob (same worker path) and a part
  *            row; Complete writes the object row and its manifest (the
