@@ -205,8 +205,12 @@ int workers_submit(workers *w, workers_lane lane, void (*work)(void *), void (*d
 		q->head = t;
 	q->tail = t;
 	q->queued++;
-	/* every waiter: the one woken must be able to take this lane's job */
-	pthread_cond_broadcast(&w->wake);
+	/* one waiter: any thread can take an URGENT job, and any waiting
+	 * thread a BULK one while a bulk slot is free (none can otherwise; a
+	 * slot freed later broadcasts). Waking all four for each job made
+	 * three of them fight for the lock and sleep again: a GET's open
+	 * paid those context switches (docs/BENCHMARKS.md). */
+	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 	return 0;
 }

@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,7 @@ struct blobstore_reader {
 	size_t loaded_len;    /* its plaintext bytes */
 	uint64_t pos, end;
 	int err; /* sticky */
+	bool no_nowait; /* the file system refuses RWF_NOWAIT: get_read_cached always ERR_AGAIN */
 };
 
 /* --- file system operations, each behind the fault hook --------------- */
@@ -715,8 +717,32 @@ static size_t chunk_plain(const blobstore_reader *r, uint64_t idx)
 	return idx == count - 1 ? (size_t)(r->hdr.size - idx * BLOBFILE_CHUNK) : BLOBFILE_CHUNK;
 }
 
-/* Read and open chunk idx into r->chunk. */
-static int reader_load(blobstore_reader *r, uint64_t idx)
+/* Cached-only read of r (blobstore_get_read_cached): preadv2 with
+ * RWF_NOWAIT, which never waits for the disk. The whole range in the page
+ * cache: 0; else ERR_AGAIN (a short read counts as not cached: what came
+ * is dropped); -1 with errno on other failures. A file system without
+ * RWF_NOWAIT for buffered reads (tmpfs: EOPNOTSUPP) is not asked again for
+ * this reader. */
+static int reader_pread_cached(blobstore_reader *r, const struct iovec *iov, int cnt, size_t total,
+			       uint64_t off)
+{
+	if (r->no_nowait)
+		return ERR_AGAIN;
+	ssize_t got;
+	do {
+		got = fault(r->store, BLOBSTORE_OP_READ) != 0 ? -1
+							       : preadv2(r->fd, iov, cnt, (off_t)off, RWF_NOWAIT);
+	} while (got < 0 && errno == EINTR);
+	if (got < 0 && errno == EOPNOTSUPP)
+		r->no_nowait = true;
+	if (got < 0)
+		return errno == EAGAIN || errno == EOPNOTSUPP ? ERR_AGAIN : -1;
+	return (size_t)got < total ? ERR_AGAIN : 0;
+}
+
+/* Read and open chunk idx into r->chunk; cached: only from the page cache
+ * (ERR_AGAIN, nothing else changed, when it is not all there). */
+static int reader_load(blobstore_reader *r, uint64_t idx, bool cached)
 {
 	uint64_t count = blobfile_chunk_count(r->hdr.size);
 	int last = idx == count - 1;
@@ -726,8 +752,18 @@ static int reader_load(blobstore_reader *r, uint64_t idx)
 	r->loaded = UINT64_MAX;
 	if (plain + BLOBFILE_TAG > r->chunk_used)
 		r->chunk_used = plain + BLOBFILE_TAG;
-	if (fs_pread(r->store, r->fd, buf, plain + BLOBFILE_TAG,
-		     BLOBFILE_DATA_OFFSET + idx * SEALED_CHUNK, &got) != 0) {
+	if (cached) {
+		struct iovec iov = {.iov_base = buf, .iov_len = plain + BLOBFILE_TAG};
+		int rc = reader_pread_cached(r, &iov, 1, iov.iov_len, BLOBFILE_DATA_OFFSET + idx * SEALED_CHUNK);
+		if (rc == ERR_AGAIN)
+			return rc;
+		got = rc == 0 ? iov.iov_len : 0;
+		if (rc != 0) {
+			log_error("blobstore: blob %s: cannot read: %s", r->hex, strerror(errno));
+			return reader_fail(r, ERR_IO);
+		}
+	} else if (fs_pread(r->store, r->fd, buf, plain + BLOBFILE_TAG,
+			    BLOBFILE_DATA_OFFSET + idx * SEALED_CHUNK, &got) != 0) {
 		log_error("blobstore: blob %s: cannot read: %s", r->hex, strerror(errno));
 		return reader_fail(r, ERR_IO);
 	}
@@ -755,7 +791,8 @@ static int reader_load(blobstore_reader *r, uint64_t idx)
  * not makes the reader's error sticky (ERR_CORRUPT, logged) and ends the
  * batch there: its plaintext is wiped, the chunks after it are left
  * undecrypted. The error is returned when no chunk came out. */
-static int reader_batch(blobstore_reader *r, uint64_t idx, unsigned k, unsigned char *buf, size_t *n)
+static int reader_batch(blobstore_reader *r, uint64_t idx, unsigned k, unsigned char *buf, size_t *n,
+			bool cached)
 {
 	struct iovec iov[2 * BATCH_CHUNKS];
 	unsigned char tags[BATCH_CHUNKS][BLOBFILE_TAG];
@@ -770,11 +807,20 @@ static int reader_batch(blobstore_reader *r, uint64_t idx, unsigned k, unsigned 
 		total += plain[i] + BLOBFILE_TAG;
 	}
 	ssize_t got;
-	do {
-		got = fault(r->store, BLOBSTORE_OP_READ) != 0
-			      ? -1
-			      : preadv(r->fd, iov, (int)(2 * k), (off_t)(BLOBFILE_DATA_OFFSET + idx * SEALED_CHUNK));
-	} while (got < 0 && errno == EINTR);
+	if (cached) {
+		int rc = reader_pread_cached(r, iov, (int)(2 * k), total,
+					     BLOBFILE_DATA_OFFSET + idx * SEALED_CHUNK);
+		if (rc == ERR_AGAIN)
+			return rc; /* nothing decrypted, the reader unchanged */
+		got = rc == 0 ? (ssize_t)total : -1;
+	} else {
+		do {
+			got = fault(r->store, BLOBSTORE_OP_READ) != 0
+				      ? -1
+				      : preadv(r->fd, iov, (int)(2 * k),
+					       (off_t)(BLOBFILE_DATA_OFFSET + idx * SEALED_CHUNK));
+		} while (got < 0 && errno == EINTR);
+	}
 	if (got < 0) {
 		log_error("blobstore: blob %s: cannot read: %s", r->hex, strerror(errno));
 		return reader_fail(r, ERR_IO);
@@ -848,7 +894,7 @@ int blobstore_get_open(blobstore *s, const char *id, blobstore_reader **out)
 	r->pos = 0;
 	r->end = r->hdr.size;
 	/* the empty blob's only chunk is checked here: no read would */
-	if (r->hdr.size == 0 && (rc = reader_load(r, 0)) != 0)
+	if (r->hdr.size == 0 && (rc = reader_load(r, 0, false)) != 0)
 		goto fail;
 	OPENSSL_cleanse(key, sizeof key);
 	*out = r;
@@ -873,7 +919,7 @@ int blobstore_get_range(blobstore_reader *r, uint64_t offset, uint64_t length)
 	return 0;
 }
 
-int blobstore_get_read(blobstore_reader *r, void *buf, size_t cap, size_t *n)
+static int reader_read(blobstore_reader *r, void *buf, size_t cap, size_t *n, bool cached)
 {
 	*n = 0;
 	if (r->err)
@@ -893,10 +939,10 @@ int blobstore_get_read(blobstore_reader *r, void *buf, size_t cap, size_t *n)
 			k++;
 		}
 		if (k > 0)
-			return reader_batch(r, idx, k, buf, n);
+			return reader_batch(r, idx, k, buf, n, cached);
 	}
 	if (r->loaded != idx) {
-		int rc = reader_load(r, idx);
+		int rc = reader_load(r, idx, cached);
 		if (rc != 0)
 			return rc;
 	}
@@ -910,6 +956,16 @@ int blobstore_get_read(blobstore_reader *r, void *buf, size_t cap, size_t *n)
 	r->pos += take;
 	*n = (size_t)take;
 	return 0;
+}
+
+int blobstore_get_read(blobstore_reader *r, void *buf, size_t cap, size_t *n)
+{
+	return reader_read(r, buf, cap, n, false);
+}
+
+int blobstore_get_read_cached(blobstore_reader *r, void *buf, size_t cap, size_t *n)
+{
+	return reader_read(r, buf, cap, n, true);
 }
 
 void blobstore_get_close(blobstore_reader **rp)

@@ -114,6 +114,12 @@ int blobstore_get_range(blobstore_reader *r, uint64_t offset, uint64_t length);
  * fails the same way; chunks of a batch before the failing one are given
  * out first, the error comes at the next call). */
 int blobstore_get_read(blobstore_reader *r, void *buf, size_t cap, size_t *n);
+/* The same, only from the page cache, for an event loop that must not wait
+ * for the disk: the chunks are read with preadv2(RWF_NOWAIT); when any of
+ * their bytes is not cached, ERR_AGAIN with *n = 0 and the reader
+ * unchanged (no sticky error: get_read then reads them from the disk).
+ * Otherwise exactly get_read (same checks, same errors, sticky). */
+int blobstore_get_read_cached(blobstore_reader *r, void *buf, size_t cap, size_t *n);
 /* Close; no-op on NULL; resets *r. */
 void blobstore_get_close(blobstore_reader **r);
 

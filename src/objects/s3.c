@@ -11,9 +11,11 @@
  *            <-- done ----------------------'
  *            meta row ------------------------------------------> committer
  *            <-- done: answer, old blob deleted (worker) ---------'
- *     GET:   meta lookup; open blob ------> get_open
- *            head (Content-Length); pieces of 128 KiB read in the pool as
- *            the socket drains, handed to the connection (no copy); a large
+ *     GET:   meta lookup; open blob ------> get_open (+ the first piece)
+ *            head (Content-Length); pieces of 128 KiB read as the socket
+ *            drains: on the loop when cached (RWF_NOWAIT, never waiting
+ *            for the disk), else in the pool ---> get_read
+ *            each handed to the connection (no copy); a large
  *            GET refused (503) while the listener is over max_buffered_bytes
  *     multipart: each part is a PUT's blob (same worker path) and a part
  *            row; Complete writes the object row and its manifest (the
@@ -89,6 +91,9 @@
  * reads it) */
 #define S3_READ_PIECE (128 * 1024)
 #define S3_COPY_PIECE (256 * 1024) /* one read of a CopyObject's source */
+/* at most this many pieces read on the loop per turn (the default
+ * max_unsent_bytes, 1 MiB, allows 8): the rest goes to the pool */
+#define S3_LOOP_PIECES 8
 /* GET bodies up to this size are sent even over max_buffered_bytes, as the
  * HTTP server's own small answers are (HTTP_SMALL_ANSWER in http/server.c) */
 #define S3_SMALL_BODY 4096
@@ -2372,20 +2377,25 @@ static void send_piece(s3_req *q)
 	q->remaining -= q->piece_len;
 }
 
+/* A read failed after the head was sent: the only honest end is a short
+ * body. What was queued goes out, then the connection closes short of the
+ * announced Content-Length: the client sees a truncated body, never a
+ * complete-looking answer. */
+static void get_read_failed(s3_req *q)
+{
+	log_error("s3: GET of blob %s failed mid-body (%s): connection closed",
+		  q->src.next && q->src.next <= q->src.count ? q->src.parts[q->src.next - 1].blob : "?",
+		  err_str(q->job_rc));
+	http_request_close_after(q->http);
+	http_respond_end(q->http);
+	req_done(q);
+}
+
 static void get_read_done(void *arg)
 {
 	s3_req *q = arg;
 	if (q->job_rc != 0) {
-		/* the head is sent: the only honest end is a short body */
-		log_error("s3: GET of blob %s failed mid-body (%s): connection closed",
-			  q->src.next && q->src.next <= q->src.count ? q->src.parts[q->src.next - 1].blob : "?",
-			  err_str(q->job_rc));
-		/* what was sent goes out, then the connection closes short of
-		 * the announced Content-Length: the client sees a truncated
-		 * body, never a complete-looking answer */
-		http_request_close_after(q->http);
-		http_respond_end(q->http);
-		req_done(q);
+		get_read_failed(q);
 		return;
 	}
 	send_piece(q);
@@ -2397,20 +2407,73 @@ static void get_drained(http_request *http, void *arg)
 	get_pump(arg);
 }
 
+/* Loop thread: up to cap bytes of the open part from the page cache. 0
+ * (*n > 0), ERR_AGAIN when the pool must do it (not cached, or the part is
+ * finished and the next one must be opened: opening reads the disk), or
+ * the store's error (sticky). */
+static int source_read_cached(s3_source *s, char *out, size_t cap, size_t *n)
+{
+	*n = 0;
+	if (!s->reader)
+		return ERR_AGAIN;
+	int rc = blobstore_get_read_cached(s->reader, out, cap, n);
+	if (rc == 0 && *n == 0) {
+		blobstore_get_close(&s->reader); /* the next part opens in the pool */
+		return ERR_AGAIN;
+	}
+	return rc;
+}
+
+/* Loop thread: the next piece from the page cache into q->piece. 0 with
+ * q->piece_len > 0 (maybe less than a piece: what was cached), ERR_AGAIN
+ * (nothing read), or an error (ERR_CORRUPT, ERR_IO, ERR_NOMEM). */
+static int get_read_cached(s3_req *q)
+{
+	size_t want = q->remaining < S3_READ_PIECE ? (size_t)q->remaining : S3_READ_PIECE;
+	int rc = 0;
+	q->piece_len = 0;
+	if (!q->piece && !(q->piece = malloc(want)))
+		return ERR_NOMEM;
+	while (q->piece_len < want) {
+		size_t n;
+		rc = source_read_cached(&q->src, q->piece + q->piece_len, want - q->piece_len, &n);
+		if (rc != 0)
+			break;
+		q->piece_len += n;
+	}
+	return rc == ERR_AGAIN && q->piece_len > 0 ? 0 : rc;
+}
+
+/* Queue the answer's next pieces while the connection has room: from the
+ * page cache on the loop itself (no hop to the pool; never waits for the
+ * disk), else in the pool (get_read_work), one piece per job. */
 static void get_pump(s3_req *q)
 {
-	if (http_request_is_closed(q->http) || q->remaining == 0) {
-		if (q->remaining)
-			http_request_abort(q->http);
-		else
-			http_respond_end(q->http);
-		q->log_status = q->remaining ? 0 : q->status;
-		req_done(q);
-		return;
-	}
-	if (http_request_output_room(q->http) == 0) {
-		http_request_on_drain(q->http, get_drained, q);
-		return;
+	for (unsigned i = 0;; i++) {
+		if (http_request_is_closed(q->http) || q->remaining == 0) {
+			if (q->remaining)
+				http_request_abort(q->http);
+			else
+				http_respond_end(q->http);
+			q->log_status = q->remaining ? 0 : q->status;
+			req_done(q);
+			return;
+		}
+		if (http_request_output_room(q->http) == 0) {
+			http_request_on_drain(q->http, get_drained, q);
+			return;
+		}
+		if (i == S3_LOOP_PIECES)
+			break; /* enough for one turn of the loop: the rest in the pool */
+		int rc = get_read_cached(q);
+		if (rc == ERR_AGAIN)
+			break;
+		if (rc != 0) {
+			q->job_rc = rc;
+			get_read_failed(q);
+			return;
+		}
+		send_piece(q);
 	}
 	if (workers_submit(q->o->pool, WORKERS_URGENT, get_read_work, get_read_done, q) != 0) {
 		log_warn("s3: GET stopped: the read queue is full");

@@ -633,36 +633,48 @@ def test_tampered_blob_is_a_500_and_no_data(tmp_path):
         assert r.status_code == 500 and s3_error(r) == "InternalError"
         assert b"secret" not in r.content
         assert files[0].split("/")[-1] in region.log()
-        # large object: damage in a later 256 KiB piece
-        data = os.urandom(900000)
-        assert s3.raw("PUT", "/%s/large" % b, body=data).status_code == 200
-        big = [f for f in blob_files(region) if f != files[0]][0]
-        with open(big, "r+b") as f:
-            f.seek(320 + 700000)
-            byte = f.read(1)
-            f.seek(320 + 700000)
-            f.write(bytes([byte[0] ^ 1]))
-        h = s3.sign("GET", "/%s/large" % b)
-        for k in ("_seed", "_date", "_scope"):
-            h.pop(k)
-        sock = ssl.create_default_context(cafile=s3.ca).wrap_socket(
-            socket.create_connection(("127.0.0.1", s3_port(region)), timeout=10), server_hostname="127.0.0.1")
-        sock.sendall(("GET /%s/large HTTP/1.1\r\n" % b + "".join("%s: %s\r\n" % kv for kv in h.items())
-                      + "\r\n").encode())
-        got = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (ssl.SSLError, ConnectionError):
-                break
-            if not chunk:
-                break
-            got += chunk
-        sock.close()
-        head, _, body = got.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: 900000" in head
-        # the undamaged pieces went out, then the connection closed short
-        assert 0 < len(body) < 900000 and body == data[:len(body)]
+        # large object: damage in a later 128 KiB piece, read from the page
+        # cache on the S3 loop (blobstore_get_read_cached), and read from
+        # the disk in the pool once its pages are dropped from the cache
+        for i, cached in enumerate((True, False)):
+            data = os.urandom(900000)
+            known = set(blob_files(region))
+            assert s3.raw("PUT", "/%s/large%d" % (b, i), body=data).status_code == 200
+            big = [f for f in blob_files(region) if f not in known][0]
+            with open(big, "r+b") as f:
+                f.seek(320 + 700000)
+                byte = f.read(1)
+                f.seek(320 + 700000)
+                f.write(bytes([byte[0] ^ 1]))
+                if not cached:
+                    f.flush()
+                    os.fsync(f.fileno())
+                    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            h = s3.sign("GET", "/%s/large%d" % (b, i))
+            for k in ("_seed", "_date", "_scope"):
+                h.pop(k)
+            sock = ssl.create_default_context(cafile=s3.ca).wrap_socket(
+                socket.create_connection(("127.0.0.1", s3_port(region)), timeout=10),
+                server_hostname="127.0.0.1")
+            sock.sendall(("GET /%s/large%d HTTP/1.1\r\n" % (b, i)
+                          + "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n").encode())
+            got = b""
+            while True:
+                try:
+                    chunk = sock.recv(65536)
+                except (ssl.SSLError, ConnectionError):
+                    break
+                if not chunk:
+                    break
+                got += chunk
+            sock.close()
+            head, _, body = got.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: 900000" in head
+            # the undamaged pieces went out, then the connection closed short
+            assert 0 < len(body) < 900000 and body == data[:len(body)], (cached, len(body))
+            # the damaged chunk (the 11th of 64 KiB) is never served
+            assert len(body) <= 10 * 65536, (cached, len(body))
+            assert big.split("/")[-1] in region.log()
     finally:
         assert region.stop() == 0
 

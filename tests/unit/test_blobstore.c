@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -635,6 +637,153 @@ static void test_read_batches(void)
 	free(data);
 	free(back);
 	blobstore_free(&bs);
+}
+
+/* blobstore_get_read_cached, the event loop's read: only from the page
+ * cache. Not cached (injected EAGAIN, or pages dropped): ERR_AGAIN, nothing
+ * given out and the reader unchanged, so get_read goes on from the same
+ * place with the same bytes; cached: the same bytes as get_read, in every
+ * alignment; a damaged chunk: the chunks before it, then ERR_CORRUPT,
+ * sticky for both kinds of read. */
+static int again_on_read(void *arg, blobstore_op op)
+{
+	return op == BLOBSTORE_OP_READ && *(int *)arg ? EAGAIN : 0;
+}
+
+static void test_read_cached(void)
+{
+	char root[256], id[33], path[512], disk[64] = "/var/tmp/tandem-blobcache-XXXXXX";
+	/* tmpfs (the other tests' top) has no RWF_NOWAIT: a disk's file
+	 * system when there is one */
+	bool on_disk = mkdtemp(disk) != NULL;
+	if (on_disk)
+		snprintf(root, sizeof root, "%s/s", disk);
+	else
+		new_root(root);
+	blobstore *bs = open_store(root, &kek1, NULL);
+	size_t len = 10 * CHUNK + 4321;
+	unsigned char *data = malloc(len), *back = malloc(len + 64);
+	fill(data, len, 77);
+	CHECK_EQ_INT(put(bs, data, len, 0, id, NULL), 0);
+	blob_file(root, id, path);
+	/* does this file system read with RWF_NOWAIT at all (tmpfs: no)? */
+	int pfd = open(path, O_RDONLY);
+	unsigned char probe[16];
+	struct iovec piov = {probe, sizeof probe};
+	bool nowait = preadv2(pfd, &piov, 1, 0, RWF_NOWAIT) == (ssize_t)sizeof probe;
+	if (!nowait)
+		fprintf(stderr, "  (RWF_NOWAIT unsupported under %s: only the injected cases run)\n", root);
+
+	/* every read not cached, then cached on and off: in each alignment the
+	 * bytes come out whole and in order */
+	struct {
+		uint64_t off, len;
+		size_t cap;
+	} cases[] = {
+		{0, len, 2 * CHUNK},      /* batches of whole chunks */
+		{100, len - 100, CHUNK},  /* mid-chunk start: the chunk buffer */
+		{0, len, CHUNK - 1},      /* through the chunk buffer */
+		{10 * CHUNK, 4321, 8192}, /* the short last chunk */
+	};
+	int fail_reads = 0;
+	blobstore_set_fault(bs, again_on_read, &fail_reads);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		for (int mode = 0; mode < 2; mode++) { /* 0: never cached; 1: every other read not cached */
+			blobstore_reader *r = NULL;
+			fail_reads = 0;
+			CHECK_EQ_INT(blobstore_get_open(bs, id, &r), 0);
+			CHECK_EQ_INT(blobstore_get_range(r, cases[i].off, cases[i].len), 0);
+			memset(back, 0xee, len + 64);
+			size_t got = 0, n = 0;
+			int rc = 0, step = 0, again = 0;
+			for (;;) {
+				fail_reads = mode == 0 || step++ % 2 == 0;
+				n = 99;
+				rc = blobstore_get_read_cached(r, back + got, cases[i].cap, &n);
+				if (rc == ERR_AGAIN) {
+					again++;
+					CHECK_EQ_INT(n, 0);
+					fail_reads = 0;
+					rc = blobstore_get_read(r, back + got, cases[i].cap, &n);
+				}
+				if (rc != 0 || n == 0)
+					break;
+				got += n;
+			}
+			CHECK_EQ_INT(rc, 0);
+			CHECK(again > 0);
+			CHECK_EQ_INT(got, cases[i].len);
+			CHECK(memcmp(back, data + cases[i].off, cases[i].len) == 0);
+			CHECK(back[cases[i].len] == 0xee);
+			blobstore_get_close(&r);
+		}
+	}
+	fail_reads = 0;
+	blobstore_set_fault(bs, NULL, NULL);
+
+	if (nowait) {
+		/* cached (just written): the whole blob on the cached path alone */
+		for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+			blobstore_reader *r = NULL;
+			CHECK_EQ_INT(blobstore_get_open(bs, id, &r), 0);
+			CHECK_EQ_INT(blobstore_get_range(r, cases[i].off, cases[i].len), 0);
+			size_t got = 0, n;
+			int rc;
+			while ((rc = blobstore_get_read_cached(r, back + got, cases[i].cap, &n)) == 0 && n)
+				got += n;
+			CHECK_EQ_INT(rc, 0);
+			CHECK_EQ_INT(got, cases[i].len);
+			CHECK(memcmp(back, data + cases[i].off, cases[i].len) == 0);
+			blobstore_get_close(&r);
+		}
+		/* its pages dropped from the cache (the blob is fsync'd, so they
+		 * are clean and go): not cached, and the disk read still works */
+		blobstore_reader *r = NULL;
+		CHECK_EQ_INT(blobstore_get_open(bs, id, &r), 0);
+		CHECK_EQ_INT(posix_fadvise(pfd, 0, 0, POSIX_FADV_DONTNEED), 0);
+		size_t n = 99;
+		CHECK_EQ_INT(blobstore_get_read_cached(r, back, len, &n), ERR_AGAIN);
+		CHECK_EQ_INT(n, 0);
+		CHECK_EQ_INT(blobstore_get_read(r, back, len, &n), 0);
+		CHECK_EQ_INT(n, 8 * CHUNK);
+		CHECK(memcmp(back, data, n) == 0);
+		blobstore_get_close(&r);
+	}
+	close(pfd);
+
+	/* chunk 3 damaged, read from the cache (or the disk, where the file
+	 * system has no RWF_NOWAIT): chunks 0-2 out, then the error, sticky */
+	patch_file(path, BLOBFILE_DATA_OFFSET + 3 * (CHUNK + BLOBFILE_TAG) + 10, 0x04);
+	blobstore_reader *r = NULL;
+	CHECK_EQ_INT(blobstore_get_open(bs, id, &r), 0);
+	size_t got = 0, n = 0;
+	int rc;
+	log_capture_start();
+	for (;;) {
+		rc = blobstore_get_read_cached(r, back + got, CHUNK, &n);
+		if (rc == ERR_AGAIN)
+			rc = blobstore_get_read(r, back + got, CHUNK, &n);
+		if (rc != 0 || n == 0)
+			break;
+		got += n;
+	}
+	char *log = log_capture_end();
+	CHECK_EQ_INT(rc, ERR_CORRUPT);
+	CHECK_EQ_INT(got, 3 * CHUNK);
+	CHECK(memcmp(back, data, got) == 0);
+	CHECK(log && strstr(log, "chunk 3"));
+	free(log);
+	CHECK_EQ_INT(blobstore_get_read_cached(r, back, CHUNK, &n), ERR_CORRUPT);
+	CHECK_EQ_INT(blobstore_get_read(r, back, CHUNK, &n), ERR_CORRUPT);
+	blobstore_get_close(&r);
+	free(data);
+	free(back);
+	blobstore_free(&bs);
+	if (on_disk) {
+		char cmd[128];
+		snprintf(cmd, sizeof cmd, "rm -rf %s", disk);
+		CHECK_EQ_INT(system(cmd), 0);
+	}
 }
 
 static void test_blobfile_binding(void)
@@ -1403,6 +1552,7 @@ int main(void)
 	RUN(test_checksums_selected);
 	RUN(test_ranges);
 	RUN(test_read_batches);
+	RUN(test_read_cached);
 	RUN(test_tampering);
 	RUN(test_blobfile_binding);
 	RUN(test_kill9_during_put);
