@@ -149,6 +149,8 @@ typedef struct pxy {
 	bool up_origin_ended; /* the origin has the whole body */
 	bool up_answered;    /* the origin's answer began: no more body to it */
 	bool up_in_flight;   /* a request to an origin carries it */
+	bool up_started;     /* that request is the one its connection is sending (its
+			      * on_room came): before, it may wait behind another's upload */
 	buf up_held;         /* the body from offset up_base: kept for a replay, or not yet sent */
 	uint64_t up_base;
 	uint64_t up_received, up_sent; /* from the client; to the current origin */
@@ -576,7 +578,7 @@ static size_t upload_pending(const pxy *p)
  * client's ended and all is sent; pause or resume the client's body. */
 static void upload_pump(pxy *p)
 {
-	if (p->up_in_flight && !p->up_answered && !p->up_client_failed) {
+	if (p->up_in_flight && p->up_started && !p->up_answered && !p->up_client_failed) {
 		http_client *oc = client_of(p);
 		while (upload_pending(p) > 0) {
 			size_t room = http_client_upload_room(oc);
@@ -606,9 +608,13 @@ static void upload_pump(pxy *p)
 		http_request_body_resume(p->req);
 }
 
+/* Called only for the upload its connection is sending (not one queued
+ * behind another's: writing then would go into that other's body). */
 static void upload_room(void *arg)
 {
-	upload_pump(arg);
+	pxy *p = arg;
+	p->up_started = true;
+	upload_pump(p);
 }
 
 static void upload_data(http_request *req, void *arg, const char *data, size_t len)
@@ -815,6 +821,7 @@ static void send_to(pxy *p)
 		p->up_origin_ended = false;
 		p->up_answered = false;
 		p->up_in_flight = true;
+		p->up_started = false; /* until its on_room: it may wait behind another request */
 		rc = http_client_request_upload(o->pool[best], m->method, m->target, p->headers.data,
 						m->chunked ? -1 : m->content_length, EDGE_UPLOAD_WINDOW,
 						p->group > 0 ? HTTP_CLIENT_OWN_HOST : 0, stream_head, stream_data,

@@ -440,3 +440,57 @@ def test_objects_uploaded_through_the_edge_to_a_real_region(tmp_path, monkeypatc
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, proc.log()[-3000:]
+
+
+def recv_answer(s):
+    """One HTTP/1.1 answer with a Content-Length body from socket s: (head, body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = s.recv(65536)
+        if not piece:
+            return data, b""
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.search(rb"(?i)content-length: *(\d+)", head)
+    want = int(m.group(1)) if m else 0
+    while len(body) < want:
+        piece = s.recv(65536)
+        if not piece:
+            break
+        body += piece
+    return head, body
+
+
+def test_two_uploads_sharing_one_origin_connection_stay_apart(tmp_path):
+    """max_origin_connections = 1: upload A is in flight (half its body
+    sent), upload B waits behind it on the one origin connection, its whole
+    body arriving meanwhile. B's bytes must not go into A's body: each
+    arrives whole and alone (the origin's hashes), A first then B."""
+    origin = UploadOrigin()
+    edge = start(tmp_path, "http://127.0.0.1:%d" % origin.port,
+                 "stream_upload_bytes = 65536\nmax_origin_connections = 1\n")
+    try:
+        a_data, b_data = os.urandom(MIB), os.urandom(MIB)
+        a = socket.create_connection(("127.0.0.1", edge.port), timeout=20)
+        a.sendall(b"PUT /hash HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(a_data))
+        a.sendall(a_data[:MIB // 2])
+        deadline = time.time() + 5  # A's request is at the origin
+        while time.time() < deadline and "PUT /hash" not in edge.log() and not origin.seen:
+            time.sleep(0.2)
+        time.sleep(0.5)
+        b = socket.create_connection(("127.0.0.1", edge.port), timeout=20)
+        b.sendall(b"PUT /hash HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(b_data))
+        b.sendall(b_data)
+        time.sleep(0.5)
+        a.sendall(a_data[MIB // 2:])
+        a_head, a_body = recv_answer(a)
+        assert a_head.startswith(b"HTTP/1.1 200"), (a_head, a_body, edge.log()[-2000:])
+        assert json.loads(a_body)["sha256"] == hashlib.sha256(a_data).hexdigest()
+        b_head, b_body = recv_answer(b)
+        assert b_head.startswith(b"HTTP/1.1 200"), (b_head, b_body, edge.log()[-2000:])
+        assert json.loads(b_body)["sha256"] == hashlib.sha256(b_data).hexdigest()
+        a.close()
+        b.close()
+    finally:
+        edge.stop()
+        origin.stop()
