@@ -753,8 +753,15 @@ static int body_timeout_ms(const h2_session *s)
 static void stream_head_dispatch(h2_session *s, h2_stream *st)
 {
 	st->head_dispatched = true;
-	if (stream_parse_head(s, st) == 0 && !(st->req = http__request_new_h2(s->c, st)))
+	bool bodiless = st->announced_length == 0 || strcmp(st->method, "GET") == 0 || strcmp(st->method, "HEAD") == 0;
+	if (!bodiless && http__conn_over_budget(s->c)) {
+		/* as a new HTTP/1.1 request with a body: refused before it holds more (a streamed
+		 * body holds up to one H2_UPLOAD_WINDOW while paused, and a connection has many) */
+		http__conn_note_overload(s->c, "an HTTP/2 request body refused with 503");
+		stream_fail(st, 503, "overloaded", "the server holds too much data for clients now; retry later");
+	} else if (stream_parse_head(s, st) == 0 && !(st->req = http__request_new_h2(s->c, st))) {
 		stream_fail(st, 503, "overloaded", "out of memory");
+	}
 	if (st->error_status) {
 		st->dispatched = true;
 		st->reset_after = true;
@@ -1268,8 +1275,8 @@ int h2_stream_stream_body(h2_stream *st, uint64_t max, http_body_data_fn on_data
 	st->body_end = on_end;
 	st->body_arg = arg;
 	st->body_received = st->body.len; /* DATA that came with the head */
-	if (st->body_received > max)
-		st->body_error = ERR_LIMIT;
+	if (st->body_received > max || (st->announced_length >= 0 && (uint64_t)st->announced_length > max))
+		st->body_error = ERR_LIMIT; /* an announced length over it too: at once, as over HTTP/1.1 */
 	/* a larger window for this stream (a fast upload is not held to one 256 KiB window per
 	 * round of the loop); at most that is held: it is given back once handed on */
 	if (nghttp2_session_set_local_window_size(st->s->ng, NGHTTP2_FLAG_NONE, st->id, H2_UPLOAD_WINDOW) != 0)

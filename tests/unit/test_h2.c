@@ -273,6 +273,8 @@ static int32_t post_as(client *c, const char *method, const char *path, buf *bod
 	return nghttp2_submit_request(c->ng, NULL, nv, 4, &dp, NULL);
 }
 
+static size_t max_buffered = 1 << 24;
+
 static void server_start(void)
 {
 	base = event_base_new();
@@ -282,7 +284,7 @@ static void server_start(void)
 		.idle_timeout_ms = 10000,
 		.write_timeout_ms = 10000,
 		.body_timeout_ms = 300, /* streamed bodies' inactivity (no other use over h2) */
-		.max_buffered_bytes = 1 << 24,
+		.max_buffered_bytes = max_buffered,
 		.max_connections = 16,
 		.http2 = true,
 	};
@@ -555,6 +557,69 @@ static void test_streamed_body_inactivity(void)
 	server_stop();
 }
 
+/* A streamed body's bounds from its head on: an announced content-length
+ * over the handler's max ends it with ERR_LIMIT before any byte (as over
+ * HTTP/1.1), not after max bytes were relayed; a new streamed stream while
+ * the server holds more than max_buffered_bytes is refused with 503 (each
+ * streamed stream may hold one 1 MiB window: 100 streams a connection). */
+static void test_streamed_body_bounds(void)
+{
+	server_start();
+	client c;
+	client_open(&c);
+	memset(&up, 0, sizeof up);
+	int calls = 0;
+	nghttp2_nv nv[] = {
+		{(uint8_t *)":method", (uint8_t *)"PUT", 7, 3, 0},
+		{(uint8_t *)":path", (uint8_t *)"/up", 5, 3, 0},
+		{(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+		{(uint8_t *)":authority", (uint8_t *)"a.test", 10, 6, 0},
+		{(uint8_t *)"content-length", (uint8_t *)"5242880", 14, 7, 0}, /* over UP_MAX */
+	};
+	nghttp2_data_provider dp = {.source.ptr = &calls, .read_callback = trickle_read};
+	int32_t id = nghttp2_submit_request(c.ng, NULL, nv, 5, &dp, NULL);
+	pump(&c, 10);
+	CHECK_EQ_INT(up.ends, 1);
+	CHECK_EQ_INT(up.end_rc, ERR_LIMIT);
+	CHECK_EQ_INT(up.bytes, 0);
+	CHECK_EQ_INT(c.status[id], 413);
+	client_close(&c);
+	pump(&c, 5);
+	server_stop();
+
+	max_buffered = 512 * 1024;
+	server_start();
+	client_open(&c);
+	memset(&up, 0, sizeof up);
+	buf body, body2;
+	buf_init(&body, 4 << 20);
+	buf_init(&body2, 4 << 20);
+	for (int i = 0; i < (2 << 20) / 8; i++) {
+		buf_adds(&body, "01234567");
+		buf_adds(&body2, "01234567");
+	}
+	int32_t first = post(&c, "/up-pause", &body);
+	pump(&c, 40);
+	CHECK(up.paused && up.ends == 0);
+	CHECK(http_server_buffered(srv) > max_buffered); /* one paused stream's window */
+	/* its HEADERS alone (the body's DATA would be refused by the collected path) */
+	calls = 1; /* trickle_read defers from the start */
+	nv[1] = (nghttp2_nv){(uint8_t *)":path", (uint8_t *)"/up-pause", 5, 9, 0};
+	int32_t second = nghttp2_submit_request(c.ng, NULL, nv, 4, &dp, NULL);
+	pump(&c, 20);
+	CHECK_EQ_INT(up.heads, 1); /* the second never reached the handler */
+	CHECK_EQ_INT(c.status[second], 503);
+	CHECK_EQ_INT(c.status[first], 0);
+	client_close(&c);
+	pump(&c, 5);
+	CHECK_EQ_INT(http_server_connections(srv), 0);
+	CHECK_EQ_INT(http_server_buffered(srv), 0);
+	buf_free(&body);
+	buf_free(&body2);
+	server_stop();
+	max_buffered = 1 << 24;
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -565,5 +630,6 @@ int main(void)
 	RUN(test_goaway_on_shutdown);
 	RUN(test_streamed_body);
 	RUN(test_streamed_body_inactivity);
+	RUN(test_streamed_body_bounds);
 	return TEST_SUMMARY();
 }
