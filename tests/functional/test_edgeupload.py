@@ -33,7 +33,8 @@ class UploadOrigin:
     """A plain HTTP/1.1 origin on a raw socket: reads each request's body
     (Content-Length or chunked), answers {"sha256", "bytes"}. Per path:
     /early413 answers 413 after the head (body unread); /die closes at once
-    when self.die is set; /diemid reads 2 MiB then closes. It records each
+    when self.die is set; /diemid reads 2 MiB then closes; /slow reads 64 KiB
+    every 10 ms (Content-Length bodies). It records each
     request (path, bytes read, complete or cut)."""
 
     def __init__(self, die=False):
@@ -109,6 +110,8 @@ class UploadOrigin:
                             piece = f.read(want)
                             if not piece:
                                 break
+                            if path == "/slow":
+                                time.sleep(0.01)
                             h.update(piece)
                             n += len(piece)
                             left -= len(piece)
@@ -491,6 +494,27 @@ def test_two_uploads_sharing_one_origin_connection_stay_apart(tmp_path):
         assert json.loads(b_body)["sha256"] == hashlib.sha256(b_data).hexdigest()
         a.close()
         b.close()
+    finally:
+        edge.stop()
+        origin.stop()
+
+
+def test_an_h2_upload_to_a_slow_origin_arrives_whole_without_a_retry_buffer(tmp_path):
+    """retry_buffer_bytes = 0, an HTTP/2 client, an origin reading slowly:
+    the edge pauses the stream, the client fills its 1 MiB window meanwhile,
+    and on resume that whole window comes at once. It must be relayed, not
+    dropped (the origin got a body with a hole, or waited for bytes that
+    never came)."""
+    origin = UploadOrigin()
+    edge = start(tmp_path, "http://127.0.0.1:%d" % origin.port, "retry_buffer_bytes = 0\n")
+    try:
+        path, want = big_file(tmp_path, 8 * MIB)
+        code, body, err = curl("--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + path,
+                               edge.url + "/slow", timeout=60)
+        assert code == 200, (code, body, err, edge.log()[-2000:])
+        got = json.loads(body)
+        assert got["sha256"] == want and got["bytes"] == 8 * MIB, got
+        assert "overflowed" not in edge.log()
     finally:
         edge.stop()
         origin.stop()
