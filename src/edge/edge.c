@@ -1147,6 +1147,11 @@ static void on_head(http_request *req, void *arg)
 	if (strncmp(m->target, "/_edge/", 7) == 0 ||
 	    !((m->chunked && carries) || (m->content_length > 0 && (uint64_t)m->content_length > threshold)))
 		return;
+	if (m->content_length > 0 && (unsigned long long)m->content_length > e->ec->max_upload_bytes) {
+		/* announced over the bound: refused here, the origin never asked (the body is not read) */
+		answer_error(req, 413, "payload_too_large", "the request body is larger than max_upload_bytes");
+		return;
+	}
 	pxy *p = pxy_new(e, req);
 	if (!p)
 		return; /* collected, as a small one */

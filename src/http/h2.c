@@ -1269,6 +1269,11 @@ int h2_stream_stream_body(h2_stream *st, uint64_t max, http_body_data_fn on_data
 		return ERR_INVAL; /* the body is here already: collected */
 	if (!st->body_timer && !(st->body_timer = evtimer_new(http__conn_base(st->s->c), body_timer_cb, st)))
 		return ERR_NOMEM;
+	/* a larger window for this stream (a fast upload is not held to one 256 KiB window per
+	 * round of the loop); at most that is held: it is given back once handed on. First: on
+	 * failure nothing is chosen (the handler frees what arg points to) */
+	if (nghttp2_session_set_local_window_size(st->s->ng, NGHTTP2_FLAG_NONE, st->id, H2_UPLOAD_WINDOW) != 0)
+		return ERR_NOMEM;
 	st->streaming = true;
 	st->body_max = max;
 	st->body_data = on_data;
@@ -1277,10 +1282,6 @@ int h2_stream_stream_body(h2_stream *st, uint64_t max, http_body_data_fn on_data
 	st->body_received = st->body.len; /* DATA that came with the head */
 	if (st->body_received > max || (st->announced_length >= 0 && (uint64_t)st->announced_length > max))
 		st->body_error = ERR_LIMIT; /* an announced length over it too: at once, as over HTTP/1.1 */
-	/* a larger window for this stream (a fast upload is not held to one 256 KiB window per
-	 * round of the loop); at most that is held: it is given back once handed on */
-	if (nghttp2_session_set_local_window_size(st->s->ng, NGHTTP2_FLAG_NONE, st->id, H2_UPLOAD_WINDOW) != 0)
-		return ERR_NOMEM;
 	/* (a client that had not acknowledged our SETTINGS yet gets INITIAL_WINDOW's change on
 	 * top once it does: hence the sum) */
 	size_t most = H2_UPLOAD_WINDOW + H2_INITIAL_WINDOW + 64 * 1024;

@@ -348,6 +348,13 @@ def test_the_upload_limit_is_a_413_json(tmp_path):
         code, body, err = curl("-X", "PUT", "--data-binary", "@" + path, edge.url + "/hash")
         assert code == 413, (code, body, err)
         assert json.loads(body)["error"]["code"] == "payload_too_large"
+        # over HTTP/2 the 413 is followed by RST_STREAM(NO_ERROR) (the body unread), which curl
+        # 7.88 takes as an error while it still sends: only the origin's side is looked at here
+        code, body, err = curl("--http2-prior-knowledge", "-X", "PUT", "--data-binary", "@" + path,
+                               edge.url + "/hash")
+        assert code in (0, 413), (code, body, err)
+        time.sleep(0.5)
+        assert origin.seen == [], origin.seen  # an announced length: the origin never asked
         code, body, err = curl("-T", path, "-H", "Transfer-Encoding: chunked", edge.url + "/hash")
         assert code == 413, (code, body, err)
         assert json.loads(body)["error"]["code"] == "payload_too_large"
