@@ -104,6 +104,10 @@ static void on_head(http_request *req, void *arg)
 {
 	const http_message *m = http_request_message(req);
 	up.heads++;
+	if (strcmp(m->target, "/early") == 0) { /* refused before its body */
+		http_respond(req, 413, "no", 2);
+		return;
+	}
 	if (strncmp(m->target, "/up", 3) == 0) {
 		CHECK_EQ_INT(http_request_stream_body(req, UP_MAX, up_data, up_end, NULL), 0);
 		up.req = req;
@@ -620,6 +624,57 @@ static void test_streamed_body_bounds(void)
 	max_buffered = 1 << 24;
 }
 
+/* An answer before the body (in on_head): the rest of the body is read and
+ * dropped for a while, not reset at once (curl 7.88 takes a reset while it
+ * still sends as an error and never shows the answer), so a client sending
+ * on sees the answer and ends its stream; one that stops sending is reset
+ * (NO_ERROR) after the linger. */
+static void test_early_answer_lingers(void)
+{
+	server_start();
+	client c;
+	client_open(&c);
+	buf body;
+	buf_init(&body, 1 << 20);
+	for (int i = 0; i < (600 << 10) / 8; i++)
+		buf_adds(&body, "01234567");
+	int32_t id = post(&c, "/early", &body);
+	for (int i = 0; i < 400 && !(c.ended[id] && body.len == 0) && !c.was_reset[id]; i++)
+		pump(&c, 1);
+	CHECK_EQ_INT(c.status[id], 413);
+	CHECK(c.ended[id]);
+	CHECK(!c.was_reset[id]);      /* not reset while the client sends */
+	CHECK_EQ_INT(body.len, 0);    /* all of it went (read and dropped) */
+	int calls = 1;                /* trickle_read defers from the start: a client that stops */
+	nghttp2_nv nv[] = {
+		{(uint8_t *)":method", (uint8_t *)"PUT", 7, 3, 0},
+		{(uint8_t *)":path", (uint8_t *)"/early", 5, 6, 0},
+		{(uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0},
+		{(uint8_t *)":authority", (uint8_t *)"a.test", 10, 6, 0},
+	};
+	nghttp2_data_provider dp = {.source.ptr = &calls, .read_callback = trickle_read};
+	int32_t stuck = nghttp2_submit_request(c.ng, NULL, nv, 4, &dp, NULL);
+	pump(&c, 10);
+	CHECK_EQ_INT(c.status[stuck], 413);
+	CHECK(!c.was_reset[stuck]);
+	struct timeval start, now;
+	gettimeofday(&start, NULL);
+	long ms = 0;
+	while (!c.was_reset[stuck] && ms < 4000) { /* the linger is real time: wait it out */
+		pump(&c, 1);
+		usleep(10000);
+		gettimeofday(&now, NULL);
+		ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_usec - start.tv_usec) / 1000;
+	}
+	CHECK(c.was_reset[stuck] && c.reset[stuck] == NGHTTP2_NO_ERROR);
+	CHECK(ms >= 1000);
+	client_close(&c);
+	pump(&c, 5);
+	CHECK_EQ_INT(http_server_connections(srv), 0);
+	buf_free(&body);
+	server_stop();
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -631,5 +686,6 @@ int main(void)
 	RUN(test_streamed_body);
 	RUN(test_streamed_body_inactivity);
 	RUN(test_streamed_body_bounds);
+	RUN(test_early_answer_lingers);
 	return TEST_SUMMARY();
 }
