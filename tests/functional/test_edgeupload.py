@@ -532,3 +532,32 @@ def test_an_h2_upload_to_a_slow_origin_arrives_whole_without_a_retry_buffer(tmp_
     finally:
         edge.stop()
         origin.stop()
+
+
+def test_an_announced_length_over_the_bound_is_answered_to_a_client_still_sending(tmp_path):
+    """A client without Expect: 100-continue announcing more than
+    max_upload_bytes and sending on: it gets the 413 (the edge reads and
+    drops what it still sends for a while before closing), not a reset."""
+    origin = UploadOrigin()
+    edge = start(tmp_path, "http://127.0.0.1:%d" % origin.port, "max_upload_bytes = 1048576\n")
+    try:
+        for attempt in range(3):
+            s = socket.create_connection(("127.0.0.1", edge.port), timeout=20)
+            s.sendall(b"PUT /hash HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (8 * MIB))
+
+            def send_body():
+                try:
+                    s.sendall(os.urandom(8 * MIB))
+                except OSError:
+                    pass
+            t = threading.Thread(target=send_body, daemon=True)
+            t.start()
+            head, body = recv_answer(s)
+            assert head.startswith(b"HTTP/1.1 413"), (attempt, head)
+            assert json.loads(body)["error"]["code"] == "payload_too_large"
+            t.join(10)
+            s.close()
+        assert origin.seen == []
+    finally:
+        edge.stop()
+        origin.stop()
