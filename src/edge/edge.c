@@ -637,7 +637,8 @@ static void upload_data(http_request *req, void *arg, const char *data, size_t l
 		/* past what is kept for a replay: from now on only what waits is held */
 		p->up_replayable = false;
 		size_t drop = (size_t)(p->up_sent - p->up_base);
-		memmove(p->up_held.data, p->up_held.data + drop, p->up_held.len - drop);
+		if (drop) /* (none held yet: up_held.data is NULL, not for memmove) */
+			memmove(p->up_held.data, p->up_held.data + drop, p->up_held.len - drop);
 		p->up_held.len -= drop;
 		p->up_base = p->up_sent;
 		if (p->up_answered)
