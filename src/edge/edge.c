@@ -66,6 +66,7 @@
 #include "edge/cache.h"
 #include "edge/resolve.h"
 #include "http/client.h"
+#include "http/h2.h"
 #include "http/server.h"
 
 #define EDGE_HEADERS_MAX 65536 /* the header lines relayed one way */
@@ -74,6 +75,11 @@
 /* A streamed upload's body waiting for its origin, at most (beyond it the
  * client is not read), and what the origin's connection may queue. */
 #define EDGE_UPLOAD_WINDOW (256 * 1024)
+/* What may come to upload_data at once after a pause: one HTTP/2 stream's
+ * window (the client fills it while paused; resumed, it comes in one piece),
+ * more than one HTTP/1.1 read. up_held's bound: the retry buffer, two
+ * windows and one such piece. */
+#define EDGE_UPLOAD_PIECE_MAX (H2_UPLOAD_WINDOW + H2_INITIAL_WINDOW + 64 * 1024)
 
 typedef struct edge edge;
 
@@ -149,6 +155,9 @@ typedef struct pxy {
 	bool up_origin_ended; /* the origin has the whole body */
 	bool up_answered;    /* the origin's answer began: no more body to it */
 	bool up_in_flight;   /* a request to an origin carries it */
+	bool up_cut;         /* up_held could not take a piece: the upload is abandoned */
+	bool up_started;     /* that request is the one its connection is sending (its
+			      * on_room came): before, it may wait behind another's upload */
 	buf up_held;         /* the body from offset up_base: kept for a replay, or not yet sent */
 	uint64_t up_base;
 	uint64_t up_received, up_sent; /* from the client; to the current origin */
@@ -576,7 +585,7 @@ static size_t upload_pending(const pxy *p)
  * client's ended and all is sent; pause or resume the client's body. */
 static void upload_pump(pxy *p)
 {
-	if (p->up_in_flight && !p->up_answered && !p->up_client_failed) {
+	if (p->up_in_flight && p->up_started && !p->up_answered && !p->up_client_failed && !p->up_cut) {
 		http_client *oc = client_of(p);
 		while (upload_pending(p) > 0) {
 			size_t room = http_client_upload_room(oc);
@@ -598,7 +607,7 @@ static void upload_pump(pxy *p)
 			http_client_upload_end(oc);
 		}
 	}
-	if (p->up_body_done || p->up_client_failed)
+	if (p->up_body_done || p->up_client_failed || p->up_cut)
 		return;
 	if (upload_pending(p) >= EDGE_UPLOAD_WINDOW && !p->up_answered)
 		http_request_body_pause(p->req);
@@ -606,9 +615,13 @@ static void upload_pump(pxy *p)
 		http_request_body_resume(p->req);
 }
 
+/* Called only for the upload its connection is sending (not one queued
+ * behind another's: writing then would go into that other's body). */
 static void upload_room(void *arg)
 {
-	upload_pump(arg);
+	pxy *p = arg;
+	p->up_started = true;
+	upload_pump(p);
 }
 
 static void upload_data(http_request *req, void *arg, const char *data, size_t len)
@@ -616,21 +629,32 @@ static void upload_data(http_request *req, void *arg, const char *data, size_t l
 	pxy *p = arg;
 	edge *e = p->e;
 	p->up_received += len;
+	if (p->up_cut)
+		return;
 	if (p->up_answered && !p->up_replayable)
 		return; /* the origin answered: the rest is dropped */
 	if (p->up_replayable && p->up_received > e->ec->retry_buffer_bytes) {
 		/* past what is kept for a replay: from now on only what waits is held */
 		p->up_replayable = false;
 		size_t drop = (size_t)(p->up_sent - p->up_base);
-		memmove(p->up_held.data, p->up_held.data + drop, p->up_held.len - drop);
+		if (drop) /* (none held yet: up_held.data is NULL, not for memmove) */
+			memmove(p->up_held.data, p->up_held.data + drop, p->up_held.len - drop);
 		p->up_held.len -= drop;
 		p->up_base = p->up_sent;
 		if (p->up_answered)
 			return;
 	}
-	if (buf_add(&p->up_held, data, len) != 0) { /* cannot happen: paused at EDGE_UPLOAD_WINDOW */
+	if (buf_add(&p->up_held, data, len) != 0) {
+		/* cannot happen (paused at EDGE_UPLOAD_WINDOW, pieces up to EDGE_UPLOAD_PIECE_MAX), but
+		 * if it does the body has a hole now: never sent on (nor replayed) as if whole */
 		log_error("edge %s: request %s: an upload's buffer overflowed; request cut", e->ec->name, p->rid);
+		p->up_cut = true;
+		p->up_replayable = false; /* (counted as cut in answered) */
 		http_request_body_pause(req);
+		if (p->streaming)
+			stream_abandon(p);
+		else if (p->up_in_flight)
+			http_client_abort(client_of(p)); /* answered(): a 502, not repeated */
 		return;
 	}
 	upload_pump(p);
@@ -815,6 +839,7 @@ static void send_to(pxy *p)
 		p->up_origin_ended = false;
 		p->up_answered = false;
 		p->up_in_flight = true;
+		p->up_started = false; /* until its on_room: it may wait behind another request */
 		rc = http_client_request_upload(o->pool[best], m->method, m->target, p->headers.data,
 						m->chunked ? -1 : m->content_length, EDGE_UPLOAD_WINDOW,
 						p->group > 0 ? HTTP_CLIENT_OWN_HOST : 0, stream_head, stream_data,
@@ -1123,12 +1148,17 @@ static void on_head(http_request *req, void *arg)
 	if (strncmp(m->target, "/_edge/", 7) == 0 ||
 	    !((m->chunked && carries) || (m->content_length > 0 && (uint64_t)m->content_length > threshold)))
 		return;
+	if (m->content_length > 0 && (unsigned long long)m->content_length > e->ec->max_upload_bytes) {
+		/* announced over the bound: refused here, the origin never asked (the body is not read) */
+		answer_error(req, 413, "payload_too_large", "the request body is larger than max_upload_bytes");
+		return;
+	}
 	pxy *p = pxy_new(e, req);
 	if (!p)
 		return; /* collected, as a small one */
 	p->upload = true;
 	p->up_replayable = true;
-	buf_init(&p->up_held, e->ec->retry_buffer_bytes + 2 * EDGE_UPLOAD_WINDOW + 256 * 1024);
+	buf_init(&p->up_held, e->ec->retry_buffer_bytes + 2 * EDGE_UPLOAD_WINDOW + EDGE_UPLOAD_PIECE_MAX);
 	if (http_request_stream_body(req, e->ec->max_upload_bytes, upload_data, upload_end, p) != 0) {
 		pxy_free(p);
 		return;

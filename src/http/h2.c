@@ -33,6 +33,13 @@
  * held a fast upload to 256 KiB per turn of the loop, 47 MB/s; with 1 MiB,
  * 112 MB/s, about what HTTP/1.1 does).
  *
+ * A stream answered before its body's end (in on_head, or early while
+ * streamed) lingers: its DATA are dropped (windows given back) for
+ * H2_LINGER_MS after the answer's END_STREAM, then RST_STREAM(NO_ERROR)
+ * unless the client ended it meanwhile (a client still sending sees the
+ * answer: curl 7.88 took an immediate reset as an error). A body that
+ * failed (over the bound, too slow) is reset right after the answer.
+ *
  * Invariants: handlers run only from session_dispatch and session_deliver, after
  * nghttp2_session_mem_recv returned, never inside an nghttp2 callback;
  * nghttp2_session_send runs only outside callbacks (s->in_ng guards it);
@@ -94,6 +101,10 @@ struct h2_stream {
 	bool responding;        /* a data provider is attached */
 	bool ended;             /* the answer's last byte is in out */
 	bool reset_after;       /* RST_STREAM(NO_ERROR) once the answer went (body unread) */
+	bool linger;            /* answered before its body's end (the body is fine): the rest
+				 * is read and dropped for H2_LINGER_MS after the answer, then
+				 * RST_STREAM(NO_ERROR) (a client still sending sees the answer) */
+	struct event *linger_timer;
 	bool end_stream;        /* the request's END_STREAM came */
 	bool head_dispatched;   /* on_head ran before the body */
 	bool in_on_head;
@@ -141,6 +152,7 @@ struct h2_session {
 
 static void session_flush(h2_session *s);
 static void deliver_cb(evutil_socket_t fd, short what, void *arg);
+static void linger_cb(evutil_socket_t fd, short what, void *arg);
 
 /* --- streams --- */
 
@@ -234,6 +246,8 @@ static void stream_release(h2_stream *st)
 		event_free(st->drain_event);
 	if (st->body_timer)
 		event_free(st->body_timer);
+	if (st->linger_timer)
+		event_free(st->linger_timer);
 	if (st->req)
 		http__request_free_h2(st->req);
 	http_parser_free(&st->parser);
@@ -474,8 +488,17 @@ static int on_frame_send_cb(nghttp2_session *ng, const nghttp2_frame *frame, voi
 	if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
 	    (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
 		h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
-		if (st && st->reset_after)
+		h2_session *s = user_data;
+		if (st && st->reset_after) {
 			nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+		} else if (st && st->linger && !st->ng_closed) {
+			/* the rest of the body is dropped (its window given back) for a while */
+			if (!st->linger_timer)
+				st->linger_timer = evtimer_new(http__conn_base(s->c), linger_cb, st);
+			struct timeval tv = util_timeval_ms(H2_LINGER_MS);
+			if (!st->linger_timer || evtimer_add(st->linger_timer, &tv) != 0)
+				nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+		}
 	}
 	return 0;
 }
@@ -753,8 +776,15 @@ static int body_timeout_ms(const h2_session *s)
 static void stream_head_dispatch(h2_session *s, h2_stream *st)
 {
 	st->head_dispatched = true;
-	if (stream_parse_head(s, st) == 0 && !(st->req = http__request_new_h2(s->c, st)))
+	bool bodiless = st->announced_length == 0 || strcmp(st->method, "GET") == 0 || strcmp(st->method, "HEAD") == 0;
+	if (!bodiless && http__conn_over_budget(s->c)) {
+		/* as a new HTTP/1.1 request with a body: refused before it holds more (a streamed
+		 * body holds up to one H2_UPLOAD_WINDOW while paused, and a connection has many) */
+		http__conn_note_overload(s->c, "an HTTP/2 request body refused with 503");
+		stream_fail(st, 503, "overloaded", "the server holds too much data for clients now; retry later");
+	} else if (stream_parse_head(s, st) == 0 && !(st->req = http__request_new_h2(s->c, st))) {
 		stream_fail(st, 503, "overloaded", "out of memory");
+	}
 	if (st->error_status) {
 		st->dispatched = true;
 		st->reset_after = true;
@@ -766,20 +796,20 @@ static void stream_head_dispatch(h2_session *s, h2_stream *st)
 	s->held++;
 	st->in_dispatch = true;
 	st->in_on_head = true;
-	st->reset_after = true; /* answered here: the body is not read */
+	st->linger = true; /* answered here: the body is read and dropped for a while */
 	http__request_on_head(st->req);
 	st->in_on_head = false;
 	if (!st->held) { /* answered */
 		st->dispatched = true;
 	} else if (st->streaming) {
-		st->reset_after = false;
+		st->linger = false;
 		st->dispatched = true;
 		struct timeval tv = util_timeval_ms(body_timeout_ms(s));
 		if (st->body_timer)
 			evtimer_add(st->body_timer, &tv);
 		http__request_on_request(st->req);
 	} else { /* collected: the handler holds it from its end on */
-		st->reset_after = false;
+		st->linger = false;
 		st->held = false;
 		s->held--;
 	}
@@ -859,6 +889,18 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
 	h2_session *s = arg;
 	struct http_conn *c = s->c;
 	session_deliver(s);
+	http__conn_h2_answered(c); /* last: may free the connection and s */
+}
+
+/* A lingering stream's time is up: reset (NO_ERROR), its body unread. */
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	h2_stream *st = arg;
+	h2_session *s = st->s;
+	struct http_conn *c = s->c;
+	if (s->ng && !st->ng_closed)
+		nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+	session_flush(s); /* may release st */
 	http__conn_h2_answered(c); /* last: may free the connection and s */
 }
 
@@ -1152,7 +1194,7 @@ static int stream_submit(h2_stream *st, int status, const char *head, size_t hea
 		p = eol + 1;
 	}
 	if (st->streaming && !st->body_reported)
-		st->reset_after = true; /* answered before the body's end: the rest is not read */
+		st->linger = true; /* answered before the body's end: the rest is dropped a while */
 	nghttp2_data_provider dp = {.source.ptr = st, .read_callback = data_read_cb};
 	int rc = nghttp2_submit_response(s->ng, st->id, nv, n, with_body ? &dp : NULL); /* copies nv */
 	free(nv);
@@ -1262,18 +1304,19 @@ int h2_stream_stream_body(h2_stream *st, uint64_t max, http_body_data_fn on_data
 		return ERR_INVAL; /* the body is here already: collected */
 	if (!st->body_timer && !(st->body_timer = evtimer_new(http__conn_base(st->s->c), body_timer_cb, st)))
 		return ERR_NOMEM;
+	/* a larger window for this stream (a fast upload is not held to one 256 KiB window per
+	 * round of the loop); at most that is held: it is given back once handed on. First: on
+	 * failure nothing is chosen (the handler frees what arg points to) */
+	if (nghttp2_session_set_local_window_size(st->s->ng, NGHTTP2_FLAG_NONE, st->id, H2_UPLOAD_WINDOW) != 0)
+		return ERR_NOMEM;
 	st->streaming = true;
 	st->body_max = max;
 	st->body_data = on_data;
 	st->body_end = on_end;
 	st->body_arg = arg;
 	st->body_received = st->body.len; /* DATA that came with the head */
-	if (st->body_received > max)
-		st->body_error = ERR_LIMIT;
-	/* a larger window for this stream (a fast upload is not held to one 256 KiB window per
-	 * round of the loop); at most that is held: it is given back once handed on */
-	if (nghttp2_session_set_local_window_size(st->s->ng, NGHTTP2_FLAG_NONE, st->id, H2_UPLOAD_WINDOW) != 0)
-		return ERR_NOMEM;
+	if (st->body_received > max || (st->announced_length >= 0 && (uint64_t)st->announced_length > max))
+		st->body_error = ERR_LIMIT; /* an announced length over it too: at once, as over HTTP/1.1 */
 	/* (a client that had not acknowledged our SETTINGS yet gets INITIAL_WINDOW's change on
 	 * top once it does: hence the sum) */
 	size_t most = H2_UPLOAD_WINDOW + H2_INITIAL_WINDOW + 64 * 1024;

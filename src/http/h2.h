@@ -42,6 +42,7 @@ typedef struct h2_stream h2_stream;
 #define H2_INITIAL_WINDOW (256 * 1024)      /* per stream, for request bodies */
 #define H2_CONNECTION_WINDOW (1024 * 1024) /* all streams of a connection */
 #define H2_UPLOAD_WINDOW (1024 * 1024)     /* a stream whose body a handler streams */
+#define H2_LINGER_MS 2000 /* a stream answered before its body's end: the rest dropped so long */
 #define H2_OUTPUT_HIGH (128 * 1024) /* frames queued on the socket before we stop producing */
 #define H2_OUTPUT_LOW (32 * 1024)   /* the write callback resumes below this */
 

@@ -147,8 +147,9 @@ void http_request_set_body_limit(http_request *req, size_t max);
  * discarded). After a failure the connection (HTTP/2: the stream) is closed
  * after the answer. A handler may answer before the end (the origin refused
  * early): the rest of the body is discarded (HTTP/1.1: read and dropped for
- * a while, then the connection closes; HTTP/2: RST_STREAM(NO_ERROR) after
- * the answer) and on_end is not called. on_data must not answer (on_end
+ * a while, then the connection closes; HTTP/2: its DATA dropped for
+ * H2_LINGER_MS after the answer, then RST_STREAM(NO_ERROR)) and on_end is
+ * not called. on_data must not answer (on_end
  * and other events may). 0, or ERR_INVAL (not in on_head, no body, or
  * a detached request): the body is then collected as usual.
  *
