@@ -121,7 +121,10 @@ struct edge {
 				  * origins' max_connections_per_address minus the probe's */
 	/* answers, by how they were made (X-Cache), and what went wrong */
 	unsigned long n_hit, n_miss, n_stale, n_revalidated, n_bad_gateway, n_gateway_timeout, n_failovers,
-		n_stream_cuts, n_uploads, n_upload_replays, n_upload_cuts;
+		n_stream_cuts, n_uploads, n_upload_replays, n_upload_cuts, n_upload_refused;
+	/* what the streamed uploads in progress may hold (each reserves its
+	 * buffer's bound, upload_reserve()): max_upload_memory_bytes */
+	size_t upload_reserved;
 };
 
 typedef struct pxy {
@@ -159,6 +162,7 @@ typedef struct pxy {
 	bool up_started;     /* that request is the one its connection is sending (its
 			      * on_room came): before, it may wait behind another's upload */
 	buf up_held;         /* the body from offset up_base: kept for a replay, or not yet sent */
+	size_t up_reserved;  /* its bound, counted in e->upload_reserved while it lives */
 	uint64_t up_base;
 	uint64_t up_received, up_sent; /* from the client; to the current origin */
 } pxy;
@@ -228,6 +232,7 @@ static void pxy_free(pxy *p)
 	buf_free(&p->headers);
 	buf_free(&p->tee_buf);
 	buf_free(&p->up_held);
+	p->e->upload_reserved -= p->up_reserved;
 	free(p);
 }
 
@@ -1153,12 +1158,26 @@ static void on_head(http_request *req, void *arg)
 		answer_error(req, 413, "payload_too_large", "the request body is larger than max_upload_bytes");
 		return;
 	}
+	/* every upload in progress holds up to its buffer's bound (and, over
+	 * HTTP/2, a stream window in the server, counted there): all of them
+	 * together at most max_upload_memory_bytes, so many uploads at once,
+	 * or one HTTP/2 connection with 100 of them, cannot hold more */
+	size_t reserve = e->ec->retry_buffer_bytes + 2 * EDGE_UPLOAD_WINDOW + EDGE_UPLOAD_PIECE_MAX;
+	if (e->upload_reserved + reserve > e->ec->max_upload_memory_bytes) {
+		e->n_upload_refused++;
+		http_response_header(req, "Retry-After", "1");
+		answer_error(req, 503, "overloaded",
+			     "too many uploads in progress at this edge (max_upload_memory_bytes); try again");
+		return;
+	}
 	pxy *p = pxy_new(e, req);
 	if (!p)
 		return; /* collected, as a small one */
 	p->upload = true;
 	p->up_replayable = true;
-	buf_init(&p->up_held, e->ec->retry_buffer_bytes + 2 * EDGE_UPLOAD_WINDOW + EDGE_UPLOAD_PIECE_MAX);
+	p->up_reserved = reserve;
+	e->upload_reserved += reserve;
+	buf_init(&p->up_held, reserve);
 	if (http_request_stream_body(req, e->ec->max_upload_bytes, upload_data, upload_end, p) != 0) {
 		pxy_free(p);
 		return;
@@ -1268,13 +1287,14 @@ static void render_metrics(edge *e, buf *b)
 		   e->n_gateway_timeout, n, e->n_failovers, n, e->n_stream_cuts, n, e->srv ? http_server_connections(e->srv) : 0);
 	buf_printf(b,
 		   "# HELP tandem_edge_uploads_total Request bodies streamed to an origin as they arrived, those sent "
-		   "again to another origin, and those cut (the client's body failed, or the origin past "
-		   "retry_buffer_bytes).\n"
+		   "again to another origin, those cut (the client's body failed, or the origin past "
+		   "retry_buffer_bytes), and those refused 503 (max_upload_memory_bytes reached).\n"
 		   "# TYPE tandem_edge_uploads_total counter\n"
 		   "tandem_edge_uploads_total{edge=\"%s\",outcome=\"streamed\"} %lu\n"
 		   "tandem_edge_uploads_total{edge=\"%s\",outcome=\"replayed\"} %lu\n"
-		   "tandem_edge_uploads_total{edge=\"%s\",outcome=\"cut\"} %lu\n",
-		   n, e->n_uploads, n, e->n_upload_replays, n, e->n_upload_cuts);
+		   "tandem_edge_uploads_total{edge=\"%s\",outcome=\"cut\"} %lu\n"
+		   "tandem_edge_uploads_total{edge=\"%s\",outcome=\"refused\"} %lu\n",
+		   n, e->n_uploads, n, e->n_upload_replays, n, e->n_upload_cuts, n, e->n_upload_refused);
 	buf_adds(b, "# HELP tandem_edge_origin_up Whether the origin is taken as healthy (probes, failed attempts).\n"
 		    "# TYPE tandem_edge_origin_up gauge\n");
 	for (int i = 0; i < e->norigins; i++)

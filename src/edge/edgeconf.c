@@ -90,6 +90,7 @@ static void section_start(reader *r, const char *section)
 	e->stream_upload_bytes = 1u << 20;
 	e->max_upload_bytes = 5ULL << 30;
 	e->retry_buffer_bytes = 1u << 20;
+	e->max_upload_memory_bytes = 256u << 20;
 	e->cache_bytes = 64u << 20;
 	e->cache_max_object_bytes = 1u << 20;
 }
@@ -338,6 +339,11 @@ static void edge_key(reader *r, const char *name, const char *value)
 			error_at(r, r->line, "retry_buffer_bytes: 0..67108864");
 		else
 			e->retry_buffer_bytes = (size_t)v;
+	} else if (strcmp(name, "max_upload_memory_bytes") == 0) {
+		if (util_parse_int(value, 1LL << 20, 1LL << 40, &v) != 0)
+			error_at(r, r->line, "max_upload_memory_bytes: 1048576..1099511627776");
+		else
+			e->max_upload_memory_bytes = (size_t)v;
 	} else if (strcmp(name, "cache_bytes") == 0) {
 		if (util_parse_int(value, 0, 1LL << 40, &v) != 0)
 			error_at(r, r->line, "cache_bytes: 0..1099511627776 (0: no cache)");

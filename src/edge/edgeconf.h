@@ -33,6 +33,7 @@
  *   stream_upload_bytes = 1048576     ; request bodies larger (or chunked): streamed to the origin
  *   max_upload_bytes = 5368709120     ; the bound of a streamed request body (413 beyond)
  *   retry_buffer_bytes = 1048576      ; a streamed body's first bytes kept for one replay
+ *   max_upload_memory_bytes = 268435456 ; what all streamed uploads may hold at once (503 beyond)
  *   cache_bytes = 67108864            ; the memory cache's bound (0: no cache)
  *   cache_max_object_bytes = 1048576  ; the largest body stored
  *   disk_cache_dir = cache/eu-pop     ; the disk tier (what memory evicts); "" none
@@ -100,6 +101,7 @@ typedef struct edge_conf {
 	size_t stream_upload_bytes;    /* bodies over it, or chunked, are streamed (not collected) */
 	unsigned long long max_upload_bytes; /* a streamed body's bound */
 	size_t retry_buffer_bytes;     /* kept of a streamed body so it can go to another origin */
+	size_t max_upload_memory_bytes; /* all streamed uploads' buffers at once: beyond, 503 */
 	size_t cache_bytes;            /* 0: no cache */
 	size_t cache_max_object_bytes;
 	char disk_cache_dir[EDGECONF_PATH_MAX]; /* "": no disk tier */

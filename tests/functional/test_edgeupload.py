@@ -400,7 +400,8 @@ def test_a_client_stopping_mid_body_times_out_and_the_origin_connection_closes(t
 def test_config_check_accepts_the_upload_keys(tmp_path):
     origin = UploadOrigin()
     edge = CacheEdge(tmp_path, "http://127.0.0.1:%d" % origin.port,
-                     "stream_upload_bytes = 65536\nmax_upload_bytes = 1073741824\nretry_buffer_bytes = 0\n")
+                     "stream_upload_bytes = 65536\nmax_upload_bytes = 1073741824\nretry_buffer_bytes = 0\n"
+                     "max_upload_memory_bytes = 67108864\n")
     try:
         run("config", "check", edge.config)
         with open(edge.config, "a") as f:
@@ -558,6 +559,57 @@ def test_an_announced_length_over_the_bound_is_answered_to_a_client_still_sendin
             t.join(10)
             s.close()
         assert origin.seen == []
+    finally:
+        edge.stop()
+        origin.stop()
+
+
+def test_uploads_beyond_the_memory_budget_are_refused_503_and_the_budget_comes_back(tmp_path):
+    """Each streamed upload in progress reserves its buffer's bound (here,
+    retry_buffer_bytes = 0: about 1.8 MiB); max_upload_memory_bytes = 4 MiB
+    takes two at once: a third, while both are in progress, is answered 503
+    overloaded (JSON, Retry-After) without reaching the origin; once the two
+    are done, another goes through. Before, nothing bounded what many
+    uploads (or one HTTP/2 connection with 100 of them) held together."""
+    origin = UploadOrigin()
+    edge = start(tmp_path, "http://127.0.0.1:%d" % origin.port,
+                 "stream_upload_bytes = 65536\nretry_buffer_bytes = 0\nmax_upload_memory_bytes = 4194304\n")
+    data = os.urandom(3 * MIB)
+
+    def begin():
+        s = socket.create_connection(("127.0.0.1", edge.port), timeout=20)
+        s.sendall(b"PUT /hash HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(data))
+        s.sendall(data[:100 * 1024])
+        return s
+
+    def finish(s):
+        s.sendall(data[100 * 1024:])
+        resp = b""
+        while b"}" not in resp:
+            piece = s.recv(65536)
+            if not piece:
+                break
+            resp += piece
+        s.close()
+        return resp
+
+    try:
+        first, second = begin(), begin()
+        time.sleep(0.3)  # both heads in: both reserved
+        code, body, err = curl("-X", "PUT", "--data-binary", "@" + big_file(tmp_path, 2 * MIB)[0],
+                               "-D", "-", "http://127.0.0.1:%d/hash" % edge.port)
+        assert code == 503, (code, body, err)
+        assert "retry-after: 1" in body.lower() and '"overloaded"' in body, body
+        assert "max_upload_memory_bytes" in body, body
+        for s in (first, second):
+            resp = finish(s)
+            assert resp.startswith(b"HTTP/1.1 200"), resp[:200]
+            got = json.loads(resp.split(b"\r\n\r\n", 1)[1])
+            assert got["sha256"] == hashlib.sha256(data).hexdigest()
+        assert origin.count("/hash") == 2  # the refused one never reached it
+        code, body, err = curl("-X", "PUT", "--data-binary", "@" + big_file(tmp_path, 2 * MIB)[0],
+                               "http://127.0.0.1:%d/hash" % edge.port)
+        assert code == 200, (code, body, err)
     finally:
         edge.stop()
         origin.stop()
