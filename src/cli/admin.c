@@ -175,8 +175,12 @@ int admin_open(int argc, char **argv, const char *usage, config *cfg, admin *ad,
 void admin_close(admin *ad)
 {
 	SSL_CTX_free(ad->ctx);
-	if (ad->base)
+	if (ad->base) {
+		/* callbacks a freed connection left deferred hold its last
+		 * reference: run them, or freeing the base leaks it */
+		event_base_loop(ad->base, EVLOOP_NONBLOCK);
 		event_base_free(ad->base);
+	}
 }
 
 static long long jint(json_t *o, const char *path1, const char *path2)

@@ -96,9 +96,23 @@ struct http_client {
 
 static void client_start_next(http_client *c);
 static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static client_req *client_uploading(const http_client *c);
 static void client_arm_timer(http_client *c);
 static void client_room_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The write callback on or off. On only while an upload's body is sent: a
+ * bufferevent with a write callback schedules it as a deferred callback
+ * (holding a reference) whenever its output drains, and a connection freed
+ * with one pending is only released when the loop runs again; a command
+ * line process freeing its base right after its last answer (tandem
+ * verify under LeakSanitizer) would leak the whole TLS connection. */
+static void client_watch_writes(http_client *c, bool on)
+{
+	if (c->bev)
+		bufferevent_setcb(c->bev, client_read_cb, on ? client_write_cb : NULL, client_event_cb, c);
+}
 
 static void client_close_connection(http_client *c)
 {
@@ -484,7 +498,8 @@ static int client_connect(http_client *c)
 		if (!c->bev)
 			return ERR_NOMEM;
 	}
-	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+	/* no write callback but while an upload is sent (client_watch_writes) */
+	bufferevent_setcb(c->bev, client_read_cb, NULL, client_event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (c->source[0]) {
 		if (client_connect_from(c) != 0) {
@@ -539,6 +554,7 @@ static void client_start_next(http_client *c)
 			if (!c->connected)
 				evtimer_add(c->timer, &tv); /* the connection's */
 			bufferevent_setwatermark(c->bev, EV_WRITE, r->upload_window / 2, 0);
+			client_watch_writes(c, true);
 			if (c->room_ev)
 				event_active(c->room_ev, EV_TIMEOUT, 1);
 		} else if (r->flags & HTTP_CLIENT_EXPECT_CONTINUE) {
@@ -766,6 +782,7 @@ int http_client_upload_end(http_client *c)
 		return ERR_NOMEM;
 	r->upload_ended = true;
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	client_watch_writes(c, false);
 	if (!c->paused)
 		client_arm_timer(c); /* now the answer's */
 	return 0;
