@@ -588,6 +588,17 @@ http_client *http_client_new(struct event_base *base, SSL_CTX *ssl_ctx, const ch
 	return c;
 }
 
+/* r joins the end of the queue; sent when its turn comes. */
+static void client_queue(http_client *c, client_req *r)
+{
+	if (c->queue_tail)
+		c->queue_tail->next = r;
+	else
+		c->queue = r;
+	c->queue_tail = r;
+	client_start_next(c);
+}
+
 /* mem: the body's block, owned from here on (NULL: body is copied). */
 static int client_enqueue(http_client *c, const char *method, const char *target, const char *headers,
 			  char *mem, const char *body, size_t len, int flags, http_client_cb cb,
@@ -640,12 +651,7 @@ static int client_enqueue(http_client *c, const char *method, const char *target
 	r->on_data = on_data;
 	r->on_head = on_head;
 	r->arg = arg;
-	if (c->queue_tail)
-		c->queue_tail->next = r;
-	else
-		c->queue = r;
-	c->queue_tail = r;
-	client_start_next(c);
+	client_queue(c, r);
 	return 0;
 }
 
@@ -683,12 +689,7 @@ static int client_enqueue_upload(http_client *c, const char *method, const char 
 	r->upload_length = length;
 	r->upload_window = window;
 	r->arg = arg;
-	if (c->queue_tail)
-		c->queue_tail->next = r;
-	else
-		c->queue = r;
-	c->queue_tail = r;
-	client_start_next(c);
+	client_queue(c, r);
 	return 0;
 }
 
