@@ -148,8 +148,15 @@ int cmd_switchover(int argc, char **argv)
 	}
 	long long position = json_integer_value(json_object_get(j, "position"));
 	json_decref(j);
-	/* the target is elected at once; wait until it takes writes */
-	double deadline = mono_s() + 10.0;
+	/* the target stands at once and is elected in a round trip; had the
+	 * handover been lost, it would stand after election_timeout_ms and
+	 * win once the witness's grant to us ran out: wait for that bound
+	 * (at least 10 s) until it takes writes */
+	const config_failover *f = &cfg.failover;
+	double wait_s = (2.0 * (f->lease_ms + f->grant_margin_ms) + f->election_timeout_ms) / 1000.0;
+	if (wait_s < 10.0)
+		wait_s = 10.0;
+	double deadline = mono_s() + wait_s;
 	json_t *s = NULL;
 	while (mono_s() < deadline) {
 		s = region_status(&ad, to, err, sizeof err);
@@ -161,8 +168,8 @@ int cmd_switchover(int argc, char **argv)
 		nanosleep(&ts, NULL);
 	}
 	if (!s) {
-		cli_fail("%s handed over at position %lld but %s did not take writes within 10 s (see tandem status)",
-			 from->name, position, to->name);
+		cli_fail("%s handed over at position %lld but %s did not take writes within %.0f s (see tandem status)",
+			 from->name, position, to->name, wait_s);
 		goto out;
 	}
 	printf("switchover %s -> %s done in %.2f s: %s is primary of epoch %lld; nothing lost (%s handed over at "

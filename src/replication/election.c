@@ -171,6 +171,8 @@ struct repl_election {
 	bool stand_force, stand_now;    /* forced failover; skip the pre-vote */
 	uint64_t stand_epoch;
 	int64_t next_stand;
+	uint64_t handover_epoch;        /* a handover released our grant while a round was in flight:
+					   stand again once it ends (0: none) */
 	void *role_reserve;             /* a role job kept for a step-down without memory */
 	bool follow_failed;             /* secondary: the applier could not start; the tick retries */
 	int64_t switch_deadline;
@@ -285,6 +287,8 @@ static int election_set(repl *r, election_state to, const char *why)
 	}
 	r->election->state = to;
 	r->primary = to == ELECTION_PRIMARY || to == ELECTION_SWITCHING;
+	if (r->primary)
+		r->election->handover_epoch = 0; /* elected: the deferred stand has happened */
 	r->election->switching = to == ELECTION_SWITCHING;
 	repl_view_publish(r); /* role and switchover are in the API thread's view */
 	char f[128];
@@ -1123,6 +1127,19 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		return; /* a round or a role write in flight: its answer moves the state */
 	if (!applier_running(r))
 		follow(r); /* a secondary whose applier could not start */
+	if (r->election->handover_epoch) {
+		/* a handover came during a round: stand now, unless a newer
+		 * epoch than the sender's has been learnt since */
+		bool current = voter_promised(r->election->voter) <= r->election->handover_epoch + 1 &&
+			       r->epoch <= r->election->handover_epoch;
+		r->election->handover_epoch = 0;
+		if (current) {
+			log_info("standing for election: the handover's deferred stand");
+			r->election->next_stand = 0;
+			stand(r);
+			return;
+		}
+	}
 	if (now < r->election->next_stand)
 		return;
 	if (now - r->election->contact_mono >= r->env.cfg->failover.election_timeout_ms)
@@ -1188,10 +1205,22 @@ void election_handle_handover(repl *r, http_request *req, const char *peer)
 	if (hrc < 0) /* the grant is kept: the sender is elected once it expires */
 		log_error("handover from %s: cannot release the grant (I/O)", b.who);
 	bool released = hrc == 1;
-	if (released && r->election->state == ELECTION_FOLLOWER) {
+	/* the sender asks us to stand now: also when we held no grant of it
+	 * (it had its lease from the witness alone), as long as no newer
+	 * epoch than its own was promised here */
+	bool current = hrc >= 0 && voter_promised(r->election->voter) <= b.epoch;
+	if (current && r->election->state == ELECTION_FOLLOWER) {
 		log_info("handover from %s (epoch %llu): standing for election now", b.who, (unsigned long long)b.epoch);
 		r->election->next_stand = 0;
 		stand(r);
+	} else if (current && !r->primary) {
+		/* a round of our own is in flight (a pre-vote sent before the
+		 * sender let go of its grant is refused, and its refusal would
+		 * make us wait out the witness's grant): stand again as soon as
+		 * it ends (tick_cb), not after vote_retry_ms or the lease */
+		log_info("handover from %s (epoch %llu): standing for election once the round in flight ends", b.who,
+			 (unsigned long long)b.epoch);
+		r->election->handover_epoch = b.epoch;
 	}
 	repl_answer(req, 200, NULL, released ? "{\"ok\":true,\"released\":true}" : "{\"ok\":true,\"released\":false}");
 }

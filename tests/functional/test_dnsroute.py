@@ -318,7 +318,7 @@ def test_failover_route_follows_a_switchover(deployment):
     wait(["127.0.0.2"])
     out = subprocess.run([TANDEM, "switchover", "--config", d.pair.config, "--to", "us"], capture_output=True,
                          text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == 0, out.stdout + out.stderr + elections(d.pair)
     took = wait(["127.0.0.3"])
     print("db followed the switchover to us in %.2f s" % took)
     assert d.health()["regions"]["us"]["role"] == "primary"
@@ -329,8 +329,22 @@ def test_failover_route_follows_a_switchover(deployment):
     wait_follower(d.pair.us, d.pair.eu, timeout=30)
     out = subprocess.run([TANDEM, "switchover", "--config", d.pair.config, "--to", "eu"], capture_output=True,
                          text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.returncode == 0, out.stdout + out.stderr + elections(d.pair)
     wait(["127.0.0.2"])
+
+
+def elections(pair):
+    """What the regions' logs say of elections, leases and handovers (for a
+    failed switchover's message: CI keeps no logs)."""
+    out = []
+    for name in ("eu", "us"):
+        try:
+            with open(os.path.join(pair.dir, "region-%s.log" % name), errors="replace") as f:
+                lines = [ln for ln in f if any(w in ln for w in ("election", "handover", "lease", "vote", "writes_"))]
+        except OSError as e:
+            lines = [str(e)]
+        out.append("\n--- %s ---\n%s" % (name, "".join(lines[-40:])))
+    return "".join(out)
 
 
 def test_routing_config_errors_name_file_and_line(tmp_path):

@@ -1000,6 +1000,81 @@ static void test_handover(void)
 	close_repl(r);
 }
 
+/* A handover from a primary that had its lease from the witness alone
+ * (this region never granted it one: nothing to release) still makes this
+ * region stand at once. Before, it waited out election_timeout_ms and the
+ * witness's grant: CI's TSan run saw `tandem switchover` give up after
+ * 10 s ("did not take writes"). A handover after a newer promise starts
+ * nothing. */
+static void test_handover_without_our_grant(void)
+{
+	repl *r = open_repl();
+	CHECK_EQ_INT(election_start(r), 0);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	fake_req late = {.b = {.epoch = r->epoch}};
+	snprintf(late.b.who, sizeof late.b.who, "us");
+	uint64_t promised = voter_promised(r->election->voter);
+	CHECK_EQ_INT(voter_learn(r->election->voter, r->epoch + 1), 0); /* a newer epoch promised here */
+	election_handle_handover(r, (http_request *)&late, "us");
+	CHECK_EQ_INT(late.status, 200);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(count_open(), 0);
+	close_repl(r);
+
+	r = open_repl();
+	CHECK_EQ_INT(election_start(r), 0);
+	promised = voter_promised(r->election->voter);
+	fake_req ho = {.b = {.epoch = r->epoch}};
+	snprintf(ho.b.who, sizeof ho.b.who, "us");
+	election_handle_handover(r, (http_request *)&ho, "us");
+	CHECK_EQ_INT(ho.status, 200);
+	CHECK(strstr(ho.text, "\"released\":false") != NULL);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRE_CANDIDATE);
+	CHECK_EQ_INT(voter_promised(r->election->voter), promised);
+	CHECK(find_open(r, "/internal/v1/vote", true) >= 0);
+	close_repl(r);
+}
+
+/* A handover while a pre-vote of ours is in flight (sent before the old
+ * primary let go of its grant, so refused): once the round ends, the next
+ * tick stands again at once, not after the refusal's remaining_ms (the
+ * witness's grant) or vote_retry_ms. Only once: the tick after that waits
+ * as usual. */
+static void test_handover_during_a_round(void)
+{
+	repl *r = open_repl();
+	CHECK_EQ_INT(election_start(r), 0);
+	uint64_t promised = voter_promised(r->election->voter);
+	fake_now += cfg.failover.election_timeout_ms;
+	tick_cb(-1, EV_TIMEOUT, r);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRE_CANDIDATE);
+	int pw = find_open(r, "/internal/v1/vote", true), pp = find_open(r, "/internal/v1/vote", false);
+	CHECK(pw >= 0 && pp >= 0);
+	fake_req ho = {.b = {.epoch = r->epoch}};
+	snprintf(ho.b.who, sizeof ho.b.who, "us");
+	election_handle_handover(r, (http_request *)&ho, "us");
+	CHECK_EQ_INT(ho.status, 200);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRE_CANDIDATE); /* the round in flight goes on */
+	CHECK_EQ_INT(count_open(), 2);
+	refuse(pw, promised, "lease_held", 2300);
+	refuse(pp, promised, "lease_held", 2300);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	CHECK(r->election->next_stand > fake_now);
+	tick_cb(-1, EV_TIMEOUT, r); /* the same instant: the deferred stand */
+	CHECK_EQ_INT(r->election->state, ELECTION_PRE_CANDIDATE);
+	pw = find_open(r, "/internal/v1/vote", true);
+	pp = find_open(r, "/internal/v1/vote", false);
+	CHECK(pw >= 0 && pp >= 0);
+	/* refused again: now it waits as any refused pre-vote does */
+	refuse(pw, promised, "lease_held", 2300);
+	refuse(pp, promised, "lease_held", 2300);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	tick_cb(-1, EV_TIMEOUT, r);
+	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
+	CHECK_EQ_INT(count_open(), 0);
+	close_repl(r);
+}
+
 /* Edges (7) (8) (10) (11): a switchover pauses writes (SWITCHING); past
  * switchover_timeout_ms without the target's ack it is abandoned and
  * writes resume (PRIMARY, 504 to the operator); once the target has
@@ -1184,6 +1259,8 @@ int main(void)
 	RUN(test_step_down_with_no_role_job_at_all);
 	RUN(test_forced_failover_skips_the_pre_vote);
 	RUN(test_handover);
+	RUN(test_handover_without_our_grant);
+	RUN(test_handover_during_a_round);
 	RUN(test_switchover);
 	RUN(test_stale_and_newer_epochs);
 	RUN(test_lease_expiry_refuses_writes);
