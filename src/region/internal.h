@@ -71,6 +71,7 @@ typedef struct region {
 	struct event *sigterm, *sigint, *purge_timer, *shutdown_timer, *log_timer, *trim_timer;
 	struct looplag *api_lag; /* the API loop's lag (tandem_api_loop_lag_seconds) */
 	bool shutting_down;
+	bool loop_done;        /* the main loop was told to end (node.c node_exit_loop) */
 	char dummy_hash[160];  /* verified against for unknown emails (timing) */
 } region;
 

@@ -39,17 +39,26 @@
 #include "region/internal.h"
 #include "region/region.h"
 
+/* The main loop ends here only. The flag outlives the loop call that
+ * sees the exit: a signal handled during start-up's wait for the first
+ * lease (a non-blocking loop) must not leave event_base_dispatch() to run
+ * until the shutdown timeout (a lone region took 10 s to stop). */
+static void node_exit_loop(region *rg)
+{
+	rg->loop_done = true;
+	event_base_loopexit(rg->base, NULL);
+}
+
 static void node_stop_loop(void *arg)
 {
-	region *rg = arg;
-	event_base_loopexit(rg->base, NULL);
+	node_exit_loop(arg);
 }
 
 static void node_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	region *rg = arg;
 	log_warn("shutdown timeout: closing the remaining connections");
-	event_base_loopexit(rg->base, NULL);
+	node_exit_loop(rg);
 }
 
 static void node_signal(evutil_socket_t sig, short what, void *arg)
@@ -57,7 +66,7 @@ static void node_signal(evutil_socket_t sig, short what, void *arg)
 	region *rg = arg;
 	if (rg->shutting_down) {
 		log_warn("second signal: stopping now");
-		event_base_loopexit(rg->base, NULL);
+		node_exit_loop(rg);
 		return;
 	}
 	rg->shutting_down = true;
@@ -513,12 +522,13 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 	/* a primary is ready once it may take writes: its first lease round
 	 * (bounded: without a majority it serves reads and says so) */
 	int64_t lease_deadline = util_mono_us() + 2000000;
-	while (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl) && util_mono_us() < lease_deadline) {
+	while (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl) && util_mono_us() < lease_deadline &&
+	       !rg->shutting_down) {
 		/* the lease is the control thread's: look at its view now and then */
 		event_base_loop(rg->base, EVLOOP_NONBLOCK);
 		usleep(2000);
 	}
-	if (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl))
+	if (repl_is_primary(rg->repl) && !repl_lease_valid(rg->repl) && !rg->shutting_down)
 		log_warn("no lease yet (the witness and the other region are unreachable): writes are refused "
 			 "until a majority answers");
 	if (ready_fd >= 0) {
@@ -526,7 +536,8 @@ int region_main(const config *cfg, const char *name, int ready_fd)
 		(void)unused; /* the parent notices a missing line by itself */
 		close(ready_fd);
 	}
-	event_base_dispatch(rg->base);
+	if (!rg->loop_done)
+		event_base_dispatch(rg->base);
 	status = 0;
 	log_info("stopped");
 out:

@@ -5,12 +5,13 @@ the requests in flight."""
 import json
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
 import requests
 
-from conftest import Region, is_closed, read_response, signup, tls_connect
+from conftest import TANDEM, Region, free_port_base, is_closed, read_response, run, signup, tls_connect
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -231,6 +232,35 @@ def test_max_connections_holds_extra_clients_back(tmp_path):
             s.close()
     finally:
         assert reg.stop() == 0
+
+
+def test_sigterm_while_waiting_for_the_first_lease_stops_at_once(tmp_path):
+    """A primary waits up to 2 s at start for its first lease (here it never
+    comes: the witness and the other region are not running). A SIGTERM in
+    that wait used to be spent on the wait's own loop, and the region ran
+    on until the shutdown timeout (10 s)."""
+    base = free_port_base()
+    run("init", "--address", "127.0.0.1", "--data", str(tmp_path), "--port-base", str(base))
+    log_path = tmp_path / "eu.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([TANDEM, "region", "--config", str(tmp_path / "tandem.ini"), "--region", "eu"],
+                                stdout=log, stderr=log)
+    try:
+        deadline = time.time() + 20
+        while "serving https" not in log_path.read_text(errors="replace"):
+            assert proc.poll() is None and time.time() < deadline, log_path.read_text(errors="replace")
+            time.sleep(0.02)
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        took = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log_path.read_text(errors="replace")
+    assert "shutdown timeout" not in text, text[-2000:]
+    assert took < 5, (took, text[-2000:])
 
 
 def test_graceful_shutdown_finishes_requests_in_flight(tmp_path):
