@@ -100,10 +100,17 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtandem.a tests/unit/test.h tests/un
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< tests/unit/faultvfs.c $(BUILD)/libtandem.a $(LDLIBS)
 
+# UNIT_JOBS binaries at a time (each uses its own temporary files and
+# ports); each one's output is printed whole once it ends, in order.
+UNIT_JOBS ?= 2
 unit: $(UNIT_BIN)
-	@pass=0; fail=0; for t in $(UNIT_BIN); do \
-		if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); echo "unit binary failed: $$t"; fi; \
-	done; echo "unit binaries: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
+	@out=$$(mktemp -d) && \
+	printf '%s\n' $(UNIT_BIN) | xargs -P $(UNIT_JOBS) -I{} sh -c \
+		'n=$$(basename {}); if {} > '$$out'/$$n.log 2>&1; then :; else echo $$? > '$$out'/$$n.failed; fi'; \
+	pass=0; fail=0; for t in $(UNIT_BIN); do n=$$(basename $$t); cat $$out/$$n.log; \
+		if [ -e $$out/$$n.failed ]; then fail=$$((fail+1)); echo "unit binary failed: $$t"; \
+		else pass=$$((pass+1)); fi; \
+	done; rm -rf $$out; echo "unit binaries: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
 # Functional tests run in parallel (pytest-xdist): every test has its own
 # ports and directories. FUNCTIONAL_JOBS=1 runs them one after the other.

@@ -62,6 +62,50 @@ def free_port_base(count=10):
             return base
 
 
+_aws_server = []  # this worker's awsfork.py process, started on first use
+
+
+def aws_cli(args, env, timeout=120):
+    """Run `aws` (Debian's awscli) with `args` and the environment `env`,
+    as a child forked from a server that has imported awscli once
+    (tests/functional/awsfork.py): the same awscli.clidriver.main() that
+    /usr/bin/aws runs, without the second of CPU each `aws` process spends
+    starting (40 calls made that 40 s of the suite's ~250 s of CPU on 2
+    cores). test_s3.py also runs the `aws` executable itself. Returns a
+    CompletedProcess (returncode, stdout and stderr as text)."""
+    import select
+    import tempfile
+    if not _aws_server or _aws_server[0].poll() is not None:
+        _aws_server[:] = [subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "awsfork.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)]
+    srv = _aws_server[0]
+    with tempfile.TemporaryDirectory() as d:
+        out, err = os.path.join(d, "out"), os.path.join(d, "err")
+        srv.stdin.write(json.dumps({"args": list(args), "env": dict(env), "out": out, "err": err}) + "\n")
+        srv.stdin.flush()
+        deadline = time.time() + timeout
+        rc, pid = None, None
+        while rc is None:
+            left = deadline - time.time()
+            ready, _, _ = select.select([srv.stdout], [], [], max(left, 0))
+            if not ready:
+                if pid:
+                    os.kill(pid, signal.SIGKILL)  # the server then reports it and goes on
+                    srv.stdout.readline()
+                raise subprocess.TimeoutExpired(["aws", *args], timeout)
+            line = srv.stdout.readline()
+            if not line:
+                raise RuntimeError("awsfork.py exited")
+            msg = json.loads(line)
+            pid, rc = msg["pid"], msg.get("rc")
+        with open(out, errors="replace") as f:
+            stdout = f.read()
+        with open(err, errors="replace") as f:
+            stderr = f.read()
+    return subprocess.CompletedProcess(["aws", *args], rc, stdout, stderr)
+
+
 def run(*args, check=True, **kw):
     """Run the tandem binary; returns CompletedProcess (text)."""
     return subprocess.run([TANDEM, *args], capture_output=True, text=True,
@@ -73,6 +117,22 @@ def raise_signup_limit(text):
     (10 an hour by default) so that it only applies in the tests of it,
     which set it through edit_config."""
     return text.replace("signup_max_per_address = 10\n", "signup_max_per_address = 100000\n")
+
+
+# Argon2 in the deployments of tests that are not about hashing: t=1 and
+# 1 MiB instead of the defaults (t=2, 19 MiB: ~40 ms of CPU a hash, spent at
+# every region start for the dummy hash and at every signup and login; on
+# the order of 1,000 hashes in the suite). test_auth.py keeps the defaults:
+# its tests of login latency and of logins in flight rely on a real hash.
+REAL_HASHING_MODULES = ("test_auth.py",)
+
+
+def fast_hashing(text):
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")
+    if any(m in current for m in REAL_HASHING_MODULES):
+        return text
+    return (text.replace("argon2_t_cost = 2\n", "argon2_t_cost = 1\n")
+                .replace("argon2_m_cost_kib = 19456\n", "argon2_m_cost_kib = 1024\n"))
 
 
 def drop_dns_sections(text):
@@ -106,7 +166,7 @@ class Region:
         if start >= 0:
             end = text.find("\n[", start + 1)
             text = text[:start] + (text[end + 1:] if end >= 0 else "")
-        text = raise_signup_limit(text)
+        text = fast_hashing(raise_signup_limit(text))
         if edit_config:
             text = edit_config(text)
         with open(self.config, "w") as f:

@@ -22,7 +22,7 @@ import time
 
 import requests
 
-from conftest import TANDEM, free_port_base, new_email, raise_signup_limit, run
+from conftest import TANDEM, fast_hashing, free_port_base, new_email, raise_signup_limit, run
 
 LSN = re.compile(r"^(\d+)/(\d+)$")
 
@@ -327,7 +327,7 @@ class TwoRegions:
             text = set_replication(text, replication)
         if failover:
             text = set_section(text, "failover", failover)
-        text = raise_signup_limit(text)
+        text = fast_hashing(raise_signup_limit(text))
         if auth:
             text = set_section(text, "auth", auth)
         if not witness:

@@ -171,7 +171,11 @@ def test_via_edge_the_clients_go_through_two_edges(tmp_path, scenario):
     for edge in ("edge-eu", "edge-us"):  # the edges ran
         assert (report / "logs" / ("%s.log" % edge)).stat().st_size > 0
     eu_edge = (report / "logs" / "edge-eu.log").read_text()
-    assert "sent to us" in eu_edge, eu_edge[-3000:]  # failover inside requests
+    # eu's edge sent its clients to us: inside requests that found eu gone
+    # ("sent to us"), or, when its probe noticed first (every second; at a
+    # small rate no request may fall between the crash and the probe: CI
+    # saw it), by skipping eu's attempts until eu came back
+    assert "sent to us" in eu_edge or "origin eu is unhealthy" in eu_edge, eu_edge[-3000:]
 
 
 def test_restart_of_every_component_during_a_drill(tmp_path):

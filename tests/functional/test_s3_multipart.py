@@ -23,8 +23,8 @@ import botocore.exceptions
 import pytest
 import requests
 
-from conftest import Region, free_port_base, read_response, run
-from test_s3 import AWS, REGION, S3, blob_files, bucket_name, dev_key, s3_error, s3_port
+from conftest import Region, aws_cli, free_port_base, read_response, run
+from test_s3 import REGION, S3, blob_files, bucket_name, dev_key, s3_error, s3_port
 
 MIB = 1024 * 1024
 
@@ -72,13 +72,13 @@ def aws_env(s3, tmp_path):
     env = dict(os.environ)
     env.update(AWS_ACCESS_KEY_ID=s3.akid, AWS_SECRET_ACCESS_KEY=s3.secret, AWS_DEFAULT_REGION=REGION,
                AWS_CA_BUNDLE=s3.ca, AWS_CONFIG_FILE=str(conf),
-               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_PAGER="")
     return env
 
 
 def aws(s3, tmp_path, *args):
-    p = subprocess.run([AWS, "--endpoint-url", s3.url, *args], capture_output=True, text=True,
-                       env=aws_env(s3, tmp_path), timeout=180)
+    """awscli in this process (conftest.aws_cli)."""
+    p = aws_cli(["--endpoint-url", s3.url, *args], aws_env(s3, tmp_path), timeout=180)
     assert p.returncode == 0, p.stderr + p.stdout
     return p
 

@@ -701,18 +701,27 @@ static void test_a_silent_primary_is_replaced(void)
 	close_repl(r);
 }
 
+/* A follower that heard no primary for election_timeout_ms: it has sent
+ * its pre-vote (PRE_CANDIDATE); *promised is its voter's promise before. */
+static repl *open_pre_candidate(uint64_t *promised)
+{
+	repl *r = open_repl();
+	CHECK_EQ_INT(election_start(r), 0);
+	*promised = voter_promised(r->election->voter);
+	fake_now += cfg.failover.election_timeout_ms;
+	tick_cb(-1, EV_TIMEOUT, r);
+	CHECK_EQ_INT(r->election->state, ELECTION_PRE_CANDIDATE);
+	return r;
+}
+
 /* Edge (a), a pre-vote refusal: the witness's grant to the primary still
  * binds (lease_held, 2300 ms more), the peer is unreachable: back to
  * follower, no promise raised anywhere, the applier never stopped, and the
  * next candidacy waits for the binding time, not just vote_retry_ms. */
 static void test_pre_vote_refused_changes_nothing(void)
 {
-	repl *r = open_repl();
-	CHECK_EQ_INT(election_start(r), 0);
-	uint64_t promised = voter_promised(r->election->voter);
-	fake_now += cfg.failover.election_timeout_ms;
-	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->election->state, ELECTION_PRE_CANDIDATE);
+	uint64_t promised;
+	repl *r = open_pre_candidate(&promised);
 	refuse(find_open(r, "/internal/v1/vote", true), promised, "lease_held", 2300);
 	unreachable(find_open(r, "/internal/v1/vote", false));
 	CHECK_EQ_INT(r->election->state, ELECTION_FOLLOWER);
@@ -1042,12 +1051,8 @@ static void test_handover_without_our_grant(void)
  * as usual. */
 static void test_handover_during_a_round(void)
 {
-	repl *r = open_repl();
-	CHECK_EQ_INT(election_start(r), 0);
-	uint64_t promised = voter_promised(r->election->voter);
-	fake_now += cfg.failover.election_timeout_ms;
-	tick_cb(-1, EV_TIMEOUT, r);
-	CHECK_EQ_INT(r->election->state, ELECTION_PRE_CANDIDATE);
+	uint64_t promised;
+	repl *r = open_pre_candidate(&promised);
 	int pw = find_open(r, "/internal/v1/vote", true), pp = find_open(r, "/internal/v1/vote", false);
 	CHECK(pw >= 0 && pp >= 0);
 	fake_req ho = {.b = {.epoch = r->epoch}};
