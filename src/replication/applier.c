@@ -62,6 +62,13 @@ struct repl_applier {
 	pending_frame *unapplied, *unapplied_tail; /* received, not yet applied */
 	uint64_t primary_seq;        /* from heartbeats */
 	int64_t primary_time_ms;
+	/* freshness (repl_primary_silence_ms): a heartbeat says the primary
+	 * was at claim_seq at claim_mono (voter clock, when it arrived); this
+	 * region is as fresh as that only once it has applied claim_seq. The
+	 * oldest claim not yet met waits here (claim_mono 0: none), so a
+	 * steady lag still moves freshness on, a heartbeat period at a time */
+	uint64_t claim_seq;
+	int64_t claim_mono;
 	int64_t link_down_since_ms;
 	int64_t last_contact_ms;
 	struct event *reconnect;
@@ -149,6 +156,7 @@ void applier_reset_position(repl *r, uint64_t seq)
 {
 	r->position = seq;
 	r->applier->received_seq = seq;
+	r->applier->claim_mono = 0; /* a claim of the old history may never be met */
 	if (seq > r->applier->primary_seq)
 		r->applier->primary_seq = seq;
 	repl_view_publish(r);
@@ -432,6 +440,29 @@ static void ack_done(int rc, const http_message *resp, const char *body, size_t 
 
 static void applier_schedule(repl *r);
 
+/* A heartbeat's claim (the primary was at seq when it arrived), or the
+ * position moved (seq 0, now 0): freshness moves to the claim once what it
+ * names is applied. Before, any frame or heartbeat that arrived made the
+ * region fresh, so right after a partition healed a secondary answered
+ * tokens from its old state while the logouts of the cut were still in
+ * its writer queue (CI's ASan run: a logged-out token 200 at us). */
+static void freshness_claim(repl *r, uint64_t seq, int64_t now)
+{
+	repl_applier *a = r->applier;
+	if (a->claim_mono && r->position >= a->claim_seq) { /* the waiting claim is met */
+		r->fresh_mono = a->claim_mono;
+		a->claim_mono = 0;
+	}
+	if (now && !a->claim_mono) {
+		if (r->position >= seq) {
+			r->fresh_mono = now;
+		} else {
+			a->claim_seq = seq;
+			a->claim_mono = now;
+		}
+	}
+}
+
 static void apply_done(void *arg, int rc, uint64_t seq)
 {
 	apply_job *j = arg;
@@ -448,6 +479,7 @@ static void apply_done(void *arg, int rc, uint64_t seq)
 	if (rc == 0) {
 		r->position = j->seq;
 		r->applier->applied_entries++;
+		freshness_claim(r, 0, 0);
 		if (r->applier->fail_count && j->seq >= r->applier->fail_seq) {
 			log_info("replication: entry %llu applied after %llu failed attempts",
 				 (unsigned long long)j->seq, (unsigned long long)r->applier->fail_count);
@@ -539,7 +571,7 @@ static void applier_data(void *arg, const char *data, size_t len)
 		}
 		if (f.type == FRAME_HEARTBEAT) {
 			election_contact(r, f.epoch);
-			r->fresh_mono = voter_clock_ms(); /* repl_primary_silence_ms */
+			freshness_claim(r, f.seq, voter_clock_ms()); /* repl_primary_silence_ms */
 			if (!r->applier->apply_failed && !r->applier->fail_count)
 				r->applier->backoff_ms = r->env.cfg->replication.reconnect_min_ms;
 			if (f.seq > r->applier->primary_seq)
@@ -550,8 +582,7 @@ static void applier_data(void *arg, const char *data, size_t len)
 			repl_view_publish(r);
 			continue;
 		}
-		election_contact_now(r);
-		r->fresh_mono = voter_clock_ms();
+		election_contact_now(r); /* received is not applied: freshness waits (freshness_claim) */
 		if (f.seq <= r->applier->received_seq)
 			continue; /* already have it */
 		apply_job *j = calloc(1, sizeof *j);
@@ -783,6 +814,7 @@ static void applier_connect(repl *r)
 	}
 	buf_reset(&r->applier->frames);
 	r->applier->stream_generation++;
+	r->applier->claim_mono = 0; /* a new stream's heartbeats make their own claims */
 	r->applier->replacing_stream = true; /* its end callback must not schedule again */
 	http_client_free(&r->applier->stream_client);
 	r->applier->replacing_stream = false;

@@ -154,10 +154,11 @@ struct repl {
 				     * promotion) or applied (secondary: applier.c, and
 				     * applier_reset_position for snapshot.c and rejoin.c) */
 	waiter *position_waiters;   /* repl.c's waits (ctl_wait_position, repl_position_reached) */
-	int64_t fresh_mono;         /* voter clock: when this region last knew it had every
-				     * write of the primary (stream data or heartbeat from it:
-				     * applier.c; as a primary with a lease, its own heartbeat
-				     * tick: stream.c); 0 never. Read by view.c's publish */
+	int64_t fresh_mono;         /* voter clock: the latest time at which this region is
+				     * known to have applied every write the primary had then
+				     * (a heartbeat's position once applied: applier.c
+				     * freshness_claim; as a primary with a lease, its own
+				     * heartbeat tick: stream.c); 0 never. Read by view.c's publish */
 
 	/* each module's own state, defined in its .c file and reached by the
 	 * others only through the functions of its header */

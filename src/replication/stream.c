@@ -277,6 +277,22 @@ void stream_on_committed(repl *r)
 	}
 }
 
+/* A heartbeat frame: this primary's epoch and position now. The secondary
+ * counts itself fresh as of it once it has applied that position
+ * (applier.c freshness_claim). */
+static void send_heartbeat(repl *r, subscriber *s, int64_t now)
+{
+	buf hb;
+	buf_init(&hb, 64);
+	/* only out of memory can fail it: that heartbeat is skipped
+	 * (the next one comes in heartbeat_ms), logged */
+	if (frame_encode(&hb, FRAME_HEARTBEAT, r->epoch, r->position, now, NULL, 0) == 0)
+		http_respond_chunk(s->req, hb.data, hb.len);
+	else
+		log_error("replication: out of memory for a heartbeat to %s; skipped", s->peer);
+	buf_free(&hb);
+}
+
 static void stream_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
 	repl *r = arg;
@@ -292,15 +308,7 @@ static void stream_heartbeat(evutil_socket_t fd, short what, void *arg)
 			stream_end(r, s);
 		} else {
 			stream_pump(r, s);
-			buf hb;
-			buf_init(&hb, 64);
-			/* only out of memory can fail it: that heartbeat is skipped
-			 * (the next one comes in heartbeat_ms), logged */
-			if (frame_encode(&hb, FRAME_HEARTBEAT, r->epoch, r->position, now, NULL, 0) == 0)
-				http_respond_chunk(s->req, hb.data, hb.len);
-			else
-				log_error("replication: out of memory for a heartbeat to %s; skipped", s->peer);
-			buf_free(&hb);
+			send_heartbeat(r, s, now);
 		}
 		s = next;
 	}
@@ -449,6 +457,9 @@ void stream_handle(repl *r, http_request *req, const char *peer)
 	http_response_header(req, "Content-Type", "application/x-tandem-replication");
 	http_respond_start(req, 200);
 	stream_pump(r, s);
+	/* one at once: the secondary is fresh as soon as it has applied what
+	 * this primary has now, not a heartbeat period later */
+	send_heartbeat(r, s, util_now_ms());
 }
 
 /* Delete acknowledged entries, and entries past the size/age bound. */

@@ -293,6 +293,58 @@ static void test_in_order_apply_across_chunks(void)
 	close_secondary(r);
 }
 
+/* Rule: the region is fresh (repl_primary_silence_ms, which decides
+ * whether a secondary may answer tokens) only as of a heartbeat whose
+ * position it has applied: entries received but still in the writer queue
+ * do not count. Before, any heartbeat or frame that arrived made it fresh,
+ * so right after a partition healed a secondary answered a token whose
+ * logout was still in its queue (CI's ASan run: 200 for a logged-out
+ * token). A claim not yet met waits; a newer heartbeat does not replace it. */
+static void test_freshness_waits_for_what_the_heartbeat_names(void)
+{
+	repl *r = open_secondary();
+	CHECK_EQ_INT(r->fresh_mono, 0);
+	buf out;
+	buf_init(&out, 1 << 16);
+	CHECK_EQ_INT(frame_encode(&out, FRAME_HEARTBEAT, 1, 2, 5000, NULL, 0), 0);
+	int64_t t_claim = voter_clock_ms();
+	feed(r, &out, 5);
+	CHECK_EQ_INT(r->fresh_mono, 0); /* the primary is at 2, this region at 0 */
+	put_change(&out, 1, 1, "t", "INSERT INTO t VALUES (1, 'a')");
+	put_change(&out, 1, 2, "t", "INSERT INTO t VALUES (2, 'b')");
+	feed(r, &out, 64);
+	CHECK_EQ_INT(r->applier->received_seq, 2);
+	CHECK_EQ_INT(r->fresh_mono, 0); /* received, not applied */
+	settle(r);
+	CHECK_EQ_INT(r->position, 2);
+	CHECK(r->fresh_mono >= t_claim && r->fresh_mono <= voter_clock_ms()); /* as of the heartbeat */
+	/* a heartbeat of what is applied: fresh as of now */
+	int64_t before = r->fresh_mono;
+	usleep(2000);
+	CHECK_EQ_INT(frame_encode(&out, FRAME_HEARTBEAT, 1, 2, 5100, NULL, 0), 0);
+	feed(r, &out, 64);
+	CHECK(r->fresh_mono > before);
+	/* the primary moves on to 4: freshness stays until 4 is applied, and a
+	 * later heartbeat (at 5) waits behind that claim */
+	before = r->fresh_mono;
+	usleep(2000);
+	CHECK_EQ_INT(frame_encode(&out, FRAME_HEARTBEAT, 1, 4, 5200, NULL, 0), 0);
+	feed(r, &out, 64);
+	int64_t t4 = voter_clock_ms();
+	usleep(2000);
+	CHECK_EQ_INT(frame_encode(&out, FRAME_HEARTBEAT, 1, 5, 5300, NULL, 0), 0);
+	feed(r, &out, 64);
+	CHECK_EQ_INT(r->fresh_mono, before);
+	put_change(&out, 1, 3, "t", "INSERT INTO t VALUES (3, 'c')");
+	put_change(&out, 1, 4, "t", "INSERT INTO t VALUES (4, 'd')");
+	feed(r, &out, 64);
+	settle(r);
+	CHECK_EQ_INT(r->position, 4);
+	CHECK(r->fresh_mono > before && r->fresh_mono <= t4); /* as of the heartbeat at 4 */
+	buf_free(&out);
+	close_secondary(r);
+}
+
 /* Rule: an entry already received is not handed to the writer again, and
  * one that reaches the writer anyway (the stream resumed from before it)
  * is refused there as a duplicate (ERR_EXISTS) without restarting the
@@ -651,6 +703,7 @@ int main(void)
 	RUN(test_acks_follow_durable_apply);
 	RUN(test_a_bad_or_stale_stream_is_dropped);
 	RUN(test_an_entry_that_does_not_apply_backs_off);
+	RUN(test_freshness_waits_for_what_the_heartbeat_names);
 	sqlite3_close(src);
 	event_free(keep);
 	event_base_free(tbase);
