@@ -45,13 +45,28 @@ static int exec_insert(db_conn *db, void *arg)
 	return j->fail ? ERR_CONFLICT : 0;
 }
 
+/* The reader's count, -1 if it cannot be read. A WAL reader may be told
+ * SQLITE_BUSY or SQLITE_PROTOCOL while the writer checkpoints under heavy
+ * contention (CI's ASan run, the functional tests beside it): it tries
+ * again, as the region's reader pool would be retried by its client. The
+ * step's result was ignored before, and such a refusal read as "0 rows",
+ * i.e. a write answered before it was visible. */
 static int count_value(int v)
 {
 	sqlite3_stmt *st = db_stmt(reader, "SELECT count(*) FROM t WHERE v = ?1");
-	sqlite3_bind_int(st, 1, v);
-	sqlite3_step(st);
-	int n = sqlite3_column_int(st, 0);
-	sqlite3_reset(st);
+	int n = -1;
+	for (int attempt = 0; attempt < 200 && n < 0; attempt++) {
+		sqlite3_bind_int(st, 1, v);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			n = sqlite3_column_int(st, 0);
+		sqlite3_reset(st);
+		if (n < 0 && rc != SQLITE_BUSY && rc != SQLITE_PROTOCOL && rc != SQLITE_LOCKED)
+			break;
+		if (n < 0)
+			usleep(1000);
+	}
+	CHECK(n >= 0);
 	return n;
 }
 
