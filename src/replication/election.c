@@ -171,8 +171,8 @@ struct repl_election {
 	bool stand_force, stand_now;    /* forced failover; skip the pre-vote */
 	uint64_t stand_epoch;
 	int64_t next_stand;
-	uint64_t handover_epoch;        /* a handover released our grant while a round was in flight:
-					   stand again once it ends (0: none) */
+	uint64_t handover_epoch;        /* a handover (of this epoch) came while a round of ours was in
+					   flight: stand again once it ends (tick_cb; 0: none) */
 	void *role_reserve;             /* a role job kept for a step-down without memory */
 	bool follow_failed;             /* secondary: the applier could not start; the tick retries */
 	int64_t switch_deadline;
