@@ -60,12 +60,51 @@ static void committer_deliver(void *arg)
 	free(j);
 }
 
-/* What a failed statement of the batch means for its jobs: a busy database
- * is ERR_AGAIN (nothing kept, retry), anything else ERR_IO. */
+/* A refusal that says "not now" rather than "broken": the busy timeout ran
+ * out (SQLITE_BUSY, SQLITE_LOCKED), or a WAL reader could not take a
+ * consistent snapshot of the wal-index in SQLite's own ~100 tries while
+ * other connections were checkpointing or opening (SQLITE_PROTOCOL, seen
+ * under heavy contention in CI). Nothing of the statement took effect. */
+static bool committer_transient(int code)
+{
+	code &= 0xff;
+	return code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_PROTOCOL;
+}
+
+/* What a failed statement of the batch means for its jobs: a transient
+ * refusal is ERR_AGAIN (nothing kept, retry), anything else ERR_IO. */
 static int committer_batch_error(committer *c)
 {
-	int code = sqlite3_errcode(db_handle(c->db)) & 0xff;
-	return code == SQLITE_BUSY || code == SQLITE_LOCKED ? ERR_AGAIN : ERR_IO;
+	return committer_transient(sqlite3_errcode(db_handle(c->db))) ? ERR_AGAIN : ERR_IO;
+}
+
+/* BEGIN IMMEDIATE, tried again on a transient refusal: a failed BEGIN holds
+ * no lock and changed nothing, so trying again is safe, and it spares a
+ * whole batch of users an error for a wal-index race that is over in
+ * microseconds. BUSY already waited out the busy timeout (10 s) inside
+ * SQLite, so it is not tried again; PROTOCOL is, BEGIN_ATTEMPTS times in
+ * all, sleeping 1, 2, 4, ... ms between (sqlite3_sleep: the VFS's xSleep,
+ * which the unit tests' VFS makes instant). */
+enum { BEGIN_ATTEMPTS = 6 };
+
+static int committer_begin(committer *c)
+{
+	int rc = 0;
+	for (int attempt = 0; attempt < BEGIN_ATTEMPTS; attempt++) {
+		if (attempt > 0) {
+			pthread_mutex_lock(&c->lock);
+			c->stats.begin_retries++;
+			pthread_mutex_unlock(&c->lock);
+			sqlite3_sleep(1 << (attempt - 1));
+		}
+		rc = db_exec(c->db, "BEGIN IMMEDIATE");
+		if (rc == 0)
+			return 0;
+		int code = sqlite3_errcode(db_handle(c->db)) & 0xff;
+		if (code != SQLITE_PROTOCOL)
+			return rc;
+	}
+	return rc;
 }
 
 /* Run one batch: jobs[0..n) in one transaction. If any statement of the
@@ -75,7 +114,7 @@ static int committer_batch_error(committer *c)
  * failed job's changes in the commit. */
 static void committer_run_batch(committer *c, commit_job *batch)
 {
-	int rc = db_exec(c->db, "BEGIN IMMEDIATE");
+	int rc = committer_begin(c);
 	int fail_rc = rc != 0 ? committer_batch_error(c) : 0;
 	uint64_t seq = 0;
 	if (rc == 0) {

@@ -34,7 +34,8 @@ typedef struct committer committer;
 typedef int (*commit_exec_fn)(db_conn *db, void *arg);
 /* Runs on the loop thread once the batch is durable (rc from exec), or,
  * when the batch could not be committed (nothing of it was kept), with
- * ERR_AGAIN (the database was busy: retry) or ERR_IO (a storage error, a
+ * ERR_AGAIN (the database was busy, or its WAL index contended past a few
+ * tries of the BEGIN: retry) or ERR_IO (a storage error, a
  * savepoint that could not be rolled back or released, the end hook
  * failed). Always called exactly once per accepted job. seq: the position
  * of the batch (see committer_hooks), 0 when there is none. */
@@ -60,6 +61,7 @@ typedef struct committer_stats {
 	uint64_t batches;
 	uint64_t writes;
 	uint64_t failed_batches;
+	uint64_t begin_retries;   /* BEGINs tried again after SQLITE_PROTOCOL */
 	uint64_t commit_us_total; /* time in COMMIT (fsync) */
 	int queued;
 } committer_stats;

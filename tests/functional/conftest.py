@@ -25,6 +25,19 @@ TANDEM = os.environ.get("TANDEM_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "tandem")
 TANDEM = os.path.abspath(TANDEM)
 
+
+def _built_with_asan(path):
+    """True for a binary built with AddressSanitizer (make SAN=1): its RSS
+    also holds ASan's shadow memory, one byte per eight of the heap."""
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+UNDER_ASAN = _built_with_asan(TANDEM)
+
 # Each pytest-xdist worker (gw0, gw1, ...) hands out ports from its own slice
 # of 16000-32767: blocks of different workers must never overlap (a check
 # that a port is free does not reserve it), and none may lie in Linux's

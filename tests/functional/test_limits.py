@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from conftest import Region, error_code, read_response, signup
+from conftest import UNDER_ASAN, Region, error_code, read_response, signup
 
 MIB = 1024 * 1024
 
@@ -179,8 +179,13 @@ def test_big_answers_never_read_hold_bounded_memory_and_are_closed(tmp_path, mon
         # buffer grows by doubling: up to 2 x the page). One reader thread
         # here: each builds one page at a time, so query_threads pages can
         # be in the making (their memory is bounded by query_threads x
-        # page_max_bytes, docs/SECURITY.md), which is not what this pins
-        assert peak - base < 32 * MIB + 3 * page_bytes, (peak - base) / MIB
+        # page_max_bytes, docs/SECURITY.md), which is not what this pins.
+        # Under ASan the heap's shadow (1/8 of it) is in RSS too: a local ASan
+        # run measured 64.05 MiB against a bound of 63.6
+        bound = 32 * MIB + 3 * page_bytes
+        if UNDER_ASAN:
+            bound = bound * 9 // 8 + 4 * MIB
+        assert peak - base < bound, (peak - base) / MIB
 
         # nobody read: after write_timeout_ms (1.5 s) every one is closed
         # (reading earlier would make progress and keep it alive)

@@ -285,6 +285,63 @@ static void test_full_disk_and_io_error_at_commit(void)
 	}
 }
 
+/* done() without the reader's look: for faults armed on every connection */
+static void on_done_blind(void *arg, int rc, uint64_t seq)
+{
+	(void)seq;
+	job *j = arg;
+	j->done_calls++;
+	j->rc = rc;
+}
+
+/* Bug pinned: under heavy contention (CI's ASan run, unit binaries side by
+ * side) BEGIN IMMEDIATE got SQLITE_PROTOCOL (a WAL reader could not take
+ * its read lock in SQLite's ~100 tries) and the committer answered the
+ * whole batch ERR_IO, a "storage error" (500) for a race over in
+ * microseconds. Now the BEGIN, which changed nothing, is tried again. The
+ * faults: xShmLock says SQLITE_BUSY, which SQLite's WAL code turns into
+ * SQLITE_PROTOCOL after its tries (the VFS's xSleep is instant). */
+static void test_wal_protocol_refusal_at_begin_is_tried_again(void)
+{
+	committer *c = open_committer(16);
+	committer_stats before, after;
+	committer_get_stats(c, &before);
+	job jobs[1];
+	memset(jobs, 0, sizeof jobs);
+	jobs[0].value = 15000;
+	/* enough refusals for one BEGIN to give up with SQLITE_PROTOCOL, not
+	 * for all of its attempts */
+	faultvfs_arm(FAULTVFS_SHMLOCK, 1, SQLITE_BUSY, 150);
+	committer_submit(c, exec_insert, on_done_blind, &jobs[0]);
+	wait_all(jobs, 1);
+	int injected = faultvfs_injected();
+	faultvfs_disarm();
+	committer_get_stats(c, &after);
+	CHECK(injected > 100);
+	CHECK_EQ_INT(jobs[0].done_calls, 1);
+	CHECK_EQ_INT(jobs[0].rc, 0);
+	CHECK(after.begin_retries > before.begin_retries);
+	CHECK_EQ_INT((int)(after.failed_batches - before.failed_batches), 0);
+	CHECK_EQ_INT(count_value(jobs[0].value), 1);
+
+	/* a refusal that does not end: the batch is answered ERR_AGAIN (retry),
+	 * not ERR_IO, after a bounded number of tries; nothing kept */
+	memset(jobs, 0, sizeof jobs);
+	jobs[0].value = 15001;
+	committer_get_stats(c, &before);
+	faultvfs_arm(FAULTVFS_SHMLOCK, 1, SQLITE_BUSY, -1);
+	committer_submit(c, exec_insert, on_done_blind, &jobs[0]);
+	wait_all(jobs, 1);
+	faultvfs_disarm();
+	committer_get_stats(c, &after);
+	CHECK_EQ_INT(jobs[0].done_calls, 1);
+	CHECK_EQ_INT(jobs[0].rc, ERR_AGAIN);
+	CHECK_EQ_INT((int)(after.begin_retries - before.begin_retries), 5);
+	CHECK_EQ_INT((int)(after.failed_batches - before.failed_batches), 1);
+	CHECK_EQ_INT(count_value(jobs[0].value), 0);
+	committer_free(&c);
+}
+
 /* The control thread's jobs (committer_submit_to) complete on its own loop:
  * running the committer's loop delivers nothing of them, running the
  * target's loop delivers each exactly once; a job submitted the usual way
@@ -346,6 +403,7 @@ int main(void)
 	RUN(test_savepoint_that_cannot_roll_back_fails_the_batch);
 	RUN(test_busy_database_is_err_again);
 	RUN(test_full_disk_and_io_error_at_commit);
+	RUN(test_wal_protocol_refusal_at_begin_is_tried_again);
 	RUN(test_completion_on_another_loop);
 	db_close(&reader);
 	event_base_free(base);
