@@ -245,9 +245,29 @@ static int shim_randomness(sqlite3_vfs *vfs, int n, char *out)
 	return real_vfs->xRandomness(real_vfs, n, out);
 }
 
+/* Instant while a fault is armed or instant_sleep is on: the busy handler's
+ * schedule then passes at once. Otherwise a real sleep: SQLite's own WAL
+ * retries (a reader racing a checkpoint, ~100 tries with growing sleeps)
+ * need time to pass, and made instant they gave up with SQLITE_PROTOCOL in
+ * microseconds whenever a test's reader thread and writer met (a flaky
+ * test_committer under load, not a behaviour of the real VFS). */
+static bool instant_sleep;
+
+void faultvfs_instant_sleep(bool on)
+{
+	pthread_mutex_lock(&plan_lock);
+	instant_sleep = on;
+	pthread_mutex_unlock(&plan_lock);
+}
+
 static int shim_sleep(sqlite3_vfs *vfs, int us)
 {
-	return us; /* tests never sleep: the busy handler's schedule passes at once */
+	pthread_mutex_lock(&plan_lock);
+	bool instant = plan.armed || instant_sleep;
+	pthread_mutex_unlock(&plan_lock);
+	if (instant)
+		return us;
+	return real_vfs->xSleep(real_vfs, us);
 }
 
 static int shim_current_time(sqlite3_vfs *vfs, double *out)

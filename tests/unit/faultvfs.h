@@ -5,15 +5,19 @@
  * after it return a chosen code (SQLITE_BUSY, SQLITE_IOERR, SQLITE_FULL,
  * ...). Every other call goes to the real VFS unchanged.
  *
- * xSleep returns at once without sleeping, so the busy handler of a
+ * xSleep returns at once without sleeping while a fault is armed or
+ * faultvfs_instant_sleep(true) is in force, so the busy handler of a
  * connection (sqlite3_busy_timeout) gives up after its whole schedule in
- * microseconds of real time: tests of SQLITE_BUSY never sleep.
+ * microseconds of real time: tests of SQLITE_BUSY never sleep. Otherwise it
+ * sleeps as the real VFS does (SQLite's WAL retries need the time).
  *
  * Connections opened after faultvfs_install() use it (they name no VFS).
  * Thread-safe (the committer's writer thread calls it).
  */
 #ifndef TANDEM_TEST_FAULTVFS_H
 #define TANDEM_TEST_FAULTVFS_H
+
+#include <stdbool.h>
 
 typedef enum faultvfs_method {
 	FAULTVFS_READ,
@@ -37,5 +41,8 @@ void faultvfs_disarm(void);
 int faultvfs_calls(faultvfs_method m);
 /* Faults injected since the last arm. */
 int faultvfs_injected(void);
+/* Sleep instantly even with no fault armed: for a test that makes a
+ * connection busy by holding a lock on another one. */
+void faultvfs_instant_sleep(bool on);
 
 #endif

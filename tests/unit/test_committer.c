@@ -228,7 +228,8 @@ static void test_savepoint_that_cannot_roll_back_fails_the_batch(void)
 
 /* Bug pinned: a busy database (BEGIN IMMEDIATE gets SQLITE_BUSY after the
  * busy timeout) was reported as ERR_IO, a storage failure. Now ERR_AGAIN:
- * nothing was kept, retry. The VFS's xSleep returns at once: no sleeping. */
+ * nothing was kept, retry. The VFS's xSleep returns at once (instant_sleep):
+ * no sleeping. */
 static void test_busy_database_is_err_again(void)
 {
 	committer *c = open_committer(16);
@@ -240,8 +241,10 @@ static void test_busy_database_is_err_again(void)
 	db_conn *other = db_open(path, false, err, sizeof err);
 	CHECK(other != NULL);
 	CHECK_EQ_INT(db_exec(other, "BEGIN IMMEDIATE"), 0);
+	faultvfs_instant_sleep(true); /* the busy timeout passes at once */
 	committer_submit(c, exec_insert, on_done, &jobs[0]);
 	wait_all(jobs, 1);
+	faultvfs_instant_sleep(false);
 	CHECK_EQ_INT(jobs[0].done_calls, 1);
 	CHECK_EQ_INT(jobs[0].rc, ERR_AGAIN);
 	CHECK_EQ_INT(count_value(jobs[0].value), 0);
