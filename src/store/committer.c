@@ -63,8 +63,10 @@ static void committer_deliver(void *arg)
 /* A refusal that says "not now" rather than "broken": the busy timeout ran
  * out (SQLITE_BUSY, SQLITE_LOCKED), or a WAL reader could not take a
  * consistent snapshot of the wal-index in SQLite's own ~100 tries while
- * other connections were checkpointing or opening (SQLITE_PROTOCOL, seen
- * under heavy contention in CI). Nothing of the statement took effect. */
+ * other connections were checkpointing or opening (SQLITE_PROTOCOL; with
+ * the real VFS those tries sleep about 10 s in all, so it is rare: it was
+ * seen with the unit tests' VFS when its sleeps were instant). Nothing of
+ * the statement took effect. */
 static bool committer_transient(int code)
 {
 	code &= 0xff;
@@ -80,11 +82,11 @@ static int committer_batch_error(committer *c)
 
 /* BEGIN IMMEDIATE, tried again on a transient refusal: a failed BEGIN holds
  * no lock and changed nothing, so trying again is safe, and it spares a
- * whole batch of users an error for a wal-index race that is over in
- * microseconds. BUSY already waited out the busy timeout (10 s) inside
+ * whole batch of users an error for a wal-index race that may well be over
+ * by the next try. BUSY already waited out the busy timeout (10 s) inside
  * SQLite, so it is not tried again; PROTOCOL is, BEGIN_ATTEMPTS times in
  * all, sleeping 1, 2, 4, ... ms between (sqlite3_sleep: the VFS's xSleep,
- * which the unit tests' VFS makes instant). */
+ * which the unit tests' VFS makes instant while it injects faults). */
 enum { BEGIN_ATTEMPTS = 6 };
 
 static int committer_begin(committer *c)
