@@ -297,13 +297,13 @@ static void on_done_blind(void *arg, int rc, uint64_t seq)
 	j->rc = rc;
 }
 
-/* Bug pinned: under heavy contention (CI's ASan run, unit binaries side by
- * side) BEGIN IMMEDIATE got SQLITE_PROTOCOL (a WAL reader could not take
- * its read lock in SQLite's ~100 tries) and the committer answered the
- * whole batch ERR_IO, a "storage error" (500) for a race over in
- * microseconds. Now the BEGIN, which changed nothing, is tried again. The
- * faults: xShmLock says SQLITE_BUSY, which SQLite's WAL code turns into
- * SQLITE_PROTOCOL after its tries (the VFS's xSleep is instant). */
+/* Bug pinned: a BEGIN IMMEDIATE refused with SQLITE_PROTOCOL (a WAL reader
+ * that could not take its read lock in SQLite's ~100 tries) made the
+ * committer answer the whole batch ERR_IO, a "storage error" (503
+ * storage_unavailable), though nothing was wrong with the storage. Now the
+ * BEGIN, which changed nothing, is tried again. The faults: xShmLock says
+ * SQLITE_BUSY, which SQLite's WAL code turns into SQLITE_PROTOCOL after its
+ * tries (xSleep is instant while a fault is armed). */
 static void test_wal_protocol_refusal_at_begin_is_tried_again(void)
 {
 	committer *c = open_committer(16);
